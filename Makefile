@@ -1,0 +1,116 @@
+# cmif — confidential terminal chat for local Llama-family models.
+# `make run` and `make test` are the two commands a person needs (see README.md).
+
+CC      ?= cc
+BUILD   ?= build
+WERROR  ?= -Werror
+OPT     ?= -O2
+SAN     ?=
+CFLAGS_COMMON = -std=c11 $(OPT) -g -Wall -Wextra $(WERROR) -D_GNU_SOURCE -pthread -I. \
+                $(shell pkg-config --cflags ncursesw 2>/dev/null) $(SAN)
+LDLIBS  = $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw) -lreadline \
+          -lsodium -lclblast -lOpenCL -lopenblas -lm -lpthread
+CMOCKA  = -lcmocka
+
+DEB_PKGS = build-essential pkg-config libncurses-dev libreadline-dev libopenblas-dev libsodium-dev \
+           libclblast-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libcmocka-dev tmux
+
+# Files named *_avx2.c / *_avx512.c are compiled for that ISA only and chosen at run time.
+AVX2_FLAGS   = -mavx2 -mfma -mf16c
+AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mavx512vnni -mavxvnni
+
+LIB_SRCS  = $(filter-out app/main.c,$(wildcard core/*.c gpu/*.c ui/*.c app/*.c))
+LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/cl_kernels.o
+TOOL_LIB_SRCS = $(filter-out %_main.c,$(wildcard tests/tools/*.c))
+TOOL_LIB_OBJS = $(TOOL_LIB_SRCS:%.c=$(BUILD)/%.o)
+TOOL_BINS = $(patsubst tests/tools/%_main.c,$(BUILD)/tools/%,$(wildcard tests/tools/*_main.c))
+TEST_SRCS = $(wildcard tests/test_*.c)
+TEST_BINS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRCS = $(wildcard tests/bench/*.c)
+BENCH_BIN = $(BUILD)/bench/cmif-bench
+CL_SRCS   = $(sort $(wildcard gpu/kernels/*.cl))
+
+.PHONY: all run test check-asan bench deps clean tests tools default-model format
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/cmif
+
+# --- dependencies --------------------------------------------------------------------
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "cmif: installing$$missing"; \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "cmif: missing Debian packages. Run as root:"; \
+	    echo "  apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+# --- library and binary --------------------------------------------------------------
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(if $(findstring _avx512,$<),$(AVX512_FLAGS),$(if $(findstring _avx2,$<),$(AVX2_FLAGS))) -MMD -MP -c $< -o $@
+
+# OpenCL kernels are embedded in the binary as C strings at build time.
+$(BUILD)/gen/cl_kernels.c: $(CL_SRCS) tests/tools/embed_cl.sh
+	@mkdir -p $(dir $@)
+	sh tests/tools/embed_cl.sh $(CL_SRCS) > $@
+
+$(BUILD)/gen/cl_kernels.o: $(BUILD)/gen/cl_kernels.c
+	$(CC) $(CFLAGS_COMMON) -c $< -o $@
+
+$(BUILD)/libcmif.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/cmif: $(BUILD)/app/main.o $(BUILD)/libcmif.a
+	$(CC) $(CFLAGS_COMMON) -o $@ $^ $(LDLIBS)
+
+# --- test tools, tests, benchmarks ---------------------------------------------------
+$(BUILD)/libtesttools.a: $(TOOL_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^ $(if $(TOOL_LIB_OBJS),,$(BUILD)/gen/cl_kernels.o)
+
+$(BUILD)/tools/%: $(BUILD)/tests/tools/%_main.o $(BUILD)/libtesttools.a $(BUILD)/libcmif.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libtesttools.a $(BUILD)/libcmif.a
+	$(CC) $(CFLAGS_COMMON) -o $@ $^ $(CMOCKA) $(LDLIBS)
+
+$(BENCH_BIN): $(BENCH_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libtesttools.a $(BUILD)/libcmif.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -o $@ $^ $(LDLIBS)
+
+tools: $(TOOL_BINS)
+tests: $(BUILD)/cmif $(TOOL_BINS) $(TEST_BINS)
+
+# --- the two commands ----------------------------------------------------------------
+run: deps $(BUILD)/cmif
+	./$(BUILD)/cmif $(ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) sh tests/run.sh
+
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" tests
+	@BUILD=build-asan CMIF_ASAN=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/cmif $(BENCH_BIN) $(TOOL_BINS)
+	./$(BENCH_BIN) $(BENCH_ARGS)
+
+format:
+	clang-format -i $(wildcard app/*.[ch] core/*.[ch] gpu/*.[ch] ui/*.[ch] tests/*.c tests/tools/*.[ch] tests/bench/*.[ch])
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,55 @@
+/* core/tokenizer: text ↔ token ids for the vocabularies Llama-family GGUFs carry.
+ *
+ * tokenizer.ggml.model = "llama": SentencePiece-style (scores, byte fallback <0xXX>,
+ * leading-space ▁ handling), matching llama.cpp's output exactly.
+ * tokenizer.ggml.model = "gpt2": byte-level BPE (merges) with the pre-tokenizer split named
+ * by tokenizer.ggml.pre (Llama 3 regex by default). */
+#ifndef CMIF_CORE_TOKENIZER_H
+#define CMIF_CORE_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct gguf;
+struct tokenizer;
+
+enum tok_kind { TOK_SPM = 1, TOK_BPE = 2 };
+
+/* Token types as in GGUF tokenizer.ggml.token_type. */
+enum tok_type {
+    TOK_T_UNDEFINED = 0, TOK_T_NORMAL = 1, TOK_T_UNKNOWN = 2, TOK_T_CONTROL = 3,
+    TOK_T_USER_DEFINED = 4, TOK_T_UNUSED = 5, TOK_T_BYTE = 6,
+};
+
+int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t errlen);
+void tok_close(struct tokenizer *t);
+
+/* Encode len bytes of text. add_bos prepends BOS (when the vocabulary has one);
+ * parse_special lets control/user-defined token texts in the input map to their ids
+ * (template text only: never for user content). Writes at most max_ids ids; returns 0
+ * and sets *n_out, or -1 with err set (invalid UTF-8 is tokenized through byte fallback,
+ * not rejected; too many ids is an error). len + 3 ids always suffice. */
+int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_bos,
+               int parse_special, int32_t *ids, size_t max_ids, size_t *n_out, char *err,
+               size_t errlen);
+
+/* The bytes a token stands for when decoding (▁ → space, <0x0A> → '\n', GPT-2 byte map
+ * undone). Control tokens decode to "" unless show_special. Returns the byte count (may
+ * exceed cap: then the output is truncated). Not NUL-terminated unless room remains. */
+size_t tok_piece(const struct tokenizer *t, int32_t id, int show_special, char *buf, size_t cap);
+/* The raw vocabulary string of a token (for reports and --pieces). */
+const char *tok_text(const struct tokenizer *t, int32_t id, size_t *len);
+
+int tok_kind(const struct tokenizer *t);
+int32_t tok_n_vocab(const struct tokenizer *t);
+int32_t tok_bos(const struct tokenizer *t);      /* -1 when none */
+int32_t tok_eos(const struct tokenizer *t);      /* -1 when none */
+int tok_add_bos(const struct tokenizer *t);      /* tokenizer.ggml.add_bos_token, default 1 for llama */
+int tok_type(const struct tokenizer *t, int32_t id);
+/* End of generation: EOS, EOT (tokenizer.ggml.eot_token_id) or a control token such as
+ * <|eot_id|> / <|im_end|>. */
+int tok_is_eog(const struct tokenizer *t, int32_t id);
+/* Id of a token whose vocabulary text is exactly s (special tokens like <|eot_id|>); -1. */
+int32_t tok_find(const struct tokenizer *t, const char *s, size_t len);
+
+#endif

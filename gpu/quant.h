@@ -1,0 +1,40 @@
+/* gpu/quant: weight block formats (ggml-compatible layouts) and the kernels over them.
+ *
+ * Types use ggml's numbering so a GGUF tensor type maps 1:1. Matrix-vector products run on
+ * the quantized blocks directly: the activation vector is prepared once (for integer
+ * formats quantized to 8-bit blocks), then any row range can be multiplied against it, so
+ * threads split rows. SIMD paths (AVX2/FMA, AVX-512) are picked at run time. */
+#ifndef CMIF_GPU_QUANT_H
+#define CMIF_GPU_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum qtype {
+    QT_F32 = 0, QT_F16 = 1, QT_Q4_0 = 2, QT_Q8_0 = 8,
+    QT_Q4_K = 12, QT_Q5_K = 13, QT_Q6_K = 14, QT_BF16 = 30,
+};
+
+int qt_supported(int type);
+const char *qt_name(int type);
+size_t qt_block_elems(int type);
+size_t qt_block_bytes(int type);
+size_t qt_row_bytes(int type, size_t n);   /* n must be a multiple of qt_block_elems */
+
+/* Reference conversions of one row of n elements. */
+void qt_dequant_row(int type, const void *src, float *dst, size_t n);
+void qt_quant_row(int type, const float *src, void *dst, size_t n);
+
+/* Prepared activation for products with weights of `type`. */
+size_t qt_act_bytes(int type, size_t n);
+void qt_act_prepare(int type, const float *x, size_t n, void *act);
+
+/* y[r - r0] = dot(row r of W, x) for rows r in [r0, r1); W rows are qt_row_bytes apart. */
+void qt_matvec(int type, const void *W, size_t ncols, const void *act, float *y, size_t r0,
+               size_t r1);
+
+/* Which SIMD level the kernels run at ("avx512", "avx2", "scalar"); tests may force one. */
+const char *qt_simd_level(void);
+void qt_force_simd(const char *level);     /* NULL = automatic */
+
+#endif

@@ -1,0 +1,58 @@
+/* Helpers shared by the cmocka tests. Include after <cmocka.h>'s prerequisites. */
+#ifndef CMIF_TESTUTIL_H
+#define CMIF_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+/* Path of a file under ../shared (or $CMIF_SHARED). When it is missing the calling test
+ * is skipped with a message, except under CI=true, where its absence fails the test. */
+static inline const char *tu_shared(const char *rel)
+{
+    static char buf[4096];
+    const char *root = getenv("CMIF_SHARED");
+    if (!root || !*root) root = "../shared";
+    snprintf(buf, sizeof buf, "%s/%s", root, rel);
+    FILE *f = fopen(buf, "rb");
+    if (f) { fclose(f); return buf; }
+    const char *ci = getenv("CI");
+    if (ci && strcmp(ci, "true") == 0) fail_msg("CI=true and shared file missing: %s", buf);
+    print_message("SKIP: %s not found (tests of ../shared data skipped)\n", buf);
+    skip();
+    return NULL;
+}
+
+/* A fresh temporary directory for one test (removed by tu_rmtree). */
+static inline char *tu_tmpdir(void)
+{
+    char tmpl[] = "/tmp/cmif-test-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+static inline void tu_rmtree(char *dir)
+{
+    char cmd[4200];
+    if (!dir) return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) print_message("warning: could not remove %s\n", dir);
+    free(dir);
+}
+
+/* Path of the built binary under test ($BUILD/cmif). */
+static inline const char *tu_cmif(void)
+{
+    static char buf[1024];
+    const char *b = getenv("BUILD");
+    snprintf(buf, sizeof buf, "%s/cmif", b && *b ? b : "build");
+    return buf;
+}
+
+#endif
