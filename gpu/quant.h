@@ -33,6 +33,12 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act);
 void qt_matvec(int type, const void *W, size_t ncols, const void *act, float *y, size_t r0,
                size_t r1);
 
+/* Batch product for prompts: Y[n x rows] = X[n x cols] · Wᵀ, dequantizing W in tiles into
+ * scratch (qt_matmul_scratch_bytes) and running OpenBLAS SGEMM on them. */
+size_t qt_matmul_scratch_bytes(int type, size_t rows, size_t cols);
+void qt_matmul(int type, const void *W, size_t rows, size_t cols, const float *X, size_t n,
+               float *Y, float *scratch);
+
 /* Which SIMD level the kernels run at ("avx512", "avx2", "scalar"); tests may force one. */
 const char *qt_simd_level(void);
 void qt_force_simd(const char *level);     /* NULL = automatic */

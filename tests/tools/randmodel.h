@@ -1,0 +1,22 @@
+/* tests/tools/randmodel: random-weight Llama GGUF models of any shape and weight type,
+ * for tests and benchmarks (big models are generated at test time, never committed). */
+#ifndef CMIF_TESTS_RANDMODEL_H
+#define CMIF_TESTS_RANDMODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct randmodel_spec {
+    int dim, n_layers, n_heads, n_kv_heads, ffn_dim, vocab, ctx;
+    int type;                 /* weight type of the 2-D matrices (enum gguf_ttype) */
+    int embd_type;            /* token_embd type; -1 = same as type */
+    int tied;                 /* no output.weight: the output projection is token_embd */
+    float rope_base;          /* 0 = 10000 */
+    uint64_t seed;
+    const char *tokenizer_from;  /* copy tokenizer.* from this GGUF; NULL = synthetic SPM vocab */
+};
+
+void randmodel_defaults(struct randmodel_spec *s);   /* a tiny model: dim 64, 2 layers, ... */
+int randmodel_write(const char *path, const struct randmodel_spec *s, char *err, size_t errlen);
+
+#endif
