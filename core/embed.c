@@ -1,0 +1,210 @@
+/* core/embed: token_embd behind the boundary (see embed.h). */
+#include "core/embed.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/gguf.h"
+#include "core/qrow.h"
+#include "core/swap.h"
+
+struct embed {
+    struct swap *swap;
+    uint32_t type;
+    int dim;
+    int32_t n_vocab;
+    size_t row_bytes, rows_per_page;
+    uint8_t fingerprint[32];
+    int unmapped;
+    char note[160];
+};
+
+static void unmap_table(struct embed *e, const struct gguf *g, const struct gguf_tensor *t,
+                        int keep)
+{
+    if (keep) {
+        snprintf(e->note, sizeof e->note, "kept mapped on request (test)");
+        return;
+    }
+    if (gguf_tensor(g, "output.weight") == NULL) {
+        snprintf(e->note, sizeof e->note,
+                 "tied embeddings: the decoder keeps token_embd as its output projection");
+        return;
+    }
+    if (!g->owns_map) {
+        snprintf(e->note, sizeof e->note, "model is in a caller's buffer: left as it is");
+        return;
+    }
+    long psl = sysconf(_SC_PAGESIZE);
+    uintptr_t ps = psl > 0 ? (uintptr_t)psl : 4096;
+    uintptr_t a = ((uintptr_t)t->data + ps - 1) & ~(ps - 1);
+    uintptr_t b = ((uintptr_t)t->data + t->nbytes) & ~(ps - 1);
+    if (b <= a) {
+        snprintf(e->note, sizeof e->note, "table smaller than a page: no whole page to remove");
+        return;
+    }
+    /* The mapping is read-only and private; PROT_NONE makes any later lookup there fault
+     * and MADV_DONTNEED drops the pages from this process (the file itself is public). */
+    if (mprotect((void *)a, b - a, PROT_NONE) != 0) {
+        snprintf(e->note, sizeof e->note, "mprotect of token_embd failed: %s", strerror(errno));
+        return;
+    }
+    if (madvise((void *)a, b - a, MADV_DONTNEED) != 0) { /* best effort: already PROT_NONE */ }
+    e->unmapped = 1;
+    snprintf(e->note, sizeof e->note, "%zu bytes of token_embd made inaccessible in the mapping",
+             (size_t)(b - a));
+}
+
+int embed_open(struct embed **out, const struct gguf *g, const struct embed_options *o,
+               char *err, size_t errlen)
+{
+    *out = NULL;
+    const struct gguf_tensor *t = gguf_tensor(g, "token_embd.weight");
+    if (!t) {
+        snprintf(err, errlen, "embed: model has no token_embd.weight tensor");
+        return -1;
+    }
+    if (t->n_dims != 2 || t->ne[0] == 0 || t->ne[1] == 0 || t->ne[0] > (1 << 20) ||
+        t->ne[1] > (1u << 30)) {
+        snprintf(err, errlen, "embed: token_embd.weight has an unusable shape");
+        return -1;
+    }
+    size_t rb = qrow_bytes(t->type, (size_t)t->ne[0]);
+    if (rb == 0) {
+        snprintf(err, errlen, "embed: token_embd.weight type %s is not supported",
+                 gguf_type_name(t->type));
+        return -1;
+    }
+    if ((uint64_t)rb * t->ne[1] != t->nbytes) {
+        snprintf(err, errlen, "embed: token_embd.weight size %llu does not match its shape",
+                 (unsigned long long)t->nbytes);
+        return -1;
+    }
+    struct embed *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "embed: out of memory");
+        return -1;
+    }
+    e->type = t->type;
+    e->dim = (int)t->ne[0];
+    e->n_vocab = (int32_t)t->ne[1];
+    e->row_bytes = rb;
+
+    /* Page geometry: a whole number of rows per page; pages small enough that the cache
+     * holds at least four of them when the budget is small. */
+    size_t cache = o->cache_bytes ? o->cache_bytes : t->nbytes;
+    size_t target = o->page_bytes ? o->page_bytes : 64 * 1024;
+    if (cache / 4 < target) target = cache / 4;
+    e->rows_per_page = target / rb ? target / rb : 1;
+    if (e->rows_per_page > (size_t)e->n_vocab) e->rows_per_page = (size_t)e->n_vocab;
+    size_t page = e->rows_per_page * rb;
+    uint64_t n_pages = ((uint64_t)e->n_vocab + e->rows_per_page - 1) / e->rows_per_page;
+    size_t slots = cache / page;
+    if (slots < 2) slots = 2;
+    if (swap_open(&e->swap, page, n_pages, slots, o->swap_dir, o->enclave_flags, err,
+                  errlen) != 0) {
+        free(e);
+        return -1;
+    }
+
+    /* Stream the table in page by page; pages that do not fit are sealed out to the swap
+     * file by the cache's own eviction. */
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, sizeof e->fingerprint);
+    uint64_t shape[3] = {t->type, t->ne[0], t->ne[1]};
+    crypto_generichash_update(&h, (const uint8_t *)shape, sizeof shape);
+    const uint8_t *src = t->data;
+    if (swap_begin(e->swap, err, errlen) != 0) {
+        embed_close(e);
+        return -1;
+    }
+    for (uint64_t p = 0; p < n_pages; p++) {
+        uint8_t *dst;
+        size_t first = (size_t)p * e->rows_per_page;
+        size_t rows = e->rows_per_page;
+        if (first + rows > (size_t)e->n_vocab) rows = (size_t)e->n_vocab - first;
+        if (swap_get(e->swap, p, 1, &dst, err, errlen) != 0) {
+            char e2[160];
+            swap_end(e->swap, e2, sizeof e2);   /* the first error is the one to report */
+            embed_close(e);
+            return -1;
+        }
+        memcpy(dst, src + first * rb, rows * rb);
+        crypto_generichash_update(&h, src + first * rb, rows * rb);
+    }
+    if (swap_end(e->swap, err, errlen) != 0) {
+        embed_close(e);
+        return -1;
+    }
+    crypto_generichash_final(&h, e->fingerprint, sizeof e->fingerprint);
+    unmap_table(e, g, t, o->keep_mapping);
+    *out = e;
+    return 0;
+}
+
+void embed_close(struct embed *e)
+{
+    if (!e) return;
+    swap_close(e->swap);
+    free(e);
+}
+
+int embed_dim(const struct embed *e) { return e->dim; }
+int32_t embed_n_vocab(const struct embed *e) { return e->n_vocab; }
+struct swap *embed_swap(const struct embed *e) { return e->swap; }
+const uint8_t *embed_fingerprint(const struct embed *e) { return e->fingerprint; }
+size_t embed_table_bytes(const struct embed *e) { return e->row_bytes * (size_t)e->n_vocab; }
+
+int embed_unmapped(const struct embed *e, const char **note)
+{
+    if (note) *note = e->note;
+    return e->unmapped;
+}
+
+int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *err,
+               size_t errlen)
+{
+    size_t dim = (size_t)e->dim;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= e->n_vocab) {
+            memset(out, 0, n * dim * sizeof *out);
+            snprintf(err, errlen, "embed: token id %ld out of range (vocabulary %ld)",
+                     (long)ids[i], (long)e->n_vocab);
+            return -1;
+        }
+    }
+    if (swap_begin(e->swap, err, errlen) != 0) {
+        memset(out, 0, n * dim * sizeof *out);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t id = (size_t)ids[i];
+        uint8_t *pg;
+        rc = swap_get(e->swap, id / e->rows_per_page, 0, &pg, err, errlen);
+        if (rc == 0 &&
+            qrow_dequant(e->type, pg + (id % e->rows_per_page) * e->row_bytes, out + i * dim,
+                         dim) != 0) {
+            snprintf(err, errlen, "embed: cannot dequantize a %s row", gguf_type_name(e->type));
+            rc = -1;
+        }
+    }
+    char err2[160];
+    if (swap_end(e->swap, err2, sizeof err2) != 0 && rc == 0) {
+        snprintf(err, errlen, "%s", err2);
+        rc = -1;
+    }
+    if (rc != 0) memset(out, 0, n * dim * sizeof *out);
+    return rc;
+}
+
+int embed_row(struct embed *e, int32_t id, float *out, char *err, size_t errlen)
+{
+    return embed_rows(e, &id, 1, out, err, errlen);
+}
