@@ -380,6 +380,16 @@ int swap_locked(const struct swap *s)
     return s->ctl->locked && s->cache->locked;
 }
 
+size_t swap_locked_bytes(const struct swap *s)
+{
+    return (s->ctl->locked ? s->ctl->data_len : 0) + (s->cache->locked ? s->cache->data_len : 0);
+}
+
+int swap_secretmem(const struct swap *s)
+{
+    return s->ctl->secretmem && s->cache->secretmem;
+}
+
 int swap_fd(const struct swap *s)
 {
     return s->fd;

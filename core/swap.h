@@ -53,6 +53,8 @@ struct swap_stats {
 void swap_stats(const struct swap *s, struct swap_stats *st);
 size_t swap_region_bytes(const struct swap *s);    /* guarded bytes held (key, versions, cache) */
 int swap_locked(const struct swap *s);             /* all its regions locked */
+size_t swap_locked_bytes(const struct swap *s);
+int swap_secretmem(const struct swap *s);          /* all its regions are memfd_secret */
 
 /* Tests: the backing file descriptor (-1 before the first page-out) and the key bytes. */
 int swap_fd(const struct swap *s);

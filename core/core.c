@@ -1,0 +1,446 @@
+/* core/core: the confidential core's public API (core/core.h).
+ *
+ * Raw text and token ids are only ever held in short-lived guarded regions (one per
+ * core_encode call, wiped on free); the embedding table is in core/embed's swap pages. */
+#include "core/core.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "core/embed.h"
+#include "core/enclave.h"
+#include "core/swap.h"
+
+#define KIB ((size_t)1024)
+/* Smallest default region: below this a cache holds too few rows to be useful, so under a
+ * tiny RLIMIT_MEMLOCK the core takes this much and reports that it is not locked. */
+#define MIN_DEFAULT_MEM (256 * KIB)
+/* Left under RLIMIT_MEMLOCK for the per-message text regions and the swap's key page. */
+#define MEMLOCK_HEADROOM (64 * KIB)
+
+struct core {
+    struct gguf *g;
+    struct tokenizer *tok;
+    struct embed *emb;
+    int dim;
+    size_t mem_limit;           /* effective region target */
+    int require_locked;
+    int quiet;
+    char *cache_dir;            /* copy of the option (the sanitizer's cluster cache) */
+    /* Sanitizer settings and accounting. H6 adds its state (clusters, budget) here. */
+    int mech;
+    double eps;
+    double budget_total, budget_spent;
+    int cluster_size;
+    int seeded;
+    uint64_t seed;
+};
+
+void core_defaults(struct core_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->mechanism = CORE_MECH_RNM;
+    o->eps = 1.0;
+    o->budget = 64.0;
+    o->cluster_size = 20;
+}
+
+void core_wipe(void *p, size_t n)
+{
+    if (p && n) sodium_memzero(p, n);
+}
+
+static const char *const mech_names[] = {"rnm", "rnm-exp", "santext", "custext", "none"};
+
+const char *core_mech_name(int mech)
+{
+    if (mech < 0 || mech > CORE_MECH_NONE) return "unknown";
+    return mech_names[mech];
+}
+
+int core_mech_parse(const char *name)
+{
+    if (!name) return -1;
+    for (int i = 0; i <= CORE_MECH_NONE; i++)
+        if (strcasecmp(name, mech_names[i]) == 0) return i;
+    if (strcasecmp(name, "santext+") == 0) return CORE_MECH_SANTEXT;
+    if (strcasecmp(name, "custext+") == 0) return CORE_MECH_CUSTEXT;
+    if (strcasecmp(name, "pf") == 0 || strcasecmp(name, "permute-and-flip") == 0)
+        return CORE_MECH_RNM_EXP;
+    if (strcasecmp(name, "off") == 0) return CORE_MECH_NONE;
+    return -1;
+}
+
+static size_t default_mem_limit(size_t table_bytes)
+{
+    struct enclave_stats st;
+    enclave_stats(&st);
+    size_t need = table_bytes + 2 * MEMLOCK_HEADROOM;
+    if (need < table_bytes) need = table_bytes;     /* overflow: keep the table size */
+    size_t avail = st.memlock_limit > 2 * MEMLOCK_HEADROOM
+                       ? st.memlock_limit - MEMLOCK_HEADROOM : 0;
+    size_t m = need < avail ? need : avail;
+    if (m < MIN_DEFAULT_MEM) m = need < MIN_DEFAULT_MEM ? need : MIN_DEFAULT_MEM;
+    return m;
+}
+
+static void fmt_bytes(char *buf, size_t n, size_t v)
+{
+    if (v == SIZE_MAX) snprintf(buf, n, "unlimited");
+    else if (v >= 1024 * 1024) snprintf(buf, n, "%.1f MiB", (double)v / (1024.0 * 1024.0));
+    else if (v >= 1024) snprintf(buf, n, "%zu KiB", v / 1024);
+    else snprintf(buf, n, "%zu B", v);
+}
+
+int core_open(struct core **out, const char *model_path, const struct core_options *o,
+              char *err, size_t errlen)
+{
+    *out = NULL;
+    struct core_options def;
+    if (!o) {
+        core_defaults(&def);
+        o = &def;
+    }
+    if (o->mechanism < 0 || o->mechanism > CORE_MECH_NONE) {
+        snprintf(err, errlen, "core: unknown mechanism %d", o->mechanism);
+        return -1;
+    }
+    if (!(o->eps > 0) || !isfinite(o->eps) || !(o->budget > 0) || !isfinite(o->budget)) {
+        snprintf(err, errlen, "core: ε and the budget must be finite and > 0 (got %g, %g)",
+                 o->eps, o->budget);
+        return -1;
+    }
+    if (o->cluster_size < 2) {
+        snprintf(err, errlen, "core: cluster size must be at least 2 (got %d)",
+                 o->cluster_size);
+        return -1;
+    }
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "core: libsodium failed to initialise");
+        return -1;
+    }
+    /* Harden first: nothing secret exists yet, and a crash from here on leaves no core. */
+    if (enclave_harden(err, errlen) != 0) return -1;
+
+    struct core *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "core: out of memory");
+        return -1;
+    }
+    c->mech = o->mechanism;
+    c->eps = o->eps;
+    c->budget_total = o->budget;
+    c->cluster_size = o->cluster_size;
+    c->seeded = o->seeded;
+    c->seed = o->seed;
+    c->require_locked = o->require_locked;
+    c->quiet = o->quiet;
+    if (o->cache_dir && !(c->cache_dir = strdup(o->cache_dir))) {
+        snprintf(err, errlen, "core: out of memory");
+        core_close(c);
+        return -1;
+    }
+    if (gguf_open(&c->g, model_path, err, errlen) != 0 ||
+        tok_open(&c->tok, c->g, err, errlen) != 0) {
+        core_close(c);
+        return -1;
+    }
+    const struct gguf_tensor *t = gguf_tensor(c->g, "token_embd.weight");
+    if (!t) {
+        snprintf(err, errlen, "core: %s has no token_embd.weight tensor", model_path);
+        core_close(c);
+        return -1;
+    }
+    c->mem_limit = o->mem_limit ? o->mem_limit : default_mem_limit((size_t)t->nbytes);
+    /* The swap's key and version table take a page or two; the rest caches rows. */
+    size_t ctl = 2 * 4096;
+    struct embed_options eo = {
+        .cache_bytes = c->mem_limit > 2 * ctl ? c->mem_limit - ctl : c->mem_limit / 2,
+        .swap_dir = o->swap_dir,
+    };
+    if (embed_open(&c->emb, c->g, &eo, err, errlen) != 0) {
+        core_close(c);
+        return -1;
+    }
+    c->dim = embed_dim(c->emb);
+    if (embed_n_vocab(c->emb) < tok_n_vocab(c->tok)) {
+        snprintf(err, errlen, "core: token_embd has %ld rows but the vocabulary has %ld tokens",
+                 (long)embed_n_vocab(c->emb), (long)tok_n_vocab(c->tok));
+        core_close(c);
+        return -1;
+    }
+    struct core_status st;
+    core_status(c, &st);
+    if (c->require_locked && !st.locked) {
+        char lim[32], need[32];
+        fmt_bytes(lim, sizeof lim, st.memlock_limit);
+        fmt_bytes(need, sizeof need, st.region_bytes);
+        snprintf(err, errlen,
+                 "core: refusing to run (--require-locked): the guarded region (%s) could not "
+                 "be locked in memory under RLIMIT_MEMLOCK %s; raise `ulimit -l`, lower "
+                 "--core-mem, or run without --require-locked", need, lim);
+        core_close(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void core_close(struct core *c)
+{
+    if (!c) return;
+    embed_close(c->emb);
+    tok_close(c->tok);
+    gguf_close(c->g);
+    free(c->cache_dir);
+    sodium_memzero(c, sizeof *c);
+    free(c);
+}
+
+const struct gguf *core_gguf(const struct core *c) { return c->g; }
+const struct tokenizer *core_tokenizer(const struct core *c) { return c->tok; }
+int core_dim(const struct core *c) { return c->dim; }
+
+/* Report text for a piece: control bytes escaped, cut at a UTF-8 boundary. */
+static void escape_piece(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char ch = (unsigned char)s[i];
+        char tmp[8];
+        size_t tl;
+        if (ch == '\n') { memcpy(tmp, "\\n", 2); tl = 2; }
+        else if (ch == '\t') { memcpy(tmp, "\\t", 2); tl = 2; }
+        else if (ch == '\r') { memcpy(tmp, "\\r", 2); tl = 2; }
+        else if (ch == '\\') { memcpy(tmp, "\\\\", 2); tl = 2; }
+        else if (ch < 0x20 || ch == 0x7f) { snprintf(tmp, sizeof tmp, "\\x%02x", ch); tl = 4; }
+        else if (ch < 0x80) { tmp[0] = (char)ch; tl = 1; }
+        else {
+            /* A whole UTF-8 sequence or, if malformed, one escaped byte. */
+            size_t n = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 0;
+            int ok = n > 0 && i + n <= len;
+            for (size_t k = 1; ok && k < n; k++) ok = ((unsigned char)s[i + k] & 0xc0) == 0x80;
+            if (!ok) { snprintf(tmp, sizeof tmp, "\\x%02x", ch); tl = 4; }
+            else {
+                if (o + n >= cap) break;
+                memcpy(out + o, s + i, n);
+                o += n;
+                i += n;
+                continue;
+            }
+        }
+        if (o + tl >= cap) break;
+        memcpy(out + o, tmp, tl);
+        o += tl;
+        i++;
+    }
+    out[o] = '\0';
+}
+
+static void piece_report(const struct tokenizer *t, int32_t id, char *out, size_t cap)
+{
+    char buf[128];
+    size_t n = tok_piece(t, id, 1, buf, sizeof buf);
+    if (n > sizeof buf) n = sizeof buf;
+    escape_piece(buf, n, out, cap);
+    sodium_memzero(buf, sizeof buf);
+}
+
+/* ===================== sanitize step (owned by H6: the DP sanitizer) =====================
+ * ids[0..n-1]: the raw token ids, in the guarded region. Writes the ids to send into
+ * sent[0..n-1] (also in the region) and, per token, rep[i].kind / .eps / .cluster_size;
+ * *msg_eps is what the message costs. CORE_SEG_TEMPLATE text is never sanitized.
+ * Returns 0, CORE_EBUDGET (nothing charged, err says what is left), or -1.
+ * Until the mechanisms land every token passes through unchanged at ε 0. */
+static int core_sanitize_ids(struct core *c, int seg, const int32_t *ids, int32_t *sent,
+                             size_t n, struct core_tok_report *rep, double *msg_eps, char *err,
+                             size_t errlen)
+{
+    (void)c;
+    (void)err;
+    (void)errlen;
+    *msg_eps = 0;
+    for (size_t i = 0; i < n; i++) {
+        sent[i] = ids[i];
+        rep[i].kind = seg == CORE_SEG_TEMPLATE ? CORE_TOK_CONTROL : CORE_TOK_KEPT;
+        rep[i].eps = 0;
+        rep[i].cluster_size = 0;
+    }
+    return 0;
+}
+/* =================================== end sanitize step =================================== */
+
+static int batch_reserve(struct core_batch *b, size_t extra, int dim, char *err, size_t errlen)
+{
+    if (b->n + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 16;
+    while (cap < b->n + extra) cap *= 2;
+    if (cap > SIZE_MAX / sizeof(float) / (size_t)dim) {
+        snprintf(err, errlen, "core: batch too large");
+        return -1;
+    }
+    /* Fresh buffers (not realloc) so the old copies can be wiped. */
+    float *v = calloc(cap * (size_t)dim, sizeof *v);
+    struct core_tok_report *r = calloc(cap, sizeof *r);
+    if (!v || !r) {
+        free(v);
+        free(r);
+        snprintf(err, errlen, "core: out of memory for %zu vectors", cap);
+        return -1;
+    }
+    if (b->n) {
+        memcpy(v, b->vecs, b->n * (size_t)dim * sizeof *v);
+        memcpy(r, b->rep, b->n * sizeof *r);
+    }
+    if (b->vecs) sodium_memzero(b->vecs, b->cap * (size_t)dim * sizeof *b->vecs);
+    if (b->rep) sodium_memzero(b->rep, b->cap * sizeof *b->rep);
+    free(b->vecs);
+    free(b->rep);
+    b->vecs = v;
+    b->rep = r;
+    b->cap = cap;
+    return 0;
+}
+
+void core_batch_free(struct core_batch *b)
+{
+    if (!b) return;
+    /* The report holds the user's own pieces; the vectors already crossed the boundary. */
+    if (b->rep) sodium_memzero(b->rep, b->cap * sizeof *b->rep);
+    free(b->vecs);
+    free(b->rep);
+    memset(b, 0, sizeof *b);
+}
+
+int core_encode(struct core *c, const char *text, size_t len, int seg, int add_bos,
+                struct core_batch *b, char *err, size_t errlen)
+{
+    if (seg != CORE_SEG_USER && seg != CORE_SEG_TEMPLATE) {
+        snprintf(err, errlen, "core: unknown segment kind %d", seg);
+        return -1;
+    }
+    if (!text && len) {
+        snprintf(err, errlen, "core: NULL text");
+        return -1;
+    }
+    if (len > ((size_t)1 << 28)) {
+        snprintf(err, errlen, "core: text of %zu bytes is too long", len);
+        return -1;
+    }
+    /* One guarded region per call: the text, its raw ids and the ids to send. */
+    size_t max_ids = len + 3;
+    size_t ids_off = (len + 1 + 3) & ~(size_t)3;
+    size_t bytes = ids_off + 2 * max_ids * sizeof(int32_t);
+    struct enclave *r;
+    if (enclave_alloc(&r, bytes, 0, err, errlen) != 0) return -1;
+    if (c->require_locked && !r->locked) {
+        enclave_free(r);
+        snprintf(err, errlen, "core: cannot lock memory for this message (--require-locked); "
+                              "RLIMIT_MEMLOCK is exhausted");
+        return -1;
+    }
+    if (enclave_unseal(r, err, errlen) != 0) {
+        enclave_free(r);
+        return -1;
+    }
+    char *rtext = (char *)r->ptr;
+    int32_t *ids = (int32_t *)(void *)(r->ptr + ids_off);
+    int32_t *sent = ids + max_ids;
+    int rc = -1;
+    size_t n = 0;
+    if (len) memcpy(rtext, text, len);
+    if (tok_encode(c->tok, rtext, len, add_bos, seg == CORE_SEG_TEMPLATE, ids, max_ids, &n,
+                   err, errlen) != 0)
+        goto out;
+    if (batch_reserve(b, n, c->dim, err, errlen) != 0) goto out;
+    struct core_tok_report *rep = b->rep + b->n;
+    memset(rep, 0, n * sizeof *rep);
+    double msg_eps = 0;
+    rc = core_sanitize_ids(c, seg, ids, sent, n, rep, &msg_eps, err, errlen);
+    if (rc != 0) {
+        memset(rep, 0, n * sizeof *rep);
+        goto out;
+    }
+    rc = embed_rows(c->emb, sent, n, b->vecs + b->n * (size_t)c->dim, err, errlen);
+    if (rc != 0) {
+        memset(rep, 0, n * sizeof *rep);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        piece_report(c->tok, ids[i], rep[i].orig, sizeof rep[i].orig);
+        piece_report(c->tok, sent[i], rep[i].sent, sizeof rep[i].sent);
+    }
+    b->n += n;
+    b->msg_eps += msg_eps;
+out:
+    enclave_free(r);    /* wipes text and ids */
+    return rc;
+}
+
+int core_embed_token(struct core *c, int32_t id, float *out, char *err, size_t errlen)
+{
+    return embed_row(c->emb, id, out, err, errlen);
+}
+
+int core_set_eps(struct core *c, double eps, char *err, size_t errlen)
+{
+    if (!(eps > 0) || !isfinite(eps)) {
+        snprintf(err, errlen, "core: ε must be finite and > 0 (got %g)", eps);
+        return -1;
+    }
+    c->eps = eps;
+    return 0;
+}
+
+int core_set_mechanism(struct core *c, int mech, char *err, size_t errlen)
+{
+    if (mech < 0 || mech > CORE_MECH_NONE) {
+        snprintf(err, errlen, "core: unknown mechanism %d", mech);
+        return -1;
+    }
+    c->mech = mech;
+    return 0;
+}
+
+double core_eps(const struct core *c) { return c->eps; }
+int core_mechanism(const struct core *c) { return c->mech; }
+double core_budget_total(const struct core *c) { return c->budget_total; }
+double core_budget_spent(const struct core *c) { return c->budget_spent; }
+
+void core_status(const struct core *c, struct core_status *st)
+{
+    memset(st, 0, sizeof *st);
+    struct enclave_stats es;
+    enclave_stats(&es);
+    struct swap *sw = embed_swap(c->emb);
+    struct swap_stats ss;
+    swap_stats(sw, &ss);
+    st->secretmem = swap_secretmem(sw);
+    st->locked = swap_locked(sw);
+    st->region_bytes = swap_region_bytes(sw);
+    st->bytes_locked = swap_locked_bytes(sw);
+    st->memlock_limit = es.memlock_limit;
+    st->dumpable = es.dumpable;
+    st->swap_pages_out = ss.pages_out;
+    st->swap_pages_in = ss.pages_in;
+    st->tamper_checks = ss.tamper_checks;
+    st->swap_file_bytes = ss.file_bytes;
+    char locked[32], lim[32];
+    fmt_bytes(locked, sizeof locked, st->bytes_locked);
+    fmt_bytes(lim, sizeof lim, st->memlock_limit);
+    char prot[96];
+    if (st->locked)
+        snprintf(prot, sizeof prot, "%s, %s locked",
+                 st->secretmem ? "memfd_secret" : "guarded mmap+mlock", locked);
+    else
+        snprintf(prot, sizeof prot, "NOT LOCKED (RLIMIT_MEMLOCK %s)", lim);
+    snprintf(st->summary, sizeof st->summary, "%s, swap %llu pages out/%llu in%s%s", prot,
+             (unsigned long long)st->swap_pages_out, (unsigned long long)st->swap_pages_in,
+             ss.failed ? ", SWAP FAILED" : "", st->dumpable ? ", DUMPABLE" : "");
+}
