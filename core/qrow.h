@@ -1,0 +1,17 @@
+/* core/qrow: scalar dequantization of one tensor row, for the confidential core (the
+ * embedding table), independent of gpu/. Types use ggml's numbering (F32 0, F16 1, Q4_0 2,
+ * Q8_0 8, Q4_K 12, Q5_K 13, Q6_K 14, BF16 30). */
+#ifndef CMIF_CORE_QROW_H
+#define CMIF_CORE_QROW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of a row of n elements (n a multiple of the type's block size); 0 if unsupported. */
+size_t qrow_bytes(uint32_t type, size_t n);
+
+/* Decodes n elements of src into dst. Returns 0, or -1 for an unsupported type or an n
+ * that is not a multiple of the block size. */
+int qrow_dequant(uint32_t type, const void *src, float *dst, size_t n);
+
+#endif

@@ -1,0 +1,690 @@
+/* gpu/quant: ggml block formats, reference (de)quantizers, the scalar kernels and the run-time
+ * choice between scalar, AVX2 and AVX-512 kernels (quant_avx2.c, quant_avx512.c). */
+#include "gpu/quant.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/quant_impl.h"
+
+_Static_assert(sizeof(struct blk_q4_0) == 18, "q4_0 layout");
+_Static_assert(sizeof(struct blk_q8_0) == 34, "q8_0 layout");
+_Static_assert(sizeof(struct blk_q4_k) == 144, "q4_K layout");
+_Static_assert(sizeof(struct blk_q5_k) == 176, "q5_K layout");
+_Static_assert(sizeof(struct blk_q6_k) == 210, "q6_K layout");
+_Static_assert(sizeof(struct qa8) == 40, "qa8 layout");
+_Static_assert(sizeof(struct qa8k) == 292, "qa8k layout");
+
+/* ---- type table ----------------------------------------------------------------------- */
+
+struct qt_info { int type; const char *name; size_t elems, bytes; int slot; };
+
+static const struct qt_info infos[] = {
+    {QT_F32, "F32", 1, 4, QK_F32},
+    {QT_F16, "F16", 1, 2, QK_F16},
+    {QT_BF16, "BF16", 1, 2, QK_BF16},
+    {QT_Q8_0, "Q8_0", 32, sizeof(struct blk_q8_0), QK_Q8_0},
+    {QT_Q4_0, "Q4_0", 32, sizeof(struct blk_q4_0), QK_Q4_0},
+    {QT_Q4_K, "Q4_K", 256, sizeof(struct blk_q4_k), QK_Q4_K},
+    {QT_Q5_K, "Q5_K", 256, sizeof(struct blk_q5_k), QK_Q5_K},
+    {QT_Q6_K, "Q6_K", 256, sizeof(struct blk_q6_k), QK_Q6_K},
+};
+
+static const struct qt_info *info(int type)
+{
+    for (size_t i = 0; i < sizeof infos / sizeof infos[0]; i++)
+        if (infos[i].type == type) return &infos[i];
+    return NULL;
+}
+
+int qt_supported(int type) { return info(type) != NULL; }
+
+const char *qt_name(int type)
+{
+    const struct qt_info *t = info(type);
+    return t ? t->name : "unknown";
+}
+
+size_t qt_block_elems(int type)
+{
+    const struct qt_info *t = info(type);
+    return t ? t->elems : 0;
+}
+
+size_t qt_block_bytes(int type)
+{
+    const struct qt_info *t = info(type);
+    return t ? t->bytes : 0;
+}
+
+size_t qt_row_bytes(int type, size_t n)
+{
+    const struct qt_info *t = info(type);
+    return t ? n / t->elems * t->bytes : 0;
+}
+
+/* ---- reference dequantization ---------------------------------------------------------- */
+
+static void dq_q4_0(const struct blk_q4_0 *b, float *y, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++, b++, y += 32) {
+        float d = qt_h2f(b->d);
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)((b->qs[j] & 0xF) - 8) * d;
+            y[j + 16] = (float)((b->qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+static void dq_q8_0(const struct blk_q8_0 *b, float *y, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++, b++, y += 32) {
+        float d = qt_h2f(b->d);
+        for (int j = 0; j < 32; j++) y[j] = (float)b->qs[j] * d;
+    }
+}
+
+static void dq_q4_k(const struct blk_q4_k *b, float *y, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++, b++) {
+        float d = qt_h2f(b->d), dmin = qt_h2f(b->dmin);
+        const uint8_t *q = b->qs;
+        for (int c = 0; c < 4; c++, q += 32, y += 64) {
+            uint8_t s0, m0, s1, m1;
+            qt_scale_min_k4(2 * c, b->scales, &s0, &m0);
+            qt_scale_min_k4(2 * c + 1, b->scales, &s1, &m1);
+            float d0 = d * s0, o0 = dmin * m0, d1 = d * s1, o1 = dmin * m1;
+            for (int l = 0; l < 32; l++) {
+                y[l] = d0 * (float)(q[l] & 0xF) - o0;
+                y[l + 32] = d1 * (float)(q[l] >> 4) - o1;
+            }
+        }
+    }
+}
+
+static void dq_q5_k(const struct blk_q5_k *b, float *y, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++, b++) {
+        float d = qt_h2f(b->d), dmin = qt_h2f(b->dmin);
+        const uint8_t *q = b->qs;
+        for (int c = 0; c < 4; c++, q += 32, y += 64) {
+            uint8_t s0, m0, s1, m1;
+            qt_scale_min_k4(2 * c, b->scales, &s0, &m0);
+            qt_scale_min_k4(2 * c + 1, b->scales, &s1, &m1);
+            float d0 = d * s0, o0 = dmin * m0, d1 = d * s1, o1 = dmin * m1;
+            for (int l = 0; l < 32; l++) {
+                int h0 = (b->qh[l] >> (2 * c)) & 1, h1 = (b->qh[l] >> (2 * c + 1)) & 1;
+                y[l] = d0 * (float)((q[l] & 0xF) | (h0 << 4)) - o0;
+                y[l + 32] = d1 * (float)((q[l] >> 4) | (h1 << 4)) - o1;
+            }
+        }
+    }
+}
+
+static void dq_q6_k(const struct blk_q6_k *b, float *y, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++, b++) {
+        float d = qt_h2f(b->d);
+        for (int h = 0; h < 2; h++, y += 128) {
+            const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+            const int8_t *sc = b->scales + 8 * h;
+            for (int l = 0; l < 32; l++) {
+                int g = l / 16;
+                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * (float)(sc[g] * q1);
+                y[l + 32] = d * (float)(sc[g + 2] * q2);
+                y[l + 64] = d * (float)(sc[g + 4] * q3);
+                y[l + 96] = d * (float)(sc[g + 6] * q4);
+            }
+        }
+    }
+}
+
+void qt_dequant_row(int type, const void *src, float *dst, size_t n)
+{
+    const uint16_t *h = src;
+    switch (type) {
+    case QT_F32: memcpy(dst, src, n * sizeof(float)); break;
+    case QT_F16: for (size_t i = 0; i < n; i++) dst[i] = qt_h2f(h[i]); break;
+    case QT_BF16: for (size_t i = 0; i < n; i++) dst[i] = qt_bf2f(h[i]); break;
+    case QT_Q4_0: dq_q4_0(src, dst, n / 32); break;
+    case QT_Q8_0: dq_q8_0(src, dst, n / 32); break;
+    case QT_Q4_K: dq_q4_k(src, dst, n / 256); break;
+    case QT_Q5_K: dq_q5_k(src, dst, n / 256); break;
+    case QT_Q6_K: dq_q6_k(src, dst, n / 256); break;
+    default: memset(dst, 0, n * sizeof(float)); break;
+    }
+}
+
+/* ---- reference quantization -------------------------------------------------------------- */
+
+static inline int nearest(float x) { return (int)lrintf(x); }
+
+static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+static void q_q8_0(const float *x, struct blk_q8_0 *b, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++, b++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0;
+        b->d = qt_f2h(d);
+        for (int j = 0; j < 32; j++) b->qs[j] = (int8_t)clampi(nearest(x[j] * id), -127, 127);
+    }
+}
+
+static void q_q4_0(const float *x, struct blk_q4_0 *b, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++, b++, x += 32) {
+        float amax = 0, vmax = 0;   /* the value of largest magnitude, with its sign */
+        for (int j = 0; j < 32; j++)
+            if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); vmax = x[j]; }
+        float d = vmax / -8.0f, id = d != 0 ? 1.0f / d : 0;
+        b->d = qt_f2h(d);
+        for (int j = 0; j < 16; j++) {
+            int a = clampi((int)(x[j] * id + 8.5f), 0, 15);
+            int c = clampi((int)(x[j + 16] * id + 8.5f), 0, 15);
+            b->qs[j] = (uint8_t)(a | (c << 4));
+        }
+    }
+}
+
+/* Fit x[0..n) ≈ a*L - m with L in [0, nmax], a >= 0, m >= 0 (the K-quant sub-block model):
+ * tries a few grid steps around (max-min)/nmax and refines each by least squares on the
+ * resulting assignment, keeping the lowest squared error. Returns a; *mout = m. */
+static float fit_affine(const float *x, int n, int nmax, float *mout)
+{
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < n; i++) { lo = fminf(lo, x[i]); hi = fmaxf(hi, x[i]); }
+    if (lo > 0) lo = 0;
+    if (hi <= lo) { *mout = -lo; return 0; }
+    float best_a = (hi - lo) / nmax, best_b = lo, best_err = INFINITY;
+    for (int it = -6; it <= 6; it++) {
+        float is = ((float)nmax + 0.1f * it) / (hi - lo);
+        double sl = 0, sll = 0, sx = 0, sxl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = clampi(nearest(is * (x[i] - lo)), 0, nmax);
+            sl += l; sll += (double)l * l; sx += x[i]; sxl += (double)x[i] * l;
+        }
+        double D = n * sll - sl * sl;
+        if (D <= 0) continue;
+        double a = (n * sxl - sl * sx) / D, b = (sll * sx - sl * sxl) / D;
+        if (b > 0) { b = 0; a = sxl / sll; }   /* the format can only subtract */
+        if (a <= 0) continue;
+        double err = 0;
+        for (int i = 0; i < n; i++) {
+            int l = clampi(nearest((float)((x[i] - b) / a)), 0, nmax);
+            double e = a * l + b - x[i];
+            err += e * e;
+        }
+        if (err < best_err) { best_err = (float)err; best_a = (float)a; best_b = (float)b; }
+    }
+    *mout = -best_b;
+    return best_a;
+}
+
+/* Super-block of 8 sub-blocks of 32 (Q4_K, Q5_K): 6-bit scales and mins, fp16 d and dmin.
+ * L receives the final quants in [0, nmax]. */
+static void q_kquant_sb(const float *x, int nmax, uint16_t *dh, uint16_t *dminh,
+                        uint8_t scales[12], uint8_t L[256])
+{
+    float sc[8], mn[8], msc = 0, mmn = 0;
+    for (int j = 0; j < 8; j++) {
+        sc[j] = fit_affine(x + 32 * j, 32, nmax, &mn[j]);
+        msc = fmaxf(msc, sc[j]);
+        mmn = fmaxf(mmn, mn[j]);
+    }
+    float isc = msc > 0 ? 63.0f / msc : 0, imn = mmn > 0 ? 63.0f / mmn : 0;
+    uint8_t ls[8], lm[8];
+    for (int j = 0; j < 8; j++) {
+        ls[j] = (uint8_t)clampi(nearest(isc * sc[j]), 0, 63);
+        lm[j] = (uint8_t)clampi(nearest(imn * mn[j]), 0, 63);
+    }
+    *dh = qt_f2h(msc / 63.0f);
+    *dminh = qt_f2h(mmn / 63.0f);
+    memset(scales, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            scales[j] |= ls[j];
+            scales[j + 4] |= lm[j];
+        } else {
+            scales[j + 4] = (uint8_t)((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
+            scales[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            scales[j] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+    }
+    /* Requantize against the scales as they will be decoded. */
+    float d = qt_h2f(*dh), dmin = qt_h2f(*dminh);
+    for (int j = 0; j < 8; j++) {
+        uint8_t s, m;
+        qt_scale_min_k4(j, scales, &s, &m);
+        float dl = d * s, ml = dmin * m;
+        for (int i = 0; i < 32; i++)
+            L[32 * j + i] = (uint8_t)(dl > 0 ? clampi(nearest((x[32 * j + i] + ml) / dl), 0, nmax) : 0);
+    }
+}
+
+static void q_q4_k(const float *x, struct blk_q4_k *b, size_t nb)
+{
+    uint8_t L[256];
+    for (size_t i = 0; i < nb; i++, b++, x += 256) {
+        q_kquant_sb(x, 15, &b->d, &b->dmin, b->scales, L);
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++)
+                b->qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+    }
+}
+
+static void q_q5_k(const float *x, struct blk_q5_k *b, size_t nb)
+{
+    uint8_t L[256];
+    for (size_t i = 0; i < nb; i++, b++, x += 256) {
+        q_kquant_sb(x, 31, &b->d, &b->dmin, b->scales, L);
+        memset(b->qh, 0, sizeof b->qh);
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++) {
+                int a = L[64 * c + l], e = L[64 * c + 32 + l];
+                b->qs[32 * c + l] = (uint8_t)((a & 0xF) | ((e & 0xF) << 4));
+                b->qh[l] |= (uint8_t)(((a >> 4) << (2 * c)) | ((e >> 4) << (2 * c + 1)));
+            }
+    }
+}
+
+/* Symmetric fit of 16 values to a*q, q in [-32, 31]; returns a (signed). */
+static float fit_sym16(const float *x)
+{
+    float amax = 0, vmax = 0;
+    for (int i = 0; i < 16; i++)
+        if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); vmax = x[i]; }
+    if (amax == 0) return 0;
+    float best_a = vmax / -32.0f, best_err = INFINITY;
+    for (int it = -4; it <= 4; it++) {
+        float is = (-32.0f + 0.25f * it) / vmax;
+        double sqq = 0, sxq = 0;
+        for (int i = 0; i < 16; i++) {
+            int q = clampi(nearest(is * x[i]), -32, 31);
+            sqq += (double)q * q; sxq += (double)x[i] * q;
+        }
+        if (sqq == 0) continue;
+        double a = sxq / sqq, err = 0;
+        for (int i = 0; i < 16; i++) {
+            int q = clampi(nearest((float)(x[i] / a)), -32, 31);
+            double e = a * q - x[i];
+            err += e * e;
+        }
+        if (err < best_err) { best_err = (float)err; best_a = (float)a; }
+    }
+    return best_a;
+}
+
+static void q_q6_k(const float *x, struct blk_q6_k *b, size_t nb)
+{
+    uint8_t L[256];
+    for (size_t i = 0; i < nb; i++, b++, x += 256) {
+        float sc[16], amax = 0, vmax = 0;
+        for (int g = 0; g < 16; g++) {
+            sc[g] = fit_sym16(x + 16 * g);
+            if (fabsf(sc[g]) > amax) { amax = fabsf(sc[g]); vmax = sc[g]; }
+        }
+        float isc = vmax != 0 ? -128.0f / vmax : 0;
+        b->d = qt_f2h(vmax != 0 ? 1.0f / isc : 0);
+        float d = qt_h2f(b->d);
+        for (int g = 0; g < 16; g++) {
+            b->scales[g] = (int8_t)clampi(nearest(isc * sc[g]), -128, 127);
+            float dl = d * b->scales[g];
+            for (int k = 0; k < 16; k++)
+                L[16 * g + k] = (uint8_t)(32 + (dl != 0 ? clampi(nearest(x[16 * g + k] / dl), -32, 31) : 0));
+        }
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *Lh = L + 128 * h;
+            for (int l = 0; l < 32; l++) {
+                int q1 = Lh[l], q2 = Lh[l + 32], q3 = Lh[l + 64], q4 = Lh[l + 96];
+                b->ql[64 * h + l] = (uint8_t)((q1 & 0xF) | ((q3 & 0xF) << 4));
+                b->ql[64 * h + l + 32] = (uint8_t)((q2 & 0xF) | ((q4 & 0xF) << 4));
+                b->qh[32 * h + l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+            }
+        }
+    }
+}
+
+void qt_quant_row(int type, const float *src, void *dst, size_t n)
+{
+    uint16_t *h = dst;
+    switch (type) {
+    case QT_F32: memcpy(dst, src, n * sizeof(float)); break;
+    case QT_F16: for (size_t i = 0; i < n; i++) h[i] = qt_f2h(src[i]); break;
+    case QT_BF16: for (size_t i = 0; i < n; i++) h[i] = qt_f2bf(src[i]); break;
+    case QT_Q4_0: q_q4_0(src, dst, n / 32); break;
+    case QT_Q8_0: q_q8_0(src, dst, n / 32); break;
+    case QT_Q4_K: q_q4_k(src, dst, n / 256); break;
+    case QT_Q5_K: q_q5_k(src, dst, n / 256); break;
+    case QT_Q6_K: q_q6_k(src, dst, n / 256); break;
+    default: break;
+    }
+}
+
+/* ---- activations ---------------------------------------------------------------------------- */
+
+size_t qt_act_bytes(int type, size_t n)
+{
+    switch (type) {
+    case QT_Q8_0: case QT_Q4_0: return n / 32 * sizeof(struct qa8);
+    case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: return n / 256 * sizeof(struct qa8k);
+    default: return n * sizeof(float);
+    }
+}
+
+void qt_act_prepare(int type, const float *x, size_t n, void *act)
+{
+    switch (type) {
+    case QT_Q8_0: case QT_Q4_0: {
+        struct qa8 *a = act;
+        for (size_t i = 0; i < n / 32; i++, a++, x += 32) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+            float id = amax > 0 ? 127.0f / amax : 0;
+            int s = 0;
+            for (int j = 0; j < 32; j++) { a->q[j] = (int8_t)nearest(x[j] * id); s += a->q[j]; }
+            a->d = amax / 127.0f;
+            a->s = s;
+        }
+        break;
+    }
+    case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: {
+        struct qa8k *a = act;
+        for (size_t i = 0; i < n / 256; i++, a++, x += 256) {
+            float amax = 0;
+            for (int j = 0; j < 256; j++) amax = fmaxf(amax, fabsf(x[j]));
+            float id = amax > 0 ? 127.0f / amax : 0;
+            for (int g = 0; g < 16; g++) {
+                int s = 0;
+                for (int j = 16 * g; j < 16 * g + 16; j++) {
+                    a->q[j] = (int8_t)clampi(nearest(x[j] * id), -127, 127);
+                    s += a->q[j];
+                }
+                a->bsums[g] = (int16_t)s;
+            }
+            a->d = amax / 127.0f;
+        }
+        break;
+    }
+    default: memcpy(act, x, n * sizeof(float)); break;
+    }
+}
+
+/* ---- scalar kernels ------------------------------------------------------------------------ */
+
+static void mv_f32(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    const float *x = act;
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const float *w = (const float *)W;
+        float s[4] = {0, 0, 0, 0};
+        for (size_t i = 0; i < n; i += 4)
+            for (int k = 0; k < 4; k++) s[k] += w[i + k] * x[i + k];
+        y[r] = (s[0] + s[1]) + (s[2] + s[3]);
+    }
+}
+
+static void mv_f16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    const float *x = act;
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const uint16_t *w = (const uint16_t *)W;
+        float s = 0;
+        for (size_t i = 0; i < n; i++) s += qt_h2f(w[i]) * x[i];
+        y[r] = s;
+    }
+}
+
+static void mv_bf16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    const float *x = act;
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const uint16_t *w = (const uint16_t *)W;
+        float s = 0;
+        for (size_t i = 0; i < n; i++) s += qt_bf2f(w[i]) * x[i];
+        y[r] = s;
+    }
+}
+
+static void mv_q8_0(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const struct blk_q8_0 *b = (const void *)W;
+        const struct qa8 *a = act;
+        float s = 0;
+        for (size_t i = 0; i < n / 32; i++) {
+            int si = 0;
+            for (int j = 0; j < 32; j++) si += b[i].qs[j] * a[i].q[j];
+            s += qt_h2f(b[i].d) * a[i].d * (float)si;
+        }
+        y[r] = s;
+    }
+}
+
+static void mv_q4_0(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const struct blk_q4_0 *b = (const void *)W;
+        const struct qa8 *a = act;
+        float s = 0;
+        for (size_t i = 0; i < n / 32; i++) {
+            int si = 0;
+            for (int j = 0; j < 16; j++)
+                si += (b[i].qs[j] & 0xF) * a[i].q[j] + (b[i].qs[j] >> 4) * a[i].q[j + 16];
+            s += qt_h2f(b[i].d) * a[i].d * (float)(si - 8 * a[i].s);
+        }
+        y[r] = s;
+    }
+}
+
+/* Q4_K and Q5_K: sum_j d*sc_j*dot(q_j, x_j) - dmin*m_j*sum(x_j), in integers per super-block. */
+static void mv_q45_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr,
+                     int five)
+{
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const struct qa8k *a = act;
+        float s = 0;
+        for (size_t i = 0; i < n / 256; i++, a++) {
+            const uint8_t *sc, *qs, *qh = NULL;
+            uint16_t dh, dmh;
+            if (five) {
+                const struct blk_q5_k *b = (const struct blk_q5_k *)W + i;
+                sc = b->scales; qs = b->qs; qh = b->qh; dh = b->d; dmh = b->dmin;
+            } else {
+                const struct blk_q4_k *b = (const struct blk_q4_k *)W + i;
+                sc = b->scales; qs = b->qs; dh = b->d; dmh = b->dmin;
+            }
+            int sumi = 0, summ = 0;
+            for (int j = 0; j < 8; j++) {
+                uint8_t ls, lm;
+                qt_scale_min_k4(j, sc, &ls, &lm);
+                const uint8_t *q = qs + 32 * (j / 2);
+                const int8_t *x = a->q + 32 * j;
+                int shift = 4 * (j & 1), dot = 0;
+                for (int l = 0; l < 32; l++) {
+                    int v = (q[l] >> shift) & 0xF;
+                    if (five) v |= ((qh[l] >> j) & 1) << 4;
+                    dot += v * x[l];
+                }
+                sumi += ls * dot;
+                summ += lm * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+            }
+            s += a->d * (qt_h2f(dh) * (float)sumi - qt_h2f(dmh) * (float)summ);
+        }
+        y[r] = s;
+    }
+}
+
+static void mv_q4_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_q45_k(W, rb, n, act, y, nr, 0);
+}
+
+static void mv_q5_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_q45_k(W, rb, n, act, y, nr, 1);
+}
+
+static void mv_q6_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const struct blk_q6_k *b = (const void *)W;
+        const struct qa8k *a = act;
+        float s = 0;
+        for (size_t i = 0; i < n / 256; i++, b++, a++) {
+            int sumi = 0;
+            for (int g = 0; g < 16; g++) {
+                /* element e = 16g + k lives in half h, quarter c, lane l */
+                int dot = 0;
+                for (int k = 0; k < 16; k++) {
+                    int e = 16 * g + k, h = e / 128, c = (e % 128) / 32, l = e % 32;
+                    int lo = b->ql[64 * h + l + 32 * (c & 1)] >> (4 * (c >> 1)) & 0xF;
+                    int hi = (b->qh[32 * h + l] >> (2 * c)) & 3;
+                    dot += (lo | (hi << 4)) * a->q[e];
+                }
+                sumi += b->scales[g] * (dot - 32 * a->bsums[g]);
+            }
+            s += qt_h2f(b->d) * a->d * (float)sumi;
+        }
+        y[r] = s;
+    }
+}
+
+static const qt_mv_fn scalar_kernels[QK_NSLOTS] = {
+    [QK_F32] = mv_f32, [QK_F16] = mv_f16, [QK_BF16] = mv_bf16, [QK_Q8_0] = mv_q8_0,
+    [QK_Q4_0] = mv_q4_0, [QK_Q4_K] = mv_q4_k, [QK_Q5_K] = mv_q5_k, [QK_Q6_K] = mv_q6_k,
+};
+
+/* ---- dispatch -------------------------------------------------------------------------------- */
+
+enum { LV_UNSET = -1, LV_SCALAR = 0, LV_AVX2 = 1, LV_AVX512 = 2 };
+static const char *const level_names[] = {"scalar", "avx2", "avx512"};
+static _Atomic int level = LV_UNSET;
+static qt_mv_fn kernels[3][QK_NSLOTS];
+static _Atomic int kernels_ready;
+
+static int cpu_best(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return LV_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return LV_AVX2;
+    return LV_SCALAR;
+}
+
+/* Kernel tables are filled once; filling is idempotent, so a race only repeats the work. */
+static void init_kernels(void)
+{
+    if (atomic_load_explicit(&kernels_ready, memory_order_acquire)) return;
+    int best = cpu_best();
+    qt_mv_fn k[3][QK_NSLOTS];
+    memcpy(k[LV_SCALAR], scalar_kernels, sizeof scalar_kernels);
+    memcpy(k[LV_AVX2], scalar_kernels, sizeof scalar_kernels);
+    memcpy(k[LV_AVX512], scalar_kernels, sizeof scalar_kernels);
+    if (best >= LV_AVX2) qt_kernels_avx2(k[LV_AVX2]);
+    if (best >= LV_AVX512) {
+        __builtin_cpu_init();
+        qt_kernels_avx512(k[LV_AVX512], __builtin_cpu_supports("avx512vnni"));
+    }
+    static atomic_flag lock = ATOMIC_FLAG_INIT;
+    while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire)) {
+    }
+    if (!atomic_load_explicit(&kernels_ready, memory_order_relaxed)) {
+        memcpy(kernels, k, sizeof k);
+        atomic_store_explicit(&kernels_ready, 1, memory_order_release);
+    }
+    atomic_flag_clear_explicit(&lock, memory_order_release);
+}
+
+static int parse_level(const char *s)
+{
+    if (!s) return LV_UNSET;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, level_names[i]) == 0) return i;
+    return LV_UNSET;
+}
+
+static int cur_level(void)
+{
+    int lv = atomic_load_explicit(&level, memory_order_acquire);
+    if (lv != LV_UNSET) return lv;
+    init_kernels();
+    int best = cpu_best();
+    lv = parse_level(getenv("CMIF_SIMD"));
+    if (lv == LV_UNSET || lv > best) lv = best;   /* never run code the CPU lacks */
+    atomic_store_explicit(&level, lv, memory_order_release);
+    return lv;
+}
+
+const char *qt_simd_level(void) { return level_names[cur_level()]; }
+
+void qt_force_simd(const char *s)
+{
+    init_kernels();
+    int best = cpu_best(), lv = parse_level(s);
+    if (lv == LV_UNSET) {   /* NULL or unknown: back to automatic (env, then CPU) */
+        atomic_store_explicit(&level, LV_UNSET, memory_order_release);
+        cur_level();
+        return;
+    }
+    atomic_store_explicit(&level, lv > best ? best : lv, memory_order_release);
+}
+
+void qt_matvec(int type, const void *W, size_t ncols, const void *act, float *y, size_t r0,
+               size_t r1)
+{
+    const struct qt_info *t = info(type);
+    if (!t || r1 <= r0) return;
+    int lv = cur_level();
+    size_t rb = qt_row_bytes(type, ncols);
+    kernels[lv][t->slot]((const uint8_t *)W + r0 * rb, rb, ncols, act, y, r1 - r0);
+}
+
+/* ---- batched products ------------------------------------------------------------------------ */
+
+/* Rows dequantized per SGEMM call: ~512 KiB of floats, so a tile stays in L2 while SGEMM
+ * streams X against it, but at least 16 rows so each call has work. */
+static size_t tile_rows(size_t rows, size_t cols)
+{
+    size_t t = cols ? (512u * 1024u) / (cols * sizeof(float)) : rows;
+    if (t < 16) t = 16;
+    if (t > 256) t = 256;
+    return t < rows ? t : rows;
+}
+
+size_t qt_matmul_scratch_bytes(int type, size_t rows, size_t cols)
+{
+    if (type == QT_F32 || !qt_supported(type)) return 0;
+    return tile_rows(rows, cols) * cols * sizeof(float);
+}
+
+void qt_matmul(int type, const void *W, size_t rows, size_t cols, const float *X, size_t n,
+               float *Y, float *scratch)
+{
+    if (!qt_supported(type) || rows == 0 || n == 0) return;
+    if (type == QT_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)rows, (int)cols, 1.0f, X,
+                    (int)cols, W, (int)cols, 0.0f, Y, (int)rows);
+        return;
+    }
+    size_t rb = qt_row_bytes(type, cols), T = tile_rows(rows, cols);
+    for (size_t r0 = 0; r0 < rows; r0 += T) {
+        size_t nt = rows - r0 < T ? rows - r0 : T;
+        for (size_t r = 0; r < nt; r++)
+            qt_dequant_row(type, (const uint8_t *)W + (r0 + r) * rb, scratch + r * cols, cols);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nt, (int)cols, 1.0f, X,
+                    (int)cols, scratch, (int)cols, 0.0f, Y + r0, (int)rows);
+    }
+}

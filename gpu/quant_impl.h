@@ -1,0 +1,114 @@
+/* gpu/quant_impl.h: internals shared by gpu/quant.c and its ISA-specific kernel files
+ * (quant_avx2.c, quant_avx512.c). Not part of the public interface. */
+#ifndef CMIF_GPU_QUANT_IMPL_H
+#define CMIF_GPU_QUANT_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define QK4_0 32
+#define QK8_0 32
+#define QK_K 256
+
+/* Weight blocks, byte-for-byte the ggml/GGUF layouts (fp16 fields kept as raw bits). */
+struct blk_q4_0 { uint16_t d; uint8_t qs[16]; };                       /* 18 bytes */
+struct blk_q8_0 { uint16_t d; int8_t qs[32]; };                        /* 34 bytes */
+struct blk_q4_k { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };            /* 144 */
+struct blk_q5_k { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; }; /* 176 */
+struct blk_q6_k { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };  /* 210 */
+
+/* Prepared activations (our own layout, never stored in files).
+ * qa8: for Q8_0/Q4_0 weights, x quantized per 32 with a float scale; s = sum of q, which
+ *      pays for Q4_0's -8 offset and the unsigned-operand trick of vpdpbusd.
+ * qa8k: for K-quant weights, x quantized per 256 (like ggml's block_q8_K) with the sums
+ *      of each group of 16 quants, which pay for the K-quant mins and Q6_K's -32 offset. */
+struct qa8 { float d; int32_t s; int8_t q[32]; };                       /* 40 bytes */
+struct qa8k { float d; int16_t bsums[16]; int8_t q[256]; };             /* 292 bytes */
+
+/* One kernel: y[i] = dot(row i, x) for nrows rows starting at W, rows rb bytes apart. */
+typedef void (*qt_mv_fn)(const uint8_t *W, size_t rb, size_t ncols, const void *act, float *y,
+                         size_t nrows);
+
+/* Kernel slots, in this order, for every SIMD level. */
+enum { QK_F32, QK_F16, QK_BF16, QK_Q8_0, QK_Q4_0, QK_Q4_K, QK_Q5_K, QK_Q6_K, QK_NSLOTS };
+
+void qt_kernels_avx2(qt_mv_fn k[QK_NSLOTS]);
+void qt_kernels_avx512(qt_mv_fn k[QK_NSLOTS], int vnni);
+
+/* Exact IEEE half <-> single conversions (round to nearest even, subnormals, inf, NaN
+ * quieted), matching what F16C's vcvtph2ps/vcvtps2ph produce. */
+static inline float qt_h2f(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
+    if (e == 0) {
+        if (m == 0) {
+            u = sign;
+        } else {            /* subnormal: normalise */
+            int sh = 0;
+            while (!(m & 0x400)) { m <<= 1; sh++; }
+            m &= 0x3ff;
+            u = sign | ((uint32_t)(113 - sh) << 23) | (m << 13);
+        }
+    } else if (e == 31) {
+        u = sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0);
+    } else {
+        u = sign | ((e + 112) << 23) | (m << 13);
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint16_t qt_f2h(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+    uint32_t e = (u >> 23) & 0xff, m = u & 0x7fffff;
+    if (e == 0xff) return (uint16_t)(sign | 0x7c00 | (m ? 0x200 | (m >> 13) : 0));
+    int32_t he = (int32_t)e - 112;          /* rebias 127 -> 15 */
+    if (he >= 31) return (uint16_t)(sign | 0x7c00);
+    if (he <= 0) {                          /* subnormal half or zero */
+        if (he < -10) return sign;
+        m |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - he), r = m >> shift, rem = m & ((1u << shift) - 1),
+                 half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (r & 1))) r++;
+        return (uint16_t)(sign | r);
+    }
+    uint32_t r = ((uint32_t)he << 10) | (m >> 13), rem = m & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (r & 1))) r++;   /* may carry into inf: correct */
+    return (uint16_t)(sign | r);
+}
+
+static inline float qt_bf2f(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint16_t qt_f2bf(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40);  /* quiet NaN */
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+/* Scale (6 bits) and min (6 bits) of sub-block j of a Q4_K/Q5_K super-block. */
+static inline void qt_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+#endif

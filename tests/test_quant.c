@@ -1,0 +1,490 @@
+/* Tests of gpu/quant: block formats, (de)quantization, matrix-vector kernels at every SIMD
+ * level this CPU has, the batched product, fp16/bf16 conversions, and core/qrow's
+ * independent dequantizer. */
+#include "tests/testutil.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#include "core/qrow.h"
+#include "gpu/quant.h"
+#include "gpu/quant_impl.h"
+
+static const int all_types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+static const char *const levels[] = {"scalar", "avx2", "avx512"};
+
+/* Deterministic generator (splitmix64) so failures reproduce. */
+static uint64_t rng_state;
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double rng_unit(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
+static float rng_gauss(void)
+{
+    double u = rng_unit() + 1e-300, v = rng_unit();
+    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
+}
+/* Gaussian values with an occasional outlier and per-row scale, like real weights. */
+static int outliers = 1;
+static void fill(float *x, size_t n, float scale)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = rng_gauss() * scale;
+        if (outliers && rng_next() % 97 == 0) g *= 6;
+        x[i] = g;
+    }
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    return p;
+}
+
+static int force_level(const char *lv)
+{
+    qt_force_simd(lv);
+    if (strcmp(qt_simd_level(), lv) != 0) {
+        print_message("note: SIMD level %s not available on this CPU, not tested\n", lv);
+        qt_force_simd(NULL);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- type table ---------------------------------------------------------------------- */
+
+static void test_type_table(void **state)
+{
+    (void)state;
+    struct { int t; size_t be, bb; const char *name; } want[] = {
+        {QT_F32, 1, 4, "F32"}, {QT_F16, 1, 2, "F16"}, {QT_BF16, 1, 2, "BF16"},
+        {QT_Q8_0, 32, 34, "Q8_0"}, {QT_Q4_0, 32, 18, "Q4_0"}, {QT_Q4_K, 256, 144, "Q4_K"},
+        {QT_Q5_K, 256, 176, "Q5_K"}, {QT_Q6_K, 256, 210, "Q6_K"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        assert_true(qt_supported(want[i].t));
+        assert_int_equal(qt_block_elems(want[i].t), want[i].be);
+        assert_int_equal(qt_block_bytes(want[i].t), want[i].bb);
+        assert_string_equal(qt_name(want[i].t), want[i].name);
+        assert_int_equal(qt_row_bytes(want[i].t, 4096), 4096 / want[i].be * want[i].bb);
+        assert_int_equal(qrow_bytes((uint32_t)want[i].t, 4096), qt_row_bytes(want[i].t, 4096));
+    }
+    int unsupported[] = {3, 6, 7, 9, 10, 11, 15, 16, 29, 31, 99, -1};
+    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
+        assert_false(qt_supported(unsupported[i]));
+        assert_int_equal(qt_block_bytes(unsupported[i]), 0);
+    }
+}
+
+/* Hand-made blocks decode to the values the ggml layout defines. */
+static void test_known_blocks(void **state)
+{
+    (void)state;
+    float y[256];
+    /* Q4_0: d = 0.5; byte j holds element j (low nibble) and j+16 (high nibble). */
+    struct blk_q4_0 b4 = {.d = 0x3800};
+    for (int j = 0; j < 16; j++) b4.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    qt_dequant_row(QT_Q4_0, &b4, y, 32);
+    for (int j = 0; j < 16; j++) {
+        assert_true(y[j] == 0.5f * (j - 8));
+        assert_true(y[j + 16] == 0.5f * (7 - j));
+    }
+    /* Q8_0: d = 2. */
+    struct blk_q8_0 b8 = {.d = 0x4000};
+    for (int j = 0; j < 32; j++) b8.qs[j] = (int8_t)(j * 8 - 128);
+    qt_dequant_row(QT_Q8_0, &b8, y, 32);
+    for (int j = 0; j < 32; j++) assert_true(y[j] == 2.0f * (j * 8 - 128));
+    /* Q4_K: d = 1, dmin = 1; sub-block j has scale j+1 and min 2j (high bits exercised by
+     * j >= 4), all quants 3 in the first half of each 64 and 12 in the second. */
+    struct blk_q4_k bk;
+    memset(&bk, 0, sizeof bk);
+    bk.d = 0x3c00;
+    bk.dmin = 0x3c00;
+    uint8_t sc[8], mn[8];
+    for (int j = 0; j < 8; j++) { sc[j] = (uint8_t)(j + 1 + (j >= 4 ? 40 : 0)); mn[j] = (uint8_t)(2 * j + (j >= 4 ? 30 : 0)); }
+    for (int j = 0; j < 4; j++) {
+        bk.scales[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+        bk.scales[j + 4] = (uint8_t)((mn[j] & 63) | ((mn[j + 4] >> 4) << 6));
+        bk.scales[j + 8] = (uint8_t)((sc[j + 4] & 15) | ((mn[j + 4] & 15) << 4));
+    }
+    memset(bk.qs, 3 | (12 << 4), sizeof bk.qs);
+    qt_dequant_row(QT_Q4_K, &bk, y, 256);
+    for (int e = 0; e < 256; e++) {
+        int j = e / 32, q = (j & 1) ? 12 : 3;
+        assert_true(y[e] == (float)(sc[j] * q - mn[j]));
+    }
+    /* Q6_K: d = 1, scale of group g = g - 8, element e has quant (e % 64) - 32. */
+    struct blk_q6_k b6;
+    memset(&b6, 0, sizeof b6);
+    b6.d = 0x3c00;
+    for (int g = 0; g < 16; g++) b6.scales[g] = (int8_t)(g - 8);
+    for (int e = 0; e < 256; e++) {
+        int q = e % 64, h = e / 128, c = (e % 128) / 32, l = e % 32;
+        b6.ql[64 * h + 32 * (c & 1) + l] |= (uint8_t)((q & 15) << (4 * (c >> 1)));
+        b6.qh[32 * h + l] |= (uint8_t)((q >> 4) << (2 * c));
+    }
+    qt_dequant_row(QT_Q6_K, &b6, y, 256);
+    for (int e = 0; e < 256; e++) assert_true(y[e] == (float)((e / 16 - 8) * (e % 64 - 32)));
+}
+
+/* ---- fp16 / bf16 ------------------------------------------------------------------------- */
+
+static float bits_f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+__attribute__((target("f16c"))) static uint16_t hw_f2h(float f)
+{
+    return (uint16_t)_cvtss_sh(f, 0);
+}
+__attribute__((target("f16c"))) static float hw_h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+static void test_half_conversions(void **state)
+{
+    (void)state;
+    assert_int_equal(qt_f2h(0.0f), 0x0000);
+    assert_int_equal(qt_f2h(-0.0f), 0x8000);
+    assert_int_equal(qt_f2h(1.0f), 0x3c00);
+    assert_int_equal(qt_f2h(-2.0f), 0xc000);
+    assert_int_equal(qt_f2h(65504.0f), 0x7bff);
+    assert_int_equal(qt_f2h(65519.0f), 0x7bff);           /* below the rounding midpoint */
+    assert_int_equal(qt_f2h(65520.0f), 0x7c00);           /* midpoint rounds to even = inf */
+    assert_int_equal(qt_f2h(1e10f), 0x7c00);
+    assert_int_equal(qt_f2h(INFINITY), 0x7c00);
+    assert_int_equal(qt_f2h(-INFINITY), 0xfc00);
+    assert_true(isnan(qt_h2f(qt_f2h(NAN))));
+    assert_int_equal(qt_f2h(ldexpf(1, -24)), 0x0001);    /* smallest subnormal */
+    assert_int_equal(qt_f2h(ldexpf(1, -25)), 0x0000);    /* tie to even: 0 */
+    assert_int_equal(qt_f2h(ldexpf(1.5f, -25)), 0x0001);
+    assert_int_equal(qt_f2h(ldexpf(3, -25)), 0x0002);    /* 1.5 ulp: tie to even 2 */
+    assert_int_equal(qt_f2h(ldexpf(1023, -24)), 0x03ff); /* largest subnormal */
+    assert_int_equal(qt_f2h(ldexpf(1, -14)), 0x0400);    /* smallest normal */
+    assert_int_equal(qt_f2h(1.0f + ldexpf(1, -11)), 0x3c00);           /* tie, even */
+    assert_int_equal(qt_f2h(1.0f + ldexpf(3, -11)), 0x3c02);           /* tie, up to even */
+    assert_true(qt_h2f(0x0001) == ldexpf(1, -24));
+    assert_true(qt_h2f(0x03ff) == ldexpf(1023, -24));
+    assert_true(qt_h2f(0x7bff) == 65504.0f);
+    assert_true(isinf(qt_h2f(0x7c00)) && qt_h2f(0x7c00) > 0);
+    assert_true(isinf(qt_h2f(0xfc00)) && qt_h2f(0xfc00) < 0);
+    assert_true(isnan(qt_h2f(0x7e00)) && isnan(qt_h2f(0x7c01)) && isnan(qt_h2f(0xfe00)));
+    assert_true(signbit(qt_h2f(0x8000)));
+    /* Every finite half survives half -> float -> half. */
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue;
+        assert_int_equal(qt_f2h(qt_h2f((uint16_t)h)), h);
+    }
+    /* Against the F16C instructions, when present: all halves and a sweep of floats. */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("f16c")) {
+        for (uint32_t h = 0; h < 65536; h++) {
+            float a = qt_h2f((uint16_t)h), b = hw_h2f((uint16_t)h);
+            assert_int_equal(memcmp(&a, &b, 4), 0);
+        }
+        for (uint64_t u = 0; u < 0x100000000ull; u += 0x1234567 / 64 + 1) {
+            float f = bits_f((uint32_t)u);
+            assert_int_equal(qt_f2h(f), hw_f2h(f));
+        }
+    } else {
+        print_message("note: no F16C, hardware comparison skipped\n");
+    }
+    /* bf16 */
+    assert_int_equal(qt_f2bf(1.0f), 0x3f80);
+    assert_int_equal(qt_f2bf(bits_f(0x3f808000)), 0x3f80);   /* tie to even (down) */
+    assert_int_equal(qt_f2bf(bits_f(0x3f818000)), 0x3f82);   /* tie to even (up) */
+    assert_int_equal(qt_f2bf(bits_f(0x3f808001)), 0x3f81);
+    assert_int_equal(qt_f2bf(INFINITY), 0x7f80);
+    assert_int_equal(qt_f2bf(-INFINITY), 0xff80);
+    assert_int_equal(qt_f2bf(bits_f(0x7f7fffff)), 0x7f80);   /* FLT_MAX rounds to inf */
+    assert_true(isnan(qt_bf2f(qt_f2bf(NAN))));
+    assert_true(isnan(qt_bf2f(qt_f2bf(bits_f(0x7f800001)))));  /* low-payload NaN stays NaN */
+    assert_int_equal(qt_f2bf(bits_f(0x00000001)), 0x0000);   /* subnormal rounds to 0 */
+    assert_int_equal(qt_f2bf(bits_f(0x00010000)), 0x0001);   /* bf16 subnormal kept */
+    assert_true(qt_bf2f(0x0001) == bits_f(0x00010000));
+}
+
+/* ---- quantize -> dequantize ------------------------------------------------------------ */
+
+static void test_roundtrip(void **state)
+{
+    (void)state;
+    /* Relative RMS error bounds on Gaussian data (σ = 1, no outliers), from the step
+     * size Δ of each format (uniform rounding error is Δ/√12; amax of 32 Gaussians ≈ 2.5σ,
+     * of 16 ≈ 2σ) plus ~25% margin (measured values in brackets):
+     *   F32 exact; F16 2^-11 relative per value (2.1e-4); BF16 2^-8 (1.6e-3);
+     *   Q8_0 Δ = amax/127 over 32: 0.0057σ (0.0056) -> bound 0.007;
+     *   Q6_K Δ ≈ amax16/32 with 8-bit scales: ≈ 0.018σ (0.017) -> 0.022;
+     *   Q5_K Δ = (max-min)/31 over 32, 6-bit scales/mins: ≤ 0.047σ, searched (0.035) -> 0.045;
+     *   Q4_K Δ = (max-min)/15: ≤ 0.096σ, searched (0.072) -> 0.09;
+     *   Q4_0 Δ = amax/8, symmetric: ≈ 0.09σ (0.087) -> 0.10. */
+    struct { int t; double rms; } b[] = {
+        {QT_F32, 0}, {QT_F16, 3e-4}, {QT_BF16, 2.5e-3}, {QT_Q8_0, 0.007}, {QT_Q6_K, 0.022},
+        {QT_Q5_K, 0.045}, {QT_Q4_K, 0.09}, {QT_Q4_0, 0.10},
+    };
+    const size_t n = 4096;
+    float *x = xmalloc(n * 4), *y = xmalloc(n * 4);
+    uint8_t *q = xmalloc(qt_row_bytes(QT_F32, n));
+    rng_state = 11;
+    outliers = 0;
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
+        fill(x, n, 1.0f);
+        qt_quant_row(b[i].t, x, q, n);
+        qt_dequant_row(b[i].t, q, y, n);
+        double se = 0, sx = 0, maxrel = 0;
+        for (size_t k = 0; k < n; k++) {
+            double e = (double)y[k] - x[k];
+            se += e * e;
+            sx += (double)x[k] * x[k];
+            if (x[k] != 0) maxrel = fmax(maxrel, fabs(e / x[k]));
+        }
+        double rms = sqrt(se / sx);
+        print_message("roundtrip %-5s relative rms error %.5f (bound %.5f)\n", qt_name(b[i].t), rms, b[i].rms);
+        assert_true(rms <= b[i].rms);
+        if (b[i].t == QT_F16) assert_true(maxrel <= ldexp(1, -11));
+        if (b[i].t == QT_BF16) assert_true(maxrel <= ldexp(1, -8));
+        /* Zero rows decode to zeros, and scaled rows keep their error relative. */
+        memset(x, 0, n * 4);
+        qt_quant_row(b[i].t, x, q, n);
+        qt_dequant_row(b[i].t, q, y, n);
+        for (size_t k = 0; k < n; k++) assert_true(y[k] == 0.0f);
+        fill(x, n, 1e-3f);
+        qt_quant_row(b[i].t, x, q, n);
+        qt_dequant_row(b[i].t, q, y, n);
+        se = sx = 0;
+        for (size_t k = 0; k < n; k++) { double e = (double)y[k] - x[k]; se += e * e; sx += (double)x[k] * x[k]; }
+        assert_true(sqrt(se / sx) <= b[i].rms * 1.05 + 1e-6);
+    }
+    /* Q8_0 per element: |error| <= d/2 up to the fp16 rounding of d (2^-11 relative of
+     * d * 127). */
+    fill(x, n, 1.0f);
+    qt_quant_row(QT_Q8_0, x, q, n);
+    qt_dequant_row(QT_Q8_0, q, y, n);
+    for (size_t blk = 0; blk < n / 32; blk++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[32 * blk + j]));
+        for (int j = 0; j < 32; j++)
+            assert_true(fabsf(y[32 * blk + j] - x[32 * blk + j]) <= amax / 254 + amax * 0x1p-11f);
+    }
+    outliers = 1;
+    free(x); free(y); free(q);
+}
+
+/* ---- matrix-vector products ---------------------------------------------------------- */
+
+/* The quantized activation as floats, read from the internal layout, so the kernels can be
+ * checked to float-rounding accuracy against exactly what they multiply. */
+static void act_values(int type, const void *act, size_t n, float *xq, float *dhalf)
+{
+    if (type == QT_Q8_0 || type == QT_Q4_0) {
+        const struct qa8 *a = act;
+        for (size_t i = 0; i < n; i++) { xq[i] = a[i / 32].d * a[i / 32].q[i % 32]; dhalf[i] = a[i / 32].d / 2; }
+    } else if (type == QT_Q4_K || type == QT_Q5_K || type == QT_Q6_K) {
+        const struct qa8k *a = act;
+        for (size_t i = 0; i < n; i++) { xq[i] = a[i / 256].d * a[i / 256].q[i % 256]; dhalf[i] = a[i / 256].d / 2; }
+        for (size_t b = 0; b < n / 256; b++)
+            for (int g = 0; g < 16; g++) {
+                int s = 0;
+                for (int k = 0; k < 16; k++) s += a[b].q[16 * g + k];
+                assert_int_equal(s, a[b].bsums[g]);
+            }
+    } else {
+        memcpy(xq, act, n * 4);
+        for (size_t i = 0; i < n; i++) dhalf[i] = 0;
+    }
+}
+
+static void check_matvec(int type, size_t rows, size_t cols, const char *lv)
+{
+    size_t rb = qt_row_bytes(type, cols);
+    float *w = xmalloc(cols * 4), *wd = xmalloc(rows * cols * 4), *x = xmalloc(cols * 4);
+    float *xq = xmalloc(cols * 4), *dh = xmalloc(cols * 4), *y = xmalloc((rows + 2) * 4);
+    uint8_t *W = xmalloc(rows * rb), *act = xmalloc(qt_act_bytes(type, cols));
+    for (size_t r = 0; r < rows; r++) {
+        fill(w, cols, 0.02f * (1 + (float)(r % 5)));
+        qt_quant_row(type, w, W + r * rb, cols);
+        qt_dequant_row(type, W + r * rb, wd + r * cols, cols);
+    }
+    fill(x, cols, 1.0f);
+    qt_act_prepare(type, x, cols, act);
+    act_values(type, act, cols, xq, dh);
+    /* Rounding bound for the kernels' float arithmetic: per block one rounding of the
+     * scale product and one of the accumulation, so (blocks + 8)·2^-24 relative to
+     * Σ|w||x̂|; ×4 covers K-quants' d·Σ − dmin·Σ, whose two terms can each be up to about
+     * twice |w|. F32/F16/BF16 accumulate in float over up to 16 lanes: n/16 + 8 roundings. */
+    size_t nblk = qt_block_elems(type) > 1 ? cols / 32 : cols / 16;
+    double rel = 4.0 * (double)(nblk + 8) * 0x1p-24;
+    /* Split the rows in two ranges so r0 > 0 is covered; y has guards past the end. */
+    size_t mid = rows / 3;
+    y[rows] = y[rows + 1] = 12345.0f;
+    qt_matvec(type, W, cols, act, y, 0, mid);
+    qt_matvec(type, W, cols, act, y + mid, mid, rows);
+    assert_true(y[rows] == 12345.0f && y[rows + 1] == 12345.0f);
+    for (size_t r = 0; r < rows; r++) {
+        const float *wr = wd + r * cols;
+        double ref_q = 0, ref_x = 0, mag = 0, actbound = 0;
+        for (size_t i = 0; i < cols; i++) {
+            ref_q += (double)wr[i] * xq[i];
+            ref_x += (double)wr[i] * x[i];
+            mag += fabs((double)wr[i] * xq[i]);
+            actbound += fabs((double)wr[i]) * dh[i];
+        }
+        double e = fabs((double)y[r] - ref_q);
+        if (!(e <= rel * mag + 1e-30)) {
+            fail_msg("%s %s %zux%zu row %zu: y=%.9g ref=%.9g err=%.3g > %.3g", lv, qt_name(type), rows,
+                     cols, r, (double)y[r], ref_q, e, rel * mag);
+        }
+        /* Against the unquantized x: activation rounding moves each x_i by at most d/2. */
+        assert_true(fabs((double)y[r] - ref_x) <= actbound * 1.0001 + rel * mag + 1e-30);
+    }
+    free(w); free(wd); free(x); free(xq); free(dh); free(y); free(W); free(act);
+}
+
+static void test_matvec(void **state)
+{
+    (void)state;
+    struct { size_t rows, cols; } shapes[] = {
+        {1, 256}, {7, 256}, {13, 512}, {33, 4096}, {6, 5632}, {19, 2048}, {3, 11008},
+    };
+    for (size_t l = 0; l < 3; l++) {
+        if (!force_level(levels[l])) continue;
+        rng_state = 1000 + l;
+        for (size_t t = 0; t < N_TYPES; t++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                check_matvec(all_types[t], shapes[s].rows, shapes[s].cols, levels[l]);
+        /* Formats with 32-element blocks also take rows that are not a multiple of 256. */
+        check_matvec(QT_Q8_0, 5, 96, levels[l]);
+        check_matvec(QT_Q4_0, 9, 32, levels[l]);
+        check_matvec(QT_F16, 4, 40, levels[l]);
+        check_matvec(QT_BF16, 3, 24, levels[l]);
+        check_matvec(QT_F32, 5, 8, levels[l]);
+    }
+    qt_force_simd(NULL);
+}
+
+/* Every level computes the same products up to float rounding on extreme inputs too:
+ * saturated int8 quants (-128 in Q8_0 weights, full-scale activations). */
+static void test_matvec_extremes(void **state)
+{
+    (void)state;
+    const size_t rows = 5, cols = 512;
+    struct blk_q8_0 W[5][16];
+    float x[512], y[3][5];
+    for (size_t r = 0; r < rows; r++)
+        for (int b = 0; b < 16; b++) {
+            W[r][b].d = 0x3c00;
+            for (int j = 0; j < 32; j++) W[r][b].qs[j] = (int8_t)((r + j + b) % 2 ? -128 : 127);
+        }
+    for (size_t i = 0; i < cols; i++) x[i] = (i % 3) ? 1.0f : -1.0f;
+    struct qa8 act[16];
+    qt_act_prepare(QT_Q8_0, x, cols, act);
+    int nlv = 0;
+    for (size_t l = 0; l < 3; l++) {
+        if (!force_level(levels[l])) continue;
+        qt_matvec(QT_Q8_0, W, cols, act, y[nlv++], 0, rows);
+    }
+    qt_force_simd(NULL);
+    for (size_t r = 0; r < rows; r++) {
+        double ref = 0;
+        for (int b = 0; b < 16; b++)
+            for (int j = 0; j < 32; j++) ref += (double)W[r][b].qs[j] * x[32 * b + j];
+        for (int k = 0; k < nlv; k++) assert_true(fabs(y[k][r] - ref) <= 1e-3 * fabs(ref) + 1e-3);
+    }
+}
+
+/* ---- batched product ----------------------------------------------------------------- */
+
+static void test_matmul(void **state)
+{
+    (void)state;
+    struct { size_t rows, cols, n; } shapes[] = {{300, 256, 3}, {100, 2048, 17}, {7, 512, 1}, {70, 5632, 2}};
+    rng_state = 77;
+    for (size_t t = 0; t < N_TYPES; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int type = all_types[t];
+            size_t rows = shapes[s].rows, cols = shapes[s].cols, n = shapes[s].n;
+            size_t rb = qt_row_bytes(type, cols);
+            float *w = xmalloc(cols * 4), *wd = xmalloc(rows * cols * 4), *X = xmalloc(n * cols * 4);
+            float *Y = xmalloc(n * rows * 4);
+            uint8_t *W = xmalloc(rows * rb);
+            float *scratch = xmalloc(qt_matmul_scratch_bytes(type, rows, cols));
+            for (size_t r = 0; r < rows; r++) {
+                fill(w, cols, 0.05f);
+                qt_quant_row(type, w, W + r * rb, cols);
+                qt_dequant_row(type, W + r * rb, wd + r * cols, cols);
+            }
+            fill(X, n * cols, 1.0f);
+            qt_matmul(type, W, rows, cols, X, n, Y, scratch);
+            for (size_t i = 0; i < n; i++)
+                for (size_t r = 0; r < rows; r++) {
+                    double ref = 0, mag = 0;
+                    for (size_t k = 0; k < cols; k++) {
+                        ref += (double)X[i * cols + k] * wd[r * cols + k];
+                        mag += fabs((double)X[i * cols + k] * wd[r * cols + k]);
+                    }
+                    /* SGEMM accumulates in float: at most cols·2^-24 relative to Σ|x||w|,
+                     * in practice far less; 2·10^-5 (~cols/4·u for cols = 5632) is tight
+                     * enough to catch any misplaced row or tile. */
+                    double e = fabs(Y[i * rows + r] - ref);
+                    if (!(e <= 2e-5 * mag + 1e-30))
+                        fail_msg("matmul %s %zux%zu n=%zu [%zu,%zu]: %g vs %g", qt_name(type), rows, cols,
+                                 n, i, r, (double)Y[i * rows + r], ref);
+                }
+            free(w); free(wd); free(X); free(Y); free(W); free(scratch);
+        }
+}
+
+/* ---- core/qrow ------------------------------------------------------------------------ */
+
+static void test_qrow_matches(void **state)
+{
+    (void)state;
+    const size_t n = 1024;
+    float *x = xmalloc(n * 4), *a = xmalloc(n * 4), *b = xmalloc(n * 4);
+    uint8_t *q = xmalloc(n * 4);
+    rng_state = 5;
+    for (size_t t = 0; t < N_TYPES; t++)
+        for (int rep = 0; rep < 4; rep++) {
+            fill(x, n, rep == 3 ? 1e-6f : 1.0f);
+            qt_quant_row(all_types[t], x, q, n);
+            if (rep == 2) {   /* arbitrary bytes, as a file may hold: all bit patterns */
+                for (size_t i = 0; i < qt_row_bytes(all_types[t], n); i++) q[i] = (uint8_t)rng_next();
+                if (all_types[t] == QT_F32) memset(q, 0x3f, 4);
+            }
+            qt_dequant_row(all_types[t], q, a, n);
+            assert_int_equal(qrow_dequant((uint32_t)all_types[t], q, b, n), 0);
+            for (size_t i = 0; i < n; i++)
+                if (!(isnan(a[i]) && isnan(b[i]))) assert_int_equal(memcmp(&a[i], &b[i], 4), 0);
+        }
+    assert_int_equal(qrow_dequant(3, q, b, 32), -1);
+    assert_int_equal(qrow_dequant(99, q, b, 32), -1);
+    assert_int_equal(qrow_dequant(QT_Q4_K, q, b, 100), -1);
+    assert_int_equal(qrow_bytes(QT_Q8_0, 33), 0);
+    free(x); free(a); free(b); free(q);
+}
+
+static void test_simd_selection(void **state)
+{
+    (void)state;
+    qt_force_simd("scalar");
+    assert_string_equal(qt_simd_level(), "scalar");
+    qt_force_simd("no-such-level");   /* unknown: back to automatic */
+    const char *lv = qt_simd_level();
+    assert_true(strcmp(lv, "scalar") == 0 || strcmp(lv, "avx2") == 0 || strcmp(lv, "avx512") == 0);
+    qt_force_simd(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_type_table),      cmocka_unit_test(test_known_blocks),
+        cmocka_unit_test(test_half_conversions), cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_matvec),          cmocka_unit_test(test_matvec_extremes),
+        cmocka_unit_test(test_matmul),          cmocka_unit_test(test_qrow_matches),
+        cmocka_unit_test(test_simd_selection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
