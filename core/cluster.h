@@ -1,0 +1,54 @@
+/* core/cluster: a fixed partition of the vocabulary into disjoint clusters of K tokens.
+ *
+ * A token's candidate set for the sanitizer is its cluster, which does not depend on the
+ * input, so ε-DP holds between any two tokens of one cluster. Construction (greedy, as in
+ * CusText): within each group of tokens, take the lowest-id unassigned token and give it and
+ * its K-1 nearest unassigned tokens (cosine similarity of embedding rows; ties to the lower
+ * id) one cluster. Groups are set by the caller: ordinary tokens form one group, byte-fallback
+ * tokens another (they carry user content, so they are sanitized, but only into other bytes);
+ * group 0 tokens (control, unused, public set) are in no cluster and pass through.
+ * The last cluster of a group holds the remainder (size 2..K-1); a remainder of a single
+ * token joins the previous cluster (size K+1) because a cluster of one gives no privacy.
+ *
+ * Similarities come from cblas_sgemm over blocks of normalised rows: every token's top-M
+ * neighbours are computed once, refreshed over the shrinking unassigned set, and an exact
+ * scan covers the rare seed whose list ran out. The partition can be cached on disk,
+ * sealed with crypto_secretbox (see cluster.c for what that protects). */
+#ifndef CMIF_CORE_CLUSTER_H
+#define CMIF_CORE_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Writes the embedding row of token id (dim floats). 0 ok, -1 error. */
+typedef int (*cluster_row_fn)(void *ctx, int32_t id, float *out);
+
+struct cluster_params {
+    int k;                          /* cluster size K >= 2 (default 20) */
+    int quiet;                      /* no progress on stderr */
+    const char *cache_dir;          /* NULL or "": no cache */
+    const unsigned char *fingerprint;  /* 32 bytes naming the model (token_embd + tokenizer);
+                                          NULL: no cache */
+};
+
+struct cluster;
+
+/* group[id]: 0 = not clustered (passes through), 1..255 = group (clusters never cross). */
+int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t *group,
+                  cluster_row_fn row, void *ctx, const struct cluster_params *p, char *err,
+                  size_t errlen);
+void cluster_close(struct cluster *c);
+
+int32_t cluster_count(const struct cluster *c);
+int cluster_k(const struct cluster *c);
+int32_t cluster_n_vocab(const struct cluster *c);
+/* Cluster id of a token, -1 when it is not clustered. */
+int32_t cluster_of(const struct cluster *c, int32_t id);
+/* Members of cluster cid (ascending ids); returns their number. */
+int cluster_members(const struct cluster *c, int32_t cid, const int32_t **members);
+/* 1 when the partition was read from the cache, 0 when computed. */
+int cluster_from_cache(const struct cluster *c);
+/* Non-zero when the cache could not be used or written (reason in the string, for -v). */
+const char *cluster_cache_note(const struct cluster *c);
+
+#endif
