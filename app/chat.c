@@ -1,0 +1,653 @@
+/* The conversation loop; see app/chat.h. */
+#include "app/chat.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app/template.h"
+#include "gpu/decoder.h"
+#include "ui/queue.h"
+
+#define FWD_CHUNK 256
+
+/* The vectors a turn put into the context, kept so that after older turns are dropped
+ * the remaining ones can be replayed without encoding (and charging) user text again. */
+struct turn_rec {
+    float *vecs;
+    size_t n, cap;
+};
+
+struct chat {
+    struct core *core;
+    struct decoder *dec;
+    const struct tokenizer *tok;
+    struct sampler *smp;
+    struct chat_params p;
+    char *system;
+    int dim, ctx, vocab;
+    float *logits;
+    float *tmpvec;
+
+    int pos;                    /* tokens in the KV cache */
+    float *head;                /* BOS and system block: kept when old turns go */
+    size_t head_n;
+    int started;                /* first turn rendered (head fixed) */
+    struct turn_rec *turns;
+    size_t nturns, turns_cap;
+
+    struct chat_entry *ent;
+    size_t nent, ent_cap;
+    struct core_tok_report *last_rep;
+    size_t last_nrep;
+    double last_eps;
+    double tps;
+    int last_tokens;
+
+    atomic_int stop;
+    atomic_int busy;
+    pthread_t thread;
+    int thread_live;
+    char *job_text;
+    struct queue *job_q;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int chat_open(struct chat **out, struct core *core, struct decoder *dec,
+              const struct chat_params *p, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct chat *c = calloc(1, sizeof *c);
+    if (!c) goto oom;
+    c->core = core;
+    c->dec = dec;
+    c->tok = core_tokenizer(core);
+    c->p = *p;
+    c->p.system = NULL;
+    c->dim = core_dim(core);
+    c->ctx = dec_ctx(dec);
+    c->vocab = dec_config(dec)->vocab;
+    if (c->dim <= 0 || c->ctx <= 0 || c->vocab <= 0) {
+        snprintf(err, errlen, "chat: bad model shape (dim %d, context %d, vocab %d)", c->dim,
+                 c->ctx, c->vocab);
+        free(c);
+        return -1;
+    }
+    if (dec_config(dec)->dim != c->dim) {
+        snprintf(err, errlen, "chat: core and decoder disagree on the embedding size (%d vs %d)",
+                 c->dim, dec_config(dec)->dim);
+        free(c);
+        return -1;
+    }
+    c->logits = malloc((size_t)c->vocab * sizeof(float));
+    c->tmpvec = malloc((size_t)c->dim * sizeof(float));
+    if (!c->logits || !c->tmpvec) goto oom;
+    if (sampler_open(&c->smp, &p->sp, c->vocab) != 0) {
+        snprintf(err, errlen, "chat: cannot create the sampler");
+        chat_close(c);
+        return -1;
+    }
+    if (p->system && *p->system && !(c->system = strdup(p->system))) goto oom;
+    *out = c;
+    return 0;
+oom:
+    snprintf(err, errlen, "chat: out of memory");
+    chat_close(c);
+    return -1;
+}
+
+static void free_entries(struct chat *c)
+{
+    for (size_t i = 0; i < c->nent; i++) {
+        free(c->ent[i].text);
+        free(c->ent[i].rep);
+    }
+    c->nent = 0;
+}
+
+static void free_turns(struct chat *c)
+{
+    for (size_t i = 0; i < c->nturns; i++) free(c->turns[i].vecs);
+    c->nturns = 0;
+}
+
+void chat_close(struct chat *c)
+{
+    if (!c) return;
+    chat_stop(c);
+    chat_join(c);
+    free_entries(c);
+    free(c->ent);
+    free_turns(c);
+    free(c->turns);
+    free(c->head);
+    free(c->last_rep);
+    free(c->logits);
+    free(c->tmpvec);
+    free(c->system);
+    sampler_close(c->smp);
+    free(c);
+}
+
+static int add_entry(struct chat *c, int role, const char *text, size_t len,
+                     const struct core_tok_report *rep, size_t nrep, double eps)
+{
+    if (c->nent == c->ent_cap) {
+        size_t nc = c->ent_cap ? c->ent_cap * 2 : 16;
+        struct chat_entry *e = realloc(c->ent, nc * sizeof *e);
+        if (!e) return -1;
+        c->ent = e;
+        c->ent_cap = nc;
+    }
+    struct chat_entry *e = &c->ent[c->nent];
+    memset(e, 0, sizeof *e);
+    e->role = role;
+    e->text = malloc(len + 1);
+    if (!e->text) return -1;
+    memcpy(e->text, text, len);
+    e->text[len] = 0;
+    e->len = len;
+    if (nrep) {
+        e->rep = malloc(nrep * sizeof *rep);
+        if (!e->rep) {
+            free(e->text);
+            return -1;
+        }
+        memcpy(e->rep, rep, nrep * sizeof *rep);
+        e->nrep = nrep;
+    }
+    e->eps = eps;
+    c->nent++;
+    return 0;
+}
+
+static int rec_append(struct turn_rec *r, const float *v, size_t n, int dim)
+{
+    if (r->n + n > r->cap) {
+        size_t nc = r->cap ? r->cap : 64;
+        while (nc < r->n + n) nc *= 2;
+        float *p = realloc(r->vecs, nc * (size_t)dim * sizeof(float));
+        if (!p) return -1;
+        r->vecs = p;
+        r->cap = nc;
+    }
+    memcpy(r->vecs + r->n * (size_t)dim, v, n * (size_t)dim * sizeof(float));
+    r->n += n;
+    return 0;
+}
+
+/* Runs n vectors through the decoder from c->pos, in chunks so a stop request is seen. */
+static int forward(struct chat *c, const float *v, size_t n, char *err, size_t errlen)
+{
+    size_t done = 0;
+    while (done < n) {
+        size_t k = n - done < FWD_CHUNK ? n - done : FWD_CHUNK;
+        if (dec_forward(c->dec, v + done * (size_t)c->dim, (int)k, c->pos, c->logits, 0, err,
+                        errlen) != 0)
+            return -1;
+        c->pos += (int)k;
+        done += k;
+    }
+    return 0;
+}
+
+static void say(const struct chat_cb *cb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void say(const struct chat_cb *cb, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (cb && cb->info) cb->info(cb->ctx, buf);
+}
+
+/* Drops the oldest turns until `need` more tokens fit, then replays what is left after the
+ * head. Returns the number of turns dropped, or -1 with err. */
+static int make_room(struct chat *c, size_t need, const struct chat_cb *cb, char *err,
+                     size_t errlen)
+{
+    if ((size_t)c->pos + need <= (size_t)c->ctx) return 0;
+    size_t keep_from = 0, used = c->head_n;
+    for (size_t i = 0; i < c->nturns; i++) used += c->turns[i].n;
+    while (keep_from < c->nturns && used + need > (size_t)c->ctx) used -= c->turns[keep_from++].n;
+    if (!keep_from) return 0;
+    int before = c->pos;
+    for (size_t i = 0; i < keep_from; i++) free(c->turns[i].vecs);
+    memmove(c->turns, c->turns + keep_from, (c->nturns - keep_from) * sizeof *c->turns);
+    c->nturns -= keep_from;
+    /* The head's KV entries are still valid; only the kept turns move. */
+    c->pos = (int)c->head_n;
+    for (size_t i = 0; i < c->nturns; i++)
+        if (forward(c, c->turns[i].vecs, c->turns[i].n, err, errlen) != 0) return -1;
+    say(cb, "context full (%d of %d tokens): dropped the %zu oldest turn%s to make room", before,
+        c->ctx, keep_from, keep_from == 1 ? "" : "s");
+    return (int)keep_from;
+}
+
+static void emit(const struct chat_cb *cb, const char *s, size_t n)
+{
+    if (cb && cb->text && n) cb->text(cb->ctx, s, n);
+}
+
+/* Appends a template text (never sanitized) to the context and the turn record. */
+static int close_with(struct chat *c, struct turn_rec *r, const char *text, char *err,
+                      size_t errlen)
+{
+    if (!*text) return 0;
+    struct core_batch b = { 0 };
+    int rc = core_encode(c->core, text, strlen(text), CORE_SEG_TEMPLATE, 0, &b, err, errlen);
+    if (rc == 0 && b.n && (size_t)c->pos + b.n <= (size_t)c->ctx) {
+        rc = forward(c, b.vecs, b.n, err, errlen);
+        if (rc == 0 && rec_append(r, b.vecs, b.n, c->dim) != 0) {
+            snprintf(err, errlen, "chat: out of memory");
+            rc = -1;
+        }
+    }
+    core_batch_free(&b);
+    return rc;
+}
+
+int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *err,
+              size_t errlen)
+{
+    atomic_store(&c->stop, 0);
+    int first = !c->started;
+    struct tmpl_turn t;
+    tmpl_render_turn(c->p.tmpl, first, c->system, text, &t);
+    if (!t.n) {
+        snprintf(err, errlen, "empty message");
+        return -1;
+    }
+
+    /* 1. Encode the turn: template pieces as they are, user content sanitized. */
+    struct core_batch b = { 0 };
+    struct core_tok_report *rep = NULL;
+    size_t nrep = 0, head_end = 0;
+    double eps = 0;
+    int rc = 0;
+    for (int i = 0; i < t.n; i++) {
+        size_t before = b.n;
+        int user = t.seg[i].kind == TMPL_SEG_USER;
+        rc = core_encode(c->core, t.seg[i].text, t.seg[i].len,
+                         user ? CORE_SEG_USER : CORE_SEG_TEMPLATE, i == 0 && t.add_bos, &b, err,
+                         errlen);
+        if (rc != 0) break;
+        if (user && b.n > before) {
+            struct core_tok_report *nr = realloc(rep, (nrep + b.n - before) * sizeof *rep);
+            if (!nr) {
+                snprintf(err, errlen, "chat: out of memory");
+                rc = -1;
+                break;
+            }
+            rep = nr;
+            for (size_t j = before; j < b.n; j++) {
+                rep[nrep++] = b.rep[j];
+                eps += b.rep[j].eps;
+            }
+        }
+        if (first && i + 1 == t.n_head) head_end = b.n;
+    }
+    if (rc == 0 && first && !head_end && t.add_bos && c->p.tmpl != TMPL_LLAMA2 && b.n)
+        head_end = 1;   /* no system block: the head is BOS alone */
+    if (rc != 0) {
+        /* Nothing reaches the decoder; ε already charged for a system block stays charged. */
+        core_batch_free(&b);
+        free(rep);
+        return rc == CORE_EBUDGET ? CORE_EBUDGET : -1;
+    }
+
+    free(c->last_rep);
+    c->last_rep = rep;
+    c->last_nrep = nrep;
+    c->last_eps = eps;
+    if (add_entry(c, CHAT_USER, text, strlen(text), rep, nrep, eps) != 0) {
+        core_batch_free(&b);
+        snprintf(err, errlen, "chat: out of memory");
+        return -1;
+    }
+    if (cb && cb->report) cb->report(cb->ctx);
+
+    /* 2. Make room: the new tokens plus some space for the answer. */
+    size_t body = b.n - head_end;
+    size_t reserve = (size_t)c->ctx / 4;
+    if (c->p.n_predict > 0 && (size_t)c->p.n_predict < reserve) reserve = (size_t)c->p.n_predict;
+    size_t headlen = first ? head_end : c->head_n;
+    if (headlen + body + 1 > (size_t)c->ctx) {
+        snprintf(err, errlen,
+                 "message too long: %zu tokens, the context holds %d (ε %.3g was charged)",
+                 body, c->ctx, eps);
+        core_batch_free(&b);
+        return -1;
+    }
+    if (headlen + body + reserve > (size_t)c->ctx) reserve = (size_t)c->ctx - headlen - body;
+    if (first) {
+        free(c->head);
+        c->head = NULL;
+        c->head_n = head_end;
+        if (head_end) {
+            c->head = malloc(head_end * (size_t)c->dim * sizeof(float));
+            if (!c->head) {
+                core_batch_free(&b);
+                snprintf(err, errlen, "chat: out of memory");
+                return -1;
+            }
+            memcpy(c->head, b.vecs, head_end * (size_t)c->dim * sizeof(float));
+            if (forward(c, c->head, head_end, err, errlen) != 0) {
+                core_batch_free(&b);
+                return -1;
+            }
+        }
+        c->started = 1;
+    } else if (make_room(c, body + reserve, cb, err, errlen) < 0) {
+        core_batch_free(&b);
+        return -1;
+    }
+
+    /* 3. Only the new tokens go through the decoder. */
+    if (c->nturns == c->turns_cap) {
+        size_t nc = c->turns_cap ? c->turns_cap * 2 : 8;
+        struct turn_rec *nt = realloc(c->turns, nc * sizeof *nt);
+        if (!nt) {
+            core_batch_free(&b);
+            snprintf(err, errlen, "chat: out of memory");
+            return -1;
+        }
+        c->turns = nt;
+        c->turns_cap = nc;
+    }
+    struct turn_rec *r = &c->turns[c->nturns++];
+    memset(r, 0, sizeof *r);
+    const float *bodyv = b.vecs + head_end * (size_t)c->dim;
+    if (rec_append(r, bodyv, body, c->dim) != 0) {
+        core_batch_free(&b);
+        snprintf(err, errlen, "chat: out of memory");
+        return -1;
+    }
+    rc = forward(c, bodyv, body, err, errlen);
+    core_batch_free(&b);
+    if (rc != 0) return -1;
+
+    /* 4. The answer. */
+    char *ans = NULL;
+    size_t alen = 0, acap = 0;
+    int ngen = 0, eog = 0, stopped = 0;
+    double t0 = now_s();
+    char piece[256];
+    for (;;) {
+        if (atomic_load(&c->stop)) {
+            stopped = 1;
+            break;
+        }
+        if (c->p.n_predict >= 0 && ngen >= c->p.n_predict) break;
+        if (c->pos >= c->ctx) {
+            say(cb, "context full (%d tokens): the answer was cut; older turns will be dropped "
+                    "with the next message", c->ctx);
+            break;
+        }
+        int32_t id = sampler_sample(c->smp, c->logits);
+        sampler_accept(c->smp, id);
+        if (tok_is_eog(c->tok, id)) {
+            eog = 1;
+            if (c->p.tmpl != TMPL_PLAIN && c->pos < c->ctx) {
+                if (core_embed_token(c->core, id, c->tmpvec, err, errlen) != 0 ||
+                    forward(c, c->tmpvec, 1, err, errlen) != 0 ||
+                    rec_append(r, c->tmpvec, 1, c->dim) != 0) {
+                    rc = -1;
+                }
+            }
+            break;
+        }
+        size_t pn = tok_piece(c->tok, id, 0, piece, sizeof piece);
+        if (pn > sizeof piece) pn = sizeof piece;
+        if (alen + pn + 1 > acap) {
+            size_t nc = acap ? acap * 2 : 256;
+            while (nc < alen + pn + 1) nc *= 2;
+            char *na = realloc(ans, nc);
+            if (!na) {
+                snprintf(err, errlen, "chat: out of memory");
+                rc = -1;
+                break;
+            }
+            ans = na;
+            acap = nc;
+        }
+        memcpy(ans + alen, piece, pn);
+        alen += pn;
+        emit(cb, piece, pn);
+        ngen++;
+        if (core_embed_token(c->core, id, c->tmpvec, err, errlen) != 0 ||
+            forward(c, c->tmpvec, 1, err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
+        if (rec_append(r, c->tmpvec, 1, c->dim) != 0) {
+            snprintf(err, errlen, "chat: out of memory");
+            rc = -1;
+            break;
+        }
+        if (c->p.delay_ms > 0) {
+            struct timespec ts = { c->p.delay_ms / 1000, (long)(c->p.delay_ms % 1000) * 1000000L };
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+        }
+    }
+    double dt = now_s() - t0;
+    c->tps = ngen && dt > 0 ? ngen / dt : 0;
+    c->last_tokens = ngen;
+    if (rc == 0) {
+        /* Close the answer in the context the way the template expects. */
+        rc = close_with(c, r, eog ? tmpl_after_eog(c->p.tmpl) : tmpl_answer_end(c->p.tmpl), err,
+                        errlen);
+    }
+    if (add_entry(c, CHAT_ASSISTANT, ans ? ans : "", alen, NULL, 0, 0) != 0 && rc == 0) {
+        snprintf(err, errlen, "chat: out of memory");
+        rc = -1;
+    }
+    if (stopped) add_entry(c, CHAT_NOTE, "(stopped)", 9, NULL, 0, 0);
+    free(ans);
+    if (rc != 0) return -1;
+    return stopped ? CHAT_STOPPED : 0;
+}
+
+/* --- the generation thread ------------------------------------------------------------ */
+
+static void q_text(void *ctx, const char *s, size_t n)
+{
+    queue_push(ctx, QUEUE_TEXT, 0, 0, s, n);
+}
+static void q_info(void *ctx, const char *msg)
+{
+    queue_push(ctx, QUEUE_INFO, 0, 0, msg, strlen(msg));
+}
+static void q_report(void *ctx) { queue_push(ctx, QUEUE_REPORT, 0, 0, NULL, 0); }
+
+static void *job(void *arg)
+{
+    struct chat *c = arg;
+    char err[512] = "";
+    struct chat_cb cb = { q_text, q_info, q_report, c->job_q };
+    int rc = chat_send(c, c->job_text, &cb, err, sizeof err);
+    core_wipe(c->job_text, strlen(c->job_text));
+    free(c->job_text);
+    c->job_text = NULL;
+    atomic_store(&c->busy, 0);
+    /* Last: after this push the UI may join and start the next turn. */
+    queue_push(c->job_q, QUEUE_DONE, rc, c->tps, rc < 0 || rc == CORE_EBUDGET ? err : NULL,
+               strlen(err));
+    return NULL;
+}
+
+int chat_submit(struct chat *c, const char *text, struct queue *q, char *err, size_t errlen)
+{
+    if (atomic_load(&c->busy)) {
+        snprintf(err, errlen, "an answer is still being generated");
+        return -1;
+    }
+    chat_join(c);
+    c->job_text = strdup(text);
+    if (!c->job_text) {
+        snprintf(err, errlen, "chat: out of memory");
+        return -1;
+    }
+    c->job_q = q;
+    atomic_store(&c->busy, 1);
+    int e = pthread_create(&c->thread, NULL, job, c);
+    if (e != 0) {
+        atomic_store(&c->busy, 0);
+        free(c->job_text);
+        c->job_text = NULL;
+        snprintf(err, errlen, "chat: cannot start the generation thread: %s", strerror(e));
+        return -1;
+    }
+    c->thread_live = 1;
+    return 0;
+}
+
+void chat_join(struct chat *c)
+{
+    if (c && c->thread_live) {
+        pthread_join(c->thread, NULL);
+        c->thread_live = 0;
+    }
+}
+
+int chat_busy(const struct chat *c) { return atomic_load(&((struct chat *)c)->busy); }
+void chat_stop(struct chat *c)
+{
+    if (c) atomic_store(&c->stop, 1);
+}
+
+/* --- state ----------------------------------------------------------------------------- */
+
+void chat_clear(struct chat *c)
+{
+    free_turns(c);
+    free_entries(c);
+    free(c->head);
+    c->head = NULL;
+    c->head_n = 0;
+    c->pos = 0;
+    c->started = 0;
+    free(c->last_rep);
+    c->last_rep = NULL;
+    c->last_nrep = 0;
+    c->last_eps = 0;
+    sampler_reset(c->smp);
+}
+
+int chat_set_system(struct chat *c, const char *text, char *err, size_t errlen)
+{
+    char *s = NULL;
+    if (text && *text && !(s = strdup(text))) {
+        snprintf(err, errlen, "chat: out of memory");
+        return -1;
+    }
+    free(c->system);
+    c->system = s;
+    return 0;
+}
+
+const char *chat_system(const struct chat *c) { return c->system; }
+
+const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, double *eps)
+{
+    if (n) *n = c->last_nrep;
+    if (eps) *eps = c->last_eps;
+    return c->last_rep;
+}
+
+const struct chat_entry *chat_entries(const struct chat *c, size_t *n)
+{
+    *n = c->nent;
+    return c->ent;
+}
+
+int chat_template(const struct chat *c) { return c->p.tmpl; }
+int chat_pos(const struct chat *c) { return c->pos; }
+int chat_ctx(const struct chat *c) { return c->ctx; }
+double chat_last_tps(const struct chat *c) { return c->tps; }
+int chat_last_tokens(const struct chat *c) { return c->last_tokens; }
+struct core *chat_core(const struct chat *c) { return c->core; }
+struct decoder *chat_decoder(const struct chat *c) { return c->dec; }
+
+/* --- Markdown --------------------------------------------------------------------------- */
+
+const char *chat_kind_name(int k)
+{
+    switch (k) {
+    case CORE_TOK_KEPT: return "kept";
+    case CORE_TOK_REPLACED: return "replaced";
+    case CORE_TOK_PUBLIC: return "public";
+    case CORE_TOK_CONTROL: return "control";
+    default: return "?";
+    }
+}
+
+/* A table cell: inline code, with | and ` made harmless and newlines shown as ⏎. */
+static void md_cell(FILE *f, const char *s)
+{
+    fputs("`", f);
+    for (; *s; s++) {
+        if (*s == '|') fputs("\\|", f);
+        else if (*s == '`') fputs("'", f);
+        else if (*s == '\n') fputs("⏎", f);
+        else fputc(*s, f);
+    }
+    fputs("`", f);
+}
+
+int chat_save_markdown(const struct chat *c, const char *path, const char *model_name,
+                       char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# cmif transcript\n\n");
+    fprintf(f, "- model: %s\n- template: %s\n- mechanism: %s, ε %.4g per token\n",
+            model_name ? model_name : "?", tmpl_name(c->p.tmpl),
+            core_mech_name(core_mechanism(c->core)), core_eps(c->core));
+    fprintf(f, "- budget: %.4g spent of %.4g\n", core_budget_spent(c->core),
+            core_budget_total(c->core));
+    if (c->system) fprintf(f, "- system: %s\n", c->system);
+    fputc('\n', f);
+    for (size_t i = 0; i < c->nent; i++) {
+        const struct chat_entry *e = &c->ent[i];
+        switch (e->role) {
+        case CHAT_USER:
+            fprintf(f, "## You\n\n%s\n\n", e->text);
+            fprintf(f, "Privacy report: %zu tokens, ε %.4g\n\n", e->nrep, e->eps);
+            fprintf(f, "| # | typed | sent | treatment | ε |\n|---|---|---|---|---|\n");
+            for (size_t j = 0; j < e->nrep; j++) {
+                fprintf(f, "| %zu | ", j + 1);
+                md_cell(f, e->rep[j].orig);
+                fputs(" | ", f);
+                md_cell(f, e->rep[j].sent);
+                fprintf(f, " | %s | %.4g |\n", chat_kind_name(e->rep[j].kind), e->rep[j].eps);
+            }
+            fputc('\n', f);
+            break;
+        case CHAT_ASSISTANT: fprintf(f, "## cmif\n\n%s\n\n", e->text); break;
+        default: fprintf(f, "_%s_\n\n", e->text); break;
+        }
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,96 @@
+/* app/chat: the conversation. Renders each turn with the chat template, has the core
+ * encode (and sanitize) it, runs the decoder over the new vectors only (the KV cache is
+ * kept across turns), samples the answer and streams it out. When the context fills,
+ * the oldest turns are dropped and the user is told. chat_submit runs a turn on its own
+ * thread, posting to a ui/queue; chat_send runs one synchronously (scripted sessions). */
+#ifndef CMIF_APP_CHAT_H
+#define CMIF_APP_CHAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "gpu/sampler.h"
+
+struct decoder;
+struct queue;
+
+struct chat_params {
+    int tmpl;                  /* enum tmpl_kind */
+    int n_predict;             /* max tokens per answer; -1 = until EOG or context full */
+    struct sampler_params sp;
+    const char *system;        /* initial system prompt or NULL */
+    int delay_ms;              /* pause after each generated token (demos, tests) */
+};
+
+/* Where a turn's output goes. All may be NULL. Called on the thread running the turn. */
+struct chat_cb {
+    void (*text)(void *ctx, const char *s, size_t n);     /* a piece of the answer */
+    void (*info)(void *ctx, const char *msg);             /* a notice */
+    void (*report)(void *ctx);                            /* chat_last_report() is ready */
+    void *ctx;
+};
+
+enum chat_role { CHAT_USER = 0, CHAT_ASSISTANT, CHAT_SYSTEM, CHAT_NOTE };
+
+/* One transcript entry (kept for /save). rep/nrep: the privacy report of a user message. */
+struct chat_entry {
+    int role;
+    char *text;
+    size_t len;
+    struct core_tok_report *rep;
+    size_t nrep;
+    double eps;
+};
+
+#define CHAT_STOPPED 1         /* chat_send: the user stopped the answer (not an error) */
+
+struct chat;
+
+int chat_open(struct chat **out, struct core *core, struct decoder *dec,
+              const struct chat_params *p, char *err, size_t errlen);
+void chat_close(struct chat *c);
+
+/* One turn: the user's message and the model's answer. 0 or CHAT_STOPPED on success;
+ * CORE_EBUDGET (nothing was sent, err says what is left) or -1 with err on failure. */
+int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *err,
+              size_t errlen);
+
+/* The same on a new thread; events go to q (QUEUE_TEXT, QUEUE_INFO, QUEUE_REPORT and at
+ * the end QUEUE_DONE with status = chat_send's result, value = tokens/s, text = error).
+ * -1 when a turn is already running or the thread cannot start. */
+int chat_submit(struct chat *c, const char *text, struct queue *q, char *err, size_t errlen);
+/* Waits for a submitted turn's thread (call after QUEUE_DONE, or before closing). */
+void chat_join(struct chat *c);
+int chat_busy(const struct chat *c);
+/* Asks the running turn to stop after the current token (thread-safe, signal-free). */
+void chat_stop(struct chat *c);
+
+/* New conversation: context and transcript emptied; the spent budget stays spent. */
+void chat_clear(struct chat *c);
+/* Sets the system prompt; it takes effect with the next conversation (/clear) unless
+ * nothing has been said yet. NULL or "" removes it. */
+int chat_set_system(struct chat *c, const char *text, char *err, size_t errlen);
+const char *chat_system(const struct chat *c);
+
+/* Report of the last user message (rows for the privacy panel). */
+const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, double *eps);
+/* Transcript entries in order. */
+const struct chat_entry *chat_entries(const struct chat *c, size_t *n);
+
+int chat_template(const struct chat *c);
+int chat_pos(const struct chat *c);           /* tokens in the context */
+int chat_ctx(const struct chat *c);
+double chat_last_tps(const struct chat *c);   /* tokens/s of the last answer */
+int chat_last_tokens(const struct chat *c);   /* tokens of the last answer */
+struct core *chat_core(const struct chat *c);
+struct decoder *chat_decoder(const struct chat *c);
+
+/* "kept", "replaced", "public", "control" for enum core_tok_kind. */
+const char *chat_kind_name(int kind);
+
+/* Writes the transcript with the per-token privacy report as Markdown. */
+int chat_save_markdown(const struct chat *c, const char *path, const char *model_name,
+                       char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,313 @@
+/* The /commands table; see app/commands.h. */
+#include "app/commands.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/chat.h"
+#include "app/template.h"
+#include "core/core.h"
+#include "gpu/decoder.h"
+
+static void out(struct cmds_session *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void out(struct cmds_session *s, int level, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (s->print) s->print(s->ctx, level, buf);
+}
+
+static int c_help(struct cmds_session *s, const char *arg)
+{
+    (void)arg;
+    char buf[2048];
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "commands:");
+    for (int i = 0; cmds_table[i].name && n < sizeof buf; i++) {
+        char head[64];
+        snprintf(head, sizeof head, "/%s%s%s", cmds_table[i].name, *cmds_table[i].args ? " " : "",
+                 cmds_table[i].args);
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "\n  %-20s %s", head, cmds_table[i].help);
+    }
+    if (n < sizeof buf)
+        snprintf(buf + n, sizeof buf - n,
+                 "\nkeys: Enter send, \\ at line end continues, Ctrl-C stop answer, Ctrl-D quit,"
+                 "\n      PgUp/PgDn scroll, F2 panel, Up/Down/Ctrl-R history");
+    out(s, CMDS_INFO, "%s", buf);
+    return CMDS_OK;
+}
+
+static int parse_double(const char *s, double *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    while (*end == ' ') end++;
+    return end != s && !*end && errno == 0;
+}
+
+static int c_eps(struct cmds_session *s, const char *arg)
+{
+    double v;
+    char err[256];
+    if (!*arg) {
+        out(s, CMDS_INFO, "ε per token: %g", core_eps(s->core));
+        return CMDS_OK;
+    }
+    if (!parse_double(arg, &v) || !(v > 0) || v > 1e6) {
+        out(s, CMDS_ERROR, "/eps: '%s' is not a positive number", arg);
+        return CMDS_FAIL;
+    }
+    if (core_set_eps(s->core, v, err, sizeof err) != 0) {
+        out(s, CMDS_ERROR, "/eps: %s", err);
+        return CMDS_FAIL;
+    }
+    out(s, CMDS_INFO, "ε per token is now %g (applies from the next message)", core_eps(s->core));
+    return CMDS_OK;
+}
+
+static int c_budget(struct cmds_session *s, const char *arg)
+{
+    (void)arg;
+    double tot = core_budget_total(s->core), sp = core_budget_spent(s->core);
+    double left = tot - sp, e = core_eps(s->core);
+    if (left < 0) left = 0;
+    out(s, CMDS_INFO, "budget: %.4g spent of %.4g, %.4g left (about %.0f more tokens at ε %g)", sp,
+        tot, left, e > 0 ? left / e : 0.0, e);
+    return CMDS_OK;
+}
+
+static int c_mechanism(struct cmds_session *s, const char *arg)
+{
+    char err[256];
+    if (!*arg) {
+        char names[256] = "";
+        for (int m = CORE_MECH_RNM; m <= CORE_MECH_NONE; m++) {
+            strncat(names, " ", sizeof names - strlen(names) - 1);
+            strncat(names, core_mech_name(m), sizeof names - strlen(names) - 1);
+        }
+        out(s, CMDS_INFO, "mechanism: %s (available:%s)", core_mech_name(core_mechanism(s->core)),
+            names);
+        return CMDS_OK;
+    }
+    int m = core_mech_parse(arg);
+    if (m < 0) {
+        out(s, CMDS_ERROR, "/mechanism: unknown mechanism '%s' (/mechanism lists them)", arg);
+        return CMDS_FAIL;
+    }
+    if (core_set_mechanism(s->core, m, err, sizeof err) != 0) {
+        out(s, CMDS_ERROR, "/mechanism: %s", err);
+        return CMDS_FAIL;
+    }
+    out(s, CMDS_INFO, "mechanism is now %s", core_mech_name(m));
+    return CMDS_OK;
+}
+
+static int c_panel(struct cmds_session *s, const char *arg)
+{
+    (void)arg;
+    if (!s->toggle_panel) {
+        out(s, CMDS_INFO, "/panel: no panel in a scripted session (use --report json)");
+        return CMDS_OK;
+    }
+    s->toggle_panel(s->ctx);
+    return CMDS_OK;
+}
+
+static int c_show(struct cmds_session *s, const char *arg)
+{
+    (void)arg;
+    struct core_status st;
+    core_status(s->core, &st);
+    const char *sys = chat_system(s->chat);
+    out(s, CMDS_INFO,
+        "model: %s\ndevice: %s\ntemplate: %s\ncontext: %d of %d tokens used\n"
+        "core: %s\nregion: %zu bytes, %zu locked (RLIMIT_MEMLOCK %zu), %s\n"
+        "swap: %llu pages out, %llu in, %llu tamper checks\n"
+        "mechanism: %s, ε %g per token, budget %.4g of %.4g spent\nsystem: %s",
+        s->model_name ? s->model_name : "?", s->device_name ? s->device_name : "?",
+        tmpl_name(chat_template(s->chat)), chat_pos(s->chat), chat_ctx(s->chat), st.summary,
+        st.region_bytes, st.bytes_locked, st.memlock_limit,
+        st.secretmem ? "memfd_secret" : st.locked ? "mlock'd mapping" : "NOT locked",
+        (unsigned long long)st.swap_pages_out, (unsigned long long)st.swap_pages_in,
+        (unsigned long long)st.tamper_checks, core_mech_name(core_mechanism(s->core)),
+        core_eps(s->core), core_budget_spent(s->core), core_budget_total(s->core),
+        sys ? sys : "(none)");
+    return CMDS_OK;
+}
+
+static int c_save(struct cmds_session *s, const char *arg)
+{
+    char err[512];
+    if (!*arg) {
+        out(s, CMDS_ERROR, "/save: which file? (/save FILE)");
+        return CMDS_FAIL;
+    }
+    if (chat_save_markdown(s->chat, arg, s->model_name, err, sizeof err) != 0) {
+        out(s, CMDS_ERROR, "/save: %s", err);
+        return CMDS_FAIL;
+    }
+    out(s, CMDS_INFO, "transcript saved to %s", arg);
+    return CMDS_OK;
+}
+
+static int c_save_history(struct cmds_session *s, const char *arg)
+{
+    char err[512];
+    if (!*arg) {
+        out(s, CMDS_ERROR, "/save-history: which file? (/save-history FILE)");
+        return CMDS_FAIL;
+    }
+    if (cmds_write_script(s, arg, err, sizeof err) != 0) {
+        out(s, CMDS_ERROR, "/save-history: %s", err);
+        return CMDS_FAIL;
+    }
+    out(s, CMDS_INFO, "%zu inputs saved to %s (replay with --script)", s->ninputs, arg);
+    return CMDS_OK;
+}
+
+static int c_clear(struct cmds_session *s, const char *arg)
+{
+    (void)arg;
+    chat_clear(s->chat);
+    if (s->cleared) s->cleared(s->ctx);
+    out(s, CMDS_INFO, "new conversation (budget spent so far stays spent: %.4g of %.4g)",
+        core_budget_spent(s->core), core_budget_total(s->core));
+    return CMDS_OK;
+}
+
+static int c_system(struct cmds_session *s, const char *arg)
+{
+    char err[256];
+    if (chat_set_system(s->chat, arg, err, sizeof err) != 0) {
+        out(s, CMDS_ERROR, "/system: %s", err);
+        return CMDS_FAIL;
+    }
+    if (!*arg) out(s, CMDS_INFO, "system prompt removed");
+    else if (chat_pos(s->chat) > 0)
+        out(s, CMDS_INFO, "system prompt set; it applies to the next conversation (/clear)");
+    else out(s, CMDS_INFO, "system prompt set (sanitized like your messages)");
+    return CMDS_OK;
+}
+
+static int c_quit(struct cmds_session *s, const char *arg)
+{
+    (void)s;
+    (void)arg;
+    return CMDS_QUIT;
+}
+
+const struct cmds_entry cmds_table[] = {
+    { "help", "", "list commands and keys", 0, c_help },
+    { "eps", "X", "set ε per sanitized token (no X: show it)", 0, c_eps },
+    { "budget", "", "show the privacy budget spent and left", 0, c_budget },
+    { "mechanism", "NAME", "choose the sanitizer (no NAME: list them)", 0, c_mechanism },
+    { "panel", "", "show or hide the privacy panel (F2)", 0, c_panel },
+    { "show", "", "model, device and confidential-core status", 0, c_show },
+    { "save", "FILE", "save the transcript and privacy report as Markdown", CMDS_IDLE, c_save },
+    { "clear", "", "start a new conversation (spent budget stays spent)", CMDS_IDLE, c_clear },
+    { "system", "TEXT", "set the system prompt (no TEXT: remove it)", CMDS_IDLE, c_system },
+    { "save-history", "FILE", "save this session's inputs as a --script file", 0, c_save_history },
+    { "quit", "", "leave cmif (Ctrl-D does the same)", 0, c_quit },
+    { NULL, NULL, NULL, 0, NULL },
+};
+
+int cmds_is_command(const char *line)
+{
+    return line && line[0] == '/' && line[1] && line[1] != '/' && line[1] != ' ';
+}
+
+const struct cmds_entry *cmds_find(const char *name, size_t len)
+{
+    const struct cmds_entry *hit = NULL;
+    int n = 0;
+    for (int i = 0; cmds_table[i].name; i++) {
+        if (strlen(cmds_table[i].name) == len && !strncmp(cmds_table[i].name, name, len))
+            return &cmds_table[i];
+        if (!strncmp(cmds_table[i].name, name, len)) {
+            hit = &cmds_table[i];
+            n++;
+        }
+    }
+    return n == 1 ? hit : NULL;
+}
+
+int cmds_run(struct cmds_session *s, const char *line, int busy)
+{
+    const char *p = line + 1, *e = p;
+    while (*e && *e != ' ' && *e != '\t') e++;
+    const char *arg = e;
+    while (*arg == ' ' || *arg == '\t') arg++;
+    /* Trailing blanks are not part of an argument (file names, numbers). */
+    char a[4096];
+    size_t al = strlen(arg);
+    while (al && (arg[al - 1] == ' ' || arg[al - 1] == '\t' || arg[al - 1] == '\n')) al--;
+    if (al >= sizeof a) {
+        out(s, CMDS_ERROR, "/%.*s: argument too long", (int)(e - p > 32 ? 32 : e - p), p);
+        return CMDS_FAIL;
+    }
+    memcpy(a, arg, al);
+    a[al] = 0;
+    const struct cmds_entry *ce = cmds_find(p, (size_t)(e - p));
+    if (!ce) {
+        out(s, CMDS_ERROR, "unknown command /%.*s (try /help)", (int)(e - p > 40 ? 40 : e - p), p);
+        return CMDS_FAIL;
+    }
+    if (busy && (ce->flags & CMDS_IDLE)) {
+        out(s, CMDS_ERROR, "/%s: wait for the answer to finish (Ctrl-C stops it)", ce->name);
+        return CMDS_FAIL;
+    }
+    return ce->exec(s, a);
+}
+
+int cmds_record(struct cmds_session *s, const char *line)
+{
+    if (s->ninputs == s->inputs_cap) {
+        size_t nc = s->inputs_cap ? s->inputs_cap * 2 : 16;
+        char **ni = realloc(s->inputs, nc * sizeof *ni);
+        if (!ni) return -1;
+        s->inputs = ni;
+        s->inputs_cap = nc;
+    }
+    if (!(s->inputs[s->ninputs] = strdup(line))) return -1;
+    s->ninputs++;
+    return 0;
+}
+
+void cmds_session_free(struct cmds_session *s)
+{
+    for (size_t i = 0; i < s->ninputs; i++) free(s->inputs[i]);
+    free(s->inputs);
+    s->inputs = NULL;
+    s->ninputs = s->inputs_cap = 0;
+}
+
+int cmds_write_script(const struct cmds_session *s, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# cmif session inputs: replay with cmif -m MODEL --script %s\n", path);
+    for (size_t i = 0; i < s->ninputs; i++) {
+        for (const char *c = s->inputs[i]; *c; c++) {
+            if (*c == '\n') fputs("\\\n", f);
+            else fputc(*c, f);
+        }
+        fputc('\n', f);
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        snprintf(err, errlen, "%s: write failed", path);
+        return -1;
+    }
+    return 0;
+}

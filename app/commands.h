@@ -1,0 +1,58 @@
+/* app/commands: the chat's /commands, one table with help text (as tmux keeps its
+ * cmd_entry table). The same table serves the full-screen chat and scripted sessions;
+ * what differs (printing, the panel) goes through struct cmds_session's callbacks. */
+#ifndef CMIF_APP_COMMANDS_H
+#define CMIF_APP_COMMANDS_H
+
+#include <stddef.h>
+
+struct chat;
+struct core;
+
+enum { CMDS_INFO = 0, CMDS_ERROR = 1 };
+
+struct cmds_session {
+    struct chat *chat;
+    struct core *core;
+    const char *model_name;
+    const char *device_name;
+    /* Output of a command (one message, may hold newlines). */
+    void (*print)(void *ctx, int level, const char *msg);
+    /* The UI's part: NULL in scripted sessions. */
+    void (*toggle_panel)(void *ctx);
+    void (*cleared)(void *ctx);
+    void *ctx;
+    /* Every input of the session (messages and commands), for /save-history. */
+    char **inputs;
+    size_t ninputs, inputs_cap;
+};
+
+enum { CMDS_OK = 0, CMDS_QUIT = 1, CMDS_FAIL = -1 };
+/* Commands that must not run while an answer streams (they touch the conversation). */
+#define CMDS_IDLE 1
+
+struct cmds_entry {
+    const char *name;       /* without the slash */
+    const char *args;       /* "X", "FILE", "" */
+    const char *help;
+    int flags;
+    int (*exec)(struct cmds_session *s, const char *arg);
+};
+
+extern const struct cmds_entry cmds_table[];
+
+int cmds_is_command(const char *line);
+/* Runs one "/name args" line: CMDS_OK, CMDS_QUIT, or CMDS_FAIL (message printed). busy:
+ * an answer is streaming (commands flagged CMDS_IDLE are refused). */
+int cmds_run(struct cmds_session *s, const char *line, int busy);
+/* Finds an entry by exact name or unique prefix; NULL otherwise. */
+const struct cmds_entry *cmds_find(const char *name, size_t len);
+
+/* Records an input line for /save-history. 0 or -1 (out of memory). */
+int cmds_record(struct cmds_session *s, const char *line);
+void cmds_session_free(struct cmds_session *s);
+/* Writes inputs as a script: one per line, a multi-line message continued with a trailing
+ * backslash (the format --script reads). */
+int cmds_write_script(const struct cmds_session *s, const char *path, char *err, size_t errlen);
+
+#endif

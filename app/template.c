@@ -1,0 +1,169 @@
+/* Chat templates rendered as segments; see app/template.h. */
+#include "app/template.h"
+
+#include <string.h>
+
+static const char *const names[TMPL_COUNT] = { "plain", "llama2", "llama3", "chatml", "zephyr" };
+
+const char *tmpl_name(int kind)
+{
+    return kind >= 0 && kind < TMPL_COUNT ? names[kind] : "?";
+}
+
+int tmpl_parse(const char *name)
+{
+    if (!name) return -1;
+    for (int i = 0; i < TMPL_COUNT; i++)
+        if (!strcmp(name, names[i])) return i;
+    if (!strcmp(name, "none") || !strcmp(name, "completion")) return TMPL_PLAIN;
+    if (!strcmp(name, "llama-2") || !strcmp(name, "mistral")) return TMPL_LLAMA2;
+    if (!strcmp(name, "llama-3")) return TMPL_LLAMA3;
+    return -1;
+}
+
+static int has(const char *text, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    if (n > len) return 0;
+    return memmem(text, len, needle, n) != NULL;
+}
+
+int tmpl_detect(const char *text, size_t len, int *known)
+{
+    if (known) *known = 1;
+    if (!text || !len) return TMPL_PLAIN;
+    /* Most specific markers first: a Llama 3 template may also mention other formats. */
+    if (has(text, len, "<|start_header_id|>")) return TMPL_LLAMA3;
+    if (has(text, len, "<|im_start|>")) return TMPL_CHATML;
+    if (has(text, len, "<|user|>") && has(text, len, "<|assistant|>")) return TMPL_ZEPHYR;
+    if (has(text, len, "[INST]")) return TMPL_LLAMA2;
+    if (known) *known = 0;
+    return TMPL_CHATML;
+}
+
+static void add(struct tmpl_turn *t, int kind, const char *s, size_t len)
+{
+    if (!len) return;
+    if (kind == TMPL_SEG_TEMPLATE) {
+        /* Adjacent template pieces merge so the tokenizer sees them as one text. */
+        if (t->tlen + len >= sizeof t->tbuf) return;   /* static strings: never happens */
+        memcpy(t->tbuf + t->tlen, s, len);
+        if (t->n && !t->barrier && t->seg[t->n - 1].kind == TMPL_SEG_TEMPLATE &&
+            t->seg[t->n - 1].text + t->seg[t->n - 1].len == t->tbuf + t->tlen) {
+            t->seg[t->n - 1].len += len;
+            t->tlen += len;
+            return;
+        }
+        s = t->tbuf + t->tlen;
+        t->tlen += len;
+    }
+    t->barrier = 0;
+    if (t->n >= TMPL_MAX_SEGS) return;
+    t->seg[t->n].kind = kind;
+    t->seg[t->n].text = s;
+    t->seg[t->n].len = len;
+    t->n++;
+}
+
+static void tpl(struct tmpl_turn *t, const char *s) { add(t, TMPL_SEG_TEMPLATE, s, strlen(s)); }
+static void usr(struct tmpl_turn *t, const char *s) { if (s) add(t, TMPL_SEG_USER, s, strlen(s)); }
+/* Ends the head (system block): later pieces are never merged into it. */
+static void head(struct tmpl_turn *t) { t->n_head = t->n; t->barrier = 1; }
+
+void tmpl_render_turn(int kind, int first, const char *system, const char *user,
+                      struct tmpl_turn *t)
+{
+    int sys = first && system && *system;
+    memset(t, 0, sizeof *t);
+    switch (kind) {
+    case TMPL_LLAMA2:
+        /* <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] ... </s> every turn. */
+        t->add_bos = 1;
+        tpl(t, "[INST] ");
+        if (sys) {
+            tpl(t, "<<SYS>>\n");
+            usr(t, system);
+            tpl(t, "\n<</SYS>>\n\n");
+        }
+        usr(t, user);
+        tpl(t, " [/INST]");
+        break;
+    case TMPL_LLAMA3:
+        t->add_bos = first;
+        if (sys) {
+            tpl(t, "<|start_header_id|>system<|end_header_id|>\n\n");
+            usr(t, system);
+            tpl(t, "<|eot_id|>");
+        }
+        head(t);
+        tpl(t, "<|start_header_id|>user<|end_header_id|>\n\n");
+        usr(t, user);
+        tpl(t, "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+        break;
+    case TMPL_CHATML:
+        t->add_bos = first;
+        if (sys) {
+            tpl(t, "<|im_start|>system\n");
+            usr(t, system);
+            tpl(t, "<|im_end|>\n");
+        }
+        head(t);
+        tpl(t, "<|im_start|>user\n");
+        usr(t, user);
+        tpl(t, "<|im_end|>\n<|im_start|>assistant\n");
+        break;
+    case TMPL_ZEPHYR:
+        t->add_bos = first;
+        if (sys) {
+            tpl(t, "<|system|>\n");
+            usr(t, system);
+            tpl(t, "</s>\n");
+        }
+        head(t);
+        tpl(t, "<|user|>\n");
+        usr(t, user);
+        tpl(t, "</s>\n<|assistant|>\n");
+        break;
+    default:
+        /* Plain completion: the text continues the context; a system text is a preamble. */
+        t->add_bos = first;
+        if (sys) {
+            usr(t, system);
+            tpl(t, "\n\n");
+        }
+        head(t);
+        usr(t, user);
+        break;
+    }
+}
+
+const char *tmpl_answer_end(int kind)
+{
+    switch (kind) {
+    case TMPL_LLAMA2: return " </s>";
+    case TMPL_LLAMA3: return "<|eot_id|>";
+    case TMPL_CHATML: return "<|im_end|>\n";
+    case TMPL_ZEPHYR: return "</s>\n";
+    default: return "";
+    }
+}
+
+const char *tmpl_after_eog(int kind)
+{
+    switch (kind) {
+    case TMPL_CHATML:
+    case TMPL_ZEPHYR: return "\n";
+    default: return "";
+    }
+}
+
+size_t tmpl_flatten(const struct tmpl_turn *t, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (int i = 0; i < t->n; i++) {
+        for (size_t j = 0; j < t->seg[i].len; j++, n++)
+            if (n + 1 < cap) buf[n] = t->seg[i].text[j];
+    }
+    if (cap) buf[n < cap ? n : cap - 1] = 0;
+    return n;
+}
