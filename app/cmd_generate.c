@@ -1,15 +1,237 @@
-/* Placeholder until this subcommand's issue lands: it says so and fails. */
+/* cmif generate: continue a prompt with a model, streaming the text to stdout and printing
+ * llama.cpp-style timings on stderr.
+ *
+ * The decoder only ever sees vectors. The two functions marked "input lookup" turn the
+ * prompt and each generated token into embeddings; the confidential core replaces them
+ * (core_encode / core_embed_token) without touching the rest. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "app/cmd.h"
+#include "app/model.h"
+#include "app/opts.h"
+#include "core/gguf.h"
+#include "core/tokenizer.h"
+#include "gpu/decoder.h"
+#include "gpu/sampler.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+struct gen {
+    struct gguf *g;
+    struct tokenizer *tok;
+    struct model *m;
+    struct decoder *dec;
+    struct sampler *smp;
+    float *vecs;         /* prompt embeddings (n x dim) */
+    float *logits;
+    int32_t *ids;
+};
+
+static void gen_close(struct gen *s)
+{
+    sampler_close(s->smp);
+    dec_close(s->dec);
+    model_close(s->m);
+    tok_close(s->tok);
+    gguf_close(s->g);
+    free(s->vecs);
+    free(s->logits);
+    free(s->ids);
+}
+
+/* Input lookup: prompt text → embeddings (n x dim) in s->vecs. The ids feed the sampler's
+ * repetition history. */
+static int encode_prompt(struct gen *s, const char *text, size_t len, size_t *n_out, char *err,
+                         size_t errlen)
+{
+    int add_bos = tok_add_bos(s->tok) && tok_bos(s->tok) >= 0;
+    if (len == 0 && tok_bos(s->tok) >= 0) add_bos = 1;   /* -p "": BOS alone */
+    size_t cap = len + 3, n = 0;
+    s->ids = malloc(cap * sizeof *s->ids);
+    if (!s->ids) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (tok_encode(s->tok, text, len, add_bos, 0, s->ids, cap, &n, err, errlen)) return -1;
+    if (n == 0) {
+        snprintf(err, errlen, "the prompt is empty and the vocabulary has no BOS token");
+        return -1;
+    }
+    size_t dim = (size_t)s->m->w.cfg.dim;
+    s->vecs = malloc(n * dim * sizeof(float));
+    if (!s->vecs) {
+        snprintf(err, errlen, "out of memory for %zu prompt tokens", n);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (model_embed_token(s->m, s->ids[i], s->vecs + i * dim, err, errlen)) return -1;
+        sampler_accept(s->smp, s->ids[i]);
+    }
+    *n_out = n;
+    return 0;
+}
+
+/* Input lookup: a generated token's embedding. */
+static int embed_generated(struct gen *s, int32_t id, float *out, char *err, size_t errlen)
+{
+    return model_embed_token(s->m, id, out, err, errlen);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cmif %s\n\nContinues a prompt (streamed to stdout; timings on stderr).\n\n",
+            cmd_generate_entry.usage);
+    opts_usage(f, OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING, NULL);
+}
+
+static void timing(const char *what, double ms, long n)
+{
+    fprintf(stderr, "cmif: %-11s = %10.2f ms / %5ld tokens (%8.2f ms per token, %8.2f tokens per second)\n",
+            what, ms, n, n ? ms / (double)n : 0.0, ms > 0 ? 1e3 * (double)n / ms : 0.0);
+}
 
 static int cmd_generate_exec(int argc, char **argv)
 {
-    (void)argc;
-    fprintf(stderr, "cmif: '%s' is not available in this build yet\n", argv[0]);
-    return EXIT_RUNTIME;
+    struct opts o;
+    char err[512] = "";
+    opts_defaults(&o);
+    int r = opts_parse(&o, argc, argv, OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING, NULL,
+                       NULL, NULL, err, sizeof err);
+    if (r == 1) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (r < 0 || !o.model || o.n_args > 0) {
+        fprintf(stderr, "cmif generate: %s\n",
+                r < 0 ? err : !o.model ? "-m MODEL is required" : "unexpected argument");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    char *prompt = NULL;
+    size_t plen = 0;
+    if (opts_read_prompt(&o, &prompt, &plen, err, sizeof err)) {
+        fprintf(stderr, "cmif generate: %s\n", err);
+        return EXIT_USAGE;
+    }
+
+    struct gen s;
+    memset(&s, 0, sizeof s);
+    int rc = EXIT_RUNTIME;
+    double t0 = now_ms();
+    if (gguf_open(&s.g, o.model, err, sizeof err) || tok_open(&s.tok, s.g, err, sizeof err) ||
+        model_open(&s.m, s.g, err, sizeof err)) {
+        fprintf(stderr, "cmif generate: %s: %s\n", o.model, err);
+        goto out;
+    }
+    const struct dec_config *cfg = &s.m->w.cfg;
+    if (tok_n_vocab(s.tok) > cfg->vocab) {
+        fprintf(stderr, "cmif generate: %s: the vocabulary has %d tokens but the model only %d\n",
+                o.model, tok_n_vocab(s.tok), cfg->vocab);
+        goto out;
+    }
+    struct dec_options dopt = {.ctx = o.ctx, .threads = o.threads, .device = o.device,
+                               .cl_index = o.cl_index};
+    if (dec_open(&s.dec, &s.m->w, &dopt, err, sizeof err)) {
+        fprintf(stderr, "cmif generate: %s\n", err);
+        goto out;
+    }
+    if (dec_fallback_note(s.dec)) fprintf(stderr, "cmif: %s\n", dec_fallback_note(s.dec));
+    if (sampler_open(&s.smp, &o.sp, cfg->vocab)) {
+        fprintf(stderr, "cmif generate: invalid sampling options\n");
+        goto out;
+    }
+    s.logits = malloc((size_t)cfg->vocab * sizeof(float));
+    if (!s.logits) {
+        fprintf(stderr, "cmif generate: out of memory\n");
+        goto out;
+    }
+    double t_load = now_ms() - t0;
+
+    size_t n_prompt = 0;
+    if (encode_prompt(&s, prompt ? prompt : "", plen, &n_prompt, err, sizeof err)) {
+        fprintf(stderr, "cmif generate: %s\n", err);
+        goto out;
+    }
+    int ctx = dec_ctx(s.dec);
+    if (n_prompt > (size_t)ctx) {
+        fprintf(stderr, "cmif generate: the prompt has %zu tokens, more than the context (%d)\n",
+                n_prompt, ctx);
+        goto out;
+    }
+    /* Echo the prompt as given, then stream the continuation. */
+    fwrite(prompt ? prompt : "", 1, plen, stdout);
+    fflush(stdout);
+
+    double t1 = now_ms();
+    if (dec_forward(s.dec, s.vecs, (int)n_prompt, 0, s.logits, 0, err, sizeof err)) {
+        fprintf(stderr, "cmif generate: %s\n", err);
+        goto out;
+    }
+    double t_prompt = now_ms() - t1;
+
+    float *vec = s.vecs;   /* reused for one generated token's embedding */
+    int pos = (int)n_prompt;
+    int32_t prev = s.ids[n_prompt - 1];
+    long n_gen = 0;
+    int spm = tok_kind(s.tok) == TOK_SPM;
+    char piece[256];
+    double t2 = now_ms();
+    int stopped_ctx = 0;
+    for (;;) {
+        if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
+        int32_t id = sampler_sample(s.smp, s.logits);
+        if (tok_is_eog(s.tok, id)) break;
+        sampler_accept(s.smp, id);
+        n_gen++;
+        size_t pl = tok_piece(s.tok, id, 0, piece, sizeof piece);
+        if (pl > sizeof piece) pl = sizeof piece;
+        const char *p = piece;
+        /* SentencePiece: the first piece after BOS loses its leading space. */
+        if (spm && prev == tok_bos(s.tok) && pl > 0 && p[0] == ' ') {
+            p++;
+            pl--;
+        }
+        fwrite(p, 1, pl, stdout);
+        fflush(stdout);
+        prev = id;
+        if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
+        if (pos >= ctx) {
+            stopped_ctx = 1;
+            break;
+        }
+        if (embed_generated(&s, id, vec, err, sizeof err) ||
+            dec_forward(s.dec, vec, 1, pos, s.logits, 0, err, sizeof err)) {
+            fprintf(stderr, "\ncmif generate: %s\n", err);
+            goto out;
+        }
+        pos++;
+    }
+    double t_eval = now_ms() - t2;
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (stopped_ctx) fprintf(stderr, "cmif: stopped: the context (%d positions) is full\n", ctx);
+    fprintf(stderr, "cmif: load time   = %10.2f ms\n", t_load);
+    timing("prompt eval", t_prompt, (long)n_prompt);
+    timing("eval", t_eval, n_gen);
+    fprintf(stderr, "cmif: backend     = %s\n", dec_device_name(s.dec));
+    rc = EXIT_OK;
+out:
+    gen_close(&s);
+    free(prompt);
+    return rc;
 }
 
 const struct cmd_entry cmd_generate_entry = {
-    "generate", "generate ...", "(not available yet)", cmd_generate_exec,
+    "generate",
+    "generate -m MODEL [-p TEXT | -f FILE] [-n N] [-t N] [-c N] [-s SEED] [--temp T] ...",
+    "continue a prompt with a model (no sanitization; streams text)",
+    cmd_generate_exec,
 };

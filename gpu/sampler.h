@@ -15,6 +15,9 @@ struct sampler_params {
     uint64_t seed;
 };
 
+/* seed value meaning "draw a random seed from the OS CSPRNG at sampler_open". */
+#define SAMPLER_SEED_RANDOM UINT64_MAX
+
 struct sampler;
 
 void sampler_defaults(struct sampler_params *p);

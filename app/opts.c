@@ -1,0 +1,310 @@
+/* app/opts: shared llama.cpp-style flag parsing (see opts.h). */
+#include "app/opts.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "gpu/decoder.h"
+
+enum {
+    K_MODEL = 1, K_PROMPT, K_FILE, K_PREDICT, K_THREADS, K_CTX, K_SEED, K_TEMP, K_TOPK,
+    K_TOPP, K_MINP, K_REPPEN, K_REPN, K_DEVICE, K_HELP,
+};
+
+struct flag {
+    const char *long_name;
+    char short_name;
+    int key;
+    unsigned group;
+    const char *help;
+};
+
+static const struct flag flags[] = {
+    {"model", 'm', K_MODEL, OPT_MODEL, "-m, --model PATH       GGUF model file"},
+    {"prompt", 'p', K_PROMPT, OPT_PROMPT, "-p, --prompt TEXT      prompt (\"\" starts from BOS alone)"},
+    {"file", 'f', K_FILE, OPT_PROMPT, "-f, --file PATH        read the prompt from a file"},
+    {"n-predict", 'n', K_PREDICT, OPT_PREDICT,
+     "-n, --n-predict N      tokens to generate (-1 = until end or context full)"},
+    {"threads", 't', K_THREADS, OPT_THREADS, "-t, --threads N        CPU threads (default: all cores)"},
+    {"ctx-size", 'c', K_CTX, OPT_CTX,
+     "-c, --ctx-size N       context length (default: min(trained, 4096))"},
+    {"seed", 's', K_SEED, OPT_SAMPLING, "-s, --seed N           sampling seed (default: random)"},
+    {"temp", 0, K_TEMP, OPT_SAMPLING, "    --temp T           temperature (0 = greedy; default 0.8)"},
+    {"top-k", 0, K_TOPK, OPT_SAMPLING, "    --top-k N          top-k sampling (0 = off; default 40)"},
+    {"top-p", 0, K_TOPP, OPT_SAMPLING, "    --top-p P          top-p sampling (1 = off; default 0.95)"},
+    {"min-p", 0, K_MINP, OPT_SAMPLING, "    --min-p P          min-p sampling (0 = off; default 0.05)"},
+    {"repeat-penalty", 0, K_REPPEN, OPT_SAMPLING,
+     "    --repeat-penalty F repetition penalty (1 = off; default 1.0)"},
+    {"repeat-last-n", 0, K_REPN, OPT_SAMPLING,
+     "    --repeat-last-n N  tokens the penalty looks back over (default 64)"},
+    {"device", 0, K_DEVICE, OPT_DEVICE,
+     "    --device D         auto, cpu or cl[:N] (OpenCL device N; default auto)"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+void opts_defaults(struct opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->n_predict = -1;
+    o->threads = 0;
+    o->ctx = 0;
+    sampler_defaults(&o->sp);
+    o->device = DEC_DEV_AUTO;
+    o->cl_index = -1;
+}
+
+int opts_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    if (!s || !*s) return -1;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int opts_float(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    if (!s || !*s) return -1;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v) || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_device(struct opts *o, const char *v)
+{
+    long idx;
+    if (!strcmp(v, "auto")) { o->device = DEC_DEV_AUTO; o->cl_index = -1; return 0; }
+    if (!strcmp(v, "cpu")) { o->device = DEC_DEV_CPU; o->cl_index = -1; return 0; }
+    if (!strcmp(v, "cl") || !strcmp(v, "opencl")) { o->device = DEC_DEV_CL; o->cl_index = -1; return 0; }
+    if (!strncmp(v, "cl:", 3) && opts_int(v + 3, 0, 1024, &idx) == 0) {
+        o->device = DEC_DEV_CL;
+        o->cl_index = (int)idx;
+        return 0;
+    }
+    return -1;
+}
+
+static int set_common(struct opts *o, int key, const char *name, const char *v, char *err,
+                      size_t errlen)
+{
+    long l;
+    double d;
+    switch (key) {
+    case K_MODEL: o->model = v; return 0;
+    case K_PROMPT: o->prompt = v; return 0;
+    case K_FILE: o->prompt_file = v; return 0;
+    case K_PREDICT:
+        if (opts_int(v, -1, INT_MAX / 2, &l)) break;
+        o->n_predict = (int)l;
+        return 0;
+    case K_THREADS:
+        if (opts_int(v, 0, 1024, &l)) break;
+        o->threads = (int)l;
+        return 0;
+    case K_CTX:
+        if (opts_int(v, 0, 1 << 24, &l)) break;
+        o->ctx = (int)l;
+        return 0;
+    case K_SEED: {
+        char *end;
+        if (!*v || *v == '-') break;
+        errno = 0;
+        unsigned long long s = strtoull(v, &end, 10);
+        if (errno || *end) break;
+        o->sp.seed = (uint64_t)s;
+        o->seed_given = 1;
+        return 0;
+    }
+    case K_TEMP:
+        if (opts_float(v, 0.0, 1e6, &d)) break;
+        o->sp.temp = (float)d;
+        return 0;
+    case K_TOPK:
+        if (opts_int(v, 0, INT_MAX, &l)) break;
+        o->sp.top_k = (int)l;
+        return 0;
+    case K_TOPP:
+        if (opts_float(v, 0.0, 1.0, &d)) break;
+        o->sp.top_p = (float)d;
+        return 0;
+    case K_MINP:
+        if (opts_float(v, 0.0, 1.0, &d)) break;
+        o->sp.min_p = (float)d;
+        return 0;
+    case K_REPPEN:
+        if (opts_float(v, 0.0, 1e6, &d) || d <= 0.0) break;
+        o->sp.repeat_penalty = (float)d;
+        return 0;
+    case K_REPN:
+        if (opts_int(v, 0, INT_MAX / 2, &l)) break;
+        o->sp.repeat_last_n = (int)l;
+        return 0;
+    case K_DEVICE:
+        if (parse_device(o, v)) {
+            snprintf(err, errlen, "--device: expected auto, cpu, cl or cl:N, got '%s'", v);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "invalid value '%s' for %s", v, name);
+    return -1;
+}
+
+int opts_parse(struct opts *o, int argc, char **argv, unsigned accept,
+               const struct opts_extra *extra, opts_extra_fn extra_fn, void *ctx, char *err,
+               size_t errlen)
+{
+    int only_args = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_args || a[0] != '-' || a[1] == '\0') {
+            if (o->n_args >= OPTS_MAX_ARGS) {
+                snprintf(err, errlen, "too many arguments (at most %d)", OPTS_MAX_ARGS);
+                return -1;
+            }
+            o->args[o->n_args++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) { only_args = 1; continue; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 1;
+
+        /* Split "--name=value"; short flags take the next argument. */
+        const char *name = NULL, *inline_val = NULL;
+        char namebuf[64];
+        char shortc = 0;
+        if (a[1] == '-') {
+            const char *eq = strchr(a + 2, '=');
+            size_t n = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+            if (n >= sizeof namebuf) n = sizeof namebuf - 1;
+            memcpy(namebuf, a + 2, n);
+            namebuf[n] = '\0';
+            name = namebuf;
+            if (eq) inline_val = eq + 1;
+        } else if (a[2] == '\0') {
+            shortc = a[1];
+        } else {
+            snprintf(err, errlen, "unknown option '%s'", a);
+            return -1;
+        }
+
+        const struct flag *fl = NULL;
+        for (const struct flag *f = flags; f->long_name; f++) {
+            if (!(f->group & accept)) continue;
+            if ((name && !strcmp(name, f->long_name)) || (shortc && shortc == f->short_name)) {
+                fl = f;
+                break;
+            }
+        }
+        const struct opts_extra *ex = NULL;
+        if (!fl && extra) {
+            for (const struct opts_extra *e = extra; e->long_name; e++) {
+                if ((name && !strcmp(name, e->long_name)) ||
+                    (shortc && e->short_name && shortc == e->short_name)) {
+                    ex = e;
+                    break;
+                }
+            }
+        }
+        if (!fl && !ex) {
+            snprintf(err, errlen, "unknown option '%s'", a);
+            return -1;
+        }
+        int has_arg = fl ? 1 : ex->has_arg;
+        const char *val = NULL;
+        if (has_arg) {
+            if (inline_val) {
+                val = inline_val;
+            } else if (i + 1 < argc) {
+                val = argv[++i];
+            } else {
+                snprintf(err, errlen, "option '%s' needs a value", a);
+                return -1;
+            }
+        } else if (inline_val) {
+            snprintf(err, errlen, "option '%s' takes no value", a);
+            return -1;
+        }
+        if (fl) {
+            if (set_common(o, fl->key, a, val, err, errlen)) return -1;
+        } else {
+            if (!extra_fn || extra_fn(ctx, ex->id, val, err, errlen)) {
+                if (!extra_fn) snprintf(err, errlen, "option '%s' is not handled", a);
+                return -1;
+            }
+        }
+    }
+    if (o->prompt && o->prompt_file) {
+        snprintf(err, errlen, "give either -p or -f, not both");
+        return -1;
+    }
+    if ((accept & OPT_SAMPLING) && !o->seed_given) o->sp.seed = SAMPLER_SEED_RANDOM;
+    return 0;
+}
+
+void opts_usage(FILE *f, unsigned accept, const struct opts_extra *extra)
+{
+    for (const struct flag *fl = flags; fl->long_name; fl++)
+        if (fl->group & accept) fprintf(f, "  %s\n", fl->help);
+    if (extra)
+        for (const struct opts_extra *e = extra; e->long_name; e++)
+            if (e->help) fprintf(f, "  %s\n", e->help);
+    fprintf(f, "  -h, --help             this help\n");
+}
+
+int opts_read_prompt(const struct opts *o, char **text, size_t *len, char *err, size_t errlen)
+{
+    *text = NULL;
+    *len = 0;
+    if (o->prompt) {
+        size_t n = strlen(o->prompt);
+        char *t = malloc(n + 1);
+        if (!t) { snprintf(err, errlen, "out of memory"); return -1; }
+        memcpy(t, o->prompt, n + 1);
+        *text = t;
+        *len = n;
+        return 0;
+    }
+    if (!o->prompt_file) return 0;
+    FILE *f = fopen(o->prompt_file, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", o->prompt_file, strerror(errno));
+        return -1;
+    }
+    size_t cap = 4096, n = 0;
+    char *t = malloc(cap);
+    if (!t) { fclose(f); snprintf(err, errlen, "out of memory"); return -1; }
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap > ((size_t)1 << 30)) {
+                snprintf(err, errlen, "%s: prompt file larger than 1 GiB", o->prompt_file);
+                free(t); fclose(f); return -1;
+            }
+            char *nt = realloc(t, cap * 2);
+            if (!nt) { snprintf(err, errlen, "out of memory"); free(t); fclose(f); return -1; }
+            t = nt;
+            cap *= 2;
+        }
+        size_t r = fread(t + n, 1, cap - 1 - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: read error", o->prompt_file);
+        free(t); fclose(f); return -1;
+    }
+    fclose(f);
+    t[n] = '\0';
+    *text = t;
+    *len = n;
+    return 0;
+}

@@ -1,0 +1,80 @@
+/* app/opts: llama.cpp-style command-line flags shared by the subcommands.
+ *
+ * A subcommand says which of the common flags it accepts (a mask of OPT_* bits), may add
+ * its own flags through a small table and a callback, and gets the parsed values in one
+ * struct opts. Positional arguments are collected in order (o->args / o->n_args).
+ *
+ *   struct opts o;
+ *   opts_defaults(&o);
+ *   int r = opts_parse(&o, argc, argv, OPT_MODEL | OPT_PROMPT | OPT_SAMPLING, extra, ctx,
+ *                      err, sizeof err);
+ *   r == 1: --help was given (print opts_usage and exit 0); r < 0: usage error (exit 2). */
+#ifndef CMIF_APP_OPTS_H
+#define CMIF_APP_OPTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gpu/sampler.h"
+
+/* Groups of common flags a subcommand can accept. */
+enum {
+    OPT_MODEL = 1u << 0,    /* -m/--model PATH */
+    OPT_PROMPT = 1u << 1,   /* -p/--prompt TEXT, -f/--file PATH */
+    OPT_PREDICT = 1u << 2,  /* -n/--n-predict N */
+    OPT_THREADS = 1u << 3,  /* -t/--threads N */
+    OPT_CTX = 1u << 4,      /* -c/--ctx-size N */
+    OPT_SAMPLING = 1u << 5, /* -s/--seed, --temp, --top-k, --top-p, --min-p,
+                               --repeat-penalty, --repeat-last-n */
+    OPT_DEVICE = 1u << 6,   /* --device auto|cpu|cl[:N] */
+    OPT_ENGINE = OPT_MODEL | OPT_THREADS | OPT_CTX | OPT_DEVICE,
+};
+
+/* A subcommand-specific flag. long_name without dashes ("pieces"); short_name 0 for none;
+ * has_arg 1 when it takes a value. The callback gets id and the value (NULL without). */
+struct opts_extra {
+    const char *long_name;
+    char short_name;
+    int has_arg;
+    int id;
+    const char *help;       /* "--pieces          print the pieces too" style line */
+};
+typedef int (*opts_extra_fn)(void *ctx, int id, const char *val, char *err, size_t errlen);
+
+#define OPTS_MAX_ARGS 64
+
+struct opts {
+    const char *model;          /* NULL when not given */
+    const char *prompt;         /* -p text (may be ""); NULL when not given */
+    const char *prompt_file;    /* -f path; NULL when not given */
+    int n_predict;              /* -1 = until end of generation or context full */
+    int threads;                /* 0 = all cores */
+    int ctx;                    /* 0 = model default (min(ctx_train, 4096)) */
+    struct sampler_params sp;   /* seed already resolved (random when -s was not given) */
+    int seed_given;
+    int device;                 /* enum dec_device */
+    int cl_index;               /* -1 = first usable */
+    const char *args[OPTS_MAX_ARGS];
+    int n_args;
+};
+
+void opts_defaults(struct opts *o);
+
+/* Parses argv[1..argc). Returns 0, 1 for --help/-h, or -1 with err naming the flag. */
+int opts_parse(struct opts *o, int argc, char **argv, unsigned accept,
+               const struct opts_extra *extra, opts_extra_fn extra_fn, void *ctx, char *err,
+               size_t errlen);
+
+/* Prints the help lines of the accepted common flags and of the extra table. */
+void opts_usage(FILE *f, unsigned accept, const struct opts_extra *extra);
+
+/* Reads the prompt: -p text, or the contents of -f (malloc'd, NUL-terminated). *text is
+ * NULL when neither was given. 0 or -1 with err. */
+int opts_read_prompt(const struct opts *o, char **text, size_t *len, char *err, size_t errlen);
+
+/* Parses a whole decimal/float value strictly (the whole string must be consumed). */
+int opts_int(const char *s, long lo, long hi, long *out);
+int opts_float(const char *s, double lo, double hi, double *out);
+
+#endif

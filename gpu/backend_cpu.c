@@ -1,0 +1,566 @@
+/* gpu/backend_cpu: the Llama forward pass on the CPU.
+ *
+ * Decode steps (one vector) multiply the quantized weights directly (qt_matvec over a
+ * prepared activation), with the rows of each product split over the thread pool; Q/K/V
+ * and gate/up each go out as one dispatch so a layer costs five pool synchronisations
+ * (QKV, attention over heads, output projection, gate/up with SwiGLU, down).
+ * Prompt batches multiply dequantized tiles with SGEMM (qt_matmul); each pool task owns a
+ * slice of the weight rows and runs single-threaded OpenBLAS on it, so dequantization is
+ * parallel too. Attention is causal over an F32 KV cache, parallel over heads.
+ * RoPE uses GGUF's "normal" layout: adjacent pairs (x[2i], x[2i+1]) rotate together. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "gpu/backend.h"
+#include "gpu/pool.h"
+#include "gpu/quant.h"
+
+#define BATCH_MAX 256   /* positions per batched pass (bounds the scratch memory) */
+#define MAX_PARTS 3
+
+struct cpu {
+    struct dec_config c;
+    struct dec_layer *layers;
+    struct dec_tensor out_norm, output;
+    int ctx, nth;
+    struct pool *pool;
+    int qd, kvd;
+    float *kc, *vc;              /* [layer][ctx][kvd] */
+    float *inv_freq;             /* head_dim/2 RoPE frequencies */
+
+    /* decode scratch */
+    float *x, *xb, *q, *k, *v, *ao, *g, *u, *att, *ltmp;
+    void *act[MAX_PARTS];
+    size_t act_cap;
+
+    /* batch scratch (grown on demand) */
+    float *bx, *bxb, *bq, *bk, *bv, *bao, *bg, *bu, *bt;
+    int bcap;
+    float **mm_scratch, **mm_y;  /* per task */
+    size_t mm_scratch_cap, mm_y_cap;
+
+    char name[96];
+};
+
+/* ---------------------------------------------------------------- small kernels */
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float s = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) o[i] = w[i] * (s * x[i]);
+}
+
+static void rope(const struct cpu *b, float *v, int n_heads, int pos)
+{
+    int hd = b->c.head_dim;
+    for (int i = 0; i < hd / 2; i++) {
+        float th = (float)pos * b->inv_freq[i];
+        float cs = cosf(th), sn = sinf(th);
+        for (int h = 0; h < n_heads; h++) {
+            float *p = v + (size_t)h * hd + 2 * i;
+            float x0 = p[0], x1 = p[1];
+            p[0] = x0 * cs - x1 * sn;
+            p[1] = x0 * sn + x1 * cs;
+        }
+    }
+}
+
+static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+
+static float dot(const float *a, const float *b, int n)
+{
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+static size_t row_bytes(const struct dec_tensor *t) { return qt_row_bytes(t->type, (size_t)t->cols); }
+
+/* ---------------------------------------------------------------- decode matvec jobs */
+
+struct mv_part {
+    const struct dec_tensor *w;
+    const void *act;
+    float *y;
+};
+
+struct mv_job {
+    struct mv_part p[MAX_PARTS];
+    int np;
+    int swiglu;       /* p[0] gate, p[1] up: y0 = silu(y0) * y1 over the same rows */
+    size_t total;     /* rows over all parts (or of one part when swiglu) */
+};
+
+/* Boundary of task t's range, rounded to 16 rows so tasks start on whole row groups. */
+static size_t split(size_t total, int t, int nt)
+{
+    if (t >= nt) return total;
+    size_t b = (size_t)((unsigned long long)total * (unsigned)t / (unsigned)nt);
+    b &= ~(size_t)15;
+    return b;
+}
+
+static void mv_task(void *ctx, int t, int nt)
+{
+    struct mv_job *j = ctx;
+    size_t r0 = split(j->total, t, nt), r1 = split(j->total, t + 1, nt);
+    if (r0 >= r1) return;
+    if (j->swiglu) {
+        for (int i = 0; i < 2; i++) {
+            const struct mv_part *p = &j->p[i];
+            qt_matvec(p->w->type, p->w->data, (size_t)p->w->cols, p->act, p->y + r0, r0, r1);
+        }
+        float *g = j->p[0].y, *u = j->p[1].y;
+        for (size_t r = r0; r < r1; r++) g[r] = silu(g[r]) * u[r];
+        return;
+    }
+    size_t base = 0;
+    for (int i = 0; i < j->np; i++) {
+        const struct mv_part *p = &j->p[i];
+        size_t rows = (size_t)p->w->rows;
+        size_t a = r0 > base ? r0 - base : 0;
+        size_t e = r1 - base < rows ? r1 - base : rows;
+        if (r1 > base && a < e)
+            qt_matvec(p->w->type, p->w->data, (size_t)p->w->cols, p->act, p->y + a, a, e);
+        base += rows;
+        if (base >= r1) break;
+    }
+}
+
+/* Prepares x for every part (once per distinct weight type) and runs the job. */
+static void mv_run(struct cpu *b, struct mv_job *j, const float *x, size_t n)
+{
+    for (int i = 0; i < j->np; i++) {
+        int done = 0;
+        for (int k = 0; k < i; k++)
+            if (j->p[k].w->type == j->p[i].w->type) {
+                j->p[i].act = j->p[k].act;
+                done = 1;
+                break;
+            }
+        if (!done) {
+            qt_act_prepare(j->p[i].w->type, x, n, b->act[i]);
+            j->p[i].act = b->act[i];
+        }
+    }
+    if (!j->swiglu) {
+        j->total = 0;
+        for (int i = 0; i < j->np; i++) j->total += (size_t)j->p[i].w->rows;
+    } else {
+        j->total = (size_t)j->p[0].w->rows;
+    }
+    pool_run(b->pool, mv_task, j, b->nth);
+}
+
+static void mv1(struct cpu *b, const struct dec_tensor *w, const float *x, float *y)
+{
+    struct mv_job j = {.np = 1};
+    j.p[0].w = w;
+    j.p[0].y = y;
+    mv_run(b, &j, x, (size_t)w->cols);
+}
+
+/* ---------------------------------------------------------------- batched matmul jobs */
+
+struct mm_job {
+    struct cpu *b;
+    const struct dec_tensor *w[MAX_PARTS];
+    float *y[MAX_PARTS];
+    int np;
+    const float *x;
+    int n;
+};
+
+static void mm_task(void *ctx, int t, int nt)
+{
+    struct mm_job *j = ctx;
+    for (int i = 0; i < j->np; i++) {
+        const struct dec_tensor *w = j->w[i];
+        size_t rows = (size_t)w->rows, cols = (size_t)w->cols;
+        size_t r0 = split(rows, t, nt), r1 = split(rows, t + 1, nt);
+        if (r0 >= r1) continue;
+        size_t m = r1 - r0;
+        float *yt = j->b->mm_y[t];
+        qt_matmul(w->type, (const unsigned char *)w->data + r0 * row_bytes(w), m, cols, j->x,
+                  (size_t)j->n, yt, j->b->mm_scratch[t]);
+        for (int r = 0; r < j->n; r++)
+            memcpy(j->y[i] + (size_t)r * rows + r0, yt + (size_t)r * m, m * sizeof(float));
+    }
+}
+
+/* Makes sure every task's scratch fits the largest slice of these parts. */
+static int mm_reserve(struct cpu *b, const struct mm_job *j)
+{
+    size_t need_s = 0, need_y = 0;
+    for (int i = 0; i < j->np; i++) {
+        size_t rows = (size_t)j->w[i]->rows;
+        size_t slice = 0;
+        for (int t = 0; t < b->nth; t++) {
+            size_t m = split(rows, t + 1, b->nth) - split(rows, t, b->nth);
+            if (m > slice) slice = m;
+        }
+        size_t s = qt_matmul_scratch_bytes(j->w[i]->type, slice, (size_t)j->w[i]->cols);
+        if (s > need_s) need_s = s;
+        if (slice * (size_t)j->n > need_y) need_y = slice * (size_t)j->n;
+    }
+    if (need_s > b->mm_scratch_cap) {
+        for (int t = 0; t < b->nth; t++) {
+            free(b->mm_scratch[t]);
+            b->mm_scratch[t] = malloc(need_s ? need_s : 1);
+            if (!b->mm_scratch[t]) {
+                b->mm_scratch_cap = 0;
+                return -1;
+            }
+        }
+        b->mm_scratch_cap = need_s;
+    }
+    if (need_y > b->mm_y_cap) {
+        for (int t = 0; t < b->nth; t++) {
+            free(b->mm_y[t]);
+            b->mm_y[t] = malloc(need_y * sizeof(float));
+            if (!b->mm_y[t]) {
+                b->mm_y_cap = 0;
+                return -1;
+            }
+        }
+        b->mm_y_cap = need_y;
+    }
+    return 0;
+}
+
+static int mm_run(struct cpu *b, struct mm_job *j, char *err, size_t errlen)
+{
+    j->b = b;
+    if (mm_reserve(b, j)) {
+        snprintf(err, errlen, "cpu backend: out of memory for batch scratch");
+        return -1;
+    }
+    pool_run(b->pool, mm_task, j, b->nth);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- attention */
+
+struct att_job {
+    struct cpu *b;
+    const float *q;      /* n x qd */
+    float *out;          /* n x qd */
+    int n, pos, layer;
+    float *scores;       /* nth x ctx */
+};
+
+static void att_task(void *ctx, int t, int nt)
+{
+    struct att_job *j = ctx;
+    const struct cpu *b = j->b;
+    int H = b->c.n_heads, hd = b->c.head_dim, group = b->c.n_heads / b->c.n_kv_heads;
+    int h0 = (int)((long)H * t / nt), h1 = (int)((long)H * (t + 1) / nt);
+    const float *kc = b->kc + (size_t)j->layer * b->ctx * b->kvd;
+    const float *vc = b->vc + (size_t)j->layer * b->ctx * b->kvd;
+    float *s = j->scores + (size_t)t * b->ctx;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < j->n; i++) {
+        int span = j->pos + i + 1;   /* causal: positions 0 .. pos+i */
+        for (int h = h0; h < h1; h++) {
+            const float *q = j->q + (size_t)i * b->qd + (size_t)h * hd;
+            size_t koff = (size_t)(h / group) * hd;
+            float mx = -INFINITY;
+            for (int p = 0; p < span; p++) {
+                s[p] = dot(q, kc + (size_t)p * b->kvd + koff, hd) * scale;
+                if (s[p] > mx) mx = s[p];
+            }
+            float sum = 0;
+            for (int p = 0; p < span; p++) {
+                s[p] = expf(s[p] - mx);
+                sum += s[p];
+            }
+            float inv = 1.0f / sum;
+            float *o = j->out + (size_t)i * b->qd + (size_t)h * hd;
+            memset(o, 0, (size_t)hd * sizeof *o);
+            for (int p = 0; p < span; p++) {
+                const float *vv = vc + (size_t)p * b->kvd + koff;
+                float a = s[p] * inv;
+                for (int e = 0; e < hd; e++) o[e] += a * vv[e];
+            }
+        }
+    }
+}
+
+static void attention(struct cpu *b, int layer, const float *q, float *out, int n, int pos)
+{
+    struct att_job j = {b, q, out, n, pos, layer, b->att};
+    pool_run(b->pool, att_task, &j, b->nth);
+}
+
+static void store_kv(struct cpu *b, int layer, int pos, const float *k, const float *v)
+{
+    size_t off = ((size_t)layer * b->ctx + (size_t)pos) * b->kvd;
+    memcpy(b->kc + off, k, (size_t)b->kvd * sizeof(float));
+    memcpy(b->vc + off, v, (size_t)b->kvd * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- forward passes */
+
+static void forward_one(struct cpu *b, const float *in, int pos, float *logits)
+{
+    const struct dec_config *c = &b->c;
+    int dim = c->dim;
+    memcpy(b->x, in, (size_t)dim * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        const struct dec_layer *L = &b->layers[l];
+        rmsnorm(b->xb, b->x, L->attn_norm.data, dim, c->norm_eps);
+        struct mv_job j = {.np = 3};
+        j.p[0].w = &L->wq; j.p[0].y = b->q;
+        j.p[1].w = &L->wk; j.p[1].y = b->k;
+        j.p[2].w = &L->wv; j.p[2].y = b->v;
+        mv_run(b, &j, b->xb, (size_t)dim);
+        rope(b, b->q, c->n_heads, pos);
+        rope(b, b->k, c->n_kv_heads, pos);
+        store_kv(b, l, pos, b->k, b->v);
+        attention(b, l, b->q, b->ao, 1, pos);
+        mv1(b, &L->wo, b->ao, b->xb);
+        for (int i = 0; i < dim; i++) b->x[i] += b->xb[i];
+
+        rmsnorm(b->xb, b->x, L->ffn_norm.data, dim, c->norm_eps);
+        struct mv_job f = {.np = 2, .swiglu = 1};
+        f.p[0].w = &L->w_gate; f.p[0].y = b->g;
+        f.p[1].w = &L->w_up; f.p[1].y = b->u;
+        mv_run(b, &f, b->xb, (size_t)dim);
+        mv1(b, &L->w_down, b->g, b->xb);
+        for (int i = 0; i < dim; i++) b->x[i] += b->xb[i];
+    }
+    rmsnorm(b->xb, b->x, b->out_norm.data, dim, c->norm_eps);
+    mv1(b, &b->output, b->xb, logits);
+}
+
+static int batch_reserve(struct cpu *b, int n)
+{
+    if (n <= b->bcap) return 0;
+    const struct dec_config *c = &b->c;
+    float **bufs[] = {&b->bx, &b->bxb, &b->bq, &b->bk, &b->bv, &b->bao, &b->bg, &b->bu, &b->bt};
+    size_t per[] = {(size_t)c->dim, (size_t)c->dim, (size_t)b->qd, (size_t)b->kvd,
+                    (size_t)b->kvd, (size_t)b->qd, (size_t)c->ffn_dim, (size_t)c->ffn_dim,
+                    (size_t)c->dim};
+    for (size_t i = 0; i < sizeof per / sizeof per[0]; i++) {
+        free(*bufs[i]);
+        *bufs[i] = malloc(per[i] * (size_t)n * sizeof(float));
+        if (!*bufs[i]) {
+            b->bcap = 0;
+            return -1;
+        }
+    }
+    b->bcap = n;
+    return 0;
+}
+
+/* n >= 2 positions at pos..pos+n-1; logits of all n rows, or of the last only. */
+static int forward_batch(struct cpu *b, const float *in, int n, int pos, float *logits,
+                         int all_logits, char *err, size_t errlen)
+{
+    const struct dec_config *c = &b->c;
+    int dim = c->dim;
+    if (batch_reserve(b, n)) {
+        snprintf(err, errlen, "cpu backend: out of memory for a batch of %d", n);
+        return -1;
+    }
+    memcpy(b->bx, in, (size_t)n * dim * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        const struct dec_layer *L = &b->layers[l];
+        for (int i = 0; i < n; i++)
+            rmsnorm(b->bxb + (size_t)i * dim, b->bx + (size_t)i * dim, L->attn_norm.data, dim,
+                    c->norm_eps);
+        struct mm_job j = {.np = 3, .x = b->bxb, .n = n};
+        j.w[0] = &L->wq; j.y[0] = b->bq;
+        j.w[1] = &L->wk; j.y[1] = b->bk;
+        j.w[2] = &L->wv; j.y[2] = b->bv;
+        if (mm_run(b, &j, err, errlen)) return -1;
+        for (int i = 0; i < n; i++) {
+            float *q = b->bq + (size_t)i * b->qd, *k = b->bk + (size_t)i * b->kvd;
+            rope(b, q, c->n_heads, pos + i);
+            rope(b, k, c->n_kv_heads, pos + i);
+            store_kv(b, l, pos + i, k, b->bv + (size_t)i * b->kvd);
+        }
+        attention(b, l, b->bq, b->bao, n, pos);
+        struct mm_job o = {.np = 1, .x = b->bao, .n = n};
+        o.w[0] = &L->wo; o.y[0] = b->bt;
+        if (mm_run(b, &o, err, errlen)) return -1;
+        for (size_t i = 0; i < (size_t)n * dim; i++) b->bx[i] += b->bt[i];
+
+        for (int i = 0; i < n; i++)
+            rmsnorm(b->bxb + (size_t)i * dim, b->bx + (size_t)i * dim, L->ffn_norm.data, dim,
+                    c->norm_eps);
+        struct mm_job f = {.np = 2, .x = b->bxb, .n = n};
+        f.w[0] = &L->w_gate; f.y[0] = b->bg;
+        f.w[1] = &L->w_up; f.y[1] = b->bu;
+        if (mm_run(b, &f, err, errlen)) return -1;
+        for (size_t i = 0; i < (size_t)n * c->ffn_dim; i++) b->bg[i] = silu(b->bg[i]) * b->bu[i];
+        struct mm_job d = {.np = 1, .x = b->bg, .n = n};
+        d.w[0] = &L->w_down; d.y[0] = b->bt;
+        if (mm_run(b, &d, err, errlen)) return -1;
+        for (size_t i = 0; i < (size_t)n * dim; i++) b->bx[i] += b->bt[i];
+    }
+    if (all_logits) {
+        for (int i = 0; i < n; i++)
+            rmsnorm(b->bxb + (size_t)i * dim, b->bx + (size_t)i * dim, b->out_norm.data, dim,
+                    c->norm_eps);
+        struct mm_job o = {.np = 1, .x = b->bxb, .n = n};
+        o.w[0] = &b->output; o.y[0] = logits;
+        if (mm_run(b, &o, err, errlen)) return -1;
+    } else {
+        rmsnorm(b->xb, b->bx + (size_t)(n - 1) * dim, b->out_norm.data, dim, c->norm_eps);
+        mv1(b, &b->output, b->xb, logits);
+    }
+    return 0;
+}
+
+static int cpu_forward(void *state, const float *x, int n, int pos, float *logits,
+                       int all_logits, char *err, size_t errlen)
+{
+    struct cpu *b = state;
+    if (pos < 0 || n <= 0 || pos > b->ctx || n > b->ctx - pos) {
+        snprintf(err, errlen, "cpu backend: positions %d..%d exceed the context length %d", pos,
+                 pos + n - 1, b->ctx);
+        return -1;
+    }
+    size_t V = (size_t)b->c.vocab, dim = (size_t)b->c.dim;
+    for (int s = 0; s < n; s += BATCH_MAX) {
+        int m = n - s < BATCH_MAX ? n - s : BATCH_MAX;
+        int last = s + m == n;
+        float *lg = all_logits ? logits + (size_t)s * V : (last ? logits : NULL);
+        /* Intermediate chunks' logits are not needed: the last row's go to scratch. */
+        if (!lg) lg = b->ltmp;
+        if (m == 1) forward_one(b, x + (size_t)s * dim, pos + s, lg);
+        else if (forward_batch(b, x + (size_t)s * dim, m, pos + s, lg, all_logits, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+static void cpu_close(void *state)
+{
+    struct cpu *b = state;
+    if (!b) return;
+    if (b->pool) pool_close(b->pool);
+    free(b->layers);
+    free(b->kc);
+    free(b->vc);
+    free(b->inv_freq);
+    float *bufs[] = {b->ltmp, b->x, b->xb, b->q, b->k, b->v, b->ao, b->g, b->u, b->att,
+                     b->bx, b->bxb, b->bq, b->bk, b->bv, b->bao, b->bg, b->bu, b->bt};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    for (int i = 0; i < MAX_PARTS; i++) free(b->act[i]);
+    if (b->mm_scratch)
+        for (int t = 0; t < b->nth; t++) free(b->mm_scratch[t]);
+    if (b->mm_y)
+        for (int t = 0; t < b->nth; t++) free(b->mm_y[t]);
+    free(b->mm_scratch);
+    free(b->mm_y);
+    free(b);
+}
+
+static int cpu_open(void **state, const struct dec_weights *w, const struct dec_options *o,
+                    int ctx, char *err, size_t errlen)
+{
+    *state = NULL;
+    struct cpu *b = calloc(1, sizeof *b);
+    if (!b) goto oom;
+    const struct dec_config *c = &w->cfg;
+    b->c = *c;
+    b->ctx = ctx;
+    b->out_norm = w->out_norm;
+    b->output = w->output;
+    b->qd = c->n_heads * c->head_dim;
+    b->kvd = c->n_kv_heads * c->head_dim;
+    b->layers = malloc((size_t)c->n_layers * sizeof *b->layers);
+    if (!b->layers) goto oom;
+    memcpy(b->layers, w->layers, (size_t)c->n_layers * sizeof *b->layers);
+
+    int nth = o && o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nth < 1) nth = 1;
+    if (nth > 256) nth = 256;
+    if (pool_open(&b->pool, nth) != 0) {
+        snprintf(err, errlen, "cpu backend: cannot start %d threads", nth);
+        cpu_close(b);
+        return -1;
+    }
+    b->nth = pool_threads(b->pool);
+    /* Parallelism comes from the pool; OpenBLAS runs inside each task on one thread. */
+    openblas_set_num_threads(1);
+
+    size_t kv = (size_t)c->n_layers * (size_t)ctx * (size_t)b->kvd;
+    b->kc = calloc(kv, sizeof(float));
+    b->vc = calloc(kv, sizeof(float));
+    if (!b->kc || !b->vc) {
+        snprintf(err, errlen, "cpu backend: cannot allocate the KV cache (%zu MiB for %d positions)",
+                 2 * kv * sizeof(float) >> 20, ctx);
+        cpu_close(b);
+        return -1;
+    }
+    int hd = c->head_dim;
+    b->inv_freq = malloc((size_t)(hd / 2) * sizeof(float));
+    if (!b->inv_freq) goto oom;
+    for (int i = 0; i < hd / 2; i++) {
+        float f = 1.0f / powf(c->rope_base, (float)(2 * i) / (float)hd);
+        /* Llama 3.1: per-dimension factors divide the frequency. */
+        if (c->rope_freqs) f /= c->rope_freqs[i];
+        b->inv_freq[i] = f;
+    }
+    size_t dim = (size_t)c->dim, ffn = (size_t)c->ffn_dim;
+    size_t vmax = dim > ffn ? dim : ffn;
+    if ((size_t)b->qd > vmax) vmax = (size_t)b->qd;
+    b->x = malloc(dim * sizeof(float));
+    b->xb = malloc(dim * sizeof(float));
+    b->q = malloc((size_t)b->qd * sizeof(float));
+    b->k = malloc((size_t)b->kvd * sizeof(float));
+    b->v = malloc((size_t)b->kvd * sizeof(float));
+    b->ao = malloc((size_t)b->qd * sizeof(float));
+    b->g = malloc(ffn * sizeof(float));
+    b->u = malloc(ffn * sizeof(float));
+    b->att = malloc((size_t)b->nth * (size_t)ctx * sizeof(float));
+    b->ltmp = malloc((size_t)c->vocab * sizeof(float));
+    if (!b->ltmp || !b->x || !b->xb || !b->q || !b->k || !b->v || !b->ao || !b->g || !b->u || !b->att)
+        goto oom;
+    size_t act = 0;
+    static const int types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        size_t a = qt_act_bytes(types[i], (vmax + 255) / 256 * 256);
+        if (a > act) act = a;
+    }
+    for (int i = 0; i < MAX_PARTS; i++)
+        if (!(b->act[i] = malloc(act))) goto oom;
+    b->act_cap = act;
+    b->mm_scratch = calloc((size_t)b->nth, sizeof *b->mm_scratch);
+    b->mm_y = calloc((size_t)b->nth, sizeof *b->mm_y);
+    if (!b->mm_scratch || !b->mm_y) goto oom;
+    snprintf(b->name, sizeof b->name, "cpu (%s, %d thread%s)", qt_simd_level(), b->nth,
+             b->nth == 1 ? "" : "s");
+    *state = b;
+    return 0;
+oom:
+    snprintf(err, errlen, "cpu backend: out of memory");
+    cpu_close(b);
+    return -1;
+}
+
+static const char *cpu_device_name(void *state) { return ((struct cpu *)state)->name; }
+
+const struct dec_backend_ops backend_cpu_ops = {
+    "cpu", cpu_open, cpu_forward, cpu_device_name, cpu_close,
+};

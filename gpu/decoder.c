@@ -1,0 +1,203 @@
+/* gpu/decoder: the facade over the backends (see decoder.h).
+ *
+ * It checks the weights once, picks a backend, owns the context length and the input hook,
+ * and forwards every call. The OpenCL backend lives in gpu/backend_cl.c; it is referenced
+ * weakly so a build without that file still links and reports "OpenCL backend not built".
+ * (A weak reference alone does not pull an object out of a static archive: the OpenCL
+ * backend's file must be linked by a strong reference, e.g. from its own tests or the
+ * auto policy below once it is always built.) */
+#include "gpu/decoder.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/backend.h"
+#include "gpu/quant.h"
+
+extern const struct dec_backend_ops backend_cl_ops __attribute__((weak));
+
+struct decoder {
+    const struct dec_backend_ops *ops;
+    void *state;
+    struct dec_config cfg;
+    int ctx;
+    dec_input_hook hook;
+    void *hook_ctx;
+    char note[320];
+};
+
+static const struct dec_backend_ops *cl_ops(void)
+{
+    const struct dec_backend_ops *p = &backend_cl_ops;
+    return p && p->open ? p : NULL;
+}
+
+static int check_tensor(const struct dec_tensor *t, const char *what, int layer, int64_t rows,
+                        int64_t cols, int vector, char *err, size_t errlen)
+{
+    char name[48];
+    if (layer >= 0) snprintf(name, sizeof name, "layer %d %s", layer, what);
+    else snprintf(name, sizeof name, "%s", what);
+    if (!t->data) {
+        snprintf(err, errlen, "decoder: %s has no data", name);
+        return -1;
+    }
+    if (vector ? t->type != QT_F32 : !qt_supported(t->type)) {
+        snprintf(err, errlen, "decoder: %s has unsupported type %d", name, t->type);
+        return -1;
+    }
+    if (t->rows != rows || t->cols != cols) {
+        snprintf(err, errlen, "decoder: %s is %lld x %lld, expected %lld x %lld", name,
+                 (long long)t->rows, (long long)t->cols, (long long)rows, (long long)cols);
+        return -1;
+    }
+    if (!vector && cols % (int64_t)qt_block_elems(t->type) != 0) {
+        snprintf(err, errlen, "decoder: %s row length %lld is not a multiple of the %s block",
+                 name, (long long)cols, qt_name(t->type));
+        return -1;
+    }
+    return 0;
+}
+
+static int check_weights(const struct dec_weights *w, char *err, size_t errlen)
+{
+    const struct dec_config *c = &w->cfg;
+    if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
+        c->n_heads % c->n_kv_heads != 0 || c->head_dim <= 0 || c->head_dim % 2 != 0 ||
+        c->ffn_dim <= 0 || c->vocab <= 0 || !(c->norm_eps > 0) || !(c->rope_base > 0)) {
+        snprintf(err, errlen, "decoder: invalid configuration (dim %d, layers %d, heads %d/%d, "
+                 "head_dim %d, ffn %d, vocab %d)", c->dim, c->n_layers, c->n_heads,
+                 c->n_kv_heads, c->head_dim, c->ffn_dim, c->vocab);
+        return -1;
+    }
+    if (!w->layers) {
+        snprintf(err, errlen, "decoder: no layers");
+        return -1;
+    }
+    int64_t dim = c->dim, qd = (int64_t)c->n_heads * c->head_dim;
+    int64_t kvd = (int64_t)c->n_kv_heads * c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        const struct dec_layer *L = &w->layers[l];
+        if (check_tensor(&L->attn_norm, "attn_norm", l, 1, dim, 1, err, errlen) ||
+            check_tensor(&L->wq, "wq", l, qd, dim, 0, err, errlen) ||
+            check_tensor(&L->wk, "wk", l, kvd, dim, 0, err, errlen) ||
+            check_tensor(&L->wv, "wv", l, kvd, dim, 0, err, errlen) ||
+            check_tensor(&L->wo, "wo", l, dim, qd, 0, err, errlen) ||
+            check_tensor(&L->ffn_norm, "ffn_norm", l, 1, dim, 1, err, errlen) ||
+            check_tensor(&L->w_gate, "w_gate", l, c->ffn_dim, dim, 0, err, errlen) ||
+            check_tensor(&L->w_up, "w_up", l, c->ffn_dim, dim, 0, err, errlen) ||
+            check_tensor(&L->w_down, "w_down", l, dim, c->ffn_dim, 0, err, errlen))
+            return -1;
+    }
+    if (check_tensor(&w->out_norm, "out_norm", -1, 1, dim, 1, err, errlen) ||
+        check_tensor(&w->output, "output", -1, c->vocab, dim, 0, err, errlen))
+        return -1;
+    return 0;
+}
+
+int dec_open(struct decoder **out, const struct dec_weights *w, const struct dec_options *o,
+             char *err, size_t errlen)
+{
+    *out = NULL;
+    struct dec_options def;
+    if (!o) {
+        memset(&def, 0, sizeof def);
+        def.cl_index = -1;
+        o = &def;
+    }
+    if (check_weights(w, err, errlen)) return -1;
+    int ctx = o->ctx;
+    if (ctx < 0) {
+        snprintf(err, errlen, "decoder: context length %d is negative", ctx);
+        return -1;
+    }
+    if (ctx == 0) {
+        ctx = w->cfg.ctx_train > 0 ? w->cfg.ctx_train : 2048;
+        if (ctx > 4096) ctx = 4096;
+    }
+    if (ctx > (1 << 22)) {
+        snprintf(err, errlen, "decoder: context length %d is too large", ctx);
+        return -1;
+    }
+    struct decoder *d = calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(err, errlen, "decoder: out of memory");
+        return -1;
+    }
+    d->cfg = w->cfg;
+    d->ctx = ctx;
+
+    const struct dec_backend_ops *cl = cl_ops();
+    int r = -1;
+    switch (o->device) {
+    case DEC_DEV_CPU:
+        d->ops = &backend_cpu_ops;
+        break;
+    case DEC_DEV_CL:
+        if (!cl) {
+            snprintf(err, errlen, "decoder: OpenCL backend not built");
+            free(d);
+            return -1;
+        }
+        d->ops = cl;
+        break;
+    case DEC_DEV_AUTO:
+        /* The OpenCL backend, called with device AUTO, accepts only a GPU; else the CPU. */
+        if (cl) {
+            char clerr[256] = "";
+            r = cl->open(&d->state, w, o, ctx, clerr, sizeof clerr);
+            if (r == 0) d->ops = cl;
+            else snprintf(d->note, sizeof d->note, "OpenCL: %s; using the CPU", clerr);
+        }
+        if (r != 0) d->ops = &backend_cpu_ops;
+        break;
+    default:
+        snprintf(err, errlen, "decoder: unknown device %d", o->device);
+        free(d);
+        return -1;
+    }
+    if (r != 0 && d->ops->open(&d->state, w, o, ctx, err, errlen) != 0) {
+        free(d);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+void dec_close(struct decoder *d)
+{
+    if (!d) return;
+    if (d->ops && d->state) d->ops->close(d->state);
+    free(d);
+}
+
+int dec_forward(struct decoder *d, const float *x, int n, int pos, float *logits,
+                int all_logits, char *err, size_t errlen)
+{
+    if (!x || !logits || n <= 0) {
+        snprintf(err, errlen, "decoder: forward needs at least one input vector");
+        return -1;
+    }
+    if (pos < 0 || pos > d->ctx || n > d->ctx - pos) {
+        snprintf(err, errlen, "decoder: positions %d..%d exceed the context length %d", pos,
+                 pos + n - 1, d->ctx);
+        return -1;
+    }
+    if (d->hook) d->hook(d->hook_ctx, x, n, d->cfg.dim);
+    return d->ops->forward(d->state, x, n, pos, logits, all_logits, err, errlen);
+}
+
+int dec_ctx(const struct decoder *d) { return d->ctx; }
+
+const struct dec_config *dec_config(const struct decoder *d) { return &d->cfg; }
+
+const char *dec_device_name(const struct decoder *d) { return d->ops->device_name(d->state); }
+
+const char *dec_fallback_note(const struct decoder *d) { return d->note[0] ? d->note : NULL; }
+
+void dec_set_input_hook(struct decoder *d, dec_input_hook fn, void *ctx)
+{
+    d->hook = fn;
+    d->hook_ctx = ctx;
+}
