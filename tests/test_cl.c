@@ -1,0 +1,663 @@
+/* tests/test_cl: the OpenCL backend on whatever OpenCL device is present (PoCL in CI).
+ *
+ * Skips with a message when there is no OpenCL platform at all, except under CI=true,
+ * where PoCL is installed and its absence is a failure. */
+#include "tests/testutil.h"
+
+#include <math.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/gguf.h"
+#include "core/tokenizer.h"
+#include "gpu/backend.h"
+#include "gpu/cl_util.h"
+#include "gpu/decoder.h"
+#include "gpu/quant.h"
+
+/* --- helpers ------------------------------------------------------------------------ */
+
+static int have_opencl(void)
+{
+    struct clu_dev *d;
+    int n;
+    char err[256];
+    if (clu_devices(&d, &n, err, sizeof err) == 0 && n > 0) {
+        clu_devices_free(d);
+        return 1;
+    }
+    if (n == 0 && err[0] == 0) snprintf(err, sizeof err, "no OpenCL devices");
+    const char *ci = getenv("CI");
+    if (ci && strcmp(ci, "true") == 0) fail_msg("CI=true but no OpenCL: %s", err);
+    print_message("SKIP: %s\n", err);
+    return 0;
+}
+
+#define NEED_CL()                                                                           \
+    do {                                                                                    \
+        if (!have_opencl()) skip();                                                         \
+    } while (0)
+
+/* A GGUF Llama model turned into decoder weights, plus its embedding table. */
+struct lm {
+    struct gguf *g;
+    struct dec_weights w;
+    struct dec_tensor embd;
+};
+
+static void tensor_of(const struct gguf *g, const char *name, struct dec_tensor *t)
+{
+    const struct gguf_tensor *gt = gguf_tensor(g, name);
+    assert_non_null(gt);
+    t->data = gt->data;
+    t->type = (int)gt->type;
+    t->cols = (int64_t)gt->ne[0];
+    t->rows = (int64_t)gt->ne[1];
+}
+
+static uint32_t key_u32(const struct gguf *g, const char *suffix)
+{
+    char k[128];
+    uint32_t v = 0;
+    assert_int_equal(gguf_get_u32(g, gguf_arch_key(g, suffix, k, sizeof k), &v), 0);
+    return v;
+}
+
+static void lm_open(struct lm *m, const char *path)
+{
+    char err[256], k[128];
+    memset(m, 0, sizeof *m);
+    if (gguf_open(&m->g, path, err, sizeof err) != 0) fail_msg("%s", err);
+    struct dec_config *c = &m->w.cfg;
+    c->dim = (int)key_u32(m->g, "embedding_length");
+    c->n_layers = (int)key_u32(m->g, "block_count");
+    c->n_heads = (int)key_u32(m->g, "attention.head_count");
+    c->n_kv_heads = (int)key_u32(m->g, "attention.head_count_kv");
+    c->ffn_dim = (int)key_u32(m->g, "feed_forward_length");
+    c->ctx_train = (int)key_u32(m->g, "context_length");
+    c->head_dim = c->dim / c->n_heads;
+    if (gguf_get_f32(m->g, gguf_arch_key(m->g, "attention.layer_norm_rms_epsilon", k, sizeof k),
+                     &c->norm_eps))
+        c->norm_eps = 1e-5f;
+    if (gguf_get_f32(m->g, gguf_arch_key(m->g, "rope.freq_base", k, sizeof k), &c->rope_base))
+        c->rope_base = 10000.0f;
+    tensor_of(m->g, "token_embd.weight", &m->embd);
+    c->vocab = (int)m->embd.rows;
+    m->w.layers = calloc((size_t)c->n_layers, sizeof *m->w.layers);
+    assert_non_null(m->w.layers);
+    for (int l = 0; l < c->n_layers; l++) {
+        struct dec_layer *L = &m->w.layers[l];
+        char nm[96];
+#define T(field, s)                                                                         \
+    snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, s);                                      \
+    tensor_of(m->g, nm, &L->field)
+        T(attn_norm, "attn_norm");
+        T(wq, "attn_q");
+        T(wk, "attn_k");
+        T(wv, "attn_v");
+        T(wo, "attn_output");
+        T(ffn_norm, "ffn_norm");
+        T(w_gate, "ffn_gate");
+        T(w_up, "ffn_up");
+        T(w_down, "ffn_down");
+#undef T
+    }
+    tensor_of(m->g, "output_norm.weight", &m->w.out_norm);
+    if (gguf_tensor(m->g, "output.weight")) tensor_of(m->g, "output.weight", &m->w.output);
+    else m->w.output = m->embd; /* tied */
+}
+
+static void lm_close(struct lm *m)
+{
+    free(m->w.layers);
+    gguf_close(m->g);
+}
+
+static void lm_embed(const struct lm *m, int id, float *out)
+{
+    size_t rb = qt_row_bytes(m->embd.type, (size_t)m->embd.cols);
+    qt_dequant_row(m->embd.type, (const uint8_t *)m->embd.data + (size_t)id * rb, out,
+                   (size_t)m->embd.cols);
+}
+
+static int argmax(const float *v, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[b]) b = i;
+    return b;
+}
+
+static struct decoder *open_dev(const struct dec_weights *w, int device, int ctx, size_t cap)
+{
+    struct dec_options o;
+    memset(&o, 0, sizeof o);
+    o.ctx = ctx;
+    o.device = device;
+    o.cl_index = -1;
+    o.cl_mem_cap = cap;
+    struct decoder *d = NULL;
+    char err[512];
+    if (dec_open(&d, w, &o, err, sizeof err) != 0) fail_msg("dec_open: %s", err);
+    return d;
+}
+
+/* --- boundary: every activation write is an input vector the decoder was given -------- */
+
+struct watch {
+    const float *expect; /* the batch passed to dec_forward right now */
+    const float *copy;   /* the same vectors, computed independently */
+    size_t expect_bytes;
+    int inputs, weights, bad;
+};
+
+static void write_hook(void *ctx, int kind, const void *src, size_t bytes)
+{
+    struct watch *w = ctx;
+    if (kind == CLU_W_WEIGHTS) {
+        w->weights++;
+        return;
+    }
+    w->inputs++;
+    /* Input writes must carry exactly (a chunk of) the vectors handed to dec_forward. */
+    if (!w->expect || bytes > w->expect_bytes) {
+        w->bad++;
+        return;
+    }
+    const char *lo = (const char *)w->expect, *hi = lo + w->expect_bytes;
+    const char *p = src;
+    if (p < lo || p + bytes > hi || memcmp(p, (const char *)w->copy + (p - lo), bytes) != 0)
+        w->bad++;
+}
+
+/* --- acceptance 1: stories260K golden text with the OpenCL backend --------------------- */
+
+static void test_golden_stories(void **st)
+{
+    (void)st;
+    char path[4096], gpath[4096];
+    snprintf(path, sizeof path, "%s", tu_shared("models/stories260K.gguf"));
+    snprintf(gpath, sizeof gpath, "%s", tu_shared("docs/golden-stories260K.txt"));
+    NEED_CL();
+    struct lm m;
+    lm_open(&m, path);
+    char err[256];
+    struct tokenizer *tk;
+    if (tok_open(&tk, m.g, err, sizeof err)) fail_msg("%s", err);
+
+    struct watch wt = {0};
+    clu_set_write_hook(write_hook, &wt);
+    struct decoder *d = open_dev(&m.w, DEC_DEV_CL, 256, 0);
+    assert_null(dec_fallback_note(d));
+    assert_non_null(strstr(dec_device_name(d), "opencl"));
+    assert_true(wt.weights > 0);
+    assert_int_equal(wt.inputs, 0);
+
+    int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab;
+    float *x = malloc((size_t)dim * 4), *lg = malloc((size_t)vocab * 4);
+    float *x2 = malloc((size_t)dim * 4);
+    assert_non_null(x);
+    assert_non_null(x2);
+    assert_non_null(lg);
+    char *text = calloc(1, 65536);
+    size_t tl = 0;
+    int tok = tok_bos(tk);
+    for (int pos = 0; pos < 200; pos++) {
+        lm_embed(&m, tok, x);
+        lm_embed(&m, tok, x2);
+        wt.expect = x;
+        wt.copy = x2;
+        wt.expect_bytes = (size_t)dim * 4;
+        if (dec_forward(d, x, 1, pos, lg, 0, err, sizeof err)) fail_msg("%s", err);
+        tok = argmax(lg, vocab);
+        char piece[256];
+        size_t n = tok_piece(tk, tok, 0, piece, sizeof piece);
+        if (n > sizeof piece) n = sizeof piece;
+        if (tl + n < 65535) {
+            memcpy(text + tl, piece, n);
+            tl += n;
+        }
+    }
+    clu_set_write_hook(NULL, NULL);
+    assert_int_equal(wt.bad, 0);
+    assert_int_equal(wt.inputs, 200);
+
+    FILE *f = fopen(gpath, "rb");
+    assert_non_null(f);
+    char *gold = calloc(1, 65536);
+    size_t gl = fread(gold, 1, 65535, f);
+    fclose(f);
+    while (gl && (gold[gl - 1] == '\n' || gold[gl - 1] == ' ')) gold[--gl] = 0;
+    const char *t = text;
+    while (*t == ' ') t++;
+    size_t ol = strlen(t);
+    while (ol && (t[ol - 1] == '\n' || t[ol - 1] == ' ')) ol--;
+    if (ol != gl || memcmp(t, gold, gl) != 0)
+        fail_msg("OpenCL output differs from the golden text:\n--- got\n%.*s\n--- want\n%s\n",
+                 (int)ol, t, gold);
+    free(gold);
+    free(text);
+    free(x);
+    free(x2);
+    free(lg);
+    dec_close(d);
+    tok_close(tk);
+    lm_close(&m);
+}
+
+/* --- acceptance 2: every weight type matches the CPU backend -------------------------- */
+
+/* A random in-memory Llama with all matrices of one type. */
+struct rmodel {
+    struct dec_weights w;
+    void *blobs[64];
+    int nblobs;
+};
+
+static uint64_t rng_state;
+static float frand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static void *blob(struct rmodel *m, size_t bytes)
+{
+    assert_true(m->nblobs < 64);
+    void *p = malloc(bytes);
+    assert_non_null(p);
+    m->blobs[m->nblobs++] = p;
+    return p;
+}
+
+static void rmat(struct rmodel *m, struct dec_tensor *t, int type, int rows, int cols)
+{
+    float *row = malloc((size_t)cols * 4);
+    assert_non_null(row);
+    size_t rb = qt_row_bytes(type, (size_t)cols);
+    uint8_t *d = blob(m, rb * rows);
+    float s = 1.0f / sqrtf((float)cols) * 1.7f;
+    for (int r = 0; r < rows; r++) {
+        for (int c = 0; c < cols; c++) row[c] = frand() * s;
+        qt_quant_row(type, row, d + rb * r, (size_t)cols);
+    }
+    free(row);
+    t->data = d;
+    t->type = type;
+    t->rows = rows;
+    t->cols = cols;
+}
+
+static void rvec(struct rmodel *m, struct dec_tensor *t, int n)
+{
+    float *v = blob(m, (size_t)n * 4);
+    for (int i = 0; i < n; i++) v[i] = 1.0f + 0.2f * frand();
+    t->data = v;
+    t->type = QT_F32;
+    t->rows = 1;
+    t->cols = n;
+}
+
+static void rmodel_make(struct rmodel *m, int type, uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    rng_state = seed;
+    struct dec_config *c = &m->w.cfg;
+    c->dim = 256;
+    c->n_layers = 2;
+    c->n_heads = 4;
+    c->n_kv_heads = 2;
+    c->head_dim = 64;
+    c->ffn_dim = 512;
+    c->vocab = 320;
+    c->ctx_train = 256;
+    c->norm_eps = 1e-5f;
+    c->rope_base = 10000.0f;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    m->w.layers = blob(m, sizeof(struct dec_layer) * c->n_layers);
+    for (int l = 0; l < c->n_layers; l++) {
+        struct dec_layer *L = &m->w.layers[l];
+        rvec(m, &L->attn_norm, c->dim);
+        rvec(m, &L->ffn_norm, c->dim);
+        rmat(m, &L->wq, type, qd, c->dim);
+        rmat(m, &L->wk, type, kvd, c->dim);
+        rmat(m, &L->wv, type, kvd, c->dim);
+        rmat(m, &L->wo, type, c->dim, qd);
+        rmat(m, &L->w_gate, type, c->ffn_dim, c->dim);
+        rmat(m, &L->w_up, type, c->ffn_dim, c->dim);
+        rmat(m, &L->w_down, type, c->dim, c->ffn_dim);
+    }
+    rvec(m, &m->w.out_norm, c->dim);
+    rmat(m, &m->w.output, type, c->vocab, c->dim);
+}
+
+static void rmodel_free(struct rmodel *m)
+{
+    for (int i = 0; i < m->nblobs; i++) free(m->blobs[i]);
+}
+
+/* max |a-b| / max |b| over n values */
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double md = 0, mb = 1e-9;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= md)) md = d; /* NaN counts as a huge error */
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return md / mb;
+}
+
+/* Tolerances (max abs difference relative to the largest CPU logit). The CPU backend
+ * quantizes activations to 8-bit blocks for integer weight formats; this backend keeps
+ * them in F32, so those formats differ by the activation rounding. */
+static double tol_for(int type)
+{
+    switch (type) {
+    case QT_F32: return 1e-4;
+    case QT_F16: case QT_BF16: return 1e-3;
+    default: return 5e-2;
+    }
+}
+
+static void run_seq(struct decoder *d, const float *in, int n_prompt, int n_steps, int dim,
+                    int vocab, float *out)
+{
+    char err[512];
+    if (dec_forward(d, in, n_prompt, 0, out, 0, err, sizeof err)) fail_msg("%s", err);
+    for (int s = 0; s < n_steps; s++)
+        if (dec_forward(d, in + (size_t)(n_prompt + s) * dim, 1, n_prompt + s,
+                        out + (size_t)(s + 1) * vocab, 0, err, sizeof err))
+            fail_msg("%s", err);
+}
+
+static void test_types_match_cpu(void **st)
+{
+    (void)st;
+    NEED_CL();
+    static const int types[] = {QT_F32, QT_F16, QT_BF16, QT_Q4_0,
+                                QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        int type = types[ti];
+        struct rmodel m;
+        rmodel_make(&m, type, 0x9e3779b97f4a7c15ull + ti);
+        int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab;
+        const int np = 32, ns = 32;
+        float *in = malloc(sizeof(float) * (size_t)(np + ns) * dim);
+        float *a = malloc(sizeof(float) * (size_t)(ns + 1) * vocab);
+        float *b = malloc(sizeof(float) * (size_t)(ns + 1) * vocab);
+        assert_true(in && a && b);
+        for (size_t i = 0; i < (size_t)(np + ns) * dim; i++) in[i] = frand();
+        struct decoder *dc = open_dev(&m.w, DEC_DEV_CPU, 128, 0);
+        struct decoder *dg = open_dev(&m.w, DEC_DEV_CL, 128, 0);
+        assert_null(dec_fallback_note(dg));
+        run_seq(dc, in, np, ns, dim, vocab, a);
+        run_seq(dg, in, np, ns, dim, vocab, b);
+        double e = rel_err(b, a, (size_t)(ns + 1) * vocab);
+        print_message("  %-5s  OpenCL vs CPU logits: max rel err %.2e (tolerance %.0e)\n",
+                      qt_name(type), e, tol_for(type));
+        if (!(e <= tol_for(type))) fail_msg("%s: error %.3e > %.0e", qt_name(type), e, tol_for(type));
+        dec_close(dc);
+        dec_close(dg);
+        free(in);
+        free(a);
+        free(b);
+        rmodel_free(&m);
+    }
+}
+
+/* A prompt of more than one batch (the backend works in chunks of 64 tokens), all logits. */
+static void test_long_prompt(void **st)
+{
+    (void)st;
+    NEED_CL();
+    struct rmodel m;
+    rmodel_make(&m, QT_Q8_0, 77);
+    int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab, n = 150;
+    float *in = malloc(sizeof(float) * (size_t)n * dim);
+    float *a = malloc(sizeof(float) * (size_t)n * vocab);
+    float *b = malloc(sizeof(float) * (size_t)n * vocab);
+    float *c = malloc(sizeof(float) * (size_t)vocab);
+    assert_true(in && a && b && c);
+    for (size_t i = 0; i < (size_t)n * dim; i++) in[i] = frand();
+    char err[512];
+    struct decoder *dc = open_dev(&m.w, DEC_DEV_CPU, 256, 0);
+    struct decoder *dg = open_dev(&m.w, DEC_DEV_CL, 256, 0);
+    if (dec_forward(dc, in, n, 0, a, 1, err, sizeof err)) fail_msg("%s", err);
+    if (dec_forward(dg, in, n, 0, b, 1, err, sizeof err)) fail_msg("%s", err);
+    double e = rel_err(b, a, (size_t)n * vocab);
+    print_message("  %d-token prompt, all logits: max rel err %.2e\n", n, e);
+    assert_true(e <= tol_for(QT_Q8_0));
+    /* Last-only logits of the same prompt equal the last row of all logits. */
+    if (dec_forward(dg, in, n, 0, c, 0, err, sizeof err)) fail_msg("%s", err);
+    assert_true(rel_err(c, b + (size_t)(n - 1) * vocab, vocab) <= 1e-5);
+    dec_close(dc);
+    dec_close(dg);
+    free(in);
+    free(a);
+    free(b);
+    free(c);
+    rmodel_free(&m);
+}
+
+/* --- acceptance 3: device switch, OOM fallback, missing platform ---------------------- */
+
+static void test_device_switch(void **st)
+{
+    (void)st;
+    NEED_CL();
+    struct rmodel m;
+    rmodel_make(&m, QT_Q4_K, 5);
+    int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab;
+    float *in = malloc(sizeof(float) * 20 * dim);
+    float *a = malloc(sizeof(float) * 5 * vocab), *b = malloc(sizeof(float) * 5 * vocab);
+    float *c = malloc(sizeof(float) * 5 * vocab);
+    assert_true(in && a && b && c);
+    for (int i = 0; i < 20 * dim; i++) in[i] = frand();
+    struct decoder *d = open_dev(&m.w, DEC_DEV_CL, 64, 0);
+    run_seq(d, in, 16, 4, dim, vocab, a);
+    dec_close(d);
+    d = open_dev(&m.w, DEC_DEV_CPU, 64, 0);
+    assert_non_null(strstr(dec_device_name(d), "cpu"));
+    run_seq(d, in, 16, 4, dim, vocab, b);
+    dec_close(d);
+    d = open_dev(&m.w, DEC_DEV_CL, 64, 0);
+    assert_non_null(strstr(dec_device_name(d), "opencl"));
+    run_seq(d, in, 16, 4, dim, vocab, c);
+    dec_close(d);
+    assert_true(rel_err(a, b, 5 * (size_t)vocab) <= tol_for(QT_Q4_K));
+    assert_true(rel_err(c, a, 5 * (size_t)vocab) == 0.0); /* same device, same result */
+    free(in);
+    free(a);
+    free(b);
+    free(c);
+    rmodel_free(&m);
+}
+
+static void test_oom_fallback(void **st)
+{
+    (void)st;
+    NEED_CL();
+    struct rmodel m;
+    rmodel_make(&m, QT_Q8_0, 9);
+    char err[512];
+    /* The backend itself reports the shortage... */
+    struct dec_options o;
+    memset(&o, 0, sizeof o);
+    o.device = DEC_DEV_CL;
+    o.cl_index = -1;
+    o.cl_mem_cap = 64 << 10;
+    void *state = NULL;
+    assert_int_equal(backend_cl_ops.open(&state, &m.w, &o, 64, err, sizeof err), -1);
+    assert_null(state);
+    print_message("  backend: %s\n", err);
+    assert_non_null(strstr(err, "out of memory"));
+    /* ...and the decoder falls back to the CPU with a note, for cl and for auto. */
+    int devs[] = {DEC_DEV_CL, DEC_DEV_AUTO};
+    for (int i = 0; i < 2; i++) {
+        struct decoder *d = open_dev(&m.w, devs[i], 64, 64 << 10);
+        assert_non_null(strstr(dec_device_name(d), "cpu"));
+        if (devs[i] == DEC_DEV_CL) {
+            assert_non_null(dec_fallback_note(d));
+            print_message("  note: %s\n", dec_fallback_note(d));
+            assert_non_null(strstr(dec_fallback_note(d), "out of memory"));
+        }
+        float x[256], *lg = malloc(sizeof(float) * (size_t)m.w.cfg.vocab);
+        assert_non_null(lg);
+        for (int j = 0; j < 256; j++) x[j] = frand();
+        assert_int_equal(dec_forward(d, x, 1, 0, lg, 0, err, sizeof err), 0);
+        free(lg);
+        dec_close(d);
+    }
+    rmodel_free(&m);
+}
+
+/* Child side of the missing-platform test: runs with OCL_ICD_VENDORS=/nonexistent. */
+static int missing_platform_child(void)
+{
+    struct clu_dev *dv;
+    int n;
+    char err[512];
+    if (clu_devices(&dv, &n, err, sizeof err) == 0) {
+        fprintf(stderr, "child: a platform was found\n");
+        return 1;
+    }
+    if (!strstr(err, "no OpenCL platform")) {
+        fprintf(stderr, "child: unclear message: %s\n", err);
+        return 1;
+    }
+    struct rmodel m;
+    rmodel_make(&m, QT_F32, 3);
+    int devs[] = {DEC_DEV_AUTO, DEC_DEV_CL};
+    for (int i = 0; i < 2; i++) {
+        struct dec_options o;
+        memset(&o, 0, sizeof o);
+        o.device = devs[i];
+        o.cl_index = -1;
+        o.ctx = 32;
+        struct decoder *d;
+        if (dec_open(&d, &m.w, &o, err, sizeof err)) {
+            fprintf(stderr, "child: dec_open failed: %s\n", err);
+            return 1;
+        }
+        if (!strstr(dec_device_name(d), "cpu")) {
+            fprintf(stderr, "child: device %s\n", dec_device_name(d));
+            return 1;
+        }
+        const char *note = dec_fallback_note(d);
+        if (devs[i] == DEC_DEV_CL && (!note || !strstr(note, "no OpenCL platform"))) {
+            fprintf(stderr, "child: note %s\n", note ? note : "(none)");
+            return 1;
+        }
+        fprintf(stderr, "child: device %d -> %s; note: %s\n", devs[i], dec_device_name(d),
+                note ? note : "(none)");
+        dec_close(d);
+    }
+    rmodel_free(&m);
+    return 0;
+}
+
+static void test_missing_platform(void **st)
+{
+    (void)st;
+    pid_t p = fork();
+    assert_true(p >= 0);
+    if (p == 0) {
+        setenv("OCL_ICD_VENDORS", "/nonexistent", 1);
+        setenv("CMIF_TEST_CL_CHILD", "missing-platform", 1);
+        execl("/proc/self/exe", "test_cl", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(p, &status, 0), p);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* --- program binary cache ------------------------------------------------------------- */
+
+static void test_binary_cache(void **st)
+{
+    (void)st;
+    NEED_CL();
+    char *dir = tu_tmpdir();
+    const char *old = getenv("XDG_CACHE_HOME");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("XDG_CACHE_HOME", dir, 1);
+    struct clu_dev *dv;
+    int n;
+    char err[1024];
+    assert_int_equal(clu_devices(&dv, &n, err, sizeof err), 0);
+    cl_int stc;
+    cl_context ctx = clCreateContext(NULL, 1, &dv[0].device, NULL, NULL, &stc);
+    assert_int_equal(stc, CL_SUCCESS);
+    const char *src = "kernel void twice(global float *a) { a[get_global_id(0)] *= 2.0f; }\n";
+    cl_program p;
+    int cached = -1;
+    assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
+    assert_int_equal(cached, 0);
+    clReleaseProgram(p);
+    assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
+    assert_int_equal(cached, 1);
+    clReleaseProgram(p);
+    /* Corrupt every cache entry: the next build notices, rebuilds and rewrites it. */
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd,
+             "for f in '%s'/cmif/cl-*.bin; do printf 'garbage' | dd of=\"$f\" bs=1 seek=60 "
+             "conv=notrunc 2>/dev/null; done; ls '%s'/cmif | grep -c '^cl-'",
+             dir, dir);
+    FILE *ls = popen(cmd, "r");
+    assert_non_null(ls);
+    int cnt = 0;
+    assert_int_equal(fscanf(ls, "%d", &cnt), 1);
+    pclose(ls);
+    assert_int_equal(cnt, 1);
+    assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
+    assert_int_equal(cached, 0);
+    clReleaseProgram(p);
+    assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
+    assert_int_equal(cached, 1);
+    clReleaseProgram(p);
+    /* A build error names the call and carries the compiler log. */
+    assert_int_equal(clu_build(ctx, &dv[0], "kernel void broken( {", "", &p, &cached, err,
+                               sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "clBuildProgram: CL_BUILD_PROGRAM_FAILURE"));
+    clReleaseContext(ctx);
+    clu_devices_free(dv);
+    if (saved) setenv("XDG_CACHE_HOME", saved, 1);
+    else unsetenv("XDG_CACHE_HOME");
+    free(saved);
+    tu_rmtree(dir);
+}
+
+static void test_status_names(void **st)
+{
+    (void)st;
+    assert_string_equal(clu_status_name(CL_OUT_OF_RESOURCES), "CL_OUT_OF_RESOURCES");
+    assert_string_equal(clu_status_name(-1001), "CL_PLATFORM_NOT_FOUND_KHR");
+    assert_string_equal(clu_status_name(-9999), "CL_UNKNOWN_ERROR(-9999)");
+    assert_string_equal(clu_blast_status_name(-1017), "CLBlastInvalidDimension");
+    assert_string_equal(clu_blast_status_name(-4), "CL_MEM_OBJECT_ALLOCATION_FAILURE");
+    assert_true(clu_is_oom(CL_MEM_OBJECT_ALLOCATION_FAILURE));
+    assert_false(clu_is_oom(CL_INVALID_VALUE));
+}
+
+int main(void)
+{
+    const char *child = getenv("CMIF_TEST_CL_CHILD");
+    if (child && strcmp(child, "missing-platform") == 0) return missing_platform_child();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_missing_platform),
+        cmocka_unit_test(test_binary_cache),
+        cmocka_unit_test(test_golden_stories),
+        cmocka_unit_test(test_types_match_cpu),
+        cmocka_unit_test(test_long_prompt),
+        cmocka_unit_test(test_device_switch),
+        cmocka_unit_test(test_oom_fallback),
+    };
+    return cmocka_run_group_tests_name("opencl backend", tests, NULL, NULL);
+}
