@@ -1,0 +1,316 @@
+/* tests/test_cluster: the partition is the greedy one, respects groups, is cached sealed,
+ * and a tampered cache is recomputed, never trusted. */
+#include "tests/testutil.h"
+
+#include <math.h>
+#include <sys/stat.h>
+
+#include "core/cluster.h"
+
+struct mat {
+    int n, dim;
+    float *v;
+};
+
+static int row_of(void *ctx, int32_t id, float *out)
+{
+    struct mat *m = ctx;
+    if (id < 0 || id >= m->n) return -1;
+    memcpy(out, m->v + (size_t)id * m->dim, (size_t)m->dim * sizeof(float));
+    return 0;
+}
+
+static uint64_t rng_state = 88172645463325252ull;
+static double rnd(void)   /* xorshift: test data only */
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0 * 2 - 1;
+}
+
+static struct mat random_mat(int n, int dim)
+{
+    struct mat m = {n, dim, malloc((size_t)n * dim * sizeof(float))};
+    assert_non_null(m.v);
+    for (int i = 0; i < n * dim; i++) m.v[i] = (float)rnd();
+    return m;
+}
+
+/* Straightforward greedy for comparison: lowest unassigned id, its k-1 most similar
+ * unassigned tokens (ties to the lower id), exact scan every time. */
+static void naive(const struct mat *m, const uint8_t *group, int k, int32_t *of)
+{
+    int n = m->n;
+    double *nv = malloc((size_t)n * m->dim * sizeof *nv);
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int d = 0; d < m->dim; d++) s += (double)m->v[i * m->dim + d] * m->v[i * m->dim + d];
+        s = s > 0 ? 1 / sqrt(s) : 0;
+        for (int d = 0; d < m->dim; d++) nv[i * m->dim + d] = m->v[i * m->dim + d] * s;
+    }
+    for (int i = 0; i < n; i++) of[i] = -1;
+    int nc = 0;
+    int *last = calloc(256, sizeof *last);
+    int *lastsize = calloc(256, sizeof *lastsize);
+    int *prev = calloc(256, sizeof *prev);
+    for (int g = 1; g < 256; g++) prev[g] = last[g] = -1;
+    for (int g = 1; g < 256; g++) {
+        for (int s = 0; s < n; s++) {
+            if (group[s] != g || of[s] >= 0) continue;
+            of[s] = nc;
+            int size = 1;
+            while (size < k) {
+                int best = -1;
+                double bs = -2;
+                for (int j = 0; j < n; j++) {
+                    if (group[j] != g || of[j] >= 0) continue;
+                    double d = 0;
+                    for (int t = 0; t < m->dim; t++) d += nv[s * m->dim + t] * nv[j * m->dim + t];
+                    if (d > bs + 1e-9) { bs = d; best = j; }
+                }
+                if (best < 0) break;
+                of[best] = nc;
+                size++;
+            }
+            prev[g] = last[g];
+            last[g] = nc;
+            lastsize[g] = size;
+            nc++;
+        }
+        if (last[g] >= 0 && lastsize[g] == 1 && prev[g] >= 0)
+            for (int i = 0; i < n; i++) if (of[i] == last[g]) of[i] = prev[g];
+    }
+    free(nv);
+    free(last);
+    free(lastsize);
+    free(prev);
+}
+
+/* Same partition up to cluster numbering. */
+static void same_partition(const struct cluster *c, const int32_t *of, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            int a = cluster_of(c, i) >= 0 && cluster_of(c, i) == cluster_of(c, j);
+            int b = of[i] >= 0 && of[i] == of[j];
+            if (a != b) fail_msg("tokens %d and %d: together %d, reference %d", i, j, a, b);
+        }
+}
+
+static void check_structure(const struct cluster *c, const uint8_t *group, int n, int k)
+{
+    int seen = 0;
+    for (int32_t cl = 0; cl < cluster_count(c); cl++) {
+        const int32_t *m;
+        int sz = cluster_members(c, cl, &m);
+        assert_true(sz >= 2 && sz <= k + 1);
+        for (int i = 0; i < sz; i++) {
+            assert_int_equal(cluster_of(c, m[i]), cl);
+            assert_int_equal(group[m[i]], group[m[0]]);
+            if (i) assert_true(m[i] > m[i - 1]);
+        }
+        seen += sz;
+    }
+    int want = 0;
+    for (int i = 0; i < n; i++) {
+        want += group[i] != 0;
+        if (!group[i]) assert_int_equal(cluster_of(c, i), -1);
+    }
+    assert_int_equal(seen, want);
+}
+
+static void test_matches_naive_greedy(void **state)
+{
+    (void)state;
+    /* Big enough that neighbour lists are refreshed and exact scans happen. */
+    const int n = 700, dim = 12, k = 7;
+    struct mat m = random_mat(n, dim);
+    uint8_t *group = malloc(n);
+    for (int i = 0; i < n; i++) group[i] = i % 50 == 3 ? 0 : (i % 9 == 0 ? 2 : 1);
+    struct cluster *c;
+    char err[256];
+    struct cluster_params p = {.k = k, .quiet = 1};
+    assert_int_equal(cluster_build(&c, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    check_structure(c, group, n, k);
+    int32_t *of = malloc(n * sizeof *of);
+    naive(&m, group, k, of);
+    same_partition(c, of, n);
+    assert_int_equal(cluster_from_cache(c), 0);
+    cluster_close(c);
+    free(of);
+    free(group);
+    free(m.v);
+}
+
+static void test_recovers_planted_groups(void **state)
+{
+    (void)state;
+    /* Three tight bundles of 20 around orthogonal directions, interleaved ids. */
+    const int n = 60, dim = 8, k = 20;
+    struct mat m = {n, dim, calloc((size_t)n * dim, sizeof(float))};
+    uint8_t group[60];
+    for (int i = 0; i < n; i++) {
+        for (int d = 0; d < dim; d++) m.v[i * dim + d] = (float)(0.01 * rnd());
+        m.v[i * dim + i % 3] += 1.0f;
+        group[i] = 1;
+    }
+    struct cluster *c;
+    char err[256];
+    struct cluster_params p = {.k = k, .quiet = 1};
+    assert_int_equal(cluster_build(&c, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_count(c), 3);
+    for (int i = 0; i < n; i++) assert_int_equal(cluster_of(c, i), cluster_of(c, i % 3));
+    cluster_close(c);
+    free(m.v);
+}
+
+static void test_remainder(void **state)
+{
+    (void)state;
+    char err[256];
+    struct cluster_params p = {.k = 20, .quiet = 1};
+    /* n, clusters, largest, smallest */
+    int sizes[][4] = {{41, 2, 21, 20}, {45, 3, 20, 5}, {40, 2, 20, 20}};
+    for (int t = 0; t < 3; t++) {
+        int n = sizes[t][0];
+        struct mat m = random_mat(n, 6);
+        uint8_t group[64];
+        memset(group, 1, sizeof group);
+        struct cluster *c;
+        assert_int_equal(cluster_build(&c, n, 6, group, row_of, &m, &p, err, sizeof err), 0);
+        assert_int_equal(cluster_count(c), sizes[t][1]);
+        int lo = 1 << 30, hi = 0;
+        for (int cl = 0; cl < cluster_count(c); cl++) {
+            const int32_t *mm;
+            int s = cluster_members(c, cl, &mm);
+            if (s < lo) lo = s;
+            if (s > hi) hi = s;
+        }
+        assert_int_equal(hi, sizes[t][2]);
+        assert_int_equal(lo, sizes[t][3]);
+        check_structure(c, group, n, 20);
+        cluster_close(c);
+        free(m.v);
+    }
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    char err[256];
+    struct cluster *c;
+    struct mat m = random_mat(10, 4);
+    uint8_t group[10];
+    memset(group, 1, sizeof group);
+    struct cluster_params p = {.k = 1, .quiet = 1};
+    assert_int_equal(cluster_build(&c, 10, 4, group, row_of, &m, &p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cluster size"));
+    p.k = 3;
+    assert_int_equal(cluster_build(&c, 0, 4, group, row_of, &m, &p, err, sizeof err), -1);
+    m.v[5] = NAN;
+    assert_int_equal(cluster_build(&c, 10, 4, group, row_of, &m, &p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not finite"));
+    free(m.v);
+}
+
+static char *cache_file(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls %.400s/clusters-*.bin 2>/dev/null | head -1", dir);
+    FILE *p = popen(cmd, "r");
+    static char line[512];
+    line[0] = 0;
+    if (p) {
+        if (!fgets(line, sizeof line, p)) line[0] = 0;
+        pclose(p);
+    }
+    line[strcspn(line, "\n")] = 0;
+    return line[0] ? line : NULL;
+}
+
+static void test_cache(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char cdir[4200];
+    snprintf(cdir, sizeof cdir, "%s/sub/cmif", dir);
+    const int n = 300, dim = 10;
+    struct mat m = random_mat(n, dim);
+    uint8_t *group = malloc(n);
+    for (int i = 0; i < n; i++) group[i] = i < 5 ? 0 : 1;
+    unsigned char fp[32];
+    memset(fp, 0xab, sizeof fp);
+    struct cluster_params p = {.k = 10, .quiet = 1, .cache_dir = cdir, .fingerprint = fp};
+    char err[256];
+    struct cluster *a, *b, *c2;
+    assert_int_equal(cluster_build(&a, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_from_cache(a), 0);
+    char *f = cache_file(cdir);
+    assert_non_null(f);
+    char path[4400];
+    snprintf(path, sizeof path, "%s", f);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0);
+    char key[4400];
+    snprintf(key, sizeof key, "%s/secret.key", cdir);
+    assert_int_equal(stat(key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    /* Second build: from the cache, identical. */
+    assert_int_equal(cluster_build(&b, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_from_cache(b), 1);
+    for (int i = 0; i < n; i++) assert_int_equal(cluster_of(a, i), cluster_of(b, i));
+    cluster_close(b);
+
+    /* A different fingerprint or K does not use it. */
+    unsigned char fp2[32];
+    memset(fp2, 0xac, sizeof fp2);
+    p.fingerprint = fp2;
+    assert_int_equal(cluster_build(&b, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_from_cache(b), 0);
+    cluster_close(b);
+    p.fingerprint = fp;
+
+    /* Flip one bit of the sealed file: detected, recomputed, same partition. */
+    FILE *fh = fopen(path, "r+b");
+    assert_non_null(fh);
+    fseek(fh, 60, SEEK_SET);
+    int ch = fgetc(fh);
+    fseek(fh, 60, SEEK_SET);
+    fputc(ch ^ 1, fh);
+    fclose(fh);
+    assert_int_equal(cluster_build(&c2, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_from_cache(c2), 0);
+    for (int i = 0; i < n; i++) assert_int_equal(cluster_of(a, i), cluster_of(c2, i));
+    cluster_close(c2);
+    /* ... and rewritten, so the next run reads it again. */
+    assert_int_equal(cluster_build(&c2, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_from_cache(c2), 1);
+    cluster_close(c2);
+
+    /* A secret readable by others is refused: the cache is not used (still builds). */
+    assert_int_equal(chmod(key, 0644), 0);
+    assert_int_equal(cluster_build(&c2, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_from_cache(c2), 0);
+    assert_non_null(strstr(cluster_cache_note(c2), "private"));
+    cluster_close(c2);
+
+    cluster_close(a);
+    free(group);
+    free(m.v);
+    tu_rmtree(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matches_naive_greedy),
+        cmocka_unit_test(test_recovers_planted_groups),
+        cmocka_unit_test(test_remainder),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_cache),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

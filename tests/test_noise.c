@@ -1,0 +1,163 @@
+/* tests/test_noise: the exact samplers match their distributions; seeded streams repeat. */
+#include "tests/testutil.h"
+
+#include <math.h>
+
+#include "core/noise.h"
+
+static struct noise *seeded(uint64_t seed)
+{
+    struct noise *n;
+    char err[256];
+    assert_int_equal(noise_open(&n, 1, seed, err, sizeof err), 0);
+    return n;
+}
+
+/* |observed - expected| within 5 standard deviations of a binomial count. */
+static void near_binom(long count, long total, double p)
+{
+    double mean = total * p, sd = sqrt(total * p * (1 - p)) + 1e-9;
+    if (fabs(count - mean) > 5 * sd + 1)
+        fail_msg("count %ld of %ld, expected %.1f (p = %.5f, sd %.1f)", count, total, mean, p, sd);
+}
+
+static void test_seeded_repeatable(void **state)
+{
+    (void)state;
+    struct noise *a = seeded(7), *b = seeded(7), *c = seeded(8);
+    int differ = 0;
+    for (int i = 0; i < 2000; i++) {
+        uint64_t x = noise_u64(a), y = noise_u64(b), z = noise_u64(c);
+        assert_true(x == y);
+        differ += x != z;
+    }
+    assert_true(differ > 1990);
+    assert_int_equal(noise_seeded(a), 1);
+    noise_close(a);
+    noise_close(b);
+    noise_close(c);
+    struct noise *o;
+    char err[256];
+    assert_int_equal(noise_open(&o, 0, 0, err, sizeof err), 0);
+    assert_int_equal(noise_seeded(o), 0);
+    assert_true(noise_u64(o) != noise_u64(o) || noise_u64(o) != noise_u64(o));
+    noise_close(o);
+}
+
+static void test_uniform(void **state)
+{
+    (void)state;
+    struct noise *n = seeded(1);
+    long hist[7] = {0};
+    const long N = 70000;
+    for (long i = 0; i < N; i++) {
+        uint64_t u = noise_uniform(n, 7);
+        assert_true(u < 7);
+        hist[u]++;
+    }
+    for (int i = 0; i < 7; i++) near_binom(hist[i], N, 1.0 / 7);
+    assert_int_equal(noise_uniform(n, 1), 0);
+    assert_int_equal(noise_uniform(n, 0), 0);
+    /* A bound near 2^64 exercises the rejection threshold. */
+    uint64_t big = UINT64_MAX - 5;
+    for (int i = 0; i < 100; i++) assert_true(noise_uniform(n, big) < big);
+    noise_close(n);
+}
+
+static void test_bernoulli_exp(void **state)
+{
+    (void)state;
+    struct noise *n = seeded(2);
+    const long N = 60000;
+    const uint64_t cases[][2] = {{0, 1}, {1, 2}, {1, 1}, {7, 3}, {5, 1}, {123456789, 100000000}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        long k = 0;
+        for (long i = 0; i < N; i++) k += noise_bernoulli_exp(n, cases[c][0], cases[c][1]);
+        near_binom(k, N, exp(-(double)cases[c][0] / (double)cases[c][1]));
+    }
+    long k = 0;
+    for (long i = 0; i < N; i++) k += noise_bernoulli(n, 3, 10);
+    near_binom(k, N, 0.3);
+    noise_close(n);
+}
+
+/* pmf of the discrete Laplace with scale b at y. */
+static double dlap_pmf(double b, long y)
+{
+    double q = exp(-1 / b);
+    return (1 - q) / (1 + q) * pow(q, labs(y));
+}
+
+static void test_dlaplace(void **state)
+{
+    (void)state;
+    struct noise *n = seeded(3);
+    const long N = 80000;
+    /* Scales 2.5 and 0.75 (fractions 5/2 and 3/4) cover num > den and num < den. */
+    const uint64_t sc[][2] = {{5, 2}, {3, 4}};
+    for (int s = 0; s < 2; s++) {
+        double b = (double)sc[s][0] / (double)sc[s][1];
+        long hist[41] = {0}, tail = 0;
+        double sum = 0;
+        for (long i = 0; i < N; i++) {
+            int64_t y = noise_dlaplace(n, sc[s][0], sc[s][1]);
+            sum += (double)y;
+            if (y >= -20 && y <= 20) hist[y + 20]++;
+            else tail++;
+        }
+        for (long y = -8; y <= 8; y++) near_binom(hist[y + 20], N, dlap_pmf(b, y));
+        assert_true(fabs(sum / N) < 0.1);
+        (void)tail;
+    }
+    noise_close(n);
+}
+
+static void test_geometric(void **state)
+{
+    (void)state;
+    struct noise *n = seeded(4);
+    const long N = 80000;
+    double b = 1.5, q = exp(-1 / b);
+    long hist[30] = {0};
+    for (long i = 0; i < N; i++) {
+        int64_t y = noise_geometric(n, 3, 2);
+        assert_true(y >= 0);
+        if (y < 30) hist[y]++;
+    }
+    for (int y = 0; y < 10; y++) near_binom(hist[y], N, (1 - q) * pow(q, y));
+    /* Large scales as the mechanisms use them (2^41 grid units over 2^20). */
+    double mean = 0;
+    const uint64_t num = (uint64_t)1 << 41, den = (uint64_t)1 << 20;
+    for (long i = 0; i < 20000; i++) mean += (double)noise_geometric(n, num, den);
+    mean /= 20000;
+    double bb = (double)num / (double)den, qq = exp(-1 / bb), expect = qq / (1 - qq);
+    assert_true(fabs(mean - expect) < 0.05 * expect);
+    noise_close(n);
+}
+
+static void test_unit(void **state)
+{
+    (void)state;
+    struct noise *n = seeded(5);
+    double s = 0;
+    for (int i = 0; i < 10000; i++) {
+        double u = noise_unit(n);
+        assert_true(u >= 0 && u < 1);
+        s += u;
+    }
+    assert_true(fabs(s / 10000 - 0.5) < 0.02);
+    noise_close(n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seeded_repeatable),
+        cmocka_unit_test(test_uniform),
+        cmocka_unit_test(test_bernoulli_exp),
+        cmocka_unit_test(test_dlaplace),
+        cmocka_unit_test(test_geometric),
+        cmocka_unit_test(test_unit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
