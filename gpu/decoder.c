@@ -1,11 +1,8 @@
 /* gpu/decoder: the facade over the backends (see decoder.h).
  *
  * It checks the weights once, picks a backend, owns the context length and the input hook,
- * and forwards every call. The OpenCL backend lives in gpu/backend_cl.c; it is referenced
- * weakly so a build without that file still links and reports "OpenCL backend not built".
- * (A weak reference alone does not pull an object out of a static archive: the OpenCL
- * backend's file must be linked by a strong reference, e.g. from its own tests or the
- * auto policy below once it is always built.) */
+ * and forwards every call. The OpenCL backend lives in gpu/backend_cl.c (device choice and
+ * fallback policy: see dec_open). */
 #include "gpu/decoder.h"
 
 #include <stdio.h>
@@ -13,9 +10,8 @@
 #include <string.h>
 
 #include "gpu/backend.h"
+#include "gpu/cl_util.h"
 #include "gpu/quant.h"
-
-extern const struct dec_backend_ops backend_cl_ops __attribute__((weak));
 
 struct decoder {
     const struct dec_backend_ops *ops;
@@ -26,12 +22,6 @@ struct decoder {
     void *hook_ctx;
     char note[320];
 };
-
-static const struct dec_backend_ops *cl_ops(void)
-{
-    const struct dec_backend_ops *p = &backend_cl_ops;
-    return p && p->open ? p : NULL;
-}
 
 static int check_tensor(const struct dec_tensor *t, const char *what, int layer, int64_t rows,
                         int64_t cols, int vector, char *err, size_t errlen)
@@ -128,30 +118,58 @@ int dec_open(struct decoder **out, const struct dec_weights *w, const struct dec
     d->cfg = w->cfg;
     d->ctx = ctx;
 
-    const struct dec_backend_ops *cl = cl_ops();
+    /* Device policy: auto = the first usable OpenCL GPU, else the CPU; cl[:N] = OpenCL
+     * device N (PoCL included). A device that cannot take the model (out of memory, no
+     * platform, build failure) falls back to the CPU with a note; a device index that
+     * does not exist is an error. */
     int r = -1;
     switch (o->device) {
     case DEC_DEV_CPU:
         d->ops = &backend_cpu_ops;
         break;
     case DEC_DEV_CL:
-        if (!cl) {
-            snprintf(err, errlen, "decoder: OpenCL backend not built");
-            free(d);
-            return -1;
+    case DEC_DEV_AUTO: {
+        struct dec_options co = *o;
+        char clerr[256] = "";
+        int try_cl = 1;
+        if (o->device == DEC_DEV_AUTO) {
+            struct clu_dev *devs;
+            int n = 0;
+            if (clu_devices(&devs, &n, clerr, sizeof clerr) != 0) {
+                try_cl = 0; /* no platform: clerr says so */
+            } else {
+                clu_devices_free(devs);
+                co.cl_index = clu_first_gpu();
+                if (co.cl_index < 0) {
+                    try_cl = 0;
+                    clerr[0] = 0; /* no GPU: the CPU is simply the choice, no note */
+                }
+            }
+        } else if (o->cl_index >= 0) {
+            struct clu_dev *devs;
+            int n = 0;
+            if (clu_devices(&devs, &n, clerr, sizeof clerr) == 0) {
+                clu_devices_free(devs);
+                if (o->cl_index >= n) {
+                    snprintf(err, errlen, "decoder: OpenCL device %d does not exist (%d device%s; "
+                             "see cmif info --devices)", o->cl_index, n, n == 1 ? "" : "s");
+                    free(d);
+                    return -1;
+                }
+            }
         }
-        d->ops = cl;
-        break;
-    case DEC_DEV_AUTO:
-        /* The OpenCL backend, called with device AUTO, accepts only a GPU; else the CPU. */
-        if (cl) {
-            char clerr[256] = "";
-            r = cl->open(&d->state, w, o, ctx, clerr, sizeof clerr);
-            if (r == 0) d->ops = cl;
-            else snprintf(d->note, sizeof d->note, "OpenCL: %s; using the CPU", clerr);
+        if (try_cl) {
+            r = backend_cl_ops.open(&d->state, w, &co, ctx, clerr, sizeof clerr);
+            if (r == 0) d->ops = &backend_cl_ops;
         }
-        if (r != 0) d->ops = &backend_cpu_ops;
+        if (r != 0) {
+            d->ops = &backend_cpu_ops;
+            if (clerr[0])
+                snprintf(d->note, sizeof d->note, "%s%s; using the CPU backend",
+                         strncmp(clerr, "opencl", 6) ? "OpenCL: " : "", clerr);
+        }
         break;
+    }
     default:
         snprintf(err, errlen, "decoder: unknown device %d", o->device);
         free(d);

@@ -469,6 +469,20 @@ static void test_device_switch(void **st)
     dec_close(d);
     assert_true(rel_err(a, b, 5 * (size_t)vocab) <= tol_for(QT_Q4_K));
     assert_true(rel_err(c, a, 5 * (size_t)vocab) == 0.0); /* same device, same result */
+    /* A device index that does not exist is an error, not a silent fallback. */
+    struct dec_options o;
+    memset(&o, 0, sizeof o);
+    o.device = DEC_DEV_CL;
+    o.cl_index = 99;
+    o.ctx = 64;
+    char err[512];
+    assert_int_equal(dec_open(&d, &m.w, &o, err, sizeof err), -1);
+    assert_non_null(strstr(err, "OpenCL device 99 does not exist"));
+    /* cl:0 names the first device explicitly. */
+    o.cl_index = 0;
+    assert_int_equal(dec_open(&d, &m.w, &o, err, sizeof err), 0);
+    assert_non_null(strstr(dec_device_name(d), "opencl"));
+    dec_close(d);
     free(in);
     free(a);
     free(b);
