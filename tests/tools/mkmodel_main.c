@@ -1,0 +1,162 @@
+/* mkmodel: writes a random-weight Llama GGUF model (tests/tools/randmodel) from the command
+ * line, for benchmarks and manual testing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/gguf.h"
+#include "tests/tools/randmodel.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: mkmodel OUT.gguf [--preset tiny|110m|1.1b] [--dim N] [--layers N]\n"
+            "               [--heads N] [--kv-heads N] [--ffn N] [--vocab N] [--ctx N]\n"
+            "               [--type T] [--embd-type T] [--tied] [--rope-base F] [--seed N]\n"
+            "               [--tokenizer-from FILE]\n"
+            "  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k\n"
+            "  presets: tiny (dim 64, 2 layers), 110m (llama2.c stories110M shape),\n"
+            "           1.1b (TinyLlama: dim 2048, 22 layers, ffn 5632, 32/4 heads, vocab 32000)\n"
+            "  Options after --preset override it.\n");
+}
+
+static int parse_type(const char *s)
+{
+    static const char *const names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
+    static const int types[] = {GGUF_T_F32,  GGUF_T_F16,  GGUF_T_BF16, GGUF_T_Q8_0,
+                                GGUF_T_Q4_0, GGUF_T_Q4_K, GGUF_T_Q5_K, GGUF_T_Q6_K};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcasecmp(s, names[i])) return types[i];
+    return -1;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int preset(struct randmodel_spec *s, const char *name)
+{
+    randmodel_defaults(s);
+    if (!strcmp(name, "tiny")) return 0;
+    if (!strcmp(name, "110m")) {
+        s->dim = 768, s->n_layers = 12, s->n_heads = 12, s->n_kv_heads = 12;
+        s->ffn_dim = 2048, s->vocab = 32000, s->ctx = 1024;
+        return 0;
+    }
+    if (!strcmp(name, "1.1b")) {
+        s->dim = 2048, s->n_layers = 22, s->n_heads = 32, s->n_kv_heads = 4;
+        s->ffn_dim = 5632, s->vocab = 32000, s->ctx = 2048;
+        return 0;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct randmodel_spec s;
+    randmodel_defaults(&s);
+    const char *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (a[0] != '-') {
+            if (out) {
+                fprintf(stderr, "mkmodel: more than one output file\n");
+                return 2;
+            }
+            out = a;
+            continue;
+        }
+        if (!strcmp(a, "--tied")) {
+            s.tied = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "mkmodel: %s needs a value\n", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        long n = 0;
+        int *ip = NULL;
+        if (!strcmp(a, "--dim")) ip = &s.dim;
+        else if (!strcmp(a, "--layers")) ip = &s.n_layers;
+        else if (!strcmp(a, "--heads")) ip = &s.n_heads;
+        else if (!strcmp(a, "--kv-heads")) ip = &s.n_kv_heads;
+        else if (!strcmp(a, "--ffn")) ip = &s.ffn_dim;
+        else if (!strcmp(a, "--vocab")) ip = &s.vocab;
+        else if (!strcmp(a, "--ctx")) ip = &s.ctx;
+        if (ip) {
+            if (parse_int(v, 1, 1 << 20, &n)) {
+                fprintf(stderr, "mkmodel: bad value for %s: '%s'\n", a, v);
+                return 2;
+            }
+            *ip = (int)n;
+        } else if (!strcmp(a, "--type") || !strcmp(a, "--embd-type")) {
+            int t = parse_type(v);
+            if (t < 0) {
+                fprintf(stderr, "mkmodel: unknown type '%s'\n", v);
+                return 2;
+            }
+            if (a[2] == 't') s.type = t;
+            else s.embd_type = t;
+        } else if (!strcmp(a, "--seed")) {
+            char *end;
+            s.seed = strtoull(v, &end, 10);
+            if (!*v || *end) {
+                fprintf(stderr, "mkmodel: bad seed '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--rope-base")) {
+            char *end;
+            s.rope_base = strtof(v, &end);
+            if (!*v || *end || !(s.rope_base > 0)) {
+                fprintf(stderr, "mkmodel: bad rope base '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--tokenizer-from")) {
+            s.tokenizer_from = v;
+        } else if (!strcmp(a, "--preset")) {
+            struct randmodel_spec keep = s;
+            if (preset(&s, v)) {
+                fprintf(stderr, "mkmodel: unknown preset '%s' (tiny, 110m, 1.1b)\n", v);
+                return 2;
+            }
+            /* Settings that are not shapes survive a preset given after them. */
+            s.type = keep.type, s.embd_type = keep.embd_type, s.tied = keep.tied;
+            s.seed = keep.seed, s.tokenizer_from = keep.tokenizer_from;
+        } else {
+            fprintf(stderr, "mkmodel: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!out) {
+        usage(stderr);
+        return 2;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char err[1024];
+    if (randmodel_write(out, &s, err, sizeof err)) {
+        fprintf(stderr, "mkmodel: %s\n", err);
+        return 1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    struct stat st;
+    double mb = stat(out, &st) == 0 ? (double)st.st_size / 1e6 : 0;
+    fprintf(stderr, "mkmodel: wrote %s (%.1f MB, dim %d, %d layers, %s) in %.2f s\n", out, mb,
+            s.dim, s.n_layers, gguf_type_name((uint32_t)s.type),
+            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    return 0;
+}
