@@ -13,8 +13,12 @@
 
 #include <sodium.h>
 
+#include "core/budget.h"
+#include "core/cluster.h"
 #include "core/embed.h"
 #include "core/enclave.h"
+#include "core/mech.h"
+#include "core/noise.h"
 #include "core/swap.h"
 
 #define KIB ((size_t)1024)
@@ -40,6 +44,11 @@ struct core {
     int cluster_size;
     int seeded;
     uint64_t seed;
+    /* H6: the sanitizer, built on the first user message (clustering can take a while) */
+    struct budget *bud;
+    struct noise *nz;
+    struct cluster *cl;
+    struct mech *mc;
 };
 
 void core_defaults(struct core_options *o)
@@ -141,6 +150,10 @@ int core_open(struct core **out, const char *model_path, const struct core_optio
     c->seed = o->seed;
     c->require_locked = o->require_locked;
     c->quiet = o->quiet;
+    if (budget_open(&c->bud, o->budget, err, errlen) != 0) {
+        core_close(c);
+        return -1;
+    }
     if (o->cache_dir && !(c->cache_dir = strdup(o->cache_dir))) {
         snprintf(err, errlen, "core: out of memory");
         core_close(c);
@@ -195,6 +208,10 @@ int core_open(struct core **out, const char *model_path, const struct core_optio
 void core_close(struct core *c)
 {
     if (!c) return;
+    mech_close(c->mc);
+    cluster_close(c->cl);
+    noise_close(c->nz);
+    budget_close(c->bud);
     embed_close(c->emb);
     tok_close(c->tok);
     gguf_close(c->g);
@@ -256,22 +273,139 @@ static void piece_report(const struct tokenizer *t, int32_t id, char *out, size_
  * ids[0..n-1]: the raw token ids, in the guarded region. Writes the ids to send into
  * sent[0..n-1] (also in the region) and, per token, rep[i].kind / .eps / .cluster_size;
  * *msg_eps is what the message costs. CORE_SEG_TEMPLATE text is never sanitized.
- * Returns 0, CORE_EBUDGET (nothing charged, err says what is left), or -1.
- * Until the mechanisms land every token passes through unchanged at ε 0. */
+ * Returns 0, CORE_EBUDGET (nothing charged, err says what is left), or -1. */
+
+static int san_row(void *ctx, int32_t id, float *out)
+{
+    char e[8];
+    return embed_row(((struct core *)ctx)->emb, id, out, e, sizeof e);
+}
+
+/* Which tokens take part. Control, unknown and unused tokens, and tokens that decode to
+ * nothing, pass through as "control"; pieces of the public set as "public"; everything else
+ * is user content and is clustered: ordinary tokens in group 1, byte-fallback tokens <0xXX>
+ * in group 2 (they carry raw bytes of what was typed, so they are sanitized, but only into
+ * other bytes). */
+static int san_roles(struct core *c, uint8_t *role, uint8_t *group, uint8_t *stop)
+{
+    int32_t n = tok_n_vocab(c->tok), nbytes = 0;
+    for (int32_t id = 0; id < n; id++) {
+        int ty = tok_type(c->tok, id);
+        char buf[64];
+        size_t len = tok_piece(c->tok, id, 0, buf, sizeof buf);
+        if (len > sizeof buf) len = sizeof buf;
+        stop[id] = (uint8_t)mech_is_stopword(buf, len);
+        if (ty == TOK_T_CONTROL || ty == TOK_T_UNKNOWN || ty == TOK_T_UNUSED || len == 0) {
+            role[id] = MECH_ROLE_CONTROL;
+            group[id] = 0;
+        } else if (mech_is_public_piece(buf, len)) {
+            role[id] = MECH_ROLE_PUBLIC;
+            group[id] = 0;
+        } else {
+            role[id] = MECH_ROLE_SANITIZE;
+            group[id] = ty == TOK_T_BYTE ? 2 : 1;
+            nbytes += ty == TOK_T_BYTE;
+        }
+    }
+    /* A lone byte token would be a cluster of one (no privacy): let it join the words. */
+    if (nbytes < 2)
+        for (int32_t id = 0; id < n; id++) if (group[id] == 2) group[id] = 1;
+    return 0;
+}
+
+static int san_init(struct core *c, char *err, size_t errlen)
+{
+    if (c->mc) return 0;
+    int32_t n = tok_n_vocab(c->tok);
+    uint8_t *role = malloc((size_t)n), *group = malloc((size_t)n), *stop = malloc((size_t)n);
+    int rc = -1;
+    if (!role || !group || !stop) {
+        snprintf(err, errlen, "core: out of memory for the sanitizer");
+        goto out;
+    }
+    san_roles(c, role, group, stop);
+    /* The cluster cache is named by the embedding table's hash and the vocabulary. */
+    unsigned char fp[32];
+    crypto_generichash_state hs;
+    crypto_generichash_init(&hs, NULL, 0, sizeof fp);
+    crypto_generichash_update(&hs, embed_fingerprint(c->emb), 32);
+    for (int32_t id = 0; id < n; id++) {
+        size_t len = 0;
+        const char *t = tok_text(c->tok, id, &len);
+        uint32_t hdr[2] = {(uint32_t)len, (uint32_t)tok_type(c->tok, id)};
+        crypto_generichash_update(&hs, (const unsigned char *)hdr, sizeof hdr);
+        if (t && len) crypto_generichash_update(&hs, (const unsigned char *)t, len);
+    }
+    crypto_generichash_update(&hs, (const unsigned char *)mech_public_chars(),
+                              strlen(mech_public_chars()));
+    crypto_generichash_final(&hs, fp, sizeof fp);
+    char dir[4096] = "";
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (c->cache_dir) snprintf(dir, sizeof dir, "%s", c->cache_dir);
+    else if (xdg && *xdg == '/') snprintf(dir, sizeof dir, "%s/cmif", xdg);
+    else if (home && *home == '/') snprintf(dir, sizeof dir, "%s/.cache/cmif", home);
+    struct cluster_params cp = {.k = c->cluster_size, .quiet = c->quiet, .cache_dir = dir,
+                                .fingerprint = fp};
+    if (cluster_build(&c->cl, n, c->dim, group, san_row, c, &cp, err, errlen) != 0) goto out;
+    if (noise_open(&c->nz, c->seeded, c->seed, err, errlen) != 0) goto out;
+    if (c->seeded)
+        fprintf(stderr, "cmif: WARNING: seeded sanitizer (--seed): the noise is reproducible, "
+                        "so this run is NOT private; use it for tests only\n");
+    struct mech_config mc = {.n_vocab = n, .dim = c->dim, .row = san_row, .ctx = c,
+                             .clusters = c->cl, .role = role, .stopword = stop,
+                             .noise = c->nz};
+    if (mech_open(&c->mc, &mc, c->mech, c->eps, err, errlen) != 0) goto out;
+    rc = 0;
+out:
+    free(role);
+    free(group);
+    free(stop);
+    if (rc != 0) {
+        mech_close(c->mc);
+        cluster_close(c->cl);
+        noise_close(c->nz);
+        c->mc = NULL;
+        c->cl = NULL;
+        c->nz = NULL;
+    }
+    return rc;
+}
+
 static int core_sanitize_ids(struct core *c, int seg, const int32_t *ids, int32_t *sent,
                              size_t n, struct core_tok_report *rep, double *msg_eps, char *err,
                              size_t errlen)
 {
-    (void)c;
-    (void)err;
-    (void)errlen;
     *msg_eps = 0;
-    for (size_t i = 0; i < n; i++) {
-        sent[i] = ids[i];
-        rep[i].kind = seg == CORE_SEG_TEMPLATE ? CORE_TOK_CONTROL : CORE_TOK_KEPT;
-        rep[i].eps = 0;
-        rep[i].cluster_size = 0;
+    if (seg == CORE_SEG_TEMPLATE || c->mech == CORE_MECH_NONE) {
+        for (size_t i = 0; i < n; i++) {
+            int ty = tok_type(c->tok, ids[i]);
+            sent[i] = ids[i];
+            rep[i].kind = seg == CORE_SEG_TEMPLATE || ty == TOK_T_CONTROL ? CORE_TOK_CONTROL
+                                                                          : CORE_TOK_KEPT;
+            rep[i].eps = 0;
+            rep[i].cluster_size = 0;
+        }
+        return 0;
     }
+    if (san_init(c, err, errlen) != 0) return -1;
+    if (mech_kind(c->mc) != c->mech && mech_set_kind(c->mc, c->mech, err, errlen) != 0) return -1;
+    if (mech_eps(c->mc) != c->eps && mech_set_eps(c->mc, c->eps, err, errlen) != 0) return -1;
+    /* The whole message is priced and checked before any token is sanitized. */
+    size_t charged = 0;
+    for (size_t i = 0; i < n; i++) charged += (size_t)mech_charges(c->mc, ids[i]);
+    double cost = budget_cost(charged, c->eps);
+    if (budget_check(c->bud, cost, err, errlen) != 0) return CORE_EBUDGET;
+    for (size_t i = 0; i < n; i++) {
+        struct mech_out o;
+        if (mech_sanitize(c->mc, ids[i], &o, err, errlen) != 0) return -1;
+        sent[i] = o.sent;
+        rep[i].kind = o.kind;      /* enum mech_result == enum core_tok_kind */
+        rep[i].eps = o.eps;
+        rep[i].cluster_size = o.cluster_size;
+    }
+    if (budget_spend(c->bud, cost, err, errlen) != 0) return CORE_EBUDGET;
+    c->budget_spent = budget_spent(c->bud);
+    *msg_eps = cost;
     return 0;
 }
 /* =================================== end sanitize step =================================== */

@@ -398,3 +398,15 @@ int mech_is_stopword(const char *piece, size_t len)
         if (strcmp(w, stopwords[i]) == 0) return 1;
     return 0;
 }
+
+static const char public_chars[] = " \t\n\r\v\f!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+
+const char *mech_public_chars(void) { return public_chars; }
+
+int mech_is_public_piece(const char *piece, size_t len)
+{
+    if (len == 0) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (piece[i] == 0 || !strchr(public_chars, piece[i])) return 0;
+    return 1;
+}

@@ -88,4 +88,10 @@ void mech_test_noise_mult(struct mech *m, double mult);
  * stopword of the built-in list (CusText+). */
 int mech_is_stopword(const char *piece, size_t len);
 
+/* The public set: a token is public (sent as-is at ε 0, reported "public") when its decoded
+ * piece is non-empty and made only of these characters: ASCII punctuation and whitespace.
+ * assets/public-tokens.txt documents the same set (a test keeps the two equal). */
+const char *mech_public_chars(void);
+int mech_is_public_piece(const char *piece, size_t len);
+
 #endif
