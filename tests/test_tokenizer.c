@@ -1,0 +1,892 @@
+/* Tests of core/tokenizer: llama.cpp's SentencePiece test vectors, BPE vocabularies built
+ * here with the GGUF writer (pre-tokenizer splits, merge order, special tokens), decoding,
+ * malformed vocabularies and random-input robustness (run under ASan by make check-asan). */
+#include "tests/testutil.h"
+
+#include "core/gguf.h"
+#include "core/tokenizer.h"
+#include "tests/tools/gguf_writer.h"
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    b[n] = 0;
+    *len = (size_t)n;
+    return b;
+}
+
+/* Concatenated pieces of ids (special tokens hidden). */
+static char *detok(const struct tokenizer *t, const int32_t *ids, size_t n, size_t *len)
+{
+    size_t cap = 64, at = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        char tmp[256];
+        size_t k = tok_piece(t, ids[i], 0, tmp, sizeof tmp);
+        assert_true(k < sizeof tmp);
+        if (at + k + 1 > cap) {
+            while (at + k + 1 > cap) cap *= 2;
+            out = realloc(out, cap);
+            assert_non_null(out);
+        }
+        memcpy(out + at, tmp, k);
+        at += k;
+    }
+    out[at] = 0;
+    *len = at;
+    return out;
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* GPT-2 byte → printable character, written here independently of the tokenizer. */
+static size_t map_byte(uint8_t b, char *out)
+{
+    uint32_t cp = b;
+    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)) {
+        uint32_t k = 0;
+        for (int x = 0; x < b; x++)
+            if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || x >= 174)) k++;
+        cp = 256 + k;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xC0 | cp >> 6);
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+}
+
+/* Raw bytes → GPT-2 token text (static buffer, valid until the next call). */
+static const char *gmap(const char *raw, size_t n)
+{
+    static char buf[4][512];
+    static int k;
+    char *o = buf[k = (k + 1) & 3];
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(at + 3 < sizeof buf[0]);
+        at += map_byte((uint8_t)raw[i], o + at);
+    }
+    o[at] = 0;
+    return o;
+}
+
+/* A string list that grows (token texts, merges). */
+struct slist {
+    char **v;
+    size_t n, cap;
+};
+
+static int slist_find(const struct slist *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], s)) return (int)i;
+    return -1;
+}
+
+static int slist_add(struct slist *l, const char *s)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->v = realloc(l->v, l->cap * sizeof *l->v);
+        assert_non_null(l->v);
+    }
+    l->v[l->n] = strdup(s);
+    assert_non_null(l->v[l->n]);
+    return (int)l->n++;
+}
+
+static void slist_free(struct slist *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+}
+
+/* A byte-level BPE vocabulary: the 256 byte characters, then whatever the test adds. */
+struct bpe_vocab {
+    struct slist tok, merges;
+    int32_t *types;
+    size_t types_cap;
+};
+
+static int bv_token(struct bpe_vocab *v, const char *text, int type)
+{
+    int i = slist_find(&v->tok, text);
+    if (i >= 0) return i;
+    i = slist_add(&v->tok, text);
+    if ((size_t)i >= v->types_cap) {
+        v->types_cap = v->types_cap ? 2 * v->types_cap : 512;
+        v->types = realloc(v->types, v->types_cap * sizeof *v->types);
+        assert_non_null(v->types);
+    }
+    v->types[i] = type;
+    return i;
+}
+
+static void bv_init(struct bpe_vocab *v)
+{
+    memset(v, 0, sizeof *v);
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        slist_add(&v->tok, gmap(&c, 1));
+    }
+    v->types_cap = 512;
+    v->types = malloc(v->types_cap * sizeof *v->types);
+    assert_non_null(v->types);
+    for (int b = 0; b < 256; b++) v->types[b] = TOK_T_NORMAL;
+}
+
+/* Merge "left right" (raw bytes) → adds the merged token. */
+static void bv_merge(struct bpe_vocab *v, const char *l, const char *r)
+{
+    char m[600], j[300];
+    snprintf(m, sizeof m, "%s %s", gmap(l, strlen(l)), gmap(r, strlen(r)));
+    slist_add(&v->merges, m);
+    snprintf(j, sizeof j, "%s%s", l, r);
+    bv_token(v, gmap(j, strlen(j)), TOK_T_NORMAL);
+}
+
+/* Every substring of w (raw bytes) becomes a token, and every split of a substring into two
+ * a merge. Whatever order the merges apply in, a pre-tokenized word equal to w then ends as
+ * the single token w, and nothing merges across pre-tokenizer boundaries: so the ids show
+ * exactly where the pre-tokenizer split. */
+static void bv_word(struct bpe_vocab *v, const char *w)
+{
+    size_t n = strlen(w);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 2; j <= n; j++) {
+            for (size_t k = i + 1; k < j; k++) {
+                char m[600], l[256];
+                snprintf(l, sizeof l, "%s", gmap(w + i, k - i));
+                snprintf(m, sizeof m, "%s %s", l, gmap(w + k, j - k));
+                slist_add(&v->merges, m);
+            }
+            bv_token(v, gmap(w + i, j - i), TOK_T_NORMAL);
+        }
+}
+
+/* Writes the vocabulary to dir/name.gguf and opens a tokenizer on it. */
+static struct tokenizer *bv_open(struct bpe_vocab *v, const char *dir, const char *pre,
+                                 int32_t bos, int32_t eos, struct gguf **gout)
+{
+    struct gw *w = gw_new();
+    assert_non_null(w);
+    gw_kv_str(w, "general.architecture", "llama");
+    gw_kv_str(w, "tokenizer.ggml.model", "gpt2");
+    if (pre) gw_kv_str(w, "tokenizer.ggml.pre", pre);
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tok.v, v->tok.n);
+    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", v->types, v->tok.n);
+    gw_kv_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges.v, v->merges.n);
+    if (bos >= 0) gw_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+    if (eos >= 0) gw_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/vocab-%s.gguf", dir, pre ? pre : "none");
+    int r = gw_write(w, path, err, sizeof err);
+    if (r != 0) fail_msg("gw_write: %s", err);
+    gw_free(w);
+    struct gguf *g = NULL;
+    if (gguf_open(&g, path, err, sizeof err) != 0) fail_msg("gguf_open: %s", err);
+    struct tokenizer *t = NULL;
+    if (tok_open(&t, g, err, sizeof err) != 0) fail_msg("tok_open: %s", err);
+    *gout = g;
+    return t;
+}
+
+static void bv_free(struct bpe_vocab *v)
+{
+    slist_free(&v->tok);
+    slist_free(&v->merges);
+    free(v->types);
+}
+
+static size_t enc(const struct tokenizer *t, const char *s, size_t len, int bos, int special,
+                  int32_t *ids, size_t max)
+{
+    char err[256] = "";
+    size_t n = 0;
+    if (tok_encode(t, s, len, bos, special, ids, max, &n, err, sizeof err) != 0)
+        fail_msg("tok_encode: %s", err);
+    return n;
+}
+
+/* Encode s and compare with the ids of the given token texts (raw bytes, GPT-2-mapped
+ * here), listed NULL-terminated. */
+static void expect_words(const struct tokenizer *t, const char *s, ...)
+{
+    int32_t want[64], got[256];
+    size_t nw = 0;
+    va_list ap;
+    va_start(ap, s);
+    for (const char *w; (w = va_arg(ap, const char *));) {
+        const char *m = gmap(w, strlen(w));
+        int32_t id = tok_find(t, m, strlen(m));
+        if (id < 0) fail_msg("test vocabulary lacks '%s'", w);
+        assert_true(nw < 64);
+        want[nw++] = id;
+    }
+    va_end(ap);
+    size_t n = enc(t, s, strlen(s), 0, 0, got, 256);
+    int same = n == nw;
+    for (size_t i = 0; same && i < n; i++) same = got[i] == want[i];
+    if (!same) {
+        print_message("input '%s': got", s);
+        for (size_t i = 0; i < n; i++) {
+            size_t tl;
+            const char *tx = tok_text(t, got[i], &tl);
+            print_message(" %d(%.*s)", got[i], (int)tl, tx);
+        }
+        print_message("\n  want");
+        for (size_t i = 0; i < nw; i++) print_message(" %d", want[i]);
+        print_message("\n");
+        fail();
+    }
+}
+
+/* ---- SentencePiece: llama.cpp's vectors ------------------------------------------------- */
+
+struct spm {
+    struct gguf *g;
+    struct tokenizer *t;
+};
+
+static int spm_setup(void **state)
+{
+    static struct spm s;
+    *state = &s;
+    return 0;
+}
+
+static struct tokenizer *spm_open(void **state)
+{
+    struct spm *s = *state;
+    if (s->t) return s->t;
+    const char *path = tu_shared("models/ggml-vocab-llama-spm.gguf");
+    char err[256];
+    if (gguf_open(&s->g, path, err, sizeof err) != 0) fail_msg("gguf_open: %s", err);
+    if (tok_open(&s->t, s->g, err, sizeof err) != 0) fail_msg("tok_open: %s", err);
+    return s->t;
+}
+
+static int spm_teardown(void **state)
+{
+    struct spm *s = *state;
+    tok_close(s->t);
+    gguf_close(s->g);
+    s->t = NULL;
+    s->g = NULL;
+    return 0;
+}
+
+static void test_spm_vectors(void **state)
+{
+    struct tokenizer *t = spm_open(state);
+    char inp_path[4200], out_path[4200];
+    snprintf(inp_path, sizeof inp_path, "%s", tu_shared("models/ggml-vocab-llama-spm.gguf.inp"));
+    snprintf(out_path, sizeof out_path, "%s", tu_shared("models/ggml-vocab-llama-spm.gguf.out"));
+    size_t il, ol;
+    char *inp = read_all(inp_path, &il);
+    char *out = read_all(out_path, &ol);
+    /* As llama.cpp's test-tokenizer-0: inputs are separated by "\n__ggml_vocab_test__\n"
+     * (so the newline before a separator is not part of the input); each output line holds
+     * the ids for one input, without BOS. */
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    const size_t sl = sizeof sep - 1;
+    char *ip = inp, *op = out, *iend = inp + il, *oend = out + ol;
+    int total = 0, pass = 0, rt_pass = 0;
+    int32_t *ids = malloc((il + 8) * sizeof *ids);
+    assert_non_null(ids);
+    while (ip < iend) {
+        char *e = memmem(ip, (size_t)(iend - ip), sep, sl);
+        size_t n_in = e ? (size_t)(e - ip) : (size_t)(iend - ip);
+        assert_true(op < oend);
+        char *nl = memchr(op, '\n', (size_t)(oend - op));
+        if (!nl) nl = oend;
+        int32_t want[512];
+        size_t nw = 0;
+        for (char *p = op; p < nl;) {
+            char *q;
+            long v = strtol(p, &q, 10);
+            if (q == p) break;
+            assert_true(nw < 512);
+            want[nw++] = (int32_t)v;
+            p = q;
+        }
+        size_t n = enc(t, ip, n_in, 0, 0, ids, il + 8);
+        int ok = n == nw;
+        for (size_t i = 0; ok && i < n; i++) ok = ids[i] == want[i];
+        total++;
+        pass += ok;
+        if (!ok) {
+            print_message("vector %d '%.*s': got", total, (int)n_in, ip);
+            for (size_t i = 0; i < n; i++) print_message(" %d", ids[i]);
+            print_message("\n");
+        }
+        /* Decoding gives the input back once the leading ▁ is dropped (llama.cpp's caller does). */
+        size_t dl;
+        char *d = detok(t, ids, n, &dl);
+        const char *dd = d;
+        if (dl && d[0] == ' ') {
+            dd++;
+            dl--;
+        }
+        if (dl == n_in && memcmp(dd, ip, n_in) == 0) rt_pass++;
+        else print_message("vector %d does not round-trip: '%.*s'\n", total, (int)dl, dd);
+        free(d);
+        op = nl < oend ? nl + 1 : oend;
+        ip = e ? e + sl : iend;
+    }
+    print_message("SPM vectors: %d/%d pass, %d/%d round-trip\n", pass, total, rt_pass, total);
+    free(ids);
+    free(inp);
+    free(out);
+    assert_true(total >= 40);
+    assert_int_equal(pass, total);
+    assert_int_equal(rt_pass, total);
+}
+
+static void test_spm_bos_special(void **state)
+{
+    struct tokenizer *t = spm_open(state);
+    int32_t ids[64];
+    assert_int_equal(tok_kind(t), TOK_SPM);
+    assert_int_equal(tok_n_vocab(t), 32000);
+    assert_int_equal(tok_bos(t), 1);
+    assert_int_equal(tok_eos(t), 2);
+    assert_true(tok_add_bos(t));
+    size_t n = enc(t, "Hello world", 11, 1, 0, ids, 64);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], 15043);
+    assert_int_equal(ids[2], 3186);
+    /* Empty text: BOS alone, or nothing. */
+    assert_int_equal(enc(t, "", 0, 1, 0, ids, 64), 1);
+    assert_int_equal(enc(t, "", 0, 0, 0, ids, 64), 0);
+    /* Control token texts map to their ids only when parse_special; the following text gets
+     * its leading ▁ again. */
+    n = enc(t, "<s>Hello</s>", 12, 0, 1, ids, 64);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], 15043);
+    assert_int_equal(ids[2], 2);
+    n = enc(t, "<s>Hello</s>", 12, 0, 0, ids, 64);
+    for (size_t i = 0; i < n; i++) assert_true(ids[i] != 1 && ids[i] != 2);
+    /* Too small an output buffer is an error, not a truncation. */
+    char err[128];
+    size_t nn = 99;
+    assert_int_equal(tok_encode(t, "Hello world", 11, 1, 0, ids, 2, &nn, err, sizeof err), -1);
+    assert_int_equal(nn, 0);
+    assert_non_null(strstr(err, "tokens"));
+    /* Pieces. */
+    char buf[32];
+    assert_int_equal(tok_piece(t, 15043, 0, buf, sizeof buf), 6);
+    assert_string_equal(buf, " Hello");
+    assert_int_equal(tok_piece(t, 13, 0, buf, sizeof buf), 1);  /* <0x0A> */
+    assert_int_equal(buf[0], '\n');
+    assert_int_equal(tok_piece(t, 1, 0, buf, sizeof buf), 0);
+    assert_int_equal(tok_piece(t, 1, 1, buf, sizeof buf), 3);
+    assert_memory_equal(buf, "<s>", 3);
+    assert_int_equal(tok_piece(t, 15043, 0, buf, 3), 6);  /* truncated, full length reported */
+    assert_memory_equal(buf, " He", 3);
+    assert_int_equal(tok_piece(t, -1, 1, buf, sizeof buf), 0);
+    assert_int_equal(tok_piece(t, 32000, 1, buf, sizeof buf), 0);
+    size_t tl;
+    assert_memory_equal(tok_text(t, 15043, &tl), "\xE2\x96\x81Hello", 8);
+    assert_int_equal(tl, 8);
+    assert_int_equal(tok_type(t, 13), TOK_T_BYTE);
+    assert_int_equal(tok_type(t, 1), TOK_T_CONTROL);
+    assert_int_equal(tok_find(t, "<0x0A>", 6), 13);
+    assert_int_equal(tok_find(t, "no such token", 13), -1);
+    assert_true(tok_is_eog(t, 2));
+    assert_false(tok_is_eog(t, 1));
+    assert_false(tok_is_eog(t, 15043));
+}
+
+/* Bytes that are not UTF-8 go through byte fallback and decode back unchanged. */
+static void test_spm_invalid_utf8(void **state)
+{
+    struct tokenizer *t = spm_open(state);
+    static const char s[] = "a\xff\xfe b\xc3\xe2\x82 \xed\xa0\x80z\xf4\x90\x80\x80\xc0\xaf";
+    int32_t ids[256];
+    size_t n = enc(t, s, sizeof s - 1, 0, 0, ids, 256);
+    size_t dl;
+    char *d = detok(t, ids, n, &dl);
+    assert_int_equal(dl, sizeof s);  /* plus the leading space */
+    assert_memory_equal(d + 1, s, sizeof s - 1);
+    free(d);
+}
+
+static void fill_random(char *s, size_t n, int utf8)
+{
+    static const char *const pool[] = {"a", "e", "Z", " ", "  ", "\n", "\t", "'s", "1", "23", ".",
+                                       "!", "\xC3\xA9", "\xD0\x96", "\xE6\x97\xA5", "\xF0\x9F\x98\x80",
+                                       "<s>", "</s>", "<|eot_id|>", "\r\n", "\xC2\xA0"};
+    size_t at = 0;
+    while (at < n) {
+        if (!utf8) {
+            s[at++] = (char)(rnd() & 0xFF);
+            continue;
+        }
+        const char *p = pool[rnd() % (sizeof pool / sizeof pool[0])];
+        size_t k = strlen(p);
+        if (at + k > n) break;
+        memcpy(s + at, p, k);
+        at += k;
+    }
+    while (at < n) s[at++] = 'x';
+}
+
+/* Random text and random bytes encode without error and decode to themselves. (The text
+ * pool leaves out U+2581, which SentencePiece decodes to a space by design.) */
+static void fuzz_roundtrip(const struct tokenizer *t, int strip_space, int iters)
+{
+    char s[300];
+    int32_t ids[1200];
+    for (int it = 0; it < iters; it++) {
+        size_t n = rnd() % sizeof s;
+        fill_random(s, n, it & 1);
+        for (int special = 0; special < 2; special++) {
+            char err[256];
+            size_t k = 0;
+            int r = tok_encode(t, s, n, it & 2, special, ids, sizeof ids / sizeof ids[0], &k, err,
+                               sizeof err);
+            if (r != 0) fail_msg("iteration %d: %s", it, err);
+            for (size_t i = 0; i < k; i++) assert_true(ids[i] >= 0 && ids[i] < tok_n_vocab(t));
+            if (special) continue;
+            for (size_t i = 0; i < k; i++) assert_true(tok_type(t, ids[i]) != TOK_T_CONTROL || (i == 0 && (it & 2)));
+            size_t dl;
+            char *d = detok(t, ids, k, &dl);
+            const char *dd = d;
+            if (strip_space && n > 0) {
+                assert_true(dl > 0 && d[0] == ' ');
+                dd++;
+                dl--;
+            }
+            if (dl != n || memcmp(dd, s, n) != 0) fail_msg("iteration %d: round trip differs", it);
+            free(d);
+        }
+    }
+}
+
+static void test_spm_fuzz(void **state)
+{
+    fuzz_roundtrip(spm_open(state), 1, 1500);
+}
+
+/* A 100 kB line (one long "word" and a spaced one) encodes and decodes back. */
+static void long_line(const struct tokenizer *t, int strip_space)
+{
+    size_t n = 100000;
+    char *s = malloc(n);
+    int32_t *ids = malloc((n + 3) * sizeof *ids);
+    assert_non_null(s);
+    assert_non_null(ids);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) s[i] = pass ? "abc de fgh, 123 "[i % 16] : (char)('a' + i % 3);
+        size_t k = enc(t, s, n, 0, 0, ids, n + 3);
+        assert_true(k > 0 && k <= n + 1);
+        size_t dl;
+        char *d = detok(t, ids, k, &dl);
+        assert_int_equal(dl, n + (strip_space ? 1 : 0));
+        assert_memory_equal(d + (strip_space ? 1 : 0), s, n);
+        free(d);
+    }
+    free(s);
+    free(ids);
+}
+
+static void test_spm_long_line(void **state)
+{
+    long_line(spm_open(state), 1);
+}
+
+/* ---- byte-level BPE on generated vocabularies --------------------------------------------- */
+
+static const char *const words[] = {
+    "Hello", " world", "I", "'m", " here", "'s", "DON", "'T", "123", "456", "78", "a", " ",
+    " b", "x", "   ", "\n\n", "b", "hi", "!!\n", " ?!", "h\xC3\xA9llo", " w\xC3\xB6rld",
+    "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82", " \xD0\xBC\xD0\xB8\xD1\x80",
+    "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E", "3", ".", "14", "\t", "\tx", " 123", "45", "12",
+    " \xCE\xB1\xCE\xB2", "\xD9\xA3", "\xE2\x80\x94", " 1", "2", "\r\n", " \n", "  ", " x",
+    "Hello!", " 12", "Hello ", "\xC2\xB2", "a\xCC\x81", "\xCC\x81", "'re", "'ll", "'ve",
+    "'d", "'t", "\xD9\xA3" "12", "34", "\xE2\x80\x94x", " 12345678", "'T", NULL,
+};
+
+static struct tokenizer *word_vocab(const char *dir, const char *pre, struct bpe_vocab *v,
+                                    struct gguf **g)
+{
+    bv_init(v);
+    for (int i = 0; words[i]; i++) bv_word(v, words[i]);
+    int bot = bv_token(v, "<|begin_of_text|>", TOK_T_CONTROL);
+    int eot = bv_token(v, "<|eot_id|>", TOK_T_CONTROL);
+    bv_token(v, "<|end_of_text|>", TOK_T_CONTROL);
+    bv_token(v, "<tool>", TOK_T_USER_DEFINED);
+    return bv_open(v, dir, pre, bot, eot + 1, g);
+}
+
+static void test_bpe_llama3_split(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct bpe_vocab v;
+    struct gguf *g;
+    struct tokenizer *t = word_vocab(dir, "llama-bpe", &v, &g);
+    assert_int_equal(tok_kind(t), TOK_BPE);
+    assert_true(tok_add_bos(t));  /* Llama 3 default */
+    expect_words(t, "Hello world", "Hello", " world", NULL);
+    expect_words(t, "I'm here's", "I", "'m", " here", "'s", NULL);
+    expect_words(t, "DON'T", "DON", "'T", NULL);                     /* (?i:...) */
+    expect_words(t, "x're'll've'd't", "x", "'re", "'ll", "'ve", "'d", "'t", NULL);
+    expect_words(t, "12345678", "123", "456", "78", NULL);           /* \p{N}{1,3} */
+    expect_words(t, "a  b", "a", " ", " b", NULL);                   /* \s+(?!\S) */
+    expect_words(t, "x   ", "x", "   ", NULL);                       /* \s+ at the end */
+    expect_words(t, "a\n\nb", "a", "\n\n", "b", NULL);               /* \s*[\r\n]+ */
+    expect_words(t, "a \nb", "a", " \n", "b", NULL);
+    expect_words(t, "x\r\n", "x", "\r\n", NULL);
+    expect_words(t, "hi!!\n", "hi", "!!\n", NULL);                   /* punctuation + newlines */
+    expect_words(t, "x ?!", "x", " ?!", NULL);
+    expect_words(t, "Hello!", "Hello", "!", NULL);
+    expect_words(t, "h\xC3\xA9llo w\xC3\xB6rld", "h\xC3\xA9llo", " w\xC3\xB6rld", NULL);
+    expect_words(t, "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82 \xD0\xBC\xD0\xB8\xD1\x80",
+                 "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82", " \xD0\xBC\xD0\xB8\xD1\x80", NULL);
+    expect_words(t, "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E", "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E", NULL);
+    expect_words(t, "x \xCE\xB1\xCE\xB2", "x", " \xCE\xB1\xCE\xB2", NULL);  /* Greek letters */
+    expect_words(t, "\xD9\xA3" "1234", "\xD9\xA3" "12", "34", NULL); /* Arabic-Indic digit is \p{N} */
+    expect_words(t, "3.14", "3", ".", "14", NULL);
+    expect_words(t, "\t\tx", "\t", "\tx", NULL);
+    expect_words(t, "x 123", "x", " ", "123", NULL);                 /* no space before digits */
+    expect_words(t, "x\xE2\x80\x94x", "x", "\xE2\x80\x94x", NULL);   /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+    expect_words(t, "\xC2\xB2" "a", "\xC2\xB2", "a", NULL);          /* superscript two is \p{N} */
+    expect_words(t, "a\xCC\x81", "a", "\xCC\x81", NULL);             /* a combining mark is not \p{L} */
+    tok_close(t);
+    gguf_close(g);
+    bv_free(&v);
+    tu_rmtree(dir);
+}
+
+static void test_bpe_gpt2_split(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct bpe_vocab v;
+    struct gguf *g;
+    struct tokenizer *t = word_vocab(dir, "gpt2", &v, &g);
+    assert_false(tok_add_bos(t));  /* only Llama 3 defaults to BOS */
+    expect_words(t, "Hello world", "Hello", " world", NULL);
+    expect_words(t, "I'm here's", "I", "'m", " here", "'s", NULL);
+    expect_words(t, "DON'T", "DON", "'", "T", NULL);                 /* case-sensitive */
+    expect_words(t, "x 12345678", "x", " 12345678", NULL);           /* ' ?\p{N}+': no 3-digit groups */
+    expect_words(t, "a  b", "a", " ", " b", NULL);
+    expect_words(t, "a\n\nb", "a", "\n", "\n", "b", NULL);            /* no \s*[\r\n]+ */
+    expect_words(t, "Hello!", "Hello", "!", NULL);
+    expect_words(t, "x ?!", "x", " ?!", NULL);
+    expect_words(t, "hi!!\n", "hi", "!!", "\n", NULL);               /* no [\r\n]* after punctuation */
+    expect_words(t, "\t\tx", "\t", "\t", "x", NULL);                  /* no [^...]? before letters */
+    expect_words(t, "x   ", "x", "   ", NULL);
+    tok_close(t);
+    gguf_close(g);
+    bv_free(&v);
+
+    /* pre = smollm: every digit is its own word, the rest splits as GPT-2. */
+    dir = (tu_rmtree(dir), tu_tmpdir());
+    t = word_vocab(dir, "smollm", &v, &g);
+    expect_words(t, "x 12", "x", " ", "1", "2", NULL);
+    tok_close(t);
+    gguf_close(g);
+    bv_free(&v);
+    tu_rmtree(dir);
+}
+
+/* Merge order: lowest rank first, ties to the leftmost pair; Llama 3 emits a word that is a
+ * token whole (ignore_merges). */
+static void test_bpe_merge_order(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    for (int llama3 = 0; llama3 < 2; llama3++) {
+        struct bpe_vocab v;
+        bv_init(&v);
+        bv_merge(&v, "3", "4");   /* rank 0 */
+        bv_merge(&v, "1", "2");   /* rank 1 */
+        bv_merge(&v, "12", "3");  /* rank 2 */
+        bv_merge(&v, "a", "a");   /* rank 3 */
+        bv_merge(&v, "b", "c");   /* rank 4 */
+        bv_merge(&v, "c", "d");   /* rank 5 */
+        bv_merge(&v, "bc", "d");  /* rank 6 */
+        bv_token(&v, gmap("xyz", 3), TOK_T_NORMAL);  /* a token no merge reaches */
+        struct gguf *g;
+        struct tokenizer *t = bv_open(&v, dir, llama3 ? "llama-bpe" : "gpt2", -1, -1, &g);
+        int32_t ids[32];
+        int32_t i12 = tok_find(t, "12", 2), i34 = tok_find(t, "34", 2), i123 = tok_find(t, "123", 3);
+        int32_t iaa = tok_find(t, "aa", 2), ibcd = tok_find(t, "bcd", 3), ixyz = tok_find(t, "xyz", 3);
+        size_t n = enc(t, "12345", 5, 0, 0, ids, 32);
+        if (!llama3) {
+            /* one word: 34 merges first, then 12; "12 34" is no merge */
+            assert_int_equal(n, 3);
+            assert_int_equal(ids[0], i12);
+            assert_int_equal(ids[1], i34);
+            assert_int_equal(ids[2], '5');
+        } else {
+            /* "123" "45": 123 is a token, 4 and 5 do not merge */
+            assert_int_equal(n, 3);
+            assert_int_equal(ids[0], i123);
+            assert_int_equal(ids[1], '4');
+            assert_int_equal(ids[2], '5');
+        }
+        n = enc(t, "aaa", 3, 0, 0, ids, 32);
+        assert_int_equal(n, 2);
+        assert_int_equal(ids[0], iaa);
+        assert_int_equal(ids[1], 'a');
+        n = enc(t, "bcd", 3, 0, 0, ids, 32);  /* b c → bc (rank 4) before c d (rank 5) */
+        assert_int_equal(n, 1);
+        assert_int_equal(ids[0], ibcd);
+        n = enc(t, "xyz", 3, 0, 0, ids, 32);
+        if (llama3) {
+            assert_int_equal(n, 1);
+            assert_int_equal(ids[0], ixyz);
+        } else {
+            assert_int_equal(n, 3);
+            assert_int_equal(ids[0], 'x');
+        }
+        /* A space is the byte character U+0120 'Ġ'; a newline is 'Ċ'. */
+        n = enc(t, " \n", 2, 0, 0, ids, 32);
+        assert_int_equal(n, 2);
+        assert_int_equal(ids[0], 32);
+        assert_int_equal(ids[1], 10);
+        size_t tl;
+        assert_memory_equal(tok_text(t, 32, &tl), "\xC4\xA0", 2);
+        char buf[8];
+        assert_int_equal(tok_piece(t, 32, 0, buf, sizeof buf), 1);
+        assert_int_equal(buf[0], ' ');
+        assert_int_equal(tok_piece(t, 0xAD, 0, buf, sizeof buf), 1);  /* soft hyphen, mapped */
+        assert_int_equal((uint8_t)buf[0], 0xAD);
+        assert_int_equal(tok_bos(t), -1);
+        assert_false(tok_add_bos(t));  /* no BOS token, so none is added */
+        tok_close(t);
+        gguf_close(g);
+        bv_free(&v);
+    }
+    tu_rmtree(dir);
+}
+
+static void test_bpe_special(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct bpe_vocab v;
+    struct gguf *g;
+    struct tokenizer *t = word_vocab(dir, "llama-bpe", &v, &g);
+    int32_t bot = tok_find(t, "<|begin_of_text|>", 17), eot = tok_find(t, "<|eot_id|>", 10);
+    int32_t eos = tok_find(t, "<|end_of_text|>", 15), tool = tok_find(t, "<tool>", 6);
+    int32_t hi = tok_find(t, "hi", 2);
+    assert_true(bot >= 256 && eot >= 256 && eos == eot + 1 && tool >= 256 && hi >= 256);
+    assert_int_equal(tok_bos(t), bot);
+    assert_int_equal(tok_eos(t), eos);
+    static const char s[] = "<|begin_of_text|>hi<|eot_id|><tool>hi";
+    int32_t ids[64];
+    size_t n = enc(t, s, sizeof s - 1, 1, 1, ids, 64);
+    assert_int_equal(n, 6);
+    assert_int_equal(ids[0], bot);
+    assert_int_equal(ids[1], bot);
+    assert_int_equal(ids[2], hi);
+    assert_int_equal(ids[3], eot);
+    assert_int_equal(ids[4], tool);
+    assert_int_equal(ids[5], hi);
+    /* Without parse_special the same text is plain text: no special ids, decodes back. */
+    n = enc(t, s, sizeof s - 1, 0, 0, ids, 64);
+    for (size_t i = 0; i < n; i++) assert_true(ids[i] != bot && ids[i] != eot && ids[i] != tool);
+    size_t dl;
+    char *d = detok(t, ids, n, &dl);
+    assert_int_equal(dl, sizeof s - 1);
+    assert_memory_equal(d, s, dl);
+    free(d);
+    /* End of generation: EOS, and the control token <|eot_id|>. */
+    assert_true(tok_is_eog(t, eos));
+    assert_true(tok_is_eog(t, eot));
+    assert_false(tok_is_eog(t, bot));
+    assert_false(tok_is_eog(t, hi));
+    /* Control pieces are hidden unless asked for; user-defined ones always show. */
+    char buf[32];
+    assert_int_equal(tok_piece(t, eot, 0, buf, sizeof buf), 0);
+    assert_int_equal(tok_piece(t, eot, 1, buf, sizeof buf), 10);
+    assert_string_equal(buf, "<|eot_id|>");
+    assert_int_equal(tok_piece(t, tool, 0, buf, sizeof buf), 6);
+    tok_close(t);
+    gguf_close(g);
+    bv_free(&v);
+    tu_rmtree(dir);
+}
+
+static void test_bpe_fuzz_and_long(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    const char *pres[] = {"llama-bpe", "gpt2", "smollm"};
+    for (int p = 0; p < 3; p++) {
+        struct bpe_vocab v;
+        struct gguf *g;
+        struct tokenizer *t = word_vocab(dir, pres[p], &v, &g);
+        fuzz_roundtrip(t, 0, 800);
+        long_line(t, 0);
+        tok_close(t);
+        gguf_close(g);
+        bv_free(&v);
+    }
+    tu_rmtree(dir);
+}
+
+/* ---- malformed vocabularies ---------------------------------------------------------------- */
+
+static void expect_open_error(const char *dir, struct gw *w, const char *needle)
+{
+    char path[512], err[256] = "";
+    snprintf(path, sizeof path, "%s/bad.gguf", dir);
+    gw_kv_str(w, "general.architecture", "llama");
+    if (gw_write(w, path, err, sizeof err) != 0) fail_msg("gw_write: %s", err);
+    gw_free(w);
+    struct gguf *g = NULL;
+    if (gguf_open(&g, path, err, sizeof err) != 0) fail_msg("gguf_open: %s", err);
+    struct tokenizer *t = (struct tokenizer *)0x1;
+    assert_int_equal(tok_open(&t, g, err, sizeof err), -1);
+    assert_null(t);
+    if (!strstr(err, needle)) fail_msg("error '%s' does not mention '%s'", err, needle);
+    gguf_close(g);
+}
+
+static void test_bad_vocab(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    const char *toks[] = {"<unk>", "<s>", "</s>", "a", "b", "ab"};
+    const float scores[] = {0, 0, 0, -1, -2, -0.5f};
+    const int32_t types[] = {2, 3, 3, 1, 1, 1};
+    const int32_t badtypes[] = {2, 3, 3, 1, 9, 1};
+    const char *badmerge[] = {"ab"};
+    struct gw *w;
+
+    w = gw_new();
+    expect_open_error(dir, w, "tokenizer.ggml.model");
+    w = gw_new();
+    gw_kv_str(w, "tokenizer.ggml.model", "bert");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+    expect_open_error(dir, w, "bert");
+    w = gw_new();
+    gw_kv_u32(w, "tokenizer.ggml.model", 1);
+    expect_open_error(dir, w, "tokenizer.ggml.model");
+    w = gw_new();
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    expect_open_error(dir, w, "tokenizer.ggml.tokens");
+    w = gw_new();
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr_f32(w, "tokenizer.ggml.tokens", scores, 6);
+    expect_open_error(dir, w, "tokenizer.ggml.tokens");
+    w = gw_new();
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+    expect_open_error(dir, w, "tokenizer.ggml.scores");
+    w = gw_new();
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 5);
+    expect_open_error(dir, w, "tokenizer.ggml.scores");
+    w = gw_new();
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 6);
+    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", badtypes, 6);
+    expect_open_error(dir, w, "token_type[4]");
+    w = gw_new();
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 6);
+    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, 6);
+    gw_kv_u32(w, "tokenizer.ggml.bos_token_id", 6);
+    expect_open_error(dir, w, "bos_token_id");
+    w = gw_new();
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 6);
+    gw_kv_str(w, "tokenizer.ggml.add_bos_token", "yes");
+    expect_open_error(dir, w, "add_bos_token");
+    w = gw_new();
+    gw_kv_str(w, "tokenizer.ggml.model", "gpt2");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+    expect_open_error(dir, w, "tokenizer.ggml.merges");
+    w = gw_new();
+    gw_kv_str(w, "tokenizer.ggml.model", "gpt2");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+    gw_kv_arr_str(w, "tokenizer.ggml.merges", badmerge, 1);
+    expect_open_error(dir, w, "merges[0]");
+
+    /* A tiny valid SPM vocabulary without byte tokens: unknown characters fall back to the
+     * single-byte token when there is one, else <unk>; add_space_prefix=false is honoured. */
+    w = gw_new();
+    gw_kv_str(w, "general.architecture", "llama");
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 6);
+    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, 6);
+    gw_kv_bool(w, "tokenizer.ggml.add_space_prefix", 0);
+    gw_kv_bool(w, "tokenizer.ggml.add_eos_token", 1);
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/tiny.gguf", dir);
+    assert_int_equal(gw_write(w, path, err, sizeof err), 0);
+    gw_free(w);
+    struct gguf *g;
+    struct tokenizer *t;
+    assert_int_equal(gguf_open(&g, path, err, sizeof err), 0);
+    if (tok_open(&t, g, err, sizeof err) != 0) fail_msg("tok_open: %s", err);
+    int32_t ids[16];
+    size_t n = enc(t, "abzb", 4, 1, 0, ids, 16);
+    assert_int_equal(n, 5);
+    assert_int_equal(ids[0], 1);  /* BOS */
+    assert_int_equal(ids[1], 5);  /* ab */
+    assert_int_equal(ids[2], 0);  /* z → <unk> */
+    assert_int_equal(ids[3], 4);  /* b */
+    assert_int_equal(ids[4], 2);  /* EOS (add_eos_token) */
+    tok_close(t);
+    gguf_close(g);
+    tu_rmtree(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest spm[] = {
+        cmocka_unit_test(test_spm_vectors),
+        cmocka_unit_test(test_spm_bos_special),
+        cmocka_unit_test(test_spm_invalid_utf8),
+        cmocka_unit_test(test_spm_fuzz),
+        cmocka_unit_test(test_spm_long_line),
+    };
+    const struct CMUnitTest bpe[] = {
+        cmocka_unit_test(test_bpe_llama3_split),
+        cmocka_unit_test(test_bpe_gpt2_split),
+        cmocka_unit_test(test_bpe_merge_order),
+        cmocka_unit_test(test_bpe_special),
+        cmocka_unit_test(test_bpe_fuzz_and_long),
+        cmocka_unit_test(test_bad_vocab),
+    };
+    int fails = cmocka_run_group_tests_name("tokenizer_spm", spm, spm_setup, spm_teardown);
+    fails += cmocka_run_group_tests_name("tokenizer_bpe", bpe, NULL, NULL);
+    return fails ? 1 : 0;
+}
