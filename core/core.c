@@ -422,22 +422,27 @@ static int batch_reserve(struct core_batch *b, size_t extra, int dim, char *err,
     /* Fresh buffers (not realloc) so the old copies can be wiped. */
     float *v = calloc(cap * (size_t)dim, sizeof *v);
     struct core_tok_report *r = calloc(cap, sizeof *r);
-    if (!v || !r) {
+    int32_t *ids = calloc(cap, sizeof *ids);
+    if (!v || !r || !ids) {
         free(v);
         free(r);
+        free(ids);
         snprintf(err, errlen, "core: out of memory for %zu vectors", cap);
         return -1;
     }
     if (b->n) {
         memcpy(v, b->vecs, b->n * (size_t)dim * sizeof *v);
         memcpy(r, b->rep, b->n * sizeof *r);
+        memcpy(ids, b->ids, b->n * sizeof *ids);
     }
     if (b->vecs) sodium_memzero(b->vecs, b->cap * (size_t)dim * sizeof *b->vecs);
     if (b->rep) sodium_memzero(b->rep, b->cap * sizeof *b->rep);
     free(b->vecs);
     free(b->rep);
+    free(b->ids);
     b->vecs = v;
     b->rep = r;
+    b->ids = ids;
     b->cap = cap;
     return 0;
 }
@@ -449,6 +454,7 @@ void core_batch_free(struct core_batch *b)
     if (b->rep) sodium_memzero(b->rep, b->cap * sizeof *b->rep);
     free(b->vecs);
     free(b->rep);
+    free(b->ids);
     memset(b, 0, sizeof *b);
 }
 
@@ -506,6 +512,7 @@ int core_encode(struct core *c, const char *text, size_t len, int seg, int add_b
         memset(rep, 0, n * sizeof *rep);
         goto out;
     }
+    memcpy(b->ids + b->n, sent, n * sizeof *sent);
     for (size_t i = 0; i < n; i++) {
         piece_report(c->tok, ids[i], rep[i].orig, sizeof rep[i].orig);
         piece_report(c->tok, sent[i], rep[i].sent, sizeof rep[i].sent);

@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "core/noise.h"
+#include "core/tokenizer.h"
 
 struct mech {
     int kind;
@@ -409,4 +410,29 @@ int mech_is_public_piece(const char *piece, size_t len)
     for (size_t i = 0; i < len; i++)
         if (piece[i] == 0 || !strchr(public_chars, piece[i])) return 0;
     return 1;
+}
+
+void mech_token_roles(const struct tokenizer *t, uint8_t *role, uint8_t *group, uint8_t *stop)
+{
+    int32_t n = tok_n_vocab(t), nbytes = 0;
+    for (int32_t id = 0; id < n; id++) {
+        int ty = tok_type(t, id);
+        char buf[64];
+        size_t len = tok_piece(t, id, 0, buf, sizeof buf);
+        if (len > sizeof buf) len = sizeof buf;
+        stop[id] = (uint8_t)mech_is_stopword(buf, len);
+        if (ty == TOK_T_CONTROL || ty == TOK_T_UNKNOWN || ty == TOK_T_UNUSED || len == 0) {
+            role[id] = MECH_ROLE_CONTROL;
+            group[id] = 0;
+        } else if (mech_is_public_piece(buf, len)) {
+            role[id] = MECH_ROLE_PUBLIC;
+            group[id] = 0;
+        } else {
+            role[id] = MECH_ROLE_SANITIZE;
+            group[id] = ty == TOK_T_BYTE ? 2 : 1;
+            nbytes += ty == TOK_T_BYTE;
+        }
+    }
+    if (nbytes < 2)
+        for (int32_t id = 0; id < n; id++) if (group[id] == 2) group[id] = 1;
 }

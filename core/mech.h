@@ -92,6 +92,13 @@ int mech_is_stopword(const char *piece, size_t len);
  * piece is non-empty and made only of these characters: ASCII punctuation and whitespace.
  * assets/public-tokens.txt documents the same set (a test keeps the two equal). */
 const char *mech_public_chars(void);
+struct tokenizer;
+/* Per-token role, cluster group and stopword flag for a vocabulary (arrays of n_vocab).
+ * Control, unknown and unused tokens, and tokens that decode to nothing: control (group 0).
+ * Pieces of the public set: public (group 0). Everything else is user content: group 1, or
+ * group 2 for byte-fallback tokens <0xXX> (raw bytes of what was typed: sanitized, but only
+ * into other bytes; a lone byte token joins group 1, as a cluster of one protects nothing). */
+void mech_token_roles(const struct tokenizer *t, uint8_t *role, uint8_t *group, uint8_t *stop);
 int mech_is_public_piece(const char *piece, size_t len);
 
 #endif
