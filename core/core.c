@@ -281,38 +281,6 @@ static int san_row(void *ctx, int32_t id, float *out)
     return embed_row(((struct core *)ctx)->emb, id, out, e, sizeof e);
 }
 
-/* Which tokens take part. Control, unknown and unused tokens, and tokens that decode to
- * nothing, pass through as "control"; pieces of the public set as "public"; everything else
- * is user content and is clustered: ordinary tokens in group 1, byte-fallback tokens <0xXX>
- * in group 2 (they carry raw bytes of what was typed, so they are sanitized, but only into
- * other bytes). */
-static int san_roles(struct core *c, uint8_t *role, uint8_t *group, uint8_t *stop)
-{
-    int32_t n = tok_n_vocab(c->tok), nbytes = 0;
-    for (int32_t id = 0; id < n; id++) {
-        int ty = tok_type(c->tok, id);
-        char buf[64];
-        size_t len = tok_piece(c->tok, id, 0, buf, sizeof buf);
-        if (len > sizeof buf) len = sizeof buf;
-        stop[id] = (uint8_t)mech_is_stopword(buf, len);
-        if (ty == TOK_T_CONTROL || ty == TOK_T_UNKNOWN || ty == TOK_T_UNUSED || len == 0) {
-            role[id] = MECH_ROLE_CONTROL;
-            group[id] = 0;
-        } else if (mech_is_public_piece(buf, len)) {
-            role[id] = MECH_ROLE_PUBLIC;
-            group[id] = 0;
-        } else {
-            role[id] = MECH_ROLE_SANITIZE;
-            group[id] = ty == TOK_T_BYTE ? 2 : 1;
-            nbytes += ty == TOK_T_BYTE;
-        }
-    }
-    /* A lone byte token would be a cluster of one (no privacy): let it join the words. */
-    if (nbytes < 2)
-        for (int32_t id = 0; id < n; id++) if (group[id] == 2) group[id] = 1;
-    return 0;
-}
-
 static int san_init(struct core *c, char *err, size_t errlen)
 {
     if (c->mc) return 0;
@@ -323,7 +291,7 @@ static int san_init(struct core *c, char *err, size_t errlen)
         snprintf(err, errlen, "core: out of memory for the sanitizer");
         goto out;
     }
-    san_roles(c, role, group, stop);
+    mech_token_roles(c->tok, role, group, stop);
     /* The cluster cache is named by the embedding table's hash and the vocabulary. */
     unsigned char fp[32];
     crypto_generichash_state hs;
