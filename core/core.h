@@ -56,6 +56,8 @@ struct core_batch {
     size_t n, cap;
     struct core_tok_report *rep;   /* n entries */
     double msg_eps;                /* ε this batch cost */
+    int32_t *ids;                  /* n ids actually sent (sanitized): what the untrusted side
+                                      may know anyway (e.g. for the sampler's penalties) */
 };
 
 enum core_seg {

@@ -1,0 +1,598 @@
+/* Tests of core/core (with core/embed): the public API over real and random models,
+ * the embedding table served through the encrypted swap, the locked/not-locked report,
+ * what crosses the boundary to the decoder (acceptance 7) and the golden stories260K text
+ * through a 64 KiB core (acceptance 8). */
+#include "tests/testutil.h"
+
+#include <linux/capability.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "app/model.h"
+#include "core/core.h"
+#include "core/embed.h"
+#include "core/enclave.h"
+#include "core/gguf.h"
+#include "core/qrow.h"
+#include "core/tokenizer.h"
+#include "gpu/cl_util.h"
+#include "gpu/decoder.h"
+#include "tests/tools/randmodel.h"
+
+static char err[512];
+
+/* Reference rows from an independent mapping of the same file. */
+struct ref {
+    struct gguf *g;
+    const struct gguf_tensor *t;
+    size_t rb;
+};
+
+static void ref_open(struct ref *r, const char *path)
+{
+    assert_int_equal(gguf_open(&r->g, path, err, sizeof err), 0);
+    r->t = gguf_tensor(r->g, "token_embd.weight");
+    assert_non_null(r->t);
+    r->rb = qrow_bytes(r->t->type, (size_t)r->t->ne[0]);
+    assert_true(r->rb > 0);
+}
+
+static void ref_row(const struct ref *r, int32_t id, float *out)
+{
+    assert_int_equal(qrow_dequant(r->t->type, (const uint8_t *)r->t->data + (size_t)id * r->rb,
+                                  out, (size_t)r->t->ne[0]), 0);
+}
+
+static void test_open_status(void **state)
+{
+    (void)state;
+    const char *mp = tu_shared("models/stories260K.gguf");
+    struct core_options o;
+    core_defaults(&o);
+    assert_int_equal(o.mechanism, CORE_MECH_RNM);
+    assert_true(o.eps == 1.0 && o.budget == 64.0 && o.cluster_size == 20);
+    o.quiet = 1;
+    struct core *c;
+    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    assert_int_equal(core_dim(c), 64);
+    assert_int_equal(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_CORE, &rl), 0);
+    assert_int_equal(rl.rlim_cur, 0);
+    struct core_status st;
+    core_status(c, &st);
+    print_message("  status: %s\n", st.summary);
+    assert_int_equal(st.dumpable, 0);
+    assert_true(st.region_bytes > 0);
+    if (st.locked) {
+        assert_int_equal(st.bytes_locked, st.region_bytes);
+        assert_non_null(strstr(st.summary, "locked"));
+        assert_null(strstr(st.summary, "NOT LOCKED"));
+    } else {
+        assert_non_null(strstr(st.summary, "NOT LOCKED"));
+    }
+    /* The whole 128 KiB table fits the default region: nothing paged out. */
+    assert_int_equal(st.swap_pages_out, 0);
+    assert_string_equal(core_mech_name(CORE_MECH_RNM), "rnm");
+    assert_int_equal(core_mech_parse("custext"), CORE_MECH_CUSTEXT);
+    assert_int_equal(core_mech_parse("none"), CORE_MECH_NONE);
+    assert_int_equal(core_mech_parse("bogus"), -1);
+    assert_int_equal(core_set_eps(c, -1, err, sizeof err), -1);
+    assert_int_equal(core_set_eps(c, 2.5, err, sizeof err), 0);
+    assert_true(core_eps(c) == 2.5);
+    assert_int_equal(core_set_mechanism(c, 99, err, sizeof err), -1);
+    assert_true(core_budget_total(c) == 64.0);
+    core_close(c);
+}
+
+static void check_encode(struct core *c, const struct ref *r, const char *text)
+{
+    const struct tokenizer *t = core_tokenizer(c);
+    int32_t ids[512];
+    size_t n;
+    assert_int_equal(tok_encode(t, text, strlen(text), 1, 0, ids, 512, &n, err, sizeof err), 0);
+    struct core_batch b;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(core_encode(c, text, strlen(text), CORE_SEG_USER, 1, &b, err, sizeof err), 0);
+    assert_int_equal(b.n, n);
+    int dim = core_dim(c);
+    float *row = malloc((size_t)dim * sizeof *row);
+    assert_non_null(row);
+    char joined[2048] = "";
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(b.ids[i], ids[i]);        /* no sanitizer in this mechanism yet */
+        ref_row(r, ids[i], row);
+        assert_memory_equal(b.vecs + i * (size_t)dim, row, (size_t)dim * sizeof *row);
+        if (i > 0) strncat(joined, b.rep[i].orig, sizeof joined - strlen(joined) - 1);
+    }
+    /* The report's pieces spell the text (SentencePiece adds the leading space). */
+    assert_non_null(strstr(joined, text));
+    free(row);
+    core_batch_free(&b);
+}
+
+static void test_encode_matches_table(void **state)
+{
+    (void)state;
+    const char *mp = tu_shared("models/stories260K.gguf");
+    struct ref r;
+    ref_open(&r, mp);
+    struct core_options o;
+    core_defaults(&o);
+    o.mechanism = CORE_MECH_NONE;
+    struct core *c;
+    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    check_encode(c, &r, "Once upon a time, Lily saw a big red ball.");
+    /* Template text: special tokens parsed, never sanitized, marked control at ε 0. */
+    struct core_batch b;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(core_encode(c, "<s>", 3, CORE_SEG_TEMPLATE, 0, &b, err, sizeof err), 0);
+    assert_int_equal(b.n, 1);
+    assert_int_equal(b.ids[0], tok_bos(core_tokenizer(c)));
+    assert_int_equal(b.rep[0].kind, CORE_TOK_CONTROL);
+    assert_true(b.rep[0].eps == 0);
+    /* As user content the same bytes are plain text, not BOS. */
+    size_t before = b.n;
+    assert_int_equal(core_encode(c, "<s>", 3, CORE_SEG_USER, 0, &b, err, sizeof err), 0);
+    assert_true(b.n > before + 1);
+    for (size_t i = before; i < b.n; i++) assert_true(b.ids[i] != tok_bos(core_tokenizer(c)));
+    /* Escaping in the report. */
+    assert_int_equal(core_encode(c, "a\nb", 3, CORE_SEG_USER, 0, &b, err, sizeof err), 0);
+    int saw_nl = 0;
+    for (size_t i = 0; i < b.n; i++) {
+        if (strstr(b.rep[i].orig, "\\n")) saw_nl = 1;
+        assert_null(strchr(b.rep[i].orig, '\n'));
+    }
+    assert_true(saw_nl);
+    core_batch_free(&b);
+    assert_int_equal(core_encode(c, "x", 1, 7, 0, &b, err, sizeof err), -1);
+    float v[64];
+    memset(v, 0x7f, sizeof v);
+    assert_int_equal(core_embed_token(c, 100000, v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "out of range"));
+    assert_true(v[0] == 0 && v[63] == 0);
+    core_close(c);
+    gguf_close(r.g);
+}
+
+/* Every region freed during an encode (the text and its ids) is all zero when freed. */
+static size_t freed_regions, freed_nonzero, freed_max;
+static void count_hook(void *ctx, const uint8_t *data, size_t len)
+{
+    (void)ctx;
+    freed_regions++;
+    if (len > freed_max) freed_max = len;
+    for (size_t i = 0; i < len; i++)
+        if (data[i]) { freed_nonzero++; break; }
+}
+
+static void test_text_wiped(void **state)
+{
+    (void)state;
+    const char *mp = tu_shared("models/stories260K.gguf");
+    struct core *c;
+    struct core_options o;
+    core_defaults(&o);
+    o.mechanism = CORE_MECH_NONE;     /* a long text: no budget involved */
+    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    char text[6000];
+    for (size_t i = 0; i < sizeof text - 1; i++) text[i] = "secret words "[i % 13];
+    text[sizeof text - 1] = 0;
+    struct core_batch b;
+    memset(&b, 0, sizeof b);
+    freed_regions = freed_nonzero = freed_max = 0;
+    enclave_set_free_hook(count_hook, NULL);
+    int rc = core_encode(c, text, strlen(text), CORE_SEG_USER, 0, &b, err, sizeof err);
+    enclave_set_free_hook(NULL, NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(freed_regions, 1);
+    assert_true(freed_max >= strlen(text));
+    assert_int_equal(freed_nonzero, 0);
+    core_wipe(text, sizeof text);
+    assert_int_equal(text[0], 0);
+    core_batch_free(&b);
+    core_close(c);
+}
+
+static void test_small_region_uses_swap(void **state)
+{
+    (void)state;
+    const char *mp = tu_shared("models/stories260K.gguf");
+    struct ref r;
+    ref_open(&r, mp);
+    struct core_options o;
+    core_defaults(&o);
+    o.mem_limit = 64 * 1024;
+    o.mechanism = CORE_MECH_NONE;
+    struct core *c;
+    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    struct core_status st;
+    core_status(c, &st);
+    print_message("  status: %s\n", st.summary);
+    assert_true(st.swap_pages_out > 0);
+    assert_true(st.region_bytes <= 64 * 1024 + 8192);
+    assert_true(st.swap_file_bytes > 0);
+    /* Every row, in an order that keeps missing the cache. */
+    int dim = core_dim(c);
+    float *v = malloc((size_t)dim * sizeof *v), *w = malloc((size_t)dim * sizeof *w);
+    assert_non_null(v);
+    assert_non_null(w);
+    for (int pass = 0; pass < 2; pass++)
+        for (int32_t k = 0; k < 512; k++) {
+            int32_t id = pass ? (k * 97) % 512 : k;
+            assert_int_equal(core_embed_token(c, id, v, err, sizeof err), 0);
+            ref_row(&r, id, w);
+            assert_memory_equal(v, w, (size_t)dim * sizeof *v);
+        }
+    check_encode(c, &r, "Lily and Tom went to the park to play with a ball.");
+    core_status(c, &st);
+    assert_true(st.swap_pages_in > 0);
+    assert_int_equal(st.tamper_checks, st.swap_pages_in);
+    free(v);
+    free(w);
+    core_close(c);
+    gguf_close(r.g);
+}
+
+/* Quantized, untied random model: rows dequantized from Q8_0 pages; token_embd made
+ * inaccessible in the core's mapping. */
+static void child_read_mapping(const struct core *c)
+{
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
+    const struct gguf_tensor *t = gguf_tensor(core_gguf(c), "token_embd.weight");
+    volatile const uint8_t *p = t->data;
+    uint8_t x = p[t->nbytes / 2];
+    (void)x;
+    _exit(0);
+}
+
+static void test_untied_quantized_model(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    struct randmodel_spec s;
+    randmodel_defaults(&s);
+    s.vocab = 3000;
+    s.dim = 128;
+    s.ffn_dim = 256;
+    s.n_heads = 4;
+    s.n_kv_heads = 4;
+    s.type = GGUF_T_Q8_0;
+    s.embd_type = GGUF_T_Q8_0;
+    s.tied = 0;
+    s.seed = 7;
+    assert_int_equal(randmodel_write(path, &s, err, sizeof err), 0);
+    struct ref r;
+    ref_open(&r, path);
+    struct core_options o;
+    core_defaults(&o);
+    o.mem_limit = 96 * 1024;       /* table is ~400 KiB: most of it in the swap */
+    o.mechanism = CORE_MECH_NONE;
+    struct core *c;
+    assert_int_equal(core_open(&c, path, &o, err, sizeof err), 0);
+    float v[128], w[128];
+    for (int32_t id = 0; id < 3000; id += 37) {
+        assert_int_equal(core_embed_token(c, id, v, err, sizeof err), 0);
+        ref_row(&r, id, w);
+        assert_memory_equal(v, w, sizeof v);
+    }
+    struct core_status st;
+    core_status(c, &st);
+    assert_true(st.swap_pages_out > 0 && st.swap_pages_in > 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) child_read_mapping(c);
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGSEGV);
+    /* The decoder still builds from the core's mapping (token_embd not needed). */
+    struct model *m;
+    assert_int_equal(model_open(&m, core_gguf(c), err, sizeof err), 0);
+    assert_int_equal(m->tied, 0);
+    model_close(m);
+    core_close(c);
+    gguf_close(r.g);
+    tu_rmtree(dir);
+}
+
+/* Drop CAP_IPC_LOCK (root ignores RLIMIT_MEMLOCK otherwise). 0 on success. */
+static int drop_ipc_lock(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) != 0) return -1;
+    d[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+    d[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
+    return (int)syscall(SYS_capset, &h, d);
+}
+
+static void child_not_locked(const char *mp)
+{
+    struct rlimit rl = {65536, 65536};
+    if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || drop_ipc_lock() != 0) _exit(10);
+    struct core_options o;
+    core_defaults(&o);
+    o.require_locked = 1;
+    struct core *c;
+    char e[512];
+    if (core_open(&c, mp, &o, e, sizeof e) == 0) _exit(2);        /* must refuse */
+    if (!strstr(e, "require-locked") || !strstr(e, "64 KiB")) _exit(3);
+    o.require_locked = 0;
+    if (core_open(&c, mp, &o, e, sizeof e) != 0) _exit(4);        /* weaker, but runs */
+    struct core_status st;
+    core_status(c, &st);
+    if (st.locked || !strstr(st.summary, "NOT LOCKED")) _exit(5);
+    float v[64];
+    if (core_embed_token(c, 5, v, e, sizeof e) != 0) _exit(6);
+    core_close(c);
+    /* A 64 KiB region under the 64 KiB limit still runs, with the table in the swap. */
+    o.mem_limit = 48 * 1024;
+    if (core_open(&c, mp, &o, e, sizeof e) != 0) _exit(7);
+    core_status(c, &st);
+    if (st.swap_pages_out == 0) _exit(8);
+    if (core_embed_token(c, 500, v, e, sizeof e) != 0) _exit(9);
+    core_close(c);
+    _exit(0);
+}
+
+static void test_not_locked_reported(void **state)
+{
+    (void)state;
+    const char *mp = tu_shared("models/stories260K.gguf");
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) child_not_locked(mp);
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    if (WEXITSTATUS(ws) == 10) {
+        print_message("SKIP: cannot lower RLIMIT_MEMLOCK / drop CAP_IPC_LOCK here\n");
+        skip();
+    }
+    assert_int_equal(WEXITSTATUS(ws), 0);
+}
+
+/* ---- acceptance 7: only vectors cross ------------------------------------------------ */
+struct watch {
+    const struct ref *r;
+    const int32_t *raw;           /* raw user ids (the test knows them; the decoder must not) */
+    size_t n_raw;
+    const struct core_batch *b;   /* what the core reported */
+    int dim;
+    size_t seen, bad_row, raw_ids_seen, replaced_row_seen;
+};
+
+static int contains_ids(const void *buf, size_t bytes, const int32_t *ids, size_t n)
+{
+    /* The raw ids as an int32 sequence (two or more) anywhere in the bytes. */
+    return n >= 2 && memmem(buf, bytes, ids, n * sizeof *ids) != NULL;
+}
+
+static void input_hook(void *ctx, const float *x, int n, int dim)
+{
+    struct watch *w = ctx;
+    float *row = malloc((size_t)dim * sizeof *row);
+    if (!row) return;
+    for (int i = 0; i < n; i++, w->seen++) {
+        const float *v = x + (size_t)i * (size_t)dim;
+        size_t k = w->seen;
+        if (k < w->b->n) {
+            ref_row(w->r, w->b->ids[k], row);
+            if (memcmp(row, v, (size_t)dim * sizeof *row)) w->bad_row++;
+            if (w->b->rep[k].kind == CORE_TOK_REPLACED) {
+                ref_row(w->r, w->raw[k], row);
+                if (!memcmp(row, v, (size_t)dim * sizeof *row)) w->replaced_row_seen++;
+            }
+        }
+    }
+    if (contains_ids(x, (size_t)n * (size_t)dim * sizeof *x, w->raw, w->n_raw)) w->raw_ids_seen++;
+    free(row);
+}
+
+static struct watch *cl_watch;
+static size_t cl_inputs;
+static void cl_hook(void *ctx, int kind, const void *src, size_t bytes)
+{
+    (void)ctx;
+    if (kind == CLU_W_INPUT) cl_inputs++;
+    if (contains_ids(src, bytes, cl_watch->raw, cl_watch->n_raw)) cl_watch->raw_ids_seen++;
+}
+
+static void boundary_run(int device)
+{
+    const char *mp = tu_shared("models/stories260K.gguf");
+    struct ref r;
+    ref_open(&r, mp);
+    struct core_options o;
+    core_defaults(&o);          /* the default mechanism: meaningful once it sanitizes */
+    o.seeded = 1;
+    o.seed = 1234;
+    o.quiet = 1;
+    struct core *c;
+    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    struct model *m;
+    assert_int_equal(model_open(&m, core_gguf(c), err, sizeof err), 0);
+    struct dec_options dop = {.threads = 1, .device = device, .cl_index = -1};
+    struct decoder *d;
+    if (dec_open(&d, &m->w, &dop, err, sizeof err) != 0 ||
+        (device == DEC_DEV_CL && strncmp(dec_device_name(d), "opencl", 6) != 0)) {
+        if (device == DEC_DEV_CL) {
+            model_close(m);
+            core_close(c);
+            gguf_close(r.g);
+            print_message("SKIP: no usable OpenCL device (%s)\n", err);
+            skip();
+        }
+        fail_msg("dec_open: %s", err);
+    }
+    const char *text = "my secret password is blue dragon and my pin is seven";
+    int32_t raw[128];
+    size_t nraw;
+    assert_int_equal(tok_encode(core_tokenizer(c), text, strlen(text), 1, 0, raw, 128, &nraw,
+                                err, sizeof err), 0);
+    struct core_batch b;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(core_encode(c, text, strlen(text), CORE_SEG_USER, 1, &b, err, sizeof err), 0);
+    assert_int_equal(b.n, nraw);
+    struct watch w = {.r = &r, .raw = raw, .n_raw = nraw, .b = &b, .dim = core_dim(c)};
+    dec_set_input_hook(d, input_hook, &w);
+    cl_watch = &w;
+    cl_inputs = 0;
+    if (device == DEC_DEV_CL) clu_set_write_hook(cl_hook, NULL);
+    float *lg = malloc((size_t)m->w.cfg.vocab * sizeof *lg);
+    assert_non_null(lg);
+    assert_int_equal(dec_forward(d, b.vecs, (int)b.n, 0, lg, 0, err, sizeof err), 0);
+    /* A generated token goes through the core too. */
+    float v[64];
+    assert_int_equal(core_embed_token(c, 42, v, err, sizeof err), 0);
+    assert_int_equal(dec_forward(d, v, 1, (int)b.n, lg, 0, err, sizeof err), 0);
+    clu_set_write_hook(NULL, NULL);
+    dec_set_input_hook(d, NULL, NULL);
+    size_t replaced = 0;
+    for (size_t i = 0; i < b.n; i++) replaced += b.rep[i].kind == CORE_TOK_REPLACED;
+    print_message("  %s: %zu vectors crossed, %zu of %zu user tokens replaced, %zu CL input writes\n",
+                  dec_device_name(d), w.seen, replaced, b.n, cl_inputs);
+    assert_int_equal(w.seen, b.n + 1);
+    assert_int_equal(w.bad_row, 0);            /* exactly the rows of the ids sent */
+    assert_int_equal(w.replaced_row_seen, 0);  /* no row of a replaced raw token */
+    assert_int_equal(w.raw_ids_seen, 0);       /* no raw id sequence in any buffer */
+    if (device == DEC_DEV_CL) assert_true(cl_inputs > 0);
+    free(lg);
+    core_batch_free(&b);
+    dec_close(d);
+    model_close(m);
+    core_close(c);
+    gguf_close(r.g);
+}
+
+static void test_boundary_cpu(void **state)
+{
+    (void)state;
+    boundary_run(DEC_DEV_CPU);
+}
+
+static void test_boundary_opencl(void **state)
+{
+    (void)state;
+    if (getenv("CMIF_ASAN")) {
+        print_message("SKIP: OpenCL (pocl) under ASan\n");
+        skip();
+    }
+    boundary_run(DEC_DEV_CL);
+}
+
+/* ---- acceptance 8: golden text through a 64 KiB core --------------------------------- */
+static void test_golden_through_swap(void **state)
+{
+    (void)state;
+    const char *mp = tu_shared("models/stories260K.gguf");
+    char gpath[4096];
+    snprintf(gpath, sizeof gpath, "%.4000s", mp);
+    char *slash = strstr(gpath, "models/stories260K.gguf");
+    assert_non_null(slash);
+    strcpy(slash, "docs/golden-stories260K.txt");
+    FILE *f = fopen(gpath, "rb");
+    assert_non_null(f);
+    char golden[8192];
+    size_t glen = fread(golden, 1, sizeof golden, f);
+    fclose(f);
+    assert_true(glen > 0 && glen < sizeof golden);
+
+    struct core_options o;
+    core_defaults(&o);
+    o.mem_limit = 64 * 1024;
+    o.mechanism = CORE_MECH_NONE;
+    struct core *c;
+    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    struct model *m;
+    assert_int_equal(model_open(&m, core_gguf(c), err, sizeof err), 0);
+    struct dec_options dop = {.threads = 1, .device = DEC_DEV_CPU, .cl_index = -1};
+    struct decoder *d;
+    assert_int_equal(dec_open(&d, &m->w, &dop, err, sizeof err), 0);
+    const struct tokenizer *t = core_tokenizer(c);
+    struct core_batch b;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(core_encode(c, "", 0, CORE_SEG_USER, 1, &b, err, sizeof err), 0);
+    assert_int_equal(b.n, 1);
+    int vocab = m->w.cfg.vocab;
+    float *lg = malloc((size_t)vocab * sizeof *lg), x[64];
+    assert_non_null(lg);
+    assert_int_equal(dec_forward(d, b.vecs, 1, 0, lg, 0, err, sizeof err), 0);
+    char out[8192];
+    size_t on = 0;
+    int32_t prev = tok_bos(t);
+    for (int pos = 1; pos <= 200; pos++) {
+        int32_t next = 0;
+        for (int32_t i = 1; i < vocab; i++)
+            if (lg[i] > lg[next]) next = i;
+        char piece[64];
+        size_t pl = tok_piece(t, next, 0, piece, sizeof piece);
+        assert_true(pl < sizeof piece);
+        const char *p = piece;
+        if (prev == tok_bos(t) && pl && p[0] == ' ') p++, pl--;
+        assert_true(on + pl < sizeof out - 2);
+        memcpy(out + on, p, pl);
+        on += pl;
+        prev = next;
+        if (pos == 200) break;
+        assert_int_equal(core_embed_token(c, next, x, err, sizeof err), 0);
+        assert_int_equal(dec_forward(d, x, 1, pos, lg, 0, err, sizeof err), 0);
+    }
+    out[on++] = '\n';
+    if (on != glen || memcmp(out, golden, on) != 0)
+        fail_msg("output through the core differs from the golden text:\n%.*s", (int)on, out);
+    struct core_status st;
+    core_status(c, &st);
+    print_message("  status: %s\n", st.summary);
+    assert_true(st.swap_pages_out > 0);
+    assert_true(st.swap_pages_in > 0);
+    free(lg);
+    core_batch_free(&b);
+    dec_close(d);
+    model_close(m);
+    core_close(c);
+}
+
+static void test_open_errors(void **state)
+{
+    (void)state;
+    struct core *c = (void *)1;
+    struct core_options o;
+    core_defaults(&o);
+    assert_int_equal(core_open(&c, "/nonexistent/model.gguf", &o, err, sizeof err), -1);
+    assert_null(c);
+    assert_non_null(strstr(err, "nonexistent"));
+    o.eps = 0;
+    assert_int_equal(core_open(&c, "/nonexistent/model.gguf", &o, err, sizeof err), -1);
+    assert_non_null(strstr(err, "ε"));
+    core_defaults(&o);
+    o.mechanism = 42;
+    assert_int_equal(core_open(&c, "/nonexistent/model.gguf", &o, err, sizeof err), -1);
+    assert_non_null(strstr(err, "mechanism"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_open_status),
+        cmocka_unit_test(test_encode_matches_table),
+        cmocka_unit_test(test_text_wiped),
+        cmocka_unit_test(test_small_region_uses_swap),
+        cmocka_unit_test(test_untied_quantized_model),
+        cmocka_unit_test(test_not_locked_reported),
+        cmocka_unit_test(test_boundary_cpu),
+        cmocka_unit_test(test_boundary_opencl),
+        cmocka_unit_test(test_golden_through_swap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
