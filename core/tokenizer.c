@@ -1019,52 +1019,70 @@ struct frag {
     int32_t id;             /* -1: raw text */
 };
 
+struct frags {
+    struct frag *v;
+    size_t n, cap;
+};
+
+static int frag_push(struct frags *f, size_t off, size_t len, int32_t id)
+{
+    if (f->n == f->cap) {
+        size_t nc = f->cap ? 2 * f->cap : 16;
+        struct frag *nv = realloc(f->v, nc * sizeof *nv);
+        if (!nv) return -1;
+        f->v = nv;
+        f->cap = nc;
+    }
+    f->v[f->n++] = (struct frag){off, len, id};
+    return 0;
+}
+
 /* Split the raw text at occurrences of special token texts, longest token first (as
- * llama.cpp does). Returns the fragment count, or (size_t)-1 on allocation failure. */
+ * llama.cpp does). Each token's pass rebuilds the list, so many occurrences stay linear.
+ * Returns the fragment count, or (size_t)-1 on allocation failure. */
 static size_t partition(const struct tokenizer *t, const char *text, size_t len, int parse_special,
                         struct frag **out)
 {
-    size_t cap = 16, n = 1;
-    struct frag *f = malloc(cap * sizeof *f);
-    if (!f) return (size_t)-1;
-    f[0] = (struct frag){0, len, -1};
-    if (!parse_special || !t->special || len == 0) {
-        *out = f;
-        return n;
-    }
-    for (size_t k = 0; k < t->n_special; k++) {
+    struct frags cur = {NULL, 0, 0}, nxt = {NULL, 0, 0};
+    if (frag_push(&cur, 0, len, -1)) return (size_t)-1;
+    for (size_t k = 0; parse_special && k < t->n_special; k++) {
         int32_t id = t->special[k];
         const char *tx = t->arena + t->toff[id];
         size_t tl = t->tlen[id];
-        for (size_t i = 0; i < n; i++) {
-            if (f[i].id >= 0 || f[i].len < tl) continue;
-            const char *base = text + f[i].off;
-            const char *hit = memmem(base, f[i].len, tx, tl);
-            if (!hit) continue;
-            /* Replace fragment i by [before][token][after]; "after" is rescanned next. */
-            if (n + 2 > cap) {
-                struct frag *nf = realloc(f, 2 * cap * sizeof *f);
-                if (!nf) {
-                    free(f);
-                    return (size_t)-1;
-                }
-                f = nf;
-                cap *= 2;
+        int hit_any = 0;
+        nxt.n = 0;
+        for (size_t i = 0; i < cur.n; i++) {
+            struct frag f = cur.v[i];
+            const char *hit = NULL;
+            if (f.id < 0 && f.len >= tl) hit = memmem(text + f.off, f.len, tx, tl);
+            if (!hit) {
+                if (frag_push(&nxt, f.off, f.len, f.id)) goto oom;
+                continue;
             }
-            size_t before = (size_t)(hit - base), after = f[i].len - before - tl;
-            struct frag tail = {f[i].off + before + tl, after, -1};
-            size_t ins = (before ? 1 : 0) + 1 + (after ? 1 : 0);
-            memmove(&f[i + ins], &f[i + 1], (n - i - 1) * sizeof *f);
-            size_t j = i;
-            if (before) f[j++] = (struct frag){f[i].off, before, -1};
-            f[j++] = (struct frag){f[i].off + before, tl, id};
-            if (after) f[j++] = tail;
-            n += ins - 1;
-            i = j - 1 - (after ? 1 : 0);  /* continue scanning at the tail */
+            hit_any = 1;
+            size_t off = f.off, end = f.off + f.len;
+            while (hit) {
+                size_t at = (size_t)(hit - text);
+                if (at > off && frag_push(&nxt, off, at - off, -1)) goto oom;
+                if (frag_push(&nxt, at, tl, id)) goto oom;
+                off = at + tl;
+                hit = end - off >= tl ? memmem(text + off, end - off, tx, tl) : NULL;
+            }
+            if (off < end && frag_push(&nxt, off, end - off, -1)) goto oom;
+        }
+        if (hit_any) {
+            struct frags tmp = cur;
+            cur = nxt;
+            nxt = tmp;
         }
     }
-    *out = f;
-    return n;
+    free(nxt.v);
+    *out = cur.v;
+    return cur.n;
+oom:
+    free(cur.v);
+    free(nxt.v);
+    return (size_t)-1;
 }
 
 int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_bos,

@@ -28,7 +28,16 @@ void tok_close(struct tokenizer *t);
  * parse_special lets control/user-defined token texts in the input map to their ids
  * (template text only: never for user content). Writes at most max_ids ids; returns 0
  * and sets *n_out, or -1 with err set (invalid UTF-8 is tokenized through byte fallback,
- * not rejected; too many ids is an error). len + 3 ids always suffice. */
+ * not rejected; too many ids is an error). len + 3 ids always suffice.
+ * Details (llama.cpp's behaviour unless said otherwise):
+ * - add_bos also appends EOS when the vocabulary sets tokenizer.ggml.add_eos_token.
+ * - SPM puts a ▁ before the text and after every special token (add_space_prefix), so the
+ *   decoded text starts with a space: the caller drops it after BOS, as llama.cpp does.
+ * - Without parse_special no token is matched by its text, user-defined ones included
+ *   (llama.cpp matches user-defined tokens always); special texts are then plain text.
+ * - Bytes that are not UTF-8 are kept and decode back unchanged (llama.cpp's BPE turns
+ *   them into U+FFFD). Exception to "len + 3": an SPM vocabulary without a ▁ token may
+ *   need up to 3 ids per space (then -1, as above). */
 int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_bos,
                int parse_special, int32_t *ids, size_t max_ids, size_t *n_out, char *err,
                size_t errlen);

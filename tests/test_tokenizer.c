@@ -391,6 +391,24 @@ static void test_spm_bos_special(void **state)
     assert_int_equal(ids[2], 2);
     n = enc(t, "<s>Hello</s>", 12, 0, 0, ids, 64);
     for (size_t i = 0; i < n; i++) assert_true(ids[i] != 1 && ids[i] != 2);
+    /* Many occurrences of special tokens (partitioning stays linear). */
+    {
+        size_t reps = 20000, sl = reps * 7;
+        char *big = malloc(sl + 1);
+        int32_t *bid = malloc((sl + 3) * sizeof *bid);
+        assert_non_null(big);
+        assert_non_null(bid);
+        for (size_t i = 0; i < reps; i++) memcpy(big + 7 * i, "<s>x</s", 7);
+        big[sl] = 0;
+        /* "<s>x</s<s>x</s...": every "<s>" is BOS, "x</s" stays text. */
+        n = enc(t, big, sl, 0, 1, bid, sl + 3);
+        size_t nb = 0;
+        for (size_t i = 0; i < n; i++) nb += bid[i] == 1;
+        assert_int_equal(nb, reps);
+        assert_int_equal(bid[0], 1);
+        free(big);
+        free(bid);
+    }
     /* Too small an output buffer is an error, not a truncation. */
     char err[128];
     size_t nn = 99;
