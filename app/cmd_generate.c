@@ -2,8 +2,10 @@
  * llama.cpp-style timings on stderr.
  *
  * The decoder only ever sees vectors. The two functions marked "input lookup" turn the
- * prompt and each generated token into embeddings; the confidential core replaces them
- * (core_encode / core_embed_token) without touching the rest. */
+ * prompt and each generated token into embeddings through the confidential core
+ * (core_encode / core_embed_token): the table lives in its guarded region and encrypted
+ * swap, and the decoder is built from the core's model without token_embd (except as the
+ * output matrix of a tied model). generate does not sanitize (mechanism "none"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "app/cmd.h"
 #include "app/model.h"
 #include "app/opts.h"
+#include "core/core.h"
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 #include "gpu/decoder.h"
@@ -25,14 +28,15 @@ static double now_ms(void)
 }
 
 struct gen {
-    struct gguf *g;
-    struct tokenizer *tok;
+    struct core *core;
+    const struct tokenizer *tok;
     struct model *m;
     struct decoder *dec;
     struct sampler *smp;
-    float *vecs;         /* prompt embeddings (n x dim) */
+    struct core_batch batch;   /* prompt embeddings (n x dim) and the ids sent */
+    float *vecs;         /* = batch.vecs */
     float *logits;
-    int32_t *ids;
+    int32_t *ids;        /* = batch.ids */
 };
 
 static void gen_close(struct gen *s)
@@ -40,11 +44,9 @@ static void gen_close(struct gen *s)
     sampler_close(s->smp);
     dec_close(s->dec);
     model_close(s->m);
-    tok_close(s->tok);
-    gguf_close(s->g);
-    free(s->vecs);
+    core_batch_free(&s->batch);
+    core_close(s->core);
     free(s->logits);
-    free(s->ids);
 }
 
 /* Input lookup: prompt text → embeddings (n x dim) in s->vecs. The ids feed the sampler's
@@ -54,27 +56,16 @@ static int encode_prompt(struct gen *s, const char *text, size_t len, size_t *n_
 {
     int add_bos = tok_add_bos(s->tok) && tok_bos(s->tok) >= 0;
     if (len == 0 && tok_bos(s->tok) >= 0) add_bos = 1;   /* -p "": BOS alone */
-    size_t cap = len + 3, n = 0;
-    s->ids = malloc(cap * sizeof *s->ids);
-    if (!s->ids) {
-        snprintf(err, errlen, "out of memory");
+    if (core_encode(s->core, text, len, CORE_SEG_USER, add_bos, &s->batch, err, errlen))
         return -1;
-    }
-    if (tok_encode(s->tok, text, len, add_bos, 0, s->ids, cap, &n, err, errlen)) return -1;
+    size_t n = s->batch.n;
+    s->ids = s->batch.ids;
+    s->vecs = s->batch.vecs;
     if (n == 0) {
         snprintf(err, errlen, "the prompt is empty and the vocabulary has no BOS token");
         return -1;
     }
-    size_t dim = (size_t)s->m->w.cfg.dim;
-    s->vecs = malloc(n * dim * sizeof(float));
-    if (!s->vecs) {
-        snprintf(err, errlen, "out of memory for %zu prompt tokens", n);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (model_embed_token(s->m, s->ids[i], s->vecs + i * dim, err, errlen)) return -1;
-        sampler_accept(s->smp, s->ids[i]);
-    }
+    for (size_t i = 0; i < n; i++) sampler_accept(s->smp, s->ids[i]);
     *n_out = n;
     return 0;
 }
@@ -82,14 +73,33 @@ static int encode_prompt(struct gen *s, const char *text, size_t len, size_t *n_
 /* Input lookup: a generated token's embedding. */
 static int embed_generated(struct gen *s, int32_t id, float *out, char *err, size_t errlen)
 {
-    return model_embed_token(s->m, id, out, err, errlen);
+    return core_embed_token(s->core, id, out, err, errlen);
+}
+
+enum { X_CORE_MEM = 1, X_REQUIRE_LOCKED };
+
+static const struct opts_extra extras[] = {
+    {"core-mem", 0, 1, X_CORE_MEM, "--core-mem BYTES        guarded memory for the core (K/M/G suffixes; default: fits RLIMIT_MEMLOCK)"},
+    {"require-locked", 0, 0, X_REQUIRE_LOCKED, "--require-locked       refuse to run when the core's memory cannot be locked"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static int on_extra(void *ctx, int id, const char *val, char *err, size_t errlen)
+{
+    struct core_options *co = ctx;
+    if (id == X_REQUIRE_LOCKED) co->require_locked = 1;
+    else if (id == X_CORE_MEM && (core_parse_size(val, &co->mem_limit) || co->mem_limit == 0)) {
+        snprintf(err, errlen, "--core-mem: '%s' is not a size in bytes (e.g. 65536, 8M)", val);
+        return -1;
+    }
+    return 0;
 }
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cmif %s\n\nContinues a prompt (streamed to stdout; timings on stderr).\n\n",
             cmd_generate_entry.usage);
-    opts_usage(f, OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING, NULL);
+    opts_usage(f, OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING, extras);
 }
 
 static void timing(const char *what, double ms, long n)
@@ -103,8 +113,12 @@ static int cmd_generate_exec(int argc, char **argv)
     struct opts o;
     char err[512] = "";
     opts_defaults(&o);
-    int r = opts_parse(&o, argc, argv, OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING, NULL,
-                       NULL, NULL, err, sizeof err);
+    struct core_options co;
+    core_defaults(&co);
+    co.mechanism = CORE_MECH_NONE;
+    co.quiet = 1;
+    int r = opts_parse(&o, argc, argv, OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING, extras,
+                       on_extra, &co, err, sizeof err);
     if (r == 1) {
         usage(stdout);
         return EXIT_OK;
@@ -126,11 +140,13 @@ static int cmd_generate_exec(int argc, char **argv)
     memset(&s, 0, sizeof s);
     int rc = EXIT_RUNTIME;
     double t0 = now_ms();
-    if (gguf_open(&s.g, o.model, err, sizeof err) || tok_open(&s.tok, s.g, err, sizeof err) ||
-        model_open(&s.m, s.g, err, sizeof err)) {
+    if (core_open(&s.core, o.model, &co, err, sizeof err) ||
+        !(s.tok = core_tokenizer(s.core)) || model_open(&s.m, core_gguf(s.core), err, sizeof err)) {
         fprintf(stderr, "cmif generate: %s: %s\n", o.model, err);
         goto out;
     }
+    /* The table is in the core; the decoder side keeps token_embd only as a tied output. */
+    memset(&s.m->embd, 0, sizeof s.m->embd);
     const struct dec_config *cfg = &s.m->w.cfg;
     if (tok_n_vocab(s.tok) > cfg->vocab) {
         fprintf(stderr, "cmif generate: %s: the vocabulary has %d tokens but the model only %d\n",
@@ -222,9 +238,13 @@ static int cmd_generate_exec(int argc, char **argv)
     timing("prompt eval", t_prompt, (long)n_prompt);
     timing("eval", t_eval, n_gen);
     fprintf(stderr, "cmif: backend     = %s\n", dec_device_name(s.dec));
+    struct core_status cst;
+    core_status(s.core, &cst);
+    fprintf(stderr, "cmif: core        = %s\n", cst.summary);
     rc = EXIT_OK;
 out:
     gen_close(&s);
+    if (prompt) core_wipe(prompt, plen);
     free(prompt);
     return rc;
 }

@@ -5,6 +5,7 @@
 #include "core/core.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -552,4 +553,25 @@ void core_status(const struct core *c, struct core_status *st)
     snprintf(st->summary, sizeof st->summary, "%s, swap %llu pages out/%llu in%s%s", prot,
              (unsigned long long)st->swap_pages_out, (unsigned long long)st->swap_pages_in,
              ss.failed ? ", SWAP FAILED" : "", st->dumpable ? ", DUMPABLE" : "");
+}
+
+int core_parse_size(const char *s, size_t *out)
+{
+    if (!s || !*s || *s == '-') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s) return -1;
+    unsigned shift = 0;
+    if (*end) {
+        char u = (char)toupper((unsigned char)*end);
+        shift = u == 'K' ? 10 : u == 'M' ? 20 : u == 'G' ? 30 : 99;
+        if (shift == 99) return -1;
+        end++;
+        if (strcasecmp(end, "") != 0 && strcasecmp(end, "iB") != 0 && strcasecmp(end, "B") != 0)
+            return -1;
+    }
+    if (v > (SIZE_MAX >> shift)) return -1;
+    *out = (size_t)(v << shift);
+    return 0;
 }

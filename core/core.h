@@ -110,6 +110,8 @@ const char *core_mech_name(int mech);
 int core_mech_parse(const char *name);        /* -1 when unknown */
 
 void core_status(const struct core *c, struct core_status *st);
+/* Parses a --core-mem value: bytes, or with a K/M/G (KiB/MiB/GiB) suffix. 0 or -1. */
+int core_parse_size(const char *s, size_t *out);
 void core_wipe(void *p, size_t n);            /* sodium_memzero */
 
 #endif
