@@ -83,6 +83,15 @@ static int32_t lookup(const struct tokenizer *t, const char *s, size_t n)
     }
 }
 
+/* Token for a piece of plain text: control and unknown tokens never come out of text
+ * (SentencePiece's rule; they enter only through parse_special). */
+static int32_t lookup_text(const struct tokenizer *t, const char *s, size_t n)
+{
+    int32_t id = lookup(t, s, n);
+    if (id >= 0 && (t->type[id] == TOK_T_CONTROL || t->type[id] == TOK_T_UNKNOWN)) return -1;
+    return id;
+}
+
 /* Later duplicates replace earlier ones, as llama.cpp's token_to_id map does. */
 static void insert_token(struct tokenizer *t, int32_t id)
 {
@@ -349,7 +358,7 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
             if (m->key == UINT64_MAX) {
                 m->key = key;
                 m->rank = (int32_t)i;
-                m->result = lookup(t, buf, la + lb);
+                m->result = lookup_text(t, buf, la + lb);
                 break;
             }
         }
@@ -670,7 +679,7 @@ static void spm_try_pair(const struct tokenizer *t, const char *buf, struct sym 
 {
     if (l < 0 || r < 0) return;
     uint32_t size = s[l].n + s[r].n;
-    int32_t id = lookup(t, buf + s[l].off, size);
+    int32_t id = lookup_text(t, buf + s[l].off, size);
     if (id < 0) return;
     struct cand c = {t->score[id], 0, l, r, size, id};
     heap_push(h, c);
@@ -744,7 +753,7 @@ static int spm_encode(const struct tokenizer *t, const char *text, size_t len, i
         spm_try_pair(t, buf, s, &h, c.left, L->next);
     }
     for (int32_t i = ns ? 0 : -1; i >= 0; i = s[i].next) {
-        int32_t id = s[i].id >= 0 ? s[i].id : lookup(t, buf + s[i].off, s[i].n);
+        int32_t id = s[i].id >= 0 ? s[i].id : lookup_text(t, buf + s[i].off, s[i].n);
         if (id >= 0) emit(o, id);
         else emit_bytes(t, buf + s[i].off, s[i].n, o);  /* byte fallback */
     }
@@ -901,7 +910,7 @@ static void bpe_word(const struct tokenizer *t, const uint8_t *p, size_t n, stru
     if (t->ignore_merges) {
         size_t ml = 0;
         for (size_t i = 0; i < n; i++) ml += utf8_put(gpt2_byte_cp(p[i]), mapped + ml);
-        int32_t id = lookup(t, mapped, ml);
+        int32_t id = lookup_text(t, mapped, ml);
         if (id >= 0) {
             emit(o, id);
             return;

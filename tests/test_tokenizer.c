@@ -887,6 +887,41 @@ static void test_bad_vocab(void **state)
     tu_rmtree(dir);
 }
 
+/* Control tokens never come out of plain text, even where merges could spell them. */
+static void test_spm_control_not_from_text(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    const char *toks[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "<", "s", ">", "<s", "\xE2\x96\x81<s"};
+    const float scores[] = {0, 0, 0, -1, -2, -2, -2, -1.5f, -1.2f};
+    const int32_t types[] = {2, 3, 3, 1, 1, 1, 1, 1, 1};
+    struct gw *w = gw_new();
+    gw_kv_str(w, "general.architecture", "llama");
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 9);
+    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 9);
+    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, 9);
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/ctl.gguf", dir);
+    assert_int_equal(gw_write(w, path, err, sizeof err), 0);
+    gw_free(w);
+    struct gguf *g;
+    struct tokenizer *t;
+    assert_int_equal(gguf_open(&g, path, err, sizeof err), 0);
+    if (tok_open(&t, g, err, sizeof err) != 0) fail_msg("tok_open: %s", err);
+    int32_t ids[16];
+    size_t n = enc(t, "<s>", 3, 0, 0, ids, 16);  /* "▁<s" + ">" would spell <s> */
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 8);
+    assert_int_equal(ids[1], 6);
+    n = enc(t, "<s>", 3, 0, 1, ids, 16);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 1);
+    tok_close(t);
+    gguf_close(g);
+    tu_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest spm[] = {
@@ -903,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_bpe_special),
         cmocka_unit_test(test_bpe_fuzz_and_long),
         cmocka_unit_test(test_bad_vocab),
+        cmocka_unit_test(test_spm_control_not_from_text),
     };
     int fails = cmocka_run_group_tests_name("tokenizer_spm", spm, spm_setup, spm_teardown);
     fails += cmocka_run_group_tests_name("tokenizer_bpe", bpe, NULL, NULL);
