@@ -1164,7 +1164,7 @@ size_t tok_piece(const struct tokenizer *t, int32_t id, int show_special, char *
         char c = 0;
         if (tl == 6 && sscanf(tx, "<0x%2x>", &v) == 1) c = (char)v;
         n = put(buf, cap, 0, &c, 1);
-    } else if (ty == TOK_T_NORMAL || ty == TOK_T_UNDEFINED || ty == TOK_T_BYTE) {
+    } else if (ty == TOK_T_NORMAL || ty == TOK_T_BYTE) {  /* unused/undefined: "" */
         for (size_t i = 0; i < tl;) {
             uint32_t cp;
             int l = utf8_seq((const uint8_t *)tx + i, tl - i, &cp);

@@ -35,6 +35,8 @@ void tok_close(struct tokenizer *t);
  *   decoded text starts with a space: the caller drops it after BOS, as llama.cpp does.
  * - Without parse_special no token is matched by its text, user-defined ones included
  *   (llama.cpp matches user-defined tokens always); special texts are then plain text.
+ *   Control/unknown tokens are never produced by merging plain text (SentencePiece's
+ *   rule; llama.cpp could in principle), so user text can never yield one.
  * - Bytes that are not UTF-8 are kept and decode back unchanged (llama.cpp's BPE turns
  *   them into U+FFFD). Exception to "len + 3": an SPM vocabulary without a ▁ token may
  *   need up to 3 ids per space (then -1, as above). */
