@@ -73,68 +73,92 @@ inline void kq_scale_min(int j, global const uchar *q, float *sc, float *mn)
     *mn = (float)m;
 }
 
-/* Decoders of unit u of a row into out[32]. */
-
-inline void unit_q4_0(global const uchar *row, int u, float *out)
+/* 16 half floats at once, same bit rules as h2f. */
+inline float16 h2f16(ushort16 hv)
 {
-    global const uchar *b = row + (size_t)u * 18;
-    float d = ld_h(b);
-    global const uchar *qs = b + 2;
-    for (int j = 0; j < 16; j++) {
-        uint q = qs[j];
-        out[j] = d * (float)((int)(q & 15u) - 8);
-        out[j + 16] = d * (float)((int)(q >> 4) - 8);
-    }
+    uint16 h = convert_uint16(hv);
+    uint16 s = (h & 0x8000u) << 16;
+    uint16 e = (h >> 10) & 0x1fu;
+    uint16 m = h & 0x3ffu;
+    float16 normal = as_float16(s | ((e + 112u) << 23) | (m << 13));
+    float16 sub = convert_float16(m) * 5.9604644775390625e-8f;
+    sub = as_float16(as_uint16(sub) | s);
+    float16 special = as_float16(s | 0x7f800000u | (m << 13));
+    int16 is_sub = convert_int16(e == 0u), is_special = convert_int16(e == 31u);
+    float16 r = select(normal, sub, is_sub);
+    return select(r, special, is_special);
 }
 
-inline void unit_q8_0(global const uchar *row, int u, float *out)
+inline float16 bf2f16(ushort16 b) { return as_float16(convert_uint16(b) << 16); }
+
+inline float hsum16(float16 v)
 {
-    global const uchar *b = row + (size_t)u * 34;
-    float d = ld_h(b);
-    global const char *qs = (global const char *)(b + 2);
-    for (int j = 0; j < 32; j++) out[j] = d * (float)qs[j];
+    float8 t = v.lo + v.hi;
+    float4 u = t.lo + t.hi;
+    return (u.x + u.y) + (u.z + u.w);
 }
 
-inline void unit_q4_k(global const uchar *row, int u, float *out)
+/* Decoders of unit u (32 elements) of a row: elements 0..15 into *a, 16..31 into *b.
+ * Vector types let CPU OpenCL compilers use SIMD; GPUs simply scalarise them. */
+
+inline void unit_q4_0(global const uchar *row, int u, float16 *a, float16 *b)
 {
-    global const uchar *b = row + (size_t)(u >> 3) * 144;
+    global const uchar *blk = row + (size_t)u * 18;
+    float d = ld_h(blk);
+    uchar16 q = vload16(0, blk + 2);
+    *a = d * (convert_float16(q & (uchar)15) - 8.0f);
+    *b = d * (convert_float16(q >> (uchar)4) - 8.0f);
+}
+
+inline void unit_q8_0(global const uchar *row, int u, float16 *a, float16 *b)
+{
+    global const uchar *blk = row + (size_t)u * 34;
+    float d = ld_h(blk);
+    global const char *qs = (global const char *)(blk + 2);
+    *a = d * convert_float16(vload16(0, qs));
+    *b = d * convert_float16(vload16(1, qs));
+}
+
+inline void unit_q4_k(global const uchar *row, int u, float16 *a, float16 *b)
+{
+    global const uchar *blk = row + (size_t)(u >> 3) * 144;
     int s = u & 7;
-    float d = ld_h(b), dmin = ld_h(b + 2), sc, mn;
-    kq_scale_min(s, b + 4, &sc, &mn);
+    float d = ld_h(blk), dmin = ld_h(blk + 2), sc, mn;
+    kq_scale_min(s, blk + 4, &sc, &mn);
     float d1 = d * sc, m1 = dmin * mn;
-    global const uchar *q = b + 16 + 32 * (s >> 1);
-    uint sh = (uint)(s & 1) * 4u;
-    for (int l = 0; l < 32; l++) out[l] = d1 * (float)((q[l] >> sh) & 15u) - m1;
+    global const uchar *q = blk + 16 + 32 * (s >> 1);
+    uchar sh = (uchar)((s & 1) * 4);
+    *a = d1 * convert_float16((vload16(0, q) >> sh) & (uchar)15) - m1;
+    *b = d1 * convert_float16((vload16(1, q) >> sh) & (uchar)15) - m1;
 }
 
-inline void unit_q5_k(global const uchar *row, int u, float *out)
+inline void unit_q5_k(global const uchar *row, int u, float16 *a, float16 *b)
 {
-    global const uchar *b = row + (size_t)(u >> 3) * 176;
+    global const uchar *blk = row + (size_t)(u >> 3) * 176;
     int s = u & 7;
-    float d = ld_h(b), dmin = ld_h(b + 2), sc, mn;
-    kq_scale_min(s, b + 4, &sc, &mn);
+    float d = ld_h(blk), dmin = ld_h(blk + 2), sc, mn;
+    kq_scale_min(s, blk + 4, &sc, &mn);
     float d1 = d * sc, m1 = dmin * mn;
-    global const uchar *qh = b + 16;
-    global const uchar *q = b + 48 + 32 * (s >> 1);
-    uint sh = (uint)(s & 1) * 4u;
-    for (int l = 0; l < 32; l++) {
-        uint v = ((q[l] >> sh) & 15u) | (((qh[l] >> s) & 1u) << 4);
-        out[l] = d1 * (float)v - m1;
-    }
+    global const uchar *qh = blk + 16;
+    global const uchar *q = blk + 48 + 32 * (s >> 1);
+    uchar sh = (uchar)((s & 1) * 4), hb = (uchar)s;
+    uchar16 v0 = ((vload16(0, q) >> sh) & (uchar)15) | (((vload16(0, qh) >> hb) & (uchar)1) << (uchar)4);
+    uchar16 v1 = ((vload16(1, q) >> sh) & (uchar)15) | (((vload16(1, qh) >> hb) & (uchar)1) << (uchar)4);
+    *a = d1 * convert_float16(v0) - m1;
+    *b = d1 * convert_float16(v1) - m1;
 }
 
-inline void unit_q6_k(global const uchar *row, int u, float *out)
+inline void unit_q6_k(global const uchar *row, int u, float16 *a, float16 *b)
 {
-    global const uchar *b = row + (size_t)(u >> 3) * 210;
+    global const uchar *blk = row + (size_t)(u >> 3) * 210;
     int s = u & 7, n = s >> 2, g = s & 3;
-    float d = ld_h(b + 208);
-    global const uchar *ql = b + 64 * n + (g & 1) * 32;
-    global const uchar *qh = b + 128 + 32 * n;
-    global const char *sc = (global const char *)(b + 192) + 8 * n + 2 * g;
-    uint shl = (uint)(g >> 1) * 4u, shh = (uint)g * 2u;
-    float d0 = d * (float)sc[0], d1 = d * (float)sc[1];
-    for (int l = 0; l < 32; l++) {
-        int v = (int)(((ql[l] >> shl) & 15u) | (((qh[l] >> shh) & 3u) << 4)) - 32;
-        out[l] = (l < 16 ? d0 : d1) * (float)v;
-    }
+    float d = ld_h(blk + 208);
+    global const uchar *ql = blk + 64 * n + (g & 1) * 32;
+    global const uchar *qh = blk + 128 + 32 * n;
+    global const char *sc = (global const char *)(blk + 192) + 8 * n + 2 * g;
+    uchar shl = (uchar)((g >> 1) * 4), shh = (uchar)(g * 2);
+    uchar16 v0 = ((vload16(0, ql) >> shl) & (uchar)15) | (((vload16(0, qh) >> shh) & (uchar)3) << (uchar)4);
+    uchar16 v1 = ((vload16(1, ql) >> shl) & (uchar)15) | (((vload16(1, qh) >> shh) & (uchar)3) << (uchar)4);
+    *a = (d * (float)sc[0]) * (convert_float16(v0) - 32.0f);
+    *b = (d * (float)sc[1]) * (convert_float16(v1) - 32.0f);
 }

@@ -14,16 +14,13 @@ kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const 
     size_t rb = (size_t)(cols / (32 * UPB)) * BYTES;                                       \
     global const uchar *row = W + woff + (size_t)r * rb;                                   \
     int nu = cols / 32;                                                                    \
-    float s = 0.0f;                                                                        \
+    float16 s16 = (float16)(0.0f);                                                         \
     for (int u = lid; u < nu; u += MV_LS) {                                                \
-        float v[32];                                                                       \
-        UNIT(row, u, v);                                                                   \
-        global const float *xx = x + 32 * u;                                               \
-        float t = 0.0f;                                                                    \
-        for (int l = 0; l < 32; l++) t += v[l] * xx[l];                                    \
-        s += t;                                                                            \
+        float16 a, b;                                                                      \
+        UNIT(row, u, &a, &b);                                                              \
+        s16 += a * vload16(2 * u, x) + b * vload16(2 * u + 1, x);                          \
     }                                                                                      \
-    s = wg_sum(red, s, lid, MV_LS);                                                        \
+    float s = wg_sum(red, hsum16(s16), lid, MV_LS);                                        \
     if (lid == 0) y[r] = acc ? y[r] + s : s;                                               \
 }                                                                                          \
 kernel void dq_##NAME(global const uchar *W, ulong woff, int cols, global float *out)      \
@@ -33,10 +30,11 @@ kernel void dq_##NAME(global const uchar *W, ulong woff, int cols, global float 
     size_t r = gid / nu;                                                                   \
     int u = (int)(gid % nu);                                                               \
     size_t rb = (size_t)(cols / (32 * UPB)) * BYTES;                                       \
-    float v[32];                                                                           \
-    UNIT(W + woff + r * rb, u, v);                                                         \
+    float16 a, b;                                                                          \
+    UNIT(W + woff + r * rb, u, &a, &b);                                                    \
     global float *o = out + r * (size_t)cols + 32 * u;                                     \
-    for (int l = 0; l < 32; l++) o[l] = v[l];                                              \
+    vstore16(a, 0, o);                                                                     \
+    vstore16(b, 1, o);                                                                     \
 }
 
 MV_QUANT(q4_0, unit_q4_0, 18, 1)
@@ -45,41 +43,27 @@ MV_QUANT(q4_k, unit_q4_k, 144, 8)
 MV_QUANT(q5_k, unit_q5_k, 176, 8)
 MV_QUANT(q6_k, unit_q6_k, 210, 8)
 
-kernel void mv_f32(global const uchar *W, ulong woff, int cols, global const float *x,
-                   global float *y, int acc)
-{
-    local float red[MV_LS];
-    int r = get_group_id(0), lid = get_local_id(0);
-    global const float *row = (global const float *)(W + woff) + (size_t)r * cols;
-    float s = 0.0f;
-    for (int i = lid; i < cols; i += MV_LS) s += row[i] * x[i];
-    s = wg_sum(red, s, lid, MV_LS);
-    if (lid == 0) y[r] = acc ? y[r] + s : s;
+/* Float rows of any length: 16 elements at a time, then a scalar tail. */
+#define MV_FLOAT(NAME, T, LOAD16, CONV)                                                    \
+kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const float *x,  \
+                      global float *y, int acc)                                            \
+{                                                                                          \
+    local float red[MV_LS];                                                                \
+    int r = get_group_id(0), lid = get_local_id(0);                                        \
+    global const T *row = (global const T *)(W + woff) + (size_t)r * cols;                 \
+    float16 s16 = (float16)(0.0f);                                                         \
+    int nv = cols / 16;                                                                    \
+    for (int c = lid; c < nv; c += MV_LS) s16 += LOAD16(vload16(c, row)) * vload16(c, x);  \
+    float s = hsum16(s16);                                                                 \
+    for (int i = nv * 16 + lid; i < cols; i += MV_LS) s += CONV(row[i]) * x[i];            \
+    s = wg_sum(red, s, lid, MV_LS);                                                        \
+    if (lid == 0) y[r] = acc ? y[r] + s : s;                                               \
 }
 
-kernel void mv_f16(global const uchar *W, ulong woff, int cols, global const float *x,
-                   global float *y, int acc)
-{
-    local float red[MV_LS];
-    int r = get_group_id(0), lid = get_local_id(0);
-    global const ushort *row = (global const ushort *)(W + woff) + (size_t)r * cols;
-    float s = 0.0f;
-    for (int i = lid; i < cols; i += MV_LS) s += h2f(row[i]) * x[i];
-    s = wg_sum(red, s, lid, MV_LS);
-    if (lid == 0) y[r] = acc ? y[r] + s : s;
-}
-
-kernel void mv_bf16(global const uchar *W, ulong woff, int cols, global const float *x,
-                    global float *y, int acc)
-{
-    local float red[MV_LS];
-    int r = get_group_id(0), lid = get_local_id(0);
-    global const ushort *row = (global const ushort *)(W + woff) + (size_t)r * cols;
-    float s = 0.0f;
-    for (int i = lid; i < cols; i += MV_LS) s += bf2f(row[i]) * x[i];
-    s = wg_sum(red, s, lid, MV_LS);
-    if (lid == 0) y[r] = acc ? y[r] + s : s;
-}
+#define ID(v) (v)
+MV_FLOAT(f32, float, ID, ID)
+MV_FLOAT(f16, ushort, h2f16, h2f)
+MV_FLOAT(bf16, ushort, bf2f16, bf2f)
 
 /* Element-wise expansions (any column count). */
 kernel void dq_f16(global const uchar *W, ulong woff, int cols, global float *out)
