@@ -46,6 +46,7 @@ struct chat {
     struct core_tok_report *last_rep;
     size_t last_nrep;
     double last_eps;
+    double snap_spent, snap_total, snap_eps;
     double tps;
     int last_tokens;
 
@@ -318,6 +319,9 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
         snprintf(err, errlen, "chat: out of memory");
         return -1;
     }
+    c->snap_spent = core_budget_spent(c->core);
+    c->snap_total = core_budget_total(c->core);
+    c->snap_eps = core_eps(c->core);
     if (cb && cb->report) cb->report(cb->ctx);
 
     /* 2. Make room: the new tokens plus some space for the answer. */
@@ -566,6 +570,13 @@ const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, 
     if (n) *n = c->last_nrep;
     if (eps) *eps = c->last_eps;
     return c->last_rep;
+}
+
+void chat_budget_snapshot(const struct chat *c, double *spent, double *total, double *eps)
+{
+    *spent = c->snap_spent;
+    *total = c->snap_total;
+    *eps = c->snap_eps;
 }
 
 const struct chat_entry *chat_entries(const struct chat *c, size_t *n)

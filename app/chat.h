@@ -75,6 +75,9 @@ const char *chat_system(const struct chat *c);
 
 /* Report of the last user message (rows for the privacy panel). */
 const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, double *eps);
+/* Budget figures taken right after the last message was encoded: the UI thread reads
+ * these while a turn runs instead of calling into the core concurrently. */
+void chat_budget_snapshot(const struct chat *c, double *spent, double *total, double *eps);
 /* Transcript entries in order. */
 const struct chat_entry *chat_entries(const struct chat *c, size_t *n);
 

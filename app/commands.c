@@ -10,7 +10,6 @@
 #include "app/chat.h"
 #include "app/template.h"
 #include "core/core.h"
-#include "gpu/decoder.h"
 
 static void out(struct cmds_session *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -206,11 +205,11 @@ static int c_quit(struct cmds_session *s, const char *arg)
 
 const struct cmds_entry cmds_table[] = {
     { "help", "", "list commands and keys", 0, c_help },
-    { "eps", "X", "set ε per sanitized token (no X: show it)", 0, c_eps },
-    { "budget", "", "show the privacy budget spent and left", 0, c_budget },
-    { "mechanism", "NAME", "choose the sanitizer (no NAME: list them)", 0, c_mechanism },
+    { "eps", "X", "set ε per sanitized token (no X: show it)", CMDS_IDLE, c_eps },
+    { "budget", "", "show the privacy budget spent and left", CMDS_IDLE, c_budget },
+    { "mechanism", "NAME", "choose the sanitizer (no NAME: list them)", CMDS_IDLE, c_mechanism },
     { "panel", "", "show or hide the privacy panel (F2)", 0, c_panel },
-    { "show", "", "model, device and confidential-core status", 0, c_show },
+    { "show", "", "model, device and confidential-core status", CMDS_IDLE, c_show },
     { "save", "FILE", "save the transcript and privacy report as Markdown", CMDS_IDLE, c_save },
     { "clear", "", "start a new conversation (spent budget stays spent)", CMDS_IDLE, c_clear },
     { "system", "TEXT", "set the system prompt (no TEXT: remove it)", CMDS_IDLE, c_system },

@@ -78,3 +78,88 @@ size_t utf8_encode(uint32_t cp, char *out)
     o[3] = (unsigned char)(0x80 | (cp & 0x3f));
     return 4;
 }
+
+#include <string.h>
+#include <wchar.h>
+
+size_t utf8_cell(const char *s, size_t n, char out[8], int *width)
+{
+    unsigned char c = (unsigned char)s[0];
+    if (c == '\n') {
+        out[0] = '\n';
+        out[1] = 0;
+        *width = 0;
+        return 1;
+    }
+    if (c == '\t') {
+        out[0] = ' ';
+        out[1] = 0;
+        *width = 1;
+        return 1;
+    }
+    if (c < 0x20 || c == 0x7f) {
+        out[0] = '^';
+        out[1] = c == 0x7f ? '?' : (char)(c + 0x40);
+        out[2] = 0;
+        *width = 2;
+        return 1;
+    }
+    uint32_t cp;
+    size_t l = utf8_decode(s, n, &cp);
+    int w = l ? wcwidth((wchar_t)cp) : -1;
+    if (!l || w < 0 || (cp >= 0x80 && cp < 0xa0)) {
+        memcpy(out, "\xef\xbf\xbd", 4);
+        *width = 1;
+        return l ? l : 1;
+    }
+    memcpy(out, s, l);
+    out[l] = 0;
+    *width = w;
+    return l;
+}
+
+int utf8_fit(const char *s, size_t n, int cols, char *out, size_t cap)
+{
+    size_t o = 0;
+    int used = 0;
+    if (!cap) return 0;
+    size_t i = 0;
+    while (i < n) {
+        char cell[8];
+        int w;
+        size_t k = utf8_cell(s + i, n - i, cell, &w);
+        if (cell[0] == '\n') {   /* one line: newlines shown as a return symbol */
+            memcpy(cell, "\xe2\x8f\x8e", 4);
+            w = 1;
+        }
+        size_t cl = strlen(cell);
+        /* Leave room for the ellipsis unless this is the last cell and it fits. */
+        int last = i + k >= n;
+        if (used + w > cols - (last ? 0 : 1) || o + cl + 4 > cap) {
+            if (used + 1 <= cols && o + 4 <= cap) {
+                memcpy(out + o, "\xe2\x80\xa6", 3);
+                o += 3;
+                used++;
+            }
+            break;
+        }
+        memcpy(out + o, cell, cl);
+        o += cl;
+        used += w;
+        i += k;
+    }
+    out[o] = 0;
+    return used;
+}
+
+int utf8_width(const char *s, size_t n)
+{
+    int w = 0, cw;
+    char cell[8];
+    size_t i = 0;
+    while (i < n) {
+        i += utf8_cell(s + i, n - i, cell, &cw);
+        w += cw;
+    }
+    return w;
+}

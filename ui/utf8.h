@@ -16,3 +16,18 @@ size_t utf8_incomplete_tail(const char *s, size_t n);
 size_t utf8_encode(uint32_t cp, char *out);
 
 #endif
+
+#ifndef CMIF_UI_UTF8_CELL
+#define CMIF_UI_UTF8_CELL
+/* The next display unit of s (n > 0 bytes): what to draw for it (sanitized UTF-8 in out,
+ * at most 8 bytes, NUL-terminated) and its width in columns. C0/C1 controls and DEL are
+ * shown as ^X (width 2), invalid bytes and unprintable code points as U+FFFD, tabs as a
+ * space. '\n' is returned as itself with width 0; callers break lines on it. Returns the
+ * bytes of s consumed (>= 1). Needs setlocale(LC_CTYPE) for wcwidth. */
+size_t utf8_cell(const char *s, size_t n, char out[8], int *width);
+/* Sanitized copy of s that fits in `cols` columns ("…" marks a cut), NUL-terminated in
+ * out. Returns the columns used. */
+int utf8_fit(const char *s, size_t n, int cols, char *out, size_t cap);
+/* Display width of s as utf8_cell draws it (newlines count 0). */
+int utf8_width(const char *s, size_t n);
+#endif

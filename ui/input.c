@@ -1,0 +1,517 @@
+/* Readline callback glue; see ui/input.h. */
+#include "ui/input.h"
+
+#include <curses.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include "ui/utf8.h"
+
+#define PROMPT "> "
+#define PROMPT_CONT "... "
+#define PASTE_MAX (8u << 20)
+
+struct input {
+    struct input_options o;
+    char *hist_path;
+    /* bytes waiting for readline */
+    unsigned char *ring;
+    size_t rhead, rlen, rcap;
+    /* an escape sequence being matched against the bracketed-paste markers */
+    char esc[8];
+    int nesc;
+    int pasting;
+    char *paste;
+    size_t plen, pcap;
+    /* a message continued with trailing backslashes */
+    char *cont;
+    size_t clen;
+    /* completed messages */
+    char **done;
+    size_t ndone, dcap;
+    int eof;
+    int dirty;
+    int in_rl;
+    int cy, cx;
+    FILE *devnull;
+};
+
+static struct input *g_in;   /* readline has no context pointer */
+
+static int ring_push(struct input *in, const char *s, size_t n)
+{
+    if (in->rhead && in->rhead == in->rlen) in->rhead = in->rlen = 0;
+    if (in->rlen + n > in->rcap) {
+        if (in->rhead) {
+            memmove(in->ring, in->ring + in->rhead, in->rlen - in->rhead);
+            in->rlen -= in->rhead;
+            in->rhead = 0;
+        }
+        if (in->rlen + n > in->rcap) {
+            size_t nc = in->rcap ? in->rcap : 256;
+            while (nc < in->rlen + n) nc *= 2;
+            unsigned char *p = realloc(in->ring, nc);
+            if (!p) return -1;
+            in->ring = p;
+            in->rcap = nc;
+        }
+    }
+    memcpy(in->ring + in->rlen, s, n);
+    in->rlen += n;
+    return 0;
+}
+
+static int ring_avail(const struct input *in) { return in->rlen > in->rhead; }
+
+static int rl_getc_cb(FILE *f)
+{
+    (void)f;
+    struct input *in = g_in;
+    while (!ring_avail(in)) {
+        if (!in->o.fetch || in->o.fetch(in->o.ctx) < 0) return EOF;
+    }
+    return in->ring[in->rhead++];
+}
+
+static int rl_avail_cb(void) { return g_in && ring_avail(g_in); }
+static void rl_redisplay_cb(void)
+{
+    if (g_in) g_in->dirty = 1;
+}
+static void rl_noprep(int meta) { (void)meta; }
+static void rl_nodeprep(void) {}
+
+static void set_prompt(struct input *in)
+{
+    rl_set_prompt(in->cont ? PROMPT_CONT : PROMPT);
+    in->dirty = 1;
+}
+
+static void push_done(struct input *in, char *msg)
+{
+    if (in->ndone == in->dcap) {
+        size_t nc = in->dcap ? in->dcap * 2 : 4;
+        char **nd = realloc(in->done, nc * sizeof *nd);
+        if (!nd) {
+            free(msg);
+            return;
+        }
+        in->done = nd;
+        in->dcap = nc;
+    }
+    in->done[in->ndone++] = msg;
+}
+
+static void on_line(char *line)
+{
+    struct input *in = g_in;
+    if (!line) {
+        if (in->cont) {   /* Ctrl-D in a continuation: send what there is */
+            push_done(in, in->cont);
+            in->cont = NULL;
+            in->clen = 0;
+            set_prompt(in);
+            return;
+        }
+        in->eof = 1;
+        return;
+    }
+    size_t l = strlen(line);
+    int more = l && line[l - 1] == '\\';
+    if (more) l--;
+    char *n = realloc(in->cont, in->clen + l + 2);
+    if (!n) {
+        free(line);
+        return;
+    }
+    in->cont = n;
+    memcpy(in->cont + in->clen, line, l);
+    in->clen += l;
+    in->cont[in->clen] = 0;
+    free(line);
+    if (more) {
+        in->cont[in->clen++] = '\n';
+        in->cont[in->clen] = 0;
+    } else {
+        push_done(in, in->cont);
+        in->cont = NULL;
+        in->clen = 0;
+    }
+    set_prompt(in);
+}
+
+/* Completes /command names at the start of the line; nothing else. */
+static char *cmd_gen(const char *text, int state)
+{
+    static const char *const names[] = { "/help", "/eps", "/budget", "/mechanism", "/panel",
+                                         "/show", "/save", "/save-history", "/clear",
+                                         "/system", "/quit", NULL };
+    static int i;
+    static size_t len;
+    if (!state) {
+        i = 0;
+        len = strlen(text);
+    }
+    while (names[i]) {
+        const char *n = names[i++];
+        if (!strncmp(n, text, len)) return strdup(n);
+    }
+    return NULL;
+}
+
+static char **complete(const char *text, int start, int end)
+{
+    (void)end;
+    rl_attempted_completion_over = 1;
+    if (start == 0 && text[0] == '/') return rl_completion_matches(text, cmd_gen);
+    return NULL;
+}
+
+int input_open(struct input **out, const struct input_options *o, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (g_in) {
+        snprintf(err, errlen, "input: already open (readline is global)");
+        return -1;
+    }
+    struct input *in = calloc(1, sizeof *in);
+    if (!in) {
+        snprintf(err, errlen, "input: out of memory");
+        return -1;
+    }
+    in->o = *o;
+    if (!in->o.history_max) in->o.history_max = 1000;
+    if (o->history_path && !(in->hist_path = strdup(o->history_path))) {
+        free(in);
+        snprintf(err, errlen, "input: out of memory");
+        return -1;
+    }
+    in->devnull = fopen("/dev/null", "w");
+    if (!in->devnull) {
+        snprintf(err, errlen, "input: /dev/null: %s", strerror(errno));
+        free(in->hist_path);
+        free(in);
+        return -1;
+    }
+    g_in = in;
+    rl_readline_name = "cmif";
+    rl_catch_signals = 0;
+    rl_catch_sigwinch = 0;
+    rl_change_environment = 0;
+    rl_prep_term_function = rl_noprep;
+    rl_deprep_term_function = rl_nodeprep;
+    rl_getc_function = rl_getc_cb;
+    rl_input_available_hook = rl_avail_cb;
+    rl_redisplay_function = rl_redisplay_cb;
+    rl_outstream = in->devnull;
+    rl_attempted_completion_function = complete;
+    rl_completion_query_items = 10000;
+    using_history();
+    stifle_history(in->o.history_max);
+    if (in->hist_path) {
+        int r = read_history(in->hist_path);
+        if (r != 0 && r != ENOENT) {
+            /* Not fatal: the chat works without old history. */
+        }
+    }
+    rl_callback_handler_install(PROMPT, on_line);
+    /* Our own bracketed-paste handling sees the markers first; readline's own binding
+     * would read the paste through rl_getc and insert it character by character. */
+    rl_variable_bind("enable-bracketed-paste", "off");
+    in->dirty = 1;
+    *out = in;
+    return 0;
+}
+
+void input_close(struct input *in)
+{
+    if (!in) return;
+    rl_callback_handler_remove();
+    for (size_t i = 0; i < in->ndone; i++) free(in->done[i]);
+    free(in->done);
+    free(in->cont);
+    free(in->paste);
+    free(in->ring);
+    free(in->hist_path);
+    rl_outstream = NULL;
+    fclose(in->devnull);
+    clear_history();
+    g_in = NULL;
+    free(in);
+}
+
+static const char *key_seq(int ch)
+{
+    switch (ch) {
+    case KEY_UP: return "\033[A";
+    case KEY_DOWN: return "\033[B";
+    case KEY_RIGHT: return "\033[C";
+    case KEY_LEFT: return "\033[D";
+    case KEY_HOME: return "\033[H";
+    case KEY_END: return "\033[F";
+    case KEY_DC: return "\033[3~";
+    case KEY_IC: return "\033[2~";
+    case KEY_BACKSPACE: return "\177";
+    case KEY_ENTER: return "\r";
+    default: return NULL;
+    }
+}
+
+static void paste_byte(struct input *in, char c)
+{
+    if (in->plen + 1 > in->pcap) {
+        size_t nc = in->pcap ? in->pcap * 2 : 4096;
+        char *p = realloc(in->paste, nc);
+        if (!p) return;
+        in->paste = p;
+        in->pcap = nc;
+    }
+    if (in->plen < PASTE_MAX) in->paste[in->plen++] = c;
+    static const char end[] = "\033[201~";
+    if (in->plen >= 6 && !memcmp(in->paste + in->plen - 6, end, 6)) {
+        in->pasting = 0;
+        input_insert(in, in->paste, in->plen - 6);
+        in->plen = 0;
+    }
+}
+
+void input_key(struct input *in, int ch)
+{
+    if (ch >= KEY_MIN) {
+        const char *s = key_seq(ch);
+        if (s && !in->pasting) ring_push(in, s, strlen(s));
+        return;
+    }
+    if (ch < 0 || ch > 255) return;
+    char c = (char)ch;
+    if (in->pasting) {
+        paste_byte(in, c);
+        return;
+    }
+    static const char begin[] = "\033[200~";
+    if (in->nesc || c == '\033') {
+        in->esc[in->nesc++] = c;
+        if (memcmp(in->esc, begin, (size_t)in->nesc) != 0) {
+            ring_push(in, in->esc, (size_t)in->nesc);
+            in->nesc = 0;
+        } else if (in->nesc == 6) {
+            in->nesc = 0;
+            in->pasting = 1;
+            in->plen = 0;
+        }
+        return;
+    }
+    ring_push(in, &c, 1);
+}
+
+void input_pump(struct input *in)
+{
+    if (in->in_rl) return;
+    if (in->nesc && !in->pasting) {
+        /* A lone ESC (or a sequence that never completed) goes to readline as it is. */
+        ring_push(in, in->esc, (size_t)in->nesc);
+        in->nesc = 0;
+    }
+    in->in_rl = 1;
+    while (ring_avail(in) && !in->eof) rl_callback_read_char();
+    in->in_rl = 0;
+}
+
+void input_insert(struct input *in, const char *text, size_t n)
+{
+    char *buf = malloc(n + 1);
+    if (!buf) return;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (c == '\r') {
+            buf[o++] = '\n';
+            if (i + 1 < n && text[i + 1] == '\n') i++;
+        } else if (c) {
+            buf[o++] = c;
+        }
+    }
+    buf[o] = 0;
+    rl_insert_text(buf);
+    free(buf);
+    in->dirty = 1;
+}
+
+void input_cancel(struct input *in)
+{
+    rl_callback_sigcleanup();
+    rl_replace_line("", 1);
+    rl_point = rl_mark = 0;
+    free(in->cont);
+    in->cont = NULL;
+    in->clen = 0;
+    in->nesc = 0;
+    in->pasting = 0;
+    in->plen = 0;
+    history_set_pos(history_length);
+    set_prompt(in);
+    rl_on_new_line();
+}
+
+char *input_take(struct input *in, int *eof)
+{
+    if (eof) *eof = in->eof && !in->ndone;
+    if (!in->ndone) return NULL;
+    char *m = in->done[0];
+    memmove(in->done, in->done + 1, (in->ndone - 1) * sizeof *in->done);
+    in->ndone--;
+    return m;
+}
+
+int input_history_add(struct input *in, const char *line, char *err, size_t errlen)
+{
+    /* One history line per message: newlines would split it in the file. */
+    char *h = strdup(line);
+    if (!h) {
+        snprintf(err, errlen, "history: out of memory");
+        return -1;
+    }
+    for (char *p = h; *p; p++)
+        if (*p == '\n') *p = ' ';
+    HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
+    if (!*h || (last && !strcmp(last->line, h))) {
+        free(h);
+        return 0;
+    }
+    add_history(h);
+    free(h);
+    if (!in->hist_path) return 0;
+    /* Created 0600 before readline writes it; an existing file is tightened too. */
+    int fd = open(in->hist_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "history %s: %s", in->hist_path, strerror(errno));
+        return -1;
+    }
+    if (fchmod(fd, 0600) != 0) {
+        snprintf(err, errlen, "history %s: chmod: %s", in->hist_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    int r = write_history(in->hist_path);
+    if (r != 0) {
+        snprintf(err, errlen, "history %s: %s", in->hist_path, strerror(r));
+        return -1;
+    }
+    return 0;
+}
+
+int input_dirty(const struct input *in) { return in->dirty; }
+int input_continuing(const struct input *in) { return in->cont != NULL; }
+const char *input_prompt(const struct input *in)
+{
+    (void)in;
+    return rl_display_prompt ? rl_display_prompt : rl_prompt ? rl_prompt : "";
+}
+const char *input_line(const struct input *in)
+{
+    (void)in;
+    return rl_line_buffer ? rl_line_buffer : "";
+}
+
+/* Lays out prompt + line as cells, calling fn for each (row, col, cell). Returns rows and
+ * sets the cursor's row/col for byte offset `point` of the line. */
+typedef void (*cell_fn)(void *ctx, int row, int col, const char *cell);
+
+static int layout(const char *prompt, const char *line, int point, int width, cell_fn fn,
+                  void *ctx, int *crow, int *ccol)
+{
+    int row = 0, col = 0;
+    *crow = 0;
+    *ccol = 0;
+    if (width < 2) width = 2;
+    for (int part = 0; part < 2; part++) {
+        const char *s = part ? line : prompt;
+        size_t n = strlen(s), i = 0;
+        while (i <= n) {
+            if (part && (int)i == point) {
+                if (col >= width) {
+                    row++;
+                    col = 0;
+                }
+                *crow = row;
+                *ccol = col;
+            }
+            if (i == n) break;
+            char cell[8];
+            int w;
+            size_t k = utf8_cell(s + i, n - i, cell, &w);
+            /* Prompts may hold readline's invisible-text markers. */
+            if (!part && (s[i] == '\001' || s[i] == '\002')) {
+                i += k;
+                continue;
+            }
+            if (cell[0] == '\n' && s[i] == '\n') {
+                row++;
+                col = 0;
+                i += k;
+                continue;
+            }
+            if (col + w > width) {
+                row++;
+                col = 0;
+            }
+            if (fn) fn(ctx, row, col, cell);
+            col += w;
+            i += k;
+        }
+    }
+    return row + 1 + (col >= width ? 1 : 0);
+}
+
+int input_rows(const struct input *in, int width, int max)
+{
+    int cr, cc;
+    int rows = layout(input_prompt(in), input_line(in), rl_point, width, NULL, NULL, &cr, &cc);
+    if (cr + 1 > rows) rows = cr + 1;
+    return rows < 1 ? 1 : rows > max ? max : rows;
+}
+
+struct drawctx {
+    WINDOW *w;
+    int top, h;
+};
+
+static void draw_cell(void *ctx, int row, int col, const char *cell)
+{
+    struct drawctx *d = ctx;
+    if (row < d->top || row >= d->top + d->h) return;
+    mvwaddstr(d->w, row - d->top, col, cell);
+}
+
+void input_draw(struct input *in, void *win)
+{
+    WINDOW *w = win;
+    int h, wd;
+    getmaxyx(w, h, wd);
+    int cr, cc;
+    layout(input_prompt(in), input_line(in), rl_point, wd, NULL, NULL, &cr, &cc);
+    /* Show the rows around the cursor when the line is taller than the window. */
+    int top = cr - h + 1 > 0 ? cr - h + 1 : 0;
+    werase(w);
+    struct drawctx d = { w, top, h };
+    layout(input_prompt(in), input_line(in), rl_point, wd, draw_cell, &d, &cr, &cc);
+    in->cy = cr - top;
+    in->cx = cc < wd ? cc : wd - 1;
+    wmove(w, in->cy, in->cx);
+    in->dirty = 0;
+}
+
+void input_cursor(const struct input *in, int *y, int *x)
+{
+    *y = in->cy;
+    *x = in->cx;
+}

@@ -1,0 +1,109 @@
+/* The privacy panel; see ui/panel.h. */
+#include "ui/panel.h"
+
+#include <curses.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ui/screen.h"
+#include "ui/utf8.h"
+
+static char kind_letter(int k)
+{
+    switch (k) {
+    case CORE_TOK_KEPT: return 'K';
+    case CORE_TOK_REPLACED: return 'R';
+    case CORE_TOK_PUBLIC: return 'P';
+    case CORE_TOK_CONTROL: return 'C';
+    default: return '?';
+    }
+}
+
+void panel_row(const struct core_tok_report *r, int width, char *out, size_t cap)
+{
+    /* typed(fw) " → " sent(fw) " K " eps(5) */
+    int fw = (width - 3 - 3 - 5) / 2;
+    if (fw < 1) fw = 1;
+    char a[200], b[200], e[16];
+    int wa = utf8_fit(r->orig, strnlen(r->orig, sizeof r->orig), fw, a, sizeof a);
+    int wb = utf8_fit(r->sent, strnlen(r->sent, sizeof r->sent), fw, b, sizeof b);
+    snprintf(e, sizeof e, "%5.2f", r->eps);
+    if (strlen(e) > 5) snprintf(e, sizeof e, "%5.0f", r->eps > 99999 ? 99999 : r->eps);
+    snprintf(out, cap, "%s%*s → %s%*s %c %s", a, fw - wa, "", b, fw - wb, "", kind_letter(r->kind), e);
+}
+
+void panel_bar(double spent, double total, int width, char *out, size_t cap)
+{
+    double left = total > 0 ? (total - spent) / total : 0;
+    if (left < 0) left = 0;
+    if (left > 1) left = 1;
+    char pct[16];
+    snprintf(pct, sizeof pct, " %3.0f%% left", left * 100);
+    int bw = width - 2 - (int)strlen(pct);
+    if (bw < 1) bw = 1;
+    int fill = (int)(left * bw + 0.5);
+    size_t o = 0;
+    if (cap < (size_t)bw + 16) {
+        if (cap) out[0] = 0;
+        return;
+    }
+    out[o++] = '[';
+    for (int i = 0; i < bw; i++) out[o++] = i < fill ? '#' : '-';
+    out[o++] = ']';
+    out[o] = 0;
+    strncat(out, pct, cap - o - 1);
+}
+
+void panel_draw(void *win, const struct panel_data *d)
+{
+    WINDOW *w = win;
+    int h, wd;
+    getmaxyx(w, h, wd);
+    werase(w);
+    /* A left border separates the panel from the transcript. */
+    for (int y = 0; y < h; y++) mvwaddch(w, y, 0, ACS_VLINE);
+    int x = 2, cw = wd - 3;
+    if (cw < 8) return;
+    char buf[1024], line[512];
+    int y = 0;
+    wattron(w, A_BOLD);
+    mvwaddstr(w, y++, x, "Privacy (F2 hides)");
+    wattroff(w, A_BOLD);
+    snprintf(line, sizeof line, "%s, ε %g/token", d->mechanism ? d->mechanism : "?", d->eps);
+    utf8_fit(line, strlen(line), cw, buf, sizeof buf);
+    mvwaddstr(w, y++, x, buf);
+    snprintf(line, sizeof line, "message: %zu tok, ε %.4g", d->n, d->msg_eps);
+    utf8_fit(line, strlen(line), cw, buf, sizeof buf);
+    mvwaddstr(w, y++, x, buf);
+    snprintf(line, sizeof line, "session: ε %.4g of %.4g", d->spent, d->total);
+    utf8_fit(line, strlen(line), cw, buf, sizeof buf);
+    mvwaddstr(w, y++, x, buf);
+    panel_bar(d->spent, d->total, cw, buf, sizeof buf);
+    double left = d->total > 0 ? (d->total - d->spent) / d->total : 0;
+    int pair = left > 0.5 ? UI_PAIR_GOOD : left > 0.2 ? UI_PAIR_WARN : UI_PAIR_BAD;
+    if (d->color) wattron(w, COLOR_PAIR(pair));
+    mvwaddstr(w, y++, x, buf);
+    if (d->color) wattroff(w, COLOR_PAIR(pair));
+    y++;
+    if (y >= h) return;
+    wattron(w, A_UNDERLINE);
+    snprintf(line, sizeof line, "typed → sent  K/R/P/C ε");
+    utf8_fit(line, strlen(line), cw, buf, sizeof buf);
+    mvwaddstr(w, y++, x, buf);
+    wattroff(w, A_UNDERLINE);
+    size_t room = h > y ? (size_t)(h - y) : 0;
+    /* Too many rows: show the first ones and say how many are left out. */
+    size_t show = d->n <= room ? d->n : room ? room - 1 : 0;
+    for (size_t i = 0; i < show; i++) {
+        panel_row(&d->rep[i], cw, buf, sizeof buf);
+        int rp = d->rep[i].kind == CORE_TOK_REPLACED;
+        if (rp) wattron(w, d->color ? COLOR_PAIR(UI_PAIR_REPLACED) : A_BOLD);
+        mvwaddstr(w, y++, x, buf);
+        if (rp) wattroff(w, d->color ? COLOR_PAIR(UI_PAIR_REPLACED) : A_BOLD);
+    }
+    if (show < d->n && y < h) {
+        snprintf(line, sizeof line, "… %zu more (/save has all)", d->n - show);
+        utf8_fit(line, strlen(line), cw, buf, sizeof buf);
+        mvwaddstr(w, y, x, buf);
+    }
+}

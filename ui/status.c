@@ -1,0 +1,44 @@
+/* The status line; see ui/status.h. */
+#include "ui/status.h"
+
+#include <curses.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ui/screen.h"
+#include "ui/utf8.h"
+
+void status_format(const struct status_info *s, int width, char *out, size_t cap)
+{
+    char line[1024], tps[32];
+    if (s->busy) snprintf(tps, sizeof tps, "generating…");
+    else if (s->tps > 0) snprintf(tps, sizeof tps, "%.1f tok/s", s->tps);
+    else snprintf(tps, sizeof tps, "- tok/s");
+    double left = s->total - s->spent;
+    if (left < 0) left = 0;
+    snprintf(line, sizeof line, " %s │ %s │ %s │ %s │ ε %g/tok │ budget %.4g/%.4g left ",
+             s->model && *s->model ? s->model : "?", s->device ? s->device : "?", tps,
+             s->core ? s->core : "", s->eps, left, s->total);
+    int w = utf8_fit(line, strlen(line), width, out, cap);
+    /* Pad to the full width so the reverse-video bar spans the screen. */
+    size_t l = strlen(out);
+    while (w < width && l + 1 < cap) {
+        out[l++] = ' ';
+        w++;
+    }
+    out[l] = 0;
+}
+
+void status_draw(void *win, const struct status_info *s, int color)
+{
+    WINDOW *w = win;
+    int h, wd;
+    getmaxyx(w, h, wd);
+    (void)h;
+    char buf[2048];
+    status_format(s, wd, buf, sizeof buf);
+    werase(w);
+    wattrset(w, color ? COLOR_PAIR(UI_PAIR_STATUS) : A_REVERSE);
+    mvwaddstr(w, 0, 0, buf);
+    wattrset(w, A_NORMAL);
+}

@@ -1,0 +1,210 @@
+/* The conversation pane's model; see ui/transcript.h. Drawing is in ui/screen.c. */
+#include "ui/transcript.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ui/utf8.h"
+
+void transcript_init(struct transcript *t, size_t max_entries)
+{
+    memset(t, 0, sizeof *t);
+    t->max_entries = max_entries ? max_entries : 2000;
+}
+
+void transcript_clear(struct transcript *t)
+{
+    for (size_t i = 0; i < t->n; i++) free(t->e[i].text);
+    t->n = 0;
+    t->scroll = 0;
+    t->ncarry = 0;
+}
+
+void transcript_free(struct transcript *t)
+{
+    transcript_clear(t);
+    free(t->e);
+    t->e = NULL;
+    t->cap = 0;
+}
+
+static int grow(struct tr_entry *e, size_t need)
+{
+    if (e->len + need + 1 <= e->cap) return 0;
+    size_t nc = e->cap ? e->cap : 64;
+    while (nc < e->len + need + 1) nc *= 2;
+    char *p = realloc(e->text, nc);
+    if (!p) return -1;
+    e->text = p;
+    e->cap = nc;
+    return 0;
+}
+
+int transcript_add(struct transcript *t, int style, const char *text, size_t len)
+{
+    transcript_end_answer(t);
+    if (t->n == t->max_entries) {
+        free(t->e[0].text);
+        memmove(t->e, t->e + 1, (t->n - 1) * sizeof *t->e);
+        t->n--;
+    }
+    if (t->n == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 32;
+        struct tr_entry *ne = realloc(t->e, nc * sizeof *ne);
+        if (!ne) return -1;
+        t->e = ne;
+        t->cap = nc;
+    }
+    struct tr_entry *e = &t->e[t->n];
+    memset(e, 0, sizeof *e);
+    e->style = style;
+    if (grow(e, len) != 0) return -1;
+    memcpy(e->text, text, len);
+    e->len = len;
+    e->text[len] = 0;
+    t->n++;
+    return 0;
+}
+
+static int raw_append(struct transcript *t, const char *s, size_t n)
+{
+    struct tr_entry *e = &t->e[t->n - 1];
+    if (grow(e, n) != 0) return -1;
+    memcpy(e->text + e->len, s, n);
+    e->len += n;
+    e->text[e->len] = 0;
+    return 0;
+}
+
+int transcript_append(struct transcript *t, const char *s, size_t n)
+{
+    if (!t->n || t->e[t->n - 1].style != TR_ANSWER) {
+        if (transcript_add(t, TR_ANSWER, "", 0) != 0) return -1;
+    }
+    while (t->ncarry && n) {
+        t->carry[t->ncarry++] = *s++;
+        n--;
+        uint32_t cp;
+        if (utf8_decode(t->carry, t->ncarry, &cp) || t->ncarry == 4 ||
+            !utf8_incomplete_tail(t->carry, t->ncarry)) {
+            if (raw_append(t, t->carry, t->ncarry) != 0) return -1;
+            t->ncarry = 0;
+        }
+    }
+    size_t tail = utf8_incomplete_tail(s, n);
+    if (raw_append(t, s, n - tail) != 0) return -1;
+    memcpy(t->carry + t->ncarry, s + n - tail, tail);
+    t->ncarry += tail;
+    return 0;
+}
+
+void transcript_end_answer(struct transcript *t)
+{
+    if (t->ncarry && t->n) raw_append(t, t->carry, t->ncarry);
+    t->ncarry = 0;
+}
+
+size_t transcript_wrap(const char *s, size_t n, int width,
+                       void (*fn)(void *ctx, size_t off, size_t len), void *ctx)
+{
+    if (width < 1) width = 1;
+    size_t rows = 0, start = 0, i = 0;
+    int col = 0;
+    size_t brk = 0;      /* byte after the last space in this row (0: none) */
+    char cell[8];
+    while (i < n) {
+        int w;
+        size_t k = utf8_cell(s + i, n - i, cell, &w);
+        if (cell[0] == '\n' && s[i] == '\n') {
+            if (fn) fn(ctx, start, i - start);
+            rows++;
+            i += k;
+            start = i;
+            col = 0;
+            brk = 0;
+            continue;
+        }
+        if (col + w > width && col > 0) {
+            /* Break after the last space when the word then fits on the next row. */
+            size_t end = brk > start ? brk : i;
+            if (fn) fn(ctx, start, end - start);
+            rows++;
+            start = end;
+            col = utf8_width(s + start, i - start);
+            brk = 0;
+            continue;   /* re-examine this cell on the new row */
+        }
+        col += w;
+        i += k;
+        if (s[i - k] == ' ') brk = i;
+    }
+    if (start < n || rows == 0 || (n && s[n - 1] == '\n')) {
+        if (fn) fn(ctx, start, n - start);
+        rows++;
+    }
+    return rows;
+}
+
+struct lay {
+    struct tr_row *rows;
+    size_t n, cap;
+    size_t idx;
+    int first, fail;
+};
+
+static void lay_row(void *ctx, size_t off, size_t len)
+{
+    struct lay *l = ctx;
+    if (l->fail) return;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 256;
+        struct tr_row *r = realloc(l->rows, nc * sizeof *r);
+        if (!r) {
+            l->fail = 1;
+            return;
+        }
+        l->rows = r;
+        l->cap = nc;
+    }
+    l->rows[l->n++] = (struct tr_row){ l->idx, off, len, l->first };
+    l->first = 0;
+}
+
+int transcript_layout(const struct transcript *t, int width, struct tr_row **rows, size_t *n)
+{
+    struct lay l = { 0 };
+    int inner = width - 2 > 1 ? width - 2 : 1;
+    for (size_t i = 0; i < t->n && !l.fail; i++) {
+        if (t->e[i].style == TR_USER && i > 0) {
+            l.idx = (size_t)-1;   /* blank separator row */
+            l.first = 0;
+            lay_row(&l, 0, 0);
+        }
+        l.idx = i;
+        l.first = 1;
+        transcript_wrap(t->e[i].text, t->e[i].len, inner, lay_row, &l);
+    }
+    if (l.fail) {
+        free(l.rows);
+        *rows = NULL;
+        *n = 0;
+        return -1;
+    }
+    *rows = l.rows;
+    *n = l.n;
+    return 0;
+}
+
+void transcript_scroll(struct transcript *t, int delta, int width, int height)
+{
+    struct tr_row *rows;
+    size_t n;
+    long s = (long)t->scroll + delta;
+    if (transcript_layout(t, width, &rows, &n) != 0) return;
+    free(rows);
+    long max = (long)n - height;
+    if (max < 0) max = 0;
+    if (s > max) s = max;
+    if (s < 0) s = 0;
+    t->scroll = (int)s;
+}
