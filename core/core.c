@@ -282,6 +282,12 @@ static int san_row(void *ctx, int32_t id, float *out)
     return embed_row(((struct core *)ctx)->emb, id, out, e, sizeof e);
 }
 
+static int san_rows(void *ctx, const int32_t *ids, size_t n, float *out)
+{
+    char e[8];
+    return embed_rows(((struct core *)ctx)->emb, ids, n, out, e, sizeof e);
+}
+
 static int san_init(struct core *c, char *err, size_t errlen)
 {
     if (c->mc) return 0;
@@ -320,7 +326,7 @@ static int san_init(struct core *c, char *err, size_t errlen)
     if (c->seeded)
         fprintf(stderr, "cmif: WARNING: seeded sanitizer (--seed): the noise is reproducible, "
                         "so this run is NOT private; use it for tests only\n");
-    struct mech_config mc = {.n_vocab = n, .dim = c->dim, .row = san_row, .ctx = c,
+    struct mech_config mc = {.n_vocab = n, .dim = c->dim, .row = san_row, .rows = san_rows, .ctx = c,
                              .clusters = c->cl, .role = role, .stopword = stop,
                              .noise = c->nz};
     if (mech_open(&c->mc, &mc, c->mech, c->eps, err, errlen) != 0) goto out;
@@ -549,7 +555,8 @@ void core_status(const struct core *c, struct core_status *st)
         snprintf(prot, sizeof prot, "%s, %s locked",
                  st->secretmem ? "memfd_secret" : "guarded mmap+mlock", locked);
     else
-        snprintf(prot, sizeof prot, "NOT LOCKED (RLIMIT_MEMLOCK %s)", lim);
+        snprintf(prot, sizeof prot, "%s, NOT LOCKED (RLIMIT_MEMLOCK %s)",
+                 st->secretmem ? "memfd_secret" : "guarded mmap", lim);
     snprintf(st->summary, sizeof st->summary, "%s, swap %llu pages out/%llu in%s%s", prot,
              (unsigned long long)st->swap_pages_out, (unsigned long long)st->swap_pages_in,
              ss.failed ? ", SWAP FAILED" : "", st->dumpable ? ", DUMPABLE" : "");
