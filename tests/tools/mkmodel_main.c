@@ -16,7 +16,7 @@ static void usage(FILE *f)
             "usage: mkmodel OUT.gguf [--preset tiny|110m|1.1b] [--dim N] [--layers N]\n"
             "               [--heads N] [--kv-heads N] [--ffn N] [--vocab N] [--ctx N]\n"
             "               [--type T] [--embd-type T] [--tied] [--rope-base F] [--seed N]\n"
-            "               [--tokenizer-from FILE]\n"
+            "               [--tokenizer-from FILE] [--chat-template FILE]\n"
             "  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k\n"
             "  presets: tiny (dim 64, 2 layers), 110m (llama2.c stories110M shape),\n"
             "           1.1b (TinyLlama: dim 2048, 22 layers, ffn 5632, 32/4 heads, vocab 32000)\n"
@@ -59,8 +59,48 @@ static int preset(struct randmodel_spec *s, const char *name)
     return -1;
 }
 
+/* The whole of a (small) text file, NUL-terminated; NULL with a message on failure. */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "mkmodel: cannot open %s\n", path);
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *t = malloc(cap);
+    while (t) {
+        size_t r = fread(t + n, 1, cap - n - 1, f);
+        n += r;
+        if (n + 1 < cap) break;
+        if (cap > (1u << 24)) {
+            fprintf(stderr, "mkmodel: %s is larger than 16 MiB\n", path);
+            free(t);
+            t = NULL;
+            break;
+        }
+        char *nt = realloc(t, cap *= 2);
+        if (!nt) free(t);
+        t = nt;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!t || bad) {
+        if (t) fprintf(stderr, "mkmodel: error reading %s\n", path);
+        else fprintf(stderr, "mkmodel: cannot read %s\n", path);
+        free(t);
+        return NULL;
+    }
+    t[n] = 0;
+    return t;
+}
+
+static char *tmpl;   /* --chat-template contents; freed at exit so every return path is clean */
+static void free_tmpl(void) { free(tmpl); }
+
 int main(int argc, char **argv)
 {
+    atexit(free_tmpl);
     struct randmodel_spec s;
     randmodel_defaults(&s);
     const char *out = NULL;
@@ -126,6 +166,11 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--tokenizer-from")) {
             s.tokenizer_from = v;
+        } else if (!strcmp(a, "--chat-template")) {
+            free(tmpl);
+            tmpl = read_file(v);
+            if (!tmpl) return 1;
+            s.chat_template = tmpl;
         } else if (!strcmp(a, "--preset")) {
             struct randmodel_spec keep = s;
             if (preset(&s, v)) {
@@ -135,6 +180,7 @@ int main(int argc, char **argv)
             /* Settings that are not shapes survive a preset given after them. */
             s.type = keep.type, s.embd_type = keep.embd_type, s.tied = keep.tied;
             s.seed = keep.seed, s.tokenizer_from = keep.tokenizer_from;
+            s.chat_template = keep.chat_template, s.rope_base = keep.rope_base;
         } else {
             fprintf(stderr, "mkmodel: unknown option %s\n", a);
             usage(stderr);

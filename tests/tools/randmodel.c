@@ -47,6 +47,7 @@ void randmodel_defaults(struct randmodel_spec *s)
     s->rope_base = 10000.0f;
     s->seed = 1;
     s->tokenizer_from = NULL;
+    s->chat_template = NULL;
 }
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -453,6 +454,7 @@ int randmodel_write(const char *path, const struct randmodel_spec *spec, char *e
         gw_free(w);
         return -1;
     }
+    if (s.chat_template) gw_kv_str(w, "tokenizer.chat_template", s.chat_template);
     int head_dim = s.dim / s.n_heads;
     gw_kv_str(w, "general.architecture", "llama");
     gw_kv_str(w, "general.name", "cmif random llama");

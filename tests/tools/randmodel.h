@@ -14,6 +14,7 @@ struct randmodel_spec {
     float rope_base;          /* 0 = 10000 */
     uint64_t seed;
     const char *tokenizer_from;  /* copy tokenizer.* from this GGUF; NULL = synthetic SPM vocab */
+    const char *chat_template;   /* tokenizer.chat_template to write; NULL = none (or the copy) */
 };
 
 void randmodel_defaults(struct randmodel_spec *s);   /* a tiny model: dim 64, 2 layers, ... */
