@@ -922,6 +922,73 @@ static void test_spm_control_not_from_text(void **state)
     tu_rmtree(dir);
 }
 
+/* A SentencePiece vocabulary made here (byte tokens, a few pieces), so the SPM encoder's
+ * robustness is tested under ASan even without ../shared. */
+static void test_spm_synthetic_fuzz(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    static const char *const pieces[] = {"\xE2\x96\x81", "a", "b", "e", "h", "l", "o", "x",
+                                         "\xE2\x96\x81h", "he", "ll", "llo", "\xE2\x96\x81hello",
+                                         "\xE2\x96\x81" "a", "\xC3\xA9", "\xE2\x96\x81\xE2\x96\x81", "aa",
+                                         "\xE2\x96\x81he"};
+    size_t np = sizeof pieces / sizeof pieces[0], n = 3 + 256 + np;
+    char **toks = calloc(n, sizeof *toks);
+    float *scores = calloc(n, sizeof *scores);
+    int32_t *types = calloc(n, sizeof *types);
+    assert_non_null(toks);
+    assert_non_null(scores);
+    assert_non_null(types);
+    const char *sp[3] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++) {
+        toks[i] = strdup(sp[i]);
+        types[i] = i ? TOK_T_CONTROL : TOK_T_UNKNOWN;
+    }
+    for (int b = 0; b < 256; b++) {
+        char buf[8];
+        snprintf(buf, sizeof buf, "<0x%02X>", b);
+        toks[3 + b] = strdup(buf);
+        types[3 + b] = TOK_T_BYTE;
+    }
+    for (size_t i = 0; i < np; i++) {
+        toks[259 + i] = strdup(pieces[i]);
+        scores[259 + i] = -(float)i;
+        types[259 + i] = TOK_T_NORMAL;
+    }
+    struct gw *w = gw_new();
+    gw_kv_str(w, "general.architecture", "llama");
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, n);
+    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, n);
+    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, n);
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/spm.gguf", dir);
+    assert_int_equal(gw_write(w, path, err, sizeof err), 0);
+    gw_free(w);
+    struct gguf *g;
+    struct tokenizer *t;
+    assert_int_equal(gguf_open(&g, path, err, sizeof err), 0);
+    if (tok_open(&t, g, err, sizeof err) != 0) fail_msg("tok_open: %s", err);
+    int32_t ids[16];
+    size_t k = enc(t, "hello", 5, 1, 0, ids, 16);
+    assert_int_equal(k, 2);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], tok_find(t, "\xE2\x96\x81hello", 8));
+    k = enc(t, "\x01", 1, 0, 0, ids, 16);  /* ▁ then byte fallback */
+    assert_int_equal(k, 2);
+    assert_int_equal(ids[0], 259);
+    assert_int_equal(ids[1], 3 + 1);
+    fuzz_roundtrip(t, 1, 1500);
+    long_line(t, 1);
+    tok_close(t);
+    gguf_close(g);
+    for (size_t i = 0; i < n; i++) free(toks[i]);
+    free(toks);
+    free(scores);
+    free(types);
+    tu_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest spm[] = {
@@ -939,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_bpe_fuzz_and_long),
         cmocka_unit_test(test_bad_vocab),
         cmocka_unit_test(test_spm_control_not_from_text),
+        cmocka_unit_test(test_spm_synthetic_fuzz),
     };
     int fails = cmocka_run_group_tests_name("tokenizer_spm", spm, spm_setup, spm_teardown);
     fails += cmocka_run_group_tests_name("tokenizer_bpe", bpe, NULL, NULL);
