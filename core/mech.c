@@ -20,6 +20,7 @@ struct mech {
     int32_t n_vocab;
     int dim;
     cluster_row_fn row;
+    int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
     void *ctx;
     const struct cluster *cl;
     struct noise *nz;
@@ -31,6 +32,8 @@ struct mech {
     uint8_t *is_sens;
     /* scratch (input-dependent values: protected memory) */
     float *xrow, *crow;
+    float *mrows;               /* a whole cluster's rows (max cluster size x dim) */
+    size_t mcap;
     double *val;
     int64_t *score;
     size_t cap;
@@ -122,6 +125,7 @@ int mech_open(struct mech **out, const struct mech_config *cfg, int kind, double
     m->n_vocab = cfg->n_vocab;
     m->dim = cfg->dim;
     m->row = cfg->row;
+    m->rows = cfg->rows;
     m->ctx = cfg->ctx;
     m->cl = cfg->clusters;
     m->nz = cfg->noise;
@@ -145,6 +149,13 @@ int mech_open(struct mech **out, const struct mech_config *cfg, int kind, double
         int n = cluster_members(m->cl, c, &mem);
         if (n > maxc) maxc = n;
     }
+    m->mcap = (size_t)maxc;
+    m->mrows = sodium_malloc(m->mcap * (size_t)m->dim * sizeof(float));
+    if (!m->mrows) {
+        snprintf(err, errlen, "mech: cannot allocate protected scratch for %d rows", maxc);
+        mech_close(m);
+        return -1;
+    }
     if (grow(m, (size_t)maxc, err, errlen) || set_scale(m, err, errlen) ||
         mech_set_kind(m, kind, err, errlen)) {
         mech_close(m);
@@ -163,6 +174,7 @@ void mech_close(struct mech *m)
     free(m->sens);
     if (m->xrow) sodium_free(m->xrow);
     if (m->crow) sodium_free(m->crow);
+    if (m->mrows) sodium_free(m->mrows);
     if (m->val) sodium_free(m->val);
     if (m->score) sodium_free(m->score);
     free(m);
@@ -247,6 +259,22 @@ static int fetch(struct mech *m, int32_t id, float *out, char *err, size_t errle
     return 0;
 }
 
+/* Rows of ids[0..n-1] into out: one batched call when the provider has one. */
+static int fetch_many(struct mech *m, const int32_t *ids, size_t n, float *out, char *err,
+                      size_t errlen)
+{
+    if (m->rows) {
+        if (m->rows(m->ctx, ids, n, out) != 0) {
+            snprintf(err, errlen, "mech: cannot read the embeddings of %zu tokens", n);
+            return -1;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (fetch(m, ids[i], out + i * (size_t)m->dim, err, errlen)) return -1;
+    return 0;
+}
+
 /* Exponential mechanism over val[0..n-1] (utilities, higher is better) with weight
  * exp(coef * (u - u_max)); floating point, used by the baselines only. */
 static int exp_mech(struct mech *m, size_t n, double coef)
@@ -269,10 +297,13 @@ static int rnm(struct mech *m, const int32_t *mem, int n, char *err, size_t errl
 {
     double lo = INFINITY, hi = -INFINITY;
     double nx = sqrt(dotf(m->xrow, m->xrow, m->dim));
+    (void)mem;
+    (void)err;
+    (void)errlen;
     for (int i = 0; i < n; i++) {
-        if (fetch(m, mem[i], m->crow, err, errlen)) return -1;
-        double nc = sqrt(dotf(m->crow, m->crow, m->dim));
-        double c = nx > 0 && nc > 0 ? dotf(m->xrow, m->crow, m->dim) / (nx * nc) : 0;
+        const float *cr = m->mrows + (size_t)i * m->dim;
+        double nc = sqrt(dotf(cr, cr, m->dim));
+        double c = nx > 0 && nc > 0 ? dotf(m->xrow, cr, m->dim) / (nx * nc) : 0;
         m->val[i] = c;
         if (c < lo) lo = c;
         if (c > hi) hi = c;
@@ -302,9 +333,11 @@ static int rnm(struct mech *m, const int32_t *mem, int n, char *err, size_t errl
 static int custext(struct mech *m, const int32_t *mem, int n, char *err, size_t errlen)
 {
     double lo = INFINITY, hi = -INFINITY;
+    (void)mem;
+    (void)err;
+    (void)errlen;
     for (int i = 0; i < n; i++) {
-        if (fetch(m, mem[i], m->crow, err, errlen)) return -1;
-        double d = dist2(m->xrow, m->crow, m->dim);
+        double d = dist2(m->xrow, m->mrows + (size_t)i * m->dim, m->dim);
         m->val[i] = d;
         if (d < lo) lo = d;
         if (d > hi) hi = d;
@@ -319,9 +352,11 @@ static int32_t santext(struct mech *m, int32_t id, int *replaced, char *err, siz
 {
     *replaced = 0;
     if (!m->is_sens[id] && !(noise_unit(m->nz) < m->st_p)) return id;
-    for (int32_t i = 0; i < m->n_sens; i++) {
-        if (fetch(m, m->sens[i], m->crow, err, errlen)) return -1;
-        m->val[i] = -dist2(m->xrow, m->crow, m->dim);
+    for (int32_t i0 = 0; i0 < m->n_sens; i0 += (int32_t)m->mcap) {
+        size_t cnt = (size_t)(m->n_sens - i0) < m->mcap ? (size_t)(m->n_sens - i0) : m->mcap;
+        if (fetch_many(m, m->sens + i0, cnt, m->mrows, err, errlen)) return -1;
+        for (size_t i = 0; i < cnt; i++)
+            m->val[i0 + (int32_t)i] = -dist2(m->xrow, m->mrows + i * (size_t)m->dim, m->dim);
     }
     int r = exp_mech(m, (size_t)m->n_sens, m->eps / 2);
     sodium_memzero(m->val, (size_t)m->n_sens * sizeof *m->val);
@@ -347,7 +382,17 @@ int mech_sanitize(struct mech *m, int32_t id, struct mech_out *o, char *err, siz
     int n = cluster_members(m->cl, cid, &mem);
     o->cluster_size = n;
     o->eps = m->eps;
-    if (fetch(m, id, m->xrow, err, errlen)) return -1;
+    size_t rows_used = 0;
+    if (m->kind == MECH_SANTEXT) {
+        if (fetch(m, id, m->xrow, err, errlen)) return -1;
+        rows_used = m->mcap;
+    } else {
+        /* The cluster holds the input token: one batched read serves both. */
+        if (fetch_many(m, mem, (size_t)n, m->mrows, err, errlen)) return -1;
+        rows_used = (size_t)n;
+        for (int i = 0; i < n; i++)
+            if (mem[i] == id) memcpy(m->xrow, m->mrows + (size_t)i * m->dim, (size_t)m->dim * sizeof(float));
+    }
     int32_t sent = id;
     if (m->kind == MECH_RNM || m->kind == MECH_RNM_EXP) {
         int i = n > 1 ? rnm(m, mem, n, err, errlen) : 0;
@@ -364,7 +409,7 @@ int mech_sanitize(struct mech *m, int32_t id, struct mech_out *o, char *err, siz
         o->cluster_size = m->n_sens;
     }
     sodium_memzero(m->xrow, (size_t)m->dim * sizeof(float));
-    sodium_memzero(m->crow, (size_t)m->dim * sizeof(float));
+    sodium_memzero(m->mrows, rows_used * (size_t)m->dim * sizeof(float));
     o->sent = sent;
     o->kind = sent == id ? MECH_KEPT : MECH_REPLACED;
     return 0;

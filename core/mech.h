@@ -49,6 +49,9 @@ struct mech_config {
     int32_t n_vocab;
     int dim;
     cluster_row_fn row;             /* embedding rows */
+    /* Optional: n rows at once into out (n x dim), e.g. one unseal of the core's swap for a
+     * whole cluster; NULL = row by row. Same ctx. */
+    int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
     void *ctx;
     const struct cluster *clusters; /* the partition (must outlive the mech) */
     const uint8_t *role;            /* n_vocab entries of enum mech_role (copied) */
