@@ -164,7 +164,7 @@ static void mv_run(struct cpu *b, struct mv_job *j, const float *x, size_t n)
     } else {
         j->total = (size_t)j->p[0].w->rows;
     }
-    pool_run(b->pool, mv_task, j, b->nth);
+    pool_run(b->pool, mv_task, j, b->nth > 1 ? 4 * b->nth : 1);
 }
 
 static void mv1(struct cpu *b, const struct dec_tensor *w, const float *x, float *y)

@@ -1,0 +1,398 @@
+/* tests/bench/bench_main: the benchmark program's main, section registry and the shared
+ * helpers declared in bench.h (models, read bandwidth, engine timing, report rows). */
+#include "tests/bench/bench.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app/model.h"
+#include "core/gguf.h"
+#include "gpu/decoder.h"
+#include "gpu/quant.h"
+#include "tests/tools/randmodel.h"
+
+/* ---- registry ----------------------------------------------------------------------- */
+
+#define MAX_SECTIONS 32
+static const struct bench_section *sections[MAX_SECTIONS];
+static int n_sections;
+
+void bench_register(const struct bench_section *s)
+{
+    if (n_sections < MAX_SECTIONS) sections[n_sections++] = s;
+    else fprintf(stderr, "cmif-bench: too many sections, '%s' dropped\n", s->name);
+}
+
+static int sec_cmp(const void *a, const void *b)
+{
+    const struct bench_section *x = *(const struct bench_section *const *)a;
+    const struct bench_section *y = *(const struct bench_section *const *)b;
+    if (x->order != y->order) return x->order < y->order ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* ---- report ------------------------------------------------------------------------- */
+
+double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void bench_title(struct bench *b, const char *title)
+{
+    fprintf(b->out, "\n== %s\n", title);
+    fflush(b->out);
+}
+
+void bench_row(struct bench *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(b->out, fmt, ap);
+    va_end(ap);
+    fputc('\n', b->out);
+    fflush(b->out);
+}
+
+/* ---- models ------------------------------------------------------------------------- */
+
+struct mdef {
+    const char *name, *file;
+    int dim, layers, heads, kv_heads, ffn, vocab, ctx, type;
+};
+
+static const struct mdef mdefs[BENCH_N_MODELS] = {
+    [BENCH_TINY] = {"tiny Q8_0", "tiny-q8_0.gguf", 256, 4, 8, 4, 768, 4096, 512, QT_Q8_0},
+    [BENCH_110M_Q8_0] = {"110M Q8_0", "110m-q8_0.gguf", 768, 12, 12, 12, 2048, 32000, 1024, QT_Q8_0},
+    [BENCH_110M_Q4_K] = {"110M Q4_K", "110m-q4_k.gguf", 768, 12, 12, 12, 2048, 32000, 1024, QT_Q4_K},
+    [BENCH_1B_Q8_0] = {"1.1B Q8_0", "tinyllama-1.1b-q8_0.gguf", 2048, 22, 32, 4, 5632, 32000, 2048, QT_Q8_0},
+    [BENCH_1B_Q4_K] = {"1.1B Q4_K", "tinyllama-1.1b-q4_k.gguf", 2048, 22, 32, 4, 5632, 32000, 2048, QT_Q4_K},
+};
+
+const char *bench_model_name(int which)
+{
+    return which >= 0 && which < BENCH_N_MODELS ? mdefs[which].name : "?";
+}
+
+const char *bench_model_path(struct bench *b, int which)
+{
+    static char paths[BENCH_N_MODELS][1024];
+    if (which < 0 || which >= BENCH_N_MODELS) return NULL;
+    const struct mdef *d = &mdefs[which];
+    char *p = paths[which];
+    snprintf(p, sizeof paths[which], "%s/%s", b->dir, d->file);
+    struct stat st;
+    if (stat(p, &st) == 0 && st.st_size > 0) {
+        /* reuse only a file that still opens (an interrupted write leaves a bad one) */
+        struct gguf *g;
+        char err[256];
+        if (gguf_open(&g, p, err, sizeof err) == 0) {
+            gguf_close(g);
+            return p;
+        }
+        fprintf(b->out, "   (%s is unusable: %s; rewriting)\n", p, err);
+    }
+    if (mkdir(b->dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(b->out, "cmif-bench: cannot create %s: %s\n", b->dir, strerror(errno));
+        return NULL;
+    }
+    struct randmodel_spec s;
+    randmodel_defaults(&s);
+    s.dim = d->dim;
+    s.n_layers = d->layers;
+    s.n_heads = d->heads;
+    s.n_kv_heads = d->kv_heads;
+    s.ffn_dim = d->ffn;
+    s.vocab = d->vocab;
+    s.ctx = d->ctx;
+    s.type = d->type;
+    s.seed = 42;
+    char tmp[1100], err[256];
+    snprintf(tmp, sizeof tmp, "%s.part", p);
+    fprintf(b->out, "   (writing %s ...)\n", p);
+    fflush(b->out);
+    double t0 = bench_now();
+    if (randmodel_write(tmp, &s, err, sizeof err) != 0) {
+        fprintf(b->out, "cmif-bench: cannot write %s: %s\n", tmp, err);
+        unlink(tmp);
+        return NULL;
+    }
+    if (rename(tmp, p) != 0) {
+        fprintf(b->out, "cmif-bench: rename %s: %s\n", tmp, strerror(errno));
+        return NULL;
+    }
+    fprintf(b->out, "   (wrote %s in %.1f s)\n", p, bench_now() - t0);
+    return p;
+}
+
+/* ---- read bandwidth ----------------------------------------------------------------- */
+
+struct bw_arg {
+    const unsigned char *p;
+    size_t n;
+    uint64_t sum;
+};
+
+/* Four independent 256-bit accumulators so the loop is bound by loads, not add latency. */
+typedef uint64_t v4u64 __attribute__((vector_size(32)));
+
+__attribute__((target("avx2"))) static uint64_t sum_avx2(const unsigned char *p, size_t n)
+{
+    v4u64 a = {0}, b2 = {0}, c = {0}, d = {0};
+    for (size_t i = 0; i + 128 <= n; i += 128) {
+        a += *(const v4u64 *)(p + i);
+        b2 += *(const v4u64 *)(p + i + 32);
+        c += *(const v4u64 *)(p + i + 64);
+        d += *(const v4u64 *)(p + i + 96);
+    }
+    a += b2 + c + d;
+    return a[0] + a[1] + a[2] + a[3];
+}
+
+static uint64_t sum_plain(const unsigned char *p, size_t n)
+{
+    const uint64_t *q = (const uint64_t *)p;
+    uint64_t a = 0, b2 = 0, c = 0, d = 0;
+    for (size_t i = 0; i + 4 <= n / 8; i += 4) {
+        a += q[i];
+        b2 += q[i + 1];
+        c += q[i + 2];
+        d += q[i + 3];
+    }
+    return a + b2 + c + d;
+}
+
+static void *bw_thread(void *arg)
+{
+    struct bw_arg *a = arg;
+    a->sum = __builtin_cpu_supports("avx2") ? sum_avx2(a->p, a->n) : sum_plain(a->p, a->n);
+    return NULL;
+}
+
+static double bw_cache[65];
+
+double bench_read_bw(struct bench *b, int threads)
+{
+    if (threads < 1 || threads > 64) return 0;
+    if (bw_cache[threads] > 0) return bw_cache[threads];
+    size_t n = b->quick ? ((size_t)128 << 20) : ((size_t)1 << 30);
+    unsigned char *buf = aligned_alloc(64, n);
+    if (!buf) {
+        fprintf(b->out, "cmif-bench: cannot allocate %zu MiB for the bandwidth test\n", n >> 20);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i += 4096) memset(buf + i, (int)(i >> 12), 4096);
+    double best = 0;
+    volatile uint64_t sink = 0;
+    int passes = b->quick ? 3 : 6;
+    for (int it = 0; it < passes; it++) {
+        pthread_t th[64];
+        struct bw_arg args[64];
+        size_t chunk = n / (size_t)threads / 128 * 128;
+        double t0 = bench_now();
+        int started = 0;
+        for (int t = 0; t < threads; t++) {
+            args[t] = (struct bw_arg){buf + (size_t)t * chunk, chunk, 0};
+            if (t == 0) continue;
+            if (pthread_create(&th[t], NULL, bw_thread, &args[t]) == 0) started |= 1 << (t & 31);
+            else bw_thread(&args[t]);
+        }
+        bw_thread(&args[0]);
+        for (int t = 1; t < threads; t++)
+            if (started & (1 << (t & 31))) pthread_join(th[t], NULL);
+        double dt = bench_now() - t0;
+        for (int t = 0; t < threads; t++) sink += args[t].sum;
+        double gbs = (double)chunk * threads / dt / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    (void)sink;
+    free(buf);
+    bw_cache[threads] = best;
+    return best;
+}
+
+/* ---- engine ------------------------------------------------------------------------- */
+
+int bench_engine_open(struct bench_engine *e, const char *path, int threads, int device, int ctx)
+{
+    char err[512];
+    memset(e, 0, sizeof *e);
+    e->rng = 0x9e3779b97f4a7c15ULL;
+    double t0 = bench_now();
+    if (gguf_open(&e->g, path, err, sizeof err) || model_open(&e->m, e->g, err, sizeof err)) {
+        fprintf(stderr, "cmif-bench: %s: %s\n", path, err);
+        bench_engine_close(e);
+        return -1;
+    }
+    struct dec_options o = {.ctx = ctx, .threads = threads, .device = device, .cl_index = -1};
+    if (dec_open(&e->d, &e->m->w, &o, err, sizeof err)) {
+        fprintf(stderr, "cmif-bench: %s: %s\n", path, err);
+        bench_engine_close(e);
+        return -1;
+    }
+    e->load_ms = (bench_now() - t0) * 1e3;
+    e->dim = e->m->w.cfg.dim;
+    e->vocab = e->m->w.cfg.vocab;
+    e->ctx = dec_ctx(e->d);
+    e->weight_bytes = e->m->weight_bytes;
+    e->x = malloc(sizeof(float) * (size_t)e->dim * (size_t)e->ctx);
+    e->logits = malloc(sizeof(float) * (size_t)e->vocab * 2);
+    if (!e->x || !e->logits) {
+        fprintf(stderr, "cmif-bench: out of memory\n");
+        bench_engine_close(e);
+        return -1;
+    }
+    return 0;
+}
+
+void bench_engine_close(struct bench_engine *e)
+{
+    dec_close(e->d);
+    model_close(e->m);
+    gguf_close(e->g);
+    free(e->x);
+    free(e->logits);
+    memset(e, 0, sizeof *e);
+}
+
+static int32_t rand_id(struct bench_engine *e)
+{
+    e->rng ^= e->rng << 13;
+    e->rng ^= e->rng >> 7;
+    e->rng ^= e->rng << 17;
+    return (int32_t)(e->rng % (uint64_t)e->vocab);
+}
+
+static int fill(struct bench_engine *e, int n)
+{
+    char err[256];
+    for (int i = 0; i < n; i++)
+        if (model_embed_token(e->m, rand_id(e), e->x + (size_t)i * e->dim, err, sizeof err)) {
+            fprintf(stderr, "cmif-bench: %s\n", err);
+            return -1;
+        }
+    return 0;
+}
+
+double bench_prompt_tps(struct bench_engine *e, int n)
+{
+    char err[256];
+    if (n < 1 || n > e->ctx || fill(e, n)) return 0;
+    double t0 = bench_now();
+    if (dec_forward(e->d, e->x, n, 0, e->logits, 0, err, sizeof err)) {
+        fprintf(stderr, "cmif-bench: %s\n", err);
+        return 0;
+    }
+    return n / (bench_now() - t0);
+}
+
+double bench_decode_tps(struct bench_engine *e, int n, int start)
+{
+    char err[256];
+    if (n < 1 || start < 0 || start + n > e->ctx || fill(e, 1)) return 0;
+    double t0 = bench_now();
+    for (int i = 0; i < n; i++) {
+        if (dec_forward(e->d, e->x, 1, start + i, e->logits, 0, err, sizeof err)) {
+            fprintf(stderr, "cmif-bench: %s\n", err);
+            return 0;
+        }
+        /* the next input depends on this step's output, as in real decoding */
+        int32_t best = 0;
+        for (int32_t v = 1; v < e->vocab; v++)
+            if (e->logits[v] > e->logits[best]) best = v;
+        if (model_embed_token(e->m, best, e->x, err, sizeof err)) return 0;
+    }
+    return n / (bench_now() - t0);
+}
+
+/* ---- main --------------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cmif-bench [--quick] [--only NAME[,NAME...]] [--list] [--threads N] "
+               "[--dir DIR]\n"
+               "  --quick      tiny model, few tokens: a smoke run of every section\n"
+               "  --only       run only these sections (see --list)\n"
+               "  --threads N  measure 1..N threads (default 2)\n"
+               "  --dir DIR    benchmark models (default $CMIF_BENCH_DIR or /tmp/cmif-bench)\n");
+}
+
+static int selected(const char *only, const char *name)
+{
+    if (!only) return 1;
+    size_t n = strlen(name);
+    for (const char *p = only; *p;) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return 1;
+        if (!c) break;
+        p = c + 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct bench b = {0, 2, NULL, stdout};
+    const char *only = NULL;
+    int list = 0;
+    b.dir = getenv("CMIF_BENCH_DIR");
+    if (!b.dir || !*b.dir) b.dir = "/tmp/cmif-bench";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) b.quick = 1;
+        else if (!strcmp(argv[i], "--list")) list = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--dir") && i + 1 < argc) b.dir = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            char *end;
+            long t = strtol(argv[++i], &end, 10);
+            if (*end || t < 1 || t > 64) {
+                fprintf(stderr, "cmif-bench: --threads wants 1..64\n");
+                return 2;
+            }
+            b.max_threads = (int)t;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "cmif-bench: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    qsort(sections, (size_t)n_sections, sizeof sections[0], sec_cmp);
+    if (list) {
+        for (int i = 0; i < n_sections; i++)
+            printf("%-12s %s\n", sections[i]->name, sections[i]->desc);
+        return 0;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    fprintf(b.out, "cmif-bench%s: %ld CPUs, SIMD %s, models in %s\n", b.quick ? " --quick" : "",
+            ncpu, qt_simd_level(), b.dir);
+    fprintf(b.out, "(the machine may be shared: compare ratios from the same run)\n");
+    int failed = 0, ran = 0;
+    double t0 = bench_now();
+    for (int i = 0; i < n_sections; i++) {
+        if (!selected(only, sections[i]->name)) continue;
+        ran++;
+        if (sections[i]->fn(&b) != 0) {
+            fprintf(b.out, "!! section %s failed\n", sections[i]->name);
+            failed++;
+        }
+    }
+    if (!ran) {
+        fprintf(stderr, "cmif-bench: no section matches '%s' (see --list)\n", only ? only : "");
+        return 2;
+    }
+    fprintf(b.out, "\n%d section%s in %.1f s%s\n", ran, ran == 1 ? "" : "s", bench_now() - t0,
+            failed ? ", some failed" : "");
+    return failed ? 1 : 0;
+}
