@@ -138,7 +138,9 @@ int enclave_alloc(struct enclave **out, size_t size, int flags, char *err, size_
             return -1;
         }
         r->wipeonfork = madvise(data, data_len, MADV_WIPEONFORK) == 0;
-        r->locked = !(flags & ENCLAVE_NO_LOCK) && mlock(data, data_len) == 0;
+        /* The raw syscall: sanitizer runtimes intercept mlock() and report success
+         * without locking anything, and the status must be the truth. */
+        r->locked = !(flags & ENCLAVE_NO_LOCK) && syscall(SYS_mlock, data, data_len) == 0;
     }
     memcpy(r->ptr - CANARY_LEN, g_canary, CANARY_LEN);
     if (mprotect(data, data_len, PROT_NONE) != 0) {
@@ -203,7 +205,7 @@ void enclave_free(struct enclave *r)
     }
     /* If mprotect failed the pages stay PROT_NONE: munmap still releases them, and
      * secretmem / anonymous pages are zeroed by the kernel before reuse. */
-    if (r->locked && !r->secretmem) munlock(r->data, r->data_len);
+    if (r->locked && !r->secretmem) syscall(SYS_munlock, r->data, r->data_len);
     munmap(r->base, r->total);
     atomic_fetch_sub(&g_regions, 1);
     atomic_fetch_sub(&g_bytes, r->data_len);
