@@ -17,7 +17,7 @@ DEB_PKGS = build-essential pkg-config libncurses-dev libreadline-dev libopenblas
 
 # Files named *_avx2.c / *_avx512.c are compiled for that ISA only and chosen at run time.
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
-AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mavx512vnni -mavxvnni
+AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mavx512vnni
 
 LIB_SRCS  = $(filter-out app/main.c,$(wildcard core/*.c gpu/*.c ui/*.c app/*.c))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/cl_kernels.o

@@ -565,10 +565,12 @@ static const qt_mv_fn scalar_kernels[QK_NSLOTS] = {
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
-enum { LV_UNSET = -1, LV_SCALAR = 0, LV_AVX2 = 1, LV_AVX512 = 2 };
-static const char *const level_names[] = {"scalar", "avx2", "avx512"};
+/* Levels in order of capability; "avx512novnni" is AVX-512 without VNNI (forced by tests
+ * to cover that variant on CPUs that have VNNI). */
+enum { LV_UNSET = -1, LV_SCALAR = 0, LV_AVX2, LV_AVX512N, LV_AVX512, LV_N };
+static const char *const level_names[LV_N] = {"scalar", "avx2", "avx512novnni", "avx512"};
 static _Atomic int level = LV_UNSET;
-static qt_mv_fn kernels[3][QK_NSLOTS];
+static qt_mv_fn kernels[LV_N][QK_NSLOTS];
 static _Atomic int kernels_ready;
 
 static int cpu_best(void)
@@ -577,27 +579,23 @@ static int cpu_best(void)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return LV_AVX512;
+        return __builtin_cpu_supports("avx512vnni") ? LV_AVX512 : LV_AVX512N;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
         __builtin_cpu_supports("f16c"))
         return LV_AVX2;
     return LV_SCALAR;
 }
 
-/* Kernel tables are filled once; filling is idempotent, so a race only repeats the work. */
+/* Kernel tables are filled once; a spin flag keeps concurrent first calls from racing. */
 static void init_kernels(void)
 {
     if (atomic_load_explicit(&kernels_ready, memory_order_acquire)) return;
     int best = cpu_best();
-    qt_mv_fn k[3][QK_NSLOTS];
-    memcpy(k[LV_SCALAR], scalar_kernels, sizeof scalar_kernels);
-    memcpy(k[LV_AVX2], scalar_kernels, sizeof scalar_kernels);
-    memcpy(k[LV_AVX512], scalar_kernels, sizeof scalar_kernels);
+    qt_mv_fn k[LV_N][QK_NSLOTS];
+    for (int l = 0; l < LV_N; l++) memcpy(k[l], scalar_kernels, sizeof scalar_kernels);
     if (best >= LV_AVX2) qt_kernels_avx2(k[LV_AVX2]);
-    if (best >= LV_AVX512) {
-        __builtin_cpu_init();
-        qt_kernels_avx512(k[LV_AVX512], __builtin_cpu_supports("avx512vnni"));
-    }
+    if (best >= LV_AVX512N) qt_kernels_avx512(k[LV_AVX512N], 0);
+    if (best >= LV_AVX512) qt_kernels_avx512(k[LV_AVX512], 1);
     static atomic_flag lock = ATOMIC_FLAG_INIT;
     while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire)) {
     }
@@ -611,7 +609,7 @@ static void init_kernels(void)
 static int parse_level(const char *s)
 {
     if (!s) return LV_UNSET;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < LV_N; i++)
         if (strcmp(s, level_names[i]) == 0) return i;
     return LV_UNSET;
 }

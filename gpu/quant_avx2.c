@@ -1,9 +1,7 @@
-/* gpu/quant_avx2: AVX2/FMA/F16C matrix-vector kernels (compiled with AVX2_FLAGS). */
-#include <immintrin.h>
+/* gpu/quant_avx2: AVX2/FMA/F16C matrix-vector kernels (compiled with AVX2_FLAGS); the kernel
+ * bodies live in gpu/quant_kern.h, shared with the AVX-512 build. */
+#define KERN_VNNI 0
+#define KERN(name) name##_avx2
+#include "gpu/quant_kern.h"
 
-#include "gpu/quant_impl.h"
-
-void qt_kernels_avx2(qt_mv_fn k[QK_NSLOTS])
-{
-    (void)k;   /* kernels land here; until then the scalar ones stay in place */
-}
+void qt_kernels_avx2(qt_mv_fn k[QK_NSLOTS]) { KERN(fill)(k); }

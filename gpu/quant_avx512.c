@@ -1,10 +1,18 @@
-/* gpu/quant_avx512: AVX-512 (BW/VL/DQ, optional VNNI) matrix-vector kernels. */
-#include <immintrin.h>
+/* gpu/quant_avx512: the kernels of gpu/quant_kern.h compiled for AVX-512 (BW/VL/DQ: 32
+ * vector registers, EVEX forms), twice: with vpdpbusd (AVX512-VNNI) for the 8-bit dot
+ * products of Q8_0/Q4_0, and without, for AVX-512 CPUs that lack VNNI. */
+#define KERN_VNNI 1
+#define KERN(name) name##_vnni
+#include "gpu/quant_kern.h"
+#undef KERN_VNNI
+#undef KERN
 
-#include "gpu/quant_impl.h"
+#define KERN_VNNI 0
+#define KERN(name) name##_novnni
+#include "gpu/quant_kern.h"
 
 void qt_kernels_avx512(qt_mv_fn k[QK_NSLOTS], int vnni)
 {
-    (void)k;
-    (void)vnni;
+    if (vnni) fill_vnni(k);
+    else fill_novnni(k);
 }

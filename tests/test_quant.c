@@ -12,7 +12,8 @@
 
 static const int all_types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
-static const char *const levels[] = {"scalar", "avx2", "avx512"};
+static const char *const levels[] = {"scalar", "avx2", "avx512novnni", "avx512"};
+#define N_LEVELS (sizeof levels / sizeof levels[0])
 
 /* Deterministic generator (splitmix64) so failures reproduce. */
 static uint64_t rng_state;
@@ -349,7 +350,7 @@ static void test_matvec(void **state)
     struct { size_t rows, cols; } shapes[] = {
         {1, 256}, {7, 256}, {13, 512}, {33, 4096}, {6, 5632}, {19, 2048}, {3, 11008},
     };
-    for (size_t l = 0; l < 3; l++) {
+    for (size_t l = 0; l < N_LEVELS; l++) {
         if (!force_level(levels[l])) continue;
         rng_state = 1000 + l;
         for (size_t t = 0; t < N_TYPES; t++)
@@ -372,7 +373,7 @@ static void test_matvec_extremes(void **state)
     (void)state;
     const size_t rows = 5, cols = 512;
     struct blk_q8_0 W[5][16];
-    float x[512], y[3][5];
+    float x[512], y[N_LEVELS][5];
     for (size_t r = 0; r < rows; r++)
         for (int b = 0; b < 16; b++) {
             W[r][b].d = 0x3c00;
@@ -382,7 +383,7 @@ static void test_matvec_extremes(void **state)
     struct qa8 act[16];
     qt_act_prepare(QT_Q8_0, x, cols, act);
     int nlv = 0;
-    for (size_t l = 0; l < 3; l++) {
+    for (size_t l = 0; l < N_LEVELS; l++) {
         if (!force_level(levels[l])) continue;
         qt_matvec(QT_Q8_0, W, cols, act, y[nlv++], 0, rows);
     }
@@ -473,7 +474,8 @@ static void test_simd_selection(void **state)
     assert_string_equal(qt_simd_level(), "scalar");
     qt_force_simd("no-such-level");   /* unknown: back to automatic */
     const char *lv = qt_simd_level();
-    assert_true(strcmp(lv, "scalar") == 0 || strcmp(lv, "avx2") == 0 || strcmp(lv, "avx512") == 0);
+    assert_true(strcmp(lv, "scalar") == 0 || strcmp(lv, "avx2") == 0 || strcmp(lv, "avx512") == 0 ||
+                strcmp(lv, "avx512novnni") == 0);
     qt_force_simd(NULL);
 }
 

@@ -1,0 +1,355 @@
+/* gpu/quant_kern.h: the 256-bit matrix-vector kernels, written once and compiled into
+ * quant_avx2.c (AVX2+FMA+F16C) and quant_avx512.c (same code with AVX-512VL registers and,
+ * when KERN_VNNI is 1, vpdpbusd for the 8-bit dot products). Include only from those files,
+ * after defining KERN_VNNI and KERN(name) (the suffix for this build's function names).
+ *
+ * Decode is memory-bound: every kernel streams each weight byte once, handles several rows
+ * per pass where the activation block can be shared (Q8_0, Q4_0, float types), keeps the
+ * per-block work to a handful of instructions, and prefetches a few cache lines ahead. */
+#ifndef CMIF_GPU_QUANT_KERN_COMMON
+#define CMIF_GPU_QUANT_KERN_COMMON
+#include <immintrin.h>
+
+#include "gpu/quant_impl.h"
+
+#define PF_AHEAD 768   /* bytes ahead of the current block for software prefetch */
+
+static inline float kern_hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float kern_h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/* ---- Q4_K / Q5_K ------------------------------------------------------------------------- */
+
+/* The 8 six-bit scales and mins of a Q4_K/Q5_K super-block, as two 8-byte vectors. */
+static inline void k4_unpack(const uint8_t *p, __m128i *sc, __m128i *mn)
+{
+    uint32_t w[3];
+    memcpy(w, p, 12);
+    uint32_t sc_lo = w[0] & 0x3f3f3f3fu, mn_lo = w[1] & 0x3f3f3f3fu;
+    uint32_t sc_hi = (w[2] & 0x0f0f0f0fu) | (((w[0] >> 6) & 0x03030303u) << 4);
+    uint32_t mn_hi = ((w[2] >> 4) & 0x0f0f0f0fu) | (((w[1] >> 6) & 0x03030303u) << 4);
+    *sc = _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo);
+    *mn = _mm_set_epi32(0, 0, (int)mn_hi, (int)mn_lo);
+}
+
+/* int16 broadcast masks: lane j of an 8 x int16 vector to all 16 lanes */
+static inline __m256i bcast16(__m256i v16x2, int j)
+{
+    return _mm256_shuffle_epi8(v16x2, _mm256_set1_epi16((short)((2 * j) | ((2 * j + 1) << 8))));
+}
+
+static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, size_t nsb,
+                                                              const struct qa8k *a, int five)
+{
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
+    const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
+    for (size_t i = 0; i < nsb; i++, a++) {
+        const uint8_t *blk = W + i * bsz;
+        _mm_prefetch((const char *)blk + PF_AHEAD, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + PF_AHEAD + 64, _MM_HINT_T0);
+        if (five) _mm_prefetch((const char *)blk + PF_AHEAD + 128, _MM_HINT_T0);
+        uint16_t dh, dmh;
+        memcpy(&dh, blk, 2);
+        memcpy(&dmh, blk + 2, 2);
+        const uint8_t *qs = blk + (five ? 48 : 16);
+        __m128i sc8, mn8;
+        k4_unpack(blk + 4, &sc8, &mn8);
+        /* mins: Σ_j m_j·(bsum[2j] + bsum[2j+1]) */
+        __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
+        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), mn16);
+        __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
+        __m256i sumi = _mm256_setzero_si256();
+        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {   /* bit 2c of qh -> 16 for the low half, bit 2c+1 for the high */
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(qh, 4), m16));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(qh, 3), m16));
+                qh = _mm256_srli_epi16(qh, 2);
+            }
+            __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a->q + 64 * c)));
+            __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a->q + 64 * c + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, bcast16(sc16, 2 * c)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, bcast16(sc16, 2 * c + 1)));
+        }
+        float d = kern_h2f(dh) * a->d, dmin = kern_h2f(dmh) * a->d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm);
+    }
+    return kern_hsum(_mm256_sub_ps(acc, accm));
+}
+
+static void mv_q4_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++) y[r] = q45_k_row(W + r * rb, n / 256, act, 0);
+}
+
+static void mv_q5_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++) y[r] = q45_k_row(W + r * rb, n / 256, act, 1);
+}
+
+/* ---- Q6_K ---------------------------------------------------------------------------------- */
+
+static inline float q6_k_row(const uint8_t *W, size_t nsb, const struct qa8k *a)
+{
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    /* chunk k of a half: int16 lane 2k to the low 128 bits, 2k+1 to the high ones */
+    static const int8_t shuf[4][32] = {
+        {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+        {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+        {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+        {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15},
+    };
+    __m256i sh[4];
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < 4; k++) sh[k] = _mm256_loadu_si256((const __m256i *)shuf[k]);
+    for (size_t i = 0; i < nsb; i++, a++) {
+        const struct blk_q6_k *b = (const struct blk_q6_k *)W + i;
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < 4; k++) _mm_prefetch((const char *)b + PF_AHEAD + 64 * k, _MM_HINT_T0);
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
+        /* the -32 offset: Σ_g sc_g·32·bsum_g */
+        __m256i sc16all = _mm256_cvtepi8_epi16(sc8);
+        __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), sc16all);
+        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+        _Pragma("GCC unroll 2")
+        for (int h = 0; h < 2; h++) {
+            __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+            __m256i qhv = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
+            _Pragma("GCC unroll 4")
+            for (int k = 0; k < 4; k++) {
+                __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(a->q + 128 * h + 32 * k)));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, sh[k])));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(kern_h2f(b->d) * a->d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return kern_hsum(acc);
+}
+
+static void mv_q6_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++) y[r] = q6_k_row(W + r * rb, n / 256, act);
+}
+
+/* ---- float formats ------------------------------------------------------------------------ */
+
+enum { FK_F32, FK_F16, FK_BF16 };
+
+static inline __attribute__((always_inline)) __m256 fload(const uint8_t *p, int kind)
+{
+    if (kind == FK_F32) return _mm256_loadu_ps((const float *)p);
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    if (kind == FK_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline __attribute__((always_inline)) float fscalar(const uint8_t *p, size_t i, int kind)
+{
+    if (kind == FK_F32) { float f; memcpy(&f, p + 4 * i, 4); return f; }
+    uint16_t h;
+    memcpy(&h, p + 2 * i, 2);
+    return kind == FK_F16 ? kern_h2f(h) : qt_bf2f(h);
+}
+
+/* Two accumulators (16 columns per step); nr is 1 (see Q8_0 on streaming one row). */
+static inline __attribute__((always_inline)) void f_rows(const uint8_t *W, size_t rb, size_t n, const float *x,
+                                                          float *y, int nr, int kind)
+{
+    const size_t es = kind == FK_F32 ? 4 : 2;
+    __m256 acc[2][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *p = W + (size_t)r * rb + i * es;
+            _mm_prefetch((const char *)p + PF_AHEAD, _MM_HINT_T0);
+            acc[r][0] = _mm256_fmadd_ps(fload(p, kind), x0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(fload(p + 8 * es, kind), x1, acc[r][1]);
+        }
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 x0 = _mm256_loadu_ps(x + i);
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < nr; r++) acc[r][0] = _mm256_fmadd_ps(fload(W + (size_t)r * rb + i * es, kind), x0, acc[r][0]);
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < nr; r++) {
+        float s = kern_hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
+        for (size_t k = i; k < n; k++) s += fscalar(W + (size_t)r * rb, k, kind) * x[k];
+        y[r] = s;
+    }
+}
+
+#define KERN_FLOAT(name, kind)                                                                      \
+    static void name(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr) \
+    {                                                                                               \
+        size_t r = 0;                                                                               \
+        for (; r < nr; r++) f_rows(W + r * rb, rb, n, act, y + r, 1, kind);                         \
+    }
+KERN_FLOAT(mv_f32, FK_F32)
+KERN_FLOAT(mv_f16, FK_F16)
+KERN_FLOAT(mv_bf16, FK_BF16)
+
+#endif /* common part */
+
+/* ---- per-variant part (included once per KERN_VNNI setting) ---- */
+
+/* Σ over pairs of u8(a)·s8(b), added to acc as 8 int32 lanes (|products| stay below 2^15
+ * for the operand ranges used here, so maddubs cannot saturate). */
+static inline __m256i KERN(dot_us)(__m256i acc, __m256i a, __m256i b)
+{
+#if KERN_VNNI
+    return _mm256_dpbusd_epi32(acc, a, b);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
+#endif
+}
+
+/* ---- Q8_0 ------------------------------------------------------------------------------ */
+
+/* One row at a time: on the machines measured, streaming several rows at once from DRAM
+ * (to share activation loads) ran at half the bandwidth of one stream per thread, and the
+ * activation is in L1 anyway. Two accumulators hide the FMA latency. */
+static inline __attribute__((always_inline)) __m256 KERN(q8_0_blk)(const struct blk_q8_0 *b, const struct qa8 *a,
+                                                                   __m256 acc)
+{
+    __m256i x = _mm256_loadu_si256((const __m256i *)a->q), w = _mm256_loadu_si256((const __m256i *)b->qs);
+#if KERN_VNNI
+    /* (w + 128)·x = w·x + 128·Σx: the accumulator starts at -128·Σx. */
+    __m256i bias = _mm256_zextsi128_si256(_mm_cvtsi32_si128(-128 * a->s));
+    __m256i d = _mm256_dpbusd_epi32(bias, _mm256_xor_si256(w, _mm256_set1_epi8(-128)), x);
+#else
+    __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
+                                  _mm256_set1_epi16(1));
+#endif
+    __m256 sc = _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16((short)b->d)), _mm256_set1_ps(a->d));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), sc, acc);
+}
+
+#if KERN_VNNI && defined(__AVX512F__)
+/* 512-bit form: two blocks per instruction (their quants are 34 bytes apart, so the upper
+ * half is inserted), fewer instructions per weight byte than the 256-bit form. */
+static inline __attribute__((always_inline)) __m512 KERN(q8_0_blk2)(const struct blk_q8_0 *b, const struct qa8 *a,
+                                                                    __m512 acc)
+{
+    __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a[0].q)),
+                                   _mm256_loadu_si256((const __m256i *)a[1].q), 1);
+    __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[0].qs)),
+                                   _mm256_loadu_si256((const __m256i *)b[1].qs), 1);
+    __m512i bias = _mm512_maskz_set1_epi32(0x0001, -128 * a[0].s);
+    bias = _mm512_mask_set1_epi32(bias, 0x0100, -128 * a[1].s);
+    __m512i d = _mm512_dpbusd_epi32(bias, _mm512_xor_si512(w, _mm512_set1_epi8(-128)), x);
+    __m512 dx = _mm512_insertf32x8(_mm512_set1_ps(a[0].d), _mm256_set1_ps(a[1].d), 1);
+    __m256i h = _mm256_set_m128i(_mm_set1_epi16((short)b[1].d), _mm_set1_epi16((short)b[0].d));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(_mm512_cvtph_ps(h), dx), acc);
+}
+#endif
+
+static float KERN(q8_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a)
+{
+    const struct blk_q8_0 *b = (const struct blk_q8_0 *)W;
+    size_t i = 0;
+    float s = 0;
+#if KERN_VNNI && defined(__AVX512F__)
+    __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();
+    for (; i + 4 <= nb; i += 4) {   /* 136 bytes per step */
+        const char *p = (const char *)(b + i) + PF_AHEAD;
+        _mm_prefetch(p, _MM_HINT_T0);
+        _mm_prefetch(p + 64, _MM_HINT_T0);
+        _mm_prefetch(p + 128, _MM_HINT_T0);
+        z0 = KERN(q8_0_blk2)(b + i, a + i, z0);
+        z1 = KERN(q8_0_blk2)(b + i + 2, a + i + 2, z1);
+    }
+    s = _mm512_reduce_add_ps(_mm512_add_ps(z0, z1));
+#endif
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (; i + 4 <= nb; i += 4) {
+        const char *p = (const char *)(b + i) + PF_AHEAD;
+        _mm_prefetch(p, _MM_HINT_T0);
+        _mm_prefetch(p + 64, _MM_HINT_T0);
+        _mm_prefetch(p + 128, _MM_HINT_T0);
+        acc0 = KERN(q8_0_blk)(b + i, a + i, acc0);
+        acc1 = KERN(q8_0_blk)(b + i + 1, a + i + 1, acc1);
+        acc0 = KERN(q8_0_blk)(b + i + 2, a + i + 2, acc0);
+        acc1 = KERN(q8_0_blk)(b + i + 3, a + i + 3, acc1);
+    }
+    for (; i < nb; i++) acc0 = KERN(q8_0_blk)(b + i, a + i, acc0);
+    return s + kern_hsum(_mm256_add_ps(acc0, acc1));
+}
+
+static void KERN(mv_q8_0)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++) y[r] = KERN(q8_0_row)(W + r * rb, n / 32, act);
+}
+
+/* ---- Q4_0 ------------------------------------------------------------------------------ */
+
+static inline __attribute__((always_inline)) __m256 KERN(q4_0_blk)(const struct blk_q4_0 *b, const struct qa8 *a,
+                                                                   __m256 acc)
+{
+    __m128i q = _mm_loadu_si128((const __m128i *)b->qs);
+    __m256i w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+    /* quants are stored +8: the sum starts at -8·Σx */
+    __m256i bias = _mm256_zextsi128_si256(_mm_cvtsi32_si128(-8 * a->s));
+    __m256i d = KERN(dot_us)(bias, w, _mm256_loadu_si256((const __m256i *)a->q));
+    __m256 sc = _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16((short)b->d)), _mm256_set1_ps(a->d));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), sc, acc);
+}
+
+static float KERN(q4_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a)
+{
+    const struct blk_q4_0 *b = (const struct blk_q4_0 *)W;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 4 <= nb; i += 4) {   /* 72 bytes per step */
+        const char *p = (const char *)(b + i) + PF_AHEAD;
+        _mm_prefetch(p, _MM_HINT_T0);
+        _mm_prefetch(p + 64, _MM_HINT_T0);
+        acc0 = KERN(q4_0_blk)(b + i, a + i, acc0);
+        acc1 = KERN(q4_0_blk)(b + i + 1, a + i + 1, acc1);
+        acc0 = KERN(q4_0_blk)(b + i + 2, a + i + 2, acc0);
+        acc1 = KERN(q4_0_blk)(b + i + 3, a + i + 3, acc1);
+    }
+    for (; i < nb; i++) acc0 = KERN(q4_0_blk)(b + i, a + i, acc0);
+    return kern_hsum(_mm256_add_ps(acc0, acc1));
+}
+
+static void KERN(mv_q4_0)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++) y[r] = KERN(q4_0_row)(W + r * rb, n / 32, act);
+}
+
+
+static void KERN(fill)(qt_mv_fn k[QK_NSLOTS])
+{
+    k[QK_F32] = mv_f32;
+    k[QK_F16] = mv_f16;
+    k[QK_BF16] = mv_bf16;
+    k[QK_Q8_0] = KERN(mv_q8_0);
+    k[QK_Q4_0] = KERN(mv_q4_0);
+    k[QK_Q4_K] = mv_q4_k;
+    k[QK_Q5_K] = mv_q5_k;
+    k[QK_Q6_K] = mv_q6_k;
+}
