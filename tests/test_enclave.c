@@ -392,6 +392,8 @@ static void test_core_dump_has_no_marker(void **state)
             int has_mark = file_contains(core, mark, MARK_LEN);
             if (has_ctl == 1) {
                 dumped = 1;
+                print_message("  core dump (%s region): heap marker present, region marker %s\n",
+                              sm ? "memfd_secret" : "mmap", has_mark ? "PRESENT" : "absent");
                 assert_int_equal(has_mark, 0);
             } else {
                 print_message("note: core file without the heap control marker; not judged\n");
