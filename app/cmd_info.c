@@ -9,29 +9,40 @@
 #include "app/cmd.h"
 #include "app/model.h"
 #include "app/opts.h"
+#include "core/core.h"
 #include "core/gguf.h"
 
-enum { X_TENSORS = 1 /* , X_CORE (H5), X_DEVICES (H8): add ids here */ };
+enum { X_TENSORS = 1, X_CORE, X_CORE_MEM, X_REQUIRE_LOCKED /* , X_DEVICES (H8): add ids here */ };
 
 static const struct opts_extra info_extra[] = {
     {"tensors", 0, 0, X_TENSORS, "--tensors              list every tensor (name, type, shape, bytes, offset)"},
-    /* --core (H5) and --devices (H8) go here, with their bits in struct info_flags. */
+    {"core", 0, 0, X_CORE, "--core                 the confidential core's protection for this model (region, lock, swap)"},
+    {"core-mem", 0, 1, X_CORE_MEM, "--core-mem BYTES       guarded memory for the core (K/M/G suffixes; default: fits RLIMIT_MEMLOCK)"},
+    {"require-locked", 0, 0, X_REQUIRE_LOCKED, "--require-locked       with --core: fail when the core's memory cannot be locked"},
+    /* --devices (H8) goes here, with its bit in struct info_flags. */
     {NULL, 0, 0, 0, NULL},
 };
 
 struct info_flags {
     int tensors;
+    int core, require_locked;   /* --core section (H5) */
+    size_t core_mem;
 };
 
 static int on_extra(void *ctx, int id, const char *val, char *err, size_t errlen)
 {
     struct info_flags *f = ctx;
-    (void)val, (void)err, (void)errlen;
     if (id == X_TENSORS) f->tensors = 1;
+    else if (id == X_CORE) f->core = 1;
+    else if (id == X_REQUIRE_LOCKED) f->require_locked = 1;
+    else if (id == X_CORE_MEM && (core_parse_size(val, &f->core_mem) || f->core_mem == 0)) {
+        snprintf(err, errlen, "--core-mem: '%s' is not a size in bytes (e.g. 65536, 8M)", val);
+        return -1;
+    }
     return 0;
 }
 
-static const char usage_line[] = "info -m MODEL [--tensors]";
+static const char usage_line[] = "info -m MODEL [--tensors] [--core [--core-mem BYTES] [--require-locked]]";
 
 static void usage(FILE *f)
 {
@@ -298,6 +309,59 @@ static void section_tensor_list(const struct gguf *g)
     }
 }
 
+/* ---- --core (H5): what the confidential core does with this model ---------------------- */
+
+static void core_bytes(size_t b)
+{
+    if (b == SIZE_MAX) printf("unlimited");
+    else put_bytes(b);
+}
+
+/* Opens the model's core as cmif would and reports the protection actually in force.
+ * Returns 0, or -1 after printing why (including a --require-locked refusal). */
+static int section_core(const char *path, const struct info_flags *fl)
+{
+    struct core_options o;
+    core_defaults(&o);
+    o.mechanism = CORE_MECH_NONE;   /* the region and swap only; no clusters needed */
+    o.mem_limit = fl->core_mem;
+    o.require_locked = fl->require_locked;
+    o.quiet = 1;
+    struct core *c;
+    char err[512];
+    printf("\ncore:\n");
+    fflush(stdout);
+    if (core_open(&c, path, &o, err, sizeof err)) {
+        fprintf(stderr, "cmif info: %s\n", err);
+        return -1;
+    }
+    struct core_status st;
+    core_status(c, &st);
+    const struct gguf_tensor *t = gguf_tensor(core_gguf(c), "token_embd.weight");
+    printf("  region         %s, ", st.secretmem ? "memfd_secret (not in the kernel's direct map)"
+                                               : "anonymous mapping, guard pages, MADV_DONTDUMP");
+    core_bytes(st.region_bytes);
+    printf("\n  locked         %s: ", st.locked ? "yes" : "NOT LOCKED");
+    core_bytes(st.bytes_locked);
+    printf(" of RLIMIT_MEMLOCK ");
+    core_bytes(st.memlock_limit);
+    printf("\n  dumpable       %s\n", st.dumpable ? "YES (PR_SET_DUMPABLE failed)"
+                                                 : "no (PR_SET_DUMPABLE 0, RLIMIT_CORE 0)");
+    if (t) {
+        printf("  table          token_embd %s, %llu x %llu, ", gguf_type_name(t->type),
+               (unsigned long long)t->ne[1], (unsigned long long)t->ne[0]);
+        put_bytes(t->nbytes);
+        printf("%s\n", st.swap_pages_out ? " (partly in the encrypted swap)" : " (all resident)");
+    }
+    printf("  swap           %llu pages out, %llu in, %llu verified (XChaCha20-Poly1305); file ",
+           (unsigned long long)st.swap_pages_out, (unsigned long long)st.swap_pages_in,
+           (unsigned long long)st.tamper_checks);
+    put_bytes(st.swap_file_bytes);
+    printf("\n  status         %s\n", st.summary);
+    core_close(c);
+    return 0;
+}
+
 /* ---- entry --------------------------------------------------------------------------- */
 
 static int cmd_info_exec(int argc, char **argv)
@@ -329,9 +393,10 @@ static int cmd_info_exec(int argc, char **argv)
     section_template(g);
     if (g->n_tensors) section_load_check(g);
     if (fl.tensors) section_tensor_list(g);
-    /* Optional sections of other issues go here: `--core` (H5: the confidential core's view
-     * of this model) and `--devices` (H8: compute devices), each as its own section_*. */
+    /* Optional sections of other issues go here: `--devices` (H8: compute devices), each as
+     * its own section_*. */
     gguf_close(g);
+    if (fl.core && section_core(o.model, &fl)) return EXIT_RUNTIME;
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
 }
 

@@ -1,7 +1,8 @@
 #!/bin/sh
-# The confidential core under a 64 KiB RLIMIT_MEMLOCK (acceptance 2): cmif says plainly that
-# its memory is not locked, --require-locked refuses (exit 1, naming the limit), and a core
-# capped below the limit still produces the golden text with the table in the encrypted swap.
+# The confidential core under a 64 KiB RLIMIT_MEMLOCK (acceptance 2): cmif generate and
+# cmif info --core say plainly that its memory is not locked, --require-locked refuses
+# (exit 1, naming the limit), and a core capped below the limit still produces the golden
+# text with the table in the encrypted swap.
 . tests/e2e/lib.sh
 need_shared models/stories260K.gguf
 need_shared docs/golden-stories260K.txt
@@ -31,6 +32,17 @@ cmp "$tmp/out" "$G" || die "output through the swap differs from the golden text
 grep -q "core .* locked, swap [1-9][0-9]* pages out/[1-9][0-9]* in" "$tmp/err" || { cat "$tmp/err"; die "table was not served through the swap"; }
 grep -q "NOT LOCKED" "$tmp/err" && die "48 KiB under a 64 KiB limit should be locked"
 
+# cmif info --core reports the same, in full
+"$CMIF" info -m "$M" --core >"$tmp/info" 2>&1 || { cat "$tmp/info"; die "info --core failed"; }
+grep -q "^core:" "$tmp/info" && grep -q "dumpable *no" "$tmp/info" || die "info --core lacks its section"
+$LIM "$CMIF" info -m "$M" --core >"$tmp/info" 2>&1 || { cat "$tmp/info"; die "info --core under 64 KiB failed"; }
+grep -q "locked *NOT LOCKED" "$tmp/info" && grep -q "RLIMIT_MEMLOCK 64" "$tmp/info" || { cat "$tmp/info"; die "info --core does not say NOT LOCKED"; }
+$LIM "$CMIF" info -m "$M" --core --require-locked >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "require-locked" "$tmp/err" || die "info --core --require-locked should refuse (got $rc)"
+$LIM "$CMIF" info -m "$M" --core --core-mem 48K >"$tmp/info" 2>&1 || die "info --core --core-mem 48K failed"
+grep -q "locked *yes" "$tmp/info" && grep -q "partly in the encrypted swap" "$tmp/info" || { cat "$tmp/info"; die "48 KiB core: not locked or table not in the swap"; }
+
 # bad --core-mem values are usage errors
 "$CMIF" generate -m "$M" --core-mem lots >/dev/null 2>&1; [ $? -eq 2 ] || die "--core-mem lots should exit 2"
+"$CMIF" info -m "$M" --core --core-mem 0 >/dev/null 2>&1; [ $? -eq 2 ] || die "--core-mem 0 should exit 2"
 echo "core locked/not-locked: ok"
