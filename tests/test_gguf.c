@@ -626,6 +626,12 @@ static void test_valid_and_getters(void **state)
     assert_null(gguf_tensor(g, "blk.0.attn_k.weight"));
     assert_null(gguf_find(g, "general"));
     gguf_close(g);
+
+    /* Version 2 has the same layout (64-bit counts) and is accepted. */
+    b.p[4] = 2;
+    if (gguf_open_mem(&g, b.p, b.n, err, sizeof err)) fail_msg("v2: %s", err);
+    assert_int_equal(g->version, 2);
+    gguf_close(g);
     free(b.p);
 }
 
@@ -802,6 +808,17 @@ static void test_stories260k(void **state)
         assert_true(isfinite(w0));
     }
     assert_null(gguf_tensor(g, "blk.5.attn_q.weight"));
+
+    /* Every prefix that cuts the header (metadata, tensor infos, padding) or the first
+     * tensor is rejected; each from an exact-size heap copy so ASan catches over-reads. */
+    size_t upto = (size_t)g->data_offset + 64;
+    for (size_t n = 0; n < upto; n++) {
+        struct gguf *h;
+        err[0] = 0;
+        if (open_bytes(g->map, n, &h, err, sizeof err) == 0)
+            fail_msg("stories260K prefix of %zu bytes accepted", n);
+        if (strncmp(err, "gguf: ", 6) != 0) fail_msg("prefix %zu: no error message", n);
+    }
     gguf_close(g);
 }
 
