@@ -36,9 +36,6 @@ struct cluster {
     char note[8400];       /* why the cache was not used (paths can be long) */
 };
 
-#define ROW_BLOCK 256
-#define COL_BLOCK 4096
-
 /* ---------------------------------------------------------------------------------------
  * Greedy construction for one group */
 
@@ -67,92 +64,6 @@ static void top_insert(struct nbr *list, int *len, int cap, float s, int32_t j)
     if (n < cap) *len = n + 1;
 }
 
-struct builder {
-    int dim, k;
-    int32_t n;            /* tokens in the group */
-    const int32_t *ids;   /* their ids, ascending */
-    float *a;             /* active rows (normalised), n_act x dim, compacted on refresh */
-    int32_t n_act;
-    int32_t *act_local;   /* active position -> local index */
-    int32_t *pos;         /* local index -> active position or -1 */
-    unsigned char *done;  /* local index assigned */
-    struct nbr *nb;       /* n_act x m */
-    int *nb_len;
-    int m, complete;
-    float *blk;           /* ROW_BLOCK x COL_BLOCK scores */
-    int quiet;
-    int32_t assigned, progress_shown;
-};
-
-static void progress(struct builder *b, int force)
-{
-    if (b->quiet || b->n < 8192) return;
-    int pct = (int)((int64_t)b->assigned * 100 / b->n);
-    if (pct != b->progress_shown || force) {
-        fprintf(stderr, "\rcmif: clustering %d tokens (K = %d): %3d%%", (int)b->n, b->k, pct);
-        if (force) fputc('\n', stderr);
-        fflush(stderr);
-        b->progress_shown = pct;
-    }
-}
-
-/* Compact the active matrix to the unassigned rows and recompute every row's top-m list
- * with blocked SGEMM. */
-static int refresh(struct builder *b, char *err, size_t errlen)
-{
-    int32_t w = 0;
-    for (int32_t p = 0; p < b->n_act; p++) {
-        int32_t l = b->act_local[p];
-        if (b->done[l]) { b->pos[l] = -1; continue; }
-        if (w != p) memmove(b->a + (size_t)w * b->dim, b->a + (size_t)p * b->dim,
-                            (size_t)b->dim * sizeof(float));
-        b->act_local[w] = l;
-        b->pos[l] = w;
-        w++;
-    }
-    b->n_act = w;
-    int want = 3 * b->k + 8;
-    b->m = b->n_act - 1 < want ? b->n_act - 1 : want;
-    b->complete = b->m == b->n_act - 1;
-    free(b->nb);
-    free(b->nb_len);
-    b->nb = NULL;
-    b->nb_len = NULL;
-    if (b->m <= 0) return 0;
-    b->nb = malloc((size_t)b->n_act * (size_t)b->m * sizeof *b->nb);
-    b->nb_len = calloc((size_t)b->n_act, sizeof *b->nb_len);
-    if (!b->nb || !b->nb_len) {
-        snprintf(err, errlen, "cluster: out of memory for neighbour lists (%d tokens)", (int)b->n_act);
-        return -1;
-    }
-    for (int32_t r0 = 0; r0 < b->n_act; r0 += ROW_BLOCK) {
-        int rn = b->n_act - r0 < ROW_BLOCK ? (int)(b->n_act - r0) : ROW_BLOCK;
-        for (int32_t c0 = 0; c0 < b->n_act; c0 += COL_BLOCK) {
-            int cn = b->n_act - c0 < COL_BLOCK ? (int)(b->n_act - c0) : COL_BLOCK;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, cn, b->dim, 1.0f,
-                        b->a + (size_t)r0 * b->dim, b->dim, b->a + (size_t)c0 * b->dim, b->dim,
-                        0.0f, b->blk, cn);
-            for (int r = 0; r < rn; r++) {
-                struct nbr *list = b->nb + (size_t)(r0 + r) * b->m;
-                int *len = &b->nb_len[r0 + r];
-                const float *row = b->blk + (size_t)r * cn;
-                for (int c = 0; c < cn; c++) {
-                    if (c0 + c == r0 + r) continue;
-                    if (*len == b->m && row[c] < list[b->m - 1].s) continue;
-                    top_insert(list, len, b->m, row[c], c0 + c);
-                }
-            }
-        }
-        if (!b->quiet && b->n >= 8192) {
-            fprintf(stderr, "\rcmif: clustering %d tokens (K = %d): %3d%% (similarities %d%%)",
-                    (int)b->n, b->k, (int)((int64_t)b->assigned * 100 / b->n),
-                    (int)((int64_t)(r0 + rn) * 100 / b->n_act));
-            fflush(stderr);
-        }
-    }
-    return 0;
-}
-
 static int cmp_i32(const void *x, const void *y)
 {
     int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
@@ -178,32 +89,34 @@ static int push_cluster(struct cluster *c, const int32_t *ids, int n, char *err,
     return 0;
 }
 
+/* Seeds are taken in blocks: the B lowest-id unassigned tokens are the first B rows of the
+ * compacted matrix of unassigned rows, so one SGEMM gives each of them its exact similarity
+ * to every unassigned token; the block's seeds are then processed in id order, skipping
+ * tokens an earlier seed took and excluding tokens assigned meanwhile. That is exactly the
+ * sequential greedy, at the cost of one row of similarities per token, against a shrinking
+ * set (about V^2·dim/2 flops in all). */
 static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim,
                        cluster_row_fn row, void *ctx, int k, int quiet, char *err, size_t errlen)
 {
     int rc = -1;
-    struct builder b;
-    memset(&b, 0, sizeof b);
-    b.dim = dim;
-    b.k = k;
-    b.n = n;
-    b.ids = ids;
-    b.quiet = quiet;
-    b.progress_shown = -1;
     int32_t first_cluster = c->n_clusters;
+    int show = !quiet && n >= 8192;
     int32_t *pick = malloc((size_t)k * sizeof *pick);
-    struct nbr *tmp = malloc((size_t)k * sizeof *tmp);
-    b.a = malloc((size_t)n * (size_t)dim * sizeof(float));
-    b.act_local = malloc((size_t)n * sizeof *b.act_local);
-    b.pos = malloc((size_t)n * sizeof *b.pos);
-    b.done = calloc((size_t)n, 1);
-    b.blk = malloc((size_t)ROW_BLOCK * COL_BLOCK * sizeof(float));
-    if (!pick || !tmp || !b.a || !b.act_local || !b.pos || !b.done || !b.blk) {
+    struct nbr *top = malloc((size_t)k * sizeof *top);
+    float *a = malloc((size_t)n * (size_t)dim * sizeof(float));
+    int32_t *act = malloc((size_t)n * sizeof *act);     /* row -> local index */
+    unsigned char *done = calloc((size_t)n, 1);
+    /* Block height: at most 256 rows, and at most 16M similarities (64 MiB) at once. */
+    int32_t bh = (int32_t)((16u << 20) / (uint32_t)n);
+    if (bh > 256) bh = 256;
+    if (bh < 1) bh = 1;
+    float *s = malloc((size_t)bh * (size_t)n * sizeof(float));
+    if (!pick || !top || !a || !act || !done || !s) {
         snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
         goto out;
     }
     for (int32_t i = 0; i < n; i++) {
-        float *r = b.a + (size_t)i * dim;
+        float *r = a + (size_t)i * dim;
         if (row(ctx, ids[i], r) != 0) {
             snprintf(err, errlen, "cluster: cannot read the embedding row of token %d", (int)ids[i]);
             goto out;
@@ -220,52 +133,50 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
             float inv = (float)(1.0 / sqrt(ss));
             for (int d = 0; d < dim; d++) r[d] *= inv;
         }
-        b.act_local[i] = i;
-        b.pos[i] = i;
+        act[i] = i;
     }
-    b.n_act = n;
-    if (refresh(&b, err, errlen)) goto out;
-    int32_t since_refresh = 0;
-    for (int32_t seed = 0; seed < n; seed++) {
-        if (b.done[seed]) continue;
-        int np = 0;
-        pick[np++] = seed;
-        b.done[seed] = 1;
-        int32_t p = b.pos[seed];
-        if (b.m > 0) {
-            const struct nbr *list = b.nb + (size_t)p * b.m;
-            for (int i = 0; i < b.nb_len[p] && np < k; i++) {
-                int32_t l = b.act_local[list[i].j];
-                if (!b.done[l]) pick[np++] = l;
-            }
+    int32_t n_act = n, assigned = 0;
+    int last_pct = -1;
+    while (assigned < n) {
+        /* Compact to the unassigned rows (ascending ids preserved). */
+        int32_t w = 0;
+        for (int32_t p = 0; p < n_act; p++) {
+            if (done[act[p]]) continue;
+            if (w != p) memmove(a + (size_t)w * dim, a + (size_t)p * dim, (size_t)dim * sizeof(float));
+            act[w++] = act[p];
         }
-        if (np < k && !b.complete) {
-            /* The list ran out: exact scan of every unassigned active row. */
+        n_act = w;
+        int32_t b = n_act < bh ? n_act : bh;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, n_act, dim, 1.0f, a, dim, a, dim,
+                    0.0f, s, n_act);
+        for (int32_t r = 0; r < b; r++) {
+            if (done[act[r]]) continue;
+            const float *sr = s + (size_t)r * n_act;
             int nt = 0;
-            const float *sr = b.a + (size_t)p * dim;
-            for (int32_t j = 0; j < b.n_act; j++) {
-                int32_t l = b.act_local[j];
-                if (b.done[l]) continue;
-                float s = cblas_sdot(dim, sr, 1, b.a + (size_t)j * dim, 1);
-                top_insert(tmp, &nt, k - 1, s, j);
+            if (k > 1)
+                for (int32_t j = 0; j < n_act; j++) {
+                    if (j == r || done[act[j]]) continue;
+                    if (nt == k - 1 && sr[j] < top[nt - 1].s) continue;
+                    top_insert(top, &nt, k - 1, sr[j], j);
+                }
+            int np = 0;
+            pick[np++] = act[r];
+            for (int i = 0; i < nt; i++) pick[np++] = act[top[i].j];
+            for (int i = 0; i < np; i++) {
+                done[pick[i]] = 1;
+                pick[i] = ids[pick[i]];
             }
-            np = 1;
-            for (int i = 0; i < nt; i++) pick[np++] = b.act_local[tmp[i].j];
+            if (push_cluster(c, pick, np, err, errlen)) goto out;
+            assigned += np;
         }
-        for (int i = 0; i < np; i++) {
-            b.done[pick[i]] = 1;
-            pick[i] = ids[pick[i]];
-        }
-        if (push_cluster(c, pick, np, err, errlen)) goto out;
-        b.assigned += np;
-        since_refresh += np;
-        progress(&b, 0);
-        int32_t left = n - b.assigned;
-        if (!b.complete && since_refresh * 2 >= b.n_act && left >= 2 * k) {
-            if (refresh(&b, err, errlen)) goto out;
-            since_refresh = 0;
+        int pct = (int)((int64_t)assigned * 100 / n);
+        if (show && pct != last_pct) {
+            fprintf(stderr, "\rcmif: clustering %d tokens (K = %d): %3d%%", (int)n, k, pct);
+            fflush(stderr);
+            last_pct = pct;
         }
     }
+    if (show) fputc('\n', stderr);
     /* A last cluster of one token joins the previous cluster of its group. */
     if (c->n_clusters - first_cluster >= 2 &&
         c->start[c->n_clusters] - c->start[c->n_clusters - 1] == 1) {
@@ -274,18 +185,14 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
         int32_t s0 = c->start[c->n_clusters - 1];
         qsort(c->members + s0, (size_t)(c->n_members - s0), sizeof *c->members, cmp_i32);
     }
-    progress(&b, 1);
     rc = 0;
 out:
     free(pick);
-    free(tmp);
-    free(b.a);
-    free(b.act_local);
-    free(b.pos);
-    free(b.done);
-    free(b.blk);
-    free(b.nb);
-    free(b.nb_len);
+    free(top);
+    free(a);
+    free(act);
+    free(done);
+    free(s);
     return rc;
 }
 

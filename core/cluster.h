@@ -10,9 +10,10 @@
  * The last cluster of a group holds the remainder (size 2..K-1); a remainder of a single
  * token joins the previous cluster (size K+1) because a cluster of one gives no privacy.
  *
- * Similarities come from cblas_sgemm over blocks of normalised rows: every token's top-M
- * neighbours are computed once, refreshed over the shrinking unassigned set, and an exact
- * scan covers the rare seed whose list ran out. The partition can be cached on disk,
+ * Similarities come from cblas_sgemm over blocks of normalised rows: the lowest-id unassigned
+ * tokens, a block at a time, against every unassigned token (the exact greedy, about
+ * V^2·dim/2 flops). Progress is shown on stderr for groups of 8192 tokens or more. The
+ * partition can be cached on disk,
  * sealed with crypto_secretbox (see cluster.c for what that protects). */
 #ifndef CMIF_CORE_CLUSTER_H
 #define CMIF_CORE_CLUSTER_H
