@@ -539,11 +539,12 @@ static void put_vec(struct gw *w, const char *name, int n)
 
 static void put_mat(struct gw *w, const char *name, int type, int rows, int cols)
 {
-    size_t rb = qt_row_bytes(type, (size_t)cols);
-    unsigned char *d = malloc(rb * (size_t)rows);
+    uint64_t rb = 0;
+    assert_int_equal(gguf_row_bytes((uint32_t)type, (uint64_t)cols, &rb), 0);
+    unsigned char *d = calloc((size_t)rows, (size_t)rb);
     float *tmp = malloc(sizeof(float) * (size_t)cols);
     assert_true(d && tmp);
-    for (int r = 0; r < rows; r++) {
+    for (int r = 0; r < rows && qt_supported(type); r++) {
         for (int c = 0; c < cols; c++) tmp[c] = frand() * 0.1f;
         qt_quant_row(type, tmp, d + (size_t)r * rb, (size_t)cols);
     }
