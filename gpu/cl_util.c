@@ -496,3 +496,14 @@ cl_int clu_write(cl_command_queue q, cl_mem buf, size_t off, size_t bytes, const
     return clEnqueueWriteBuffer(q, buf, blocking ? CL_TRUE : CL_FALSE, off, bytes, src, 0, NULL,
                                 NULL);
 }
+
+/* --- sanitizer builds -------------------------------------------------------------- */
+
+/* LeakSanitizer reads this hook (weak in its runtime) for default suppressions. The OpenCL
+ * ICD loader and PoCL keep a few process-lifetime allocations they never free; those are
+ * not ours. Every program that can open an OpenCL device links this file. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libpocl.so\nleak:libOpenCL.so\nleak:libclblast.so\n";
+}
