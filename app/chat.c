@@ -279,12 +279,13 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
     size_t nrep = 0, head_end = 0;
     double eps = 0;
     int rc = 0;
-    for (int i = 0; i < t.n; i++) {
+    /* BOS on its own, as template: it is not part of what the user typed. */
+    if (t.add_bos) rc = core_encode(c->core, "", 0, CORE_SEG_TEMPLATE, 1, &b, err, errlen);
+    for (int i = 0; i < t.n && rc == 0; i++) {
         size_t before = b.n;
         int user = t.seg[i].kind == TMPL_SEG_USER;
         rc = core_encode(c->core, t.seg[i].text, t.seg[i].len,
-                         user ? CORE_SEG_USER : CORE_SEG_TEMPLATE, i == 0 && t.add_bos, &b, err,
-                         errlen);
+                         user ? CORE_SEG_USER : CORE_SEG_TEMPLATE, 0, &b, err, errlen);
         if (rc != 0) break;
         if (user && b.n > before) {
             struct core_tok_report *nr = realloc(rep, (nrep + b.n - before) * sizeof *rep);

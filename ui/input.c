@@ -384,10 +384,12 @@ int input_history_add(struct input *in, const char *line, char *err, size_t errl
     HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
     if (!*h || (last && !strcmp(last->line, h))) {
         free(h);
+        using_history();
         return 0;
     }
     add_history(h);
     free(h);
+    using_history();   /* Up starts from the newest entry again */
     if (!in->hist_path) return 0;
     /* Created 0600 before readline writes it; an existing file is tightened too. */
     int fd = open(in->hist_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
