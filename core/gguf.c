@@ -388,15 +388,22 @@ static int parse_kv(struct cur *c, struct gguf_impl *im, uint64_t i)
                (unsigned long long)kv->arr_n);
         return -1;
     }
+    /* The hot loop of a big vocabulary: the label is only formatted when an element fails. */
     for (uint64_t j = 0; j < kv->arr_n; j++) {
-        struct gguf_str s;
         offs[j] = (uint64_t)(c->base + c->pos - kv->val);
+        if (cur_left(c) >= 8) {
+            uint64_t len = ld64(c->base + c->pos);
+            if (len <= cur_left(c) - 8) {
+                c->pos += 8 + len;
+                continue;
+            }
+        }
+        struct gguf_str s;
         snprintf(lbl, sizeof lbl, "element %llu of key %llu '%s'", (unsigned long long)j,
                  (unsigned long long)i, kb);
-        if (rd_str(c, &s, UINT64_MAX, lbl)) {
-            free(offs);
-            return -1;
-        }
+        (void)rd_str(c, &s, UINT64_MAX, lbl);   /* fails as above, and formats the message */
+        free(offs);
+        return -1;
     }
     kv->str_off = offs;
     return 0;
