@@ -40,6 +40,7 @@ struct tokenizer {
     size_t smask;
     int32_t bos, eos, unk, eot, eom;
     int add_bos, add_eos, add_space_prefix;
+    int spm_split;          /* SPM: no token has ▁ after another character (see spm_encode) */
     int32_t byte_tok[256];  /* SPM: <0xXX>; BPE: the token of the byte's GPT-2 character */
     int32_t *special;       /* control/user-defined/unknown tokens, longest text first */
     size_t n_special;
@@ -482,6 +483,20 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
         insert_token(t, i);
     }
 
+    if (kind == TOK_SPM) {
+        t->spm_split = 1;
+        for (int32_t i = 0; i < n && t->spm_split; i++) {
+            const char *tx = t->arena + t->toff[i];
+            size_t tl = t->tlen[i];
+            for (size_t p = 1; p + 3 <= tl; p++)
+                if (memcmp(tx + p, "\xE2\x96\x81", 3) == 0 &&
+                    (p < 3 || memcmp(tx + p - 3, "\xE2\x96\x81", 3) != 0)) {
+                    t->spm_split = 0;
+                    break;
+                }
+        }
+    }
+
     /* Special ids: llama.cpp's defaults for SPM, none for BPE unless the file names them. */
     t->bos = t->eos = t->unk = t->eot = t->eom = -1;
     if (kind == TOK_SPM) {
@@ -674,6 +689,11 @@ static struct cand heap_pop(struct heap *h)
 
 /* ---- SentencePiece ------------------------------------------------------------------ */
 
+static int is_sp_sym(const char *buf, const struct sym *y)
+{
+    return y->n == 3 && memcmp(buf + y->off, "\xE2\x96\x81", 3) == 0;
+}
+
 static void spm_try_pair(const struct tokenizer *t, const char *buf, struct sym *s, struct heap *h,
                          int32_t l, int32_t r)
 {
@@ -731,31 +751,45 @@ static int spm_encode(const struct tokenizer *t, const char *text, size_t len, i
         uint32_t cp;
         int l = utf8_seq((const uint8_t *)buf + off, bl - off, &cp);
         if (l == 0) l = 1;
-        s[ns].prev = ns - 1;
-        s[ns].next = off + (size_t)l == bl ? -1 : ns + 1;
         s[ns].off = (uint32_t)off;
         s[ns].n = (uint32_t)l;
         s[ns].id = -1;
         ns++;
         off += (size_t)l;
     }
-    for (int32_t i = 1; i < ns; i++) spm_try_pair(t, buf, s, &h, i - 1, i);
-    while (h.n) {
-        struct cand c = heap_pop(&h);
-        struct sym *L = &s[c.left], *R = &s[c.right];
-        if (L->n == 0 || R->n == 0 || L->n + R->n != c.size) continue;  /* stale */
-        L->n += R->n;
-        L->id = c.id;
-        R->n = 0;
-        L->next = R->next;
-        if (R->next >= 0) s[R->next].prev = c.left;
-        spm_try_pair(t, buf, s, &h, L->prev, c.left);
-        spm_try_pair(t, buf, s, &h, c.left, L->next);
-    }
-    for (int32_t i = ns ? 0 : -1; i >= 0; i = s[i].next) {
-        int32_t id = s[i].id >= 0 ? s[i].id : lookup_text(t, buf + s[i].off, s[i].n);
-        if (id >= 0) emit(o, id);
-        else emit_bytes(t, buf + s[i].off, s[i].n, o);  /* byte fallback */
+    /* When no token has ▁ after another character, no merge can span the point where a
+     * ▁ follows a non-▁: each such segment is merged on its own, which gives the same
+     * result as one pass over the whole text but keeps the heap small and in cache. */
+    for (int32_t seg = 0; seg < ns;) {
+        int32_t end = seg + 1;
+        if (t->spm_split)
+            while (end < ns && !(is_sp_sym(buf, &s[end]) && !is_sp_sym(buf, &s[end - 1]))) end++;
+        else
+            end = ns;
+        for (int32_t i = seg; i < end; i++) {
+            s[i].prev = i == seg ? -1 : i - 1;
+            s[i].next = i + 1 == end ? -1 : i + 1;
+        }
+        h.n = 0;
+        for (int32_t i = seg + 1; i < end; i++) spm_try_pair(t, buf, s, &h, i - 1, i);
+        while (h.n) {
+            struct cand c = heap_pop(&h);
+            struct sym *L = &s[c.left], *R = &s[c.right];
+            if (L->n == 0 || R->n == 0 || L->n + R->n != c.size) continue;  /* stale */
+            L->n += R->n;
+            L->id = c.id;
+            R->n = 0;
+            L->next = R->next;
+            if (R->next >= 0) s[R->next].prev = c.left;
+            spm_try_pair(t, buf, s, &h, L->prev, c.left);
+            spm_try_pair(t, buf, s, &h, c.left, L->next);
+        }
+        for (int32_t i = seg; i >= 0; i = s[i].next) {
+            int32_t id = s[i].id >= 0 ? s[i].id : lookup_text(t, buf + s[i].off, s[i].n);
+            if (id >= 0) emit(o, id);
+            else emit_bytes(t, buf + s[i].off, s[i].n, o);  /* byte fallback */
+        }
+        seg = end;
     }
     free(buf);
     free(s);

@@ -923,7 +923,9 @@ static void test_spm_control_not_from_text(void **state)
 }
 
 /* A SentencePiece vocabulary made here (byte tokens, a few pieces), so the SPM encoder's
- * robustness is tested under ASan even without ../shared. */
+ * robustness is tested under ASan even without ../shared. Its "e▁" piece (▁ after another
+ * character) makes the encoder merge the whole text in one pass, the path the Llama
+ * vocabulary (merged per ▁-segment) does not take. */
 static void test_spm_synthetic_fuzz(void **state)
 {
     (void)state;
@@ -931,7 +933,7 @@ static void test_spm_synthetic_fuzz(void **state)
     static const char *const pieces[] = {"\xE2\x96\x81", "a", "b", "e", "h", "l", "o", "x",
                                          "\xE2\x96\x81h", "he", "ll", "llo", "\xE2\x96\x81hello",
                                          "\xE2\x96\x81" "a", "\xC3\xA9", "\xE2\x96\x81\xE2\x96\x81", "aa",
-                                         "\xE2\x96\x81he"};
+                                         "\xE2\x96\x81he", "e\xE2\x96\x81"};
     size_t np = sizeof pieces / sizeof pieces[0], n = 3 + 256 + np;
     char **toks = calloc(n, sizeof *toks);
     float *scores = calloc(n, sizeof *scores);
@@ -974,6 +976,14 @@ static void test_spm_synthetic_fuzz(void **state)
     assert_int_equal(k, 2);
     assert_int_equal(ids[0], 1);
     assert_int_equal(ids[1], tok_find(t, "\xE2\x96\x81hello", 8));
+    k = enc(t, "he ", 3, 0, 0, ids, 16);  /* ▁h (-8), then ▁he (-17) beats e▁ (-18) */
+    assert_int_equal(k, 2);
+    assert_int_equal(ids[0], tok_find(t, "\xE2\x96\x81he", 5));
+    assert_int_equal(ids[1], 259);
+    k = enc(t, "e ", 2, 0, 0, ids, 16);  /* "▁e" is no piece: ▁ + e▁ */
+    assert_int_equal(k, 2);
+    assert_int_equal(ids[0], 259);
+    assert_int_equal(ids[1], tok_find(t, "e\xE2\x96\x81", 4));
     k = enc(t, "\x01", 1, 0, 0, ids, 16);  /* ▁ then byte fallback */
     assert_int_equal(k, 2);
     assert_int_equal(ids[0], 259);
