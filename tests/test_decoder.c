@@ -323,6 +323,37 @@ static void test_batch_equals_tokens(void **state)
     }
 }
 
+/* Prompts longer than one internal batch (256 positions) go through in chunks: all logits,
+ * last-only logits and the token-by-token path agree. */
+static void test_long_prompt_chunks(void **state)
+{
+    (void)state;
+    struct rmodel r;
+    rmodel_build(&r, QT_F32, 64, 2, 4, 2, 96, 40, 0, NULL);
+    int n = 300, V = r.w.cfg.vocab, dim = r.w.cfg.dim;
+    char err[256];
+    float *x = malloc(sizeof(float) * (size_t)(n * dim));
+    float *all = malloc(sizeof(float) * (size_t)(n * V));
+    float *tok = malloc(sizeof(float) * (size_t)(n * V));
+    float last[40];
+    assert_true(x && all && tok);
+    for (int i = 0; i < n; i++) memcpy(x + i * dim, r.embd + (size_t)((i * 7) % V) * dim, sizeof(float) * dim);
+    struct decoder *d = open_dec(&r.w, 2, 320);
+    if (dec_forward(d, x, n, 0, all, 1, err, sizeof err)) fail_msg("%s", err);
+    if (dec_forward(d, x, n, 0, last, 0, err, sizeof err)) fail_msg("%s", err);
+    for (int i = 0; i < n; i++)
+        if (dec_forward(d, x + i * dim, 1, i, tok + (size_t)i * V, 0, err, sizeof err)) fail_msg("%s", err);
+    dec_close(d);
+    double a = reldiff(all, tok, (size_t)n * V), b = reldiff(last, all + (size_t)(n - 1) * V, (size_t)V);
+    print_message("300-position prompt: batch vs tokens %.2e, last-only vs all %.2e\n", a, b);
+    assert_true(a < 1e-4);
+    assert_true(b < 1e-4);
+    free(x);
+    free(all);
+    free(tok);
+    rmodel_free(&r);
+}
+
 static void test_threads_agree(void **state)
 {
     (void)state;
@@ -670,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_reference_forward),
         cmocka_unit_test(test_types_vs_f32),
         cmocka_unit_test(test_batch_equals_tokens),
+        cmocka_unit_test(test_long_prompt_chunks),
         cmocka_unit_test(test_threads_agree),
         cmocka_unit_test(test_decoder_api),
         cmocka_unit_test(test_model_from_gguf),
