@@ -2,6 +2,7 @@
 #include "core/embed.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 struct embed {
     struct swap *swap;
+    pthread_mutex_t lock;       /* lookups may come from several threads (chat UI, decoder) */
     uint32_t type;
     int dim;
     int32_t n_vocab;
@@ -91,6 +93,11 @@ int embed_open(struct embed **out, const struct gguf *g, const struct embed_opti
         snprintf(err, errlen, "embed: out of memory");
         return -1;
     }
+    if (pthread_mutex_init(&e->lock, NULL) != 0) {
+        free(e);
+        snprintf(err, errlen, "embed: cannot create a mutex");
+        return -1;
+    }
     e->type = t->type;
     e->dim = (int)t->ne[0];
     e->n_vocab = (int32_t)t->ne[1];
@@ -109,6 +116,7 @@ int embed_open(struct embed **out, const struct gguf *g, const struct embed_opti
     if (slots < 2) slots = 2;
     if (swap_open(&e->swap, page, n_pages, slots, o->swap_dir, o->enclave_flags, err,
                   errlen) != 0) {
+        pthread_mutex_destroy(&e->lock);
         free(e);
         return -1;
     }
@@ -152,6 +160,7 @@ void embed_close(struct embed *e)
 {
     if (!e) return;
     swap_close(e->swap);
+    pthread_mutex_destroy(&e->lock);
     free(e);
 }
 
@@ -179,7 +188,9 @@ int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *
             return -1;
         }
     }
+    pthread_mutex_lock(&e->lock);
     if (swap_begin(e->swap, err, errlen) != 0) {
+        pthread_mutex_unlock(&e->lock);
         memset(out, 0, n * dim * sizeof *out);
         return -1;
     }
@@ -200,6 +211,7 @@ int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *
         snprintf(err, errlen, "%s", err2);
         rc = -1;
     }
+    pthread_mutex_unlock(&e->lock);
     if (rc != 0) memset(out, 0, n * dim * sizeof *out);
     return rc;
 }

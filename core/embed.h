@@ -6,7 +6,8 @@
  * dequantized (core/qrow) only into caller buffers. After loading, the page-aligned
  * interior of token_embd in the read-only GGUF mapping is made PROT_NONE so nothing can
  * look rows up there, unless the model ties its output projection to token_embd (then the
- * decoder still needs that matrix for the output projection, and it stays mapped). */
+ * decoder still needs that matrix for the output projection, and it stays mapped).
+ * Lookups are serialized by a mutex, so several threads may call embed_rows. */
 #ifndef CMIF_CORE_EMBED_H
 #define CMIF_CORE_EMBED_H
 

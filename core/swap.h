@@ -14,7 +14,8 @@
  * else $XDG_RUNTIME_DIR, $TMPDIR, /tmp; only when a page first has to leave the cache.
  *
  * Access pattern: swap_begin (unseals the cache) … swap_get … swap_end (seals it).
- * Pointers from swap_get are valid until the next swap_get or swap_end. */
+ * Pointers from swap_get are valid until the next swap_get or swap_end. One thread at a
+ * time (core/embed serializes its lookups). */
 #ifndef CMIF_CORE_SWAP_H
 #define CMIF_CORE_SWAP_H
 
