@@ -11,15 +11,16 @@
 #include "app/opts.h"
 #include "core/core.h"
 #include "core/gguf.h"
+#include "gpu/cl_util.h"
 
-enum { X_TENSORS = 1, X_CORE, X_CORE_MEM, X_REQUIRE_LOCKED /* , X_DEVICES (H8): add ids here */ };
+enum { X_TENSORS = 1, X_CORE, X_CORE_MEM, X_REQUIRE_LOCKED, X_DEVICES };
 
 static const struct opts_extra info_extra[] = {
     {"tensors", 0, 0, X_TENSORS, "--tensors              list every tensor (name, type, shape, bytes, offset)"},
     {"core", 0, 0, X_CORE, "--core                 the confidential core's protection for this model (region, lock, swap)"},
     {"core-mem", 0, 1, X_CORE_MEM, "--core-mem BYTES       guarded memory for the core (K/M/G suffixes; default: fits RLIMIT_MEMLOCK)"},
     {"require-locked", 0, 0, X_REQUIRE_LOCKED, "--require-locked       with --core: fail when the core's memory cannot be locked"},
-    /* --devices (H8) goes here, with its bit in struct info_flags. */
+    {"devices", 0, 0, X_DEVICES, "--devices              compute devices: OpenCL platforms and devices, memory, usability (-m optional)"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -27,6 +28,7 @@ struct info_flags {
     int tensors;
     int core, require_locked;   /* --core section (H5) */
     size_t core_mem;
+    int devices;                /* --devices section (H8) */
 };
 
 static int on_extra(void *ctx, int id, const char *val, char *err, size_t errlen)
@@ -34,6 +36,7 @@ static int on_extra(void *ctx, int id, const char *val, char *err, size_t errlen
     struct info_flags *f = ctx;
     if (id == X_TENSORS) f->tensors = 1;
     else if (id == X_CORE) f->core = 1;
+    else if (id == X_DEVICES) f->devices = 1;
     else if (id == X_REQUIRE_LOCKED) f->require_locked = 1;
     else if (id == X_CORE_MEM && (core_parse_size(val, &f->core_mem) || f->core_mem == 0)) {
         snprintf(err, errlen, "--core-mem: '%s' is not a size in bytes (e.g. 65536, 8M)", val);
@@ -42,7 +45,7 @@ static int on_extra(void *ctx, int id, const char *val, char *err, size_t errlen
     return 0;
 }
 
-static const char usage_line[] = "info -m MODEL [--tensors] [--core [--core-mem BYTES] [--require-locked]]";
+static const char usage_line[] = "info -m MODEL [--tensors] [--core [--core-mem BYTES] [--require-locked]] [--devices]";
 
 static void usage(FILE *f)
 {
@@ -362,6 +365,43 @@ static int section_core(const char *path, const struct info_flags *fl)
     return 0;
 }
 
+/* ---- --devices (H8): where the decoder can run ------------------------------------------ */
+
+/* Lists every OpenCL platform's devices with the index --device cl:N takes, their memory
+ * and whether the backend can use them, then what --device auto would pick. */
+static int section_devices(void)
+{
+    struct clu_dev *d = NULL;
+    int n = 0;
+    char err[512] = "";
+    printf("\ndevices:\n");
+    printf("  cpu            the CPU backend (SIMD + OpenBLAS), always usable\n");
+    if (clu_devices(&d, &n, err, sizeof err) != 0) {
+        printf("  opencl         none: %s\n", err);
+        printf("  --device auto  cpu\n");
+        return 0;
+    }
+    if (n == 0) printf("  opencl         platforms present, but no devices\n");
+    int gpu = -1;
+    for (int i = 0; i < n; i++) {
+        if (i == 0 || d[i].platform != d[i - 1].platform)
+            printf("  platform       %s\n", d[i].platform_name);
+        printf("    cl:%-3d %-11s %s\n", d[i].index, clu_type_name(d[i].type), d[i].name);
+        printf("           version   %s; driver %s\n", d[i].version, d[i].driver);
+        printf("           memory    %.1f MiB global, %.1f MiB max buffer, %.0f KiB local; "
+               "%u compute units; fp16 %s\n",
+               d[i].global_mem / 1048576.0, d[i].max_alloc / 1048576.0, d[i].local_mem / 1024.0,
+               d[i].compute_units, d[i].fp16 ? "yes" : "no");
+        printf("           usable    %s%s\n", d[i].usable ? "yes" : "no: ", d[i].usable ? "" : d[i].why);
+        if (gpu < 0 && d[i].usable && (d[i].type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)))
+            gpu = i;
+    }
+    if (gpu >= 0) printf("  --device auto  cl:%d (%s)\n", gpu, d[gpu].name);
+    else printf("  --device auto  cpu (no usable OpenCL GPU; --device cl uses the first usable device)\n");
+    clu_devices_free(d);
+    return 0;
+}
+
 /* ---- entry --------------------------------------------------------------------------- */
 
 static int cmd_info_exec(int argc, char **argv)
@@ -374,6 +414,10 @@ static int cmd_info_exec(int argc, char **argv)
     if (r == 1) {
         usage(stdout);
         return EXIT_OK;
+    }
+    if (r == 0 && fl.devices && !o.model && o.n_args == 0) {
+        section_devices();
+        return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
     }
     if (r < 0 || !o.model || o.n_args > 0) {
         fprintf(stderr, "cmif info: %s\n",
@@ -393,8 +437,7 @@ static int cmd_info_exec(int argc, char **argv)
     section_template(g);
     if (g->n_tensors) section_load_check(g);
     if (fl.tensors) section_tensor_list(g);
-    /* Optional sections of other issues go here: `--devices` (H8: compute devices), each as
-     * its own section_*. */
+    if (fl.devices) section_devices();
     gguf_close(g);
     if (fl.core && section_core(o.model, &fl)) return EXIT_RUNTIME;
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
