@@ -26,8 +26,9 @@
 /* Smallest default region: below this a cache holds too few rows to be useful, so under a
  * tiny RLIMIT_MEMLOCK the core takes this much and reports that it is not locked. */
 #define MIN_DEFAULT_MEM (256 * KIB)
-/* Left under RLIMIT_MEMLOCK for the per-message text regions and the swap's key page. */
-#define MEMLOCK_HEADROOM (64 * KIB)
+/* Left under RLIMIT_MEMLOCK for the per-message regions (text + ids: about 9 bytes per
+ * byte of text, so ~28 KiB of text) and the swap's key page. */
+#define MEMLOCK_HEADROOM (256 * KIB)
 
 struct core {
     struct gguf *g;
@@ -37,6 +38,7 @@ struct core {
     size_t mem_limit;           /* effective region target */
     int require_locked;
     int quiet;
+    uint64_t msg_unlocked;      /* messages whose guarded region could not be locked */
     char *cache_dir;            /* copy of the option (the sanitizer's cluster cache) */
     /* Sanitizer settings and accounting. H6 adds its state (clusters, budget) here. */
     int mech;
@@ -454,6 +456,7 @@ int core_encode(struct core *c, const char *text, size_t len, int seg, int add_b
     size_t bytes = ids_off + 2 * max_ids * sizeof(int32_t);
     struct enclave *r;
     if (enclave_alloc(&r, bytes, 0, err, errlen) != 0) return -1;
+    if (!r->locked) c->msg_unlocked++;
     if (c->require_locked && !r->locked) {
         enclave_free(r);
         snprintf(err, errlen, "core: cannot lock memory for this message (--require-locked); "
@@ -557,9 +560,12 @@ void core_status(const struct core *c, struct core_status *st)
     else
         snprintf(prot, sizeof prot, "%s, NOT LOCKED (RLIMIT_MEMLOCK %s)",
                  st->secretmem ? "memfd_secret" : "guarded mmap", lim);
-    snprintf(st->summary, sizeof st->summary, "%s, swap %llu pages out/%llu in%s%s", prot,
+    char line[320];
+    snprintf(line, sizeof line, "%s, swap %llu pages out/%llu in%s%s%s", prot,
              (unsigned long long)st->swap_pages_out, (unsigned long long)st->swap_pages_in,
-             ss.failed ? ", SWAP FAILED" : "", st->dumpable ? ", DUMPABLE" : "");
+             ss.failed ? ", SWAP FAILED" : "", st->dumpable ? ", DUMPABLE" : "",
+             st->locked && c->msg_unlocked ? ", a message buffer was NOT LOCKED" : "");
+    snprintf(st->summary, sizeof st->summary, "%.159s", line);
 }
 
 int core_parse_size(const char *s, size_t *out)
