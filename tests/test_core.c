@@ -238,8 +238,8 @@ static void test_small_region_uses_swap(void **state)
     gguf_close(r.g);
 }
 
-/* Quantized, untied random model: rows dequantized from Q8_0 pages; token_embd made
- * inaccessible in the core's mapping. */
+/* Random models: rows dequantized from quantized pages; token_embd made inaccessible in
+ * the core's mapping unless the output projection is tied to it. */
 static void child_read_mapping(const struct core *c)
 {
     signal(SIGSEGV, SIG_DFL);
@@ -251,37 +251,37 @@ static void child_read_mapping(const struct core *c)
     _exit(0);
 }
 
-static void test_untied_quantized_model(void **state)
+static void random_model_run(int embd_type, int tied, int dim)
 {
-    (void)state;
     char *dir = tu_tmpdir();
     char path[4200];
     snprintf(path, sizeof path, "%s/m.gguf", dir);
     struct randmodel_spec s;
     randmodel_defaults(&s);
     s.vocab = 3000;
-    s.dim = 128;
+    s.dim = dim;
     s.ffn_dim = 256;
     s.n_heads = 4;
     s.n_kv_heads = 4;
     s.type = GGUF_T_Q8_0;
-    s.embd_type = GGUF_T_Q8_0;
-    s.tied = 0;
+    s.embd_type = embd_type;
+    s.tied = tied;
     s.seed = 7;
     assert_int_equal(randmodel_write(path, &s, err, sizeof err), 0);
     struct ref r;
     ref_open(&r, path);
     struct core_options o;
     core_defaults(&o);
-    o.mem_limit = 96 * 1024;       /* table is ~400 KiB: most of it in the swap */
+    o.mem_limit = 96 * 1024;       /* table is >= 400 KiB: most of it in the swap */
     o.mechanism = CORE_MECH_NONE;
     struct core *c;
     assert_int_equal(core_open(&c, path, &o, err, sizeof err), 0);
-    float v[128], w[128];
+    float v[256], w[256];
+    assert_int_equal(core_dim(c), dim);
     for (int32_t id = 0; id < 3000; id += 37) {
         assert_int_equal(core_embed_token(c, id, v, err, sizeof err), 0);
         ref_row(&r, id, w);
-        assert_memory_equal(v, w, sizeof v);
+        assert_memory_equal(v, w, (size_t)dim * sizeof *v);
     }
     struct core_status st;
     core_status(c, &st);
@@ -292,15 +292,37 @@ static void test_untied_quantized_model(void **state)
     if (pid == 0) child_read_mapping(c);
     int ws;
     assert_int_equal(waitpid(pid, &ws, 0), pid);
-    assert_true(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGSEGV);
-    /* The decoder still builds from the core's mapping (token_embd not needed). */
+    if (tied) {
+        /* Tied: the decoder needs token_embd as its output projection, so it stays. */
+        assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    } else {
+        assert_true(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGSEGV);
+    }
+    /* The decoder builds from the core's mapping and runs (token_embd only as output). */
     struct model *m;
     assert_int_equal(model_open(&m, core_gguf(c), err, sizeof err), 0);
-    assert_int_equal(m->tied, 0);
+    assert_int_equal(m->tied, tied);
+    struct dec_options dop = {.threads = 1, .device = DEC_DEV_CPU, .cl_index = -1};
+    struct decoder *d;
+    assert_int_equal(dec_open(&d, &m->w, &dop, err, sizeof err), 0);
+    float *lg = malloc((size_t)m->w.cfg.vocab * sizeof *lg);
+    assert_non_null(lg);
+    assert_int_equal(core_embed_token(c, 5, v, err, sizeof err), 0);
+    assert_int_equal(dec_forward(d, v, 1, 0, lg, 0, err, sizeof err), 0);
+    free(lg);
+    dec_close(d);
     model_close(m);
     core_close(c);
     gguf_close(r.g);
     tu_rmtree(dir);
+}
+
+static void test_random_models(void **state)
+{
+    (void)state;
+    random_model_run(GGUF_T_Q8_0, 0, 128);
+    random_model_run(GGUF_T_F16, 1, 128);
+    random_model_run(GGUF_T_Q4_K, 0, 256);
 }
 
 /* Drop CAP_IPC_LOCK (root ignores RLIMIT_MEMLOCK otherwise). 0 on success. */
@@ -588,7 +610,7 @@ int main(void)
         cmocka_unit_test(test_encode_matches_table),
         cmocka_unit_test(test_text_wiped),
         cmocka_unit_test(test_small_region_uses_swap),
-        cmocka_unit_test(test_untied_quantized_model),
+        cmocka_unit_test(test_random_models),
         cmocka_unit_test(test_not_locked_reported),
         cmocka_unit_test(test_boundary_cpu),
         cmocka_unit_test(test_boundary_opencl),
