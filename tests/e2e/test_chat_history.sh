@@ -1,0 +1,45 @@
+#!/bin/sh
+# Acceptance 2 (issue 5): the input history persists across two runs in a temporary
+# XDG_STATE_HOME, with mode 0600 and no consecutive duplicate entries.
+. tests/e2e/lib.sh
+need_shared models/stories260K.gguf
+. tests/e2e/chat_tmux.inc
+MODEL=$SHARED/models/stories260K.gguf
+ST=$TMPD/state
+mkdir -p "$ST"
+RUN="XDG_STATE_HOME=$ST $CMIF -m $MODEL --temp 0 -n 8"
+
+tm_start 100 30 "$RUN"
+wait_for "Ctrl-D quits" || die "first run did not start"
+for msg in "alpha one" "alpha one" "beta two" "/budget" "/budget"; do
+  tm send-keys -t cmif "$msg" Enter
+  wait_re "tok/s|budget:" 20 || die "no reaction to '$msg'"
+done
+wait_for "about" 10 || die "/budget did not answer"
+tm send-keys -t cmif C-d
+st=$(wait_exit 10) || die "first run did not exit"
+[ "$st" = 0 ] || die "first run exit status $st"
+H=$ST/cmif/history
+[ -f "$H" ] || die "no history file at $H"
+[ "$(stat -c %a "$H")" = 600 ] || die "history mode is $(stat -c %a "$H"), not 600"
+printf 'alpha one\nbeta two\n/budget\n' > "$TMPD/want"
+cmp -s "$H" "$TMPD/want" || { cat "$H"; die "history holds consecutive duplicates or misses entries"; }
+
+tm kill-server
+rm -f "$TMPD/exit"
+tm_start 100 30 "$RUN"
+wait_for "Ctrl-D quits" || die "second run did not start"
+tm send-keys -t cmif Up
+wait_re "^> /budget *$" 5 || die "Up did not recall the last input of the first run"
+tm send-keys -t cmif Up
+wait_re "^> beta two *$" 5 || die "second Up did not recall 'beta two'"
+tm send-keys -t cmif Up
+wait_re "^> alpha one *$" 5 || die "third Up did not recall 'alpha one'"
+tm send-keys -t cmif C-u "gamma" Enter
+wait_for "> gamma" 10 || die "second run did not take a message"
+tm send-keys -t cmif C-d
+wait_exit 10 >/dev/null || die "second run did not exit"
+printf 'alpha one\nbeta two\n/budget\ngamma\n' > "$TMPD/want"
+cmp -s "$H" "$TMPD/want" || { cat "$H"; die "history after the second run is wrong"; }
+[ "$(stat -c %a "$H")" = 600 ] || die "history mode changed"
+echo "ok: history persists, 0600, no consecutive duplicates"
