@@ -18,8 +18,9 @@
 
 struct swap {
     struct enclave *ctl;        /* key[32] then versions[n_pages] (u64) */
-    struct enclave *cache;      /* n_slots * page_size */
+    struct enclave *cache;      /* n_slots * stride */
     size_t page_size, n_slots;
+    size_t stride;              /* slot spacing: page_size rounded up to 64 (row alignment) */
     uint64_t n_pages;
     char dir[PATH_MAX];
     int fd;
@@ -68,7 +69,8 @@ int swap_open(struct swap **out, size_t page_size, uint64_t n_pages, size_t n_sl
         return -1;
     }
     if (n_slots > n_pages) n_slots = (size_t)n_pages;
-    if (n_slots > SIZE_MAX / page_size) {
+    size_t stride = (page_size + 63) & ~(size_t)63;
+    if (n_slots > SIZE_MAX / stride) {
         snprintf(err, errlen, "swap: cache size overflows");
         return -1;
     }
@@ -76,6 +78,7 @@ int swap_open(struct swap **out, size_t page_size, uint64_t n_pages, size_t n_sl
     if (!s) goto oom;
     s->fd = -1;
     s->page_size = page_size;
+    s->stride = stride;
     s->n_pages = n_pages;
     s->n_slots = n_slots;
     pick_dir(dir, s->dir, sizeof s->dir);
@@ -93,7 +96,7 @@ int swap_open(struct swap **out, size_t page_size, uint64_t n_pages, size_t n_sl
     for (size_t i = 0; i < n_slots; i++) s->slot_page[i] = -1;
     if (enclave_alloc(&s->ctl, KEY_BYTES + n_pages * sizeof(uint64_t), enclave_flags, err,
                       errlen) != 0 ||
-        enclave_alloc(&s->cache, n_slots * page_size, enclave_flags, err, errlen) != 0) {
+        enclave_alloc(&s->cache, n_slots * stride, enclave_flags, err, errlen) != 0) {
         swap_close(s);
         return -1;
     }
@@ -190,7 +193,7 @@ static int page_out(struct swap *s, size_t slot, char *err, size_t errlen)
     randombytes_buf(s->io, SWAP_NONCE_BYTES);
     unsigned long long clen = 0;
     crypto_aead_xchacha20poly1305_ietf_encrypt(s->io + SWAP_NONCE_BYTES, &clen,
-                                               s->cache->ptr + slot * s->page_size,
+                                               s->cache->ptr + slot * s->stride,
                                                s->page_size, ad, sizeof ad, NULL, s->io,
                                                key_of(s));
     off_t off = (off_t)(page * s->io_len);
@@ -222,7 +225,7 @@ static int page_out(struct swap *s, size_t slot, char *err, size_t errlen)
  * slot zeroed. */
 static int page_in(struct swap *s, uint64_t page, size_t slot, char *err, size_t errlen)
 {
-    uint8_t *dst = s->cache->ptr + slot * s->page_size;
+    uint8_t *dst = s->cache->ptr + slot * s->stride;
     ssize_t r = pread(s->fd, s->io, s->io_len, (off_t)(page * s->io_len));
     if (r != (ssize_t)s->io_len) {
         sodium_memzero(dst, s->page_size);
@@ -300,7 +303,7 @@ int swap_get(struct swap *s, uint64_t page, int for_write, uint8_t **ptr, char *
             s->page_slot[s->slot_page[best]] = -1;
             s->slot_page[best] = -1;
         }
-        uint8_t *dst = s->cache->ptr + best * s->page_size;
+        uint8_t *dst = s->cache->ptr + best * s->stride;
         if (s->on_disk[page]) {
             if (page_in(s, page, best, err, errlen) != 0) return -1;
         } else {
@@ -313,7 +316,7 @@ int swap_get(struct swap *s, uint64_t page, int for_write, uint8_t **ptr, char *
     }
     s->slot_stamp[slot] = ++s->clock;
     if (for_write) s->slot_dirty[slot] = 1;
-    *ptr = s->cache->ptr + (size_t)slot * s->page_size;
+    *ptr = s->cache->ptr + (size_t)slot * s->stride;
     return 0;
 }
 
@@ -348,7 +351,7 @@ int swap_flush(struct swap *s, char *err, size_t errlen)
             rc = -1;
             break;
         }
-        sodium_memzero(s->cache->ptr + i * s->page_size, s->page_size);
+        sodium_memzero(s->cache->ptr + i * s->stride, s->page_size);
         s->page_slot[s->slot_page[i]] = -1;
         s->slot_page[i] = -1;
     }
