@@ -1,0 +1,193 @@
+/* Tests of app/opts: the shared llama.cpp-style flags, extra per-command flags, positional
+ * arguments, value checking and prompt files. */
+#include "tests/testutil.h"
+
+#include "app/opts.h"
+#include "gpu/decoder.h"
+
+#define ARGV(...) ((char *[]){"cmd", __VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){"cmd", __VA_ARGS__}) / sizeof(char *)))
+#define ALL (OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING)
+
+static int parse(struct opts *o, int argc, char **argv, unsigned accept, char *err)
+{
+    opts_defaults(o);
+    return opts_parse(o, argc, argv, accept, NULL, NULL, NULL, err, 256);
+}
+
+static void test_common_flags(void **state)
+{
+    (void)state;
+    struct opts o;
+    char err[256];
+    char **a = ARGV("-m", "model.gguf", "-p", "-starts with a dash", "-n", "-1", "-t", "3",
+                    "--ctx-size=512", "-s", "18446744073709551614", "--temp", "0", "--top-k",
+                    "5", "--top-p", "0.5", "--min-p", "0.1", "--repeat-penalty", "1.1",
+                    "--repeat-last-n", "32", "--device", "cl:1");
+    int n = ARGC("-m", "model.gguf", "-p", "-starts with a dash", "-n", "-1", "-t", "3",
+                 "--ctx-size=512", "-s", "18446744073709551614", "--temp", "0", "--top-k", "5",
+                 "--top-p", "0.5", "--min-p", "0.1", "--repeat-penalty", "1.1",
+                 "--repeat-last-n", "32", "--device", "cl:1");
+    assert_int_equal(parse(&o, n, a, ALL, err), 0);
+    assert_string_equal(o.model, "model.gguf");
+    assert_string_equal(o.prompt, "-starts with a dash");
+    assert_int_equal(o.n_predict, -1);
+    assert_int_equal(o.threads, 3);
+    assert_int_equal(o.ctx, 512);
+    assert_true(o.seed_given);
+    assert_true(o.sp.seed == 18446744073709551614ULL);
+    assert_true(o.sp.temp == 0.0f);
+    assert_int_equal(o.sp.top_k, 5);
+    assert_true(o.sp.top_p == 0.5f);
+    assert_true(o.sp.min_p > 0.099f && o.sp.min_p < 0.101f);
+    assert_true(o.sp.repeat_penalty > 1.09f && o.sp.repeat_penalty < 1.11f);
+    assert_int_equal(o.sp.repeat_last_n, 32);
+    assert_int_equal(o.device, DEC_DEV_CL);
+    assert_int_equal(o.cl_index, 1);
+}
+
+static void test_defaults_and_seed(void **state)
+{
+    (void)state;
+    struct opts o;
+    char err[256];
+    assert_int_equal(parse(&o, ARGC("-m", "x"), ARGV("-m", "x"), ALL, err), 0);
+    assert_int_equal(o.n_predict, -1);
+    assert_int_equal(o.threads, 0);
+    assert_int_equal(o.device, DEC_DEV_AUTO);
+    assert_false(o.seed_given);
+    assert_true(o.sp.seed == SAMPLER_SEED_RANDOM);   /* drawn at sampler_open */
+    assert_null(o.prompt);
+    assert_int_equal(parse(&o, ARGC("--device", "cpu"), ARGV("--device", "cpu"), ALL, err), 0);
+    assert_int_equal(o.device, DEC_DEV_CPU);
+    assert_int_equal(parse(&o, ARGC("-h"), ARGV("-h"), ALL, err), 1);
+    assert_int_equal(parse(&o, ARGC("--help"), ARGV("--help"), ALL, err), 1);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    struct opts o;
+    char err[256];
+    static const char *bad[][2] = {
+        {"--temp", "abc"},   {"--temp", "-1"},     {"-n", "1.5"},     {"-t", "-2"},
+        {"--top-p", "1.5"},  {"--min-p", "nan"},   {"-s", "-5"},      {"--device", "gpu"},
+        {"--device", "cl:x"}, {"-c", "99999999999"}, {"--repeat-penalty", "0"},
+        {"--top-k", ""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {"cmd", (char *)bad[i][0], (char *)bad[i][1], NULL};
+        err[0] = '\0';
+        assert_int_equal(parse(&o, 3, argv, ALL, err), -1);
+        if (!strstr(err, bad[i][0])) fail_msg("error '%s' does not name %s", err, bad[i][0]);
+    }
+    assert_int_equal(parse(&o, ARGC("-m"), ARGV("-m"), ALL, err), -1);
+    assert_non_null(strstr(err, "needs a value"));
+    assert_int_equal(parse(&o, ARGC("--bogus"), ARGV("--bogus"), ALL, err), -1);
+    assert_non_null(strstr(err, "--bogus"));
+    assert_int_equal(parse(&o, ARGC("-p", "a", "-f", "b"), ARGV("-p", "a", "-f", "b"), ALL, err), -1);
+    /* a group the command does not accept is unknown to it */
+    assert_int_equal(parse(&o, ARGC("--temp", "1"), ARGV("--temp", "1"), OPT_MODEL, err), -1);
+    assert_non_null(strstr(err, "unknown option"));
+}
+
+struct ex {
+    int pieces;
+    const char *eps;
+};
+
+static int ex_fn(void *ctx, int id, const char *val, char *err, size_t errlen)
+{
+    struct ex *e = ctx;
+    if (id == 1) e->pieces = 1;
+    if (id == 2) {
+        if (!strcmp(val, "bad")) {
+            snprintf(err, errlen, "--eps: bad value");
+            return -1;
+        }
+        e->eps = val;
+    }
+    return 0;
+}
+
+static void test_extra_and_positional(void **state)
+{
+    (void)state;
+    static const struct opts_extra extra[] = {
+        {"pieces", 0, 0, 1, "    --pieces   print pieces"},
+        {"eps", 'e', 1, 2, "-e, --eps E    epsilon"},
+        {NULL, 0, 0, 0, NULL},
+    };
+    struct opts o;
+    struct ex e = {0, NULL};
+    char err[256];
+    char *argv[] = {"cmd", "hello", "-m", "m.gguf", "--pieces", "-e", "2.5", "--", "-not-a-flag", NULL};
+    opts_defaults(&o);
+    assert_int_equal(opts_parse(&o, 9, argv, OPT_MODEL, extra, ex_fn, &e, err, sizeof err), 0);
+    assert_int_equal(e.pieces, 1);
+    assert_string_equal(e.eps, "2.5");
+    assert_int_equal(o.n_args, 2);
+    assert_string_equal(o.args[0], "hello");
+    assert_string_equal(o.args[1], "-not-a-flag");
+    char *argv2[] = {"cmd", "--eps=bad", NULL};
+    opts_defaults(&o);
+    assert_int_equal(opts_parse(&o, 2, argv2, OPT_MODEL, extra, ex_fn, &e, err, sizeof err), -1);
+    assert_string_equal(err, "--eps: bad value");
+    char *argv3[] = {"cmd", "--pieces=1", NULL};
+    opts_defaults(&o);
+    assert_int_equal(opts_parse(&o, 2, argv3, OPT_MODEL, extra, ex_fn, &e, err, sizeof err), -1);
+    /* usage lists accepted groups and the extras */
+    char buf[4096] = "";
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    assert_non_null(f);
+    opts_usage(f, OPT_MODEL | OPT_SAMPLING, extra);
+    fclose(f);
+    assert_non_null(strstr(buf, "--model"));
+    assert_non_null(strstr(buf, "--top-k"));
+    assert_non_null(strstr(buf, "--pieces"));
+    assert_null(strstr(buf, "--ctx-size"));
+}
+
+static void test_prompt_file(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/p.txt", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < 2000; i++) fputs("line of prompt text\n", f);
+    fclose(f);
+    struct opts o;
+    char err[256], *text;
+    size_t len;
+    opts_defaults(&o);
+    o.prompt_file = path;
+    assert_int_equal(opts_read_prompt(&o, &text, &len, err, sizeof err), 0);
+    assert_int_equal(len, 2000 * 20);
+    assert_int_equal(strlen(text), len);
+    free(text);
+    o.prompt_file = NULL;
+    o.prompt = "";
+    assert_int_equal(opts_read_prompt(&o, &text, &len, err, sizeof err), 0);
+    assert_int_equal(len, 0);
+    free(text);
+    o.prompt = NULL;
+    assert_int_equal(opts_read_prompt(&o, &text, &len, err, sizeof err), 0);
+    assert_null(text);
+    snprintf(path, sizeof path, "%s/missing.txt", dir);
+    o.prompt_file = path;
+    assert_int_equal(opts_read_prompt(&o, &text, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "missing.txt"));
+    tu_rmtree(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_common_flags),  cmocka_unit_test(test_defaults_and_seed),
+        cmocka_unit_test(test_errors),        cmocka_unit_test(test_extra_and_positional),
+        cmocka_unit_test(test_prompt_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
