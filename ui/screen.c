@@ -217,6 +217,7 @@ static void geometry(struct screen *s, struct input *in)
     s->wi = newwin(ih, cols, rows - ih, 0);
     if (s->wi) {
         keypad(s->wi, TRUE);
+        meta(s->wi, TRUE);   /* 8-bit input: UTF-8 must arrive whole */
         nodelay(s->wi, TRUE);
     }
     clearok(curscr, TRUE);
