@@ -164,15 +164,20 @@ void qt_dequant_row(int type, const void *src, float *dst, size_t n)
 
 /* ---- reference quantization -------------------------------------------------------------- */
 
-static inline int nearest(float x) { return (int)lrintf(x); }
+static inline int nearest(float x) { return qt_round(x); }
 
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* max/min without fmaxf's NaN rules, which keep GCC from inlining it (a libm call per
+ * element made quantization ~20x slower). */
+static inline float maxf(float a, float b) { return a > b ? a : b; }
+static inline float minf(float a, float b) { return a < b ? a : b; }
 
 static void q_q8_0(const float *x, struct blk_q8_0 *b, size_t nb)
 {
     for (size_t i = 0; i < nb; i++, b++, x += 32) {
         float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        for (int j = 0; j < 32; j++) amax = maxf(amax, fabsf(x[j]));
         float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0;
         b->d = qt_f2h(d);
         for (int j = 0; j < 32; j++) b->qs[j] = (int8_t)clampi(nearest(x[j] * id), -127, 127);
@@ -196,34 +201,38 @@ static void q_q4_0(const float *x, struct blk_q4_0 *b, size_t nb)
 }
 
 /* Fit x[0..n) ≈ a*L - m with L in [0, nmax], a >= 0, m >= 0 (the K-quant sub-block model):
- * tries a few grid steps around (max-min)/nmax and refines each by least squares on the
- * resulting assignment, keeping the lowest squared error. Returns a; *mout = m. */
+ * tries a few grid steps around (max-min)/nmax, refits each assignment by least squares
+ * and keeps the one with the lowest squared error. Returns a; *mout = m. (n <= 32) */
 static float fit_affine(const float *x, int n, int nmax, float *mout)
 {
-    float lo = x[0], hi = x[0];
-    for (int i = 1; i < n; i++) { lo = fminf(lo, x[i]); hi = fmaxf(hi, x[i]); }
+    float lo = x[0], hi = x[0], sx = 0, sxx = 0;
+    for (int i = 0; i < n; i++) {
+        lo = minf(lo, x[i]);
+        hi = maxf(hi, x[i]);
+        sx += x[i];
+        sxx += x[i] * x[i];
+    }
     if (lo > 0) lo = 0;
     if (hi <= lo) { *mout = -lo; return 0; }
     float best_a = (hi - lo) / nmax, best_b = lo, best_err = INFINITY;
-    for (int it = -6; it <= 6; it++) {
-        float is = ((float)nmax + 0.1f * it) / (hi - lo);
-        double sl = 0, sll = 0, sx = 0, sxl = 0;
+    for (int it = -2; it <= 2; it++) {
+        float is = ((float)nmax + 0.25f * it) / (hi - lo);
+        /* integer sums and four partial float sums keep the dependency chains short */
+        int isl = 0, isll = 0;
+        float p[4] = {0, 0, 0, 0};
         for (int i = 0; i < n; i++) {
             int l = clampi(nearest(is * (x[i] - lo)), 0, nmax);
-            sl += l; sll += (double)l * l; sx += x[i]; sxl += (double)x[i] * l;
+            isl += l; isll += l * l; p[i & 3] += x[i] * (float)l;
         }
-        double D = n * sll - sl * sl;
+        float sl = (float)isl, sll = (float)isll, sxl = (p[0] + p[1]) + (p[2] + p[3]);
+        float D = n * sll - sl * sl;
         if (D <= 0) continue;
-        double a = (n * sxl - sl * sx) / D, b = (sll * sx - sl * sxl) / D;
+        float a = (n * sxl - sl * sx) / D, b = (sll * sx - sl * sxl) / D;
         if (b > 0) { b = 0; a = sxl / sll; }   /* the format can only subtract */
-        if (a <= 0) continue;
-        double err = 0;
-        for (int i = 0; i < n; i++) {
-            int l = clampi(nearest((float)((x[i] - b) / a)), 0, nmax);
-            double e = a * l + b - x[i];
-            err += e * e;
-        }
-        if (err < best_err) { best_err = (float)err; best_a = (float)a; best_b = (float)b; }
+        if (!(a > 0)) continue;
+        /* squared error of this (a, b) on its own assignment, in closed form */
+        float err = a * a * sll + 2 * a * b * sl + n * b * b - 2 * a * sxl - 2 * b * sx + sxx;
+        if (err < best_err) { best_err = err; best_a = a; best_b = b; }
     }
     *mout = -best_b;
     return best_a;
@@ -237,8 +246,8 @@ static void q_kquant_sb(const float *x, int nmax, uint16_t *dh, uint16_t *dminh,
     float sc[8], mn[8], msc = 0, mmn = 0;
     for (int j = 0; j < 8; j++) {
         sc[j] = fit_affine(x + 32 * j, 32, nmax, &mn[j]);
-        msc = fmaxf(msc, sc[j]);
-        mmn = fmaxf(mmn, mn[j]);
+        msc = maxf(msc, sc[j]);
+        mmn = maxf(mmn, mn[j]);
     }
     float isc = msc > 0 ? 63.0f / msc : 0, imn = mmn > 0 ? 63.0f / mmn : 0;
     uint8_t ls[8], lm[8];
@@ -299,26 +308,25 @@ static void q_q5_k(const float *x, struct blk_q5_k *b, size_t nb)
 /* Symmetric fit of 16 values to a*q, q in [-32, 31]; returns a (signed). */
 static float fit_sym16(const float *x)
 {
-    float amax = 0, vmax = 0;
-    for (int i = 0; i < 16; i++)
+    float amax = 0, vmax = 0, sxx = 0;
+    for (int i = 0; i < 16; i++) {
         if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); vmax = x[i]; }
+        sxx += x[i] * x[i];
+    }
     if (amax == 0) return 0;
     float best_a = vmax / -32.0f, best_err = INFINITY;
-    for (int it = -4; it <= 4; it++) {
-        float is = (-32.0f + 0.25f * it) / vmax;
-        double sqq = 0, sxq = 0;
+    for (int it = -2; it <= 2; it++) {
+        float is = (-32.0f + 0.4f * it) / vmax;
+        int isqq = 0;
+        float p[4] = {0, 0, 0, 0};
         for (int i = 0; i < 16; i++) {
             int q = clampi(nearest(is * x[i]), -32, 31);
-            sqq += (double)q * q; sxq += (double)x[i] * q;
+            isqq += q * q; p[i & 3] += x[i] * (float)q;
         }
+        float sqq = (float)isqq, sxq = (p[0] + p[1]) + (p[2] + p[3]);
         if (sqq == 0) continue;
-        double a = sxq / sqq, err = 0;
-        for (int i = 0; i < 16; i++) {
-            int q = clampi(nearest((float)(x[i] / a)), -32, 31);
-            double e = a * q - x[i];
-            err += e * e;
-        }
-        if (err < best_err) { best_err = (float)err; best_a = (float)a; }
+        float a = sxq / sqq, err = sxx - a * sxq;   /* residual of the least-squares a */
+        if (err < best_err) { best_err = err; best_a = a; }
     }
     return best_a;
 }
@@ -380,40 +388,46 @@ size_t qt_act_bytes(int type, size_t n)
     }
 }
 
+static void act_q8_scalar(const float *x, size_t n, void *act)
+{
+    struct qa8 *a = act;
+    for (size_t i = 0; i < n / 32; i++, a++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = maxf(amax, fabsf(x[j]));
+        float id = amax > 0 ? 127.0f / amax : 0;
+        int s = 0;
+        for (int j = 0; j < 32; j++) { a->q[j] = (int8_t)nearest(x[j] * id); s += a->q[j]; }
+        a->d = amax / 127.0f;
+        a->s = s;
+    }
+}
+
+static void act_q8k_scalar(const float *x, size_t n, void *act)
+{
+    struct qa8k *a = act;
+    for (size_t i = 0; i < n / 256; i++, a++, x += 256) {
+        float amax = 0;
+        for (int j = 0; j < 256; j++) amax = maxf(amax, fabsf(x[j]));
+        float id = amax > 0 ? 127.0f / amax : 0;
+        for (int g = 0; g < 16; g++) {
+            int s = 0;
+            for (int j = 16 * g; j < 16 * g + 16; j++) {
+                a->q[j] = (int8_t)nearest(x[j] * id);
+                s += a->q[j];
+            }
+            a->bsums[g] = (int16_t)s;
+        }
+        a->d = amax / 127.0f;
+    }
+}
+
+static qt_act_fn level_acts(int kq);
+
 void qt_act_prepare(int type, const float *x, size_t n, void *act)
 {
     switch (type) {
-    case QT_Q8_0: case QT_Q4_0: {
-        struct qa8 *a = act;
-        for (size_t i = 0; i < n / 32; i++, a++, x += 32) {
-            float amax = 0;
-            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
-            float id = amax > 0 ? 127.0f / amax : 0;
-            int s = 0;
-            for (int j = 0; j < 32; j++) { a->q[j] = (int8_t)nearest(x[j] * id); s += a->q[j]; }
-            a->d = amax / 127.0f;
-            a->s = s;
-        }
-        break;
-    }
-    case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: {
-        struct qa8k *a = act;
-        for (size_t i = 0; i < n / 256; i++, a++, x += 256) {
-            float amax = 0;
-            for (int j = 0; j < 256; j++) amax = fmaxf(amax, fabsf(x[j]));
-            float id = amax > 0 ? 127.0f / amax : 0;
-            for (int g = 0; g < 16; g++) {
-                int s = 0;
-                for (int j = 16 * g; j < 16 * g + 16; j++) {
-                    a->q[j] = (int8_t)clampi(nearest(x[j] * id), -127, 127);
-                    s += a->q[j];
-                }
-                a->bsums[g] = (int16_t)s;
-            }
-            a->d = amax / 127.0f;
-        }
-        break;
-    }
+    case QT_Q8_0: case QT_Q4_0: level_acts(0)(x, n, act); break;
+    case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: level_acts(1)(x, n, act); break;
     default: memcpy(act, x, n * sizeof(float)); break;
     }
 }
@@ -571,6 +585,7 @@ enum { LV_UNSET = -1, LV_SCALAR = 0, LV_AVX2, LV_AVX512N, LV_AVX512, LV_N };
 static const char *const level_names[LV_N] = {"scalar", "avx2", "avx512novnni", "avx512"};
 static _Atomic int level = LV_UNSET;
 static qt_mv_fn kernels[LV_N][QK_NSLOTS];
+static qt_act_fn acts[LV_N][2];
 static _Atomic int kernels_ready;
 
 static int cpu_best(void)
@@ -592,15 +607,21 @@ static void init_kernels(void)
     if (atomic_load_explicit(&kernels_ready, memory_order_acquire)) return;
     int best = cpu_best();
     qt_mv_fn k[LV_N][QK_NSLOTS];
-    for (int l = 0; l < LV_N; l++) memcpy(k[l], scalar_kernels, sizeof scalar_kernels);
-    if (best >= LV_AVX2) qt_kernels_avx2(k[LV_AVX2]);
-    if (best >= LV_AVX512N) qt_kernels_avx512(k[LV_AVX512N], 0);
-    if (best >= LV_AVX512) qt_kernels_avx512(k[LV_AVX512], 1);
+    qt_act_fn a[LV_N][2];
+    for (int l = 0; l < LV_N; l++) {
+        memcpy(k[l], scalar_kernels, sizeof scalar_kernels);
+        a[l][0] = act_q8_scalar;
+        a[l][1] = act_q8k_scalar;
+    }
+    if (best >= LV_AVX2) qt_kernels_avx2(k[LV_AVX2], a[LV_AVX2]);
+    if (best >= LV_AVX512N) qt_kernels_avx512(k[LV_AVX512N], a[LV_AVX512N], 0);
+    if (best >= LV_AVX512) qt_kernels_avx512(k[LV_AVX512], a[LV_AVX512], 1);
     static atomic_flag lock = ATOMIC_FLAG_INIT;
     while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire)) {
     }
     if (!atomic_load_explicit(&kernels_ready, memory_order_relaxed)) {
         memcpy(kernels, k, sizeof k);
+        memcpy(acts, a, sizeof a);
         atomic_store_explicit(&kernels_ready, 1, memory_order_release);
     }
     atomic_flag_clear_explicit(&lock, memory_order_release);
@@ -625,6 +646,8 @@ static int cur_level(void)
     atomic_store_explicit(&level, lv, memory_order_release);
     return lv;
 }
+
+static qt_act_fn level_acts(int kq) { return acts[cur_level()][kq]; }
 
 const char *qt_simd_level(void) { return level_names[cur_level()]; }
 

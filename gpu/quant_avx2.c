@@ -4,4 +4,9 @@
 #define KERN(name) name##_avx2
 #include "gpu/quant_kern.h"
 
-void qt_kernels_avx2(qt_mv_fn k[QK_NSLOTS]) { KERN(fill)(k); }
+void qt_kernels_avx2(qt_mv_fn k[QK_NSLOTS], qt_act_fn acts[2])
+{
+    KERN(fill)(k);
+    acts[0] = act_q8;
+    acts[1] = act_q8k;
+}

@@ -33,8 +33,11 @@ typedef void (*qt_mv_fn)(const uint8_t *W, size_t rb, size_t ncols, const void *
 /* Kernel slots, in this order, for every SIMD level. */
 enum { QK_F32, QK_F16, QK_BF16, QK_Q8_0, QK_Q4_0, QK_Q4_K, QK_Q5_K, QK_Q6_K, QK_NSLOTS };
 
-void qt_kernels_avx2(qt_mv_fn k[QK_NSLOTS]);
-void qt_kernels_avx512(qt_mv_fn k[QK_NSLOTS], int vnni);
+/* Activation quantizers: [0] for Q8_0/Q4_0 (struct qa8), [1] for K-quants (struct qa8k). */
+typedef void (*qt_act_fn)(const float *x, size_t n, void *act);
+
+void qt_kernels_avx2(qt_mv_fn k[QK_NSLOTS], qt_act_fn acts[2]);
+void qt_kernels_avx512(qt_mv_fn k[QK_NSLOTS], qt_act_fn acts[2], int vnni);
 
 /* Exact IEEE half <-> single conversions (round to nearest even, subnormals, inf, NaN
  * quieted), matching what F16C's vcvtph2ps/vcvtps2ph produce. */
@@ -98,6 +101,22 @@ static inline uint16_t qt_f2bf(float f)
     u += 0x7fff + ((u >> 16) & 1);
     return (uint16_t)(u >> 16);
 }
+
+/* Round to nearest, ties to even, like cvtps2dq in the default rounding mode (so scalar and
+ * SIMD activation quantization agree bit for bit). cvtss2si gives INT_MIN for NaN and out
+ * of range values, never undefined behaviour; callers clamp. */
+#if defined(__SSE__)
+#include <xmmintrin.h>
+static inline int qt_round(float v) { return _mm_cvtss_si32(_mm_set_ss(v)); }
+#else
+static inline int qt_round(float v)
+{
+    /* adding 1.5·2^23 pushes the fraction bits out; exact for |v| < 2^22 */
+    v = v > -4e6f ? v : -4e6f;
+    v = v < 4e6f ? v : 4e6f;
+    return (int)((v + 12582912.0f) - 12582912.0f);
+}
+#endif
 
 /* Scale (6 bits) and min (6 bits) of sub-block j of a Q4_K/Q5_K super-block. */
 static inline void qt_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)

@@ -12,7 +12,9 @@
 
 #include "gpu/quant_impl.h"
 
+#ifndef PF_AHEAD
 #define PF_AHEAD 768   /* bytes ahead of the current block for software prefetch */
+#endif
 
 static inline float kern_hsum(__m256 v)
 {
@@ -211,6 +213,67 @@ static inline __attribute__((always_inline)) void f_rows(const uint8_t *W, size_
 KERN_FLOAT(mv_f32, FK_F32)
 KERN_FLOAT(mv_f16, FK_F16)
 KERN_FLOAT(mv_bf16, FK_BF16)
+
+/* ---- activation quantization -------------------------------------------------------------- */
+
+/* Same arithmetic as the scalar qt_act_prepare (max |x|, id = 127/amax, x·id rounded to
+ * nearest even by cvtps2dq), so every level produces identical activations. */
+static inline float kern_amax(const float *x, int n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < n; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* 32 floats times id to 32 int8 at q; returns their sum. */
+static inline int kern_q32(const float *x, float id, int8_t *q)
+{
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), vid));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), vid));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), vid));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), vid));
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, p);
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    return _mm_cvtsi128_si32(t);
+}
+
+static void act_q8(const float *x, size_t n, void *act)
+{
+    struct qa8 *a = act;
+    for (size_t i = 0; i < n / 32; i++, a++, x += 32) {
+        float amax = kern_amax(x, 32), id = amax > 0 ? 127.0f / amax : 0;
+        a->s = kern_q32(x, id, a->q);
+        a->d = amax / 127.0f;
+    }
+}
+
+static void act_q8k(const float *x, size_t n, void *act)
+{
+    struct qa8k *a = act;
+    for (size_t i = 0; i < n / 256; i++, a++, x += 256) {
+        float amax = kern_amax(x, 256), id = amax > 0 ? 127.0f / amax : 0;
+        for (int c = 0; c < 8; c++) {
+            int8_t *q = a->q + 32 * c;
+            kern_q32(x + 32 * c, id, q);
+            for (int g = 0; g < 2; g++) {   /* group sums: sad of (q + 128) against 0 */
+                __m128i u = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(q + 16 * g)), _mm_set1_epi8(-128));
+                __m128i sad = _mm_sad_epu8(u, _mm_setzero_si128());
+                a->bsums[2 * c + g] = (int16_t)(_mm_cvtsi128_si32(sad) + _mm_extract_epi16(sad, 4) - 16 * 128);
+            }
+        }
+        a->d = amax / 127.0f;
+    }
+}
 
 #endif /* common part */
 

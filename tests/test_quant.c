@@ -396,6 +396,49 @@ static void test_matvec_extremes(void **state)
     }
 }
 
+/* Activation quantization is the same arithmetic at every level, so the prepared bytes are
+ * identical; ties (x·id exactly k + 0.5) round to even everywhere. */
+static void test_act_identical(void **state)
+{
+    (void)state;
+    const size_t n = 1024;
+    float *x = xmalloc(n * 4);
+    rng_state = 99;
+    fill(x, n, 3.0f);
+    /* block 0: amax 127 so id = 1 and the values below are exact ties */
+    x[0] = 127.0f;
+    for (int j = 1; j < 32; j++) x[j] = (float)(j - 16) + 0.5f;
+    x[256] = -127.0f;   /* same for the first K block */
+    for (int j = 1; j < 64; j++) x[256 + j] = (float)(j % 40 - 20) + 0.5f;
+    for (int j = 512; j < 544; j++) x[j] = 0;   /* an all-zero block */
+    int kinds[2] = {QT_Q8_0, QT_Q4_K};
+    for (int k = 0; k < 2; k++) {
+        size_t nb = qt_act_bytes(kinds[k], n);
+        uint8_t *ref = xmalloc(nb), *got = xmalloc(nb);
+        memset(ref, 0, nb);
+        qt_force_simd("scalar");
+        qt_act_prepare(kinds[k], x, n, ref);
+        if (kinds[k] == QT_Q8_0) {
+            const struct qa8 *a = (const void *)ref;
+            assert_true(a[0].d == 1.0f);
+            for (int j = 1; j < 32; j++) {
+                int t = (j - 16), want = (t % 2 == 0) ? t : t + 1;   /* t + 0.5 to even */
+                assert_int_equal(a[0].q[j], want);
+            }
+        }
+        for (size_t l = 1; l < N_LEVELS; l++) {
+            if (!force_level(levels[l])) continue;
+            memset(got, 0, nb);
+            qt_act_prepare(kinds[k], x, n, got);
+            assert_memory_equal(ref, got, nb);
+        }
+        free(ref);
+        free(got);
+    }
+    qt_force_simd(NULL);
+    free(x);
+}
+
 /* ---- batched product ----------------------------------------------------------------- */
 
 static void test_matmul(void **state)
@@ -484,7 +527,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_type_table),      cmocka_unit_test(test_known_blocks),
         cmocka_unit_test(test_half_conversions), cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_matvec),          cmocka_unit_test(test_matvec_extremes),
+        cmocka_unit_test(test_matvec),          cmocka_unit_test(test_matvec_extremes), cmocka_unit_test(test_act_identical),
         cmocka_unit_test(test_matmul),          cmocka_unit_test(test_qrow_matches),
         cmocka_unit_test(test_simd_selection),
     };
