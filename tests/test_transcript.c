@@ -177,7 +177,7 @@ static void test_panel_rows(void **state)
     panel_row(&r, 30, buf, sizeof buf);
     assert_null(strchr(buf, '\x1b'));
     panel_bar(25, 100, 20, buf, sizeof buf);
-    assert_string_equal(buf, "[#########---]  75% left");
+    assert_string_equal(buf, "[######--]  75% left");   /* exactly 20 columns */
     panel_bar(200, 100, 20, buf, sizeof buf);
     assert_non_null(strstr(buf, "0% left"));
     struct status_info si = { .model = "m\x1b[2J", .device = "cpu", .tps = 12.5, .core = "locked",
