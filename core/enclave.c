@@ -195,6 +195,36 @@ int enclave_seal(struct enclave *r, char *err, size_t errlen)
     return 0;
 }
 
+static int range_protect(struct enclave *r, size_t off, size_t len, int prot, char *err,
+                         size_t errlen)
+{
+    if (r->unseal_depth > 0) return 0;
+    if (off > r->size || len > r->size - off || len == 0) {
+        snprintf(err, errlen, "enclave: range %zu+%zu outside a %zu-byte region", off, len,
+                 r->size);
+        return -1;
+    }
+    size_t ps = page_size();
+    uintptr_t a = (uintptr_t)(r->ptr + off) & ~(uintptr_t)(ps - 1);
+    uintptr_t b = ((uintptr_t)(r->ptr + off + len) + ps - 1) & ~(uintptr_t)(ps - 1);
+    if (mprotect((void *)a, b - a, prot) != 0) {
+        snprintf(err, errlen, "enclave: cannot %s region pages: %s",
+                 prot == PROT_NONE ? "seal" : "unseal", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int enclave_unseal_range(struct enclave *r, size_t off, size_t len, char *err, size_t errlen)
+{
+    return range_protect(r, off, len, PROT_READ | PROT_WRITE, err, errlen);
+}
+
+int enclave_seal_range(struct enclave *r, size_t off, size_t len, char *err, size_t errlen)
+{
+    return range_protect(r, off, len, PROT_NONE, err, errlen);
+}
+
 void enclave_free(struct enclave *r)
 {
     if (!r) return;

@@ -44,6 +44,12 @@ void enclave_free(struct enclave *r);
 int enclave_unseal(struct enclave *r, char *err, size_t errlen);
 int enclave_seal(struct enclave *r, char *err, size_t errlen);
 
+/* Open / close only the pages spanning [off, off+len) of the caller's bytes (cheaper than
+ * the whole region: mprotect cost grows with the span). No-ops while the whole region is
+ * unsealed. Ranges sharing a page must not be open at the same time. */
+int enclave_unseal_range(struct enclave *r, size_t off, size_t len, char *err, size_t errlen);
+int enclave_seal_range(struct enclave *r, size_t off, size_t len, char *err, size_t errlen);
+
 /* Process hardening: PR_SET_DUMPABLE 0 and RLIMIT_CORE 0 (soft and hard). */
 int enclave_harden(char *err, size_t errlen);
 

@@ -30,6 +30,8 @@ struct swap {
     uint64_t *slot_stamp;       /* LRU clock value of the last use */
     uint8_t *slot_dirty;
     uint64_t clock;
+    int active;                 /* between swap_begin and swap_end */
+    int64_t open_slot;          /* the one unsealed slot, or -1 */
     uint8_t *io;                /* one sealed page: nonce | ciphertext | tag (never plaintext) */
     size_t io_len;
     int failed;
@@ -77,6 +79,7 @@ int swap_open(struct swap **out, size_t page_size, uint64_t n_pages, size_t n_sl
     struct swap *s = calloc(1, sizeof *s);
     if (!s) goto oom;
     s->fd = -1;
+    s->open_slot = -1;
     s->page_size = page_size;
     s->stride = stride;
     s->n_pages = n_pages;
@@ -253,18 +256,41 @@ static int page_in(struct swap *s, uint64_t page, size_t slot, char *err, size_t
     return 0;
 }
 
+/* Only the slot in use is unsealed: mprotect's cost grows with the span, and one slot
+ * (about a swap page) keeps a hot lookup at a few microseconds. Slots may share an OS page
+ * at their edges, so at most one is open at a time. */
+static int slot_unseal(struct swap *s, size_t slot, char *err, size_t errlen)
+{
+    return enclave_unseal_range(s->cache, slot * s->stride, s->page_size, err, errlen);
+}
+
+static int slot_seal(struct swap *s, size_t slot, char *err, size_t errlen)
+{
+    return enclave_seal_range(s->cache, slot * s->stride, s->page_size, err, errlen);
+}
+
+static int close_open_slot(struct swap *s, char *err, size_t errlen)
+{
+    if (s->open_slot < 0) return 0;
+    size_t slot = (size_t)s->open_slot;
+    s->open_slot = -1;
+    return slot_seal(s, slot, err, errlen);
+}
+
 int swap_begin(struct swap *s, char *err, size_t errlen)
 {
     if (s->failed) {
         snprintf(err, errlen, "%s", s->fail_msg);
         return -1;
     }
-    return enclave_unseal(s->cache, err, errlen);
+    s->active = 1;
+    return 0;
 }
 
 int swap_end(struct swap *s, char *err, size_t errlen)
 {
-    return enclave_seal(s->cache, err, errlen);
+    s->active = 0;
+    return close_open_slot(s, err, errlen);
 }
 
 int swap_get(struct swap *s, uint64_t page, int for_write, uint8_t **ptr, char *err,
@@ -280,11 +306,13 @@ int swap_get(struct swap *s, uint64_t page, int for_write, uint8_t **ptr, char *
                  (unsigned long long)page, (unsigned long long)s->n_pages);
         return -1;
     }
-    if (s->cache->sealed) {
+    if (!s->active) {
         snprintf(err, errlen, "swap: swap_get outside swap_begin/swap_end");
         return -1;
     }
     int64_t slot = s->page_slot[page];
+    if (slot >= 0 && slot == s->open_slot) goto hit;
+    if (close_open_slot(s, err, errlen) != 0) return -1;
     if (slot < 0) {
         if (!for_write && !s->on_disk[page]) {
             snprintf(err, errlen, "swap: page %llu was never written",
@@ -298,14 +326,23 @@ int swap_get(struct swap *s, uint64_t page, int for_write, uint8_t **ptr, char *
             if (s->slot_page[i] < 0) { best = i; best_stamp = 0; break; }
             if (s->slot_stamp[i] < best_stamp) { best = i; best_stamp = s->slot_stamp[i]; }
         }
+        if (slot_unseal(s, best, err, errlen) != 0) return -1;
         if (s->slot_page[best] >= 0) {
-            if (s->slot_dirty[best] && page_out(s, best, err, errlen) != 0) return -1;
+            if (s->slot_dirty[best] && page_out(s, best, err, errlen) != 0) {
+                char e2[64];
+                slot_seal(s, best, e2, sizeof e2);   /* the write error is the one to report */
+                return -1;
+            }
             s->page_slot[s->slot_page[best]] = -1;
             s->slot_page[best] = -1;
         }
         uint8_t *dst = s->cache->ptr + best * s->stride;
         if (s->on_disk[page]) {
-            if (page_in(s, page, best, err, errlen) != 0) return -1;
+            if (page_in(s, page, best, err, errlen) != 0) {
+                char e2[64];
+                slot_seal(s, best, e2, sizeof e2);
+                return -1;
+            }
         } else {
             memset(dst, 0, s->page_size);
         }
@@ -313,7 +350,11 @@ int swap_get(struct swap *s, uint64_t page, int for_write, uint8_t **ptr, char *
         s->page_slot[page] = (int64_t)best;
         s->slot_dirty[best] = 0;
         slot = (int64_t)best;
+    } else if (slot_unseal(s, (size_t)slot, err, errlen) != 0) {
+        return -1;
     }
+    s->open_slot = slot;
+hit:
     s->slot_stamp[slot] = ++s->clock;
     if (for_write) s->slot_dirty[slot] = 1;
     *ptr = s->cache->ptr + (size_t)slot * s->stride;
@@ -343,20 +384,25 @@ int swap_read(struct swap *s, uint64_t page, size_t off, void *dst, size_t len, 
 
 int swap_flush(struct swap *s, char *err, size_t errlen)
 {
-    if (swap_begin(s, err, errlen) != 0) return -1;
-    int rc = 0;
-    for (size_t i = 0; i < s->n_slots && rc == 0; i++) {
-        if (s->slot_page[i] < 0) continue;
-        if (s->slot_dirty[i] && page_out(s, i, err, errlen) != 0) {
-            rc = -1;
-            break;
-        }
-        sodium_memzero(s->cache->ptr + i * s->stride, s->page_size);
-        s->page_slot[s->slot_page[i]] = -1;
-        s->slot_page[i] = -1;
+    if (s->failed) {
+        snprintf(err, errlen, "%s", s->fail_msg);
+        return -1;
     }
-    if (swap_end(s, err, errlen) != 0) rc = -1;
-    return rc;
+    if (close_open_slot(s, err, errlen) != 0) return -1;
+    for (size_t i = 0; i < s->n_slots; i++) {
+        if (s->slot_page[i] < 0) continue;
+        if (slot_unseal(s, i, err, errlen) != 0) return -1;
+        int rc = s->slot_dirty[i] ? page_out(s, i, err, errlen) : 0;
+        if (rc == 0) {
+            sodium_memzero(s->cache->ptr + i * s->stride, s->page_size);
+            s->page_slot[s->slot_page[i]] = -1;
+            s->slot_page[i] = -1;
+        }
+        char e2[64];
+        if (slot_seal(s, i, rc ? e2 : err, rc ? sizeof e2 : errlen) != 0 && rc == 0) rc = -1;
+        if (rc != 0) return -1;
+    }
+    return 0;
 }
 
 void swap_stats(const struct swap *s, struct swap_stats *st)

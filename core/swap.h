@@ -13,8 +13,9 @@
  * The backing file is created with O_TMPFILE (or created and unlinked at once) in dir,
  * else $XDG_RUNTIME_DIR, $TMPDIR, /tmp; only when a page first has to leave the cache.
  *
- * Access pattern: swap_begin (unseals the cache) … swap_get … swap_end (seals it).
- * Pointers from swap_get are valid until the next swap_get or swap_end. One thread at a
+ * Access pattern: swap_begin … swap_get … swap_end. The cache stays sealed (PROT_NONE)
+ * except for the one slot the last swap_get returned, which swap_end seals again; a
+ * pointer from swap_get is valid until the next swap_get or swap_end. One thread at a
  * time (core/embed serializes its lookups). */
 #ifndef CMIF_CORE_SWAP_H
 #define CMIF_CORE_SWAP_H

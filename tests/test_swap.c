@@ -347,6 +347,47 @@ static void test_short_write_fails_closed(void **state)
     swap_close(s);
 }
 
+/* The cache is sealed outside swap_begin/swap_end, and inside it only the slot in use is
+ * open: a stale pointer to another slot faults. Run in children. */
+static int child_status(int which)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        struct swap *s;
+        char e[256];
+        if (swap_open(&s, PS, 4, 4, NULL, 0, e, sizeof e) != 0) _exit(2);
+        uint8_t *p0, *p2;
+        if (swap_begin(s, e, sizeof e) != 0 || swap_get(s, 0, 1, &p0, e, sizeof e) != 0) _exit(3);
+        p0[0] = 1;
+        if (which == 0) {
+            if (swap_end(s, e, sizeof e) != 0) _exit(4);
+        } else {
+            if (swap_get(s, 2, 1, &p2, e, sizeof e) != 0) _exit(5);
+            p2[0] = 2;                        /* the open slot: fine */
+        }
+        volatile uint8_t *v = p0;
+        uint8_t x = v[0];                      /* sealed: must fault */
+        (void)x;
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return st;
+}
+
+static void test_sealed_outside_access(void **state)
+{
+    (void)state;
+    for (int which = 0; which < 2; which++) {
+        int st = child_status(which);
+        assert_true(WIFSIGNALED(st) && (WTERMSIG(st) == SIGSEGV || WTERMSIG(st) == SIGBUS));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_file_from_killed_run),
         cmocka_unit_test(test_key_wiped_at_close),
         cmocka_unit_test(test_short_write_fails_closed),
+        cmocka_unit_test(test_sealed_outside_access),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
