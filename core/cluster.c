@@ -32,6 +32,9 @@ struct cluster {
     int32_t *start;       /* n_clusters + 1 offsets into members */
     int32_t *members;     /* clustered ids, cluster by cluster, ascending inside each */
     int32_t n_members, cap_clusters;
+    float *sim;           /* per cluster of size n, n x n cosines in member order */
+    size_t *sim_off;      /* n_clusters + 1 offsets into sim */
+    size_t n_sim, cap_sim;
     int from_cache;
     char note[8400];       /* why the cache was not used (paths can be long) */
 };
@@ -64,28 +67,63 @@ static void top_insert(struct nbr *list, int *len, int cap, float s, int32_t j)
     if (n < cap) *len = n + 1;
 }
 
-static int cmp_i32(const void *x, const void *y)
+struct member {
+    int32_t id;
+    const float *row;
+};
+
+static int cmp_member(const void *x, const void *y)
 {
-    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    int32_t a = ((const struct member *)x)->id, b = ((const struct member *)y)->id;
     return (a > b) - (a < b);
 }
 
-static int push_cluster(struct cluster *c, const int32_t *ids, int n, char *err, size_t errlen)
+static int reserve_clusters(struct cluster *c, int32_t need, char *err, size_t errlen)
 {
-    if (c->n_clusters + 1 >= c->cap_clusters) {
-        int32_t nc = c->cap_clusters ? c->cap_clusters * 2 : 64;
-        int32_t *s = realloc(c->start, (size_t)nc * sizeof *s);
-        if (!s) { snprintf(err, errlen, "cluster: out of memory"); return -1; }
-        c->start = s;
-        c->cap_clusters = nc;
+    if (need <= c->cap_clusters) return 0;
+    int32_t nc = c->cap_clusters ? c->cap_clusters : 64;
+    while (nc < need) nc *= 2;
+    int32_t *s = realloc(c->start, (size_t)nc * sizeof *s);
+    if (s) c->start = s;
+    size_t *o = realloc(c->sim_off, (size_t)nc * sizeof *o);
+    if (o) c->sim_off = o;
+    if (!s || !o) { snprintf(err, errlen, "cluster: out of memory"); return -1; }
+    c->cap_clusters = nc;
+    return 0;
+}
+
+/* Append a cluster (members sorted by id) with the cosines between its members, from their
+ * normalised rows. */
+static int push_cluster(struct cluster *c, struct member *m, int n, int dim, char *err,
+                        size_t errlen)
+{
+    if (reserve_clusters(c, c->n_clusters + 2, err, errlen)) return -1;
+    size_t need = c->n_sim + (size_t)n * (size_t)n;
+    if (need > c->cap_sim) {
+        size_t cap = c->cap_sim ? c->cap_sim : 4096;
+        while (cap < need) cap *= 2;
+        float *ns = realloc(c->sim, cap * sizeof *ns);
+        if (!ns) { snprintf(err, errlen, "cluster: out of memory"); return -1; }
+        c->sim = ns;
+        c->cap_sim = cap;
     }
+    qsort(m, (size_t)n, sizeof *m, cmp_member);
     int32_t at = c->n_members;
-    memcpy(c->members + at, ids, (size_t)n * sizeof *ids);
-    qsort(c->members + at, (size_t)n, sizeof *ids, cmp_i32);
+    for (int i = 0; i < n; i++) c->members[at + i] = m[i].id;
+    float *sm = c->sim + c->n_sim;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double d = 0;
+            for (int t = 0; t < dim; t++) d += (double)m[i].row[t] * m[j].row[t];
+            sm[(size_t)i * n + j] = (float)d;
+        }
     c->start[c->n_clusters] = at;
+    c->sim_off[c->n_clusters] = c->n_sim;
     c->n_members += n;
+    c->n_sim = need;
     c->n_clusters++;
     c->start[c->n_clusters] = c->n_members;
+    c->sim_off[c->n_clusters] = c->n_sim;
     return 0;
 }
 
@@ -99,10 +137,9 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
                        cluster_row_fn row, void *ctx, int k, int quiet, char *err, size_t errlen)
 {
     int rc = -1;
-    int32_t first_cluster = c->n_clusters;
     int show = !quiet && n >= 8192;
-    int32_t *pick = malloc((size_t)k * sizeof *pick);
-    struct nbr *top = malloc((size_t)k * sizeof *top);
+    struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
+    struct nbr *top = malloc(((size_t)k + 1) * sizeof *top);
     float *a = malloc((size_t)n * (size_t)dim * sizeof(float));
     int32_t *act = malloc((size_t)n * sizeof *act);     /* row -> local index */
     unsigned char *done = calloc((size_t)n, 1);
@@ -152,21 +189,27 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
         for (int32_t r = 0; r < b; r++) {
             if (done[act[r]]) continue;
             const float *sr = s + (size_t)r * n_act;
+            /* When exactly K+1 tokens are left, the seed takes them all: a last cluster of
+             * one token would give that token no privacy. */
+            int want = n - assigned == k + 1 ? k : k - 1;
             int nt = 0;
-            if (k > 1)
-                for (int32_t j = 0; j < n_act; j++) {
-                    if (j == r || done[act[j]]) continue;
-                    if (nt == k - 1 && sr[j] < top[nt - 1].s) continue;
-                    top_insert(top, &nt, k - 1, sr[j], j);
-                }
-            int np = 0;
-            pick[np++] = act[r];
-            for (int i = 0; i < nt; i++) pick[np++] = act[top[i].j];
-            for (int i = 0; i < np; i++) {
-                done[pick[i]] = 1;
-                pick[i] = ids[pick[i]];
+            for (int32_t j = 0; j < n_act && want > 0; j++) {
+                if (j == r || done[act[j]]) continue;
+                if (nt == want && sr[j] < top[nt - 1].s) continue;
+                top_insert(top, &nt, want, sr[j], j);
             }
-            if (push_cluster(c, pick, np, err, errlen)) goto out;
+            int np = 0;
+            pick[np].id = act[r];
+            pick[np++].row = a + (size_t)r * dim;
+            for (int i = 0; i < nt; i++) {
+                pick[np].id = act[top[i].j];
+                pick[np++].row = a + (size_t)top[i].j * dim;
+            }
+            for (int i = 0; i < np; i++) {
+                done[pick[i].id] = 1;
+                pick[i].id = ids[pick[i].id];
+            }
+            if (push_cluster(c, pick, np, dim, err, errlen)) goto out;
             assigned += np;
         }
         int pct = (int)((int64_t)assigned * 100 / n);
@@ -177,14 +220,6 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
         }
     }
     if (show) fputc('\n', stderr);
-    /* A last cluster of one token joins the previous cluster of its group. */
-    if (c->n_clusters - first_cluster >= 2 &&
-        c->start[c->n_clusters] - c->start[c->n_clusters - 1] == 1) {
-        c->n_clusters--;
-        c->start[c->n_clusters] = c->n_members;
-        int32_t s0 = c->start[c->n_clusters - 1];
-        qsort(c->members + s0, (size_t)(c->n_members - s0), sizeof *c->members, cmp_i32);
-    }
     rc = 0;
 out:
     free(pick);
@@ -314,7 +349,7 @@ static int read_file_all(const char *path, unsigned char **buf, size_t *len)
     return 0;
 }
 
-/* Structural validation of a cluster assignment, then build members/start from it. */
+/* Structural validation of a cluster assignment, then members/start/sim_off from it. */
 static int adopt(struct cluster *c, const int32_t *of, const uint8_t *group, int k)
 {
     int32_t nc = -1;
@@ -326,33 +361,52 @@ static int adopt(struct cluster *c, const int32_t *of, const uint8_t *group, int
         if (of[i] > nc) nc = of[i];
     }
     nc++;
+    char e[64];
+    if (reserve_clusters(c, nc + 1, e, sizeof e)) return -1;
     int32_t *count = calloc((size_t)nc + 1, sizeof *count);
     int32_t *gr = malloc(((size_t)nc + 1) * sizeof *gr);
-    c->start = malloc(((size_t)nc + 1) * sizeof *c->start);
-    if (!count || !gr || !c->start) { free(count); free(gr); return -1; }
-    c->cap_clusters = nc + 1;
+    if (!count || !gr) { free(count); free(gr); return -1; }
     for (int32_t i = 0; i < nc; i++) gr[i] = -1;
+    int rc = -1;
     for (int32_t i = 0; i < c->n_vocab; i++) {
         if (of[i] < 0) continue;
-        if (gr[of[i]] >= 0 && gr[of[i]] != group[i]) { free(count); free(gr); return -1; }
+        if (gr[of[i]] >= 0 && gr[of[i]] != group[i]) goto out;
         gr[of[i]] = group[i];
         count[of[i]]++;
     }
     int32_t off = 0;
+    size_t soff = 0;
     for (int32_t i = 0; i < nc; i++) {
-        if (count[i] < 1 || count[i] > k + 1) { free(count); free(gr); return -1; }
+        if (count[i] < 1 || count[i] > k + 1) goto out;
         c->start[i] = off;
+        c->sim_off[i] = soff;
         off += count[i];
+        soff += (size_t)count[i] * (size_t)count[i];
         count[i] = 0;
     }
     c->start[nc] = off;
+    c->sim_off[nc] = soff;
     for (int32_t i = 0; i < c->n_vocab; i++)
         if (of[i] >= 0) c->members[c->start[of[i]] + count[of[i]]++] = i;
     c->n_clusters = nc;
     c->n_members = off;
+    c->n_sim = soff;
+    rc = 0;
+out:
     free(count);
     free(gr);
-    return 0;
+    return rc;
+}
+
+static uint32_t get32(const unsigned char *q)
+{
+    return (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+}
+
+static void put32(unsigned char *q, uint32_t v)
+{
+    q[0] = (unsigned char)v; q[1] = (unsigned char)(v >> 8);
+    q[2] = (unsigned char)(v >> 16); q[3] = (unsigned char)(v >> 24);
 }
 
 static int cache_load(struct cluster *c, const struct cache_ctx *cc, const uint8_t *group, int k)
@@ -360,29 +414,35 @@ static int cache_load(struct cluster *c, const struct cache_ctx *cc, const uint8
     unsigned char *buf = NULL;
     size_t len = 0;
     if (read_file_all(cc->path, &buf, &len)) return -1;
-    size_t plen = 8 + 32 + 4 * (size_t)c->n_vocab;
+    const size_t hdr = 8 + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES;
+    size_t base = 8 + 32 + 4 * (size_t)c->n_vocab;
     int rc = -1;
-    unsigned char *plain = malloc(plen);
-    if (plain && len == 8 + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plen &&
-        memcmp(buf, CACHE_MAGIC, 8) == 0 &&
+    unsigned char *plain = NULL;
+    int32_t *of = NULL;
+    if (len < hdr + base || (len - hdr - base) % 4 != 0 || memcmp(buf, CACHE_MAGIC, 8) != 0)
+        goto out;
+    size_t plen = len - hdr;
+    plain = malloc(plen);
+    of = malloc((size_t)c->n_vocab * sizeof *of);
+    if (!plain || !of ||
         crypto_secretbox_open_easy(plain, buf + 8 + crypto_secretbox_NONCEBYTES,
-                                   len - 8 - crypto_secretbox_NONCEBYTES, buf + 8,
-                                   cc->seal) == 0 &&
-        memcmp(plain, PAYLOAD_MAGIC, 8) == 0 && sodium_memcmp(plain + 8, cc->id, 32) == 0) {
-        int32_t *of = malloc((size_t)c->n_vocab * sizeof *of);
-        if (of) {
-            for (int32_t i = 0; i < c->n_vocab; i++) {
-                const unsigned char *q = plain + 40 + 4 * (size_t)i;
-                of[i] = (int32_t)((uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
-                                  (uint32_t)q[3] << 24);
-            }
-            if (adopt(c, of, group, k) == 0) {
-                memcpy(c->of, of, (size_t)c->n_vocab * sizeof *of);
-                rc = 0;
-            }
-            free(of);
-        }
+                                   len - 8 - crypto_secretbox_NONCEBYTES, buf + 8, cc->seal) != 0 ||
+        memcmp(plain, PAYLOAD_MAGIC, 8) != 0 || sodium_memcmp(plain + 8, cc->id, 32) != 0)
+        goto out;
+    for (int32_t i = 0; i < c->n_vocab; i++) of[i] = (int32_t)get32(plain + 40 + 4 * (size_t)i);
+    if (adopt(c, of, group, k) != 0 || (plen - base) / 4 != c->n_sim) goto out;
+    c->sim = malloc((c->n_sim ? c->n_sim : 1) * sizeof *c->sim);
+    if (!c->sim) goto out;
+    c->cap_sim = c->n_sim;
+    for (size_t i = 0; i < c->n_sim; i++) {
+        uint32_t v = get32(plain + base + 4 * i);
+        memcpy(&c->sim[i], &v, sizeof v);
+        if (!isfinite(c->sim[i])) goto out;
     }
+    memcpy(c->of, of, (size_t)c->n_vocab * sizeof *of);
+    rc = 0;
+out:
+    free(of);
     free(plain);
     free(buf);
     return rc;
@@ -391,18 +451,18 @@ static int cache_load(struct cluster *c, const struct cache_ctx *cc, const uint8
 static int cache_store(const struct cluster *c, const struct cache_ctx *cc, const char *dir,
                        char *note, size_t notelen)
 {
-    size_t plen = 8 + 32 + 4 * (size_t)c->n_vocab;
+    size_t base = 8 + 32 + 4 * (size_t)c->n_vocab, plen = base + 4 * c->n_sim;
     size_t flen = 8 + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plen;
     unsigned char *plain = malloc(plen), *out = malloc(flen);
     int rc = -1;
     if (!plain || !out) goto done;
     memcpy(plain, PAYLOAD_MAGIC, 8);
     memcpy(plain + 8, cc->id, 32);
-    for (int32_t i = 0; i < c->n_vocab; i++) {
-        uint32_t v = (uint32_t)c->of[i];
-        unsigned char *q = plain + 40 + 4 * (size_t)i;
-        q[0] = (unsigned char)v; q[1] = (unsigned char)(v >> 8);
-        q[2] = (unsigned char)(v >> 16); q[3] = (unsigned char)(v >> 24);
+    for (int32_t i = 0; i < c->n_vocab; i++) put32(plain + 40 + 4 * (size_t)i, (uint32_t)c->of[i]);
+    for (size_t i = 0; i < c->n_sim; i++) {
+        uint32_t v;
+        memcpy(&v, &c->sim[i], sizeof v);
+        put32(plain + base + 4 * i, v);
     }
     memcpy(out, CACHE_MAGIC, 8);
     randombytes_buf(out + 8, crypto_secretbox_NONCEBYTES);
@@ -470,9 +530,10 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
             return 0;
         }
         /* Missing, tampered or stale: start over from a clean state. */
-        free(c->start);
-        c->start = NULL;
-        c->cap_clusters = c->n_clusters = c->n_members = 0;
+        free(c->sim);
+        c->sim = NULL;
+        c->n_sim = c->cap_sim = 0;
+        c->n_clusters = c->n_members = 0;
     }
 
     for (int g = 1; g < 256; g++) {
@@ -501,6 +562,8 @@ void cluster_close(struct cluster *c)
     if (!c) return;
     free(c->of);
     free(c->start);
+    free(c->sim_off);
+    free(c->sim);
     free(c->members);
     free(c);
 }
@@ -518,5 +581,19 @@ int cluster_members(const struct cluster *c, int32_t cid, const int32_t **member
     *members = c->members + c->start[cid];
     return (int)(c->start[cid + 1] - c->start[cid]);
 }
+const float *cluster_sims(const struct cluster *c, int32_t id, int *n)
+{
+    int32_t cid = cluster_of(c, id);
+    *n = 0;
+    if (cid < 0 || !c->sim) return NULL;
+    int32_t s0 = c->start[cid], sz = c->start[cid + 1] - s0;
+    for (int32_t i = 0; i < sz; i++)
+        if (c->members[s0 + i] == id) {
+            *n = (int)sz;
+            return c->sim + c->sim_off[cid] + (size_t)i * (size_t)sz;
+        }
+    return NULL;
+}
+
 int cluster_from_cache(const struct cluster *c) { return c->from_cache; }
 const char *cluster_cache_note(const struct cluster *c) { return c->note; }

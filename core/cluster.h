@@ -7,8 +7,8 @@
  * id) one cluster. Groups are set by the caller: ordinary tokens form one group, byte-fallback
  * tokens another (they carry user content, so they are sanitized, but only into other bytes);
  * group 0 tokens (control, unused, public set) are in no cluster and pass through.
- * The last cluster of a group holds the remainder (size 2..K-1); a remainder of a single
- * token joins the previous cluster (size K+1) because a cluster of one gives no privacy.
+ * The last cluster of a group holds the remainder (size 2..K-1); when exactly K+1 tokens are
+ * left the seed takes them all (size K+1), because a cluster of one gives no privacy.
  *
  * Similarities come from cblas_sgemm over blocks of normalised rows: the lowest-id unassigned
  * tokens, a block at a time, against every unassigned token (the exact greedy, about
@@ -47,6 +47,11 @@ int32_t cluster_n_vocab(const struct cluster *c);
 int32_t cluster_of(const struct cluster *c, int32_t id);
 /* Members of cluster cid (ascending ids); returns their number. */
 int cluster_members(const struct cluster *c, int32_t cid, const int32_t **members);
+/* Cosine similarities of token id to each member of its cluster (the order of
+ * cluster_members), computed from the normalised rows while clustering and kept in the
+ * cache, so the sanitizer need not read K rows per token. NULL (and *n = 0) when the token is
+ * not clustered. */
+const float *cluster_sims(const struct cluster *c, int32_t id, int *n);
 /* 1 when the partition was read from the cache, 0 when computed. */
 int cluster_from_cache(const struct cluster *c);
 /* Non-zero when the cache could not be used or written (reason in the string, for -v). */

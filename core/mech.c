@@ -293,20 +293,13 @@ static int exp_mech(struct mech *m, size_t n, double coef)
     return (int)n - 1;
 }
 
-static int rnm(struct mech *m, const int32_t *mem, int n, char *err, size_t errlen)
+/* Report-noisy-max over the cosines in val[0..n-1] (candidates in cluster order). */
+static int rnm(struct mech *m, int n)
 {
     double lo = INFINITY, hi = -INFINITY;
-    double nx = sqrt(dotf(m->xrow, m->xrow, m->dim));
-    (void)mem;
-    (void)err;
-    (void)errlen;
     for (int i = 0; i < n; i++) {
-        const float *cr = m->mrows + (size_t)i * m->dim;
-        double nc = sqrt(dotf(cr, cr, m->dim));
-        double c = nx > 0 && nc > 0 ? dotf(m->xrow, cr, m->dim) / (nx * nc) : 0;
-        m->val[i] = c;
-        if (c < lo) lo = c;
-        if (c > hi) hi = c;
+        if (m->val[i] < lo) lo = m->val[i];
+        if (m->val[i] > hi) hi = m->val[i];
     }
     const int64_t one = (int64_t)1 << MECH_GRID_BITS;
     int best = 0;
@@ -383,7 +376,17 @@ int mech_sanitize(struct mech *m, int32_t id, struct mech_out *o, char *err, siz
     o->cluster_size = n;
     o->eps = m->eps;
     size_t rows_used = 0;
-    if (m->kind == MECH_SANTEXT) {
+    int ns = 0;
+    const float *sims = NULL;
+    if (m->kind == MECH_RNM || m->kind == MECH_RNM_EXP) {
+        /* The cosines to the cluster were computed with the clusters: no rows to read. */
+        sims = cluster_sims(m->cl, id, &ns);
+        if (sims && ns == n)
+            for (int i = 0; i < n; i++) m->val[i] = sims[i];
+    }
+    if (sims && ns == n) {
+        /* nothing to fetch */
+    } else if (m->kind == MECH_SANTEXT) {
         if (fetch(m, id, m->xrow, err, errlen)) return -1;
         rows_used = m->mcap;
     } else {
@@ -392,12 +395,18 @@ int mech_sanitize(struct mech *m, int32_t id, struct mech_out *o, char *err, siz
         rows_used = (size_t)n;
         for (int i = 0; i < n; i++)
             if (mem[i] == id) memcpy(m->xrow, m->mrows + (size_t)i * m->dim, (size_t)m->dim * sizeof(float));
+        if (m->kind == MECH_RNM || m->kind == MECH_RNM_EXP) {
+            double nx = sqrt(dotf(m->xrow, m->xrow, m->dim));
+            for (int i = 0; i < n; i++) {
+                const float *cr = m->mrows + (size_t)i * m->dim;
+                double nc = sqrt(dotf(cr, cr, m->dim));
+                m->val[i] = nx > 0 && nc > 0 ? dotf(m->xrow, cr, m->dim) / (nx * nc) : 0;
+            }
+        }
     }
     int32_t sent = id;
     if (m->kind == MECH_RNM || m->kind == MECH_RNM_EXP) {
-        int i = n > 1 ? rnm(m, mem, n, err, errlen) : 0;
-        if (i < 0) return -1;
-        sent = mem[i];
+        sent = mem[n > 1 ? rnm(m, n) : 0];
     } else if (m->kind == MECH_CUSTEXT) {
         int i = n > 1 ? custext(m, mem, n, err, errlen) : 0;
         if (i < 0) return -1;

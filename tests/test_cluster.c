@@ -120,6 +120,32 @@ static void check_structure(const struct cluster *c, const uint8_t *group, int n
     assert_int_equal(seen, want);
 }
 
+/* cluster_sims: each clustered token's cosines to its cluster, in member order. */
+static void check_sims(const struct cluster *c, const struct mat *m)
+{
+    for (int32_t id = 0; id < m->n; id++) {
+        int n;
+        const float *s = cluster_sims(c, id, &n);
+        if (cluster_of(c, id) < 0) {
+            assert_null(s);
+            continue;
+        }
+        const int32_t *mem;
+        assert_int_equal(cluster_members(c, cluster_of(c, id), &mem), n);
+        assert_non_null(s);
+        for (int i = 0; i < n; i++) {
+            double d = 0, na = 0, nb = 0;
+            for (int t = 0; t < m->dim; t++) {
+                double x = m->v[id * m->dim + t], y = m->v[mem[i] * m->dim + t];
+                d += x * y;
+                na += x * x;
+                nb += y * y;
+            }
+            assert_true(fabs(s[i] - d / sqrt(na * nb)) < 1e-5);
+        }
+    }
+}
+
 static void test_matches_naive_greedy(void **state)
 {
     (void)state;
@@ -136,6 +162,7 @@ static void test_matches_naive_greedy(void **state)
     int32_t *of = malloc(n * sizeof *of);
     naive(&m, group, k, of);
     same_partition(c, of, n);
+    check_sims(c, &m);
     assert_int_equal(cluster_from_cache(c), 0);
     cluster_close(c);
     free(of);
@@ -262,6 +289,7 @@ static void test_cache(void **state)
     assert_int_equal(cluster_build(&b, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
     assert_int_equal(cluster_from_cache(b), 1);
     for (int i = 0; i < n; i++) assert_int_equal(cluster_of(a, i), cluster_of(b, i));
+    check_sims(b, &m);
     cluster_close(b);
 
     /* A different fingerprint or K does not use it. */
