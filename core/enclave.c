@@ -198,12 +198,12 @@ int enclave_seal(struct enclave *r, char *err, size_t errlen)
 static int range_protect(struct enclave *r, size_t off, size_t len, int prot, char *err,
                          size_t errlen)
 {
-    if (r->unseal_depth > 0) return 0;
     if (off > r->size || len > r->size - off || len == 0) {
         snprintf(err, errlen, "enclave: range %zu+%zu outside a %zu-byte region", off, len,
                  r->size);
         return -1;
     }
+    if (r->unseal_depth > 0) return 0;
     size_t ps = page_size();
     uintptr_t a = (uintptr_t)(r->ptr + off) & ~(uintptr_t)(ps - 1);
     uintptr_t b = ((uintptr_t)(r->ptr + off + len) + ps - 1) & ~(uintptr_t)(ps - 1);

@@ -118,6 +118,33 @@ static void test_unseal_keeps_data(void **state)
     }
 }
 
+/* Range unseal opens only the pages spanning the range. */
+static void child_range(int outside)
+{
+    struct enclave *r;
+    if (enclave_alloc(&r, 4 * 4096 - 16, ENCLAVE_NO_SECRETMEM, err, sizeof err) != 0) _exit(3);
+    /* ptr is page-aligned here (size + canary = 4 pages); open the third page only. */
+    if (enclave_unseal_range(r, 2 * 4096 + 10, 100, err, sizeof err) != 0) _exit(4);
+    volatile uint8_t *p = r->ptr;
+    p[2 * 4096 + 50] = 7;
+    if (outside) p[4096 + 50] = 7;          /* the second page is still sealed */
+    if (enclave_seal_range(r, 2 * 4096 + 10, 100, err, sizeof err) != 0) _exit(5);
+    if (!outside) {
+        if (enclave_unseal(r, err, sizeof err) != 0 || p[2 * 4096 + 50] != 7) _exit(6);
+        if (enclave_unseal_range(r, 0, r->size + 1, err, sizeof err) != -1) _exit(7);
+        if (enclave_seal(r, err, sizeof err) != 0) _exit(8);
+        p[2 * 4096 + 50] = 7;               /* sealed again: faults */
+    }
+    _exit(0);
+}
+
+static void test_range_seal(void **state)
+{
+    (void)state;
+    assert_true(died_of_fault(in_child(child_range, 1)));
+    assert_true(died_of_fault(in_child(child_range, 0)));
+}
+
 static void test_bad_size(void **state)
 {
     (void)state;
@@ -413,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_guard_pages_kill),
         cmocka_unit_test(test_unseal_keeps_data),
         cmocka_unit_test(test_bad_size),
+        cmocka_unit_test(test_range_seal),
         cmocka_unit_test(test_smaps_flags),
         cmocka_unit_test(test_no_lock_reported),
         cmocka_unit_test(test_fork_does_not_inherit),
