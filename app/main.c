@@ -20,6 +20,12 @@ static void usage(FILE *f)
     fprintf(f, "\nUsage of each:\n");
     for (int i = 0; cmd_table[i]; i++) fprintf(f, "  cmif %s\n", cmd_table[i]->usage);
     fprintf(f, "\n`cmif SUBCOMMAND --help` describes its flags. --version prints the version.\n");
+    if (f == stdout) {
+        /* The default subcommand's flags, keys and commands (man cmif has them all). */
+        char *help_argv[] = { (char *)"chat", (char *)"--help", NULL };
+        fprintf(f, "\n");
+        cmd_chat_entry.exec(2, help_argv);
+    }
 }
 
 int main(int argc, char **argv)
