@@ -51,4 +51,9 @@ $CMIF $ARGS --script "$T/s2" > /dev/null 2>&1 || die "/save session failed"
 grep -q "^## You" "$T/t.md" && grep -q "| # | typed | sent | treatment | ε |" "$T/t.md" \
   || { cat "$T/t.md"; die "/save Markdown lacks the report"; }
 grep -qx "Once upon a time" "$T/h.txt" || die "/save-history misses the message"
+# A small context fills: the oldest turns are dropped and the user is told, never silently.
+printf 'Once upon a time there was a dog\nThe cat sat on the mat\nLily went to the park\n' |
+  $CMIF -m $MODEL --temp 0 -n 30 -c 64 > "$T/ctx" 2>&1 || { cat "$T/ctx"; die "small-context run failed"; }
+grep -q "^\* context full (.*dropped the 1 oldest turn" "$T/ctx" || { cat "$T/ctx"; die "no notice when the context filled"; }
+[ "$(grep -c '^> ' "$T/ctx")" -eq 3 ] || die "a message was lost when the context filled"
 echo "ok: scripted sessions reproducible, stdin = --script, report totals match"
