@@ -572,10 +572,6 @@ static void mv_q6_k(const uint8_t *W, size_t rb, size_t n, const void *act, floa
     }
 }
 
-static const qt_mv_fn scalar_kernels[QK_NSLOTS] = {
-    [QK_F32] = mv_f32, [QK_F16] = mv_f16, [QK_BF16] = mv_bf16, [QK_Q8_0] = mv_q8_0,
-    [QK_Q4_0] = mv_q4_0, [QK_Q4_K] = mv_q4_k, [QK_Q5_K] = mv_q5_k, [QK_Q6_K] = mv_q6_k,
-};
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
@@ -584,8 +580,7 @@ static const qt_mv_fn scalar_kernels[QK_NSLOTS] = {
 enum { LV_UNSET = -1, LV_SCALAR = 0, LV_AVX2, LV_AVX512N, LV_AVX512, LV_N };
 static const char *const level_names[LV_N] = {"scalar", "avx2", "avx512novnni", "avx512"};
 static _Atomic int level = LV_UNSET;
-static qt_mv_fn kernels[LV_N][QK_NSLOTS];
-static qt_act_fn acts[LV_N][2];
+static struct qt_level_fns fns[LV_N];
 static _Atomic int kernels_ready;
 
 static int cpu_best(void)
@@ -601,27 +596,42 @@ static int cpu_best(void)
     return LV_SCALAR;
 }
 
-/* Kernel tables are filled once; a spin flag keeps concurrent first calls from racing. */
+static void dq_ref(const uint8_t *src, float *dst, size_t n, int type) { qt_dequant_row(type, src, dst, n); }
+#define DQ_REF(name, T) \
+    static void name(const uint8_t *src, float *dst, size_t n) { dq_ref(src, dst, n, T); }
+DQ_REF(dq_ref_f32, QT_F32)
+DQ_REF(dq_ref_f16, QT_F16)
+DQ_REF(dq_ref_bf16, QT_BF16)
+DQ_REF(dq_ref_q8_0, QT_Q8_0)
+DQ_REF(dq_ref_q4_0, QT_Q4_0)
+DQ_REF(dq_ref_q4_k, QT_Q4_K)
+DQ_REF(dq_ref_q5_k, QT_Q5_K)
+DQ_REF(dq_ref_q6_k, QT_Q6_K)
+
+static const struct qt_level_fns scalar_fns = {
+    .mv = {[QK_F32] = mv_f32, [QK_F16] = mv_f16, [QK_BF16] = mv_bf16, [QK_Q8_0] = mv_q8_0,
+           [QK_Q4_0] = mv_q4_0, [QK_Q4_K] = mv_q4_k, [QK_Q5_K] = mv_q5_k, [QK_Q6_K] = mv_q6_k},
+    .act = {act_q8_scalar, act_q8k_scalar},
+    .dq = {[QK_F32] = dq_ref_f32, [QK_F16] = dq_ref_f16, [QK_BF16] = dq_ref_bf16,
+           [QK_Q8_0] = dq_ref_q8_0, [QK_Q4_0] = dq_ref_q4_0, [QK_Q4_K] = dq_ref_q4_k,
+           [QK_Q5_K] = dq_ref_q5_k, [QK_Q6_K] = dq_ref_q6_k},
+};
+
+/* Function tables are filled once; a spin flag keeps concurrent first calls from racing. */
 static void init_kernels(void)
 {
     if (atomic_load_explicit(&kernels_ready, memory_order_acquire)) return;
     int best = cpu_best();
-    qt_mv_fn k[LV_N][QK_NSLOTS];
-    qt_act_fn a[LV_N][2];
-    for (int l = 0; l < LV_N; l++) {
-        memcpy(k[l], scalar_kernels, sizeof scalar_kernels);
-        a[l][0] = act_q8_scalar;
-        a[l][1] = act_q8k_scalar;
-    }
-    if (best >= LV_AVX2) qt_kernels_avx2(k[LV_AVX2], a[LV_AVX2]);
-    if (best >= LV_AVX512N) qt_kernels_avx512(k[LV_AVX512N], a[LV_AVX512N], 0);
-    if (best >= LV_AVX512) qt_kernels_avx512(k[LV_AVX512], a[LV_AVX512], 1);
+    struct qt_level_fns f[LV_N];
+    for (int l = 0; l < LV_N; l++) f[l] = scalar_fns;
+    if (best >= LV_AVX2) qt_kernels_avx2(&f[LV_AVX2]);
+    if (best >= LV_AVX512N) qt_kernels_avx512(&f[LV_AVX512N], 0);
+    if (best >= LV_AVX512) qt_kernels_avx512(&f[LV_AVX512], 1);
     static atomic_flag lock = ATOMIC_FLAG_INIT;
     while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire)) {
     }
     if (!atomic_load_explicit(&kernels_ready, memory_order_relaxed)) {
-        memcpy(kernels, k, sizeof k);
-        memcpy(acts, a, sizeof a);
+        memcpy(fns, f, sizeof f);
         atomic_store_explicit(&kernels_ready, 1, memory_order_release);
     }
     atomic_flag_clear_explicit(&lock, memory_order_release);
@@ -647,7 +657,7 @@ static int cur_level(void)
     return lv;
 }
 
-static qt_act_fn level_acts(int kq) { return acts[cur_level()][kq]; }
+static qt_act_fn level_acts(int kq) { return fns[cur_level()].act[kq]; }
 
 const char *qt_simd_level(void) { return level_names[cur_level()]; }
 
@@ -670,7 +680,14 @@ void qt_matvec(int type, const void *W, size_t ncols, const void *act, float *y,
     if (!t || r1 <= r0) return;
     int lv = cur_level();
     size_t rb = qt_row_bytes(type, ncols);
-    kernels[lv][t->slot]((const uint8_t *)W + r0 * rb, rb, ncols, act, y, r1 - r0);
+    fns[lv].mv[t->slot]((const uint8_t *)W + r0 * rb, rb, ncols, act, y, r1 - r0);
+}
+
+void qt_dequant_row_fast(int type, const void *src, float *dst, size_t n)
+{
+    const struct qt_info *t = info(type);
+    if (!t) { memset(dst, 0, n * sizeof(float)); return; }
+    fns[cur_level()].dq[t->slot](src, dst, n);
 }
 
 /* ---- batched products ------------------------------------------------------------------------ */
@@ -701,10 +718,10 @@ void qt_matmul(int type, const void *W, size_t rows, size_t cols, const float *X
         return;
     }
     size_t rb = qt_row_bytes(type, cols), T = tile_rows(rows, cols);
+    qt_dq_fn dq = fns[cur_level()].dq[info(type)->slot];
     for (size_t r0 = 0; r0 < rows; r0 += T) {
         size_t nt = rows - r0 < T ? rows - r0 : T;
-        for (size_t r = 0; r < nt; r++)
-            qt_dequant_row(type, (const uint8_t *)W + (r0 + r) * rb, scratch + r * cols, cols);
+        for (size_t r = 0; r < nt; r++) dq((const uint8_t *)W + (r0 + r) * rb, scratch + r * cols, cols);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nt, (int)cols, 1.0f, X,
                     (int)cols, scratch, (int)cols, 0.0f, Y + r0, (int)rows);
     }

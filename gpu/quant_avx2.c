@@ -4,9 +4,10 @@
 #define KERN(name) name##_avx2
 #include "gpu/quant_kern.h"
 
-void qt_kernels_avx2(qt_mv_fn k[QK_NSLOTS], qt_act_fn acts[2])
+void qt_kernels_avx2(struct qt_level_fns *f)
 {
-    KERN(fill)(k);
-    acts[0] = act_q8;
-    acts[1] = act_q8k;
+    KERN(fill)(f->mv);
+    f->act[0] = act_q8;
+    f->act[1] = act_q8k;
+    fill_dq(f->dq);
 }

@@ -11,10 +11,11 @@
 #define KERN(name) name##_novnni
 #include "gpu/quant_kern.h"
 
-void qt_kernels_avx512(qt_mv_fn k[QK_NSLOTS], qt_act_fn acts[2], int vnni)
+void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
-    if (vnni) fill_vnni(k);
-    else fill_novnni(k);
-    acts[0] = act_q8;
-    acts[1] = act_q8k;
+    if (vnni) fill_vnni(f->mv);
+    else fill_novnni(f->mv);
+    f->act[0] = act_q8;
+    f->act[1] = act_q8k;
+    fill_dq(f->dq);
 }

@@ -36,8 +36,20 @@ enum { QK_F32, QK_F16, QK_BF16, QK_Q8_0, QK_Q4_0, QK_Q4_K, QK_Q5_K, QK_Q6_K, QK_
 /* Activation quantizers: [0] for Q8_0/Q4_0 (struct qa8), [1] for K-quants (struct qa8k). */
 typedef void (*qt_act_fn)(const float *x, size_t n, void *act);
 
-void qt_kernels_avx2(qt_mv_fn k[QK_NSLOTS], qt_act_fn acts[2]);
-void qt_kernels_avx512(qt_mv_fn k[QK_NSLOTS], qt_act_fn acts[2], int vnni);
+/* Row dequantizer, bit-identical to qt_dequant_row. */
+typedef void (*qt_dq_fn)(const uint8_t *src, float *dst, size_t n);
+
+struct qt_level_fns {
+    qt_mv_fn mv[QK_NSLOTS];
+    qt_act_fn act[2];
+    qt_dq_fn dq[QK_NSLOTS];
+};
+
+void qt_kernels_avx2(struct qt_level_fns *f);
+void qt_kernels_avx512(struct qt_level_fns *f, int vnni);
+
+/* Dequantizes one row with the current SIMD level's code (identical results). */
+void qt_dequant_row_fast(int type, const void *src, float *dst, size_t n);
 
 /* Exact IEEE half <-> single conversions (round to nearest even, subnormals, inf, NaN
  * quieted), matching what F16C's vcvtph2ps/vcvtps2ph produce. */

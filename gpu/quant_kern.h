@@ -275,6 +275,140 @@ static void act_q8k(const float *x, size_t n, void *act)
     }
 }
 
+/* ---- row dequantization (for the SGEMM tiles of qt_matmul) ---------------------------------- */
+
+/* Bit-identical to the reference qt_dequant_row: the same float operations in the same
+ * order, separate multiply and subtract (never fused). */
+static inline void dq_store16(float *y, __m128i q8, __m256 d)
+{
+    _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d));
+    _mm256_storeu_ps(y + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q8, 8))), d));
+}
+
+static void dq_q8_0(const uint8_t *src, float *y, size_t n)
+{
+    const struct blk_q8_0 *b = (const struct blk_q8_0 *)src;
+    for (size_t i = 0; i < n / 32; i++, b++, y += 32) {
+        __m256 d = _mm256_set1_ps(kern_h2f(b->d));
+        dq_store16(y, _mm_loadu_si128((const __m128i *)b->qs), d);
+        dq_store16(y + 16, _mm_loadu_si128((const __m128i *)(b->qs + 16)), d);
+    }
+}
+
+static void dq_q4_0(const uint8_t *src, float *y, size_t n)
+{
+    const struct blk_q4_0 *b = (const struct blk_q4_0 *)src;
+    const __m128i m4 = _mm_set1_epi8(0x0F), e8 = _mm_set1_epi8(8);
+    for (size_t i = 0; i < n / 32; i++, b++, y += 32) {
+        __m256 d = _mm256_set1_ps(kern_h2f(b->d));
+        __m128i q = _mm_loadu_si128((const __m128i *)b->qs);
+        dq_store16(y, _mm_sub_epi8(_mm_and_si128(q, m4), e8), d);
+        dq_store16(y + 16, _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m4), e8), d);
+    }
+}
+
+/* 32 unsigned quants (bytes) times d minus o, as d*(float)q - o */
+static inline void dq_affine32(float *y, __m256i q, float d, float o)
+{
+    __m256 vd = _mm256_set1_ps(d), vo = _mm256_set1_ps(o);
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+    for (int k = 0; k < 4; k++) {
+        __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[k]));
+        _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(_mm256_mul_ps(vd, f), vo));
+    }
+}
+
+static inline void dq_q45_k(const uint8_t *src, float *y, size_t n, int five)
+{
+    const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
+    for (size_t i = 0; i < n / 256; i++, src += bsz, y += 256) {
+        uint16_t dh, dmh;
+        memcpy(&dh, src, 2);
+        memcpy(&dmh, src + 2, 2);
+        float d = kern_h2f(dh), dmin = kern_h2f(dmh);
+        const uint8_t *qs = src + (five ? 48 : 16);
+        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(src + 16)) : _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            uint8_t s0, m0, s1, m1;
+            qt_scale_min_k4(2 * c, src + 4, &s0, &m0);
+            qt_scale_min_k4(2 * c + 1, src + 4, &s1, &m1);
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(qh, 4), m16));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(qh, 3), m16));
+                qh = _mm256_srli_epi16(qh, 2);
+            }
+            dq_affine32(y + 64 * c, lo, d * s0, dmin * m0);
+            dq_affine32(y + 64 * c + 32, hi, d * s1, dmin * m1);
+        }
+    }
+}
+
+static void dq_q4_k(const uint8_t *src, float *y, size_t n) { dq_q45_k(src, y, n, 0); }
+static void dq_q5_k(const uint8_t *src, float *y, size_t n) { dq_q45_k(src, y, n, 1); }
+
+static void dq_q6_k(const uint8_t *src, float *y, size_t n)
+{
+    const struct blk_q6_k *b = (const struct blk_q6_k *)src;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), o32 = _mm256_set1_epi8(32);
+    for (size_t i = 0; i < n / 256; i++, b++) {
+        __m256 d = _mm256_set1_ps(kern_h2f(b->d));
+        for (int h = 0; h < 2; h++, y += 128) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+            __m256i qhv = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_sub_epi8(q[k], o32);   /* -32..31 */
+                for (int g = 0; g < 2; g++) {   /* 16 elements share scale sc[8h + 2k + g] */
+                    __m256i sc = _mm256_set1_epi32(b->scales[8 * h + 2 * k + g]);
+                    __m128i vv = g ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v);
+                    for (int e = 0; e < 2; e++) {
+                        __m256i i32 = _mm256_mullo_epi32(_mm256_cvtepi8_epi32(e ? _mm_srli_si128(vv, 8) : vv), sc);
+                        _mm256_storeu_ps(y + 32 * k + 16 * g + 8 * e, _mm256_mul_ps(d, _mm256_cvtepi32_ps(i32)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void dq_f16(const uint8_t *src, float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * i))));
+    for (; i < n; i++) y[i] = fscalar(src, i, FK_F16);
+}
+
+static void dq_bf16(const uint8_t *src, float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, fload(src + 2 * i, FK_BF16));
+    for (; i < n; i++) y[i] = fscalar(src, i, FK_BF16);
+}
+
+static void dq_f32(const uint8_t *src, float *y, size_t n) { memcpy(y, src, n * sizeof(float)); }
+
+static void fill_dq(qt_dq_fn dq[QK_NSLOTS])
+{
+    dq[QK_F32] = dq_f32;
+    dq[QK_F16] = dq_f16;
+    dq[QK_BF16] = dq_bf16;
+    dq[QK_Q8_0] = dq_q8_0;
+    dq[QK_Q4_0] = dq_q4_0;
+    dq[QK_Q4_K] = dq_q4_k;
+    dq[QK_Q5_K] = dq_q5_k;
+    dq[QK_Q6_K] = dq_q6_k;
+}
+
 #endif /* common part */
 
 /* ---- per-variant part (included once per KERN_VNNI setting) ---- */

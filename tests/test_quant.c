@@ -439,6 +439,35 @@ static void test_act_identical(void **state)
     free(x);
 }
 
+/* The SIMD row dequantizers behind qt_matmul give exactly the reference's floats. */
+static void test_dequant_fast_identical(void **state)
+{
+    (void)state;
+    const size_t n = 1024;
+    float *x = xmalloc(n * 4), *a = xmalloc(n * 4), *b = xmalloc(n * 4);
+    uint8_t *q = xmalloc(n * 4);
+    rng_state = 31;
+    for (size_t l = 0; l < N_LEVELS; l++) {
+        if (!force_level(levels[l])) continue;
+        for (size_t t = 0; t < N_TYPES; t++)
+            for (int rep = 0; rep < 3; rep++) {
+                size_t m = (qt_block_elems(all_types[t]) == 1 && rep == 1) ? n - 3 : n;   /* odd tail */
+                fill(x, m, 1.0f);
+                qt_quant_row(all_types[t], x, q, m);
+                if (rep == 2)   /* arbitrary bytes, NaN/inf scales included */
+                    for (size_t i = 0; i < qt_row_bytes(all_types[t], m); i++) q[i] = (uint8_t)rng_next();
+                qt_dequant_row(all_types[t], q, a, m);
+                qt_dequant_row_fast(all_types[t], q, b, m);
+                for (size_t i = 0; i < m; i++)
+                    if (!(isnan(a[i]) && isnan(b[i])) && memcmp(&a[i], &b[i], 4) != 0)
+                        fail_msg("%s %s rep %d elem %zu: %a vs %a", levels[l], qt_name(all_types[t]), rep, i,
+                                 (double)a[i], (double)b[i]);
+            }
+    }
+    qt_force_simd(NULL);
+    free(x); free(a); free(b); free(q);
+}
+
 /* ---- batched product ----------------------------------------------------------------- */
 
 static void test_matmul(void **state)
@@ -446,39 +475,43 @@ static void test_matmul(void **state)
     (void)state;
     struct { size_t rows, cols, n; } shapes[] = {{300, 256, 3}, {100, 2048, 17}, {7, 512, 1}, {70, 5632, 2}};
     rng_state = 77;
-    for (size_t t = 0; t < N_TYPES; t++)
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            int type = all_types[t];
-            size_t rows = shapes[s].rows, cols = shapes[s].cols, n = shapes[s].n;
-            size_t rb = qt_row_bytes(type, cols);
-            float *w = xmalloc(cols * 4), *wd = xmalloc(rows * cols * 4), *X = xmalloc(n * cols * 4);
-            float *Y = xmalloc(n * rows * 4);
-            uint8_t *W = xmalloc(rows * rb);
-            float *scratch = xmalloc(qt_matmul_scratch_bytes(type, rows, cols));
-            for (size_t r = 0; r < rows; r++) {
-                fill(w, cols, 0.05f);
-                qt_quant_row(type, w, W + r * rb, cols);
-                qt_dequant_row(type, W + r * rb, wd + r * cols, cols);
-            }
-            fill(X, n * cols, 1.0f);
-            qt_matmul(type, W, rows, cols, X, n, Y, scratch);
-            for (size_t i = 0; i < n; i++)
+    for (size_t l = 0; l < N_LEVELS; l++) {
+        if (!force_level(levels[l])) continue;
+        for (size_t t = 0; t < N_TYPES; t++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+                int type = all_types[t];
+                size_t rows = shapes[s].rows, cols = shapes[s].cols, n = shapes[s].n;
+                size_t rb = qt_row_bytes(type, cols);
+                float *w = xmalloc(cols * 4), *wd = xmalloc(rows * cols * 4), *X = xmalloc(n * cols * 4);
+                float *Y = xmalloc(n * rows * 4);
+                uint8_t *W = xmalloc(rows * rb);
+                float *scratch = xmalloc(qt_matmul_scratch_bytes(type, rows, cols));
                 for (size_t r = 0; r < rows; r++) {
-                    double ref = 0, mag = 0;
-                    for (size_t k = 0; k < cols; k++) {
-                        ref += (double)X[i * cols + k] * wd[r * cols + k];
-                        mag += fabs((double)X[i * cols + k] * wd[r * cols + k]);
-                    }
-                    /* SGEMM accumulates in float: at most cols·2^-24 relative to Σ|x||w|,
-                     * in practice far less; 2·10^-5 (~cols/4·u for cols = 5632) is tight
-                     * enough to catch any misplaced row or tile. */
-                    double e = fabs(Y[i * rows + r] - ref);
-                    if (!(e <= 2e-5 * mag + 1e-30))
-                        fail_msg("matmul %s %zux%zu n=%zu [%zu,%zu]: %g vs %g", qt_name(type), rows, cols,
-                                 n, i, r, (double)Y[i * rows + r], ref);
+                    fill(w, cols, 0.05f);
+                    qt_quant_row(type, w, W + r * rb, cols);
+                    qt_dequant_row(type, W + r * rb, wd + r * cols, cols);
                 }
-            free(w); free(wd); free(X); free(Y); free(W); free(scratch);
-        }
+                fill(X, n * cols, 1.0f);
+                qt_matmul(type, W, rows, cols, X, n, Y, scratch);
+                for (size_t i = 0; i < n; i++)
+                    for (size_t r = 0; r < rows; r++) {
+                        double ref = 0, mag = 0;
+                        for (size_t k = 0; k < cols; k++) {
+                            ref += (double)X[i * cols + k] * wd[r * cols + k];
+                            mag += fabs((double)X[i * cols + k] * wd[r * cols + k]);
+                        }
+                        /* SGEMM accumulates in float: at most cols·2^-24 relative to Σ|x||w|,
+                         * in practice far less; 2·10^-5 (~cols/4·u for cols = 5632) is tight
+                         * enough to catch any misplaced row or tile. */
+                        double e = fabs(Y[i * rows + r] - ref);
+                        if (!(e <= 2e-5 * mag + 1e-30))
+                            fail_msg("matmul %s %zux%zu n=%zu [%zu,%zu]: %g vs %g", qt_name(type), rows, cols,
+                                     n, i, r, (double)Y[i * rows + r], ref);
+                    }
+                free(w); free(wd); free(X); free(Y); free(W); free(scratch);
+            }
+    }
+    qt_force_simd(NULL);
 }
 
 /* ---- core/qrow ------------------------------------------------------------------------ */
@@ -528,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_type_table),      cmocka_unit_test(test_known_blocks),
         cmocka_unit_test(test_half_conversions), cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_matvec),          cmocka_unit_test(test_matvec_extremes), cmocka_unit_test(test_act_identical),
+        cmocka_unit_test(test_dequant_fast_identical),
         cmocka_unit_test(test_matmul),          cmocka_unit_test(test_qrow_matches),
         cmocka_unit_test(test_simd_selection),
     };
