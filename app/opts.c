@@ -257,7 +257,8 @@ void opts_usage(FILE *f, unsigned accept, const struct opts_extra *extra)
         if (fl->group & accept) fprintf(f, "  %s\n", fl->help);
     if (extra)
         for (const struct opts_extra *e = extra; e->long_name; e++)
-            if (e->help) fprintf(f, "  %s\n", e->help);
+            if (e->help) /* "--long ..." lines line up under "-x, --long ..." ones */
+                fprintf(f, "  %s%s\n", strncmp(e->help, "--", 2) ? "" : "    ", e->help);
     fprintf(f, "  -h, --help             this help\n");
 }
 
