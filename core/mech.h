@@ -1,7 +1,8 @@
 /* core/mech: the token sanitizer mechanisms, one struct for all four.
  *
  *  rnm       Report-Noisy-Max (default). Candidates: the input token's cluster (core/cluster).
- *            Utility: cosine similarity to the input token, min-max normalised within the
+ *            Utility: cosine similarity to the input token (kept with the clusters, so no
+ *            embedding row is read per token), min-max normalised within the
  *            cluster to [0, 1] and quantised onto the grid 2^-20 (integers 0..2^20), so the
  *            sensitivity is exactly 2^20 grid units. Each candidate gets discrete Laplace noise
  *            of scale 2/ε (in utility units; 2^21/ε grid units, rounded up, so the guarantee is

@@ -4,10 +4,10 @@
  *
  * RNM cost per token = (core_encode time per token with RNM) - (the same with the sanitizer
  * off), so tokenization and the embedding lookup, which the core does either way, are not
- * counted; what remains is reading the cluster's rows, the similarities and the exact noise.
- * The model has random weights, so its clusters mean nothing, but the work per token (K rows
- * of dim floats, K noise draws) is the real one. The clusters are built once (progress on
- * stderr) and cached under the bench directory. */
+ * counted; what remains is the cluster lookup, normalising its K stored similarities, K exact
+ * noise draws and the argmax. The model has random weights, so its clusters mean nothing, but
+ * the work per token is the real one. The clusters are built once (progress on stderr; the
+ * time is printed) and cached under the bench directory. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
