@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "core/budget.h"
+#include "core/core.h"
 #include "core/cluster.h"
 #include "core/mech.h"
 #include "core/noise.h"
@@ -151,6 +152,136 @@ static void test_stopwords(void **state)
     assert_int_equal(mech_is_stopword("", 0), 0);
 }
 
+/* The shipped list documents exactly the set compiled in. */
+static void test_public_set_asset(void **state)
+{
+    (void)state;
+    FILE *f = fopen("assets/public-tokens.txt", "r");
+    if (!f) fail_msg("assets/public-tokens.txt not found (run from the repository root)");
+    char line[256], set[128];
+    size_t n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (line[0] == '#' || line[0] == 0) continue;
+        char ch = line[0];
+        if (line[0] == '\\' && line[1]) {
+            switch (line[1]) {
+            case 's': ch = ' '; break;
+            case 't': ch = '\t'; break;
+            case 'n': ch = '\n'; break;
+            case 'r': ch = '\r'; break;
+            case 'v': ch = '\v'; break;
+            case 'f': ch = '\f'; break;
+            case '\\': ch = '\\'; break;
+            case '#': ch = '#'; break;
+            default: fail_msg("unknown escape in public-tokens.txt: %s", line);
+            }
+        } else if (line[1]) {
+            fail_msg("public-tokens.txt: one character per line, got '%s'", line);
+        }
+        assert_true(n < sizeof set - 1);
+        set[n++] = ch;
+    }
+    fclose(f);
+    set[n] = 0;
+    const char *built = mech_public_chars();
+    assert_int_equal(strlen(built), n);
+    for (size_t i = 0; i < n; i++) assert_non_null(strchr(built, set[i]));
+    assert_int_equal(mech_is_public_piece(" , ", 3), 1);
+    assert_int_equal(mech_is_public_piece(" 4", 2), 0);
+    assert_int_equal(mech_is_public_piece("", 0), 0);
+}
+
+/* Through the core: a scripted conversation on stories260K with a budget of 10. */
+static void test_core_accounting(void **state)
+{
+    (void)state;
+    const char *model = tu_shared("models/stories260K.gguf");
+    char *dir = tu_tmpdir();
+    struct core_options o;
+    core_defaults(&o);
+    o.eps = 0.5;
+    o.budget = 10;
+    o.seeded = 1;
+    o.seed = 11;
+    o.quiet = 1;
+    o.cache_dir = dir;
+    struct core *c;
+    char err[512];
+    if (core_open(&c, model, &o, err, sizeof err)) fail_msg("%s", err);
+    /* Template text: never sanitized, free. */
+    struct core_batch b = {0};
+    assert_int_equal(core_encode(c, "<s>", 3, CORE_SEG_TEMPLATE, 1, &b, err, sizeof err), 0);
+    for (size_t i = 0; i < b.n; i++) {
+        assert_int_equal(b.rep[i].kind, CORE_TOK_CONTROL);
+        assert_true(b.rep[i].eps == 0);
+    }
+    assert_true(b.msg_eps == 0);
+    core_batch_free(&b);
+    assert_true(core_budget_spent(c) == 0);
+
+    double spent = 0;
+    const char *turns[] = {"Lily saw a dog.", "The dog ran, and ran!", "Tim  was  happy."};
+    for (int t = 0; t < 3; t++) {
+        struct core_batch m = {0};
+        assert_int_equal(core_encode(c, turns[t], strlen(turns[t]), CORE_SEG_USER, 0, &m, err,
+                                     sizeof err), 0);
+        size_t charged = 0;
+        for (size_t i = 0; i < m.n; i++) {
+            const struct core_tok_report *r = &m.rep[i];
+            if (r->kind == CORE_TOK_PUBLIC || r->kind == CORE_TOK_CONTROL) {
+                assert_true(r->eps == 0);
+                assert_string_equal(r->orig, r->sent);
+            } else {
+                assert_true(r->eps == 0.5);
+                assert_int_equal(r->cluster_size >= 2, 1);
+                charged++;
+            }
+            if (strcmp(r->orig, ".") == 0 || strcmp(r->orig, ",") == 0 || strcmp(r->orig, "!") == 0)
+                assert_int_equal(r->kind, CORE_TOK_PUBLIC);
+        }
+        assert_true(charged > 0);
+        assert_true(m.msg_eps == 0.5 * (double)charged);
+        spent += m.msg_eps;
+        assert_true(core_budget_spent(c) == spent);
+        core_batch_free(&m);
+    }
+    /* A long message now exceeds what is left: refused, nothing appended or charged. */
+    char big[400];
+    memset(big, 0, sizeof big);
+    for (int i = 0; i < 30; i++) strcat(big, " dog cat");
+    struct core_batch m = {0};
+    int rc = core_encode(c, big, strlen(big), CORE_SEG_USER, 0, &m, err, sizeof err);
+    assert_int_equal(rc, CORE_EBUDGET);
+    assert_non_null(strstr(err, "left"));
+    assert_int_equal(m.n, 0);
+    assert_true(core_budget_spent(c) == spent);
+    /* Punctuation alone is free, so it still goes through at exhaustion. */
+    assert_int_equal(core_encode(c, "...", 3, CORE_SEG_USER, 0, &m, err, sizeof err), 0);
+    assert_true(m.msg_eps == 0);
+    core_batch_free(&m);
+    /* ε can be lowered mid-session; bad values are refused. */
+    assert_int_equal(core_set_eps(c, NAN, err, sizeof err), -1);
+    assert_int_equal(core_set_eps(c, -2, err, sizeof err), -1);
+    assert_true(core_budget_spent(c) == spent);
+    core_close(c);
+
+    /* Seeded cores reproduce their output exactly. */
+    char first[2][256];
+    for (int k = 0; k < 2; k++) {
+        if (core_open(&c, model, &o, err, sizeof err)) fail_msg("%s", err);
+        struct core_batch x = {0};
+        assert_int_equal(core_encode(c, "Lily and Tim played", 19, CORE_SEG_USER, 0, &x, err,
+                                     sizeof err), 0);
+        first[k][0] = 0;
+        for (size_t i = 0; i < x.n; i++) strncat(first[k], x.rep[i].sent, 255 - strlen(first[k]));
+        core_batch_free(&x);
+        core_close(c);
+    }
+    assert_string_equal(first[0], first[1]);
+    tu_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +290,8 @@ int main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_public_control_free),
         cmocka_unit_test(test_stopwords),
+        cmocka_unit_test(test_public_set_asset),
+        cmocka_unit_test(test_core_accounting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
