@@ -122,8 +122,14 @@ static int bench_engine_sec(struct bench *b)
             if (bench_engine_open(&e, path, t, DEC_DEV_CPU, 0)) return -1;
             int n_dec = b->quick ? 8 : (e.weight_bytes > 500000000ull ? 16 : 48);
             bench_decode_tps(&e, 2, 0);   /* warm: fault the mapping in */
-            double pt = bench_prompt_tps(&e, n_prompt);
-            double dt = bench_decode_tps(&e, n_dec, n_prompt);
+            /* best of rounds: on a shared machine the slow rounds are someone else's */
+            double pt = 0, dt = 0;
+            for (int round = 0; round < (b->quick ? 1 : 2); round++) {
+                double p = bench_prompt_tps(&e, n_prompt);
+                double d = bench_decode_tps(&e, n_dec, n_prompt);
+                if (p > pt) pt = p;
+                if (d > dt) dt = d;
+            }
             double bw = bench_read_bw(b, t);
             double rd = (double)e.weight_bytes * dt / 1e9;
             if (t == 1) {
@@ -137,8 +143,9 @@ static int bench_engine_sec(struct bench *b)
             bench_engine_close(&e);
         }
     }
-    bench_row(b, "(prompt = one batch of %d positions; decode = single steps after it; "
-                 "MB/token = weight matrices read per step, KV cache excluded)", n_prompt);
+    bench_row(b, "(prompt = one batch of %d positions; decode = single steps after it; best of "
+                 "%d rounds; MB/token = weight matrices read per step, KV cache excluded)",
+              n_prompt, b->quick ? 1 : 2);
     return 0;
 }
 BENCH_SECTION(engine, "engine", "CPU prompt/decode tok/s and bandwidth utilisation", 30,
