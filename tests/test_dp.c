@@ -22,6 +22,8 @@
 #include <math.h>
 
 #include "core/cluster.h"
+#include "core/core.h"
+#include "core/tokenizer.h"
 #include "core/mech.h"
 #include "core/noise.h"
 
@@ -163,11 +165,70 @@ static void test_rnm_exp_audit(void **state)
     run_audit(MECH_RNM_EXP);
 }
 
+/* A real model's clusters: stories260K's own embeddings, through the core. */
+static void test_real_model_audit(void **state)
+{
+    (void)state;
+    const char *path = tu_shared("models/stories260K.gguf");
+    struct core_options o;
+    core_defaults(&o);
+    o.mechanism = CORE_MECH_NONE;
+    o.quiet = 1;
+    struct core *c;
+    char err[256];
+    if (core_open(&c, path, &o, err, sizeof err)) fail_msg("%s", err);
+    const struct tokenizer *t = core_tokenizer(c);
+    int32_t nv = tok_n_vocab(t);
+    struct mat m = {nv, core_dim(c), malloc((size_t)nv * core_dim(c) * sizeof(float))};
+    assert_non_null(m.v);
+    for (int32_t i = 0; i < nv; i++)
+        assert_int_equal(core_embed_token(c, i, m.v + (size_t)i * m.dim, err, sizeof err), 0);
+    uint8_t *role = malloc((size_t)nv), *group = malloc((size_t)nv), *stop = malloc((size_t)nv);
+    mech_token_roles(t, role, group, stop);
+    struct cluster *cl;
+    struct cluster_params p = {.k = 20, .quiet = 1};
+    assert_int_equal(cluster_build(&cl, nv, m.dim, group, row_of, &m, &p, err, sizeof err), 0);
+    struct noise *nz;
+    assert_int_equal(noise_open(&nz, 1, 77, err, sizeof err), 0);
+    struct mech_config cfg = {.n_vocab = nv, .dim = m.dim, .row = row_of, .ctx = &m,
+                              .clusters = cl, .role = role, .stopword = stop, .noise = nz};
+    struct mech *mc;
+    assert_int_equal(mech_open(&mc, &cfg, MECH_RNM, 1.0, err, sizeof err), 0);
+    /* The cluster of the word " dog" (a common token of the model's stories). */
+    int32_t dog = -1;
+    for (int32_t i = 0; i < nv && dog < 0; i++) {
+        size_t len;
+        const char *s = tok_text(t, i, &len);
+        if (s && len == 6 && memcmp(s, "\xe2\x96\x81" "dog", 6) == 0) dog = i;
+    }
+    if (dog < 0) dog = 300;
+    const int32_t *mem;
+    int n = cluster_members(cl, cluster_of(cl, dog), &mem);
+    assert_true(n >= 2);
+    const double eps_list[] = {1.0, 4.0};
+    for (int e = 0; e < 2; e++) {
+        assert_int_equal(mech_set_eps(mc, eps_list[e], err, sizeof err), 0);
+        double s = audit(mc, mem[0], mem[n - 1], eps_list[e], 10000, nv);
+        print_message("stories260K rnm eps %.1f pair (%d,%d) of %d: proven ratio / e^eps = %.3f\n",
+                      eps_list[e], (int)mem[0], (int)mem[n - 1], n, s);
+        if (s > 1) fail_msg("ε-DP violation demonstrated on the real model at ε = %g", eps_list[e]);
+    }
+    mech_close(mc);
+    noise_close(nz);
+    cluster_close(cl);
+    free(role);
+    free(group);
+    free(stop);
+    free(m.v);
+    core_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rnm_audit),
         cmocka_unit_test(test_rnm_exp_audit),
+        cmocka_unit_test(test_real_model_audit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
