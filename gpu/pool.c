@@ -2,10 +2,15 @@
  *
  * pool_run publishes a job by bumping a 32-bit generation word; workers spin on it for a
  * short while (decode calls come back to back, so a sleeping worker would cost a wake-up
- * per matrix) and then sleep on it with futex. Tasks are claimed with an atomic counter,
- * so each runs exactly once whoever takes it. The caller returns only after every worker
- * has checked out of the generation, which is what makes rewriting the job fields for
- * the next call race-free. */
+ * per matrix) and then sleep on it with futex. Tasks are claimed from a 64-bit counter that
+ * carries the generation in its high half, so a claim only succeeds for the current job
+ * and each task runs exactly once. The caller returns when every task is done, without
+ * waiting for workers that never woke up: on a busy machine a descheduled worker then costs
+ * nothing, the caller simply runs more of the tasks itself.
+ *
+ * The job fields live in two slots (by generation parity). A worker that wakes very late
+ * may read a slot already rewritten for a later job, but its claim then fails: the slot
+ * stores are releases, so seeing a newer value means the counter has moved on too. */
 #include "gpu/pool.h"
 
 #include <errno.h>
@@ -30,19 +35,22 @@
 #define SPIN_NS 200000          /* how long an idle worker spins before sleeping */
 #define WAIT_SPINS_BEFORE_YIELD 4096
 
+struct job_slot {
+    _Atomic(pool_fn) fn;
+    _Atomic(void *) ctx;
+    _Atomic int n_tasks;
+};
+
 struct pool {
     int n;                              /* threads including the caller */
     pthread_t *th;
     int n_started;
     _Atomic uint32_t gen;               /* futex word: bumped once per job */
+    _Atomic uint64_t claim;             /* generation << 32 | next task index */
+    _Atomic int done;                   /* tasks finished in the current job */
     _Atomic int sleepers;
-    _Atomic int next;                   /* next task index to claim */
-    _Atomic int checked_out;            /* workers finished with the current generation */
     _Atomic int stop;
-    /* Job fields: written by the caller before it bumps gen, read by workers after. */
-    pool_fn fn;
-    void *ctx;
-    int n_tasks;
+    struct job_slot slot[2];
 };
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
@@ -57,12 +65,22 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void run_tasks(struct pool *p, pool_fn fn, void *ctx, int n_tasks)
+/* Claims and runs tasks of generation g until none are left (or a newer job started). */
+static void run_tasks(struct pool *p, uint32_t g)
 {
+    const struct job_slot *js = &p->slot[g & 1];
+    pool_fn fn = atomic_load_explicit(&js->fn, memory_order_acquire);
+    void *ctx = atomic_load_explicit(&js->ctx, memory_order_acquire);
+    int n_tasks = atomic_load_explicit(&js->n_tasks, memory_order_acquire);
+    uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
     for (;;) {
-        int t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-        if (t >= n_tasks) break;
-        fn(ctx, t, n_tasks);
+        if ((uint32_t)(v >> 32) != g || (uint32_t)v >= (uint32_t)n_tasks) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;   /* v now holds the current value */
+        fn(ctx, (int)(uint32_t)v, n_tasks);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        v = atomic_load_explicit(&p->claim, memory_order_acquire);
     }
 }
 
@@ -98,8 +116,7 @@ static void *worker(void *arg)
     for (;;) {
         seen = wait_gen(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
-        run_tasks(p, p->fn, p->ctx, p->n_tasks);
-        atomic_fetch_add_explicit(&p->checked_out, 1, memory_order_release);
+        run_tasks(p, seen);
     }
     return NULL;
 }
@@ -151,17 +168,19 @@ void pool_run(struct pool *p, pool_fn fn, void *ctx, int n_tasks)
         for (int t = 0; t < n_tasks; t++) fn(ctx, t, n_tasks);
         return;
     }
-    p->fn = fn;
-    p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->checked_out, 0, memory_order_relaxed);
+    /* Only the caller writes gen, so this is the next generation. */
+    uint32_t g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+    struct job_slot *js = &p->slot[g & 1];
+    atomic_store_explicit(&js->fn, fn, memory_order_release);
+    atomic_store_explicit(&js->ctx, ctx, memory_order_release);
+    atomic_store_explicit(&js->n_tasks, n_tasks, memory_order_release);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->claim, (uint64_t)g << 32, memory_order_release);
     publish(p);
-    run_tasks(p, fn, ctx, n_tasks);
-    /* Every worker checks out of this generation before the job fields may change. */
-    for (unsigned i = 0;
-         atomic_load_explicit(&p->checked_out, memory_order_acquire) < p->n_started; i++) {
+    run_tasks(p, g);
+    /* Wait for tasks other threads claimed and are still running. */
+    for (unsigned i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks; i++) {
         if (i < WAIT_SPINS_BEFORE_YIELD) cpu_relax();
-        else sched_yield();   /* a worker was descheduled: give it the core */
+        else sched_yield();   /* the thread running it was descheduled: give it the core */
     }
 }
