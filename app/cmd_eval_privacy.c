@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "app/cmd.h"
 #include "core/cluster.h"
 #include "core/core.h"
@@ -298,6 +300,7 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
     uint8_t *role = malloc((size_t)e.n), *group = malloc((size_t)e.n), *stop = malloc((size_t)e.n);
     int32_t *nn = malloc((size_t)e.n * sizeof *nn);
     unsigned char *seen = calloc((size_t)e.n, 1);
+    float *sims = malloc((size_t)e.n * sizeof *sims);
     int32_t *buf = NULL;
     struct cluster *cl = NULL;
     struct noise *nz = NULL;
@@ -305,7 +308,7 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
     struct lr lr = {0};
     e.v = malloc((size_t)e.n * (size_t)e.dim * sizeof(float));
     e.u = malloc((size_t)e.n * (size_t)e.dim * sizeof(float));
-    if (!role || !group || !stop || !nn || !seen || !e.v || !e.u) {
+    if (!role || !group || !stop || !nn || !seen || !sims || !e.v || !e.u) {
         fprintf(stderr, "cmif eval-privacy: out of memory\n");
         goto out;
     }
@@ -347,6 +350,7 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
            seeded ? " [SEEDED: NOT PRIVATE, reproducible]" : "");
     printf("clean dev accuracy (ceiling): %.3f\n", (double)correct / dv.n);
     printf("%-9s %5s %9s %9s %9s %9s\n", "mechanism", "eps", "replaced", "mean_cos", "nn_invert", "accuracy");
+    fflush(stdout);
     for (int mi = 0; mi < n_m; mi++) {
         for (int ei = 0; ei < n_eps; ei++) {
             if (mech_set_kind(mc, mlist[mi], err, sizeof err) ||
@@ -375,14 +379,14 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
                     cos_sum += d;
                     /* Inversion: the sanitizable token nearest to what was sent (memoised). */
                     if (nn[mo.sent] < 0) {
-                        double best = -2;
-                        for (int32_t v = 0; v < e.n; v++) {
-                            if (role[v] != MECH_ROLE_SANITIZE) continue;
-                            const float *w = e.u + (size_t)v * e.dim;
-                            double z = 0;
-                            for (int q = 0; q < e.dim; q++) z += (double)b[q] * w[q];
-                            if (z > best) { best = z; nn[mo.sent] = v; }
-                        }
+                        cblas_sgemv(CblasRowMajor, CblasNoTrans, e.n, e.dim, 1.0f, e.u, e.dim, b,
+                                    1, 0.0f, sims, 1);
+                        float best = -2;
+                        for (int32_t v = 0; v < e.n; v++)
+                            if (role[v] == MECH_ROLE_SANITIZE && sims[v] > best) {
+                                best = sims[v];
+                                nn[mo.sent] = v;
+                            }
                     }
                     inverted += nn[mo.sent] == s->ids[j];
                 }
@@ -408,6 +412,7 @@ out:
     free(stop);
     free(nn);
     free(seen);
+    free(sims);
     free(e.v);
     free(e.u);
     core_close(c);
