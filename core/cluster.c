@@ -134,8 +134,10 @@ static int push_cluster(struct cluster *c, struct member *m, int n, int dim, cha
  * sequential greedy, at the cost of one row of similarities per token, against a shrinking
  * set (about V^2·dim/2 flops in all). */
 static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim,
-                       cluster_row_fn row, void *ctx, int k, int quiet, char *err, size_t errlen)
+                       cluster_row_fn row, void *ctx, const struct cluster_params *p, char *err,
+                       size_t errlen)
 {
+    int k = p->k, quiet = p->quiet;
     int rc = -1;
     int show = !quiet && n >= 8192;
     struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
@@ -152,9 +154,17 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
         snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
         goto out;
     }
+    for (int32_t i0 = 0; p->rows && i0 < n; i0 += 256) {
+        size_t cnt = (size_t)(n - i0) < 256 ? (size_t)(n - i0) : 256;
+        if (p->rows(ctx, ids + i0, cnt, a + (size_t)i0 * dim) != 0) {
+            snprintf(err, errlen, "cluster: cannot read the embedding rows of tokens %d..%d",
+                     (int)ids[i0], (int)ids[i0 + (int32_t)cnt - 1]);
+            goto out;
+        }
+    }
     for (int32_t i = 0; i < n; i++) {
         float *r = a + (size_t)i * dim;
-        if (row(ctx, ids[i], r) != 0) {
+        if (!p->rows && row(ctx, ids[i], r) != 0) {
             snprintf(err, errlen, "cluster: cannot read the embedding row of token %d", (int)ids[i]);
             goto out;
         }
@@ -541,7 +551,7 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
         for (int32_t i = 0; i < n_vocab; i++)
             if (group[i] == g) ids[n++] = i;
         if (n == 0) continue;
-        if (build_group(c, ids, n, dim, row, ctx, p->k, p->quiet, err, errlen)) {
+        if (build_group(c, ids, n, dim, row, ctx, p, err, errlen)) {
             free(ids);
             sodium_memzero(&cc, sizeof cc);
             cluster_close(c);

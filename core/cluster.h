@@ -30,6 +30,9 @@ struct cluster_params {
     const char *cache_dir;          /* NULL or "": no cache */
     const unsigned char *fingerprint;  /* 32 bytes naming the model (token_embd + tokenizer);
                                           NULL: no cache */
+    /* Optional batched reader (n rows into out, same ctx as row): fewer round trips into
+     * the core's swap while loading the rows. NULL: row by row. */
+    int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
 };
 
 struct cluster;

@@ -322,7 +322,7 @@ static int san_init(struct core *c, char *err, size_t errlen)
     else if (xdg && *xdg == '/') snprintf(dir, sizeof dir, "%s/cmif", xdg);
     else if (home && *home == '/') snprintf(dir, sizeof dir, "%s/.cache/cmif", home);
     struct cluster_params cp = {.k = c->cluster_size, .quiet = c->quiet, .cache_dir = dir,
-                                .fingerprint = fp};
+                                .fingerprint = fp, .rows = san_rows};
     if (cluster_build(&c->cl, n, c->dim, group, san_row, c, &cp, err, errlen) != 0) goto out;
     if (noise_open(&c->nz, c->seeded, c->seed, err, errlen) != 0) goto out;
     if (c->seeded)
