@@ -258,8 +258,8 @@ static int build(struct backend_cl *b, char *err, size_t errlen)
     b->norm_ls = pow2_le(maxwg, gpu ? 256 : 16);
     b->att_ls = pow2_le(maxwg, gpu ? 64 : 16);
     char opts[160];
-    snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DMV_LS=%zu -DNORM_LS=%zu -DATT_LS=%zu", b->mv_ls,
-             b->norm_ls, b->att_ls);
+    snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DMV_LS=%zu -DNORM_LS=%zu -DATT_LS=%zu%s", b->mv_ls,
+             b->norm_ls, b->att_ls, gpu ? "" : " -DMV_KBLOCK=1");
     char *src = program_source(err, errlen);
     if (!src) return -1;
     int cached = 0;

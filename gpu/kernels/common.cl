@@ -15,16 +15,15 @@
 
 inline float h2f(uint h)
 {
+    /* Branch-free: normal, subnormal (m * 2^-24) and inf/nan computed, one selected. */
     uint s = (h & 0x8000u) << 16;
     uint e = (h >> 10) & 0x1fu;
     uint m = h & 0x3ffu;
-    if (e == 0) {
-        /* zero or subnormal: m * 2^-24 */
-        float f = (float)m * 5.9604644775390625e-8f;
-        return s ? -f : f;
-    }
-    if (e == 31) return as_float(s | 0x7f800000u | (m << 13));
-    return as_float(s | ((e + 112u) << 23) | (m << 13));
+    float normal = as_float(s | ((e + 112u) << 23) | (m << 13));
+    float sub = as_float(as_uint((float)m * 5.9604644775390625e-8f) | s);
+    float special = as_float(s | 0x7f800000u | (m << 13));
+    float r = e == 0u ? sub : normal;
+    return e == 31u ? special : r;
 }
 
 inline float ld_h(global const uchar *p) { return h2f((uint)p[0] | ((uint)p[1] << 8)); }
@@ -58,17 +57,16 @@ inline float wg_max(local float *red, float v, int lid, int n)
     return r;
 }
 
-/* K-quant 6-bit scale and min of sub-block j from the 12 packed scale bytes. */
+/* K-quant 6-bit scale and min of sub-block j (0..7) from the 12 packed scale bytes:
+ * j < 4: low 6 bits of bytes j and j+4; j >= 4: a nibble of byte j+4 plus the top two
+ * bits of bytes j-4 and j. Branch-free. */
 inline void kq_scale_min(int j, global const uchar *q, float *sc, float *mn)
 {
-    uint d, m;
-    if (j < 4) {
-        d = q[j] & 63u;
-        m = q[j + 4] & 63u;
-    } else {
-        d = (q[j + 4] & 0xFu) | ((q[j - 4] >> 6) << 4);
-        m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
+    int jj = j & 3;
+    uint a = q[jj], b = q[jj + 4], c = q[jj + 8];
+    uint hi = (uint)(j >> 2);
+    uint d = hi ? ((c & 15u) | ((a >> 6) << 4)) : (a & 63u);
+    uint m = hi ? ((c >> 4) | ((b >> 6) << 4)) : (b & 63u);
     *sc = (float)d;
     *mn = (float)m;
 }
@@ -99,7 +97,9 @@ inline float hsum16(float16 v)
 }
 
 /* Decoders of unit u (32 elements) of a row: elements 0..15 into *a, 16..31 into *b.
- * Vector types let CPU OpenCL compilers use SIMD; GPUs simply scalarise them. */
+ * Vector types let CPU OpenCL compilers use SIMD; GPUs simply scalarise them. Shifts by a
+ * run-time amount are done on 32-bit lanes (x86 has no byte-vector shifts, and LLVM
+ * scalarises uchar16 shifts by a variable). */
 
 inline void unit_q4_0(global const uchar *row, int u, float16 *a, float16 *b)
 {
@@ -127,9 +127,9 @@ inline void unit_q4_k(global const uchar *row, int u, float16 *a, float16 *b)
     kq_scale_min(s, blk + 4, &sc, &mn);
     float d1 = d * sc, m1 = dmin * mn;
     global const uchar *q = blk + 16 + 32 * (s >> 1);
-    uchar sh = (uchar)((s & 1) * 4);
-    *a = d1 * convert_float16((vload16(0, q) >> sh) & (uchar)15) - m1;
-    *b = d1 * convert_float16((vload16(1, q) >> sh) & (uchar)15) - m1;
+    int sh = (s & 1) * 4;
+    *a = d1 * convert_float16((convert_int16(vload16(0, q)) >> sh) & 15) - m1;
+    *b = d1 * convert_float16((convert_int16(vload16(1, q)) >> sh) & 15) - m1;
 }
 
 inline void unit_q5_k(global const uchar *row, int u, float16 *a, float16 *b)
@@ -141,9 +141,11 @@ inline void unit_q5_k(global const uchar *row, int u, float16 *a, float16 *b)
     float d1 = d * sc, m1 = dmin * mn;
     global const uchar *qh = blk + 16;
     global const uchar *q = blk + 48 + 32 * (s >> 1);
-    uchar sh = (uchar)((s & 1) * 4), hb = (uchar)s;
-    uchar16 v0 = ((vload16(0, q) >> sh) & (uchar)15) | (((vload16(0, qh) >> hb) & (uchar)1) << (uchar)4);
-    uchar16 v1 = ((vload16(1, q) >> sh) & (uchar)15) | (((vload16(1, qh) >> hb) & (uchar)1) << (uchar)4);
+    int sh = (s & 1) * 4;
+    int16 v0 = ((convert_int16(vload16(0, q)) >> sh) & 15) |
+               (((convert_int16(vload16(0, qh)) >> s) & 1) << 4);
+    int16 v1 = ((convert_int16(vload16(1, q)) >> sh) & 15) |
+               (((convert_int16(vload16(1, qh)) >> s) & 1) << 4);
     *a = d1 * convert_float16(v0) - m1;
     *b = d1 * convert_float16(v1) - m1;
 }
@@ -156,9 +158,11 @@ inline void unit_q6_k(global const uchar *row, int u, float16 *a, float16 *b)
     global const uchar *ql = blk + 64 * n + (g & 1) * 32;
     global const uchar *qh = blk + 128 + 32 * n;
     global const char *sc = (global const char *)(blk + 192) + 8 * n + 2 * g;
-    uchar shl = (uchar)((g >> 1) * 4), shh = (uchar)(g * 2);
-    uchar16 v0 = ((vload16(0, ql) >> shl) & (uchar)15) | (((vload16(0, qh) >> shh) & (uchar)3) << (uchar)4);
-    uchar16 v1 = ((vload16(1, ql) >> shl) & (uchar)15) | (((vload16(1, qh) >> shh) & (uchar)3) << (uchar)4);
+    int shl = (g >> 1) * 4, shh = g * 2;
+    int16 v0 = ((convert_int16(vload16(0, ql)) >> shl) & 15) |
+               (((convert_int16(vload16(0, qh)) >> shh) & 3) << 4);
+    int16 v1 = ((convert_int16(vload16(1, ql)) >> shl) & 15) |
+               (((convert_int16(vload16(1, qh)) >> shh) & 3) << 4);
     *a = (d * (float)sc[0]) * (convert_float16(v0) - 32.0f);
     *b = (d * (float)sc[1]) * (convert_float16(v1) - 32.0f);
 }

@@ -22,7 +22,9 @@ kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const 
     }                                                                                      \
     float s = wg_sum(red, hsum16(s16), lid, MV_LS);                                        \
     if (lid == 0) y[r] = acc ? y[r] + s : s;                                               \
-}                                                                                          \
+}
+
+#define DQ_QUANT(NAME, UNIT, BYTES, UPB)                                                   \
 kernel void dq_##NAME(global const uchar *W, ulong woff, int cols, global float *out)      \
 {                                                                                          \
     size_t gid = get_global_id(0);                                                         \
@@ -39,9 +41,106 @@ kernel void dq_##NAME(global const uchar *W, ulong woff, int cols, global float 
 
 MV_QUANT(q4_0, unit_q4_0, 18, 1)
 MV_QUANT(q8_0, unit_q8_0, 34, 1)
+DQ_QUANT(q4_0, unit_q4_0, 18, 1)
+DQ_QUANT(q8_0, unit_q8_0, 34, 1)
+DQ_QUANT(q4_k, unit_q4_k, 144, 8)
+DQ_QUANT(q5_k, unit_q5_k, 176, 8)
+DQ_QUANT(q6_k, unit_q6_k, 210, 8)
+
+/* K-quants: on GPUs (wide groups) work-items take 32-element units so a row keeps the
+ * whole group busy; on CPU devices (MV_KBLOCK) a work-item takes whole 256-element blocks,
+ * decoding d, dmin and the packed scales once per block and using both nibbles of every
+ * byte it loads, which is several times cheaper per element. */
+#ifdef MV_KBLOCK
+inline float16 blkdot_q4_k(global const uchar *blk, global const float *x)
+{
+    float d = ld_h(blk), dmin = ld_h(blk + 2);
+    float16 acc = (float16)(0.0f);
+    for (int c = 0; c < 4; c++) {
+        float s0, m0, s1, m1;
+        kq_scale_min(2 * c, blk + 4, &s0, &m0);
+        kq_scale_min(2 * c + 1, blk + 4, &s1, &m1);
+        global const uchar *q = blk + 16 + 32 * c;
+        int16 q0 = convert_int16(vload16(0, q)), q1 = convert_int16(vload16(1, q));
+        float d0 = d * s0, n0 = dmin * m0, d1 = d * s1, n1 = dmin * m1;
+        global const float *xx = x + 64 * c;
+        acc += (d0 * convert_float16(q0 & 15) - n0) * vload16(0, xx);
+        acc += (d0 * convert_float16(q1 & 15) - n0) * vload16(1, xx);
+        acc += (d1 * convert_float16(q0 >> 4) - n1) * vload16(2, xx);
+        acc += (d1 * convert_float16(q1 >> 4) - n1) * vload16(3, xx);
+    }
+    return acc;
+}
+
+inline float16 blkdot_q5_k(global const uchar *blk, global const float *x)
+{
+    float d = ld_h(blk), dmin = ld_h(blk + 2);
+    int16 h0 = convert_int16(vload16(0, blk + 16)), h1 = convert_int16(vload16(1, blk + 16));
+    float16 acc = (float16)(0.0f);
+    for (int c = 0; c < 4; c++) {
+        float s0, m0, s1, m1;
+        kq_scale_min(2 * c, blk + 4, &s0, &m0);
+        kq_scale_min(2 * c + 1, blk + 4, &s1, &m1);
+        global const uchar *q = blk + 48 + 32 * c;
+        int16 q0 = convert_int16(vload16(0, q)), q1 = convert_int16(vload16(1, q));
+        int b0 = 2 * c, b1 = 2 * c + 1;
+        float d0 = d * s0, n0 = dmin * m0, d1 = d * s1, n1 = dmin * m1;
+        global const float *xx = x + 64 * c;
+        acc += (d0 * convert_float16((q0 & 15) | (((h0 >> b0) & 1) << 4)) - n0) * vload16(0, xx);
+        acc += (d0 * convert_float16((q1 & 15) | (((h1 >> b0) & 1) << 4)) - n0) * vload16(1, xx);
+        acc += (d1 * convert_float16((q0 >> 4) | (((h0 >> b1) & 1) << 4)) - n1) * vload16(2, xx);
+        acc += (d1 * convert_float16((q1 >> 4) | (((h1 >> b1) & 1) << 4)) - n1) * vload16(3, xx);
+    }
+    return acc;
+}
+
+inline float16 blkdot_q6_k(global const uchar *blk, global const float *x)
+{
+    float d = ld_h(blk + 208);
+    float16 acc = (float16)(0.0f);
+    for (int n = 0; n < 2; n++) {
+        global const uchar *ql = blk + 64 * n;
+        global const uchar *qh = blk + 128 + 32 * n;
+        global const char *sc = (global const char *)(blk + 192) + 8 * n;
+        global const float *xx = x + 128 * n;
+        for (int hh = 0; hh < 2; hh++) {
+            int16 a = convert_int16(vload16(hh, ql)), b = convert_int16(vload16(hh + 2, ql));
+            int16 h = convert_int16(vload16(hh, qh));
+            int16 v1 = ((a & 15) | ((h & 3) << 4)) - 32;
+            int16 v2 = ((b & 15) | (((h >> 2) & 3) << 4)) - 32;
+            int16 v3 = ((a >> 4) | (((h >> 4) & 3) << 4)) - 32;
+            int16 v4 = ((b >> 4) | (((h >> 6) & 3) << 4)) - 32;
+            acc += (d * (float)sc[hh]) * convert_float16(v1) * vload16(hh, xx);
+            acc += (d * (float)sc[hh + 2]) * convert_float16(v2) * vload16(hh + 2, xx);
+            acc += (d * (float)sc[hh + 4]) * convert_float16(v3) * vload16(hh + 4, xx);
+            acc += (d * (float)sc[hh + 6]) * convert_float16(v4) * vload16(hh + 6, xx);
+        }
+    }
+    return acc;
+}
+
+#define MV_KQUANT(NAME, BYTES)                                                             \
+kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const float *x,  \
+                      global float *y, int acc)                                            \
+{                                                                                          \
+    local float red[MV_LS];                                                                \
+    int r = get_group_id(0), lid = get_local_id(0);                                        \
+    int nb = cols / 256;                                                                   \
+    global const uchar *row = W + woff + (size_t)r * nb * BYTES;                           \
+    float16 s16 = (float16)(0.0f);                                                         \
+    for (int b = lid; b < nb; b += MV_LS)                                                  \
+        s16 += blkdot_##NAME(row + (size_t)b * BYTES, x + 256 * b);                        \
+    float s = wg_sum(red, hsum16(s16), lid, MV_LS);                                        \
+    if (lid == 0) y[r] = acc ? y[r] + s : s;                                               \
+}
+MV_KQUANT(q4_k, 144)
+MV_KQUANT(q5_k, 176)
+MV_KQUANT(q6_k, 210)
+#else
 MV_QUANT(q4_k, unit_q4_k, 144, 8)
 MV_QUANT(q5_k, unit_q5_k, 176, 8)
 MV_QUANT(q6_k, unit_q6_k, 210, 8)
+#endif
 
 /* Float rows of any length: 16 elements at a time, then a scalar tail. */
 #define MV_FLOAT(NAME, T, LOAD16, CONV)                                                    \
