@@ -712,6 +712,10 @@ void qt_matmul(int type, const void *W, size_t rows, size_t cols, const float *X
                float *Y, float *scratch)
 {
     if (!qt_supported(type) || rows == 0 || n == 0) return;
+    if (cols == 0) {   /* empty dot products; SGEMM would reject lda = 0 */
+        memset(Y, 0, n * rows * sizeof(float));
+        return;
+    }
     if (type == QT_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)rows, (int)cols, 1.0f, X,
                     (int)cols, W, (int)cols, 0.0f, Y, (int)rows);

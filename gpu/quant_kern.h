@@ -12,6 +12,9 @@
 
 #include "gpu/quant_impl.h"
 
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T0
+#endif
 #ifndef PF_AHEAD
 #define PF_AHEAD 768   /* bytes ahead of the current block for software prefetch */
 #endif
@@ -54,9 +57,9 @@ static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, s
     const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
     for (size_t i = 0; i < nsb; i++, a++) {
         const uint8_t *blk = W + i * bsz;
-        _mm_prefetch((const char *)blk + PF_AHEAD, _MM_HINT_T0);
-        _mm_prefetch((const char *)blk + PF_AHEAD + 64, _MM_HINT_T0);
-        if (five) _mm_prefetch((const char *)blk + PF_AHEAD + 128, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + PF_AHEAD, PF_HINT);
+        _mm_prefetch((const char *)blk + PF_AHEAD + 64, PF_HINT);
+        if (five) _mm_prefetch((const char *)blk + PF_AHEAD + 128, PF_HINT);
         uint16_t dh, dmh;
         memcpy(&dh, blk, 2);
         memcpy(&dmh, blk + 2, 2);
@@ -120,7 +123,7 @@ static inline float q6_k_row(const uint8_t *W, size_t nsb, const struct qa8k *a)
     for (size_t i = 0; i < nsb; i++, a++) {
         const struct blk_q6_k *b = (const struct blk_q6_k *)W + i;
         _Pragma("GCC unroll 4")
-        for (int k = 0; k < 4; k++) _mm_prefetch((const char *)b + PF_AHEAD + 64 * k, _MM_HINT_T0);
+        for (int k = 0; k < 4; k++) _mm_prefetch((const char *)b + PF_AHEAD + 64 * k, PF_HINT);
         __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
         /* the -32 offset: Σ_g sc_g·32·bsum_g */
         __m256i sc16all = _mm256_cvtepi8_epi16(sc8);
@@ -186,7 +189,7 @@ static inline __attribute__((always_inline)) void f_rows(const uint8_t *W, size_
         _Pragma("GCC unroll 4")
         for (int r = 0; r < nr; r++) {
             const uint8_t *p = W + (size_t)r * rb + i * es;
-            _mm_prefetch((const char *)p + PF_AHEAD, _MM_HINT_T0);
+            _mm_prefetch((const char *)p + PF_AHEAD, PF_HINT);
             acc[r][0] = _mm256_fmadd_ps(fload(p, kind), x0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(fload(p + 8 * es, kind), x1, acc[r][1]);
         }
@@ -473,9 +476,9 @@ static float KERN(q8_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a)
     __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();
     for (; i + 4 <= nb; i += 4) {   /* 136 bytes per step */
         const char *p = (const char *)(b + i) + PF_AHEAD;
-        _mm_prefetch(p, _MM_HINT_T0);
-        _mm_prefetch(p + 64, _MM_HINT_T0);
-        _mm_prefetch(p + 128, _MM_HINT_T0);
+        _mm_prefetch(p, PF_HINT);
+        _mm_prefetch(p + 64, PF_HINT);
+        _mm_prefetch(p + 128, PF_HINT);
         z0 = KERN(q8_0_blk2)(b + i, a + i, z0);
         z1 = KERN(q8_0_blk2)(b + i + 2, a + i + 2, z1);
     }
@@ -484,9 +487,9 @@ static float KERN(q8_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a)
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     for (; i + 4 <= nb; i += 4) {
         const char *p = (const char *)(b + i) + PF_AHEAD;
-        _mm_prefetch(p, _MM_HINT_T0);
-        _mm_prefetch(p + 64, _MM_HINT_T0);
-        _mm_prefetch(p + 128, _MM_HINT_T0);
+        _mm_prefetch(p, PF_HINT);
+        _mm_prefetch(p + 64, PF_HINT);
+        _mm_prefetch(p + 128, PF_HINT);
         acc0 = KERN(q8_0_blk)(b + i, a + i, acc0);
         acc1 = KERN(q8_0_blk)(b + i + 1, a + i + 1, acc1);
         acc0 = KERN(q8_0_blk)(b + i + 2, a + i + 2, acc0);
@@ -522,8 +525,8 @@ static float KERN(q4_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a)
     size_t i = 0;
     for (; i + 4 <= nb; i += 4) {   /* 72 bytes per step */
         const char *p = (const char *)(b + i) + PF_AHEAD;
-        _mm_prefetch(p, _MM_HINT_T0);
-        _mm_prefetch(p + 64, _MM_HINT_T0);
+        _mm_prefetch(p, PF_HINT);
+        _mm_prefetch(p + 64, PF_HINT);
         acc0 = KERN(q4_0_blk)(b + i, a + i, acc0);
         acc1 = KERN(q4_0_blk)(b + i + 1, a + i + 1, acc1);
         acc0 = KERN(q4_0_blk)(b + i + 2, a + i + 2, acc0);
