@@ -512,6 +512,15 @@ static void test_matmul(void **state)
             }
     }
     qt_force_simd(NULL);
+    /* Degenerate shapes: no columns gives zeros; no rows or no inputs touch nothing. */
+    float Y[6] = {1, 2, 3, 4, 5, 6}, X[2] = {1, 1};
+    uint8_t Wz[4] = {0};
+    qt_matmul(QT_Q8_0, Wz, 3, 0, X, 2, Y, NULL);
+    for (int i = 0; i < 6; i++) assert_true(Y[i] == 0.0f);
+    Y[0] = 7;
+    qt_matmul(QT_F32, Wz, 0, 32, X, 2, Y, NULL);
+    qt_matmul(QT_F32, Wz, 3, 32, X, 0, Y, NULL);
+    assert_true(Y[0] == 7.0f);
 }
 
 /* ---- core/qrow ------------------------------------------------------------------------ */
