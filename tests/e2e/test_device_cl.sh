@@ -13,7 +13,9 @@ fi
 M=$SHARED/models/stories260K.gguf
 G=$SHARED/docs/golden-stories260K.txt
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-export XDG_CACHE_HOME="${XDG_CACHE_HOME:-$tmp/cache}"
+# compiled kernels persist across runs (PoCL compiles slowly): a cache under the build dir
+case $BUILD in /*) bdir=$BUILD ;; *) bdir=$(pwd)/$BUILD ;; esac
+export XDG_CACHE_HOME="${XDG_CACHE_HOME:-$bdir/xdg-cache}"
 
 for dev in cl cl:0 cpu cl; do
   "$CMIF" generate -m "$M" -p "" -n 200 --temp 0 --device "$dev" >"$tmp/out" 2>"$tmp/err" \
