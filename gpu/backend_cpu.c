@@ -29,6 +29,7 @@ struct cpu {
     struct dec_layer *layers;
     struct dec_tensor out_norm, output;
     int ctx, nth;
+    int fuse_qkva;               /* decode: one task per KV head (see qkva_task) */
     struct pool *pool;
     int qd, kvd;
     float *kc, *vc;              /* [layer][ctx][kvd] */
@@ -264,41 +265,79 @@ struct att_job {
     float *scores;       /* nth x ctx */
 };
 
+/* One query head over cache positions 0 .. span-1 of its KV head (offset koff). */
+static void attend_one(const struct cpu *b, int layer, const float *q, float *o, int span,
+                       size_t koff, float *s)
+{
+    int hd = b->c.head_dim;
+    const float *kc = b->kc + (size_t)layer * b->ctx * b->kvd;
+    const float *vc = b->vc + (size_t)layer * b->ctx * b->kvd;
+    float scale = 1.0f / sqrtf((float)hd);
+    float mx = -INFINITY;
+    for (int p = 0; p < span; p++) {
+        s[p] = dot(q, kc + (size_t)p * b->kvd + koff, hd) * scale;
+        if (s[p] > mx) mx = s[p];
+    }
+    float sum = 0;
+    for (int p = 0; p < span; p++) {
+        s[p] = expf(s[p] - mx);
+        sum += s[p];
+    }
+    float inv = 1.0f / sum;
+    memset(o, 0, (size_t)hd * sizeof *o);
+    for (int p = 0; p < span; p++) {
+        const float *vv = vc + (size_t)p * b->kvd + koff;
+        float a = s[p] * inv;
+        for (int e = 0; e < hd; e++) o[e] += a * vv[e];
+    }
+}
+
 static void att_task(void *ctx, int t, int nt)
 {
     struct att_job *j = ctx;
     const struct cpu *b = j->b;
     int H = b->c.n_heads, hd = b->c.head_dim, group = b->c.n_heads / b->c.n_kv_heads;
     int h0 = (int)((long)H * t / nt), h1 = (int)((long)H * (t + 1) / nt);
-    const float *kc = b->kc + (size_t)j->layer * b->ctx * b->kvd;
-    const float *vc = b->vc + (size_t)j->layer * b->ctx * b->kvd;
     float *s = j->scores + (size_t)t * b->ctx;
-    float scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i < j->n; i++) {
         int span = j->pos + i + 1;   /* causal: positions 0 .. pos+i */
-        for (int h = h0; h < h1; h++) {
-            const float *q = j->q + (size_t)i * b->qd + (size_t)h * hd;
-            size_t koff = (size_t)(h / group) * hd;
-            float mx = -INFINITY;
-            for (int p = 0; p < span; p++) {
-                s[p] = dot(q, kc + (size_t)p * b->kvd + koff, hd) * scale;
-                if (s[p] > mx) mx = s[p];
-            }
-            float sum = 0;
-            for (int p = 0; p < span; p++) {
-                s[p] = expf(s[p] - mx);
-                sum += s[p];
-            }
-            float inv = 1.0f / sum;
-            float *o = j->out + (size_t)i * b->qd + (size_t)h * hd;
-            memset(o, 0, (size_t)hd * sizeof *o);
-            for (int p = 0; p < span; p++) {
-                const float *vv = vc + (size_t)p * b->kvd + koff;
-                float a = s[p] * inv;
-                for (int e = 0; e < hd; e++) o[e] += a * vv[e];
-            }
-        }
+        for (int h = h0; h < h1; h++)
+            attend_one(b, j->layer, j->q + (size_t)i * b->qd + (size_t)h * hd,
+                       j->out + (size_t)i * b->qd + (size_t)h * hd, span,
+                       (size_t)(h / group) * hd, s);
     }
+}
+
+/* Decode step, one task per KV head g: the Q rows of g's query heads and g's K and V rows,
+ * RoPE, the cache write and those heads' attention. Nothing crosses between KV heads, so
+ * projections and attention need no synchronisation in between. */
+struct qkva_job {
+    struct cpu *b;
+    const struct dec_layer *L;
+    const void *act_q, *act_k, *act_v;
+    int layer, pos;
+};
+
+static void qkva_task(void *ctx, int g, int n_groups)
+{
+    (void)n_groups;
+    struct qkva_job *j = ctx;
+    struct cpu *b = j->b;
+    const struct dec_layer *L = j->L;
+    int hd = b->c.head_dim, grp = b->c.n_heads / b->c.n_kv_heads;
+    size_t q0 = (size_t)g * grp * hd, q1 = q0 + (size_t)grp * hd;
+    size_t k0 = (size_t)g * hd, k1 = k0 + (size_t)hd;
+    qt_matvec(L->wq.type, L->wq.data, (size_t)L->wq.cols, j->act_q, b->q + q0, q0, q1);
+    qt_matvec(L->wk.type, L->wk.data, (size_t)L->wk.cols, j->act_k, b->k + k0, k0, k1);
+    qt_matvec(L->wv.type, L->wv.data, (size_t)L->wv.cols, j->act_v, b->v + k0, k0, k1);
+    rope(b, b->q + q0, grp, j->pos);
+    rope(b, b->k + k0, 1, j->pos);
+    size_t off = ((size_t)j->layer * b->ctx + (size_t)j->pos) * b->kvd + k0;
+    memcpy(b->kc + off, b->k + k0, (size_t)hd * sizeof(float));
+    memcpy(b->vc + off, b->v + k0, (size_t)hd * sizeof(float));
+    float *s = b->att + (size_t)g * b->ctx;
+    for (int h = g * grp; h < (g + 1) * grp; h++)
+        attend_one(b, j->layer, b->q + (size_t)h * hd, b->ao + (size_t)h * hd, j->pos + 1, k0, s);
 }
 
 static void attention(struct cpu *b, int layer, const float *q, float *out, int n, int pos)
@@ -324,15 +363,26 @@ static void forward_one(struct cpu *b, const float *in, int pos, float *logits)
     for (int l = 0; l < c->n_layers; l++) {
         const struct dec_layer *L = &b->layers[l];
         rmsnorm(b->xb, b->x, L->attn_norm.data, dim, c->norm_eps);
-        struct mv_job j = {.np = 3};
-        j.p[0].w = &L->wq; j.p[0].y = b->q;
-        j.p[1].w = &L->wk; j.p[1].y = b->k;
-        j.p[2].w = &L->wv; j.p[2].y = b->v;
-        mv_run(b, &j, b->xb, (size_t)dim);
-        rope(b, b->q, c->n_heads, pos);
-        rope(b, b->k, c->n_kv_heads, pos);
-        store_kv(b, l, pos, b->k, b->v);
-        attention(b, l, b->q, b->ao, 1, pos);
+        if (b->fuse_qkva) {
+            struct qkva_job j = {b, L, b->act[0], b->act[1], b->act[2], l, pos};
+            qt_act_prepare(L->wq.type, b->xb, (size_t)dim, b->act[0]);
+            if (L->wk.type == L->wq.type) j.act_k = b->act[0];
+            else qt_act_prepare(L->wk.type, b->xb, (size_t)dim, b->act[1]);
+            if (L->wv.type == L->wq.type) j.act_v = b->act[0];
+            else if (L->wv.type == L->wk.type) j.act_v = j.act_k;
+            else qt_act_prepare(L->wv.type, b->xb, (size_t)dim, b->act[2]);
+            pool_run(b->pool, qkva_task, &j, c->n_kv_heads);
+        } else {
+            struct mv_job j = {.np = 3};
+            j.p[0].w = &L->wq; j.p[0].y = b->q;
+            j.p[1].w = &L->wk; j.p[1].y = b->k;
+            j.p[2].w = &L->wv; j.p[2].y = b->v;
+            mv_run(b, &j, b->xb, (size_t)dim);
+            rope(b, b->q, c->n_heads, pos);
+            rope(b, b->k, c->n_kv_heads, pos);
+            store_kv(b, l, pos, b->k, b->v);
+            attention(b, l, b->q, b->ao, 1, pos);
+        }
         mv1(b, &L->wo, b->ao, b->xb);
         for (int i = 0; i < dim; i++) b->x[i] += b->xb[i];
 
@@ -533,7 +583,11 @@ static int cpu_open(void **state, const struct dec_weights *w, const struct dec_
     b->ao = malloc((size_t)b->qd * sizeof(float));
     b->g = malloc(ffn * sizeof(float));
     b->u = malloc(ffn * sizeof(float));
-    b->att = malloc((size_t)b->nth * (size_t)ctx * sizeof(float));
+    /* Fused QKV+attention needs KV heads that spread evenly over the threads. */
+    b->fuse_qkva = c->n_kv_heads >= b->nth &&
+                   (c->n_kv_heads % b->nth == 0 || c->n_kv_heads >= 4 * b->nth);
+    int att_rows = b->nth > c->n_kv_heads ? b->nth : c->n_kv_heads;
+    b->att = malloc((size_t)att_rows * (size_t)ctx * sizeof(float));
     b->ltmp = malloc((size_t)c->vocab * sizeof(float));
     if (!b->ltmp || !b->x || !b->xb || !b->q || !b->k || !b->v || !b->ao || !b->g || !b->u || !b->att)
         goto oom;

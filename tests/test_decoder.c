@@ -362,10 +362,14 @@ static void test_threads_agree(void **state)
     int n = 5, V = r.w.cfg.vocab;
     float *a = run_model(&r.w, &r, ids, n, 3, 1, 1);
     float *b = run_model(&r.w, &r, ids, n, 3, 2, 1);
+    /* 3 threads over 4 KV heads: decode steps take the row-split path, not per-KV-head */
+    float *c = run_model(&r.w, &r, ids, n, 3, 3, 1);
     /* Each row's dot product is the same computation whichever thread runs it. */
     assert_true(reldiff(a, b, (size_t)(n + 3) * V) < 1e-6);
+    assert_true(reldiff(a, c, (size_t)(n + 3) * V) < 1e-6);
     free(a);
     free(b);
+    free(c);
     rmodel_free(&r);
 }
 
@@ -468,9 +472,12 @@ static void test_reference_forward(void **state)
     /* head_dim 32: 16 RoPE factors, Llama 3.1 style (1 for high frequencies, larger below) */
     float factors[16];
     for (int i = 0; i < 16; i++) factors[i] = i < 6 ? 1.0f : 1.0f + 0.5f * (float)(i - 5);
-    for (int variant = 0; variant < 2; variant++) {
+    /* variant 0: GQA 4/2; 1: tied + rope_freqs; 2: MQA (one KV head, so the decode step
+     * cannot split Q/K/V+attention by KV head and takes the row-split path) */
+    for (int variant = 0; variant < 3; variant++) {
         struct rmodel r;
-        rmodel_build(&r, QT_F32, 128, 2, 4, 2, 192, 100, variant, variant ? factors : NULL);
+        rmodel_build(&r, QT_F32, 128, 2, 4, variant == 2 ? 1 : 2, 192, 100, variant == 1,
+                     variant == 1 ? factors : NULL);
         int n = 10, V = r.w.cfg.vocab;
         float *x = prompt_vecs(&r, (const int[]){1, 5, 9, 13, 17, 21, 25, 29, 33, 37}, n);
         double *ref = ref_forward(&r.wf, x, n);
@@ -482,7 +489,8 @@ static void test_reference_forward(void **state)
                 md = fmax(md, fabs(a[i] - ref[i]));
                 mb = fmax(mb, fabs(ref[i]));
             }
-            print_message("reference (%s, %s): rel diff %.2e\n", variant ? "rope_freqs" : "plain",
+            print_message("reference (%s, %s): rel diff %.2e\n",
+                          variant == 0 ? "GQA" : variant == 1 ? "rope_freqs" : "MQA",
                           batch ? "batch" : "tokens", md / mb);
             assert_true(md / mb < 1e-4);
             free(a);
