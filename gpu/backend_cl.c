@@ -338,6 +338,8 @@ static size_t plan_bytes(const struct dec_weights *w, int ctx, int batch, size_t
     return t;
 }
 
+static int warm_up(struct backend_cl *b, char *err, size_t errlen);
+
 static int cl_open(void **state, const struct dec_weights *w, const struct dec_options *o,
                    int ctx, char *err, size_t errlen)
 {
@@ -468,6 +470,7 @@ static int cl_open(void **state, const struct dec_weights *w, const struct dec_o
                  clu_is_oom(st) ? " (device out of memory)" : "");
         goto fail;
     }
+    if (warm_up(b, err, errlen)) goto fail;
     *state = b;
     return 0;
 fail:
@@ -637,8 +640,16 @@ static int chunk_fwd(struct backend_cl *b, const float *x, int n, int pos, float
                      int all_logits, int last, char *err, size_t errlen)
 {
     const struct dec_config *c = &b->cfg;
-    CK(clu_write(b->q, b->h, 0, (size_t)n * c->dim * 4, x, CLU_W_INPUT, 1),
-       "clEnqueueWriteBuffer(input vectors)");
+    if (x) {
+        CK(clu_write(b->q, b->h, 0, (size_t)n * c->dim * 4, x, CLU_W_INPUT, 1),
+           "clEnqueueWriteBuffer(input vectors)");
+    } else {
+        /* warm-up: zeros made on the device, no host data crosses */
+        float zero = 0.0f;
+        CK(clEnqueueFillBuffer(b->q, b->h, &zero, sizeof zero, 0, (size_t)n * c->dim * 4, 0,
+                               NULL, NULL),
+           "clEnqueueFillBuffer(warm-up input)");
+    }
     for (int l = 0; l < c->n_layers; l++)
         if (layer_fwd(b, &b->layers[l], n, pos, err, errlen)) return -1;
     if (all_logits) {
@@ -659,6 +670,32 @@ static int chunk_fwd(struct backend_cl *b, const float *x, int n, int pos, float
         CK(clFinish(b->q), "clFinish");
     }
     return 0;
+}
+
+/* One prompt chunk and one decode step over zero inputs at open: every buffer is touched
+ * (drivers that allocate lazily report out-of-memory here, where the decoder can still fall
+ * back to the CPU, not in the middle of a conversation) and every kernel, CLBlast's too, is
+ * compiled before the first real token. The KV entries written are overwritten later. */
+static int warm_up(struct backend_cl *b, char *err, size_t errlen)
+{
+    int n = b->ctx_len >= 3 && b->batch >= 2 ? 2 : 1;
+    float *lg = malloc(sizeof(float) * (size_t)b->cfg.vocab);
+    if (!lg) {
+        snprintf(err, errlen, "opencl: out of memory");
+        return -1;
+    }
+    int r = chunk_fwd(b, NULL, n, 0, lg, 0, 1, err, errlen);
+    if (r == 0 && n == 2) r = chunk_fwd(b, NULL, 1, 2, lg, 0, 1, err, errlen);
+    free(lg);
+    if (r == 0) {
+        cl_int st = clFinish(b->q);
+        if (st != CL_SUCCESS) {
+            snprintf(err, errlen, "opencl: clFinish(warm-up): %s%s", clu_status_name(st),
+                     clu_is_oom(st) ? " (device out of memory)" : "");
+            r = -1;
+        }
+    }
+    return r;
 }
 
 static int cl_forward(void *state, const float *x, int n, int pos, float *logits, int all_logits,
