@@ -440,8 +440,10 @@ static void mv_f32(const uint8_t *W, size_t rb, size_t n, const void *act, float
     for (size_t r = 0; r < nr; r++, W += rb) {
         const float *w = (const float *)W;
         float s[4] = {0, 0, 0, 0};
-        for (size_t i = 0; i < n; i += 4)
+        size_t i = 0;
+        for (; i + 4 <= n; i += 4)
             for (int k = 0; k < 4; k++) s[k] += w[i + k] * x[i + k];
+        for (; i < n; i++) s[0] += w[i] * x[i];
         y[r] = (s[0] + s[1]) + (s[2] + s[3]);
     }
 }

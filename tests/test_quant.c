@@ -362,6 +362,9 @@ static void test_matvec(void **state)
         check_matvec(QT_F16, 4, 40, levels[l]);
         check_matvec(QT_BF16, 3, 24, levels[l]);
         check_matvec(QT_F32, 5, 8, levels[l]);
+        check_matvec(QT_F32, 3, 7, levels[l]);      /* float rows of any length */
+        check_matvec(QT_F16, 2, 21, levels[l]);
+        check_matvec(QT_BF16, 2, 3, levels[l]);
     }
     qt_force_simd(NULL);
 }
