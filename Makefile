@@ -107,6 +107,14 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/cmif $(BENCH_BIN) $(TOOL_BINS)
 	./$(BENCH_BIN) $(BENCH_ARGS)
 
+# Reproduces assets/models/cmif-tiny.gguf from scratch: corpus sampled from
+# ../shared/models/stories260K.gguf by cmif itself, tokenizer and model trained by
+# `cmif train` (recipe and seeds in tests/tools/make_default_model.sh, results in
+# assets/models/README.md). CMIF_CORPUS sets the work directory (kept out of the repo).
+default-model: $(BUILD)/cmif
+	sh tests/tools/make_default_model.sh $(BUILD)/cmif assets/models/cmif-tiny.gguf \
+	  $(or $(CMIF_CORPUS),/tmp/cmif-corpus)
+
 format:
 	clang-format -i $(wildcard app/*.[ch] core/*.[ch] gpu/*.[ch] ui/*.[ch] tests/*.c tests/tools/*.[ch] tests/bench/*.[ch])
 

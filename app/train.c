@@ -361,13 +361,11 @@ static void attn_fwd_task(void *ctx, int task, int n_tasks)
                     P, T);
         for (int t = 0; t < T; t++) {
             float *row = P + (size_t)t * T, mx = row[0];
-            for (int s = 1; s <= t; s++) if (row[s] > mx) mx = row[s];
-            double sum = 0;
-            for (int s = 0; s <= t; s++) {
-                row[s] = expf(row[s] - mx);
-                sum += row[s];
-            }
-            float inv = (float)(1.0 / sum);
+            for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+            for (int s = 0; s <= t; s++) row[s] = expf(row[s] - mx);
+            float sum = 0;
+            for (int s = 0; s <= t; s++) sum += row[s];
+            float inv = 1.0f / sum;
             for (int s = 0; s <= t; s++) row[s] *= inv;
             for (int s = t + 1; s < T; s++) row[s] = 0.0f;
         }
@@ -399,9 +397,9 @@ static void attn_bwd_task(void *ctx, int task, int n_tasks)
         for (int t = 0; t < T; t++) {
             float *row = dS + (size_t)t * T;
             const float *pr = P + (size_t)t * T;
-            double dot = 0;
-            for (int s = 0; s <= t; s++) dot += (double)row[s] * pr[s];
-            for (int s = 0; s <= t; s++) row[s] = pr[s] * (row[s] - (float)dot) * scale;
+            float dot = 0;
+            for (int s = 0; s <= t; s++) dot += row[s] * pr[s];
+            for (int s = 0; s <= t; s++) row[s] = pr[s] * (row[s] - dot) * scale;
             for (int s = t + 1; s < T; s++) row[s] = 0.0f;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, K, kvd, 0.0f,
