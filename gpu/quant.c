@@ -382,7 +382,8 @@ void qt_quant_row(int type, const float *src, void *dst, size_t n)
 size_t qt_act_bytes(int type, size_t n)
 {
     switch (type) {
-    case QT_Q8_0: case QT_Q4_0: return n / 32 * sizeof(struct qa8);
+    case QT_Q8_0: return qa8x2_offset(n) + n / 64 * sizeof(struct qa8x2);
+    case QT_Q4_0: return n / 32 * sizeof(struct qa8);
     case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: return n / 256 * sizeof(struct qa8k);
     default: return n * sizeof(float);
     }
@@ -426,7 +427,21 @@ static qt_act_fn level_acts(int kq);
 void qt_act_prepare(int type, const float *x, size_t n, void *act)
 {
     switch (type) {
-    case QT_Q8_0: case QT_Q4_0: level_acts(0)(x, n, act); break;
+    case QT_Q8_0: {
+        level_acts(0)(x, n, act);
+        const struct qa8 *a = act;
+        struct qa8x2 *p = (struct qa8x2 *)((uint8_t *)act + qa8x2_offset(n));
+        for (size_t i = 0; i + 2 <= n / 32; i += 2, p++) {
+            memset(p->bias, 0, sizeof p->bias);
+            for (int h = 0; h < 2; h++) {
+                memcpy(p->q + 32 * h, a[i + h].q, 32);
+                p->bias[8 * h] = -128 * a[i + h].s;
+                for (int k = 0; k < 8; k++) p->d[8 * h + k] = a[i + h].d;
+            }
+        }
+        break;
+    }
+    case QT_Q4_0: level_acts(0)(x, n, act); break;
     case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: level_acts(1)(x, n, act); break;
     default: memcpy(act, x, n * sizeof(float)); break;
     }

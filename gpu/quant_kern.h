@@ -457,27 +457,25 @@ static inline __attribute__((always_inline)) __m256 KERN(q8_0_blk)(const struct 
 #if KERN_VNNI && defined(__AVX512F__)
 /* 512-bit form: two blocks per instruction (their quants are 34 bytes apart, so the upper
  * half is inserted), fewer instructions per weight byte than the 256-bit form. */
-static inline __attribute__((always_inline)) __m512 KERN(q8_0_blk2)(const struct blk_q8_0 *b, const struct qa8 *a,
+static inline __attribute__((always_inline)) __m512 KERN(q8_0_blk2)(const struct blk_q8_0 *b, const struct qa8x2 *x,
                                                                     __m512 acc)
 {
-    __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a[0].q)),
-                                   _mm256_loadu_si256((const __m256i *)a[1].q), 1);
     __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[0].qs)),
                                    _mm256_loadu_si256((const __m256i *)b[1].qs), 1);
-    __m512i bias = _mm512_maskz_set1_epi32(0x0001, -128 * a[0].s);
-    bias = _mm512_mask_set1_epi32(bias, 0x0100, -128 * a[1].s);
-    __m512i d = _mm512_dpbusd_epi32(bias, _mm512_xor_si512(w, _mm512_set1_epi8(-128)), x);
-    __m512 dx = _mm512_insertf32x8(_mm512_set1_ps(a[0].d), _mm256_set1_ps(a[1].d), 1);
+    __m512i d = _mm512_dpbusd_epi32(_mm512_loadu_si512(x->bias), _mm512_xor_si512(w, _mm512_set1_epi8(-128)),
+                                    _mm512_loadu_si512(x->q));
     __m256i h = _mm256_set_m128i(_mm_set1_epi16((short)b[1].d), _mm_set1_epi16((short)b[0].d));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(_mm512_cvtph_ps(h), dx), acc);
+    __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_loadu_ps(x->d));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
 }
 #endif
 
-static float KERN(q8_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a)
+static float KERN(q8_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a, const struct qa8x2 *a2)
 {
     const struct blk_q8_0 *b = (const struct blk_q8_0 *)W;
     size_t i = 0;
     float s = 0;
+    (void)a2;   /* used by the 512-bit form only */
 #if KERN_VNNI && defined(__AVX512F__)
     __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();
     for (; i + 4 <= nb; i += 4) {   /* 136 bytes per step */
@@ -485,8 +483,8 @@ static float KERN(q8_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a)
         _mm_prefetch(p, PF_HINT);
         _mm_prefetch(p + 64, PF_HINT);
         _mm_prefetch(p + 128, PF_HINT);
-        z0 = KERN(q8_0_blk2)(b + i, a + i, z0);
-        z1 = KERN(q8_0_blk2)(b + i + 2, a + i + 2, z1);
+        z0 = KERN(q8_0_blk2)(b + i, a2 + i / 2, z0);
+        z1 = KERN(q8_0_blk2)(b + i + 2, a2 + i / 2 + 1, z1);
     }
     s = _mm512_reduce_add_ps(_mm512_add_ps(z0, z1));
 #endif
@@ -507,7 +505,8 @@ static float KERN(q8_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a)
 
 static void KERN(mv_q8_0)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
 {
-    for (size_t r = 0; r < nr; r++) y[r] = KERN(q8_0_row)(W + r * rb, n / 32, act);
+    const struct qa8x2 *a2 = (const struct qa8x2 *)((const uint8_t *)act + qa8x2_offset(n));
+    for (size_t r = 0; r < nr; r++) y[r] = KERN(q8_0_row)(W + r * rb, n / 32, act, a2);
 }
 
 /* ---- Q4_0 ------------------------------------------------------------------------------ */
