@@ -175,6 +175,7 @@ static void test_tokenizer(void **state)
     assert_int_equal(bpe_train(text, len, 360, &v, err, sizeof err), 0);
     print_message("toy vocabulary: %d tokens, %d characters, %d merges\n", v->n, v->n_chars, v->n_merges);
     assert_true(v->n <= 360 && v->n_merges > 40);
+    bpe_vocab_free(v);
     assert_int_equal(bpe_train(text, len, 10, &v, err, sizeof err), -1);
     assert_non_null(strstr(err, "vocabulary size"));
     assert_int_equal(bpe_train(text, len, 360, &v, err, sizeof err), 0);
