@@ -1,0 +1,50 @@
+#!/bin/sh
+# `cmif train` end to end (issue 7): bad usage exits 2; a tiny corpus trains into a GGUF
+# that `cmif info` and `cmif generate` load; an interrupted run (--stop-after) resumed from
+# its checkpoint prints the same progress lines as an uninterrupted one; --ppl scores text.
+# The committed default model, when present, is at most 8 MB, loads, and answers a ChatML
+# request with text (needs no ../shared).
+. tests/e2e/lib.sh
+T=$(mktemp -d /tmp/cmif-train-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+$CMIF train > /dev/null 2>&1; [ $? -eq 2 ] || die "train without --corpus should exit 2"
+$CMIF train --corpus x --steps abc > /dev/null 2>&1; [ $? -eq 2 ] || die "bad --steps should exit 2"
+$CMIF train --corpus "$T/none.txt" > /dev/null 2>"$T/err"; [ $? -eq 1 ] || die "missing corpus should exit 1"
+grep -q "none.txt" "$T/err" || die "missing corpus message should name the file"
+
+i=0
+while [ $i -lt 150 ]; do
+  for who in Tom Lily Sam; do
+    printf '<|im_start|>user\nTell me a story about %s and a ball.<|im_end|>\n<|im_start|>assistant\n%s had a red ball. %s liked the ball.\nThe end.<|im_end|>\n\n' "$who" "$who" "$who"
+    printf '%s saw a big dog. The dog was happy.\n\n' "$who"
+  done
+  i=$((i + 1))
+done > "$T/c.txt"
+
+ARGS="--corpus $T/c.txt --vocab 300 --dim 16 --layers 1 --heads 2 --kv-heads 1 --ffn 32 --ctx 32 --batch 2 --steps 30 --warmup 3 --lr 1e-2 -t 1 -s 3 --log-every 5"
+$CMIF train $ARGS --out "$T/m.gguf" --checkpoint "$T/a.ckpt" > "$T/a.log" 2>&1 || { cat "$T/a.log"; die "training failed"; }
+grep -q "^step    30/30" "$T/a.log" || { cat "$T/a.log"; die "no progress line for the last step"; }
+grep -q "tok/s  ETA" "$T/a.log" || die "progress lines lack tokens/s and ETA"
+$CMIF info -m "$T/m.gguf" > "$T/info" 2>&1 || die "cmif info cannot read the trained model"
+grep -q "llama" "$T/info" || die "trained model is not llama architecture"
+$CMIF generate -m "$T/m.gguf" -p "Tom" -n 8 --temp 0 > /dev/null 2>&1 || die "generate on the trained model failed"
+
+$CMIF train $ARGS --checkpoint "$T/b.ckpt" --stop-after 15 > "$T/b1.log" 2>&1 || die "first half failed"
+$CMIF train $ARGS --checkpoint "$T/b.ckpt" --resume > "$T/b2.log" 2>&1 || die "resume failed"
+grep -q "resumed from" "$T/b2.log" || die "resume did not load the checkpoint"
+grep "^step" "$T/a.log" | sed 's/ *[0-9]* tok\/s.*//' > "$T/a.steps"
+cat "$T/b1.log" "$T/b2.log" | grep "^step" | sed 's/ *[0-9]* tok\/s.*//' > "$T/b.steps"
+cmp -s "$T/a.steps" "$T/b.steps" || { diff "$T/a.steps" "$T/b.steps"; die "resumed loss curve differs"; }
+
+$CMIF train --ppl "$T/c.txt" -m "$T/m.gguf" -t 1 > "$T/ppl" 2>&1 || { cat "$T/ppl"; die "--ppl failed"; }
+grep -q "^bits/byte" "$T/ppl" || die "--ppl printed no bits/byte"
+
+M=assets/models/cmif-tiny.gguf
+if [ -f "$M" ]; then
+  [ "$(wc -c < "$M")" -le 8388608 ] || die "$M is larger than 8 MB"
+  P=$(printf '<|im_start|>user\nTell me a story about a dog and a ball.<|im_end|>\n<|im_start|>assistant\n')
+  $CMIF generate -m "$M" -p "$P" -n 60 --temp 0 -t 1 > "$T/g" 2>"$T/g.err" || { cat "$T/g.err"; die "default model failed to generate"; }
+  [ "$(wc -w < "$T/g")" -ge 10 ] || { cat "$T/g"; die "default model answered with fewer than 10 words"; }
+fi
+echo "ok"
