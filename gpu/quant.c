@@ -384,7 +384,8 @@ size_t qt_act_bytes(int type, size_t n)
     switch (type) {
     case QT_Q8_0: return qa8x2_offset(n) + n / 64 * sizeof(struct qa8x2);
     case QT_Q4_0: return n / 32 * sizeof(struct qa8);
-    case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: return n / 256 * sizeof(struct qa8k);
+    case QT_Q4_K: case QT_Q5_K: return qa8k_perm_offset(n) + n;
+    case QT_Q6_K: return n / 256 * sizeof(struct qa8k);
     default: return n * sizeof(float);
     }
 }
@@ -442,7 +443,17 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act)
         break;
     }
     case QT_Q4_0: level_acts(0)(x, n, act); break;
-    case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: level_acts(1)(x, n, act); break;
+    case QT_Q4_K: case QT_Q5_K: {
+        level_acts(1)(x, n, act);
+        const struct qa8k *a = act;
+        int8_t *p = (int8_t *)act + qa8k_perm_offset(n);
+        static const int src[4] = {0, 64, 32, 96};   /* 32-element runs in nibble order */
+        for (size_t i = 0; i < n / 256; i++, p += 256)
+            for (int h = 0; h < 2; h++)
+                for (int k = 0; k < 4; k++) memcpy(p + 128 * h + 32 * k, a[i].q + 128 * h + src[k], 32);
+        break;
+    }
+    case QT_Q6_K: level_acts(1)(x, n, act); break;
     default: memcpy(act, x, n * sizeof(float)); break;
     }
 }

@@ -24,6 +24,7 @@ struct blk_q6_k { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d
  * qa8k: for K-quant weights, x quantized per 256 (like ggml's block_q8_K) with the sums
  *      of each group of 16 quants, which pay for the K-quant mins and Q6_K's -32 offset. */
 struct qa8 { float d; int32_t s; int8_t q[32]; };                       /* 40 bytes */
+struct qa8k { float d; int16_t bsums[16]; int8_t q[256]; };             /* 292 bytes */
 /* For Q8_0 the qa8 blocks are followed (at a 64-byte offset from the start) by the same
  * activation regrouped for 512-bit kernels, one entry per pair of blocks: both blocks'
  * quants, the -128·Σq correction in lanes 0 and 8 (see the VNNI kernel), and each
@@ -32,7 +33,12 @@ struct qa8 { float d; int32_t s; int8_t q[32]; };                       /* 40 by
 struct qa8x2 { int8_t q[64]; int32_t bias[16]; float d[16]; };        /* 192 bytes */
 
 static inline size_t qa8x2_offset(size_t n) { return (n / 32 * sizeof(struct qa8) + 63) & ~(size_t)63; }
-struct qa8k { float d; int16_t bsums[16]; int8_t q[256]; };             /* 292 bytes */
+
+/* For Q4_K/Q5_K the qa8k blocks are followed (64-byte aligned offset) by each super-block's
+ * quants reordered to match 64 bytes of packed nibbles: per half of 128 elements,
+ * [0..31, 64..95] (the low nibbles) then [32..63, 96..127] (the high ones). */
+static inline size_t qa8k_perm_offset(size_t n) { return (n / 256 * sizeof(struct qa8k) + 63) & ~(size_t)63; }
+
 
 /* One kernel: y[i] = dot(row i, x) for nrows rows starting at W, rows rb bytes apart. */
 typedef void (*qt_mv_fn)(const uint8_t *W, size_t rb, size_t ncols, const void *act, float *y,

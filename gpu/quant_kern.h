@@ -100,14 +100,78 @@ static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, s
     return kern_hsum(_mm256_sub_ps(acc, accm));
 }
 
+#if defined(__AVX512BW__)
+/* 512-bit form: 64 bytes of packed nibbles (two 64-element chunks) per instruction, against
+ * the activation reordered to match (qa8k_perm_offset); each 256-bit half of a product
+ * belongs to one sub-block, so a scale vector holds two sub-blocks' scales. */
+static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *W, size_t nsb,
+                                                                  const struct qa8k *a, const int8_t *xz,
+                                                                  int five)
+{
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
+    const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
+    /* word j of the scales in the low 256 bits, word k in the high: (0,2) (1,3) (4,6) (5,7) */
+    __m512i sel[4];
+    static const int pair[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
+    for (int k = 0; k < 4; k++)
+        sel[k] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_set1_epi16((short)((2 * pair[k][0]) | ((2 * pair[k][0] + 1) << 8)))),
+            _mm256_set1_epi16((short)((2 * pair[k][1]) | ((2 * pair[k][1] + 1) << 8))), 1);
+    for (size_t i = 0; i < nsb; i++, a++, xz += 256) {
+        const uint8_t *blk = W + i * bsz;
+        _mm_prefetch((const char *)blk + PF_AHEAD, PF_HINT);
+        _mm_prefetch((const char *)blk + PF_AHEAD + 64, PF_HINT);
+        if (five) _mm_prefetch((const char *)blk + PF_AHEAD + 128, PF_HINT);
+        uint16_t dh, dmh;
+        memcpy(&dh, blk, 2);
+        memcpy(&dmh, blk + 2, 2);
+        const uint8_t *qs = blk + (five ? 48 : 16);
+        __m128i sc8, mn8;
+        k4_unpack(blk + 4, &sc8, &mn8);
+        __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
+        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), mn16);
+        __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(sc8));
+        __m512i qh = _mm512_setzero_si512();
+        if (five) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 16));
+            qh = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1);
+        }
+        __m512i sumi = _mm512_setzero_si512();
+        _Pragma("GCC unroll 2")
+        for (int h = 0; h < 2; h++) {
+            __m512i q = _mm512_loadu_si512(qs + 64 * h);
+            __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            if (five) {
+                lo = _mm512_or_si512(lo, _mm512_and_si512(_mm512_slli_epi16(qh, 4), m16));
+                hi = _mm512_or_si512(hi, _mm512_and_si512(_mm512_slli_epi16(qh, 3), m16));
+                qh = _mm512_srli_epi16(qh, 4);
+            }
+            __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xz + 128 * h));
+            __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xz + 128 * h + 64));
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_shuffle_epi8(sc16, sel[2 * h])));
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, sel[2 * h + 1])));
+        }
+        float d = kern_h2f(dh) * a->d, dmin = kern_h2f(dmh) * a->d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm);
+    }
+    return _mm512_reduce_add_ps(acc) - kern_hsum(accm);
+}
+#define Q45_ROW(W, nsb, a, n, five) q45_k_row_zmm(W, nsb, a, (const int8_t *)(a) + qa8k_perm_offset(n), five)
+#else
+#define Q45_ROW(W, nsb, a, n, five) q45_k_row(W, nsb, a, five)
+#endif
+
 static void mv_q4_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
 {
-    for (size_t r = 0; r < nr; r++) y[r] = q45_k_row(W + r * rb, n / 256, act, 0);
+    for (size_t r = 0; r < nr; r++) y[r] = Q45_ROW(W + r * rb, n / 256, act, n, 0);
 }
 
 static void mv_q5_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
 {
-    for (size_t r = 0; r < nr; r++) y[r] = q45_k_row(W + r * rb, n / 256, act, 1);
+    for (size_t r = 0; r < nr; r++) y[r] = Q45_ROW(W + r * rb, n / 256, act, n, 1);
 }
 
 /* ---- Q6_K ---------------------------------------------------------------------------------- */
