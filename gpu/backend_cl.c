@@ -24,6 +24,7 @@ extern const struct cl_kernel_src {
 
 #define CL_BATCH 64                    /* tokens per prompt chunk */
 #define DEQ_BUDGET ((size_t)32 << 20)  /* bytes of F32 scratch for dequantized tiles */
+#define ATT_BUDGET ((size_t)64 << 20)  /* bytes of attention-score scratch */
 
 enum { KT_F32, KT_F16, KT_BF16, KT_Q4_0, KT_Q8_0, KT_Q4_K, KT_Q5_K, KT_Q6_K, KT_N };
 static const char *const kt_suffix[KT_N] = {"f32", "f16", "bf16", "q4_0",
@@ -65,6 +66,7 @@ struct backend_cl {
     size_t mv_ls, norm_ls, att_ls;
     struct dec_config cfg;
     int ctx_len, batch;
+    int att_rows;                      /* tokens whose scores fit the score scratch at once */
     struct cl_layer *layers;
     cl_mem out_norm, freqs;
     struct clw output;
@@ -319,6 +321,15 @@ static int pick_device(struct clu_dev *out, const struct dec_options *o, char *e
     return r;
 }
 
+static int att_rows_for(const struct dec_config *c, int ctx, int batch)
+{
+    size_t per = (size_t)c->n_heads * (size_t)ctx * 4;
+    size_t r = ATT_BUDGET / per;
+    if (r < 1) r = 1;
+    if (r > (size_t)batch) r = (size_t)batch;
+    return (int)r;
+}
+
 static size_t plan_bytes(const struct dec_weights *w, int ctx, int batch, size_t deq)
 {
     const struct dec_config *c = &w->cfg;
@@ -334,7 +345,7 @@ static size_t plan_bytes(const struct dec_weights *w, int ctx, int batch, size_t
     t += (size_t)c->dim * 4 + tensor_bytes(&w->output);
     t += (size_t)batch * (2 * (size_t)c->dim + 2 * qd + 2 * kvd + 2 * (size_t)c->ffn_dim +
                           (size_t)c->vocab) * 4;
-    t += (size_t)batch * c->n_heads * (size_t)ctx * 4 + deq;
+    t += (size_t)att_rows_for(c, ctx, batch) * c->n_heads * (size_t)ctx * 4 + deq;
     return t;
 }
 
@@ -358,6 +369,7 @@ static int cl_open(void **state, const struct dec_weights *w, const struct dec_o
     b->cfg.rope_freqs = NULL; /* uploaded; the host pointer is not kept */
     b->ctx_len = ctx;
     b->batch = CL_BATCH;
+    b->att_rows = att_rows_for(c, ctx, b->batch);
     b->mem_cap = o ? o->cl_mem_cap : 0;
     snprintf(b->name, sizeof b->name, "opencl: %s (%s, %s)", b->dev.name, b->dev.platform_name,
              clu_type_name(b->dev.type));
@@ -460,7 +472,8 @@ static int cl_open(void **state, const struct dec_weights *w, const struct dec_o
         alloc_buf(b, &b->ab, B * qd * 4, "activations", err, errlen) ||
         alloc_buf(b, &b->gb, B * c->ffn_dim * 4, "activations", err, errlen) ||
         alloc_buf(b, &b->ub, B * c->ffn_dim * 4, "activations", err, errlen) ||
-        alloc_buf(b, &b->sc, B * c->n_heads * (size_t)ctx * 4, "attention scores", err, errlen) ||
+        alloc_buf(b, &b->sc, (size_t)b->att_rows * c->n_heads * (size_t)ctx * 4,
+                  "attention scores", err, errlen) ||
         alloc_buf(b, &b->logits, B * c->vocab * 4, "logits", err, errlen) ||
         alloc_buf(b, &b->deq, deq, "dequantized tiles", err, errlen))
         goto fail;
@@ -620,8 +633,12 @@ static int layer_fwd(struct backend_cl *b, struct cl_layer *L, int n, int pos, c
     ARG(k, 7, c->head_dim);
     ARG(k, 8, pos);
     ARG(k, 9, b->ctx_len);
-    size_t ga[2] = {(size_t)c->n_heads * b->att_ls, (size_t)n}, la[2] = {b->att_ls, 1};
-    if (launch(b, k, "attention", 2, ga, la, err, errlen)) return -1;
+    for (int i0 = 0; i0 < n; i0 += b->att_rows) {
+        int nt = n - i0 < b->att_rows ? n - i0 : b->att_rows;
+        ARG(k, 10, i0);
+        size_t ga[2] = {(size_t)c->n_heads * b->att_ls, (size_t)nt}, la[2] = {b->att_ls, 1};
+        if (launch(b, k, "attention", 2, ga, la, err, errlen)) return -1;
+    }
 
     if (matmul(b, &L->wo, b->ab, b->h, n, 1, err, errlen) ||
         rmsnorm(b, b->h, 0, n, L->ffn_norm, b->xb, err, errlen) ||

@@ -52,18 +52,20 @@ kernel void rope_kv(global float *q, global const float *k, global const float *
 }
 
 /* One work-group per (head, token): scores over cached positions 0..pos0+i, softmax,
- * weighted sum of values. sc is scratch of n*nh rows of ctx floats. */
+ * weighted sum of values. Tokens i0 .. i0+groups(1)-1 of the chunk; sc is scratch of
+ * groups(1)*nh rows of ctx floats (the host bounds how many tokens share it). */
 kernel void attention(global const float *q, global const float *kc, global const float *vc,
                       global float *out, global float *sc, int nh, int nkv, int hd, int pos0,
-                      int ctx)
+                      int ctx, int i0)
 {
     local float red[ATT_LS];
-    int h = get_group_id(0), i = get_group_id(1), lid = get_local_id(0);
+    int h = get_group_id(0), gi = get_group_id(1), lid = get_local_id(0);
+    int i = i0 + gi;
     int last = pos0 + i;
     int kh = h / (nh / nkv);
     size_t kvd = (size_t)nkv * hd;
     global const float *qq = q + (size_t)i * nh * hd + h * hd;
-    global float *s = sc + ((size_t)i * nh + h) * ctx;
+    global float *s = sc + ((size_t)gi * nh + h) * ctx;
     float scale = 1.0f / sqrt((float)hd);
     float mx = -INFINITY;
     for (int t = lid; t <= last; t += ATT_LS) {
