@@ -342,7 +342,7 @@ static size_t plan_bytes(const struct dec_weights *w, int ctx, int batch, size_t
              tensor_bytes(&L->wo) + tensor_bytes(&L->w_gate) + tensor_bytes(&L->w_up) +
              tensor_bytes(&L->w_down);
     }
-    t += (size_t)c->dim * 4 + tensor_bytes(&w->output);
+    t += (size_t)c->dim * 4 + tensor_bytes(&w->output) + (size_t)(c->head_dim / 2) * 4;
     t += (size_t)batch * (2 * (size_t)c->dim + 2 * qd + 2 * kvd + 2 * (size_t)c->ffn_dim +
                           (size_t)c->vocab) * 4;
     t += (size_t)att_rows_for(c, ctx, batch) * c->n_heads * (size_t)ctx * 4 + deq;
@@ -451,13 +451,26 @@ static int cl_open(void **state, const struct dec_weights *w, const struct dec_o
     if (upload_vec(b, &b->out_norm, &w->out_norm, c->dim, "output norm", err, errlen) ||
         upload_weight(b, &b->output, &w->output, "output", err, errlen))
         goto fail;
-    if (c->rope_freqs) {
-        if (alloc_buf(b, &b->freqs, (size_t)(c->head_dim / 2) * 4, "rope_freqs", err, errlen))
+    {
+        /* RoPE frequencies, computed as the CPU backend does so both rotate alike. */
+        int hp = c->head_dim / 2;
+        float *f = malloc(sizeof(float) * (size_t)hp);
+        if (!f) {
+            snprintf(err, errlen, "opencl: out of memory");
             goto fail;
-        st = clu_write(b->q, b->freqs, 0, (size_t)(c->head_dim / 2) * 4, c->rope_freqs,
-                       CLU_W_WEIGHTS, 1);
+        }
+        for (int i = 0; i < hp; i++) {
+            f[i] = 1.0f / powf(c->rope_base, (float)(2 * i) / (float)c->head_dim);
+            if (c->rope_freqs) f[i] /= c->rope_freqs[i];
+        }
+        if (alloc_buf(b, &b->freqs, (size_t)hp * 4, "rope frequencies", err, errlen)) {
+            free(f);
+            goto fail;
+        }
+        st = clu_write(b->q, b->freqs, 0, (size_t)hp * 4, f, CLU_W_WEIGHTS, 1);
+        free(f);
         if (st != CL_SUCCESS) {
-            snprintf(err, errlen, "opencl: clEnqueueWriteBuffer(rope_freqs): %s",
+            snprintf(err, errlen, "opencl: clEnqueueWriteBuffer(rope frequencies): %s",
                      clu_status_name(st));
             goto fail;
         }
@@ -596,9 +609,6 @@ static int layer_fwd(struct backend_cl *b, struct cl_layer *L, int n, int pos, c
         matmul(b, &L->wv, b->xb, b->vb, n, 0, err, errlen))
         return -1;
     cl_kernel k = b->k_rope;
-    int has = b->freqs != NULL;
-    float base = c->rope_base;
-    cl_mem fr = b->freqs;
     ARG(k, 0, b->qb);
     ARG(k, 1, b->kb);
     ARG(k, 2, b->vb);
@@ -608,16 +618,7 @@ static int layer_fwd(struct backend_cl *b, struct cl_layer *L, int n, int pos, c
     ARG(k, 6, c->n_kv_heads);
     ARG(k, 7, c->head_dim);
     ARG(k, 8, pos);
-    ARG(k, 9, base);
-    if (fr) ARG(k, 10, fr);
-    else {
-        cl_int st_ = clSetKernelArg(k, 10, sizeof(cl_mem), NULL);
-        if (st_ != CL_SUCCESS) {
-            snprintf(err, errlen, "opencl: clSetKernelArg(rope_kv, 10): %s", clu_status_name(st_));
-            return -1;
-        }
-    }
-    ARG(k, 11, has);
+    ARG(k, 9, b->freqs);
     int hmax = c->n_heads > c->n_kv_heads ? c->n_heads : c->n_kv_heads;
     size_t g2[2] = {(size_t)hmax * (c->head_dim / 2), (size_t)n};
     if (launch(b, k, "rope_kv", 2, g2, NULL, err, errlen)) return -1;

@@ -331,6 +331,12 @@ static void rmodel_make(struct rmodel *m, int type, uint64_t seed)
     }
     rvec(m, &m->w.out_norm, c->dim);
     rmat(m, &m->w.output, type, c->vocab, c->dim);
+    if (type == QT_F32) {
+        /* Llama 3.1 per-pair RoPE factors, exercised with the tightest tolerance */
+        float *f = blob(m, sizeof(float) * (size_t)(c->head_dim / 2));
+        for (int i = 0; i < c->head_dim / 2; i++) f[i] = 1.0f + 7.0f * fabsf(frand());
+        c->rope_freqs = f;
+    }
 }
 
 static void rmodel_free(struct rmodel *m)

@@ -18,18 +18,17 @@ kernel void rmsnorm(global const float *x, int row0, global const float *w, glob
 }
 
 /* Rotates q in place and k into the cache, copies v into the cache.
- * global size: (max(nh, nkv) * hd/2, n). freqs: per-pair divisors or NULL. */
+ * global size: (max(nh, nkv) * hd/2, n). inv_freq: per-pair frequencies (host-computed,
+ * Llama 3.1 factors already applied). */
 kernel void rope_kv(global float *q, global const float *k, global const float *v,
                     global float *kc, global float *vc, int nh, int nkv, int hd, int pos0,
-                    float base, global const float *freqs, int has_freqs)
+                    global const float *inv_freq)
 {
     int gp = get_global_id(0), i = get_global_id(1);
     int half_hd = hd / 2;
     int h = gp / half_hd, p = gp % half_hd;
     int pos = pos0 + i;
-    float inv = pow(base, -(float)(2 * p) / (float)hd);
-    if (has_freqs) inv /= freqs[p];
-    float th = (float)pos * inv;
+    float th = (float)pos * inv_freq[p];
     float c = cos(th), s = sin(th);
     if (h < nh) {
         global float *qq = q + (size_t)i * nh * hd + h * hd + 2 * p;
