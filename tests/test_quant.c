@@ -561,6 +561,11 @@ static void test_simd_selection(void **state)
     (void)state;
     qt_force_simd("scalar");
     assert_string_equal(qt_simd_level(), "scalar");
+    /* automatic selection honours CMIF_SIMD (never above what the CPU has) */
+    setenv("CMIF_SIMD", "scalar", 1);
+    qt_force_simd(NULL);
+    assert_string_equal(qt_simd_level(), "scalar");
+    unsetenv("CMIF_SIMD");
     qt_force_simd("no-such-level");   /* unknown: back to automatic */
     const char *lv = qt_simd_level();
     assert_true(strcmp(lv, "scalar") == 0 || strcmp(lv, "avx2") == 0 || strcmp(lv, "avx512") == 0 ||
