@@ -365,12 +365,10 @@ static int adopt(struct cluster *c, const int32_t *of, const uint8_t *group, int
     int32_t nc = -1;
     for (int32_t i = 0; i < c->n_vocab; i++) {
         if ((of[i] < 0) != (group[i] == 0)) return -1;
-        if (of[i] < -1 || of[i] > c->n_vocab) return -1;
-        /* Cluster ids appear in order of their lowest member (the greedy seed order). */
-        if (of[i] > nc + 1) return -1;
+        if (of[i] < -1 || of[i] >= c->n_vocab) return -1;
         if (of[i] > nc) nc = of[i];
     }
-    nc++;
+    nc++;   /* every id below nc must be used: checked with the counts below */
     char e[64];
     if (reserve_clusters(c, nc + 1, e, sizeof e)) return -1;
     int32_t *count = calloc((size_t)nc + 1, sizeof *count);

@@ -265,7 +265,9 @@ static void test_cache(void **state)
     const int n = 300, dim = 10;
     struct mat m = random_mat(n, dim);
     uint8_t *group = malloc(n);
-    for (int i = 0; i < n; i++) group[i] = i < 5 ? 0 : 1;
+    /* Two groups, the second (like byte tokens) with low ids: cluster numbering is not in
+     * id order across groups. */
+    for (int i = 0; i < n; i++) group[i] = i < 5 ? 0 : i < 60 ? 2 : 1;
     unsigned char fp[32];
     memset(fp, 0xab, sizeof fp);
     struct cluster_params p = {.k = 10, .quiet = 1, .cache_dir = cdir, .fingerprint = fp};
