@@ -312,7 +312,16 @@ static void check_matvec(int type, size_t rows, size_t cols, const char *lv)
     fill(x, cols, 1.0f);
     qt_act_prepare(type, x, cols, act);
     act_values(type, act, cols, xq, dh);
-    /* Rounding bound for the kernels' float arithmetic: per block one rounding of the
+    /* Tolerances, per type, relative to Σ|w||x|:
+     *  - F32, F16, BF16: the activation is x itself, so only float rounding:
+     *    rel = 4·(cols/16 + 8)·2^-24 (e.g. 5.6e-5 for cols = 5632).
+     *  - Q8_0, Q4_0, Q4_K, Q5_K, Q6_K: x is rounded to 8 bits per block (32 or 256 values)
+     *    first, each x_i moving by at most d/2 = amax_block/254; so against the plain
+     *    dequantize-then-dot reference the bound is Σ|w_i|·d_i/2 (about 1% of Σ|w||x| for
+     *    Gaussian data) plus the rounding term. That bound alone is loose, so each kernel
+     *    is also held to the rounding term against the exact product with x̂ (the 8-bit
+     *    activation it really multiplies), which no misplaced block or scale can pass.
+     * Rounding bound for the kernels' float arithmetic: per block one rounding of the
      * scale product and one of the accumulation, so (blocks + 8)·2^-24 relative to
      * Σ|w||x̂|; ×4 covers K-quants' d·Σ − dmin·Σ, whose two terms can each be up to about
      * twice |w|. F32/F16/BF16 accumulate in float over up to 16 lanes: n/16 + 8 roundings. */
