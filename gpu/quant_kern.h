@@ -1,11 +1,13 @@
-/* gpu/quant_kern.h: the 256-bit matrix-vector kernels, written once and compiled into
- * quant_avx2.c (AVX2+FMA+F16C) and quant_avx512.c (same code with AVX-512VL registers and,
- * when KERN_VNNI is 1, vpdpbusd for the 8-bit dot products). Include only from those files,
- * after defining KERN_VNNI and KERN(name) (the suffix for this build's function names).
+/* gpu/quant_kern.h: the SIMD matrix-vector kernels, activation quantizers and row
+ * dequantizers, written once and compiled into quant_avx2.c (AVX2+FMA+F16C) and
+ * quant_avx512.c (the same code with AVX-512 registers and encodings, plus 512-bit forms of
+ * Q8_0 (with VNNI), Q4_K and Q5_K). Include only from those files, after defining KERN_VNNI
+ * and KERN(name) (the suffix for this build's function names).
  *
- * Decode is memory-bound: every kernel streams each weight byte once, handles several rows
- * per pass where the activation block can be shared (Q8_0, Q4_0, float types), keeps the
- * per-block work to a handful of instructions, and prefetches a few cache lines ahead. */
+ * Decode is memory-bound: every kernel streams each weight byte once, one row at a time
+ * (several concurrent row streams per thread measured at half the bandwidth), keeps the
+ * per-block work small by preparing the activation once per vector in the layout the
+ * kernel wants, and prefetches a little ahead. */
 #ifndef CMIF_GPU_QUANT_KERN_COMMON
 #define CMIF_GPU_QUANT_KERN_COMMON
 #include <immintrin.h>
