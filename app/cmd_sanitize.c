@@ -252,6 +252,8 @@ static int cmd_sanitize_exec(int argc, char **argv)
            core_mech_name(core_mechanism(c)), core_eps(c), b.msg_eps,
            cnt[CORE_TOK_REPLACED] + cnt[CORE_TOK_KEPT], core_eps(c), core_budget_spent(c),
            core_budget_total(c), o.cluster_size, o.seeded ? " [SEEDED: NOT PRIVATE]" : "");
+    printf("public set in force: pieces made only of whitespace and ASCII punctuation "
+           "(assets/public-tokens.txt; `cmif sanitize --help` lists it)\n");
     core_batch_free(&b);
     core_close(c);
     return EXIT_OK;
