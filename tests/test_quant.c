@@ -367,6 +367,9 @@ static void test_matvec(void **state)
                 check_matvec(all_types[t], shapes[s].rows, shapes[s].cols, levels[l]);
         /* Formats with 32-element blocks also take rows that are not a multiple of 256. */
         check_matvec(QT_Q8_0, 5, 96, levels[l]);
+        check_matvec(QT_Q8_0, 3, 160, levels[l]);   /* 5 blocks: 4-block steps plus a tail */
+        check_matvec(QT_Q8_0, 2, 224, levels[l]);   /* 7 blocks */
+        check_matvec(QT_Q4_0, 3, 224, levels[l]);
         check_matvec(QT_Q4_0, 9, 32, levels[l]);
         check_matvec(QT_F16, 4, 40, levels[l]);
         check_matvec(QT_BF16, 3, 24, levels[l]);
