@@ -224,9 +224,57 @@ static inline float q6_k_row(const uint8_t *W, size_t nsb, const struct qa8k *a)
     return kern_hsum(acc);
 }
 
+#if defined(__AVX512BW__)
+/* 512-bit form: the 64 bytes of ql of a half super-block hold, in their low nibbles,
+ * elements 0..63 and in their high nibbles 64..127 in natural order, so the activation is
+ * used as is; each 128-bit lane of a product covers one 16-element scale group. */
+static inline float q6_k_row_zmm(const uint8_t *W, size_t nsb, const struct qa8k *a)
+{
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    /* int16 scale g of the half's first (sel 0) or second (sel 1) 64 elements per lane */
+    __m512i sel[2];
+    for (int k = 0; k < 2; k++) {
+        int16_t idx[32];
+        for (int l = 0; l < 32; l++) idx[l] = (int16_t)(4 * k + l / 8);
+        sel[k] = _mm512_loadu_si512(idx);
+    }
+    for (size_t i = 0; i < nsb; i++, a++) {
+        const struct blk_q6_k *b = (const struct blk_q6_k *)W + i;
+        for (int k = 0; k < 4; k++) _mm_prefetch((const char *)b + PF_AHEAD + 64 * k, PF_HINT);
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
+        __m256i sc16all = _mm256_cvtepi8_epi16(sc8);
+        __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), sc16all);
+        __m512i sumi = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
+        sumi = _mm512_inserti64x4(sumi, _mm256_setzero_si256(), 1);
+        _Pragma("GCC unroll 2")
+        for (int h = 0; h < 2; h++) {
+            __m512i sc16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
+            __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m512i qlo = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+            __m512i qhi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(qh, 4)),
+                                             _mm256_srli_epi16(qh, 6), 1);
+            __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_slli_epi16(qlo, 4), m30));
+            __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                         _mm512_and_si512(_mm512_slli_epi16(qhi, 4), m30));
+            __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(a->q + 128 * h));
+            __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(a->q + 128 * h + 64));
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_permutexvar_epi16(sel[0], sc16)));
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, _mm512_permutexvar_epi16(sel[1], sc16)));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(kern_h2f(b->d) * a->d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+#define Q6_ROW q6_k_row_zmm
+#else
+#define Q6_ROW q6_k_row
+#endif
+
 static void mv_q6_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
 {
-    for (size_t r = 0; r < nr; r++) y[r] = q6_k_row(W + r * rb, n / 256, act);
+    for (size_t r = 0; r < nr; r++) y[r] = Q6_ROW(W + r * rb, n / 256, act);
 }
 
 /* ---- float formats ------------------------------------------------------------------------ */
