@@ -114,13 +114,16 @@ static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *
     __m256 accm = _mm256_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
     const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
-    /* word j of the scales in the low 256 bits, word k in the high: (0,2) (1,3) (4,6) (5,7) */
-    __m512i sel[4];
-    static const int pair[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
-    for (int k = 0; k < 4; k++)
-        sel[k] = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_set1_epi16((short)((2 * pair[k][0]) | ((2 * pair[k][0] + 1) << 8)))),
-            _mm256_set1_epi16((short)((2 * pair[k][1]) | ((2 * pair[k][1] + 1) << 8))), 1);
+    /* vpshufb patterns: word j of the scales in the low 256 bits, word k in the high, for
+     * (j, k) = (0,2) (1,3) (4,6) (5,7); static so no per-row setup */
+#define W2(j) 2 * (j), 2 * (j) + 1
+#define W16(j) W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j)
+    static const int8_t sel[4][64] = {
+        {W16(0), W16(0), W16(2), W16(2)}, {W16(1), W16(1), W16(3), W16(3)},
+        {W16(4), W16(4), W16(6), W16(6)}, {W16(5), W16(5), W16(7), W16(7)},
+    };
+#undef W16
+#undef W2
     for (size_t i = 0; i < nsb; i++, a++, xz += 256) {
         const uint8_t *blk = W + i * bsz;
         _mm_prefetch((const char *)blk + PF_AHEAD, PF_HINT);
@@ -152,8 +155,9 @@ static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *
             }
             __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xz + 128 * h));
             __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xz + 128 * h + 64));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_shuffle_epi8(sc16, sel[2 * h])));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, sel[2 * h + 1])));
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(sel[2 * h]))));
+            sumi = _mm512_add_epi32(sumi,
+                                    _mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(sel[2 * h + 1]))));
         }
         float d = kern_h2f(dh) * a->d, dmin = kern_h2f(dmh) * a->d;
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
@@ -232,13 +236,11 @@ static inline float q6_k_row_zmm(const uint8_t *W, size_t nsb, const struct qa8k
 {
     __m512 acc = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    /* int16 scale g of the half's first (sel 0) or second (sel 1) 64 elements per lane */
-    __m512i sel[2];
-    for (int k = 0; k < 2; k++) {
-        int16_t idx[32];
-        for (int l = 0; l < 32; l++) idx[l] = (int16_t)(4 * k + l / 8);
-        sel[k] = _mm512_loadu_si512(idx);
-    }
+    /* vpermw indices: scale group of each int16 lane, for the half's first and second 64
+     * elements (static so no per-row setup) */
+#define G8(g) g, g, g, g, g, g, g, g
+    static const int16_t sel[2][32] = {{G8(0), G8(1), G8(2), G8(3)}, {G8(4), G8(5), G8(6), G8(7)}};
+#undef G8
     for (size_t i = 0; i < nsb; i++, a++) {
         const struct blk_q6_k *b = (const struct blk_q6_k *)W + i;
         for (int k = 0; k < 4; k++) _mm_prefetch((const char *)b + PF_AHEAD + 64 * k, PF_HINT);
@@ -260,8 +262,8 @@ static inline float q6_k_row_zmm(const uint8_t *W, size_t nsb, const struct qa8k
                                          _mm512_and_si512(_mm512_slli_epi16(qhi, 4), m30));
             __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(a->q + 128 * h));
             __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(a->q + 128 * h + 64));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_permutexvar_epi16(sel[0], sc16)));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, _mm512_permutexvar_epi16(sel[1], sc16)));
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_permutexvar_epi16(_mm512_loadu_si512(sel[0]), sc16)));
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, _mm512_permutexvar_epi16(_mm512_loadu_si512(sel[1]), sc16)));
         }
         acc = _mm512_fmadd_ps(_mm512_set1_ps(kern_h2f(b->d) * a->d), _mm512_cvtepi32_ps(sumi), acc);
     }
