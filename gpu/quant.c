@@ -382,8 +382,7 @@ void qt_quant_row(int type, const float *src, void *dst, size_t n)
 size_t qt_act_bytes(int type, size_t n)
 {
     switch (type) {
-    case QT_Q8_0: return qa8x2_offset(n) + n / 64 * sizeof(struct qa8x2);
-    case QT_Q4_0: return n / 32 * sizeof(struct qa8);
+    case QT_Q8_0: case QT_Q4_0: return qa8x2_offset(n) + n / 64 * sizeof(struct qa8x2);
     case QT_Q4_K: case QT_Q5_K: return qa8k_perm_offset(n) + n;
     case QT_Q6_K: return n / 256 * sizeof(struct qa8k);
     default: return n * sizeof(float);
@@ -442,7 +441,24 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act)
         }
         break;
     }
-    case QT_Q4_0: level_acts(0)(x, n, act); break;
+    case QT_Q4_0: {
+        /* pair layout for the 512-bit Q4_0 kernel: quants [x0 0..15, x1 0..15, x0 16..31,
+         * x1 16..31] (the nibble order of two blocks), -8·Σq in int32 lanes 0 and 4, and
+         * the scales in the lanes each block's products land in */
+        level_acts(0)(x, n, act);
+        const struct qa8 *a = act;
+        struct qa8x2 *p = (struct qa8x2 *)((uint8_t *)act + qa8x2_offset(n));
+        for (size_t i = 0; i + 2 <= n / 32; i += 2, p++) {
+            memset(p->bias, 0, sizeof p->bias);
+            for (int h = 0; h < 2; h++) {
+                memcpy(p->q + 16 * h, a[i + h].q, 16);
+                memcpy(p->q + 32 + 16 * h, a[i + h].q + 16, 16);
+                p->bias[4 * h] = -8 * a[i + h].s;
+                for (int k = 0; k < 4; k++) p->d[4 * h + k] = p->d[8 + 4 * h + k] = a[i + h].d;
+            }
+        }
+        break;
+    }
     case QT_Q4_K: case QT_Q5_K: {
         level_acts(1)(x, n, act);
         const struct qa8k *a = act;

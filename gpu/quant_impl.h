@@ -25,11 +25,12 @@ struct blk_q6_k { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d
  *      of each group of 16 quants, which pay for the K-quant mins and Q6_K's -32 offset. */
 struct qa8 { float d; int32_t s; int8_t q[32]; };                       /* 40 bytes */
 struct qa8k { float d; int16_t bsums[16]; int8_t q[256]; };             /* 292 bytes */
-/* For Q8_0 the qa8 blocks are followed (at a 64-byte offset from the start) by the same
- * activation regrouped for 512-bit kernels, one entry per pair of blocks: both blocks'
- * quants, the -128·Σq correction in lanes 0 and 8 (see the VNNI kernel), and each
- * block's scale in 8 lanes. Precomputing it once per vector removes that work from every
- * row of the matrix. */
+/* For Q8_0 and Q4_0 the qa8 blocks are followed (at a 64-byte offset from the start) by
+ * the same activation regrouped for the 512-bit VNNI kernels, one entry per pair of blocks:
+ * both blocks' quants in the order the weights unpack to, the offset correction (-128·Σq
+ * for Q8_0, -8·Σq for Q4_0) in one int32 lane per block, and the scales in the lanes each
+ * block's products land in (qt_act_prepare). Precomputing it once per vector removes that
+ * work from every row of the matrix. */
 struct qa8x2 { int8_t q[64]; int32_t bias[16]; float d[16]; };        /* 192 bytes */
 
 static inline size_t qa8x2_offset(size_t n) { return (n / 32 * sizeof(struct qa8) + 63) & ~(size_t)63; }

@@ -639,11 +639,42 @@ static inline __attribute__((always_inline)) __m256 KERN(q4_0_blk)(const struct 
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), sc, acc);
 }
 
-static float KERN(q4_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a)
+#if KERN_VNNI && defined(__AVX512F__)
+/* 512-bit form over two blocks: their 32 packed bytes give [b0 low, b1 low, b0 high,
+ * b1 high] nibbles, matched by the Q4_0 pair layout of the activation (see qt_act_prepare):
+ * int32 lanes 0-3 and 8-11 belong to the first block, 4-7 and 12-15 to the second. */
+static inline __attribute__((always_inline)) __m512 KERN(q4_0_blk2)(const struct blk_q4_0 *b, const struct qa8x2 *x,
+                                                                    __m512 acc)
+{
+    __m256i t = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)b[1].qs), _mm_loadu_si128((const __m128i *)b[0].qs));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(t, m4)),
+                                   _mm256_and_si256(_mm256_srli_epi16(t, 4), m4), 1);
+    __m512i d = _mm512_dpbusd_epi32(_mm512_loadu_si512(x->bias), w, _mm512_loadu_si512(x->q));
+    __m128i h = _mm_unpacklo_epi64(_mm_set1_epi16((short)b[0].d), _mm_set1_epi16((short)b[1].d));
+    __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set_m128i(h, h)), _mm512_loadu_ps(x->d));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+}
+#endif
+
+static float KERN(q4_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a, const struct qa8x2 *a2)
 {
     const struct blk_q4_0 *b = (const struct blk_q4_0 *)W;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     size_t i = 0;
+    float s = 0;
+    (void)a2;   /* used by the 512-bit form only */
+#if KERN_VNNI && defined(__AVX512F__)
+    __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();
+    for (; i + 4 <= nb; i += 4) {   /* 72 bytes per step */
+        const char *p = (const char *)(b + i) + PF_AHEAD_Q8;
+        _mm_prefetch(p, PF_HINT);
+        _mm_prefetch(p + 64, PF_HINT);
+        z0 = KERN(q4_0_blk2)(b + i, a2 + i / 2, z0);
+        z1 = KERN(q4_0_blk2)(b + i + 2, a2 + i / 2 + 1, z1);
+    }
+    s = _mm512_reduce_add_ps(_mm512_add_ps(z0, z1));
+#endif
     for (; i + 4 <= nb; i += 4) {   /* 72 bytes per step */
         const char *p = (const char *)(b + i) + PF_AHEAD_Q8;
         _mm_prefetch(p, PF_HINT);
@@ -654,14 +685,14 @@ static float KERN(q4_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a)
         acc1 = KERN(q4_0_blk)(b + i + 3, a + i + 3, acc1);
     }
     for (; i < nb; i++) acc0 = KERN(q4_0_blk)(b + i, a + i, acc0);
-    return kern_hsum(_mm256_add_ps(acc0, acc1));
+    return s + kern_hsum(_mm256_add_ps(acc0, acc1));
 }
 
 static void KERN(mv_q4_0)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
 {
-    for (size_t r = 0; r < nr; r++) y[r] = KERN(q4_0_row)(W + r * rb, n / 32, act);
+    const struct qa8x2 *a2 = (const struct qa8x2 *)((const uint8_t *)act + qa8x2_offset(n));
+    for (size_t r = 0; r < nr; r++) y[r] = KERN(q4_0_row)(W + r * rb, n / 32, act, a2);
 }
-
 
 static void KERN(fill)(qt_mv_fn k[QK_NSLOTS])
 {
