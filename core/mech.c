@@ -31,7 +31,7 @@ struct mech {
     int32_t n_sens;
     uint8_t *is_sens;
     /* scratch (input-dependent values: protected memory) */
-    float *xrow, *crow;
+    float *xrow;                /* the input token's row (baselines) */
     float *mrows;               /* a whole cluster's rows (max cluster size x dim) */
     size_t mcap;
     double *val;
@@ -135,8 +135,7 @@ int mech_open(struct mech **out, const struct mech_config *cfg, int kind, double
     m->stop = calloc((size_t)m->n_vocab, 1);
     m->is_sens = calloc((size_t)m->n_vocab, 1);
     m->xrow = sodium_malloc((size_t)m->dim * sizeof(float));
-    m->crow = sodium_malloc((size_t)m->dim * sizeof(float));
-    if (!m->role || !m->stop || !m->is_sens || !m->xrow || !m->crow) {
+    if (!m->role || !m->stop || !m->is_sens || !m->xrow) {
         snprintf(err, errlen, "mech: out of memory");
         mech_close(m);
         return -1;
@@ -173,7 +172,6 @@ void mech_close(struct mech *m)
     free(m->is_sens);
     free(m->sens);
     if (m->xrow) sodium_free(m->xrow);
-    if (m->crow) sodium_free(m->crow);
     if (m->mrows) sodium_free(m->mrows);
     if (m->val) sodium_free(m->val);
     if (m->score) sodium_free(m->score);
