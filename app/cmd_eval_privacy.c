@@ -205,6 +205,7 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
     const char *model = NULL, *dev = NULL, *train = NULL, *mechs = "rnm,rnm-exp,santext+,custext+";
     double eps[32];
     int n_eps = 5, k = 20, quiet = 0, seeded = 0;
+    double st_p = 0.3, st_w = 0.9;
     unsigned long long seed = 0;
     size_t limit = 0;
     eps[0] = 0.5; eps[1] = 1; eps[2] = 2; eps[3] = 4; eps[4] = 8;
@@ -213,11 +214,17 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
         {"train", required_argument, 0, 't'}, {"eps", required_argument, 0, 'e'},
         {"mechanisms", required_argument, 0, 'M'}, {"cluster-size", required_argument, 0, 'k'},
         {"seed", required_argument, 0, 's'}, {"limit", required_argument, 0, 'l'},
+        {"santext-p", required_argument, 0, 'P'}, {"santext-w", required_argument, 0, 'W'},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     const char *use = "usage: cmif eval-privacy -m MODEL --data DEV.tsv --train TRAIN "
                       "[--eps 0.5,1,2,4,8] [--mechanisms rnm,rnm-exp,santext+,custext+] "
-                      "[--cluster-size K] [--seed N] [--limit N] [-q]\n";
+                      "[--cluster-size K] [--seed N] [--limit N] [--santext-p P] [--santext-w W] [-q]\n"
+                      "  --santext-p P  SanText+: probability of replacing a non-sensitive token (0.3)\n"
+                      "  --santext-w W  SanText+: fraction of the vocabulary that is sensitive, the\n"
+                      "                 rarest by token rank (0.9)\n"
+                      "  --seed N       reproducible noise: NOT private (for tests and tables)\n"
+                      "  --limit N      only the first N dev sentences\n";
     optind = 1;
     opterr = 0;
     int ch;
@@ -253,6 +260,18 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
             }
             seeded = 1;
             break;
+        case 'P':
+        case 'W': {
+            double v = strtod(optarg, &end);
+            if (*end || end == optarg || !(v >= 0 && v <= 1)) {
+                fprintf(stderr, "cmif eval-privacy: --santext-%c wants a number in [0, 1]\n",
+                        ch == 'P' ? 'p' : 'w');
+                return EXIT_USAGE;
+            }
+            if (ch == 'P') st_p = v;
+            else st_w = v;
+            break;
+        }
         case 'l':
             limit = (size_t)strtoull(optarg, &end, 10);
             if (*end || end == optarg) {
@@ -334,8 +353,13 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
     }
     struct mech_config mcfg = {.n_vocab = e.n, .dim = e.dim, .row = emb_row, .ctx = &e,
                                .clusters = cl, .role = role, .stopword = stop, .noise = nz};
-    if (mech_open(&mc, &mcfg, MECH_RNM, 1.0, err, sizeof err) || lr_train(&lr, &tr, e.n)) {
-        fprintf(stderr, "cmif eval-privacy: %s\n", mc ? "out of memory" : err);
+    if (mech_open(&mc, &mcfg, MECH_RNM, 1.0, err, sizeof err) ||
+        mech_set_santext(mc, st_p, st_w, err, sizeof err)) {
+        fprintf(stderr, "cmif eval-privacy: %s\n", err);
+        goto out;
+    }
+    if (lr_train(&lr, &tr, e.n)) {
+        fprintf(stderr, "cmif eval-privacy: out of memory\n");
         goto out;
     }
     size_t maxn = 0;
@@ -349,6 +373,7 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
            model, (int)e.n, e.dim, (int)cluster_count(cl), k, tr.n, dv.n,
            seeded ? " [SEEDED: NOT PRIVATE, reproducible]" : "");
     printf("clean dev accuracy (ceiling): %.3f\n", (double)correct / dv.n);
+    printf("santext+: p %g, sensitive fraction w %g\n", st_p, st_w);
     printf("%-9s %5s %9s %9s %9s %9s\n", "mechanism", "eps", "replaced", "mean_cos", "nn_invert", "accuracy");
     fflush(stdout);
     for (int mi = 0; mi < n_m; mi++) {
