@@ -43,8 +43,15 @@ grep -q "^bits/byte" "$T/ppl" || die "--ppl printed no bits/byte"
 M=assets/models/cmif-tiny.gguf
 if [ -f "$M" ]; then
   [ "$(wc -c < "$M")" -le 8388608 ] || die "$M is larger than 8 MB"
-  P=$(printf '<|im_start|>user\nTell me a story about a dog and a ball.<|im_end|>\n<|im_start|>assistant\n')
-  $CMIF generate -m "$M" -p "$P" -n 60 --temp 0 -t 1 > "$T/g" 2>"$T/g.err" || { cat "$T/g.err"; die "default model failed to generate"; }
-  [ "$(wc -w < "$T/g")" -ge 10 ] || { cat "$T/g"; die "default model answered with fewer than 10 words"; }
+  $CMIF info -m "$M" 2>/dev/null | grep -q "chatml\|im_start" || die "$M has no ChatML template"
+  # Greedy answers to a chat request (sanitizer off, so the model sees the request as
+  # typed) are stories about what was asked for.
+  printf 'Tell me a story about a dog and a ball.\n' > "$T/s1"
+  $CMIF -m "$M" --script "$T/s1" --mechanism none --temp 0 -n 120 -t 1 > "$T/g" 2>"$T/g.err" || { cat "$T/g.err"; die "default model failed to chat"; }
+  [ "$(wc -w < "$T/g")" -ge 40 ] || { cat "$T/g"; die "default model answered with fewer than 40 words"; }
+  grep -v '^>' "$T/g" | grep -q "ball" || { cat "$T/g"; die "answer does not mention the ball"; }
+  printf 'Tell me a story about Lily and a cake.\n' > "$T/s2"
+  $CMIF -m "$M" --script "$T/s2" --mechanism none --temp 0 -n 120 -t 1 > "$T/h" 2>/dev/null || die "second chat failed"
+  grep -v '^>' "$T/h" | grep -q "Lily" || { cat "$T/h"; die "answer does not mention Lily"; }
 fi
 echo "ok"
