@@ -126,15 +126,16 @@ int bpe_train(const char *text, size_t len, int vocab_size, struct bpe_vocab **o
               char *err, size_t errlen)
 {
     *out = NULL;
-    if (vocab_size < BPE_MIN_VOCAB || vocab_size > 65536) {
-        snprintf(err, errlen, "vocabulary size %d out of range [%d, 65536]", vocab_size,
-                 BPE_MIN_VOCAB);
+    if (vocab_size < BPE_MIN_VOCAB || vocab_size > BPE_MAX_VOCAB) {
+        snprintf(err, errlen, "vocabulary size %d out of range [%d, %d]", vocab_size,
+                 BPE_MIN_VOCAB, BPE_MAX_VOCAB);
         return -1;
     }
     int rc = -1;
     struct wtab wt = {0};
     struct syms y = {0};
     uint64_t *pairs = NULL;
+    size_t *touched = NULL;
     struct ccount *cc = NULL;
     struct bpe_vocab *v = NULL;
     char *tmp = malloc(len + 4);
@@ -214,24 +215,35 @@ int bpe_train(const char *text, size_t len, int vocab_size, struct bpe_vocab **o
         }
     }
 
-    /* 4. merges: the most frequent adjacent pair (ties: lowest ids) until the budget */
-    size_t np = (size_t)budget * (size_t)budget;
-    pairs = malloc(np * sizeof *pairs);
-    if (!pairs) goto oom;
+    /* 4. merges: the most frequent adjacent pair (ties: lowest ids) until the budget.
+     * Pair counts live in a budget x budget table; only the entries a round touched are
+     * scanned and cleared, so a round costs the corpus's symbol count, not budget^2. */
+    size_t np = (size_t)budget * (size_t)budget, nsyms = 0;
+    for (size_t w = 0; w < wt.cap; w++) nsyms += wt.w[w].s ? (size_t)wt.w[w].nsym : 0;
+    pairs = calloc(np, sizeof *pairs);
+    touched = malloc((nsyms + 1) * sizeof *touched);
+    if (!pairs || !touched) goto oom;
     int n_merges = 0;
     char buf[256];
     while (y.n < budget) {
-        memset(pairs, 0, np * sizeof *pairs);
+        size_t nt = 0;
         for (size_t w = 0; w < wt.cap; w++) {
             struct word *wd = &wt.w[w];
             for (int p = 0; wd->s && p + 1 < wd->nsym; p++)
-                if (wd->sym[p] >= 0 && wd->sym[p + 1] >= 0)
-                    pairs[(size_t)wd->sym[p] * budget + wd->sym[p + 1]] += wd->count;
+                if (wd->sym[p] >= 0 && wd->sym[p + 1] >= 0) {
+                    size_t k = (size_t)wd->sym[p] * budget + wd->sym[p + 1];
+                    if (pairs[k] == 0) touched[nt++] = k;
+                    pairs[k] += wd->count;
+                }
         }
         size_t best = 0;
-        for (size_t k = 1; k < np; k++)
-            if (pairs[k] > pairs[best]) best = k;
-        if (pairs[best] < 2) break;
+        uint64_t bc = 0;
+        for (size_t i = 0; i < nt; i++) {
+            size_t k = touched[i];
+            if (pairs[k] > bc || (pairs[k] == bc && k < best)) { bc = pairs[k]; best = k; }
+        }
+        for (size_t i = 0; i < nt; i++) pairs[touched[i]] = 0;
+        if (bc < 2) break;
         int a = (int)(best / budget), b = (int)(best % budget);
         size_t la = strlen(y.s[a]), lb = strlen(y.s[b]);
         if (la + lb >= sizeof buf) break;
@@ -306,6 +318,7 @@ done:
     for (int k = 0; k < y.n; k++) free(y.s[k]);
     free(y.s);
     free(pairs);
+    free(touched);
     free(cc);
     free(tmp);
     return rc;

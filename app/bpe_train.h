@@ -15,7 +15,8 @@
 struct gguf_out;
 
 enum { BPE_UNK = 0, BPE_BOS = 1, BPE_EOS = 2, BPE_IM_START = 3, BPE_IM_END = 4,
-       BPE_BYTE0 = 5, BPE_MIN_VOCAB = BPE_BYTE0 + 256 + 8 };
+       BPE_BYTE0 = 5, BPE_MIN_VOCAB = BPE_BYTE0 + 256 + 8,
+       BPE_MAX_VOCAB = 8192 /* the pair table is (vocab - 261)^2 counters */ };
 
 struct bpe_vocab {
     int n;
@@ -25,8 +26,8 @@ struct bpe_vocab {
     int n_chars, n_merges;
 };
 
-/* Learns at most vocab_size tokens (>= BPE_MIN_VOCAB) from text; the special token texts
- * in it are boundaries, not learned. 0, or -1 with err set. */
+/* Learns at most vocab_size tokens (BPE_MIN_VOCAB .. BPE_MAX_VOCAB) from text; the special
+ * token texts in it are boundaries, not learned. 0, or -1 with err set. */
 int bpe_train(const char *text, size_t len, int vocab_size, struct bpe_vocab **out,
               char *err, size_t errlen);
 void bpe_vocab_free(struct bpe_vocab *v);

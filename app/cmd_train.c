@@ -24,7 +24,7 @@ static void usage(FILE *f)
         "  --corpus FILE        training text (required)\n"
         "  --out FILE           GGUF to write when training finishes\n"
         "  --eval FILE          held-out text: its loss is printed every --eval-every steps\n"
-        "  --vocab N            vocabulary size (default 512)\n"
+        "  --vocab N            vocabulary size, 269..8192 (default 512)\n"
         "  --dim N --layers N --heads N --kv-heads N --ffn N --ctx N\n"
         "                       shape (default 64, 5, 8, 4, 172, 256)\n"
         "  --tied               output projection shares token_embd\n"
@@ -37,7 +37,9 @@ static void usage(FILE *f)
         "  -s, --seed N         seed for initialization and data order (default 1)\n"
         "  --checkpoint FILE    save weights + optimizer state every --checkpoint-every steps\n"
         "  --resume             continue from --checkpoint when it exists\n"
+        "  --stop-after N       stop after step N with a checkpoint, as if interrupted\n"
         "  --log-every N        progress line interval (default 10)\n"
+        "  --eval-every N       held-out loss interval (default 200)\n"
         "  --name TEXT          general.name (default cmif-tiny)\n"
         "  --ppl FILE -m MODEL  per-byte perplexity of MODEL on FILE's documents\n"
         "  -h, --help           this help\n", usage_line);
