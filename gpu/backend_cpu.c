@@ -45,6 +45,8 @@ struct cpu {
     int bcap;
     float **mm_scratch, **mm_y;  /* per task */
     size_t mm_scratch_cap, mm_y_cap;
+    float **att_big;             /* per task: n x (pos+n) scores of batched attention */
+    size_t att_big_cap;
 
     char name[96];
 };
@@ -340,10 +342,63 @@ static void qkva_task(void *ctx, int g, int n_groups)
         attend_one(b, j->layer, b->q + (size_t)h * hd, b->ao + (size_t)h * hd, j->pos + 1, k0, s);
 }
 
-static void attention(struct cpu *b, int layer, const float *q, float *out, int n, int pos)
+/* Batched attention with SGEMM, for prompts: per head, S = Q_h K_g^T over the positions
+ * 0 .. pos+n-1, causal mask, scale and softmax per row, then O_h = P V_g. Each task owns
+ * a slice of the heads and an n x (pos+n) score block (b->att_big[t]). */
+static void att_gemm_task(void *ctx, int t, int nt)
+{
+    struct att_job *j = ctx;
+    const struct cpu *b = j->b;
+    int H = b->c.n_heads, hd = b->c.head_dim, group = b->c.n_heads / b->c.n_kv_heads;
+    int h0 = (int)((long)H * t / nt), h1 = (int)((long)H * (t + 1) / nt);
+    int n = j->n, span = j->pos + j->n;
+    const float *kc = b->kc + (size_t)j->layer * b->ctx * b->kvd;
+    const float *vc = b->vc + (size_t)j->layer * b->ctx * b->kvd;
+    float *S = b->att_big[t];
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = h0; h < h1; h++) {
+        size_t koff = (size_t)(h / group) * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, span, hd, scale,
+                    j->q + (size_t)h * hd, b->qd, kc + koff, b->kvd, 0.0f, S, span);
+        for (int i = 0; i < n; i++) {
+            float *r = S + (size_t)i * span;
+            int last = j->pos + i;   /* causal: row i sees positions 0 .. pos+i */
+            float mx = -INFINITY;
+            for (int p = 0; p <= last; p++)
+                if (r[p] > mx) mx = r[p];
+            float sum = 0;
+            for (int p = 0; p <= last; p++) sum += (r[p] = expf(r[p] - mx));
+            float inv = 1.0f / sum;
+            for (int p = 0; p <= last; p++) r[p] *= inv;
+            for (int p = last + 1; p < span; p++) r[p] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, span, 1.0f, S, span,
+                    vc + koff, b->kvd, 0.0f, j->out + (size_t)h * hd, b->qd);
+    }
+}
+
+#define ATT_GEMM_MIN 8   /* batches at least this long use the SGEMM attention */
+
+static int attention(struct cpu *b, int layer, const float *q, float *out, int n, int pos)
 {
     struct att_job j = {b, q, out, n, pos, layer, b->att};
+    if (n >= ATT_GEMM_MIN) {
+        size_t need = (size_t)n * (size_t)(pos + n);
+        if (need > b->att_big_cap) {
+            for (int t = 0; t < b->nth; t++) {
+                free(b->att_big[t]);
+                if (!(b->att_big[t] = malloc(need * sizeof(float)))) {
+                    b->att_big_cap = 0;
+                    return -1;
+                }
+            }
+            b->att_big_cap = need;
+        }
+        pool_run(b->pool, att_gemm_task, &j, b->nth);
+        return 0;
+    }
     pool_run(b->pool, att_task, &j, b->nth);
+    return 0;
 }
 
 static void store_kv(struct cpu *b, int layer, int pos, const float *k, const float *v)
@@ -381,7 +436,7 @@ static void forward_one(struct cpu *b, const float *in, int pos, float *logits)
             rope(b, b->q, c->n_heads, pos);
             rope(b, b->k, c->n_kv_heads, pos);
             store_kv(b, l, pos, b->k, b->v);
-            attention(b, l, b->q, b->ao, 1, pos);
+            (void)attention(b, l, b->q, b->ao, 1, pos);   /* n = 1: no allocation */
         }
         mv1(b, &L->wo, b->ao, b->xb);
         for (int i = 0; i < dim; i++) b->x[i] += b->xb[i];
@@ -445,7 +500,11 @@ static int forward_batch(struct cpu *b, const float *in, int n, int pos, float *
             rope(b, k, c->n_kv_heads, pos + i);
             store_kv(b, l, pos + i, k, b->bv + (size_t)i * b->kvd);
         }
-        attention(b, l, b->bq, b->bao, n, pos);
+        if (attention(b, l, b->bq, b->bao, n, pos)) {
+            snprintf(err, errlen, "cpu backend: out of memory for attention over %d positions",
+                     pos + n);
+            return -1;
+        }
         struct mm_job o = {.np = 1, .x = b->bao, .n = n};
         o.w[0] = &L->wo; o.y[0] = b->bt;
         if (mm_run(b, &o, err, errlen)) return -1;
@@ -520,6 +579,9 @@ static void cpu_close(void *state)
         for (int t = 0; t < b->nth; t++) free(b->mm_scratch[t]);
     if (b->mm_y)
         for (int t = 0; t < b->nth; t++) free(b->mm_y[t]);
+    if (b->att_big)
+        for (int t = 0; t < b->nth; t++) free(b->att_big[t]);
+    free(b->att_big);
     free(b->mm_scratch);
     free(b->mm_y);
     free(b);
@@ -602,7 +664,8 @@ static int cpu_open(void **state, const struct dec_weights *w, const struct dec_
     b->act_cap = act;
     b->mm_scratch = calloc((size_t)b->nth, sizeof *b->mm_scratch);
     b->mm_y = calloc((size_t)b->nth, sizeof *b->mm_y);
-    if (!b->mm_scratch || !b->mm_y) goto oom;
+    b->att_big = calloc((size_t)b->nth, sizeof *b->att_big);
+    if (!b->mm_scratch || !b->mm_y || !b->att_big) goto oom;
     snprintf(b->name, sizeof b->name, "cpu (%s, %d thread%s)", qt_simd_level(), b->nth,
              b->nth == 1 ? "" : "s");
     *state = b;
