@@ -265,7 +265,7 @@ int train_run(const struct train_run_opts *o, float *losses, int cap, char *err,
             fprintf(log, "eval  %5d  held-out loss %.4f\n", step + 1, sum / nb);
             fflush(log);
         }
-        if (o->checkpoint && (((step + 1) % o->ckpt_every == 0 && o->ckpt_every > 0) || last)) {
+        if (o->checkpoint && ((o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0) || last)) {
             if (train_save(m, o->checkpoint, step + 1, rng, tag, err, errlen)) goto done;
         }
         if (step + 1 == o->stop_after) { step++; break; }
