@@ -256,6 +256,7 @@ static int build(struct backend_cl *b, char *err, size_t errlen)
      * one core, so narrow groups cost less in barriers, and a matvec group of one item (a
      * row per item, SIMD from the kernels' vector types) measured fastest on PoCL. */
     int gpu = (b->dev.type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) != 0;
+    if (clu_forced_layout() >= 0) gpu = clu_forced_layout();
     b->mv_ls = pow2_le(maxwg, gpu ? 64 : 1);
     b->norm_ls = pow2_le(maxwg, gpu ? 256 : 16);
     b->att_ls = pow2_le(maxwg, gpu ? 64 : 16);

@@ -478,6 +478,14 @@ int clu_build(cl_context ctx, const struct clu_dev *dev, const char *src, const 
     return 0;
 }
 
+/* --- kernel layout override (tests) ------------------------------------------------ */
+
+static int g_layout = -1;
+
+void clu_force_layout(int layout) { g_layout = layout < 0 ? -1 : layout ? 1 : 0; }
+
+int clu_forced_layout(void) { return g_layout; }
+
 /* --- writes ----------------------------------------------------------------------- */
 
 static clu_write_hook g_hook;

@@ -55,6 +55,12 @@ int clu_build(cl_context ctx, const struct clu_dev *dev, const char *src, const 
 /* Directory used for the cache (no trailing slash); buf must hold 4096 bytes. */
 const char *clu_cache_dir(char *buf, size_t n);
 
+/* Kernel layout for devices opened from now on: -1 by device type (default), 0 the CPU
+ * layout (one-item matvec groups, K-quants per block), 1 the GPU layout (64-item groups,
+ * local-memory reductions). Tests use it to run the GPU kernels on PoCL. */
+void clu_force_layout(int layout);
+int clu_forced_layout(void);
+
 /* Every host→device copy the backend makes goes through clu_write; a test hook sees each
  * one with what it carries. */
 enum clu_write_kind { CLU_W_WEIGHTS = 0, CLU_W_INPUT = 1 };

@@ -339,6 +339,42 @@ static void rmodel_make(struct rmodel *m, int type, uint64_t seed)
     }
 }
 
+/* The same model with every matrix dequantized to F32: the CPU backend then runs without
+ * quantizing activations, so it is an exact-arithmetic reference for the weights the
+ * OpenCL kernels decode. */
+static void twin_mat(struct rmodel *dst, struct dec_tensor *t, const struct dec_tensor *src)
+{
+    float *d = blob(dst, sizeof(float) * (size_t)src->rows * (size_t)src->cols);
+    size_t rb = qt_row_bytes(src->type, (size_t)src->cols);
+    for (int64_t r = 0; r < src->rows; r++)
+        qt_dequant_row(src->type, (const uint8_t *)src->data + rb * (size_t)r,
+                       d + (size_t)r * (size_t)src->cols, (size_t)src->cols);
+    *t = *src;
+    t->data = d;
+    t->type = QT_F32;
+}
+
+static void rmodel_f32_twin(struct rmodel *dst, const struct rmodel *src)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->w = src->w;
+    int nl = src->w.cfg.n_layers;
+    dst->w.layers = blob(dst, sizeof(struct dec_layer) * (size_t)nl);
+    for (int l = 0; l < nl; l++) {
+        const struct dec_layer *S = &src->w.layers[l];
+        struct dec_layer *D = &dst->w.layers[l];
+        *D = *S;
+        twin_mat(dst, &D->wq, &S->wq);
+        twin_mat(dst, &D->wk, &S->wk);
+        twin_mat(dst, &D->wv, &S->wv);
+        twin_mat(dst, &D->wo, &S->wo);
+        twin_mat(dst, &D->w_gate, &S->w_gate);
+        twin_mat(dst, &D->w_up, &S->w_up);
+        twin_mat(dst, &D->w_down, &S->w_down);
+    }
+    twin_mat(dst, &dst->w.output, &src->w.output);
+}
+
 static void rmodel_free(struct rmodel *m)
 {
     for (int i = 0; i < m->nblobs; i++) free(m->blobs[i]);
@@ -402,9 +438,30 @@ static void test_types_match_cpu(void **st)
         run_seq(dc, in, np, ns, dim, vocab, a);
         run_seq(dg, in, np, ns, dim, vocab, b);
         double e = rel_err(b, a, (size_t)(ns + 1) * vocab);
-        print_message("  %-5s  OpenCL vs CPU logits: max rel err %.2e (tolerance %.0e)\n",
-                      qt_name(type), e, tol_for(type));
+        /* Exact check of the kernels' decoding: the CPU backend on the F32 twin. */
+        struct rmodel t;
+        rmodel_f32_twin(&t, &m);
+        struct decoder *dt = open_dev(&t.w, DEC_DEV_CPU, 128, 0);
+        run_seq(dt, in, np, ns, dim, vocab, a);
+        double e32 = rel_err(b, a, (size_t)(ns + 1) * vocab);
+        dec_close(dt);
+        rmodel_free(&t);
+        print_message("  %-5s  OpenCL vs CPU logits: max rel err %.2e (tolerance %.0e); "
+                      "vs CPU on the F32 twin %.2e (tolerance 1e-04)\n",
+                      qt_name(type), e, tol_for(type), e32);
         if (!(e <= tol_for(type))) fail_msg("%s: error %.3e > %.0e", qt_name(type), e, tol_for(type));
+        if (!(e32 <= 1e-4)) fail_msg("%s: error vs F32 twin %.3e > 1e-4", qt_name(type), e32);
+        /* The GPU kernel layout (64-item groups, local-memory reductions, K-quants per
+         * 32-element unit), run on this device too. */
+        clu_force_layout(1);
+        struct decoder *dgg = open_dev(&m.w, DEC_DEV_CL, 128, 0);
+        clu_force_layout(-1);
+        run_seq(dgg, in, np, ns, dim, vocab, a);
+        double eg = rel_err(a, b, (size_t)(ns + 1) * vocab);
+        print_message("  %-5s  GPU kernel layout vs CPU layout: max rel err %.2e\n",
+                      qt_name(type), eg);
+        if (!(eg <= 1e-4)) fail_msg("%s: GPU layout differs by %.3e", qt_name(type), eg);
+        dec_close(dgg);
         dec_close(dc);
         dec_close(dg);
         free(in);
