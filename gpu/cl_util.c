@@ -209,12 +209,16 @@ static void fill_dev(struct clu_dev *e, cl_platform_id p, cl_device_id d)
         free(ext);
     }
     cl_bool avail = CL_FALSE, comp = CL_FALSE;
-    clGetDeviceInfo(d, CL_DEVICE_AVAILABLE, sizeof avail, &avail, NULL);
-    clGetDeviceInfo(d, CL_DEVICE_COMPILER_AVAILABLE, sizeof comp, &comp, NULL);
+    cl_int sa = clGetDeviceInfo(d, CL_DEVICE_AVAILABLE, sizeof avail, &avail, NULL);
+    cl_int sc = clGetDeviceInfo(d, CL_DEVICE_COMPILER_AVAILABLE, sizeof comp, &comp, NULL);
     int major = 0, minor = 0;
     if (sscanf(e->version, "OpenCL %d.%d", &major, &minor) != 2) major = minor = 0;
     e->usable = 0;
-    if (!avail)
+    if (sa != CL_SUCCESS || sc != CL_SUCCESS)
+        snprintf(e->why, sizeof e->why, "clGetDeviceInfo(%s): %s",
+                 sa != CL_SUCCESS ? "CL_DEVICE_AVAILABLE" : "CL_DEVICE_COMPILER_AVAILABLE",
+                 clu_status_name(sa != CL_SUCCESS ? sa : sc));
+    else if (!avail)
         snprintf(e->why, sizeof e->why, "device not available");
     else if (!comp)
         snprintf(e->why, sizeof e->why, "no OpenCL C compiler");
