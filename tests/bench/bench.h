@@ -85,6 +85,9 @@ double bench_now(void);   /* seconds, monotonic */
  * larger than the last-level cache (best of several passes). Measured on first call per
  * thread count and cached for the run, so every ratio uses the same figure. */
 double bench_read_bw(struct bench *b, int threads);
+/* One uncached pass of the same measurement, for interleaving with another measurement
+ * so both see the same load on a shared machine. */
+double bench_read_bw_pass(struct bench *b, int threads);
 
 /* A model opened for decoding (CPU or another device), with random input vectors taken
  * from the model's own embedding rows. */

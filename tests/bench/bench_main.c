@@ -178,43 +178,55 @@ static void *bw_thread(void *arg)
 }
 
 static double bw_cache[65];
+static unsigned char *bw_buf;
+static size_t bw_n;
+
+static void bw_free(void) { free(bw_buf); }
+
+double bench_read_bw_pass(struct bench *b, int threads)
+{
+    if (threads < 1 || threads > 64) return 0;
+    if (!bw_buf) {
+        bw_n = b->quick ? ((size_t)128 << 20) : ((size_t)1 << 30);
+        bw_buf = aligned_alloc(64, bw_n);
+        if (!bw_buf) {
+            fprintf(b->out, "cmif-bench: cannot allocate %zu MiB for the bandwidth test\n",
+                    bw_n >> 20);
+            return 0;
+        }
+        for (size_t i = 0; i < bw_n; i += 4096) memset(bw_buf + i, (int)(i >> 12), 4096);
+        atexit(bw_free);
+    }
+    pthread_t th[64];
+    struct bw_arg args[64];
+    int started[64] = {0};
+    size_t chunk = bw_n / (size_t)threads / 128 * 128;
+    double t0 = bench_now();
+    for (int t = 1; t < threads; t++) {
+        args[t] = (struct bw_arg){bw_buf + (size_t)t * chunk, chunk, 0};
+        started[t] = pthread_create(&th[t], NULL, bw_thread, &args[t]) == 0;
+        if (!started[t]) bw_thread(&args[t]);
+    }
+    args[0] = (struct bw_arg){bw_buf, chunk, 0};
+    bw_thread(&args[0]);
+    for (int t = 1; t < threads; t++)
+        if (started[t]) pthread_join(th[t], NULL);
+    double dt = bench_now() - t0;
+    volatile uint64_t sink = 0;
+    for (int t = 0; t < threads; t++) sink += args[t].sum;
+    (void)sink;
+    return (double)chunk * threads / dt / 1e9;
+}
 
 double bench_read_bw(struct bench *b, int threads)
 {
     if (threads < 1 || threads > 64) return 0;
     if (bw_cache[threads] > 0) return bw_cache[threads];
-    size_t n = b->quick ? ((size_t)128 << 20) : ((size_t)1 << 30);
-    unsigned char *buf = aligned_alloc(64, n);
-    if (!buf) {
-        fprintf(b->out, "cmif-bench: cannot allocate %zu MiB for the bandwidth test\n", n >> 20);
-        return 0;
-    }
-    for (size_t i = 0; i < n; i += 4096) memset(buf + i, (int)(i >> 12), 4096);
     double best = 0;
-    volatile uint64_t sink = 0;
-    int passes = b->quick ? 3 : 6;
-    for (int it = 0; it < passes; it++) {
-        pthread_t th[64];
-        struct bw_arg args[64];
-        size_t chunk = n / (size_t)threads / 128 * 128;
-        double t0 = bench_now();
-        int started = 0;
-        for (int t = 0; t < threads; t++) {
-            args[t] = (struct bw_arg){buf + (size_t)t * chunk, chunk, 0};
-            if (t == 0) continue;
-            if (pthread_create(&th[t], NULL, bw_thread, &args[t]) == 0) started |= 1 << (t & 31);
-            else bw_thread(&args[t]);
-        }
-        bw_thread(&args[0]);
-        for (int t = 1; t < threads; t++)
-            if (started & (1 << (t & 31))) pthread_join(th[t], NULL);
-        double dt = bench_now() - t0;
-        for (int t = 0; t < threads; t++) sink += args[t].sum;
-        double gbs = (double)chunk * threads / dt / 1e9;
-        if (gbs > best) best = gbs;
+    for (int it = 0; it < (b->quick ? 3 : 6); it++) {
+        double g = bench_read_bw_pass(b, threads);
+        if (g > best) best = g;
     }
-    (void)sink;
-    free(buf);
     bw_cache[threads] = best;
     return best;
 }
