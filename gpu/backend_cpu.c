@@ -1,12 +1,14 @@
 /* gpu/backend_cpu: the Llama forward pass on the CPU.
  *
  * Decode steps (one vector) multiply the quantized weights directly (qt_matvec over a
- * prepared activation), with the rows of each product split over the thread pool; Q/K/V
- * and gate/up each go out as one dispatch so a layer costs five pool synchronisations
- * (QKV, attention over heads, output projection, gate/up with SwiGLU, down).
+ * prepared activation), split over the thread pool. A layer costs four pool
+ * synchronisations: (1) per KV head, its Q/K/V rows, RoPE, cache write and attention
+ * (qkva_task; when KV heads do not spread evenly over the threads, Q/K/V rows are split
+ * instead and attention runs as a separate dispatch); (2) output projection; (3) gate and
+ * up with SwiGLU in one dispatch; (4) down.
  * Prompt batches multiply dequantized tiles with SGEMM (qt_matmul); each pool task owns a
  * slice of the weight rows and runs single-threaded OpenBLAS on it, so dequantization is
- * parallel too. Attention is causal over an F32 KV cache, parallel over heads.
+ * parallel too. Prompt attention is causal SGEMM per head over an F32 KV cache.
  * RoPE uses GGUF's "normal" layout: adjacent pairs (x[2i], x[2i+1]) rotate together. */
 #include <math.h>
 #include <stdint.h>
