@@ -1,6 +1,7 @@
 /* app/model: struct dec_weights from a GGUF (see model.h). */
 #include "app/model.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,13 @@ static int want(const struct gguf *g, const char *name, int64_t ne0, int64_t ne1
     if (ne0 % (int64_t)qt_block_elems((int)gt->type) != 0) {
         snprintf(err, errlen, "tensor %s: row length %lld is not a multiple of the %s block",
                  name, (long long)ne0, qt_name((int)gt->type));
+        return -1;
+    }
+    if ((uintptr_t)gt->data % 4 != 0) {
+        /* GGUF aligns tensor data to general.alignment (32 by default); the kernels read
+         * F32 vectors and half-precision scales in place, so at least 4 is needed. */
+        snprintf(err, errlen, "tensor %s: data is not 4-byte aligned (general.alignment too small)",
+                 name);
         return -1;
     }
     t->data = gt->data;
