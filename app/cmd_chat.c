@@ -734,7 +734,8 @@ static int cmd_chat_exec(int argc, char **argv)
     if (!model) {
         fprintf(stderr, "cmif: no model given. Pass one with -m MODEL.gguf (or set CMIF_MODEL);\n"
                         "  e.g. cmif -m ../shared/models/stories260K.gguf\n"
-                        "  (the bundled default %s was not found)\n", DEFAULT_MODEL);
+                        "  (the bundled default %s was found neither under the current\n"
+                        "  directory nor under the directory above the cmif binary)\n", DEFAULT_MODEL);
         return EXIT_USAGE;
     }
     int tty = isatty(0) && isatty(1);

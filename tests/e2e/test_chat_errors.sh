@@ -3,9 +3,8 @@
 # flags exit 2 with usage; a missing or corrupt model exits 1 with the GGUF reader's
 # message; the terminal stays usable on every path, including signals.
 . tests/e2e/lib.sh
-need_shared models/stories260K.gguf
+. tests/e2e/chat_model.inc
 . tests/e2e/chat_tmux.inc
-MODEL=$SHARED/models/stories260K.gguf
 
 printf 'Once upon a time\nThe dog ran to the big tree\n' > "$TMPD/s"
 $CMIF -m $MODEL --temp 0 -n 4 --budget 6 --script "$TMPD/s" > "$TMPD/o" 2> "$TMPD/e"; st=$?
@@ -19,10 +18,23 @@ $CMIF -m $MODEL --bogus-flag > "$TMPD/o" 2> "$TMPD/e"; st=$?
 grep -q "bogus" "$TMPD/e" && grep -q "usage" "$TMPD/e" || { cat "$TMPD/e"; die "bad flag: no usage"; }
 $CMIF -m $MODEL --eps abc --script "$TMPD/s" >/dev/null 2>&1; [ $? -eq 2 ] || die "--eps abc not a usage error"
 $CMIF -m $MODEL --report xml --script "$TMPD/s" >/dev/null 2>&1; [ $? -eq 2 ] || die "--report xml not a usage error"
-env -u CMIF_MODEL sh -c "cd $TMPD && $(cd "$(dirname "$CMIF")" && pwd)/$(basename "$CMIF") --script s" \
-  > /dev/null 2> "$TMPD/e"; st=$?
-[ $st -eq 2 ] || die "no model: exit $st, expected 2"
-grep -q -- "-m MODEL" "$TMPD/e" || { cat "$TMPD/e"; die "no model: message does not say how"; }
+# No -m: $CMIF_MODEL, else the bundled model (found from the working directory or next to
+# the executable, as from `make run`), else a message saying how to pass one (exit 2).
+ABS=$(cd "$(dirname "$CMIF")" && pwd)/$(basename "$CMIF")
+printf 'Once upon a time\n' > "$TMPD/one"
+env -u CMIF_MODEL $CMIF --temp 0 -n 4 --no-history --script "$TMPD/one" > "$TMPD/o" 2> "$TMPD/e" \
+  || { cat "$TMPD/e"; die "no -m in the repo root: the bundled model did not open"; }
+grep -q "^> Once upon a time" "$TMPD/o" || die "no -m in the repo root: not answered"
+(cd "$TMPD" && env -u CMIF_MODEL "$ABS" -n 4 --no-history --script one) > /dev/null 2> "$TMPD/e" \
+  || { cat "$TMPD/e"; die "no -m elsewhere: the bundled model next to the binary was not found"; }
+CMIF_MODEL="$TMPD/env.gguf" $CMIF --script "$TMPD/one" > /dev/null 2> "$TMPD/e"
+grep -q "env.gguf" "$TMPD/e" || { cat "$TMPD/e"; die "\$CMIF_MODEL was not used"; }
+# A copy of the binary away from the repo, run from a directory without assets/.
+mkdir -p "$TMPD/bin" "$TMPD/wd" && cp "$ABS" "$TMPD/bin/cmif"
+(cd "$TMPD/wd" && env -u CMIF_MODEL "$TMPD/bin/cmif" --script ../one) > /dev/null 2> "$TMPD/e"; st=$?
+[ $st -eq 2 ] || { cat "$TMPD/e"; die "no model anywhere: exit $st, expected 2"; }
+grep -q -- "-m MODEL" "$TMPD/e" && grep -q "CMIF_MODEL" "$TMPD/e" \
+  || { cat "$TMPD/e"; die "no model: message does not say how to pass one"; }
 
 $CMIF -m "$TMPD/missing.gguf" --script "$TMPD/s" > /dev/null 2> "$TMPD/e"; st=$?
 [ $st -eq 1 ] || die "missing model exit status $st"
