@@ -2,9 +2,8 @@
 # Acceptance 2 (issue 5): the input history persists across two runs in a temporary
 # XDG_STATE_HOME, with mode 0600 and no consecutive duplicate entries.
 . tests/e2e/lib.sh
-need_shared models/stories260K.gguf
+. tests/e2e/chat_model.inc
 . tests/e2e/chat_tmux.inc
-MODEL=$SHARED/models/stories260K.gguf
 ST=$TMPD/state
 mkdir -p "$ST"
 RUN="XDG_STATE_HOME=$ST $CMIF -m $MODEL --temp 0 -n 8"

@@ -3,9 +3,8 @@
 # input neither crash the chat nor corrupt the screen: what is drawn equals a from-scratch
 # repaint, and the chat still answers afterwards. Also the headless virtual screen.
 . tests/e2e/lib.sh
-need_shared models/stories260K.gguf
+. tests/e2e/chat_model.inc
 . tests/e2e/chat_tmux.inc
-MODEL=$SHARED/models/stories260K.gguf
 
 check_screen() { # the current screen must equal a repaint from scratch (Ctrl-L)
   wait_stable || die "screen never settled ($1)"

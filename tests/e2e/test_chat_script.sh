@@ -3,8 +3,7 @@
 # transcript twice with the same seeds; piping it on stdin gives the same as --script; the
 # JSON report's ε totals equal the budget accountant's. /save and /save-history work.
 . tests/e2e/lib.sh
-need_shared models/stories260K.gguf
-MODEL=$SHARED/models/stories260K.gguf
+. tests/e2e/chat_model.inc
 T=$(mktemp -d /tmp/cmif-script-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 S=assets/scripts/demo.txt
