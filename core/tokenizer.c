@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/gguf.h"
 #include "core/tok_unicode.h"
 
@@ -61,6 +63,15 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+/* Work buffers of an encoding hold the user's text or its token ids: wipe them before they
+ * go back to the heap, so raw input never lingers in freed memory. */
+static void wipe_free(void *p, size_t n)
+{
+    if (!p) return;
+    sodium_memzero(p, n);
+    free(p);
 }
 
 /* ---- hashing ---------------------------------------------------------------------- */
@@ -727,9 +738,9 @@ static int spm_encode(const struct tokenizer *t, const char *text, size_t len, i
     struct sym *s = malloc((cap) * sizeof *s);
     struct heap h = {malloc(3 * cap * sizeof *h.a), 0, 0};
     if (!buf || !s || !h.a) {
-        free(buf);
-        free(s);
-        free(h.a);
+        wipe_free(buf, cap);
+        wipe_free(s, cap * sizeof *s);
+        wipe_free(h.a, 3 * cap * sizeof *h.a);
         seterr(err, errlen, "tokenizer: out of memory encoding %zu bytes", len);
         return -1;
     }
@@ -791,9 +802,9 @@ static int spm_encode(const struct tokenizer *t, const char *text, size_t len, i
         }
         seg = end;
     }
-    free(buf);
-    free(s);
-    free(h.a);
+    wipe_free(buf, cap);
+    wipe_free(s, cap * sizeof *s);
+    wipe_free(h.a, 3 * cap * sizeof *h.a);
     return 0;
 }
 
@@ -996,11 +1007,11 @@ static int bpe_encode(const struct tokenizer *t, const char *text, size_t len, s
     struct heap h = {malloc((3 * len + 1) * sizeof *h.a), 0, 1};
     char *mapped = malloc(2 * len + 1);
     if (!u || !words || !s || !h.a || !mapped) {
-        free(u);
-        free(words);
-        free(s);
-        free(h.a);
-        free(mapped);
+        wipe_free(u, (len + 1) * sizeof *u);
+        wipe_free(words, (len + 1) * sizeof *words);
+        wipe_free(s, (len + 1) * sizeof *s);
+        wipe_free(h.a, (3 * len + 1) * sizeof *h.a);
+        wipe_free(mapped, 2 * len + 1);
         seterr(err, errlen, "tokenizer: out of memory encoding %zu bytes", len);
         return -1;
     }
@@ -1047,11 +1058,11 @@ static int bpe_encode(const struct tokenizer *t, const char *text, size_t len, s
         bpe_word(t, (const uint8_t *)text + b0, b1 - b0, s, &h, mapped, o);
         start = words[w];
     }
-    free(u);
-    free(words);
-    free(s);
-    free(h.a);
-    free(mapped);
+    wipe_free(u, (len + 1) * sizeof *u);
+    wipe_free(words, (len + 1) * sizeof *words);
+    wipe_free(s, (len + 1) * sizeof *s);
+    wipe_free(h.a, (3 * len + 1) * sizeof *h.a);
+    wipe_free(mapped, 2 * len + 1);
     return 0;
 }
 
@@ -1071,8 +1082,10 @@ static int frag_push(struct frags *f, size_t off, size_t len, int32_t id)
 {
     if (f->n == f->cap) {
         size_t nc = f->cap ? 2 * f->cap : 16;
-        struct frag *nv = realloc(f->v, nc * sizeof *nv);
+        struct frag *nv = malloc(nc * sizeof *nv);  /* not realloc: the old block is wiped */
         if (!nv) return -1;
+        if (f->n) memcpy(nv, f->v, f->n * sizeof *nv);
+        wipe_free(f->v, f->cap * sizeof *f->v);
         f->v = nv;
         f->cap = nc;
     }
@@ -1084,7 +1097,7 @@ static int frag_push(struct frags *f, size_t off, size_t len, int32_t id)
  * llama.cpp does). Each token's pass rebuilds the list, so many occurrences stay linear.
  * Returns the fragment count, or (size_t)-1 on allocation failure. */
 static size_t partition(const struct tokenizer *t, const char *text, size_t len, int parse_special,
-                        struct frag **out)
+                        struct frag **out, size_t *out_cap)
 {
     struct frags cur = {NULL, 0, 0}, nxt = {NULL, 0, 0};
     if (frag_push(&cur, 0, len, -1)) return (size_t)-1;
@@ -1119,12 +1132,13 @@ static size_t partition(const struct tokenizer *t, const char *text, size_t len,
             nxt = tmp;
         }
     }
-    free(nxt.v);
+    wipe_free(nxt.v, nxt.cap * sizeof *nxt.v);
     *out = cur.v;
+    *out_cap = cur.cap;
     return cur.n;
 oom:
-    free(cur.v);
-    free(nxt.v);
+    wipe_free(cur.v, cur.cap * sizeof *cur.v);
+    wipe_free(nxt.v, nxt.cap * sizeof *nxt.v);
     return (size_t)-1;
 }
 
@@ -1140,9 +1154,9 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_
     struct out o = {ids, 0, max_ids, 0};
     if (add_bos && t->bos >= 0) emit(&o, t->bos);
     struct frag *f = NULL;
-    size_t nf = 0;
+    size_t nf = 0, fcap = 0;
     if (len) {
-        nf = partition(t, text, len, parse_special, &f);
+        nf = partition(t, text, len, parse_special, &f, &fcap);
         if (nf == (size_t)-1) {
             seterr(err, errlen, "tokenizer: out of memory");
             return -1;
@@ -1160,12 +1174,12 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_
                                  &o, err, errlen)
                     : bpe_encode(t, text + f[i].off, f[i].len, &o, err, errlen);
         if (r != 0) {
-            free(f);
+            wipe_free(f, fcap * sizeof *f);
             return -1;
         }
         prev_special = 0;
     }
-    free(f);
+    wipe_free(f, fcap * sizeof *f);
     if (add_bos && t->add_eos && t->eos >= 0) emit(&o, t->eos);
     if (o.overflow) {
         seterr(err, errlen, "tokenizer: more than %zu tokens", max_ids);
