@@ -165,7 +165,7 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
     for (int32_t i = 0; i < n; i++) {
         float *r = a + (size_t)i * dim;
         if (!p->rows && row(ctx, ids[i], r) != 0) {
-            snprintf(err, errlen, "cluster: cannot read the embedding row of token %d", (int)ids[i]);
+            snprintf(err, errlen, "cluster: cannot read an embedding row");
             goto out;
         }
         double ss = 0;

@@ -412,8 +412,10 @@ static int batch_reserve(struct core_batch *b, size_t extra, int dim, char *err,
         memcpy(r, b->rep, b->n * sizeof *r);
         memcpy(ids, b->ids, b->n * sizeof *ids);
     }
+    /* With the sanitizer off (or for public tokens) the ids and vectors are the user's own. */
     if (b->vecs) sodium_memzero(b->vecs, b->cap * (size_t)dim * sizeof *b->vecs);
     if (b->rep) sodium_memzero(b->rep, b->cap * sizeof *b->rep);
+    if (b->ids) sodium_memzero(b->ids, b->cap * sizeof *b->ids);
     free(b->vecs);
     free(b->rep);
     free(b->ids);
@@ -427,8 +429,10 @@ static int batch_reserve(struct core_batch *b, size_t extra, int dim, char *err,
 void core_batch_free(struct core_batch *b)
 {
     if (!b) return;
-    /* The report holds the user's own pieces; the vectors already crossed the boundary. */
+    /* The report holds the user's own pieces, and the ids are the user's own when the
+     * sanitizer is off or a token is public. The vectors already crossed the boundary. */
     if (b->rep) sodium_memzero(b->rep, b->cap * sizeof *b->rep);
+    if (b->ids) sodium_memzero(b->ids, b->cap * sizeof *b->ids);
     free(b->vecs);
     free(b->rep);
     free(b->ids);

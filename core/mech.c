@@ -251,7 +251,8 @@ static double dist2(const float *a, const float *b, int n)
 static int fetch(struct mech *m, int32_t id, float *out, char *err, size_t errlen)
 {
     if (m->row(m->ctx, id, out) != 0) {
-        snprintf(err, errlen, "mech: cannot read the embedding of token %d", (int)id);
+        /* The id is (or is next to) the user's raw token: it is not put in the message. */
+        snprintf(err, errlen, "mech: cannot read an embedding row");
         return -1;
     }
     return 0;
@@ -359,7 +360,7 @@ int mech_sanitize(struct mech *m, int32_t id, struct mech_out *o, char *err, siz
 {
     memset(o, 0, sizeof *o);
     if (id < 0 || id >= m->n_vocab) {
-        snprintf(err, errlen, "token id %d out of range (vocabulary %d)", (int)id, (int)m->n_vocab);
+        snprintf(err, errlen, "mech: token id out of range (vocabulary %d)", (int)m->n_vocab);
         return -1;
     }
     o->sent = id;
