@@ -21,10 +21,15 @@ static void usage(FILE *f)
     for (int i = 0; cmd_table[i]; i++) fprintf(f, "  cmif %s\n", cmd_table[i]->usage);
     fprintf(f, "\n`cmif SUBCOMMAND --help` describes its flags. --version prints the version.\n");
     if (f == stdout) {
-        /* The default subcommand's flags, keys and commands (man cmif has them all). */
-        char *help_argv[] = { (char *)"chat", (char *)"--help", NULL };
-        fprintf(f, "\n");
-        cmd_chat_entry.exec(2, help_argv);
+        /* Every flag of every subcommand, the default (chat) first with its keys and
+         * commands; `man cmif` has them all too. */
+        for (int i = 0; cmd_table[i]; i++) {
+            char *help_argv[] = { (char *)cmd_table[i]->name, (char *)"--help", NULL };
+            fprintf(f, "\n── cmif %s ──\n", cmd_table[i]->name);
+            fflush(f);
+            cmd_table[i]->exec(2, help_argv);
+            fflush(f);
+        }
     }
 }
 
