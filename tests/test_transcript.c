@@ -173,6 +173,15 @@ static void test_panel_rows(void **state)
     assert_non_null(strstr(buf, "→"));
     assert_non_null(strstr(buf, " R  0.50"));
     assert_true(utf8_width(buf, strlen(buf)) <= 30);
+    /* The header's columns sit over the row's: "sent" over the sent piece, ε over the ε. */
+    char head[256];
+    panel_header(30, head, sizeof head);
+    assert_int_equal(utf8_width(head, strlen(head)), utf8_width(buf, strlen(buf)));
+    const char *arrow = strstr(buf, "→"), *sent = strstr(head, "sent");
+    assert_non_null(sent);
+    assert_int_equal(utf8_width(head, (size_t)(sent - head)),
+                     utf8_width(buf, (size_t)(arrow - buf)) + 2);   /* "→ " then the piece */
+    assert_true(strcmp(head + strlen(head) - strlen("ε"), "ε") == 0);
     snprintf(r.orig, sizeof r.orig, "\x1b[31mred");
     panel_row(&r, 30, buf, sizeof buf);
     assert_null(strchr(buf, '\x1b'));

@@ -32,6 +32,17 @@ void panel_row(const struct core_tok_report *r, int width, char *out, size_t cap
     snprintf(out, cap, "%s%*s → %s%*s %c %s", a, fw - wa, "", b, fw - wb, "", kind_letter(r->kind), e);
 }
 
+void panel_header(int width, char *out, size_t cap)
+{
+    /* The same columns as panel_row; the kind letter's column is headed by its legend. */
+    int fw = (width - 3 - 3 - 5) / 2;
+    if (fw < 1) fw = 1;
+    char a[64], b[64];
+    int wa = utf8_fit("typed", 5, fw, a, sizeof a);
+    int wb = utf8_fit("sent", 4, fw, b, sizeof b);
+    snprintf(out, cap, "%s%*s   %s%*s       ε", a, fw - wa, "", b, fw - wb, "");
+}
+
 void panel_bar(double spent, double total, int width, char *out, size_t cap)
 {
     double left = total > 0 ? (total - spent) / total : 0;
@@ -86,8 +97,12 @@ void panel_draw(void *win, const struct panel_data *d)
     if (d->color) wattroff(w, COLOR_PAIR(pair));
     y++;
     if (y >= h) return;
+    snprintf(line, sizeof line, "K kept  R replaced  P public  C control");
+    utf8_fit(line, strlen(line), cw, buf, sizeof buf);
+    mvwaddstr(w, y++, x, buf);
+    if (y >= h) return;
     wattron(w, A_UNDERLINE);
-    snprintf(line, sizeof line, "typed → sent  K/R/P/C ε");
+    panel_header(cw, line, sizeof line);
     utf8_fit(line, strlen(line), cw, buf, sizeof buf);
     mvwaddstr(w, y++, x, buf);
     wattroff(w, A_UNDERLINE);

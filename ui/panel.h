@@ -21,6 +21,8 @@ struct panel_data {
 
 /* One token row formatted to `width` columns: "typed → sent   R 1.00". */
 void panel_row(const struct core_tok_report *r, int width, char *out, size_t cap);
+/* The column heads over panel_row's rows of the same width. */
+void panel_header(int width, char *out, size_t cap);
 /* The budget bar: "[#####-----] 50% left" in width columns. */
 void panel_bar(double spent, double total, int width, char *out, size_t cap);
 /* Draws the whole panel into win (a WINDOW *). */
