@@ -16,9 +16,11 @@ void status_format(const struct status_info *s, int width, char *out, size_t cap
     else snprintf(tps, sizeof tps, "- tok/s");
     double left = s->total - s->spent;
     if (left < 0) left = 0;
-    snprintf(line, sizeof line, " %s │ %s │ %s │ %s │ ε %g/tok │ budget %.4g/%.4g left ",
-             s->model && *s->model ? s->model : "?", s->device ? s->device : "?", tps,
-             s->core ? s->core : "", s->eps, left, s->total);
+    /* The privacy figures come before the core's long status so a narrow terminal cuts
+     * the latter, not the budget. */
+    snprintf(line, sizeof line, " %s │ %s │ %s │ ε %g/tok │ budget %.4g/%.4g left │ %s ",
+             s->model && *s->model ? s->model : "?", s->device ? s->device : "?", tps, s->eps,
+             left, s->total, s->core ? s->core : "");
     int w = utf8_fit(line, strlen(line), width, out, cap);
     /* Pad to the full width so the reverse-video bar spans the screen. */
     size_t l = strlen(out);
