@@ -33,12 +33,16 @@ static int c_help(struct cmds_session *s, const char *arg)
         char head[64];
         snprintf(head, sizeof head, "/%s%s%s", cmds_table[i].name, *cmds_table[i].args ? " " : "",
                  cmds_table[i].args);
-        n += (size_t)snprintf(buf + n, sizeof buf - n, "\n  %-20s %s", head, cmds_table[i].help);
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "\n  %-19s %s", head, cmds_table[i].help);
     }
     if (n < sizeof buf)
         snprintf(buf + n, sizeof buf - n,
-                 "\nkeys: Enter send, \\ at line end continues, Ctrl-C stop answer, Ctrl-D quit,"
-                 "\n      PgUp/PgDn scroll, F2 panel, Up/Down/Ctrl-R history");
+                 "\nkeys:"
+                 "\n  Enter sends; a \\ at the end of a line continues the message"
+                 "\n  Ctrl-C stops the answer; Ctrl-D quits"
+                 "\n  PgUp/PgDn or the mouse wheel scroll; F2 shows or hides the panel"
+                 "\n  Up/Down recall earlier inputs, Ctrl-R searches them; Tab completes"
+                 "\n  /commands");
     out(s, CMDS_INFO, "%s", buf);
     return CMDS_OK;
 }
@@ -210,8 +214,8 @@ const struct cmds_entry cmds_table[] = {
     { "mechanism", "NAME", "choose the sanitizer (no NAME: list them)", CMDS_IDLE, c_mechanism },
     { "panel", "", "show or hide the privacy panel (F2)", 0, c_panel },
     { "show", "", "model, device and confidential-core status", CMDS_IDLE, c_show },
-    { "save", "FILE", "save the transcript and privacy report as Markdown", CMDS_IDLE, c_save },
-    { "clear", "", "start a new conversation (spent budget stays spent)", CMDS_IDLE, c_clear },
+    { "save", "FILE", "write transcript + privacy report (Markdown)", CMDS_IDLE, c_save },
+    { "clear", "", "new conversation (spent budget stays spent)", CMDS_IDLE, c_clear },
     { "system", "TEXT", "set the system prompt (no TEXT: remove it)", CMDS_IDLE, c_system },
     { "save-history", "FILE", "save this session's inputs as a --script file", 0, c_save_history },
     { "quit", "", "leave cmif (Ctrl-D does the same)", 0, c_quit },
