@@ -31,6 +31,7 @@
 #include "ui/screen.h"
 
 #define DEFAULT_MODEL "assets/models/cmif-tiny.gguf"
+#define CHAT_DEFAULT_PREDICT 400
 
 enum {
     X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM,
@@ -178,7 +179,9 @@ static void usage(FILE *f)
                "  differential privacy inside the confidential core before the model sees them.\n"
                "  On a terminal: full screen. With --script FILE, or when stdin is not a\n"
                "  terminal: each line is one message or /command, the transcript goes to stdout.\n"
-               "  Model: -m, else $CMIF_MODEL, else " DEFAULT_MODEL ".\n\n");
+               "  Model: -m, else $CMIF_MODEL, else " DEFAULT_MODEL ".\n"
+               "  An answer stops at the model's end of turn or after -n tokens (default here %d).\n\n",
+            CHAT_DEFAULT_PREDICT);
     opts_usage(f, OPT_ENGINE | OPT_PREDICT | OPT_SAMPLING, extras);
     fprintf(f, "\nkeys: Enter sends; a trailing \\ continues on the next line; Ctrl-C stops the\n"
                "  answer; Ctrl-D or /quit leaves; PgUp/PgDn or the wheel scroll; F2 the panel;\n"
@@ -718,6 +721,9 @@ static int cmd_chat_exec(int argc, char **argv)
     co.color = !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
     co.history = 1;
     opts_defaults(&o);
+    /* A base model rarely ends its answer: without a cap its first answer would fill the
+     * whole context and push the conversation out. -n -1 still asks for "until the end". */
+    o.n_predict = CHAT_DEFAULT_PREDICT;
     int r = opts_parse(&o, argc, argv, OPT_ENGINE | OPT_PREDICT | OPT_SAMPLING, extras, on_extra,
                        &co, err, sizeof err);
     if (r == 1) {
