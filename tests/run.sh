@@ -3,6 +3,17 @@
 # A test binary's cases are counted from cmocka's own summary lines; an e2e script counts
 # as one case (exit 0 pass, 77 skip, anything else fail).
 BUILD=${BUILD:-build}
+# Tests never touch the user's home: caches (cluster cache and its per-user secret, the
+# OpenCL binary cache), state (chat history) and the runtime dir (swap files) all go under
+# $BUILD/test-home, which survives between runs so compiled kernels stay cached.
+mkdir -p "$BUILD/test-home" || exit 1
+TEST_HOME=$(cd "$BUILD/test-home" && pwd) || exit 1
+mkdir -p "$TEST_HOME/home" "$TEST_HOME/cache" "$TEST_HOME/state" "$TEST_HOME/config" \
+  "$TEST_HOME/data" "$TEST_HOME/runtime" "$TEST_HOME/tmp" || exit 1
+chmod 700 "$TEST_HOME/runtime" "$TEST_HOME/cache" "$TEST_HOME/state"
+export HOME="$TEST_HOME/home" XDG_CACHE_HOME="$TEST_HOME/cache" XDG_STATE_HOME="$TEST_HOME/state"
+export XDG_CONFIG_HOME="$TEST_HOME/config" XDG_DATA_HOME="$TEST_HOME/data"
+export XDG_RUNTIME_DIR="$TEST_HOME/runtime" TMPDIR="$TEST_HOME/tmp"
 pass=0; fail=0; skip=0; failed_names=""
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 for t in "$BUILD"/tests/test_*; do
