@@ -61,6 +61,8 @@ static int parse_double(const char *s, const char *what, double *out)
     return 0;
 }
 
+/* The text is the user's secret: read unbuffered (no copy left in a stdio buffer) and wipe
+ * every buffer that is outgrown or dropped. */
 static char *read_all(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
@@ -68,13 +70,17 @@ static char *read_all(const char *path, size_t *len)
         fprintf(stderr, "cmif sanitize: cannot open %s: %s\n", path, strerror(errno));
         return NULL;
     }
+    setvbuf(f, NULL, _IONBF, 0);
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     while (buf) {
         if (n + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) { free(buf); buf = NULL; break; }
+            char *nb = cap <= SIZE_MAX / 2 ? malloc(cap * 2) : NULL;
+            if (nb) memcpy(nb, buf, n);
+            core_wipe(buf, cap);
+            free(buf);
             buf = nb;
+            if (!nb) break;
             cap *= 2;
         }
         size_t r = fread(buf + n, 1, cap - n - 1, f);
@@ -85,6 +91,7 @@ static char *read_all(const char *path, size_t *len)
     if (f != stdin) fclose(f);
     if (!buf || bad) {
         fprintf(stderr, "cmif sanitize: cannot read %s\n", path);
+        core_wipe(buf, buf ? cap : 0);
         free(buf);
         return NULL;
     }
@@ -205,6 +212,9 @@ static int cmd_sanitize_exec(int argc, char **argv)
             if (i > optind) text[len++] = ' ';
             memcpy(text + len, argv[i], l);
             len += l;
+            /* argv is readable by other users in /proc/PID/cmdline: shorten that window
+             * (-f FILE or -f - keeps the text off the command line altogether). */
+            core_wipe(argv[i], l);
         }
     }
     /* A seeded core prints its own "NOT private" warning when the sanitizer starts. */
