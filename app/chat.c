@@ -108,11 +108,19 @@ oom:
     return -1;
 }
 
+/* The transcript and the privacy reports hold what the user typed: wipe before freeing. */
+static void free_reps(struct core_tok_report *rep, size_t n)
+{
+    if (rep) core_wipe(rep, n * sizeof *rep);
+    free(rep);
+}
+
 static void free_entries(struct chat *c)
 {
     for (size_t i = 0; i < c->nent; i++) {
+        if (c->ent[i].text) core_wipe(c->ent[i].text, c->ent[i].len);
         free(c->ent[i].text);
-        free(c->ent[i].rep);
+        free_reps(c->ent[i].rep, c->ent[i].nrep);
     }
     c->nent = 0;
 }
@@ -133,7 +141,7 @@ void chat_close(struct chat *c)
     free_turns(c);
     free(c->turns);
     free(c->head);
-    free(c->last_rep);
+    free_reps(c->last_rep, c->last_nrep);
     free(c->logits);
     free(c->tmpvec);
     free(c->system);
@@ -288,12 +296,15 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
                          user ? CORE_SEG_USER : CORE_SEG_TEMPLATE, 0, &b, err, errlen);
         if (rc != 0) break;
         if (user && b.n > before) {
-            struct core_tok_report *nr = realloc(rep, (nrep + b.n - before) * sizeof *rep);
+            /* Not realloc: the outgrown copy of the report is wiped. */
+            struct core_tok_report *nr = malloc((nrep + b.n - before) * sizeof *rep);
             if (!nr) {
                 snprintf(err, errlen, "chat: out of memory");
                 rc = -1;
                 break;
             }
+            if (nrep) memcpy(nr, rep, nrep * sizeof *rep);
+            free_reps(rep, nrep);
             rep = nr;
             for (size_t j = before; j < b.n; j++) {
                 rep[nrep++] = b.rep[j];
@@ -307,11 +318,11 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
     if (rc != 0) {
         /* Nothing reaches the decoder; ε already charged for a system block stays charged. */
         core_batch_free(&b);
-        free(rep);
+        free_reps(rep, nrep);
         return rc == CORE_EBUDGET ? CORE_EBUDGET : -1;
     }
 
-    free(c->last_rep);
+    free_reps(c->last_rep, c->last_nrep);
     c->last_rep = rep;
     c->last_nrep = nrep;
     c->last_eps = eps;
@@ -511,6 +522,7 @@ int chat_submit(struct chat *c, const char *text, struct queue *q, char *err, si
     int e = pthread_create(&c->thread, NULL, job, c);
     if (e != 0) {
         atomic_store(&c->busy, 0);
+        core_wipe(c->job_text, strlen(c->job_text));
         free(c->job_text);
         c->job_text = NULL;
         snprintf(err, errlen, "chat: cannot start the generation thread: %s", strerror(e));
@@ -545,7 +557,7 @@ void chat_clear(struct chat *c)
     c->head_n = 0;
     c->pos = 0;
     c->started = 0;
-    free(c->last_rep);
+    free_reps(c->last_rep, c->last_nrep);
     c->last_rep = NULL;
     c->last_nrep = 0;
     c->last_eps = 0;
