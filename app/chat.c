@@ -2,6 +2,7 @@
 #include "app/chat.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "app/template.h"
 #include "gpu/decoder.h"
@@ -635,9 +637,12 @@ static void md_cell(FILE *f, const char *s)
 int chat_save_markdown(const struct chat *c, const char *path, const char *model_name,
                        char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "w");
+    /* The transcript holds what the user typed in clear, like the history: owner only. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
         return -1;
     }
     fprintf(f, "# cmif transcript\n\n");

@@ -216,6 +216,20 @@ static const char *find_model(const char *given, char *buf, size_t cap)
     return NULL;
 }
 
+/* Reports and screen dumps hold what the user typed in clear: owner only. */
+static FILE *fopen_private(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
+
 static const char *base_name(const char *p)
 {
     const char *s = strrchr(p, '/');
@@ -301,7 +315,7 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
         return EXIT_RUNTIME;
     }
     FILE *rf = NULL;
-    if (co->report_file && !(rf = fopen(co->report_file, "w"))) {
+    if (co->report_file && !(rf = fopen_private(co->report_file))) {
         fprintf(stderr, "cmif: %s: %s\n", co->report_file, strerror(errno));
         script_free(&sc);
         return EXIT_RUNTIME;
@@ -524,7 +538,7 @@ static void drain_stderr(struct tui *t)
 static void dump(struct tui *t)
 {
     if (!t->co->dump) return;
-    FILE *f = fopen(t->co->dump, "w");
+    FILE *f = fopen_private(t->co->dump);
     if (!f) return;
     screen_dump(t->scr, f);
     fclose(f);

@@ -50,6 +50,9 @@ $CMIF $ARGS --script "$T/s2" > /dev/null 2>&1 || die "/save session failed"
 grep -q "^## You" "$T/t.md" && grep -q "| # | typed | sent | treatment | ε |" "$T/t.md" \
   || { cat "$T/t.md"; die "/save Markdown lacks the report"; }
 grep -qx "Once upon a time" "$T/h.txt" || die "/save-history misses the message"
+for f in t.md h.txt r2.json; do   # they hold the user's words in clear: owner only
+  [ "$(stat -c %a "$T/$f")" = 600 ] || die "$f has mode $(stat -c %a "$T/$f"), not 600"
+done
 # A small context fills: the oldest turns are dropped and the user is told, never silently.
 printf 'Once upon a time there was a dog\nThe cat sat on the mat\nLily went to the park\n' |
   $CMIF -m $MODEL --temp 0 -n 30 -c 64 > "$T/ctx" 2>&1 || { cat "$T/ctx"; die "small-context run failed"; }
