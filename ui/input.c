@@ -424,60 +424,98 @@ const char *input_line(const struct input *in)
     return rl_line_buffer ? rl_line_buffer : "";
 }
 
-/* Lays out prompt + line as cells, calling fn for each (row, col, cell). Returns rows and
- * sets the cursor's row/col for byte offset `point` of the line. */
+/* Lays out the lines already continued with a backslash (each behind its prompt), then
+ * prompt + line, as cells, calling fn for each (row, col, cell). Returns rows and sets the
+ * cursor's row/col for byte offset `point` of the line. */
 typedef void (*cell_fn)(void *ctx, int row, int col, const char *cell);
 
-static int layout(const char *prompt, const char *line, int point, int width, cell_fn fn,
-                  void *ctx, int *crow, int *ccol)
+struct lay {
+    int row, col, width;
+    cell_fn fn;
+    void *ctx;
+};
+
+static void lay_cell(struct lay *l, const char *cell, int w)
 {
-    int row = 0, col = 0;
+    if (l->col + w > l->width) {
+        l->row++;
+        l->col = 0;
+    }
+    if (l->fn) l->fn(l->ctx, l->row, l->col, cell);
+    l->col += w;
+}
+
+/* Text without a cursor: continued lines and prompts (which may hold readline's
+ * invisible-text markers). */
+static void lay_text(struct lay *l, const char *s)
+{
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        char cell[8];
+        int w;
+        size_t k = utf8_cell(s + i, n - i, cell, &w);
+        if (s[i] == '\001' || s[i] == '\002') {
+            i += k;
+            continue;
+        }
+        if (cell[0] == '\n' && s[i] == '\n') {
+            l->row++;
+            l->col = 0;
+        } else {
+            lay_cell(l, cell, w);
+        }
+        i += k;
+    }
+}
+
+static int layout(const char *cont, const char *prompt, const char *line, int point, int width,
+                  cell_fn fn, void *ctx, int *crow, int *ccol)
+{
+    struct lay l = { 0, 0, width < 2 ? 2 : width, fn, ctx };
     *crow = 0;
     *ccol = 0;
-    if (width < 2) width = 2;
-    for (int part = 0; part < 2; part++) {
-        const char *s = part ? line : prompt;
-        size_t n = strlen(s), i = 0;
-        while (i <= n) {
-            if (part && (int)i == point) {
-                if (col >= width) {
-                    row++;
-                    col = 0;
-                }
-                *crow = row;
-                *ccol = col;
-            }
-            if (i == n) break;
-            char cell[8];
-            int w;
-            size_t k = utf8_cell(s + i, n - i, cell, &w);
-            /* Prompts may hold readline's invisible-text markers. */
-            if (!part && (s[i] == '\001' || s[i] == '\002')) {
-                i += k;
-                continue;
-            }
-            if (cell[0] == '\n' && s[i] == '\n') {
-                row++;
-                col = 0;
-                i += k;
-                continue;
-            }
-            if (col + w > width) {
-                row++;
-                col = 0;
-            }
-            if (fn) fn(ctx, row, col, cell);
-            col += w;
-            i += k;
-        }
+    /* "line1\nline2\n": shown as "> line1" / "... line2" above the line being edited. */
+    for (const char *c = cont; c && *c;) {
+        const char *nl = strchr(c, '\n');
+        size_t len = nl ? (size_t)(nl - c) : strlen(c);
+        char *one = strndup(c, len);
+        lay_text(&l, c == cont ? PROMPT : PROMPT_CONT);
+        if (one) lay_text(&l, one);
+        free(one);
+        l.row++;
+        l.col = 0;
+        c += len + (nl ? 1 : 0);
     }
-    return row + 1 + (col >= width ? 1 : 0);
+    lay_text(&l, prompt);
+    size_t n = strlen(line), i = 0;
+    while (i <= n) {
+        if ((int)i == point) {
+            if (l.col >= l.width) {
+                l.row++;
+                l.col = 0;
+            }
+            *crow = l.row;
+            *ccol = l.col;
+        }
+        if (i == n) break;
+        char cell[8];
+        int w;
+        size_t k = utf8_cell(line + i, n - i, cell, &w);
+        if (cell[0] == '\n' && line[i] == '\n') {
+            l.row++;
+            l.col = 0;
+        } else {
+            lay_cell(&l, cell, w);
+        }
+        i += k;
+    }
+    return l.row + 1 + (l.col >= l.width ? 1 : 0);
 }
 
 int input_rows(const struct input *in, int width, int max)
 {
     int cr, cc;
-    int rows = layout(input_prompt(in), input_line(in), rl_point, width, NULL, NULL, &cr, &cc);
+    int rows = layout(in->cont, input_prompt(in), input_line(in), rl_point, width, NULL, NULL, &cr, &cc);
     if (cr + 1 > rows) rows = cr + 1;
     return rows < 1 ? 1 : rows > max ? max : rows;
 }
@@ -500,12 +538,12 @@ void input_draw(struct input *in, void *win)
     int h, wd;
     getmaxyx(w, h, wd);
     int cr, cc;
-    layout(input_prompt(in), input_line(in), rl_point, wd, NULL, NULL, &cr, &cc);
+    layout(in->cont, input_prompt(in), input_line(in), rl_point, wd, NULL, NULL, &cr, &cc);
     /* Show the rows around the cursor when the line is taller than the window. */
     int top = cr - h + 1 > 0 ? cr - h + 1 : 0;
     werase(w);
     struct drawctx d = { w, top, h };
-    layout(input_prompt(in), input_line(in), rl_point, wd, draw_cell, &d, &cr, &cc);
+    layout(in->cont, input_prompt(in), input_line(in), rl_point, wd, draw_cell, &d, &cr, &cc);
     in->cy = cr - top;
     in->cx = cc < wd ? cc : wd - 1;
     wmove(w, in->cy, in->cx);

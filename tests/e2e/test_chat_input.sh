@@ -45,6 +45,16 @@ wait_for "message too long" 60 || die "no clear error for the 100 kB message"
 wait_stable
 check_screen "sending 100 kB"
 
+# A message continued with a trailing backslash: the earlier lines stay visible above the
+# line being edited, and the message is sent as one.
+tm send-keys -t cmif "cont one \\" Enter "cont two"
+wait_re "^> cont one *$" 5 || die "the continued line is not shown while typing the next"
+wait_re "^\.\.\. cont two *$" 5 || die "the continuation line is not shown"
+tm send-keys -t cmif Enter
+wait_re "^  cont two +│" 10 || die "the two lines were not sent as one message"
+wait_re "│ [0-9.]+ tok/s" 20 || die "no answer to the continued message"
+check_screen "a continued message"
+
 # Still alive and answering.
 tm send-keys -t cmif "The end" Enter
 wait_for "> The end" 10 || die "chat stopped taking messages"
