@@ -411,7 +411,10 @@ static void refresh_info(struct tui *t, int with_report)
     double spent, total, eps;
     struct core_status st;
     static char summary[sizeof st.summary];
+    /* Kept from the last idle moment: /mechanism cannot run during a turn. */
+    static const char *mech = "";
     if (!busy) {
+        mech = core_mech_name(core_mechanism(t->e->core));
         spent = core_budget_spent(t->e->core);
         total = core_budget_total(t->e->core);
         eps = core_eps(t->e->core);
@@ -430,7 +433,7 @@ static void refresh_info(struct tui *t, int with_report)
         pd.eps = eps;
         pd.spent = spent;
         pd.total = total;
-        pd.mechanism = busy ? "" : core_mech_name(core_mechanism(t->e->core));
+        pd.mechanism = mech;
         screen_set_panel(t->scr, &pd);
     }
 }

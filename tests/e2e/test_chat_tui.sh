@@ -37,6 +37,7 @@ tm send-keys -t cmif "/mechanism none" Enter
 wait_for "mechanism is now none" || die "/mechanism none did not answer"
 tm send-keys -t cmif "Tell me a story about a dog and a ball." Enter
 wait_for "generating" 10 || die "no answer started"
+screen | grep -q "│ none, ε" || { screen; die "the panel lost the mechanism's name during the answer"; }
 tm send-keys -t cmif C-c
 wait_for "stopped: the session goes on" 10 || die "Ctrl-C did not stop the answer"
 tm send-keys -t cmif "hello there"
