@@ -105,6 +105,12 @@ static void test_stream_split_utf8(void **state)
     assert_int_equal(transcript_append(&t, "\xe2" "a", 2), 0);
     transcript_end_answer(&t);
     assert_int_equal(t.e[1].len, strlen("x€!") + 2);
+    /* An answer's leading space (a continuation's first word) is not drawn; later ones are. */
+    assert_int_equal(transcript_add(&t, TR_USER, "go", 2), 0);
+    assert_int_equal(transcript_append(&t, " ", 1), 0);
+    assert_int_equal(transcript_append(&t, " is", 3), 0);
+    assert_int_equal(transcript_append(&t, " it", 3), 0);
+    assert_string_equal(t.e[t.n - 1].text, "is it");
     /* The scrollback is bounded: the oldest entries go. */
     for (int i = 0; i < 5; i++) assert_int_equal(transcript_add(&t, TR_INFO, "n", 1), 0);
     assert_int_equal(t.n, 3);

@@ -81,6 +81,13 @@ int transcript_append(struct transcript *t, const char *s, size_t n)
     if (!t->n || t->e[t->n - 1].style != TR_ANSWER) {
         if (transcript_add(t, TR_ANSWER, "", 0) != 0) return -1;
     }
+    /* A continuation usually starts with a word's space: not drawn before the answer's
+     * first letter (the scripted transcript drops it too). */
+    if (t->e[t->n - 1].len == 0 && !t->ncarry)
+        while (n && *s == ' ') {
+            s++;
+            n--;
+        }
     while (t->ncarry && n) {
         t->carry[t->ncarry++] = *s++;
         n--;
