@@ -203,6 +203,16 @@ static void test_panel_rows(void **state)
     assert_non_null(strstr(buf, "budget 61/64 left"));
     status_format(&si, 30, buf, sizeof buf);
     assert_int_equal(utf8_width(buf, strlen(buf)), 30);
+    /* Narrow terminals lose the device and the core's status before the budget. */
+    si.core = "memfd_secret, 136 KiB locked, swap 0 pages out/0 in";
+    si.device = "cpu (avx512, 2 threads)";
+    status_format(&si, 48, buf, sizeof buf);
+    assert_non_null(strstr(buf, "12.5 tok/s"));
+    assert_non_null(strstr(buf, "budget 61/64"));
+    status_format(&si, 100, buf, sizeof buf);
+    assert_non_null(strstr(buf, "budget 61/64 left"));
+    assert_non_null(strstr(buf, "memfd_secret"));   /* cut, not dropped */
+    assert_int_equal(utf8_width(buf, strlen(buf)), 100);
 }
 
 static void test_virtual_screen(void **state)

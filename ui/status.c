@@ -16,11 +16,19 @@ void status_format(const struct status_info *s, int width, char *out, size_t cap
     else snprintf(tps, sizeof tps, "- tok/s");
     double left = s->total - s->spent;
     if (left < 0) left = 0;
-    /* The privacy figures come before the core's long status so a narrow terminal cuts
-     * the latter, not the budget. */
-    snprintf(line, sizeof line, " %s │ %s │ %s │ ε %g/tok │ budget %.4g/%.4g left │ %s ",
-             s->model && *s->model ? s->model : "?", s->device ? s->device : "?", tps, s->eps,
-             left, s->total, s->core ? s->core : "");
+    const char *model = s->model && *s->model ? s->model : "?";
+    const char *dev = s->device ? s->device : "?";
+    /* The privacy figures come before the core's long status; a narrow terminal drops the
+     * core's status, then the device, before cutting anything. */
+    snprintf(line, sizeof line, " %s │ %s │ %s │ ε %g/tok │ budget %.4g/%.4g left ", model, dev,
+             tps, s->eps, left, s->total);
+    size_t head = strlen(line);
+    int hw = utf8_width(line, head);
+    if (hw > width)
+        snprintf(line, sizeof line, " %s │ %s │ ε %g │ budget %.4g/%.4g ", model, tps, s->eps,
+                 left, s->total);
+    else if (hw + 16 <= width && s->core && *s->core)   /* room for a useful part of it */
+        snprintf(line + head, sizeof line - head, "│ %s ", s->core);
     int w = utf8_fit(line, strlen(line), width, out, cap);
     /* Pad to the full width so the reverse-video bar spans the screen. */
     size_t l = strlen(out);
