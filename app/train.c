@@ -417,6 +417,11 @@ float train_loss(struct train_model *m, const int32_t *tok, int B, int T, int ba
     int D = c->dim, F = c->ffn, V = c->vocab, L = c->n_layers, kvd = m->kvd;
     int N = B * T;
     float eps = c->norm_eps;
+    /* a batch the buffers were not sized for, or a token outside the vocabulary: NaN,
+     * which the caller reports (train_run checks every loss) */
+    if (B < 1 || T < 1 || B > m->max_batch || T > c->ctx) return NAN;
+    for (size_t i = 0; i < (size_t)B * (T + 1); i++)
+        if (tok[i] < 0 || tok[i] >= V) return NAN;
     openblas_set_num_threads(m->threads);
     m->tok = tok;
     m->B = B;

@@ -53,7 +53,8 @@ const struct train_tensor *train_tensor(const struct train_model *m, int i);
 
 /* Mean cross-entropy of predicting tok[b*(T+1) + t + 1] from tok[b*(T+1) .. + t] for
  * t < T, b < B (T <= ctx, B <= max_batch). With backward, the gradients of that mean
- * are ADDED to the gradient array (train_zero_grad clears it). */
+ * are ADDED to the gradient array (train_zero_grad clears it). NaN for a batch out of
+ * those bounds or a token id outside the vocabulary. */
 float train_loss(struct train_model *m, const int32_t *tok, int B, int T, int backward);
 void train_zero_grad(struct train_model *m);
 

@@ -87,6 +87,21 @@ static void gradcheck(int tied)
 }
 
 static void test_gradcheck_untied(void **state) { (void)state; gradcheck(0); }
+
+static void test_bad_batch(void **state)
+{
+    (void)state;
+    struct train_model *m = tiny(0, 1);
+    int32_t tok[7] = { 1, 2, 3, 4, 5, 6, 11 };   /* 11 is past the vocabulary */
+    assert_true(isnan(train_loss(m, tok, 1, 6, 0)));
+    tok[6] = -1;
+    assert_true(isnan(train_loss(m, tok, 1, 6, 0)));
+    tok[6] = 7;
+    assert_false(isnan(train_loss(m, tok, 1, 6, 0)));
+    assert_true(isnan(train_loss(m, gc_tok, 3, 6, 0)));   /* batch over max_batch */
+    assert_true(isnan(train_loss(m, gc_tok, 1, 7, 0)));   /* longer than ctx */
+    train_close(m);
+}
 static void test_gradcheck_tied(void **state) { (void)state; gradcheck(1); }
 
 /* The model as the engine runs it: logits of the trainer and of gpu/decoder agree. */
@@ -333,6 +348,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcheck_untied),
         cmocka_unit_test(test_gradcheck_tied),
+        cmocka_unit_test(test_bad_batch),
         cmocka_unit_test(test_engine_forward_untied),
         cmocka_unit_test(test_engine_forward_tied),
         cmocka_unit_test(test_tokenizer),
