@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,11 @@ static int parse_float(const char *s, const char *flag, float *out)
 enum { O_CORPUS = 256, O_OUT, O_EVAL, O_VOCAB, O_DIM, O_LAYERS, O_HEADS, O_KVH, O_FFN, O_CTX,
        O_TIED, O_BATCH, O_STEPS, O_LR, O_MINLR, O_WARMUP, O_WD, O_CLIP, O_CKPT, O_CKEVERY,
        O_RESUME, O_LOGEVERY, O_EVALEVERY, O_NAME, O_PPL, O_STOP };
+
+/* Ctrl-C / SIGTERM during training: the step in progress finishes and a checkpoint is
+ * written before exiting, so no work since the last periodic checkpoint is lost. */
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig) { (void)sig; interrupted = 1; }
 
 static int cmd_train_exec(int argc, char **argv)
 {
@@ -169,7 +175,20 @@ static int cmd_train_exec(int argc, char **argv)
                exp(r.nats / r.bytes), exp(r.nats / r.tokens));
         return EXIT_OK;
     }
-    if (train_run(&o, NULL, 0, err, sizeof err)) {
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    o.interrupt = &interrupted;
+    if (sigaction(SIGINT, &sa, &old_int) || sigaction(SIGTERM, &sa, &old_term)) {
+        fprintf(stderr, "cmif train: cannot install signal handlers: %s\n", strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    int rc = train_run(&o, NULL, 0, err, sizeof err);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (rc) {
         fprintf(stderr, "cmif train: %s\n", err);
         return EXIT_RUNTIME;
     }

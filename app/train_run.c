@@ -269,6 +269,14 @@ int train_run(const struct train_run_opts *o, float *losses, int cap, char *err,
             if (train_save(m, o->checkpoint, step + 1, rng, tag, err, errlen)) goto done;
         }
         if (step + 1 == o->stop_after) { step++; break; }
+        if (o->interrupt && *o->interrupt && !last) {
+            if (o->checkpoint && train_save(m, o->checkpoint, step + 1, rng, tag, err, errlen))
+                goto done;
+            snprintf(err, errlen, "interrupted after step %d%s%s%s", step + 1,
+                     o->checkpoint ? "; checkpoint saved to " : " (no --checkpoint: progress lost)",
+                     o->checkpoint ? o->checkpoint : "", o->checkpoint ? ", rerun with --resume" : "");
+            goto done;
+        }
     }
     if (log && step > first) {
         char el[32];

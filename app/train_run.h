@@ -5,6 +5,7 @@
 #ifndef CMIF_APP_TRAIN_RUN_H
 #define CMIF_APP_TRAIN_RUN_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -24,6 +25,8 @@ struct train_run_opts {
     uint64_t seed;
     int log_every, eval_every, ckpt_every;
     int stop_after;            /* stop (with a checkpoint) after this step, 0 = never */
+    volatile sig_atomic_t *interrupt;  /* set (by a signal handler): finish the step, save
+                                          the checkpoint, fail with "interrupted" */
     FILE *log;                 /* progress lines, or NULL */
 };
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `cmif train` end to end (issue 7): bad usage exits 2; a tiny corpus trains into a GGUF
 # that `cmif info` and `cmif generate` load; an interrupted run (--stop-after) resumed from
-# its checkpoint prints the same progress lines as an uninterrupted one; --ppl scores text.
+# its checkpoint prints the same progress lines as an uninterrupted one; Ctrl-C saves a
+# checkpoint that --resume continues from; --ppl scores text.
 # The committed default model, when present, is at most 8 MB, loads, and answers a ChatML
 # request with text (needs no ../shared).
 . tests/e2e/lib.sh
@@ -36,6 +37,26 @@ grep -q "resumed from" "$T/b2.log" || die "resume did not load the checkpoint"
 grep "^step" "$T/a.log" | sed 's/ *[0-9]* tok\/s.*//' > "$T/a.steps"
 cat "$T/b1.log" "$T/b2.log" | grep "^step" | sed 's/ *[0-9]* tok\/s.*//' > "$T/b.steps"
 cmp -s "$T/a.steps" "$T/b.steps" || { diff "$T/a.steps" "$T/b.steps"; die "resumed loss curve differs"; }
+
+# Ctrl-C (SIGINT) finishes the step, saves the checkpoint and exits 1 saying where it
+# stopped; --resume continues from that step. (A million steps would take minutes, so the
+# signal always lands mid-run; the test polls for the first progress line, never sleeps
+# a fixed time to decide anything.)
+$CMIF train $ARGS --steps 1000000 --log-every 100 --checkpoint "$T/i.ckpt" > "$T/i.log" 2>"$T/i.err" &
+pid=$!
+n=0
+until grep -q "^step" "$T/i.log" 2>/dev/null; do
+  n=$((n + 1)); [ $n -lt 600 ] || { kill $pid; die "no progress line within 60 s"; }
+  sleep 0.1
+done
+kill -INT $pid
+wait $pid; rc=$?
+[ $rc -eq 1 ] || die "interrupted training exited $rc, not 1"
+grep -q "interrupted after step [0-9]*; checkpoint saved to .*i.ckpt, rerun with --resume" "$T/i.err" || { cat "$T/i.err"; die "no interruption message"; }
+at=$(sed -n 's/.*interrupted after step \([0-9]*\).*/\1/p' "$T/i.err")
+$CMIF train $ARGS --steps 1000000 --log-every 100 --checkpoint "$T/i.ckpt" --resume --stop-after $((at + 3)) > "$T/r.log" 2>&1 || { cat "$T/r.log"; die "resume after interrupt failed"; }
+grep -q "resumed from $T/i.ckpt at step $at\$" "$T/r.log" || { cat "$T/r.log"; die "resume did not start at step $at"; }
+grep -q "trained steps $((at + 1))..$((at + 3))" "$T/r.log" || { cat "$T/r.log"; die "resume did not run steps $((at + 1))..$((at + 3))"; }
 
 $CMIF train --ppl "$T/c.txt" -m "$T/m.gguf" -t 1 > "$T/ppl" 2>&1 || { cat "$T/ppl"; die "--ppl failed"; }
 grep -q "^bits/byte" "$T/ppl" || die "--ppl printed no bits/byte"
