@@ -470,14 +470,17 @@ void mech_token_roles(const struct tokenizer *t, uint8_t *role, uint8_t *group, 
     int32_t n = tok_n_vocab(t), nbytes = 0;
     for (int32_t id = 0; id < n; id++) {
         int ty = tok_type(t, id);
-        char buf[64];
-        size_t len = tok_piece(t, id, 0, buf, sizeof buf);
-        if (len > sizeof buf) len = sizeof buf;
-        stop[id] = (uint8_t)mech_is_stopword(buf, len);
+        char buf[256];
+        size_t full = tok_piece(t, id, 0, buf, sizeof buf);
+        size_t len = full > sizeof buf ? sizeof buf : full;
+        /* A piece longer than buf is never public: only its head could be checked, and a
+         * word after a run of punctuation must not pass through at ε = 0. */
+        int fits = full <= sizeof buf;
+        stop[id] = (uint8_t)(fits && mech_is_stopword(buf, len));
         if (ty == TOK_T_CONTROL || ty == TOK_T_UNKNOWN || ty == TOK_T_UNUSED || len == 0) {
             role[id] = MECH_ROLE_CONTROL;
             group[id] = 0;
-        } else if (mech_is_public_piece(buf, len)) {
+        } else if (fits && mech_is_public_piece(buf, len)) {
             role[id] = MECH_ROLE_PUBLIC;
             group[id] = 0;
         } else {

@@ -7,6 +7,9 @@
 #include "core/budget.h"
 #include "core/core.h"
 #include "core/cluster.h"
+#include "core/gguf.h"
+#include "core/tokenizer.h"
+#include "tests/tools/gguf_writer.h"
 #include "core/mech.h"
 #include "core/noise.h"
 
@@ -193,6 +196,50 @@ static void test_public_set_asset(void **state)
 }
 
 /* Through the core: a scripted conversation on stories260K with a budget of 10. */
+/* A piece longer than the classifier's buffer is public only if ALL of it is punctuation:
+ * 70 dashes then a word must be sanitized, not passed through at ε = 0 because its first
+ * 64 bytes happen to be dashes. */
+static void test_long_piece_roles(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char dashes_word[80], dashes[80];
+    memset(dashes_word, '-', 70);
+    memcpy(dashes_word + 70, "secret", 7);
+    memset(dashes, '-', 75);
+    dashes[75] = 0;
+    const char *toks[] = {"<unk>", "<s>", "</s>", ",", "\xe2\x96\x81" "dog", dashes_word, dashes};
+    const float scores[] = {0, 0, 0, -1, -2, -3, -4};
+    const int32_t types[] = {TOK_T_UNKNOWN, TOK_T_CONTROL, TOK_T_CONTROL, TOK_T_NORMAL,
+                             TOK_T_NORMAL, TOK_T_NORMAL, TOK_T_NORMAL};
+    struct gw *w = gw_new();
+    assert_non_null(w);
+    gw_kv_str(w, "general.architecture", "llama");
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 7);
+    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 7);
+    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, 7);
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/long.gguf", dir);
+    if (gw_write(w, path, err, sizeof err) != 0) fail_msg("gw_write: %s", err);
+    gw_free(w);
+    struct gguf *g;
+    struct tokenizer *t;
+    if (gguf_open(&g, path, err, sizeof err) != 0) fail_msg("%s", err);
+    if (tok_open(&t, g, err, sizeof err) != 0) fail_msg("%s", err);
+    uint8_t role[7], group[7], stop[7];
+    mech_token_roles(t, role, group, stop);
+    assert_int_equal(role[1], MECH_ROLE_CONTROL);
+    assert_int_equal(role[3], MECH_ROLE_PUBLIC);
+    assert_int_equal(role[4], MECH_ROLE_SANITIZE);
+    assert_int_equal(role[5], MECH_ROLE_SANITIZE);   /* was PUBLIC: only 64 bytes looked at */
+    assert_true(group[5] != 0);
+    assert_int_equal(role[6], MECH_ROLE_PUBLIC);     /* all punctuation, however long */
+    tok_close(t);
+    gguf_close(g);
+    tu_rmtree(dir);
+}
+
 static void test_core_accounting(void **state)
 {
     (void)state;
@@ -291,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_public_control_free),
         cmocka_unit_test(test_stopwords),
         cmocka_unit_test(test_public_set_asset),
+        cmocka_unit_test(test_long_piece_roles),
         cmocka_unit_test(test_core_accounting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
