@@ -509,9 +509,16 @@ static void handle_event(struct tui *t, struct queue_item *it)
         transcript_end_answer(tr);
         if (it->status == CHAT_STOPPED) note(t, TR_INFO, "stopped: the session goes on");
         else if (it->status == CORE_EBUDGET) {
+            /* Not "exhausted": the budget may be untouched and the message merely too
+             * costly. In the chat, ε is lowered with /eps rather than --eps. */
             char msg[1200];
-            snprintf(msg, sizeof msg, "privacy budget exhausted, message not sent: %s",
-                     it->text ? it->text : "");
+            const char *why = it->text ? it->text : "privacy budget exceeded";
+            const char *flag = strstr(why, "lower --eps");
+            if (flag)
+                snprintf(msg, sizeof msg, "message not sent: %.*slower ε with /eps%s",
+                         (int)(flag - why), why, flag + strlen("lower --eps"));
+            else
+                snprintf(msg, sizeof msg, "message not sent: %s", why);
             note(t, TR_ERROR, msg);
         } else if (it->status < 0) note(t, TR_ERROR, it->text ? it->text : "error");
         refresh_info(t, 1);

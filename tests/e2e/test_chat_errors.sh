@@ -58,6 +58,17 @@ wait_for "bad.gguf" 5 || die "the GGUF error is not shown"
 wait_for "AFTER-EXIT" 5 || die "terminal unusable after the error"
 tm kill-server; rm -f "$TMPD/exit"
 
+# In the full-screen chat a message over the budget is refused with what is left and how
+# to go on (/eps, not a command-line flag), and the chat goes on.
+tm_start 80 24 "$CMIF -m $MODEL -n 4 --no-history --budget 1"
+wait_for "Ctrl-D quits" 10 || die "chat did not start (budget)"
+tm send-keys -t cmif "Once upon a time" Enter
+wait_for "message not sent" 10 || die "no refusal over the budget"
+screen | tr -d '\n' | grep -q "only 1 of .*/eps" || { screen; die "refusal does not say what is left or how"; }
+tm send-keys -t cmif C-d
+[ "$(wait_exit 10)" = 0 ] || die "chat did not quit after a refusal"
+rm -f "$TMPD/exit"
+
 # Signals: SIGTERM and SIGINT restore the terminal (cooked mode, normal screen).
 for sig in TERM INT; do
   cat > "$TMPD/run2.sh" <<EOS
