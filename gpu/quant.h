@@ -39,7 +39,10 @@ size_t qt_matmul_scratch_bytes(int type, size_t rows, size_t cols);
 void qt_matmul(int type, const void *W, size_t rows, size_t cols, const float *X, size_t n,
                float *Y, float *scratch);
 
-/* Which SIMD level the kernels run at ("avx512", "avx2", "scalar"); tests may force one. */
+/* Which SIMD level the kernels run at: "avx512", "avx512novnni" (AVX-512 without VNNI),
+ * "avx2" or "scalar". Tests may force one; a level above what the CPU supports is capped
+ * at the CPU's best, and NULL or an unknown name goes back to automatic ($CMIF_SIMD, then
+ * the CPU's best). */
 const char *qt_simd_level(void);
 void qt_force_simd(const char *level);     /* NULL = automatic */
 
