@@ -409,7 +409,11 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
             stopped = 1;
             break;
         }
-        if (c->p.n_predict >= 0 && ngen >= c->p.n_predict) break;
+        if (c->p.n_predict >= 0 && ngen >= c->p.n_predict) {
+            /* Said, so an answer ending mid-sentence is not taken for the model's end. */
+            if (ngen > 0) say(cb, "answer cut at %d tokens (-n)", c->p.n_predict);
+            break;
+        }
         if (c->pos >= c->ctx) {
             say(cb, "context full (%d tokens): the answer was cut; older turns will be dropped "
                     "with the next message", c->ctx);

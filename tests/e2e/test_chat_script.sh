@@ -53,6 +53,10 @@ grep -qx "Once upon a time" "$T/h.txt" || die "/save-history misses the message"
 for f in t.md h.txt r2.json; do   # they hold the user's words in clear: owner only
   [ "$(stat -c %a "$T/$f")" = 600 ] || die "$f has mode $(stat -c %a "$T/$f"), not 600"
 done
+# An answer cut by -n says so (it is not the model's own end).
+printf 'Once upon a time\n' | $CMIF -m $MODEL --temp 0 -n 2 --mechanism none > "$T/cut" 2>/dev/null \
+  || die "-n 2 run failed"
+grep -qx "\* answer cut at 2 tokens (-n)" "$T/cut" || { cat "$T/cut"; die "no notice that -n cut the answer"; }
 # A small context fills: the oldest turns are dropped and the user is told, never silently.
 printf 'Once upon a time there was a dog\nThe cat sat on the mat\nLily went to the park\n' |
   $CMIF -m $MODEL --temp 0 -n 30 -c 64 > "$T/ctx" 2>&1 || { cat "$T/ctx"; die "small-context run failed"; }
