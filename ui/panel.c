@@ -98,6 +98,8 @@ void panel_draw(void *win, const struct panel_data *d)
     y++;
     if (y >= h) return;
     snprintf(line, sizeof line, "K kept  R replaced  P public  C control");
+    if ((int)strlen(line) > cw)   /* narrower: the capitals still name the letters */
+        snprintf(line, sizeof line, "Kept Replaced Public Control");
     utf8_fit(line, strlen(line), cw, buf, sizeof buf);
     mvwaddstr(w, y++, x, buf);
     if (y >= h) return;
