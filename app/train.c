@@ -10,6 +10,7 @@
 
 #include "app/gguf_out.h"
 #include "gpu/pool.h"
+#include "gpu/rng.h"
 
 /* Per-layer activations kept for the backward pass (N = B*T rows). */
 struct layer_act {
@@ -45,32 +46,13 @@ struct train_model {
     struct pool *pool;
 };
 
-/* --- PRNG ---------------------------------------------------------------------------- */
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t train_rng_next(uint64_t s[4])
-{
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
-    s[2] ^= t; s[3] = rotl(s[3], 45);
-    return r;
-}
-
-void train_rng_seed(uint64_t s[4], uint64_t seed)
-{
-    for (int i = 0; i < 4; i++) {   /* splitmix64 */
-        uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        s[i] = z ^ (z >> 31);
-    }
-}
-
-static double rng_unit(uint64_t s[4]) { return ((train_rng_next(s) >> 11) + 0.5) / 9007199254740992.0; }
+/* --- PRNG (gpu/rng) -------------------------------------------------------------------- */
+/* Uniform in (0, 1), never 0, so log() in the Box-Muller transform stays finite. */
+static double unit_open(uint64_t s[4]) { return ((rng_next(s) >> 11) + 0.5) / 9007199254740992.0; }
 
 static float rng_normal(uint64_t s[4])
 {
-    double u = rng_unit(s), w = rng_unit(s);
+    double u = unit_open(s), w = unit_open(s);
     return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * w));
 }
 
@@ -169,7 +151,7 @@ int train_open(struct train_model **out, const struct train_config *cfg, int max
     /* initialization: N(0, 0.02); projections into the residual stream scaled down by
      * sqrt(2 L) so the stream's variance does not grow with depth; norm gains 1 */
     uint64_t rng[4];
-    train_rng_seed(rng, seed);
+    rng_seed(rng, seed);
     for (int i = 0; i < m->n_tensors; i++) {
         struct train_tensor *t = &m->tensors[i];
         float *p = m->p + t->off;

@@ -76,8 +76,4 @@ int train_save(const struct train_model *m, const char *path, int step, const ui
 int train_load(struct train_model *m, const char *path, int *step, uint64_t rng[4],
                uint64_t tag, char *err, size_t errlen);
 
-/* The trainer's PRNG (xoshiro256**), for data sampling and initialization. */
-void train_rng_seed(uint64_t s[4], uint64_t seed);
-uint64_t train_rng_next(uint64_t s[4]);
-
 #endif

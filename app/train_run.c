@@ -13,6 +13,7 @@
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 #include "gpu/decoder.h"
+#include "gpu/rng.h"
 
 void train_run_defaults(struct train_run_opts *o)
 {
@@ -216,7 +217,7 @@ int train_run(const struct train_run_opts *o, float *losses, int cap, char *err,
     tag = fnv_mix(tag, &o->seed, sizeof o->seed);
 
     uint64_t rng[4];
-    train_rng_seed(rng, o->seed ^ 0x5eedda7aull);
+    rng_seed(rng, o->seed ^ 0x5eedda7aull);
     int step = 0;
     if (o->resume && o->checkpoint) {
         FILE *f = fopen(o->checkpoint, "rb");
@@ -233,7 +234,7 @@ int train_run(const struct train_run_opts *o, float *losses, int cap, char *err,
     int first = step;
     for (; step < hp->steps; step++) {
         for (int b = 0; b < hp->batch; b++)
-            fill_row(&tr, (size_t)(train_rng_next(rng) % tr.ndoc), T, batch + (size_t)b * (T + 1));
+            fill_row(&tr, (size_t)(rng_next(rng) % tr.ndoc), T, batch + (size_t)b * (T + 1));
         train_zero_grad(m);
         float loss = train_loss(m, batch, hp->batch, T, 1);
         if (!isfinite(loss)) {

@@ -2,8 +2,8 @@
  *
  * Order of the chain follows llama.cpp's default: repetition penalty, top-k, top-p, min-p,
  * temperature, then a draw from the remaining distribution. temp 0 is greedy (after the
- * penalty): the highest logit, the lowest id on ties. The PRNG is xoshiro256** seeded
- * through splitmix64, so a seed fixes the whole sequence. */
+ * penalty): the highest logit, the lowest id on ties. The PRNG is gpu/rng's xoshiro256**
+ * seeded through splitmix64, so a seed fixes the whole sequence. */
 #include "gpu/sampler.h"
 
 #include <math.h>
@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include <sodium.h>
+
+#include "gpu/rng.h"
 
 struct cand {
     float logit;
@@ -39,34 +41,11 @@ void sampler_defaults(struct sampler_params *p)
     p->seed = SAMPLER_SEED_RANDOM;
 }
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xoshiro_next(uint64_t *s)
-{
-    uint64_t r = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
-}
-
 static void seed_rng(struct sampler *s)
 {
     uint64_t x = s->p.seed;
     if (x == SAMPLER_SEED_RANDOM) randombytes_buf(&x, sizeof x);
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    rng_seed(s->rng, x);
 }
 
 int sampler_open(struct sampler **out, const struct sampler_params *p, int vocab)
@@ -225,7 +204,7 @@ int32_t sampler_sample(struct sampler *s, float *logits)
         s->prob[i] = (float)e;
         sum += e;
     }
-    double u = (double)(xoshiro_next(s->rng) >> 11) * (1.0 / 9007199254740992.0) * sum;
+    double u = rng_unit(s->rng) * sum;
     double acc = 0;
     for (int i = 0; i < n; i++) {
         acc += s->prob[i];

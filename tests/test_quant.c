@@ -9,25 +9,20 @@
 #include "core/qrow.h"
 #include "gpu/quant.h"
 #include "gpu/quant_impl.h"
+#include "gpu/rng.h"
 
 static const int all_types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 static const char *const levels[] = {"scalar", "avx2", "avx512novnni", "avx512"};
 #define N_LEVELS (sizeof levels / sizeof levels[0])
 
-/* Deterministic generator (splitmix64) so failures reproduce. */
+/* Deterministic generator (gpu/rng's splitmix64) so failures reproduce. */
 static uint64_t rng_state;
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
+static uint64_t draw(void) { return rng_splitmix64(&rng_state); }
+static double unit(void) { return (double)(draw() >> 11) * (1.0 / 9007199254740992.0); }
 static float rng_gauss(void)
 {
-    double u = rng_unit() + 1e-300, v = rng_unit();
+    double u = unit() + 1e-300, v = unit();
     return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
 }
 /* Gaussian values with an occasional outlier and per-row scale, like real weights. */
@@ -36,7 +31,7 @@ static void fill(float *x, size_t n, float scale)
 {
     for (size_t i = 0; i < n; i++) {
         float g = rng_gauss() * scale;
-        if (outliers && rng_next() % 97 == 0) g *= 6;
+        if (outliers && draw() % 97 == 0) g *= 6;
         x[i] = g;
     }
 }
@@ -471,7 +466,7 @@ static void test_dequant_fast_identical(void **state)
                 fill(x, m, 1.0f);
                 qt_quant_row(all_types[t], x, q, m);
                 if (rep == 2)   /* arbitrary bytes, NaN/inf scales included */
-                    for (size_t i = 0; i < qt_row_bytes(all_types[t], m); i++) q[i] = (uint8_t)rng_next();
+                    for (size_t i = 0; i < qt_row_bytes(all_types[t], m); i++) q[i] = (uint8_t)draw();
                 qt_dequant_row(all_types[t], q, a, m);
                 qt_dequant_row_fast(all_types[t], q, b, m);
                 for (size_t i = 0; i < m; i++)
@@ -553,7 +548,7 @@ static void test_qrow_matches(void **state)
             fill(x, n, rep == 3 ? 1e-6f : 1.0f);
             qt_quant_row(all_types[t], x, q, n);
             if (rep == 2) {   /* arbitrary bytes, as a file may hold: all bit patterns */
-                for (size_t i = 0; i < qt_row_bytes(all_types[t], n); i++) q[i] = (uint8_t)rng_next();
+                for (size_t i = 0; i < qt_row_bytes(all_types[t], n); i++) q[i] = (uint8_t)draw();
                 if (all_types[t] == QT_F32) memset(q, 0x3f, 4);
             }
             qt_dequant_row(all_types[t], q, a, n);

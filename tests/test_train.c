@@ -20,6 +20,7 @@
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 #include "gpu/decoder.h"
+#include "gpu/rng.h"
 
 static struct train_model *tiny(int tied, uint64_t seed)
 {
@@ -31,12 +32,12 @@ static struct train_model *tiny(int tied, uint64_t seed)
     assert_int_equal(train_open(&m, &c, 2, 2, seed, err, sizeof err), 0);
     /* larger weights than training's init so every path carries a sizable gradient */
     uint64_t rng[4];
-    train_rng_seed(rng, seed + 99);
+    rng_seed(rng, seed + 99);
     float *p = train_params(m);
     for (int i = 0; i < train_n_tensors(m); i++) {
         const struct train_tensor *t = train_tensor(m, i);
         for (size_t j = 0; j < (size_t)t->rows * t->cols; j++) {
-            double u = (double)(train_rng_next(rng) >> 11) / 9007199254740992.0 - 0.5;
+            double u = rng_unit(rng) - 0.5;
             p[t->off + j] = (float)(t->rows == 1 ? 1.0 + u : 1.2 * u);
         }
     }
@@ -56,13 +57,13 @@ static void gradcheck(int tied)
     memcpy(ana, train_grads(m), n * sizeof *ana);
     float *p = train_params(m);
     uint64_t rng[4];
-    train_rng_seed(rng, 3);
+    rng_seed(rng, 3);
     for (int i = 0; i < train_n_tensors(m); i++) {
         const struct train_tensor *t = train_tensor(m, i);
         size_t cnt = (size_t)t->rows * t->cols;
         double worst = 0;
         for (int k = 0; k < 8; k++) {
-            size_t j = t->off + train_rng_next(rng) % cnt;
+            size_t j = t->off + rng_next(rng) % cnt;
             float keep = p[j];
             const float h = 1e-2f;
             p[j] = keep + h;
@@ -161,15 +162,15 @@ static const char *corpus_file(const char *dir, const char *name, int docs, uint
     static const char *const verb[] = { "saw", "liked", "found", "had" };
     static const char *const adj[] = { "big", "red", "little", "happy" };
     uint64_t r[4];
-    train_rng_seed(r, seed);
+    rng_seed(r, seed);
     for (int d = 0; d < docs; d++) {
-        const char *a = who[train_rng_next(r) % 4], *b = thing[train_rng_next(r) % 6];
+        const char *a = who[rng_next(r) % 4], *b = thing[rng_next(r) % 6];
         if (d % 2) fprintf(f, "<|im_start|>user\nTell me a story about %s and a %s.<|im_end|>\n"
                               "<|im_start|>assistant\n", a, b);
-        fprintf(f, "%s %s a %s %s.", a, verb[train_rng_next(r) % 4], adj[train_rng_next(r) % 4], b);
-        int n = 2 + (int)(train_rng_next(r) % 3);
+        fprintf(f, "%s %s a %s %s.", a, verb[rng_next(r) % 4], adj[rng_next(r) % 4], b);
+        int n = 2 + (int)(rng_next(r) % 3);
         for (int i = 0; i < n; i++)
-            fprintf(f, " The %s was %s.", b, adj[train_rng_next(r) % 4]);
+            fprintf(f, " The %s was %s.", b, adj[rng_next(r) % 4]);
         fprintf(f, "\n%s was happy.%s\n\n", a, d % 2 ? "<|im_end|>" : "");
     }
     assert_int_equal(fclose(f), 0);

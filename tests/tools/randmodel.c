@@ -29,6 +29,7 @@
 
 #include "core/gguf.h"
 #include "gpu/quant.h"
+#include "gpu/rng.h"
 #include "tests/tools/gguf_writer.h"
 
 void randmodel_defaults(struct randmodel_spec *s)
@@ -61,44 +62,12 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- PRNG ------------------------------------------------------------------------------- */
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-struct xo {
-    uint64_t s[4];
-};
-
-static void xo_seed(struct xo *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
-}
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static inline uint64_t xo_next(struct xo *r)
-{
-    uint64_t *s = r->s;
-    uint64_t res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return res;
-}
+/* ---- PRNG: gpu/rng xoshiro256**, one stream per row ------------------------------------- */
 
 /* Approximately N(0, 1): the sum of four uniforms, centred and scaled to unit variance. */
-static inline float gauss(struct xo *r)
+static inline float gauss(uint64_t r[4])
 {
-    uint64_t v = xo_next(r);
+    uint64_t v = rng_next(r);
     int32_t sum = (int32_t)(v & 0xffff) + (int32_t)((v >> 16) & 0xffff) +
                   (int32_t)((v >> 32) & 0xffff) + (int32_t)(v >> 48);
     /* Each uniform has variance 65536²/12; four of them 65536²/3. */
@@ -140,15 +109,14 @@ struct tfill {
 
 static void gen_row(const struct tfill *f, uint64_t r, float *x)
 {
-    struct xo rng;
-    uint64_t s = f->seed ^ (r * 0xd1342543de82ef95ull);
-    xo_seed(&rng, s);
+    uint64_t rng[4];
+    rng_seed(rng, f->seed ^ (r * 0xd1342543de82ef95ull));
     if (f->is_norm) {
-        for (uint64_t i = 0; i < f->cols; i++) x[i] = 1.0f + 0.05f * gauss(&rng);
+        for (uint64_t i = 0; i < f->cols; i++) x[i] = 1.0f + 0.05f * gauss(rng);
         return;
     }
     float sd = 0.5f / sqrtf((float)f->cols);
-    for (uint64_t i = 0; i < f->cols; i++) x[i] = sd * gauss(&rng);
+    for (uint64_t i = 0; i < f->cols; i++) x[i] = sd * gauss(rng);
 }
 
 static void encode_row(const struct tfill *f, const float *x, void *dst)
@@ -166,7 +134,7 @@ static const uint8_t *pooled_row(struct tfill *f, uint64_t r)
         p->owner = f;
     }
     uint64_t x = f->seed ^ r;
-    uint64_t u = r < f->uniq ? r : splitmix64(&x) % f->uniq;
+    uint64_t u = r < f->uniq ? r : rng_splitmix64(&x) % f->uniq;
     uint8_t *dst = p->rows + u * f->row_bytes;
     if (!p->valid[u]) {
         gen_row(f, u, f->row);
