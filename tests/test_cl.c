@@ -20,6 +20,7 @@
 #include "gpu/cl_util.h"
 #include "gpu/decoder.h"
 #include "gpu/quant.h"
+#include "tests/tools/testrng.h"
 
 /* --- helpers ------------------------------------------------------------------------ */
 
@@ -261,13 +262,7 @@ struct rmodel {
 };
 
 static uint64_t rng_state;
-static float frand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
+static float frand(void) { return testrng_frand(&rng_state); }
 
 static void *blob(struct rmodel *m, size_t bytes)
 {

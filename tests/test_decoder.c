@@ -17,6 +17,7 @@
 #include "gpu/decoder.h"
 #include "gpu/quant.h"
 #include "tests/tools/gguf_writer.h"
+#include "tests/tools/testrng.h"
 
 /* ---- golden ---------------------------------------------------------------------------- */
 
@@ -111,13 +112,7 @@ static void test_golden_stories260k(void **state)
 
 static uint64_t rng_state = 0x1234567;
 
-static float frand(void)   /* uniform in [-1, 1) */
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
+static float frand(void) { return testrng_frand(&rng_state); }   /* uniform in [-1, 1) */
 
 struct rmodel {
     struct dec_weights w;        /* in the requested type */

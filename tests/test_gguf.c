@@ -8,6 +8,7 @@
 
 #include "core/gguf.h"
 #include "tests/tools/gguf_writer.h"
+#include "tests/tools/testrng.h"
 
 /* ---- a byte builder for hand-made files ---------------------------------------------- */
 
@@ -667,7 +668,7 @@ static void test_mutation_sweep(void **state)
         memcpy(m, b.p, b.n);
         int flips = 1 + iter % 4;
         for (int k = 0; k < flips; k++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            testrng_next(&x);
             size_t pos = (size_t)(x % b.n);
             uint8_t v = (uint8_t)(x >> 32);
             if (iter % 3 == 0) v = (uint8_t)(x >> 40) & 1 ? 0xff : 0x00;

@@ -6,6 +6,7 @@
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 #include "tests/tools/gguf_writer.h"
+#include "tests/tools/testrng.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -50,13 +51,7 @@ static char *detok(const struct tokenizer *t, const int32_t *ids, size_t n, size
 }
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rnd(void) { return testrng_next(&rng_state); }
 
 /* GPT-2 byte → printable character, written here independently of the tokenizer. */
 static size_t map_byte(uint8_t b, char *out)

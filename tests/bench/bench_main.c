@@ -16,6 +16,7 @@
 #include "gpu/decoder.h"
 #include "gpu/quant.h"
 #include "tests/tools/randmodel.h"
+#include "tests/tools/testrng.h"
 
 /* ---- registry ----------------------------------------------------------------------- */
 
@@ -277,10 +278,7 @@ void bench_engine_close(struct bench_engine *e)
 
 static int32_t rand_id(struct bench_engine *e)
 {
-    e->rng ^= e->rng << 13;
-    e->rng ^= e->rng >> 7;
-    e->rng ^= e->rng << 17;
-    return (int32_t)(e->rng % (uint64_t)e->vocab);
+    return (int32_t)(testrng_next(&e->rng) % (uint64_t)e->vocab);
 }
 
 static int fill(struct bench_engine *e, int n)

@@ -10,6 +10,7 @@
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 #include "tests/bench/bench.h"
+#include "tests/tools/testrng.h"
 #include "tests/tools/gguf_writer.h"
 
 static const char *const bt_words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy",
@@ -23,10 +24,7 @@ static char *bt_text(size_t n)
     uint64_t r = 88172645463325252ull;
     size_t at = 0;
     while (at < n) {
-        r ^= r << 13;
-        r ^= r >> 7;
-        r ^= r << 17;
-        const char *w = bt_words[r % (sizeof bt_words / sizeof bt_words[0])];
+        const char *w = bt_words[testrng_next(&r) % (sizeof bt_words / sizeof bt_words[0])];
         size_t k = strlen(w);
         for (size_t i = 0; i < k && at < n; i++) s[at++] = w[i];
         if (at < n) s[at++] = ' ';
