@@ -181,6 +181,37 @@ static void bv_word(struct bpe_vocab *v, const char *w)
         }
 }
 
+/* Writes w (and frees it) to dir/name.gguf and opens a tokenizer on it; fails the test on
+ * any error. */
+static struct tokenizer *gw_open_tok(struct gw *w, const char *dir, const char *name,
+                                     struct gguf **gout)
+{
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
+    if (gw_write(w, path, err, sizeof err) != 0) fail_msg("gw_write: %s", err);
+    gw_free(w);
+    struct gguf *g = NULL;
+    if (gguf_open(&g, path, err, sizeof err) != 0) fail_msg("gguf_open: %s", err);
+    struct tokenizer *t = NULL;
+    if (tok_open(&t, g, err, sizeof err) != 0) fail_msg("tok_open: %s", err);
+    *gout = g;
+    return t;
+}
+
+/* A writer holding a SentencePiece ("llama") vocabulary of n tokens. */
+static struct gw *spm_writer(const char *const *toks, const float *scores, const int32_t *types,
+                             size_t n)
+{
+    struct gw *w = gw_new();
+    assert_non_null(w);
+    gw_kv_str(w, "general.architecture", "llama");
+    gw_kv_str(w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, n);
+    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, n);
+    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, n);
+    return w;
+}
+
 /* Writes the vocabulary to dir/name.gguf and opens a tokenizer on it. */
 static struct tokenizer *bv_open(struct bpe_vocab *v, const char *dir, const char *pre,
                                  int32_t bos, int32_t eos, struct gguf **gout)
@@ -195,17 +226,9 @@ static struct tokenizer *bv_open(struct bpe_vocab *v, const char *dir, const cha
     gw_kv_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges.v, v->merges.n);
     if (bos >= 0) gw_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
     if (eos >= 0) gw_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
-    char path[512], err[256];
-    snprintf(path, sizeof path, "%s/vocab-%s.gguf", dir, pre ? pre : "none");
-    int r = gw_write(w, path, err, sizeof err);
-    if (r != 0) fail_msg("gw_write: %s", err);
-    gw_free(w);
-    struct gguf *g = NULL;
-    if (gguf_open(&g, path, err, sizeof err) != 0) fail_msg("gguf_open: %s", err);
-    struct tokenizer *t = NULL;
-    if (tok_open(&t, g, err, sizeof err) != 0) fail_msg("tok_open: %s", err);
-    *gout = g;
-    return t;
+    char name[64];
+    snprintf(name, sizeof name, "vocab-%s", pre ? pre : "none");
+    return gw_open_tok(w, dir, name, gout);
 }
 
 static void bv_free(struct bpe_vocab *v)
@@ -786,6 +809,20 @@ static void expect_open_error(const char *dir, struct gw *w, const char *needle)
     gguf_close(g);
 }
 
+/* Which keys a malformed vocabulary of test_bad_vocab has (written in this order). */
+enum {
+    BV_MODEL_U32 = 1 << 0,   /* tokenizer.ggml.model as a number instead of the model string */
+    BV_TOKS = 1 << 1,        /* the 6 tokens */
+    BV_TOKS_F32 = 1 << 2,    /* tokens as an array of floats */
+    BV_SCORES = 1 << 3,      /* 6 scores */
+    BV_SCORES5 = 1 << 4,     /* 5 scores for 6 tokens */
+    BV_TYPES = 1 << 5,       /* valid token types */
+    BV_BADTYPES = 1 << 6,    /* token 4 of type 9 */
+    BV_BOS6 = 1 << 7,        /* bos_token_id past the vocabulary */
+    BV_ADDBOS_STR = 1 << 8,  /* add_bos_token as a string */
+    BV_BADMERGE = 1 << 9,    /* a merge without the space between its halves */
+};
+
 static void test_bad_vocab(void **state)
 {
     (void)state;
@@ -795,80 +832,49 @@ static void test_bad_vocab(void **state)
     const int32_t types[] = {2, 3, 3, 1, 1, 1};
     const int32_t badtypes[] = {2, 3, 3, 1, 9, 1};
     const char *badmerge[] = {"ab"};
-    struct gw *w;
-
-    w = gw_new();
-    expect_open_error(dir, w, "tokenizer.ggml.model");
-    w = gw_new();
-    gw_kv_str(w, "tokenizer.ggml.model", "bert");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
-    expect_open_error(dir, w, "bert");
-    w = gw_new();
-    gw_kv_u32(w, "tokenizer.ggml.model", 1);
-    expect_open_error(dir, w, "tokenizer.ggml.model");
-    w = gw_new();
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    expect_open_error(dir, w, "tokenizer.ggml.tokens");
-    w = gw_new();
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_f32(w, "tokenizer.ggml.tokens", scores, 6);
-    expect_open_error(dir, w, "tokenizer.ggml.tokens");
-    w = gw_new();
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
-    expect_open_error(dir, w, "tokenizer.ggml.scores");
-    w = gw_new();
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 5);
-    expect_open_error(dir, w, "tokenizer.ggml.scores");
-    w = gw_new();
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 6);
-    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", badtypes, 6);
-    expect_open_error(dir, w, "token_type[4]");
-    w = gw_new();
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 6);
-    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, 6);
-    gw_kv_u32(w, "tokenizer.ggml.bos_token_id", 6);
-    expect_open_error(dir, w, "bos_token_id");
-    w = gw_new();
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 6);
-    gw_kv_str(w, "tokenizer.ggml.add_bos_token", "yes");
-    expect_open_error(dir, w, "add_bos_token");
-    w = gw_new();
-    gw_kv_str(w, "tokenizer.ggml.model", "gpt2");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
-    expect_open_error(dir, w, "tokenizer.ggml.merges");
-    w = gw_new();
-    gw_kv_str(w, "tokenizer.ggml.model", "gpt2");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
-    gw_kv_arr_str(w, "tokenizer.ggml.merges", badmerge, 1);
-    expect_open_error(dir, w, "merges[0]");
+    static const struct {
+        const char *model;   /* tokenizer.ggml.model, NULL for none */
+        unsigned keys;       /* BV_* */
+        const char *needle;  /* what the error must name */
+    } bad[] = {
+        {NULL, 0, "tokenizer.ggml.model"},
+        {"bert", BV_TOKS, "bert"},
+        {NULL, BV_MODEL_U32, "tokenizer.ggml.model"},
+        {"llama", 0, "tokenizer.ggml.tokens"},
+        {"llama", BV_TOKS_F32, "tokenizer.ggml.tokens"},
+        {"llama", BV_TOKS, "tokenizer.ggml.scores"},
+        {"llama", BV_TOKS | BV_SCORES5, "tokenizer.ggml.scores"},
+        {"llama", BV_TOKS | BV_SCORES | BV_BADTYPES, "token_type[4]"},
+        {"llama", BV_TOKS | BV_SCORES | BV_TYPES | BV_BOS6, "bos_token_id"},
+        {"llama", BV_TOKS | BV_SCORES | BV_ADDBOS_STR, "add_bos_token"},
+        {"gpt2", BV_TOKS, "tokenizer.ggml.merges"},
+        {"gpt2", BV_TOKS | BV_BADMERGE, "merges[0]"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unsigned k = bad[i].keys;
+        struct gw *w = gw_new();
+        assert_non_null(w);
+        if (bad[i].model) gw_kv_str(w, "tokenizer.ggml.model", bad[i].model);
+        if (k & BV_MODEL_U32) gw_kv_u32(w, "tokenizer.ggml.model", 1);
+        if (k & BV_TOKS) gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+        if (k & BV_TOKS_F32) gw_kv_arr_f32(w, "tokenizer.ggml.tokens", scores, 6);
+        if (k & (BV_SCORES | BV_SCORES5))
+            gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, k & BV_SCORES5 ? 5 : 6);
+        if (k & (BV_TYPES | BV_BADTYPES))
+            gw_kv_arr_i32(w, "tokenizer.ggml.token_type", k & BV_BADTYPES ? badtypes : types, 6);
+        if (k & BV_BOS6) gw_kv_u32(w, "tokenizer.ggml.bos_token_id", 6);
+        if (k & BV_ADDBOS_STR) gw_kv_str(w, "tokenizer.ggml.add_bos_token", "yes");
+        if (k & BV_BADMERGE) gw_kv_arr_str(w, "tokenizer.ggml.merges", badmerge, 1);
+        expect_open_error(dir, w, bad[i].needle);
+    }
 
     /* A tiny valid SPM vocabulary without byte tokens: unknown characters fall back to the
      * single-byte token when there is one, else <unk>; add_space_prefix=false is honoured. */
-    w = gw_new();
-    gw_kv_str(w, "general.architecture", "llama");
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 6);
-    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, 6);
+    struct gw *w = spm_writer(toks, scores, types, 6);
     gw_kv_bool(w, "tokenizer.ggml.add_space_prefix", 0);
     gw_kv_bool(w, "tokenizer.ggml.add_eos_token", 1);
-    char path[512], err[256];
-    snprintf(path, sizeof path, "%s/tiny.gguf", dir);
-    assert_int_equal(gw_write(w, path, err, sizeof err), 0);
-    gw_free(w);
     struct gguf *g;
-    struct tokenizer *t;
-    assert_int_equal(gguf_open(&g, path, err, sizeof err), 0);
-    if (tok_open(&t, g, err, sizeof err) != 0) fail_msg("tok_open: %s", err);
+    struct tokenizer *t = gw_open_tok(w, dir, "tiny", &g);
     int32_t ids[16];
     size_t n = enc(t, "abzb", 4, 1, 0, ids, 16);
     assert_int_equal(n, 5);
@@ -890,20 +896,8 @@ static void test_spm_control_not_from_text(void **state)
     const char *toks[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "<", "s", ">", "<s", "\xE2\x96\x81<s"};
     const float scores[] = {0, 0, 0, -1, -2, -2, -2, -1.5f, -1.2f};
     const int32_t types[] = {2, 3, 3, 1, 1, 1, 1, 1, 1};
-    struct gw *w = gw_new();
-    gw_kv_str(w, "general.architecture", "llama");
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 9);
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 9);
-    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, 9);
-    char path[512], err[256];
-    snprintf(path, sizeof path, "%s/ctl.gguf", dir);
-    assert_int_equal(gw_write(w, path, err, sizeof err), 0);
-    gw_free(w);
     struct gguf *g;
-    struct tokenizer *t;
-    assert_int_equal(gguf_open(&g, path, err, sizeof err), 0);
-    if (tok_open(&t, g, err, sizeof err) != 0) fail_msg("tok_open: %s", err);
+    struct tokenizer *t = gw_open_tok(spm_writer(toks, scores, types, 9), dir, "ctl", &g);
     int32_t ids[16];
     size_t n = enc(t, "<s>", 3, 0, 0, ids, 16);  /* "▁<s" + ">" would spell <s> */
     assert_int_equal(n, 2);
@@ -952,20 +946,9 @@ static void test_spm_synthetic_fuzz(void **state)
         scores[259 + i] = -(float)i;
         types[259 + i] = TOK_T_NORMAL;
     }
-    struct gw *w = gw_new();
-    gw_kv_str(w, "general.architecture", "llama");
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, n);
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, n);
-    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, n);
-    char path[512], err[256];
-    snprintf(path, sizeof path, "%s/spm.gguf", dir);
-    assert_int_equal(gw_write(w, path, err, sizeof err), 0);
-    gw_free(w);
     struct gguf *g;
-    struct tokenizer *t;
-    assert_int_equal(gguf_open(&g, path, err, sizeof err), 0);
-    if (tok_open(&t, g, err, sizeof err) != 0) fail_msg("tok_open: %s", err);
+    struct tokenizer *t = gw_open_tok(spm_writer((const char *const *)toks, scores, types, n), dir,
+                                      "spm", &g);
     int32_t ids[16];
     size_t k = enc(t, "hello", 5, 1, 0, ids, 16);
     assert_int_equal(k, 2);
