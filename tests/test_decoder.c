@@ -21,33 +21,12 @@
 
 /* ---- golden ---------------------------------------------------------------------------- */
 
-static char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long sz = ftell(f);
-    assert_true(sz >= 0);
-    rewind(f);
-    char *buf = malloc((size_t)sz + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)sz, f), (size_t)sz);
-    buf[sz] = '\0';
-    fclose(f);
-    *n = (size_t)sz;
-    return buf;
-}
-
 static void golden_run(int threads)
 {
-    const char *mp = tu_shared("models/stories260K.gguf");
-    char gpath[4096];
-    snprintf(gpath, sizeof gpath, "%.4000s", mp);
-    char *slash = strstr(gpath, "models/stories260K.gguf");
-    assert_non_null(slash);
-    strcpy(slash, "docs/golden-stories260K.txt");
+    char mp[4096];
+    snprintf(mp, sizeof mp, "%s", tu_shared("models/stories260K.gguf"));
     size_t glen;
-    char *golden = read_all(gpath, &glen);
+    char *golden = tu_read_all(tu_shared("docs/golden-stories260K.txt"), &glen);
 
     char err[256];
     struct gguf *g;

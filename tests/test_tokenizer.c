@@ -10,23 +10,6 @@
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    rewind(f);
-    char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
 /* Concatenated pieces of ids (special tokens hidden). */
 static char *detok(const struct tokenizer *t, const int32_t *ids, size_t n, size_t *len)
 {
@@ -323,8 +306,8 @@ static void test_spm_vectors(void **state)
     snprintf(inp_path, sizeof inp_path, "%s", tu_shared("models/ggml-vocab-llama-spm.gguf.inp"));
     snprintf(out_path, sizeof out_path, "%s", tu_shared("models/ggml-vocab-llama-spm.gguf.out"));
     size_t il, ol;
-    char *inp = read_all(inp_path, &il);
-    char *out = read_all(out_path, &ol);
+    char *inp = tu_read_all(inp_path, &il);
+    char *out = tu_read_all(out_path, &ol);
     /* As llama.cpp's test-tokenizer-0: inputs are separated by "\n__ggml_vocab_test__\n"
      * (so the newline before a separator is not part of the input); each output line holds
      * the ids for one input, without BOS. */

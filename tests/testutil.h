@@ -46,6 +46,25 @@ static inline void tu_rmtree(char *dir)
     free(dir);
 }
 
+/* The whole file as a NUL-terminated malloc'd buffer (its length in *len); any error
+ * fails the test. */
+static inline char *tu_read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    b[n] = 0;
+    *len = (size_t)n;
+    return b;
+}
+
 /* Path of the built binary under test ($BUILD/cmif). */
 static inline const char *tu_cmif(void)
 {
