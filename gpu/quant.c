@@ -490,26 +490,27 @@ static void mv_f32(const uint8_t *W, size_t rb, size_t n, const void *act, float
     }
 }
 
-static void mv_f16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+/* F16 and BF16 (bf16 set): 16-bit weights against F32 activations. */
+static inline void mv_16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y,
+                         size_t nr, int bf16)
 {
     const float *x = act;
     for (size_t r = 0; r < nr; r++, W += rb) {
         const uint16_t *w = (const uint16_t *)W;
         float s = 0;
-        for (size_t i = 0; i < n; i++) s += qt_h2f(w[i]) * x[i];
+        for (size_t i = 0; i < n; i++) s += (bf16 ? qt_bf2f(w[i]) : qt_h2f(w[i])) * x[i];
         y[r] = s;
     }
 }
 
+static void mv_f16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_16(W, rb, n, act, y, nr, 0);
+}
+
 static void mv_bf16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
 {
-    const float *x = act;
-    for (size_t r = 0; r < nr; r++, W += rb) {
-        const uint16_t *w = (const uint16_t *)W;
-        float s = 0;
-        for (size_t i = 0; i < n; i++) s += qt_bf2f(w[i]) * x[i];
-        y[r] = s;
-    }
+    mv_16(W, rb, n, act, y, nr, 1);
 }
 
 static void mv_q8_0(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
