@@ -119,35 +119,36 @@ inline void unit_q8_0(global const uchar *row, int u, float16 *a, float16 *b)
     *b = d * convert_float16(vload16(1, qs));
 }
 
-inline void unit_q4_k(global const uchar *row, int u, float16 *a, float16 *b)
+/* Q4_K and Q5_K (five: a fifth bit per element from qh at +16, nibbles at +48 instead of
+ * +16); callers pass a constant, so each instance compiles to its own straight code. */
+inline void unit_q45_k(global const uchar *row, int u, float16 *a, float16 *b, int five)
 {
-    global const uchar *blk = row + (size_t)(u >> 3) * 144;
+    global const uchar *blk = row + (size_t)(u >> 3) * (five ? 176 : 144);
     int s = u & 7;
     float d = ld_h(blk), dmin = ld_h(blk + 2), sc, mn;
     kq_scale_min(s, blk + 4, &sc, &mn);
     float d1 = d * sc, m1 = dmin * mn;
-    global const uchar *q = blk + 16 + 32 * (s >> 1);
+    global const uchar *q = blk + (five ? 48 : 16) + 32 * (s >> 1);
     int sh = (s & 1) * 4;
-    *a = d1 * convert_float16((convert_int16(vload16(0, q)) >> sh) & 15) - m1;
-    *b = d1 * convert_float16((convert_int16(vload16(1, q)) >> sh) & 15) - m1;
+    int16 v0 = (convert_int16(vload16(0, q)) >> sh) & 15;
+    int16 v1 = (convert_int16(vload16(1, q)) >> sh) & 15;
+    if (five) {
+        global const uchar *qh = blk + 16;
+        v0 |= ((convert_int16(vload16(0, qh)) >> s) & 1) << 4;
+        v1 |= ((convert_int16(vload16(1, qh)) >> s) & 1) << 4;
+    }
+    *a = d1 * convert_float16(v0) - m1;
+    *b = d1 * convert_float16(v1) - m1;
+}
+
+inline void unit_q4_k(global const uchar *row, int u, float16 *a, float16 *b)
+{
+    unit_q45_k(row, u, a, b, 0);
 }
 
 inline void unit_q5_k(global const uchar *row, int u, float16 *a, float16 *b)
 {
-    global const uchar *blk = row + (size_t)(u >> 3) * 176;
-    int s = u & 7;
-    float d = ld_h(blk), dmin = ld_h(blk + 2), sc, mn;
-    kq_scale_min(s, blk + 4, &sc, &mn);
-    float d1 = d * sc, m1 = dmin * mn;
-    global const uchar *qh = blk + 16;
-    global const uchar *q = blk + 48 + 32 * (s >> 1);
-    int sh = (s & 1) * 4;
-    int16 v0 = ((convert_int16(vload16(0, q)) >> sh) & 15) |
-               (((convert_int16(vload16(0, qh)) >> s) & 1) << 4);
-    int16 v1 = ((convert_int16(vload16(1, q)) >> sh) & 15) |
-               (((convert_int16(vload16(1, qh)) >> s) & 1) << 4);
-    *a = d1 * convert_float16(v0) - m1;
-    *b = d1 * convert_float16(v1) - m1;
+    unit_q45_k(row, u, a, b, 1);
 }
 
 inline void unit_q6_k(global const uchar *row, int u, float16 *a, float16 *b)

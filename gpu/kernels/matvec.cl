@@ -52,46 +52,48 @@ DQ_QUANT(q6_k, unit_q6_k, 210, 8)
  * decoding d, dmin and the packed scales once per block and using both nibbles of every
  * byte it loads, which is several times cheaper per element. */
 #ifdef MV_KBLOCK
-inline float16 blkdot_q4_k(global const uchar *blk, global const float *x)
+/* Q4_K and Q5_K (five as in unit_q45_k). */
+inline float16 blkdot_q45_k(global const uchar *blk, global const float *x, int five)
 {
     float d = ld_h(blk), dmin = ld_h(blk + 2);
+    int16 h0 = (int16)(0), h1 = (int16)(0);
+    if (five) {
+        h0 = convert_int16(vload16(0, blk + 16));
+        h1 = convert_int16(vload16(1, blk + 16));
+    }
     float16 acc = (float16)(0.0f);
     for (int c = 0; c < 4; c++) {
         float s0, m0, s1, m1;
         kq_scale_min(2 * c, blk + 4, &s0, &m0);
         kq_scale_min(2 * c + 1, blk + 4, &s1, &m1);
-        global const uchar *q = blk + 16 + 32 * c;
+        global const uchar *q = blk + (five ? 48 : 16) + 32 * c;
         int16 q0 = convert_int16(vload16(0, q)), q1 = convert_int16(vload16(1, q));
+        int16 l0 = q0 & 15, l1 = q1 & 15, u0 = q0 >> 4, u1 = q1 >> 4;
+        if (five) {
+            int b0 = 2 * c, b1 = 2 * c + 1;
+            l0 |= ((h0 >> b0) & 1) << 4;
+            l1 |= ((h1 >> b0) & 1) << 4;
+            u0 |= ((h0 >> b1) & 1) << 4;
+            u1 |= ((h1 >> b1) & 1) << 4;
+        }
         float d0 = d * s0, n0 = dmin * m0, d1 = d * s1, n1 = dmin * m1;
         global const float *xx = x + 64 * c;
-        acc += (d0 * convert_float16(q0 & 15) - n0) * vload16(0, xx);
-        acc += (d0 * convert_float16(q1 & 15) - n0) * vload16(1, xx);
-        acc += (d1 * convert_float16(q0 >> 4) - n1) * vload16(2, xx);
-        acc += (d1 * convert_float16(q1 >> 4) - n1) * vload16(3, xx);
+        acc += (d0 * convert_float16(l0) - n0) * vload16(0, xx);
+        acc += (d0 * convert_float16(l1) - n0) * vload16(1, xx);
+        acc += (d1 * convert_float16(u0) - n1) * vload16(2, xx);
+        acc += (d1 * convert_float16(u1) - n1) * vload16(3, xx);
     }
     return acc;
 }
 
+inline float16 blkdot_q4_k(global const uchar *blk, global const float *x)
+{
+    return blkdot_q45_k(blk, x, 0);
+}
+
 inline float16 blkdot_q5_k(global const uchar *blk, global const float *x)
 {
-    float d = ld_h(blk), dmin = ld_h(blk + 2);
-    int16 h0 = convert_int16(vload16(0, blk + 16)), h1 = convert_int16(vload16(1, blk + 16));
-    float16 acc = (float16)(0.0f);
-    for (int c = 0; c < 4; c++) {
-        float s0, m0, s1, m1;
-        kq_scale_min(2 * c, blk + 4, &s0, &m0);
-        kq_scale_min(2 * c + 1, blk + 4, &s1, &m1);
-        global const uchar *q = blk + 48 + 32 * c;
-        int16 q0 = convert_int16(vload16(0, q)), q1 = convert_int16(vload16(1, q));
-        int b0 = 2 * c, b1 = 2 * c + 1;
-        float d0 = d * s0, n0 = dmin * m0, d1 = d * s1, n1 = dmin * m1;
-        global const float *xx = x + 64 * c;
-        acc += (d0 * convert_float16((q0 & 15) | (((h0 >> b0) & 1) << 4)) - n0) * vload16(0, xx);
-        acc += (d0 * convert_float16((q1 & 15) | (((h1 >> b0) & 1) << 4)) - n0) * vload16(1, xx);
-        acc += (d1 * convert_float16((q0 >> 4) | (((h0 >> b1) & 1) << 4)) - n1) * vload16(2, xx);
-        acc += (d1 * convert_float16((q1 >> 4) | (((h1 >> b1) & 1) << 4)) - n1) * vload16(3, xx);
-    }
-    return acc;
+    return blkdot_q45_k(blk, x, 1);
 }
 
 inline float16 blkdot_q6_k(global const uchar *blk, global const float *x)
