@@ -10,7 +10,7 @@ mkdir -p "$TMPD/state"
 N=$(ntok "Once upon a time")
 [ "$N" -ge 2 ] || die "tokenize failed"
 HALF=$(awk -v n="$N" 'BEGIN { printf "%.4g", n / 2 }')
-tm_start 100 30 "XDG_STATE_HOME=$TMPD/state $CMIF -m $MODEL --temp 0 -n 300 --delay-ms 15 --no-color"
+tm_start 100 30 "XDG_STATE_HOME=$TMPD/state $CMIF -m $MODEL --temp 0 -n 300 --delay-ms 8 --no-color"
 wait_for "Ctrl-D quits" || die "the chat did not start"
 
 tm send-keys -t cmif "Once upon a time" Enter
