@@ -86,4 +86,5 @@ EOS
   grep -qx " icanon" "$TMPD/tty" || { cat "$TMPD/tty"; die "terminal left in raw mode after SIG$sig"; }
   tm kill-server; rm -f "$TMPD/exit"
 done
+again_on_bundled
 echo "ok: exit statuses 3/2/1 with messages; terminal restored on errors and signals"

@@ -41,4 +41,5 @@ wait_exit 10 >/dev/null || die "second run did not exit"
 printf 'alpha one\nbeta two\n/budget\ngamma\n' > "$TMPD/want"
 cmp -s "$H" "$TMPD/want" || { cat "$H"; die "history after the second run is wrong"; }
 [ "$(stat -c %a "$H")" = 600 ] || die "history mode changed"
+again_on_bundled
 echo "ok: history persists, 0600, no consecutive duplicates"

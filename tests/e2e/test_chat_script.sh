@@ -62,4 +62,5 @@ printf 'Once upon a time there was a dog\nThe cat sat on the mat\nLily went to t
   $CMIF -m $MODEL --temp 0 -n 30 -c 64 > "$T/ctx" 2>&1 || { cat "$T/ctx"; die "small-context run failed"; }
 grep -q "^\* context full (.*dropped the 1 oldest turn" "$T/ctx" || { cat "$T/ctx"; die "no notice when the context filled"; }
 [ "$(grep -c '^> ' "$T/ctx")" -eq 3 ] || die "a message was lost when the context filled"
+again_on_bundled
 echo "ok: scripted sessions reproducible, stdin = --script, report totals match"
