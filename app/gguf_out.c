@@ -1,10 +1,11 @@
 /* app/gguf_out: GGUF v3 writer for trained models (see gguf_out.h). */
 #include "app/gguf_out.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "app/savefile.h"
 
 enum { GT_U32 = 4, GT_I32 = 5, GT_F32 = 6, GT_BOOL = 7, GT_STR = 8, GT_ARR = 9 };
 #define ALIGN 32u
@@ -183,35 +184,31 @@ int gguf_out_mem(struct gguf_out *w, void **buf, size_t *size, char *err, size_t
     return 0;
 }
 
+struct gout_file {
+    const struct gguf_out *w;
+    const unsigned char *hb;
+    size_t hl;
+};
+
+static int write_file(FILE *f, void *ctx)
+{
+    const struct gout_file *o = ctx;
+    static const unsigned char zero[ALIGN];
+    int ok = fwrite(o->hb, 1, o->hl, f) == o->hl;
+    for (size_t i = 0; ok && i < o->w->n_t; i++) {
+        uint64_t n = tensor_bytes(&o->w->t[i]);
+        ok = fwrite(o->w->t[i].data, 1, n, f) == n && fwrite(zero, 1, pad(n) - n, f) == pad(n) - n;
+    }
+    return ok ? 0 : -1;
+}
+
 int gguf_out_write(struct gguf_out *w, const char *path, char *err, size_t errlen)
 {
     unsigned char *hb;
     size_t hl;
     if (header(w, &hb, &hl, err, errlen)) return -1;
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-        free(hb);
-        snprintf(err, errlen, "%s: path too long", path);
-        return -1;
-    }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        free(hb);
-        return -1;
-    }
-    static const unsigned char zero[ALIGN];
-    int ok = fwrite(hb, 1, hl, f) == hl;
+    struct gout_file o = {w, hb, hl};
+    int rc = savefile_write(path, write_file, &o, err, errlen);
     free(hb);
-    for (size_t i = 0; ok && i < w->n_t; i++) {
-        uint64_t n = tensor_bytes(&w->t[i]);
-        ok = fwrite(w->t[i].data, 1, n, f) == n && fwrite(zero, 1, pad(n) - n, f) == pad(n) - n;
-    }
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    return rc;
 }

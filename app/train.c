@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "app/gguf_out.h"
+#include "app/savefile.h"
 #include "gpu/pool.h"
 #include "gpu/rng.h"
 
@@ -587,6 +588,22 @@ static void ckpt_fill(const struct train_model *m, struct ckpt_head *h)
     h->n_params = m->n_params;
 }
 
+struct ckpt_file {
+    const struct train_model *m;
+    const struct ckpt_head *h;
+};
+
+/* Header, weights, then Adam's first and second moments. */
+static int write_ckpt(FILE *f, void *ctx)
+{
+    const struct ckpt_file *o = ctx;
+    const struct train_model *m = o->m;
+    size_t n = m->n_params;
+    int ok = fwrite(o->h, sizeof *o->h, 1, f) == 1 && fwrite(m->p, 4, n, f) == n &&
+             fwrite(m->m, 4, n, f) == n && fwrite(m->v, 4, n, f) == n;
+    return ok ? 0 : -1;
+}
+
 int train_save(const struct train_model *m, const char *path, int step, const uint64_t rng[4],
                uint64_t tag, char *err, size_t errlen)
 {
@@ -595,26 +612,8 @@ int train_save(const struct train_model *m, const char *path, int step, const ui
     h.step = step;
     memcpy(h.rng, rng, sizeof h.rng);
     h.tag = tag;
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-        snprintf(err, errlen, "%s: path too long", path);
-        return -1;
-    }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    size_t n = m->n_params;
-    int ok = fwrite(&h, sizeof h, 1, f) == 1 && fwrite(m->p, 4, n, f) == n &&
-             fwrite(m->m, 4, n, f) == n && fwrite(m->v, 4, n, f) == n;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    struct ckpt_file o = {m, &h};
+    return savefile_write(path, write_ckpt, &o, err, errlen);
 }
 
 int train_load(struct train_model *m, const char *path, int *step, uint64_t rng[4],

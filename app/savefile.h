@@ -1,0 +1,17 @@
+/* app/savefile: write a file atomically (to path.tmp, then renamed over path), so a crash
+ * or a full disk never leaves half a model or checkpoint where a whole one was. Used by
+ * the trained-model writer (app/gguf_out) and training checkpoints (app/train). */
+#ifndef CMIF_APP_SAVEFILE_H
+#define CMIF_APP_SAVEFILE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Writes the content to f; returns nonzero when a write failed. */
+typedef int (*savefile_fn)(FILE *f, void *ctx);
+
+/* Creates path.tmp, lets fill write it, closes it and renames it to path. On any failure
+ * the temporary file is removed, err names the file and the reason, and -1 is returned. */
+int savefile_write(const char *path, savefile_fn fill, void *ctx, char *err, size_t errlen);
+
+#endif
