@@ -44,45 +44,6 @@ static void usage(FILE *f)
     opts_usage(f, OPT_MODEL | OPT_PROMPT, extras);
 }
 
-static int read_stream(FILE *f, const char *name, char **out, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    char *t = malloc(cap);
-    if (!t) {
-        fprintf(stderr, "cmif tokenize: out of memory\n");
-        return -1;
-    }
-    for (;;) {
-        if (n + 1 >= cap) {
-            if (cap > ((size_t)1 << 30)) {
-                fprintf(stderr, "cmif tokenize: %s: input larger than 1 GiB\n", name);
-                free(t);
-                return -1;
-            }
-            char *nt = realloc(t, cap * 2);
-            if (!nt) {
-                fprintf(stderr, "cmif tokenize: out of memory\n");
-                free(t);
-                return -1;
-            }
-            t = nt;
-            cap *= 2;
-        }
-        size_t r = fread(t + n, 1, cap - 1 - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    if (ferror(f)) {
-        fprintf(stderr, "cmif tokenize: %s: read error: %s\n", name, strerror(errno));
-        free(t);
-        return -1;
-    }
-    t[n] = 0;
-    *out = t;
-    *len = n;
-    return 0;
-}
-
 /* Length of a well-formed UTF-8 sequence at s, 0 if there is none. */
 static size_t utf8_ok(const unsigned char *s, size_t n)
 {
@@ -174,20 +135,17 @@ static int cmd_tokenize_exec(int argc, char **argv)
             return EXIT_RUNTIME;
         }
         memcpy(text, o.args[0], len + 1);
-    } else if (from_file && strcmp(from_file, "-") == 0) {
-        if (read_stream(stdin, "stdin", &text, &len)) return EXIT_RUNTIME;
-    } else if (from_file) {
-        FILE *f = fopen(from_file, "rb");
-        if (!f) {
-            fprintf(stderr, "cmif tokenize: %s: %s\n", from_file, strerror(errno));
+    } else {
+        if (from_file && strcmp(from_file, "-") == 0)
+            r = opts_read_stream(stdin, "stdin", 1, &text, &len, err, sizeof err);
+        else if (from_file)
+            r = opts_read_file(from_file, 1, &text, &len, err, sizeof err);
+        else
+            r = opts_read_prompt(&o, &text, &len, err, sizeof err);
+        if (r != 0) {
+            fprintf(stderr, "cmif tokenize: %s\n", err);
             return EXIT_RUNTIME;
         }
-        r = read_stream(f, from_file, &text, &len);
-        fclose(f);
-        if (r) return EXIT_RUNTIME;
-    } else if (opts_read_prompt(&o, &text, &len, err, sizeof err) != 0) {
-        fprintf(stderr, "cmif tokenize: %s\n", err);
-        return EXIT_RUNTIME;
     }
 
     int rc = EXIT_RUNTIME;

@@ -276,36 +276,63 @@ int opts_read_prompt(const struct opts *o, char **text, size_t *len, char *err, 
         return 0;
     }
     if (!o->prompt_file) return 0;
-    FILE *f = fopen(o->prompt_file, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", o->prompt_file, strerror(errno));
-        return -1;
-    }
-    size_t cap = 4096, n = 0;
+    return opts_read_file(o->prompt_file, 1, text, len, err, errlen);
+}
+
+int opts_read_stream(FILE *f, const char *name, unsigned max_gib, char **text, size_t *len,
+                     char *err, size_t errlen)
+{
+    *text = NULL;
+    *len = 0;
+    size_t max = (size_t)max_gib << 30, cap = 65536, n = 0;
     char *t = malloc(cap);
-    if (!t) { fclose(f); snprintf(err, errlen, "out of memory"); return -1; }
+    if (!t) goto oom;
     for (;;) {
-        if (n + 1 >= cap) {
-            if (cap > ((size_t)1 << 30)) {
-                snprintf(err, errlen, "%s: prompt file larger than 1 GiB", o->prompt_file);
-                free(t); fclose(f); return -1;
+        if (n + 1 >= cap) {   /* full but for the NUL */
+            if (n > max) {
+                snprintf(err, errlen, "%s: larger than %u GiB", name, max_gib);
+                free(t);
+                return -1;
             }
-            char *nt = realloc(t, cap * 2);
-            if (!nt) { snprintf(err, errlen, "out of memory"); free(t); fclose(f); return -1; }
+            /* never more than max + 1 bytes of data: enough to see that it is too large */
+            size_t nc = cap > (max + 2) / 2 ? max + 2 : cap * 2;
+            char *nt = realloc(t, nc);
+            if (!nt) {
+                free(t);
+                goto oom;
+            }
             t = nt;
-            cap *= 2;
+            cap = nc;
         }
         size_t r = fread(t + n, 1, cap - 1 - n, f);
         n += r;
         if (r == 0) break;
     }
     if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error", o->prompt_file);
-        free(t); fclose(f); return -1;
+        snprintf(err, errlen, "%s: read error: %s", name, strerror(errno));
+        free(t);
+        return -1;
     }
-    fclose(f);
     t[n] = '\0';
     *text = t;
     *len = n;
     return 0;
+oom:
+    snprintf(err, errlen, "%s: out of memory", name);
+    return -1;
+}
+
+int opts_read_file(const char *path, unsigned max_gib, char **text, size_t *len, char *err,
+                   size_t errlen)
+{
+    *text = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = opts_read_stream(f, path, max_gib, text, len, err, errlen);
+    fclose(f);
+    return rc;
 }

@@ -73,6 +73,15 @@ void opts_usage(FILE *f, unsigned accept, const struct opts_extra *extra);
  * NULL when neither was given. 0 or -1 with err. */
 int opts_read_prompt(const struct opts *o, char **text, size_t *len, char *err, size_t errlen);
 
+/* Reads all of f (called name in errors) into a malloc'd, NUL-terminated buffer of *len
+ * bytes; more than max_gib GiB is refused. 0, or -1 with err (out of memory, too large,
+ * read error). The prompt file, `cmif tokenize`'s input and `cmif train`'s corpus. */
+int opts_read_stream(FILE *f, const char *name, unsigned max_gib, char **text, size_t *len,
+                     char *err, size_t errlen);
+/* The same for the file at path, opened and closed here. */
+int opts_read_file(const char *path, unsigned max_gib, char **text, size_t *len, char *err,
+                   size_t errlen);
+
 /* Parses a whole decimal/float value strictly (the whole string must be consumed). */
 int opts_int(const char *s, long lo, long hi, long *out);
 int opts_float(const char *s, double lo, double hi, double *out);

@@ -1,7 +1,6 @@
 /* app/train_run: the `cmif train` recipe and per-byte perplexity (see train_run.h). */
 #include "app/train_run.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include "app/bpe_train.h"
 #include "app/gguf_out.h"
 #include "app/model.h"
+#include "app/opts.h"
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 #include "gpu/decoder.h"
@@ -31,36 +31,6 @@ void train_run_defaults(struct train_run_opts *o)
     o->log_every = 10;
     o->eval_every = 200;
     o->ckpt_every = 100;
-}
-
-static int read_all(const char *path, char **buf, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (n < cap) break;
-        char *nb = cap > ((size_t)1 << 32) ? NULL : realloc(b, cap * 2);
-        if (!nb) { free(b); b = NULL; break; }
-        b = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {
-        free(b);
-        snprintf(err, errlen, "%s: %s", path, b ? "read error" : "out of memory (or over 4 GiB)");
-        return -1;
-    }
-    *buf = b;
-    *len = n;
-    return 0;
 }
 
 /* Next document of buf from *pos: text between blank lines, without surrounding newlines.
@@ -170,8 +140,8 @@ int train_run(const struct train_run_opts *o, float *losses, int cap, char *err,
                  hp->steps, hp->batch);
         return -1;
     }
-    if (read_all(o->corpus, &text, &tlen, err, errlen)) goto done;
-    if (o->eval && read_all(o->eval, &etext, &elen, err, errlen)) goto done;
+    if (opts_read_file(o->corpus, 4, &text, &tlen, err, errlen)) goto done;
+    if (o->eval && opts_read_file(o->eval, 4, &etext, &elen, err, errlen)) goto done;
 
     /* tokenizer */
     double t0 = now();
@@ -323,7 +293,7 @@ int train_ppl(const char *model_path, const char *path, int threads, struct ppl_
     struct decoder *dec = NULL;
     float *x = NULL, *logits = NULL;
     int32_t *ids = NULL;
-    if (read_all(path, &text, &len, err, errlen)) goto done;
+    if (opts_read_file(path, 4, &text, &len, err, errlen)) goto done;
     if (gguf_open(&g, model_path, err, errlen) || tok_open(&tk, g, err, errlen) ||
         model_open(&md, g, err, errlen))
         goto done;

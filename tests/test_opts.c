@@ -182,12 +182,42 @@ static void test_prompt_file(void **state)
     tu_rmtree(dir);
 }
 
+/* opts_read_stream: the whole stream, growing past its first 64 KiB buffer; the size cap. */
+static void test_read_stream(void **state)
+{
+    (void)state;
+    size_t n = 200000;
+    char *data = malloc(n);
+    assert_non_null(data);
+    for (size_t i = 0; i < n; i++) data[i] = (char)('a' + i % 26);
+    FILE *f = fmemopen(data, n, "rb");
+    assert_non_null(f);
+    char err[256], *text;
+    size_t len;
+    assert_int_equal(opts_read_stream(f, "mem", 1, &text, &len, err, sizeof err), 0);
+    fclose(f);
+    assert_int_equal(len, n);
+    assert_memory_equal(text, data, n);
+    assert_int_equal(text[n], '\0');
+    free(text);
+    /* a cap of 0 GiB refuses anything that does not fit the first buffer */
+    f = fmemopen(data, n, "rb");
+    assert_non_null(f);
+    assert_int_equal(opts_read_stream(f, "mem", 0, &text, &len, err, sizeof err), -1);
+    fclose(f);
+    assert_null(text);
+    assert_string_equal(err, "mem: larger than 0 GiB");
+    free(data);
+    assert_int_equal(opts_read_file("/nonexistent/x.txt", 1, &text, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/x.txt: "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_common_flags),  cmocka_unit_test(test_defaults_and_seed),
         cmocka_unit_test(test_errors),        cmocka_unit_test(test_extra_and_positional),
-        cmocka_unit_test(test_prompt_file),
+        cmocka_unit_test(test_prompt_file),   cmocka_unit_test(test_read_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
