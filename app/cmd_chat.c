@@ -56,7 +56,7 @@ static const struct opts_extra extras[] = {
     { "report", 0, 1, X_REPORT, "    --report json      scripted: print the per-token privacy report as JSON" },
     { "report-file", 0, 1, X_REPORTFILE, "    --report-file F    scripted: also write the JSON report to F" },
     { "no-color", 0, 0, X_NOCOLOR, "    --no-color         no colours (also when NO_COLOR is set)" },
-    { "no-history", 0, 0, X_NOHIST, "    --no-history       do not read or write the input history" },
+    { "no-history", 0, 0, X_NOHIST, "    --no-history       do not read or write the history file (Up still recalls\n                       this session's inputs)" },
     { "screen-dump", 0, 1, X_DUMP, "    --screen-dump F    write the screen as text to F at exit and on SIGUSR1" },
     { "headless", 0, 1, X_HEADLESS,
       "    --headless CxR     full-screen chat on a virtual CxR screen, keys from stdin (tests)" },
@@ -75,6 +75,7 @@ struct chat_opts {
     int report_json;
     int color;
     int history;
+    char history_off[600];   /* why the history file is not used (shown in the chat) */
     int headless_cols, headless_rows;
     int delay_ms;
 };
@@ -477,7 +478,9 @@ static void handle_line(struct tui *t, char *line)
     for (size_t i = 0; i < l; i++)
         if (line[i] != ' ' && line[i] != '\t' && line[i] != '\n') blank = 0;
     if (blank) goto done;
-    if (t->co->history && input_history_add(t->in, line, err, sizeof err) != 0) note(t, TR_ERROR, err);
+    /* Up and Ctrl-R recall this session's inputs even when the history file is off
+     * (--no-history): input_history_add writes the file only when there is one. */
+    if (input_history_add(t->in, line, err, sizeof err) != 0) note(t, TR_ERROR, err);
     cmds_record(&t->sess, line);
     note(t, TR_USER, line);
     if (cmds_is_command(line)) {
@@ -641,6 +644,7 @@ static int run_tui(struct engine *e, const struct chat_opts *co, const char *his
         if (dec_fallback_note(e->dec)) note(&t, TR_INFO, dec_fallback_note(e->dec));
         if (co->core.seeded)
             note(&t, TR_ERROR, "--dp-seed: the sanitizer's noise is reproducible: NOT private");
+        if (co->history_off[0]) note(&t, TR_ERROR, co->history_off);
     }
     refresh_info(&t, 1);
     int stdin_open = 1;
@@ -788,7 +792,9 @@ static int cmd_chat_exec(int argc, char **argv)
     char hist[4096] = "";
     if (!scripted && co.history &&
         xdg_path(XDG_STATE, "history", 1, hist, sizeof hist, err, sizeof err) != 0) {
-        fprintf(stderr, "cmif: %s (history disabled)\n", err);
+        /* Said in the transcript: stderr printed now would be hidden by the screen. */
+        snprintf(co.history_off, sizeof co.history_off,
+                 "%.500s: the input history is kept for this session only", err);
         co.history = 0;
     }
     struct engine e;

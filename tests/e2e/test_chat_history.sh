@@ -41,5 +41,16 @@ wait_exit 10 >/dev/null || die "second run did not exit"
 printf 'alpha one\nbeta two\n/budget\ngamma\n' > "$TMPD/want"
 cmp -s "$H" "$TMPD/want" || { cat "$H"; die "history after the second run is wrong"; }
 [ "$(stat -c %a "$H")" = 600 ] || die "history mode changed"
+# --no-history: nothing is read or written, yet Up recalls this session's inputs.
+mkdir -p "$TMPD/st2"
+tm_start 100 30 "XDG_STATE_HOME=$TMPD/st2 $CMIF -m $MODEL --temp 0 -n 4 --no-history"
+wait_for "Ctrl-D quits" || die "--no-history run did not start"
+tm send-keys -t cmif "zeta" Enter
+wait_re "│ [0-9.]+ tok/s" 20 || die "--no-history run did not answer"
+tm send-keys -t cmif Up
+wait_re "^> zeta *$" 5 || die "--no-history: Up does not recall this session's input"
+tm send-keys -t cmif C-u C-d
+wait_exit 10 >/dev/null || die "--no-history run did not exit"
+[ -z "$(ls -A "$TMPD/st2")" ] || die "--no-history wrote $(ls -A "$TMPD/st2")"
 again_on_bundled
 echo "ok: history persists, 0600, no consecutive duplicates"
