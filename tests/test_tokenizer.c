@@ -6,6 +6,7 @@
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 #include "tests/tools/gguf_writer.h"
+#include "tests/tools/gpt2bytes.h"
 #include "tests/tools/testrng.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -36,25 +37,6 @@ static char *detok(const struct tokenizer *t, const int32_t *ids, size_t n, size
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint64_t rnd(void) { return testrng_next(&rng_state); }
 
-/* GPT-2 byte → printable character, written here independently of the tokenizer. */
-static size_t map_byte(uint8_t b, char *out)
-{
-    uint32_t cp = b;
-    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)) {
-        uint32_t k = 0;
-        for (int x = 0; x < b; x++)
-            if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || x >= 174)) k++;
-        cp = 256 + k;
-    }
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    out[0] = (char)(0xC0 | cp >> 6);
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-}
-
 /* Raw bytes → GPT-2 token text (static buffer, valid until the next call). */
 static const char *gmap(const char *raw, size_t n)
 {
@@ -64,7 +46,7 @@ static const char *gmap(const char *raw, size_t n)
     size_t at = 0;
     for (size_t i = 0; i < n; i++) {
         assert_true(at + 3 < sizeof buf[0]);
-        at += map_byte((uint8_t)raw[i], o + at);
+        at += gpt2bytes_map((uint8_t)raw[i], o + at);
     }
     o[at] = 0;
     return o;

@@ -10,8 +10,9 @@
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 #include "tests/bench/bench.h"
-#include "tests/tools/testrng.h"
 #include "tests/tools/gguf_writer.h"
+#include "tests/tools/gpt2bytes.h"
+#include "tests/tools/testrng.h"
 
 static const char *const bt_words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy",
                                        "dog", "\xC3\xBC" "ber", "\xE6\x97\xA5\xE6\x9C\xAC", "12345",
@@ -83,16 +84,8 @@ static int bt_bpe(struct bench *b)
     snprintf(path, sizeof path, "/tmp/cmif-bench-bpe-%ld.gguf", (long)getpid());
     if (!toks || !merges) goto out;
     for (int c = 0; c < 256; c++) {
-        uint32_t cp = c;
-        if (!((c >= 33 && c <= 126) || (c >= 161 && c <= 172) || c >= 174)) {
-            uint32_t k = 0;
-            for (int x = 0; x < c; x++)
-                if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || x >= 174)) k++;
-            cp = 256 + k;
-        }
         char u[3] = {0};
-        if (cp < 0x80) u[0] = (char)cp;
-        else { u[0] = (char)(0xC0 | cp >> 6); u[1] = (char)(0x80 | (cp & 0x3F)); }
+        gpt2bytes_map((uint8_t)c, u);
         if (!(toks[nt++] = strdup(u))) goto out;
     }
     for (size_t w = 0; w < sizeof bt_words / sizeof bt_words[0]; w++) {
