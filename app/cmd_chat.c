@@ -683,6 +683,8 @@ static int run_tui(struct engine *e, const struct chat_opts *co, const char *his
             t.eof_in = 1;
         }
         input_pump(t.in);
+        char matches[512];
+        if (input_matches(t.in, matches, sizeof matches)) note(&t, TR_INFO, matches);
         if (t.cancel) {
             input_cancel(t.in);
             t.cancel = 0;

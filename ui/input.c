@@ -38,6 +38,7 @@ struct input {
     char **done;
     size_t ndone, dcap;
     int eof;
+    char matches[512];   /* completions listed by a second Tab, for the transcript */
     int dirty;
     int in_rl;
     int cy, cx;
@@ -167,6 +168,23 @@ static char *cmd_gen(const char *text, int state)
     return NULL;
 }
 
+/* A second Tab lists the matches: readline would print them on its (silenced) stream, so
+ * they are kept for the caller to show (input_matches). */
+static void show_matches(char **m, int n, int maxlen)
+{
+    (void)maxlen;
+    struct input *in = g_in;
+    if (!in) return;
+    size_t o = 0;
+    in->matches[0] = 0;
+    for (int i = 1; i <= n && m[i]; i++) {
+        int k = snprintf(in->matches + o, sizeof in->matches - o, "%s%s", o ? "  " : "", m[i]);
+        if (k < 0 || (size_t)k >= sizeof in->matches - o) break;
+        o += (size_t)k;
+    }
+    in->dirty = 1;
+}
+
 static char **complete(const char *text, int start, int end)
 {
     (void)end;
@@ -213,6 +231,7 @@ int input_open(struct input **out, const struct input_options *o, char *err, siz
     rl_redisplay_function = rl_redisplay_cb;
     rl_outstream = in->devnull;
     rl_attempted_completion_function = complete;
+    rl_completion_display_matches_hook = show_matches;
     rl_completion_query_items = 10000;
     using_history();
     stifle_history(in->o.history_max);
@@ -244,6 +263,7 @@ void input_close(struct input *in)
     rl_outstream = NULL;
     fclose(in->devnull);
     clear_history();
+    rl_completion_display_matches_hook = NULL;
     g_in = NULL;
     free(in);
 }
@@ -413,6 +433,13 @@ int input_history_add(struct input *in, const char *line, char *err, size_t errl
 
 int input_dirty(const struct input *in) { return in->dirty; }
 int input_continuing(const struct input *in) { return in->cont != NULL; }
+int input_matches(struct input *in, char *out, size_t cap)
+{
+    if (!in->matches[0] || !cap) return 0;
+    snprintf(out, cap, "%s", in->matches);
+    in->matches[0] = 0;
+    return 1;
+}
 const char *input_prompt(const struct input *in)
 {
     (void)in;

@@ -52,6 +52,8 @@ void input_draw(struct input *in, void *win);
 void input_cursor(const struct input *in, int *y, int *x);
 /* Currently editing a continuation line (after a trailing backslash). */
 int input_continuing(const struct input *in);
+/* The completions a second Tab listed, once ("/save  /save-history"): 1 and out set, or 0. */
+int input_matches(struct input *in, char *out, size_t cap);
 /* The prompt shown (tests). */
 const char *input_prompt(const struct input *in);
 /* The line being edited (tests, drawing). */

@@ -49,6 +49,12 @@ tm send-keys -t cmif "zeta" Enter
 wait_re "│ [0-9.]+ tok/s" 20 || die "--no-history run did not answer"
 tm send-keys -t cmif Up
 wait_re "^> zeta *$" 5 || die "--no-history: Up does not recall this session's input"
+# Tab completes a /command; Tab twice on an ambiguous one lists the matches (readline
+# prints them on a stream the screen does not show, so they go to the transcript).
+tm send-keys -t cmif C-u "/sa" Tab
+wait_re "^> /save *$" 5 || die "Tab did not complete /sa"
+tm send-keys -t cmif Tab Tab
+wait_for "* /save  /save-history" 5 || die "Tab Tab did not list the matches"
 tm send-keys -t cmif C-u C-d
 wait_exit 10 >/dev/null || die "--no-history run did not exit"
 [ -z "$(ls -A "$TMPD/st2")" ] || die "--no-history wrote $(ls -A "$TMPD/st2")"
