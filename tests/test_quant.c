@@ -450,6 +450,16 @@ static void test_act_identical(void **state)
     free(x);
 }
 
+/* Two dequantizers' floats are the same bits (any NaN matching any NaN). */
+static void expect_same_bits(const float *a, const float *b, size_t n, const char *who, int type,
+                             int rep)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(isnan(a[i]) && isnan(b[i])) && memcmp(&a[i], &b[i], 4) != 0)
+            fail_msg("%s %s rep %d elem %zu: %a vs %a", who, qt_name(type), rep, i, (double)a[i],
+                     (double)b[i]);
+}
+
 /* The SIMD row dequantizers behind qt_matmul give exactly the reference's floats. */
 static void test_dequant_fast_identical(void **state)
 {
@@ -469,10 +479,7 @@ static void test_dequant_fast_identical(void **state)
                     for (size_t i = 0; i < qt_row_bytes(all_types[t], m); i++) q[i] = (uint8_t)draw();
                 qt_dequant_row(all_types[t], q, a, m);
                 qt_dequant_row_fast(all_types[t], q, b, m);
-                for (size_t i = 0; i < m; i++)
-                    if (!(isnan(a[i]) && isnan(b[i])) && memcmp(&a[i], &b[i], 4) != 0)
-                        fail_msg("%s %s rep %d elem %zu: %a vs %a", levels[l], qt_name(all_types[t]), rep, i,
-                                 (double)a[i], (double)b[i]);
+                expect_same_bits(a, b, m, levels[l], all_types[t], rep);
             }
     }
     qt_force_simd(NULL);
@@ -553,8 +560,7 @@ static void test_qrow_matches(void **state)
             }
             qt_dequant_row(all_types[t], q, a, n);
             assert_int_equal(qrow_dequant((uint32_t)all_types[t], q, b, n), 0);
-            for (size_t i = 0; i < n; i++)
-                if (!(isnan(a[i]) && isnan(b[i]))) assert_int_equal(memcmp(&a[i], &b[i], 4), 0);
+            expect_same_bits(a, b, n, "core/qrow", all_types[t], rep);
         }
     assert_int_equal(qrow_dequant(3, q, b, 32), -1);
     assert_int_equal(qrow_dequant(99, q, b, 32), -1);
