@@ -268,6 +268,8 @@ static int engine_open(struct engine *e, const char *path, const struct opts *o,
         snprintf(err, errlen, "%.400s: %.500s", path, tmp);
         goto fail;
     }
+    /* The table is in the core; the decoder side keeps token_embd only as a tied output. */
+    memset(&e->model->embd, 0, sizeof e->model->embd);
     snprintf(e->name, sizeof e->name, "%.150s", e->model->name[0] ? e->model->name : base_name(path));
     struct dec_options dopt = { .ctx = o->ctx, .threads = o->threads, .device = o->device,
                                 .cl_index = o->cl_index };
