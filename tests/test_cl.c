@@ -20,6 +20,7 @@
 #include "gpu/cl_util.h"
 #include "gpu/decoder.h"
 #include "gpu/quant.h"
+#include "tests/tools/memmodel.h"
 #include "tests/tools/testrng.h"
 
 /* --- helpers ------------------------------------------------------------------------ */
@@ -254,131 +255,42 @@ static void test_golden_stories(void **st)
 
 /* --- acceptance 2: every weight type matches the CPU backend -------------------------- */
 
-/* A random in-memory Llama with all matrices of one type. */
-struct rmodel {
-    struct dec_weights w;
-    void *blobs[64];
-    int nblobs;
-};
-
+/* A random in-memory Llama with all matrices of one type (tests/tools/memmodel), and its
+ * F32 twin: with it the CPU backend runs without quantizing activations, so it is an
+ * exact-arithmetic reference for the weights the OpenCL kernels decode. */
 static uint64_t rng_state;
 static float frand(void) { return testrng_frand(&rng_state); }
 
-static void *blob(struct rmodel *m, size_t bytes)
+static void rmodel_make(struct memmodel *m, int type, uint64_t seed)
 {
-    assert_true(m->nblobs < 64);
-    void *p = malloc(bytes);
-    assert_non_null(p);
-    m->blobs[m->nblobs++] = p;
-    return p;
-}
-
-static void rmat(struct rmodel *m, struct dec_tensor *t, int type, int rows, int cols)
-{
-    float *row = malloc((size_t)cols * 4);
-    assert_non_null(row);
-    size_t rb = qt_row_bytes(type, (size_t)cols);
-    uint8_t *d = blob(m, rb * rows);
-    float s = 1.0f / sqrtf((float)cols) * 1.7f;
-    for (int r = 0; r < rows; r++) {
-        for (int c = 0; c < cols; c++) row[c] = frand() * s;
-        qt_quant_row(type, row, d + rb * r, (size_t)cols);
-    }
-    free(row);
-    t->data = d;
-    t->type = type;
-    t->rows = rows;
-    t->cols = cols;
-}
-
-static void rvec(struct rmodel *m, struct dec_tensor *t, int n)
-{
-    float *v = blob(m, (size_t)n * 4);
-    for (int i = 0; i < n; i++) v[i] = 1.0f + 0.2f * frand();
-    t->data = v;
-    t->type = QT_F32;
-    t->rows = 1;
-    t->cols = n;
-}
-
-static void rmodel_make(struct rmodel *m, int type, uint64_t seed)
-{
-    memset(m, 0, sizeof *m);
     rng_state = seed;
-    struct dec_config *c = &m->w.cfg;
-    c->dim = 256;
-    c->n_layers = 2;
-    c->n_heads = 4;
-    c->n_kv_heads = 2;
-    c->head_dim = 64;
-    c->ffn_dim = 512;
-    c->vocab = 320;
-    c->ctx_train = 256;
-    c->norm_eps = 1e-5f;
-    c->rope_base = 10000.0f;
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    m->w.layers = blob(m, sizeof(struct dec_layer) * c->n_layers);
-    for (int l = 0; l < c->n_layers; l++) {
-        struct dec_layer *L = &m->w.layers[l];
-        rvec(m, &L->attn_norm, c->dim);
-        rvec(m, &L->ffn_norm, c->dim);
-        rmat(m, &L->wq, type, qd, c->dim);
-        rmat(m, &L->wk, type, kvd, c->dim);
-        rmat(m, &L->wv, type, kvd, c->dim);
-        rmat(m, &L->wo, type, c->dim, qd);
-        rmat(m, &L->w_gate, type, c->ffn_dim, c->dim);
-        rmat(m, &L->w_up, type, c->ffn_dim, c->dim);
-        rmat(m, &L->w_down, type, c->dim, c->ffn_dim);
+    struct dec_config c = {.dim = 256, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                           .head_dim = 64, .ffn_dim = 512, .vocab = 320, .ctx_train = 256,
+                           .norm_eps = 1e-5f, .rope_base = 10000.0f};
+    memmodel_init(m, &c, &rng_state);
+    int qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
+    float sd = 1.0f / sqrtf((float)c.dim) * 1.7f, sq = 1.0f / sqrtf((float)qd) * 1.7f,
+          sf = 1.0f / sqrtf((float)c.ffn_dim) * 1.7f;
+    for (int l = 0; l < c.n_layers; l++) {
+        struct dec_layer *L = &m->w.layers[l], *F = &m->wf.layers[l];
+        memmodel_vec(m, c.dim, &L->attn_norm, &F->attn_norm);
+        memmodel_vec(m, c.dim, &L->ffn_norm, &F->ffn_norm);
+        memmodel_mat(m, type, qd, c.dim, sd, &L->wq, &F->wq);
+        memmodel_mat(m, type, kvd, c.dim, sd, &L->wk, &F->wk);
+        memmodel_mat(m, type, kvd, c.dim, sd, &L->wv, &F->wv);
+        memmodel_mat(m, type, c.dim, qd, sq, &L->wo, &F->wo);
+        memmodel_mat(m, type, c.ffn_dim, c.dim, sd, &L->w_gate, &F->w_gate);
+        memmodel_mat(m, type, c.ffn_dim, c.dim, sd, &L->w_up, &F->w_up);
+        memmodel_mat(m, type, c.dim, c.ffn_dim, sf, &L->w_down, &F->w_down);
     }
-    rvec(m, &m->w.out_norm, c->dim);
-    rmat(m, &m->w.output, type, c->vocab, c->dim);
+    memmodel_vec(m, c.dim, &m->w.out_norm, &m->wf.out_norm);
+    memmodel_mat(m, type, c.vocab, c.dim, sd, &m->w.output, &m->wf.output);
     if (type == QT_F32) {
         /* Llama 3.1 per-pair RoPE factors, exercised with the tightest tolerance */
-        float *f = blob(m, sizeof(float) * (size_t)(c->head_dim / 2));
-        for (int i = 0; i < c->head_dim / 2; i++) f[i] = 1.0f + 7.0f * fabsf(frand());
-        c->rope_freqs = f;
+        float *f = memmodel_keep(m, malloc(sizeof(float) * (size_t)(c.head_dim / 2)));
+        for (int i = 0; i < c.head_dim / 2; i++) f[i] = 1.0f + 7.0f * fabsf(frand());
+        m->w.cfg.rope_freqs = m->wf.cfg.rope_freqs = f;
     }
-}
-
-/* The same model with every matrix dequantized to F32: the CPU backend then runs without
- * quantizing activations, so it is an exact-arithmetic reference for the weights the
- * OpenCL kernels decode. */
-static void twin_mat(struct rmodel *dst, struct dec_tensor *t, const struct dec_tensor *src)
-{
-    float *d = blob(dst, sizeof(float) * (size_t)src->rows * (size_t)src->cols);
-    size_t rb = qt_row_bytes(src->type, (size_t)src->cols);
-    for (int64_t r = 0; r < src->rows; r++)
-        qt_dequant_row(src->type, (const uint8_t *)src->data + rb * (size_t)r,
-                       d + (size_t)r * (size_t)src->cols, (size_t)src->cols);
-    *t = *src;
-    t->data = d;
-    t->type = QT_F32;
-}
-
-static void rmodel_f32_twin(struct rmodel *dst, const struct rmodel *src)
-{
-    memset(dst, 0, sizeof *dst);
-    dst->w = src->w;
-    int nl = src->w.cfg.n_layers;
-    dst->w.layers = blob(dst, sizeof(struct dec_layer) * (size_t)nl);
-    for (int l = 0; l < nl; l++) {
-        const struct dec_layer *S = &src->w.layers[l];
-        struct dec_layer *D = &dst->w.layers[l];
-        *D = *S;
-        twin_mat(dst, &D->wq, &S->wq);
-        twin_mat(dst, &D->wk, &S->wk);
-        twin_mat(dst, &D->wv, &S->wv);
-        twin_mat(dst, &D->wo, &S->wo);
-        twin_mat(dst, &D->w_gate, &S->w_gate);
-        twin_mat(dst, &D->w_up, &S->w_up);
-        twin_mat(dst, &D->w_down, &S->w_down);
-    }
-    twin_mat(dst, &dst->w.output, &src->w.output);
-}
-
-static void rmodel_free(struct rmodel *m)
-{
-    for (int i = 0; i < m->nblobs; i++) free(m->blobs[i]);
 }
 
 /* max |a-b| / max |b| over n values */
@@ -424,7 +336,7 @@ static void test_types_match_cpu(void **st)
                                 QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti];
-        struct rmodel m;
+        struct memmodel m;
         rmodel_make(&m, type, 0x9e3779b97f4a7c15ull + ti);
         int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab;
         const int np = 32, ns = 32;
@@ -440,13 +352,10 @@ static void test_types_match_cpu(void **st)
         run_seq(dg, in, np, ns, dim, vocab, b);
         double e = rel_err(b, a, (size_t)(ns + 1) * vocab);
         /* Exact check of the kernels' decoding: the CPU backend on the F32 twin. */
-        struct rmodel t;
-        rmodel_f32_twin(&t, &m);
-        struct decoder *dt = open_dev(&t.w, DEC_DEV_CPU, 128, 0);
+        struct decoder *dt = open_dev(&m.wf, DEC_DEV_CPU, 128, 0);
         run_seq(dt, in, np, ns, dim, vocab, a);
         double e32 = rel_err(b, a, (size_t)(ns + 1) * vocab);
         dec_close(dt);
-        rmodel_free(&t);
         print_message("  %-5s  OpenCL vs CPU logits: max rel err %.2e (tolerance %.0e); "
                       "vs CPU on the F32 twin %.2e (tolerance 1e-04)\n",
                       qt_name(type), e, tol_for(type), e32);
@@ -468,7 +377,7 @@ static void test_types_match_cpu(void **st)
         free(in);
         free(a);
         free(b);
-        rmodel_free(&m);
+        memmodel_free(&m);
     }
 }
 
@@ -477,7 +386,7 @@ static void test_long_prompt(void **st)
 {
     (void)st;
     NEED_CL();
-    struct rmodel m;
+    struct memmodel m;
     rmodel_make(&m, QT_Q8_0, 77);
     int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab, n = 150;
     float *in = malloc(sizeof(float) * (size_t)n * dim);
@@ -503,7 +412,7 @@ static void test_long_prompt(void **st)
     free(a);
     free(b);
     free(c);
-    rmodel_free(&m);
+    memmodel_free(&m);
 }
 
 /* --- acceptance 3: device switch, OOM fallback, missing platform ---------------------- */
@@ -512,7 +421,7 @@ static void test_device_switch(void **st)
 {
     (void)st;
     NEED_CL();
-    struct rmodel m;
+    struct memmodel m;
     rmodel_make(&m, QT_Q4_K, 5);
     int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab;
     float *in = malloc(sizeof(float) * 20 * dim);
@@ -551,14 +460,14 @@ static void test_device_switch(void **st)
     free(a);
     free(b);
     free(c);
-    rmodel_free(&m);
+    memmodel_free(&m);
 }
 
 static void test_oom_fallback(void **st)
 {
     (void)st;
     NEED_CL();
-    struct rmodel m;
+    struct memmodel m;
     rmodel_make(&m, QT_Q8_0, 9);
     char err[512];
     /* The backend itself reports the shortage... */
@@ -589,7 +498,7 @@ static void test_oom_fallback(void **st)
         free(lg);
         dec_close(d);
     }
-    rmodel_free(&m);
+    memmodel_free(&m);
 }
 
 /* Child side of the missing-platform test: runs with OCL_ICD_VENDORS=/nonexistent. */
@@ -606,7 +515,7 @@ static int missing_platform_child(void)
         fprintf(stderr, "child: unclear message: %s\n", err);
         return 1;
     }
-    struct rmodel m;
+    struct memmodel m;
     rmodel_make(&m, QT_F32, 3);
     int devs[] = {DEC_DEV_AUTO, DEC_DEV_CL};
     for (int i = 0; i < 2; i++) {
@@ -633,7 +542,7 @@ static int missing_platform_child(void)
                 note ? note : "(none)");
         dec_close(d);
     }
-    rmodel_free(&m);
+    memmodel_free(&m);
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "gpu/decoder.h"
 #include "gpu/quant.h"
 #include "tests/tools/gguf_writer.h"
+#include "tests/tools/memmodel.h"
 #include "tests/tools/testrng.h"
 
 /* ---- golden ---------------------------------------------------------------------------- */
@@ -93,87 +94,46 @@ static uint64_t rng_state = 0x1234567;
 
 static float frand(void) { return testrng_frand(&rng_state); }   /* uniform in [-1, 1) */
 
+/* A random in-memory model (tests/tools/memmodel) and its F32 token embeddings. */
 struct rmodel {
-    struct dec_weights w;        /* in the requested type */
-    struct dec_weights wf;       /* F32 copy of the same dequantized blocks */
-    void *blobs[64];
-    int nblobs;
+    struct memmodel mm;          /* w in the requested type, wf its F32 twin */
     float *embd;                 /* vocab x dim, F32 (input lookup for the test) */
 };
-
-static void *keep(struct rmodel *r, void *p)
-{
-    assert_non_null(p);
-    assert_true(r->nblobs < 64);
-    r->blobs[r->nblobs++] = p;
-    return p;
-}
-
-/* A rows x cols matrix of random values with the given scale, as type t and as F32. */
-static void rmat(struct rmodel *r, int type, int64_t rows, int64_t cols, float scale,
-                 struct dec_tensor *q, struct dec_tensor *f)
-{
-    size_t rb = qt_row_bytes(type, (size_t)cols);
-    unsigned char *qd = keep(r, malloc(rb * (size_t)rows));
-    float *fd = keep(r, malloc(sizeof(float) * (size_t)(rows * cols)));
-    float *tmp = malloc(sizeof(float) * (size_t)cols);
-    assert_non_null(tmp);
-    for (int64_t i = 0; i < rows; i++) {
-        for (int64_t j = 0; j < cols; j++) tmp[j] = frand() * scale;
-        qt_quant_row(type, tmp, qd + (size_t)i * rb, (size_t)cols);
-        qt_dequant_row(type, qd + (size_t)i * rb, fd + (size_t)(i * cols), (size_t)cols);
-    }
-    free(tmp);
-    *q = (struct dec_tensor){qd, type, rows, cols};
-    *f = (struct dec_tensor){fd, QT_F32, rows, cols};
-}
-
-static void rvec(struct rmodel *r, int64_t n, struct dec_tensor *q, struct dec_tensor *f)
-{
-    float *v = keep(r, malloc(sizeof(float) * (size_t)n));
-    for (int64_t i = 0; i < n; i++) v[i] = 1.0f + 0.2f * frand();
-    *q = *f = (struct dec_tensor){v, QT_F32, 1, n};
-}
 
 static void rmodel_build(struct rmodel *r, int type, int dim, int layers, int heads, int kv_heads,
                          int ffn, int vocab, int tied, const float *rope_freqs)
 {
-    memset(r, 0, sizeof *r);
+    struct memmodel *m = &r->mm;
     struct dec_config c = {dim, layers, heads, kv_heads, dim / heads, ffn, vocab, 512, 1e-5f,
                            10000.0f, rope_freqs};
-    r->w.cfg = r->wf.cfg = c;
-    r->w.layers = keep(r, calloc((size_t)layers, sizeof(struct dec_layer)));
-    r->wf.layers = keep(r, calloc((size_t)layers, sizeof(struct dec_layer)));
+    memmodel_init(m, &c, &rng_state);
     int hd = dim / heads, qd = heads * hd, kvd = kv_heads * hd;
     float sd = 1.0f / sqrtf((float)dim), sf = 1.0f / sqrtf((float)ffn);
     for (int l = 0; l < layers; l++) {
-        struct dec_layer *L = &r->w.layers[l], *F = &r->wf.layers[l];
-        rvec(r, dim, &L->attn_norm, &F->attn_norm);
-        rmat(r, type, qd, dim, 2 * sd, &L->wq, &F->wq);
-        rmat(r, type, kvd, dim, 2 * sd, &L->wk, &F->wk);
-        rmat(r, type, kvd, dim, sd, &L->wv, &F->wv);
-        rmat(r, type, dim, qd, sd, &L->wo, &F->wo);
-        rvec(r, dim, &L->ffn_norm, &F->ffn_norm);
-        rmat(r, type, ffn, dim, sd, &L->w_gate, &F->w_gate);
-        rmat(r, type, ffn, dim, sd, &L->w_up, &F->w_up);
-        rmat(r, type, dim, ffn, sf, &L->w_down, &F->w_down);
+        struct dec_layer *L = &m->w.layers[l], *F = &m->wf.layers[l];
+        memmodel_vec(m, dim, &L->attn_norm, &F->attn_norm);
+        memmodel_mat(m, type, qd, dim, 2 * sd, &L->wq, &F->wq);
+        memmodel_mat(m, type, kvd, dim, 2 * sd, &L->wk, &F->wk);
+        memmodel_mat(m, type, kvd, dim, sd, &L->wv, &F->wv);
+        memmodel_mat(m, type, dim, qd, sd, &L->wo, &F->wo);
+        memmodel_vec(m, dim, &L->ffn_norm, &F->ffn_norm);
+        memmodel_mat(m, type, ffn, dim, sd, &L->w_gate, &F->w_gate);
+        memmodel_mat(m, type, ffn, dim, sd, &L->w_up, &F->w_up);
+        memmodel_mat(m, type, dim, ffn, sf, &L->w_down, &F->w_down);
     }
-    rvec(r, dim, &r->w.out_norm, &r->wf.out_norm);
+    memmodel_vec(m, dim, &m->w.out_norm, &m->wf.out_norm);
     struct dec_tensor eq, ef;
-    rmat(r, type, vocab, dim, 1.0f, &eq, &ef);
+    memmodel_mat(m, type, vocab, dim, 1.0f, &eq, &ef);
     r->embd = (float *)ef.data;
     if (tied) {
-        r->w.output = eq;
-        r->wf.output = ef;
+        m->w.output = eq;
+        m->wf.output = ef;
     } else {
-        rmat(r, type, vocab, dim, sd, &r->w.output, &r->wf.output);
+        memmodel_mat(m, type, vocab, dim, sd, &m->w.output, &m->wf.output);
     }
 }
 
-static void rmodel_free(struct rmodel *r)
-{
-    for (int i = 0; i < r->nblobs; i++) free(r->blobs[i]);
-}
+static void rmodel_free(struct rmodel *r) { memmodel_free(&r->mm); }
 
 static struct decoder *open_dec(const struct dec_weights *w, int threads, int ctx)
 {
@@ -199,7 +159,7 @@ static double reldiff(const float *a, const float *b, size_t n)
 
 static float *prompt_vecs(const struct rmodel *r, const int *ids, int n)
 {
-    int dim = r->w.cfg.dim;
+    int dim = r->mm.w.cfg.dim;
     float *x = malloc(sizeof(float) * (size_t)(n * dim));
     assert_non_null(x);
     for (int i = 0; i < n; i++) memcpy(x + i * dim, r->embd + (size_t)ids[i] * dim, sizeof(float) * dim);
@@ -259,9 +219,9 @@ static void test_types_vs_f32(void **state)
         struct rmodel r;
         /* dim 256 (a K-quant block), 8 heads over 2 KV heads, tied for the odd cases. */
         rmodel_build(&r, tc->type, 256, 2, 8, 2, 512, 300, (int)(k & 1), NULL);
-        int n = 6, steps = 4, V = r.w.cfg.vocab;
-        float *a = run_model(&r.w, &r, ids, n, steps, 2, 1);
-        float *b = run_model(&r.wf, &r, ids, n, steps, 2, 1);
+        int n = 6, steps = 4, V = r.mm.w.cfg.vocab;
+        float *a = run_model(&r.mm.w, &r, ids, n, steps, 2, 1);
+        float *b = run_model(&r.mm.wf, &r, ids, n, steps, 2, 1);
         double db = reldiff(a, b, (size_t)n * V);
         double dd = reldiff(a + (size_t)n * V, b + (size_t)n * V, (size_t)steps * V);
         print_message("%-5s: batch rel diff %.2e (tol %.0e), decode rel diff %.2e (tol %.0e)\n",
@@ -281,9 +241,9 @@ static void test_batch_equals_tokens(void **state)
         const struct tcase *tc = &cases[k];
         struct rmodel r;
         rmodel_build(&r, tc->type, 256, 2, 8, 2, 512, 300, 0, NULL);
-        int n = 9, V = r.w.cfg.vocab;
-        float *a = run_model(&r.w, &r, ids, n, 2, 2, 1);
-        float *b = run_model(&r.w, &r, ids, n, 2, 2, 0);
+        int n = 9, V = r.mm.w.cfg.vocab;
+        float *a = run_model(&r.mm.w, &r, ids, n, 2, 2, 1);
+        float *b = run_model(&r.mm.w, &r, ids, n, 2, 2, 0);
         double dp = reldiff(a, b, (size_t)n * V);
         /* steps after the prompt see the KV cache the batch wrote */
         double ds = reldiff(a + (size_t)n * V, b + (size_t)n * V, (size_t)2 * V);
@@ -304,7 +264,7 @@ static void test_long_prompt_chunks(void **state)
     (void)state;
     struct rmodel r;
     rmodel_build(&r, QT_F32, 64, 2, 4, 2, 96, 40, 0, NULL);
-    int n = 300, V = r.w.cfg.vocab, dim = r.w.cfg.dim;
+    int n = 300, V = r.mm.w.cfg.vocab, dim = r.mm.w.cfg.dim;
     char err[256];
     float *x = malloc(sizeof(float) * (size_t)(n * dim));
     float *all = malloc(sizeof(float) * (size_t)(n * V));
@@ -312,7 +272,7 @@ static void test_long_prompt_chunks(void **state)
     float last[40];
     assert_true(x && all && tok);
     for (int i = 0; i < n; i++) memcpy(x + i * dim, r.embd + (size_t)((i * 7) % V) * dim, sizeof(float) * dim);
-    struct decoder *d = open_dec(&r.w, 2, 320);
+    struct decoder *d = open_dec(&r.mm.w, 2, 320);
     if (dec_forward(d, x, n, 0, all, 1, err, sizeof err)) fail_msg("%s", err);
     if (dec_forward(d, x, n, 0, last, 0, err, sizeof err)) fail_msg("%s", err);
     for (int i = 0; i < n; i++)
@@ -333,11 +293,11 @@ static void test_threads_agree(void **state)
     (void)state;
     struct rmodel r;
     rmodel_build(&r, QT_Q4_K, 256, 2, 8, 4, 512, 300, 0, NULL);
-    int n = 5, V = r.w.cfg.vocab;
-    float *a = run_model(&r.w, &r, ids, n, 3, 1, 1);
-    float *b = run_model(&r.w, &r, ids, n, 3, 2, 1);
+    int n = 5, V = r.mm.w.cfg.vocab;
+    float *a = run_model(&r.mm.w, &r, ids, n, 3, 1, 1);
+    float *b = run_model(&r.mm.w, &r, ids, n, 3, 2, 1);
     /* 3 threads over 4 KV heads: decode steps take the row-split path, not per-KV-head */
-    float *c = run_model(&r.w, &r, ids, n, 3, 3, 1);
+    float *c = run_model(&r.mm.w, &r, ids, n, 3, 3, 1);
     /* Each row's dot product is the same computation whichever thread runs it. */
     assert_true(reldiff(a, b, (size_t)(n + 3) * V) < 1e-6);
     assert_true(reldiff(a, c, (size_t)(n + 3) * V) < 1e-6);
@@ -452,11 +412,11 @@ static void test_reference_forward(void **state)
         struct rmodel r;
         rmodel_build(&r, QT_F32, 128, 2, 4, variant == 2 ? 1 : 2, 192, 100, variant == 1,
                      variant == 1 ? factors : NULL);
-        int n = 10, V = r.w.cfg.vocab;
+        int n = 10, V = r.mm.w.cfg.vocab;
         float *x = prompt_vecs(&r, (const int[]){1, 5, 9, 13, 17, 21, 25, 29, 33, 37}, n);
-        double *ref = ref_forward(&r.wf, x, n);
+        double *ref = ref_forward(&r.mm.wf, x, n);
         for (int batch = 0; batch < 2; batch++) {
-            float *a = run_model(&r.w, &r, (const int[]){1, 5, 9, 13, 17, 21, 25, 29, 33, 37},
+            float *a = run_model(&r.mm.w, &r, (const int[]){1, 5, 9, 13, 17, 21, 25, 29, 33, 37},
                                  batch ? n : 1, batch ? 0 : n - 1, 2, batch);
             double md = 0, mb = 0;
             for (int i = 0; i < n * V; i++) {
@@ -493,7 +453,7 @@ static void test_decoder_api(void **state)
     struct rmodel r;
     rmodel_build(&r, QT_Q8_0, 64, 1, 4, 4, 64, 50, 0, NULL);
     char err[256];
-    struct decoder *d = open_dec(&r.w, 1, 8);
+    struct decoder *d = open_dec(&r.mm.w, 1, 8);
     assert_int_equal(dec_ctx(d), 8);
     assert_int_equal(dec_config(d)->dim, 64);
     assert_non_null(strstr(dec_device_name(d), "cpu"));
@@ -520,20 +480,20 @@ static void test_decoder_api(void **state)
     dec_close(d);
 
     /* bad weights are refused with a message */
-    struct dec_weights bad = r.w;
-    struct dec_layer L0 = r.w.layers[0];
+    struct dec_weights bad = r.mm.w;
+    struct dec_layer L0 = r.mm.w.layers[0];
     L0.wk.rows = 7;
     bad.layers = &L0;
     struct dec_options o = {.device = DEC_DEV_CPU, .cl_index = -1};
     assert_int_equal(dec_open(&d, &bad, &o, err, sizeof err), -1);
     assert_non_null(strstr(err, "wk"));
-    bad = r.w;
+    bad = r.mm.w;
     bad.cfg.n_kv_heads = 3;
     assert_int_equal(dec_open(&d, &bad, &o, err, sizeof err), -1);
     /* OpenCL requested: either the backend is built or a clear message says it is not */
     o.device = DEC_DEV_CL;
     o.threads = 1;
-    if (dec_open(&d, &r.w, &o, err, sizeof err) == 0) dec_close(d);
+    if (dec_open(&d, &r.mm.w, &o, err, sizeof err) == 0) dec_close(d);
     else assert_true(strlen(err) > 0);
     rmodel_free(&r);
 }
