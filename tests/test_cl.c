@@ -293,18 +293,6 @@ static void rmodel_make(struct memmodel *m, int type, uint64_t seed)
     }
 }
 
-/* max |a-b| / max |b| over n values */
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double md = 0, mb = 1e-9;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= md)) md = d; /* NaN counts as a huge error */
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return md / mb;
-}
-
 /* Tolerances (max abs difference relative to the largest CPU logit). The CPU backend
  * quantizes activations to 8-bit blocks for integer weight formats; this backend keeps
  * them in F32, so those formats differ by the activation rounding. */
@@ -350,11 +338,11 @@ static void test_types_match_cpu(void **st)
         assert_null(dec_fallback_note(dg));
         run_seq(dc, in, np, ns, dim, vocab, a);
         run_seq(dg, in, np, ns, dim, vocab, b);
-        double e = rel_err(b, a, (size_t)(ns + 1) * vocab);
+        double e = tu_rel_err(b, a, (size_t)(ns + 1) * vocab);
         /* Exact check of the kernels' decoding: the CPU backend on the F32 twin. */
         struct decoder *dt = open_dev(&m.wf, DEC_DEV_CPU, 128, 0);
         run_seq(dt, in, np, ns, dim, vocab, a);
-        double e32 = rel_err(b, a, (size_t)(ns + 1) * vocab);
+        double e32 = tu_rel_err(b, a, (size_t)(ns + 1) * vocab);
         dec_close(dt);
         print_message("  %-5s  OpenCL vs CPU logits: max rel err %.2e (tolerance %.0e); "
                       "vs CPU on the F32 twin %.2e (tolerance 1e-04)\n",
@@ -367,7 +355,7 @@ static void test_types_match_cpu(void **st)
         struct decoder *dgg = open_dev(&m.w, DEC_DEV_CL, 128, 0);
         clu_force_layout(-1);
         run_seq(dgg, in, np, ns, dim, vocab, a);
-        double eg = rel_err(a, b, (size_t)(ns + 1) * vocab);
+        double eg = tu_rel_err(a, b, (size_t)(ns + 1) * vocab);
         print_message("  %-5s  GPU kernel layout vs CPU layout: max rel err %.2e\n",
                       qt_name(type), eg);
         if (!(eg <= 1e-4)) fail_msg("%s: GPU layout differs by %.3e", qt_name(type), eg);
@@ -400,12 +388,12 @@ static void test_long_prompt(void **st)
     struct decoder *dg = open_dev(&m.w, DEC_DEV_CL, 256, 0);
     if (dec_forward(dc, in, n, 0, a, 1, err, sizeof err)) fail_msg("%s", err);
     if (dec_forward(dg, in, n, 0, b, 1, err, sizeof err)) fail_msg("%s", err);
-    double e = rel_err(b, a, (size_t)n * vocab);
+    double e = tu_rel_err(b, a, (size_t)n * vocab);
     print_message("  %d-token prompt, all logits: max rel err %.2e\n", n, e);
     assert_true(e <= tol_for(QT_Q8_0));
     /* Last-only logits of the same prompt equal the last row of all logits. */
     if (dec_forward(dg, in, n, 0, c, 0, err, sizeof err)) fail_msg("%s", err);
-    assert_true(rel_err(c, b + (size_t)(n - 1) * vocab, vocab) <= 1e-5);
+    assert_true(tu_rel_err(c, b + (size_t)(n - 1) * vocab, vocab) <= 1e-5);
     dec_close(dc);
     dec_close(dg);
     free(in);
@@ -440,8 +428,8 @@ static void test_device_switch(void **st)
     assert_non_null(strstr(dec_device_name(d), "opencl"));
     run_seq(d, in, 16, 4, dim, vocab, c);
     dec_close(d);
-    assert_true(rel_err(a, b, 5 * (size_t)vocab) <= tol_for(QT_Q4_K));
-    assert_true(rel_err(c, a, 5 * (size_t)vocab) == 0.0); /* same device, same result */
+    assert_true(tu_rel_err(a, b, 5 * (size_t)vocab) <= tol_for(QT_Q4_K));
+    assert_true(tu_rel_err(c, a, 5 * (size_t)vocab) == 0.0); /* same device, same result */
     /* A device index that does not exist is an error, not a silent fallback. */
     struct dec_options o;
     memset(&o, 0, sizeof o);

@@ -144,19 +144,6 @@ static struct decoder *open_dec(const struct dec_weights *w, int threads, int ct
     return d;
 }
 
-/* Relative difference: max |a-b| over max |b|. */
-static double reldiff(const float *a, const float *b, size_t n)
-{
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        assert_false(isnan(a[i]));
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md) md = d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return mb > 0 ? md / mb : md;
-}
-
 static float *prompt_vecs(const struct rmodel *r, const int *ids, int n)
 {
     int dim = r->mm.w.cfg.dim;
@@ -222,8 +209,8 @@ static void test_types_vs_f32(void **state)
         int n = 6, steps = 4, V = r.mm.w.cfg.vocab;
         float *a = run_model(&r.mm.w, &r, ids, n, steps, 2, 1);
         float *b = run_model(&r.mm.wf, &r, ids, n, steps, 2, 1);
-        double db = reldiff(a, b, (size_t)n * V);
-        double dd = reldiff(a + (size_t)n * V, b + (size_t)n * V, (size_t)steps * V);
+        double db = tu_rel_err(a, b, (size_t)n * V);
+        double dd = tu_rel_err(a + (size_t)n * V, b + (size_t)n * V, (size_t)steps * V);
         print_message("%-5s: batch rel diff %.2e (tol %.0e), decode rel diff %.2e (tol %.0e)\n",
                       qt_name(tc->type), db, tc->tol_batch, dd, tc->tol_decode);
         if (db > tc->tol_batch || dd > tc->tol_decode)
@@ -244,9 +231,9 @@ static void test_batch_equals_tokens(void **state)
         int n = 9, V = r.mm.w.cfg.vocab;
         float *a = run_model(&r.mm.w, &r, ids, n, 2, 2, 1);
         float *b = run_model(&r.mm.w, &r, ids, n, 2, 2, 0);
-        double dp = reldiff(a, b, (size_t)n * V);
+        double dp = tu_rel_err(a, b, (size_t)n * V);
         /* steps after the prompt see the KV cache the batch wrote */
-        double ds = reldiff(a + (size_t)n * V, b + (size_t)n * V, (size_t)2 * V);
+        double ds = tu_rel_err(a + (size_t)n * V, b + (size_t)n * V, (size_t)2 * V);
         print_message("%-5s: batch vs tokens %.2e, later steps %.2e (tol %.0e)\n",
                       qt_name(tc->type), dp, ds, tc->tol_decode);
         if (dp > tc->tol_decode || ds > tc->tol_decode)
@@ -278,7 +265,7 @@ static void test_long_prompt_chunks(void **state)
     for (int i = 0; i < n; i++)
         if (dec_forward(d, x + i * dim, 1, i, tok + (size_t)i * V, 0, err, sizeof err)) fail_msg("%s", err);
     dec_close(d);
-    double a = reldiff(all, tok, (size_t)n * V), b = reldiff(last, all + (size_t)(n - 1) * V, (size_t)V);
+    double a = tu_rel_err(all, tok, (size_t)n * V), b = tu_rel_err(last, all + (size_t)(n - 1) * V, (size_t)V);
     print_message("300-position prompt: batch vs tokens %.2e, last-only vs all %.2e\n", a, b);
     assert_true(a < 1e-4);
     assert_true(b < 1e-4);
@@ -299,8 +286,8 @@ static void test_threads_agree(void **state)
     /* 3 threads over 4 KV heads: decode steps take the row-split path, not per-KV-head */
     float *c = run_model(&r.mm.w, &r, ids, n, 3, 3, 1);
     /* Each row's dot product is the same computation whichever thread runs it. */
-    assert_true(reldiff(a, b, (size_t)(n + 3) * V) < 1e-6);
-    assert_true(reldiff(a, c, (size_t)(n + 3) * V) < 1e-6);
+    assert_true(tu_rel_err(a, b, (size_t)(n + 3) * V) < 1e-6);
+    assert_true(tu_rel_err(a, c, (size_t)(n + 3) * V) < 1e-6);
     free(a);
     free(b);
     free(c);

@@ -65,6 +65,22 @@ static inline char *tu_read_all(const char *path, size_t *len)
     return b;
 }
 
+/* Relative difference of two float vectors (logits): max |a-b| over max |b| (max |a-b|
+ * when b is all zeros). A NaN in a fails the test, so NaN output never passes as close. */
+static inline double tu_rel_err(const float *a, const float *b, size_t n)
+{
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != a[i]) fail_msg("NaN at element %zu", i);
+        double d = (double)a[i] - b[i], ab = b[i];
+        if (d < 0) d = -d;
+        if (ab < 0) ab = -ab;
+        if (d > md) md = d;
+        if (ab > mb) mb = ab;
+    }
+    return mb > 0 ? md / mb : md;
+}
+
 /* Path of the built binary under test ($BUILD/cmif). */
 static inline const char *tu_cmif(void)
 {
