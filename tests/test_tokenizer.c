@@ -203,6 +203,14 @@ static void bv_free(struct bpe_vocab *v)
     free(v->types);
 }
 
+/* Closes what bv_open opened and frees the vocabulary. */
+static void bv_close(struct tokenizer *t, struct gguf *g, struct bpe_vocab *v)
+{
+    tok_close(t);
+    gguf_close(g);
+    bv_free(v);
+}
+
 static size_t enc(const struct tokenizer *t, const char *s, size_t len, int bos, int special,
                   int32_t *ids, size_t max)
 {
@@ -579,9 +587,7 @@ static void test_bpe_llama3_split(void **state)
     expect_words(t, "x\xE2\x80\x94x", "x", "\xE2\x80\x94x", NULL);   /* [^\r\n\p{L}\p{N}]?\p{L}+ */
     expect_words(t, "\xC2\xB2" "a", "\xC2\xB2", "a", NULL);          /* superscript two is \p{N} */
     expect_words(t, "a\xCC\x81", "a", "\xCC\x81", NULL);             /* a combining mark is not \p{L} */
-    tok_close(t);
-    gguf_close(g);
-    bv_free(&v);
+    bv_close(t, g, &v);
     tu_rmtree(dir);
 }
 
@@ -604,17 +610,13 @@ static void test_bpe_gpt2_split(void **state)
     expect_words(t, "hi!!\n", "hi", "!!", "\n", NULL);               /* no [\r\n]* after punctuation */
     expect_words(t, "\t\tx", "\t", "\t", "x", NULL);                  /* no [^...]? before letters */
     expect_words(t, "x   ", "x", "   ", NULL);
-    tok_close(t);
-    gguf_close(g);
-    bv_free(&v);
+    bv_close(t, g, &v);
 
     /* pre = smollm: every digit is its own word, the rest splits as GPT-2. */
     dir = (tu_rmtree(dir), tu_tmpdir());
     t = word_vocab(dir, "smollm", &v, &g);
     expect_words(t, "x 12", "x", " ", "1", "2", NULL);
-    tok_close(t);
-    gguf_close(g);
-    bv_free(&v);
+    bv_close(t, g, &v);
     tu_rmtree(dir);
 }
 
@@ -683,9 +685,7 @@ static void test_bpe_merge_order(void **state)
         assert_int_equal((uint8_t)buf[0], 0xAD);
         assert_int_equal(tok_bos(t), -1);
         assert_false(tok_add_bos(t));  /* no BOS token, so none is added */
-        tok_close(t);
-        gguf_close(g);
-        bv_free(&v);
+        bv_close(t, g, &v);
     }
     tu_rmtree(dir);
 }
@@ -732,9 +732,7 @@ static void test_bpe_special(void **state)
     assert_int_equal(tok_piece(t, eot, 1, buf, sizeof buf), 10);
     assert_string_equal(buf, "<|eot_id|>");
     assert_int_equal(tok_piece(t, tool, 0, buf, sizeof buf), 6);
-    tok_close(t);
-    gguf_close(g);
-    bv_free(&v);
+    bv_close(t, g, &v);
     tu_rmtree(dir);
 }
 
@@ -749,9 +747,7 @@ static void test_bpe_fuzz_and_long(void **state)
         struct tokenizer *t = word_vocab(dir, pres[p], &v, &g);
         fuzz_roundtrip(t, 0, 800);
         long_line(t, 0);
-        tok_close(t);
-        gguf_close(g);
-        bv_free(&v);
+        bv_close(t, g, &v);
     }
     tu_rmtree(dir);
 }
