@@ -6,9 +6,9 @@
  * (qkva_task; when KV heads do not spread evenly over the threads, Q/K/V rows are split
  * instead and attention runs as a separate dispatch); (2) output projection; (3) gate and
  * up with SwiGLU in one dispatch; (4) down.
- * Prompt batches multiply dequantized tiles with SGEMM (qt_matmul); each pool task owns a
- * slice of the weight rows and runs single-threaded OpenBLAS on it, so dequantization is
- * parallel too. Prompt attention is causal SGEMM per head over an F32 KV cache.
+ * Prompt batches go through qt_matmul (integer formats: the decode kernels over L2-sized
+ * weight tiles against all the batch's prepared activations; F16/BF16: SGEMM on dequantized
+ * tiles); each pool task owns a slice of the weight rows and runs it single-threaded. Prompt attention is causal SGEMM per head over an F32 KV cache.
  * RoPE uses GGUF's "normal" layout: adjacent pairs (x[2i], x[2i+1]) rotate together. */
 #include <math.h>
 #include <stdint.h>
@@ -219,7 +219,7 @@ static int mm_reserve(struct cpu *b, const struct mm_job *j)
             size_t m = split(rows, t + 1, b->nth) - split(rows, t, b->nth);
             if (m > slice) slice = m;
         }
-        size_t s = qt_matmul_scratch_bytes(j->w[i]->type, slice, (size_t)j->w[i]->cols);
+        size_t s = qt_matmul_scratch_bytes(j->w[i]->type, slice, (size_t)j->w[i]->cols, (size_t)j->n);
         if (s > need_s) need_s = s;
         if (slice * (size_t)j->n > need_y) need_y = slice * (size_t)j->n;
     }

@@ -747,14 +747,53 @@ static size_t tile_rows(size_t rows, size_t cols)
     return t < rows ? t : rows;
 }
 
-size_t qt_matmul_scratch_bytes(int type, size_t rows, size_t cols)
+/* Prompt batches with integer-quantized weights use the matrix-vector kernels: the n
+ * activation rows are prepared once, then W is walked in tiles of rows small enough to
+ * stay in L2 and each tile meets every activation, so each weight byte comes from memory
+ * once and is reused n times from cache (the same 8-bit activation rounding as decode).
+ * Float weights (F16/BF16) keep dequantize + SGEMM, which is faster for them. */
+static int int8_path(int type, size_t n)
+{
+    (void)n;   /* measured up to n = 256 (BATCH_MAX): the integer path wins at every n */
+    return type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q4_K || type == QT_Q5_K ||
+           type == QT_Q6_K;
+}
+
+/* Prepared activations are 64-byte aligned, each row's start too. */
+static size_t act_stride(int type, size_t cols) { return (qt_act_bytes(type, cols) + 63) & ~(size_t)63; }
+
+/* ~256 KiB of weight bytes per tile: with the prepared activations (n rows of about cols
+ * bytes each) it stays within the 1-2 MiB L2 of current cores. */
+static size_t int8_tile_rows(int type, size_t rows, size_t cols)
+{
+    size_t rb = qt_row_bytes(type, cols), t = rb ? (256u * 1024u) / rb : rows;
+    if (t < 4) t = 4;
+    return t < rows ? t : rows;
+}
+
+size_t qt_matmul_scratch_bytes(int type, size_t rows, size_t cols, size_t n)
 {
     if (type == QT_F32 || !qt_supported(type)) return 0;
+    if (int8_path(type, n)) return n * act_stride(type, cols) + 64;
     return tile_rows(rows, cols) * cols * sizeof(float);
 }
 
+static void matmul_int8(int type, const uint8_t *W, size_t rows, size_t cols, const float *X,
+                        size_t n, float *Y, void *scratch)
+{
+    uint8_t *act = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    size_t as = act_stride(type, cols), rb = qt_row_bytes(type, cols);
+    for (size_t j = 0; j < n; j++) qt_act_prepare(type, X + j * cols, cols, act + j * as);
+    qt_mv_fn mv = fns[cur_level()].mv[info(type)->slot];
+    size_t T = int8_tile_rows(type, rows, cols);
+    for (size_t r0 = 0; r0 < rows; r0 += T) {
+        size_t nt = rows - r0 < T ? rows - r0 : T;
+        for (size_t j = 0; j < n; j++) mv(W + r0 * rb, rb, cols, act + j * as, Y + j * rows + r0, nt);
+    }
+}
+
 void qt_matmul(int type, const void *W, size_t rows, size_t cols, const float *X, size_t n,
-               float *Y, float *scratch)
+               float *Y, void *scratch)
 {
     if (!qt_supported(type) || rows == 0 || n == 0) return;
     if (cols == 0) {   /* empty dot products; SGEMM would reject lda = 0 */
@@ -766,12 +805,17 @@ void qt_matmul(int type, const void *W, size_t rows, size_t cols, const float *X
                     (int)cols, W, (int)cols, 0.0f, Y, (int)rows);
         return;
     }
+    if (int8_path(type, n)) {
+        matmul_int8(type, W, rows, cols, X, n, Y, scratch);
+        return;
+    }
+    float *tile = scratch;
     size_t rb = qt_row_bytes(type, cols), T = tile_rows(rows, cols);
     qt_dq_fn dq = fns[cur_level()].dq[info(type)->slot];
     for (size_t r0 = 0; r0 < rows; r0 += T) {
         size_t nt = rows - r0 < T ? rows - r0 : T;
-        for (size_t r = 0; r < nt; r++) dq((const uint8_t *)W + (r0 + r) * rb, scratch + r * cols, cols);
+        for (size_t r = 0; r < nt; r++) dq((const uint8_t *)W + (r0 + r) * rb, tile + r * cols, cols);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nt, (int)cols, 1.0f, X,
-                    (int)cols, scratch, (int)cols, 0.0f, Y + r0, (int)rows);
+                    (int)cols, tile, (int)cols, 0.0f, Y + r0, (int)rows);
     }
 }

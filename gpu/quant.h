@@ -33,11 +33,15 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act);
 void qt_matvec(int type, const void *W, size_t ncols, const void *act, float *y, size_t r0,
                size_t r1);
 
-/* Batch product for prompts: Y[n x rows] = X[n x cols] · Wᵀ, dequantizing W in tiles into
- * scratch (qt_matmul_scratch_bytes) and running OpenBLAS SGEMM on them. */
-size_t qt_matmul_scratch_bytes(int type, size_t rows, size_t cols);
+/* Batch product for prompts: Y[n x rows] = X[n x cols] · Wᵀ. Integer-quantized W: the n
+ * rows of X are prepared like qt_act_prepare (8-bit activations, exactly as decode sees
+ * them) into scratch and the matrix-vector kernels run over L2-sized tiles of W against all
+ * of them. F16/BF16: W is dequantized in tiles into scratch for OpenBLAS SGEMM; F32 uses
+ * SGEMM directly. scratch holds qt_matmul_scratch_bytes(type, rows, cols, n) bytes (the
+ * n argument was added for the prepared activations; 0 bytes for F32 means NULL is fine). */
+size_t qt_matmul_scratch_bytes(int type, size_t rows, size_t cols, size_t n);
 void qt_matmul(int type, const void *W, size_t rows, size_t cols, const float *X, size_t n,
-               float *Y, float *scratch);
+               float *Y, void *scratch);
 
 /* Which SIMD level the kernels run at: "avx512", "avx512novnni" (AVX-512 without VNNI),
  * "avx2" or "scalar". Tests may force one; a level above what the CPU supports is capped

@@ -184,18 +184,20 @@ static const int ids[] = {3, 17, 200, 5, 88, 150, 42, 9, 250, 1, 77, 123};
 
 struct tcase {
     int type;
-    double tol_batch;    /* prompt path: dequantized tiles, float activations */
+    double tol_batch;    /* prompt path */
     double tol_decode;   /* decode path: activation quantized for the integer formats */
 };
 
 /* Tolerances are relative to the largest logit. The weights are identical (the F32 copy
- * is the dequantized blocks), so the batch path differs only by summation order; decode
- * steps also quantize the activation: 8-bit blocks for Q8_0/Q4_0 (Q8_0 activations) and
- * the K-quants (Q8_K); F16/BF16 keep F32 activations, so only summation order differs. */
+ * is the dequantized blocks). F32/F16/BF16 keep F32 activations on both paths (batch:
+ * SGEMM on dequantized tiles), so only summation order differs. The integer formats
+ * quantize the activation to 8-bit blocks on both paths (Q8_0 blocks for Q8_0/Q4_0, Q8_K
+ * for the K-quants; qt_matmul runs the decode kernels on prompt batches too), so the batch
+ * path carries the same activation rounding as decode and gets the same tolerance. */
 static const struct tcase cases[] = {
     {QT_F32, 1e-5, 1e-5},   {QT_F16, 1e-5, 1e-4},   {QT_BF16, 1e-5, 1e-4},
-    {QT_Q8_0, 1e-5, 3e-2},  {QT_Q4_0, 1e-5, 3e-2},  {QT_Q4_K, 1e-5, 3e-2},
-    {QT_Q5_K, 1e-5, 3e-2},  {QT_Q6_K, 1e-5, 3e-2},
+    {QT_Q8_0, 3e-2, 3e-2},  {QT_Q4_0, 3e-2, 3e-2},  {QT_Q4_K, 3e-2, 3e-2},
+    {QT_Q5_K, 3e-2, 3e-2},  {QT_Q6_K, 3e-2, 3e-2},
 };
 
 static void test_types_vs_f32(void **state)

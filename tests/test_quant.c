@@ -491,7 +491,8 @@ static void test_dequant_fast_identical(void **state)
 static void test_matmul(void **state)
 {
     (void)state;
-    struct { size_t rows, cols, n; } shapes[] = {{300, 256, 3}, {100, 2048, 17}, {7, 512, 1}, {70, 5632, 2}};
+    struct { size_t rows, cols, n; } shapes[] = {{300, 256, 3}, {100, 2048, 17}, {7, 512, 1}, {70, 5632, 2},
+                                                {600, 2048, 5}};   /* several L2 tiles */
     rng_state = 77;
     for (size_t l = 0; l < N_LEVELS; l++) {
         if (!force_level(levels[l])) continue;
@@ -503,7 +504,7 @@ static void test_matmul(void **state)
                 float *w = xmalloc(cols * 4), *wd = xmalloc(rows * cols * 4), *X = xmalloc(n * cols * 4);
                 float *Y = xmalloc(n * rows * 4);
                 uint8_t *W = xmalloc(rows * rb);
-                float *scratch = xmalloc(qt_matmul_scratch_bytes(type, rows, cols));
+                float *scratch = xmalloc(qt_matmul_scratch_bytes(type, rows, cols, n));
                 for (size_t r = 0; r < rows; r++) {
                     fill(w, cols, 0.05f);
                     qt_quant_row(type, w, W + r * rb, cols);
@@ -511,21 +512,39 @@ static void test_matmul(void **state)
                 }
                 fill(X, n * cols, 1.0f);
                 qt_matmul(type, W, rows, cols, X, n, Y, scratch);
-                for (size_t i = 0; i < n; i++)
+                int q8 = qt_block_elems(type) > 1;   /* integer path: 8-bit activations */
+                uint8_t *act = xmalloc(qt_act_bytes(type, cols));
+                float *xq = xmalloc(cols * 4), *dh = xmalloc(cols * 4), *yv = xmalloc(rows * 4);
+                for (size_t i = 0; i < n; i++) {
+                    /* Integer types multiply the activation decode would: qt_act_prepare of
+                     * row i, so each result equals qt_matvec's bit for bit (the prompt path
+                     * then matches token-by-token decoding), and is checked against the exact
+                     * product with that 8-bit x̂ to check_matvec's rounding bound:
+                     * 4·(cols/32 + 8)·2^-24 relative to Σ|w||x̂|. */
+                    qt_act_prepare(type, X + i * cols, cols, act);
+                    act_values(type, act, cols, xq, dh);
+                    if (q8) qt_matvec(type, W, cols, act, yv, 0, rows);
                     for (size_t r = 0; r < rows; r++) {
                         double ref = 0, mag = 0;
                         for (size_t k = 0; k < cols; k++) {
-                            ref += (double)X[i * cols + k] * wd[r * cols + k];
-                            mag += fabs((double)X[i * cols + k] * wd[r * cols + k]);
+                            ref += (double)xq[k] * wd[r * cols + k];
+                            mag += fabs((double)xq[k] * wd[r * cols + k]);
                         }
-                        /* SGEMM accumulates in float: at most cols·2^-24 relative to Σ|x||w|,
-                         * in practice far less; 2·10^-5 (~cols/4·u for cols = 5632) is tight
-                         * enough to catch any misplaced row or tile. */
+                        /* F16/BF16 go through SGEMM, which accumulates in float: at most
+                         * cols·2^-24 relative to Σ|x||w|, in practice far less; 2·10^-5
+                         * (~cols/4·u for cols = 5632) is tight enough to catch any misplaced
+                         * row or tile. */
+                        double rel = q8 ? 4.0 * (double)(cols / 32 + 8) * 0x1p-24 : 2e-5;
                         double e = fabs(Y[i * rows + r] - ref);
-                        if (!(e <= 2e-5 * mag + 1e-30))
+                        if (!(e <= rel * mag + 1e-30))
                             fail_msg("matmul %s %zux%zu n=%zu [%zu,%zu]: %g vs %g", qt_name(type), rows, cols,
                                      n, i, r, (double)Y[i * rows + r], ref);
+                        if (q8 && memcmp(&Y[i * rows + r], &yv[r], 4) != 0)
+                            fail_msg("matmul %s %zux%zu n=%zu [%zu,%zu]: %a, matvec %a", qt_name(type), rows,
+                                     cols, n, i, r, (double)Y[i * rows + r], (double)yv[r]);
                     }
+                }
+                free(act); free(xq); free(dh); free(yv);
                 free(w); free(wd); free(X); free(Y); free(W); free(scratch);
             }
     }
