@@ -30,7 +30,7 @@ BENCH_SRCS = $(wildcard tests/bench/*.c)
 BENCH_BIN = $(BUILD)/bench/cmif-bench
 CL_SRCS   = $(sort $(wildcard gpu/kernels/*.cl))
 
-.PHONY: all run test check-asan bench deps clean tests tools default-model format
+.PHONY: all run test check-asan bench bench-deps deps clean tests tools default-model format
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/cmif
@@ -106,6 +106,11 @@ check-asan: deps
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/cmif $(BENCH_BIN) $(TOOL_BINS)
 	./$(BENCH_BIN) $(BENCH_ARGS)
+
+# llama.cpp for the bench's same-run comparison and the e2e compatibility test: npm's
+# node-llama-cpp ships prebuilt CPU binaries. Installed under build/llamacpp, never committed.
+bench-deps:
+	npm install --no-audit --no-fund --prefix build/llamacpp node-llama-cpp
 
 # Reproduces assets/models/cmif-tiny.gguf from scratch: corpus sampled from
 # ../shared/models/stories260K.gguf by cmif itself, tokenizer and model trained by
