@@ -784,11 +784,15 @@ static void matmul_int8(int type, const uint8_t *W, size_t rows, size_t cols, co
     uint8_t *act = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     size_t as = act_stride(type, cols), rb = qt_row_bytes(type, cols);
     for (size_t j = 0; j < n; j++) qt_act_prepare(type, X + j * cols, cols, act + j * as);
-    qt_mv_fn mv = fns[cur_level()].mv[info(type)->slot];
+    const struct qt_level_fns *f = &fns[cur_level()];
+    qt_mv_fn mv = f->mv[info(type)->slot];
+    qt_mm_fn mm = f->mm[info(type)->slot];
     size_t T = int8_tile_rows(type, rows, cols);
     for (size_t r0 = 0; r0 < rows; r0 += T) {
         size_t nt = rows - r0 < T ? rows - r0 : T;
-        for (size_t j = 0; j < n; j++) mv(W + r0 * rb, rb, cols, act + j * as, Y + j * rows + r0, nt);
+        if (mm) mm(W + r0 * rb, rb, cols, act, as, n, Y + r0, rows, nt);
+        else
+            for (size_t j = 0; j < n; j++) mv(W + r0 * rb, rb, cols, act + j * as, Y + j * rows + r0, nt);
     }
 }
 

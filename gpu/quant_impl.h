@@ -54,10 +54,18 @@ typedef void (*qt_act_fn)(const float *x, size_t n, void *act);
 /* Row dequantizer, bit-identical to qt_dequant_row. */
 typedef void (*qt_dq_fn)(const uint8_t *src, float *dst, size_t n);
 
+/* Optional batch kernel for prompts: Y[j·ldy + r] = dot(row r, activation j) for nrows rows
+ * and na activations prepared `as` bytes apart. It must give exactly the mv kernel's
+ * floats (qt_matmul falls back to looping mv where a slot is NULL); it gains by reusing each
+ * weight load for several activations. */
+typedef void (*qt_mm_fn)(const uint8_t *W, size_t rb, size_t ncols, const uint8_t *act, size_t as,
+                         size_t na, float *Y, size_t ldy, size_t nrows);
+
 struct qt_level_fns {
     qt_mv_fn mv[QK_NSLOTS];
     qt_act_fn act[2];
     qt_dq_fn dq[QK_NSLOTS];
+    qt_mm_fn mm[QK_NSLOTS];
 };
 
 void qt_kernels_avx2(struct qt_level_fns *f);

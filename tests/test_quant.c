@@ -492,7 +492,8 @@ static void test_matmul(void **state)
 {
     (void)state;
     struct { size_t rows, cols, n; } shapes[] = {{300, 256, 3}, {100, 2048, 17}, {7, 512, 1}, {70, 5632, 2},
-                                                {600, 2048, 5}};   /* several L2 tiles */
+                                                {600, 2048, 5},    /* several L2 tiles */
+                                                {37, 160, 6}};     /* odd block tail (32-blocks) */
     rng_state = 77;
     for (size_t l = 0; l < N_LEVELS; l++) {
         if (!force_level(levels[l])) continue;
@@ -500,6 +501,7 @@ static void test_matmul(void **state)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
                 int type = all_types[t];
                 size_t rows = shapes[s].rows, cols = shapes[s].cols, n = shapes[s].n;
+                if (cols % qt_block_elems(type)) continue;
                 size_t rb = qt_row_bytes(type, cols);
                 float *w = xmalloc(cols * 4), *wd = xmalloc(rows * cols * 4), *X = xmalloc(n * cols * 4);
                 float *Y = xmalloc(n * rows * 4);
