@@ -54,8 +54,113 @@ static void mm_q8_0_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *a
     for (; j < na; j++) mv_q8_0_vnni(W, rb, n, act + j * as, Y + j * ldy, nr);
 }
 
+/* Prompt batches, Q4_K/Q5_K: q45_k_row_zmm for four activations at once. The weight side
+ * (nibble unpacking, the 6-bit scales and mins, the scale shuffles) is done once per
+ * super-block for all four; each activation's sums are formed in exactly q45_k_row_zmm's
+ * order, so results equal the matrix-vector kernel's bit for bit. */
+#define W2(j) 2 * (j), 2 * (j) + 1
+#define W16(j) W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j)
+static const int8_t mm_sel[4][64] = {
+    {W16(0), W16(0), W16(2), W16(2)}, {W16(1), W16(1), W16(3), W16(3)},
+    {W16(4), W16(4), W16(6), W16(6)}, {W16(5), W16(5), W16(7), W16(7)},
+};
+#undef W16
+#undef W2
+
+static inline __attribute__((always_inline)) void q45_k_rows4(const uint8_t *W, size_t nsb,
+                                                              const uint8_t *act, size_t as,
+                                                              size_t n, int five, float out[4])
+{
+    const struct qa8k *a[4];
+    const int8_t *xz[4];
+    __m512 acc[4];
+    __m256 accm[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = (const struct qa8k *)(act + k * as);
+        xz[k] = (const int8_t *)(act + k * as) + qa8k_perm_offset(n);
+        acc[k] = _mm512_setzero_ps();
+        accm[k] = _mm256_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
+    const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
+    for (size_t i = 0; i < nsb; i++) {
+        const uint8_t *blk = W + i * bsz;
+        uint16_t dh, dmh;
+        memcpy(&dh, blk, 2);
+        memcpy(&dmh, blk + 2, 2);
+        const uint8_t *qs = blk + (five ? 48 : 16);
+        __m128i sc8, mn8;
+        k4_unpack(blk + 4, &sc8, &mn8);
+        __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
+        __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(sc8));
+        __m512i qh = _mm512_setzero_si512();
+        if (five) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 16));
+            qh = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1);
+        }
+        __m512i lo[2], hi[2], sc[4];
+        for (int h = 0; h < 2; h++) {
+            __m512i q = _mm512_loadu_si512(qs + 64 * h);
+            lo[h] = _mm512_and_si512(q, m4);
+            hi[h] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            if (five) {
+                lo[h] = _mm512_or_si512(lo[h], _mm512_and_si512(_mm512_slli_epi16(qh, 4), m16));
+                hi[h] = _mm512_or_si512(hi[h], _mm512_and_si512(_mm512_slli_epi16(qh, 3), m16));
+                qh = _mm512_srli_epi16(qh, 4);
+            }
+        }
+        for (int c = 0; c < 4; c++) sc[c] = _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(mm_sel[c]));
+        float dw = kern_h2f(dh), dmw = kern_h2f(dmh);
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < 4; k++) {
+            const struct qa8k *ak = a[k] + i;
+            const int8_t *x = xz[k] + 256 * i;
+            __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ak->bsums), mn16);
+            __m512i sumi = _mm512_setzero_si512();
+            for (int h = 0; h < 2; h++) {
+                __m512i p0 = _mm512_maddubs_epi16(lo[h], _mm512_loadu_si512(x + 128 * h));
+                __m512i p1 = _mm512_maddubs_epi16(hi[h], _mm512_loadu_si512(x + 128 * h + 64));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, sc[2 * h]));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, sc[2 * h + 1]));
+            }
+            float d = dw * ak->d, dmin = dmw * ak->d;
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc[k]);
+            accm[k] = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm[k]);
+        }
+    }
+    for (int k = 0; k < 4; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - kern_hsum(accm[k]);
+}
+
+static inline __attribute__((always_inline)) void mm_q45_k(const uint8_t *W, size_t rb, size_t n,
+                                                           const uint8_t *act, size_t as, size_t na,
+                                                           float *Y, size_t ldy, size_t nr, int five)
+{
+    size_t j = 0;
+    for (; j + 4 <= na; j += 4)
+        for (size_t r = 0; r < nr; r++) {
+            float o[4];
+            q45_k_rows4(W + r * rb, n / 256, act + j * as, as, n, five, o);
+            for (int k = 0; k < 4; k++) Y[(j + k) * ldy + r] = o[k];
+        }
+    for (; j < na; j++) (five ? mv_q5_k : mv_q4_k)(W, rb, n, act + j * as, Y + j * ldy, nr);
+}
+
+static void mm_q4_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
+                    float *Y, size_t ldy, size_t nr)
+{
+    mm_q45_k(W, rb, n, act, as, na, Y, ldy, nr, 0);
+}
+
+static void mm_q5_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
+                    float *Y, size_t ldy, size_t nr)
+{
+    mm_q45_k(W, rb, n, act, as, na, Y, ldy, nr, 1);
+}
+
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
+    f->mm[QK_Q4_K] = mm_q4_k;
+    f->mm[QK_Q5_K] = mm_q5_k;
     if (vnni) f->mm[QK_Q8_0] = mm_q8_0_vnni;
     if (vnni) fill_vnni(f->mv);
     else fill_novnni(f->mv);
