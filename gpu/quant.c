@@ -788,11 +788,21 @@ static void matmul_int8(int type, const uint8_t *W, size_t rows, size_t cols, co
     qt_mv_fn mv = f->mv[info(type)->slot];
     qt_mm_fn mm = f->mm[info(type)->slot];
     size_t T = int8_tile_rows(type, rows, cols);
-    for (size_t r0 = 0; r0 < rows; r0 += T) {
-        size_t nt = rows - r0 < T ? rows - r0 : T;
-        if (mm) mm(W + r0 * rb, rb, cols, act, as, n, Y + r0, rows, nt);
-        else
-            for (size_t j = 0; j < n; j++) mv(W + r0 * rb, rb, cols, act + j * as, Y + j * rows + r0, nt);
+    /* Activations in chunks of ~512 KiB (a multiple of 4 rows, the batch kernels' group) so
+     * a chunk and a weight tile share L2; each chunk then walks all of W (re-read from L3
+     * or memory per chunk, sequentially, which the prefetchers handle well). */
+    size_t nc = (512u * 1024u) / as / 4 * 4;
+    if (nc < 4) nc = 4;
+    for (size_t j0 = 0; j0 < n; j0 += nc) {
+        size_t nj = n - j0 < nc ? n - j0 : nc;
+        const uint8_t *aj = act + j0 * as;
+        float *Yj = Y + j0 * rows;
+        for (size_t r0 = 0; r0 < rows; r0 += T) {
+            size_t nt = rows - r0 < T ? rows - r0 : T;
+            if (mm) mm(W + r0 * rb, rb, cols, aj, as, nj, Yj + r0, rows, nt);
+            else
+                for (size_t j = 0; j < nj; j++) mv(W + r0 * rb, rb, cols, aj + j * as, Yj + j * rows + r0, nt);
+        }
     }
 }
 
