@@ -13,41 +13,56 @@
 
 /* Prompt batches, Q8_0: four activations per pass over a weight row, so the row's loads,
  * sign flips and scale conversions are shared (the compiler merges the identical loads of
- * the four inlined q8_0_blk2 calls). Each (row, activation) accumulates in exactly the
- * order of q8_0_row, so results equal the matrix-vector kernel's bit for bit. */
+ * the four inlined q8_0_blk2 calls). The prepared activation takes 4.25 bytes per element,
+ * so four of them fit L1 only for short rows: the columns go in spans of MM_Q8_QUADS·128
+ * and the accumulators of up to MM_Q8_ROWS rows are kept between spans. Each (row,
+ * activation) still accumulates in exactly the order of q8_0_row, so results equal the
+ * matrix-vector kernel's bit for bit. */
+#define MM_Q8_QUADS 16   /* 2048 columns: 4 activations' spans are 24 KiB */
+#define MM_Q8_ROWS 32
 static void mm_q8_0_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as,
                          size_t na, float *Y, size_t ldy, size_t nr)
 {
-    size_t nb = n / 32, off = qa8x2_offset(n), j = 0;
+    size_t nb = n / 32, nq = nb / 4, off = qa8x2_offset(n), j = 0;
+    __m512 st[MM_Q8_ROWS][8];
     for (; j + 4 <= na; j += 4) {
         const uint8_t *p = act + j * as;
-        const struct qa8 *a0 = (const void *)p, *a1 = (const void *)(p + as),
-                         *a3 = (const void *)(p + 3 * as), *a2 = (const void *)(p + 2 * as);
         const struct qa8x2 *x0 = (const void *)(p + off), *x1 = (const void *)(p + as + off),
                            *x2 = (const void *)(p + 2 * as + off), *x3 = (const void *)(p + 3 * as + off);
-        for (size_t r = 0; r < nr; r++) {
-            const struct blk_q8_0 *b = (const struct blk_q8_0 *)(W + r * rb);
-            __m512 z00 = _mm512_setzero_ps(), z01 = z00, z10 = z00, z11 = z00, z20 = z00, z21 = z00,
-                   z30 = z00, z31 = z00;
-            size_t i = 0;
-            for (; i + 4 <= nb; i += 4) {
-                size_t h = i / 2;
-                z00 = q8_0_blk2_vnni(b + i, x0 + h, z00);
-                z10 = q8_0_blk2_vnni(b + i, x1 + h, z10);
-                z20 = q8_0_blk2_vnni(b + i, x2 + h, z20);
-                z30 = q8_0_blk2_vnni(b + i, x3 + h, z30);
-                z01 = q8_0_blk2_vnni(b + i + 2, x0 + h + 1, z01);
-                z11 = q8_0_blk2_vnni(b + i + 2, x1 + h + 1, z11);
-                z21 = q8_0_blk2_vnni(b + i + 2, x2 + h + 1, z21);
-                z31 = q8_0_blk2_vnni(b + i + 2, x3 + h + 1, z31);
+        for (size_t rr = 0; rr < nr; rr += MM_Q8_ROWS) {
+            size_t R = nr - rr < MM_Q8_ROWS ? nr - rr : MM_Q8_ROWS;
+            for (size_t r = 0; r < R; r++)
+                for (int k = 0; k < 8; k++) st[r][k] = _mm512_setzero_ps();
+            for (size_t q0 = 0; q0 < nq; q0 += MM_Q8_QUADS) {
+                size_t q1 = nq - q0 < MM_Q8_QUADS ? nq : q0 + MM_Q8_QUADS;
+                for (size_t r = 0; r < R; r++) {
+                    const struct blk_q8_0 *b = (const struct blk_q8_0 *)(W + (rr + r) * rb);
+                    __m512 z00 = st[r][0], z01 = st[r][1], z10 = st[r][2], z11 = st[r][3],
+                           z20 = st[r][4], z21 = st[r][5], z30 = st[r][6], z31 = st[r][7];
+                    for (size_t i = 4 * q0; i < 4 * q1; i += 4) {
+                        size_t h = i / 2;
+                        z00 = q8_0_blk2_vnni(b + i, x0 + h, z00);
+                        z10 = q8_0_blk2_vnni(b + i, x1 + h, z10);
+                        z20 = q8_0_blk2_vnni(b + i, x2 + h, z20);
+                        z30 = q8_0_blk2_vnni(b + i, x3 + h, z30);
+                        z01 = q8_0_blk2_vnni(b + i + 2, x0 + h + 1, z01);
+                        z11 = q8_0_blk2_vnni(b + i + 2, x1 + h + 1, z11);
+                        z21 = q8_0_blk2_vnni(b + i + 2, x2 + h + 1, z21);
+                        z31 = q8_0_blk2_vnni(b + i + 2, x3 + h + 1, z31);
+                    }
+                    st[r][0] = z00, st[r][1] = z01, st[r][2] = z10, st[r][3] = z11;
+                    st[r][4] = z20, st[r][5] = z21, st[r][6] = z30, st[r][7] = z31;
+                }
             }
-            __m512 zs[4][2] = {{z00, z01}, {z10, z11}, {z20, z21}, {z30, z31}};
-            const struct qa8 *as8[4] = {a0, a1, a2, a3};
-            for (int k = 0; k < 4; k++) {   /* the tail of q8_0_row, per activation */
-                float s = _mm512_reduce_add_ps(_mm512_add_ps(zs[k][0], zs[k][1]));
-                __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-                for (size_t t = i; t < nb; t++) acc0 = q8_0_blk_vnni(b + t, as8[k] + t, acc0);
-                Y[(j + k) * ldy + r] = s + kern_hsum(_mm256_add_ps(acc0, acc1));
+            for (size_t r = 0; r < R; r++) {   /* the end of q8_0_row, per activation */
+                const struct blk_q8_0 *b = (const struct blk_q8_0 *)(W + (rr + r) * rb);
+                for (int k = 0; k < 4; k++) {
+                    const struct qa8 *a = (const struct qa8 *)(p + (size_t)k * as);
+                    float s = _mm512_reduce_add_ps(_mm512_add_ps(st[r][2 * k], st[r][2 * k + 1]));
+                    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+                    for (size_t t = 4 * nq; t < nb; t++) acc0 = q8_0_blk_vnni(b + t, a + t, acc0);
+                    Y[(j + k) * ldy + rr + r] = s + kern_hsum(_mm256_add_ps(acc0, acc1));
+                }
             }
         }
     }
