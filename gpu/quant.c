@@ -754,10 +754,17 @@ static size_t tile_rows(size_t rows, size_t cols)
  * Float weights (F16/BF16) keep dequantize + SGEMM, which is faster for them. */
 static int int8_path(int type, size_t n)
 {
-    (void)n;   /* measured up to n = 256 (BATCH_MAX): the integer path wins at every n */
-    return type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q4_K || type == QT_Q5_K ||
-           type == QT_Q6_K;
+    const struct qt_info *t = info(type);
+    if (!t || !(type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q4_K || type == QT_Q5_K ||
+                type == QT_Q6_K))
+        return 0;
+    /* With a batch kernel the integer path won at every n measured (8..256, BENCHMARKS.md);
+     * looping the matrix-vector kernel wins up to n = 32 and loses 10-20% to SGEMM from
+     * n = 64 on (AVX2, AVX-512 without VNNI). */
+    return fns[cur_level()].mm[t->slot] != NULL || n <= 32;
 }
+
+int qt_matmul_int8(int type, size_t n) { return int8_path(type, n); }
 
 /* Prepared activations are 64-byte aligned, each row's start too. */
 static size_t act_stride(int type, size_t cols) { return (qt_act_bytes(type, cols) + 63) & ~(size_t)63; }
@@ -774,8 +781,10 @@ static size_t int8_tile_rows(int type, size_t rows, size_t cols)
 size_t qt_matmul_scratch_bytes(int type, size_t rows, size_t cols, size_t n)
 {
     if (type == QT_F32 || !qt_supported(type)) return 0;
-    if (int8_path(type, n)) return n * act_stride(type, cols) + 64;
-    return tile_rows(rows, cols) * cols * sizeof(float);
+    /* room for either path: which one runs depends on the SIMD level, which tests change */
+    size_t a = n * act_stride(type, cols) + 64, f = tile_rows(rows, cols) * cols * sizeof(float);
+    int intfmt = int8_path(type, 0);
+    return intfmt && a > f ? a : f;
 }
 
 static void matmul_int8(int type, const uint8_t *W, size_t rows, size_t cols, const float *X,

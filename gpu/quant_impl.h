@@ -71,6 +71,10 @@ struct qt_level_fns {
 void qt_kernels_avx2(struct qt_level_fns *f);
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni);
 
+/* Whether qt_matmul runs n activations of `type` on the int8 kernels (else dequantize +
+ * SGEMM) at the current SIMD level; for tests. */
+int qt_matmul_int8(int type, size_t n);
+
 /* Dequantizes one row with the current SIMD level's code (identical results). */
 void qt_dequant_row_fast(int type, const void *src, float *dst, size_t n);
 

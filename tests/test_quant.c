@@ -493,7 +493,8 @@ static void test_matmul(void **state)
     (void)state;
     struct { size_t rows, cols, n; } shapes[] = {{300, 256, 3}, {100, 2048, 17}, {7, 512, 1}, {70, 5632, 2},
                                                 {600, 2048, 5},    /* several L2 tiles */
-                                                {37, 160, 6}};     /* odd block tail (32-blocks) */
+                                                {37, 160, 6},      /* odd block tail (32-blocks) */
+                                                {50, 512, 40}};    /* SGEMM where no batch kernel */
     rng_state = 77;
     for (size_t l = 0; l < N_LEVELS; l++) {
         if (!force_level(levels[l])) continue;
@@ -514,7 +515,7 @@ static void test_matmul(void **state)
                 }
                 fill(X, n * cols, 1.0f);
                 qt_matmul(type, W, rows, cols, X, n, Y, scratch);
-                int q8 = qt_block_elems(type) > 1;   /* integer path: 8-bit activations */
+                int q8 = qt_matmul_int8(type, n);   /* int8 kernels (else dequantize + SGEMM) */
                 uint8_t *act = xmalloc(qt_act_bytes(type, cols));
                 float *xq = xmalloc(cols * 4), *dh = xmalloc(cols * 4), *yv = xmalloc(rows * 4);
                 for (size_t i = 0; i < n; i++) {
@@ -524,7 +525,8 @@ static void test_matmul(void **state)
                      * product with that 8-bit x̂ to check_matvec's rounding bound:
                      * 4·(cols/32 + 8)·2^-24 relative to Σ|w||x̂|. */
                     qt_act_prepare(type, X + i * cols, cols, act);
-                    act_values(type, act, cols, xq, dh);
+                    if (q8) act_values(type, act, cols, xq, dh);
+                    else memcpy(xq, X + i * cols, cols * 4);   /* SGEMM multiplies x itself */
                     if (q8) qt_matvec(type, W, cols, act, yv, 0, rows);
                     for (size_t r = 0; r < rows; r++) {
                         double ref = 0, mag = 0;
@@ -532,7 +534,8 @@ static void test_matmul(void **state)
                             ref += (double)xq[k] * wd[r * cols + k];
                             mag += fabs((double)xq[k] * wd[r * cols + k]);
                         }
-                        /* F16/BF16 go through SGEMM, which accumulates in float: at most
+                        /* F16/BF16 (and integer formats at batch sizes where a SIMD level has
+                         * no batch kernel) go through SGEMM, which accumulates in float: at most
                          * cols·2^-24 relative to Σ|x||w|, in practice far less; 2·10^-5
                          * (~cols/4·u for cols = 5632) is tight enough to catch any misplaced
                          * row or tile. */
