@@ -100,6 +100,13 @@ static char *read_all(const char *path, size_t *len)
     return buf;
 }
 
+static int cont_bytes(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) == 0x80;
+    return n;
+}
+
 static const char *kind_name(int k)
 {
     switch (k) {
@@ -252,8 +259,9 @@ static int cmd_sanitize_exec(int argc, char **argv)
         char orig[64], sent[64];
         snprintf(orig, sizeof orig, "'%s'", r->orig);
         snprintf(sent, sizeof sent, "'%s'", r->sent);
-        printf("%-4zu %-20s %-20s %-9s %-6g %d\n", i, orig, sent, kind_name(r->kind), r->eps,
-               r->cluster_size);
+        /* printf pads by bytes; widen by the UTF-8 continuation bytes so columns line up. */
+        printf("%-4zu %-*s %-*s %-9s %-6g %d\n", i, 20 + cont_bytes(orig), orig,
+               20 + cont_bytes(sent), sent, kind_name(r->kind), r->eps, r->cluster_size);
     }
     printf("tokens %zu: replaced %zu, kept %zu, public %zu, control %zu\n", b.n,
            cnt[CORE_TOK_REPLACED], cnt[CORE_TOK_KEPT], cnt[CORE_TOK_PUBLIC], cnt[CORE_TOK_CONTROL]);
