@@ -28,7 +28,6 @@ struct turn_rec {
 struct chat {
     struct core *core;
     struct decoder *dec;
-    const struct tokenizer *tok;
     struct sampler *smp;
     struct chat_params p;
     char *system;
@@ -75,7 +74,6 @@ int chat_open(struct chat **out, struct core *core, struct decoder *dec,
     if (!c) goto oom;
     c->core = core;
     c->dec = dec;
-    c->tok = core_tokenizer(core);
     c->p = *p;
     c->p.system = NULL;
     c->dim = core_dim(core);
@@ -319,6 +317,12 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
         head_end = 1;   /* no system block: the head is BOS alone */
     if (rc != 0) {
         /* Nothing reaches the decoder; ε already charged for a system block stays charged. */
+        if (rc == CORE_EBUDGET)
+            snprintf(err, errlen, "privacy budget exceeded: this message would cost ε = %g but "
+                                  "only %g of the session budget %g is left (spent %g); shorten "
+                                  "the message, lower ε with /eps, or start a new session",
+                     b.refusal.eps_cost, b.refusal.eps_left, b.refusal.eps_total,
+                     b.refusal.eps_spent);
         core_batch_free(&b);
         free_reps(rep, nrep);
         return rc == CORE_EBUDGET ? CORE_EBUDGET : -1;
@@ -421,7 +425,7 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
         }
         int32_t id = sampler_sample(c->smp, c->logits);
         sampler_accept(c->smp, id);
-        if (tok_is_eog(c->tok, id)) {
+        if (core_is_eog(c->core, id)) {
             eog = 1;
             if (c->p.tmpl != TMPL_PLAIN && c->pos < c->ctx) {
                 if (core_embed_token(c->core, id, c->tmpvec, err, errlen) != 0 ||
@@ -432,7 +436,7 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
             }
             break;
         }
-        size_t pn = tok_piece(c->tok, id, 0, piece, sizeof piece);
+        size_t pn = core_piece(c->core, NULL, id, 0, piece, sizeof piece);
         if (pn > sizeof piece) pn = sizeof piece;
         if (alen + pn + 1 > acap) {
             size_t nc = acap ? acap * 2 : 256;
@@ -614,17 +618,6 @@ struct decoder *chat_decoder(const struct chat *c) { return c->dec; }
 
 /* --- Markdown --------------------------------------------------------------------------- */
 
-const char *chat_kind_name(int k)
-{
-    switch (k) {
-    case CORE_TOK_KEPT: return "kept";
-    case CORE_TOK_REPLACED: return "replaced";
-    case CORE_TOK_PUBLIC: return "public";
-    case CORE_TOK_CONTROL: return "control";
-    default: return "?";
-    }
-}
-
 /* A table cell: inline code, with | and ` made harmless and newlines shown as ⏎. */
 static void md_cell(FILE *f, const char *s)
 {
@@ -669,7 +662,7 @@ int chat_save_markdown(const struct chat *c, const char *path, const char *model
                 md_cell(f, e->rep[j].orig);
                 fputs(" | ", f);
                 md_cell(f, e->rep[j].sent);
-                fprintf(f, " | %s | %.4g |\n", chat_kind_name(e->rep[j].kind), e->rep[j].eps);
+                fprintf(f, " | %s | %.4g |\n", core_kind_name(e->rep[j].kind), e->rep[j].eps);
             }
             fputc('\n', f);
             break;

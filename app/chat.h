@@ -52,7 +52,8 @@ int chat_open(struct chat **out, struct core *core, struct decoder *dec,
 void chat_close(struct chat *c);
 
 /* One turn: the user's message and the model's answer. 0 or CHAT_STOPPED on success;
- * CORE_EBUDGET (nothing was sent, err says what is left) or -1 with err on failure. */
+ * CORE_EBUDGET (nothing was sent; err says what is left and, in the chat's terms, what to do)
+ * or -1 with err on failure. */
 int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *err,
               size_t errlen);
 
@@ -88,9 +89,6 @@ double chat_last_tps(const struct chat *c);   /* tokens/s of the last answer */
 int chat_last_tokens(const struct chat *c);   /* tokens of the last answer */
 struct core *chat_core(const struct chat *c);
 struct decoder *chat_decoder(const struct chat *c);
-
-/* "kept", "replaced", "public", "control" for enum core_tok_kind. */
-const char *chat_kind_name(int kind);
 
 /* Writes the transcript with the per-token privacy report as Markdown. */
 int chat_save_markdown(const struct chat *c, const char *path, const char *model_name,

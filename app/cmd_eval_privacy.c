@@ -7,7 +7,9 @@
  * embedding is most similar to the sent one), and the accuracy of a bag-of-tokens logistic
  * regression sentiment classifier trained on clean training sentences and tested on the
  * sanitized dev sentences (clean dev accuracy is the ceiling). The numbers depend on the
- * embeddings' quality: a tiny model's embeddings are weak, so its clusters are too. */
+ * embeddings' quality: a tiny model's embeddings are weak, so its clusters are too. The
+ * sanitizer is the core's own (core_eval_*: the same builder as the chat's), fed the token ids
+ * of the public data set. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -18,11 +20,7 @@
 #include <cblas.h>
 
 #include "app/cmd.h"
-#include "core/cluster.h"
 #include "core/core.h"
-#include "core/mech.h"
-#include "core/noise.h"
-#include "core/tokenizer.h"
 
 struct sent {
     int32_t *ids;
@@ -42,14 +40,6 @@ struct emb {
     float *u;       /* unit rows */
 };
 
-static int emb_row(void *ctx, int32_t id, float *out)
-{
-    struct emb *e = ctx;
-    if (id < 0 || id >= e->n) return -1;
-    memcpy(out, e->v + (size_t)id * e->dim, (size_t)e->dim * sizeof(float));
-    return 0;
-}
-
 static void set_free(struct set *s)
 {
     for (size_t i = 0; i < s->n; i++) free(s->s[i].ids);
@@ -57,7 +47,7 @@ static void set_free(struct set *s)
 }
 
 /* tsv = 1: "sentence<TAB>label" with a header line (GLUE); else "label sentence". */
-static int load(const char *path, int tsv, const struct tokenizer *t, struct set *out,
+static int load(const char *path, int tsv, const struct core_vocab *t, struct set *out,
                 size_t limit)
 {
     FILE *f = fopen(path, "r");
@@ -110,7 +100,7 @@ static int load(const char *path, int tsv, const struct tokenizer *t, struct set
         s->ids = malloc((tl + 3) * sizeof *s->ids);
         s->label = label;
         char err[256];
-        if (!s->ids || tok_encode(t, text, tl, 0, 0, s->ids, tl + 3, &s->n, err, sizeof err)) {
+        if (!s->ids || core_vocab_encode(t, text, tl, 0, 0, s->ids, tl + 3, &s->n, err, sizeof err)) {
             fprintf(stderr, "cmif eval-privacy: %s:%ld: %s\n", path, lineno, s->ids ? err : "out of memory");
             free(s->ids);
             rc = -1;
@@ -313,21 +303,18 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     int rc = EXIT_RUNTIME;
-    const struct tokenizer *t = core_tokenizer(c);
-    struct emb e = {tok_n_vocab(t), core_dim(c), NULL, NULL};
+    struct core_vocab *t = NULL;
+    struct emb e = {core_n_vocab(c), core_dim(c), NULL, NULL};
     struct set tr = {0}, dv = {0};
-    uint8_t *role = malloc((size_t)e.n), *group = malloc((size_t)e.n), *stop = malloc((size_t)e.n);
     int32_t *nn = malloc((size_t)e.n * sizeof *nn);
     unsigned char *seen = calloc((size_t)e.n, 1);
     float *sims = malloc((size_t)e.n * sizeof *sims);
     int32_t *buf = NULL;
-    struct cluster *cl = NULL;
-    struct noise *nz = NULL;
-    struct mech *mc = NULL;
+    struct core_eval *ev = NULL;
     struct lr lr = {0};
     e.v = malloc((size_t)e.n * (size_t)e.dim * sizeof(float));
     e.u = malloc((size_t)e.n * (size_t)e.dim * sizeof(float));
-    if (!role || !group || !stop || !nn || !seen || !sims || !e.v || !e.u) {
+    if (!nn || !seen || !sims || !e.v || !e.u) {
         fprintf(stderr, "cmif eval-privacy: out of memory\n");
         goto out;
     }
@@ -343,18 +330,15 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
         for (int d = 0; d < e.dim; d++) u[d] = (float)(r[d] * inv);
         nn[i] = -1;
     }
-    mech_token_roles(t, role, group, stop);
-    if (load(train, 0, t, &tr, 0) || load(dev, 1, t, &dv, limit)) goto out;
-    struct cluster_params cp = {.k = k, .quiet = quiet};
-    if (cluster_build(&cl, e.n, e.dim, group, emb_row, &e, &cp, err, sizeof err) ||
-        noise_open(&nz, seeded, seed, err, sizeof err)) {
+    if (core_vocab_open(&t, core_gguf(c), err, sizeof err)) {
         fprintf(stderr, "cmif eval-privacy: %s\n", err);
         goto out;
     }
-    struct mech_config mcfg = {.n_vocab = e.n, .dim = e.dim, .row = emb_row, .ctx = &e,
-                               .clusters = cl, .role = role, .stopword = stop, .noise = nz};
-    if (mech_open(&mc, &mcfg, MECH_RNM, 1.0, err, sizeof err) ||
-        mech_set_santext(mc, st_p, st_w, err, sizeof err)) {
+    if (load(train, 0, t, &tr, 0) || load(dev, 1, t, &dv, limit)) goto out;
+    struct core_eval_params ep = {.cluster_size = k, .quiet = quiet, .seeded = seeded,
+                                  .seed = seed, .santext_p = st_p, .santext_w = st_w,
+                                  .table = e.v};
+    if (core_eval_open(&ev, c, &ep, err, sizeof err)) {
         fprintf(stderr, "cmif eval-privacy: %s\n", err);
         goto out;
     }
@@ -370,7 +354,7 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
     for (size_t i = 0; i < dv.n; i++)
         correct += (lr_score(&lr, dv.s[i].ids, dv.s[i].n, seen) > 0) == dv.s[i].label;
     printf("model %s: vocabulary %d, dim %d, %d clusters of K = %d; train %zu, dev %zu sentences%s\n",
-           model, (int)e.n, e.dim, (int)cluster_count(cl), k, tr.n, dv.n,
+           model, (int)e.n, e.dim, (int)core_eval_clusters(ev), k, tr.n, dv.n,
            seeded ? " [SEEDED: NOT PRIVATE, reproducible]" : "");
     printf("clean dev accuracy (ceiling): %.3f\n", (double)correct / dv.n);
     printf("santext+: p %g, sensitive fraction w %g\n", st_p, st_w);
@@ -378,8 +362,7 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
     fflush(stdout);
     for (int mi = 0; mi < n_m; mi++) {
         for (int ei = 0; ei < n_eps; ei++) {
-            if (mech_set_kind(mc, mlist[mi], err, sizeof err) ||
-                mech_set_eps(mc, eps[ei], err, sizeof err)) {
+            if (core_eval_set(ev, mlist[mi], eps[ei], err, sizeof err)) {
                 fprintf(stderr, "cmif eval-privacy: %s\n", err);
                 goto out;
             }
@@ -389,31 +372,32 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
             for (size_t si = 0; si < dv.n; si++) {
                 const struct sent *s = &dv.s[si];
                 for (size_t j = 0; j < s->n; j++) {
-                    struct mech_out mo;
-                    if (mech_sanitize(mc, s->ids[j], &mo, err, sizeof err)) {
+                    int32_t sent;
+                    int kind;
+                    if (core_eval_sanitize(ev, s->ids[j], &sent, &kind, err, sizeof err)) {
                         fprintf(stderr, "cmif eval-privacy: %s\n", err);
                         goto out;
                     }
-                    buf[j] = mo.sent;
-                    if (mo.kind != MECH_KEPT && mo.kind != MECH_REPLACED) continue;
+                    buf[j] = sent;
+                    if (kind != CORE_TOK_KEPT && kind != CORE_TOK_REPLACED) continue;
                     tokens++;
-                    replaced += mo.kind == MECH_REPLACED;
-                    const float *a = e.u + (size_t)s->ids[j] * e.dim, *b = e.u + (size_t)mo.sent * e.dim;
+                    replaced += kind == CORE_TOK_REPLACED;
+                    const float *a = e.u + (size_t)s->ids[j] * e.dim, *b = e.u + (size_t)sent * e.dim;
                     double d = 0;
                     for (int q = 0; q < e.dim; q++) d += (double)a[q] * b[q];
                     cos_sum += d;
                     /* Inversion: the sanitizable token nearest to what was sent (memoised). */
-                    if (nn[mo.sent] < 0) {
+                    if (nn[sent] < 0) {
                         cblas_sgemv(CblasRowMajor, CblasNoTrans, e.n, e.dim, 1.0f, e.u, e.dim, b,
                                     1, 0.0f, sims, 1);
                         float best = -2;
                         for (int32_t v = 0; v < e.n; v++)
-                            if (role[v] == MECH_ROLE_SANITIZE && sims[v] > best) {
+                            if (core_eval_sanitizable(ev, v) && sims[v] > best) {
                                 best = sims[v];
-                                nn[mo.sent] = v;
+                                nn[sent] = v;
                             }
                     }
-                    inverted += nn[mo.sent] == s->ids[j];
+                    inverted += nn[sent] == s->ids[j];
                 }
                 correct += (lr_score(&lr, buf, s->n, seen) > 0) == s->label;
             }
@@ -425,16 +409,12 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
     }
     rc = EXIT_OK;
 out:
-    mech_close(mc);
-    noise_close(nz);
-    cluster_close(cl);
+    core_eval_close(ev);
+    core_vocab_close(t);
     free(lr.w);
     free(buf);
     set_free(&tr);
     set_free(&dv);
-    free(role);
-    free(group);
-    free(stop);
     free(nn);
     free(seen);
     free(sims);

@@ -4,19 +4,17 @@
  * The decoder only ever sees vectors. The two functions marked "input lookup" turn the
  * prompt and each generated token into embeddings through the confidential core
  * (core_encode / core_embed_token): the table lives in its guarded region and encrypted
- * swap, and the decoder is built from the core's model without token_embd (except as the
- * output matrix of a tied model). generate does not sanitize (mechanism "none"). */
+ * swap, and app/engine builds the decoder from the core's model without token_embd (except
+ * as the output matrix of a tied model). generate does not sanitize (mechanism "none"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "app/cmd.h"
-#include "app/model.h"
+#include "app/engine.h"
 #include "app/opts.h"
 #include "core/core.h"
-#include "core/gguf.h"
-#include "core/tokenizer.h"
 #include "gpu/decoder.h"
 #include "gpu/sampler.h"
 
@@ -28,10 +26,9 @@ static double now_ms(void)
 }
 
 struct gen {
-    struct core *core;
-    const struct tokenizer *tok;
-    struct model *m;
-    struct decoder *dec;
+    struct engine eng;         /* core, model without token_embd, decoder */
+    struct core *core;         /* = eng.core */
+    struct decoder *dec;       /* = eng.dec */
     struct sampler *smp;
     struct core_batch batch;   /* prompt embeddings (n x dim) and the ids sent */
     float *vecs;         /* = batch.vecs */
@@ -42,10 +39,8 @@ struct gen {
 static void gen_close(struct gen *s)
 {
     sampler_close(s->smp);
-    dec_close(s->dec);
-    model_close(s->m);
     core_batch_free(&s->batch);
-    core_close(s->core);
+    engine_close(&s->eng);
     free(s->logits);
 }
 
@@ -54,8 +49,8 @@ static void gen_close(struct gen *s)
 static int encode_prompt(struct gen *s, const char *text, size_t len, size_t *n_out, char *err,
                          size_t errlen)
 {
-    int add_bos = tok_add_bos(s->tok) && tok_bos(s->tok) >= 0;
-    if (len == 0 && tok_bos(s->tok) >= 0) add_bos = 1;   /* -p "": BOS alone */
+    int add_bos = core_add_bos(s->core) && core_bos(s->core) >= 0;
+    if (len == 0 && core_bos(s->core) >= 0) add_bos = 1;   /* -p "": BOS alone */
     if (core_encode(s->core, text, len, CORE_SEG_USER, add_bos, &s->batch, err, errlen))
         return -1;
     size_t n = s->batch.n;
@@ -140,25 +135,13 @@ static int cmd_generate_exec(int argc, char **argv)
     memset(&s, 0, sizeof s);
     int rc = EXIT_RUNTIME;
     double t0 = now_ms();
-    if (core_open(&s.core, o.model, &co, err, sizeof err) ||
-        !(s.tok = core_tokenizer(s.core)) || model_open(&s.m, core_gguf(s.core), err, sizeof err)) {
-        fprintf(stderr, "cmif generate: %s: %s\n", o.model, err);
-        goto out;
-    }
-    /* The table is in the core; the decoder side keeps token_embd only as a tied output. */
-    memset(&s.m->embd, 0, sizeof s.m->embd);
-    const struct dec_config *cfg = &s.m->w.cfg;
-    if (tok_n_vocab(s.tok) > cfg->vocab) {
-        fprintf(stderr, "cmif generate: %s: the vocabulary has %d tokens but the model only %d\n",
-                o.model, tok_n_vocab(s.tok), cfg->vocab);
-        goto out;
-    }
-    struct dec_options dopt = {.ctx = o.ctx, .threads = o.threads, .device = o.device,
-                               .cl_index = o.cl_index};
-    if (dec_open(&s.dec, &s.m->w, &dopt, err, sizeof err)) {
+    if (engine_open(&s.eng, o.model, &o, &co, err, sizeof err)) {
         fprintf(stderr, "cmif generate: %s\n", err);
         goto out;
     }
+    s.core = s.eng.core;
+    s.dec = s.eng.dec;
+    const struct dec_config *cfg = dec_config(s.dec);
     if (dec_fallback_note(s.dec)) fprintf(stderr, "cmif: %s\n", dec_fallback_note(s.dec));
     if (sampler_open(&s.smp, &o.sp, cfg->vocab)) {
         fprintf(stderr, "cmif generate: invalid sampling options\n");
@@ -195,29 +178,22 @@ static int cmd_generate_exec(int argc, char **argv)
 
     float *vec = s.vecs;   /* reused for one generated token's embedding */
     int pos = (int)n_prompt;
-    int32_t prev = s.ids[n_prompt - 1];
+    struct core_detok dt;      /* the first piece after BOS loses SentencePiece's space */
+    core_detok_init(&dt, s.ids[n_prompt - 1]);
     long n_gen = 0;
-    int spm = tok_kind(s.tok) == TOK_SPM;
     char piece[256];
     double t2 = now_ms();
     int stopped_ctx = 0;
     for (;;) {
         if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
         int32_t id = sampler_sample(s.smp, s.logits);
-        if (tok_is_eog(s.tok, id)) break;
+        if (core_is_eog(s.core, id)) break;
         sampler_accept(s.smp, id);
         n_gen++;
-        size_t pl = tok_piece(s.tok, id, 0, piece, sizeof piece);
+        size_t pl = core_piece(s.core, &dt, id, 0, piece, sizeof piece);
         if (pl > sizeof piece) pl = sizeof piece;
-        const char *p = piece;
-        /* SentencePiece: the first piece after BOS loses its leading space. */
-        if (spm && prev == tok_bos(s.tok) && pl > 0 && p[0] == ' ') {
-            p++;
-            pl--;
-        }
-        fwrite(p, 1, pl, stdout);
+        fwrite(piece, 1, pl, stdout);
         fflush(stdout);
-        prev = id;
         if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
         if (pos >= ctx) {
             stopped_ctx = 1;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "app/cmd.h"
+#include "app/engine.h"
 #include "app/model.h"
 #include "app/opts.h"
 #include "core/core.h"
@@ -334,8 +335,9 @@ static int section_core(const char *path, const struct info_flags *fl)
     char err[512];
     printf("\ncore:\n");
     fflush(stdout);
-    if (core_open(&c, path, &o, err, sizeof err)) {
-        fprintf(stderr, "cmif info: %s\n", err);
+    int rc = core_open(&c, path, &o, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "cmif info: %s%s\n", err, rc == CORE_ELOCKED ? ENGINE_LOCKED_ADVICE : "");
         return -1;
     }
     struct core_status st;

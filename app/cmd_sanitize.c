@@ -7,15 +7,13 @@
 #include <string.h>
 
 #include "app/cmd.h"
-#include "core/budget.h"
 #include "core/core.h"
-#include "core/mech.h"
 
 static void print_public_set(FILE *f)
 {
     fprintf(f, "public set in force (sent as-is at ε = 0, marked \"public\"): tokens whose piece "
                "is made only of these characters (assets/public-tokens.txt):\n  ");
-    for (const char *p = mech_public_chars(); *p; p++) {
+    for (const char *p = core_public_chars(); *p; p++) {
         switch (*p) {
         case ' ': fputs("\\s ", f); break;
         case '\t': fputs("\\t ", f); break;
@@ -107,17 +105,6 @@ static int cont_bytes(const char *s)
     return n;
 }
 
-static const char *kind_name(int k)
-{
-    switch (k) {
-    case CORE_TOK_KEPT: return "kept";
-    case CORE_TOK_REPLACED: return "replaced";
-    case CORE_TOK_PUBLIC: return "public";
-    case CORE_TOK_CONTROL: return "control";
-    }
-    return "?";
-}
-
 static int cmd_sanitize_exec(int argc, char **argv)
 {
     struct core_options o;
@@ -186,7 +173,7 @@ static int cmd_sanitize_exec(int argc, char **argv)
     const char *what[] = {"--eps", "--budget"};
     double vals[] = {o.eps, o.budget};
     for (int i = 0; i < 2; i++) {
-        if (budget_valid(vals[i], what[i], err, sizeof err)) {
+        if (core_check_eps(vals[i], what[i], err, sizeof err)) {
             fprintf(stderr, "cmif sanitize: %s\n", err);
             return EXIT_USAGE;
         }
@@ -239,7 +226,9 @@ static int cmd_sanitize_exec(int argc, char **argv)
     core_wipe(text, len);
     free(text);
     if (rc != 0) {
-        fprintf(stderr, "cmif sanitize: %s\n", err);
+        fprintf(stderr, "cmif sanitize: %s%s\n", err,
+                rc == CORE_EBUDGET ? "; shorten the message, lower --eps, or start a new session"
+                                   : "");
         core_batch_free(&b);
         core_close(c);
         return rc == CORE_EBUDGET ? EXIT_BUDGET : EXIT_RUNTIME;
@@ -261,7 +250,7 @@ static int cmd_sanitize_exec(int argc, char **argv)
         snprintf(sent, sizeof sent, "'%s'", r->sent);
         /* printf pads by bytes; widen by the UTF-8 continuation bytes so columns line up. */
         printf("%-4zu %-*s %-*s %-9s %-6g %d\n", i, 20 + cont_bytes(orig), orig,
-               20 + cont_bytes(sent), sent, kind_name(r->kind), r->eps, r->cluster_size);
+               20 + cont_bytes(sent), sent, core_kind_name(r->kind), r->eps, r->cluster_size);
     }
     printf("tokens %zu: replaced %zu, kept %zu, public %zu, control %zu\n", b.n,
            cnt[CORE_TOK_REPLACED], cnt[CORE_TOK_KEPT], cnt[CORE_TOK_PUBLIC], cnt[CORE_TOK_CONTROL]);

@@ -7,8 +7,8 @@
 
 #include "app/cmd.h"
 #include "app/opts.h"
+#include "core/core.h"
 #include "core/gguf.h"
-#include "core/tokenizer.h"
 
 enum { X_PIECES = 1, X_NO_BOS, X_SPECIAL };
 
@@ -150,13 +150,13 @@ static int cmd_tokenize_exec(int argc, char **argv)
 
     int rc = EXIT_RUNTIME;
     struct gguf *g = NULL;
-    struct tokenizer *t = NULL;
+    struct core_vocab *t = NULL;
     int32_t *ids = NULL;
     if (gguf_open(&g, o.model, err, sizeof err) != 0) {
         fprintf(stderr, "cmif tokenize: %s: %s\n", o.model, err);
         goto out;
     }
-    if (tok_open(&t, g, err, sizeof err) != 0) {
+    if (core_vocab_open(&t, g, err, sizeof err) != 0) {
         fprintf(stderr, "cmif tokenize: %s: %s\n", o.model, err);
         goto out;
     }
@@ -168,8 +168,8 @@ static int cmd_tokenize_exec(int argc, char **argv)
         goto out;
     }
     size_t n = 0;
-    int add_bos = !fl.no_bos && tok_add_bos(t);
-    if (tok_encode(t, text, len, add_bos, fl.special, ids, max, &n, err, sizeof err) != 0) {
+    int add_bos = !fl.no_bos && core_vocab_add_bos(t);
+    if (core_vocab_encode(t, text, len, add_bos, fl.special, ids, max, &n, err, sizeof err) != 0) {
         fprintf(stderr, "cmif tokenize: %s\n", err);
         goto out;
     }
@@ -179,7 +179,7 @@ static int cmd_tokenize_exec(int argc, char **argv)
     } else {
         for (size_t i = 0; i < n; i++) {
             char buf[512];
-            size_t k = tok_piece(t, ids[i], 1, buf, sizeof buf);
+            size_t k = core_vocab_piece(t, NULL, ids[i], 1, buf, sizeof buf);
             if (k > sizeof buf) k = sizeof buf;
             printf("%d\t'", ids[i]);
             print_escaped(buf, k);
@@ -193,7 +193,7 @@ static int cmd_tokenize_exec(int argc, char **argv)
     rc = EXIT_OK;
 out:
     free(ids);
-    tok_close(t);
+    core_vocab_close(t);
     gguf_close(g);
     free(text);
     return rc;

@@ -195,7 +195,7 @@ static void json_message(FILE *j, int first, size_t idx, const char *text, struc
         fputs(", \"sent\": ", j);
         script_json_str(j, rep[i].sent, strnlen(rep[i].sent, sizeof rep[i].sent));
         fprintf(j, ", \"kind\": \"%s\", \"eps\": %.17g, \"cluster_size\": %d}",
-                chat_kind_name(rep[i].kind), rep[i].eps, rep[i].cluster_size);
+                core_kind_name(rep[i].kind), rep[i].eps, rep[i].cluster_size);
     }
     fputs(n ? "\n     ],\n     \"answer\": " : "],\n     \"answer\": ", j);
     script_json_str(j, answer ? answer : "", alen);

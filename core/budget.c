@@ -50,8 +50,7 @@ int budget_check(const struct budget *b, double cost, char *err, size_t errlen)
     if (left < 0) left = 0;
     snprintf(err, errlen,
              "privacy budget exceeded: this message would cost ε = %g but only %g of the "
-             "session budget %g is left (spent %g); shorten the message, lower --eps, or "
-             "start a new session", cost, left, b->total, b->spent);
+             "session budget %g is left (spent %g)", cost, left, b->total, b->spent);
     return -1;
 }
 

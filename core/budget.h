@@ -19,7 +19,8 @@ void budget_close(struct budget *b);
 
 /* Cost of a message of n_sanitized tokens at eps each (n·ε). */
 double budget_cost(size_t n_sanitized, double eps);
-/* 0 when cost fits in what is left; -1 with err saying what is left and what it would cost. */
+/* 0 when cost fits in what is left; -1 with err saying what is left and what it would cost
+ * (facts only: the caller words the advice, in the terms of its own interface). */
 int budget_check(const struct budget *b, double cost, char *err, size_t errlen);
 /* Check and, when it fits, record the cost. Nothing is recorded on refusal. cost 0 is fine. */
 int budget_spend(struct budget *b, double cost, char *err, size_t errlen);

@@ -224,12 +224,18 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
         }
         int pct = (int)((int64_t)assigned * 100 / n);
         if (show && pct != last_pct) {
-            fprintf(stderr, "\rcmif: clustering %d tokens (K = %d): %3d%%", (int)n, k, pct);
-            fflush(stderr);
+            if (p->log) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "clustering %d tokens (K = %d): %3d%%", (int)n, k, pct);
+                p->log(p->log_ctx, msg);
+            } else {
+                fprintf(stderr, "\rcmif: clustering %d tokens (K = %d): %3d%%", (int)n, k, pct);
+                fflush(stderr);
+            }
             last_pct = pct;
         }
     }
-    if (show) fputc('\n', stderr);
+    if (show && !p->log) fputc('\n', stderr);
     rc = 0;
 out:
     free(pick);

@@ -12,7 +12,8 @@
  *
  * Similarities come from cblas_sgemm over blocks of normalised rows: the lowest-id unassigned
  * tokens, a block at a time, against every unassigned token (the exact greedy, about
- * V^2·dim/2 flops). Progress is shown on stderr for groups of 8192 tokens or more. The
+ * V^2·dim/2 flops). Progress is reported for groups of 8192 tokens or more (through the
+ * caller's log callback, or on stderr without one). The
  * partition can be cached on disk,
  * sealed with crypto_secretbox (see cluster.c for what that protects). */
 #ifndef CMIF_CORE_CLUSTER_H
@@ -26,7 +27,11 @@ typedef int (*cluster_row_fn)(void *ctx, int32_t id, float *out);
 
 struct cluster_params {
     int k;                          /* cluster size K >= 2 (default 20) */
-    int quiet;                      /* no progress on stderr */
+    int quiet;                      /* no progress at all */
+    /* Progress lines ("clustering N tokens (K = k):  42%"), one call per percent; NULL: on
+     * stderr, rewriting one line. */
+    void (*log)(void *ctx, const char *msg);
+    void *log_ctx;
     const char *cache_dir;          /* NULL or "": no cache */
     const unsigned char *fingerprint;  /* 32 bytes naming the model (token_embd + tokenizer);
                                           NULL: no cache */

@@ -18,9 +18,12 @@
 #include "core/cluster.h"
 #include "core/embed.h"
 #include "core/enclave.h"
+#include "core/gguf.h"
 #include "core/mech.h"
 #include "core/noise.h"
+#include "core/sanitizer.h"
 #include "core/swap.h"
+#include "core/tokenizer.h"
 
 #define KIB ((size_t)1024)
 /* Smallest default region: below this a cache holds too few rows to be useful, so under a
@@ -38,21 +41,27 @@ struct core {
     size_t mem_limit;           /* effective region target */
     int require_locked;
     int quiet;
+    void (*log)(void *ctx, const char *msg);
+    void *log_ctx;
     uint64_t msg_unlocked;      /* messages whose guarded region could not be locked */
     char *cache_dir;            /* copy of the option (the sanitizer's cluster cache) */
-    /* Sanitizer settings and accounting. H6 adds its state (clusters, budget) here. */
+    /* Sanitizer settings and accounting. */
     int mech;
     double eps;
     double budget_total, budget_spent;
     int cluster_size;
     int seeded;
     uint64_t seed;
-    /* H6: the sanitizer, built on the first user message (clustering can take a while) */
     struct budget *bud;
-    struct noise *nz;
-    struct cluster *cl;
-    struct mech *mc;
+    /* The sanitizer, built on the first user message (clustering can take a while). */
+    struct sanitizer san;
 };
+
+static void core_log(const struct core *c, const char *msg)
+{
+    if (c->log) c->log(c->log_ctx, msg);
+    else fprintf(stderr, "cmif: %s\n", msg);
+}
 
 void core_defaults(struct core_options *o)
 {
@@ -153,6 +162,8 @@ int core_open(struct core **out, const char *model_path, const struct core_optio
     c->seed = o->seed;
     c->require_locked = o->require_locked;
     c->quiet = o->quiet;
+    c->log = o->log;
+    c->log_ctx = o->log_ctx;
     if (budget_open(&c->bud, o->budget, err, errlen) != 0) {
         core_close(c);
         return -1;
@@ -198,11 +209,10 @@ int core_open(struct core **out, const char *model_path, const struct core_optio
         fmt_bytes(lim, sizeof lim, st.memlock_limit);
         fmt_bytes(need, sizeof need, st.region_bytes);
         snprintf(err, errlen,
-                 "core: refusing to run (--require-locked): the guarded region (%s) could not "
-                 "be locked in memory under RLIMIT_MEMLOCK %s; raise `ulimit -l`, lower "
-                 "--core-mem, or run without --require-locked", need, lim);
+                 "core: refusing to run (require-locked): the guarded region (%s) could not "
+                 "be locked in memory under RLIMIT_MEMLOCK %s", need, lim);
         core_close(c);
-        return -1;
+        return CORE_ELOCKED;
     }
     *out = c;
     return 0;
@@ -211,9 +221,7 @@ int core_open(struct core **out, const char *model_path, const struct core_optio
 void core_close(struct core *c)
 {
     if (!c) return;
-    mech_close(c->mc);
-    cluster_close(c->cl);
-    noise_close(c->nz);
+    sanitizer_close(&c->san);
     budget_close(c->bud);
     embed_close(c->emb);
     tok_close(c->tok);
@@ -224,8 +232,56 @@ void core_close(struct core *c)
 }
 
 const struct gguf *core_gguf(const struct core *c) { return c->g; }
-const struct tokenizer *core_tokenizer(const struct core *c) { return c->tok; }
 int core_dim(const struct core *c) { return c->dim; }
+int32_t core_n_vocab(const struct core *c) { return tok_n_vocab(c->tok); }
+int32_t core_bos(const struct core *c) { return tok_bos(c->tok); }
+int32_t core_eos(const struct core *c) { return tok_eos(c->tok); }
+int core_add_bos(const struct core *c) { return tok_add_bos(c->tok); }
+int core_is_eog(const struct core *c, int32_t id) { return tok_is_eog(c->tok, id); }
+
+int32_t core_find_token(const struct core *c, const char *s, size_t len)
+{
+    return tok_find(c->tok, s, len);
+}
+
+void core_detok_init(struct core_detok *d, int32_t prev) { d->prev = prev; }
+
+static size_t detok_piece(const struct tokenizer *t, struct core_detok *d, int32_t id,
+                          int show_special, char *buf, size_t cap)
+{
+    if (!d) return tok_piece(t, id, show_special, buf, cap);
+    size_t n = tok_piece_after(t, d->prev, id, show_special, buf, cap);
+    d->prev = id;
+    return n;
+}
+
+size_t core_piece(const struct core *c, struct core_detok *d, int32_t id, int show_special,
+                  char *buf, size_t cap)
+{
+    return detok_piece(c->tok, d, id, show_special, buf, cap);
+}
+
+_Static_assert((int)MECH_RNM == (int)CORE_MECH_RNM && (int)MECH_RNM_EXP == (int)CORE_MECH_RNM_EXP &&
+                   (int)MECH_SANTEXT == (int)CORE_MECH_SANTEXT && (int)MECH_CUSTEXT == (int)CORE_MECH_CUSTEXT &&
+                   (int)MECH_NONE == (int)CORE_MECH_NONE, "enum mech_kind follows enum core_mech");
+_Static_assert((int)MECH_KEPT == (int)CORE_TOK_KEPT && (int)MECH_REPLACED == (int)CORE_TOK_REPLACED &&
+                   (int)MECH_PUBLIC == (int)CORE_TOK_PUBLIC && (int)MECH_CONTROL == (int)CORE_TOK_CONTROL,
+               "enum mech_result follows enum core_tok_kind");
+
+static const char *const kind_names[] = {"kept", "replaced", "public", "control"};
+
+const char *core_kind_name(int kind)
+{
+    if (kind < CORE_TOK_KEPT || kind > CORE_TOK_CONTROL) return "?";
+    return kind_names[kind];
+}
+
+int core_check_eps(double x, const char *what, char *err, size_t errlen)
+{
+    return budget_valid(x, what, err, errlen);
+}
+
+const char *core_public_chars(void) { return mech_public_chars(); }
 
 /* Report text for a piece: control bytes escaped, cut at a UTF-8 boundary. */
 static void escape_piece(const char *s, size_t len, char *out, size_t cap)
@@ -292,15 +348,8 @@ static int san_rows(void *ctx, const int32_t *ids, size_t n, float *out)
 
 static int san_init(struct core *c, char *err, size_t errlen)
 {
-    if (c->mc) return 0;
+    if (c->san.mc) return 0;
     int32_t n = tok_n_vocab(c->tok);
-    uint8_t *role = malloc((size_t)n), *group = malloc((size_t)n), *stop = malloc((size_t)n);
-    int rc = -1;
-    if (!role || !group || !stop) {
-        snprintf(err, errlen, "core: out of memory for the sanitizer");
-        goto out;
-    }
-    mech_token_roles(c->tok, role, group, stop);
     /* The cluster cache is named by the embedding table's hash and the vocabulary. */
     unsigned char fp[32];
     crypto_generichash_state hs;
@@ -321,36 +370,22 @@ static int san_init(struct core *c, char *err, size_t errlen)
     if (c->cache_dir) snprintf(dir, sizeof dir, "%s", c->cache_dir);
     else if (xdg && *xdg == '/') snprintf(dir, sizeof dir, "%s/cmif", xdg);
     else if (home && *home == '/') snprintf(dir, sizeof dir, "%s/.cache/cmif", home);
-    struct cluster_params cp = {.k = c->cluster_size, .quiet = c->quiet, .cache_dir = dir,
-                                .fingerprint = fp, .rows = san_rows};
-    if (cluster_build(&c->cl, n, c->dim, group, san_row, c, &cp, err, errlen) != 0) goto out;
-    if (noise_open(&c->nz, c->seeded, c->seed, err, errlen) != 0) goto out;
+    struct sanitizer_params sp = {
+        .tok = c->tok, .dim = c->dim, .row = san_row, .rows = san_rows, .ctx = c,
+        .k = c->cluster_size, .quiet = c->quiet, .cache_dir = dir, .fingerprint = fp,
+        .log = c->log, .log_ctx = c->log_ctx, .seeded = c->seeded, .seed = c->seed,
+        .mech = c->mech, .eps = c->eps,
+    };
+    if (sanitizer_open(&c->san, &sp, err, errlen) != 0) return -1;
     if (c->seeded)
-        fprintf(stderr, "cmif: WARNING: seeded sanitizer (--seed): the noise is reproducible, "
-                        "so this run is NOT private; use it for tests only\n");
-    struct mech_config mc = {.n_vocab = n, .dim = c->dim, .row = san_row, .rows = san_rows, .ctx = c,
-                             .clusters = c->cl, .role = role, .stopword = stop,
-                             .noise = c->nz};
-    if (mech_open(&c->mc, &mc, c->mech, c->eps, err, errlen) != 0) goto out;
-    rc = 0;
-out:
-    free(role);
-    free(group);
-    free(stop);
-    if (rc != 0) {
-        mech_close(c->mc);
-        cluster_close(c->cl);
-        noise_close(c->nz);
-        c->mc = NULL;
-        c->cl = NULL;
-        c->nz = NULL;
-    }
-    return rc;
+        core_log(c, "WARNING: seeded sanitizer: the noise is reproducible, so this run is NOT "
+                    "private; use it for tests only");
+    return 0;
 }
 
 static int core_sanitize_ids(struct core *c, int seg, const int32_t *ids, int32_t *sent,
-                             size_t n, struct core_tok_report *rep, double *msg_eps, char *err,
-                             size_t errlen)
+                             size_t n, struct core_tok_report *rep, double *msg_eps,
+                             struct core_refusal *refusal, char *err, size_t errlen)
 {
     *msg_eps = 0;
     if (seg == CORE_SEG_TEMPLATE || c->mech == CORE_MECH_NONE) {
@@ -365,16 +400,23 @@ static int core_sanitize_ids(struct core *c, int seg, const int32_t *ids, int32_
         return 0;
     }
     if (san_init(c, err, errlen) != 0) return -1;
-    if (mech_kind(c->mc) != c->mech && mech_set_kind(c->mc, c->mech, err, errlen) != 0) return -1;
-    if (mech_eps(c->mc) != c->eps && mech_set_eps(c->mc, c->eps, err, errlen) != 0) return -1;
+    struct mech *mc = c->san.mc;
+    if (mech_kind(mc) != c->mech && mech_set_kind(mc, c->mech, err, errlen) != 0) return -1;
+    if (mech_eps(mc) != c->eps && mech_set_eps(mc, c->eps, err, errlen) != 0) return -1;
     /* The whole message is priced and checked before any token is sanitized. */
     size_t charged = 0;
-    for (size_t i = 0; i < n; i++) charged += (size_t)mech_charges(c->mc, ids[i]);
+    for (size_t i = 0; i < n; i++) charged += (size_t)mech_charges(mc, ids[i]);
     double cost = budget_cost(charged, c->eps);
-    if (budget_check(c->bud, cost, err, errlen) != 0) return CORE_EBUDGET;
+    if (budget_check(c->bud, cost, err, errlen) != 0) {
+        *refusal = (struct core_refusal){.eps_cost = cost, .eps_left = budget_remaining(c->bud),
+                                         .eps_total = budget_total(c->bud),
+                                         .eps_spent = budget_spent(c->bud),
+                                         .n_sanitized = charged};
+        return CORE_EBUDGET;
+    }
     for (size_t i = 0; i < n; i++) {
         struct mech_out o;
-        if (mech_sanitize(c->mc, ids[i], &o, err, errlen) != 0) return -1;
+        if (mech_sanitize(mc, ids[i], &o, err, errlen) != 0) return -1;
         sent[i] = o.sent;
         rep[i].kind = o.kind;      /* enum mech_result == enum core_tok_kind */
         rep[i].eps = o.eps;
@@ -463,7 +505,7 @@ int core_encode(struct core *c, const char *text, size_t len, int seg, int add_b
     if (!r->locked) c->msg_unlocked++;
     if (c->require_locked && !r->locked) {
         enclave_free(r);
-        snprintf(err, errlen, "core: cannot lock memory for this message (--require-locked); "
+        snprintf(err, errlen, "core: cannot lock memory for this message (require-locked); "
                               "RLIMIT_MEMLOCK is exhausted");
         return -1;
     }
@@ -484,7 +526,7 @@ int core_encode(struct core *c, const char *text, size_t len, int seg, int add_b
     struct core_tok_report *rep = b->rep + b->n;
     memset(rep, 0, n * sizeof *rep);
     double msg_eps = 0;
-    rc = core_sanitize_ids(c, seg, ids, sent, n, rep, &msg_eps, err, errlen);
+    rc = core_sanitize_ids(c, seg, ids, sent, n, rep, &msg_eps, &b->refusal, err, errlen);
     if (rc != 0) {
         memset(rep, 0, n * sizeof *rep);
         goto out;
@@ -592,3 +634,134 @@ int core_parse_size(const char *s, size_t *out)
     *out = (size_t)(v << shift);
     return 0;
 }
+
+/* ---- public text ---------------------------------------------------------------------- */
+
+struct core_vocab {
+    struct tokenizer *tok;
+};
+
+int core_vocab_open(struct core_vocab **out, const struct gguf *g, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct core_vocab *v = calloc(1, sizeof *v);
+    if (!v) {
+        snprintf(err, errlen, "core: out of memory");
+        return -1;
+    }
+    if (tok_open(&v->tok, g, err, errlen) != 0) {
+        free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void core_vocab_close(struct core_vocab *v)
+{
+    if (!v) return;
+    tok_close(v->tok);
+    free(v);
+}
+
+int core_vocab_encode(const struct core_vocab *v, const char *text, size_t len, int add_bos,
+                      int parse_special, int32_t *ids, size_t max_ids, size_t *n_out,
+                      char *err, size_t errlen)
+{
+    return tok_encode(v->tok, text, len, add_bos, parse_special, ids, max_ids, n_out, err,
+                      errlen);
+}
+
+size_t core_vocab_piece(const struct core_vocab *v, struct core_detok *d, int32_t id,
+                        int show_special, char *buf, size_t cap)
+{
+    return detok_piece(v->tok, d, id, show_special, buf, cap);
+}
+
+const char *core_vocab_text(const struct core_vocab *v, int32_t id, size_t *len)
+{
+    return tok_text(v->tok, id, len);
+}
+
+int32_t core_vocab_n(const struct core_vocab *v) { return tok_n_vocab(v->tok); }
+int32_t core_vocab_bos(const struct core_vocab *v) { return tok_bos(v->tok); }
+int32_t core_vocab_eos(const struct core_vocab *v) { return tok_eos(v->tok); }
+int core_vocab_add_bos(const struct core_vocab *v) { return tok_add_bos(v->tok); }
+
+/* ---- evaluation sanitizer -------------------------------------------------------------- */
+
+struct core_eval {
+    struct core *core;
+    const float *table;
+    struct sanitizer san;
+};
+
+static int eval_row(void *ctx, int32_t id, float *out)
+{
+    struct core_eval *ev = ctx;
+    if (id < 0 || id >= ev->san.n_vocab) return -1;
+    int dim = ev->core->dim;
+    memcpy(out, ev->table + (size_t)id * (size_t)dim, (size_t)dim * sizeof *out);
+    return 0;
+}
+
+int core_eval_open(struct core_eval **out, struct core *c, const struct core_eval_params *p,
+                   char *err, size_t errlen)
+{
+    *out = NULL;
+    struct core_eval *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        snprintf(err, errlen, "core: out of memory");
+        return -1;
+    }
+    ev->core = c;
+    ev->table = p->table;
+    struct sanitizer_params sp = {
+        .tok = c->tok, .dim = c->dim, .row = p->table ? eval_row : san_row,
+        .rows = p->table ? NULL : san_rows, .ctx = p->table ? (void *)ev : (void *)c,
+        .k = p->cluster_size, .quiet = p->quiet,
+        .log = c->log, .log_ctx = c->log_ctx, .seeded = p->seeded, .seed = p->seed,
+        .mech = MECH_RNM, .eps = 1.0,
+    };
+    if (sanitizer_open(&ev->san, &sp, err, errlen) != 0 ||
+        mech_set_santext(ev->san.mc, p->santext_p, p->santext_w, err, errlen) != 0) {
+        core_eval_close(ev);
+        return -1;
+    }
+    *out = ev;
+    return 0;
+}
+
+void core_eval_close(struct core_eval *ev)
+{
+    if (!ev) return;
+    sanitizer_close(&ev->san);
+    free(ev);
+}
+
+int core_eval_set(struct core_eval *ev, int mech, double eps, char *err, size_t errlen)
+{
+    if (mech < 0 || mech >= CORE_MECH_NONE) {
+        snprintf(err, errlen, "core: mechanism %d cannot be evaluated", mech);
+        return -1;
+    }
+    if (mech_set_kind(ev->san.mc, mech, err, errlen) != 0) return -1;
+    return mech_set_eps(ev->san.mc, eps, err, errlen);
+}
+
+int core_eval_sanitize(struct core_eval *ev, int32_t id, int32_t *sent, int *kind, char *err,
+                       size_t errlen)
+{
+    struct mech_out o;
+    if (mech_sanitize(ev->san.mc, id, &o, err, errlen) != 0) return -1;
+    *sent = o.sent;
+    *kind = o.kind;            /* enum mech_result == enum core_tok_kind */
+    return 0;
+}
+
+int core_eval_sanitizable(const struct core_eval *ev, int32_t id)
+{
+    return id >= 0 && id < ev->san.n_vocab && ev->san.role[id] == MECH_ROLE_SANITIZE;
+}
+
+int32_t core_eval_clusters(const struct core_eval *ev) { return cluster_count(ev->san.cl); }

@@ -1,18 +1,21 @@
-/* core/core.h: the confidential core's one public API.
+/* core/core.h: the confidential core's one public API, the only door from app/ into core/
+ * (app/ may also read the public weights with core/gguf.h).
  *
  * Raw user text, its token ids, the sanitizer's randomness and the embedding table live
  * only behind this interface, in a guarded region (core/enclave) with an encrypted swap
  * (core/swap) for what does not fit. What comes out: float vectors (embeddings of
- * sanitized tokens, or of tokens the model generated), detokenized text, and a per-token
- * privacy report for the user's own screen. */
+ * sanitized tokens, or of tokens the model generated), detokenized text, a per-token
+ * privacy report for the user's own screen, and facts (a budget refusal, progress lines)
+ * that the caller words for its own interface: no message of the core names a CLI flag.
+ * Besides the confidential path: core_vocab_* (the tokenizer for public text, no guarded
+ * memory) and core_eval_* (the sanitizer on public data sets, for measurements). */
 #ifndef CMIF_CORE_CORE_H
 #define CMIF_CORE_CORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/gguf.h"
-#include "core/tokenizer.h"
+#include "core/gguf.h"   /* core_gguf: the public weights and metadata */
 
 enum core_mech {
     CORE_MECH_RNM = 0,      /* Report-Noisy-Max, Laplace noise (default) */
@@ -34,12 +37,18 @@ struct core_options {
     uint64_t seed;
     const char *cache_dir;  /* cluster cache; NULL: $XDG_CACHE_HOME/cmif */
     int quiet;              /* no progress output */
+    /* Progress and warnings, one line each (no "cmif: " prefix, no newline). NULL: on
+     * stderr, as the command-line subcommands show them. */
+    void (*log)(void *ctx, const char *msg);
+    void *log_ctx;
 };
 
 void core_defaults(struct core_options *o);
 
 /* How a token of user input was treated. */
 enum core_tok_kind { CORE_TOK_KEPT = 0, CORE_TOK_REPLACED, CORE_TOK_PUBLIC, CORE_TOK_CONTROL };
+/* "kept", "replaced", "public", "control"; "?" for anything else. */
+const char *core_kind_name(int kind);
 
 struct core_tok_report {
     char orig[48];          /* piece as typed (UTF-8, truncated, control chars escaped) */
@@ -47,6 +56,15 @@ struct core_tok_report {
     int kind;               /* enum core_tok_kind */
     double eps;             /* ε charged for this token */
     int cluster_size;
+};
+
+/* Why a message was refused for the budget (core_encode returned CORE_EBUDGET): the facts
+ * the caller words for the user, with its own advice (a flag, a /command). */
+struct core_refusal {
+    double eps_cost;        /* what the message would cost */
+    double eps_left;        /* what is left of the session budget */
+    double eps_total, eps_spent;
+    size_t n_sanitized;     /* tokens of the message that would be charged */
 };
 
 /* Result of encoding: vectors to hand to the decoder and the report. Owned by the caller
@@ -58,6 +76,7 @@ struct core_batch {
     double msg_eps;                /* ε this batch cost */
     int32_t *ids;                  /* n ids actually sent (sanitized): what the untrusted side
                                       may know anyway (e.g. for the sampler's penalties) */
+    struct core_refusal refusal;   /* set when core_encode returns CORE_EBUDGET */
 };
 
 enum core_seg {
@@ -66,6 +85,7 @@ enum core_seg {
 };
 
 #define CORE_EBUDGET (-3)   /* return code: the message would exceed the remaining budget */
+#define CORE_ELOCKED (-4)   /* core_open: require_locked, but the region could not be locked */
 
 struct core_status {
     int secretmem;          /* region is memfd_secret */
@@ -79,20 +99,45 @@ struct core_status {
 
 struct core;
 
+/* 0, -1 with err, or CORE_ELOCKED (err says what could not be locked; the caller adds how
+ * to give the core less memory or not require locking). */
 int core_open(struct core **out, const char *model_path, const struct core_options *o,
               char *err, size_t errlen);
 void core_close(struct core *c);
 
-/* The model file (trusted reader) for building the decoder's weights. The decoder must not
- * take token_embd from it except as the output matrix of a tied-embedding model. */
+/* The model file (trusted reader) for the decoder's weights and public metadata (the chat
+ * template). The decoder must not take token_embd from it except as the output matrix of
+ * a tied-embedding model: the table is the core's (app/engine builds the decoder so). */
 const struct gguf *core_gguf(const struct core *c);
-const struct tokenizer *core_tokenizer(const struct core *c);
 int core_dim(const struct core *c);
+
+/* The vocabulary, for generation loops. */
+int32_t core_n_vocab(const struct core *c);
+int32_t core_bos(const struct core *c);              /* -1 when none */
+int32_t core_eos(const struct core *c);              /* -1 when none */
+int core_add_bos(const struct core *c);              /* the model asks for BOS */
+/* End of generation: EOS, EOT or a control token such as <|eot_id|> / <|im_end|>. */
+int core_is_eog(const struct core *c, int32_t id);
+/* Id of the token whose vocabulary text is exactly s (special tokens); -1 when none. */
+int32_t core_find_token(const struct core *c, const char *s, size_t len);
+
+/* Streaming detokenization state: the previous token, for llama.cpp's rule that the space
+ * SentencePiece puts before the first word is dropped after BOS. */
+struct core_detok {
+    int32_t prev;           /* last token shown (or the last one of the prompt); -1: none */
+};
+void core_detok_init(struct core_detok *d, int32_t prev);
+/* The bytes token id (one the model generated) stands for; control tokens are "" unless
+ * show_special. d: streaming state, updated (NULL: the piece alone, no BOS rule). Returns
+ * the byte count, which may exceed cap (output truncated); NUL-terminated when room remains. */
+size_t core_piece(const struct core *c, struct core_detok *d, int32_t id, int show_special,
+                  char *buf, size_t cap);
 
 /* Encode a segment and append its vectors to b. The text is copied into the region first;
  * the caller may wipe its copy afterwards (core_wipe). add_bos prepends BOS. For
  * CORE_SEG_USER, budget is checked for the whole segment before anything is appended:
- * CORE_EBUDGET with err saying what is left and what the message would cost. */
+ * CORE_EBUDGET with b->refusal filled and err saying what is left and what the message
+ * would cost (no advice: the caller adds its own). */
 int core_encode(struct core *c, const char *text, size_t len, int seg, int add_bos,
                 struct core_batch *b, char *err, size_t errlen);
 void core_batch_free(struct core_batch *b);
@@ -108,10 +153,59 @@ double core_budget_total(const struct core *c);
 double core_budget_spent(const struct core *c);
 const char *core_mech_name(int mech);
 int core_mech_parse(const char *name);        /* -1 when unknown */
+/* Checks that x is a usable ε or budget (finite, > 0); what names it in err. 0 or -1. */
+int core_check_eps(double x, const char *what, char *err, size_t errlen);
+/* The characters public tokens are made of (sent as-is at ε 0, reported "public"). */
+const char *core_public_chars(void);
 
 void core_status(const struct core *c, struct core_status *st);
 /* Parses a --core-mem value: bytes, or with a K/M/G (KiB/MiB/GiB) suffix. 0 or -1. */
 int core_parse_size(const char *s, size_t *out);
 void core_wipe(void *p, size_t n);            /* sodium_memzero */
+
+/* ---- Public text: the tokenizer without the core -------------------------------------
+ * For public text only (`cmif tokenize`, data sets, training corpora): nothing here is held
+ * in guarded memory or wiped. Same tokenizer as the core's. */
+struct core_vocab;
+int core_vocab_open(struct core_vocab **out, const struct gguf *g, char *err, size_t errlen);
+void core_vocab_close(struct core_vocab *v);
+/* add_bos: prepend BOS (and EOS where the model asks); parse_special: map special token
+ * texts to their ids. len + 3 ids suffice (3 per byte for an SPM vocabulary without ▁). */
+int core_vocab_encode(const struct core_vocab *v, const char *text, size_t len, int add_bos,
+                      int parse_special, int32_t *ids, size_t max_ids, size_t *n_out,
+                      char *err, size_t errlen);
+/* As core_piece. */
+size_t core_vocab_piece(const struct core_vocab *v, struct core_detok *d, int32_t id,
+                        int show_special, char *buf, size_t cap);
+/* The raw vocabulary string of a token (not NUL-terminated). */
+const char *core_vocab_text(const struct core_vocab *v, int32_t id, size_t *len);
+int32_t core_vocab_n(const struct core_vocab *v);
+int32_t core_vocab_bos(const struct core_vocab *v);
+int32_t core_vocab_eos(const struct core_vocab *v);
+int core_vocab_add_bos(const struct core_vocab *v);
+
+/* ---- Evaluation: the sanitizer on public data (`cmif eval-privacy`) -------------------
+ * The same sanitizer the core runs (one builder), fed token ids of public text directly so
+ * its privacy/utility trade-off can be measured. No cluster cache, no budget. */
+struct core_eval;
+struct core_eval_params {
+    int cluster_size;       /* K */
+    int quiet;
+    int seeded;             /* reproducible noise: NOT private */
+    uint64_t seed;
+    double santext_p, santext_w;   /* SanText+ parameters */
+    /* The table as n_vocab x dim rows already read with core_embed_token, to build from
+     * without reading the guarded table again; NULL: read through the core. */
+    const float *table;
+};
+int core_eval_open(struct core_eval **out, struct core *c, const struct core_eval_params *p,
+                   char *err, size_t errlen);
+void core_eval_close(struct core_eval *ev);
+int core_eval_set(struct core_eval *ev, int mech, double eps, char *err, size_t errlen);
+/* Sanitizes one token: *sent and *kind (enum core_tok_kind). */
+int core_eval_sanitize(struct core_eval *ev, int32_t id, int32_t *sent, int *kind, char *err,
+                       size_t errlen);
+int core_eval_sanitizable(const struct core_eval *ev, int32_t id);   /* role: sanitized */
+int32_t core_eval_clusters(const struct core_eval *ev);
 
 #endif

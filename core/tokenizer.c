@@ -1250,6 +1250,18 @@ const char *tok_text(const struct tokenizer *t, int32_t id, size_t *len)
     return t->arena + t->toff[id];
 }
 
+size_t tok_piece_after(const struct tokenizer *t, int32_t prev, int32_t id, int show_special,
+                       char *buf, size_t cap)
+{
+    size_t n = tok_piece(t, id, show_special, buf, cap);
+    if (t->kind != TOK_SPM || prev < 0 || prev != t->bos || n == 0 || cap == 0 || buf[0] != ' ')
+        return n;
+    size_t have = n < cap ? n : cap;
+    memmove(buf, buf + 1, have - 1);
+    buf[have - 1] = '\0';
+    return n - 1;
+}
+
 int tok_kind(const struct tokenizer *t) { return t->kind; }
 int32_t tok_n_vocab(const struct tokenizer *t) { return t->n_vocab; }
 int32_t tok_bos(const struct tokenizer *t) { return t->bos; }

@@ -32,7 +32,7 @@ void tok_close(struct tokenizer *t);
  * Details (llama.cpp's behaviour unless said otherwise):
  * - add_bos also appends EOS when the vocabulary sets tokenizer.ggml.add_eos_token.
  * - SPM puts a ▁ before the text and after every special token (add_space_prefix), so the
- *   decoded text starts with a space: the caller drops it after BOS, as llama.cpp does.
+ *   decoded text starts with a space: tok_piece_after drops it after BOS, as llama.cpp does.
  * - Without parse_special no token is matched by its text, user-defined ones included
  *   (llama.cpp matches user-defined tokens always); special texts are then plain text.
  *   Control/unknown tokens are never produced by merging plain text (SentencePiece's
@@ -48,6 +48,11 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_
  * undone). Control tokens decode to "" unless show_special. Returns the byte count (may
  * exceed cap: then the output is truncated). Not NUL-terminated unless room remains. */
 size_t tok_piece(const struct tokenizer *t, int32_t id, int show_special, char *buf, size_t cap);
+/* Streaming detokenization: the piece of id when it follows prev. SentencePiece puts a space
+ * before the first word; as llama.cpp does, it is dropped when prev is BOS. Same contract as
+ * tok_piece otherwise. prev < 0: no previous token. */
+size_t tok_piece_after(const struct tokenizer *t, int32_t prev, int32_t id, int show_special,
+                       char *buf, size_t cap);
 /* The raw vocabulary string of a token (for reports and --pieces). */
 const char *tok_text(const struct tokenizer *t, int32_t id, size_t *len);
 

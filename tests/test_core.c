@@ -91,10 +91,12 @@ static void test_open_status(void **state)
 
 static void check_encode(struct core *c, const struct ref *r, const char *text)
 {
-    const struct tokenizer *t = core_tokenizer(c);
+    struct core_vocab *t;
+    assert_int_equal(core_vocab_open(&t, core_gguf(c), err, sizeof err), 0);
     int32_t ids[512];
     size_t n;
-    assert_int_equal(tok_encode(t, text, strlen(text), 1, 0, ids, 512, &n, err, sizeof err), 0);
+    assert_int_equal(core_vocab_encode(t, text, strlen(text), 1, 0, ids, 512, &n, err, sizeof err), 0);
+    core_vocab_close(t);
     struct core_batch b;
     memset(&b, 0, sizeof b);
     assert_int_equal(core_encode(c, text, strlen(text), CORE_SEG_USER, 1, &b, err, sizeof err), 0);
@@ -132,14 +134,14 @@ static void test_encode_matches_table(void **state)
     memset(&b, 0, sizeof b);
     assert_int_equal(core_encode(c, "<s>", 3, CORE_SEG_TEMPLATE, 0, &b, err, sizeof err), 0);
     assert_int_equal(b.n, 1);
-    assert_int_equal(b.ids[0], tok_bos(core_tokenizer(c)));
+    assert_int_equal(b.ids[0], core_bos(c));
     assert_int_equal(b.rep[0].kind, CORE_TOK_CONTROL);
     assert_true(b.rep[0].eps == 0);
     /* As user content the same bytes are plain text, not BOS. */
     size_t before = b.n;
     assert_int_equal(core_encode(c, "<s>", 3, CORE_SEG_USER, 0, &b, err, sizeof err), 0);
     assert_true(b.n > before + 1);
-    for (size_t i = before; i < b.n; i++) assert_true(b.ids[i] != tok_bos(core_tokenizer(c)));
+    for (size_t i = before; i < b.n; i++) assert_true(b.ids[i] != core_bos(c));
     /* Escaping in the report. */
     assert_int_equal(core_encode(c, "a\nb", 3, CORE_SEG_USER, 0, &b, err, sizeof err), 0);
     int saw_nl = 0;
@@ -459,8 +461,11 @@ static void boundary_run(int device)
     const char *text = "my secret password is blue dragon and my pin is seven";
     int32_t raw[128];
     size_t nraw;
-    assert_int_equal(tok_encode(core_tokenizer(c), text, strlen(text), 1, 0, raw, 128, &nraw,
-                                err, sizeof err), 0);
+    struct core_vocab *voc;
+    assert_int_equal(core_vocab_open(&voc, core_gguf(c), err, sizeof err), 0);
+    assert_int_equal(core_vocab_encode(voc, text, strlen(text), 1, 0, raw, 128, &nraw, err,
+                                       sizeof err), 0);
+    core_vocab_close(voc);
     struct core_batch b;
     memset(&b, 0, sizeof b);
     assert_int_equal(core_encode(c, text, strlen(text), CORE_SEG_USER, 1, &b, err, sizeof err), 0);
@@ -540,7 +545,6 @@ static void test_golden_through_swap(void **state)
     struct dec_options dop = {.threads = 1, .device = DEC_DEV_CPU, .cl_index = -1};
     struct decoder *d;
     assert_int_equal(dec_open(&d, &m->w, &dop, err, sizeof err), 0);
-    const struct tokenizer *t = core_tokenizer(c);
     struct core_batch b;
     memset(&b, 0, sizeof b);
     assert_int_equal(core_encode(c, "", 0, CORE_SEG_USER, 1, &b, err, sizeof err), 0);
@@ -551,20 +555,18 @@ static void test_golden_through_swap(void **state)
     assert_int_equal(dec_forward(d, b.vecs, 1, 0, lg, 0, err, sizeof err), 0);
     char out[8192];
     size_t on = 0;
-    int32_t prev = tok_bos(t);
+    struct core_detok dt;      /* the first piece after BOS loses SentencePiece's space */
+    core_detok_init(&dt, core_bos(c));
     for (int pos = 1; pos <= 200; pos++) {
         int32_t next = 0;
         for (int32_t i = 1; i < vocab; i++)
             if (lg[i] > lg[next]) next = i;
         char piece[64];
-        size_t pl = tok_piece(t, next, 0, piece, sizeof piece);
+        size_t pl = core_piece(c, &dt, next, 0, piece, sizeof piece);
         assert_true(pl < sizeof piece);
-        const char *p = piece;
-        if (prev == tok_bos(t) && pl && p[0] == ' ') p++, pl--;
         assert_true(on + pl < sizeof out - 2);
-        memcpy(out + on, p, pl);
+        memcpy(out + on, piece, pl);
         on += pl;
-        prev = next;
         if (pos == 200) break;
         assert_int_equal(core_embed_token(c, next, x, err, sizeof err), 0);
         assert_int_equal(dec_forward(d, x, 1, pos, lg, 0, err, sizeof err), 0);

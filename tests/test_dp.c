@@ -177,7 +177,8 @@ static void test_real_model_audit(void **state)
     struct core *c;
     char err[256];
     if (core_open(&c, path, &o, err, sizeof err)) fail_msg("%s", err);
-    const struct tokenizer *t = core_tokenizer(c);
+    struct tokenizer *t;
+    if (tok_open(&t, core_gguf(c), err, sizeof err)) fail_msg("%s", err);
     int32_t nv = tok_n_vocab(t);
     struct mat m = {nv, core_dim(c), malloc((size_t)nv * core_dim(c) * sizeof(float))};
     assert_non_null(m.v);
@@ -220,6 +221,7 @@ static void test_real_model_audit(void **state)
     free(group);
     free(stop);
     free(m.v);
+    tok_close(t);
     core_close(c);
 }
 
