@@ -14,10 +14,6 @@
 
 struct input;
 
-/* Colour pairs (used only when colour is on). */
-enum { UI_PAIR_USER = 1, UI_PAIR_INFO, UI_PAIR_ERROR, UI_PAIR_STATUS, UI_PAIR_REPLACED,
-       UI_PAIR_GOOD, UI_PAIR_WARN, UI_PAIR_BAD };
-
 struct screen_options {
     int color;              /* 0: no colour (NO_COLOR, --no-color) */
     FILE *in, *out;         /* NULL: the terminal (stdin/stdout) */
@@ -52,8 +48,6 @@ void screen_repaint(struct screen *s);
 int screen_key(struct screen *s, int wait);
 /* Mouse wheel from a KEY_MOUSE event: +1 up, -1 down, 0 other. */
 int screen_wheel(struct screen *s);
-/* The size in use. */
-void screen_size(const struct screen *s, int *cols, int *rows);
 /* Writes what the screen shows, one text line per row (trailing blanks trimmed). */
 int screen_dump(struct screen *s, FILE *f);
 
