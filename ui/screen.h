@@ -1,7 +1,8 @@
 /* ui/screen: the full-screen layout (ncursesw). Transcript on the left, the privacy panel
  * on the right (toggled), a status line and the input line at the bottom. The screen can
  * also be virtual: rendered for a fixed size on any stream (newterm), for tests, and
- * dumped as text with screen_dump. Only the thread that opened it may use it. */
+ * dumped as text with screen_dump. Only the thread that opened it may use it. The colour
+ * pairs it sets up are numbered in ui/colors.h. */
 #ifndef CMIF_UI_SCREEN_H
 #define CMIF_UI_SCREEN_H
 
