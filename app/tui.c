@@ -93,15 +93,20 @@ static void tui_cleared(void *ctx)
     screen_set_panel(t->scr, &pd);
 }
 
+/* The panel's row for one token of the core's report (the pieces as they are: the panel
+ * bounds and sanitizes them when it draws). */
 static void panel_tok_from(struct panel_tok *p, const struct core_tok_report *r)
 {
-    snprintf(p->orig, sizeof p->orig, "%s", r->orig);
-    snprintf(p->sent, sizeof p->sent, "%s", r->sent);
+    _Static_assert(sizeof p->orig == sizeof r->orig && sizeof p->sent == sizeof r->sent,
+                   "panel pieces hold what the core reports");
+    memcpy(p->orig, r->orig, sizeof p->orig);
+    memcpy(p->sent, r->sent, sizeof p->sent);
     switch (r->kind) {
     case CORE_TOK_KEPT: p->kind = PANEL_KEPT; break;
     case CORE_TOK_REPLACED: p->kind = PANEL_REPLACED; break;
     case CORE_TOK_PUBLIC: p->kind = PANEL_PUBLIC; break;
-    default: p->kind = PANEL_CONTROL; break;
+    case CORE_TOK_CONTROL: p->kind = PANEL_CONTROL; break;
+    default: p->kind = -1; break;   /* drawn as '?' */
     }
     p->eps = r->eps;
 }
