@@ -14,7 +14,6 @@
 
 #include "app/template.h"
 #include "gpu/decoder.h"
-#include "ui/queue.h"
 
 #define FWD_CHUNK 256
 
@@ -56,7 +55,8 @@ struct chat {
     pthread_t thread;
     int thread_live;
     char *job_text;
-    struct queue *job_q;
+    struct chat_cb job_cb;
+    chat_done_fn job_done;
 };
 
 static double now_s(void)
@@ -489,33 +489,22 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
 
 /* --- the generation thread ------------------------------------------------------------ */
 
-static void q_text(void *ctx, const char *s, size_t n)
-{
-    queue_push(ctx, QUEUE_TEXT, 0, 0, s, n);
-}
-static void q_info(void *ctx, const char *msg)
-{
-    queue_push(ctx, QUEUE_INFO, 0, 0, msg, strlen(msg));
-}
-static void q_report(void *ctx) { queue_push(ctx, QUEUE_REPORT, 0, 0, NULL, 0); }
-
 static void *job(void *arg)
 {
     struct chat *c = arg;
     char err[512] = "";
-    struct chat_cb cb = { q_text, q_info, q_report, c->job_q };
-    int rc = chat_send(c, c->job_text, &cb, err, sizeof err);
+    int rc = chat_send(c, c->job_text, &c->job_cb, err, sizeof err);
     core_wipe(c->job_text, strlen(c->job_text));
     free(c->job_text);
     c->job_text = NULL;
     atomic_store(&c->busy, 0);
-    /* Last: after this push the UI may join and start the next turn. */
-    queue_push(c->job_q, QUEUE_DONE, rc, c->tps, rc < 0 || rc == CORE_EBUDGET ? err : NULL,
-               strlen(err));
+    /* Last: after this the UI may join and start the next turn. */
+    c->job_done(c->job_cb.ctx, rc, c->tps, rc < 0 || rc == CORE_EBUDGET ? err : NULL);
     return NULL;
 }
 
-int chat_submit(struct chat *c, const char *text, struct queue *q, char *err, size_t errlen)
+int chat_submit(struct chat *c, const char *text, const struct chat_cb *cb, chat_done_fn done,
+                char *err, size_t errlen)
 {
     if (atomic_load(&c->busy)) {
         snprintf(err, errlen, "an answer is still being generated");
@@ -527,7 +516,8 @@ int chat_submit(struct chat *c, const char *text, struct queue *q, char *err, si
         snprintf(err, errlen, "chat: out of memory");
         return -1;
     }
-    c->job_q = q;
+    c->job_cb = *cb;
+    c->job_done = done;
     atomic_store(&c->busy, 1);
     int e = pthread_create(&c->thread, NULL, job, c);
     if (e != 0) {
@@ -602,19 +592,11 @@ void chat_budget_snapshot(const struct chat *c, double *spent, double *total, do
     *eps = c->snap_eps;
 }
 
-const struct chat_entry *chat_entries(const struct chat *c, size_t *n)
-{
-    *n = c->nent;
-    return c->ent;
-}
-
 int chat_template(const struct chat *c) { return c->p.tmpl; }
 int chat_pos(const struct chat *c) { return c->pos; }
 int chat_ctx(const struct chat *c) { return c->ctx; }
 double chat_last_tps(const struct chat *c) { return c->tps; }
-int chat_last_tokens(const struct chat *c) { return c->last_tokens; }
 struct core *chat_core(const struct chat *c) { return c->core; }
-struct decoder *chat_decoder(const struct chat *c) { return c->dec; }
 
 /* --- Markdown --------------------------------------------------------------------------- */
 

@@ -1,8 +1,9 @@
 /* app/chat: the conversation. Renders each turn with the chat template, has the core
  * encode (and sanitize) it, runs the decoder over the new vectors only (the KV cache is
  * kept across turns), samples the answer and streams it out. When the context fills,
- * the oldest turns are dropped and the user is told. chat_submit runs a turn on its own
- * thread, posting to a ui/queue; chat_send runs one synchronously (scripted sessions). */
+ * the oldest turns are dropped and the user is told. chat_send runs a turn synchronously
+ * (scripted sessions); chat_submit runs one on its own thread and reports through the
+ * same callbacks (the full-screen chat, app/tui, relays them to its event queue). */
 #ifndef CMIF_APP_CHAT_H
 #define CMIF_APP_CHAT_H
 
@@ -13,7 +14,6 @@
 #include "gpu/sampler.h"
 
 struct decoder;
-struct queue;
 
 struct chat_params {
     int tmpl;                  /* enum tmpl_kind */
@@ -57,10 +57,15 @@ void chat_close(struct chat *c);
 int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *err,
               size_t errlen);
 
-/* The same on a new thread; events go to q (QUEUE_TEXT, QUEUE_INFO, QUEUE_REPORT and at
- * the end QUEUE_DONE with status = chat_send's result, value = tokens/s, text = error).
- * -1 when a turn is already running or the thread cannot start. */
-int chat_submit(struct chat *c, const char *text, struct queue *q, char *err, size_t errlen);
+/* Called on the turn's thread when a submitted turn ends: status is chat_send's result,
+ * tps the answer's tokens/s, err the error (NULL unless status < 0 or CORE_EBUDGET; valid
+ * during the call). The turn no longer counts as busy; the caller should chat_join. */
+typedef void (*chat_done_fn)(void *ctx, int status, double tps, const char *err);
+
+/* chat_send on a new thread: cb's functions (copied) and then done (with cb->ctx) are
+ * called there. -1 when a turn is already running or the thread cannot start. */
+int chat_submit(struct chat *c, const char *text, const struct chat_cb *cb, chat_done_fn done,
+                char *err, size_t errlen);
 /* Waits for a submitted turn's thread (call after QUEUE_DONE, or before closing). */
 void chat_join(struct chat *c);
 int chat_busy(const struct chat *c);
@@ -79,16 +84,12 @@ const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, 
 /* Budget figures taken right after the last message was encoded: the UI thread reads
  * these while a turn runs instead of calling into the core concurrently. */
 void chat_budget_snapshot(const struct chat *c, double *spent, double *total, double *eps);
-/* Transcript entries in order. */
-const struct chat_entry *chat_entries(const struct chat *c, size_t *n);
 
 int chat_template(const struct chat *c);
 int chat_pos(const struct chat *c);           /* tokens in the context */
 int chat_ctx(const struct chat *c);
 double chat_last_tps(const struct chat *c);   /* tokens/s of the last answer */
-int chat_last_tokens(const struct chat *c);   /* tokens of the last answer */
 struct core *chat_core(const struct chat *c);
-struct decoder *chat_decoder(const struct chat *c);
 
 /* Writes the transcript with the per-token privacy report as Markdown. */
 int chat_save_markdown(const struct chat *c, const char *path, const char *model_name,

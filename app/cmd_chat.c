@@ -1,34 +1,28 @@
-/* app/cmd_chat: `cmif [chat] -m MODEL` — the default subcommand. Opens the model behind the
- * confidential core, then either the full-screen chat (a terminal) or a scripted session
- * (--script FILE, or stdin that is not a terminal). */
+/* app/cmd_chat: `cmif [chat] -m MODEL` — the default subcommand. Parses its options, opens
+ * the model behind the confidential core, then runs either the full-screen chat (app/tui,
+ * on a terminal) or a scripted session (--script FILE, or stdin that is not a terminal). */
 #include <errno.h>
-#include <fcntl.h>
 #include <locale.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#include <curses.h>
 
 #include "app/chat.h"
 #include "app/cmd.h"
 #include "app/commands.h"
 #include "app/model.h"
 #include "app/opts.h"
+#include "app/savefile.h"
 #include "app/script.h"
 #include "app/template.h"
+#include "app/tui.h"
 #include "app/xdg.h"
 #include "core/budget.h"
 #include "core/core.h"
 #include "gpu/decoder.h"
-#include "ui/input.h"
 #include "ui/plain.h"
-#include "ui/queue.h"
-#include "ui/screen.h"
 
 #define DEFAULT_MODEL "assets/models/cmif-tiny.gguf"
 #define CHAT_DEFAULT_PREDICT 400
@@ -217,20 +211,6 @@ static const char *find_model(const char *given, char *buf, size_t cap)
     return NULL;
 }
 
-/* Reports and screen dumps hold what the user typed in clear: owner only. */
-static FILE *fopen_private(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return NULL;
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        errno = e;
-    }
-    return f;
-}
-
 static const char *base_name(const char *p)
 {
     const char *s = strrchr(p, '/');
@@ -318,7 +298,8 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
         return EXIT_RUNTIME;
     }
     FILE *rf = NULL;
-    if (co->report_file && !(rf = fopen_private(co->report_file))) {
+    /* The report holds what the user typed in clear: owner only. */
+    if (co->report_file && !(rf = savefile_open_private(co->report_file))) {
         fprintf(stderr, "cmif: %s: %s\n", co->report_file, strerror(errno));
         script_free(&sc);
         return EXIT_RUNTIME;
@@ -338,408 +319,6 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     cmds_session_free(&sess);
     script_free(&sc);
     fflush(stdout);
-    return rc;
-}
-
-/* --- the full-screen chat --------------------------------------------------------------- */
-
-static int g_sig_w = -1;
-
-static void on_signal(int sig)
-{
-    int saved = errno;
-    unsigned char b = (unsigned char)sig;
-    if (g_sig_w >= 0) {
-        ssize_t r = write(g_sig_w, &b, 1);
-        (void)r;
-    }
-    errno = saved;
-}
-
-static void on_fatal(int sig)
-{
-    screen_emergency_restore();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-struct tui {
-    struct engine *e;
-    const struct chat_opts *co;
-    struct screen *scr;
-    struct input *in;
-    struct queue *q;
-    struct cmds_session sess;
-    int quit, eof_in, cancel, headless;
-    int sig_r;
-    int err_r, saved_stderr;      /* stderr is shown in the transcript while the screen is up */
-    char errbuf[1024];
-    size_t errlen;
-    int exit_sig;
-};
-
-static void note(struct tui *t, int style, const char *msg)
-{
-    transcript_add(screen_transcript(t->scr), style, msg, strlen(msg));
-    screen_transcript(t->scr)->scroll = 0;
-}
-
-static void tui_print(void *ctx, int level, const char *msg)
-{
-    note(ctx, level == CMDS_ERROR ? TR_ERROR : TR_INFO, msg);
-}
-
-static void tui_toggle(void *ctx)
-{
-    struct tui *t = ctx;
-    screen_toggle_panel(t->scr);
-}
-
-static void tui_cleared(void *ctx)
-{
-    struct tui *t = ctx;
-    transcript_clear(screen_transcript(t->scr));
-    struct panel_data pd = { 0 };
-    pd.eps = core_eps(t->e->core);
-    pd.spent = core_budget_spent(t->e->core);
-    pd.total = core_budget_total(t->e->core);
-    pd.mechanism = core_mech_name(core_mechanism(t->e->core));
-    screen_set_panel(t->scr, &pd);
-}
-
-/* Status and panel totals; the core is asked only while no turn runs. */
-static void refresh_info(struct tui *t, int with_report)
-{
-    int busy = chat_busy(t->e->chat);
-    double spent, total, eps;
-    struct core_status st;
-    static char summary[sizeof st.summary];
-    /* Kept from the last idle moment: /mechanism cannot run during a turn. */
-    static const char *mech = "";
-    if (!busy) {
-        mech = core_mech_name(core_mechanism(t->e->core));
-        spent = core_budget_spent(t->e->core);
-        total = core_budget_total(t->e->core);
-        eps = core_eps(t->e->core);
-        core_status(t->e->core, &st);
-        snprintf(summary, sizeof summary, "%s", st.summary);
-    } else {
-        chat_budget_snapshot(t->e->chat, &spent, &total, &eps);
-    }
-    struct status_info si = { .model = t->e->name, .device = dec_device_name(t->e->dec),
-                              .tps = chat_last_tps(t->e->chat), .core = summary, .eps = eps,
-                              .spent = spent, .total = total, .busy = busy };
-    screen_set_status(t->scr, &si);
-    if (with_report) {
-        struct panel_data pd = { 0 };
-        pd.rep = chat_last_report(t->e->chat, &pd.n, &pd.msg_eps);
-        pd.eps = eps;
-        pd.spent = spent;
-        pd.total = total;
-        pd.mechanism = mech;
-        screen_set_panel(t->scr, &pd);
-    }
-}
-
-static void handle_key(struct tui *t, int ch)
-{
-    switch (ch) {
-    case KEY_RESIZE: screen_resize(t->scr); return;
-    case KEY_PPAGE: screen_scroll_pages(t->scr, 1); return;
-    case KEY_NPAGE: screen_scroll_pages(t->scr, -1); return;
-    case KEY_MOUSE: screen_scroll_rows(t->scr, 3 * screen_wheel(t->scr)); return;
-    case KEY_F(2): screen_toggle_panel(t->scr); return;
-    case 12: screen_repaint(t->scr); return;   /* Ctrl-L */
-    case 3:                                     /* Ctrl-C */
-        if (chat_busy(t->e->chat)) {
-            chat_stop(t->e->chat);
-            note(t, TR_INFO, "stopping the answer…");
-        } else {
-            t->cancel = 1;
-        }
-        return;
-    default: input_key(t->in, ch); return;
-    }
-}
-
-/* Readline wants another byte in the middle of a key sequence: wait for one key. */
-static int nested_fetch(void *ctx)
-{
-    struct tui *t = ctx;
-    int ch = screen_key(t->scr, 1);
-    if (ch == ERR) return -1;
-    handle_key(t, ch);
-    return 0;
-}
-
-static void handle_line(struct tui *t, char *line)
-{
-    char err[512];
-    size_t l = strlen(line);
-    int blank = 1;
-    for (size_t i = 0; i < l; i++)
-        if (line[i] != ' ' && line[i] != '\t' && line[i] != '\n') blank = 0;
-    if (blank) goto done;
-    /* Up and Ctrl-R recall this session's inputs even when the history file is off
-     * (--no-history): input_history_add writes the file only when there is one. */
-    if (input_history_add(t->in, line, err, sizeof err) != 0) note(t, TR_ERROR, err);
-    cmds_record(&t->sess, line);
-    note(t, TR_USER, line);
-    if (cmds_is_command(line)) {
-        int rc = cmds_run(&t->sess, line, chat_busy(t->e->chat));
-        if (rc == CMDS_QUIT) t->quit = 1;
-        refresh_info(t, 1);
-        goto done;
-    }
-    if (chat_busy(t->e->chat)) {
-        note(t, TR_ERROR, "an answer is still streaming: wait or press Ctrl-C (Up recalls your text)");
-        goto done;
-    }
-    if (chat_submit(t->e->chat, line, t->q, err, sizeof err) != 0) note(t, TR_ERROR, err);
-    refresh_info(t, 0);
-done:
-    core_wipe(line, l);
-    free(line);
-}
-
-static void handle_event(struct tui *t, struct queue_item *it)
-{
-    struct transcript *tr = screen_transcript(t->scr);
-    switch (it->type) {
-    case QUEUE_TEXT: transcript_append(tr, it->text, it->len); break;
-    case QUEUE_INFO: note(t, TR_INFO, it->text); break;
-    case QUEUE_REPORT: refresh_info(t, 1); break;
-    case QUEUE_DONE:
-        chat_join(t->e->chat);
-        transcript_end_answer(tr);
-        if (it->status == CHAT_STOPPED) note(t, TR_INFO, "stopped: the session goes on");
-        else if (it->status == CORE_EBUDGET) {
-            /* Not "exhausted": the budget may be untouched and the message merely too
-             * costly. In the chat, ε is lowered with /eps rather than --eps. */
-            char msg[1200];
-            const char *why = it->text ? it->text : "privacy budget exceeded";
-            const char *flag = strstr(why, "lower --eps");
-            if (flag)
-                snprintf(msg, sizeof msg, "message not sent: %.*slower ε with /eps%s",
-                         (int)(flag - why), why, flag + strlen("lower --eps"));
-            else
-                snprintf(msg, sizeof msg, "message not sent: %s", why);
-            note(t, TR_ERROR, msg);
-        } else if (it->status < 0) note(t, TR_ERROR, it->text ? it->text : "error");
-        refresh_info(t, 1);
-        break;
-    default: break;
-    }
-}
-
-static void drain_stderr(struct tui *t)
-{
-    if (t->err_r < 0) return;
-    for (;;) {
-        ssize_t r = read(t->err_r, t->errbuf + t->errlen, sizeof t->errbuf - 1 - t->errlen);
-        if (r <= 0) break;
-        t->errlen += (size_t)r;
-        char *nl;
-        while ((nl = memchr(t->errbuf, '\n', t->errlen)) || t->errlen == sizeof t->errbuf - 1) {
-            size_t n = nl ? (size_t)(nl - t->errbuf) : t->errlen;
-            if (n) transcript_add(screen_transcript(t->scr), TR_INFO, t->errbuf, n);
-            size_t used = nl ? n + 1 : n;
-            memmove(t->errbuf, t->errbuf + used, t->errlen - used);
-            t->errlen -= used;
-        }
-    }
-}
-
-static void dump(struct tui *t)
-{
-    if (!t->co->dump) return;
-    FILE *f = fopen_private(t->co->dump);
-    if (!f) return;
-    screen_dump(t->scr, f);
-    fclose(f);
-}
-
-static int run_tui(struct engine *e, const struct chat_opts *co, const char *hist_path)
-{
-    struct tui t;
-    memset(&t, 0, sizeof t);
-    t.e = e;
-    t.co = co;
-    t.err_r = t.saved_stderr = -1;
-    t.headless = co->headless_cols > 0;
-    char err[512];
-    int rc = EXIT_RUNTIME;
-    int sp[2] = { -1, -1 };
-    FILE *devnull = NULL;
-    if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) != 0) {
-        fprintf(stderr, "cmif: pipe: %s\n", strerror(errno));
-        return EXIT_RUNTIME;
-    }
-    t.sig_r = sp[0];
-    g_sig_w = sp[1];
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    const int quit_sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 };
-    for (size_t i = 0; i < sizeof quit_sigs / sizeof *quit_sigs; i++) sigaction(quit_sigs[i], &sa, NULL);
-    const int fatal_sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
-    for (size_t i = 0; i < sizeof fatal_sigs / sizeof *fatal_sigs; i++) signal(fatal_sigs[i], on_fatal);
-    signal(SIGPIPE, SIG_IGN);
-
-    if (queue_open(&t.q, err, sizeof err) != 0) {
-        fprintf(stderr, "cmif: %s\n", err);
-        goto out;
-    }
-    struct screen_options so = { .color = co->color, .mouse = 1 };
-    if (t.headless) {
-        devnull = fopen("/dev/null", "w");
-        if (!devnull) {
-            fprintf(stderr, "cmif: /dev/null: %s\n", strerror(errno));
-            goto out;
-        }
-        so.out = devnull;
-        so.cols = co->headless_cols;
-        so.rows = co->headless_rows;
-        so.term = "xterm";
-        so.mouse = 0;
-    }
-    if (screen_open(&t.scr, &so, err, sizeof err) != 0) {
-        fprintf(stderr, "cmif: %s\n", err);
-        goto out;
-    }
-    struct input_options io = { .history_path = co->history ? hist_path : NULL, .fetch = nested_fetch,
-                                .ctx = &t };
-    if (input_open(&t.in, &io, err, sizeof err) != 0) {
-        screen_close(t.scr);
-        t.scr = NULL;
-        fprintf(stderr, "cmif: %s\n", err);
-        goto out;
-    }
-    /* Library messages on stderr would scribble over the screen: show them as notices. */
-    int ep[2];
-    if (pipe2(ep, O_CLOEXEC) == 0) {
-        t.saved_stderr = dup(2);
-        if (t.saved_stderr >= 0 && dup2(ep[1], 2) >= 0) {
-            t.err_r = ep[0];
-            fcntl(t.err_r, F_SETFL, O_NONBLOCK);
-        } else {
-            close(ep[0]);
-            if (t.saved_stderr >= 0) close(t.saved_stderr);
-            t.saved_stderr = -1;
-        }
-        close(ep[1]);
-    }
-    t.sess = (struct cmds_session){ .chat = e->chat, .core = e->core, .model_name = e->name,
-                                    .device_name = dec_device_name(e->dec), .print = tui_print,
-                                    .toggle_panel = tui_toggle, .cleared = tui_cleared, .ctx = &t };
-    {
-        char msg[768];
-        snprintf(msg, sizeof msg,
-                 "cmif %s: %s (%s template, %d-token context) on %s. Your messages are "
-                 "sanitized (%s, ε %g per token, budget %g) before the model sees them. "
-                 "/help lists commands; Ctrl-D quits.",
-                 CMIF_VERSION, e->name, tmpl_name(chat_template(e->chat)), chat_ctx(e->chat),
-                 dec_device_name(e->dec), core_mech_name(core_mechanism(e->core)), core_eps(e->core),
-                 core_budget_total(e->core));
-        note(&t, TR_INFO, msg);
-        if (dec_fallback_note(e->dec)) note(&t, TR_INFO, dec_fallback_note(e->dec));
-        if (co->core.seeded)
-            note(&t, TR_ERROR, "--dp-seed: the sanitizer's noise is reproducible: NOT private");
-        if (co->history_off[0]) note(&t, TR_ERROR, co->history_off);
-    }
-    refresh_info(&t, 1);
-    int stdin_open = 1;
-    rc = EXIT_OK;
-    while (!t.quit) {
-        drain_stderr(&t);
-        screen_draw(t.scr, t.in);
-        struct pollfd pf[4] = {
-            { stdin_open ? 0 : -1, POLLIN, 0 }, { queue_fd(t.q), POLLIN, 0 },
-            { t.sig_r, POLLIN, 0 }, { t.err_r, POLLIN, 0 },
-        };
-        int pr = poll(pf, 4, -1);
-        if (pr < 0 && errno != EINTR) {
-            rc = EXIT_RUNTIME;
-            break;
-        }
-        if (pr > 0 && (pf[2].revents & POLLIN)) {
-            unsigned char sig;
-            while (read(t.sig_r, &sig, 1) == 1) {
-                if (sig == SIGUSR1) dump(&t);
-                else {
-                    t.exit_sig = sig;
-                    t.quit = 1;
-                }
-            }
-        }
-        /* Keys (also after EINTR: a resize arrives as KEY_RESIZE). */
-        int got = 0, ch;
-        while ((ch = screen_key(t.scr, 0)) != ERR) {
-            handle_key(&t, ch);
-            got = 1;
-        }
-        if (pr > 0 && (pf[0].revents & (POLLIN | POLLHUP)) && !got) {
-            /* Readable but nothing read: end of input (headless key pipe closed). */
-            stdin_open = 0;
-            t.eof_in = 1;
-        }
-        input_pump(t.in);
-        char matches[512];
-        if (input_matches(t.in, matches, sizeof matches)) note(&t, TR_INFO, matches);
-        if (t.cancel) {
-            input_cancel(t.in);
-            t.cancel = 0;
-        }
-        char *line;
-        int eof = 0;
-        while ((line = input_take(t.in, &eof))) handle_line(&t, line);
-        if (eof) t.quit = 1;
-        struct queue_item *it;
-        while ((it = queue_pop(t.q))) {
-            handle_event(&t, it);
-            queue_item_free(it);
-        }
-        if (t.eof_in && !chat_busy(t.e->chat)) {
-            /* Drain what the generation thread still posted, then leave. */
-            while ((it = queue_pop(t.q))) {
-                handle_event(&t, it);
-                queue_item_free(it);
-            }
-            t.quit = 1;
-        }
-    }
-    if (chat_busy(e->chat)) chat_stop(e->chat);
-    chat_join(e->chat);
-    {
-        struct queue_item *it;
-        while ((it = queue_pop(t.q))) {
-            handle_event(&t, it);
-            queue_item_free(it);
-        }
-    }
-    drain_stderr(&t);
-    screen_draw(t.scr, t.in);
-    dump(&t);
-out:
-    if (t.in) input_close(t.in);
-    if (t.scr) screen_close(t.scr);
-    if (t.saved_stderr >= 0) {
-        dup2(t.saved_stderr, 2);
-        close(t.saved_stderr);
-    }
-    if (t.err_r >= 0) close(t.err_r);
-    if (devnull) fclose(devnull);
-    cmds_session_free(&t.sess);
-    queue_close(t.q);
-    g_sig_w = -1;
-    close(sp[0]);
-    close(sp[1]);
-    if (t.exit_sig) {
-        engine_close(e);
-        signal(t.exit_sig, SIG_DFL);
-        raise(t.exit_sig);
-    }
     return rc;
 }
 
@@ -812,7 +391,19 @@ static int cmd_chat_exec(int argc, char **argv)
         if (dec_fallback_note(e.dec)) fprintf(stderr, "cmif: %s\n", dec_fallback_note(e.dec));
         rc = run_script(&e, sf ? sf : stdin, co.script ? co.script : "stdin", &co);
     } else {
-        rc = run_tui(&e, &co, hist);
+        struct tui_options to = { .chat = e.chat, .core = e.core, .dec = e.dec, .model_name = e.name,
+                                  .history_path = co.history ? hist : NULL,
+                                  .history_off = co.history_off, .dump = co.dump, .color = co.color,
+                                  .headless_cols = co.headless_cols,
+                                  .headless_rows = co.headless_rows, .seeded = co.core.seeded };
+        int sig;
+        rc = tui_run(&to, &sig);
+        if (sig) {
+            /* Leave the way the signal asked, after the engine is closed (the core wiped). */
+            engine_close(&e);
+            signal(sig, SIG_DFL);
+            raise(sig);
+        }
     }
     if (sf && sf != stdin) fclose(sf);
     engine_close(&e);

@@ -2,14 +2,13 @@
 #include "app/commands.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "app/chat.h"
+#include "app/savefile.h"
 #include "app/template.h"
 #include "core/core.h"
 
@@ -297,11 +296,9 @@ void cmds_session_free(struct cmds_session *s)
 int cmds_write_script(const struct cmds_session *s, const char *path, char *err, size_t errlen)
 {
     /* What the user typed, in clear: owner only, like the history file. */
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    FILE *f = savefile_open_private(path);
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
         return -1;
     }
     fprintf(f, "# cmif session inputs: replay with cmif -m MODEL --script %s\n", path);

@@ -2,7 +2,9 @@
 #include "app/savefile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 int savefile_write(const char *path, savefile_fn fill, void *ctx, char *err, size_t errlen)
 {
@@ -24,4 +26,17 @@ int savefile_write(const char *path, savefile_fn fill, void *ctx, char *err, siz
         return -1;
     }
     return 0;
+}
+
+FILE *savefile_open_private(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
 }

@@ -171,8 +171,8 @@ static void test_queue(void **state)
 static void test_panel_rows(void **state)
 {
     (void)state;
-    struct core_tok_report r = { .orig = " secret", .sent = " other", .kind = CORE_TOK_REPLACED,
-                                 .eps = 0.5 };
+    struct panel_tok r = { .orig = " secret", .sent = " other", .kind = PANEL_REPLACED,
+                           .eps = 0.5 };
     char buf[256];
     panel_row(&r, 30, buf, sizeof buf);
     assert_non_null(strstr(buf, "secret"));
@@ -233,8 +233,8 @@ static void test_virtual_screen(void **state)
     struct transcript *t = screen_transcript(s);
     transcript_add(t, TR_USER, "héllo \x1b[2J\x07 wörld \xff", 22);
     transcript_append(t, "日本語の答え", strlen("日本語の答え"));
-    struct core_tok_report rep[2] = { { " héllo", " other", CORE_TOK_REPLACED, 1.0, 20 },
-                                      { " \x1b", " \x1b", CORE_TOK_CONTROL, 0, 1 } };
+    struct panel_tok rep[2] = { { " héllo", " other", PANEL_REPLACED, 1.0 },
+                                { " \x1b", " \x1b", PANEL_CONTROL, 0 } };
     struct panel_data pd = { rep, 2, 1.0, 1.0, 1.0, 64.0, "rnm", 0 };
     screen_set_panel(s, &pd);
     struct status_info si = { "tiny", "cpu", 99.0, "memfd_secret", 1.0, 1.0, 64.0, 0 };

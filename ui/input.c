@@ -41,7 +41,6 @@ struct input {
     char matches[512];   /* completions listed by a second Tab, for the transcript */
     int dirty;
     int in_rl;
-    int cy, cx;
     FILE *devnull;
 };
 
@@ -149,21 +148,26 @@ static void on_line(char *line)
     set_prompt(in);
 }
 
-/* Completes /command names at the start of the line; nothing else. */
+/* Completes /command names (input_options.commands) at the start of the line; nothing
+ * else. text starts with the slash. */
 static char *cmd_gen(const char *text, int state)
 {
-    static const char *const names[] = { "/help", "/eps", "/budget", "/mechanism", "/panel",
-                                         "/show", "/save", "/save-history", "/clear",
-                                         "/system", "/quit", NULL };
-    static int i;
-    static size_t len;
+    static size_t i, len;
     if (!state) {
         i = 0;
-        len = strlen(text);
+        len = strlen(text + 1);
     }
-    while (names[i]) {
+    const char *const *names = g_in ? g_in->o.commands : NULL;
+    while (names && names[i]) {
         const char *n = names[i++];
-        if (!strncmp(n, text, len)) return strdup(n);
+        if (!strncmp(n, text + 1, len)) {
+            char *m = malloc(strlen(n) + 2);
+            if (m) {
+                m[0] = '/';
+                strcpy(m + 1, n);
+            }
+            return m;
+        }
     }
     return NULL;
 }
@@ -571,14 +575,6 @@ void input_draw(struct input *in, void *win)
     werase(w);
     struct drawctx d = { w, top, h };
     layout(in->cont, input_prompt(in), input_line(in), rl_point, wd, draw_cell, &d, &cr, &cc);
-    in->cy = cr - top;
-    in->cx = cc < wd ? cc : wd - 1;
-    wmove(w, in->cy, in->cx);
+    wmove(w, cr - top, cc < wd ? cc : wd - 1);
     in->dirty = 0;
-}
-
-void input_cursor(const struct input *in, int *y, int *x)
-{
-    *y = in->cy;
-    *x = in->cx;
 }

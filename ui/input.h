@@ -1,6 +1,7 @@
 /* ui/input: the input line, driven by GNU readline's callback interface and fed from the
  * ncurses loop byte by byte (rl_getc_function), so ~/.inputrc editing (emacs/vi), history
  * (Up/Down, Ctrl-R) and completion of /commands work while the screen belongs to ncurses.
+ * The command names come from the caller (the app owns the table), so ui/ stays free of it.
  * Readline never touches the terminal: we draw its line ourselves (rl_redisplay_function).
  * Multi-line input: a line ending in a backslash continues; a bracketed paste inserts its
  * text, newlines included, as part of one message. Readline is global state, so there is
@@ -19,6 +20,9 @@ struct input_options {
      * readline needs a byte in the middle of a key sequence). Returns -1 on EOF. */
     int (*fetch)(void *ctx);
     void *ctx;
+    /* Names Tab completes after a '/' at the start of the line, without the slash;
+     * NULL-terminated and borrowed for the input's life. NULL: nothing to complete. */
+    const char *const *commands;
 };
 
 int input_open(struct input **out, const struct input_options *o, char *err, size_t errlen);
@@ -48,8 +52,6 @@ int input_rows(const struct input *in, int width, int max);
 /* Draws prompt and line into win (a WINDOW *) and leaves the cursor where readline's
  * point is; clears the dirty flag. Controls are drawn as ^X, invalid UTF-8 as U+FFFD. */
 void input_draw(struct input *in, void *win);
-/* Cursor position of the last input_draw, relative to its window. */
-void input_cursor(const struct input *in, int *y, int *x);
 /* Currently editing a continuation line (after a trailing backslash). */
 int input_continuing(const struct input *in);
 /* The completions a second Tab listed, once ("/save  /save-history"): 1 and out set, or 0. */

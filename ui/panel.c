@@ -5,21 +5,21 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ui/screen.h"
+#include "ui/colors.h"
 #include "ui/utf8.h"
 
 static char kind_letter(int k)
 {
     switch (k) {
-    case CORE_TOK_KEPT: return 'K';
-    case CORE_TOK_REPLACED: return 'R';
-    case CORE_TOK_PUBLIC: return 'P';
-    case CORE_TOK_CONTROL: return 'C';
+    case PANEL_KEPT: return 'K';
+    case PANEL_REPLACED: return 'R';
+    case PANEL_PUBLIC: return 'P';
+    case PANEL_CONTROL: return 'C';
     default: return '?';
     }
 }
 
-void panel_row(const struct core_tok_report *r, int width, char *out, size_t cap)
+void panel_row(const struct panel_tok *r, int width, char *out, size_t cap)
 {
     /* typed(fw) " → " sent(fw) " K " eps(5) */
     int fw = (width - 3 - 3 - 5) / 2;
@@ -113,7 +113,7 @@ void panel_draw(void *win, const struct panel_data *d)
     size_t show = d->n <= room ? d->n : room ? room - 1 : 0;
     for (size_t i = 0; i < show; i++) {
         panel_row(&d->rep[i], cw, buf, sizeof buf);
-        int rp = d->rep[i].kind == CORE_TOK_REPLACED;
+        int rp = d->rep[i].kind == PANEL_REPLACED;
         if (rp) wattron(w, d->color ? COLOR_PAIR(UI_PAIR_REPLACED) : A_BOLD);
         mvwaddstr(w, y++, x, buf);
         if (rp) wattroff(w, d->color ? COLOR_PAIR(UI_PAIR_REPLACED) : A_BOLD);

@@ -1,26 +1,37 @@
 /* ui/panel: the privacy panel beside the transcript. For the last message: each token as
  * typed and as sent, how it was treated (kept/replaced/public/control) and the ε charged;
  * message and session totals and a bar of the budget left. ui/ is trusted (it is the
- * user's own screen), so it may show the original text next to the sanitized one. */
+ * user's own screen), so it may show the original text next to the sanitized one. The
+ * rows are the panel's own type: app/ converts the core's report into them, so ui/ knows
+ * nothing of the core. */
 #ifndef CMIF_UI_PANEL_H
 #define CMIF_UI_PANEL_H
 
 #include <stddef.h>
 
-#include "core/core.h"
+/* How a token was treated (the panel shows the capital letter). */
+enum panel_kind { PANEL_KEPT = 0, PANEL_REPLACED, PANEL_PUBLIC, PANEL_CONTROL };
+
+/* One token of the last message. */
+struct panel_tok {
+    char orig[48];                       /* as typed (UTF-8; sanitized when drawn) */
+    char sent[48];                       /* as sent */
+    int kind;                            /* enum panel_kind */
+    double eps;                          /* ε charged */
+};
 
 struct panel_data {
-    const struct core_tok_report *rep;   /* borrowed; n rows */
+    const struct panel_tok *rep;         /* borrowed; n rows */
     size_t n;
     double msg_eps;
     double eps;                          /* ε per token now */
     double spent, total;                 /* session budget */
     const char *mechanism;
-    int color;                           /* colour pairs are set up (see ui/screen.h) */
+    int color;                           /* colour pairs are set up (see ui/colors.h) */
 };
 
 /* One token row formatted to `width` columns: "typed → sent   R 1.00". */
-void panel_row(const struct core_tok_report *r, int width, char *out, size_t cap);
+void panel_row(const struct panel_tok *r, int width, char *out, size_t cap);
 /* The column heads over panel_row's rows of the same width. */
 void panel_header(int width, char *out, size_t cap);
 /* The budget bar: "[#####-----] 50% left" in width columns. */

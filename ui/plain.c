@@ -41,14 +41,15 @@ static void bol(struct plain *p)
     p->at_bol = 1;
 }
 
-void plain_user(struct plain *p, const char *text)
+/* Each line of text on a line of its own, after mark. */
+static void marked(struct plain *p, const char *mark, const char *text)
 {
     bol(p);
     const char *s = text;
     for (;;) {
         const char *nl = strchr(s, '\n');
         size_t n = nl ? (size_t)(nl - s) : strlen(s);
-        fputs("> ", p->out);
+        fputs(mark, p->out);
         plain_write_safe(p->out, s, n);
         fputc('\n', p->out);
         if (!nl) break;
@@ -57,52 +58,32 @@ void plain_user(struct plain *p, const char *text)
     fflush(p->out);
 }
 
+void plain_user(struct plain *p, const char *text) { marked(p, "> ", text); }
+
 void plain_piece(struct plain *p, const char *s, size_t n)
 {
     if (!n) return;
     /* Complete a character left over from the previous piece first. */
-    while (p->ncarry && n) {
-        p->carry[p->ncarry++] = *s++;
-        n--;
-        uint32_t cp;
-        if (utf8_decode(p->carry, p->ncarry, &cp) || p->ncarry == 4 ||
-            !utf8_incomplete_tail(p->carry, p->ncarry)) {
-            plain_write_safe(p->out, p->carry, p->ncarry);
-            p->at_bol = 0;
-            p->ncarry = 0;
-        }
+    if (utf8_carry_fill(&p->carry, &s, &n)) {
+        plain_write_safe(p->out, p->carry.b, p->carry.n);
+        p->at_bol = 0;
+        p->carry.n = 0;
     }
-    size_t tail = utf8_incomplete_tail(s, n);
-    plain_write_safe(p->out, s, n - tail);
-    memcpy(p->carry + p->ncarry, s + n - tail, tail);
-    p->ncarry += tail;
-    if (n - tail) p->at_bol = s[n - tail - 1] == '\n';
+    size_t k = utf8_carry_keep(&p->carry, s, n);
+    plain_write_safe(p->out, s, k);
+    if (k) p->at_bol = s[k - 1] == '\n';
     fflush(p->out);
 }
 
 void plain_end_answer(struct plain *p)
 {
-    if (p->ncarry) {
-        plain_write_safe(p->out, p->carry, p->ncarry);
-        p->ncarry = 0;
+    if (p->carry.n) {
+        plain_write_safe(p->out, p->carry.b, p->carry.n);
+        p->carry.n = 0;
         p->at_bol = 0;
     }
     bol(p);
     fflush(p->out);
 }
 
-void plain_note(struct plain *p, const char *msg)
-{
-    bol(p);
-    const char *s = msg;
-    for (;;) {
-        const char *nl = strchr(s, '\n');
-        size_t n = nl ? (size_t)(nl - s) : strlen(s);
-        fputs("* ", p->out);
-        plain_write_safe(p->out, s, n);
-        fputc('\n', p->out);
-        if (!nl) break;
-        s = nl + 1;
-    }
-    fflush(p->out);
-}
+void plain_note(struct plain *p, const char *msg) { marked(p, "* ", msg); }

@@ -8,11 +8,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "ui/utf8.h"
+
 struct plain {
     FILE *out;
     int at_bol;       /* the last character written was a newline (or nothing yet) */
-    char carry[4];    /* start of a character split between two streamed pieces */
-    size_t ncarry;
+    struct utf8_carry carry;   /* a character split between two streamed pieces */
 };
 
 void plain_init(struct plain *p, FILE *out);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include "ui/colors.h"
 #include "ui/input.h"
 #include "ui/utf8.h"
 
@@ -25,7 +26,7 @@ struct screen {
     int geo_dirty;
     struct transcript tr;
     struct panel_data pd;
-    struct core_tok_report *rep;
+    struct panel_tok *rep;
     struct status_info st;
     char st_model[128], st_device[128], st_core[192];
 };
@@ -180,13 +181,6 @@ void screen_set_status(struct screen *s, const struct status_info *st)
 void screen_resize(struct screen *s)
 {
     s->geo_dirty = 1;
-}
-
-void screen_size(const struct screen *s, int *cols, int *rows)
-{
-    *cols = COLS;
-    *rows = LINES;
-    (void)s;
 }
 
 static void geometry(struct screen *s, struct input *in)

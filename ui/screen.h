@@ -1,7 +1,8 @@
 /* ui/screen: the full-screen layout (ncursesw). Transcript on the left, the privacy panel
  * on the right (toggled), a status line and the input line at the bottom. The screen can
  * also be virtual: rendered for a fixed size on any stream (newterm), for tests, and
- * dumped as text with screen_dump. Only the thread that opened it may use it. */
+ * dumped as text with screen_dump. Only the thread that opened it may use it. The colour
+ * pairs it sets up are numbered in ui/colors.h. */
 #ifndef CMIF_UI_SCREEN_H
 #define CMIF_UI_SCREEN_H
 
@@ -13,10 +14,6 @@
 #include "ui/transcript.h"
 
 struct input;
-
-/* Colour pairs (used only when colour is on). */
-enum { UI_PAIR_USER = 1, UI_PAIR_INFO, UI_PAIR_ERROR, UI_PAIR_STATUS, UI_PAIR_REPLACED,
-       UI_PAIR_GOOD, UI_PAIR_WARN, UI_PAIR_BAD };
 
 struct screen_options {
     int color;              /* 0: no colour (NO_COLOR, --no-color) */
@@ -52,8 +49,6 @@ void screen_repaint(struct screen *s);
 int screen_key(struct screen *s, int wait);
 /* Mouse wheel from a KEY_MOUSE event: +1 up, -1 down, 0 other. */
 int screen_wheel(struct screen *s);
-/* The size in use. */
-void screen_size(const struct screen *s, int *cols, int *rows);
 /* Writes what the screen shows, one text line per row (trailing blanks trimmed). */
 int screen_dump(struct screen *s, FILE *f);
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ui/screen.h"
+#include "ui/colors.h"
 #include "ui/utf8.h"
 
 void status_format(const struct status_info *s, int width, char *out, size_t cap)

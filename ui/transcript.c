@@ -17,7 +17,7 @@ void transcript_clear(struct transcript *t)
     for (size_t i = 0; i < t->n; i++) free(t->e[i].text);
     t->n = 0;
     t->scroll = 0;
-    t->ncarry = 0;
+    t->carry.n = 0;
 }
 
 void transcript_free(struct transcript *t)
@@ -83,32 +83,22 @@ int transcript_append(struct transcript *t, const char *s, size_t n)
     }
     /* A continuation usually starts with a word's space: not drawn before the answer's
      * first letter (the scripted transcript drops it too). */
-    if (t->e[t->n - 1].len == 0 && !t->ncarry)
+    if (t->e[t->n - 1].len == 0 && !t->carry.n)
         while (n && *s == ' ') {
             s++;
             n--;
         }
-    while (t->ncarry && n) {
-        t->carry[t->ncarry++] = *s++;
-        n--;
-        uint32_t cp;
-        if (utf8_decode(t->carry, t->ncarry, &cp) || t->ncarry == 4 ||
-            !utf8_incomplete_tail(t->carry, t->ncarry)) {
-            if (raw_append(t, t->carry, t->ncarry) != 0) return -1;
-            t->ncarry = 0;
-        }
+    if (utf8_carry_fill(&t->carry, &s, &n)) {
+        if (raw_append(t, t->carry.b, t->carry.n) != 0) return -1;
+        t->carry.n = 0;
     }
-    size_t tail = utf8_incomplete_tail(s, n);
-    if (raw_append(t, s, n - tail) != 0) return -1;
-    memcpy(t->carry + t->ncarry, s + n - tail, tail);
-    t->ncarry += tail;
-    return 0;
+    return raw_append(t, s, utf8_carry_keep(&t->carry, s, n));
 }
 
 void transcript_end_answer(struct transcript *t)
 {
-    if (t->ncarry && t->n) raw_append(t, t->carry, t->ncarry);
-    t->ncarry = 0;
+    if (t->carry.n && t->n) raw_append(t, t->carry.b, t->carry.n);
+    t->carry.n = 0;
 }
 
 size_t transcript_wrap(const char *s, size_t n, int width,

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "ui/utf8.h"
+
 enum tr_style { TR_USER = 0, TR_ANSWER, TR_INFO, TR_ERROR };
 
 struct tr_entry {
@@ -21,8 +23,7 @@ struct transcript {
     size_t n, cap;
     size_t max_entries;     /* scrollback bound: the oldest entries go first */
     int scroll;             /* rows scrolled back from the bottom (0 = follow the end) */
-    char carry[4];          /* a character split between two streamed pieces */
-    size_t ncarry;
+    struct utf8_carry carry;   /* a character split between two streamed pieces */
 };
 
 /* One wrapped row: bytes [off, off+len) of entry idx; first: the entry's first row. */

@@ -1,6 +1,8 @@
 /* Strict UTF-8; see ui/utf8.h. */
 #include "ui/utf8.h"
 
+#include <string.h>
+
 static size_t seq_len(unsigned char c)
 {
     if (c < 0x80) return 1;
@@ -52,6 +54,26 @@ size_t utf8_incomplete_tail(const char *s, size_t n)
         return 0;
     }
     return 0;
+}
+
+int utf8_carry_fill(struct utf8_carry *c, const char **s, size_t *n)
+{
+    while (c->n && *n) {
+        c->b[c->n++] = *(*s)++;
+        (*n)--;
+        uint32_t cp;
+        if (utf8_decode(c->b, c->n, &cp) || c->n == 4 || !utf8_incomplete_tail(c->b, c->n))
+            return 1;
+    }
+    return 0;
+}
+
+size_t utf8_carry_keep(struct utf8_carry *c, const char *s, size_t n)
+{
+    size_t tail = utf8_incomplete_tail(s, n);
+    memcpy(c->b + c->n, s + n - tail, tail);
+    c->n += tail;
+    return n - tail;
 }
 
 size_t utf8_encode(uint32_t cp, char *out)

@@ -1,5 +1,7 @@
 /* ui/utf8: strict UTF-8 decoding for everything the UI draws (model output, typed input),
- * so invalid bytes and control characters are shown harmlessly, never sent raw. */
+ * so invalid bytes and control characters are shown harmlessly, never sent raw; and the
+ * carry that joins a character split between two streamed pieces (the transcript and
+ * plain mode both stream the answer). The one UTF-8 decoder of ui/. */
 #ifndef CMIF_UI_UTF8_H
 #define CMIF_UI_UTF8_H
 
@@ -14,6 +16,19 @@ size_t utf8_decode(const char *s, size_t n, uint32_t *cp);
 size_t utf8_incomplete_tail(const char *s, size_t n);
 /* Appends the UTF-8 encoding of cp to out (4 bytes room), returns its length. */
 size_t utf8_encode(uint32_t cp, char *out);
+
+/* A character split between two streamed pieces: a token may end in the middle of one. */
+struct utf8_carry {
+    char b[4];
+    size_t n;
+};
+/* Completes a carried character with the first bytes of the piece *s (*n bytes), consuming
+ * them. 1 when c->b holds c->n bytes to show now (a whole character, or bytes that cannot
+ * become one): the caller shows them and sets c->n to 0. 0 while the piece ran out first. */
+int utf8_carry_fill(struct utf8_carry *c, const char **s, size_t *n);
+/* After the carry is shown (or when n is 0): keeps the incomplete character at the end of
+ * s for the next piece and returns how many bytes of s can be shown now. */
+size_t utf8_carry_keep(struct utf8_carry *c, const char *s, size_t n);
 
 #endif
 

@@ -1,0 +1,488 @@
+/* The full-screen chat's event loop; see app/tui.h. */
+#include "app/tui.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curses.h>
+
+#include "app/chat.h"
+#include "app/cmd.h"
+#include "app/commands.h"
+#include "app/savefile.h"
+#include "app/template.h"
+#include "core/core.h"
+#include "gpu/decoder.h"
+#include "ui/input.h"
+#include "ui/queue.h"
+#include "ui/screen.h"
+
+/* The write end of the signal pipe: the one piece of state a signal handler must reach.
+ * Set while tui_run runs, -1 otherwise. */
+static int g_sig_w = -1;
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    if (g_sig_w >= 0) {
+        ssize_t r = write(g_sig_w, &b, 1);
+        (void)r;
+    }
+    errno = saved;
+}
+
+static void on_fatal(int sig)
+{
+    screen_emergency_restore();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+struct tui {
+    const struct tui_options *o;
+    struct screen *scr;
+    struct input *in;
+    struct queue *q;
+    struct cmds_session sess;
+    int quit, eof_in, cancel, headless;
+    int sig_r;
+    int err_r, saved_stderr;      /* stderr is shown in the transcript while the screen is up */
+    char errbuf[1024];
+    size_t errlen;
+    int exit_sig;
+    /* Kept from the last idle moment for the status line and the panel: the core is
+     * asked only while no turn runs (/mechanism cannot run during one). */
+    char summary[sizeof ((struct core_status *)0)->summary];
+    const char *mech;
+    const char **cmd_names;       /* the /command names for Tab completion */
+};
+
+static void note(struct tui *t, int style, const char *msg)
+{
+    transcript_add(screen_transcript(t->scr), style, msg, strlen(msg));
+    screen_transcript(t->scr)->scroll = 0;
+}
+
+static void tui_print(void *ctx, int level, const char *msg)
+{
+    note(ctx, level == CMDS_ERROR ? TR_ERROR : TR_INFO, msg);
+}
+
+static void tui_toggle(void *ctx)
+{
+    struct tui *t = ctx;
+    screen_toggle_panel(t->scr);
+}
+
+static void tui_cleared(void *ctx)
+{
+    struct tui *t = ctx;
+    transcript_clear(screen_transcript(t->scr));
+    struct panel_data pd = { 0 };
+    pd.eps = core_eps(t->o->core);
+    pd.spent = core_budget_spent(t->o->core);
+    pd.total = core_budget_total(t->o->core);
+    pd.mechanism = core_mech_name(core_mechanism(t->o->core));
+    screen_set_panel(t->scr, &pd);
+}
+
+/* The panel's row for one token of the core's report (the pieces as they are: the panel
+ * bounds and sanitizes them when it draws). */
+static void panel_tok_from(struct panel_tok *p, const struct core_tok_report *r)
+{
+    _Static_assert(sizeof p->orig == sizeof r->orig && sizeof p->sent == sizeof r->sent,
+                   "panel pieces hold what the core reports");
+    memcpy(p->orig, r->orig, sizeof p->orig);
+    memcpy(p->sent, r->sent, sizeof p->sent);
+    switch (r->kind) {
+    case CORE_TOK_KEPT: p->kind = PANEL_KEPT; break;
+    case CORE_TOK_REPLACED: p->kind = PANEL_REPLACED; break;
+    case CORE_TOK_PUBLIC: p->kind = PANEL_PUBLIC; break;
+    case CORE_TOK_CONTROL: p->kind = PANEL_CONTROL; break;
+    default: p->kind = -1; break;   /* drawn as '?' */
+    }
+    p->eps = r->eps;
+}
+
+/* Status and panel totals; the core is asked only while no turn runs. */
+static void refresh_info(struct tui *t, int with_report)
+{
+    int busy = chat_busy(t->o->chat);
+    double spent, total, eps;
+    struct core_status st;
+    if (!busy) {
+        t->mech = core_mech_name(core_mechanism(t->o->core));
+        spent = core_budget_spent(t->o->core);
+        total = core_budget_total(t->o->core);
+        eps = core_eps(t->o->core);
+        core_status(t->o->core, &st);
+        snprintf(t->summary, sizeof t->summary, "%s", st.summary);
+    } else {
+        chat_budget_snapshot(t->o->chat, &spent, &total, &eps);
+    }
+    struct status_info si = { .model = t->o->model_name, .device = dec_device_name(t->o->dec),
+                              .tps = chat_last_tps(t->o->chat), .core = t->summary, .eps = eps,
+                              .spent = spent, .total = total, .busy = busy };
+    screen_set_status(t->scr, &si);
+    if (with_report) {
+        struct panel_data pd = { 0 };
+        const struct core_tok_report *rep = chat_last_report(t->o->chat, &pd.n, &pd.msg_eps);
+        struct panel_tok *rows = pd.n ? calloc(pd.n, sizeof *rows) : NULL;
+        if (!rows) pd.n = 0;
+        for (size_t i = 0; i < pd.n; i++) panel_tok_from(&rows[i], &rep[i]);
+        pd.rep = rows;
+        pd.eps = eps;
+        pd.spent = spent;
+        pd.total = total;
+        pd.mechanism = t->mech;
+        screen_set_panel(t->scr, &pd);
+        /* The screen keeps its own copy; this one held what the user typed. */
+        if (rows) core_wipe(rows, pd.n * sizeof *rows);
+        free(rows);
+    }
+}
+
+static void handle_key(struct tui *t, int ch)
+{
+    switch (ch) {
+    case KEY_RESIZE: screen_resize(t->scr); return;
+    case KEY_PPAGE: screen_scroll_pages(t->scr, 1); return;
+    case KEY_NPAGE: screen_scroll_pages(t->scr, -1); return;
+    case KEY_MOUSE: screen_scroll_rows(t->scr, 3 * screen_wheel(t->scr)); return;
+    case KEY_F(2): screen_toggle_panel(t->scr); return;
+    case 12: screen_repaint(t->scr); return;   /* Ctrl-L */
+    case 3:                                     /* Ctrl-C */
+        if (chat_busy(t->o->chat)) {
+            chat_stop(t->o->chat);
+            note(t, TR_INFO, "stopping the answer…");
+        } else {
+            t->cancel = 1;
+        }
+        return;
+    default: input_key(t->in, ch); return;
+    }
+}
+
+/* Readline wants another byte in the middle of a key sequence: wait for one key. */
+static int nested_fetch(void *ctx)
+{
+    struct tui *t = ctx;
+    int ch = screen_key(t->scr, 1);
+    if (ch == ERR) return -1;
+    handle_key(t, ch);
+    return 0;
+}
+
+/* chat_submit's callbacks run on the generation thread: they only post to the queue,
+ * which wakes the poll loop; handle_event then acts on the UI thread. */
+static void q_text(void *ctx, const char *s, size_t n)
+{
+    struct tui *t = ctx;
+    queue_push(t->q, QUEUE_TEXT, 0, 0, s, n);
+}
+
+static void q_info(void *ctx, const char *msg)
+{
+    struct tui *t = ctx;
+    queue_push(t->q, QUEUE_INFO, 0, 0, msg, strlen(msg));
+}
+
+static void q_report(void *ctx)
+{
+    struct tui *t = ctx;
+    queue_push(t->q, QUEUE_REPORT, 0, 0, NULL, 0);
+}
+
+static void q_done(void *ctx, int status, double tps, const char *err)
+{
+    struct tui *t = ctx;
+    queue_push(t->q, QUEUE_DONE, status, tps, err, err ? strlen(err) : 0);
+}
+
+static void handle_line(struct tui *t, char *line)
+{
+    char err[512];
+    size_t l = strlen(line);
+    int blank = 1;
+    for (size_t i = 0; i < l; i++)
+        if (line[i] != ' ' && line[i] != '\t' && line[i] != '\n') blank = 0;
+    if (blank) goto done;
+    /* Up and Ctrl-R recall this session's inputs even when the history file is off
+     * (--no-history): input_history_add writes the file only when there is one. */
+    if (input_history_add(t->in, line, err, sizeof err) != 0) note(t, TR_ERROR, err);
+    cmds_record(&t->sess, line);
+    note(t, TR_USER, line);
+    if (cmds_is_command(line)) {
+        int rc = cmds_run(&t->sess, line, chat_busy(t->o->chat));
+        if (rc == CMDS_QUIT) t->quit = 1;
+        refresh_info(t, 1);
+        goto done;
+    }
+    if (chat_busy(t->o->chat)) {
+        note(t, TR_ERROR, "an answer is still streaming: wait or press Ctrl-C (Up recalls your text)");
+        goto done;
+    }
+    struct chat_cb cb = { q_text, q_info, q_report, t };
+    if (chat_submit(t->o->chat, line, &cb, q_done, err, sizeof err) != 0) note(t, TR_ERROR, err);
+    refresh_info(t, 0);
+done:
+    core_wipe(line, l);
+    free(line);
+}
+
+static void handle_event(struct tui *t, struct queue_item *it)
+{
+    struct transcript *tr = screen_transcript(t->scr);
+    switch (it->type) {
+    case QUEUE_TEXT: transcript_append(tr, it->text, it->len); break;
+    case QUEUE_INFO: note(t, TR_INFO, it->text); break;
+    case QUEUE_REPORT: refresh_info(t, 1); break;
+    case QUEUE_DONE:
+        chat_join(t->o->chat);
+        transcript_end_answer(tr);
+        if (it->status == CHAT_STOPPED) note(t, TR_INFO, "stopped: the session goes on");
+        else if (it->status == CORE_EBUDGET) {
+            /* Not "exhausted": the budget may be untouched and the message merely too
+             * costly. In the chat, ε is lowered with /eps rather than --eps. */
+            char msg[1200];
+            const char *why = it->text ? it->text : "privacy budget exceeded";
+            const char *flag = strstr(why, "lower --eps");
+            if (flag)
+                snprintf(msg, sizeof msg, "message not sent: %.*slower ε with /eps%s",
+                         (int)(flag - why), why, flag + strlen("lower --eps"));
+            else
+                snprintf(msg, sizeof msg, "message not sent: %s", why);
+            note(t, TR_ERROR, msg);
+        } else if (it->status < 0) note(t, TR_ERROR, it->text ? it->text : "error");
+        refresh_info(t, 1);
+        break;
+    default: break;
+    }
+}
+
+static void drain_stderr(struct tui *t)
+{
+    if (t->err_r < 0) return;
+    for (;;) {
+        ssize_t r = read(t->err_r, t->errbuf + t->errlen, sizeof t->errbuf - 1 - t->errlen);
+        if (r <= 0) break;
+        t->errlen += (size_t)r;
+        char *nl;
+        while ((nl = memchr(t->errbuf, '\n', t->errlen)) || t->errlen == sizeof t->errbuf - 1) {
+            size_t n = nl ? (size_t)(nl - t->errbuf) : t->errlen;
+            if (n) transcript_add(screen_transcript(t->scr), TR_INFO, t->errbuf, n);
+            size_t used = nl ? n + 1 : n;
+            memmove(t->errbuf, t->errbuf + used, t->errlen - used);
+            t->errlen -= used;
+        }
+    }
+}
+
+static void dump(struct tui *t)
+{
+    if (!t->o->dump) return;
+    FILE *f = savefile_open_private(t->o->dump);
+    if (!f) return;
+    screen_dump(t->scr, f);
+    fclose(f);
+}
+
+/* The /command names from the table, for Tab completion (NULL-terminated). */
+static const char **command_names(void)
+{
+    size_t n = 0;
+    while (cmds_table[n].name) n++;
+    const char **names = calloc(n + 1, sizeof *names);
+    for (size_t i = 0; names && i < n; i++) names[i] = cmds_table[i].name;
+    return names;
+}
+
+int tui_run(const struct tui_options *o, int *exit_sig)
+{
+    struct tui t;
+    memset(&t, 0, sizeof t);
+    t.o = o;
+    t.mech = "";
+    *exit_sig = 0;
+    t.err_r = t.saved_stderr = -1;
+    t.headless = o->headless_cols > 0;
+    char err[512];
+    int rc = EXIT_RUNTIME;
+    int sp[2] = { -1, -1 };
+    FILE *devnull = NULL;
+    if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) != 0) {
+        fprintf(stderr, "cmif: pipe: %s\n", strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    t.sig_r = sp[0];
+    g_sig_w = sp[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    const int quit_sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 };
+    for (size_t i = 0; i < sizeof quit_sigs / sizeof *quit_sigs; i++) sigaction(quit_sigs[i], &sa, NULL);
+    const int fatal_sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
+    for (size_t i = 0; i < sizeof fatal_sigs / sizeof *fatal_sigs; i++) signal(fatal_sigs[i], on_fatal);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (queue_open(&t.q, err, sizeof err) != 0) {
+        fprintf(stderr, "cmif: %s\n", err);
+        goto out;
+    }
+    struct screen_options so = { .color = o->color, .mouse = 1 };
+    if (t.headless) {
+        devnull = fopen("/dev/null", "w");
+        if (!devnull) {
+            fprintf(stderr, "cmif: /dev/null: %s\n", strerror(errno));
+            goto out;
+        }
+        so.out = devnull;
+        so.cols = o->headless_cols;
+        so.rows = o->headless_rows;
+        so.term = "xterm";
+        so.mouse = 0;
+    }
+    if (screen_open(&t.scr, &so, err, sizeof err) != 0) {
+        fprintf(stderr, "cmif: %s\n", err);
+        goto out;
+    }
+    t.cmd_names = command_names();
+    struct input_options io = { .history_path = o->history_path, .fetch = nested_fetch, .ctx = &t,
+                                .commands = t.cmd_names };
+    if (input_open(&t.in, &io, err, sizeof err) != 0) {
+        screen_close(t.scr);
+        t.scr = NULL;
+        fprintf(stderr, "cmif: %s\n", err);
+        goto out;
+    }
+    /* Library messages on stderr would scribble over the screen: show them as notices. */
+    int ep[2];
+    if (pipe2(ep, O_CLOEXEC) == 0) {
+        t.saved_stderr = dup(2);
+        if (t.saved_stderr >= 0 && dup2(ep[1], 2) >= 0) {
+            t.err_r = ep[0];
+            fcntl(t.err_r, F_SETFL, O_NONBLOCK);
+        } else {
+            close(ep[0]);
+            if (t.saved_stderr >= 0) close(t.saved_stderr);
+            t.saved_stderr = -1;
+        }
+        close(ep[1]);
+    }
+    t.sess = (struct cmds_session){ .chat = o->chat, .core = o->core, .model_name = o->model_name,
+                                    .device_name = dec_device_name(o->dec), .print = tui_print,
+                                    .toggle_panel = tui_toggle, .cleared = tui_cleared, .ctx = &t };
+    {
+        char msg[768];
+        snprintf(msg, sizeof msg,
+                 "cmif %s: %s (%s template, %d-token context) on %s. Your messages are "
+                 "sanitized (%s, ε %g per token, budget %g) before the model sees them. "
+                 "/help lists commands; Ctrl-D quits.",
+                 CMIF_VERSION, o->model_name, tmpl_name(chat_template(o->chat)), chat_ctx(o->chat),
+                 dec_device_name(o->dec), core_mech_name(core_mechanism(o->core)), core_eps(o->core),
+                 core_budget_total(o->core));
+        note(&t, TR_INFO, msg);
+        if (dec_fallback_note(o->dec)) note(&t, TR_INFO, dec_fallback_note(o->dec));
+        if (o->seeded)
+            note(&t, TR_ERROR, "--dp-seed: the sanitizer's noise is reproducible: NOT private");
+        if (o->history_off && o->history_off[0]) note(&t, TR_ERROR, o->history_off);
+    }
+    refresh_info(&t, 1);
+    int stdin_open = 1;
+    rc = EXIT_OK;
+    while (!t.quit) {
+        drain_stderr(&t);
+        screen_draw(t.scr, t.in);
+        struct pollfd pf[4] = {
+            { stdin_open ? 0 : -1, POLLIN, 0 }, { queue_fd(t.q), POLLIN, 0 },
+            { t.sig_r, POLLIN, 0 }, { t.err_r, POLLIN, 0 },
+        };
+        int pr = poll(pf, 4, -1);
+        if (pr < 0 && errno != EINTR) {
+            rc = EXIT_RUNTIME;
+            break;
+        }
+        if (pr > 0 && (pf[2].revents & POLLIN)) {
+            unsigned char sig;
+            while (read(t.sig_r, &sig, 1) == 1) {
+                if (sig == SIGUSR1) dump(&t);
+                else {
+                    t.exit_sig = sig;
+                    t.quit = 1;
+                }
+            }
+        }
+        /* Keys (also after EINTR: a resize arrives as KEY_RESIZE). */
+        int got = 0, ch;
+        while ((ch = screen_key(t.scr, 0)) != ERR) {
+            handle_key(&t, ch);
+            got = 1;
+        }
+        if (pr > 0 && (pf[0].revents & (POLLIN | POLLHUP)) && !got) {
+            /* Readable but nothing read: end of input (headless key pipe closed). */
+            stdin_open = 0;
+            t.eof_in = 1;
+        }
+        input_pump(t.in);
+        char matches[512];
+        if (input_matches(t.in, matches, sizeof matches)) note(&t, TR_INFO, matches);
+        if (t.cancel) {
+            input_cancel(t.in);
+            t.cancel = 0;
+        }
+        char *line;
+        int eof = 0;
+        while ((line = input_take(t.in, &eof))) handle_line(&t, line);
+        if (eof) t.quit = 1;
+        struct queue_item *it;
+        while ((it = queue_pop(t.q))) {
+            handle_event(&t, it);
+            queue_item_free(it);
+        }
+        if (t.eof_in && !chat_busy(t.o->chat)) {
+            /* Drain what the generation thread still posted, then leave. */
+            while ((it = queue_pop(t.q))) {
+                handle_event(&t, it);
+                queue_item_free(it);
+            }
+            t.quit = 1;
+        }
+    }
+    if (chat_busy(o->chat)) chat_stop(o->chat);
+    chat_join(o->chat);
+    {
+        struct queue_item *it;
+        while ((it = queue_pop(t.q))) {
+            handle_event(&t, it);
+            queue_item_free(it);
+        }
+    }
+    drain_stderr(&t);
+    screen_draw(t.scr, t.in);
+    dump(&t);
+out:
+    if (t.in) input_close(t.in);
+    if (t.scr) screen_close(t.scr);
+    if (t.saved_stderr >= 0) {
+        dup2(t.saved_stderr, 2);
+        close(t.saved_stderr);
+    }
+    if (t.err_r >= 0) close(t.err_r);
+    if (devnull) fclose(devnull);
+    cmds_session_free(&t.sess);
+    queue_close(t.q);
+    g_sig_w = -1;
+    close(sp[0]);
+    close(sp[1]);
+    free(t.cmd_names);
+    *exit_sig = t.exit_sig;
+    return rc;
+}
