@@ -12,14 +12,13 @@
 #include "app/chat.h"
 #include "app/cmd.h"
 #include "app/commands.h"
-#include "app/model.h"
+#include "app/engine.h"
 #include "app/opts.h"
 #include "app/savefile.h"
 #include "app/script.h"
 #include "app/template.h"
 #include "app/tui.h"
 #include "app/xdg.h"
-#include "core/budget.h"
 #include "core/core.h"
 #include "gpu/decoder.h"
 #include "ui/plain.h"
@@ -91,12 +90,12 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
     long l;
     switch (id) {
     case X_EPS:
-        if (budget_valid(strtod(v, NULL), "--eps", err, errlen) ||
+        if (core_check_eps(strtod(v, NULL), "--eps", err, errlen) ||
             parse_num(v, 1e-9, 1e9, &c->core.eps, "eps", err, errlen))
             return -1;
         return 0;
     case X_BUDGET:
-        if (budget_valid(strtod(v, NULL), "--budget", err, errlen) ||
+        if (core_check_eps(strtod(v, NULL), "--budget", err, errlen) ||
             parse_num(v, 1e-9, 1e12, &c->core.budget, "budget", err, errlen))
             return -1;
         return 0;
@@ -211,73 +210,6 @@ static const char *find_model(const char *given, char *buf, size_t cap)
     return NULL;
 }
 
-static const char *base_name(const char *p)
-{
-    const char *s = strrchr(p, '/');
-    return s ? s + 1 : p;
-}
-
-/* Everything the model needs, opened in order and closed in reverse. */
-struct engine {
-    struct core *core;
-    struct model *model;
-    struct decoder *dec;
-    struct chat *chat;
-    char name[160];
-};
-
-static void engine_close(struct engine *e)
-{
-    chat_close(e->chat);
-    dec_close(e->dec);
-    model_close(e->model);
-    core_close(e->core);
-    memset(e, 0, sizeof *e);
-}
-
-static int engine_open(struct engine *e, const char *path, const struct opts *o,
-                       const struct chat_opts *co, char *err, size_t errlen)
-{
-    memset(e, 0, sizeof *e);
-    char tmp[512];
-    if (core_open(&e->core, path, &co->core, tmp, sizeof tmp) != 0) {
-        snprintf(err, errlen, "%.400s: %.500s", path, tmp);
-        return -1;
-    }
-    if (model_open(&e->model, core_gguf(e->core), tmp, sizeof tmp) != 0) {
-        snprintf(err, errlen, "%.400s: %.500s", path, tmp);
-        goto fail;
-    }
-    /* The table is in the core; the decoder side keeps token_embd only as a tied output. */
-    memset(&e->model->embd, 0, sizeof e->model->embd);
-    snprintf(e->name, sizeof e->name, "%.150s", e->model->name[0] ? e->model->name : base_name(path));
-    struct dec_options dopt = { .ctx = o->ctx, .threads = o->threads, .device = o->device,
-                                .cl_index = o->cl_index };
-    if (dec_open(&e->dec, &e->model->w, &dopt, tmp, sizeof tmp) != 0) {
-        snprintf(err, errlen, "%s", tmp);
-        goto fail;
-    }
-    int kind;
-    if (co->template_name) {
-        kind = tmpl_parse(co->template_name);
-    } else {
-        struct gguf_str s = { 0 };
-        int known = 1;
-        gguf_get_str(core_gguf(e->core), "tokenizer.chat_template", &s);
-        kind = tmpl_detect(s.ptr, s.len, &known);
-    }
-    struct chat_params cp = { .tmpl = kind, .n_predict = o->n_predict, .sp = o->sp,
-                              .system = co->system, .delay_ms = co->delay_ms };
-    if (chat_open(&e->chat, e->core, e->dec, &cp, tmp, sizeof tmp) != 0) {
-        snprintf(err, errlen, "%s", tmp);
-        goto fail;
-    }
-    return 0;
-fail:
-    engine_close(e);
-    return -1;
-}
-
 /* --- scripted sessions ------------------------------------------------------------------ */
 
 static void script_print(void *ctx, int level, const char *msg)
@@ -381,7 +313,11 @@ static int cmd_chat_exec(int argc, char **argv)
         co.history = 0;
     }
     struct engine e;
-    if (engine_open(&e, model, &o, &co, err, sizeof err) != 0) {
+    struct chat_params cp = { .n_predict = o.n_predict, .sp = o.sp, .system = co.system,
+                              .delay_ms = co.delay_ms };
+    if (engine_open(&e, model, &o, &co.core, err, sizeof err) != 0 ||
+        engine_start_chat(&e, co.template_name, &cp, err, sizeof err) != 0) {
+        engine_close(&e);
         fprintf(stderr, "cmif: %s\n", err);
         if (sf && sf != stdin) fclose(sf);
         return EXIT_RUNTIME;

@@ -250,15 +250,10 @@ static void handle_event(struct tui *t, struct queue_item *it)
         if (it->status == CHAT_STOPPED) note(t, TR_INFO, "stopped: the session goes on");
         else if (it->status == CORE_EBUDGET) {
             /* Not "exhausted": the budget may be untouched and the message merely too
-             * costly. In the chat, ε is lowered with /eps rather than --eps. */
+             * costly (chat.c words the advice for the chat). */
             char msg[1200];
-            const char *why = it->text ? it->text : "privacy budget exceeded";
-            const char *flag = strstr(why, "lower --eps");
-            if (flag)
-                snprintf(msg, sizeof msg, "message not sent: %.*slower ε with /eps%s",
-                         (int)(flag - why), why, flag + strlen("lower --eps"));
-            else
-                snprintf(msg, sizeof msg, "message not sent: %s", why);
+            snprintf(msg, sizeof msg, "message not sent: %s",
+                     it->text ? it->text : "privacy budget exceeded");
             note(t, TR_ERROR, msg);
         } else if (it->status < 0) note(t, TR_ERROR, it->text ? it->text : "error");
         refresh_info(t, 1);
