@@ -1,4 +1,4 @@
-/* Tests of the trainer (app/train, app/train_run, app/bpe_train, app/gguf_out):
+/* Tests of the trainer (app/train/: train, train_run, bpe_train, gguf_out):
  * - gradient checks: every tensor kind (embedding, RMSNorm gains, Q/K through RoPE and
  *   grouped-query attention, V, output, SwiGLU gate/up/down, final norm, output matrix,
  *   tied output) against central finite differences on a tiny random model;
@@ -12,11 +12,11 @@
 
 #include <math.h>
 
-#include "app/bpe_train.h"
-#include "app/gguf_out.h"
+#include "app/train/bpe_train.h"
+#include "app/train/gguf_out.h"
 #include "app/model.h"
-#include "app/train.h"
-#include "app/train_run.h"
+#include "app/train/train.h"
+#include "app/train/train_run.h"
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 #include "gpu/decoder.h"

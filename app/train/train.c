@@ -1,5 +1,5 @@
-/* app/train: F32 training of a small Llama model (see train.h). */
-#include "app/train.h"
+/* app/train/train: F32 training of a small Llama model (see train.h). */
+#include "app/train/train.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/gguf_out.h"
+#include "app/train/gguf_out.h"
 #include "app/savefile.h"
 #include "gpu/pool.h"
 #include "gpu/rng.h"

@@ -1,5 +1,5 @@
-/* app/gguf_out: GGUF v3 writer for trained models (see gguf_out.h). */
-#include "app/gguf_out.h"
+/* app/train/gguf_out: GGUF v3 writer for trained models (see gguf_out.h). */
+#include "app/train/gguf_out.h"
 
 #include <stdio.h>
 #include <stdlib.h>

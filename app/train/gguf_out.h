@@ -1,9 +1,9 @@
-/* app/gguf_out: a small GGUF v3 writer for what `cmif train` produces (metadata and F32
+/* app/train/gguf_out: a small GGUF v3 writer for what `cmif train` produces (metadata and F32
  * tensors). app/ code cannot link the test-tools writer, and a trained model needs only
  * these few value types. Tensor data is borrowed until gguf_out_write. Allocation
  * failures are remembered and reported by the write. */
-#ifndef CMIF_APP_GGUF_OUT_H
-#define CMIF_APP_GGUF_OUT_H
+#ifndef CMIF_APP_TRAIN_GGUF_OUT_H
+#define CMIF_APP_TRAIN_GGUF_OUT_H
 
 #include <stddef.h>
 #include <stdint.h>

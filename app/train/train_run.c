@@ -1,13 +1,13 @@
-/* app/train_run: the `cmif train` recipe and per-byte perplexity (see train_run.h). */
-#include "app/train_run.h"
+/* app/train/train_run: the `cmif train` recipe and per-byte perplexity (see train_run.h). */
+#include "app/train/train_run.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "app/bpe_train.h"
-#include "app/gguf_out.h"
+#include "app/train/bpe_train.h"
+#include "app/train/gguf_out.h"
 #include "app/model.h"
 #include "app/opts.h"
 #include "core/gguf.h"
