@@ -10,6 +10,7 @@
 
 #include "app/train/gguf_out.h"
 #include "app/savefile.h"
+#include "core/gguf.h"
 #include "gpu/pool.h"
 #include "gpu/rng.h"
 
@@ -563,7 +564,7 @@ void train_to_gguf(const struct train_model *m, struct gguf_out *w, const char *
     for (int i = 0; i < m->n_tensors; i++) {
         const struct train_tensor *t = &m->tensors[i];
         uint64_t ne[2] = { (uint64_t)t->cols, (uint64_t)t->rows };
-        gguf_out_tensor_f32(w, t->name, t->rows > 1 ? 2 : 1, ne, m->p + t->off);
+        gguf_out_tensor_ref(w, t->name, GGUF_T_F32, t->rows > 1 ? 2 : 1, ne, m->p + t->off);
     }
 }
 

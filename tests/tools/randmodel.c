@@ -30,7 +30,7 @@
 #include "core/gguf.h"
 #include "gpu/quant.h"
 #include "gpu/rng.h"
-#include "tests/tools/gguf_writer.h"
+#include "app/train/gguf_out.h"
 
 void randmodel_defaults(struct randmodel_spec *s)
 {
@@ -333,7 +333,7 @@ struct model_ctx {
     struct rowpool pool;
 };
 
-static void add_tensor(struct gw *w, struct model_ctx *m, const struct randmodel_spec *s,
+static void add_tensor(struct gguf_out *w, struct model_ctx *m, const struct randmodel_spec *s,
                        const char *name, int type, int is_norm, uint64_t cols, uint64_t rows)
 {
     struct tfill *f = &m->fills[m->n_fills++];
@@ -358,11 +358,11 @@ static void add_tensor(struct gw *w, struct model_ctx *m, const struct randmodel
         if (f->uniq * f->row_bytes > m->pool.cap_bytes) m->pool.cap_bytes = f->uniq * f->row_bytes;
     }
     uint64_t ne[2] = {cols, rows};
-    gw_tensor_fn(w, name, (uint32_t)type, rows > 1 || !is_norm ? 2 : 1, ne, fill_cb, f);
+    gguf_out_tensor_fn(w, name, (uint32_t)type, rows > 1 || !is_norm ? 2 : 1, ne, fill_cb, f);
 }
 
-static int write_tokenizer(struct gw *w, const struct randmodel_spec *s, int *vocab, char *err,
-                           size_t errlen)
+static int write_tokenizer(struct gguf_out *w, const struct randmodel_spec *s, int *vocab,
+                           char *err, size_t errlen)
 {
     if (s->tokenizer_from) {
         struct gguf *src;
@@ -380,7 +380,7 @@ static int write_tokenizer(struct gw *w, const struct randmodel_spec *s, int *vo
             return -1;
         }
         *vocab = (int)tok->arr_n;
-        gw_kv_copy(w, src, "tokenizer.");
+        gguf_out_copy(w, src, "tokenizer.");
         gguf_close(src);
         return 0;
     }
@@ -390,15 +390,15 @@ static int write_tokenizer(struct gw *w, const struct randmodel_spec *s, int *vo
         seterr(err, errlen, "randmodel: out of memory building the vocabulary");
         return -1;
     }
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, (size_t)v.n);
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", v.score, (size_t)v.n);
-    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", v.type, (size_t)v.n);
-    gw_kv_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    gw_kv_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    gw_kv_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    gw_kv_bool(w, "tokenizer.ggml.add_bos_token", 1);
-    gw_kv_bool(w, "tokenizer.ggml.add_eos_token", 0);
+    gguf_out_str(w, "tokenizer.ggml.model", "llama");
+    gguf_out_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, (size_t)v.n);
+    gguf_out_arr_f32(w, "tokenizer.ggml.scores", v.score, (size_t)v.n);
+    gguf_out_arr_i32(w, "tokenizer.ggml.token_type", v.type, (size_t)v.n);
+    gguf_out_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    gguf_out_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_out_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_out_bool(w, "tokenizer.ggml.add_bos_token", 1);
+    gguf_out_bool(w, "tokenizer.ggml.add_eos_token", 0);
     *vocab = v.n;
     vocab_free(&v);
     return 0;
@@ -412,30 +412,30 @@ int randmodel_write(const char *path, const struct randmodel_spec *spec, char *e
     int embd_type = s.embd_type < 0 ? s.type : s.embd_type;
     if (check_spec(&s, embd_type, err, errlen)) return -1;
 
-    struct gw *w = gw_new();
+    struct gguf_out *w = gguf_out_new();
     if (!w) {
         seterr(err, errlen, "randmodel: out of memory");
         return -1;
     }
     int vocab = s.vocab;
     if (write_tokenizer(w, &s, &vocab, err, errlen)) {
-        gw_free(w);
+        gguf_out_free(w);
         return -1;
     }
-    if (s.chat_template) gw_kv_str(w, "tokenizer.chat_template", s.chat_template);
+    if (s.chat_template) gguf_out_str(w, "tokenizer.chat_template", s.chat_template);
     int head_dim = s.dim / s.n_heads;
-    gw_kv_str(w, "general.architecture", "llama");
-    gw_kv_str(w, "general.name", "cmif random llama");
-    gw_kv_u32(w, "llama.context_length", (uint32_t)s.ctx);
-    gw_kv_u32(w, "llama.embedding_length", (uint32_t)s.dim);
-    gw_kv_u32(w, "llama.feed_forward_length", (uint32_t)s.ffn_dim);
-    gw_kv_u32(w, "llama.block_count", (uint32_t)s.n_layers);
-    gw_kv_u32(w, "llama.attention.head_count", (uint32_t)s.n_heads);
-    gw_kv_u32(w, "llama.attention.head_count_kv", (uint32_t)s.n_kv_heads);
-    gw_kv_u32(w, "llama.rope.dimension_count", (uint32_t)head_dim);
-    gw_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    gw_kv_f32(w, "llama.rope.freq_base", s.rope_base);
-    gw_kv_u32(w, "llama.vocab_size", (uint32_t)vocab);
+    gguf_out_str(w, "general.architecture", "llama");
+    gguf_out_str(w, "general.name", "cmif random llama");
+    gguf_out_u32(w, "llama.context_length", (uint32_t)s.ctx);
+    gguf_out_u32(w, "llama.embedding_length", (uint32_t)s.dim);
+    gguf_out_u32(w, "llama.feed_forward_length", (uint32_t)s.ffn_dim);
+    gguf_out_u32(w, "llama.block_count", (uint32_t)s.n_layers);
+    gguf_out_u32(w, "llama.attention.head_count", (uint32_t)s.n_heads);
+    gguf_out_u32(w, "llama.attention.head_count_kv", (uint32_t)s.n_kv_heads);
+    gguf_out_u32(w, "llama.rope.dimension_count", (uint32_t)head_dim);
+    gguf_out_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_out_f32(w, "llama.rope.freq_base", s.rope_base);
+    gguf_out_u32(w, "llama.vocab_size", (uint32_t)vocab);
 
     struct model_ctx m = {0};
     m.cap_fills = 3 + 9 * s.n_layers;
@@ -446,7 +446,7 @@ int randmodel_write(const char *path, const struct randmodel_spec *spec, char *e
     if (!m.fills || !m.row || !m.qrow) {
         seterr(err, errlen, "randmodel: out of memory");
         free(m.fills), free(m.row), free(m.qrow);
-        gw_free(w);
+        gguf_out_free(w);
         return -1;
     }
     uint64_t d = (uint64_t)s.dim, f = (uint64_t)s.ffn_dim, kvd = (uint64_t)(head_dim * s.n_kv_heads);
@@ -481,8 +481,8 @@ int randmodel_write(const char *path, const struct randmodel_spec *spec, char *e
             rc = -1;
         }
     }
-    if (rc == 0) rc = gw_write(w, path, err, errlen);
-    gw_free(w);
+    if (rc == 0) rc = gguf_out_write(w, path, err, errlen);
+    gguf_out_free(w);
     free(m.pool.rows);
     free(m.pool.valid);
     free(m.fills);
