@@ -329,18 +329,37 @@ static void rope(const struct train_model *m, float *x, int N, int T, int nh, in
 /* One task: sequence b, KV head kh, and the query heads that share it. The products run
  * as single-threaded SGEMMs over the full T x T square; the causal mask zeroes the upper
  * triangle of P (and so of dS), which makes it contribute nothing. */
+struct attn_task {
+    int T, hd, D, kvd;
+    int h0, h1;         /* the query heads [h0, h1) that share KV head kh */
+    float scale;
+    size_t kv;          /* offset of (b, kh) in the K/V rows */
+    size_t q, p;        /* offsets of sequence b in the Q/attention rows and in P */
+};
+
+static struct attn_task attn_task_of(const struct train_model *m, int task)
+{
+    int T = m->T, H = m->c.n_heads, KVH = m->c.n_kv_heads, hd = m->hd, D = m->c.dim;
+    int b = task / KVH, kh = task % KVH, grp = H / KVH;
+    return (struct attn_task){
+        .T = T, .hd = hd, .D = D, .kvd = m->kvd, .h0 = kh * grp, .h1 = (kh + 1) * grp,
+        .scale = 1.0f / sqrtf((float)hd), .kv = (size_t)b * T * m->kvd + kh * hd,
+        .q = (size_t)b * T * D, .p = (size_t)b * H * T * T,
+    };
+}
+
 static void attn_fwd_task(void *ctx, int task, int n_tasks)
 {
     (void)n_tasks;
     struct train_model *m = ctx;
     struct layer_act *A = m->cur;
-    int T = m->T, H = m->c.n_heads, KVH = m->c.n_kv_heads, hd = m->hd, D = m->c.dim, kvd = m->kvd;
-    int b = task / KVH, kh = task % KVH, grp = H / KVH;
-    float scale = 1.0f / sqrtf((float)hd);
-    const float *K = A->k + (size_t)b * T * kvd + kh * hd, *V = A->v + (size_t)b * T * kvd + kh * hd;
-    for (int h = kh * grp; h < (kh + 1) * grp; h++) {
-        const float *Q = A->q + (size_t)b * T * D + h * hd;
-        float *P = A->P + ((size_t)b * H + h) * T * T;
+    struct attn_task a = attn_task_of(m, task);
+    int T = a.T, hd = a.hd, D = a.D, kvd = a.kvd;
+    float scale = a.scale;
+    const float *K = A->k + a.kv, *V = A->v + a.kv;
+    for (int h = a.h0; h < a.h1; h++) {
+        const float *Q = A->q + a.q + h * hd;
+        float *P = A->P + a.p + (size_t)h * T * T;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, D, K, kvd, 0.0f,
                     P, T);
         for (int t = 0; t < T; t++) {
@@ -354,7 +373,7 @@ static void attn_fwd_task(void *ctx, int task, int n_tasks)
             for (int s = t + 1; s < T; s++) row[s] = 0.0f;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, V, kvd, 0.0f,
-                    A->att + (size_t)b * T * D + h * hd, D);
+                    A->att + a.q + h * hd, D);
     }
 }
 
@@ -363,17 +382,17 @@ static void attn_bwd_task(void *ctx, int task, int n_tasks)
     (void)n_tasks;
     struct train_model *m = ctx;
     struct layer_act *A = m->cur;
-    int T = m->T, H = m->c.n_heads, KVH = m->c.n_kv_heads, hd = m->hd, D = m->c.dim, kvd = m->kvd;
-    int b = task / KVH, kh = task % KVH, grp = H / KVH;
-    float scale = 1.0f / sqrtf((float)hd);
-    const float *K = A->k + (size_t)b * T * kvd + kh * hd, *V = A->v + (size_t)b * T * kvd + kh * hd;
-    float *dK = m->dk + (size_t)b * T * kvd + kh * hd, *dV = m->dv + (size_t)b * T * kvd + kh * hd;
+    struct attn_task a = attn_task_of(m, task);
+    int T = a.T, hd = a.hd, D = a.D, kvd = a.kvd;
+    float scale = a.scale;
+    const float *K = A->k + a.kv, *V = A->v + a.kv;
+    float *dK = m->dk + a.kv, *dV = m->dv + a.kv;
     float *dS = m->dP + (size_t)task * T * T;
-    for (int h = kh * grp; h < (kh + 1) * grp; h++) {
-        const float *Q = A->q + (size_t)b * T * D + h * hd;
-        const float *dO = m->datt + (size_t)b * T * D + h * hd;
-        const float *P = A->P + ((size_t)b * H + h) * T * T;
-        float beta = h == kh * grp ? 0.0f : 1.0f;    /* heads of a group add up */
+    for (int h = a.h0; h < a.h1; h++) {
+        const float *Q = A->q + a.q + h * hd;
+        const float *dO = m->datt + a.q + h * hd;
+        const float *P = A->P + a.p + (size_t)h * T * T;
+        float beta = h == a.h0 ? 0.0f : 1.0f;    /* heads of a group add up */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, D, V, kvd, 0.0f,
                     dS, T);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, D, beta,
@@ -387,7 +406,7 @@ static void attn_bwd_task(void *ctx, int task, int n_tasks)
             for (int s = t + 1; s < T; s++) row[s] = 0.0f;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, K, kvd, 0.0f,
-                    m->dq + (size_t)b * T * D + h * hd, D);
+                    m->dq + a.q + h * hd, D);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, Q, D, beta,
                     dK, kvd);
     }

@@ -22,7 +22,6 @@
 #include "tests/tools/randmodel.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,32 +33,11 @@
 
 void randmodel_defaults(struct randmodel_spec *s)
 {
-    memset(s, 0, sizeof *s);
-    s->dim = 64;
-    s->n_layers = 2;
-    s->n_heads = 4;
-    s->n_kv_heads = 2;
-    s->ffn_dim = 160;
-    s->vocab = 512;
-    s->ctx = 256;
-    s->type = GGUF_T_F32;
-    s->embd_type = -1;
-    s->tied = 0;
-    s->rope_base = 10000.0f;
-    s->seed = 1;
-    s->tokenizer_from = NULL;
-    s->chat_template = NULL;
-}
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
+    *s = (struct randmodel_spec){
+        .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 160, .vocab = 512,
+        .ctx = 256, .type = GGUF_T_F32, .embd_type = -1, .tied = 0, .rope_base = 10000.0f,
+        .seed = 1, .tokenizer_from = NULL, .chat_template = NULL,
+    };
 }
 
 /* ---- PRNG: gpu/rng xoshiro256**, one stream per row ------------------------------------- */
@@ -275,7 +253,7 @@ static int check_cols(int type, int cols, const char *what, char *err, size_t er
 {
     uint64_t rb;
     if (gguf_row_bytes((uint32_t)type, (uint64_t)cols, &rb)) {
-        seterr(err, errlen, "randmodel: %s %d is not a multiple of the %s block size %llu", what,
+        snprintf(err, errlen, "randmodel: %s %d is not a multiple of the %s block size %llu", what,
                cols, gguf_type_name((uint32_t)type),
                (unsigned long long)gguf_type_block_elems((uint32_t)type));
         return -1;
@@ -286,7 +264,7 @@ static int check_cols(int type, int cols, const char *what, char *err, size_t er
 static int check_type(int type, const char *what, char *err, size_t errlen)
 {
     if (type != GGUF_T_F32 && !qt_supported(type)) {
-        seterr(err, errlen, "randmodel: %s type %d (%s) cannot be generated", what, type,
+        snprintf(err, errlen, "randmodel: %s type %d (%s) cannot be generated", what, type,
                gguf_type_name((uint32_t)type));
         return -1;
     }
@@ -297,21 +275,21 @@ static int check_spec(const struct randmodel_spec *s, int embd_type, char *err, 
 {
     if (s->dim <= 0 || s->n_layers <= 0 || s->n_heads <= 0 || s->n_kv_heads <= 0 ||
         s->ffn_dim <= 0 || s->ctx <= 0 || (!s->tokenizer_from && s->vocab <= 0)) {
-        seterr(err, errlen, "randmodel: every dimension must be positive");
+        snprintf(err, errlen, "randmodel: every dimension must be positive");
         return -1;
     }
     if (s->dim % s->n_heads || (s->dim / s->n_heads) % 2) {
-        seterr(err, errlen, "randmodel: dim %d must be n_heads %d times an even head size",
+        snprintf(err, errlen, "randmodel: dim %d must be n_heads %d times an even head size",
                s->dim, s->n_heads);
         return -1;
     }
     if (s->n_heads % s->n_kv_heads) {
-        seterr(err, errlen, "randmodel: n_heads %d is not a multiple of n_kv_heads %d",
+        snprintf(err, errlen, "randmodel: n_heads %d is not a multiple of n_kv_heads %d",
                s->n_heads, s->n_kv_heads);
         return -1;
     }
     if (!s->tokenizer_from && s->vocab < 259) {
-        seterr(err, errlen, "randmodel: a synthetic vocabulary needs at least 259 tokens, not %d",
+        snprintf(err, errlen, "randmodel: a synthetic vocabulary needs at least 259 tokens, not %d",
                s->vocab);
         return -1;
     }
@@ -368,13 +346,13 @@ static int write_tokenizer(struct gguf_out *w, const struct randmodel_spec *s, i
         struct gguf *src;
         char e[512];
         if (gguf_open(&src, s->tokenizer_from, e, sizeof e)) {
-            seterr(err, errlen, "randmodel: tokenizer source: %s", e);
+            snprintf(err, errlen, "randmodel: tokenizer source: %s", e);
             return -1;
         }
         const struct gguf_kv *tok = gguf_find(src, "tokenizer.ggml.tokens");
         if (!tok || tok->type != GGUF_VT_ARRAY || tok->arr_type != GGUF_VT_STRING ||
             tok->arr_n == 0 || tok->arr_n > INT32_MAX) {
-            seterr(err, errlen, "randmodel: %s has no tokenizer.ggml.tokens string array",
+            snprintf(err, errlen, "randmodel: %s has no tokenizer.ggml.tokens string array",
                    s->tokenizer_from);
             gguf_close(src);
             return -1;
@@ -387,7 +365,7 @@ static int write_tokenizer(struct gguf_out *w, const struct randmodel_spec *s, i
     struct vocab v = {0};
     if (synth_vocab(&v, s->vocab)) {
         vocab_free(&v);
-        seterr(err, errlen, "randmodel: out of memory building the vocabulary");
+        snprintf(err, errlen, "randmodel: out of memory building the vocabulary");
         return -1;
     }
     gguf_out_str(w, "tokenizer.ggml.model", "llama");
@@ -414,7 +392,7 @@ int randmodel_write(const char *path, const struct randmodel_spec *spec, char *e
 
     struct gguf_out *w = gguf_out_new();
     if (!w) {
-        seterr(err, errlen, "randmodel: out of memory");
+        snprintf(err, errlen, "randmodel: out of memory");
         return -1;
     }
     int vocab = s.vocab;
@@ -444,7 +422,7 @@ int randmodel_write(const char *path, const struct randmodel_spec *spec, char *e
     m.row = malloc(maxcols * sizeof(float));
     m.qrow = malloc(maxcols * sizeof(float));   /* no type is larger than F32 per element */
     if (!m.fills || !m.row || !m.qrow) {
-        seterr(err, errlen, "randmodel: out of memory");
+        snprintf(err, errlen, "randmodel: out of memory");
         free(m.fills), free(m.row), free(m.qrow);
         gguf_out_free(w);
         return -1;
@@ -477,7 +455,7 @@ int randmodel_write(const char *path, const struct randmodel_spec *spec, char *e
         m.pool.rows = malloc(m.pool.cap_bytes);
         m.pool.valid = malloc(m.pool.cap_rows);
         if (!m.pool.rows || !m.pool.valid) {
-            seterr(err, errlen, "randmodel: out of memory for the row pool");
+            snprintf(err, errlen, "randmodel: out of memory for the row pool");
             rc = -1;
         }
     }
