@@ -19,7 +19,7 @@ DEB_PKGS = build-essential pkg-config libncurses-dev libreadline-dev libopenblas
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mavx512vnni
 
-LIB_SRCS  = $(filter-out app/main.c,$(wildcard core/*.c gpu/*.c ui/*.c app/*.c))
+LIB_SRCS  = $(filter-out app/main.c,$(wildcard core/*.c gpu/*.c ui/*.c app/*.c app/train/*.c))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/cl_kernels.o
 TOOL_LIB_SRCS = $(filter-out %_main.c,$(wildcard tests/tools/*.c))
 TOOL_LIB_OBJS = $(TOOL_LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -121,7 +121,7 @@ default-model: $(BUILD)/cmif
 	  $(or $(CMIF_CORPUS),/tmp/cmif-corpus)
 
 format:
-	clang-format -i $(wildcard app/*.[ch] core/*.[ch] gpu/*.[ch] ui/*.[ch] tests/*.c tests/tools/*.[ch] tests/bench/*.[ch])
+	clang-format -i $(wildcard app/*.[ch] app/train/*.[ch] core/*.[ch] gpu/*.[ch] ui/*.[ch] tests/*.c tests/tools/*.[ch] tests/bench/*.[ch])
 
 clean:
 	rm -rf build build-asan

@@ -1,7 +1,7 @@
 /* app/savefile: writing files. savefile_write writes atomically (to path.tmp, then
  * renamed over path), so a crash or a full disk never leaves half a model or checkpoint
- * where a whole one was: used by the trained-model writer (app/gguf_out) and training
- * checkpoints (app/train). savefile_open_private opens a file only its owner can read, for
+ * where a whole one was: used by the trained-model writer (app/train/gguf_out) and training
+ * checkpoints (app/train/train). savefile_open_private opens a file only its owner can read, for
  * what holds the user's text in clear (reports, screen dumps). */
 #ifndef CMIF_APP_SAVEFILE_H
 #define CMIF_APP_SAVEFILE_H

@@ -89,8 +89,8 @@ int gguf_row_bytes(uint32_t type, uint64_t n, uint64_t *out)
     return 0;
 }
 
-/* Size in bytes of one scalar metadata value (0 for strings, arrays, unknown). */
-static uint64_t vtype_size(uint32_t t)
+/* Size of one scalar metadata value (see gguf.h). */
+uint64_t gguf_vtype_size(uint32_t t)
 {
     switch (t) {
     case GGUF_VT_UINT8: case GGUF_VT_INT8: case GGUF_VT_BOOL: return 1;
@@ -323,7 +323,7 @@ static int parse_kv(struct cur *c, struct gguf_impl *im, uint64_t i)
         return 0;
     }
     if (kv->type != GGUF_VT_ARRAY) {
-        uint64_t sz = vtype_size(kv->type);
+        uint64_t sz = gguf_vtype_size(kv->type);
         if (need(c, sz, lbl)) return -1;
         kv->val = c->base + c->pos;
         if (kv->type == GGUF_VT_BOOL && kv->val[0] > 1) {
@@ -352,7 +352,7 @@ static int parse_kv(struct cur *c, struct gguf_impl *im, uint64_t i)
     kv->val = c->base + c->pos;
 
     if (kv->arr_type != GGUF_VT_STRING) {
-        uint64_t esz = vtype_size(kv->arr_type), total;
+        uint64_t esz = gguf_vtype_size(kv->arr_type), total;
         if (__builtin_mul_overflow(kv->arr_n, esz, &total) || total > cur_left(c)) {
             seterr(c->err, c->errlen,
                    "gguf: key %llu '%s': array of %llu %s elements exceeds the %llu bytes left "
@@ -903,7 +903,7 @@ int gguf_arr_i32(const struct gguf_kv *kv, uint64_t i, int32_t *out)
 {
     if (!kv) return -1;
     if (kv->type != GGUF_VT_ARRAY || i >= kv->arr_n) return -2;
-    uint64_t esz = vtype_size(kv->arr_type);
+    uint64_t esz = gguf_vtype_size(kv->arr_type);
     if (!esz || kv->arr_type == GGUF_VT_BOOL || kv->arr_type == GGUF_VT_FLOAT32 ||
         kv->arr_type == GGUF_VT_FLOAT64)
         return -2;

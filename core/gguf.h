@@ -95,5 +95,8 @@ uint64_t gguf_type_block_elems(uint32_t type);
 uint64_t gguf_type_block_bytes(uint32_t type);
 /* Bytes of a row of n elements; -1 when n is not a multiple of the block or overflows. */
 int gguf_row_bytes(uint32_t type, uint64_t n, uint64_t *out);
+/* Bytes of one scalar metadata value of type t (0 for strings, arrays and unknown types);
+ * the reader checks values with it and the writer (app/train/gguf_out) copies them. */
+uint64_t gguf_vtype_size(uint32_t t);
 
 #endif

@@ -9,7 +9,7 @@
 #include "core/cluster.h"
 #include "core/gguf.h"
 #include "core/tokenizer.h"
-#include "tests/tools/gguf_writer.h"
+#include "app/train/gguf_out.h"
 #include "core/mech.h"
 #include "core/noise.h"
 
@@ -212,17 +212,17 @@ static void test_long_piece_roles(void **state)
     const float scores[] = {0, 0, 0, -1, -2, -3, -4};
     const int32_t types[] = {TOK_T_UNKNOWN, TOK_T_CONTROL, TOK_T_CONTROL, TOK_T_NORMAL,
                              TOK_T_NORMAL, TOK_T_NORMAL, TOK_T_NORMAL};
-    struct gw *w = gw_new();
+    struct gguf_out *w = gguf_out_new();
     assert_non_null(w);
-    gw_kv_str(w, "general.architecture", "llama");
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 7);
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, 7);
-    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, 7);
+    gguf_out_str(w, "general.architecture", "llama");
+    gguf_out_str(w, "tokenizer.ggml.model", "llama");
+    gguf_out_arr_str(w, "tokenizer.ggml.tokens", toks, 7);
+    gguf_out_arr_f32(w, "tokenizer.ggml.scores", scores, 7);
+    gguf_out_arr_i32(w, "tokenizer.ggml.token_type", types, 7);
     char path[512], err[256];
     snprintf(path, sizeof path, "%s/long.gguf", dir);
-    if (gw_write(w, path, err, sizeof err) != 0) fail_msg("gw_write: %s", err);
-    gw_free(w);
+    if (gguf_out_write(w, path, err, sizeof err) != 0) fail_msg("gguf_out_write: %s", err);
+    gguf_out_free(w);
     struct gguf *g;
     struct tokenizer *t;
     if (gguf_open(&g, path, err, sizeof err) != 0) fail_msg("%s", err);

@@ -16,7 +16,7 @@
 #include "core/tokenizer.h"
 #include "gpu/decoder.h"
 #include "gpu/quant.h"
-#include "tests/tools/gguf_writer.h"
+#include "app/train/gguf_out.h"
 #include "tests/tools/memmodel.h"
 #include "tests/tools/testrng.h"
 
@@ -489,17 +489,17 @@ static void test_decoder_api(void **state)
 
 /* ---- app/model over GGUF files ----------------------------------------------------------- */
 
-static void put_vec(struct gw *w, const char *name, int n)
+static void put_vec(struct gguf_out *w, const char *name, int n)
 {
     float *v = malloc(sizeof(float) * (size_t)n);
     assert_non_null(v);
     for (int i = 0; i < n; i++) v[i] = 1.0f;
     uint64_t ne[1] = {(uint64_t)n};
-    gw_tensor(w, name, QT_F32, 1, ne, v);
+    gguf_out_tensor(w, name, QT_F32, 1, ne, v);
     free(v);
 }
 
-static void put_mat(struct gw *w, const char *name, int type, int rows, int cols)
+static void put_mat(struct gguf_out *w, const char *name, int type, int rows, int cols)
 {
     uint64_t rb = 0;
     assert_int_equal(gguf_row_bytes((uint32_t)type, (uint64_t)cols, &rb), 0);
@@ -511,7 +511,7 @@ static void put_mat(struct gw *w, const char *name, int type, int rows, int cols
         qt_quant_row(type, tmp, d + (size_t)r * rb, (size_t)cols);
     }
     uint64_t ne[2] = {(uint64_t)cols, (uint64_t)rows};
-    gw_tensor(w, name, (uint32_t)type, 2, ne, d);
+    gguf_out_tensor(w, name, (uint32_t)type, 2, ne, d);
     free(d);
     free(tmp);
 }
@@ -523,19 +523,19 @@ static char *write_model(const char *dir, int kind)
 {
     static char path[512];
     snprintf(path, sizeof path, "%s/m%d.gguf", dir, kind);
-    struct gw *w = gw_new();
+    struct gguf_out *w = gguf_out_new();
     assert_non_null(w);
     int dim = 64, ffn = 96, V = 32;
-    gw_kv_str(w, "general.architecture", kind == MK_ARCH ? "gpt2" : "llama");
-    gw_kv_u32(w, "general.alignment", 32);
-    if (kind != MK_NO_KEY) gw_kv_u32(w, "llama.embedding_length", (uint32_t)dim);
-    gw_kv_u32(w, "llama.block_count", 1);
-    gw_kv_u32(w, "llama.feed_forward_length", (uint32_t)ffn);
-    gw_kv_u32(w, "llama.attention.head_count", 4);
-    gw_kv_u32(w, "llama.attention.head_count_kv", 2);
-    gw_kv_u32(w, "llama.context_length", 128);
-    gw_kv_f32(w, "llama.rope.freq_base", 500000.0f);
-    gw_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-6f);
+    gguf_out_str(w, "general.architecture", kind == MK_ARCH ? "gpt2" : "llama");
+    gguf_out_u32(w, "general.alignment", 32);
+    if (kind != MK_NO_KEY) gguf_out_u32(w, "llama.embedding_length", (uint32_t)dim);
+    gguf_out_u32(w, "llama.block_count", 1);
+    gguf_out_u32(w, "llama.feed_forward_length", (uint32_t)ffn);
+    gguf_out_u32(w, "llama.attention.head_count", 4);
+    gguf_out_u32(w, "llama.attention.head_count_kv", 2);
+    gguf_out_u32(w, "llama.context_length", 128);
+    gguf_out_f32(w, "llama.rope.freq_base", 500000.0f);
+    gguf_out_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-6f);
     put_mat(w, "token_embd.weight", QT_Q8_0, V, dim);
     put_vec(w, "output_norm.weight", dim);
     if (kind != MK_TIED) put_mat(w, "output.weight", QT_Q8_0, V, dim);
@@ -550,8 +550,8 @@ static char *write_model(const char *dir, int kind)
     put_mat(w, "blk.0.ffn_up.weight", QT_BF16, ffn, dim);
     put_mat(w, "blk.0.ffn_down.weight", QT_BF16, dim, ffn);
     char err[256];
-    if (gw_write(w, path, err, sizeof err)) fail_msg("gw_write: %s", err);
-    gw_free(w);
+    if (gguf_out_write(w, path, err, sizeof err)) fail_msg("gguf_out_write: %s", err);
+    gguf_out_free(w);
     return path;
 }
 

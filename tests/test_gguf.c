@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "core/gguf.h"
-#include "tests/tools/gguf_writer.h"
+#include "app/train/gguf_out.h"
 #include "tests/tools/testrng.h"
 
 /* ---- a byte builder for hand-made files ---------------------------------------------- */
@@ -880,30 +880,30 @@ static void test_writer_round_trip(void **state)
     char *dir = tu_tmpdir();
     char path[512], err[512];
     snprintf(path, sizeof path, "%s/rt.gguf", dir);
-    struct gw *w = gw_new();
+    struct gguf_out *w = gguf_out_new();
     assert_non_null(w);
-    gw_kv_str(w, "general.architecture", "llama");
-    gw_kv_u32(w, "llama.block_count", 7);
-    gw_kv_u32(w, "llama.block_count", 3);   /* replaces */
-    gw_kv_i32(w, "a.i32", -9);
-    gw_kv_u64(w, "a.u64", UINT64_C(1) << 50);
-    gw_kv_f32(w, "a.f32", 0.125f);
-    gw_kv_bool(w, "a.bool", 1);
+    gguf_out_str(w, "general.architecture", "llama");
+    gguf_out_u32(w, "llama.block_count", 7);
+    gguf_out_u32(w, "llama.block_count", 3);   /* replaces */
+    gguf_out_i32(w, "a.i32", -9);
+    gguf_out_u64(w, "a.u64", UINT64_C(1) << 50);
+    gguf_out_f32(w, "a.f32", 0.125f);
+    gguf_out_bool(w, "a.bool", 1);
     const char *toks[] = {"<unk>", "<s>", "", "\xe2\x96\x81hello"};
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 4);
+    gguf_out_arr_str(w, "tokenizer.ggml.tokens", toks, 4);
     float sc[] = {0, 0, -1, -2.5f};
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", sc, 4);
+    gguf_out_arr_f32(w, "tokenizer.ggml.scores", sc, 4);
     int32_t tt[] = {2, 3, 1, 1};
-    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", tt, 4);
+    gguf_out_arr_i32(w, "tokenizer.ggml.token_type", tt, 4);
     float small[6] = {1, 2, 3, 4, 5, 6};
     uint64_t ne_small[] = {3, 2};
-    gw_tensor(w, "small", GGUF_T_F32, 2, ne_small, small);
+    gguf_out_tensor(w, "small", GGUF_T_F32, 2, ne_small, small);
     /* 5 MB of Q8_0 rows: streamed in more than one chunk. */
     uint64_t ne_big[] = {4096, 1200};
     struct fill_ctx fc = {0, 0};
-    gw_tensor_fn(w, "big", GGUF_T_Q8_0, 2, ne_big, fill_pattern, &fc);
-    if (gw_write(w, path, err, sizeof err)) fail_msg("%s", err);
-    gw_free(w);
+    gguf_out_tensor_fn(w, "big", GGUF_T_Q8_0, 2, ne_big, fill_pattern, &fc);
+    if (gguf_out_write(w, path, err, sizeof err)) fail_msg("%s", err);
+    gguf_out_free(w);
     assert_true(fc.calls > 1);
     assert_int_equal(fc.bytes, 4096 / 32 * 34 * 1200);
 
@@ -948,14 +948,14 @@ static void test_writer_round_trip(void **state)
     for (uint64_t k = 0; k < t->nbytes; k += 4099)
         assert_int_equal(d[k], (uint8_t)(k * 7 + 3));
 
-    /* gw_kv_copy: copy the tokenizer into a second file and compare. */
+    /* gguf_out_copy: copy the tokenizer into a second file and compare. */
     char path2[512];
     snprintf(path2, sizeof path2, "%s/copy.gguf", dir);
-    w = gw_new();
-    gw_kv_copy(w, g, "tokenizer.");
-    gw_kv_str(w, "general.architecture", "llama");
-    if (gw_write(w, path2, err, sizeof err)) fail_msg("%s", err);
-    gw_free(w);
+    w = gguf_out_new();
+    gguf_out_copy(w, g, "tokenizer.");
+    gguf_out_str(w, "general.architecture", "llama");
+    if (gguf_out_write(w, path2, err, sizeof err)) fail_msg("%s", err);
+    gguf_out_free(w);
     struct gguf *g2;
     if (gguf_open(&g2, path2, err, sizeof err)) fail_msg("%s", err);
     assert_int_equal(g2->n_kv, 4);
@@ -970,26 +970,26 @@ static void test_writer_round_trip(void **state)
     gguf_close(g);
 
     /* Writer errors: invalid shapes, duplicate tensors, failing fills leave no file. */
-    w = gw_new();
+    w = gguf_out_new();
     uint64_t bad_ne[] = {33};
-    gw_tensor_fn(w, "x", GGUF_T_Q8_0, 1, bad_ne, fill_pattern, &fc);
-    assert_int_equal(gw_write(w, path2, err, sizeof err), -1);
+    gguf_out_tensor_fn(w, "x", GGUF_T_Q8_0, 1, bad_ne, fill_pattern, &fc);
+    assert_int_equal(gguf_out_write(w, path2, err, sizeof err), -1);
     assert_non_null(strstr(err, "'x'"));
-    gw_free(w);
-    w = gw_new();
+    gguf_out_free(w);
+    w = gguf_out_new();
     float row33[33] = {0};
-    gw_tensor(w, "x", GGUF_T_F32, 1, bad_ne, row33);
-    gw_tensor(w, "x", GGUF_T_F32, 1, bad_ne, row33);
-    assert_int_equal(gw_write(w, path2, err, sizeof err), -1);
+    gguf_out_tensor(w, "x", GGUF_T_F32, 1, bad_ne, row33);
+    gguf_out_tensor(w, "x", GGUF_T_F32, 1, bad_ne, row33);
+    assert_int_equal(gguf_out_write(w, path2, err, sizeof err), -1);
     assert_non_null(strstr(err, "duplicate tensor 'x'"));
-    gw_free(w);
+    gguf_out_free(w);
     char path3[512];
     snprintf(path3, sizeof path3, "%s/fail.gguf", dir);
-    w = gw_new();
-    gw_tensor_fn(w, "x", GGUF_T_F32, 1, ne_small, fill_fail, NULL);
-    assert_int_equal(gw_write(w, path3, err, sizeof err), -1);
+    w = gguf_out_new();
+    gguf_out_tensor_fn(w, "x", GGUF_T_F32, 1, ne_small, fill_fail, NULL);
+    assert_int_equal(gguf_out_write(w, path3, err, sizeof err), -1);
     assert_non_null(strstr(err, "filling tensor 'x' failed"));
-    gw_free(w);
+    gguf_out_free(w);
     assert_int_not_equal(access(path3, F_OK), 0);
     tu_rmtree(dir);
 }

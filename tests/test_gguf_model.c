@@ -6,7 +6,7 @@
 
 #include "app/model.h"
 #include "core/gguf.h"
-#include "tests/tools/gguf_writer.h"
+#include "app/train/gguf_out.h"
 
 enum { DIM = 32, LAYERS = 2, HEADS = 4, KV = 2, FFN = 64, VOCAB = 40 };
 
@@ -23,30 +23,32 @@ static int zero_fill(void *ctx, void *dst, uint64_t off, uint64_t n)
     return 0;
 }
 
-static void tensor(struct gw *w, const char *name, uint64_t ne0, uint64_t ne1)
+static void tensor(struct gguf_out *w, const char *name, uint64_t ne0, uint64_t ne1)
 {
     uint64_t ne[2] = {ne0, ne1};
-    gw_tensor_fn(w, name, GGUF_T_F32, ne1 > 1 ? 2 : 1, ne, zero_fill, NULL);
+    gguf_out_tensor_fn(w, name, GGUF_T_F32, ne1 > 1 ? 2 : 1, ne, zero_fill, NULL);
 }
 
 static void write_model(const char *path, enum mut m)
 {
-    struct gw *w = gw_new();
+    struct gguf_out *w = gguf_out_new();
     assert_non_null(w);
-    if (m != M_NO_ARCH) gw_kv_str(w, "general.architecture", m == M_ARCH_GPT2 ? "gpt2" : "llama");
+    if (m != M_NO_ARCH)
+        gguf_out_str(w, "general.architecture", m == M_ARCH_GPT2 ? "gpt2" : "llama");
     const char *p = m == M_ARCH_GPT2 ? "gpt2." : "llama.";
     char k[96];
 #define KEY(s) (snprintf(k, sizeof k, "%s%s", p, s), k)
-    if (m == M_DIM_STRING) gw_kv_str(w, KEY("embedding_length"), "32");
-    else if (m != M_NO_DIM) gw_kv_u32(w, KEY("embedding_length"), DIM);
-    if (m == M_LAYERS_NEG) gw_kv_i32(w, KEY("block_count"), -2);
-    else if (m != M_NO_LAYERS) gw_kv_u32(w, KEY("block_count"), LAYERS);
-    if (m != M_NO_HEADS) gw_kv_u32(w, KEY("attention.head_count"), m == M_HEADS_NOT_DIVIDING ? 5 : HEADS);
-    gw_kv_u32(w, KEY("attention.head_count_kv"), KV);
-    if (m != M_NO_FFN) gw_kv_u32(w, KEY("feed_forward_length"), FFN);
-    gw_kv_u32(w, KEY("context_length"), 128);
-    if (m == M_EPS_STRING) gw_kv_str(w, KEY("attention.layer_norm_rms_epsilon"), "1e-5");
-    else gw_kv_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+    if (m == M_DIM_STRING) gguf_out_str(w, KEY("embedding_length"), "32");
+    else if (m != M_NO_DIM) gguf_out_u32(w, KEY("embedding_length"), DIM);
+    if (m == M_LAYERS_NEG) gguf_out_i32(w, KEY("block_count"), -2);
+    else if (m != M_NO_LAYERS) gguf_out_u32(w, KEY("block_count"), LAYERS);
+    if (m != M_NO_HEADS)
+        gguf_out_u32(w, KEY("attention.head_count"), m == M_HEADS_NOT_DIVIDING ? 5 : HEADS);
+    gguf_out_u32(w, KEY("attention.head_count_kv"), KV);
+    if (m != M_NO_FFN) gguf_out_u32(w, KEY("feed_forward_length"), FFN);
+    gguf_out_u32(w, KEY("context_length"), 128);
+    if (m == M_EPS_STRING) gguf_out_str(w, KEY("attention.layer_norm_rms_epsilon"), "1e-5");
+    else gguf_out_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
 #undef KEY
     uint64_t kvd = DIM / HEADS * KV;
     if (m != M_NO_EMBD) tensor(w, "token_embd.weight", DIM, VOCAB);
@@ -71,15 +73,15 @@ static void write_model(const char *path, enum mut m)
         T("ffn_up", DIM, FFN);
         if (m == M_BAD_TYPE && l == 0) {
             uint64_t ne[2] = {256, DIM};   /* Q2_K: valid GGUF, not a decoder type */
-            gw_tensor_fn(w, "blk.0.ffn_down.weight", GGUF_T_Q2_K, 2, ne, zero_fill, NULL);
+            gguf_out_tensor_fn(w, "blk.0.ffn_down.weight", GGUF_T_Q2_K, 2, ne, zero_fill, NULL);
         } else if (!(m == M_NO_FFN_DOWN && l == 1)) {
             T("ffn_down", FFN, DIM);
         }
 #undef T
     }
     char err[512];
-    if (gw_write(w, path, err, sizeof err)) fail_msg("%s", err);
-    gw_free(w);
+    if (gguf_out_write(w, path, err, sizeof err)) fail_msg("%s", err);
+    gguf_out_free(w);
 }
 
 static const struct {

@@ -5,7 +5,7 @@
 
 #include "core/gguf.h"
 #include "core/tokenizer.h"
-#include "tests/tools/gguf_writer.h"
+#include "app/train/gguf_out.h"
 #include "tests/tools/gpt2bytes.h"
 #include "tests/tools/testrng.h"
 
@@ -148,13 +148,13 @@ static void bv_word(struct bpe_vocab *v, const char *w)
 
 /* Writes w (and frees it) to dir/name.gguf and opens a tokenizer on it; fails the test on
  * any error. */
-static struct tokenizer *gw_open_tok(struct gw *w, const char *dir, const char *name,
+static struct tokenizer *gw_open_tok(struct gguf_out *w, const char *dir, const char *name,
                                      struct gguf **gout)
 {
     char path[512], err[256];
     snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
-    if (gw_write(w, path, err, sizeof err) != 0) fail_msg("gw_write: %s", err);
-    gw_free(w);
+    if (gguf_out_write(w, path, err, sizeof err) != 0) fail_msg("gguf_out_write: %s", err);
+    gguf_out_free(w);
     struct gguf *g = NULL;
     if (gguf_open(&g, path, err, sizeof err) != 0) fail_msg("gguf_open: %s", err);
     struct tokenizer *t = NULL;
@@ -164,16 +164,16 @@ static struct tokenizer *gw_open_tok(struct gw *w, const char *dir, const char *
 }
 
 /* A writer holding a SentencePiece ("llama") vocabulary of n tokens. */
-static struct gw *spm_writer(const char *const *toks, const float *scores, const int32_t *types,
-                             size_t n)
+static struct gguf_out *spm_writer(const char *const *toks, const float *scores,
+                                   const int32_t *types, size_t n)
 {
-    struct gw *w = gw_new();
+    struct gguf_out *w = gguf_out_new();
     assert_non_null(w);
-    gw_kv_str(w, "general.architecture", "llama");
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, n);
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, n);
-    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", types, n);
+    gguf_out_str(w, "general.architecture", "llama");
+    gguf_out_str(w, "tokenizer.ggml.model", "llama");
+    gguf_out_arr_str(w, "tokenizer.ggml.tokens", toks, n);
+    gguf_out_arr_f32(w, "tokenizer.ggml.scores", scores, n);
+    gguf_out_arr_i32(w, "tokenizer.ggml.token_type", types, n);
     return w;
 }
 
@@ -181,16 +181,16 @@ static struct gw *spm_writer(const char *const *toks, const float *scores, const
 static struct tokenizer *bv_open(struct bpe_vocab *v, const char *dir, const char *pre,
                                  int32_t bos, int32_t eos, struct gguf **gout)
 {
-    struct gw *w = gw_new();
+    struct gguf_out *w = gguf_out_new();
     assert_non_null(w);
-    gw_kv_str(w, "general.architecture", "llama");
-    gw_kv_str(w, "tokenizer.ggml.model", "gpt2");
-    if (pre) gw_kv_str(w, "tokenizer.ggml.pre", pre);
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tok.v, v->tok.n);
-    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", v->types, v->tok.n);
-    gw_kv_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges.v, v->merges.n);
-    if (bos >= 0) gw_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
-    if (eos >= 0) gw_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+    gguf_out_str(w, "general.architecture", "llama");
+    gguf_out_str(w, "tokenizer.ggml.model", "gpt2");
+    if (pre) gguf_out_str(w, "tokenizer.ggml.pre", pre);
+    gguf_out_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tok.v, v->tok.n);
+    gguf_out_arr_i32(w, "tokenizer.ggml.token_type", v->types, v->tok.n);
+    gguf_out_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges.v, v->merges.n);
+    if (bos >= 0) gguf_out_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+    if (eos >= 0) gguf_out_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
     char name[64];
     snprintf(name, sizeof name, "vocab-%s", pre ? pre : "none");
     return gw_open_tok(w, dir, name, gout);
@@ -754,13 +754,13 @@ static void test_bpe_fuzz_and_long(void **state)
 
 /* ---- malformed vocabularies ---------------------------------------------------------------- */
 
-static void expect_open_error(const char *dir, struct gw *w, const char *needle)
+static void expect_open_error(const char *dir, struct gguf_out *w, const char *needle)
 {
     char path[512], err[256] = "";
     snprintf(path, sizeof path, "%s/bad.gguf", dir);
-    gw_kv_str(w, "general.architecture", "llama");
-    if (gw_write(w, path, err, sizeof err) != 0) fail_msg("gw_write: %s", err);
-    gw_free(w);
+    gguf_out_str(w, "general.architecture", "llama");
+    if (gguf_out_write(w, path, err, sizeof err) != 0) fail_msg("gguf_out_write: %s", err);
+    gguf_out_free(w);
     struct gguf *g = NULL;
     if (gguf_open(&g, path, err, sizeof err) != 0) fail_msg("gguf_open: %s", err);
     struct tokenizer *t = (struct tokenizer *)0x1;
@@ -813,27 +813,27 @@ static void test_bad_vocab(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         unsigned k = bad[i].keys;
-        struct gw *w = gw_new();
+        struct gguf_out *w = gguf_out_new();
         assert_non_null(w);
-        if (bad[i].model) gw_kv_str(w, "tokenizer.ggml.model", bad[i].model);
-        if (k & BV_MODEL_U32) gw_kv_u32(w, "tokenizer.ggml.model", 1);
-        if (k & BV_TOKS) gw_kv_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
-        if (k & BV_TOKS_F32) gw_kv_arr_f32(w, "tokenizer.ggml.tokens", scores, 6);
+        if (bad[i].model) gguf_out_str(w, "tokenizer.ggml.model", bad[i].model);
+        if (k & BV_MODEL_U32) gguf_out_u32(w, "tokenizer.ggml.model", 1);
+        if (k & BV_TOKS) gguf_out_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+        if (k & BV_TOKS_F32) gguf_out_arr_f32(w, "tokenizer.ggml.tokens", scores, 6);
         if (k & (BV_SCORES | BV_SCORES5))
-            gw_kv_arr_f32(w, "tokenizer.ggml.scores", scores, k & BV_SCORES5 ? 5 : 6);
+            gguf_out_arr_f32(w, "tokenizer.ggml.scores", scores, k & BV_SCORES5 ? 5 : 6);
         if (k & (BV_TYPES | BV_BADTYPES))
-            gw_kv_arr_i32(w, "tokenizer.ggml.token_type", k & BV_BADTYPES ? badtypes : types, 6);
-        if (k & BV_BOS6) gw_kv_u32(w, "tokenizer.ggml.bos_token_id", 6);
-        if (k & BV_ADDBOS_STR) gw_kv_str(w, "tokenizer.ggml.add_bos_token", "yes");
-        if (k & BV_BADMERGE) gw_kv_arr_str(w, "tokenizer.ggml.merges", badmerge, 1);
+            gguf_out_arr_i32(w, "tokenizer.ggml.token_type", k & BV_BADTYPES ? badtypes : types, 6);
+        if (k & BV_BOS6) gguf_out_u32(w, "tokenizer.ggml.bos_token_id", 6);
+        if (k & BV_ADDBOS_STR) gguf_out_str(w, "tokenizer.ggml.add_bos_token", "yes");
+        if (k & BV_BADMERGE) gguf_out_arr_str(w, "tokenizer.ggml.merges", badmerge, 1);
         expect_open_error(dir, w, bad[i].needle);
     }
 
     /* A tiny valid SPM vocabulary without byte tokens: unknown characters fall back to the
      * single-byte token when there is one, else <unk>; add_space_prefix=false is honoured. */
-    struct gw *w = spm_writer(toks, scores, types, 6);
-    gw_kv_bool(w, "tokenizer.ggml.add_space_prefix", 0);
-    gw_kv_bool(w, "tokenizer.ggml.add_eos_token", 1);
+    struct gguf_out *w = spm_writer(toks, scores, types, 6);
+    gguf_out_bool(w, "tokenizer.ggml.add_space_prefix", 0);
+    gguf_out_bool(w, "tokenizer.ggml.add_eos_token", 1);
     struct gguf *g;
     struct tokenizer *t = gw_open_tok(w, dir, "tiny", &g);
     int32_t ids[16];

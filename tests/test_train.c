@@ -1,4 +1,4 @@
-/* Tests of the trainer (app/train, app/train_run, app/bpe_train, app/gguf_out):
+/* Tests of the trainer (app/train/: train, train_run, bpe_train, gguf_out):
  * - gradient checks: every tensor kind (embedding, RMSNorm gains, Q/K through RoPE and
  *   grouped-query attention, V, output, SwiGLU gate/up/down, final norm, output matrix,
  *   tied output) against central finite differences on a tiny random model;
@@ -12,11 +12,11 @@
 
 #include <math.h>
 
-#include "app/bpe_train.h"
-#include "app/gguf_out.h"
+#include "app/train/bpe_train.h"
+#include "app/train/gguf_out.h"
 #include "app/model.h"
-#include "app/train.h"
-#include "app/train_run.h"
+#include "app/train/train.h"
+#include "app/train/train_run.h"
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 #include "gpu/decoder.h"
@@ -110,13 +110,13 @@ static void engine_matches(int tied)
 {
     struct train_model *m = tiny(tied, 11);
     char err[256];
-    struct gguf_out *w;
-    assert_int_equal(gguf_out_open(&w), 0);
+    struct gguf_out *w = gguf_out_new();
+    assert_non_null(w);
     train_to_gguf(m, w, "test");
     void *buf;
     size_t len;
     assert_int_equal(gguf_out_mem(w, &buf, &len, err, sizeof err), 0);
-    gguf_out_close(w);
+    gguf_out_free(w);
     struct gguf *g;
     struct model *md;
     struct decoder *d;
@@ -195,8 +195,8 @@ static void test_tokenizer(void **state)
     assert_int_equal(bpe_train(text, len, 10, &v, err, sizeof err), -1);
     assert_non_null(strstr(err, "vocabulary size"));
     assert_int_equal(bpe_train(text, len, 360, &v, err, sizeof err), 0);
-    struct gguf_out *w;
-    assert_int_equal(gguf_out_open(&w), 0);
+    struct gguf_out *w = gguf_out_new();
+    assert_non_null(w);
     bpe_vocab_to_gguf(v, w);
     void *buf;
     size_t blen;
@@ -229,7 +229,7 @@ static void test_tokenizer(void **state)
     tok_close(t);
     gguf_close(g);
     free(buf);
-    gguf_out_close(w);
+    gguf_out_free(w);
     bpe_vocab_free(v);
     tu_rmtree(dir);
 }

@@ -10,7 +10,7 @@
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 #include "tests/bench/bench.h"
-#include "tests/tools/gguf_writer.h"
+#include "app/train/gguf_out.h"
 #include "tests/tools/gpt2bytes.h"
 #include "tests/tools/testrng.h"
 
@@ -113,15 +113,15 @@ static int bt_bpe(struct bench *b)
                 }
             }
     }
-    struct gw *w = gw_new();
+    struct gguf_out *w = gguf_out_new();
     if (!w) goto out;
-    gw_kv_str(w, "general.architecture", "llama");
-    gw_kv_str(w, "tokenizer.ggml.model", "gpt2");
-    gw_kv_str(w, "tokenizer.ggml.pre", "llama-bpe");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, nt);
-    gw_kv_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, nm);
-    int wr = gw_write(w, path, err, sizeof err);
-    gw_free(w);
+    gguf_out_str(w, "general.architecture", "llama");
+    gguf_out_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_out_str(w, "tokenizer.ggml.pre", "llama-bpe");
+    gguf_out_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, nt);
+    gguf_out_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, nm);
+    int wr = gguf_out_write(w, path, err, sizeof err);
+    gguf_out_free(w);
     if (wr != 0) {
         fprintf(stderr, "bench tokenizer: %s\n", err);
         goto out;

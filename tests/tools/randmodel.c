@@ -22,7 +22,6 @@
 #include "tests/tools/randmodel.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,36 +29,15 @@
 #include "core/gguf.h"
 #include "gpu/quant.h"
 #include "gpu/rng.h"
-#include "tests/tools/gguf_writer.h"
+#include "app/train/gguf_out.h"
 
 void randmodel_defaults(struct randmodel_spec *s)
 {
-    memset(s, 0, sizeof *s);
-    s->dim = 64;
-    s->n_layers = 2;
-    s->n_heads = 4;
-    s->n_kv_heads = 2;
-    s->ffn_dim = 160;
-    s->vocab = 512;
-    s->ctx = 256;
-    s->type = GGUF_T_F32;
-    s->embd_type = -1;
-    s->tied = 0;
-    s->rope_base = 10000.0f;
-    s->seed = 1;
-    s->tokenizer_from = NULL;
-    s->chat_template = NULL;
-}
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
+    *s = (struct randmodel_spec){
+        .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 160, .vocab = 512,
+        .ctx = 256, .type = GGUF_T_F32, .embd_type = -1, .tied = 0, .rope_base = 10000.0f,
+        .seed = 1, .tokenizer_from = NULL, .chat_template = NULL,
+    };
 }
 
 /* ---- PRNG: gpu/rng xoshiro256**, one stream per row ------------------------------------- */
@@ -275,7 +253,7 @@ static int check_cols(int type, int cols, const char *what, char *err, size_t er
 {
     uint64_t rb;
     if (gguf_row_bytes((uint32_t)type, (uint64_t)cols, &rb)) {
-        seterr(err, errlen, "randmodel: %s %d is not a multiple of the %s block size %llu", what,
+        snprintf(err, errlen, "randmodel: %s %d is not a multiple of the %s block size %llu", what,
                cols, gguf_type_name((uint32_t)type),
                (unsigned long long)gguf_type_block_elems((uint32_t)type));
         return -1;
@@ -286,7 +264,7 @@ static int check_cols(int type, int cols, const char *what, char *err, size_t er
 static int check_type(int type, const char *what, char *err, size_t errlen)
 {
     if (type != GGUF_T_F32 && !qt_supported(type)) {
-        seterr(err, errlen, "randmodel: %s type %d (%s) cannot be generated", what, type,
+        snprintf(err, errlen, "randmodel: %s type %d (%s) cannot be generated", what, type,
                gguf_type_name((uint32_t)type));
         return -1;
     }
@@ -297,21 +275,21 @@ static int check_spec(const struct randmodel_spec *s, int embd_type, char *err, 
 {
     if (s->dim <= 0 || s->n_layers <= 0 || s->n_heads <= 0 || s->n_kv_heads <= 0 ||
         s->ffn_dim <= 0 || s->ctx <= 0 || (!s->tokenizer_from && s->vocab <= 0)) {
-        seterr(err, errlen, "randmodel: every dimension must be positive");
+        snprintf(err, errlen, "randmodel: every dimension must be positive");
         return -1;
     }
     if (s->dim % s->n_heads || (s->dim / s->n_heads) % 2) {
-        seterr(err, errlen, "randmodel: dim %d must be n_heads %d times an even head size",
+        snprintf(err, errlen, "randmodel: dim %d must be n_heads %d times an even head size",
                s->dim, s->n_heads);
         return -1;
     }
     if (s->n_heads % s->n_kv_heads) {
-        seterr(err, errlen, "randmodel: n_heads %d is not a multiple of n_kv_heads %d",
+        snprintf(err, errlen, "randmodel: n_heads %d is not a multiple of n_kv_heads %d",
                s->n_heads, s->n_kv_heads);
         return -1;
     }
     if (!s->tokenizer_from && s->vocab < 259) {
-        seterr(err, errlen, "randmodel: a synthetic vocabulary needs at least 259 tokens, not %d",
+        snprintf(err, errlen, "randmodel: a synthetic vocabulary needs at least 259 tokens, not %d",
                s->vocab);
         return -1;
     }
@@ -333,7 +311,7 @@ struct model_ctx {
     struct rowpool pool;
 };
 
-static void add_tensor(struct gw *w, struct model_ctx *m, const struct randmodel_spec *s,
+static void add_tensor(struct gguf_out *w, struct model_ctx *m, const struct randmodel_spec *s,
                        const char *name, int type, int is_norm, uint64_t cols, uint64_t rows)
 {
     struct tfill *f = &m->fills[m->n_fills++];
@@ -358,47 +336,47 @@ static void add_tensor(struct gw *w, struct model_ctx *m, const struct randmodel
         if (f->uniq * f->row_bytes > m->pool.cap_bytes) m->pool.cap_bytes = f->uniq * f->row_bytes;
     }
     uint64_t ne[2] = {cols, rows};
-    gw_tensor_fn(w, name, (uint32_t)type, rows > 1 || !is_norm ? 2 : 1, ne, fill_cb, f);
+    gguf_out_tensor_fn(w, name, (uint32_t)type, rows > 1 || !is_norm ? 2 : 1, ne, fill_cb, f);
 }
 
-static int write_tokenizer(struct gw *w, const struct randmodel_spec *s, int *vocab, char *err,
-                           size_t errlen)
+static int write_tokenizer(struct gguf_out *w, const struct randmodel_spec *s, int *vocab,
+                           char *err, size_t errlen)
 {
     if (s->tokenizer_from) {
         struct gguf *src;
         char e[512];
         if (gguf_open(&src, s->tokenizer_from, e, sizeof e)) {
-            seterr(err, errlen, "randmodel: tokenizer source: %s", e);
+            snprintf(err, errlen, "randmodel: tokenizer source: %s", e);
             return -1;
         }
         const struct gguf_kv *tok = gguf_find(src, "tokenizer.ggml.tokens");
         if (!tok || tok->type != GGUF_VT_ARRAY || tok->arr_type != GGUF_VT_STRING ||
             tok->arr_n == 0 || tok->arr_n > INT32_MAX) {
-            seterr(err, errlen, "randmodel: %s has no tokenizer.ggml.tokens string array",
+            snprintf(err, errlen, "randmodel: %s has no tokenizer.ggml.tokens string array",
                    s->tokenizer_from);
             gguf_close(src);
             return -1;
         }
         *vocab = (int)tok->arr_n;
-        gw_kv_copy(w, src, "tokenizer.");
+        gguf_out_copy(w, src, "tokenizer.");
         gguf_close(src);
         return 0;
     }
     struct vocab v = {0};
     if (synth_vocab(&v, s->vocab)) {
         vocab_free(&v);
-        seterr(err, errlen, "randmodel: out of memory building the vocabulary");
+        snprintf(err, errlen, "randmodel: out of memory building the vocabulary");
         return -1;
     }
-    gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, (size_t)v.n);
-    gw_kv_arr_f32(w, "tokenizer.ggml.scores", v.score, (size_t)v.n);
-    gw_kv_arr_i32(w, "tokenizer.ggml.token_type", v.type, (size_t)v.n);
-    gw_kv_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    gw_kv_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    gw_kv_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    gw_kv_bool(w, "tokenizer.ggml.add_bos_token", 1);
-    gw_kv_bool(w, "tokenizer.ggml.add_eos_token", 0);
+    gguf_out_str(w, "tokenizer.ggml.model", "llama");
+    gguf_out_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, (size_t)v.n);
+    gguf_out_arr_f32(w, "tokenizer.ggml.scores", v.score, (size_t)v.n);
+    gguf_out_arr_i32(w, "tokenizer.ggml.token_type", v.type, (size_t)v.n);
+    gguf_out_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    gguf_out_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_out_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_out_bool(w, "tokenizer.ggml.add_bos_token", 1);
+    gguf_out_bool(w, "tokenizer.ggml.add_eos_token", 0);
     *vocab = v.n;
     vocab_free(&v);
     return 0;
@@ -412,30 +390,30 @@ int randmodel_write(const char *path, const struct randmodel_spec *spec, char *e
     int embd_type = s.embd_type < 0 ? s.type : s.embd_type;
     if (check_spec(&s, embd_type, err, errlen)) return -1;
 
-    struct gw *w = gw_new();
+    struct gguf_out *w = gguf_out_new();
     if (!w) {
-        seterr(err, errlen, "randmodel: out of memory");
+        snprintf(err, errlen, "randmodel: out of memory");
         return -1;
     }
     int vocab = s.vocab;
     if (write_tokenizer(w, &s, &vocab, err, errlen)) {
-        gw_free(w);
+        gguf_out_free(w);
         return -1;
     }
-    if (s.chat_template) gw_kv_str(w, "tokenizer.chat_template", s.chat_template);
+    if (s.chat_template) gguf_out_str(w, "tokenizer.chat_template", s.chat_template);
     int head_dim = s.dim / s.n_heads;
-    gw_kv_str(w, "general.architecture", "llama");
-    gw_kv_str(w, "general.name", "cmif random llama");
-    gw_kv_u32(w, "llama.context_length", (uint32_t)s.ctx);
-    gw_kv_u32(w, "llama.embedding_length", (uint32_t)s.dim);
-    gw_kv_u32(w, "llama.feed_forward_length", (uint32_t)s.ffn_dim);
-    gw_kv_u32(w, "llama.block_count", (uint32_t)s.n_layers);
-    gw_kv_u32(w, "llama.attention.head_count", (uint32_t)s.n_heads);
-    gw_kv_u32(w, "llama.attention.head_count_kv", (uint32_t)s.n_kv_heads);
-    gw_kv_u32(w, "llama.rope.dimension_count", (uint32_t)head_dim);
-    gw_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    gw_kv_f32(w, "llama.rope.freq_base", s.rope_base);
-    gw_kv_u32(w, "llama.vocab_size", (uint32_t)vocab);
+    gguf_out_str(w, "general.architecture", "llama");
+    gguf_out_str(w, "general.name", "cmif random llama");
+    gguf_out_u32(w, "llama.context_length", (uint32_t)s.ctx);
+    gguf_out_u32(w, "llama.embedding_length", (uint32_t)s.dim);
+    gguf_out_u32(w, "llama.feed_forward_length", (uint32_t)s.ffn_dim);
+    gguf_out_u32(w, "llama.block_count", (uint32_t)s.n_layers);
+    gguf_out_u32(w, "llama.attention.head_count", (uint32_t)s.n_heads);
+    gguf_out_u32(w, "llama.attention.head_count_kv", (uint32_t)s.n_kv_heads);
+    gguf_out_u32(w, "llama.rope.dimension_count", (uint32_t)head_dim);
+    gguf_out_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_out_f32(w, "llama.rope.freq_base", s.rope_base);
+    gguf_out_u32(w, "llama.vocab_size", (uint32_t)vocab);
 
     struct model_ctx m = {0};
     m.cap_fills = 3 + 9 * s.n_layers;
@@ -444,9 +422,9 @@ int randmodel_write(const char *path, const struct randmodel_spec *spec, char *e
     m.row = malloc(maxcols * sizeof(float));
     m.qrow = malloc(maxcols * sizeof(float));   /* no type is larger than F32 per element */
     if (!m.fills || !m.row || !m.qrow) {
-        seterr(err, errlen, "randmodel: out of memory");
+        snprintf(err, errlen, "randmodel: out of memory");
         free(m.fills), free(m.row), free(m.qrow);
-        gw_free(w);
+        gguf_out_free(w);
         return -1;
     }
     uint64_t d = (uint64_t)s.dim, f = (uint64_t)s.ffn_dim, kvd = (uint64_t)(head_dim * s.n_kv_heads);
@@ -477,12 +455,12 @@ int randmodel_write(const char *path, const struct randmodel_spec *spec, char *e
         m.pool.rows = malloc(m.pool.cap_bytes);
         m.pool.valid = malloc(m.pool.cap_rows);
         if (!m.pool.rows || !m.pool.valid) {
-            seterr(err, errlen, "randmodel: out of memory for the row pool");
+            snprintf(err, errlen, "randmodel: out of memory for the row pool");
             rc = -1;
         }
     }
-    if (rc == 0) rc = gw_write(w, path, err, errlen);
-    gw_free(w);
+    if (rc == 0) rc = gguf_out_write(w, path, err, errlen);
+    gguf_out_free(w);
     free(m.pool.rows);
     free(m.pool.valid);
     free(m.fills);

@@ -1,13 +1,13 @@
-/* app/train_run: the `cmif train` recipe and per-byte perplexity (see train_run.h). */
-#include "app/train_run.h"
+/* app/train/train_run: the `cmif train` recipe and per-byte perplexity (see train_run.h). */
+#include "app/train/train_run.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "app/bpe_train.h"
-#include "app/gguf_out.h"
+#include "app/train/bpe_train.h"
+#include "app/train/gguf_out.h"
 #include "app/model.h"
 #include "app/opts.h"
 #include "core/gguf.h"
@@ -146,7 +146,7 @@ int train_run(const struct train_run_opts *o, float *losses, int cap, char *err,
     /* tokenizer */
     double t0 = now();
     if (bpe_train(text, tlen, o->vocab, &voc, err, errlen)) goto done;
-    if (gguf_out_open(&gw)) { snprintf(err, errlen, "out of memory"); goto done; }
+    if (!(gw = gguf_out_new())) { snprintf(err, errlen, "out of memory"); goto done; }
     bpe_vocab_to_gguf(voc, gw);
     if (gguf_out_mem(gw, &tokbuf, &tokbuf_len, err, errlen)) goto done;
     if (gguf_open_mem(&tg, tokbuf, tokbuf_len, err, errlen) || tok_open(&tk, tg, err, errlen))
@@ -255,12 +255,12 @@ int train_run(const struct train_run_opts *o, float *losses, int cap, char *err,
         fprintf(log, "trained steps %d..%d in %s\n", first + 1, step, el);
     }
     if (o->out && step >= hp->steps) {
-        struct gguf_out *mw;
-        if (gguf_out_open(&mw)) { snprintf(err, errlen, "out of memory"); goto done; }
+        struct gguf_out *mw = gguf_out_new();
+        if (!mw) { snprintf(err, errlen, "out of memory"); goto done; }
         train_to_gguf(m, mw, o->name);
         bpe_vocab_to_gguf(voc, mw);
         int r = gguf_out_write(mw, o->out, err, errlen);
-        gguf_out_close(mw);
+        gguf_out_free(mw);
         if (r) goto done;
         if (log) fprintf(log, "wrote %s\n", o->out);
     }
@@ -273,7 +273,7 @@ done:
     tok_close(tk);
     gguf_close(tg);
     free(tokbuf);
-    gguf_out_close(gw);
+    gguf_out_free(gw);
     bpe_vocab_free(voc);
     free(text);
     free(etext);

@@ -1,15 +1,15 @@
-/* app/train_run: the whole `cmif train` recipe: read a corpus, learn the tokenizer
- * (app/bpe_train), tokenize it with core/tokenizer, train (app/train) with progress lines
- * and checkpoints, write the GGUF. Also the per-byte perplexity evaluation used to
- * compare models whose tokenizers differ. */
-#ifndef CMIF_APP_TRAIN_RUN_H
-#define CMIF_APP_TRAIN_RUN_H
+/* app/train/train_run: the whole `cmif train` recipe: read a corpus, learn the tokenizer
+ * (bpe_train), tokenize it with core/tokenizer, train (train) with progress lines and
+ * checkpoints, write the GGUF. Also the per-byte perplexity evaluation used to compare
+ * models whose tokenizers differ. */
+#ifndef CMIF_APP_TRAIN_TRAIN_RUN_H
+#define CMIF_APP_TRAIN_TRAIN_RUN_H
 
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#include "app/train.h"
+#include "app/train/train.h"
 
 struct train_run_opts {
     const char *corpus;        /* documents separated by blank lines */

@@ -1,4 +1,4 @@
-/* app/bpe_train: learns a byte-fallback BPE vocabulary in SentencePiece form, so that
+/* app/train/bpe_train: learns a byte-fallback BPE vocabulary in SentencePiece form, so that
  * core/tokenizer's SPM encoder ("llama" model) segments text the way it was learned.
  *
  * Layout: <unk>, <s>, </s>, <|im_start|>, <|im_end|> (control), the 256 byte tokens
@@ -6,8 +6,8 @@
  * its rank, so the encoder (highest-scoring pair first) replays the merges in order.
  * Words are runs of characters with an optional leading space (▁), as the encoder sees
  * them with add_space_prefix off; newlines are left to byte fallback. */
-#ifndef CMIF_APP_BPE_TRAIN_H
-#define CMIF_APP_BPE_TRAIN_H
+#ifndef CMIF_APP_TRAIN_BPE_TRAIN_H
+#define CMIF_APP_TRAIN_BPE_TRAIN_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "app/cmd.h"
-#include "app/train_run.h"
+#include "app/train/train_run.h"
 
 static const char usage_line[] =
     "train --corpus FILE --out MODEL.gguf [options] | train --ppl FILE -m MODEL.gguf";

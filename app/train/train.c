@@ -1,5 +1,5 @@
-/* app/train: F32 training of a small Llama model (see train.h). */
-#include "app/train.h"
+/* app/train/train: F32 training of a small Llama model (see train.h). */
+#include "app/train/train.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/gguf_out.h"
+#include "app/train/gguf_out.h"
 #include "app/savefile.h"
+#include "core/gguf.h"
 #include "gpu/pool.h"
 #include "gpu/rng.h"
 
@@ -328,20 +329,41 @@ static void rope(const struct train_model *m, float *x, int N, int T, int nh, in
 /* One task: sequence b, KV head kh, and the query heads that share it. The products run
  * as single-threaded SGEMMs over the full T x T square; the causal mask zeroes the upper
  * triangle of P (and so of dS), which makes it contribute nothing. */
+struct attn_task {
+    int T, hd, D, kvd;
+    int h0, h1;         /* the query heads [h0, h1) that share KV head kh */
+    float scale;
+    size_t kv;          /* offset of (b, kh) in the K/V rows */
+    size_t row;         /* offset of sequence b in the D-wide rows (Q, attention output) */
+    const float *K, *V; /* of (b, kh) */
+    const float *Q;     /* of (b, head 0) */
+    float *P;           /* probabilities of (b, head 0) */
+};
+
+static struct attn_task attn_task_of(const struct train_model *m, int task)
+{
+    const struct layer_act *A = m->cur;
+    int T = m->T, H = m->c.n_heads, KVH = m->c.n_kv_heads, hd = m->hd, D = m->c.dim;
+    int b = task / KVH, kh = task % KVH, grp = H / KVH;
+    size_t kv = (size_t)b * T * m->kvd + kh * hd, row = (size_t)b * T * D;
+    return (struct attn_task){
+        .T = T, .hd = hd, .D = D, .kvd = m->kvd, .h0 = kh * grp, .h1 = (kh + 1) * grp,
+        .scale = 1.0f / sqrtf((float)hd), .kv = kv, .row = row, .K = A->k + kv, .V = A->v + kv,
+        .Q = A->q + row, .P = A->P + (size_t)b * H * T * T,
+    };
+}
+
 static void attn_fwd_task(void *ctx, int task, int n_tasks)
 {
     (void)n_tasks;
     struct train_model *m = ctx;
-    struct layer_act *A = m->cur;
-    int T = m->T, H = m->c.n_heads, KVH = m->c.n_kv_heads, hd = m->hd, D = m->c.dim, kvd = m->kvd;
-    int b = task / KVH, kh = task % KVH, grp = H / KVH;
-    float scale = 1.0f / sqrtf((float)hd);
-    const float *K = A->k + (size_t)b * T * kvd + kh * hd, *V = A->v + (size_t)b * T * kvd + kh * hd;
-    for (int h = kh * grp; h < (kh + 1) * grp; h++) {
-        const float *Q = A->q + (size_t)b * T * D + h * hd;
-        float *P = A->P + ((size_t)b * H + h) * T * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, D, K, kvd, 0.0f,
-                    P, T);
+    struct attn_task a = attn_task_of(m, task);
+    int T = a.T, hd = a.hd, D = a.D, kvd = a.kvd;
+    for (int h = a.h0; h < a.h1; h++) {
+        const float *Q = a.Q + h * hd;
+        float *P = a.P + (size_t)h * T * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, a.scale, Q, D, a.K, kvd,
+                    0.0f, P, T);
         for (int t = 0; t < T; t++) {
             float *row = P + (size_t)t * T, mx = row[0];
             for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
@@ -352,8 +374,8 @@ static void attn_fwd_task(void *ctx, int task, int n_tasks)
             for (int s = 0; s <= t; s++) row[s] *= inv;
             for (int s = t + 1; s < T; s++) row[s] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, V, kvd, 0.0f,
-                    A->att + (size_t)b * T * D + h * hd, D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, a.V, kvd,
+                    0.0f, m->cur->att + a.row + h * hd, D);
     }
 }
 
@@ -361,19 +383,16 @@ static void attn_bwd_task(void *ctx, int task, int n_tasks)
 {
     (void)n_tasks;
     struct train_model *m = ctx;
-    struct layer_act *A = m->cur;
-    int T = m->T, H = m->c.n_heads, KVH = m->c.n_kv_heads, hd = m->hd, D = m->c.dim, kvd = m->kvd;
-    int b = task / KVH, kh = task % KVH, grp = H / KVH;
-    float scale = 1.0f / sqrtf((float)hd);
-    const float *K = A->k + (size_t)b * T * kvd + kh * hd, *V = A->v + (size_t)b * T * kvd + kh * hd;
-    float *dK = m->dk + (size_t)b * T * kvd + kh * hd, *dV = m->dv + (size_t)b * T * kvd + kh * hd;
+    struct attn_task a = attn_task_of(m, task);
+    int T = a.T, hd = a.hd, D = a.D, kvd = a.kvd;
+    float *dK = m->dk + a.kv, *dV = m->dv + a.kv;
     float *dS = m->dP + (size_t)task * T * T;
-    for (int h = kh * grp; h < (kh + 1) * grp; h++) {
-        const float *Q = A->q + (size_t)b * T * D + h * hd;
-        const float *dO = m->datt + (size_t)b * T * D + h * hd;
-        const float *P = A->P + ((size_t)b * H + h) * T * T;
-        float beta = h == kh * grp ? 0.0f : 1.0f;    /* heads of a group add up */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, D, V, kvd, 0.0f,
+    for (int h = a.h0; h < a.h1; h++) {
+        const float *Q = a.Q + h * hd;
+        const float *dO = m->datt + a.row + h * hd;
+        const float *P = a.P + (size_t)h * T * T;
+        float beta = h == a.h0 ? 0.0f : 1.0f;    /* heads of a group add up */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, D, a.V, kvd, 0.0f,
                     dS, T);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, D, beta,
                     dV, kvd);
@@ -382,11 +401,11 @@ static void attn_bwd_task(void *ctx, int task, int n_tasks)
             const float *pr = P + (size_t)t * T;
             float dot = 0;
             for (int s = 0; s <= t; s++) dot += row[s] * pr[s];
-            for (int s = 0; s <= t; s++) row[s] = pr[s] * (row[s] - dot) * scale;
+            for (int s = 0; s <= t; s++) row[s] = pr[s] * (row[s] - dot) * a.scale;
             for (int s = t + 1; s < T; s++) row[s] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, K, kvd, 0.0f,
-                    m->dq + (size_t)b * T * D + h * hd, D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, a.K, kvd,
+                    0.0f, m->dq + a.row + h * hd, D);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, Q, D, beta,
                     dK, kvd);
     }
@@ -563,7 +582,7 @@ void train_to_gguf(const struct train_model *m, struct gguf_out *w, const char *
     for (int i = 0; i < m->n_tensors; i++) {
         const struct train_tensor *t = &m->tensors[i];
         uint64_t ne[2] = { (uint64_t)t->cols, (uint64_t)t->rows };
-        gguf_out_tensor_f32(w, t->name, t->rows > 1 ? 2 : 1, ne, m->p + t->off);
+        gguf_out_tensor_ref(w, t->name, GGUF_T_F32, t->rows > 1 ? 2 : 1, ne, m->p + t->off);
     }
 }
 

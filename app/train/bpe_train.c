@@ -1,11 +1,11 @@
-/* app/bpe_train: byte-fallback BPE training (see bpe_train.h). */
-#include "app/bpe_train.h"
+/* app/train/bpe_train: byte-fallback BPE training (see bpe_train.h). */
+#include "app/train/bpe_train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/gguf_out.h"
+#include "app/train/gguf_out.h"
 #include "core/tokenizer.h"
 
 const char bpe_chatml_template[] =

@@ -1,4 +1,4 @@
-/* app/train: trains a small Llama model in F32 on the CPU (for `cmif train`).
+/* app/train/train: trains a small Llama model in F32 on the CPU (for `cmif train`).
  *
  * Forward and backward passes for every block the engine runs (embedding, RMSNorm, RoPE
  * in the GGUF "normal" adjacent-pair layout, grouped-query attention with a causal mask,
@@ -9,8 +9,8 @@
  *
  * All parameters live in one array (p) in a fixed tensor order, with their gradients (g)
  * and Adam moments (m, v) beside it; train_tensor() names each tensor as llama.cpp does. */
-#ifndef CMIF_APP_TRAIN_H
-#define CMIF_APP_TRAIN_H
+#ifndef CMIF_APP_TRAIN_TRAIN_H
+#define CMIF_APP_TRAIN_TRAIN_H
 
 #include <stddef.h>
 #include <stdint.h>
