@@ -18,6 +18,13 @@ enum gguf_vtype {
 };
 
 /* Tensor types use ggml's numbering. */
+/* Values of tokenizer.ggml.token_type (the GGUF format's numbering). */
+enum gguf_token_type {
+    GGUF_TOKEN_UNDEFINED = 0, GGUF_TOKEN_NORMAL = 1, GGUF_TOKEN_UNKNOWN = 2,
+    GGUF_TOKEN_CONTROL = 3, GGUF_TOKEN_USER_DEFINED = 4, GGUF_TOKEN_UNUSED = 5,
+    GGUF_TOKEN_BYTE = 6,
+};
+
 enum gguf_ttype {
     GGUF_T_F32 = 0, GGUF_T_F16 = 1, GGUF_T_Q4_0 = 2, GGUF_T_Q4_1 = 3, GGUF_T_Q5_0 = 6,
     GGUF_T_Q5_1 = 7, GGUF_T_Q8_0 = 8, GGUF_T_Q8_1 = 9, GGUF_T_Q2_K = 10, GGUF_T_Q3_K = 11,

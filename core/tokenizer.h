@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/gguf.h"
+
 struct gguf;
 struct tokenizer;
 
@@ -17,8 +19,10 @@ enum tok_kind { TOK_SPM = 1, TOK_BPE = 2 };
 
 /* Token types as in GGUF tokenizer.ggml.token_type. */
 enum tok_type {
-    TOK_T_UNDEFINED = 0, TOK_T_NORMAL = 1, TOK_T_UNKNOWN = 2, TOK_T_CONTROL = 3,
-    TOK_T_USER_DEFINED = 4, TOK_T_UNUSED = 5, TOK_T_BYTE = 6,
+    TOK_T_UNDEFINED = GGUF_TOKEN_UNDEFINED, TOK_T_NORMAL = GGUF_TOKEN_NORMAL,
+    TOK_T_UNKNOWN = GGUF_TOKEN_UNKNOWN, TOK_T_CONTROL = GGUF_TOKEN_CONTROL,
+    TOK_T_USER_DEFINED = GGUF_TOKEN_USER_DEFINED, TOK_T_UNUSED = GGUF_TOKEN_UNUSED,
+    TOK_T_BYTE = GGUF_TOKEN_BYTE,
 };
 
 int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t errlen);

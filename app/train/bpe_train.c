@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "app/train/gguf_out.h"
-#include "core/tokenizer.h"
+#include "core/gguf.h"
 
 const char bpe_chatml_template[] =
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
@@ -284,15 +284,15 @@ int bpe_train(const char *text, size_t len, int vocab_size, struct bpe_vocab **o
         const char *s;
         if (k < BPE_BYTE0) {
             s = fixed[k];
-            v->types[k] = k == BPE_UNK ? TOK_T_UNKNOWN : TOK_T_CONTROL;
+            v->types[k] = k == BPE_UNK ? GGUF_TOKEN_UNKNOWN : GGUF_TOKEN_CONTROL;
         } else if (k < BPE_BYTE0 + 256) {
             snprintf(b8, sizeof b8, "<0x%02X>", k - BPE_BYTE0);
             s = b8;
-            v->types[k] = TOK_T_BYTE;
+            v->types[k] = GGUF_TOKEN_BYTE;
         } else {
             int j = k - BPE_BYTE0 - 256;
             s = y.s[j];
-            v->types[k] = TOK_T_NORMAL;
+            v->types[k] = GGUF_TOKEN_NORMAL;
             /* merges rank above characters; earlier merges above later ones */
             v->scores[k] = j < n_chars ? -1e6f - (float)j : -(float)(j - n_chars);
         }

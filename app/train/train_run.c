@@ -11,7 +11,7 @@
 #include "app/model.h"
 #include "app/opts.h"
 #include "core/gguf.h"
-#include "core/tokenizer.h"
+#include "core/core.h"
 #include "gpu/decoder.h"
 #include "gpu/rng.h"
 
@@ -55,7 +55,7 @@ struct stream { int32_t *tok; size_t n, cap; size_t *doc; size_t ndoc, capdoc; s
 
 static void stream_free(struct stream *s) { free(s->tok); free(s->doc); }
 
-static int encode_docs(const struct tokenizer *tk, const char *buf, size_t len, struct stream *s,
+static int encode_docs(const struct core_vocab *tk, const char *buf, size_t len, struct stream *s,
                        char *err, size_t errlen)
 {
     size_t pos = 0, st, dl;
@@ -76,11 +76,11 @@ static int encode_docs(const struct tokenizer *tk, const char *buf, size_t len, 
             s->capdoc = cap;
         }
         size_t got;
-        if (tok_encode(tk, buf + st, dl, 1, 1, s->tok + s->n, s->cap - s->n - 1, &got, err, errlen))
+        if (core_vocab_encode(tk, buf + st, dl, 1, 1, s->tok + s->n, s->cap - s->n - 1, &got, err, errlen))
             return -1;
         s->doc[s->ndoc++] = s->n;
         s->n += got;
-        s->tok[s->n++] = tok_eos(tk);
+        s->tok[s->n++] = core_vocab_eos(tk);
         s->bytes += dl;
     }
     return 0;
@@ -128,7 +128,7 @@ int train_run(const struct train_run_opts *o, float *losses, int cap, char *err,
     void *tokbuf = NULL;
     size_t tokbuf_len = 0;
     struct gguf *tg = NULL;
-    struct tokenizer *tk = NULL;
+    struct core_vocab *tk = NULL;
     struct stream tr = {0}, ev = {0};
     struct train_model *m = NULL;
     int32_t *batch = NULL;
@@ -149,7 +149,7 @@ int train_run(const struct train_run_opts *o, float *losses, int cap, char *err,
     if (!(gw = gguf_out_new())) { snprintf(err, errlen, "out of memory"); goto done; }
     bpe_vocab_to_gguf(voc, gw);
     if (gguf_out_mem(gw, &tokbuf, &tokbuf_len, err, errlen)) goto done;
-    if (gguf_open_mem(&tg, tokbuf, tokbuf_len, err, errlen) || tok_open(&tk, tg, err, errlen))
+    if (gguf_open_mem(&tg, tokbuf, tokbuf_len, err, errlen) || core_vocab_open(&tk, tg, err, errlen))
         goto done;
     if (encode_docs(tk, text, tlen, &tr, err, errlen)) goto done;
     if (etext && encode_docs(tk, etext, elen, &ev, err, errlen)) goto done;
@@ -270,7 +270,7 @@ done:
     train_close(m);
     stream_free(&tr);
     stream_free(&ev);
-    tok_close(tk);
+    core_vocab_close(tk);
     gguf_close(tg);
     free(tokbuf);
     gguf_out_free(gw);
@@ -288,13 +288,13 @@ int train_ppl(const char *model_path, const char *path, int threads, struct ppl_
     char *text = NULL;
     size_t len = 0;
     struct gguf *g = NULL;
-    struct tokenizer *tk = NULL;
+    struct core_vocab *tk = NULL;
     struct model *md = NULL;
     struct decoder *dec = NULL;
     float *x = NULL, *logits = NULL;
     int32_t *ids = NULL;
     if (opts_read_file(path, 4, &text, &len, err, errlen)) goto done;
-    if (gguf_open(&g, model_path, err, errlen) || tok_open(&tk, g, err, errlen) ||
+    if (gguf_open(&g, model_path, err, errlen) || core_vocab_open(&tk, g, err, errlen) ||
         model_open(&md, g, err, errlen))
         goto done;
     struct dec_options dopt = { .ctx = 0, .threads = threads, .device = DEC_DEV_CPU,
@@ -308,7 +308,7 @@ int train_ppl(const char *model_path, const char *path, int threads, struct ppl_
     size_t pos = 0, st, dl;
     while (next_doc(text, len, &pos, &st, &dl)) {
         size_t n;
-        if (tok_encode(tk, text + st, dl, 1, 1, ids, len + 4, &n, err, errlen)) goto done;
+        if (core_vocab_encode(tk, text + st, dl, 1, 1, ids, len + 4, &n, err, errlen)) goto done;
         if (n > (size_t)ctx) { r->skipped++; continue; }
         for (size_t i = 0; i < n; i++)
             if (model_embed_token(md, ids[i], x + i * dim, err, errlen)) goto done;
@@ -336,7 +336,7 @@ done:
     free(ids);
     dec_close(dec);
     model_close(md);
-    tok_close(tk);
+    core_vocab_close(tk);
     gguf_close(g);
     free(text);
     return rc;
