@@ -492,3 +492,61 @@ void mech_token_roles(const struct tokenizer *t, uint8_t *role, uint8_t *group, 
     if (nbytes < 2)
         for (int32_t id = 0; id < n; id++) if (group[id] == 2) group[id] = 1;
 }
+
+int mech_sanitize_vec(struct mech *m, int32_t cid, const float *x, struct mech_out *o,
+                      char *err, size_t errlen)
+{
+    memset(o, 0, sizeof *o);
+    o->sent = -1;
+    if (m->kind == MECH_NONE || cid < 0 || cid >= cluster_count(m->cl)) {
+        snprintf(err, errlen, "mech: no cluster for this word");
+        return -1;
+    }
+    memcpy(m->xrow, x, (size_t)m->dim * sizeof(float));
+    int32_t sent;
+    size_t rows_used = 0;
+    if (m->kind == MECH_SANTEXT) {
+        /* Outside the domain means outside the frequent words: always sensitive. */
+        int rep;
+        if (m->n_sens <= 0) {
+            snprintf(err, errlen, "mech: SanText+ has no sensitive words");
+            return -1;
+        }
+        for (int32_t i0 = 0; i0 < m->n_sens; i0 += (int32_t)m->mcap) {
+            size_t cnt = (size_t)(m->n_sens - i0) < m->mcap ? (size_t)(m->n_sens - i0) : m->mcap;
+            if (fetch_many(m, m->sens + i0, cnt, m->mrows, err, errlen)) return -1;
+            for (size_t i = 0; i < cnt; i++)
+                m->val[i0 + (int32_t)i] = -dist2(m->xrow, m->mrows + i * (size_t)m->dim, m->dim);
+        }
+        rep = exp_mech(m, (size_t)m->n_sens, m->eps / 2);
+        sodium_memzero(m->val, (size_t)m->n_sens * sizeof *m->val);
+        sent = m->sens[rep];
+        rows_used = m->mcap;
+        o->cluster_size = m->n_sens;
+    } else {
+        const int32_t *mem;
+        int n = cluster_members(m->cl, cid, &mem);
+        if (fetch_many(m, mem, (size_t)n, m->mrows, err, errlen)) return -1;
+        rows_used = (size_t)n;
+        o->cluster_size = n;
+        int i = 0;
+        if (m->kind == MECH_CUSTEXT) {
+            i = n > 1 ? custext(m, mem, n, err, errlen) : 0;
+        } else {
+            double nx = sqrt(dotf(m->xrow, m->xrow, m->dim));
+            for (int j = 0; j < n; j++) {
+                const float *cr = m->mrows + (size_t)j * m->dim;
+                double nc = sqrt(dotf(cr, cr, m->dim));
+                m->val[j] = nx > 0 && nc > 0 ? dotf(m->xrow, cr, m->dim) / (nx * nc) : 0;
+            }
+            i = n > 1 ? rnm(m, n) : 0;
+        }
+        sent = mem[i];
+    }
+    sodium_memzero(m->xrow, (size_t)m->dim * sizeof(float));
+    sodium_memzero(m->mrows, rows_used * (size_t)m->dim * sizeof(float));
+    o->sent = sent;
+    o->kind = MECH_REPLACED;
+    o->eps = m->eps;
+    return 0;
+}

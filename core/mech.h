@@ -83,6 +83,13 @@ int mech_set_santext(struct mech *m, double p, double w, char *err, size_t errle
 /* Would this token be charged ε (i.e. is it sanitized) under the current mechanism? */
 int mech_charges(const struct mech *m, int32_t id);
 int mech_sanitize(struct mech *m, int32_t id, struct mech_out *o, char *err, size_t errlen);
+/* The same for an input outside the vocabulary (a word of several pieces): its vector x[dim]
+ * and the cluster cid a fixed public rule gave it. The candidates are cid's members (all of
+ * the sensitive set for santext+), utilities computed from x exactly as for a member, so any
+ * two inputs of one cluster, members or not, get the same ε guarantee. o->kind is always
+ * MECH_REPLACED (the input is no candidate). */
+int mech_sanitize_vec(struct mech *m, int32_t cid, const float *x, struct mech_out *o,
+                      char *err, size_t errlen);
 
 /* TEST ONLY: multiply the RNM noise scale (0.5 = the half-noise mutation the DP test must
  * catch). Never called outside tests; 1.0 by default. */

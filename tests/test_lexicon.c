@@ -1,0 +1,153 @@
+/* tests/test_lexicon: the whole-word domain of real vocabularies (Llama 3 and Llama 2 with
+ * GloVe vectors): case variants fold into one entry, entries follow token-id order, groups
+ * come from the public rule, and a partition of the domain puts related words together. */
+#include "tests/testutil.h"
+
+#include <math.h>
+
+#include "core/cluster.h"
+#include "core/embed.h"
+#include "core/gguf.h"
+#include "core/lexicon.h"
+#include "core/tokenizer.h"
+
+static const char *const common[] = {"the", "city", "dog", "house", "music", "red", "green"};
+
+static int is_common(void *ctx, const char *w, size_t n)
+{
+    (void)ctx;
+    for (size_t i = 0; i < sizeof common / sizeof *common; i++)
+        if (strlen(common[i]) == n && memcmp(common[i], w, n) == 0) return 1;
+    return 0;
+}
+
+struct fixture {
+    struct gguf *g;
+    struct tokenizer *t;
+    struct embed *e;
+    struct lexicon *l;
+};
+
+static int rows_of(void *ctx, const int32_t *ids, size_t n, float *out)
+{
+    char err[64];
+    return embed_rows(ctx, ids, n, out, err, sizeof err);
+}
+
+static void open_model(struct fixture *f, const char *rel)
+{
+    char err[256];
+    const char *path = tu_shared(rel);
+    memset(f, 0, sizeof *f);
+    if (gguf_open(&f->g, path, err, sizeof err) || tok_open(&f->t, f->g, err, sizeof err))
+        fail_msg("%s", err);
+    struct embed_options eo = {.cache_bytes = 64u << 20, .keep_mapping = 1};
+    if (embed_open(&f->e, f->g, &eo, err, sizeof err)) fail_msg("%s", err);
+    if (lexicon_build(&f->l, f->t, is_common, NULL, err, sizeof err)) fail_msg("%s", err);
+    lexicon_set_rows(f->l, rows_of, f->e, embed_dim(f->e));
+}
+
+static void close_model(struct fixture *f)
+{
+    lexicon_close(f->l);
+    embed_close(f->e);
+    tok_close(f->t);
+    gguf_close(f->g);
+}
+
+static void check_domain(const char *rel)
+{
+    struct fixture f;
+    open_model(&f, rel);
+    int32_t n = lexicon_size(f.l);
+    print_message("%s: %d whole-word entries\n", rel, (int)n);
+    assert_true(n > 10000);
+    int32_t paris = lexicon_find(f.l, "paris", 5);
+    assert_true(paris >= 0);
+    size_t len;
+    const char *w = lexicon_word(f.l, paris, &len);
+    assert_int_equal(len, 5);
+    assert_memory_equal(w, "paris", 5);
+    assert_int_equal(lexicon_find(f.l, "Paris", 5), -1);   /* lookups take lower case */
+    /* The row is the lower-case token's where it exists. */
+    char buf[16];
+    size_t pl = tok_piece(f.t, lexicon_token(f.l, lexicon_find(f.l, "dog", 3)), 0, buf, sizeof buf);
+    assert_int_equal(pl, 4);
+    assert_memory_equal(buf, " dog", 4);
+    /* Entries follow their lowest token id. */
+    for (int32_t i = 0; i < n; i++) {
+        size_t wl;
+        const char *ww = lexicon_word(f.l, i, &wl);
+        assert_true(wl >= 1 && wl <= LEXICON_MAX_WORD);
+        for (size_t k = 0; k < wl; k++) assert_true(ww[k] >= 'a' && ww[k] <= 'z');
+        assert_int_equal(lexicon_find(f.l, ww, wl), i);
+        if (i > 0) assert_true(lexicon_token(f.l, i) > 0);
+    }
+    assert_int_equal(lexicon_groups(f.l)[lexicon_find(f.l, "the", 3)], 1);
+    assert_int_equal(lexicon_groups(f.l)[paris], 2);
+    close_model(&f);
+}
+
+static void test_llama3_domain(void **state)
+{
+    (void)state;
+    check_domain("models/glove-llama3.gguf");
+}
+
+static void test_llama2_domain(void **state)
+{
+    (void)state;
+    check_domain("models/glove-llama2.gguf");
+}
+
+/* The partition over a real embedding puts cities with cities; a word of several pieces
+ * lands in a cluster of its group through its centroid. */
+static void test_llama2_clusters(void **state)
+{
+    (void)state;
+    struct fixture f;
+    open_model(&f, "models/glove-llama2.gguf");
+    char err[256];
+    struct cluster *cl = NULL;
+    struct cluster_params cp = {.k = 20, .quiet = 1, .rows = lexicon_rows};
+    assert_int_equal(cluster_build(&cl, lexicon_size(f.l), embed_dim(f.e), lexicon_groups(f.l),
+                                   lexicon_row, f.l, &cp, err, sizeof err), 0);
+    assert_int_equal(lexicon_centroids(f.l, cl, err, sizeof err), 0);
+    const char *probe[] = {"paris", "monday", "guitar"};
+    for (int p = 0; p < 3; p++) {
+        int32_t e = lexicon_find(f.l, probe[p], strlen(probe[p]));
+        assert_true(e >= 0);
+        const int32_t *mem;
+        int m = cluster_members(cl, cluster_of(cl, e), &mem);
+        char line[2048];
+        size_t o = 0;
+        for (int i = 0; i < m && o < sizeof line - 80; i++) {
+            size_t wl;
+            const char *w = lexicon_word(f.l, mem[i], &wl);
+            o += (size_t)snprintf(line + o, sizeof line - o, " %.*s", (int)wl, w);
+        }
+        print_message("%s:%s\n", probe[p], line);
+    }
+    /* A vector lands in a cluster of the group asked for. */
+    float x[512];
+    int32_t dog = lexicon_find(f.l, "dog", 3);
+    assert_int_equal(lexicon_row(f.l, dog, x), 0);
+    int32_t near = lexicon_nearest(f.l, x, 1);
+    assert_true(near >= 0);
+    const int32_t *mem;
+    assert_true(cluster_members(cl, near, &mem) >= 2);
+    assert_int_equal(lexicon_groups(f.l)[mem[0]], 1);
+    assert_true(lexicon_nearest(f.l, x, 3) < 0);
+    cluster_close(cl);
+    close_model(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llama3_domain),
+        cmocka_unit_test(test_llama2_domain),
+        cmocka_unit_test(test_llama2_clusters),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
