@@ -8,7 +8,8 @@ Rule, for each of the N most frequent purely alphabetic ASCII words w:
   keep w unless the whole-word token "Ġ" + Capitalized(w) exists in the Llama 3 vocabulary
   and has a lower token id than "Ġ" + w (byte-level BPE ids follow merge order, i.e. corpus
   frequency: the capitalized form is the more frequent one), or "Ġ" + w does not exist.
-  "i" (the pronoun) is always kept.
+  "a" (the article) and "i" (the pronoun) are always public: the source list has no
+  single-letter words, so they are added first.
 
 usage: python3 tests/tools/gen_public_words.py [WORDS.txt VOCAB.gguf [N]] > assets/public-words.txt
        (defaults: ../shared/data/glove/words-by-frequency.txt, ../shared/models/llama3-vocab.gguf, 10000)
@@ -39,16 +40,16 @@ with open(words_path, encoding='utf-8') as f:
             if len(cand) == N:
                 break
 
-keep, dropped = [], []
+keep, dropped = [w for w in ('a', 'i') if w not in cand], []
 for w in cand:
     low = tid.get('\u0120' + w)
     cap = tid.get('\u0120' + w[0].upper() + w[1:])
-    if w == 'i' or (low is not None and (cap is None or cap > low)):
+    if w in ('i', 'a') or (low is not None and (cap is None or cap > low)):
         keep.append(w)
     else:
         dropped.append(w)
 
-print('%d candidates, %d kept, %d dropped as mostly names' % (len(cand), len(keep), len(dropped)),
+print('%d candidates, %d dropped as mostly names, %d words with a and i' % (len(cand), len(dropped), len(keep)),
       file=sys.stderr)
 o = sys.stdout
 o.write('# cmif public word list: words `--sanitize auto` sends as typed (at epsilon 0).\n')
@@ -57,7 +58,8 @@ o.write('# Source: the %d most frequent purely alphabetic words of the GloVe 6B 
 o.write('#   (Wikipedia 2014 + Gigaword 5, lowercased; Public Domain Dedication and License, PDDL).\n')
 o.write('# Rule: a word w is dropped when the Llama 3 whole-word token for Capitalized(w) has a\n')
 o.write('#   lower id (= more frequent in BPE merge order) than the one for w, or w has none:\n')
-o.write('#   such words are mostly names, places or months. "i" is kept.\n')
-o.write('# Count: %d words, one per line, lowercase ASCII, most frequent first.\n' % len(keep))
+o.write('#   such words are mostly names, places or months. "a" and "i" are added (the source\n')
+o.write('#   has no single-letter words).\n')
+o.write('# Count: %d words, one per line, lowercase ASCII, most frequent first after a and i.\n' % len(keep))
 for w in keep:
     o.write(w + '\n')
