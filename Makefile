@@ -20,7 +20,7 @@ AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mavx512vnni
 
 LIB_SRCS  = $(filter-out app/main.c,$(wildcard core/*.c gpu/*.c ui/*.c app/*.c app/train/*.c))
-LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/cl_kernels.o
+LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/cl_kernels.o $(BUILD)/gen/public_words.o
 TOOL_LIB_SRCS = $(filter-out %_main.c,$(wildcard tests/tools/*.c))
 TOOL_LIB_OBJS = $(TOOL_LIB_SRCS:%.c=$(BUILD)/%.o)
 TOOL_BINS = $(patsubst tests/tools/%_main.c,$(BUILD)/tools/%,$(wildcard tests/tools/*_main.c))
@@ -61,6 +61,14 @@ $(BUILD)/gen/cl_kernels.c: $(CL_SRCS) tests/tools/embed_cl.sh
 	sh tests/tools/embed_cl.sh $(CL_SRCS) > $@
 
 $(BUILD)/gen/cl_kernels.o: $(BUILD)/gen/cl_kernels.c
+	$(CC) $(CFLAGS_COMMON) -c $< -o $@
+
+# The public word list of `--sanitize auto` is embedded the same way.
+$(BUILD)/gen/public_words.c: assets/public-words.txt tests/tools/embed_words.sh
+	@mkdir -p $(dir $@)
+	sh tests/tools/embed_words.sh assets/public-words.txt > $@
+
+$(BUILD)/gen/public_words.o: $(BUILD)/gen/public_words.c
 	$(CC) $(CFLAGS_COMMON) -c $< -o $@
 
 $(BUILD)/libcmif.a: $(LIB_OBJS)

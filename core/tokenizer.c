@@ -218,9 +218,34 @@ static unsigned cp_flags(uint32_t c)
         const struct tok_urange *r = &tok_uranges[mid];
         if (c < r->lo) hi = mid;
         else if (c > (r->hi_cls >> 2)) lo = mid + 1;
-        else return (r->hi_cls & 3) == 1 ? F_L : F_N;
+        else return (r->hi_cls & 3) == 1 ? F_L : (r->hi_cls & 3) == 2 ? F_N : F_OTHER;
     }
     return F_OTHER;
+}
+
+size_t tok_utf8_next(const char *s, size_t n, uint32_t *cp)
+{
+    if (n == 0) return 0;
+    return (size_t)utf8_seq((const uint8_t *)s, n, cp);
+}
+
+int tok_cp_class(uint32_t cp)
+{
+    unsigned f = cp_flags(cp);
+    if (f == F_L) return TOK_CP_LETTER;
+    if (f == F_N) return TOK_CP_NUMBER;
+    if (f == F_WS) return TOK_CP_SPACE;
+    if (cp >= 0x80) {
+        size_t lo = 0, hi = sizeof tok_uranges / sizeof tok_uranges[0];
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            const struct tok_urange *r = &tok_uranges[mid];
+            if (cp < r->lo) hi = mid;
+            else if (cp > (r->hi_cls >> 2)) lo = mid + 1;
+            else return (r->hi_cls & 3) == 3 ? TOK_CP_MARK : TOK_CP_OTHER;
+        }
+    }
+    return TOK_CP_OTHER;
 }
 
 /* GPT-2's byte ↔ printable character map: bytes that are printable Latin-1 map to

@@ -72,4 +72,15 @@ int tok_is_eog(const struct tokenizer *t, int32_t id);
 /* Id of a token whose vocabulary text is exactly s (special tokens like <|eot_id|>); -1. */
 int32_t tok_find(const struct tokenizer *t, const char *s, size_t len);
 
+/* Unicode helpers shared with core/words (the same tables the pre-tokenizer uses).
+ * tok_utf8_next: length (1..4) of the well-formed UTF-8 sequence at s (n bytes available)
+ * with its code point in *cp; 0 when the bytes there are not one (overlong, surrogate,
+ * truncated, stray continuation byte) or n is 0.
+ * tok_cp_class: the code point's class: letter (\p{L}), number (\p{N}), combining mark
+ * (\p{M}), White_Space, or other (punctuation, symbols, unassigned). Unicode 14.0. */
+enum tok_cp_class { TOK_CP_OTHER = 0, TOK_CP_LETTER = 1, TOK_CP_NUMBER = 2, TOK_CP_MARK = 3,
+                    TOK_CP_SPACE = 4 };
+size_t tok_utf8_next(const char *s, size_t n, uint32_t *cp);
+int tok_cp_class(uint32_t cp);
+
 #endif
