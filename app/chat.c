@@ -269,6 +269,25 @@ static int close_with(struct chat *c, struct turn_rec *r, const char *text, char
     return rc;
 }
 
+void chat_refusal_text(const struct core *core, const struct core_refusal *r,
+                       const char *eps_hint, char *out, size_t cap)
+{
+    int day = core_has_ledger(core);
+    char when[64] = "";
+    if (day && r->next_free > 0) {
+        time_t t = (time_t)r->next_free;
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(when, sizeof when, ", or wait until %H:%M", &tm);
+    }
+    snprintf(out, cap,
+             "privacy budget exceeded: this message would cost ε = %g but only %g of %s %g is "
+             "left (spent %g); shorten the message, %s%s",
+             r->eps_cost, r->eps_left, day ? "today's budget" : "the session budget",
+             r->eps_total, r->eps_spent, eps_hint,
+             day ? when : ", or start a new session");
+}
+
 int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *err,
               size_t errlen)
 {
@@ -281,8 +300,9 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
         return -1;
     }
 
-    /* 1. Encode the turn: template pieces as they are, user content sanitized. */
-    struct core_batch b = { 0 };
+    /* 1. Encode the turn: template pieces as they are, user content sanitized. Nothing is
+     * charged until the message is known to go out (core_commit below). */
+    struct core_batch b = { .defer_charge = 1 };
     struct core_tok_report *rep = NULL;
     size_t nrep = 0, head_end = 0;
     double eps = 0;
@@ -290,14 +310,14 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
     /* BOS on its own, as template: it is not part of what the user typed. */
     if (t.add_bos) rc = core_encode(c->core, "", 0, CORE_SEG_TEMPLATE, 1, &b, err, errlen);
     for (int i = 0; i < t.n && rc == 0; i++) {
-        size_t before = b.n;
+        size_t before = b.nrep;
         int user = t.seg[i].kind == TMPL_SEG_USER;
         rc = core_encode(c->core, t.seg[i].text, t.seg[i].len,
                          user ? CORE_SEG_USER : CORE_SEG_TEMPLATE, 0, &b, err, errlen);
         if (rc != 0) break;
-        if (user && b.n > before) {
+        if (user && b.nrep > before) {
             /* Not realloc: the outgrown copy of the report is wiped. */
-            struct core_tok_report *nr = malloc((nrep + b.n - before) * sizeof *rep);
+            struct core_tok_report *nr = malloc((nrep + b.nrep - before) * sizeof *rep);
             if (!nr) {
                 snprintf(err, errlen, "chat: out of memory");
                 rc = -1;
@@ -306,7 +326,7 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
             if (nrep) memcpy(nr, rep, nrep * sizeof *rep);
             free_reps(rep, nrep);
             rep = nr;
-            for (size_t j = before; j < b.n; j++) {
+            for (size_t j = before; j < b.nrep; j++) {
                 rep[nrep++] = b.rep[j];
                 eps += b.rep[j].eps;
             }
@@ -316,13 +336,9 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
     if (rc == 0 && first && !head_end && t.add_bos && c->p.tmpl != TMPL_LLAMA2 && b.n)
         head_end = 1;   /* no system block: the head is BOS alone */
     if (rc != 0) {
-        /* Nothing reaches the decoder; ε already charged for a system block stays charged. */
+        /* Nothing reaches the decoder and nothing is charged. */
         if (rc == CORE_EBUDGET)
-            snprintf(err, errlen, "privacy budget exceeded: this message would cost ε = %g but "
-                                  "only %g of the session budget %g is left (spent %g); shorten "
-                                  "the message, lower ε with /eps, or start a new session",
-                     b.refusal.eps_cost, b.refusal.eps_left, b.refusal.eps_total,
-                     b.refusal.eps_spent);
+            chat_refusal_text(c->core, &b.refusal, "lower ε with /eps", err, errlen);
         core_batch_free(&b);
         free_reps(rep, nrep);
         return rc == CORE_EBUDGET ? CORE_EBUDGET : -1;
@@ -337,10 +353,6 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
         snprintf(err, errlen, "chat: out of memory");
         return -1;
     }
-    c->snap_spent = core_budget_spent(c->core);
-    c->snap_total = core_budget_total(c->core);
-    c->snap_eps = core_eps(c->core);
-    if (cb && cb->report) cb->report(cb->ctx);
 
     /* 2. Make room: the new tokens plus some space for the answer. */
     size_t body = b.n - head_end;
@@ -349,11 +361,22 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
     size_t headlen = first ? head_end : c->head_n;
     if (headlen + body + 1 > (size_t)c->ctx) {
         snprintf(err, errlen,
-                 "message too long: %zu tokens, the context holds %d (ε %.3g was charged)",
-                 body, c->ctx, eps);
+                 "message too long: %zu tokens, the context holds %d (not sent, nothing "
+                 "charged)", body, c->ctx);
         core_batch_free(&b);
         return -1;
     }
+    /* The message goes out: charge it (the ledger can still refuse, if another process
+     * spent the day's budget meanwhile). */
+    rc = core_commit(c->core, &b, err, errlen);
+    if (rc != 0) {
+        core_batch_free(&b);
+        return rc == CORE_EBUDGET ? CORE_EBUDGET : -1;
+    }
+    c->snap_spent = core_budget_spent(c->core);
+    c->snap_total = core_budget_total(c->core);
+    c->snap_eps = core_eps(c->core);
+    if (cb && cb->report) cb->report(cb->ctx);
     if (headlen + body + reserve > (size_t)c->ctx) reserve = (size_t)c->ctx - headlen - body;
     if (first) {
         free(c->head);

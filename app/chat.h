@@ -51,6 +51,11 @@ int chat_open(struct chat **out, struct core *core, struct decoder *dec,
               const struct chat_params *p, char *err, size_t errlen);
 void chat_close(struct chat *c);
 
+/* The words for a budget refusal: what it would cost, what is left (today's, with the
+ * ledger), and the advice (eps_hint: how to lower ε in this interface). */
+void chat_refusal_text(const struct core *core, const struct core_refusal *r,
+                       const char *eps_hint, char *out, size_t cap);
+
 /* One turn: the user's message and the model's answer. 0 or CHAT_STOPPED on success;
  * CORE_EBUDGET (nothing was sent; err says what is left and, in the chat's terms, what to do)
  * or -1 with err on failure. */

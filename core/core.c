@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -24,6 +25,10 @@
 #include "core/sanitizer.h"
 #include "core/swap.h"
 #include "core/tokenizer.h"
+#include "core/ledger.h"
+#include "core/lexicon.h"
+#include "core/words.h"
+#include "core/wordsan.h"
 
 #define KIB ((size_t)1024)
 /* Smallest default region: below this a cache holds too few rows to be useful, so under a
@@ -55,6 +60,14 @@ struct core {
     struct budget *bud;
     /* The sanitizer, built on the first user message (clustering can take a while). */
     struct sanitizer san;
+    /* The word unit: the public list (at open: the preview needs it), the word sanitizer
+     * (built on the first sanitized word) and its noise. */
+    int unit, scope;
+    struct words_list *pl;
+    struct wordsan ws;
+    struct noise *nz;
+    struct ledger *led;         /* NULL: the budget is the session's */
+    double session_spent;
 };
 
 static void core_log(const struct core *c, const char *msg)
@@ -68,8 +81,11 @@ void core_defaults(struct core_options *o)
     memset(o, 0, sizeof *o);
     o->mechanism = CORE_MECH_RNM;
     o->eps = 1.0;
-    o->budget = 64.0;
+    /* A day of chatting: 40 messages with a few sanitized words each, at ε 1 a word. */
+    o->budget = 200.0;
     o->cluster_size = 20;
+    o->unit = CORE_UNIT_WORD;
+    o->scope = CORE_SCOPE_AUTO;
 }
 
 void core_wipe(void *p, size_t n)
@@ -137,6 +153,11 @@ int core_open(struct core **out, const char *model_path, const struct core_optio
                  o->eps, o->budget);
         return -1;
     }
+    if (o->unit < CORE_UNIT_WORD || o->unit > CORE_UNIT_TOKEN || o->scope < CORE_SCOPE_AUTO ||
+        o->scope > CORE_SCOPE_MARKED) {
+        snprintf(err, errlen, "core: unknown unit %d or scope %d", o->unit, o->scope);
+        return -1;
+    }
     if (o->cluster_size < 2) {
         snprintf(err, errlen, "core: cluster size must be at least 2 (got %d)",
                  o->cluster_size);
@@ -164,6 +185,16 @@ int core_open(struct core **out, const char *model_path, const struct core_optio
     c->quiet = o->quiet;
     c->log = o->log;
     c->log_ctx = o->log_ctx;
+    c->unit = o->unit;
+    c->scope = o->scope;
+    if (words_list_open(&c->pl, NULL, 0, err, errlen) != 0) {
+        core_close(c);
+        return -1;
+    }
+    if (o->ledger_path && ledger_open(&c->led, o->ledger_path, NULL, err, errlen) != 0) {
+        core_close(c);
+        return -1;
+    }
     if (budget_open(&c->bud, o->budget, err, errlen) != 0) {
         core_close(c);
         return -1;
@@ -222,6 +253,10 @@ void core_close(struct core *c)
 {
     if (!c) return;
     sanitizer_close(&c->san);
+    wordsan_close(&c->ws);
+    noise_close(c->nz);
+    words_list_close(c->pl);
+    ledger_close(c->led);
     budget_close(c->bud);
     embed_close(c->emb);
     tok_close(c->tok);
@@ -264,15 +299,19 @@ size_t core_piece(const struct core *c, struct core_detok *d, int32_t id, int sh
 _Static_assert((int)MECH_RNM == (int)CORE_MECH_RNM && (int)MECH_RNM_EXP == (int)CORE_MECH_RNM_EXP &&
                    (int)MECH_SANTEXT == (int)CORE_MECH_SANTEXT && (int)MECH_CUSTEXT == (int)CORE_MECH_CUSTEXT &&
                    (int)MECH_NONE == (int)CORE_MECH_NONE, "enum mech_kind follows enum core_mech");
+_Static_assert((int)WORDS_AUTO == (int)CORE_SCOPE_AUTO && (int)WORDS_ALL == (int)CORE_SCOPE_ALL &&
+                   (int)WORDS_MARKED == (int)CORE_SCOPE_MARKED,
+               "enum words_mode and enum core_scope must agree");
 _Static_assert((int)MECH_KEPT == (int)CORE_TOK_KEPT && (int)MECH_REPLACED == (int)CORE_TOK_REPLACED &&
                    (int)MECH_PUBLIC == (int)CORE_TOK_PUBLIC && (int)MECH_CONTROL == (int)CORE_TOK_CONTROL,
                "enum mech_result follows enum core_tok_kind");
 
-static const char *const kind_names[] = {"kept", "replaced", "public", "control"};
+static const char *const kind_names[] = {"kept", "replaced", "public", "control", "random",
+                                          "sanitize"};
 
 const char *core_kind_name(int kind)
 {
-    if (kind < CORE_TOK_KEPT || kind > CORE_TOK_CONTROL) return "?";
+    if (kind < CORE_TOK_KEPT || kind > CORE_TOK_PLANNED) return "?";
     return kind_names[kind];
 }
 
@@ -346,14 +385,12 @@ static int san_rows(void *ctx, const int32_t *ids, size_t n, float *out)
     return embed_rows(((struct core *)ctx)->emb, ids, n, out, e, sizeof e);
 }
 
-static int san_init(struct core *c, char *err, size_t errlen)
+/* The cluster caches are named by the embedding table's hash and the vocabulary. */
+static void table_fingerprint(const struct core *c, unsigned char fp[32])
 {
-    if (c->san.mc) return 0;
     int32_t n = tok_n_vocab(c->tok);
-    /* The cluster cache is named by the embedding table's hash and the vocabulary. */
-    unsigned char fp[32];
     crypto_generichash_state hs;
-    crypto_generichash_init(&hs, NULL, 0, sizeof fp);
+    crypto_generichash_init(&hs, NULL, 0, 32);
     crypto_generichash_update(&hs, embed_fingerprint(c->emb), 32);
     for (int32_t id = 0; id < n; id++) {
         size_t len = 0;
@@ -364,12 +401,25 @@ static int san_init(struct core *c, char *err, size_t errlen)
     }
     crypto_generichash_update(&hs, (const unsigned char *)mech_public_chars(),
                               strlen(mech_public_chars()));
-    crypto_generichash_final(&hs, fp, sizeof fp);
-    char dir[4096] = "";
+    crypto_generichash_final(&hs, fp, 32);
+}
+
+static void cache_dir_of(const struct core *c, char *dir, size_t cap)
+{
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (c->cache_dir) snprintf(dir, sizeof dir, "%s", c->cache_dir);
-    else if (xdg && *xdg == '/') snprintf(dir, sizeof dir, "%s/cmif", xdg);
-    else if (home && *home == '/') snprintf(dir, sizeof dir, "%s/.cache/cmif", home);
+    dir[0] = 0;
+    if (c->cache_dir) snprintf(dir, cap, "%s", c->cache_dir);
+    else if (xdg && *xdg == '/') snprintf(dir, cap, "%s/cmif", xdg);
+    else if (home && *home == '/') snprintf(dir, cap, "%s/.cache/cmif", home);
+}
+
+static int san_init(struct core *c, char *err, size_t errlen)
+{
+    if (c->san.mc) return 0;
+    unsigned char fp[32];
+    table_fingerprint(c, fp);
+    char dir[4096];
+    cache_dir_of(c, dir, sizeof dir);
     struct sanitizer_params sp = {
         .tok = c->tok, .dim = c->dim, .row = san_row, .rows = san_rows, .ctx = c,
         .k = c->cluster_size, .quiet = c->quiet, .cache_dir = dir, .fingerprint = fp,
@@ -383,9 +433,90 @@ static int san_init(struct core *c, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- the budget: session and ledger ---------------------------------------------------- */
+
+static int64_t now_s(void) { return (int64_t)time(NULL); }
+
+double core_budget_total(const struct core *c) { return c->budget_total; }
+double core_budget_spent(const struct core *c)
+{
+    return c->led ? ledger_today(c->led, now_s()) : c->session_spent;
+}
+double core_budget_session(const struct core *c) { return c->session_spent; }
+double core_budget_lifetime(const struct core *c)
+{
+    return c->led ? ledger_lifetime(c->led) : c->session_spent;
+}
+int core_has_ledger(const struct core *c) { return c->led != NULL; }
+int core_budget_refresh(struct core *c, char *err, size_t errlen)
+{
+    return c->led ? ledger_refresh(c->led, err, errlen) : 0;
+}
+
+/* Whether cost (on top of what the batch holds uncharged) fits; fills the refusal when not.
+ * 0, CORE_EBUDGET, or -1 (the ledger could not be read: fail closed). */
+static int price_check(struct core *c, double cost, const struct core_batch *b,
+                       struct core_refusal *r, char *err, size_t errlen)
+{
+    double want = cost + b->pending;
+    double spent, left;
+    int fits;
+    if (c->led) {
+        if (ledger_refresh(c->led, err, errlen) != 0) return -1;
+        int64_t now = now_s();
+        fits = ledger_check(c->led, want, c->budget_total, now, &left) == 0;
+        spent = ledger_today(c->led, now);
+        if (!fits) r->next_free = ledger_next_free(c->led, want, c->budget_total, now);
+    } else {
+        fits = budget_check(c->bud, want, err, errlen) == 0;
+        spent = budget_spent(c->bud);
+        left = budget_remaining(c->bud);
+    }
+    if (fits) return 0;
+    r->eps_cost = want;
+    r->eps_left = left > 0 ? left : 0;
+    r->eps_total = c->budget_total;
+    r->eps_spent = spent;
+    snprintf(err, errlen, "privacy budget: this message would cost ε %g but %g of %g is left%s "
+                          "(spent %g)", want, r->eps_left, c->budget_total,
+             c->led ? " today" : "", spent);
+    return CORE_EBUDGET;
+}
+
+/* Records cost: the ledger first (it can refuse or fail), then the session. */
+static int charge(struct core *c, double cost, struct core_refusal *r, char *err,
+                  size_t errlen)
+{
+    if (cost <= 0) return 0;
+    if (c->led) {
+        int64_t now = now_s();
+        int rc = ledger_charge(c->led, cost, c->budget_total, now, err, errlen);
+        if (rc == 1) {
+            if (r) {
+                r->eps_cost = cost;
+                r->eps_total = c->budget_total;
+                r->eps_spent = ledger_today(c->led, now);
+                r->eps_left = c->budget_total - r->eps_spent;
+                if (r->eps_left < 0) r->eps_left = 0;
+                r->next_free = ledger_next_free(c->led, cost, c->budget_total, now);
+            }
+            return CORE_EBUDGET;
+        }
+        if (rc != 0) return -1;
+        /* The session's own accountant follows the ledger; its limit is not the binding one. */
+        c->session_spent += cost;
+        return 0;
+    }
+    if (budget_spend(c->bud, cost, err, errlen) != 0) return CORE_EBUDGET;
+    c->session_spent = budget_spent(c->bud);
+    c->budget_spent = c->session_spent;
+    return 0;
+}
+
 static int core_sanitize_ids(struct core *c, int seg, const int32_t *ids, int32_t *sent,
                              size_t n, struct core_tok_report *rep, double *msg_eps,
-                             struct core_refusal *refusal, char *err, size_t errlen)
+                             const struct core_batch *b, struct core_refusal *refusal,
+                             char *err, size_t errlen)
 {
     *msg_eps = 0;
     if (seg == CORE_SEG_TEMPLATE || c->mech == CORE_MECH_NONE) {
@@ -407,12 +538,10 @@ static int core_sanitize_ids(struct core *c, int seg, const int32_t *ids, int32_
     size_t charged = 0;
     for (size_t i = 0; i < n; i++) charged += (size_t)mech_charges(mc, ids[i]);
     double cost = budget_cost(charged, c->eps);
-    if (budget_check(c->bud, cost, err, errlen) != 0) {
-        *refusal = (struct core_refusal){.eps_cost = cost, .eps_left = budget_remaining(c->bud),
-                                         .eps_total = budget_total(c->bud),
-                                         .eps_spent = budget_spent(c->bud),
-                                         .n_sanitized = charged};
-        return CORE_EBUDGET;
+    int rc = price_check(c, cost, b, refusal, err, errlen);
+    if (rc != 0) {
+        refusal->n_sanitized = charged;
+        return rc;
     }
     for (size_t i = 0; i < n; i++) {
         struct mech_out o;
@@ -422,13 +551,13 @@ static int core_sanitize_ids(struct core *c, int seg, const int32_t *ids, int32_
         rep[i].eps = o.eps;
         rep[i].cluster_size = o.cluster_size;
     }
-    if (budget_spend(c->bud, cost, err, errlen) != 0) return CORE_EBUDGET;
-    c->budget_spent = budget_spent(c->bud);
     *msg_eps = cost;
     return 0;
 }
 /* =================================== end sanitize step =================================== */
 
+/* Fresh buffers (not realloc) so the old copies can be wiped: with the sanitizer off, or for
+ * public words, the ids, vectors and report rows are the user's own. */
 static int batch_reserve(struct core_batch *b, size_t extra, int dim, char *err, size_t errlen)
 {
     if (b->n + extra <= b->cap) return 0;
@@ -438,42 +567,52 @@ static int batch_reserve(struct core_batch *b, size_t extra, int dim, char *err,
         snprintf(err, errlen, "core: batch too large");
         return -1;
     }
-    /* Fresh buffers (not realloc) so the old copies can be wiped. */
     float *v = calloc(cap * (size_t)dim, sizeof *v);
-    struct core_tok_report *r = calloc(cap, sizeof *r);
     int32_t *ids = calloc(cap, sizeof *ids);
-    if (!v || !r || !ids) {
+    if (!v || !ids) {
         free(v);
-        free(r);
         free(ids);
         snprintf(err, errlen, "core: out of memory for %zu vectors", cap);
         return -1;
     }
     if (b->n) {
         memcpy(v, b->vecs, b->n * (size_t)dim * sizeof *v);
-        memcpy(r, b->rep, b->n * sizeof *r);
         memcpy(ids, b->ids, b->n * sizeof *ids);
     }
-    /* With the sanitizer off (or for public tokens) the ids and vectors are the user's own. */
     if (b->vecs) sodium_memzero(b->vecs, b->cap * (size_t)dim * sizeof *b->vecs);
-    if (b->rep) sodium_memzero(b->rep, b->cap * sizeof *b->rep);
     if (b->ids) sodium_memzero(b->ids, b->cap * sizeof *b->ids);
     free(b->vecs);
-    free(b->rep);
     free(b->ids);
     b->vecs = v;
-    b->rep = r;
     b->ids = ids;
     b->cap = cap;
+    return 0;
+}
+
+static int rep_reserve(struct core_batch *b, size_t extra, char *err, size_t errlen)
+{
+    if (b->nrep + extra <= b->rep_cap) return 0;
+    size_t cap = b->rep_cap ? b->rep_cap : 16;
+    while (cap < b->nrep + extra) cap *= 2;
+    struct core_tok_report *r = calloc(cap, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "core: out of memory for %zu report rows", cap);
+        return -1;
+    }
+    if (b->nrep) memcpy(r, b->rep, b->nrep * sizeof *r);
+    if (b->rep) sodium_memzero(b->rep, b->rep_cap * sizeof *b->rep);
+    free(b->rep);
+    b->rep = r;
+    b->rep_cap = cap;
     return 0;
 }
 
 void core_batch_free(struct core_batch *b)
 {
     if (!b) return;
-    /* The report holds the user's own pieces, and the ids are the user's own when the
-     * sanitizer is off or a token is public. The vectors already crossed the boundary. */
-    if (b->rep) sodium_memzero(b->rep, b->cap * sizeof *b->rep);
+    /* The report holds the user's own words, and the ids are the user's own when the
+     * sanitizer is off or a word is public. The vectors already crossed the boundary. */
+    if (b->rep) sodium_memzero(b->rep, b->rep_cap * sizeof *b->rep);
     if (b->ids) sodium_memzero(b->ids, b->cap * sizeof *b->ids);
     free(b->vecs);
     free(b->rep);
@@ -481,21 +620,236 @@ void core_batch_free(struct core_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-int core_encode(struct core *c, const char *text, size_t len, int seg, int add_bos,
-                struct core_batch *b, char *err, size_t errlen)
+/* ---- the word unit -------------------------------------------------------------------- */
+
+static _Thread_local struct noise *t_nz;
+static uint32_t rand_below(const uint32_t upper) { return (uint32_t)noise_uniform(t_nz, upper); }
+
+static int words_init(struct core *c, char *err, size_t errlen)
 {
-    if (seg != CORE_SEG_USER && seg != CORE_SEG_TEMPLATE) {
-        snprintf(err, errlen, "core: unknown segment kind %d", seg);
+    if (!c->nz && noise_open(&c->nz, c->seeded, c->seed, err, errlen) != 0) return -1;
+    if (c->ws.mc) return 0;
+    unsigned char fp[32];
+    table_fingerprint(c, fp);
+    char dir[4096];
+    cache_dir_of(c, dir, sizeof dir);
+    struct wordsan_params wp = {
+        .tok = c->tok, .pl = c->pl, .dim = c->dim, .rows = san_rows, .ctx = c,
+        .k = c->cluster_size, .quiet = c->quiet, .cache_dir = dir, .fingerprint = fp,
+        .log = c->log, .log_ctx = c->log_ctx, .noise = c->nz,
+        .mech = c->mech == CORE_MECH_NONE ? CORE_MECH_RNM : c->mech, .eps = c->eps,
+    };
+    if (wordsan_open(&c->ws, &wp, err, errlen) != 0) return -1;
+    if (c->seeded)
+        core_log(c, "WARNING: seeded sanitizer: the noise is reproducible, so this run is NOT "
+                    "private; use it for tests only");
+    return 0;
+}
+
+/* The word's text without its leading space. */
+static void unit_word(const char *t, const struct words_unit *u, const char **w, size_t *n)
+{
+    *w = t + u->off;
+    *n = u->len;
+    if (*n && **w == ' ') {
+        (*w)++;
+        (*n)--;
+    }
+}
+
+/* Would this unit be charged (a sanitized word the mechanism prices)? */
+static int unit_charged(struct core *c, const char *t, const struct words_unit *u)
+{
+    if (u->treat != WORDS_SANITIZE || c->mech == CORE_MECH_NONE) return 0;
+    if (c->mech != CORE_MECH_CUSTEXT) return 1;
+    const char *w;
+    size_t n;
+    unit_word(t, u, &w, &n);
+    return !mech_is_stopword(w, n);
+}
+
+static int unit_kind(struct core *c, const char *t, const struct words_unit *u)
+{
+    if (u->treat == WORDS_CONTROL) return CORE_TOK_CONTROL;
+    if (u->treat == WORDS_RANDOM) return c->mech == CORE_MECH_NONE ? CORE_TOK_KEPT : CORE_TOK_RANDOM;
+    if (u->treat == WORDS_SANITIZE && unit_charged(c, t, u)) return CORE_TOK_PLANNED;
+    if (u->treat == WORDS_SANITIZE && c->mech == CORE_MECH_NONE) return CORE_TOK_KEPT;
+    return CORE_TOK_PUBLIC;
+}
+
+/* Splits text (already in the guarded region) into units there. */
+struct wsplit {
+    struct enclave *r;
+    char *text, *clean;
+    struct words_unit *u;
+    size_t nu, clean_len;
+    int32_t *ids;               /* scratch for one word's pieces */
+};
+
+static int wsplit_open(struct core *c, const char *text, size_t len, struct wsplit *ws,
+                       char *err, size_t errlen)
+{
+    memset(ws, 0, sizeof *ws);
+    size_t maxu = len + 1;
+    size_t clean_off = (len + 8) & ~(size_t)7;
+    size_t u_off = (clean_off + len + 8) & ~(size_t)7;
+    size_t ids_off = u_off + maxu * sizeof(struct words_unit);
+    size_t bytes = ids_off + (len + 4) * sizeof(int32_t);
+    if (enclave_alloc(&ws->r, bytes, 0, err, errlen) != 0) return -1;
+    if (!ws->r->locked) c->msg_unlocked++;
+    if ((c->require_locked && !ws->r->locked) || enclave_unseal(ws->r, err, errlen) != 0) {
+        if (c->require_locked && !ws->r->locked)
+            snprintf(err, errlen, "core: cannot lock memory for this message (require-locked); "
+                                  "RLIMIT_MEMLOCK is exhausted");
+        enclave_free(ws->r);
+        ws->r = NULL;
         return -1;
     }
-    if (!text && len) {
-        snprintf(err, errlen, "core: NULL text");
+    ws->text = (char *)ws->r->ptr;
+    ws->clean = ws->text + clean_off;
+    ws->u = (struct words_unit *)(void *)(ws->r->ptr + u_off);
+    ws->ids = (int32_t *)(void *)(ws->r->ptr + ids_off);
+    if (len) memcpy(ws->text, text, len);
+    int rc = words_split(c->pl, c->scope, ws->text, len, ws->u, maxu, &ws->nu, ws->clean,
+                         &ws->clean_len, err, errlen);
+    if (rc != 0) {
+        enclave_free(ws->r);
+        ws->r = NULL;
+    }
+    return rc;
+}
+
+static void report_text(const char *s, size_t n, char *out, size_t cap)
+{
+    escape_piece(s, n, out, cap);
+}
+
+int core_preview(struct core *c, const char *text, size_t len, struct core_tok_report *rows,
+                 size_t max, size_t *n, double *eps_cost, char *err, size_t errlen)
+{
+    *n = 0;
+    *eps_cost = 0;
+    if (c->unit != CORE_UNIT_WORD) {
+        snprintf(err, errlen, "core: the preview needs the word unit");
         return -1;
     }
-    if (len > ((size_t)1 << 28)) {
-        snprintf(err, errlen, "core: text of %zu bytes is too long", len);
-        return -1;
+    struct wsplit ws;
+    if (wsplit_open(c, text, len, &ws, err, errlen) != 0) return -1;
+    for (size_t i = 0; i < ws.nu; i++) {
+        const struct words_unit *u = &ws.u[i];
+        if (u->cls == WORDS_SPACE) continue;
+        int k = unit_kind(c, ws.clean, u);
+        double e = k == CORE_TOK_PLANNED ? c->eps : 0;
+        *eps_cost += e;
+        if (*n < max) {
+            struct core_tok_report *r = &rows[(*n)++];
+            memset(r, 0, sizeof *r);
+            report_text(ws.clean + u->off, u->len, r->orig, sizeof r->orig);
+            r->kind = k;
+            r->eps = e;
+        }
     }
+    enclave_free(ws.r);
+    return 0;
+}
+
+/* The word path of core_encode for user text: units, prices, substitutes, then the
+ * sanitized text is tokenized and embedded. */
+static int encode_words(struct core *c, const char *text, size_t len, int add_bos,
+                        struct core_batch *b, double *msg_eps, char *err, size_t errlen)
+{
+    struct wsplit ws;
+    if (wsplit_open(c, text, len, &ws, err, errlen) != 0) return -1;
+    struct enclave *out = NULL;
+    int rc = -1;
+    size_t charged = 0;
+    for (size_t i = 0; i < ws.nu; i++) charged += (size_t)unit_charged(c, ws.clean, &ws.u[i]);
+    double cost = budget_cost(charged, c->eps);
+    if (charged || c->mech != CORE_MECH_NONE) {
+        rc = price_check(c, cost, b, &b->refusal, err, errlen);
+        if (rc != 0) {
+            b->refusal.n_sanitized = charged;
+            goto done;
+        }
+        rc = -1;
+    }
+    if (charged && words_init(c, err, errlen) != 0) goto done;
+    if (!c->nz && noise_open(&c->nz, c->seeded, c->seed, err, errlen) != 0) goto done;
+    if (charged) {
+        struct mech *mc = c->ws.mc;
+        if (mech_kind(mc) != c->mech && mech_set_kind(mc, c->mech, err, errlen) != 0) goto done;
+        if (mech_eps(mc) != c->eps && mech_set_eps(mc, c->eps, err, errlen) != 0) goto done;
+    }
+    /* The sanitized text: at most each unit's length or a substitute (a space and a domain
+     * word) per sanitized unit. */
+    size_t cap = ws.clean_len + 1 + charged * (LEXICON_MAX_WORD + 2);
+    size_t max_ids = cap + 3;
+    size_t ids_off = (cap + 8) & ~(size_t)7;
+    if (enclave_alloc(&out, ids_off + max_ids * sizeof(int32_t), 0, err, errlen) != 0 ||
+        enclave_unseal(out, err, errlen) != 0)
+        goto done;
+    char *st = (char *)out->ptr;
+    int32_t *ids = (int32_t *)(void *)(out->ptr + ids_off);
+    size_t sl = 0, nrows = 0;
+    for (size_t i = 0; i < ws.nu; i++) nrows += ws.u[i].cls != WORDS_SPACE;
+    if (rep_reserve(b, nrows, err, errlen) != 0) goto done;
+    struct core_tok_report *rows = b->rep + b->nrep;
+    memset(rows, 0, nrows * sizeof *rows);
+    size_t ri = 0;
+    t_nz = c->nz;
+    for (size_t i = 0; i < ws.nu; i++) {
+        const struct words_unit *u = &ws.u[i];
+        const char *src = ws.clean + u->off;
+        size_t start = sl;
+        int kind = unit_kind(c, ws.clean, u);
+        int csize = 0;
+        if (kind == CORE_TOK_RANDOM) {
+            sl += words_randomize(src, u->len, st + sl, rand_below);
+        } else if (kind == CORE_TOK_PLANNED) {
+            const char *w;
+            size_t wn;
+            unit_word(ws.clean, u, &w, &wn);
+            if (wn < u->len) st[sl++] = ' ';
+            int k;
+            if (wordsan_word(&c->ws, w, wn, ws.ids, st + sl, cap - sl, &k, &csize, err,
+                             errlen) != 0)
+                goto done;
+            sl += strlen(st + sl);
+            kind = k ? CORE_TOK_REPLACED : CORE_TOK_KEPT;
+        } else {
+            memcpy(st + sl, src, u->len);
+            sl += u->len;
+        }
+        if (u->cls == WORDS_SPACE) continue;
+        struct core_tok_report *r = &rows[ri++];
+        report_text(src, u->len, r->orig, sizeof r->orig);
+        report_text(st + start, sl - start, r->sent, sizeof r->sent);
+        r->kind = kind;
+        r->eps = kind == CORE_TOK_KEPT || kind == CORE_TOK_REPLACED ? c->eps : 0;
+        r->cluster_size = csize;
+        if (c->mech == CORE_MECH_NONE) r->eps = 0;
+    }
+    size_t n = 0;
+    if (tok_encode(c->tok, st, sl, add_bos, 0, ids, max_ids, &n, err, errlen) != 0) goto done;
+    if (batch_reserve(b, n, c->dim, err, errlen) != 0) goto done;
+    if (embed_rows(c->emb, ids, n, b->vecs + b->n * (size_t)c->dim, err, errlen) != 0) goto done;
+    memcpy(b->ids + b->n, ids, n * sizeof *ids);
+    b->n += n;
+    b->nrep += ri;
+    *msg_eps = cost;
+    rc = 0;
+done:
+    if (rc != 0 && b->rep) sodium_memzero(b->rep + b->nrep, (b->rep_cap - b->nrep) * sizeof *b->rep);
+    t_nz = NULL;
+    if (out) enclave_free(out);
+    enclave_free(ws.r);
+    return rc;
+}
+
+/* The token path: template text, and user text with the token unit. */
+static int encode_tokens(struct core *c, const char *text, size_t len, int seg, int add_bos,
+                         struct core_batch *b, double *msg_eps, char *err, size_t errlen)
+{
     /* One guarded region per call: the text, its raw ids and the ids to send. */
     size_t max_ids = len + 3;
     size_t ids_off = (len + 1 + 3) & ~(size_t)3;
@@ -522,11 +876,11 @@ int core_encode(struct core *c, const char *text, size_t len, int seg, int add_b
     if (tok_encode(c->tok, rtext, len, add_bos, seg == CORE_SEG_TEMPLATE, ids, max_ids, &n,
                    err, errlen) != 0)
         goto out;
-    if (batch_reserve(b, n, c->dim, err, errlen) != 0) goto out;
-    struct core_tok_report *rep = b->rep + b->n;
+    if (batch_reserve(b, n, c->dim, err, errlen) != 0 || rep_reserve(b, n, err, errlen) != 0)
+        goto out;
+    struct core_tok_report *rep = b->rep + b->nrep;
     memset(rep, 0, n * sizeof *rep);
-    double msg_eps = 0;
-    rc = core_sanitize_ids(c, seg, ids, sent, n, rep, &msg_eps, &b->refusal, err, errlen);
+    rc = core_sanitize_ids(c, seg, ids, sent, n, rep, msg_eps, b, &b->refusal, err, errlen);
     if (rc != 0) {
         memset(rep, 0, n * sizeof *rep);
         goto out;
@@ -542,9 +896,53 @@ int core_encode(struct core *c, const char *text, size_t len, int seg, int add_b
         piece_report(c->tok, sent[i], rep[i].sent, sizeof rep[i].sent);
     }
     b->n += n;
-    b->msg_eps += msg_eps;
+    b->nrep += n;
 out:
     enclave_free(r);    /* wipes text and ids */
+    return rc;
+}
+
+int core_encode(struct core *c, const char *text, size_t len, int seg, int add_bos,
+                struct core_batch *b, char *err, size_t errlen)
+{
+    if (seg != CORE_SEG_USER && seg != CORE_SEG_TEMPLATE) {
+        snprintf(err, errlen, "core: unknown segment kind %d", seg);
+        return -1;
+    }
+    if (!text && len) {
+        snprintf(err, errlen, "core: NULL text");
+        return -1;
+    }
+    if (len > ((size_t)1 << 28)) {
+        snprintf(err, errlen, "core: text of %zu bytes is too long", len);
+        return -1;
+    }
+    double msg_eps = 0;
+    int rc;
+    if (seg == CORE_SEG_USER && c->unit == CORE_UNIT_WORD) {
+        rc = encode_words(c, text, len, add_bos, b, &msg_eps, err, errlen);
+    } else {
+        rc = encode_tokens(c, text, len, seg, add_bos, b, &msg_eps, err, errlen);
+    }
+    if (rc != 0) return rc;
+    if (b->defer_charge) {
+        b->pending += msg_eps;
+    } else {
+        rc = charge(c, msg_eps, &b->refusal, err, errlen);
+        if (rc != 0) return rc;
+    }
+    b->msg_eps += msg_eps;
+    return 0;
+}
+
+int core_commit(struct core *c, struct core_batch *b, char *err, size_t errlen)
+{
+    int rc = charge(c, b->pending, &b->refusal, err, errlen);
+    if (rc == CORE_EBUDGET)
+        snprintf(err, errlen, "privacy budget: this message would cost ε %g but %g of %g is "
+                              "left today", b->refusal.eps_cost, b->refusal.eps_left,
+                 b->refusal.eps_total);
+    if (rc == 0) b->pending = 0;
     return rc;
 }
 
@@ -575,8 +973,48 @@ int core_set_mechanism(struct core *c, int mech, char *err, size_t errlen)
 
 double core_eps(const struct core *c) { return c->eps; }
 int core_mechanism(const struct core *c) { return c->mech; }
-double core_budget_total(const struct core *c) { return c->budget_total; }
-double core_budget_spent(const struct core *c) { return c->budget_spent; }
+int core_unit(const struct core *c) { return c->unit; }
+int core_scope(const struct core *c) { return c->scope; }
+
+int core_set_scope(struct core *c, int scope, char *err, size_t errlen)
+{
+    if (scope < CORE_SCOPE_AUTO || scope > CORE_SCOPE_MARKED) {
+        snprintf(err, errlen, "core: unknown scope %d", scope);
+        return -1;
+    }
+    c->scope = scope;
+    return 0;
+}
+
+const char *core_scope_name(int scope) { return words_mode_name(scope); }
+int core_scope_parse(const char *name) { return name ? words_mode_parse(name) : -1; }
+
+static const char *const unit_names[] = {"word", "token"};
+const char *core_unit_name(int unit)
+{
+    return unit >= CORE_UNIT_WORD && unit <= CORE_UNIT_TOKEN ? unit_names[unit] : "?";
+}
+int core_unit_parse(const char *name)
+{
+    for (int i = 0; name && i <= CORE_UNIT_TOKEN; i++)
+        if (strcasecmp(name, unit_names[i]) == 0) return i;
+    return -1;
+}
+
+size_t core_public_word_count(void)
+{
+    struct words_list *pl;
+    char e[64];
+    if (words_list_open(&pl, NULL, 0, e, sizeof e) != 0) return 0;
+    size_t n = words_list_size(pl);
+    words_list_close(pl);
+    return n;
+}
+
+int core_ledger_reset(const char *path, char *err, size_t errlen)
+{
+    return ledger_reset(path, NULL, err, errlen);
+}
 
 void core_status(const struct core *c, struct core_status *st)
 {

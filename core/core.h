@@ -25,13 +25,31 @@ enum core_mech {
     CORE_MECH_NONE,         /* no sanitization: engine use and the core-off benchmark */
 };
 
+/* What one application of the mechanism covers (--unit). */
+enum core_unit {
+    CORE_UNIT_WORD = 0,     /* a word of the text costs ε once and is replaced by a whole word */
+    CORE_UNIT_TOKEN,        /* every sub-word piece is sanitized on its own (the paper's way) */
+};
+/* Which words are sanitized (--sanitize; a fixed public rule, see core/words.h). */
+enum core_scope {
+    CORE_SCOPE_AUTO = 0,    /* common words in clear; names, numbers, rare words sanitized */
+    CORE_SCOPE_ALL,         /* every word */
+    CORE_SCOPE_MARKED,      /* only what the user marks with {{ }} */
+};
+
 struct core_options {
     size_t mem_limit;       /* bytes of guarded region; 0 = fit under RLIMIT_MEMLOCK */
     int require_locked;     /* refuse to open when the region cannot be locked */
     const char *swap_dir;   /* NULL: $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp */
     int mechanism;          /* enum core_mech */
-    double eps;             /* ε per sanitized token */
-    double budget;          /* session budget */
+    double eps;             /* ε per sanitized word (or token, with CORE_UNIT_TOKEN) */
+    double budget;          /* ε a day (with a ledger) or for the session (without) */
+    int unit;               /* enum core_unit */
+    int scope;              /* enum core_scope (word unit) */
+    /* The per-user ledger file ($XDG_STATE_HOME/cmif/ledger, chosen by the caller): every
+     * charge is recorded there and the budget is a rolling 24-hour limit across processes
+     * and restarts. NULL: no ledger, the budget is this session's alone. */
+    const char *ledger_path;
     int cluster_size;       /* K, default 20 */
     int seeded;             /* tests only: deterministic noise from seed (not private) */
     uint64_t seed;
@@ -45,14 +63,23 @@ struct core_options {
 
 void core_defaults(struct core_options *o);
 
-/* How a token of user input was treated. */
-enum core_tok_kind { CORE_TOK_KEPT = 0, CORE_TOK_REPLACED, CORE_TOK_PUBLIC, CORE_TOK_CONTROL };
-/* "kept", "replaced", "public", "control"; "?" for anything else. */
+/* How a unit (word or token) of user input was, or will be, treated. */
+enum core_tok_kind {
+    CORE_TOK_KEPT = 0,      /* sanitized, and the mechanism chose the typed word itself */
+    CORE_TOK_REPLACED,      /* sanitized into another word */
+    CORE_TOK_PUBLIC,        /* common word sent as typed, ε 0 */
+    CORE_TOK_CONTROL,       /* punctuation, template text: sent as is, ε 0 */
+    CORE_TOK_RANDOM,        /* number / address: every letter and digit uniformly random,
+                               the shape kept; ε 0 against the value */
+    CORE_TOK_PLANNED,       /* preview only: will be sanitized when sent */
+};
+/* "kept", "replaced", "public", "control", "random", "sanitize"; "?" otherwise. */
 const char *core_kind_name(int kind);
 
 struct core_tok_report {
-    char orig[48];          /* piece as typed (UTF-8, truncated, control chars escaped) */
-    char sent[48];          /* piece as sent */
+    char orig[48];          /* word or piece as typed (UTF-8, truncated, control chars
+                               escaped; a word keeps its leading space) */
+    char sent[48];          /* as sent */
     int kind;               /* enum core_tok_kind */
     double eps;             /* ε charged for this token */
     int cluster_size;
@@ -62,9 +89,11 @@ struct core_tok_report {
  * the caller words for the user, with its own advice (a flag, a /command). */
 struct core_refusal {
     double eps_cost;        /* what the message would cost */
-    double eps_left;        /* what is left of the session budget */
+    double eps_left;        /* what is left of the budget (today's, with a ledger) */
     double eps_total, eps_spent;
-    size_t n_sanitized;     /* tokens of the message that would be charged */
+    size_t n_sanitized;     /* units of the message that would be charged */
+    int64_t next_free;      /* with a ledger: when (unix time) enough of today's charges
+                               expire for this message to fit; 0 when unknown, -1 never */
 };
 
 /* Result of encoding: vectors to hand to the decoder and the report. Owned by the caller
@@ -72,8 +101,15 @@ struct core_refusal {
 struct core_batch {
     float *vecs;
     size_t n, cap;
-    struct core_tok_report *rep;   /* n entries */
-    double msg_eps;                /* ε this batch cost */
+    struct core_tok_report *rep;   /* nrep rows: one per token, or per word of user text
+                                      (spaces left out) with the word unit */
+    size_t nrep, rep_cap;
+    double msg_eps;                /* ε this batch costs */
+    /* Set by the caller before the first core_encode: charge nothing until core_commit, so
+     * that a message refused afterwards (too long for the context, a failure on the way)
+     * costs nothing. The vectors must not leave the process before core_commit succeeds. */
+    int defer_charge;
+    double pending;                /* ε encoded but not yet charged (defer_charge) */
     int32_t *ids;                  /* n ids actually sent (sanitized): what the untrusted side
                                       may know anyway (e.g. for the sampler's penalties) */
     struct core_refusal refusal;   /* set when core_encode returns CORE_EBUDGET */
@@ -140,6 +176,15 @@ size_t core_piece(const struct core *c, struct core_detok *d, int32_t id, int sh
  * would cost (no advice: the caller adds its own). */
 int core_encode(struct core *c, const char *text, size_t len, int seg, int add_bos,
                 struct core_batch *b, char *err, size_t errlen);
+/* Charges what a defer_charge batch encoded (b->pending) to the session and the ledger. 0,
+ * CORE_EBUDGET (another process spent the budget meanwhile: b->refusal filled; send
+ * nothing), or -1 (the ledger could not be written: send nothing). */
+int core_commit(struct core *c, struct core_batch *b, char *err, size_t errlen);
+/* What sending text as user content would do, without drawing any noise: one row per word
+ * (orig, kind CORE_TOK_PUBLIC / _CONTROL / _RANDOM / _PLANNED, eps it would cost), at most
+ * max rows; *eps_cost the message's ε. For the preview the user sees before Enter. 0 or -1. */
+int core_preview(struct core *c, const char *text, size_t len, struct core_tok_report *rows,
+                 size_t max, size_t *n, double *eps_cost, char *err, size_t errlen);
 void core_batch_free(struct core_batch *b);
 
 /* Embedding of a token the model generated (not user input) into out[dim]. */
@@ -149,8 +194,25 @@ int core_set_eps(struct core *c, double eps, char *err, size_t errlen);
 int core_set_mechanism(struct core *c, int mech, char *err, size_t errlen);
 double core_eps(const struct core *c);
 int core_mechanism(const struct core *c);
+/* The budget: the daily limit and what the last 24 hours spent (with a ledger; refreshed
+ * from the file by core_budget_refresh), or the session's. */
 double core_budget_total(const struct core *c);
 double core_budget_spent(const struct core *c);
+double core_budget_session(const struct core *c);    /* spent by this process */
+double core_budget_lifetime(const struct core *c);   /* ledger's all-time total (or session) */
+int core_has_ledger(const struct core *c);
+int core_budget_refresh(struct core *c, char *err, size_t errlen);
+int core_unit(const struct core *c);
+int core_scope(const struct core *c);
+int core_set_scope(struct core *c, int scope, char *err, size_t errlen);
+const char *core_scope_name(int scope);       /* "auto", "all", "marked" */
+int core_scope_parse(const char *name);       /* -1 when unknown */
+const char *core_unit_name(int unit);         /* "word", "token" */
+int core_unit_parse(const char *name);        /* -1 when unknown */
+/* Size and source of the public word list (for --help and /budget). */
+size_t core_public_word_count(void);
+/* Forgets every charge of the ledger at path (explicit user action; new key). 0 or -1. */
+int core_ledger_reset(const char *path, char *err, size_t errlen);
 const char *core_mech_name(int mech);
 int core_mech_parse(const char *name);        /* -1 when unknown */
 /* Checks that x is a usable ε or budget (finite, > 0); what names it in err. 0 or -1. */

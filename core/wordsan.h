@@ -1,0 +1,74 @@
+/* core/wordsan: the word-level sanitizer. A sanitized word is replaced by a whole word of the
+ * vocabulary's word domain (core/lexicon), chosen by the mechanism (core/mech: Report-Noisy-
+ * Max by default) among the members of the word's cluster.
+ *
+ * The clusters partition the domain (K words each, never crossing the public-list/other
+ * split, so in auto mode an uncommon word is replaced by another uncommon word). A typed word
+ * in the domain uses its own cluster; any other word (several pieces, non-ASCII letters) is
+ * embedded as the normalised mean of its pieces' rows and takes the nearest cluster centroid
+ * of its group: both are fixed public functions of the word, so for any two words that land
+ * in one cluster the output distributions differ by at most e^ε, domain members or not. The
+ * substitute takes the typed word's case pattern (Paris → London, PARIS → LONDON).
+ *
+ * Internal to core/: the core builds it on the first sanitized word (clustering can take a
+ * while; the partition is cached like the token partition) and calls it from core_encode. */
+#ifndef CMIF_CORE_WORDSAN_H
+#define CMIF_CORE_WORDSAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct tokenizer;
+struct words_list;
+struct noise;
+struct lexicon;
+struct cluster;
+struct mech;
+
+struct wordsan_params {
+    const struct tokenizer *tok;
+    const struct words_list *pl;    /* the public list (groups of the domain) */
+    int dim;
+    /* Rows of token ids (the core's guarded table). */
+    int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
+    void *ctx;
+    int k;                          /* cluster size */
+    int quiet;
+    const char *cache_dir;          /* partition cache; NULL or "": none */
+    const unsigned char *fingerprint;  /* 32 bytes naming table + vocabulary, or NULL */
+    void (*log)(void *ctx, const char *msg);
+    void *log_ctx;
+    struct noise *noise;            /* shared with the token sanitizer; must outlive this */
+    int mech;                       /* enum mech_kind */
+    double eps;
+};
+
+struct wordsan {
+    struct lexicon *lex;
+    struct cluster *cl;
+    struct mech *mc;
+    const struct tokenizer *tok;
+    const struct words_list *pl;
+    int dim;
+    int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
+    void *ctx;
+    float *x, *prow;                /* protected scratch: the word's vector, piece rows */
+    size_t prow_cap;
+};
+
+/* Fills w (all or nothing). */
+int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, size_t errlen);
+void wordsan_close(struct wordsan *w);
+
+/* Whether the word (lower-case ASCII-folded, no leading space) is charged under the current
+ * mechanism (CusText+ leaves its stopwords as they are). */
+int wordsan_charges(const struct wordsan *w, const char *low, size_t n);
+
+/* Replaces the word word[0..n) (no leading space; user text) by a domain word written to out
+ * (cap bytes; NUL-terminated) with the typed word's case. ids: scratch for the word's pieces
+ * (n + 3 entries, in guarded memory). *kind: 0 kept (the same word came out), 1 replaced;
+ * *cluster_size: candidates. 0 or -1 with err (no user text in it). */
+int wordsan_word(struct wordsan *w, const char *word, size_t n, int32_t *ids, char *out,
+                 size_t cap, int *kind, int *cluster_size, char *err, size_t errlen);
+
+#endif
