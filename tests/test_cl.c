@@ -178,7 +178,7 @@ static void write_hook(void *ctx, int kind, const void *src, size_t bytes)
         w->bad++;
 }
 
-/* --- acceptance 1: stories260K golden text with the OpenCL backend --------------------- */
+/* --- stories260K golden text with the OpenCL backend --------------------- */
 
 static void test_golden_stories(void **st)
 {
@@ -253,7 +253,7 @@ static void test_golden_stories(void **st)
     lm_close(&m);
 }
 
-/* --- acceptance 2: every weight type matches the CPU backend -------------------------- */
+/* --- every weight type matches the CPU backend -------------------------- */
 
 /* A random in-memory Llama with all matrices of one type (tests/tools/memmodel), and its
  * F32 twin: with it the CPU backend runs without quantizing activations, so it is an
@@ -403,7 +403,7 @@ static void test_long_prompt(void **st)
     memmodel_free(&m);
 }
 
-/* --- acceptance 3: device switch, OOM fallback, missing platform ---------------------- */
+/* --- device switch, OOM fallback, missing platform ---------------------- */
 
 static void test_device_switch(void **st)
 {

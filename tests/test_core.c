@@ -1,7 +1,7 @@
 /* Tests of core/core (with core/embed): the public API over real and random models,
  * the embedding table served through the encrypted swap, the locked/not-locked report,
- * what crosses the boundary to the decoder (acceptance 7) and the golden stories260K text
- * through a 64 KiB core (acceptance 8). */
+ * what crosses the boundary to the decoder and the golden stories260K text through a
+ * 64 KiB core. */
 #include "tests/testutil.h"
 
 #include <linux/capability.h>
@@ -383,7 +383,7 @@ static void test_not_locked_reported(void **state)
     assert_int_equal(WEXITSTATUS(ws), 0);
 }
 
-/* ---- acceptance 7: only vectors cross ------------------------------------------------ */
+/* ---- only vectors cross ------------------------------------------------------------ */
 struct watch {
     const struct ref *r;
     const int32_t *raw;           /* raw user ids (the test knows them; the decoder must not) */
@@ -512,7 +512,7 @@ static void test_boundary_opencl(void **state)
     boundary_run(DEC_DEV_CL);
 }
 
-/* ---- acceptance 8: golden text through a 64 KiB core --------------------------------- */
+/* ---- golden text through a 64 KiB core --------------------------------------------- */
 static void test_golden_through_swap(void **state)
 {
     (void)state;

@@ -1,4 +1,4 @@
-/* tests/test_dp: statistical differential-privacy audit of the sanitizer (acceptance 1).
+/* tests/test_dp: statistical differential-privacy audit of the sanitizer.
  *
  * In the spirit of Google's DP stochastic tester and DP-Auditorium's histogram tester: for a
  * pair of inputs x, x' of one cluster, run the mechanism N times on each with the seeded test
