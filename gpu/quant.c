@@ -26,11 +26,11 @@ static const struct qt_info infos[] = {
     {QT_F32, "F32", 1, 4, QK_F32},
     {QT_F16, "F16", 1, 2, QK_F16},
     {QT_BF16, "BF16", 1, 2, QK_BF16},
-    {QT_Q8_0, "Q8_0", 32, sizeof(struct blk_q8_0), QK_Q8_0},
-    {QT_Q4_0, "Q4_0", 32, sizeof(struct blk_q4_0), QK_Q4_0},
-    {QT_Q4_K, "Q4_K", 256, sizeof(struct blk_q4_k), QK_Q4_K},
-    {QT_Q5_K, "Q5_K", 256, sizeof(struct blk_q5_k), QK_Q5_K},
-    {QT_Q6_K, "Q6_K", 256, sizeof(struct blk_q6_k), QK_Q6_K},
+    {QT_Q8_0, "Q8_0", QK8_0, sizeof(struct blk_q8_0), QK_Q8_0},
+    {QT_Q4_0, "Q4_0", QK4_0, sizeof(struct blk_q4_0), QK_Q4_0},
+    {QT_Q4_K, "Q4_K", QK_K, sizeof(struct blk_q4_k), QK_Q4_K},
+    {QT_Q5_K, "Q5_K", QK_K, sizeof(struct blk_q5_k), QK_Q5_K},
+    {QT_Q6_K, "Q6_K", QK_K, sizeof(struct blk_q6_k), QK_Q6_K},
 };
 
 static const struct qt_info *info(int type)
@@ -153,11 +153,11 @@ void qt_dequant_row(int type, const void *src, float *dst, size_t n)
     case QT_F32: memcpy(dst, src, n * sizeof(float)); break;
     case QT_F16: for (size_t i = 0; i < n; i++) dst[i] = qt_h2f(h[i]); break;
     case QT_BF16: for (size_t i = 0; i < n; i++) dst[i] = qt_bf2f(h[i]); break;
-    case QT_Q4_0: dq_q4_0(src, dst, n / 32); break;
-    case QT_Q8_0: dq_q8_0(src, dst, n / 32); break;
-    case QT_Q4_K: dq_q4_k(src, dst, n / 256); break;
-    case QT_Q5_K: dq_q5_k(src, dst, n / 256); break;
-    case QT_Q6_K: dq_q6_k(src, dst, n / 256); break;
+    case QT_Q4_0: dq_q4_0(src, dst, n / QK4_0); break;
+    case QT_Q8_0: dq_q8_0(src, dst, n / QK8_0); break;
+    case QT_Q4_K: dq_q4_k(src, dst, n / QK_K); break;
+    case QT_Q5_K: dq_q5_k(src, dst, n / QK_K); break;
+    case QT_Q6_K: dq_q6_k(src, dst, n / QK_K); break;
     default: memset(dst, 0, n * sizeof(float)); break;
     }
 }
@@ -368,11 +368,11 @@ void qt_quant_row(int type, const float *src, void *dst, size_t n)
     case QT_F32: memcpy(dst, src, n * sizeof(float)); break;
     case QT_F16: for (size_t i = 0; i < n; i++) h[i] = qt_f2h(src[i]); break;
     case QT_BF16: for (size_t i = 0; i < n; i++) h[i] = qt_f2bf(src[i]); break;
-    case QT_Q4_0: q_q4_0(src, dst, n / 32); break;
-    case QT_Q8_0: q_q8_0(src, dst, n / 32); break;
-    case QT_Q4_K: q_q4_k(src, dst, n / 256); break;
-    case QT_Q5_K: q_q5_k(src, dst, n / 256); break;
-    case QT_Q6_K: q_q6_k(src, dst, n / 256); break;
+    case QT_Q4_0: q_q4_0(src, dst, n / QK4_0); break;
+    case QT_Q8_0: q_q8_0(src, dst, n / QK8_0); break;
+    case QT_Q4_K: q_q4_k(src, dst, n / QK_K); break;
+    case QT_Q5_K: q_q5_k(src, dst, n / QK_K); break;
+    case QT_Q6_K: q_q6_k(src, dst, n / QK_K); break;
     default: break;
     }
 }
