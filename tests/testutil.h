@@ -131,6 +131,21 @@ static inline int tu_died_of_fault(int st)
     return WIFSIGNALED(st) && (WTERMSIG(st) == SIGSEGV || WTERMSIG(st) == SIGBUS);
 }
 
+/* A dense n x dim float matrix, and its row lookup in the shape the clustering and the
+ * mechanisms take (ctx is the matrix; -1 for an id out of range). */
+struct tu_mat {
+    int n, dim;
+    float *v;
+};
+
+static inline int tu_mat_row(void *ctx, int32_t id, float *out)
+{
+    struct tu_mat *m = ctx;
+    if (id < 0 || id >= m->n) return -1;
+    memcpy(out, m->v + (size_t)id * m->dim, (size_t)m->dim * sizeof(float));
+    return 0;
+}
+
 /* One greedy decoding step for the golden-text tests: the arg-max token of lg[0..vocab-1]
  * (the lowest id on ties), its piece appended to out[*on] (the space after BOS dropped, as
  * the generate command does; the text must stay under cap bytes). Returns the token. */
