@@ -57,6 +57,24 @@ static inline __m256i bcast16(__m256i v16x2, int j)
     return _mm256_shuffle_epi8(v16x2, _mm256_set1_epi16((short)((2 * j) | ((2 * j + 1) << 8))));
 }
 
+/* The head of a Q4_K/Q5_K super-block: d and dmin (fp16) as floats, the 6-bit scales as
+ * bytes and the mins widened to int16 (each twice, one per 32-element half of a sub-block
+ * pair); returns the packed nibbles. */
+static inline __attribute__((always_inline)) const uint8_t *k45_head(const uint8_t *blk, int five,
+                                                                     float *d, float *dmin,
+                                                                     __m128i *sc8, __m256i *mn16)
+{
+    uint16_t dh, dmh;
+    memcpy(&dh, blk, 2);
+    memcpy(&dmh, blk + 2, 2);
+    __m128i mn8;
+    k4_unpack(blk + 4, sc8, &mn8);
+    *mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
+    *d = kern_h2f(dh);
+    *dmin = kern_h2f(dmh);
+    return blk + (five ? 48 : 16);
+}
+
 static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, size_t nsb,
                                                               const struct qa8k *a, int five)
 {
@@ -68,14 +86,11 @@ static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, s
         _mm_prefetch((const char *)blk + PF_AHEAD, PF_HINT);
         _mm_prefetch((const char *)blk + PF_AHEAD + 64, PF_HINT);
         if (five) _mm_prefetch((const char *)blk + PF_AHEAD + 128, PF_HINT);
-        uint16_t dh, dmh;
-        memcpy(&dh, blk, 2);
-        memcpy(&dmh, blk + 2, 2);
-        const uint8_t *qs = blk + (five ? 48 : 16);
-        __m128i sc8, mn8;
-        k4_unpack(blk + 4, &sc8, &mn8);
+        float dw, dmw;
+        __m128i sc8;
+        __m256i mn16;
+        const uint8_t *qs = k45_head(blk, five, &dw, &dmw, &sc8, &mn16);
         /* mins: Σ_j m_j·(bsum[2j] + bsum[2j+1]) */
-        __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
         __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), mn16);
         __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
         __m256i sumi = _mm256_setzero_si256();
@@ -95,7 +110,7 @@ static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, s
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, bcast16(sc16, 2 * c)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, bcast16(sc16, 2 * c + 1)));
         }
-        float d = kern_h2f(dh) * a->d, dmin = kern_h2f(dmh) * a->d;
+        float d = dw * a->d, dmin = dmw * a->d;
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm);
     }
@@ -103,6 +118,26 @@ static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, s
 }
 
 #if defined(__AVX512BW__)
+/* vpshufb patterns: word j of the scales in the low 256 bits, word k in the high, for
+ * (j, k) = (0,2) (1,3) (4,6) (5,7); static so no per-row setup */
+#define W2(j) 2 * (j), 2 * (j) + 1
+#define W16(j) W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j)
+static const int8_t k45_sel[4][64] = {
+    {W16(0), W16(0), W16(2), W16(2)}, {W16(1), W16(1), W16(3), W16(3)},
+    {W16(4), W16(4), W16(6), W16(6)}, {W16(5), W16(5), W16(7), W16(7)},
+};
+#undef W16
+#undef W2
+
+/* Q5_K's high bits for the two 64-element halves of a super-block (bits 0-3 for the first,
+ * 4-7 for the second), one per 256-bit lane; zero for Q4_K. */
+static inline __attribute__((always_inline)) __m512i k45_qh_zmm(const uint8_t *blk, int five)
+{
+    if (!five) return _mm512_setzero_si512();
+    __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 16));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1);
+}
+
 /* 512-bit form: 64 bytes of packed nibbles (two 64-element chunks) per instruction, against
  * the activation reordered to match (qa8k_perm_offset); each 256-bit half of a product
  * belongs to one sub-block, so a scale vector holds two sub-blocks' scales. */
@@ -114,35 +149,18 @@ static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *
     __m256 accm = _mm256_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
     const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
-    /* vpshufb patterns: word j of the scales in the low 256 bits, word k in the high, for
-     * (j, k) = (0,2) (1,3) (4,6) (5,7); static so no per-row setup */
-#define W2(j) 2 * (j), 2 * (j) + 1
-#define W16(j) W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j)
-    static const int8_t sel[4][64] = {
-        {W16(0), W16(0), W16(2), W16(2)}, {W16(1), W16(1), W16(3), W16(3)},
-        {W16(4), W16(4), W16(6), W16(6)}, {W16(5), W16(5), W16(7), W16(7)},
-    };
-#undef W16
-#undef W2
     for (size_t i = 0; i < nsb; i++, a++, xz += 256) {
         const uint8_t *blk = W + i * bsz;
         _mm_prefetch((const char *)blk + PF_AHEAD, PF_HINT);
         _mm_prefetch((const char *)blk + PF_AHEAD + 64, PF_HINT);
         if (five) _mm_prefetch((const char *)blk + PF_AHEAD + 128, PF_HINT);
-        uint16_t dh, dmh;
-        memcpy(&dh, blk, 2);
-        memcpy(&dmh, blk + 2, 2);
-        const uint8_t *qs = blk + (five ? 48 : 16);
-        __m128i sc8, mn8;
-        k4_unpack(blk + 4, &sc8, &mn8);
-        __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
+        float dw, dmw;
+        __m128i sc8;
+        __m256i mn16;
+        const uint8_t *qs = k45_head(blk, five, &dw, &dmw, &sc8, &mn16);
         __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), mn16);
         __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(sc8));
-        __m512i qh = _mm512_setzero_si512();
-        if (five) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 16));
-            qh = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1);
-        }
+        __m512i qh = k45_qh_zmm(blk, five);
         __m512i sumi = _mm512_setzero_si512();
         _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
@@ -155,11 +173,11 @@ static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *
             }
             __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xz + 128 * h));
             __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xz + 128 * h + 64));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(sel[2 * h]))));
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(k45_sel[2 * h]))));
             sumi = _mm512_add_epi32(sumi,
-                                    _mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(sel[2 * h + 1]))));
+                                    _mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(k45_sel[2 * h + 1]))));
         }
-        float d = kern_h2f(dh) * a->d, dmin = kern_h2f(dmh) * a->d;
+        float d = dw * a->d, dmin = dmw * a->d;
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
         accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm);
     }
