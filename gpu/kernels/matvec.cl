@@ -5,9 +5,20 @@
  * blocks (coalesced), each keeps a private partial sum, and the group reduces them in
  * local memory. y[row] = dot(row, x), or y[row] += dot when acc (residual adds). */
 
-#define MV_QUANT(NAME, UNIT, BYTES, UPB)                                                   \
+/* Every mv_ kernel's signature, and its end: the group's partial sums reduced, stored or
+ * added to y[r] by work-item 0. */
+#define MV_KERNEL(NAME)                                                                    \
 kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const float *x,  \
-                      global float *y, int acc)                                            \
+                      global float *y, int acc)
+
+inline void mv_finish(local float *red, float s, int lid, int r, global float *y, int acc)
+{
+    s = wg_sum(red, s, lid, MV_LS);
+    if (lid == 0) y[r] = acc ? y[r] + s : s;
+}
+
+#define MV_QUANT(NAME, UNIT, BYTES, UPB)                                                   \
+MV_KERNEL(NAME)                                                                            \
 {                                                                                          \
     local float red[MV_LS];                                                                \
     int r = get_group_id(0), lid = get_local_id(0);                                        \
@@ -20,8 +31,7 @@ kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const 
         UNIT(row, u, &a, &b);                                                              \
         s16 += a * vload16(2 * u, x) + b * vload16(2 * u + 1, x);                          \
     }                                                                                      \
-    float s = wg_sum(red, hsum16(s16), lid, MV_LS);                                        \
-    if (lid == 0) y[r] = acc ? y[r] + s : s;                                               \
+    mv_finish(red, hsum16(s16), lid, r, y, acc);                                           \
 }
 
 #define DQ_QUANT(NAME, UNIT, BYTES, UPB)                                                   \
@@ -122,8 +132,7 @@ inline float16 blkdot_q6_k(global const uchar *blk, global const float *x)
 }
 
 #define MV_KQUANT(NAME, BYTES)                                                             \
-kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const float *x,  \
-                      global float *y, int acc)                                            \
+MV_KERNEL(NAME)                                                                            \
 {                                                                                          \
     local float red[MV_LS];                                                                \
     int r = get_group_id(0), lid = get_local_id(0);                                        \
@@ -132,8 +141,7 @@ kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const 
     float16 s16 = (float16)(0.0f);                                                         \
     for (int b = lid; b < nb; b += MV_LS)                                                  \
         s16 += blkdot_##NAME(row + (size_t)b * BYTES, x + 256 * b);                        \
-    float s = wg_sum(red, hsum16(s16), lid, MV_LS);                                        \
-    if (lid == 0) y[r] = acc ? y[r] + s : s;                                               \
+    mv_finish(red, hsum16(s16), lid, r, y, acc);                                           \
 }
 MV_KQUANT(q4_k, 144)
 MV_KQUANT(q5_k, 176)
@@ -146,8 +154,7 @@ MV_QUANT(q6_k, unit_q6_k, 210, 8)
 
 /* Float rows of any length: 16 elements at a time, then a scalar tail. */
 #define MV_FLOAT(NAME, T, LOAD16, CONV)                                                    \
-kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const float *x,  \
-                      global float *y, int acc)                                            \
+MV_KERNEL(NAME)                                                                            \
 {                                                                                          \
     local float red[MV_LS];                                                                \
     int r = get_group_id(0), lid = get_local_id(0);                                        \
@@ -157,8 +164,7 @@ kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const 
     for (int c = lid; c < nv; c += MV_LS) s16 += LOAD16(vload16(c, row)) * vload16(c, x);  \
     float s = hsum16(s16);                                                                 \
     for (int i = nv * 16 + lid; i < cols; i += MV_LS) s += CONV(row[i]) * x[i];            \
-    s = wg_sum(red, s, lid, MV_LS);                                                        \
-    if (lid == 0) y[r] = acc ? y[r] + s : s;                                               \
+    mv_finish(red, s, lid, r, y, acc);                                                     \
 }
 
 #define ID(v) (v)
