@@ -37,6 +37,16 @@ static inline float kern_hsum(__m256 v)
 
 static inline float kern_h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+/* Prefetch for the Q8_0/Q4_0 row loops: a step of four blocks, PF_AHEAD_Q8 ahead (pf3: a
+ * third cache line, for Q8_0's 136 bytes a step). */
+static inline __attribute__((always_inline)) void row32_prefetch(const void *blk, int pf3)
+{
+    const char *p = (const char *)blk + PF_AHEAD_Q8;
+    _mm_prefetch(p, PF_HINT);
+    _mm_prefetch(p + 64, PF_HINT);
+    if (pf3) _mm_prefetch(p + 128, PF_HINT);
+}
+
 /* ---- Q4_K / Q5_K ------------------------------------------------------------------------- */
 
 /* The 8 six-bit scales and mins of a Q4_K/Q5_K super-block, as two 8-byte vectors. */
@@ -604,44 +614,51 @@ static inline __attribute__((always_inline)) __m512 KERN(q8_0_blk2)(const struct
 }
 #endif
 
-static float KERN(q8_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a, const struct qa8x2 *a2)
-{
-    const struct blk_q8_0 *b = (const struct blk_q8_0 *)W;
-    size_t i = 0;
-    float s = 0;
-    (void)a2;   /* used by the 512-bit form only */
+/* The row kernel and matrix-vector product of a 32-element block type T (Q8_0, Q4_0): four
+ * blocks a step (row32_prefetch), as two 512-bit pairs (T_blk2) when VNNI is there, then
+ * as four 256-bit blocks in two accumulators (T_blk), then the rest one block at a time. */
 #if KERN_VNNI && defined(__AVX512F__)
-    __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();
-    for (; i + 4 <= nb; i += 4) {   /* 136 bytes per step */
-        const char *p = (const char *)(b + i) + PF_AHEAD_Q8;
-        _mm_prefetch(p, PF_HINT);
-        _mm_prefetch(p + 64, PF_HINT);
-        _mm_prefetch(p + 128, PF_HINT);
-        z0 = KERN(q8_0_blk2)(b + i, a2 + i / 2, z0);
-        z1 = KERN(q8_0_blk2)(b + i + 2, a2 + i / 2 + 1, z1);
-    }
+#define ROW32_PAIRS(T, PF3)                                                                \
+    __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();                             \
+    for (; i + 4 <= nb; i += 4) {                                                          \
+        row32_prefetch(b + i, PF3);                                                        \
+        z0 = KERN(T##_blk2)(b + i, a2 + i / 2, z0);                                        \
+        z1 = KERN(T##_blk2)(b + i + 2, a2 + i / 2 + 1, z1);                                \
+    }                                                                                      \
     s = _mm512_reduce_add_ps(_mm512_add_ps(z0, z1));
+#else
+#define ROW32_PAIRS(T, PF3)
 #endif
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (; i + 4 <= nb; i += 4) {
-        const char *p = (const char *)(b + i) + PF_AHEAD_Q8;
-        _mm_prefetch(p, PF_HINT);
-        _mm_prefetch(p + 64, PF_HINT);
-        _mm_prefetch(p + 128, PF_HINT);
-        acc0 = KERN(q8_0_blk)(b + i, a + i, acc0);
-        acc1 = KERN(q8_0_blk)(b + i + 1, a + i + 1, acc1);
-        acc0 = KERN(q8_0_blk)(b + i + 2, a + i + 2, acc0);
-        acc1 = KERN(q8_0_blk)(b + i + 3, a + i + 3, acc1);
-    }
-    for (; i < nb; i++) acc0 = KERN(q8_0_blk)(b + i, a + i, acc0);
-    return s + kern_hsum(_mm256_add_ps(acc0, acc1));
+
+#define ROW32(T, PF3)                                                                      \
+static float KERN(T##_row)(const uint8_t *W, size_t nb, const struct qa8 *a,               \
+                           const struct qa8x2 *a2)                                         \
+{                                                                                          \
+    const struct blk_##T *b = (const struct blk_##T *)W;                                   \
+    size_t i = 0;                                                                          \
+    float s = 0;                                                                           \
+    (void)a2;   /* used by the 512-bit form only */                                        \
+    ROW32_PAIRS(T, PF3)                                                                    \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                         \
+    for (; i + 4 <= nb; i += 4) {                                                          \
+        row32_prefetch(b + i, PF3);                                                        \
+        acc0 = KERN(T##_blk)(b + i, a + i, acc0);                                          \
+        acc1 = KERN(T##_blk)(b + i + 1, a + i + 1, acc1);                                  \
+        acc0 = KERN(T##_blk)(b + i + 2, a + i + 2, acc0);                                  \
+        acc1 = KERN(T##_blk)(b + i + 3, a + i + 3, acc1);                                  \
+    }                                                                                      \
+    for (; i < nb; i++) acc0 = KERN(T##_blk)(b + i, a + i, acc0);                          \
+    return s + kern_hsum(_mm256_add_ps(acc0, acc1));                                       \
+}                                                                                          \
+                                                                                           \
+static void KERN(mv_##T)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, \
+                         size_t nr)                                                        \
+{                                                                                          \
+    const struct qa8x2 *a2 = (const struct qa8x2 *)((const uint8_t *)act + qa8x2_offset(n)); \
+    for (size_t r = 0; r < nr; r++) y[r] = KERN(T##_row)(W + r * rb, n / 32, act, a2);     \
 }
 
-static void KERN(mv_q8_0)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
-{
-    const struct qa8x2 *a2 = (const struct qa8x2 *)((const uint8_t *)act + qa8x2_offset(n));
-    for (size_t r = 0; r < nr; r++) y[r] = KERN(q8_0_row)(W + r * rb, n / 32, act, a2);
-}
+ROW32(q8_0, 1)
 
 /* ---- Q4_0 ------------------------------------------------------------------------------ */
 
@@ -675,42 +692,9 @@ static inline __attribute__((always_inline)) __m512 KERN(q4_0_blk2)(const struct
 }
 #endif
 
-static float KERN(q4_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a, const struct qa8x2 *a2)
-{
-    const struct blk_q4_0 *b = (const struct blk_q4_0 *)W;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    size_t i = 0;
-    float s = 0;
-    (void)a2;   /* used by the 512-bit form only */
-#if KERN_VNNI && defined(__AVX512F__)
-    __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();
-    for (; i + 4 <= nb; i += 4) {   /* 72 bytes per step */
-        const char *p = (const char *)(b + i) + PF_AHEAD_Q8;
-        _mm_prefetch(p, PF_HINT);
-        _mm_prefetch(p + 64, PF_HINT);
-        z0 = KERN(q4_0_blk2)(b + i, a2 + i / 2, z0);
-        z1 = KERN(q4_0_blk2)(b + i + 2, a2 + i / 2 + 1, z1);
-    }
-    s = _mm512_reduce_add_ps(_mm512_add_ps(z0, z1));
-#endif
-    for (; i + 4 <= nb; i += 4) {   /* 72 bytes per step */
-        const char *p = (const char *)(b + i) + PF_AHEAD_Q8;
-        _mm_prefetch(p, PF_HINT);
-        _mm_prefetch(p + 64, PF_HINT);
-        acc0 = KERN(q4_0_blk)(b + i, a + i, acc0);
-        acc1 = KERN(q4_0_blk)(b + i + 1, a + i + 1, acc1);
-        acc0 = KERN(q4_0_blk)(b + i + 2, a + i + 2, acc0);
-        acc1 = KERN(q4_0_blk)(b + i + 3, a + i + 3, acc1);
-    }
-    for (; i < nb; i++) acc0 = KERN(q4_0_blk)(b + i, a + i, acc0);
-    return s + kern_hsum(_mm256_add_ps(acc0, acc1));
-}
-
-static void KERN(mv_q4_0)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
-{
-    const struct qa8x2 *a2 = (const struct qa8x2 *)((const uint8_t *)act + qa8x2_offset(n));
-    for (size_t r = 0; r < nr; r++) y[r] = KERN(q4_0_row)(W + r * rb, n / 32, act, a2);
-}
+ROW32(q4_0, 0)
+#undef ROW32
+#undef ROW32_PAIRS
 
 static void KERN(fill)(qt_mv_fn k[QK_NSLOTS])
 {
