@@ -88,15 +88,13 @@ static inline __attribute__((always_inline)) void q45_k_rows4(const uint8_t *W, 
         accm[k] = _mm256_setzero_ps();
     }
     const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
-    const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
     for (size_t i = 0; i < nsb; i++) {
-        const uint8_t *blk = W + i * bsz;
-        float dw, dmw;
-        __m128i sc8;
-        __m256i mn16;
-        const uint8_t *qs = k45_head(blk, five, &dw, &dmw, &sc8, &mn16);
-        __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(sc8));
-        __m512i qh = k45_qh_zmm(blk, five);
+        struct k45_head hd = k45_head(W, i, five, 0);
+        const uint8_t *qs = hd.qs;
+        __m256i mn16 = hd.mn16;
+        float dw = hd.d, dmw = hd.dmin;
+        __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(hd.sc8));
+        __m512i qh = k45_qh_zmm(hd.blk, five);
         __m512i lo[2], hi[2], sc[4];
         for (int h = 0; h < 2; h++) {
             __m512i q = _mm512_loadu_si512(qs + 64 * h);

@@ -67,22 +67,38 @@ static inline __m256i bcast16(__m256i v16x2, int j)
     return _mm256_shuffle_epi8(v16x2, _mm256_set1_epi16((short)((2 * j) | ((2 * j + 1) << 8))));
 }
 
-/* The head of a Q4_K/Q5_K super-block: d and dmin (fp16) as floats, the 6-bit scales as
- * bytes and the mins widened to int16 (each twice, one per 32-element half of a sub-block
- * pair); returns the packed nibbles. */
-static inline __attribute__((always_inline)) const uint8_t *k45_head(const uint8_t *blk, int five,
-                                                                     float *d, float *dmin,
-                                                                     __m128i *sc8, __m256i *mn16)
+/* Super-block i of a Q4_K (five 0) or Q5_K (five 1) row: its address, the packed nibbles,
+ * d and dmin (fp16) as floats, the 6-bit scales as bytes and the mins widened to int16
+ * (each twice, one per 32-element half of a sub-block pair). prefetch: start loading the
+ * super-block PF_AHEAD bytes on (the matrix-vector kernels; the batch kernel reuses each
+ * block for four activations and does not). */
+struct k45_head {
+    const uint8_t *blk, *qs;
+    float d, dmin;
+    __m128i sc8;
+    __m256i mn16;
+};
+
+static inline __attribute__((always_inline)) struct k45_head k45_head(const uint8_t *W, size_t i,
+                                                                      int five, int prefetch)
 {
+    struct k45_head h;
+    h.blk = W + i * (five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k));
+    if (prefetch) {
+        _mm_prefetch((const char *)h.blk + PF_AHEAD, PF_HINT);
+        _mm_prefetch((const char *)h.blk + PF_AHEAD + 64, PF_HINT);
+        if (five) _mm_prefetch((const char *)h.blk + PF_AHEAD + 128, PF_HINT);
+    }
     uint16_t dh, dmh;
-    memcpy(&dh, blk, 2);
-    memcpy(&dmh, blk + 2, 2);
+    memcpy(&dh, h.blk, 2);
+    memcpy(&dmh, h.blk + 2, 2);
     __m128i mn8;
-    k4_unpack(blk + 4, sc8, &mn8);
-    *mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
-    *d = kern_h2f(dh);
-    *dmin = kern_h2f(dmh);
-    return blk + (five ? 48 : 16);
+    k4_unpack(h.blk + 4, &h.sc8, &mn8);
+    h.mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
+    h.d = kern_h2f(dh);
+    h.dmin = kern_h2f(dmh);
+    h.qs = h.blk + (five ? 48 : 16);
+    return h;
 }
 
 static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, size_t nsb,
@@ -90,19 +106,12 @@ static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, s
 {
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
-    const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
     for (size_t i = 0; i < nsb; i++, a++) {
-        const uint8_t *blk = W + i * bsz;
-        _mm_prefetch((const char *)blk + PF_AHEAD, PF_HINT);
-        _mm_prefetch((const char *)blk + PF_AHEAD + 64, PF_HINT);
-        if (five) _mm_prefetch((const char *)blk + PF_AHEAD + 128, PF_HINT);
-        float dw, dmw;
-        __m128i sc8;
-        __m256i mn16;
-        const uint8_t *qs = k45_head(blk, five, &dw, &dmw, &sc8, &mn16);
+        struct k45_head hd = k45_head(W, i, five, 1);
+        const uint8_t *blk = hd.blk, *qs = hd.qs;
         /* mins: Σ_j m_j·(bsum[2j] + bsum[2j+1]) */
-        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), mn16);
-        __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
+        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), hd.mn16);
+        __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(hd.sc8));
         __m256i sumi = _mm256_setzero_si256();
         __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
         _Pragma("GCC unroll 4")
@@ -120,7 +129,7 @@ static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, s
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, bcast16(sc16, 2 * c)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, bcast16(sc16, 2 * c + 1)));
         }
-        float d = dw * a->d, dmin = dmw * a->d;
+        float d = hd.d * a->d, dmin = hd.dmin * a->d;
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm);
     }
@@ -158,18 +167,11 @@ static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
-    const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
     for (size_t i = 0; i < nsb; i++, a++, xz += 256) {
-        const uint8_t *blk = W + i * bsz;
-        _mm_prefetch((const char *)blk + PF_AHEAD, PF_HINT);
-        _mm_prefetch((const char *)blk + PF_AHEAD + 64, PF_HINT);
-        if (five) _mm_prefetch((const char *)blk + PF_AHEAD + 128, PF_HINT);
-        float dw, dmw;
-        __m128i sc8;
-        __m256i mn16;
-        const uint8_t *qs = k45_head(blk, five, &dw, &dmw, &sc8, &mn16);
-        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), mn16);
-        __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(sc8));
+        struct k45_head hd = k45_head(W, i, five, 1);
+        const uint8_t *blk = hd.blk, *qs = hd.qs;
+        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), hd.mn16);
+        __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(hd.sc8));
         __m512i qh = k45_qh_zmm(blk, five);
         __m512i sumi = _mm512_setzero_si512();
         _Pragma("GCC unroll 2")
@@ -187,7 +189,7 @@ static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *
             sumi = _mm512_add_epi32(sumi,
                                     _mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(k45_sel[2 * h + 1]))));
         }
-        float d = dw * a->d, dmin = dmw * a->d;
+        float d = hd.d * a->d, dmin = hd.dmin * a->d;
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
         accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm);
     }
