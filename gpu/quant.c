@@ -430,34 +430,27 @@ static qt_act_fn level_acts(int kq);
 void qt_act_prepare(int type, const float *x, size_t n, void *act)
 {
     switch (type) {
-    case QT_Q8_0: {
+    case QT_Q8_0: case QT_Q4_0: {
+        /* pair layout for the 512-bit kernels: two blocks' quants, a bias per block
+         * (-128·Σq for Q8_0 in int32 lanes 0 and 8, -8·Σq for Q4_0 in lanes 0 and 4) and the
+         * scales in the lanes each block's products land in. Q4_0's quants follow the nibble
+         * order of two blocks: [x0 0..15, x1 0..15, x0 16..31, x1 16..31]. */
         level_acts(0)(x, n, act);
         const struct qa8 *a = act;
         struct qa8x2 *p = (struct qa8x2 *)((uint8_t *)act + qa8x2_offset(n));
         for (size_t i = 0; i + 2 <= n / 32; i += 2, p++) {
             memset(p->bias, 0, sizeof p->bias);
             for (int h = 0; h < 2; h++) {
-                memcpy(p->q + 32 * h, a[i + h].q, 32);
-                p->bias[8 * h] = -128 * a[i + h].s;
-                for (int k = 0; k < 8; k++) p->d[8 * h + k] = a[i + h].d;
-            }
-        }
-        break;
-    }
-    case QT_Q4_0: {
-        /* pair layout for the 512-bit Q4_0 kernel: quants [x0 0..15, x1 0..15, x0 16..31,
-         * x1 16..31] (the nibble order of two blocks), -8·Σq in int32 lanes 0 and 4, and
-         * the scales in the lanes each block's products land in */
-        level_acts(0)(x, n, act);
-        const struct qa8 *a = act;
-        struct qa8x2 *p = (struct qa8x2 *)((uint8_t *)act + qa8x2_offset(n));
-        for (size_t i = 0; i + 2 <= n / 32; i += 2, p++) {
-            memset(p->bias, 0, sizeof p->bias);
-            for (int h = 0; h < 2; h++) {
-                memcpy(p->q + 16 * h, a[i + h].q, 16);
-                memcpy(p->q + 32 + 16 * h, a[i + h].q + 16, 16);
-                p->bias[4 * h] = -8 * a[i + h].s;
-                for (int k = 0; k < 4; k++) p->d[4 * h + k] = p->d[8 + 4 * h + k] = a[i + h].d;
+                if (type == QT_Q8_0) {
+                    memcpy(p->q + 32 * h, a[i + h].q, 32);
+                    p->bias[8 * h] = -128 * a[i + h].s;
+                    for (int k = 0; k < 8; k++) p->d[8 * h + k] = a[i + h].d;
+                } else {
+                    memcpy(p->q + 16 * h, a[i + h].q, 16);
+                    memcpy(p->q + 32 + 16 * h, a[i + h].q + 16, 16);
+                    p->bias[4 * h] = -8 * a[i + h].s;
+                    for (int k = 0; k < 4; k++) p->d[4 * h + k] = p->d[8 + 4 * h + k] = a[i + h].d;
+                }
             }
         }
         break;

@@ -212,6 +212,21 @@ static void mv_q5_k(const uint8_t *W, size_t rb, size_t n, const void *act, floa
 
 /* ---- Q6_K ---------------------------------------------------------------------------------- */
 
+/* The 6-bit quants of half h of a Q6_K super-block, unsigned (0..63, stored +32), as four
+ * 32-byte chunks in element order (chunk k holds elements 128h + 32k ..). */
+static inline __attribute__((always_inline)) void q6_unpack(const struct blk_q6_k *b, int h, __m256i m4,
+                                                            __m256i m30, __m256i q[4])
+{
+    __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+    __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+    __m256i qhv = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+    q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
+    q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                           _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
+}
+
 static inline float q6_k_row(const uint8_t *W, size_t nsb, const struct qa8k *a)
 {
     __m256 acc = _mm256_setzero_ps();
@@ -238,15 +253,8 @@ static inline float q6_k_row(const uint8_t *W, size_t nsb, const struct qa8k *a)
         _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
             __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
-            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
-            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
-            __m256i qhv = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
-            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
+            q6_unpack(b, h, m4, m30, q);
             _Pragma("GCC unroll 4")
             for (int k = 0; k < 4; k++) {
                 __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(a->q + 128 * h + 32 * k)));
@@ -512,15 +520,8 @@ static void dq_q6_k(const uint8_t *src, float *y, size_t n)
     for (size_t i = 0; i < n / 256; i++, b++) {
         __m256 d = _mm256_set1_ps(kern_h2f(b->d));
         for (int h = 0; h < 2; h++, y += 128) {
-            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
-            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
-            __m256i qhv = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
-            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
+            q6_unpack(b, h, m4, m30, q);
             for (int k = 0; k < 4; k++) {
                 __m256i v = _mm256_sub_epi8(q[k], o32);   /* -32..31 */
                 for (int g = 0; g < 2; g++) {   /* 16 elements share scale sc[8h + 2k + g] */
