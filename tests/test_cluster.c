@@ -246,9 +246,8 @@ static char *cache_file(const char *dir)
 static void test_cache(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
     char cdir[4200];
-    snprintf(cdir, sizeof cdir, "%s/sub/cmif", dir);
+    char *dir = tu_tmpfile("sub/cmif", cdir, sizeof cdir);
     const int n = 300, dim = 10;
     struct tu_mat m = random_mat(n, dim);
     uint8_t *group = malloc(n);

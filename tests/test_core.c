@@ -253,9 +253,8 @@ static void child_read_mapping(const struct core *c)
 
 static void random_model_run(int embd_type, int tied, int dim)
 {
-    char *dir = tu_tmpdir();
     char path[4200];
-    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    char *dir = tu_tmpfile("m.gguf", path, sizeof path);
     struct randmodel_spec s;
     randmodel_defaults(&s);
     s.vocab = 3000;

@@ -222,9 +222,8 @@ static void test_tamper_table(void **state)
 static void test_file_from_killed_run(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
     char copy[4200];
-    snprintf(copy, sizeof copy, "%s/left-over", dir);
+    char *dir = tu_tmpfile("left-over", copy, sizeof copy);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);

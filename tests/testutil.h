@@ -44,6 +44,15 @@ static inline char *tu_tmpdir(void)
     return strdup(d);
 }
 
+/* A fresh temporary directory (returned, for tu_rmtree) and the path of name inside it, in
+ * path (n bytes). */
+static inline char *tu_tmpfile(const char *name, char *path, size_t n)
+{
+    char *dir = tu_tmpdir();
+    snprintf(path, n, "%s/%s", dir, name);
+    return dir;
+}
+
 static inline void tu_rmtree(char *dir)
 {
     char cmd[4200];
