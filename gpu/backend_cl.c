@@ -260,9 +260,14 @@ static int build(struct backend_cl *b, char *err, size_t errlen)
     b->mv_ls = pow2_le(maxwg, gpu ? 64 : 1);
     b->norm_ls = pow2_le(maxwg, gpu ? 256 : 16);
     b->att_ls = pow2_le(maxwg, gpu ? 64 : 16);
-    char opts[160];
-    snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DMV_LS=%zu -DNORM_LS=%zu -DATT_LS=%zu%s", b->mv_ls,
-             b->norm_ls, b->att_ls, gpu ? "" : " -DMV_KBLOCK=1");
+    /* The kernels take the block sizes from gpu/quant's type table. */
+    char opts[320];
+    snprintf(opts, sizeof opts,
+             "-cl-std=CL1.2 -DMV_LS=%zu -DNORM_LS=%zu -DATT_LS=%zu%s -DBLK_Q4_0=%zu -DBLK_Q8_0=%zu "
+             "-DBLK_Q4_K=%zu -DBLK_Q5_K=%zu -DBLK_Q6_K=%zu",
+             b->mv_ls, b->norm_ls, b->att_ls, gpu ? "" : " -DMV_KBLOCK=1",
+             qt_block_bytes(QT_Q4_0), qt_block_bytes(QT_Q8_0), qt_block_bytes(QT_Q4_K),
+             qt_block_bytes(QT_Q5_K), qt_block_bytes(QT_Q6_K));
     char *src = program_source(err, errlen);
     if (!src) return -1;
     int cached = 0;

@@ -27,6 +27,15 @@
 #include "core/mech.h"
 #include "core/noise.h"
 
+/* core/mech numbers its mechanisms and outcomes like core/core.h's public enums. */
+_Static_assert((int)MECH_RNM == (int)CORE_MECH_RNM && (int)MECH_RNM_EXP == (int)CORE_MECH_RNM_EXP &&
+                   (int)MECH_SANTEXT == (int)CORE_MECH_SANTEXT &&
+                   (int)MECH_CUSTEXT == (int)CORE_MECH_CUSTEXT && (int)MECH_NONE == (int)CORE_MECH_NONE,
+               "enum mech_kind and enum core_mech");
+_Static_assert((int)MECH_KEPT == (int)CORE_TOK_KEPT && (int)MECH_REPLACED == (int)CORE_TOK_REPLACED &&
+                   (int)MECH_PUBLIC == (int)CORE_TOK_PUBLIC && (int)MECH_CONTROL == (int)CORE_TOK_CONTROL,
+               "enum mech_result and enum core_tok_kind");
+
 #define Z 5.0
 
 static void wilson(long k, long n, double *lo, double *hi)

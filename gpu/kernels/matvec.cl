@@ -49,13 +49,13 @@ kernel void dq_##NAME(global const uchar *W, ulong woff, int cols, global float 
     vstore16(b, 1, o);                                                                     \
 }
 
-MV_QUANT(q4_0, unit_q4_0, 18, 1)
-MV_QUANT(q8_0, unit_q8_0, 34, 1)
-DQ_QUANT(q4_0, unit_q4_0, 18, 1)
-DQ_QUANT(q8_0, unit_q8_0, 34, 1)
-DQ_QUANT(q4_k, unit_q4_k, 144, 8)
-DQ_QUANT(q5_k, unit_q5_k, 176, 8)
-DQ_QUANT(q6_k, unit_q6_k, 210, 8)
+MV_QUANT(q4_0, unit_q4_0, BLK_Q4_0, 1)
+MV_QUANT(q8_0, unit_q8_0, BLK_Q8_0, 1)
+DQ_QUANT(q4_0, unit_q4_0, BLK_Q4_0, 1)
+DQ_QUANT(q8_0, unit_q8_0, BLK_Q8_0, 1)
+DQ_QUANT(q4_k, unit_q4_k, BLK_Q4_K, 8)
+DQ_QUANT(q5_k, unit_q5_k, BLK_Q5_K, 8)
+DQ_QUANT(q6_k, unit_q6_k, BLK_Q6_K, 8)
 
 /* K-quants: on GPUs (wide groups) work-items take 32-element units so a row keeps the
  * whole group busy; on CPU devices (MV_KBLOCK) a work-item takes whole 256-element blocks,
@@ -143,13 +143,13 @@ MV_KERNEL(NAME)                                                                 
         s16 += blkdot_##NAME(row + (size_t)b * BYTES, x + 256 * b);                        \
     mv_finish(red, hsum16(s16), lid, r, y, acc);                                           \
 }
-MV_KQUANT(q4_k, 144)
-MV_KQUANT(q5_k, 176)
-MV_KQUANT(q6_k, 210)
+MV_KQUANT(q4_k, BLK_Q4_K)
+MV_KQUANT(q5_k, BLK_Q5_K)
+MV_KQUANT(q6_k, BLK_Q6_K)
 #else
-MV_QUANT(q4_k, unit_q4_k, 144, 8)
-MV_QUANT(q5_k, unit_q5_k, 176, 8)
-MV_QUANT(q6_k, unit_q6_k, 210, 8)
+MV_QUANT(q4_k, unit_q4_k, BLK_Q4_K, 8)
+MV_QUANT(q5_k, unit_q5_k, BLK_Q5_K, 8)
+MV_QUANT(q6_k, unit_q6_k, BLK_Q6_K, 8)
 #endif
 
 /* Float rows of any length: 16 elements at a time, then a scalar tail. */
