@@ -9,6 +9,12 @@
 #include "core/gguf.h"
 #include "gpu/quant.h"
 
+#define SAME_TYPE(t) ((int)QT_##t == (int)GGUF_T_##t)
+_Static_assert(SAME_TYPE(F32) && SAME_TYPE(F16) && SAME_TYPE(BF16) && SAME_TYPE(Q4_0) &&
+                   SAME_TYPE(Q8_0) && SAME_TYPE(Q4_K) && SAME_TYPE(Q5_K) && SAME_TYPE(Q6_K),
+               "gpu/quant.h QT_* follow core/gguf.h GGUF_T_*");
+#undef SAME_TYPE
+
 static int get_u32(const struct gguf *g, const char *suffix, int required, uint32_t def,
                    uint32_t *out, char *err, size_t errlen)
 {

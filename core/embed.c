@@ -1,7 +1,6 @@
 /* core/embed: token_embd behind the boundary (see embed.h). */
 #include "core/embed.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,44 +22,25 @@ struct embed {
     int32_t n_vocab;
     size_t row_bytes, rows_per_page;
     uint8_t fingerprint[32];
-    int unmapped;
-    char note[160];
 };
 
-static void unmap_table(struct embed *e, const struct gguf *g, const struct gguf_tensor *t,
-                        int keep)
+/* Makes the whole pages of token_embd in the GGUF mapping inaccessible, except where the
+ * table must or cannot stay: kept on request (tests), tied embeddings (the decoder keeps
+ * token_embd as its output projection), a model in a caller's buffer, or a table smaller
+ * than a page. */
+static void unmap_table(const struct gguf *g, const struct gguf_tensor *t, int keep)
 {
-    if (keep) {
-        snprintf(e->note, sizeof e->note, "kept mapped on request (test)");
-        return;
-    }
-    if (gguf_tensor(g, "output.weight") == NULL) {
-        snprintf(e->note, sizeof e->note,
-                 "tied embeddings: the decoder keeps token_embd as its output projection");
-        return;
-    }
-    if (!g->owns_map) {
-        snprintf(e->note, sizeof e->note, "model is in a caller's buffer: left as it is");
-        return;
-    }
+    if (keep || gguf_tensor(g, "output.weight") == NULL || !g->owns_map) return;
     long psl = sysconf(_SC_PAGESIZE);
     uintptr_t ps = psl > 0 ? (uintptr_t)psl : 4096;
     uintptr_t a = ((uintptr_t)t->data + ps - 1) & ~(ps - 1);
     uintptr_t b = ((uintptr_t)t->data + t->nbytes) & ~(ps - 1);
-    if (b <= a) {
-        snprintf(e->note, sizeof e->note, "table smaller than a page: no whole page to remove");
-        return;
-    }
+    if (b <= a) return;
     /* The mapping is read-only and private; PROT_NONE makes any later lookup there fault
-     * and MADV_DONTNEED drops the pages from this process (the file itself is public). */
-    if (mprotect((void *)a, b - a, PROT_NONE) != 0) {
-        snprintf(e->note, sizeof e->note, "mprotect of token_embd failed: %s", strerror(errno));
-        return;
-    }
+     * and MADV_DONTNEED drops the pages from this process (the file itself is public).
+     * Should mprotect fail, the table simply stays mapped. */
+    if (mprotect((void *)a, b - a, PROT_NONE) != 0) return;
     if (madvise((void *)a, b - a, MADV_DONTNEED) != 0) { /* best effort: already PROT_NONE */ }
-    e->unmapped = 1;
-    snprintf(e->note, sizeof e->note, "%zu bytes of token_embd made inaccessible in the mapping",
-             (size_t)(b - a));
 }
 
 int embed_open(struct embed **out, const struct gguf *g, const struct embed_options *o,
@@ -151,7 +131,7 @@ int embed_open(struct embed **out, const struct gguf *g, const struct embed_opti
         return -1;
     }
     crypto_generichash_final(&h, e->fingerprint, sizeof e->fingerprint);
-    unmap_table(e, g, t, o->keep_mapping);
+    unmap_table(g, t, o->keep_mapping);
     *out = e;
     return 0;
 }
@@ -168,13 +148,6 @@ int embed_dim(const struct embed *e) { return e->dim; }
 int32_t embed_n_vocab(const struct embed *e) { return e->n_vocab; }
 struct swap *embed_swap(const struct embed *e) { return e->swap; }
 const uint8_t *embed_fingerprint(const struct embed *e) { return e->fingerprint; }
-size_t embed_table_bytes(const struct embed *e) { return e->row_bytes * (size_t)e->n_vocab; }
-
-int embed_unmapped(const struct embed *e, const char **note)
-{
-    if (note) *note = e->note;
-    return e->unmapped;
-}
 
 int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *err,
                size_t errlen)

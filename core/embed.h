@@ -42,10 +42,6 @@ int embed_row(struct embed *e, int32_t id, float *out, char *err, size_t errlen)
 /* BLAKE2b-256 over type, shape and the raw bytes of token_embd, computed while loading
  * (names the table, e.g. for a cluster cache). */
 const uint8_t *embed_fingerprint(const struct embed *e);
-/* 1 when token_embd in the GGUF mapping was made inaccessible, 0 when it stays mapped
- * (tied output, or keep_mapping), with the reason in note. */
-int embed_unmapped(const struct embed *e, const char **note);
 struct swap *embed_swap(const struct embed *e);
-size_t embed_table_bytes(const struct embed *e);
 
 #endif

@@ -801,37 +801,41 @@ static int int_in_range(uint32_t t, const uint8_t *p, int64_t lo, uint64_t hi, i
     return 0;
 }
 
-int gguf_get_u32(const struct gguf *g, const char *key, uint32_t *out)
+/* The integer value of key within [lo, hi]: 0, -1 when the key is missing, -2 when it is
+ * not an integer or out of range. */
+static int get_int(const struct gguf *g, const char *key, int64_t lo, uint64_t hi, int64_t *sv,
+                   uint64_t *uv)
 {
     const struct gguf_kv *kv = gguf_find(g, key);
     if (!kv) return -1;
+    return int_in_range(kv->type, kv->val, lo, hi, sv, uv) ? -2 : 0;
+}
+
+int gguf_get_u32(const struct gguf *g, const char *key, uint32_t *out)
+{
     int64_t s;
     uint64_t u;
-    if (int_in_range(kv->type, kv->val, 0, UINT32_MAX, &s, &u)) return -2;
-    *out = (uint32_t)u;
-    return 0;
+    int rc = get_int(g, key, 0, UINT32_MAX, &s, &u);
+    if (rc == 0) *out = (uint32_t)u;
+    return rc;
 }
 
 int gguf_get_u64(const struct gguf *g, const char *key, uint64_t *out)
 {
-    const struct gguf_kv *kv = gguf_find(g, key);
-    if (!kv) return -1;
     int64_t s;
     uint64_t u;
-    if (int_in_range(kv->type, kv->val, 0, UINT64_MAX, &s, &u)) return -2;
-    *out = u;
-    return 0;
+    int rc = get_int(g, key, 0, UINT64_MAX, &s, &u);
+    if (rc == 0) *out = u;
+    return rc;
 }
 
 int gguf_get_i32(const struct gguf *g, const char *key, int32_t *out)
 {
-    const struct gguf_kv *kv = gguf_find(g, key);
-    if (!kv) return -1;
     int64_t s;
     uint64_t u;
-    if (int_in_range(kv->type, kv->val, INT32_MIN, INT32_MAX, &s, &u)) return -2;
-    *out = (int32_t)s;
-    return 0;
+    int rc = get_int(g, key, INT32_MIN, INT32_MAX, &s, &u);
+    if (rc == 0) *out = (int32_t)s;
+    return rc;
 }
 
 static float ldf32(const uint8_t *p)

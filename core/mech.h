@@ -39,7 +39,8 @@
 
 struct noise;
 
-/* Same numbering as enum core_mech and enum core_tok_kind in core/core.h. */
+/* Same numbering as enum core_mech and enum core_tok_kind in core/core.h (asserted at
+ * compile time in tests/test_dp.c). */
 enum mech_kind { MECH_RNM = 0, MECH_RNM_EXP, MECH_SANTEXT, MECH_CUSTEXT, MECH_NONE };
 enum mech_result { MECH_KEPT = 0, MECH_REPLACED, MECH_PUBLIC, MECH_CONTROL };
 enum mech_role { MECH_ROLE_SANITIZE = 0, MECH_ROLE_PUBLIC, MECH_ROLE_CONTROL };

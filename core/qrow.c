@@ -3,6 +3,8 @@
  * bit-identical to gpu/quant's reference dequantizer (same operations, same order). */
 #include "core/qrow.h"
 
+#include "core/gguf.h"
+
 #include <string.h>
 
 static float half_to_float(uint16_t h)
@@ -26,23 +28,21 @@ static float half_to_float(uint16_t h)
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
-struct fmt { uint32_t type; size_t elems, bytes; };
-static const struct fmt fmts[] = {
-    {0, 1, 4}, {1, 1, 2}, {30, 1, 2}, {2, 32, 18}, {8, 32, 34},
-    {12, 256, 144}, {13, 256, 176}, {14, 256, 210},
-};
-
-static const struct fmt *find(uint32_t type)
+/* The types this decoder handles; their block geometry is core/gguf's type table. */
+static int supported(uint32_t type)
 {
-    for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++)
-        if (fmts[i].type == type) return &fmts[i];
-    return 0;
+    switch (type) {
+    case GGUF_T_F32: case GGUF_T_F16: case GGUF_T_BF16: case GGUF_T_Q4_0: case GGUF_T_Q8_0:
+    case GGUF_T_Q4_K: case GGUF_T_Q5_K: case GGUF_T_Q6_K: return 1;
+    default: return 0;
+    }
 }
 
 size_t qrow_bytes(uint32_t type, size_t n)
 {
-    const struct fmt *f = find(type);
-    return f && n % f->elems == 0 ? n / f->elems * f->bytes : 0;
+    if (!supported(type)) return 0;
+    size_t elems = (size_t)gguf_type_block_elems(type);
+    return n % elems == 0 ? n / elems * (size_t)gguf_type_block_bytes(type) : 0;
 }
 
 /* 6-bit scale and min of sub-block j from the 12 packed bytes of Q4_K/Q5_K. */
@@ -59,21 +59,22 @@ static void k4_scale(const uint8_t *p, int j, int *sc, int *mn)
 
 int qrow_dequant(uint32_t type, const void *src, float *dst, size_t n)
 {
-    const struct fmt *f = find(type);
-    if (!f || n % f->elems) return -1;
+    if (!supported(type)) return -1;
+    size_t elems = (size_t)gguf_type_block_elems(type), bytes = (size_t)gguf_type_block_bytes(type);
+    if (n % elems) return -1;
     const uint8_t *b = src;
-    size_t nb = n / f->elems;
-    for (size_t i = 0; i < nb; i++, b += f->bytes) {
-        float *y = dst + i * f->elems;
+    size_t nb = n / elems;
+    for (size_t i = 0; i < nb; i++, b += bytes) {
+        float *y = dst + i * elems;
         switch (type) {
-        case 0: memcpy(y, b, 4); break;
-        case 1: y[0] = half_to_float(rd16(b)); break;
-        case 30: {
+        case GGUF_T_F32: memcpy(y, b, 4); break;
+        case GGUF_T_F16: y[0] = half_to_float(rd16(b)); break;
+        case GGUF_T_BF16: {
             uint32_t u = (uint32_t)rd16(b) << 16;
             memcpy(y, &u, 4);
             break;
         }
-        case 2: {   /* Q4_0: d, then 16 bytes: low nibbles elements 0..15, high 16..31 */
+        case GGUF_T_Q4_0: {   /* Q4_0: d, then 16 bytes: low nibbles elements 0..15, high 16..31 */
             float d = half_to_float(rd16(b));
             for (int k = 0; k < 16; k++) {
                 y[k] = (float)((b[2 + k] & 15) - 8) * d;
@@ -81,14 +82,14 @@ int qrow_dequant(uint32_t type, const void *src, float *dst, size_t n)
             }
             break;
         }
-        case 8: {   /* Q8_0: d, then 32 signed bytes */
+        case GGUF_T_Q8_0: {   /* Q8_0: d, then 32 signed bytes */
             float d = half_to_float(rd16(b));
             for (int k = 0; k < 32; k++) y[k] = (float)(int8_t)b[2 + k] * d;
             break;
         }
-        case 12: case 13: {   /* Q4_K / Q5_K: d, dmin, scales[12], (qh[32],) qs[128] */
+        case GGUF_T_Q4_K: case GGUF_T_Q5_K: {   /* Q4_K / Q5_K: d, dmin, scales[12], (qh[32],) qs[128] */
             float d = half_to_float(rd16(b)), dm = half_to_float(rd16(b + 2));
-            const uint8_t *sc = b + 4, *qh = b + 16, *qs = b + (type == 13 ? 48 : 16);
+            const uint8_t *sc = b + 4, *qh = b + 16, *qs = b + (type == GGUF_T_Q5_K ? 48 : 16);
             for (int j = 0; j < 8; j++) {
                 int s, m;
                 k4_scale(sc, j, &s, &m);
@@ -96,13 +97,13 @@ int qrow_dequant(uint32_t type, const void *src, float *dst, size_t n)
                 const uint8_t *q = qs + 32 * (j / 2);
                 for (int l = 0; l < 32; l++) {
                     int v = (q[l] >> (4 * (j & 1))) & 15;
-                    if (type == 13) v |= ((qh[l] >> j) & 1) << 4;
+                    if (type == GGUF_T_Q5_K) v |= ((qh[l] >> j) & 1) << 4;
                     y[32 * j + l] = dl * (float)v - ml;
                 }
             }
             break;
         }
-        case 14: {   /* Q6_K: ql[128], qh[64], int8 scales[16], d */
+        case GGUF_T_Q6_K: {   /* Q6_K: ql[128], qh[64], int8 scales[16], d */
             float d = half_to_float(rd16(b + 208));
             for (int e = 0; e < 256; e++) {
                 int h = e / 128, c = (e % 128) / 32, l = e % 32;

@@ -1,6 +1,6 @@
 /* core/qrow: scalar dequantization of one tensor row, for the confidential core (the
- * embedding table), independent of gpu/. Types use ggml's numbering (F32 0, F16 1, Q4_0 2,
- * Q8_0 8, Q4_K 12, Q5_K 13, Q6_K 14, BF16 30). */
+ * embedding table), independent of gpu/. Types are core/gguf.h's GGUF_T_* (ggml's
+ * numbering): F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q5_K, Q6_K. */
 #ifndef CMIF_CORE_QROW_H
 #define CMIF_CORE_QROW_H
 

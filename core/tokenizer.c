@@ -330,17 +330,28 @@ static void add_eog(struct tokenizer *t, int32_t id)
     if (t->n_eog < TOK_MAX_EOG) t->eog[t->n_eog++] = id;
 }
 
-static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, size_t errlen)
+/* The array of strings under key; NULL with "tokenizer: <missing>" when the key is absent,
+ * or with a type error. */
+static const struct gguf_kv *str_array(const struct gguf *g, const char *key, const char *missing,
+                                       char *err, size_t errlen)
 {
-    const struct gguf_kv *kv = gguf_find(g, "tokenizer.ggml.merges");
+    const struct gguf_kv *kv = gguf_find(g, key);
     if (!kv) {
-        seterr(err, errlen, "tokenizer: gpt2 vocabulary without tokenizer.ggml.merges");
-        return -1;
+        seterr(err, errlen, "tokenizer: %s", missing);
+        return NULL;
     }
     if (kv->type != GGUF_VT_ARRAY || kv->arr_type != GGUF_VT_STRING) {
-        seterr(err, errlen, "tokenizer: tokenizer.ggml.merges is not an array of strings");
-        return -1;
+        seterr(err, errlen, "tokenizer: %s is not an array of strings", key);
+        return NULL;
     }
+    return kv;
+}
+
+static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, size_t errlen)
+{
+    const struct gguf_kv *kv = str_array(g, "tokenizer.ggml.merges",
+                                         "gpt2 vocabulary without tokenizer.ggml.merges", err, errlen);
+    if (!kv) return -1;
     uint64_t n = kv->arr_n;
     if (n > (uint64_t)INT32_MAX / 2) {
         seterr(err, errlen, "tokenizer: tokenizer.ggml.merges has too many entries (%llu)",
@@ -425,15 +436,9 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
                (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return -1;
     }
-    const struct gguf_kv *ktok = gguf_find(g, "tokenizer.ggml.tokens");
-    if (!ktok) {
-        seterr(err, errlen, "tokenizer: missing tokenizer.ggml.tokens");
-        return -1;
-    }
-    if (ktok->type != GGUF_VT_ARRAY || ktok->arr_type != GGUF_VT_STRING) {
-        seterr(err, errlen, "tokenizer: tokenizer.ggml.tokens is not an array of strings");
-        return -1;
-    }
+    const struct gguf_kv *ktok = str_array(g, "tokenizer.ggml.tokens",
+                                           "missing tokenizer.ggml.tokens", err, errlen);
+    if (!ktok) return -1;
     if (ktok->arr_n == 0 || ktok->arr_n > (1u << 24)) {
         seterr(err, errlen, "tokenizer: tokenizer.ggml.tokens has %llu entries (want 1..16777216)",
                (unsigned long long)ktok->arr_n);

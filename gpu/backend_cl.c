@@ -260,9 +260,14 @@ static int build(struct backend_cl *b, char *err, size_t errlen)
     b->mv_ls = pow2_le(maxwg, gpu ? 64 : 1);
     b->norm_ls = pow2_le(maxwg, gpu ? 256 : 16);
     b->att_ls = pow2_le(maxwg, gpu ? 64 : 16);
-    char opts[160];
-    snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DMV_LS=%zu -DNORM_LS=%zu -DATT_LS=%zu%s", b->mv_ls,
-             b->norm_ls, b->att_ls, gpu ? "" : " -DMV_KBLOCK=1");
+    /* The kernels take the block sizes from gpu/quant's type table. */
+    char opts[320];
+    snprintf(opts, sizeof opts,
+             "-cl-std=CL1.2 -DMV_LS=%zu -DNORM_LS=%zu -DATT_LS=%zu%s -DBLK_Q4_0=%zu -DBLK_Q8_0=%zu "
+             "-DBLK_Q4_K=%zu -DBLK_Q5_K=%zu -DBLK_Q6_K=%zu",
+             b->mv_ls, b->norm_ls, b->att_ls, gpu ? "" : " -DMV_KBLOCK=1",
+             qt_block_bytes(QT_Q4_0), qt_block_bytes(QT_Q8_0), qt_block_bytes(QT_Q4_K),
+             qt_block_bytes(QT_Q5_K), qt_block_bytes(QT_Q6_K));
     char *src = program_source(err, errlen);
     if (!src) return -1;
     int cached = 0;
@@ -534,14 +539,33 @@ fail:
 
 /* --- forward ------------------------------------------------------------------------ */
 
-#define ARG(k, i, v)                                                                        \
-    do {                                                                                    \
-        cl_int st_ = clSetKernelArg(k, i, sizeof(v), &(v));                                 \
-        if (st_ != CL_SUCCESS) {                                                            \
-            snprintf(err, errlen, "opencl: clSetKernelArg(%s, %d): %s", #k, i,             \
-                     clu_status_name(st_));                                                 \
-            return -1;                                                                      \
-        }                                                                                   \
+/* A kernel's arguments from index first on, each a value's size and address; an error
+ * names the kernel (what) and the argument. */
+struct karg {
+    size_t size;
+    const void *val;
+};
+#define KARG(v) {sizeof(v), &(v)}
+
+static int set_args(cl_kernel k, const char *what, cl_uint first, const struct karg *a, size_t n,
+                    char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        cl_int st = clSetKernelArg(k, first + (cl_uint)i, a[i].size, a[i].val);
+        if (st != CL_SUCCESS) {
+            snprintf(err, errlen, "opencl: clSetKernelArg(%s, %zu): %s", what, first + i,
+                     clu_status_name(st));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+#define ARGS(k, what, first, ...)                                                            \
+    do {                                                                                     \
+        const struct karg args_[] = {__VA_ARGS__};                                           \
+        if (set_args(k, what, first, args_, sizeof args_ / sizeof args_[0], err, errlen))    \
+            return -1;                                                                       \
     } while (0)
 
 static int launch(struct backend_cl *b, cl_kernel k, const char *what, cl_uint dims,
@@ -561,12 +585,7 @@ static int matvec(struct backend_cl *b, const struct clw *w, cl_mem x, cl_mem y,
 {
     cl_kernel k = b->k_mv[w->kt];
     cl_ulong off = 0;
-    ARG(k, 0, w->buf);
-    ARG(k, 1, off);
-    ARG(k, 2, w->cols);
-    ARG(k, 3, x);
-    ARG(k, 4, y);
-    ARG(k, 5, acc);
+    ARGS(k, "matvec", 0, KARG(w->buf), KARG(off), KARG(w->cols), KARG(x), KARG(y), KARG(acc));
     size_t g = (size_t)w->rows * b->mv_ls, l = b->mv_ls;
     return launch(b, k, "matvec", 1, &g, &l, err, errlen);
 }
@@ -591,10 +610,7 @@ static int matmul(struct backend_cl *b, const struct clw *w, cl_mem x, cl_mem y,
             static const int qt_of_kt[KT_N] = {QT_F32, QT_F16, QT_BF16, QT_Q4_0,
                                                QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
             cl_ulong off = (cl_ulong)(r0 * qt_row_bytes(qt_of_kt[w->kt], cols));
-            ARG(k, 0, w->buf);
-            ARG(k, 1, off);
-            ARG(k, 2, w->cols);
-            ARG(k, 3, b->deq);
+            ARGS(k, "dequantize", 0, KARG(w->buf), KARG(off), KARG(w->cols), KARG(b->deq));
             size_t g = w->kt <= KT_BF16 ? nr * cols : nr * (cols / 32);
             if (launch(b, k, "dequantize", 1, &g, NULL, err, errlen)) return -1;
             bm = b->deq;
@@ -617,12 +633,7 @@ static int rmsnorm(struct backend_cl *b, cl_mem x, int row0, int nrows, cl_mem w
 {
     cl_kernel k = b->k_rmsnorm;
     float eps = b->cfg.norm_eps;
-    ARG(k, 0, x);
-    ARG(k, 1, row0);
-    ARG(k, 2, wn);
-    ARG(k, 3, y);
-    ARG(k, 4, b->cfg.dim);
-    ARG(k, 5, eps);
+    ARGS(k, "rmsnorm", 0, KARG(x), KARG(row0), KARG(wn), KARG(y), KARG(b->cfg.dim), KARG(eps));
     size_t g = (size_t)nrows * b->norm_ls, l = b->norm_ls;
     return launch(b, k, "rmsnorm", 1, &g, &l, err, errlen);
 }
@@ -637,34 +648,18 @@ static int layer_fwd(struct backend_cl *b, struct cl_layer *L, int n, int pos, c
         matmul(b, &L->wv, b->xb, b->vb, n, 0, err, errlen))
         return -1;
     cl_kernel k = b->k_rope;
-    ARG(k, 0, b->qb);
-    ARG(k, 1, b->kb);
-    ARG(k, 2, b->vb);
-    ARG(k, 3, L->kc);
-    ARG(k, 4, L->vc);
-    ARG(k, 5, c->n_heads);
-    ARG(k, 6, c->n_kv_heads);
-    ARG(k, 7, c->head_dim);
-    ARG(k, 8, pos);
-    ARG(k, 9, b->freqs);
+    ARGS(k, "rope_kv", 0, KARG(b->qb), KARG(b->kb), KARG(b->vb), KARG(L->kc), KARG(L->vc),
+         KARG(c->n_heads), KARG(c->n_kv_heads), KARG(c->head_dim), KARG(pos), KARG(b->freqs));
     int hmax = c->n_heads > c->n_kv_heads ? c->n_heads : c->n_kv_heads;
     size_t g2[2] = {(size_t)hmax * (c->head_dim / 2), (size_t)n};
     if (launch(b, k, "rope_kv", 2, g2, NULL, err, errlen)) return -1;
 
     k = b->k_att;
-    ARG(k, 0, b->qb);
-    ARG(k, 1, L->kc);
-    ARG(k, 2, L->vc);
-    ARG(k, 3, b->ab);
-    ARG(k, 4, b->sc);
-    ARG(k, 5, c->n_heads);
-    ARG(k, 6, c->n_kv_heads);
-    ARG(k, 7, c->head_dim);
-    ARG(k, 8, pos);
-    ARG(k, 9, b->ctx_len);
+    ARGS(k, "attention", 0, KARG(b->qb), KARG(L->kc), KARG(L->vc), KARG(b->ab), KARG(b->sc),
+         KARG(c->n_heads), KARG(c->n_kv_heads), KARG(c->head_dim), KARG(pos), KARG(b->ctx_len));
     for (int i0 = 0; i0 < n; i0 += b->att_rows) {
         int nt = n - i0 < b->att_rows ? n - i0 : b->att_rows;
-        ARG(k, 10, i0);
+        ARGS(k, "attention", 10, KARG(i0));
         size_t ga[2] = {(size_t)c->n_heads * b->att_ls, (size_t)nt}, la[2] = {b->att_ls, 1};
         if (launch(b, k, "attention", 2, ga, la, err, errlen)) return -1;
     }
@@ -675,8 +670,7 @@ static int layer_fwd(struct backend_cl *b, struct cl_layer *L, int n, int pos, c
         matmul(b, &L->w_up, b->xb, b->ub, n, 0, err, errlen))
         return -1;
     k = b->k_swiglu;
-    ARG(k, 0, b->gb);
-    ARG(k, 1, b->ub);
+    ARGS(k, "swiglu", 0, KARG(b->gb), KARG(b->ub));
     size_t gs = (size_t)n * c->ffn_dim;
     if (launch(b, k, "swiglu", 1, &gs, NULL, err, errlen)) return -1;
     return matmul(b, &L->w_down, b->gb, b->h, n, 1, err, errlen);

@@ -455,6 +455,14 @@ static void forward_one(struct cpu *b, const float *in, int pos, float *logits)
     mv1(b, &b->output, b->xb, logits);
 }
 
+/* rmsnorm of the n batch rows of bx into bxb, with weights w. */
+static void rmsnorm_batch(struct cpu *b, const float *w, int n)
+{
+    int dim = b->c.dim;
+    for (int i = 0; i < n; i++)
+        rmsnorm(b->bxb + (size_t)i * dim, b->bx + (size_t)i * dim, w, dim, b->c.norm_eps);
+}
+
 static int batch_reserve(struct cpu *b, int n)
 {
     if (n <= b->bcap) return 0;
@@ -488,9 +496,7 @@ static int forward_batch(struct cpu *b, const float *in, int n, int pos, float *
     memcpy(b->bx, in, (size_t)n * dim * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
         const struct dec_layer *L = &b->layers[l];
-        for (int i = 0; i < n; i++)
-            rmsnorm(b->bxb + (size_t)i * dim, b->bx + (size_t)i * dim, L->attn_norm.data, dim,
-                    c->norm_eps);
+        rmsnorm_batch(b, L->attn_norm.data, n);
         struct mm_job j = {.np = 3, .x = b->bxb, .n = n};
         j.w[0] = &L->wq; j.y[0] = b->bq;
         j.w[1] = &L->wk; j.y[1] = b->bk;
@@ -512,9 +518,7 @@ static int forward_batch(struct cpu *b, const float *in, int n, int pos, float *
         if (mm_run(b, &o, err, errlen)) return -1;
         for (size_t i = 0; i < (size_t)n * dim; i++) b->bx[i] += b->bt[i];
 
-        for (int i = 0; i < n; i++)
-            rmsnorm(b->bxb + (size_t)i * dim, b->bx + (size_t)i * dim, L->ffn_norm.data, dim,
-                    c->norm_eps);
+        rmsnorm_batch(b, L->ffn_norm.data, n);
         struct mm_job f = {.np = 2, .x = b->bxb, .n = n};
         f.w[0] = &L->w_gate; f.y[0] = b->bg;
         f.w[1] = &L->w_up; f.y[1] = b->bu;
@@ -526,9 +530,7 @@ static int forward_batch(struct cpu *b, const float *in, int n, int pos, float *
         for (size_t i = 0; i < (size_t)n * dim; i++) b->bx[i] += b->bt[i];
     }
     if (all_logits) {
-        for (int i = 0; i < n; i++)
-            rmsnorm(b->bxb + (size_t)i * dim, b->bx + (size_t)i * dim, b->out_norm.data, dim,
-                    c->norm_eps);
+        rmsnorm_batch(b, b->out_norm.data, n);
         struct mm_job o = {.np = 1, .x = b->bxb, .n = n};
         o.w[0] = &b->output; o.y[0] = logits;
         if (mm_run(b, &o, err, errlen)) return -1;

@@ -26,11 +26,11 @@ static const struct qt_info infos[] = {
     {QT_F32, "F32", 1, 4, QK_F32},
     {QT_F16, "F16", 1, 2, QK_F16},
     {QT_BF16, "BF16", 1, 2, QK_BF16},
-    {QT_Q8_0, "Q8_0", 32, sizeof(struct blk_q8_0), QK_Q8_0},
-    {QT_Q4_0, "Q4_0", 32, sizeof(struct blk_q4_0), QK_Q4_0},
-    {QT_Q4_K, "Q4_K", 256, sizeof(struct blk_q4_k), QK_Q4_K},
-    {QT_Q5_K, "Q5_K", 256, sizeof(struct blk_q5_k), QK_Q5_K},
-    {QT_Q6_K, "Q6_K", 256, sizeof(struct blk_q6_k), QK_Q6_K},
+    {QT_Q8_0, "Q8_0", QK8_0, sizeof(struct blk_q8_0), QK_Q8_0},
+    {QT_Q4_0, "Q4_0", QK4_0, sizeof(struct blk_q4_0), QK_Q4_0},
+    {QT_Q4_K, "Q4_K", QK_K, sizeof(struct blk_q4_k), QK_Q4_K},
+    {QT_Q5_K, "Q5_K", QK_K, sizeof(struct blk_q5_k), QK_Q5_K},
+    {QT_Q6_K, "Q6_K", QK_K, sizeof(struct blk_q6_k), QK_Q6_K},
 };
 
 static const struct qt_info *info(int type)
@@ -87,38 +87,41 @@ static void dq_q8_0(const struct blk_q8_0 *b, float *y, size_t nb)
     }
 }
 
-static void dq_q4_k(const struct blk_q4_k *b, float *y, size_t nb)
+/* The fields of super-block i of a Q4_K (five 0) or Q5_K (five 1) row; qh is NULL for Q4_K. */
+struct k45 { const uint8_t *scales, *qs, *qh; uint16_t d, dmin; };
+
+static inline struct k45 k45_block(const uint8_t *W, size_t i, int five)
 {
-    for (size_t i = 0; i < nb; i++, b++) {
-        float d = qt_h2f(b->d), dmin = qt_h2f(b->dmin);
-        const uint8_t *q = b->qs;
-        for (int c = 0; c < 4; c++, q += 32, y += 64) {
-            uint8_t s0, m0, s1, m1;
-            qt_scale_min_k4(2 * c, b->scales, &s0, &m0);
-            qt_scale_min_k4(2 * c + 1, b->scales, &s1, &m1);
-            float d0 = d * s0, o0 = dmin * m0, d1 = d * s1, o1 = dmin * m1;
-            for (int l = 0; l < 32; l++) {
-                y[l] = d0 * (float)(q[l] & 0xF) - o0;
-                y[l + 32] = d1 * (float)(q[l] >> 4) - o1;
-            }
-        }
+    struct k45 k;
+    if (five) {
+        const struct blk_q5_k *b = (const struct blk_q5_k *)W + i;
+        k = (struct k45){b->scales, b->qs, b->qh, b->d, b->dmin};
+    } else {
+        const struct blk_q4_k *b = (const struct blk_q4_k *)W + i;
+        k = (struct k45){b->scales, b->qs, NULL, b->d, b->dmin};
     }
+    return k;
 }
 
-static void dq_q5_k(const struct blk_q5_k *b, float *y, size_t nb)
+static void dq_q45_k(const uint8_t *W, float *y, size_t nb, int five)
 {
-    for (size_t i = 0; i < nb; i++, b++) {
-        float d = qt_h2f(b->d), dmin = qt_h2f(b->dmin);
-        const uint8_t *q = b->qs;
+    for (size_t i = 0; i < nb; i++) {
+        struct k45 b = k45_block(W, i, five);
+        float d = qt_h2f(b.d), dmin = qt_h2f(b.dmin);
+        const uint8_t *q = b.qs;
         for (int c = 0; c < 4; c++, q += 32, y += 64) {
             uint8_t s0, m0, s1, m1;
-            qt_scale_min_k4(2 * c, b->scales, &s0, &m0);
-            qt_scale_min_k4(2 * c + 1, b->scales, &s1, &m1);
+            qt_scale_min_k4(2 * c, b.scales, &s0, &m0);
+            qt_scale_min_k4(2 * c + 1, b.scales, &s1, &m1);
             float d0 = d * s0, o0 = dmin * m0, d1 = d * s1, o1 = dmin * m1;
             for (int l = 0; l < 32; l++) {
-                int h0 = (b->qh[l] >> (2 * c)) & 1, h1 = (b->qh[l] >> (2 * c + 1)) & 1;
-                y[l] = d0 * (float)((q[l] & 0xF) | (h0 << 4)) - o0;
-                y[l + 32] = d1 * (float)((q[l] >> 4) | (h1 << 4)) - o1;
+                int v0 = q[l] & 0xF, v1 = q[l] >> 4;
+                if (five) {
+                    v0 |= ((b.qh[l] >> (2 * c)) & 1) << 4;
+                    v1 |= ((b.qh[l] >> (2 * c + 1)) & 1) << 4;
+                }
+                y[l] = d0 * (float)v0 - o0;
+                y[l + 32] = d1 * (float)v1 - o1;
             }
         }
     }
@@ -153,11 +156,11 @@ void qt_dequant_row(int type, const void *src, float *dst, size_t n)
     case QT_F32: memcpy(dst, src, n * sizeof(float)); break;
     case QT_F16: for (size_t i = 0; i < n; i++) dst[i] = qt_h2f(h[i]); break;
     case QT_BF16: for (size_t i = 0; i < n; i++) dst[i] = qt_bf2f(h[i]); break;
-    case QT_Q4_0: dq_q4_0(src, dst, n / 32); break;
-    case QT_Q8_0: dq_q8_0(src, dst, n / 32); break;
-    case QT_Q4_K: dq_q4_k(src, dst, n / 256); break;
-    case QT_Q5_K: dq_q5_k(src, dst, n / 256); break;
-    case QT_Q6_K: dq_q6_k(src, dst, n / 256); break;
+    case QT_Q4_0: dq_q4_0(src, dst, n / QK4_0); break;
+    case QT_Q8_0: dq_q8_0(src, dst, n / QK8_0); break;
+    case QT_Q4_K: dq_q45_k(src, dst, n / QK_K, 0); break;
+    case QT_Q5_K: dq_q45_k(src, dst, n / QK_K, 1); break;
+    case QT_Q6_K: dq_q6_k(src, dst, n / QK_K); break;
     default: memset(dst, 0, n * sizeof(float)); break;
     }
 }
@@ -368,11 +371,11 @@ void qt_quant_row(int type, const float *src, void *dst, size_t n)
     case QT_F32: memcpy(dst, src, n * sizeof(float)); break;
     case QT_F16: for (size_t i = 0; i < n; i++) h[i] = qt_f2h(src[i]); break;
     case QT_BF16: for (size_t i = 0; i < n; i++) h[i] = qt_f2bf(src[i]); break;
-    case QT_Q4_0: q_q4_0(src, dst, n / 32); break;
-    case QT_Q8_0: q_q8_0(src, dst, n / 32); break;
-    case QT_Q4_K: q_q4_k(src, dst, n / 256); break;
-    case QT_Q5_K: q_q5_k(src, dst, n / 256); break;
-    case QT_Q6_K: q_q6_k(src, dst, n / 256); break;
+    case QT_Q4_0: q_q4_0(src, dst, n / QK4_0); break;
+    case QT_Q8_0: q_q8_0(src, dst, n / QK8_0); break;
+    case QT_Q4_K: q_q4_k(src, dst, n / QK_K); break;
+    case QT_Q5_K: q_q5_k(src, dst, n / QK_K); break;
+    case QT_Q6_K: q_q6_k(src, dst, n / QK_K); break;
     default: break;
     }
 }
@@ -427,34 +430,27 @@ static qt_act_fn level_acts(int kq);
 void qt_act_prepare(int type, const float *x, size_t n, void *act)
 {
     switch (type) {
-    case QT_Q8_0: {
+    case QT_Q8_0: case QT_Q4_0: {
+        /* pair layout for the 512-bit kernels: two blocks' quants, a bias per block
+         * (-128·Σq for Q8_0 in int32 lanes 0 and 8, -8·Σq for Q4_0 in lanes 0 and 4) and the
+         * scales in the lanes each block's products land in. Q4_0's quants follow the nibble
+         * order of two blocks: [x0 0..15, x1 0..15, x0 16..31, x1 16..31]. */
         level_acts(0)(x, n, act);
         const struct qa8 *a = act;
         struct qa8x2 *p = (struct qa8x2 *)((uint8_t *)act + qa8x2_offset(n));
         for (size_t i = 0; i + 2 <= n / 32; i += 2, p++) {
             memset(p->bias, 0, sizeof p->bias);
             for (int h = 0; h < 2; h++) {
-                memcpy(p->q + 32 * h, a[i + h].q, 32);
-                p->bias[8 * h] = -128 * a[i + h].s;
-                for (int k = 0; k < 8; k++) p->d[8 * h + k] = a[i + h].d;
-            }
-        }
-        break;
-    }
-    case QT_Q4_0: {
-        /* pair layout for the 512-bit Q4_0 kernel: quants [x0 0..15, x1 0..15, x0 16..31,
-         * x1 16..31] (the nibble order of two blocks), -8·Σq in int32 lanes 0 and 4, and
-         * the scales in the lanes each block's products land in */
-        level_acts(0)(x, n, act);
-        const struct qa8 *a = act;
-        struct qa8x2 *p = (struct qa8x2 *)((uint8_t *)act + qa8x2_offset(n));
-        for (size_t i = 0; i + 2 <= n / 32; i += 2, p++) {
-            memset(p->bias, 0, sizeof p->bias);
-            for (int h = 0; h < 2; h++) {
-                memcpy(p->q + 16 * h, a[i + h].q, 16);
-                memcpy(p->q + 32 + 16 * h, a[i + h].q + 16, 16);
-                p->bias[4 * h] = -8 * a[i + h].s;
-                for (int k = 0; k < 4; k++) p->d[4 * h + k] = p->d[8 + 4 * h + k] = a[i + h].d;
+                if (type == QT_Q8_0) {
+                    memcpy(p->q + 32 * h, a[i + h].q, 32);
+                    p->bias[8 * h] = -128 * a[i + h].s;
+                    for (int k = 0; k < 8; k++) p->d[8 * h + k] = a[i + h].d;
+                } else {
+                    memcpy(p->q + 16 * h, a[i + h].q, 16);
+                    memcpy(p->q + 32 + 16 * h, a[i + h].q + 16, 16);
+                    p->bias[4 * h] = -8 * a[i + h].s;
+                    for (int k = 0; k < 4; k++) p->d[4 * h + k] = p->d[8 + 4 * h + k] = a[i + h].d;
+                }
             }
         }
         break;
@@ -503,15 +499,16 @@ static inline void mv_16(const uint8_t *W, size_t rb, size_t n, const void *act,
     }
 }
 
-static void mv_f16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
-{
-    mv_16(W, rb, n, act, y, nr, 0);
-}
+/* A kernel-table entry: a shared implementation with its last argument fixed. */
+#define MV_VARIANT(NAME, IMPL, ARG)                                                        \
+    static void NAME(const uint8_t *W, size_t rb, size_t n, const void *act, float *y,     \
+                     size_t nr)                                                            \
+    {                                                                                      \
+        IMPL(W, rb, n, act, y, nr, ARG);                                                   \
+    }
 
-static void mv_bf16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
-{
-    mv_16(W, rb, n, act, y, nr, 1);
-}
+MV_VARIANT(mv_f16, mv_16, 0)
+MV_VARIANT(mv_bf16, mv_16, 1)
 
 static void mv_q8_0(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
 {
@@ -552,15 +549,8 @@ static void mv_q45_k(const uint8_t *W, size_t rb, size_t n, const void *act, flo
         const struct qa8k *a = act;
         float s = 0;
         for (size_t i = 0; i < n / 256; i++, a++) {
-            const uint8_t *sc, *qs, *qh = NULL;
-            uint16_t dh, dmh;
-            if (five) {
-                const struct blk_q5_k *b = (const struct blk_q5_k *)W + i;
-                sc = b->scales; qs = b->qs; qh = b->qh; dh = b->d; dmh = b->dmin;
-            } else {
-                const struct blk_q4_k *b = (const struct blk_q4_k *)W + i;
-                sc = b->scales; qs = b->qs; dh = b->d; dmh = b->dmin;
-            }
+            struct k45 b = k45_block(W, i, five);
+            const uint8_t *sc = b.scales, *qs = b.qs, *qh = b.qh;
             int sumi = 0, summ = 0;
             for (int j = 0; j < 8; j++) {
                 uint8_t ls, lm;
@@ -576,21 +566,15 @@ static void mv_q45_k(const uint8_t *W, size_t rb, size_t n, const void *act, flo
                 sumi += ls * dot;
                 summ += lm * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
             }
-            s += a->d * (qt_h2f(dh) * (float)sumi - qt_h2f(dmh) * (float)summ);
+            s += a->d * (qt_h2f(b.d) * (float)sumi - qt_h2f(b.dmin) * (float)summ);
         }
         y[r] = s;
     }
 }
 
-static void mv_q4_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
-{
-    mv_q45_k(W, rb, n, act, y, nr, 0);
-}
-
-static void mv_q5_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
-{
-    mv_q45_k(W, rb, n, act, y, nr, 1);
-}
+MV_VARIANT(mv_q4_k, mv_q45_k, 0)
+MV_VARIANT(mv_q5_k, mv_q45_k, 1)
+#undef MV_VARIANT
 
 static void mv_q6_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
 {

@@ -1,6 +1,7 @@
 /* gpu/quant: weight block formats (ggml-compatible layouts) and the kernels over them.
  *
- * Types use ggml's numbering so a GGUF tensor type maps 1:1. Matrix-vector products run on
+ * Types use ggml's numbering so a GGUF tensor type maps 1:1 (gpu/ does not include core/:
+ * tests/test_quant.c asserts QT_* == GGUF_T_* at compile time). Matrix-vector products run on
  * the quantized blocks directly: the activation vector is prepared once (for integer
  * formats quantized to 8-bit blocks), then any row range can be multiplied against it, so
  * threads split rows. SIMD paths (AVX2/FMA, AVX-512) are picked at run time. */

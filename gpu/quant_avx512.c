@@ -73,15 +73,6 @@ static void mm_q8_0_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *a
  * (nibble unpacking, the 6-bit scales and mins, the scale shuffles) is done once per
  * super-block for all four; each activation's sums are formed in exactly q45_k_row_zmm's
  * order, so results equal the matrix-vector kernel's bit for bit. */
-#define W2(j) 2 * (j), 2 * (j) + 1
-#define W16(j) W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j)
-static const int8_t mm_sel[4][64] = {
-    {W16(0), W16(0), W16(2), W16(2)}, {W16(1), W16(1), W16(3), W16(3)},
-    {W16(4), W16(4), W16(6), W16(6)}, {W16(5), W16(5), W16(7), W16(7)},
-};
-#undef W16
-#undef W2
-
 static inline __attribute__((always_inline)) void q45_k_rows4(const uint8_t *W, size_t nsb,
                                                               const uint8_t *act, size_t as,
                                                               size_t n, int five, float out[4])
@@ -97,22 +88,13 @@ static inline __attribute__((always_inline)) void q45_k_rows4(const uint8_t *W, 
         accm[k] = _mm256_setzero_ps();
     }
     const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
-    const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
     for (size_t i = 0; i < nsb; i++) {
-        const uint8_t *blk = W + i * bsz;
-        uint16_t dh, dmh;
-        memcpy(&dh, blk, 2);
-        memcpy(&dmh, blk + 2, 2);
-        const uint8_t *qs = blk + (five ? 48 : 16);
-        __m128i sc8, mn8;
-        k4_unpack(blk + 4, &sc8, &mn8);
-        __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
-        __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(sc8));
-        __m512i qh = _mm512_setzero_si512();
-        if (five) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 16));
-            qh = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1);
-        }
+        struct k45_head hd = k45_head(W, i, five, 0);
+        const uint8_t *qs = hd.qs;
+        __m256i mn16 = hd.mn16;
+        float dw = hd.d, dmw = hd.dmin;
+        __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(hd.sc8));
+        __m512i qh = k45_qh_zmm(hd.blk, five);
         __m512i lo[2], hi[2], sc[4];
         for (int h = 0; h < 2; h++) {
             __m512i q = _mm512_loadu_si512(qs + 64 * h);
@@ -124,8 +106,7 @@ static inline __attribute__((always_inline)) void q45_k_rows4(const uint8_t *W, 
                 qh = _mm512_srli_epi16(qh, 4);
             }
         }
-        for (int c = 0; c < 4; c++) sc[c] = _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(mm_sel[c]));
-        float dw = kern_h2f(dh), dmw = kern_h2f(dmh);
+        for (int c = 0; c < 4; c++) sc[c] = _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(k45_sel[c]));
         _Pragma("GCC unroll 4")
         for (int k = 0; k < 4; k++) {
             const struct qa8k *ak = a[k] + i;

@@ -78,6 +78,21 @@ int qt_matmul_int8(int type, size_t n);
 /* Dequantizes one row with the current SIMD level's code (identical results). */
 void qt_dequant_row_fast(int type, const void *src, float *dst, size_t n);
 
+/* The bits of a float and back (memcpy: no aliasing questions, compiles to a move). */
+static inline float qt_bits2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint32_t qt_f2bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
 /* Exact IEEE half <-> single conversions (round to nearest even, subnormals, inf, NaN
  * quieted), matching what F16C's vcvtph2ps/vcvtps2ph produce. */
 static inline float qt_h2f(uint16_t h)
@@ -97,15 +112,12 @@ static inline float qt_h2f(uint16_t h)
     } else {
         u = sign | ((e + 112) << 23) | (m << 13);
     }
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+    return qt_bits2f(u);
 }
 
 static inline uint16_t qt_f2h(float f)
 {
-    uint32_t u;
-    memcpy(&u, &f, 4);
+    uint32_t u = qt_f2bits(f);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
     uint32_t e = (u >> 23) & 0xff, m = u & 0x7fffff;
     if (e == 0xff) return (uint16_t)(sign | 0x7c00 | (m ? 0x200 | (m >> 13) : 0));
@@ -124,18 +136,11 @@ static inline uint16_t qt_f2h(float f)
     return (uint16_t)(sign | r);
 }
 
-static inline float qt_bf2f(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+static inline float qt_bf2f(uint16_t h) { return qt_bits2f((uint32_t)h << 16); }
 
 static inline uint16_t qt_f2bf(float f)
 {
-    uint32_t u;
-    memcpy(&u, &f, 4);
+    uint32_t u = qt_f2bits(f);
     if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40);  /* quiet NaN */
     u += 0x7fff + ((u >> 16) & 1);
     return (uint16_t)(u >> 16);

@@ -37,6 +37,16 @@ static inline float kern_hsum(__m256 v)
 
 static inline float kern_h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+/* Prefetch for the Q8_0/Q4_0 row loops: a step of four blocks, PF_AHEAD_Q8 ahead (pf3: a
+ * third cache line, for Q8_0's 136 bytes a step). */
+static inline __attribute__((always_inline)) void row32_prefetch(const void *blk, int pf3)
+{
+    const char *p = (const char *)blk + PF_AHEAD_Q8;
+    _mm_prefetch(p, PF_HINT);
+    _mm_prefetch(p + 64, PF_HINT);
+    if (pf3) _mm_prefetch(p + 128, PF_HINT);
+}
+
 /* ---- Q4_K / Q5_K ------------------------------------------------------------------------- */
 
 /* The 8 six-bit scales and mins of a Q4_K/Q5_K super-block, as two 8-byte vectors. */
@@ -57,27 +67,51 @@ static inline __m256i bcast16(__m256i v16x2, int j)
     return _mm256_shuffle_epi8(v16x2, _mm256_set1_epi16((short)((2 * j) | ((2 * j + 1) << 8))));
 }
 
+/* Super-block i of a Q4_K (five 0) or Q5_K (five 1) row: its address, the packed nibbles,
+ * d and dmin (fp16) as floats, the 6-bit scales as bytes and the mins widened to int16
+ * (each twice, one per 32-element half of a sub-block pair). prefetch: start loading the
+ * super-block PF_AHEAD bytes on (the matrix-vector kernels; the batch kernel reuses each
+ * block for four activations and does not). */
+struct k45_head {
+    const uint8_t *blk, *qs;
+    float d, dmin;
+    __m128i sc8;
+    __m256i mn16;
+};
+
+static inline __attribute__((always_inline)) struct k45_head k45_head(const uint8_t *W, size_t i,
+                                                                      int five, int prefetch)
+{
+    struct k45_head h;
+    h.blk = W + i * (five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k));
+    if (prefetch) {
+        _mm_prefetch((const char *)h.blk + PF_AHEAD, PF_HINT);
+        _mm_prefetch((const char *)h.blk + PF_AHEAD + 64, PF_HINT);
+        if (five) _mm_prefetch((const char *)h.blk + PF_AHEAD + 128, PF_HINT);
+    }
+    uint16_t dh, dmh;
+    memcpy(&dh, h.blk, 2);
+    memcpy(&dmh, h.blk + 2, 2);
+    __m128i mn8;
+    k4_unpack(h.blk + 4, &h.sc8, &mn8);
+    h.mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
+    h.d = kern_h2f(dh);
+    h.dmin = kern_h2f(dmh);
+    h.qs = h.blk + (five ? 48 : 16);
+    return h;
+}
+
 static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, size_t nsb,
                                                               const struct qa8k *a, int five)
 {
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
-    const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
     for (size_t i = 0; i < nsb; i++, a++) {
-        const uint8_t *blk = W + i * bsz;
-        _mm_prefetch((const char *)blk + PF_AHEAD, PF_HINT);
-        _mm_prefetch((const char *)blk + PF_AHEAD + 64, PF_HINT);
-        if (five) _mm_prefetch((const char *)blk + PF_AHEAD + 128, PF_HINT);
-        uint16_t dh, dmh;
-        memcpy(&dh, blk, 2);
-        memcpy(&dmh, blk + 2, 2);
-        const uint8_t *qs = blk + (five ? 48 : 16);
-        __m128i sc8, mn8;
-        k4_unpack(blk + 4, &sc8, &mn8);
+        struct k45_head hd = k45_head(W, i, five, 1);
+        const uint8_t *blk = hd.blk, *qs = hd.qs;
         /* mins: Σ_j m_j·(bsum[2j] + bsum[2j+1]) */
-        __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
-        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), mn16);
-        __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
+        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), hd.mn16);
+        __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(hd.sc8));
         __m256i sumi = _mm256_setzero_si256();
         __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
         _Pragma("GCC unroll 4")
@@ -95,7 +129,7 @@ static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, s
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, bcast16(sc16, 2 * c)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, bcast16(sc16, 2 * c + 1)));
         }
-        float d = kern_h2f(dh) * a->d, dmin = kern_h2f(dmh) * a->d;
+        float d = hd.d * a->d, dmin = hd.dmin * a->d;
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm);
     }
@@ -103,6 +137,26 @@ static inline __attribute__((always_inline)) float q45_k_row(const uint8_t *W, s
 }
 
 #if defined(__AVX512BW__)
+/* vpshufb patterns: word j of the scales in the low 256 bits, word k in the high, for
+ * (j, k) = (0,2) (1,3) (4,6) (5,7); static so no per-row setup */
+#define W2(j) 2 * (j), 2 * (j) + 1
+#define W16(j) W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j)
+static const int8_t k45_sel[4][64] = {
+    {W16(0), W16(0), W16(2), W16(2)}, {W16(1), W16(1), W16(3), W16(3)},
+    {W16(4), W16(4), W16(6), W16(6)}, {W16(5), W16(5), W16(7), W16(7)},
+};
+#undef W16
+#undef W2
+
+/* Q5_K's high bits for the two 64-element halves of a super-block (bits 0-3 for the first,
+ * 4-7 for the second), one per 256-bit lane; zero for Q4_K. */
+static inline __attribute__((always_inline)) __m512i k45_qh_zmm(const uint8_t *blk, int five)
+{
+    if (!five) return _mm512_setzero_si512();
+    __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 16));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1);
+}
+
 /* 512-bit form: 64 bytes of packed nibbles (two 64-element chunks) per instruction, against
  * the activation reordered to match (qa8k_perm_offset); each 256-bit half of a product
  * belongs to one sub-block, so a scale vector holds two sub-blocks' scales. */
@@ -113,36 +167,12 @@ static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
-    const size_t bsz = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
-    /* vpshufb patterns: word j of the scales in the low 256 bits, word k in the high, for
-     * (j, k) = (0,2) (1,3) (4,6) (5,7); static so no per-row setup */
-#define W2(j) 2 * (j), 2 * (j) + 1
-#define W16(j) W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j), W2(j)
-    static const int8_t sel[4][64] = {
-        {W16(0), W16(0), W16(2), W16(2)}, {W16(1), W16(1), W16(3), W16(3)},
-        {W16(4), W16(4), W16(6), W16(6)}, {W16(5), W16(5), W16(7), W16(7)},
-    };
-#undef W16
-#undef W2
     for (size_t i = 0; i < nsb; i++, a++, xz += 256) {
-        const uint8_t *blk = W + i * bsz;
-        _mm_prefetch((const char *)blk + PF_AHEAD, PF_HINT);
-        _mm_prefetch((const char *)blk + PF_AHEAD + 64, PF_HINT);
-        if (five) _mm_prefetch((const char *)blk + PF_AHEAD + 128, PF_HINT);
-        uint16_t dh, dmh;
-        memcpy(&dh, blk, 2);
-        memcpy(&dmh, blk + 2, 2);
-        const uint8_t *qs = blk + (five ? 48 : 16);
-        __m128i sc8, mn8;
-        k4_unpack(blk + 4, &sc8, &mn8);
-        __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
-        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), mn16);
-        __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(sc8));
-        __m512i qh = _mm512_setzero_si512();
-        if (five) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 16));
-            qh = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1);
-        }
+        struct k45_head hd = k45_head(W, i, five, 1);
+        const uint8_t *blk = hd.blk, *qs = hd.qs;
+        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), hd.mn16);
+        __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(hd.sc8));
+        __m512i qh = k45_qh_zmm(blk, five);
         __m512i sumi = _mm512_setzero_si512();
         _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
@@ -155,11 +185,11 @@ static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *
             }
             __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xz + 128 * h));
             __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xz + 128 * h + 64));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(sel[2 * h]))));
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(k45_sel[2 * h]))));
             sumi = _mm512_add_epi32(sumi,
-                                    _mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(sel[2 * h + 1]))));
+                                    _mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(k45_sel[2 * h + 1]))));
         }
-        float d = kern_h2f(dh) * a->d, dmin = kern_h2f(dmh) * a->d;
+        float d = hd.d * a->d, dmin = hd.dmin * a->d;
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
         accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm);
     }
@@ -181,6 +211,21 @@ static void mv_q5_k(const uint8_t *W, size_t rb, size_t n, const void *act, floa
 }
 
 /* ---- Q6_K ---------------------------------------------------------------------------------- */
+
+/* The 6-bit quants of half h of a Q6_K super-block, unsigned (0..63, stored +32), as four
+ * 32-byte chunks in element order (chunk k holds elements 128h + 32k ..). */
+static inline __attribute__((always_inline)) void q6_unpack(const struct blk_q6_k *b, int h, __m256i m4,
+                                                            __m256i m30, __m256i q[4])
+{
+    __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+    __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+    __m256i qhv = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+    q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
+    q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                           _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
+}
 
 static inline float q6_k_row(const uint8_t *W, size_t nsb, const struct qa8k *a)
 {
@@ -208,15 +253,8 @@ static inline float q6_k_row(const uint8_t *W, size_t nsb, const struct qa8k *a)
         _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
             __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
-            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
-            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
-            __m256i qhv = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
-            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
+            q6_unpack(b, h, m4, m30, q);
             _Pragma("GCC unroll 4")
             for (int k = 0; k < 4; k++) {
                 __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(a->q + 128 * h + 32 * k)));
@@ -482,15 +520,8 @@ static void dq_q6_k(const uint8_t *src, float *y, size_t n)
     for (size_t i = 0; i < n / 256; i++, b++) {
         __m256 d = _mm256_set1_ps(kern_h2f(b->d));
         for (int h = 0; h < 2; h++, y += 128) {
-            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
-            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
-            __m256i qhv = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
-            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
+            q6_unpack(b, h, m4, m30, q);
             for (int k = 0; k < 4; k++) {
                 __m256i v = _mm256_sub_epi8(q[k], o32);   /* -32..31 */
                 for (int g = 0; g < 2; g++) {   /* 16 elements share scale sc[8h + 2k + g] */
@@ -586,44 +617,51 @@ static inline __attribute__((always_inline)) __m512 KERN(q8_0_blk2)(const struct
 }
 #endif
 
-static float KERN(q8_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a, const struct qa8x2 *a2)
-{
-    const struct blk_q8_0 *b = (const struct blk_q8_0 *)W;
-    size_t i = 0;
-    float s = 0;
-    (void)a2;   /* used by the 512-bit form only */
+/* The row kernel and matrix-vector product of a 32-element block type T (Q8_0, Q4_0): four
+ * blocks a step (row32_prefetch), as two 512-bit pairs (T_blk2) when VNNI is there, then
+ * as four 256-bit blocks in two accumulators (T_blk), then the rest one block at a time. */
 #if KERN_VNNI && defined(__AVX512F__)
-    __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();
-    for (; i + 4 <= nb; i += 4) {   /* 136 bytes per step */
-        const char *p = (const char *)(b + i) + PF_AHEAD_Q8;
-        _mm_prefetch(p, PF_HINT);
-        _mm_prefetch(p + 64, PF_HINT);
-        _mm_prefetch(p + 128, PF_HINT);
-        z0 = KERN(q8_0_blk2)(b + i, a2 + i / 2, z0);
-        z1 = KERN(q8_0_blk2)(b + i + 2, a2 + i / 2 + 1, z1);
-    }
+#define ROW32_PAIRS(T, PF3)                                                                \
+    __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();                             \
+    for (; i + 4 <= nb; i += 4) {                                                          \
+        row32_prefetch(b + i, PF3);                                                        \
+        z0 = KERN(T##_blk2)(b + i, a2 + i / 2, z0);                                        \
+        z1 = KERN(T##_blk2)(b + i + 2, a2 + i / 2 + 1, z1);                                \
+    }                                                                                      \
     s = _mm512_reduce_add_ps(_mm512_add_ps(z0, z1));
+#else
+#define ROW32_PAIRS(T, PF3)
 #endif
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (; i + 4 <= nb; i += 4) {
-        const char *p = (const char *)(b + i) + PF_AHEAD_Q8;
-        _mm_prefetch(p, PF_HINT);
-        _mm_prefetch(p + 64, PF_HINT);
-        _mm_prefetch(p + 128, PF_HINT);
-        acc0 = KERN(q8_0_blk)(b + i, a + i, acc0);
-        acc1 = KERN(q8_0_blk)(b + i + 1, a + i + 1, acc1);
-        acc0 = KERN(q8_0_blk)(b + i + 2, a + i + 2, acc0);
-        acc1 = KERN(q8_0_blk)(b + i + 3, a + i + 3, acc1);
-    }
-    for (; i < nb; i++) acc0 = KERN(q8_0_blk)(b + i, a + i, acc0);
-    return s + kern_hsum(_mm256_add_ps(acc0, acc1));
+
+#define ROW32(T, PF3)                                                                      \
+static float KERN(T##_row)(const uint8_t *W, size_t nb, const struct qa8 *a,               \
+                           const struct qa8x2 *a2)                                         \
+{                                                                                          \
+    const struct blk_##T *b = (const struct blk_##T *)W;                                   \
+    size_t i = 0;                                                                          \
+    float s = 0;                                                                           \
+    (void)a2;   /* used by the 512-bit form only */                                        \
+    ROW32_PAIRS(T, PF3)                                                                    \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                         \
+    for (; i + 4 <= nb; i += 4) {                                                          \
+        row32_prefetch(b + i, PF3);                                                        \
+        acc0 = KERN(T##_blk)(b + i, a + i, acc0);                                          \
+        acc1 = KERN(T##_blk)(b + i + 1, a + i + 1, acc1);                                  \
+        acc0 = KERN(T##_blk)(b + i + 2, a + i + 2, acc0);                                  \
+        acc1 = KERN(T##_blk)(b + i + 3, a + i + 3, acc1);                                  \
+    }                                                                                      \
+    for (; i < nb; i++) acc0 = KERN(T##_blk)(b + i, a + i, acc0);                          \
+    return s + kern_hsum(_mm256_add_ps(acc0, acc1));                                       \
+}                                                                                          \
+                                                                                           \
+static void KERN(mv_##T)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, \
+                         size_t nr)                                                        \
+{                                                                                          \
+    const struct qa8x2 *a2 = (const struct qa8x2 *)((const uint8_t *)act + qa8x2_offset(n)); \
+    for (size_t r = 0; r < nr; r++) y[r] = KERN(T##_row)(W + r * rb, n / 32, act, a2);     \
 }
 
-static void KERN(mv_q8_0)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
-{
-    const struct qa8x2 *a2 = (const struct qa8x2 *)((const uint8_t *)act + qa8x2_offset(n));
-    for (size_t r = 0; r < nr; r++) y[r] = KERN(q8_0_row)(W + r * rb, n / 32, act, a2);
-}
+ROW32(q8_0, 1)
 
 /* ---- Q4_0 ------------------------------------------------------------------------------ */
 
@@ -657,42 +695,9 @@ static inline __attribute__((always_inline)) __m512 KERN(q4_0_blk2)(const struct
 }
 #endif
 
-static float KERN(q4_0_row)(const uint8_t *W, size_t nb, const struct qa8 *a, const struct qa8x2 *a2)
-{
-    const struct blk_q4_0 *b = (const struct blk_q4_0 *)W;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    size_t i = 0;
-    float s = 0;
-    (void)a2;   /* used by the 512-bit form only */
-#if KERN_VNNI && defined(__AVX512F__)
-    __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();
-    for (; i + 4 <= nb; i += 4) {   /* 72 bytes per step */
-        const char *p = (const char *)(b + i) + PF_AHEAD_Q8;
-        _mm_prefetch(p, PF_HINT);
-        _mm_prefetch(p + 64, PF_HINT);
-        z0 = KERN(q4_0_blk2)(b + i, a2 + i / 2, z0);
-        z1 = KERN(q4_0_blk2)(b + i + 2, a2 + i / 2 + 1, z1);
-    }
-    s = _mm512_reduce_add_ps(_mm512_add_ps(z0, z1));
-#endif
-    for (; i + 4 <= nb; i += 4) {   /* 72 bytes per step */
-        const char *p = (const char *)(b + i) + PF_AHEAD_Q8;
-        _mm_prefetch(p, PF_HINT);
-        _mm_prefetch(p + 64, PF_HINT);
-        acc0 = KERN(q4_0_blk)(b + i, a + i, acc0);
-        acc1 = KERN(q4_0_blk)(b + i + 1, a + i + 1, acc1);
-        acc0 = KERN(q4_0_blk)(b + i + 2, a + i + 2, acc0);
-        acc1 = KERN(q4_0_blk)(b + i + 3, a + i + 3, acc1);
-    }
-    for (; i < nb; i++) acc0 = KERN(q4_0_blk)(b + i, a + i, acc0);
-    return s + kern_hsum(_mm256_add_ps(acc0, acc1));
-}
-
-static void KERN(mv_q4_0)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
-{
-    const struct qa8x2 *a2 = (const struct qa8x2 *)((const uint8_t *)act + qa8x2_offset(n));
-    for (size_t r = 0; r < nr; r++) y[r] = KERN(q4_0_row)(W + r * rb, n / 32, act, a2);
-}
+ROW32(q4_0, 0)
+#undef ROW32
+#undef ROW32_PAIRS
 
 static void KERN(fill)(qt_mv_fn k[QK_NSLOTS])
 {

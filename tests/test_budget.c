@@ -80,21 +80,12 @@ static void test_bad_values(void **state)
     assert_int_equal(budget_valid(1e-3, "ε", err, sizeof err), 0);
 }
 
-struct mat { int n, dim; float *v; };
-static int row_of(void *ctx, int32_t id, float *out)
-{
-    struct mat *m = ctx;
-    if (id < 0 || id >= m->n) return -1;
-    memcpy(out, m->v + (size_t)id * m->dim, (size_t)m->dim * sizeof(float));
-    return 0;
-}
-
 /* Public and control tokens pass through unchanged at ε 0; sanitized ones cost ε. */
 static void test_public_control_free(void **state)
 {
     (void)state;
     const int n = 30, dim = 4;
-    struct mat m = {n, dim, calloc(n * dim, sizeof(float))};
+    struct tu_mat m = {n, dim, calloc(n * dim, sizeof(float))};
     for (int i = 0; i < n * dim; i++) m.v[i] = (float)((i * 7919) % 13) - 6.0f;
     uint8_t role[30], group[30], stop[30] = {0};
     for (int i = 0; i < n; i++) {
@@ -105,10 +96,10 @@ static void test_public_control_free(void **state)
     char err[256];
     struct cluster *cl;
     struct cluster_params p = {.k = 5, .quiet = 1};
-    assert_int_equal(cluster_build(&cl, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&cl, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     struct noise *nz;
     assert_int_equal(noise_open(&nz, 1, 9, err, sizeof err), 0);
-    struct mech_config cfg = {.n_vocab = n, .dim = dim, .row = row_of, .ctx = &m,
+    struct mech_config cfg = {.n_vocab = n, .dim = dim, .row = tu_mat_row, .ctx = &m,
                               .clusters = cl, .role = role, .stopword = stop, .noise = nz};
     struct mech *mc;
     assert_int_equal(mech_open(&mc, &cfg, MECH_RNM, 0.75, err, sizeof err), 0);

@@ -178,7 +178,7 @@ static void write_hook(void *ctx, int kind, const void *src, size_t bytes)
         w->bad++;
 }
 
-/* --- acceptance 1: stories260K golden text with the OpenCL backend --------------------- */
+/* --- stories260K golden text with the OpenCL backend --------------------- */
 
 static void test_golden_stories(void **st)
 {
@@ -253,13 +253,28 @@ static void test_golden_stories(void **st)
     lm_close(&m);
 }
 
-/* --- acceptance 2: every weight type matches the CPU backend -------------------------- */
+/* --- every weight type matches the CPU backend -------------------------- */
 
 /* A random in-memory Llama with all matrices of one type (tests/tools/memmodel), and its
  * F32 twin: with it the CPU backend runs without quantizing activations, so it is an
  * exact-arithmetic reference for the weights the OpenCL kernels decode. */
 static uint64_t rng_state;
 static float frand(void) { return testrng_frand(&rng_state); }
+
+static float *fvec(size_t n)
+{
+    float *v = malloc(sizeof(float) * n);
+    assert_non_null(v);
+    return v;
+}
+
+/* n floats from frand, in order */
+static float *frand_vec(size_t n)
+{
+    float *v = fvec(n);
+    for (size_t i = 0; i < n; i++) v[i] = frand();
+    return v;
+}
 
 static void rmodel_make(struct memmodel *m, int type, uint64_t seed)
 {
@@ -328,11 +343,8 @@ static void test_types_match_cpu(void **st)
         rmodel_make(&m, type, 0x9e3779b97f4a7c15ull + ti);
         int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab;
         const int np = 32, ns = 32;
-        float *in = malloc(sizeof(float) * (size_t)(np + ns) * dim);
-        float *a = malloc(sizeof(float) * (size_t)(ns + 1) * vocab);
-        float *b = malloc(sizeof(float) * (size_t)(ns + 1) * vocab);
-        assert_true(in && a && b);
-        for (size_t i = 0; i < (size_t)(np + ns) * dim; i++) in[i] = frand();
+        float *in = frand_vec((size_t)(np + ns) * dim);
+        float *a = fvec((size_t)(ns + 1) * vocab), *b = fvec((size_t)(ns + 1) * vocab);
         struct decoder *dc = open_dev(&m.w, DEC_DEV_CPU, 128, 0);
         struct decoder *dg = open_dev(&m.w, DEC_DEV_CL, 128, 0);
         assert_null(dec_fallback_note(dg));
@@ -377,12 +389,8 @@ static void test_long_prompt(void **st)
     struct memmodel m;
     rmodel_make(&m, QT_Q8_0, 77);
     int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab, n = 150;
-    float *in = malloc(sizeof(float) * (size_t)n * dim);
-    float *a = malloc(sizeof(float) * (size_t)n * vocab);
-    float *b = malloc(sizeof(float) * (size_t)n * vocab);
-    float *c = malloc(sizeof(float) * (size_t)vocab);
-    assert_true(in && a && b && c);
-    for (size_t i = 0; i < (size_t)n * dim; i++) in[i] = frand();
+    float *in = frand_vec((size_t)n * dim);
+    float *a = fvec((size_t)n * vocab), *b = fvec((size_t)n * vocab), *c = fvec((size_t)vocab);
     char err[512];
     struct decoder *dc = open_dev(&m.w, DEC_DEV_CPU, 256, 0);
     struct decoder *dg = open_dev(&m.w, DEC_DEV_CL, 256, 0);
@@ -403,7 +411,7 @@ static void test_long_prompt(void **st)
     memmodel_free(&m);
 }
 
-/* --- acceptance 3: device switch, OOM fallback, missing platform ---------------------- */
+/* --- device switch, OOM fallback, missing platform ---------------------- */
 
 static void test_device_switch(void **st)
 {
@@ -412,11 +420,8 @@ static void test_device_switch(void **st)
     struct memmodel m;
     rmodel_make(&m, QT_Q4_K, 5);
     int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab;
-    float *in = malloc(sizeof(float) * 20 * dim);
-    float *a = malloc(sizeof(float) * 5 * vocab), *b = malloc(sizeof(float) * 5 * vocab);
-    float *c = malloc(sizeof(float) * 5 * vocab);
-    assert_true(in && a && b && c);
-    for (int i = 0; i < 20 * dim; i++) in[i] = frand();
+    float *in = frand_vec((size_t)20 * dim);
+    float *a = fvec((size_t)5 * vocab), *b = fvec((size_t)5 * vocab), *c = fvec((size_t)5 * vocab);
     struct decoder *d = open_dev(&m.w, DEC_DEV_CL, 64, 0);
     run_seq(d, in, 16, 4, dim, vocab, a);
     dec_close(d);

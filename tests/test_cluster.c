@@ -7,19 +7,6 @@
 
 #include "core/cluster.h"
 
-struct mat {
-    int n, dim;
-    float *v;
-};
-
-static int row_of(void *ctx, int32_t id, float *out)
-{
-    struct mat *m = ctx;
-    if (id < 0 || id >= m->n) return -1;
-    memcpy(out, m->v + (size_t)id * m->dim, (size_t)m->dim * sizeof(float));
-    return 0;
-}
-
 static uint64_t rng_state = 88172645463325252ull;
 static double rnd(void)   /* xorshift: test data only */
 {
@@ -29,9 +16,9 @@ static double rnd(void)   /* xorshift: test data only */
     return (double)(rng_state >> 11) / 9007199254740992.0 * 2 - 1;
 }
 
-static struct mat random_mat(int n, int dim)
+static struct tu_mat random_mat(int n, int dim)
 {
-    struct mat m = {n, dim, malloc((size_t)n * dim * sizeof(float))};
+    struct tu_mat m = {n, dim, malloc((size_t)n * dim * sizeof(float))};
     assert_non_null(m.v);
     for (int i = 0; i < n * dim; i++) m.v[i] = (float)rnd();
     return m;
@@ -39,7 +26,7 @@ static struct mat random_mat(int n, int dim)
 
 /* Straightforward greedy for comparison: lowest unassigned id, its k-1 most similar
  * unassigned tokens (ties to the lower id), exact scan every time. */
-static void naive(const struct mat *m, const uint8_t *group, int k, int32_t *of)
+static void naive(const struct tu_mat *m, const uint8_t *group, int k, int32_t *of)
 {
     int n = m->n;
     double *nv = malloc((size_t)n * m->dim * sizeof *nv);
@@ -121,7 +108,7 @@ static void check_structure(const struct cluster *c, const uint8_t *group, int n
 }
 
 /* cluster_sims: each clustered token's cosines to its cluster, in member order. */
-static void check_sims(const struct cluster *c, const struct mat *m)
+static void check_sims(const struct cluster *c, const struct tu_mat *m)
 {
     for (int32_t id = 0; id < m->n; id++) {
         int n;
@@ -151,13 +138,13 @@ static void test_matches_naive_greedy(void **state)
     (void)state;
     /* Big enough that neighbour lists are refreshed and exact scans happen. */
     const int n = 700, dim = 12, k = 7;
-    struct mat m = random_mat(n, dim);
+    struct tu_mat m = random_mat(n, dim);
     uint8_t *group = malloc(n);
     for (int i = 0; i < n; i++) group[i] = i % 50 == 3 ? 0 : (i % 9 == 0 ? 2 : 1);
     struct cluster *c;
     char err[256];
     struct cluster_params p = {.k = k, .quiet = 1};
-    assert_int_equal(cluster_build(&c, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&c, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     check_structure(c, group, n, k);
     int32_t *of = malloc(n * sizeof *of);
     naive(&m, group, k, of);
@@ -175,7 +162,7 @@ static void test_recovers_planted_groups(void **state)
     (void)state;
     /* Three tight bundles of 20 around orthogonal directions, interleaved ids. */
     const int n = 60, dim = 8, k = 20;
-    struct mat m = {n, dim, calloc((size_t)n * dim, sizeof(float))};
+    struct tu_mat m = {n, dim, calloc((size_t)n * dim, sizeof(float))};
     uint8_t group[60];
     for (int i = 0; i < n; i++) {
         for (int d = 0; d < dim; d++) m.v[i * dim + d] = (float)(0.01 * rnd());
@@ -185,7 +172,7 @@ static void test_recovers_planted_groups(void **state)
     struct cluster *c;
     char err[256];
     struct cluster_params p = {.k = k, .quiet = 1};
-    assert_int_equal(cluster_build(&c, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&c, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     assert_int_equal(cluster_count(c), 3);
     for (int i = 0; i < n; i++) assert_int_equal(cluster_of(c, i), cluster_of(c, i % 3));
     cluster_close(c);
@@ -201,11 +188,11 @@ static void test_remainder(void **state)
     int sizes[][4] = {{41, 2, 21, 20}, {45, 3, 20, 5}, {40, 2, 20, 20}};
     for (int t = 0; t < 3; t++) {
         int n = sizes[t][0];
-        struct mat m = random_mat(n, 6);
+        struct tu_mat m = random_mat(n, 6);
         uint8_t group[64];
         memset(group, 1, sizeof group);
         struct cluster *c;
-        assert_int_equal(cluster_build(&c, n, 6, group, row_of, &m, &p, err, sizeof err), 0);
+        assert_int_equal(cluster_build(&c, n, 6, group, tu_mat_row, &m, &p, err, sizeof err), 0);
         assert_int_equal(cluster_count(c), sizes[t][1]);
         int lo = 1 << 30, hi = 0;
         for (int cl = 0; cl < cluster_count(c); cl++) {
@@ -227,16 +214,16 @@ static void test_bad_input(void **state)
     (void)state;
     char err[256];
     struct cluster *c;
-    struct mat m = random_mat(10, 4);
+    struct tu_mat m = random_mat(10, 4);
     uint8_t group[10];
     memset(group, 1, sizeof group);
     struct cluster_params p = {.k = 1, .quiet = 1};
-    assert_int_equal(cluster_build(&c, 10, 4, group, row_of, &m, &p, err, sizeof err), -1);
+    assert_int_equal(cluster_build(&c, 10, 4, group, tu_mat_row, &m, &p, err, sizeof err), -1);
     assert_non_null(strstr(err, "cluster size"));
     p.k = 3;
-    assert_int_equal(cluster_build(&c, 0, 4, group, row_of, &m, &p, err, sizeof err), -1);
+    assert_int_equal(cluster_build(&c, 0, 4, group, tu_mat_row, &m, &p, err, sizeof err), -1);
     m.v[5] = NAN;
-    assert_int_equal(cluster_build(&c, 10, 4, group, row_of, &m, &p, err, sizeof err), -1);
+    assert_int_equal(cluster_build(&c, 10, 4, group, tu_mat_row, &m, &p, err, sizeof err), -1);
     assert_non_null(strstr(err, "not finite"));
     free(m.v);
 }
@@ -259,11 +246,10 @@ static char *cache_file(const char *dir)
 static void test_cache(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
     char cdir[4200];
-    snprintf(cdir, sizeof cdir, "%s/sub/cmif", dir);
+    char *dir = tu_tmpfile("sub/cmif", cdir, sizeof cdir);
     const int n = 300, dim = 10;
-    struct mat m = random_mat(n, dim);
+    struct tu_mat m = random_mat(n, dim);
     uint8_t *group = malloc(n);
     /* Two groups, the second (like byte tokens) with low ids: cluster numbering is not in
      * id order across groups. */
@@ -273,7 +259,7 @@ static void test_cache(void **state)
     struct cluster_params p = {.k = 10, .quiet = 1, .cache_dir = cdir, .fingerprint = fp};
     char err[256];
     struct cluster *a, *b, *c2;
-    assert_int_equal(cluster_build(&a, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&a, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     assert_int_equal(cluster_from_cache(a), 0);
     char *f = cache_file(cdir);
     assert_non_null(f);
@@ -288,7 +274,7 @@ static void test_cache(void **state)
     assert_int_equal(st.st_mode & 0777, 0600);
 
     /* Second build: from the cache, identical. */
-    assert_int_equal(cluster_build(&b, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&b, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     assert_int_equal(cluster_from_cache(b), 1);
     for (int i = 0; i < n; i++) assert_int_equal(cluster_of(a, i), cluster_of(b, i));
     check_sims(b, &m);
@@ -298,7 +284,7 @@ static void test_cache(void **state)
     unsigned char fp2[32];
     memset(fp2, 0xac, sizeof fp2);
     p.fingerprint = fp2;
-    assert_int_equal(cluster_build(&b, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&b, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     assert_int_equal(cluster_from_cache(b), 0);
     cluster_close(b);
     p.fingerprint = fp;
@@ -311,18 +297,18 @@ static void test_cache(void **state)
     fseek(fh, 60, SEEK_SET);
     fputc(ch ^ 1, fh);
     fclose(fh);
-    assert_int_equal(cluster_build(&c2, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&c2, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     assert_int_equal(cluster_from_cache(c2), 0);
     for (int i = 0; i < n; i++) assert_int_equal(cluster_of(a, i), cluster_of(c2, i));
     cluster_close(c2);
     /* ... and rewritten, so the next run reads it again. */
-    assert_int_equal(cluster_build(&c2, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&c2, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     assert_int_equal(cluster_from_cache(c2), 1);
     cluster_close(c2);
 
     /* A secret readable by others is refused: the cache is not used (still builds). */
     assert_int_equal(chmod(key, 0644), 0);
-    assert_int_equal(cluster_build(&c2, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&c2, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     assert_int_equal(cluster_from_cache(c2), 0);
     assert_non_null(strstr(cluster_cache_note(c2), "private"));
     cluster_close(c2);

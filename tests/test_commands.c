@@ -111,9 +111,8 @@ static void test_script_parse(void **state)
 static void test_save_history_roundtrip(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
     char path[4200];
-    snprintf(path, sizeof path, "%s/h.txt", dir);
+    char *dir = tu_tmpfile("h.txt", path, sizeof path);
     struct cmds_session s = { 0 };
     const char *in[] = { "first message", "/eps 0.25", "two\nlines", "ünïcödé" };
     for (int i = 0; i < 4; i++) assert_int_equal(cmds_record(&s, in[i]), 0);

@@ -1,7 +1,7 @@
 /* Tests of core/core (with core/embed): the public API over real and random models,
  * the embedding table served through the encrypted swap, the locked/not-locked report,
- * what crosses the boundary to the decoder (acceptance 7) and the golden stories260K text
- * through a 64 KiB core (acceptance 8). */
+ * what crosses the boundary to the decoder and the golden stories260K text through a
+ * 64 KiB core. */
 #include "tests/testutil.h"
 
 #include <linux/capability.h>
@@ -45,6 +45,19 @@ static void ref_row(const struct ref *r, int32_t id, float *out)
 {
     assert_int_equal(qrow_dequant(r->t->type, (const uint8_t *)r->t->data + (size_t)id * r->rb,
                                   out, (size_t)r->t->ne[0]), 0);
+}
+
+/* A core over path without a sanitizer (CORE_MECH_NONE), its guarded region limited to
+ * mem_limit bytes (0: the default). */
+static struct core *open_plain(const char *path, size_t mem_limit)
+{
+    struct core_options o;
+    core_defaults(&o);
+    o.mem_limit = mem_limit;
+    o.mechanism = CORE_MECH_NONE;
+    struct core *c;
+    assert_int_equal(core_open(&c, path, &o, err, sizeof err), 0);
+    return c;
 }
 
 static void test_open_status(void **state)
@@ -123,11 +136,7 @@ static void test_encode_matches_table(void **state)
     const char *mp = tu_shared("models/stories260K.gguf");
     struct ref r;
     ref_open(&r, mp);
-    struct core_options o;
-    core_defaults(&o);
-    o.mechanism = CORE_MECH_NONE;
-    struct core *c;
-    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    struct core *c = open_plain(mp, 0);
     check_encode(c, &r, "Once upon a time, Lily saw a big red ball.");
     /* Template text: special tokens parsed, never sanitized, marked control at ε 0. */
     struct core_batch b;
@@ -176,11 +185,7 @@ static void test_text_wiped(void **state)
 {
     (void)state;
     const char *mp = tu_shared("models/stories260K.gguf");
-    struct core *c;
-    struct core_options o;
-    core_defaults(&o);
-    o.mechanism = CORE_MECH_NONE;     /* a long text: no budget involved */
-    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    struct core *c = open_plain(mp, 0);     /* a long text: no budget involved */
     char text[6000];
     for (size_t i = 0; i < sizeof text - 1; i++) text[i] = "secret words "[i % 13];
     text[sizeof text - 1] = 0;
@@ -206,12 +211,7 @@ static void test_small_region_uses_swap(void **state)
     const char *mp = tu_shared("models/stories260K.gguf");
     struct ref r;
     ref_open(&r, mp);
-    struct core_options o;
-    core_defaults(&o);
-    o.mem_limit = 64 * 1024;
-    o.mechanism = CORE_MECH_NONE;
-    struct core *c;
-    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    struct core *c = open_plain(mp, 64 * 1024);
     struct core_status st;
     core_status(c, &st);
     print_message("  status: %s\n", st.summary);
@@ -255,9 +255,8 @@ static void child_read_mapping(const struct core *c)
 
 static void random_model_run(int embd_type, int tied, int dim)
 {
-    char *dir = tu_tmpdir();
     char path[4200];
-    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    char *dir = tu_tmpfile("m.gguf", path, sizeof path);
     struct randmodel_spec s;
     randmodel_defaults(&s);
     s.vocab = 3000;
@@ -272,12 +271,7 @@ static void random_model_run(int embd_type, int tied, int dim)
     assert_int_equal(randmodel_write(path, &s, err, sizeof err), 0);
     struct ref r;
     ref_open(&r, path);
-    struct core_options o;
-    core_defaults(&o);
-    o.mem_limit = 96 * 1024;       /* table is >= 400 KiB: most of it in the swap */
-    o.mechanism = CORE_MECH_NONE;
-    struct core *c;
-    assert_int_equal(core_open(&c, path, &o, err, sizeof err), 0);
+    struct core *c = open_plain(path, 96 * 1024);   /* table is >= 400 KiB: most of it in the swap */
     float v[256], w[256];
     assert_int_equal(core_dim(c), dim);
     for (int32_t id = 0; id < 3000; id += 37) {
@@ -385,7 +379,7 @@ static void test_not_locked_reported(void **state)
     assert_int_equal(WEXITSTATUS(ws), 0);
 }
 
-/* ---- acceptance 7: only vectors cross ------------------------------------------------ */
+/* ---- only vectors cross ------------------------------------------------------------ */
 struct watch {
     const struct ref *r;
     const int32_t *raw;           /* raw user ids (the test knows them; the decoder must not) */
@@ -517,7 +511,7 @@ static void test_boundary_opencl(void **state)
     boundary_run(DEC_DEV_CL);
 }
 
-/* ---- acceptance 8: golden text through a 64 KiB core --------------------------------- */
+/* ---- golden text through a 64 KiB core --------------------------------------------- */
 static void test_golden_through_swap(void **state)
 {
     (void)state;
@@ -534,12 +528,7 @@ static void test_golden_through_swap(void **state)
     fclose(f);
     assert_true(glen > 0 && glen < sizeof golden);
 
-    struct core_options o;
-    core_defaults(&o);
-    o.mem_limit = 64 * 1024;
-    o.mechanism = CORE_MECH_NONE;
-    struct core *c;
-    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    struct core *c = open_plain(mp, 64 * 1024);
     struct model *m;
     assert_int_equal(model_open(&m, core_gguf(c), err, sizeof err), 0);
     struct dec_options dop = {.threads = 1, .device = DEC_DEV_CPU, .cl_index = -1};

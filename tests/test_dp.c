@@ -1,4 +1,4 @@
-/* tests/test_dp: statistical differential-privacy audit of the sanitizer (acceptance 1).
+/* tests/test_dp: statistical differential-privacy audit of the sanitizer.
  *
  * In the spirit of Google's DP stochastic tester and DP-Auditorium's histogram tester: for a
  * pair of inputs x, x' of one cluster, run the mechanism N times on each with the seeded test
@@ -27,20 +27,16 @@
 #include "core/mech.h"
 #include "core/noise.h"
 
+/* core/mech numbers its mechanisms and outcomes like core/core.h's public enums. */
+_Static_assert((int)MECH_RNM == (int)CORE_MECH_RNM && (int)MECH_RNM_EXP == (int)CORE_MECH_RNM_EXP &&
+                   (int)MECH_SANTEXT == (int)CORE_MECH_SANTEXT &&
+                   (int)MECH_CUSTEXT == (int)CORE_MECH_CUSTEXT && (int)MECH_NONE == (int)CORE_MECH_NONE,
+               "enum mech_kind and enum core_mech");
+_Static_assert((int)MECH_KEPT == (int)CORE_TOK_KEPT && (int)MECH_REPLACED == (int)CORE_TOK_REPLACED &&
+                   (int)MECH_PUBLIC == (int)CORE_TOK_PUBLIC && (int)MECH_CONTROL == (int)CORE_TOK_CONTROL,
+               "enum mech_result and enum core_tok_kind");
+
 #define Z 5.0
-
-struct mat {
-    int n, dim;
-    float *v;
-};
-
-static int row_of(void *ctx, int32_t id, float *out)
-{
-    struct mat *m = ctx;
-    if (id < 0 || id >= m->n) return -1;
-    memcpy(out, m->v + (size_t)id * m->dim, (size_t)m->dim * sizeof(float));
-    return 0;
-}
 
 static void wilson(long k, long n, double *lo, double *hi)
 {
@@ -51,7 +47,7 @@ static void wilson(long k, long n, double *lo, double *hi)
 }
 
 struct fixture {
-    struct mat m;
+    struct tu_mat m;
     struct cluster *cl;
     struct noise *nz;
     struct mech *mech;
@@ -74,11 +70,11 @@ static void fixture_open(struct fixture *f, int n, uint64_t seed)
     uint8_t *group = malloc((size_t)n);
     memset(group, 1, (size_t)n);
     struct cluster_params p = {.k = n, .quiet = 1};
-    assert_int_equal(cluster_build(&f->cl, n, 3, group, row_of, &f->m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&f->cl, n, 3, group, tu_mat_row, &f->m, &p, err, sizeof err), 0);
     free(group);
     assert_int_equal(cluster_count(f->cl), 1);
     assert_int_equal(noise_open(&f->nz, 1, seed, err, sizeof err), 0);
-    struct mech_config cfg = {.n_vocab = n, .dim = 3, .row = row_of, .ctx = &f->m,
+    struct mech_config cfg = {.n_vocab = n, .dim = 3, .row = tu_mat_row, .ctx = &f->m,
                               .clusters = f->cl, .role = f->role, .noise = f->nz};
     assert_int_equal(mech_open(&f->mech, &cfg, MECH_RNM, 1.0, err, sizeof err), 0);
 }
@@ -180,7 +176,7 @@ static void test_real_model_audit(void **state)
     struct tokenizer *t;
     if (tok_open(&t, core_gguf(c), err, sizeof err)) fail_msg("%s", err);
     int32_t nv = tok_n_vocab(t);
-    struct mat m = {nv, core_dim(c), malloc((size_t)nv * core_dim(c) * sizeof(float))};
+    struct tu_mat m = {nv, core_dim(c), malloc((size_t)nv * core_dim(c) * sizeof(float))};
     assert_non_null(m.v);
     for (int32_t i = 0; i < nv; i++)
         assert_int_equal(core_embed_token(c, i, m.v + (size_t)i * m.dim, err, sizeof err), 0);
@@ -188,10 +184,10 @@ static void test_real_model_audit(void **state)
     mech_token_roles(t, role, group, stop);
     struct cluster *cl;
     struct cluster_params p = {.k = 20, .quiet = 1};
-    assert_int_equal(cluster_build(&cl, nv, m.dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&cl, nv, m.dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     struct noise *nz;
     assert_int_equal(noise_open(&nz, 1, 77, err, sizeof err), 0);
-    struct mech_config cfg = {.n_vocab = nv, .dim = m.dim, .row = row_of, .ctx = &m,
+    struct mech_config cfg = {.n_vocab = nv, .dim = m.dim, .row = tu_mat_row, .ctx = &m,
                               .clusters = cl, .role = role, .stopword = stop, .noise = nz};
     struct mech *mc;
     assert_int_equal(mech_open(&mc, &cfg, MECH_RNM, 1.0, err, sizeof err), 0);

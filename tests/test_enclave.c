@@ -18,38 +18,6 @@
 static char err[256];
 static const int path_flags[2] = {0, ENCLAVE_NO_SECRETMEM};
 
-/* Run fn in a child with default fault handlers (sanitizers install their own). Returns
- * the wait status. */
-static int in_child(void (*fn)(int), int arg)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        signal(SIGSEGV, SIG_DFL);
-        signal(SIGBUS, SIG_DFL);
-        signal(SIGABRT, SIG_DFL);
-        /* No core files from the intended crashes (soft limit only: child_dump raises it). */
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_CORE, &rl) == 0) {
-            rl.rlim_cur = 0;
-            setrlimit(RLIMIT_CORE, &rl);
-        }
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0) dup2(devnull, STDERR_FILENO);
-        fn(arg);
-        _exit(0);
-    }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    return st;
-}
-
-static int died_of_fault(int st)
-{
-    return WIFSIGNALED(st) && (WTERMSIG(st) == SIGSEGV || WTERMSIG(st) == SIGBUS);
-}
-
 static void child_write_past_end(int flags)
 {
     struct enclave *r;
@@ -86,12 +54,12 @@ static void test_guard_pages_kill(void **state)
 {
     (void)state;
     for (int i = 0; i < 2; i++) {
-        int st = in_child(child_write_past_end, path_flags[i]);
-        assert_true(died_of_fault(st));
-        st = in_child(child_write_before_start, path_flags[i]);
+        int st = tu_in_child(child_write_past_end, path_flags[i]);
+        assert_true(tu_died_of_fault(st));
+        st = tu_in_child(child_write_before_start, path_flags[i]);
         assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
-        st = in_child(child_read_sealed, path_flags[i]);
-        assert_true(died_of_fault(st));
+        st = tu_in_child(child_read_sealed, path_flags[i]);
+        assert_true(tu_died_of_fault(st));
     }
 }
 
@@ -141,8 +109,8 @@ static void child_range(int outside)
 static void test_range_seal(void **state)
 {
     (void)state;
-    assert_true(died_of_fault(in_child(child_range, 1)));
-    assert_true(died_of_fault(in_child(child_range, 0)));
+    assert_true(tu_died_of_fault(tu_in_child(child_range, 1)));
+    assert_true(tu_died_of_fault(tu_in_child(child_range, 0)));
 }
 
 static void test_bad_size(void **state)
@@ -263,11 +231,11 @@ static void test_fork_does_not_inherit(void **state)
         assert_int_equal(enclave_unseal(fork_region, err, sizeof err), 0);
         memset(fork_region->ptr, 0x5a, fork_region->size);
         assert_int_equal(enclave_seal(fork_region, err, sizeof err), 0);
-        int st = in_child(child_read_region, 0);
+        int st = tu_in_child(child_read_region, 0);
         /* secretmem is MADV_DONTFORK: the child has no mapping there at all (mprotect fails
          * with ENOMEM, exit 5) */
         if (fork_region->secretmem)
-            assert_true(died_of_fault(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 5));
+            assert_true(tu_died_of_fault(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 5));
         else assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
         enclave_free(fork_region);
     }
@@ -320,7 +288,7 @@ static void child_harden(int unused)
 static void test_harden(void **state)
 {
     (void)state;
-    int st = in_child(child_harden, 0);
+    int st = tu_in_child(child_harden, 0);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
 }
@@ -340,7 +308,7 @@ static void write_marker(volatile uint8_t *dst, uint64_t seed, size_t n)
 static uint64_t dump_seed;
 static void child_dump(int use_secretmem)
 {
-    /* Undo what in_child set: this child is meant to dump. */
+    /* Undo what tu_in_child set: this child is meant to dump. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_CORE, &rl) != 0) _exit(9);
     rl.rlim_cur = rl.rlim_max;                 /* ulimit -c unlimited, as far as allowed */
@@ -399,7 +367,7 @@ static void test_core_dump_has_no_marker(void **state)
         assert_non_null(getcwd(cwd, sizeof cwd));
         assert_int_equal(chdir(dir), 0);
         dump_seed = (uint64_t)time(NULL) * 2654435761u + (uint64_t)getpid() * 40503u + (uint64_t)sm;
-        int st = in_child(child_dump, sm);
+        int st = tu_in_child(child_dump, sm);
         assert_int_equal(chdir(cwd), 0);
         if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT))
             fail_msg("dump child: status %#x", st);

@@ -832,9 +832,8 @@ static void test_open_errors(void **state)
     assert_non_null(strstr(err, "cannot open /nonexistent/model.gguf"));
     assert_int_equal(gguf_open(&g, "/tmp", err, sizeof err), -1);
     assert_non_null(strstr(err, "not a regular file"));
-    char *dir = tu_tmpdir();
     char p[512];
-    snprintf(p, sizeof p, "%s/empty.gguf", dir);
+    char *dir = tu_tmpfile("empty.gguf", p, sizeof p);
     FILE *f = fopen(p, "wb");
     assert_non_null(f);
     fclose(f);
@@ -877,9 +876,8 @@ static int fill_fail(void *ctx, void *dst, uint64_t off, uint64_t n)
 static void test_writer_round_trip(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
     char path[512], err[512];
-    snprintf(path, sizeof path, "%s/rt.gguf", dir);
+    char *dir = tu_tmpfile("rt.gguf", path, sizeof path);
     struct gguf_out *w = gguf_out_new();
     assert_non_null(w);
     gguf_out_str(w, "general.architecture", "llama");

@@ -109,9 +109,8 @@ static const struct {
 static void test_model_requirements(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
     char path[600], err[512];
-    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    char *dir = tu_tmpfile("m.gguf", path, sizeof path);
 
     /* The unmodified file loads: the cases below fail for their one reason. */
     write_model(path, M_NONE);

@@ -151,9 +151,8 @@ static void test_extra_and_positional(void **state)
 static void test_prompt_file(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
     char path[512];
-    snprintf(path, sizeof path, "%s/p.txt", dir);
+    char *dir = tu_tmpfile("p.txt", path, sizeof path);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     for (int i = 0; i < 2000; i++) fputs("line of prompt text\n", f);

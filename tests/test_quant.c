@@ -6,10 +6,18 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "core/gguf.h"
 #include "core/qrow.h"
 #include "gpu/quant.h"
 #include "gpu/quant_impl.h"
 #include "gpu/rng.h"
+
+/* gpu/ uses GGUF's type numbering without including core/: the two enums must agree. */
+#define SAME_TYPE(t) ((int)QT_##t == (int)GGUF_T_##t)
+_Static_assert(SAME_TYPE(F32) && SAME_TYPE(F16) && SAME_TYPE(BF16), "float type numbers");
+_Static_assert(SAME_TYPE(Q4_0) && SAME_TYPE(Q8_0), "Q4_0/Q8_0 type numbers");
+_Static_assert(SAME_TYPE(Q4_K) && SAME_TYPE(Q5_K) && SAME_TYPE(Q6_K), "K-quant type numbers");
+#undef SAME_TYPE
 
 static const int all_types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
@@ -71,6 +79,10 @@ static void test_type_table(void **state)
         assert_string_equal(qt_name(want[i].t), want[i].name);
         assert_int_equal(qt_row_bytes(want[i].t, 4096), 4096 / want[i].be * want[i].bb);
         assert_int_equal(qrow_bytes((uint32_t)want[i].t, 4096), qt_row_bytes(want[i].t, 4096));
+        /* gpu/'s table and core/gguf's agree on every type the kernels take */
+        assert_int_equal(gguf_type_block_elems((uint32_t)want[i].t), want[i].be);
+        assert_int_equal(gguf_type_block_bytes((uint32_t)want[i].t), want[i].bb);
+        assert_string_equal(gguf_type_name((uint32_t)want[i].t), want[i].name);
     }
     int unsupported[] = {3, 6, 7, 9, 10, 11, 15, 16, 29, 31, 99, -1};
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {

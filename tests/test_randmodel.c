@@ -283,9 +283,8 @@ static void test_tied_and_tokenizer_from(void **state)
 static void test_bad_specs(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
     char path[600], err[512];
-    snprintf(path, sizeof path, "%s/bad.gguf", dir);
+    char *dir = tu_tmpfile("bad.gguf", path, sizeof path);
     struct randmodel_spec s;
     static const struct {
         int field, value;

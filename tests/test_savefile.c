@@ -28,9 +28,8 @@ static void expect_content(const char *path, const char *want)
 static void test_write_replace_and_fail(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
     char path[512], tmp[520], err[256];
-    snprintf(path, sizeof path, "%s/out.bin", dir);
+    char *dir = tu_tmpfile("out.bin", path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
 
     assert_int_equal(savefile_write(path, fill_text, "first", err, sizeof err), 0);

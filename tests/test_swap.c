@@ -222,9 +222,8 @@ static void test_tamper_table(void **state)
 static void test_file_from_killed_run(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
     char copy[4200];
-    snprintf(copy, sizeof copy, "%s/left-over", dir);
+    char *dir = tu_tmpfile("left-over", copy, sizeof copy);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -349,41 +348,30 @@ static void test_short_write_fails_closed(void **state)
 
 /* The cache is sealed outside swap_begin/swap_end, and inside it only the slot in use is
  * open: a stale pointer to another slot faults. Run in children. */
-static int child_status(int which)
+static void child_touch_sealed(int which)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        signal(SIGSEGV, SIG_DFL);
-        signal(SIGBUS, SIG_DFL);
-        struct swap *s;
-        char e[256];
-        if (swap_open(&s, PS, 4, 4, NULL, 0, e, sizeof e) != 0) _exit(2);
-        uint8_t *p0, *p2;
-        if (swap_begin(s, e, sizeof e) != 0 || swap_get(s, 0, 1, &p0, e, sizeof e) != 0) _exit(3);
-        p0[0] = 1;
-        if (which == 0) {
-            if (swap_end(s, e, sizeof e) != 0) _exit(4);
-        } else {
-            if (swap_get(s, 2, 1, &p2, e, sizeof e) != 0) _exit(5);
-            p2[0] = 2;                        /* the open slot: fine */
-        }
-        volatile uint8_t *v = p0;
-        uint8_t x = v[0];                      /* sealed: must fault */
-        (void)x;
-        _exit(0);
+    struct swap *s;
+    char e[256];
+    if (swap_open(&s, PS, 4, 4, NULL, 0, e, sizeof e) != 0) _exit(2);
+    uint8_t *p0, *p2;
+    if (swap_begin(s, e, sizeof e) != 0 || swap_get(s, 0, 1, &p0, e, sizeof e) != 0) _exit(3);
+    p0[0] = 1;
+    if (which == 0) {
+        if (swap_end(s, e, sizeof e) != 0) _exit(4);
+    } else {
+        if (swap_get(s, 2, 1, &p2, e, sizeof e) != 0) _exit(5);
+        p2[0] = 2;                        /* the open slot: fine */
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    return st;
+    volatile uint8_t *v = p0;
+    uint8_t x = v[0];                      /* sealed: must fault */
+    (void)x;
 }
 
 static void test_sealed_outside_access(void **state)
 {
     (void)state;
     for (int which = 0; which < 2; which++) {
-        int st = child_status(which);
+        int st = tu_in_child(child_touch_sealed, which);
         assert_true(WIFSIGNALED(st) && (WTERMSIG(st) == SIGSEGV || WTERMSIG(st) == SIGBUS));
     }
 }

@@ -553,13 +553,32 @@ static struct tokenizer *word_vocab(const char *dir, const char *pre, struct bpe
     return bv_open(v, dir, pre, bot, eot + 1, g);
 }
 
+/* word_vocab in a temporary directory of its own, closed with wv_close. */
+struct wv {
+    char *dir;
+    struct bpe_vocab v;
+    struct gguf *g;
+    struct tokenizer *t;
+};
+
+static struct tokenizer *wv_open(struct wv *w, const char *pre)
+{
+    w->dir = tu_tmpdir();
+    w->t = word_vocab(w->dir, pre, &w->v, &w->g);
+    return w->t;
+}
+
+static void wv_close(struct wv *w)
+{
+    bv_close(w->t, w->g, &w->v);
+    tu_rmtree(w->dir);
+}
+
 static void test_bpe_llama3_split(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
-    struct bpe_vocab v;
-    struct gguf *g;
-    struct tokenizer *t = word_vocab(dir, "llama-bpe", &v, &g);
+    struct wv w;
+    struct tokenizer *t = wv_open(&w, "llama-bpe");
     assert_int_equal(tok_kind(t), TOK_BPE);
     assert_true(tok_add_bos(t));  /* Llama 3 default */
     expect_words(t, "Hello world", "Hello", " world", NULL);
@@ -587,17 +606,14 @@ static void test_bpe_llama3_split(void **state)
     expect_words(t, "x\xE2\x80\x94x", "x", "\xE2\x80\x94x", NULL);   /* [^\r\n\p{L}\p{N}]?\p{L}+ */
     expect_words(t, "\xC2\xB2" "a", "\xC2\xB2", "a", NULL);          /* superscript two is \p{N} */
     expect_words(t, "a\xCC\x81", "a", "\xCC\x81", NULL);             /* a combining mark is not \p{L} */
-    bv_close(t, g, &v);
-    tu_rmtree(dir);
+    wv_close(&w);
 }
 
 static void test_bpe_gpt2_split(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
-    struct bpe_vocab v;
-    struct gguf *g;
-    struct tokenizer *t = word_vocab(dir, "gpt2", &v, &g);
+    struct wv w;
+    struct tokenizer *t = wv_open(&w, "gpt2");
     assert_false(tok_add_bos(t));  /* only Llama 3 defaults to BOS */
     expect_words(t, "Hello world", "Hello", " world", NULL);
     expect_words(t, "I'm here's", "I", "'m", " here", "'s", NULL);
@@ -610,14 +626,12 @@ static void test_bpe_gpt2_split(void **state)
     expect_words(t, "hi!!\n", "hi", "!!", "\n", NULL);               /* no [\r\n]* after punctuation */
     expect_words(t, "\t\tx", "\t", "\t", "x", NULL);                  /* no [^...]? before letters */
     expect_words(t, "x   ", "x", "   ", NULL);
-    bv_close(t, g, &v);
+    wv_close(&w);
 
     /* pre = smollm: every digit is its own word, the rest splits as GPT-2. */
-    dir = (tu_rmtree(dir), tu_tmpdir());
-    t = word_vocab(dir, "smollm", &v, &g);
+    t = wv_open(&w, "smollm");
     expect_words(t, "x 12", "x", " ", "1", "2", NULL);
-    bv_close(t, g, &v);
-    tu_rmtree(dir);
+    wv_close(&w);
 }
 
 /* Merge order: lowest rank first, ties to the leftmost pair; Llama 3 emits a word that is a
@@ -693,10 +707,8 @@ static void test_bpe_merge_order(void **state)
 static void test_bpe_special(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
-    struct bpe_vocab v;
-    struct gguf *g;
-    struct tokenizer *t = word_vocab(dir, "llama-bpe", &v, &g);
+    struct wv w;
+    struct tokenizer *t = wv_open(&w, "llama-bpe");
     int32_t bot = tok_find(t, "<|begin_of_text|>", 17), eot = tok_find(t, "<|eot_id|>", 10);
     int32_t eos = tok_find(t, "<|end_of_text|>", 15), tool = tok_find(t, "<tool>", 6);
     int32_t hi = tok_find(t, "hi", 2);
@@ -732,8 +744,7 @@ static void test_bpe_special(void **state)
     assert_int_equal(tok_piece(t, eot, 1, buf, sizeof buf), 10);
     assert_string_equal(buf, "<|eot_id|>");
     assert_int_equal(tok_piece(t, tool, 0, buf, sizeof buf), 6);
-    bv_close(t, g, &v);
-    tu_rmtree(dir);
+    wv_close(&w);
 }
 
 static void test_bpe_fuzz_and_long(void **state)

@@ -292,9 +292,8 @@ static void test_micro_training(void **state)
 static void test_resume(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
     char ck1[600], ck2[600], err[256];
-    snprintf(ck1, sizeof ck1, "%s/a.ckpt", dir);
+    char *dir = tu_tmpfile("a.ckpt", ck1, sizeof ck1);
     snprintf(ck2, sizeof ck2, "%s/b.ckpt", dir);
     struct train_run_opts o;
     micro_opts(&o, corpus_file(dir, "c.txt", 120, 3));

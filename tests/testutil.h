@@ -10,6 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/tokenizer.h"
 
 /* Path of a file under ../shared (or $CMIF_SHARED). When it is missing the calling test
  * is skipped with a message, except under CI=true, where its absence fails the test. */
@@ -35,6 +42,15 @@ static inline char *tu_tmpdir(void)
     char *d = mkdtemp(tmpl);
     assert_non_null(d);
     return strdup(d);
+}
+
+/* A fresh temporary directory (returned, for tu_rmtree) and the path of name inside it, in
+ * path (n bytes). */
+static inline char *tu_tmpfile(const char *name, char *path, size_t n)
+{
+    char *dir = tu_tmpdir();
+    snprintf(path, n, "%s/%s", dir, name);
+    return dir;
 }
 
 static inline void tu_rmtree(char *dir)
@@ -88,6 +104,73 @@ static inline const char *tu_cmif(void)
     const char *b = getenv("BUILD");
     snprintf(buf, sizeof buf, "%s/cmif", b && *b ? b : "build");
     return buf;
+}
+
+/* Runs fn(arg) in a forked child and returns its wait status (the child _exits 0 when fn
+ * returns). The child has default fault handlers (sanitizers install their own), no core
+ * file (soft limit only, so a child may raise it again) and stderr on /dev/null, so an
+ * intended crash is quiet. */
+static inline int tu_in_child(void (*fn)(int), int arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_CORE, &rl) == 0) {
+            rl.rlim_cur = 0;
+            setrlimit(RLIMIT_CORE, &rl);
+        }
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) dup2(devnull, STDERR_FILENO);
+        fn(arg);
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return st;
+}
+
+/* Whether a wait status says the process died of a memory fault. */
+static inline int tu_died_of_fault(int st)
+{
+    return WIFSIGNALED(st) && (WTERMSIG(st) == SIGSEGV || WTERMSIG(st) == SIGBUS);
+}
+
+/* A dense n x dim float matrix, and its row lookup in the shape the clustering and the
+ * mechanisms take (ctx is the matrix; -1 for an id out of range). */
+struct tu_mat {
+    int n, dim;
+    float *v;
+};
+
+static inline int tu_mat_row(void *ctx, int32_t id, float *out)
+{
+    struct tu_mat *m = ctx;
+    if (id < 0 || id >= m->n) return -1;
+    memcpy(out, m->v + (size_t)id * m->dim, (size_t)m->dim * sizeof(float));
+    return 0;
+}
+
+/* One greedy decoding step for the golden-text tests: the arg-max token of lg[0..vocab-1]
+ * (the lowest id on ties), its piece appended to out[*on] (the space after BOS dropped, as
+ * the generate command does; the text must stay under cap bytes). Returns the token. */
+static inline int32_t tu_greedy_step(const struct tokenizer *t, const float *lg, int32_t vocab,
+                                     int32_t prev, char *out, size_t *on, size_t cap)
+{
+    int32_t next = 0;
+    for (int32_t i = 1; i < vocab; i++)
+        if (lg[i] > lg[next]) next = i;
+    char piece[64];
+    size_t pl = tok_piece_after(t, prev, next, 0, piece, sizeof piece);
+    assert_true(pl < sizeof piece);
+    assert_true(*on + pl < cap);
+    memcpy(out + *on, piece, pl);
+    *on += pl;
+    return next;
 }
 
 #endif

@@ -1,7 +1,12 @@
 /* Shared helpers for the cmif OpenCL kernels (this file is compiled first).
  * Half floats are decoded with integer bit operations so correctness never depends on
  * cl_khr_fp16 (NVIDIA's OpenCL has none). Quantized rows are read as bytes in ggml's
- * block layouts; a "unit" is 32 consecutive elements of a row. */
+ * block layouts; a "unit" is 32 consecutive elements of a row. The block sizes in bytes
+ * (BLK_Q4_0 ...) come from gpu/quant's type table, in the build options. */
+
+#ifndef BLK_Q4_0
+#error "BLK_* block sizes are set by gpu/backend_cl.c from qt_block_bytes"
+#endif
 
 #ifndef MV_LS
 #define MV_LS 64
@@ -103,7 +108,7 @@ inline float hsum16(float16 v)
 
 inline void unit_q4_0(global const uchar *row, int u, float16 *a, float16 *b)
 {
-    global const uchar *blk = row + (size_t)u * 18;
+    global const uchar *blk = row + (size_t)u * BLK_Q4_0;
     float d = ld_h(blk);
     uchar16 q = vload16(0, blk + 2);
     *a = d * (convert_float16(q & (uchar)15) - 8.0f);
@@ -112,7 +117,7 @@ inline void unit_q4_0(global const uchar *row, int u, float16 *a, float16 *b)
 
 inline void unit_q8_0(global const uchar *row, int u, float16 *a, float16 *b)
 {
-    global const uchar *blk = row + (size_t)u * 34;
+    global const uchar *blk = row + (size_t)u * BLK_Q8_0;
     float d = ld_h(blk);
     global const char *qs = (global const char *)(blk + 2);
     *a = d * convert_float16(vload16(0, qs));
@@ -123,7 +128,7 @@ inline void unit_q8_0(global const uchar *row, int u, float16 *a, float16 *b)
  * +16); callers pass a constant, so each instance compiles to its own straight code. */
 inline void unit_q45_k(global const uchar *row, int u, float16 *a, float16 *b, int five)
 {
-    global const uchar *blk = row + (size_t)(u >> 3) * (five ? 176 : 144);
+    global const uchar *blk = row + (size_t)(u >> 3) * (five ? BLK_Q5_K : BLK_Q4_K);
     int s = u & 7;
     float d = ld_h(blk), dmin = ld_h(blk + 2), sc, mn;
     kq_scale_min(s, blk + 4, &sc, &mn);
@@ -153,7 +158,7 @@ inline void unit_q5_k(global const uchar *row, int u, float16 *a, float16 *b)
 
 inline void unit_q6_k(global const uchar *row, int u, float16 *a, float16 *b)
 {
-    global const uchar *blk = row + (size_t)(u >> 3) * 210;
+    global const uchar *blk = row + (size_t)(u >> 3) * BLK_Q6_K;
     int s = u & 7, n = s >> 2, g = s & 3;
     float d = ld_h(blk + 208);
     global const uchar *ql = blk + 64 * n + (g & 1) * 32;

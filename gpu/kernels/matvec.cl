@@ -5,9 +5,20 @@
  * blocks (coalesced), each keeps a private partial sum, and the group reduces them in
  * local memory. y[row] = dot(row, x), or y[row] += dot when acc (residual adds). */
 
-#define MV_QUANT(NAME, UNIT, BYTES, UPB)                                                   \
+/* Every mv_ kernel's signature, and its end: the group's partial sums reduced, stored or
+ * added to y[r] by work-item 0. */
+#define MV_KERNEL(NAME)                                                                    \
 kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const float *x,  \
-                      global float *y, int acc)                                            \
+                      global float *y, int acc)
+
+inline void mv_finish(local float *red, float s, int lid, int r, global float *y, int acc)
+{
+    s = wg_sum(red, s, lid, MV_LS);
+    if (lid == 0) y[r] = acc ? y[r] + s : s;
+}
+
+#define MV_QUANT(NAME, UNIT, BYTES, UPB)                                                   \
+MV_KERNEL(NAME)                                                                            \
 {                                                                                          \
     local float red[MV_LS];                                                                \
     int r = get_group_id(0), lid = get_local_id(0);                                        \
@@ -20,8 +31,7 @@ kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const 
         UNIT(row, u, &a, &b);                                                              \
         s16 += a * vload16(2 * u, x) + b * vload16(2 * u + 1, x);                          \
     }                                                                                      \
-    float s = wg_sum(red, hsum16(s16), lid, MV_LS);                                        \
-    if (lid == 0) y[r] = acc ? y[r] + s : s;                                               \
+    mv_finish(red, hsum16(s16), lid, r, y, acc);                                           \
 }
 
 #define DQ_QUANT(NAME, UNIT, BYTES, UPB)                                                   \
@@ -39,13 +49,13 @@ kernel void dq_##NAME(global const uchar *W, ulong woff, int cols, global float 
     vstore16(b, 1, o);                                                                     \
 }
 
-MV_QUANT(q4_0, unit_q4_0, 18, 1)
-MV_QUANT(q8_0, unit_q8_0, 34, 1)
-DQ_QUANT(q4_0, unit_q4_0, 18, 1)
-DQ_QUANT(q8_0, unit_q8_0, 34, 1)
-DQ_QUANT(q4_k, unit_q4_k, 144, 8)
-DQ_QUANT(q5_k, unit_q5_k, 176, 8)
-DQ_QUANT(q6_k, unit_q6_k, 210, 8)
+MV_QUANT(q4_0, unit_q4_0, BLK_Q4_0, 1)
+MV_QUANT(q8_0, unit_q8_0, BLK_Q8_0, 1)
+DQ_QUANT(q4_0, unit_q4_0, BLK_Q4_0, 1)
+DQ_QUANT(q8_0, unit_q8_0, BLK_Q8_0, 1)
+DQ_QUANT(q4_k, unit_q4_k, BLK_Q4_K, 8)
+DQ_QUANT(q5_k, unit_q5_k, BLK_Q5_K, 8)
+DQ_QUANT(q6_k, unit_q6_k, BLK_Q6_K, 8)
 
 /* K-quants: on GPUs (wide groups) work-items take 32-element units so a row keeps the
  * whole group busy; on CPU devices (MV_KBLOCK) a work-item takes whole 256-element blocks,
@@ -122,8 +132,7 @@ inline float16 blkdot_q6_k(global const uchar *blk, global const float *x)
 }
 
 #define MV_KQUANT(NAME, BYTES)                                                             \
-kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const float *x,  \
-                      global float *y, int acc)                                            \
+MV_KERNEL(NAME)                                                                            \
 {                                                                                          \
     local float red[MV_LS];                                                                \
     int r = get_group_id(0), lid = get_local_id(0);                                        \
@@ -132,22 +141,20 @@ kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const 
     float16 s16 = (float16)(0.0f);                                                         \
     for (int b = lid; b < nb; b += MV_LS)                                                  \
         s16 += blkdot_##NAME(row + (size_t)b * BYTES, x + 256 * b);                        \
-    float s = wg_sum(red, hsum16(s16), lid, MV_LS);                                        \
-    if (lid == 0) y[r] = acc ? y[r] + s : s;                                               \
+    mv_finish(red, hsum16(s16), lid, r, y, acc);                                           \
 }
-MV_KQUANT(q4_k, 144)
-MV_KQUANT(q5_k, 176)
-MV_KQUANT(q6_k, 210)
+MV_KQUANT(q4_k, BLK_Q4_K)
+MV_KQUANT(q5_k, BLK_Q5_K)
+MV_KQUANT(q6_k, BLK_Q6_K)
 #else
-MV_QUANT(q4_k, unit_q4_k, 144, 8)
-MV_QUANT(q5_k, unit_q5_k, 176, 8)
-MV_QUANT(q6_k, unit_q6_k, 210, 8)
+MV_QUANT(q4_k, unit_q4_k, BLK_Q4_K, 8)
+MV_QUANT(q5_k, unit_q5_k, BLK_Q5_K, 8)
+MV_QUANT(q6_k, unit_q6_k, BLK_Q6_K, 8)
 #endif
 
 /* Float rows of any length: 16 elements at a time, then a scalar tail. */
 #define MV_FLOAT(NAME, T, LOAD16, CONV)                                                    \
-kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const float *x,  \
-                      global float *y, int acc)                                            \
+MV_KERNEL(NAME)                                                                            \
 {                                                                                          \
     local float red[MV_LS];                                                                \
     int r = get_group_id(0), lid = get_local_id(0);                                        \
@@ -157,8 +164,7 @@ kernel void mv_##NAME(global const uchar *W, ulong woff, int cols, global const 
     for (int c = lid; c < nv; c += MV_LS) s16 += LOAD16(vload16(c, row)) * vload16(c, x);  \
     float s = hsum16(s16);                                                                 \
     for (int i = nv * 16 + lid; i < cols; i += MV_LS) s += CONV(row[i]) * x[i];            \
-    s = wg_sum(red, s, lid, MV_LS);                                                        \
-    if (lid == 0) y[r] = acc ? y[r] + s : s;                                               \
+    mv_finish(red, s, lid, r, y, acc);                                                     \
 }
 
 #define ID(v) (v)

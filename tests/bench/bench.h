@@ -20,8 +20,8 @@
  *   }
  *   BENCH_SECTION(mine, "mine", "one line for --list", 50, bench_mine)
  *
- * Orders used: 10 bandwidth, 20 load, 30 engine (CPU prompt/decode); 40+ for core (H5),
- * dp (H6) and cl (H8) sections.
+ * Orders used: 10 bandwidth, 20 load, 30 engine (CPU prompt/decode); 40+ for the core, dp
+ * and cl sections.
  *
  * Command line: cmif-bench [--quick] [--only NAME[,NAME...]] [--list] [--threads N]
  * [--dir DIR]. Models are written on first use to $CMIF_BENCH_DIR or /tmp/cmif-bench

@@ -1,4 +1,4 @@
-/* tests/bench/bench_core: acceptance 9 of the confidential core — decode tokens/s with the
+/* tests/bench/bench_core: the cost of the confidential core — decode tokens/s with the
  * embedding lookups served by the core (table in the guarded region and the encrypted swap)
  * vs read straight from the model mapping, same decoder, same run, rounds interleaved. */
 #include "tests/bench/bench.h"

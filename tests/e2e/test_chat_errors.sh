@@ -1,5 +1,5 @@
 #!/bin/sh
-# Acceptance 4 (issue 5): budget exhaustion in a script exits 3 saying what was left; bad
+# Budget exhaustion in a script exits 3 saying what was left; bad
 # flags exit 2 with usage; a missing or corrupt model exits 1 with the GGUF reader's
 # message; the terminal stays usable on every path, including signals.
 . tests/e2e/lib.sh

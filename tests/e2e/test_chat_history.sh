@@ -1,5 +1,5 @@
 #!/bin/sh
-# Acceptance 2 (issue 5): the input history persists across two runs in a temporary
+# The input history persists across two runs in a temporary
 # XDG_STATE_HOME, with mode 0600 and no consecutive duplicate entries.
 . tests/e2e/lib.sh
 . tests/e2e/chat_model.inc

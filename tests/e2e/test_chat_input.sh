@@ -1,5 +1,5 @@
 #!/bin/sh
-# Acceptance 5 (issue 5): invalid UTF-8, a 100 kB pasted line and control characters in the
+# Invalid UTF-8, a 100 kB pasted line and control characters in the
 # input neither crash the chat nor corrupt the screen: what is drawn equals a from-scratch
 # repaint, and the chat still answers afterwards. Also the headless virtual screen.
 . tests/e2e/lib.sh

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Acceptance 3 (issue 5): a scripted session of 5 messages and 3 commands gives the same
+# A scripted session of 5 messages and 3 commands gives the same
 # transcript twice with the same seeds; piping it on stdin gives the same as --script; the
 # JSON report's ε totals equal the budget accountant's. /save and /save-history work.
 . tests/e2e/lib.sh

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Acceptance 1 (issue 5): the full-screen chat in tmux with stories260K and --temp 0: the
+# The full-screen chat in tmux with stories260K and --temp 0: the
 # answer streams into the transcript, the privacy panel has one row per user token, /eps
 # changes the next message's charge, Ctrl-C stops a long answer and the input works again,
 # Up recalls the last input, and a resize to 60x20 and back redraws without garbage.

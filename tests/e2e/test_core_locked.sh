@@ -1,5 +1,5 @@
 #!/bin/sh
-# The confidential core under a 64 KiB RLIMIT_MEMLOCK (acceptance 2): cmif generate and
+# The confidential core under a 64 KiB RLIMIT_MEMLOCK: cmif generate and
 # cmif info --core say plainly that its memory is not locked, --require-locked refuses
 # (exit 1, naming the limit), and a core capped below the limit still produces the golden
 # text with the table in the encrypted swap.

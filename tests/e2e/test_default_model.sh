@@ -1,5 +1,5 @@
 #!/bin/sh
-# Golden test of the bundled default model (issue 7), which needs no ../shared: greedy
+# Golden test of the bundled default model, which needs no ../shared: greedy
 # decoding of assets/models/cmif-tiny.gguf gives tests/e2e/golden-cmif-tiny.txt byte for
 # byte, with the default threads and with one CPU thread. Regenerate the golden file when
 # the model is retrained:

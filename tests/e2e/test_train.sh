@@ -1,5 +1,5 @@
 #!/bin/sh
-# `cmif train` end to end (issue 7): bad usage exits 2; a tiny corpus trains into a GGUF
+# `cmif train` end to end: bad usage exits 2; a tiny corpus trains into a GGUF
 # that `cmif info` and `cmif generate` load; an interrupted run (--stop-after) resumed from
 # its checkpoint prints the same progress lines as an uninterrupted one; Ctrl-C saves a
 # checkpoint that --resume continues from; --ppl scores text.
