@@ -29,11 +29,18 @@
 enum {
     X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM,
     X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
+    X_SCOPE, X_UNIT, X_NOLEDGER,
 };
 
 static const struct opts_extra extras[] = {
-    { "eps", 0, 1, X_EPS, "    --eps E            ε per sanitized token (default 1)" },
-    { "budget", 0, 1, X_BUDGET, "    --budget B         session privacy budget (default 64)" },
+    { "eps", 0, 1, X_EPS, "    --eps E            ε per sanitized word (default 1)" },
+    { "budget", 0, 1, X_BUDGET,
+      "    --budget B         ε a day, rolling 24 hours, in the per-user ledger (default 200)" },
+    { "sanitize", 0, 1, X_SCOPE,
+      "    --sanitize S       auto (default: names, numbers, rare words), all, or marked ({{ }})" },
+    { "unit", 0, 1, X_UNIT, "    --unit U           word (default) or token (every sub-word piece)" },
+    { "no-ledger", 0, 0, X_NOLEDGER,
+      "    --no-ledger        do not read or charge the ledger (the budget is this session's)" },
     { "mechanism", 0, 1, X_MECH,
       "    --mechanism M      rnm (default), rnm-exp, santext+, custext+, none" },
     { "cluster-size", 0, 1, X_CLUSTER, "    --cluster-size K   tokens per sanitizer cluster (default 20)" },
@@ -68,6 +75,8 @@ struct chat_opts {
     int report_json;
     int color;
     int history;
+    int no_ledger;
+    char ledger[4096];
     char history_off[600];   /* why the history file is not used (shown in the chat) */
     int headless_cols, headless_rows;
     int delay_ms;
@@ -144,6 +153,19 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
     case X_REPORTFILE: c->report_file = v; return 0;
     case X_NOCOLOR: c->color = 0; return 0;
     case X_NOHIST: c->history = 0; return 0;
+    case X_SCOPE:
+        if ((c->core.scope = core_scope_parse(v)) < 0) {
+            snprintf(err, errlen, "--sanitize: '%s' is not auto, all or marked", v);
+            return -1;
+        }
+        return 0;
+    case X_UNIT:
+        if ((c->core.unit = core_unit_parse(v)) < 0) {
+            snprintf(err, errlen, "--unit: '%s' is not word or token", v);
+            return -1;
+        }
+        return 0;
+    case X_NOLEDGER: c->no_ledger = 1; return 0;
     case X_DUMP: c->dump = v; return 0;
     case X_HEADLESS:
         if (sscanf(v, "%dx%d", &c->headless_cols, &c->headless_rows) != 2 ||
@@ -304,6 +326,14 @@ static int cmd_chat_exec(int argc, char **argv)
     }
     setlocale(LC_ALL, "");
     if (!scripted) co.core.quiet = 1;   /* progress lines would land on the screen */
+    if (!co.no_ledger) {
+        if (xdg_path(XDG_STATE, "ledger", 1, co.ledger, sizeof co.ledger, err, sizeof err) != 0) {
+            fprintf(stderr, "cmif: the privacy ledger: %s (or run with --no-ledger)\n", err);
+            if (sf && sf != stdin) fclose(sf);
+            return EXIT_RUNTIME;
+        }
+        co.core.ledger_path = co.ledger;
+    }
     char hist[4096] = "";
     if (!scripted && co.history &&
         xdg_path(XDG_STATE, "history", 1, hist, sizeof hist, err, sizeof err) != 0) {

@@ -7,6 +7,8 @@ BUILD=${BUILD:-build}
 # OpenCL binary cache), state (chat history) and the runtime dir (swap files) all go under
 # $BUILD/test-home, which survives between runs so compiled kernels stay cached.
 mkdir -p "$BUILD/test-home" || exit 1
+# The privacy ledger lives in the state directory: each run starts with an empty day.
+rm -rf "$BUILD/test-home/state"
 TEST_HOME=$(cd "$BUILD/test-home" && pwd) || exit 1
 mkdir -p "$TEST_HOME/home" "$TEST_HOME/cache" "$TEST_HOME/state" "$TEST_HOME/config" \
   "$TEST_HOME/data" "$TEST_HOME/runtime" "$TEST_HOME/tmp" || exit 1

@@ -240,6 +240,7 @@ static void test_core_accounting(void **state)
     core_defaults(&o);
     o.eps = 0.5;
     o.budget = 10;
+    o.unit = CORE_UNIT_TOKEN;   /* the word unit is priced below */
     o.seeded = 1;
     o.seed = 11;
     o.quiet = 1;
@@ -317,6 +318,23 @@ static void test_core_accounting(void **state)
         core_close(c);
     }
     assert_string_equal(first[0], first[1]);
+
+    /* The word unit: each sanitized word costs ε once, however many pieces it has;
+     * punctuation and numbers cost nothing. */
+    o.unit = CORE_UNIT_WORD;
+    o.scope = CORE_SCOPE_ALL;
+    o.cluster_size = 4;
+    if (core_open(&c, model, &o, err, sizeof err)) fail_msg("%s", err);
+    struct core_batch w = {0};
+    assert_int_equal(core_encode(c, "Lily saw a dog, 42 times!", 25, CORE_SEG_USER, 0, &w, err,
+                                 sizeof err), 0);
+    assert_true(w.msg_eps == 0.5 * 5);
+    assert_true(core_budget_spent(c) == 0.5 * 5);
+    size_t random = 0;
+    for (size_t i = 0; i < w.nrep; i++) random += w.rep[i].kind == CORE_TOK_RANDOM;
+    assert_int_equal(random, 1);
+    core_batch_free(&w);
+    core_close(c);
     tu_rmtree(dir);
 }
 

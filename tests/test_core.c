@@ -55,6 +55,7 @@ static struct core *open_plain(const char *path, size_t mem_limit)
     core_defaults(&o);
     o.mem_limit = mem_limit;
     o.mechanism = CORE_MECH_NONE;
+    o.unit = CORE_UNIT_TOKEN;   /* these tests follow tokens one to one */
     struct core *c;
     assert_int_equal(core_open(&c, path, &o, err, sizeof err), 0);
     return c;
@@ -67,7 +68,8 @@ static void test_open_status(void **state)
     struct core_options o;
     core_defaults(&o);
     assert_int_equal(o.mechanism, CORE_MECH_RNM);
-    assert_true(o.eps == 1.0 && o.budget == 64.0 && o.cluster_size == 20);
+    assert_true(o.eps == 1.0 && o.budget == 200.0 && o.cluster_size == 20);
+    assert_true(o.unit == CORE_UNIT_WORD && o.scope == CORE_SCOPE_AUTO && !o.ledger_path);
     o.quiet = 1;
     struct core *c;
     assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
@@ -98,7 +100,7 @@ static void test_open_status(void **state)
     assert_int_equal(core_set_eps(c, 2.5, err, sizeof err), 0);
     assert_true(core_eps(c) == 2.5);
     assert_int_equal(core_set_mechanism(c, 99, err, sizeof err), -1);
-    assert_true(core_budget_total(c) == 64.0);
+    assert_true(core_budget_total(c) == 200.0);
     core_close(c);
 }
 
@@ -432,6 +434,7 @@ static void boundary_run(int device)
     ref_open(&r, mp);
     struct core_options o;
     core_defaults(&o);          /* the default mechanism: meaningful once it sanitizes */
+    o.unit = CORE_UNIT_TOKEN;   /* raw and sent positions correspond one to one */
     o.seeded = 1;
     o.seed = 1234;
     o.quiet = 1;
@@ -593,11 +596,72 @@ static void test_open_errors(void **state)
     assert_non_null(strstr(err, "mechanism"));
 }
 
+/* The word unit: one report row per word, each sanitized word charged once and replaced by a
+ * whole word; the sent ids spell the rows' sent words; every guarded region is wiped; the
+ * preview draws no noise and charges nothing; a deferred batch is charged on commit only. */
+static void test_word_unit(void **state)
+{
+    (void)state;
+    const char *mp = tu_shared("models/stories260K.gguf");
+    struct core_options o;
+    core_defaults(&o);
+    o.seeded = 1;
+    o.seed = 7;
+    o.quiet = 1;
+    o.scope = CORE_SCOPE_ALL;
+    o.cluster_size = 4;
+    struct core *c;
+    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    const char *text = "my secret password is blue dragon";
+    struct core_tok_report pv[16];
+    size_t npv;
+    double cost;
+    assert_int_equal(core_preview(c, text, strlen(text), pv, 16, &npv, &cost, err, sizeof err), 0);
+    assert_int_equal(npv, 6);
+    for (size_t i = 0; i < npv; i++) assert_int_equal(pv[i].kind, CORE_TOK_PLANNED);
+    assert_true(cost == 6.0);
+    assert_true(core_budget_spent(c) == 0.0);
+    struct core_batch b;
+    memset(&b, 0, sizeof b);
+    b.defer_charge = 1;
+    freed_regions = freed_nonzero = freed_max = 0;
+    enclave_set_free_hook(count_hook, NULL);
+    int rc = core_encode(c, text, strlen(text), CORE_SEG_USER, 0, &b, err, sizeof err);
+    enclave_set_free_hook(NULL, NULL);
+    assert_int_equal(rc, 0);
+    assert_true(freed_regions >= 2);
+    assert_int_equal(freed_nonzero, 0);
+    assert_int_equal(b.nrep, 6);
+    char rows[512] = "", sent[512] = "";
+    for (size_t i = 0; i < b.nrep; i++) {
+        assert_true(b.rep[i].kind == CORE_TOK_KEPT || b.rep[i].kind == CORE_TOK_REPLACED);
+        assert_true(b.rep[i].eps == 1.0);
+        strncat(rows, b.rep[i].sent, sizeof rows - strlen(rows) - 1);
+    }
+    struct core_detok d;
+    core_detok_init(&d, -1);
+    for (size_t i = 0; i < b.n; i++) {
+        char piece[64];
+        size_t pl = core_piece(c, &d, b.ids[i], 0, piece, sizeof piece);
+        assert_true(pl < sizeof piece);
+        strncat(sent, piece, sizeof sent - strlen(sent) - 1);
+    }
+    /* SentencePiece puts a space before the first word. */
+    assert_string_equal(sent[0] == ' ' && rows[0] != ' ' ? sent + 1 : sent, rows);
+    assert_true(b.msg_eps == 6.0 && b.pending == 6.0);
+    assert_true(core_budget_spent(c) == 0.0);
+    assert_int_equal(core_commit(c, &b, err, sizeof err), 0);
+    assert_true(core_budget_spent(c) == 6.0 && b.pending == 0.0);
+    core_batch_free(&b);
+    core_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_open_status),
+        cmocka_unit_test(test_word_unit),
         cmocka_unit_test(test_encode_matches_table),
         cmocka_unit_test(test_text_wiped),
         cmocka_unit_test(test_small_region_uses_swap),

@@ -7,7 +7,7 @@
 . tests/e2e/chat_tmux.inc
 
 printf 'Once upon a time\nThe dog ran to the big tree\n' > "$TMPD/s"
-$CMIF -m $MODEL --temp 0 -n 4 --budget 6 --script "$TMPD/s" > "$TMPD/o" 2> "$TMPD/e"; st=$?
+$CMIF -m $MODEL --temp 0 -n 4 --sanitize all --budget 6 --script "$TMPD/s" > "$TMPD/o" 2> "$TMPD/e"; st=$?
 [ $st -eq 3 ] || { cat "$TMPD/e"; die "budget exhaustion exit status $st, expected 3"; }
 grep -q "budget" "$TMPD/e" && grep -q "left" "$TMPD/e" && grep -q "line 2" "$TMPD/e" \
   || { cat "$TMPD/e"; die "budget message does not say what was left"; }
@@ -60,7 +60,7 @@ tm kill-server; rm -f "$TMPD/exit"
 
 # In the full-screen chat a message over the budget is refused with what is left and how
 # to go on (/eps, not a command-line flag), and the chat goes on.
-tm_start 80 24 "$CMIF -m $MODEL -n 4 --no-history --budget 1"
+tm_start 80 24 "$CMIF -m $MODEL -n 4 --no-history --no-ledger --sanitize all --budget 1"
 wait_for "Ctrl-D quits" 10 || die "chat did not start (budget)"
 tm send-keys -t cmif "Once upon a time" Enter
 wait_for "message not sent" 10 || die "no refusal over the budget"

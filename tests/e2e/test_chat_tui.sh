@@ -1,6 +1,6 @@
 #!/bin/sh
 # The full-screen chat in tmux with stories260K and --temp 0: the
-# answer streams into the transcript, the privacy panel has one row per user token, /eps
+# answer streams into the transcript, the privacy panel has one row per user token (--unit token), /eps
 # changes the next message's charge, Ctrl-C stops a long answer and the input works again,
 # Up recalls the last input, and a resize to 60x20 and back redraws without garbage.
 . tests/e2e/lib.sh
@@ -10,7 +10,7 @@ mkdir -p "$TMPD/state"
 N=$(ntok "Once upon a time")
 [ "$N" -ge 2 ] || die "tokenize failed"
 HALF=$(awk -v n="$N" 'BEGIN { printf "%.4g", n / 2 }')
-tm_start 100 30 "XDG_STATE_HOME=$TMPD/state $CMIF -m $MODEL --temp 0 -n 300 --delay-ms 8 --no-color"
+tm_start 100 30 "XDG_STATE_HOME=$TMPD/state $CMIF -m $MODEL --temp 0 -n 300 --delay-ms 8 --no-color --unit token"
 wait_for "Ctrl-D quits" || die "the chat did not start"
 
 tm send-keys -t cmif "Once upon a time" Enter

@@ -1,12 +1,16 @@
 #!/bin/sh
 # cmif sanitize end to end: report shape, seeded reproducibility and its warning, budget
-# refusal (exit 3), bad ε (exit 2), the public set in --help and in the report.
+# refusal (exit 3), bad ε (exit 2), the public set in --help and in the report; the word
+# unit (default) and --json; the per-user ledger across runs (exit 3 when today's budget is
+# spent, 0600, a tampered ledger refused).
 . tests/e2e/lib.sh
 need_shared models/stories260K.gguf
 M=$SHARED/models/stories260K.gguf
 T=$(mktemp -d /tmp/cmif-e2e-san-XXXXXX) || die "mktemp"
 trap 'rm -rf "$T"' EXIT
-S="$CMIF sanitize -m $M --cache-dir $T/cache -q"
+export XDG_STATE_HOME="$T/state"
+S="$CMIF sanitize -m $M --cache-dir $T/cache -q --no-ledger --unit token"
+W="$CMIF sanitize -m $M --cache-dir $T/cache -q"
 
 $S --seed 7 "my card number is 4921, Lily said." >"$T/a" 2>"$T/a.err" || die "sanitize failed: $(cat "$T/a.err")"
 $S --seed 7 "my card number is 4921, Lily said." >"$T/b" 2>/dev/null || die "second run failed"
@@ -33,4 +37,34 @@ $CMIF sanitize --help | grep -q "public set in force" || die "--help does not pr
 for m in rnm-exp santext+ custext+; do
   $S --seed 1 --mechanism $m "the cat sat on the mat" >/dev/null 2>&1 || die "mechanism $m failed"
 done
+# The word unit: a name is sanitized into a whole word (ε once), a number randomized (ε 0),
+# common words and punctuation sent as typed.
+$W --no-ledger --seed 3 "my card number is 4921, Lily said." >"$T/w" 2>/dev/null || die "word unit failed"
+grep -q "' 4921'  *'.*'  *random  *0" "$T/w" || die "number not randomized: $(cat "$T/w")"
+grep -q "' Lily'  *'.*'  *\(replaced\|kept\)  *1 " "$T/w" || die "name not sanitized: $(cat "$T/w")"
+grep -q "' card'  *' card'  *public  *0" "$T/w" || die "common word not public: $(cat "$T/w")"
+grep -q "message ε 1 (1 words" "$T/w" || die "word cost is not words x eps: $(tail -2 "$T/w")"
+$W --no-ledger --seed 3 --json "my card number is 4921, Lily said." >"$T/j" 2>/dev/null || die "--json failed"
+python3 - "$T/j" <<'PY' || die "--json object wrong: $(cat "$T/j")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert set(['sent', 'eps_message', 'eps_left_today', 'units']) <= set(o), o.keys()
+assert o['eps_message'] == 1 and o['unit'] == 'word' and o['ledger'] is False, o
+u = {x['original'].strip(): x for x in o['units']}
+assert u['4921']['treatment'] == 'random' and u['Lily']['treatment'] in ('replaced', 'kept')
+assert u['card']['treatment'] == 'public' and u['card']['sent'] == ' card'
+assert o['sent'].startswith('my card number is ') and o['sent'].endswith(' said.'), o['sent']
+PY
+
+# The ledger: the day's budget holds across runs (3 words x ε 1 twice does not fit in 5).
+$W --budget 5 --sanitize all "big red dog" >/dev/null 2>"$T/l1.err" || die "first charged run failed: $(cat "$T/l1.err")"
+$W --budget 5 --sanitize all "big red dog" >/dev/null 2>"$T/l2.err"
+[ $? -eq 3 ] || die "second run over the day's budget was not refused with exit 3"
+grep -q "only 2 of today's budget 5 is left" "$T/l2.err" || die "refusal does not say what is left today: $(cat "$T/l2.err")"
+L="$XDG_STATE_HOME/cmif/ledger"
+[ "$(stat -c %a "$L")" = 600 ] || die "ledger mode is $(stat -c %a "$L"), not 600"
+printf 'X' | dd of="$L" bs=1 seek=20 conv=notrunc 2>/dev/null
+$W --budget 5 "hello" >/dev/null 2>"$T/l3.err"
+[ $? -eq 1 ] || die "a tampered ledger was not refused"
+grep -q "ledger" "$T/l3.err" || die "the refusal does not name the ledger: $(cat "$T/l3.err")"
 echo "ok"
