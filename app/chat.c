@@ -278,7 +278,8 @@ void chat_refusal_text(const struct core *core, const struct core_refusal *r,
         time_t t = (time_t)r->next_free;
         struct tm tm;
         localtime_r(&t, &tm);
-        strftime(when, sizeof when, ", or wait until %H:%M", &tm);
+        /* Charges leave the window 24 hours after they were made: say the day too. */
+        strftime(when, sizeof when, ", or wait until %a %H:%M", &tm);
     }
     snprintf(out, cap,
              "privacy budget exceeded: this message would cost ε = %g but only %g of %s %g is "

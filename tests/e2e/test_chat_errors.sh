@@ -7,7 +7,7 @@
 . tests/e2e/chat_tmux.inc
 
 printf 'Once upon a time\nThe dog ran to the big tree\n' > "$TMPD/s"
-$CMIF -m $MODEL --temp 0 -n 4 --sanitize all --budget 6 --script "$TMPD/s" > "$TMPD/o" 2> "$TMPD/e"; st=$?
+XDG_STATE_HOME="$TMPD/state" $CMIF -m $MODEL --temp 0 -n 4 --sanitize all --budget 6 --script "$TMPD/s" > "$TMPD/o" 2> "$TMPD/e"; st=$?
 [ $st -eq 3 ] || { cat "$TMPD/e"; die "budget exhaustion exit status $st, expected 3"; }
 grep -q "budget" "$TMPD/e" && grep -q "left" "$TMPD/e" && grep -q "line 2" "$TMPD/e" \
   || { cat "$TMPD/e"; die "budget message does not say what was left"; }
