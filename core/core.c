@@ -367,7 +367,7 @@ static void piece_report(const struct tokenizer *t, int32_t id, char *out, size_
     sodium_memzero(buf, sizeof buf);
 }
 
-/* ===================== sanitize step (owned by H6: the DP sanitizer) =====================
+/* ============================ sanitize step: the DP sanitizer ============================
  * ids[0..n-1]: the raw token ids, in the guarded region. Writes the ids to send into
  * sent[0..n-1] (also in the region) and, per token, rep[i].kind / .eps / .cluster_size;
  * *msg_eps is what the message costs. CORE_SEG_TEMPLATE text is never sanitized.

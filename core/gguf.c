@@ -13,6 +13,7 @@
  *   - tensor data must be aligned, inside the file and not overlap other tensors.
  * Lookups use hash tables built at open, so gguf_find/gguf_tensor are O(1) even for
  * hostile files with millions of keys. */
+#include "core/util.h"
 #include "core/gguf.h"
 
 #include <errno.h>
@@ -119,17 +120,6 @@ static uint64_t ld64(const uint8_t *p) { return ld32(p) | (uint64_t)ld32(p + 4) 
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* A file string made safe for a message: control and non-ASCII bytes escaped, truncated. */
 static const char *safe_str(const uint8_t *p, uint64_t len, char *buf, size_t n)
 {
@@ -169,7 +159,7 @@ static uint64_t cur_left(const struct cur *c) { return c->size - c->pos; }
 static int need(struct cur *c, uint64_t n, const char *what)
 {
     if (n > cur_left(c)) {
-        seterr(c->err, c->errlen,
+        util_seterr(c->err, c->errlen,
                "gguf: file truncated reading %s at offset %zu (needs %llu bytes, file size %zu)",
                what, c->pos, (unsigned long long)n, c->size);
         return -1;
@@ -201,13 +191,13 @@ static int rd_str(struct cur *c, struct gguf_str *s, uint64_t maxlen, const char
     snprintf(lbl, sizeof lbl, "%s length", what);
     if (rd_u64(c, &len, lbl)) return -1;
     if (len > cur_left(c)) {
-        seterr(c->err, c->errlen,
+        util_seterr(c->err, c->errlen,
                "gguf: %s length %llu at offset %zu exceeds the %llu bytes left in the file",
                what, (unsigned long long)len, c->pos - 8, (unsigned long long)cur_left(c));
         return -1;
     }
     if (len > maxlen) {
-        seterr(c->err, c->errlen, "gguf: %s length %llu exceeds the limit of %llu", what,
+        util_seterr(c->err, c->errlen, "gguf: %s length %llu exceeds the limit of %llu", what,
                (unsigned long long)len, (unsigned long long)maxlen);
         return -1;
     }
@@ -221,14 +211,14 @@ static int rd_str(struct cur *c, struct gguf_str *s, uint64_t maxlen, const char
 static int check_name(struct cur *c, const struct gguf_str *s, const char *what)
 {
     if (s->len == 0) {
-        seterr(c->err, c->errlen, "gguf: %s is empty", what);
+        util_seterr(c->err, c->errlen, "gguf: %s is empty", what);
         return -1;
     }
     for (uint64_t i = 0; i < s->len; i++) {
         uint8_t ch = (uint8_t)s->ptr[i];
         if (ch < 0x20 || ch >= 0x7f) {
             char b[96];
-            seterr(c->err, c->errlen,
+            util_seterr(c->err, c->errlen,
                    "gguf: %s '%s' has byte 0x%02x at position %llu (only printable ASCII allowed)",
                    what, safe_str((const uint8_t *)s->ptr, s->len, b, sizeof b), ch,
                    (unsigned long long)i);
@@ -310,7 +300,7 @@ static int parse_kv(struct cur *c, struct gguf_impl *im, uint64_t i)
     snprintf(lbl, sizeof lbl, "the value type of key %llu '%s'", (unsigned long long)i, kb);
     if (rd_u32(c, &kv->type, lbl)) return -1;
     if (kv->type > GGUF_VT_FLOAT64) {
-        seterr(c->err, c->errlen, "gguf: key %llu '%s': unknown value type %u",
+        util_seterr(c->err, c->errlen, "gguf: key %llu '%s': unknown value type %u",
                (unsigned long long)i, kb, kv->type);
         return -1;
     }
@@ -327,7 +317,7 @@ static int parse_kv(struct cur *c, struct gguf_impl *im, uint64_t i)
         if (need(c, sz, lbl)) return -1;
         kv->val = c->base + c->pos;
         if (kv->type == GGUF_VT_BOOL && kv->val[0] > 1) {
-            seterr(c->err, c->errlen, "gguf: key %llu '%s': bool value %u is not 0 or 1",
+            util_seterr(c->err, c->errlen, "gguf: key %llu '%s': bool value %u is not 0 or 1",
                    (unsigned long long)i, kb, kv->val[0]);
             return -1;
         }
@@ -338,12 +328,12 @@ static int parse_kv(struct cur *c, struct gguf_impl *im, uint64_t i)
     snprintf(lbl, sizeof lbl, "the array element type of key %llu '%s'", (unsigned long long)i, kb);
     if (rd_u32(c, &kv->arr_type, lbl)) return -1;
     if (kv->arr_type == GGUF_VT_ARRAY) {
-        seterr(c->err, c->errlen, "gguf: key %llu '%s': nested arrays are not supported",
+        util_seterr(c->err, c->errlen, "gguf: key %llu '%s': nested arrays are not supported",
                (unsigned long long)i, kb);
         return -1;
     }
     if (kv->arr_type > GGUF_VT_FLOAT64) {
-        seterr(c->err, c->errlen, "gguf: key %llu '%s': unknown array element type %u",
+        util_seterr(c->err, c->errlen, "gguf: key %llu '%s': unknown array element type %u",
                (unsigned long long)i, kb, kv->arr_type);
         return -1;
     }
@@ -354,7 +344,7 @@ static int parse_kv(struct cur *c, struct gguf_impl *im, uint64_t i)
     if (kv->arr_type != GGUF_VT_STRING) {
         uint64_t esz = gguf_vtype_size(kv->arr_type), total;
         if (__builtin_mul_overflow(kv->arr_n, esz, &total) || total > cur_left(c)) {
-            seterr(c->err, c->errlen,
+            util_seterr(c->err, c->errlen,
                    "gguf: key %llu '%s': array of %llu %s elements exceeds the %llu bytes left "
                    "in the file",
                    (unsigned long long)i, kb, (unsigned long long)kv->arr_n,
@@ -364,7 +354,7 @@ static int parse_kv(struct cur *c, struct gguf_impl *im, uint64_t i)
         if (kv->arr_type == GGUF_VT_BOOL)
             for (uint64_t j = 0; j < kv->arr_n; j++)
                 if (kv->val[j] > 1) {
-                    seterr(c->err, c->errlen,
+                    util_seterr(c->err, c->errlen,
                            "gguf: key %llu '%s': bool element %llu is %u, not 0 or 1",
                            (unsigned long long)i, kb, (unsigned long long)j, kv->val[j]);
                     return -1;
@@ -375,7 +365,7 @@ static int parse_kv(struct cur *c, struct gguf_impl *im, uint64_t i)
 
     /* Each string element takes at least its 8-byte length. */
     if (kv->arr_n > cur_left(c) / 8) {
-        seterr(c->err, c->errlen,
+        util_seterr(c->err, c->errlen,
                "gguf: key %llu '%s': array of %llu strings exceeds the %llu bytes left in the "
                "file",
                (unsigned long long)i, kb, (unsigned long long)kv->arr_n,
@@ -384,7 +374,7 @@ static int parse_kv(struct cur *c, struct gguf_impl *im, uint64_t i)
     }
     uint64_t *offs = malloc(kv->arr_n ? kv->arr_n * sizeof *offs : 1);
     if (!offs) {
-        seterr(c->err, c->errlen, "gguf: key '%s': out of memory for %llu string offsets", kb,
+        util_seterr(c->err, c->errlen, "gguf: key '%s': out of memory for %llu string offsets", kb,
                (unsigned long long)kv->arr_n);
         return -1;
     }
@@ -417,13 +407,13 @@ static int read_alignment(struct gguf_impl *im, char *err, size_t errlen)
     const struct gguf_kv *kv = gguf_find(g, "general.alignment");
     if (!kv) return 0;
     if (kv->type != GGUF_VT_UINT32) {
-        seterr(err, errlen, "gguf: general.alignment has type %s, expected u32",
+        util_seterr(err, errlen, "gguf: general.alignment has type %s, expected u32",
                vtype_name(kv->type));
         return -1;
     }
     uint32_t a = ld32(kv->val);
     if (a == 0 || (a & (a - 1)) || a > GGUF_MAX_ALIGNMENT) {
-        seterr(err, errlen, "gguf: general.alignment %u is not a nonzero power of two <= %u", a,
+        util_seterr(err, errlen, "gguf: general.alignment %u is not a nonzero power of two <= %u", a,
                GGUF_MAX_ALIGNMENT);
         return -1;
     }
@@ -446,7 +436,7 @@ static int parse_tensor(struct cur *c, struct gguf *g, uint64_t i)
     snprintf(lbl, sizeof lbl, "n_dims of tensor %llu '%s'", ti, nb);
     if (rd_u32(c, &t->n_dims, lbl)) return -1;
     if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS) {
-        seterr(c->err, c->errlen, "gguf: tensor %llu '%s': n_dims %u is not in 1..%d", ti, nb,
+        util_seterr(c->err, c->errlen, "gguf: tensor %llu '%s': n_dims %u is not in 1..%d", ti, nb,
                t->n_dims, GGUF_MAX_DIMS);
         return -1;
     }
@@ -457,11 +447,11 @@ static int parse_tensor(struct cur *c, struct gguf *g, uint64_t i)
         snprintf(lbl, sizeof lbl, "ne[%u] of tensor %llu '%s'", d, ti, nb);
         if (rd_u64(c, &t->ne[d], lbl)) return -1;
         if (t->ne[d] == 0) {
-            seterr(c->err, c->errlen, "gguf: tensor %llu '%s': ne[%u] is 0", ti, nb, d);
+            util_seterr(c->err, c->errlen, "gguf: tensor %llu '%s': ne[%u] is 0", ti, nb, d);
             return -1;
         }
         if (__builtin_mul_overflow(nelem, t->ne[d], &nelem) || nelem > (uint64_t)INT64_MAX) {
-            seterr(c->err, c->errlen,
+            util_seterr(c->err, c->errlen,
                    "gguf: tensor %llu '%s': element count overflows at ne[%u] = %llu", ti, nb, d,
                    (unsigned long long)t->ne[d]);
             return -1;
@@ -471,12 +461,12 @@ static int parse_tensor(struct cur *c, struct gguf *g, uint64_t i)
     if (rd_u32(c, &t->type, lbl)) return -1;
     uint64_t be = gguf_type_block_elems(t->type);
     if (!be) {
-        seterr(c->err, c->errlen, "gguf: tensor %llu '%s': unknown tensor type %u", ti, nb,
+        util_seterr(c->err, c->errlen, "gguf: tensor %llu '%s': unknown tensor type %u", ti, nb,
                t->type);
         return -1;
     }
     if (t->ne[0] % be) {
-        seterr(c->err, c->errlen,
+        util_seterr(c->err, c->errlen,
                "gguf: tensor %llu '%s': ne[0] = %llu is not a multiple of the %s block size %llu",
                ti, nb, (unsigned long long)t->ne[0], gguf_type_name(t->type),
                (unsigned long long)be);
@@ -484,14 +474,14 @@ static int parse_tensor(struct cur *c, struct gguf *g, uint64_t i)
     }
     uint64_t rb, nbytes;
     if (gguf_row_bytes(t->type, t->ne[0], &rb) || __builtin_mul_overflow(rb, nelem / t->ne[0], &nbytes)) {
-        seterr(c->err, c->errlen, "gguf: tensor %llu '%s': byte size overflows", ti, nb);
+        util_seterr(c->err, c->errlen, "gguf: tensor %llu '%s': byte size overflows", ti, nb);
         return -1;
     }
     t->nbytes = nbytes;
     snprintf(lbl, sizeof lbl, "the data offset of tensor %llu '%s'", ti, nb);
     if (rd_u64(c, &t->offset, lbl)) return -1;
     if (t->offset % g->alignment) {
-        seterr(c->err, c->errlen,
+        util_seterr(c->err, c->errlen,
                "gguf: tensor %llu '%s': data offset %llu is not a multiple of the alignment %llu",
                ti, nb, (unsigned long long)t->offset, (unsigned long long)g->alignment);
         return -1;
@@ -514,7 +504,7 @@ static int check_tensor_data(struct gguf *g, char *err, size_t errlen)
         uint64_t start, end;
         if (__builtin_add_overflow(g->data_offset, t->offset, &start) ||
             __builtin_add_overflow(start, t->nbytes, &end) || end > g->size) {
-            seterr(err, errlen,
+            util_seterr(err, errlen,
                    "gguf: tensor %llu '%s': data [%llu, %llu) past end of file (size %zu)",
                    (unsigned long long)i,
                    safe_str((const uint8_t *)t->name.ptr, t->name.len, nb, sizeof nb),
@@ -528,7 +518,7 @@ static int check_tensor_data(struct gguf *g, char *err, size_t errlen)
     /* Sort (offset, index) pairs and compare neighbours. */
     uint64_t *pairs = malloc(g->n_tensors * 2 * sizeof *pairs);
     if (!pairs) {
-        seterr(err, errlen, "gguf: out of memory checking tensor overlap");
+        util_seterr(err, errlen, "gguf: out of memory checking tensor overlap");
         return -1;
     }
     for (uint64_t i = 0; i < g->n_tensors; i++) {
@@ -541,7 +531,7 @@ static int check_tensor_data(struct gguf *g, char *err, size_t errlen)
         const struct gguf_tensor *b = &g->tensors[pairs[2 * k + 1]];
         if (a->offset + a->nbytes > b->offset) {
             char nb2[96];
-            seterr(err, errlen,
+            util_seterr(err, errlen,
                    "gguf: tensor %llu '%s' data [%llu, %llu) overlaps tensor %llu '%s' at %llu",
                    (unsigned long long)pairs[2 * k + 1],
                    safe_str((const uint8_t *)b->name.ptr, b->name.len, nb, sizeof nb),
@@ -567,29 +557,29 @@ static int parse(struct gguf_impl *im, char *err, size_t errlen)
     if (need(&c, 4, "the magic")) return -1;
     if (memcmp(g->map, GGUF_MAGIC, 4) != 0) {
         char b[32];
-        seterr(err, errlen, "gguf: bad magic '%s' (not a GGUF file)",
+        util_seterr(err, errlen, "gguf: bad magic '%s' (not a GGUF file)",
                safe_str(g->map, 4, b, sizeof b));
         return -1;
     }
     c.pos = 4;
     if (rd_u32(&c, &g->version, "the version")) return -1;
     if (g->version == 1) {
-        seterr(err, errlen,
+        util_seterr(err, errlen,
                "gguf: version 1 (32-bit counts) is not supported; re-convert the model to GGUF v3");
         return -1;
     }
     if (g->version != 2 && g->version != 3) {
         if ((g->version & 0xffff) == 0 && g->version >> 16)
-            seterr(err, errlen, "gguf: version %u unsupported (big-endian file?)", g->version);
+            util_seterr(err, errlen, "gguf: version %u unsupported (big-endian file?)", g->version);
         else
-            seterr(err, errlen, "gguf: version %u unsupported (expected 2 or 3)", g->version);
+            util_seterr(err, errlen, "gguf: version %u unsupported (expected 2 or 3)", g->version);
         return -1;
     }
     if (rd_u64(&c, &g->n_tensors, "n_tensors")) return -1;
     if (rd_u64(&c, &g->n_kv, "n_kv")) return -1;
     uint64_t left = cur_left(&c);
     if (g->n_tensors > left / MIN_TENSOR_BYTES) {
-        seterr(err, errlen,
+        util_seterr(err, errlen,
                "gguf: n_tensors %llu is impossible: %llu bytes left hold at most %llu tensor infos",
                (unsigned long long)g->n_tensors, (unsigned long long)left,
                (unsigned long long)(left / MIN_TENSOR_BYTES));
@@ -597,7 +587,7 @@ static int parse(struct gguf_impl *im, char *err, size_t errlen)
     }
     if (g->n_kv > left / MIN_KV_BYTES ||
         g->n_kv * MIN_KV_BYTES + g->n_tensors * MIN_TENSOR_BYTES > left) {
-        seterr(err, errlen,
+        util_seterr(err, errlen,
                "gguf: n_kv %llu is impossible: %llu bytes left cannot hold %llu key/values and "
                "%llu tensor infos",
                (unsigned long long)g->n_kv, (unsigned long long)left,
@@ -613,7 +603,7 @@ static int parse(struct gguf_impl *im, char *err, size_t errlen)
     im->kv_hash = calloc(im->kv_hcap, sizeof *im->kv_hash);
     im->t_hash = calloc(im->t_hcap, sizeof *im->t_hash);
     if (!g->kv || !g->tensors || !im->kv_hash || !im->t_hash) {
-        seterr(err, errlen, "gguf: out of memory for %llu keys and %llu tensors",
+        util_seterr(err, errlen, "gguf: out of memory for %llu keys and %llu tensors",
                (unsigned long long)g->n_kv, (unsigned long long)g->n_tensors);
         return -1;
     }
@@ -623,7 +613,7 @@ static int parse(struct gguf_impl *im, char *err, size_t errlen)
         long long dup = hash_insert(g, im->kv_hash, im->kv_hcap, kv_name, i);
         if (dup >= 0) {
             char kb[96];
-            seterr(err, errlen, "gguf: duplicate key '%s' (entries %lld and %llu)",
+            util_seterr(err, errlen, "gguf: duplicate key '%s' (entries %lld and %llu)",
                    safe_str((const uint8_t *)g->kv[i].key.ptr, g->kv[i].key.len, kb, sizeof kb),
                    dup, (unsigned long long)i);
             return -1;
@@ -637,7 +627,7 @@ static int parse(struct gguf_impl *im, char *err, size_t errlen)
         if (dup >= 0) {
             char nb[96];
             const struct gguf_tensor *t = &g->tensors[i];
-            seterr(err, errlen, "gguf: duplicate tensor name '%s' (tensors %lld and %llu)",
+            util_seterr(err, errlen, "gguf: duplicate tensor name '%s' (tensors %lld and %llu)",
                    safe_str((const uint8_t *)t->name.ptr, t->name.len, nb, sizeof nb), dup,
                    (unsigned long long)i);
             return -1;
@@ -648,7 +638,7 @@ static int parse(struct gguf_impl *im, char *err, size_t errlen)
     uint64_t pad = (g->alignment - c.pos % g->alignment) % g->alignment;
     g->data_offset = c.pos + pad;
     if (g->n_tensors > 0 && g->data_offset > g->size) {
-        seterr(err, errlen, "gguf: data section at offset %llu is past end of file (size %zu)",
+        util_seterr(err, errlen, "gguf: data section at offset %llu is past end of file (size %zu)",
                (unsigned long long)g->data_offset, g->size);
         return -1;
     }
@@ -674,7 +664,7 @@ static int open_common(struct gguf **out, const void *buf, size_t size, int owns
 {
     struct gguf_impl *im = calloc(1, sizeof *im);
     if (!im) {
-        seterr(err, errlen, "gguf: out of memory");
+        util_seterr(err, errlen, "gguf: out of memory");
         if (owns) munmap((void *)buf, size);
         return -1;
     }
@@ -693,7 +683,7 @@ int gguf_open_mem(struct gguf **out, const void *buf, size_t size, char *err, si
 {
     *out = NULL;
     if (!buf && size) {
-        seterr(err, errlen, "gguf: NULL buffer");
+        util_seterr(err, errlen, "gguf: NULL buffer");
         return -1;
     }
     if (!buf) buf = "";   /* an empty buffer: parse reports "truncated reading the magic" */
@@ -705,22 +695,22 @@ int gguf_open(struct gguf **out, const char *path, char *err, size_t errlen)
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        seterr(err, errlen, "gguf: cannot open %s: %s", path, strerror(errno));
+        util_seterr(err, errlen, "gguf: cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        seterr(err, errlen, "gguf: cannot stat %s: %s", path, strerror(errno));
+        util_seterr(err, errlen, "gguf: cannot stat %s: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        seterr(err, errlen, "gguf: %s is not a regular file", path);
+        util_seterr(err, errlen, "gguf: %s is not a regular file", path);
         close(fd);
         return -1;
     }
     if (st.st_size == 0) {
-        seterr(err, errlen, "gguf: %s is empty", path);
+        util_seterr(err, errlen, "gguf: %s is empty", path);
         close(fd);
         return -1;
     }
@@ -729,7 +719,7 @@ int gguf_open(struct gguf **out, const char *path, char *err, size_t errlen)
     int e = errno;
     close(fd);
     if (map == MAP_FAILED) {
-        seterr(err, errlen, "gguf: cannot mmap %s: %s", path, strerror(e));
+        util_seterr(err, errlen, "gguf: cannot mmap %s: %s", path, strerror(e));
         return -1;
     }
     if (open_common(out, map, size, 1, err, errlen)) {
@@ -738,7 +728,7 @@ int gguf_open(struct gguf **out, const char *path, char *err, size_t errlen)
             char tmp[1024];
             snprintf(tmp, sizeof tmp, "%s", err);
             const char *rest = strncmp(tmp, "gguf: ", 6) == 0 ? tmp + 6 : tmp;
-            seterr(err, errlen, "gguf: %s: %s", path, rest);
+            util_seterr(err, errlen, "gguf: %s: %s", path, rest);
         }
         return -1;
     }

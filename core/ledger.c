@@ -1,5 +1,6 @@
 /* core/ledger: the per-user privacy ledger (rolling 24 hours + lifetime), integrity-protected
  * and updated atomically under a lock. */
+#include "core/util.h"
 #include "core/ledger.h"
 
 #include <errno.h>
@@ -36,18 +37,9 @@ struct ledger {
     double lifetime;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void damaged(char *err, size_t errlen, const char *path, const char *why)
 {
-    seterr(err, errlen,
+    util_seterr(err, errlen,
            "privacy ledger %s %s: it was changed or damaged outside cmif. cmif left it as it "
            "is and charges nothing while it is refused. To start a new ledger, reset it "
            "explicitly (this forgets the ε spent today and in total).",
@@ -88,25 +80,25 @@ static int read_private(const char *path, unsigned char **buf, size_t *len, char
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) return 1;
     if (fd < 0) {
-        seterr(err, errlen, "cannot open %s: %s%s", path, strerror(errno),
+        util_seterr(err, errlen, "cannot open %s: %s%s", path, strerror(errno),
                errno == ELOOP ? " (a symbolic link is refused)" : "");
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != getuid()) {
         close(fd);
-        seterr(err, errlen, "%s is not a regular file of this user; refused", path);
+        util_seterr(err, errlen, "%s is not a regular file of this user; refused", path);
         return -1;
     }
     if ((st.st_mode & 077) && fchmod(fd, 0600)) {
         close(fd);
-        seterr(err, errlen, "%s is readable by others and cannot be made private: %s", path,
+        util_seterr(err, errlen, "%s is readable by others and cannot be made private: %s", path,
                strerror(errno));
         return -1;
     }
     if (st.st_size > (off_t)(HEAD + (size_t)MAX_CHARGES * REC + MAC)) {
         close(fd);
-        seterr(err, errlen, "%s is too large to be a cmif ledger or key; refused", path);
+        util_seterr(err, errlen, "%s is too large to be a cmif ledger or key; refused", path);
         return -1;
     }
     size_t n = (size_t)st.st_size;
@@ -121,7 +113,7 @@ static int read_private(const char *path, unsigned char **buf, size_t *len, char
     close(fd);
     if (!b || got != n) {
         free(b);
-        seterr(err, errlen, "cannot read %s", path);
+        util_seterr(err, errlen, "cannot read %s", path);
         return -1;
     }
     *buf = b;
@@ -137,7 +129,7 @@ static int write_atomic(const char *path, const void *data, size_t n, char *err,
     unlink(tmp); /* a leftover of a crash; we hold the lock */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        seterr(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        util_seterr(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return -1;
     }
     const unsigned char *p = data;
@@ -151,7 +143,7 @@ static int write_atomic(const char *path, const void *data, size_t n, char *err,
     int ok = done == n && fchmod(fd, 0600) == 0 && fsync(fd) == 0;
     ok = (close(fd) == 0) && ok;
     if (!ok || rename(tmp, path)) {
-        seterr(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        util_seterr(err, errlen, "cannot write %s: %s", path, strerror(errno));
         unlink(tmp);
         return -1;
     }
@@ -175,17 +167,17 @@ static int lock_take(const char *path, char *err, size_t errlen)
     char lp[4200];
     snprintf(lp, sizeof lp, "%s.lock", path);
     if (mkdirs(path)) {
-        seterr(err, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
+        util_seterr(err, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
         return -1;
     }
     int fd = open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        seterr(err, errlen, "cannot open %s: %s", lp, strerror(errno));
+        util_seterr(err, errlen, "cannot open %s: %s", lp, strerror(errno));
         return -1;
     }
     while (flock(fd, LOCK_EX)) {
         if (errno == EINTR) continue;
-        seterr(err, errlen, "cannot lock %s: %s", lp, strerror(errno));
+        util_seterr(err, errlen, "cannot lock %s: %s", lp, strerror(errno));
         close(fd);
         return -1;
     }
@@ -242,7 +234,7 @@ static int load_key(struct ledger *l, int create, char *err, size_t errlen)
     if (rc == 1) {
         if (!create) return 1;
         if (mkdirs(l->key_path)) {
-            seterr(err, errlen, "cannot create the directory of %s: %s", l->key_path,
+            util_seterr(err, errlen, "cannot create the directory of %s: %s", l->key_path,
                    strerror(errno));
             return -1;
         }
@@ -252,7 +244,7 @@ static int load_key(struct ledger *l, int create, char *err, size_t errlen)
     if (n != KEYLEN) {
         sodium_memzero(b, n);
         free(b);
-        seterr(err, errlen, "ledger key %s is not 32 bytes: it was changed outside cmif; the "
+        util_seterr(err, errlen, "ledger key %s is not 32 bytes: it was changed outside cmif; the "
                "ledger was left as it is. To start a new ledger, reset it explicitly.", l->key_path);
         return -1;
     }
@@ -267,7 +259,7 @@ static int encode_write(struct ledger *l, char *err, size_t errlen)
     size_t len = HEAD + l->n * REC + MAC;
     unsigned char *b = malloc(len);
     if (!b) {
-        seterr(err, errlen, "out of memory writing %s", l->path);
+        util_seterr(err, errlen, "out of memory writing %s", l->path);
         return -1;
     }
     memcpy(b, MAGIC, 8);
@@ -320,7 +312,7 @@ static int decode_read(struct ledger *l, char *err, size_t errlen)
     struct charge *c = why ? NULL : malloc((n ? n : 1) * sizeof *c);
     if (!why && !c) {
         free(b);
-        seterr(err, errlen, "out of memory reading %s", l->path);
+        util_seterr(err, errlen, "out of memory reading %s", l->path);
         return -1;
     }
     double sum = 0;
@@ -353,7 +345,7 @@ static int load_locked(struct ledger *l, char *err, size_t errlen)
     int rc = load_key(l, !have_ledger, err, errlen);
     if (rc < 0) return -1;
     if (rc == 1) {
-        seterr(err, errlen, "privacy ledger %s has no key (%s is missing): it was changed "
+        util_seterr(err, errlen, "privacy ledger %s has no key (%s is missing): it was changed "
                "outside cmif; the ledger was left as it is. To start a new ledger, reset it "
                "explicitly (this forgets the ε spent).", l->path, l->key_path);
         return -1;
@@ -361,7 +353,7 @@ static int load_locked(struct ledger *l, char *err, size_t errlen)
     int created_key = rc == 2;
     rc = decode_read(l, err, errlen);
     if (rc == 1 && !created_key) {
-        seterr(err, errlen, "privacy ledger %s is missing but its key %s exists: it was "
+        util_seterr(err, errlen, "privacy ledger %s is missing but its key %s exists: it was "
                "removed outside cmif. To start a new ledger, reset it explicitly (this "
                "forgets the ε spent).", l->path, l->key_path);
         return -1;
@@ -382,7 +374,7 @@ static int set_paths(struct ledger *l, const char *path, const char *key_path, c
         (key_path ? snprintf(l->key_path, sizeof l->key_path, "%s", key_path)
                   : snprintf(l->key_path, sizeof l->key_path, "%s.key", path)) >=
             (int)sizeof l->key_path) {
-        seterr(err, errlen, "invalid ledger path");
+        util_seterr(err, errlen, "invalid ledger path");
         return -1;
     }
     return 0;
@@ -393,12 +385,12 @@ int ledger_open(struct ledger **out, const char *path, const char *key_path, cha
 {
     *out = NULL;
     if (sodium_init() < 0) {
-        seterr(err, errlen, "libsodium failed to initialise");
+        util_seterr(err, errlen, "libsodium failed to initialise");
         return -1;
     }
     struct ledger *l = calloc(1, sizeof *l);
     if (!l) {
-        seterr(err, errlen, "out of memory");
+        util_seterr(err, errlen, "out of memory");
         return -1;
     }
     if (set_paths(l, path, key_path, err, errlen)) {
@@ -430,7 +422,7 @@ int ledger_refresh(struct ledger *l, char *err, size_t errlen)
     if (fd < 0) return -1;
     int rc = decode_read(l, err, errlen); /* on failure the handle keeps its state */
     lock_drop(fd);
-    if (rc == 1) seterr(err, errlen, "privacy ledger %s was removed outside cmif", l->path);
+    if (rc == 1) util_seterr(err, errlen, "privacy ledger %s was removed outside cmif", l->path);
     return rc ? -1 : 0;
 }
 
@@ -456,13 +448,13 @@ int ledger_charge(struct ledger *l, double cost, double day_limit, int64_t now, 
                   size_t errlen)
 {
     if (!(cost >= 0) || !isfinite(cost) || !(day_limit >= 0)) {
-        seterr(err, errlen, "invalid charge ε %g (day limit %g)", cost, day_limit);
+        util_seterr(err, errlen, "invalid charge ε %g (day limit %g)", cost, day_limit);
         return -1;
     }
     int fd = lock_take(l->path, err, errlen);
     if (fd < 0) return -1;
     int rc = decode_read(l, err, errlen);
-    if (rc == 1) seterr(err, errlen, "privacy ledger %s was removed outside cmif; nothing "
+    if (rc == 1) util_seterr(err, errlen, "privacy ledger %s was removed outside cmif; nothing "
                         "charged. To start a new ledger, reset it explicitly.", l->path);
     if (rc) {
         lock_drop(fd);
@@ -471,7 +463,7 @@ int ledger_charge(struct ledger *l, double cost, double day_limit, int64_t now, 
     double today = ledger_today(l, now);
     if (!fits(today, cost, day_limit)) {
         lock_drop(fd);
-        seterr(err, errlen, "ε %g does not fit: %g of the day's %g left (rolling 24 hours)",
+        util_seterr(err, errlen, "ε %g does not fit: %g of the day's %g left (rolling 24 hours)",
                cost, today < day_limit ? day_limit - today : 0.0, day_limit);
         return 1;
     }
@@ -486,7 +478,7 @@ int ledger_charge(struct ledger *l, double cost, double day_limit, int64_t now, 
     if (l->n >= MAX_CHARGES || reserve(l, l->n + 1)) {
         lock_drop(fd);
         ledger_refresh(l, NULL, 0);
-        seterr(err, errlen, "too many charges in %s", l->path);
+        util_seterr(err, errlen, "too many charges in %s", l->path);
         return -1;
     }
     l->c[l->n++] = (struct charge){ .t = now, .eps = cost };
@@ -530,12 +522,12 @@ int64_t ledger_next_free(const struct ledger *l, double cost, double day_limit, 
 int ledger_reset(const char *path, const char *key_path, char *err, size_t errlen)
 {
     if (sodium_init() < 0) {
-        seterr(err, errlen, "libsodium failed to initialise");
+        util_seterr(err, errlen, "libsodium failed to initialise");
         return -1;
     }
     struct ledger *l = calloc(1, sizeof *l);
     if (!l) {
-        seterr(err, errlen, "out of memory");
+        util_seterr(err, errlen, "out of memory");
         return -1;
     }
     int rc = -1;

@@ -4,6 +4,7 @@
  * Both encoders work on a doubly linked list of symbols and a binary heap of candidate
  * merges, so encoding is O(n log n) in the input length. Token texts are copied out of the
  * GGUF mapping (the tokenizer outlives the file) and indexed by an open-addressing hash. */
+#include "core/util.h"
 #include "core/tokenizer.h"
 
 #include <stdarg.h>
@@ -55,15 +56,6 @@ struct tokenizer {
     struct merge_slot *mslots;
     size_t mmask;
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Work buffers of an encoding hold the user's text or its token ids: wipe them before they
  * go back to the heap, so raw input never lingers in freed memory. */
@@ -290,8 +282,8 @@ static int get_id(const struct gguf *g, const char *key, int32_t n_vocab, int32_
         *out = -1;
         return 0;
     }
-    if (r == -2) seterr(err, errlen, "tokenizer: %s has the wrong type (want an unsigned integer)", key);
-    else seterr(err, errlen, "tokenizer: %s = %u is out of range (vocabulary has %d tokens)", key, v, n_vocab);
+    if (r == -2) util_seterr(err, errlen, "tokenizer: %s has the wrong type (want an unsigned integer)", key);
+    else util_seterr(err, errlen, "tokenizer: %s = %u is out of range (vocabulary has %d tokens)", key, v, n_vocab);
     return -1;
 }
 
@@ -301,7 +293,7 @@ static int get_flag(const struct gguf *g, const char *key, int *out, char *err, 
     int r = gguf_get_bool(g, key, &v);
     if (r == -1) return 0;
     if (r != 0) {
-        seterr(err, errlen, "tokenizer: %s has the wrong type (want a bool)", key);
+        util_seterr(err, errlen, "tokenizer: %s has the wrong type (want a bool)", key);
         return -1;
     }
     *out = v != 0;
@@ -337,11 +329,11 @@ static const struct gguf_kv *str_array(const struct gguf *g, const char *key, co
 {
     const struct gguf_kv *kv = gguf_find(g, key);
     if (!kv) {
-        seterr(err, errlen, "tokenizer: %s", missing);
+        util_seterr(err, errlen, "tokenizer: %s", missing);
         return NULL;
     }
     if (kv->type != GGUF_VT_ARRAY || kv->arr_type != GGUF_VT_STRING) {
-        seterr(err, errlen, "tokenizer: %s is not an array of strings", key);
+        util_seterr(err, errlen, "tokenizer: %s is not an array of strings", key);
         return NULL;
     }
     return kv;
@@ -354,7 +346,7 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
     if (!kv) return -1;
     uint64_t n = kv->arr_n;
     if (n > (uint64_t)INT32_MAX / 2) {
-        seterr(err, errlen, "tokenizer: tokenizer.ggml.merges has too many entries (%llu)",
+        util_seterr(err, errlen, "tokenizer: tokenizer.ggml.merges has too many entries (%llu)",
                (unsigned long long)n);
         return -1;
     }
@@ -362,7 +354,7 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
     while (cap < 2 * n) cap <<= 1;
     t->mslots = malloc(cap * sizeof *t->mslots);
     if (!t->mslots) {
-        seterr(err, errlen, "tokenizer: out of memory for %llu merges", (unsigned long long)n);
+        util_seterr(err, errlen, "tokenizer: out of memory for %llu merges", (unsigned long long)n);
         return -1;
     }
     for (size_t i = 0; i < cap; i++) t->mslots[i].key = UINT64_MAX;
@@ -372,13 +364,13 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
     for (uint64_t i = 0; i < n; i++) {
         struct gguf_str s;
         if (gguf_arr_str(kv, i, &s) != 0) {
-            seterr(err, errlen, "tokenizer: tokenizer.ggml.merges[%llu] unreadable", (unsigned long long)i);
+            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.merges[%llu] unreadable", (unsigned long long)i);
             free(buf);
             return -1;
         }
         const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
         if (!sp) {
-            seterr(err, errlen, "tokenizer: tokenizer.ggml.merges[%llu] is not \"left right\"",
+            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.merges[%llu] is not \"left right\"",
                    (unsigned long long)i);
             free(buf);
             return -1;
@@ -391,7 +383,7 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
             char *nb = realloc(buf, nc);
             if (!nb) {
                 free(buf);
-                seterr(err, errlen, "tokenizer: out of memory");
+                util_seterr(err, errlen, "tokenizer: out of memory");
                 return -1;
             }
             buf = nb;
@@ -421,18 +413,18 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
     struct gguf_str model;
     int r = gguf_get_str(g, "tokenizer.ggml.model", &model);
     if (r == -1) {
-        seterr(err, errlen, "tokenizer: missing tokenizer.ggml.model");
+        util_seterr(err, errlen, "tokenizer: missing tokenizer.ggml.model");
         return -1;
     }
     if (r != 0) {
-        seterr(err, errlen, "tokenizer: tokenizer.ggml.model is not a string");
+        util_seterr(err, errlen, "tokenizer: tokenizer.ggml.model is not a string");
         return -1;
     }
     int kind;
     if (str_is(model, "llama")) kind = TOK_SPM;
     else if (str_is(model, "gpt2")) kind = TOK_BPE;
     else {
-        seterr(err, errlen, "tokenizer: unsupported tokenizer.ggml.model '%.*s' (want llama or gpt2)",
+        util_seterr(err, errlen, "tokenizer: unsupported tokenizer.ggml.model '%.*s' (want llama or gpt2)",
                (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return -1;
     }
@@ -440,7 +432,7 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
                                            "missing tokenizer.ggml.tokens", err, errlen);
     if (!ktok) return -1;
     if (ktok->arr_n == 0 || ktok->arr_n > (1u << 24)) {
-        seterr(err, errlen, "tokenizer: tokenizer.ggml.tokens has %llu entries (want 1..16777216)",
+        util_seterr(err, errlen, "tokenizer: tokenizer.ggml.tokens has %llu entries (want 1..16777216)",
                (unsigned long long)ktok->arr_n);
         return -1;
     }
@@ -448,21 +440,21 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
     const struct gguf_kv *kscore = gguf_find(g, "tokenizer.ggml.scores");
     const struct gguf_kv *ktype = gguf_find(g, "tokenizer.ggml.token_type");
     if (kscore && (kscore->type != GGUF_VT_ARRAY || kscore->arr_n != (uint64_t)n)) {
-        seterr(err, errlen, "tokenizer: tokenizer.ggml.scores is not an array of %d numbers", n);
+        util_seterr(err, errlen, "tokenizer: tokenizer.ggml.scores is not an array of %d numbers", n);
         return -1;
     }
     if (ktype && (ktype->type != GGUF_VT_ARRAY || ktype->arr_n != (uint64_t)n)) {
-        seterr(err, errlen, "tokenizer: tokenizer.ggml.token_type is not an array of %d integers", n);
+        util_seterr(err, errlen, "tokenizer: tokenizer.ggml.token_type is not an array of %d integers", n);
         return -1;
     }
     if (kind == TOK_SPM && !kscore) {
-        seterr(err, errlen, "tokenizer: llama vocabulary without tokenizer.ggml.scores");
+        util_seterr(err, errlen, "tokenizer: llama vocabulary without tokenizer.ggml.scores");
         return -1;
     }
 
     struct tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
-        seterr(err, errlen, "tokenizer: out of memory");
+        util_seterr(err, errlen, "tokenizer: out of memory");
         return -1;
     }
     t->kind = kind;
@@ -475,7 +467,7 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
     t->type = malloc((size_t)n);
     t->slots = malloc(cap * sizeof *t->slots);
     if (!t->toff || !t->tlen || !t->score || !t->type || !t->slots) {
-        seterr(err, errlen, "tokenizer: out of memory for %d tokens", n);
+        util_seterr(err, errlen, "tokenizer: out of memory for %d tokens", n);
         goto fail;
     }
     t->smask = cap - 1;
@@ -486,11 +478,11 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
     for (int32_t i = 0; i < n; i++) {
         struct gguf_str s;
         if (gguf_arr_str(ktok, (uint64_t)i, &s) != 0) {
-            seterr(err, errlen, "tokenizer: tokenizer.ggml.tokens[%d] unreadable", i);
+            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.tokens[%d] unreadable", i);
             goto fail;
         }
         if (s.len > UINT32_MAX / 2 || total + s.len + 1 > UINT32_MAX) {
-            seterr(err, errlen, "tokenizer: tokenizer.ggml.tokens[%d] too long", i);
+            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.tokens[%d] too long", i);
             goto fail;
         }
         t->toff[i] = (uint32_t)total;
@@ -499,7 +491,7 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
     }
     t->arena = malloc(total);
     if (!t->arena) {
-        seterr(err, errlen, "tokenizer: out of memory for %zu bytes of token text", total);
+        util_seterr(err, errlen, "tokenizer: out of memory for %zu bytes of token text", total);
         goto fail;
     }
     for (int32_t i = 0; i < n; i++) {
@@ -508,16 +500,16 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
         if (s.len) memcpy(t->arena + t->toff[i], s.ptr, s.len);
         t->arena[t->toff[i] + s.len] = 0;
         if (kscore && gguf_arr_f32(kscore, (uint64_t)i, &t->score[i]) != 0) {
-            seterr(err, errlen, "tokenizer: tokenizer.ggml.scores[%d] is not a float", i);
+            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.scores[%d] is not a float", i);
             goto fail;
         }
         int32_t ty = TOK_T_NORMAL;
         if (ktype && gguf_arr_i32(ktype, (uint64_t)i, &ty) != 0) {
-            seterr(err, errlen, "tokenizer: tokenizer.ggml.token_type[%d] is not an integer", i);
+            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.token_type[%d] is not an integer", i);
             goto fail;
         }
         if (ty < TOK_T_UNDEFINED || ty > TOK_T_BYTE) {
-            seterr(err, errlen, "tokenizer: tokenizer.ggml.token_type[%d] = %d is not a token type", i, ty);
+            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.token_type[%d] = %d is not a token type", i, ty);
             goto fail;
         }
         t->type[i] = (uint8_t)ty;
@@ -563,7 +555,7 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
         struct gguf_str pre = {"", 0};
         r = gguf_get_str(g, "tokenizer.ggml.pre", &pre);
         if (r == -2) {
-            seterr(err, errlen, "tokenizer: tokenizer.ggml.pre is not a string");
+            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.pre is not a string");
             goto fail;
         }
         if (str_is(pre, "llama-bpe") || str_is(pre, "llama3") || str_is(pre, "llama-v3")) {
@@ -610,7 +602,7 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
     if (ns) {
         t->special = malloc(ns * sizeof *t->special);
         if (!t->special) {
-            seterr(err, errlen, "tokenizer: out of memory");
+            util_seterr(err, errlen, "tokenizer: out of memory");
             goto fail;
         }
         for (int32_t i = 0; i < n; i++)
@@ -759,7 +751,7 @@ static int spm_encode(const struct tokenizer *t, const char *text, size_t len, i
                       struct out *o, char *err, size_t errlen)
 {
     if (len > (SIZE_MAX - 3) / 3 || len > (UINT32_MAX - 3) / 3) {
-        seterr(err, errlen, "tokenizer: input too long (%zu bytes)", len);
+        util_seterr(err, errlen, "tokenizer: input too long (%zu bytes)", len);
         return -1;
     }
     /* Escape spaces as U+2581 and add the leading one. */
@@ -771,7 +763,7 @@ static int spm_encode(const struct tokenizer *t, const char *text, size_t len, i
         wipe_free(buf, cap);
         wipe_free(s, cap * sizeof *s);
         wipe_free(h.a, 3 * cap * sizeof *h.a);
-        seterr(err, errlen, "tokenizer: out of memory encoding %zu bytes", len);
+        util_seterr(err, errlen, "tokenizer: out of memory encoding %zu bytes", len);
         return -1;
     }
     size_t bl = 0;
@@ -1028,7 +1020,7 @@ static int bpe_encode(const struct tokenizer *t, const char *text, size_t len, s
                       char *err, size_t errlen)
 {
     if (len > UINT32_MAX / 4) {
-        seterr(err, errlen, "tokenizer: input too long (%zu bytes)", len);
+        util_seterr(err, errlen, "tokenizer: input too long (%zu bytes)", len);
         return -1;
     }
     struct unit *u = malloc((len + 1) * sizeof *u);
@@ -1042,7 +1034,7 @@ static int bpe_encode(const struct tokenizer *t, const char *text, size_t len, s
         wipe_free(s, (len + 1) * sizeof *s);
         wipe_free(h.a, (3 * len + 1) * sizeof *h.a);
         wipe_free(mapped, 2 * len + 1);
-        seterr(err, errlen, "tokenizer: out of memory encoding %zu bytes", len);
+        util_seterr(err, errlen, "tokenizer: out of memory encoding %zu bytes", len);
         return -1;
     }
     size_t nu = 0;
@@ -1178,7 +1170,7 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_
 {
     *n_out = 0;
     if (!text && len) {
-        seterr(err, errlen, "tokenizer: NULL text");
+        util_seterr(err, errlen, "tokenizer: NULL text");
         return -1;
     }
     struct out o = {ids, 0, max_ids, 0};
@@ -1188,7 +1180,7 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_
     if (len) {
         nf = partition(t, text, len, parse_special, &f, &fcap);
         if (nf == (size_t)-1) {
-            seterr(err, errlen, "tokenizer: out of memory");
+            util_seterr(err, errlen, "tokenizer: out of memory");
             return -1;
         }
     }
@@ -1212,7 +1204,7 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_
     wipe_free(f, fcap * sizeof *f);
     if (add_bos && t->add_eos && t->eos >= 0) emit(&o, t->eos);
     if (o.overflow) {
-        seterr(err, errlen, "tokenizer: more than %zu tokens", max_ids);
+        util_seterr(err, errlen, "tokenizer: more than %zu tokens", max_ids);
         return -1;
     }
     *n_out = o.n;

@@ -1,4 +1,5 @@
 /* core/words: word units of user text and their treatment by a fixed public rule. */
+#include "core/util.h"
 #include "core/words.h"
 
 #include <stdarg.h>
@@ -20,15 +21,6 @@ struct words_list {
     uint8_t *slen;
     size_t cap, n;
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static uint32_t fnv(const char *s, size_t n)
 {
@@ -59,7 +51,7 @@ int words_list_open(struct words_list **out, const char *text, size_t len, char 
         len = core_public_words_len;
     }
     if (len >= UINT32_MAX) {
-        seterr(err, errlen, "public word list too large");
+        util_seterr(err, errlen, "public word list too large");
         return -1;
     }
     struct words_list *pl = calloc(1, sizeof *pl);
@@ -76,7 +68,7 @@ int words_list_open(struct words_list **out, const char *text, size_t len, char 
         free(t);
         if (pl) { free(pl->slot); free(pl->slen); }
         free(pl);
-        seterr(err, errlen, "out of memory for the public word list");
+        util_seterr(err, errlen, "out of memory for the public word list");
         return -1;
     }
     for (size_t i = 0; i < len; i++) t[i] = lower(text[i]);
@@ -490,15 +482,15 @@ int words_split(const struct words_list *pl, int mode, const char *text, size_t 
     *n_units = 0;
     *clean_len = 0;
     if (mode != WORDS_AUTO && mode != WORDS_ALL && mode != WORDS_MARKED) {
-        seterr(err, errlen, "unknown sanitize mode %d", mode);
+        util_seterr(err, errlen, "unknown sanitize mode %d", mode);
         return -1;
     }
     if (mode == WORDS_AUTO && !pl) {
-        seterr(err, errlen, "sanitize mode auto needs the public word list");
+        util_seterr(err, errlen, "sanitize mode auto needs the public word list");
         return -1;
     }
     if (max_units < len + 1) {
-        seterr(err, errlen, "room for %zu word units, %zu needed", max_units, len + 1);
+        util_seterr(err, errlen, "room for %zu word units, %zu needed", max_units, len + 1);
         return -1;
     }
     size_t m, n;
@@ -507,7 +499,7 @@ int words_split(const struct words_list *pl, int mode, const char *text, size_t 
     size_t spans = strip_marks(text, len, clean, &m, units, max_units);
     size_t first_span = max_units - spans;
     if (segment(clean, m, units, first_span, &n)) {
-        seterr(err, errlen, "too many word units");
+        util_seterr(err, errlen, "too many word units");
         return -1;
     }
     for (size_t j = 0, ui = 0; j < spans; j++) {
