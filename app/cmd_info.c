@@ -27,9 +27,9 @@ static const struct opts_extra info_extra[] = {
 
 struct info_flags {
     int tensors;
-    int core, require_locked;   /* --core section (H5) */
+    int core, require_locked;   /* --core section */
     size_t core_mem;
-    int devices;                /* --devices section (H8) */
+    int devices;                /* --devices section */
 };
 
 static int on_extra(void *ctx, int id, const char *val, char *err, size_t errlen)
@@ -313,7 +313,7 @@ static void section_tensor_list(const struct gguf *g)
     }
 }
 
-/* ---- --core (H5): what the confidential core does with this model ---------------------- */
+/* ---- --core: what the confidential core does with this model ---------------------- */
 
 static void core_bytes(size_t b)
 {
@@ -367,7 +367,7 @@ static int section_core(const char *path, const struct info_flags *fl)
     return 0;
 }
 
-/* ---- --devices (H8): where the decoder can run ------------------------------------------ */
+/* ---- --devices: where the decoder can run ------------------------------------------ */
 
 /* Lists every OpenCL platform's devices with the index --device cl:N takes, their memory
  * and whether the backend can use them, then what --device auto would pick. */

@@ -5,7 +5,7 @@
  * decoder's tensors into the mapping (no copy). A model without output.weight has tied
  * embeddings: the output projection is token_embd.
  *
- * model_embed_token is this issue's embedding lookup (app/ may read token_embd directly);
+ * model_embed_token is the engine's own embedding lookup (app/ may read token_embd directly);
  * the confidential core replaces it with core_embed_token / core_encode. */
 #ifndef CMIF_APP_MODEL_H
 #define CMIF_APP_MODEL_H
