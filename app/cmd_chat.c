@@ -231,8 +231,9 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     }
     FILE *rf = NULL;
     /* The report holds what the user typed in clear: owner only. */
-    if (co->report_file && !(rf = savefile_open_private(co->report_file))) {
-        fprintf(stderr, "cmif: %s: %s\n", co->report_file, strerror(errno));
+    if (co->report_file &&
+        !(rf = savefile_open_private(co->report_file, SAVEFILE_OVERWRITE, err, sizeof err))) {
+        fprintf(stderr, "cmif: %s\n", err);
         script_free(&sc);
         return EXIT_RUNTIME;
     }

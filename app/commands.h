@@ -25,11 +25,14 @@ struct cmds_session {
     /* Every input of the session (messages and commands), for /save-history. */
     char **inputs;
     size_t ninputs, inputs_cap;
+    int bang;   /* set by cmds_run while a "/name!" command runs */
 };
 
 enum { CMDS_OK = 0, CMDS_QUIT = 1, CMDS_FAIL = -1 };
 /* Commands that must not run while an answer streams (they touch the conversation). */
 #define CMDS_IDLE 1
+/* Commands that take a "!" ("/save! FILE": overwrite an existing file). */
+#define CMDS_BANG 2
 
 struct cmds_entry {
     const char *name;       /* without the slash */
@@ -52,7 +55,9 @@ const struct cmds_entry *cmds_find(const char *name, size_t len);
 int cmds_record(struct cmds_session *s, const char *line);
 void cmds_session_free(struct cmds_session *s);
 /* Writes inputs as a script: one per line, a multi-line message continued with a trailing
- * backslash (the format --script reads). */
-int cmds_write_script(const struct cmds_session *s, const char *path, char *err, size_t errlen);
+ * backslash (the format --script reads), through savefile_open_private (flags:
+ * SAVEFILE_OVERWRITE or 0). */
+int cmds_write_script(const struct cmds_session *s, const char *path, int flags, char *err,
+                      size_t errlen);
 
 #endif

@@ -283,7 +283,9 @@ static void drain_stderr(struct tui *t)
 static void dump(struct tui *t)
 {
     if (!t->o->dump) return;
-    FILE *f = savefile_open_private(t->o->dump);
+    char err[512];
+    /* Rewritten at every SIGUSR1 and at exit: overwriting is the point, a link is not. */
+    FILE *f = savefile_open_private(t->o->dump, SAVEFILE_OVERWRITE, err, sizeof err);
     if (!f) return;
     screen_dump(t->scr, f);
     fclose(f);

@@ -118,7 +118,7 @@ static void test_save_history_roundtrip(void **state)
     const char *in[] = { "first message", "/eps 0.25", "two\nlines", "ünïcödé" };
     for (int i = 0; i < 4; i++) assert_int_equal(cmds_record(&s, in[i]), 0);
     char err[256];
-    assert_int_equal(cmds_write_script(&s, path, err, sizeof err), 0);
+    assert_int_equal(cmds_write_script(&s, path, 0, err, sizeof err), 0);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     struct script sc;
@@ -128,7 +128,7 @@ static void test_save_history_roundtrip(void **state)
     for (int i = 0; i < 4; i++) assert_string_equal(sc.items[i], in[i]);
     script_free(&sc);
     snprintf(path, sizeof path, "%s/no/such/dir/h.txt", dir);
-    assert_int_equal(cmds_write_script(&s, path, err, sizeof err), -1);
+    assert_int_equal(cmds_write_script(&s, path, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "No such file"));
     cmds_session_free(&s);
     tu_rmtree(dir);
