@@ -13,6 +13,7 @@
 #include "app/cmd.h"
 #include "app/commands.h"
 #include "app/engine.h"
+#include "app/histfile.h"
 #include "app/opts.h"
 #include "app/savefile.h"
 #include "app/script.h"
@@ -28,7 +29,7 @@
 
 enum {
     X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM,
-    X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
+    X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_HIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
 };
 
 static const struct opts_extra extras[] = {
@@ -49,7 +50,8 @@ static const struct opts_extra extras[] = {
     { "report", 0, 1, X_REPORT, "    --report json      scripted: print the per-token privacy report as JSON" },
     { "report-file", 0, 1, X_REPORTFILE, "    --report-file F    scripted: also write the JSON report to F" },
     { "no-color", 0, 0, X_NOCOLOR, "    --no-color         no colours (also when NO_COLOR is set)" },
-    { "no-history", 0, 0, X_NOHIST, "    --no-history       do not read or write the history file (Up still recalls\n                       this session's inputs)" },
+    { "history", 0, 0, X_HIST, "    --history          keep the input history across sessions, sealed (encrypted)\n                       in $XDG_STATE_HOME/cmif/history; off by default (Up still\n                       recalls this session's inputs, wiped at exit and on /clear)" },
+    { "no-history", 0, 0, X_NOHIST, "    --no-history       no history file (the default)" },
     { "screen-dump", 0, 1, X_DUMP, "    --screen-dump F    write the screen as text to F at exit and on SIGUSR1" },
     { "headless", 0, 1, X_HEADLESS,
       "    --headless CxR     full-screen chat on a virtual CxR screen, keys from stdin (tests)" },
@@ -69,6 +71,7 @@ struct chat_opts {
     int color;
     int history;
     char history_off[600];   /* why the history file is not used (shown in the chat) */
+    char history_note[800];  /* where it is kept, sealed */
     int headless_cols, headless_rows;
     int delay_ms;
 };
@@ -144,6 +147,7 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
     case X_REPORTFILE: c->report_file = v; return 0;
     case X_NOCOLOR: c->color = 0; return 0;
     case X_NOHIST: c->history = 0; return 0;
+    case X_HIST: c->history = 1; return 0;
     case X_DUMP: c->dump = v; return 0;
     case X_HEADLESS:
         if (sscanf(v, "%dx%d", &c->headless_cols, &c->headless_rows) != 2 ||
@@ -179,7 +183,8 @@ static void usage(FILE *f)
     opts_usage(f, OPT_ENGINE | OPT_PREDICT | OPT_SAMPLING, extras);
     fprintf(f, "\nkeys: Enter sends; a trailing \\ continues on the next line; Ctrl-C stops the\n"
                "  answer; Ctrl-D or /quit leaves; PgUp/PgDn or the wheel scroll; F2 the panel;\n"
-               "  Up/Down/Ctrl-R history ($XDG_STATE_HOME/cmif/history); Tab completes /commands.\n"
+               "  Up/Down/Ctrl-R history (this session's; --history keeps it, sealed); Tab completes\n"
+               "  /commands.\n"
                "commands:\n");
     for (int i = 0; cmds_table[i].name; i++) {
         char head[64];
@@ -255,6 +260,43 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     return rc;
 }
 
+/* --history: the sealed history file and its key, or why not (said in the transcript:
+ * stderr printed now would be hidden by the screen). Without it, a plaintext history an
+ * earlier cmif left is pointed out. */
+static void open_history(struct chat_opts *co, struct histfile **hf)
+{
+    char path[4096], key[4096], err[700];
+    *hf = NULL;
+    if (xdg_path(XDG_STATE, "history", co->history, path, sizeof path, err, sizeof err) != 0 ||
+        xdg_path(XDG_STATE, "history.key", co->history, key, sizeof key, err, sizeof err) != 0) {
+        if (co->history)
+            snprintf(co->history_off, sizeof co->history_off,
+                     "%.500s: the input history is kept for this session only", err);
+        return;
+    }
+    if (!co->history) {
+        FILE *f = fopen(path, "rbe");
+        char magic[8] = "";
+        if (f && (fread(magic, 1, sizeof magic, f) != sizeof magic || memcmp(magic, "CMIFHIS1", 8)))
+            snprintf(co->history_off, sizeof co->history_off,
+                     "%.500s holds inputs of an earlier cmif in plain text: delete it, or run with "
+                     "--history once to seal it",
+                     path);
+        if (f) fclose(f);
+        return;
+    }
+    if (histfile_open(hf, path, key, 1000, err, sizeof err) != 0) {
+        snprintf(co->history_off, sizeof co->history_off,
+                 "%.500s: the input history is kept for this session only", err);
+        return;
+    }
+    snprintf(co->history_note, sizeof co->history_note,
+             "--history: your inputs are kept in %.300s, sealed (XSalsa20-Poly1305) under the key "
+             "in %.300s; other users cannot read them, you can (and so can anyone with your "
+             "account)",
+             path, key);
+}
+
 static int cmd_chat_exec(int argc, char **argv)
 {
     struct opts o;
@@ -263,7 +305,6 @@ static int cmd_chat_exec(int argc, char **argv)
     memset(&co, 0, sizeof co);
     core_defaults(&co.core);
     co.color = !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
-    co.history = 1;
     opts_defaults(&o);
     /* A base model rarely ends its answer: without a cap its first answer would fill the
      * whole context and push the conversation out. -n -1 still asks for "until the end". */
@@ -305,20 +346,15 @@ static int cmd_chat_exec(int argc, char **argv)
     }
     setlocale(LC_ALL, "");
     if (!scripted) co.core.quiet = 1;   /* progress lines would land on the screen */
-    char hist[4096] = "";
-    if (!scripted && co.history &&
-        xdg_path(XDG_STATE, "history", 1, hist, sizeof hist, err, sizeof err) != 0) {
-        /* Said in the transcript: stderr printed now would be hidden by the screen. */
-        snprintf(co.history_off, sizeof co.history_off,
-                 "%.500s: the input history is kept for this session only", err);
-        co.history = 0;
-    }
+    struct histfile *hf = NULL;
+    if (!scripted) open_history(&co, &hf);
     struct engine e;
     struct chat_params cp = { .n_predict = o.n_predict, .sp = o.sp, .system = co.system,
                               .delay_ms = co.delay_ms };
     if (engine_open(&e, model, &o, &co.core, err, sizeof err) != 0 ||
         engine_start_chat(&e, co.template_name, &cp, err, sizeof err) != 0) {
         engine_close(&e);
+        histfile_close(hf);
         fprintf(stderr, "cmif: %s\n", err);
         if (sf && sf != stdin) fclose(sf);
         return EXIT_RUNTIME;
@@ -329,12 +365,13 @@ static int cmd_chat_exec(int argc, char **argv)
         rc = run_script(&e, sf ? sf : stdin, co.script ? co.script : "stdin", &co);
     } else {
         struct tui_options to = { .chat = e.chat, .core = e.core, .dec = e.dec, .model_name = e.name,
-                                  .history_path = co.history ? hist : NULL,
+                                  .history = hf, .history_note = co.history_note,
                                   .history_off = co.history_off, .dump = co.dump, .color = co.color,
                                   .headless_cols = co.headless_cols,
                                   .headless_rows = co.headless_rows, .seeded = co.core.seeded };
         int sig;
         rc = tui_run(&to, &sig);
+        histfile_close(hf);
         if (sig) {
             /* Leave the way the signal asked, after the engine is closed (the core wiped). */
             engine_close(&e);
