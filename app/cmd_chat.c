@@ -183,8 +183,8 @@ static void usage(FILE *f)
     opts_usage(f, OPT_ENGINE | OPT_PREDICT | OPT_SAMPLING, extras);
     fprintf(f, "\nkeys: Enter sends; a trailing \\ continues on the next line; Ctrl-C stops the\n"
                "  answer; Ctrl-D or /quit leaves; PgUp/PgDn or the wheel scroll; F2 the panel;\n"
-               "  Up/Down/Ctrl-R history (this session's; --history keeps it, sealed); Tab completes\n"
-               "  /commands.\n"
+               "  Up/Down/Ctrl-R recall inputs (--history keeps them, sealed); Tab completes\n"
+               "  a /command.\n"
                "commands:\n");
     for (int i = 0; cmds_table[i].name; i++) {
         char head[64];
