@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "app/chat.h"
 #include "app/cmd.h"
 #include "app/commands.h"
@@ -28,7 +30,7 @@
 #define CHAT_DEFAULT_PREDICT 400
 
 enum {
-    X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM,
+    X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM, X_SYSTEMFILE,
     X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_HIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
 };
 
@@ -44,7 +46,8 @@ static const struct opts_extra extras[] = {
     { "require-locked", 0, 0, X_LOCKED, "    --require-locked   refuse to run when the core cannot be locked" },
     { "template", 0, 1, X_TEMPLATE,
       "    --template NAME    llama2, llama3, chatml, zephyr or plain (default: from the model)" },
-    { "system", 0, 1, X_SYSTEM, "    --system TEXT      system prompt (sanitized like your messages)" },
+    { "system", 0, 1, X_SYSTEM, "    --system TEXT      system prompt (sanitized like your messages); other users\n                       can read argv: prefer --system-file" },
+    { "system-file", 0, 1, X_SYSTEMFILE, "    --system-file F    read the system prompt from F (- = stdin)" },
     { "script", 0, 1, X_SCRIPT,
       "    --script FILE      replay FILE (one message or /command a line) without a screen" },
     { "report", 0, 1, X_REPORT, "    --report json      scripted: print the per-token privacy report as JSON" },
@@ -63,7 +66,7 @@ static const struct opts_extra extras[] = {
 struct chat_opts {
     struct core_options core;
     const char *template_name;
-    const char *system;
+    char *system;   /* our copy (the argv string is wiped) */
     const char *script;
     const char *report_file;
     const char *dump;
@@ -135,7 +138,30 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
         }
         c->template_name = v;
         return 0;
-    case X_SYSTEM: c->system = v; return 0;
+    case X_SYSTEM:
+    case X_SYSTEMFILE: {
+        char *t = NULL;
+        size_t n = 0;
+        if (c->system) {
+            snprintf(err, errlen, "give --system or --system-file once");
+            return -1;
+        }
+        if (id == X_SYSTEMFILE) {
+            if ((strcmp(v, "-") ? opts_read_file(v, 1, &t, &n, err, errlen)
+                                : opts_read_stream(stdin, "stdin", 1, &t, &n, err, errlen)) != 0)
+                return -1;
+            while (n && (t[n - 1] == '\n' || t[n - 1] == '\r')) t[--n] = 0;
+        } else {
+            if (*v) opts_argv_warning("--system", "--system-file FILE");
+            if (!(t = strdup(v))) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            opts_wipe_arg(v);
+        }
+        c->system = t;
+        return 0;
+    }
     case X_SCRIPT: c->script = v; return 0;
     case X_REPORT:
         if (strcmp(v, "json") != 0) {
@@ -358,6 +384,12 @@ static int cmd_chat_exec(int argc, char **argv)
         fprintf(stderr, "cmif: %s\n", err);
         if (sf && sf != stdin) fclose(sf);
         return EXIT_RUNTIME;
+    }
+    /* The chat holds its own copy now. */
+    if (co.system) {
+        sodium_memzero(co.system, strlen(co.system));
+        free(co.system);
+        co.system = NULL;
     }
     int rc;
     if (scripted) {
