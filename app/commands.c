@@ -308,6 +308,15 @@ int cmds_run(struct cmds_session *s, const char *line, int busy)
     return rc;
 }
 
+int cmds_check_length(const char *line, char *err, size_t errlen)
+{
+    size_t n = strnlen(line, CMDS_MAX_MESSAGE + 1);
+    if (n <= CMDS_MAX_MESSAGE) return 0;
+    snprintf(err, errlen, "message refused: longer than %d KiB (split it into several messages)",
+             CMDS_MAX_MESSAGE / 1024);
+    return -1;
+}
+
 int cmds_record(struct cmds_session *s, const char *line)
 {
     if (s->ninputs == s->inputs_cap) {

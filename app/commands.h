@@ -51,6 +51,11 @@ int cmds_run(struct cmds_session *s, const char *line, int busy);
 /* Finds an entry by exact name or unique prefix; NULL otherwise. */
 const struct cmds_entry *cmds_find(const char *name, size_t len);
 
+/* The longest message accepted (bytes); longer ones are refused before tokenizing. */
+#define CMDS_MAX_MESSAGE (64 * 1024)
+/* 0 when line may be sent or run; -1 with err saying the limit (never quoting the line). */
+int cmds_check_length(const char *line, char *err, size_t errlen);
+
 /* Records an input line for /save-history. 0 or -1 (out of memory). */
 int cmds_record(struct cmds_session *s, const char *line);
 void cmds_session_free(struct cmds_session *s);

@@ -134,6 +134,23 @@ static void test_save_history_roundtrip(void **state)
     tu_rmtree(dir);
 }
 
+static void test_length_limit(void **state)
+{
+    (void)state;
+    char err[256];
+    char *big = malloc(CMDS_MAX_MESSAGE + 2);
+    assert_non_null(big);
+    memset(big, 's', CMDS_MAX_MESSAGE);
+    big[CMDS_MAX_MESSAGE] = 0;
+    assert_int_equal(cmds_check_length(big, err, sizeof err), 0);
+    big[CMDS_MAX_MESSAGE] = 's';
+    big[CMDS_MAX_MESSAGE + 1] = 0;
+    assert_int_equal(cmds_check_length(big, err, sizeof err), -1);
+    assert_non_null(strstr(err, "64 KiB"));
+    assert_null(strstr(err, "sss"));   /* the text itself is never quoted */
+    free(big);
+}
+
 static void test_json_str(void **state)
 {
     (void)state;
@@ -154,6 +171,7 @@ int main(void)
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_script_parse),
         cmocka_unit_test(test_save_history_roundtrip),
+        cmocka_unit_test(test_length_limit),
         cmocka_unit_test(test_json_str),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
