@@ -637,17 +637,9 @@ static void md_cell(FILE *f, const char *s)
     fputs("`", f);
 }
 
-int chat_save_markdown(const struct chat *c, const char *path, const char *model_name,
-                       char *err, size_t errlen)
+int chat_write_markdown(const struct chat *c, FILE *f, const char *model_name,
+                        const char *path, char *err, size_t errlen)
 {
-    /* The transcript holds what the user typed in clear, like the history: owner only. */
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        return -1;
-    }
     fprintf(f, "# cmif transcript\n\n");
     fprintf(f, "- model: %s\n- template: %s\n- mechanism: %s, ε %.4g per token\n",
             model_name ? model_name : "?", tmpl_name(c->p.tmpl),

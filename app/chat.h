@@ -8,6 +8,7 @@
 #define CMIF_APP_CHAT_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "core/core.h"
@@ -96,8 +97,10 @@ int chat_ctx(const struct chat *c);
 double chat_last_tps(const struct chat *c);   /* tokens/s of the last answer */
 struct core *chat_core(const struct chat *c);
 
-/* Writes the transcript with the per-token privacy report as Markdown. */
-int chat_save_markdown(const struct chat *c, const char *path, const char *model_name,
-                       char *err, size_t errlen);
+/* Writes the transcript with the per-token privacy report as Markdown to f (opened by the
+ * caller: it holds the user's text in clear, see savefile_open_private) and closes f. path
+ * only names the file in err. */
+int chat_write_markdown(const struct chat *c, FILE *f, const char *model_name,
+                        const char *path, char *err, size_t errlen);
 
 #endif

@@ -9,10 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "app/chat.h"
 #include "app/cmd.h"
 #include "app/commands.h"
 #include "app/engine.h"
+#include "app/histfile.h"
 #include "app/opts.h"
 #include "app/savefile.h"
 #include "app/script.h"
@@ -27,8 +30,8 @@
 #define CHAT_DEFAULT_PREDICT 400
 
 enum {
-    X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM,
-    X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
+    X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM, X_SYSTEMFILE,
+    X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_HIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
     X_SCOPE, X_UNIT, X_NOLEDGER,
 };
 
@@ -50,13 +53,15 @@ static const struct opts_extra extras[] = {
     { "require-locked", 0, 0, X_LOCKED, "    --require-locked   refuse to run when the core cannot be locked" },
     { "template", 0, 1, X_TEMPLATE,
       "    --template NAME    llama2, llama3, chatml, zephyr or plain (default: from the model)" },
-    { "system", 0, 1, X_SYSTEM, "    --system TEXT      system prompt (sanitized like your messages)" },
+    { "system", 0, 1, X_SYSTEM, "    --system TEXT      system prompt (sanitized like your messages); other users\n                       can read argv: prefer --system-file" },
+    { "system-file", 0, 1, X_SYSTEMFILE, "    --system-file F    read the system prompt from F (- = stdin)" },
     { "script", 0, 1, X_SCRIPT,
       "    --script FILE      replay FILE (one message or /command a line) without a screen" },
     { "report", 0, 1, X_REPORT, "    --report json      scripted: print the per-token privacy report as JSON" },
     { "report-file", 0, 1, X_REPORTFILE, "    --report-file F    scripted: also write the JSON report to F" },
     { "no-color", 0, 0, X_NOCOLOR, "    --no-color         no colours (also when NO_COLOR is set)" },
-    { "no-history", 0, 0, X_NOHIST, "    --no-history       do not read or write the history file (Up still recalls\n                       this session's inputs)" },
+    { "history", 0, 0, X_HIST, "    --history          keep the input history across sessions, sealed (encrypted)\n                       in $XDG_STATE_HOME/cmif/history; off by default (Up still\n                       recalls this session's inputs, wiped at exit and on /clear)" },
+    { "no-history", 0, 0, X_NOHIST, "    --no-history       no history file (the default)" },
     { "screen-dump", 0, 1, X_DUMP, "    --screen-dump F    write the screen as text to F at exit and on SIGUSR1" },
     { "headless", 0, 1, X_HEADLESS,
       "    --headless CxR     full-screen chat on a virtual CxR screen, keys from stdin (tests)" },
@@ -68,7 +73,7 @@ static const struct opts_extra extras[] = {
 struct chat_opts {
     struct core_options core;
     const char *template_name;
-    const char *system;
+    char *system;   /* our copy (the argv string is wiped) */
     const char *script;
     const char *report_file;
     const char *dump;
@@ -78,6 +83,7 @@ struct chat_opts {
     int no_ledger;
     char ledger[4096];
     char history_off[600];   /* why the history file is not used (shown in the chat) */
+    char history_note[800];  /* where it is kept, sealed */
     int headless_cols, headless_rows;
     int delay_ms;
 };
@@ -141,7 +147,30 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
         }
         c->template_name = v;
         return 0;
-    case X_SYSTEM: c->system = v; return 0;
+    case X_SYSTEM:
+    case X_SYSTEMFILE: {
+        char *t = NULL;
+        size_t n = 0;
+        if (c->system) {
+            snprintf(err, errlen, "give --system or --system-file once");
+            return -1;
+        }
+        if (id == X_SYSTEMFILE) {
+            if ((strcmp(v, "-") ? opts_read_file(v, 1, &t, &n, err, errlen)
+                                : opts_read_stream(stdin, "stdin", 1, &t, &n, err, errlen)) != 0)
+                return -1;
+            while (n && (t[n - 1] == '\n' || t[n - 1] == '\r')) t[--n] = 0;
+        } else {
+            if (*v) opts_argv_warning("--system", "--system-file FILE");
+            if (!(t = strdup(v))) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            opts_wipe_arg(v);
+        }
+        c->system = t;
+        return 0;
+    }
     case X_SCRIPT: c->script = v; return 0;
     case X_REPORT:
         if (strcmp(v, "json") != 0) {
@@ -166,6 +195,7 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
         }
         return 0;
     case X_NOLEDGER: c->no_ledger = 1; return 0;
+    case X_HIST: c->history = 1; return 0;
     case X_DUMP: c->dump = v; return 0;
     case X_HEADLESS:
         if (sscanf(v, "%dx%d", &c->headless_cols, &c->headless_rows) != 2 ||
@@ -201,7 +231,8 @@ static void usage(FILE *f)
     opts_usage(f, OPT_ENGINE | OPT_PREDICT | OPT_SAMPLING, extras);
     fprintf(f, "\nkeys: Enter sends; a trailing \\ continues on the next line; Ctrl-C stops the\n"
                "  answer; Ctrl-D or /quit leaves; PgUp/PgDn or the wheel scroll; F2 the panel;\n"
-               "  Up/Down/Ctrl-R history ($XDG_STATE_HOME/cmif/history); Tab completes /commands.\n"
+               "  Up/Down/Ctrl-R recall inputs (--history keeps them, sealed); Tab completes\n"
+               "  a /command.\n"
                "commands:\n");
     for (int i = 0; cmds_table[i].name; i++) {
         char head[64];
@@ -253,8 +284,9 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     }
     FILE *rf = NULL;
     /* The report holds what the user typed in clear: owner only. */
-    if (co->report_file && !(rf = savefile_open_private(co->report_file))) {
-        fprintf(stderr, "cmif: %s: %s\n", co->report_file, strerror(errno));
+    if (co->report_file &&
+        !(rf = savefile_open_private(co->report_file, SAVEFILE_OVERWRITE, err, sizeof err))) {
+        fprintf(stderr, "cmif: %s\n", err);
         script_free(&sc);
         return EXIT_RUNTIME;
     }
@@ -276,6 +308,43 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     return rc;
 }
 
+/* --history: the sealed history file and its key, or why not (said in the transcript:
+ * stderr printed now would be hidden by the screen). Without it, a plaintext history an
+ * earlier cmif left is pointed out. */
+static void open_history(struct chat_opts *co, struct histfile **hf)
+{
+    char path[4096], key[4096], err[700];
+    *hf = NULL;
+    if (xdg_path(XDG_STATE, "history", co->history, path, sizeof path, err, sizeof err) != 0 ||
+        xdg_path(XDG_STATE, "history.key", co->history, key, sizeof key, err, sizeof err) != 0) {
+        if (co->history)
+            snprintf(co->history_off, sizeof co->history_off,
+                     "%.500s: the input history is kept for this session only", err);
+        return;
+    }
+    if (!co->history) {
+        FILE *f = fopen(path, "rbe");
+        char magic[8] = "";
+        if (f && (fread(magic, 1, sizeof magic, f) != sizeof magic || memcmp(magic, "CMIFHIS1", 8)))
+            snprintf(co->history_off, sizeof co->history_off,
+                     "%.500s holds inputs of an earlier cmif in plain text: delete it, or run with "
+                     "--history once to seal it",
+                     path);
+        if (f) fclose(f);
+        return;
+    }
+    if (histfile_open(hf, path, key, 1000, err, sizeof err) != 0) {
+        snprintf(co->history_off, sizeof co->history_off,
+                 "%.500s: the input history is kept for this session only", err);
+        return;
+    }
+    snprintf(co->history_note, sizeof co->history_note,
+             "--history: your inputs are kept in %.300s, sealed (XSalsa20-Poly1305) under the key "
+             "in %.300s; other users cannot read them, you can (and so can anyone with your "
+             "account)",
+             path, key);
+}
+
 static int cmd_chat_exec(int argc, char **argv)
 {
     struct opts o;
@@ -284,7 +353,6 @@ static int cmd_chat_exec(int argc, char **argv)
     memset(&co, 0, sizeof co);
     core_defaults(&co.core);
     co.color = !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
-    co.history = 1;
     opts_defaults(&o);
     /* A base model rarely ends its answer: without a cap its first answer would fill the
      * whole context and push the conversation out. -n -1 still asks for "until the end". */
@@ -334,23 +402,24 @@ static int cmd_chat_exec(int argc, char **argv)
         }
         co.core.ledger_path = co.ledger;
     }
-    char hist[4096] = "";
-    if (!scripted && co.history &&
-        xdg_path(XDG_STATE, "history", 1, hist, sizeof hist, err, sizeof err) != 0) {
-        /* Said in the transcript: stderr printed now would be hidden by the screen. */
-        snprintf(co.history_off, sizeof co.history_off,
-                 "%.500s: the input history is kept for this session only", err);
-        co.history = 0;
-    }
+    struct histfile *hf = NULL;
+    if (!scripted) open_history(&co, &hf);
     struct engine e;
     struct chat_params cp = { .n_predict = o.n_predict, .sp = o.sp, .system = co.system,
                               .delay_ms = co.delay_ms };
     if (engine_open(&e, model, &o, &co.core, err, sizeof err) != 0 ||
         engine_start_chat(&e, co.template_name, &cp, err, sizeof err) != 0) {
         engine_close(&e);
+        histfile_close(hf);
         fprintf(stderr, "cmif: %s\n", err);
         if (sf && sf != stdin) fclose(sf);
         return EXIT_RUNTIME;
+    }
+    /* The chat holds its own copy now. */
+    if (co.system) {
+        sodium_memzero(co.system, strlen(co.system));
+        free(co.system);
+        co.system = NULL;
     }
     int rc;
     if (scripted) {
@@ -358,12 +427,13 @@ static int cmd_chat_exec(int argc, char **argv)
         rc = run_script(&e, sf ? sf : stdin, co.script ? co.script : "stdin", &co);
     } else {
         struct tui_options to = { .chat = e.chat, .core = e.core, .dec = e.dec, .model_name = e.name,
-                                  .history_path = co.history ? hist : NULL,
+                                  .history = hf, .history_note = co.history_note,
                                   .history_off = co.history_off, .dump = co.dump, .color = co.color,
                                   .headless_cols = co.headless_cols,
                                   .headless_rows = co.headless_rows, .seeded = co.core.seeded };
         int sig;
         rc = tui_run(&to, &sig);
+        histfile_close(hf);
         if (sig) {
             /* Leave the way the signal asked, after the engine is closed (the core wiped). */
             engine_close(&e);

@@ -126,6 +126,7 @@ static int cmd_generate_exec(int argc, char **argv)
     }
     char *prompt = NULL;
     size_t plen = 0;
+    if (o.prompt && *o.prompt) opts_argv_warning("-p", "-f FILE or -f - (stdin)");
     if (opts_read_prompt(&o, &prompt, &plen, err, sizeof err)) {
         fprintf(stderr, "cmif generate: %s\n", err);
         return EXIT_USAGE;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "app/chat.h"
 #include "app/savefile.h"
 #include "app/template.h"
@@ -23,6 +25,9 @@ static void out(struct cmds_session *s, int level, const char *fmt, ...)
     va_end(ap);
     if (s->print) s->print(s->ctx, level, buf);
 }
+
+static int write_script(const struct cmds_session *s, FILE *f, const char *path, char *err,
+                        size_t errlen);
 
 static int c_help(struct cmds_session *s, const char *arg)
 {
@@ -147,33 +152,52 @@ static int c_show(struct cmds_session *s, const char *arg)
     return CMDS_OK;
 }
 
+/* The file a /save-like command writes: "~/" expanded; an existing file only with a '!'. */
+static FILE *open_target(struct cmds_session *s, const char *cmd, const char *arg, char *path,
+                         size_t cap)
+{
+    char err[600];
+    if (!*arg) {
+        out(s, CMDS_ERROR, "/%s: which file? (/%s FILE)", cmd, cmd);
+        return NULL;
+    }
+    if (savefile_expand(arg, path, cap) != 0) {
+        out(s, CMDS_ERROR, "/%s: cannot expand the file name (HOME unset or too long)", cmd);
+        return NULL;
+    }
+    FILE *f = savefile_open_private(path, s->bang ? SAVEFILE_OVERWRITE : 0, err, sizeof err);
+    if (!f && errno == EEXIST)
+        out(s, CMDS_ERROR, "/%s: %s (/%s! %s overwrites it)", cmd, err, cmd, arg);
+    else if (!f) out(s, CMDS_ERROR, "/%s: %s", cmd, err);
+    return f;
+}
+
 static int c_save(struct cmds_session *s, const char *arg)
 {
-    char err[512];
-    if (!*arg) {
-        out(s, CMDS_ERROR, "/save: which file? (/save FILE)");
-        return CMDS_FAIL;
-    }
-    if (chat_save_markdown(s->chat, arg, s->model_name, err, sizeof err) != 0) {
+    char err[512], path[4200];
+    FILE *f = open_target(s, "save", arg, path, sizeof path);
+    if (!f) return CMDS_FAIL;
+    if (chat_write_markdown(s->chat, f, s->model_name, path, err, sizeof err) != 0) {
         out(s, CMDS_ERROR, "/save: %s", err);
         return CMDS_FAIL;
     }
-    out(s, CMDS_INFO, "transcript saved to %s", arg);
+    out(s, CMDS_INFO, "transcript saved to %s (in clear, readable only by you)", path);
     return CMDS_OK;
 }
 
 static int c_save_history(struct cmds_session *s, const char *arg)
 {
-    char err[512];
-    if (!*arg) {
-        out(s, CMDS_ERROR, "/save-history: which file? (/save-history FILE)");
-        return CMDS_FAIL;
-    }
-    if (cmds_write_script(s, arg, err, sizeof err) != 0) {
+    char err[512], path[4200];
+    FILE *f = open_target(s, "save-history", arg, path, sizeof path);
+    if (!f) return CMDS_FAIL;
+    if (write_script(s, f, path, err, sizeof err) != 0) {
         out(s, CMDS_ERROR, "/save-history: %s", err);
         return CMDS_FAIL;
     }
-    out(s, CMDS_INFO, "%zu inputs saved to %s (replay with --script)", s->ninputs, arg);
+    out(s, CMDS_INFO,
+        "%zu inputs saved to %s (replay with --script); the file holds what you typed in "
+        "clear, readable only by you",
+        s->ninputs, path);
     return CMDS_OK;
 }
 
@@ -215,10 +239,12 @@ const struct cmds_entry cmds_table[] = {
     { "mechanism", "NAME", "choose the sanitizer (no NAME: list them)", CMDS_IDLE, c_mechanism },
     { "panel", "", "show or hide the privacy panel (F2)", 0, c_panel },
     { "show", "", "model, device and confidential-core status", CMDS_IDLE, c_show },
-    { "save", "FILE", "write transcript + privacy report (Markdown)", CMDS_IDLE, c_save },
+    { "save", "FILE", "write transcript + privacy report (Markdown); /save! overwrites",
+      CMDS_IDLE | CMDS_BANG, c_save },
     { "clear", "", "new conversation (spent budget stays spent)", CMDS_IDLE, c_clear },
     { "system", "TEXT", "set the system prompt (no TEXT: remove it)", CMDS_IDLE, c_system },
-    { "save-history", "FILE", "save this session's inputs as a --script file", 0, c_save_history },
+    { "save-history", "FILE", "save this session's inputs as a --script file (! overwrites)",
+      CMDS_BANG, c_save_history },
     { "quit", "", "leave cmif (Ctrl-D does the same)", 0, c_quit },
     { NULL, NULL, NULL, 0, NULL },
 };
@@ -249,6 +275,9 @@ int cmds_run(struct cmds_session *s, const char *line, int busy)
     while (*e && *e != ' ' && *e != '\t') e++;
     const char *arg = e;
     while (*arg == ' ' || *arg == '\t') arg++;
+    /* "/save! FILE": the '!' is the user's yes to overwriting, not part of the name. */
+    int bang = e > p + 1 && e[-1] == '!';
+    if (bang) e--;
     /* Trailing blanks are not part of an argument (file names, numbers). */
     char a[4096];
     size_t al = strlen(arg);
@@ -264,11 +293,28 @@ int cmds_run(struct cmds_session *s, const char *line, int busy)
         out(s, CMDS_ERROR, "unknown command /%.*s (try /help)", (int)(e - p > 40 ? 40 : e - p), p);
         return CMDS_FAIL;
     }
+    if (bang && !(ce->flags & CMDS_BANG)) {
+        out(s, CMDS_ERROR, "/%s takes no '!'", ce->name);
+        return CMDS_FAIL;
+    }
     if (busy && (ce->flags & CMDS_IDLE)) {
         out(s, CMDS_ERROR, "/%s: wait for the answer to finish (Ctrl-C stops it)", ce->name);
         return CMDS_FAIL;
     }
-    return ce->exec(s, a);
+    s->bang = bang;
+    int rc = ce->exec(s, a);
+    s->bang = 0;
+    sodium_memzero(a, sizeof a);
+    return rc;
+}
+
+int cmds_check_length(const char *line, char *err, size_t errlen)
+{
+    size_t n = strnlen(line, CMDS_MAX_MESSAGE + 1);
+    if (n <= CMDS_MAX_MESSAGE) return 0;
+    snprintf(err, errlen, "message refused: longer than %d KiB (split it into several messages)",
+             CMDS_MAX_MESSAGE / 1024);
+    return -1;
 }
 
 int cmds_record(struct cmds_session *s, const char *line)
@@ -293,14 +339,10 @@ void cmds_session_free(struct cmds_session *s)
     s->ninputs = s->inputs_cap = 0;
 }
 
-int cmds_write_script(const struct cmds_session *s, const char *path, char *err, size_t errlen)
+/* Writes the inputs to f and closes it. */
+static int write_script(const struct cmds_session *s, FILE *f, const char *path, char *err,
+                        size_t errlen)
 {
-    /* What the user typed, in clear: owner only, like the history file. */
-    FILE *f = savefile_open_private(path);
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
     fprintf(f, "# cmif session inputs: replay with cmif -m MODEL --script %s\n", path);
     for (size_t i = 0; i < s->ninputs; i++) {
         for (const char *c = s->inputs[i]; *c; c++) {
@@ -315,4 +357,13 @@ int cmds_write_script(const struct cmds_session *s, const char *path, char *err,
         return -1;
     }
     return 0;
+}
+
+int cmds_write_script(const struct cmds_session *s, const char *path, int flags, char *err,
+                      size_t errlen)
+{
+    /* What the user typed, in clear: owner only, no link followed. */
+    FILE *f = savefile_open_private(path, flags, err, errlen);
+    if (!f) return -1;
+    return write_script(s, f, path, err, errlen);
 }

@@ -25,11 +25,14 @@ struct cmds_session {
     /* Every input of the session (messages and commands), for /save-history. */
     char **inputs;
     size_t ninputs, inputs_cap;
+    int bang;   /* set by cmds_run while a "/name!" command runs */
 };
 
 enum { CMDS_OK = 0, CMDS_QUIT = 1, CMDS_FAIL = -1 };
 /* Commands that must not run while an answer streams (they touch the conversation). */
 #define CMDS_IDLE 1
+/* Commands that take a "!" ("/save! FILE": overwrite an existing file). */
+#define CMDS_BANG 2
 
 struct cmds_entry {
     const char *name;       /* without the slash */
@@ -48,11 +51,18 @@ int cmds_run(struct cmds_session *s, const char *line, int busy);
 /* Finds an entry by exact name or unique prefix; NULL otherwise. */
 const struct cmds_entry *cmds_find(const char *name, size_t len);
 
+/* The longest message accepted (bytes); longer ones are refused before tokenizing. */
+#define CMDS_MAX_MESSAGE (64 * 1024)
+/* 0 when line may be sent or run; -1 with err saying the limit (never quoting the line). */
+int cmds_check_length(const char *line, char *err, size_t errlen);
+
 /* Records an input line for /save-history. 0 or -1 (out of memory). */
 int cmds_record(struct cmds_session *s, const char *line);
 void cmds_session_free(struct cmds_session *s);
 /* Writes inputs as a script: one per line, a multi-line message continued with a trailing
- * backslash (the format --script reads). */
-int cmds_write_script(const struct cmds_session *s, const char *path, char *err, size_t errlen);
+ * backslash (the format --script reads), through savefile_open_private (flags:
+ * SAVEFILE_OVERWRITE or 0). */
+int cmds_write_script(const struct cmds_session *s, const char *path, int flags, char *err,
+                      size_t errlen);
 
 #endif

@@ -27,7 +27,7 @@ struct flag {
 static const struct flag flags[] = {
     {"model", 'm', K_MODEL, OPT_MODEL, "-m, --model PATH       GGUF model file"},
     {"prompt", 'p', K_PROMPT, OPT_PROMPT, "-p, --prompt TEXT      prompt (\"\" starts from BOS alone)"},
-    {"file", 'f', K_FILE, OPT_PROMPT, "-f, --file PATH        read the prompt from a file"},
+    {"file", 'f', K_FILE, OPT_PROMPT, "-f, --file PATH        read the prompt from a file (- = stdin; keeps it off argv)"},
     {"n-predict", 'n', K_PREDICT, OPT_PREDICT,
      "-n, --n-predict N      tokens to generate (-1 = until end or context full)"},
     {"threads", 't', K_THREADS, OPT_THREADS, "-t, --threads N        CPU threads (default: all cores)"},
@@ -271,11 +271,13 @@ int opts_read_prompt(const struct opts *o, char **text, size_t *len, char *err, 
         char *t = malloc(n + 1);
         if (!t) { snprintf(err, errlen, "out of memory"); return -1; }
         memcpy(t, o->prompt, n + 1);
+        opts_wipe_arg(o->prompt);
         *text = t;
         *len = n;
         return 0;
     }
     if (!o->prompt_file) return 0;
+    if (!strcmp(o->prompt_file, "-")) return opts_read_stream(stdin, "stdin", 1, text, len, err, errlen);
     return opts_read_file(o->prompt_file, 1, text, len, err, errlen);
 }
 
@@ -335,4 +337,18 @@ int opts_read_file(const char *path, unsigned max_gib, char **text, size_t *len,
     int rc = opts_read_stream(f, path, max_gib, text, len, err, errlen);
     fclose(f);
     return rc;
+}
+
+void opts_argv_warning(const char *flag, const char *instead)
+{
+    fprintf(stderr,
+            "cmif: warning: the text of %s is on the command line, which other local users can "
+            "read (ps, /proc/PID/cmdline) until cmif wipes it; use %s instead\n",
+            flag, instead);
+}
+
+void opts_wipe_arg(const char *arg)
+{
+    /* argv strings are the process's own writable memory: what /proc/PID/cmdline shows. */
+    if (arg) sodium_memzero((char *)arg, strlen(arg));
 }

@@ -66,11 +66,18 @@ int opts_parse(struct opts *o, int argc, char **argv, unsigned accept,
                const struct opts_extra *extra, opts_extra_fn extra_fn, void *ctx, char *err,
                size_t errlen);
 
+/* A text that may be secret was given on the command line: says on stderr that other users
+ * can read argv and names the form that keeps it off it (e.g. "--system-file FILE"). */
+void opts_argv_warning(const char *flag, const char *instead);
+/* Overwrites an argv string (from then on /proc/PID/cmdline no longer shows it). */
+void opts_wipe_arg(const char *arg);
+
 /* Prints the help lines of the accepted common flags and of the extra table. */
 void opts_usage(FILE *f, unsigned accept, const struct opts_extra *extra);
 
-/* Reads the prompt: -p text, or the contents of -f (malloc'd, NUL-terminated). *text is
- * NULL when neither was given. 0 or -1 with err. */
+/* Reads the prompt: -p text (its argv string is wiped once copied), or the contents of -f
+ * ("-": stdin) (malloc'd, NUL-terminated). *text is NULL when neither was given. 0 or -1
+ * with err. */
 int opts_read_prompt(const struct opts *o, char **text, size_t *len, char *err, size_t errlen);
 
 /* Reads all of f (called name in errors) into a malloc'd, NUL-terminated buffer of *len

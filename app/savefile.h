@@ -16,7 +16,17 @@ typedef int (*savefile_fn)(FILE *f, void *ctx);
  * the temporary file is removed, err names the file and the reason, and -1 is returned. */
 int savefile_write(const char *path, savefile_fn fill, void *ctx, char *err, size_t errlen);
 
-/* Creates or truncates path with mode 0600 and opens it for writing; NULL with errno. */
-FILE *savefile_open_private(const char *path);
+/* Opens path for writing a file only its owner can read, for what holds the user's text in
+ * clear. A new file is created with O_EXCL and mode 0600. A symbolic link is never followed
+ * (refused, even with SAVEFILE_OVERWRITE). An existing file is refused unless flags hold
+ * SAVEFILE_OVERWRITE; then it must be a regular file owned by the user, and it is made 0600
+ * and emptied before anything is written. NULL with err (naming the file and the reason) and
+ * errno (EEXIST for an existing file without SAVEFILE_OVERWRITE, ELOOP for a link). */
+enum { SAVEFILE_OVERWRITE = 1 };
+FILE *savefile_open_private(const char *path, int flags, char *err, size_t errlen);
+
+/* Expands a leading "~/" (or a lone "~") to $HOME. 0, or -1 when the result does not fit
+ * or $HOME is unset; other paths are copied as they are. */
+int savefile_expand(const char *path, char *out, size_t cap);
 
 #endif

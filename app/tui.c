@@ -15,6 +15,7 @@
 #include "app/chat.h"
 #include "app/cmd.h"
 #include "app/commands.h"
+#include "app/histfile.h"
 #include "app/savefile.h"
 #include "app/template.h"
 #include "core/core.h"
@@ -81,9 +82,18 @@ static void tui_toggle(void *ctx)
     screen_toggle_panel(t->scr);
 }
 
+/* An entry of the sealed history file, recalled with Up. */
+static void recall(void *ctx, const char *line)
+{
+    char err[128];
+    input_history_add(ctx, line, err, sizeof err);
+}
+
 static void tui_cleared(void *ctx)
 {
     struct tui *t = ctx;
+    /* A new conversation: what was typed is no longer recalled (the file keeps its copy). */
+    input_history_clear(t->in);
     transcript_clear(screen_transcript(t->scr));
     struct panel_data pd = { 0 };
     pd.eps = core_eps(t->o->core);
@@ -214,9 +224,10 @@ static void handle_line(struct tui *t, char *line)
     for (size_t i = 0; i < l; i++)
         if (line[i] != ' ' && line[i] != '\t' && line[i] != '\n') blank = 0;
     if (blank) goto done;
-    /* Up and Ctrl-R recall this session's inputs even when the history file is off
-     * (--no-history): input_history_add writes the file only when there is one. */
+    /* Up and Ctrl-R recall this session's inputs; --history also keeps them, sealed. */
     if (input_history_add(t->in, line, err, sizeof err) != 0) note(t, TR_ERROR, err);
+    if (t->o->history && histfile_append(t->o->history, line, err, sizeof err) != 0)
+        note(t, TR_ERROR, err);
     cmds_record(&t->sess, line);
     note(t, TR_USER, line);
     if (cmds_is_command(line)) {
@@ -283,7 +294,9 @@ static void drain_stderr(struct tui *t)
 static void dump(struct tui *t)
 {
     if (!t->o->dump) return;
-    FILE *f = savefile_open_private(t->o->dump);
+    char err[512];
+    /* Rewritten at every SIGUSR1 and at exit: overwriting is the point, a link is not. */
+    FILE *f = savefile_open_private(t->o->dump, SAVEFILE_OVERWRITE, err, sizeof err);
     if (!f) return;
     screen_dump(t->scr, f);
     fclose(f);
@@ -350,7 +363,7 @@ int tui_run(const struct tui_options *o, int *exit_sig)
         goto out;
     }
     t.cmd_names = command_names();
-    struct input_options io = { .history_path = o->history_path, .fetch = nested_fetch, .ctx = &t,
+    struct input_options io = { .fetch = nested_fetch, .ctx = &t,
                                 .commands = t.cmd_names };
     if (input_open(&t.in, &io, err, sizeof err) != 0) {
         screen_close(t.scr);
@@ -389,6 +402,9 @@ int tui_run(const struct tui_options *o, int *exit_sig)
         if (o->seeded)
             note(&t, TR_ERROR, "--dp-seed: the sanitizer's noise is reproducible: NOT private");
         if (o->history_off && o->history_off[0]) note(&t, TR_ERROR, o->history_off);
+        if (o->history && histfile_read(o->history, recall, t.in, err, sizeof err) != 0)
+            note(&t, TR_ERROR, err);
+        if (o->history_note && o->history_note[0]) note(&t, TR_INFO, o->history_note);
     }
     refresh_info(&t, 1);
     int stdin_open = 1;

@@ -12,14 +12,16 @@
 struct chat;
 struct core;
 struct decoder;
+struct histfile;
 
 struct tui_options {
     struct chat *chat;
     struct core *core;
     struct decoder *dec;
     const char *model_name;
-    const char *history_path;          /* NULL: no history file */
-    const char *history_off;           /* why not, said in the transcript; NULL or "": none */
+    struct histfile *history;          /* --history: the sealed file; NULL: this session only */
+    const char *history_note;          /* said in the transcript when there is one */
+    const char *history_off;           /* a problem with it, said as an error; NULL or "": none */
     const char *dump;                  /* --screen-dump file (at exit and on SIGUSR1) or NULL */
     int color;
     int headless_cols, headless_rows;  /* > 0: a virtual screen with keys from stdin (tests) */

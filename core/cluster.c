@@ -365,6 +365,37 @@ static int read_file_all(const char *path, unsigned char **buf, size_t *len)
     return 0;
 }
 
+/* The cluster sizes the greedy construction gives a group of g tokens: K each, the last the
+ * remainder, K+1 when exactly K+1 are left. A partition of any other shape (one-token
+ * clusters, say, which would send tokens out unchanged) was not built by cluster_build. */
+static int shape_ok(const struct cluster *c, const uint8_t *group, const int32_t *gr, int32_t nc,
+                    int k)
+{
+    int32_t gsize[256] = { 0 }, nk[256] = { 0 }, nlast[256] = { 0 }, last[256] = { 0 };
+    for (int32_t i = 0; i < c->n_vocab; i++)
+        if (group[i]) gsize[group[i]]++;
+    for (int32_t i = 0; i < nc; i++) {
+        int32_t size = c->start[i + 1] - c->start[i];
+        if (size == k) nk[gr[i]]++;
+        else {
+            nlast[gr[i]]++;
+            last[gr[i]] = size;
+        }
+    }
+    for (int g = 1; g < 256; g++) {
+        int32_t want_k = 0, want_last = 0;
+        for (int32_t r = gsize[g]; r > 0;) {
+            int32_t take = r == k + 1 ? k + 1 : r < k ? r : k;
+            if (take == k) want_k++;
+            else want_last = take;
+            r -= take;
+        }
+        if (nk[g] != want_k || nlast[g] != (want_last > 0) || (want_last && last[g] != want_last))
+            return -1;
+    }
+    return 0;
+}
+
 /* Structural validation of a cluster assignment, then members/start/sim_off from it. */
 static int adopt(struct cluster *c, const int32_t *of, const uint8_t *group, int k)
 {
@@ -400,6 +431,7 @@ static int adopt(struct cluster *c, const int32_t *of, const uint8_t *group, int
     }
     c->start[nc] = off;
     c->sim_off[nc] = soff;
+    if (shape_ok(c, group, gr, nc, k) != 0) goto out;
     for (int32_t i = 0; i < c->n_vocab; i++)
         if (of[i] >= 0) c->members[c->start[of[i]] + count[of[i]]++] = i;
     c->n_clusters = nc;
@@ -444,7 +476,10 @@ static int cache_load(struct cluster *c, const struct cache_ctx *cc, const uint8
         memcmp(plain, PAYLOAD_MAGIC, 8) != 0 || sodium_memcmp(plain + 8, cc->id, 32) != 0)
         goto out;
     for (int32_t i = 0; i < c->n_vocab; i++) of[i] = (int32_t)get32(plain + 40 + 4 * (size_t)i);
-    if (adopt(c, of, group, k) != 0 || (plen - base) / 4 != c->n_sim) goto out;
+    if (adopt(c, of, group, k) != 0 || (plen - base) / 4 != c->n_sim) {
+        rc = -2;   /* it opened under the user's key: written by this user, yet not our shape */
+        goto out;
+    }
     c->sim = malloc((c->n_sim ? c->n_sim : 1) * sizeof *c->sim);
     if (!c->sim) goto out;
     c->cap_sim = c->n_sim;
@@ -536,7 +571,13 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
     int use_cache = p->cache_dir && *p->cache_dir && p->fingerprint;
     if (use_cache && cache_prepare(&cc, p, n_vocab, group, c->note, sizeof c->note)) use_cache = 0;
     if (use_cache) {
-        if (cache_load(c, &cc, group, p->k) == 0) {
+        int lr = cache_load(c, &cc, group, p->k);
+        if (lr == -2)
+            snprintf(c->note, sizeof c->note,
+                     "cluster cache %s refused: its partition is not the one this model gives "
+                     "(wrong cluster sizes or not every token in one cluster); recomputed",
+                     cc.path);
+        if (lr == 0) {
             c->from_cache = 1;
             sodium_memzero(&cc, sizeof cc);
             free(ids);

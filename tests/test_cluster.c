@@ -5,6 +5,8 @@
 #include <math.h>
 #include <sys/stat.h>
 
+#include <sodium.h>
+
 #include "core/cluster.h"
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -243,6 +245,55 @@ static char *cache_file(const char *dir)
     return line[0] ? line : NULL;
 }
 
+/* Rewrites the sealed cache at path as one cluster per clustered token, sealed under the
+ * user's secret like cluster.c does (layout: magic, nonce, secretbox of payload magic, id,
+ * n_vocab cluster ids, then count^2 similarities per cluster). */
+static void forge_singletons(const char *path, const char *keypath, int n)
+{
+    unsigned char master[crypto_kdf_KEYBYTES], seal[crypto_secretbox_KEYBYTES];
+    size_t kl;
+    char *k = tu_read_all(keypath, &kl);
+    assert_int_equal(kl, sizeof master);
+    memcpy(master, k, sizeof master);
+    free(k);
+    crypto_kdf_derive_from_key(seal, sizeof seal, 1, "cmifclus", master);
+    size_t len;
+    unsigned char *buf = (unsigned char *)tu_read_all(path, &len);
+    const size_t nb = crypto_secretbox_NONCEBYTES, mb = crypto_secretbox_MACBYTES;
+    size_t plen = len - 8 - nb - mb;
+    unsigned char *plain = malloc(plen);
+    assert_int_equal(crypto_secretbox_open_easy(plain, buf + 8 + nb, len - 8 - nb, buf + 8, seal), 0);
+    size_t base = 40 + 4 * (size_t)n;
+    int32_t next = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned char *q = plain + 40 + 4 * (size_t)i;
+        int32_t of = (int32_t)((uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+                               (uint32_t)q[3] << 24);
+        if (of < 0) continue;
+        uint32_t v = (uint32_t)next++;
+        q[0] = (unsigned char)v; q[1] = (unsigned char)(v >> 8);
+        q[2] = (unsigned char)(v >> 16); q[3] = (unsigned char)(v >> 24);
+    }
+    size_t nplen = base + 4 * (size_t)next;   /* one 1x1 similarity per cluster */
+    unsigned char *np = malloc(nplen);
+    memcpy(np, plain, base);
+    float one = 1.0f;
+    for (int32_t i = 0; i < next; i++) memcpy(np + base + 4 * (size_t)i, &one, 4);
+    size_t flen = 8 + nb + mb + nplen;
+    unsigned char *out = malloc(flen);
+    memcpy(out, buf, 8);
+    randombytes_buf(out + 8, nb);
+    crypto_secretbox_easy(out + 8 + nb, np, nplen, out + 8, seal);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(out, 1, flen, f), flen);
+    fclose(f);
+    free(out);
+    free(np);
+    free(plain);
+    free(buf);
+}
+
 static void test_cache(void **state)
 {
     (void)state;
@@ -304,6 +355,15 @@ static void test_cache(void **state)
     /* ... and rewritten, so the next run reads it again. */
     assert_int_equal(cluster_build(&c2, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     assert_int_equal(cluster_from_cache(c2), 1);
+    cluster_close(c2);
+
+    /* A cache forged by the same user (who can read the secret), sealed correctly but with
+     * one-token clusters, is refused with a clear note and recomputed. */
+    forge_singletons(path, key, n);
+    assert_int_equal(cluster_build(&c2, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_from_cache(c2), 0);
+    assert_non_null(strstr(cluster_cache_note(c2), "refused"));
+    for (int i = 0; i < n; i++) assert_int_equal(cluster_of(a, i), cluster_of(c2, i));
     cluster_close(c2);
 
     /* A secret readable by others is refused: the cache is not used (still builds). */

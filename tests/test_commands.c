@@ -117,7 +117,7 @@ static void test_save_history_roundtrip(void **state)
     const char *in[] = { "first message", "/eps 0.25", "two\nlines", "ünïcödé" };
     for (int i = 0; i < 4; i++) assert_int_equal(cmds_record(&s, in[i]), 0);
     char err[256];
-    assert_int_equal(cmds_write_script(&s, path, err, sizeof err), 0);
+    assert_int_equal(cmds_write_script(&s, path, 0, err, sizeof err), 0);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     struct script sc;
@@ -127,10 +127,27 @@ static void test_save_history_roundtrip(void **state)
     for (int i = 0; i < 4; i++) assert_string_equal(sc.items[i], in[i]);
     script_free(&sc);
     snprintf(path, sizeof path, "%s/no/such/dir/h.txt", dir);
-    assert_int_equal(cmds_write_script(&s, path, err, sizeof err), -1);
+    assert_int_equal(cmds_write_script(&s, path, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "No such file"));
     cmds_session_free(&s);
     tu_rmtree(dir);
+}
+
+static void test_length_limit(void **state)
+{
+    (void)state;
+    char err[256];
+    char *big = malloc(CMDS_MAX_MESSAGE + 2);
+    assert_non_null(big);
+    memset(big, 's', CMDS_MAX_MESSAGE);
+    big[CMDS_MAX_MESSAGE] = 0;
+    assert_int_equal(cmds_check_length(big, err, sizeof err), 0);
+    big[CMDS_MAX_MESSAGE] = 's';
+    big[CMDS_MAX_MESSAGE + 1] = 0;
+    assert_int_equal(cmds_check_length(big, err, sizeof err), -1);
+    assert_non_null(strstr(err, "64 KiB"));
+    assert_null(strstr(err, "sss"));   /* the text itself is never quoted */
+    free(big);
 }
 
 static void test_json_str(void **state)
@@ -153,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_script_parse),
         cmocka_unit_test(test_save_history_roundtrip),
+        cmocka_unit_test(test_length_limit),
         cmocka_unit_test(test_json_str),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,7 +23,6 @@
 
 struct input {
     struct input_options o;
-    char *hist_path;
     /* bytes waiting for readline */
     unsigned char *ring;
     size_t rhead, rlen, rcap;
@@ -46,9 +47,26 @@ struct input {
 
 static struct input *g_in;   /* readline has no context pointer */
 
+/* Everything here held what the user typed: wiped before it goes back to malloc. */
+static void wipe_free(char *s)
+{
+    if (s) sodium_memzero(s, strlen(s));
+    free(s);
+}
+
+static void wipe_entry(HIST_ENTRY *e)
+{
+    if (e->line) sodium_memzero(e->line, strlen(e->line));
+    histdata_t d = free_history_entry(e);
+    (void)d;
+}
+
 static int ring_push(struct input *in, const char *s, size_t n)
 {
-    if (in->rhead && in->rhead == in->rlen) in->rhead = in->rlen = 0;
+    if (in->rhead && in->rhead == in->rlen) {
+        sodium_memzero(in->ring, in->rlen);   /* keys typed, deleted ones too */
+        in->rhead = in->rlen = 0;
+    }
     if (in->rlen + n > in->rcap) {
         if (in->rhead) {
             memmove(in->ring, in->ring + in->rhead, in->rlen - in->rhead);
@@ -58,8 +76,12 @@ static int ring_push(struct input *in, const char *s, size_t n)
         if (in->rlen + n > in->rcap) {
             size_t nc = in->rcap ? in->rcap : 256;
             while (nc < in->rlen + n) nc *= 2;
-            unsigned char *p = realloc(in->ring, nc);
+            /* Not realloc: the old block would go back to malloc unwiped. */
+            unsigned char *p = malloc(nc);
             if (!p) return -1;
+            if (in->rlen) memcpy(p, in->ring, in->rlen);
+            if (in->ring) sodium_memzero(in->ring, in->rcap);
+            free(in->ring);
             in->ring = p;
             in->rcap = nc;
         }
@@ -101,7 +123,7 @@ static void push_done(struct input *in, char *msg)
         size_t nc = in->dcap ? in->dcap * 2 : 4;
         char **nd = realloc(in->done, nc * sizeof *nd);
         if (!nd) {
-            free(msg);
+            wipe_free(msg);
             return;
         }
         in->done = nd;
@@ -127,16 +149,18 @@ static void on_line(char *line)
     size_t l = strlen(line);
     int more = l && line[l - 1] == '\\';
     if (more) l--;
-    char *n = realloc(in->cont, in->clen + l + 2);
+    char *n = malloc(in->clen + l + 2);
     if (!n) {
-        free(line);
+        wipe_free(line);
         return;
     }
+    if (in->clen) memcpy(n, in->cont, in->clen);
+    wipe_free(in->cont);
     in->cont = n;
     memcpy(in->cont + in->clen, line, l);
     in->clen += l;
     in->cont[in->clen] = 0;
-    free(line);
+    wipe_free(line);
     if (more) {
         in->cont[in->clen++] = '\n';
         in->cont[in->clen] = 0;
@@ -211,15 +235,9 @@ int input_open(struct input **out, const struct input_options *o, char *err, siz
     }
     in->o = *o;
     if (!in->o.history_max) in->o.history_max = 1000;
-    if (o->history_path && !(in->hist_path = strdup(o->history_path))) {
-        free(in);
-        snprintf(err, errlen, "input: out of memory");
-        return -1;
-    }
     in->devnull = fopen("/dev/null", "w");
     if (!in->devnull) {
         snprintf(err, errlen, "input: /dev/null: %s", strerror(errno));
-        free(in->hist_path);
         free(in);
         return -1;
     }
@@ -239,12 +257,6 @@ int input_open(struct input **out, const struct input_options *o, char *err, siz
     rl_completion_query_items = 10000;
     using_history();
     stifle_history(in->o.history_max);
-    if (in->hist_path) {
-        int r = read_history(in->hist_path);
-        if (r != 0 && r != ENOENT) {
-            /* Not fatal: the chat works without old history. */
-        }
-    }
     rl_callback_handler_install(PROMPT, on_line);
     /* Our own bracketed-paste handling sees the markers first; readline's own binding
      * would read the paste through rl_getc and insert it character by character. */
@@ -258,15 +270,16 @@ void input_close(struct input *in)
 {
     if (!in) return;
     rl_callback_handler_remove();
-    for (size_t i = 0; i < in->ndone; i++) free(in->done[i]);
+    for (size_t i = 0; i < in->ndone; i++) wipe_free(in->done[i]);
     free(in->done);
-    free(in->cont);
+    wipe_free(in->cont);
+    if (in->paste) sodium_memzero(in->paste, in->pcap);
     free(in->paste);
+    if (in->ring) sodium_memzero(in->ring, in->rcap);
     free(in->ring);
-    free(in->hist_path);
     rl_outstream = NULL;
     fclose(in->devnull);
-    clear_history();
+    input_history_clear(in);
     rl_completion_display_matches_hook = NULL;
     g_in = NULL;
     free(in);
@@ -293,8 +306,11 @@ static void paste_byte(struct input *in, char c)
 {
     if (in->plen + 1 > in->pcap) {
         size_t nc = in->pcap ? in->pcap * 2 : 4096;
-        char *p = realloc(in->paste, nc);
+        char *p = malloc(nc);
         if (!p) return;
+        if (in->plen) memcpy(p, in->paste, in->plen);
+        if (in->paste) sodium_memzero(in->paste, in->pcap);
+        free(in->paste);
         in->paste = p;
         in->pcap = nc;
     }
@@ -303,6 +319,7 @@ static void paste_byte(struct input *in, char c)
     if (in->plen >= 6 && !memcmp(in->paste + in->plen - 6, end, 6)) {
         in->pasting = 0;
         input_insert(in, in->paste, in->plen - 6);
+        sodium_memzero(in->paste, in->plen);
         in->plen = 0;
     }
 }
@@ -365,7 +382,7 @@ void input_insert(struct input *in, const char *text, size_t n)
     }
     buf[o] = 0;
     rl_insert_text(buf);
-    free(buf);
+    wipe_free(buf);
     in->dirty = 1;
 }
 
@@ -374,7 +391,7 @@ void input_cancel(struct input *in)
     rl_callback_sigcleanup();
     rl_replace_line("", 1);
     rl_point = rl_mark = 0;
-    free(in->cont);
+    wipe_free(in->cont);
     in->cont = NULL;
     in->clen = 0;
     in->nesc = 0;
@@ -397,7 +414,8 @@ char *input_take(struct input *in, int *eof)
 
 int input_history_add(struct input *in, const char *line, char *err, size_t errlen)
 {
-    /* One history line per message: newlines would split it in the file. */
+    (void)in;
+    /* One entry per message, as the history file stores them. */
     char *h = strdup(line);
     if (!h) {
         snprintf(err, errlen, "history: out of memory");
@@ -406,33 +424,27 @@ int input_history_add(struct input *in, const char *line, char *err, size_t errl
     for (char *p = h; *p; p++)
         if (*p == '\n') *p = ' ';
     HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
-    if (!*h || (last && !strcmp(last->line, h))) {
-        free(h);
-        using_history();
-        return 0;
+    if (*h && !(last && !strcmp(last->line, h))) {
+        /* An entry stifling pushes out is freed by readline: wipe it first. */
+        if (history_length >= in->o.history_max && history_length > 0) {
+            HIST_ENTRY *old = remove_history(0);
+            if (old) wipe_entry(old);
+        }
+        add_history(h);
     }
-    add_history(h);
-    free(h);
+    wipe_free(h);
     using_history();   /* Up starts from the newest entry again */
-    if (!in->hist_path) return 0;
-    /* Created 0600 before readline writes it; an existing file is tightened too. */
-    int fd = open(in->hist_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "history %s: %s", in->hist_path, strerror(errno));
-        return -1;
-    }
-    if (fchmod(fd, 0600) != 0) {
-        snprintf(err, errlen, "history %s: chmod: %s", in->hist_path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    int r = write_history(in->hist_path);
-    if (r != 0) {
-        snprintf(err, errlen, "history %s: %s", in->hist_path, strerror(r));
-        return -1;
-    }
     return 0;
+}
+
+void input_history_clear(struct input *in)
+{
+    (void)in;
+    HIST_ENTRY **l = history_list();
+    for (int i = 0; l && l[i]; i++)
+        if (l[i]->line) sodium_memzero(l[i]->line, strlen(l[i]->line));
+    clear_history();
+    using_history();
 }
 
 int input_dirty(const struct input *in) { return in->dirty; }

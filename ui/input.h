@@ -14,7 +14,6 @@
 struct input;
 
 struct input_options {
-    const char *history_path;   /* NULL: no history file */
     int history_max;            /* entries kept (stifle_history); 0 = 1000 */
     /* Blocks until at least one more key has been handed to input_key (called when
      * readline needs a byte in the middle of a key sequence). Returns -1 on EOF. */
@@ -41,9 +40,13 @@ void input_cancel(struct input *in);
 /* A completed message (malloc'd, caller frees), or NULL. *eof is set when the user asked
  * to leave (Ctrl-D on an empty line). */
 char *input_take(struct input *in, int *eof);
-/* Adds a message to the history (consecutive duplicates dropped) and saves the file with
- * mode 0600. 0, or -1 with err when the file cannot be written. */
+/* Adds a message to the in-memory history Up and Ctrl-R recall (newlines become spaces,
+ * consecutive duplicates dropped). Keeping it across sessions is the app's (app/histfile).
+ * 0, or -1 with err (out of memory). */
 int input_history_add(struct input *in, const char *line, char *err, size_t errlen);
+/* Forgets the history, each entry's text wiped before readline frees it (also done by
+ * input_close). */
+void input_history_clear(struct input *in);
 
 /* Whether the line must be redrawn (readline changed it). */
 int input_dirty(const struct input *in);

@@ -1,15 +1,28 @@
 #!/bin/sh
-# The input history persists across two runs in a temporary
-# XDG_STATE_HOME, with mode 0600 and no consecutive duplicate entries.
+# The input history: by default nothing is written; with --history it persists across two
+# runs in a temporary XDG_STATE_HOME, sealed (no plaintext in the file), mode 0600, and Up
+# recalls it without consecutive duplicates. /clear forgets this session's recall.
 . tests/e2e/lib.sh
 . tests/e2e/chat_model.inc
 . tests/e2e/chat_tmux.inc
 ST=$TMPD/state
 mkdir -p "$ST"
-RUN="XDG_STATE_HOME=$ST $CMIF -m $MODEL --temp 0 -n 8"
+RUN="XDG_STATE_HOME=$ST $CMIF -m $MODEL --temp 0 -n 8 --history"
+
+# Default: a session writes nothing.
+tm_start 100 30 "XDG_STATE_HOME=$ST $CMIF -m $MODEL --temp 0 -n 4"
+wait_for "Ctrl-D quits" || die "default run did not start"
+tm send-keys -t cmif "delta secret" Enter
+wait_re "tok/s" 20 || die "default run did not answer"
+tm send-keys -t cmif C-d
+wait_exit 10 >/dev/null || die "default run did not exit"
+[ -z "$(ls -A "$ST")" ] || die "a default session wrote $(ls -AR "$ST")"
+tm kill-server
+rm -f "$TMPD/exit"
 
 tm_start 100 30 "$RUN"
 wait_for "Ctrl-D quits" || die "first run did not start"
+wait_for "sealed" 5 || die "the chat does not say the history is sealed"
 for msg in "alpha one" "alpha one" "beta two" "/budget" "/budget"; do
   tm send-keys -t cmif "$msg" Enter
   wait_re "tok/s|budget:" 20 || die "no reaction to '$msg'"
@@ -21,8 +34,9 @@ st=$(wait_exit 10) || die "first run did not exit"
 H=$ST/cmif/history
 [ -f "$H" ] || die "no history file at $H"
 [ "$(stat -c %a "$H")" = 600 ] || die "history mode is $(stat -c %a "$H"), not 600"
-printf 'alpha one\nbeta two\n/budget\n' > "$TMPD/want"
-cmp -s "$H" "$TMPD/want" || { cat "$H"; die "history holds consecutive duplicates or misses entries"; }
+[ "$(stat -c %a "$ST/cmif/history.key")" = 600 ] || die "history key is not 0600"
+grep -qa "alpha\|beta\|budget" "$H" && die "the history file holds plaintext"
+head -c 8 "$H" | grep -q CMIFHIS1 || die "the history file is not sealed"
 
 tm kill-server
 rm -f "$TMPD/exit"
@@ -34,13 +48,23 @@ tm send-keys -t cmif Up
 wait_re "^> beta two *$" 5 || die "second Up did not recall 'beta two'"
 tm send-keys -t cmif Up
 wait_re "^> alpha one *$" 5 || die "third Up did not recall 'alpha one'"
+tm send-keys -t cmif Up
+sleep 0.5
+wait_re "^> alpha one *$" 5 || die "the history holds 'alpha one' twice or more than three entries"
 tm send-keys -t cmif C-u "gamma" Enter
 wait_for "> gamma" 10 || die "second run did not take a message"
 tm send-keys -t cmif C-d
 wait_exit 10 >/dev/null || die "second run did not exit"
-printf 'alpha one\nbeta two\n/budget\ngamma\n' > "$TMPD/want"
-cmp -s "$H" "$TMPD/want" || { cat "$H"; die "history after the second run is wrong"; }
+grep -qa "gamma" "$H" && die "the history file holds plaintext after the second run"
 [ "$(stat -c %a "$H")" = 600 ] || die "history mode changed"
+tm kill-server
+rm -f "$TMPD/exit"
+tm_start 100 30 "$RUN"
+wait_for "Ctrl-D quits" || die "third run did not start"
+tm send-keys -t cmif Up
+wait_re "^> gamma *$" 5 || die "the second run's input was not kept"
+tm send-keys -t cmif C-u C-d
+wait_exit 10 >/dev/null || die "third run did not exit"
 # --no-history: nothing is read or written, yet Up recalls this session's inputs.
 mkdir -p "$TMPD/st2"
 tm_start 100 30 "XDG_STATE_HOME=$TMPD/st2 $CMIF -m $MODEL --temp 0 -n 4 --no-history"
@@ -49,6 +73,12 @@ tm send-keys -t cmif "zeta" Enter
 wait_re "│ [0-9.]+ tok/s" 20 || die "--no-history run did not answer"
 tm send-keys -t cmif Up
 wait_re "^> zeta *$" 5 || die "--no-history: Up does not recall this session's input"
+# /clear forgets what this session recalls.
+tm send-keys -t cmif C-u "/clear" Enter
+wait_for "new conversation" 10 || die "/clear did not answer"
+tm send-keys -t cmif Up
+sleep 0.5
+wait_re "^> *$" 5 || die "Up still recalls an input after /clear"
 # Tab completes a /command; Tab twice on an ambiguous one lists the matches (readline
 # prints them on a stream the screen does not show, so they go to the transcript).
 tm send-keys -t cmif C-u "/sa" Tab
@@ -59,4 +89,4 @@ tm send-keys -t cmif C-u C-d
 wait_exit 10 >/dev/null || die "--no-history run did not exit"
 [ -z "$(ls -A "$TMPD/st2")" ] || die "--no-history wrote $(ls -A "$TMPD/st2")"
 again_on_bundled
-echo "ok: history persists, 0600, no consecutive duplicates"
+echo "ok: no history by default; --history persists sealed, 0600, no consecutive duplicates; /clear forgets"

@@ -1,0 +1,111 @@
+/* app/histfile and app/keyfile: the --history file is sealed (no plaintext on disk), 0600,
+ * keeps the newest entries without consecutive duplicates, refuses a file it cannot open
+ * under the user's key, and seals a plaintext history an earlier version left. */
+#include "tests/testutil.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/histfile.h"
+#include "app/keyfile.h"
+
+struct got {
+    char s[8][64];
+    int n;
+};
+
+static void add(void *ctx, const char *line)
+{
+    struct got *g = ctx;
+    if (g->n < 8) snprintf(g->s[g->n], sizeof g->s[0], "%s", line);
+    g->n++;
+}
+
+static int file_has(const char *path, const char *needle)
+{
+    size_t n;
+    char *b = tu_read_all(path, &n);
+    int hit = 0;
+    for (size_t i = 0; i + strlen(needle) <= n; i++)
+        if (!memcmp(b + i, needle, strlen(needle))) hit = 1;
+    free(b);
+    return hit;
+}
+
+static void test_sealed_roundtrip(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char path[512], key[512], err[1024];
+    snprintf(path, sizeof path, "%s/history", dir);
+    snprintf(key, sizeof key, "%s/history.key", dir);
+    struct histfile *h;
+    assert_int_equal(histfile_open(&h, path, key, 3, err, sizeof err), 0);
+    const char *in[] = { "my secret one", "my secret one", "two\nlines", "three", "four" };
+    for (int i = 0; i < 5; i++) assert_int_equal(histfile_append(h, in[i], err, sizeof err), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_false(file_has(path, "secret"));
+    assert_false(file_has(path, "three"));
+    struct got g = { 0 };
+    assert_int_equal(histfile_read(h, add, &g, err, sizeof err), 0);
+    assert_int_equal(g.n, 3);   /* the newest 3; the duplicate kept once */
+    assert_string_equal(g.s[0], "two lines");
+    assert_string_equal(g.s[2], "four");
+    histfile_close(h);
+
+    /* Another key (another account, a changed key file): refused, file left as it is. */
+    unlink(key);
+    assert_int_equal(histfile_open(&h, path, key, 3, err, sizeof err), 0);
+    g.n = 0;
+    assert_int_equal(histfile_read(h, add, &g, err, sizeof err), -1);
+    assert_non_null(strstr(err, "does not open"));
+    assert_int_equal(g.n, 0);
+    histfile_close(h);
+
+    /* A plaintext history of an earlier cmif is read once and sealed. */
+    FILE *f = fopen(path, "w");
+    fputs("old plain one\nold two\n", f);
+    fclose(f);
+    assert_int_equal(histfile_open(&h, path, key, 10, err, sizeof err), 0);
+    g.n = 0;
+    assert_int_equal(histfile_read(h, add, &g, err, sizeof err), 0);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.s[0], "old plain one");
+    assert_false(file_has(path, "plain"));
+    histfile_close(h);
+    tu_rmtree(dir);
+}
+
+static void test_keyfile(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char key[512], link[512], err[1024];
+    unsigned char k1[32], k2[32];
+    snprintf(key, sizeof key, "%s/k", dir);
+    snprintf(link, sizeof link, "%s/link", dir);
+    assert_int_equal(keyfile_load(key, k1, sizeof k1, err, sizeof err), 1);
+    assert_int_equal(keyfile_load(key, k2, sizeof k2, err, sizeof err), 0);
+    assert_memory_equal(k1, k2, 32);
+    assert_int_equal(keyfile_load(key, k2, 16, err, sizeof err), -1);   /* wrong size */
+    chmod(key, 0644);
+    assert_int_equal(keyfile_load(key, k2, sizeof k2, err, sizeof err), -1);
+    assert_non_null(strstr(err, "private"));
+    assert_int_equal(symlink(key, link), 0);
+    assert_int_equal(keyfile_load(link, k2, sizeof k2, err, sizeof err), -1);
+    assert_non_null(strstr(err, "symbolic link"));
+    tu_rmtree(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sealed_roundtrip),
+        cmocka_unit_test(test_keyfile),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
