@@ -360,7 +360,7 @@ static void test_cache(void **state)
     /* A cache forged by the same user (who can read the secret), sealed correctly but with
      * one-token clusters, is refused with a clear note and recomputed. */
     forge_singletons(path, key, n);
-    assert_int_equal(cluster_build(&c2, n, dim, group, row_of, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_build(&c2, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
     assert_int_equal(cluster_from_cache(c2), 0);
     assert_non_null(strstr(cluster_cache_note(c2), "refused"));
     for (int i = 0; i < n; i++) assert_int_equal(cluster_of(a, i), cluster_of(c2, i));
