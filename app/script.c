@@ -229,10 +229,18 @@ int script_run(const struct script *s, struct chat *chat, struct cmds_session *s
             int rc = cmds_run(sess, item, 0);
             if (rc == CMDS_QUIT) break;
             if (rc == CMDS_FAIL) {
-                fprintf(errf, "cmif: script line %d: command failed: %s\n", s->line[i], item);
+                /* The command's name only: its argument may be the user's text. */
+                size_t nl = strcspn(item, " \t\n");
+                fprintf(errf, "cmif: script line %d: command %.*s failed\n", s->line[i],
+                        (int)(nl < 40 ? nl : 40), item);
                 status = EXIT_RUNTIME;
             }
             continue;
+        }
+        if (cmds_check_length(item, err, sizeof err) != 0) {
+            fprintf(errf, "cmif: script line %d: %s\n", s->line[i], err);
+            status = EXIT_RUNTIME;
+            break;
         }
         if (pl) plain_user(pl, item);
         char *abuf = NULL;

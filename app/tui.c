@@ -224,6 +224,10 @@ static void handle_line(struct tui *t, char *line)
     for (size_t i = 0; i < l; i++)
         if (line[i] != ' ' && line[i] != '\t' && line[i] != '\n') blank = 0;
     if (blank) goto done;
+    if (cmds_check_length(line, err, sizeof err) != 0) {
+        note(t, TR_ERROR, err);
+        goto done;
+    }
     /* Up and Ctrl-R recall this session's inputs; --history also keeps them, sealed. */
     if (input_history_add(t->in, line, err, sizeof err) != 0) note(t, TR_ERROR, err);
     if (t->o->history && histfile_append(t->o->history, line, err, sizeof err) != 0)

@@ -11,6 +11,7 @@
  * restored backups, disk corruption). What it does not protect: a process running as the
  * same user, which can read the secret. Every cache is also validated structurally; on any
  * failure the partition is recomputed, never trusted. */
+#include "core/util.h"
 #include "core/cluster.h"
 
 #include <errno.h>
@@ -615,12 +616,7 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
 void cluster_close(struct cluster *c)
 {
     if (!c) return;
-    free(c->of);
-    free(c->start);
-    free(c->sim_off);
-    free(c->sim);
-    free(c->members);
-    free(c);
+    UTIL_FREE(c->of, c->start, c->sim_off, c->sim, c->members, c);
 }
 
 int32_t cluster_count(const struct cluster *c) { return c->n_clusters; }

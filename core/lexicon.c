@@ -1,4 +1,5 @@
 /* core/lexicon: the whole-word domain of a vocabulary (see lexicon.h). */
+#include "core/util.h"
 #include "core/lexicon.h"
 
 #include <math.h>
@@ -155,17 +156,8 @@ oom:
 void lexicon_close(struct lexicon *l)
 {
     if (!l) return;
-    free(l->off);
-    free(l->len);
-    free(l->tok);
-    free(l->exact);
-    free(l->group);
-    free(l->pool);
-    free(l->slot);
-    free(l->ctok);
-    free(l->cent);
-    free(l->cgroup);
-    free(l);
+    UTIL_FREE(l->off, l->len, l->tok, l->exact, l->group, l->pool, l->slot, l->ctok, l->cent,
+              l->cgroup, l);
 }
 
 int32_t lexicon_size(const struct lexicon *l) { return l->n; }

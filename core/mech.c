@@ -1,4 +1,5 @@
 /* core/mech: RNM, RNM-exp, SanText+ and CusText+ over the vocabulary clusters (see mech.h). */
+#include "core/util.h"
 #include "core/mech.h"
 
 #include <ctype.h>
@@ -167,10 +168,7 @@ int mech_open(struct mech **out, const struct mech_config *cfg, int kind, double
 void mech_close(struct mech *m)
 {
     if (!m) return;
-    free(m->role);
-    free(m->stop);
-    free(m->is_sens);
-    free(m->sens);
+    UTIL_FREE(m->role, m->stop, m->is_sens, m->sens);
     if (m->xrow) sodium_free(m->xrow);
     if (m->mrows) sodium_free(m->mrows);
     if (m->val) sodium_free(m->val);

@@ -633,15 +633,7 @@ fail:
 void tok_close(struct tokenizer *t)
 {
     if (!t) return;
-    free(t->arena);
-    free(t->toff);
-    free(t->tlen);
-    free(t->score);
-    free(t->type);
-    free(t->slots);
-    free(t->special);
-    free(t->mslots);
-    free(t);
+    UTIL_FREE(t->arena, t->toff, t->tlen, t->score, t->type, t->slots, t->special, t->mslots, t);
 }
 
 /* ---- encoding: shared pieces -------------------------------------------------------- */
