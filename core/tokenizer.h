@@ -77,7 +77,8 @@ int32_t tok_find(const struct tokenizer *t, const char *s, size_t len);
  * with its code point in *cp; 0 when the bytes there are not one (overlong, surrogate,
  * truncated, stray continuation byte) or n is 0.
  * tok_cp_class: the code point's class: letter (\p{L}), number (\p{N}), combining mark
- * (\p{M}), White_Space, or other (punctuation, symbols, unassigned). Unicode 14.0. */
+ * (\p{M}), White_Space, or other (punctuation, symbols, unassigned). Unicode 15.1, the
+ * version llama.cpp uses (core/tok_unicode.h, generated from the UCD). */
 enum tok_cp_class { TOK_CP_OTHER = 0, TOK_CP_LETTER = 1, TOK_CP_NUMBER = 2, TOK_CP_MARK = 3,
                     TOK_CP_SPACE = 4 };
 size_t tok_utf8_next(const char *s, size_t n, uint32_t *cp);
