@@ -66,8 +66,10 @@ int32_t tok_bos(const struct tokenizer *t);      /* -1 when none */
 int32_t tok_eos(const struct tokenizer *t);      /* -1 when none */
 int tok_add_bos(const struct tokenizer *t);      /* tokenizer.ggml.add_bos_token, default 1 for llama */
 int tok_type(const struct tokenizer *t, int32_t id);
-/* End of generation: EOS, EOT (tokenizer.ggml.eot_token_id) or a control token such as
- * <|eot_id|> / <|im_end|>. */
+/* End of generation, the set llama.cpp builds from the vocabulary at open: EOS, EOT, EOM,
+ * the fill-in-the-middle pad/repo/separator tokens, and every token whose text llama.cpp
+ * names (<|eot_id|>, <|eom_id|>, <|end_of_text|>, <|im_end|>, <|endoftext|>, <end_of_turn>,
+ * <|end|>, </s>, <EOT>, ...), which also become control tokens whatever the file says. */
 int tok_is_eog(const struct tokenizer *t, int32_t id);
 /* Id of a token whose vocabulary text is exactly s (special tokens like <|eot_id|>); -1. */
 int32_t tok_find(const struct tokenizer *t, const char *s, size_t len);
