@@ -30,7 +30,18 @@ struct merge_slot {
     int32_t result;         /* id of the merged text, -1 when it is not a token */
 };
 
-#define TOK_MAX_EOG 16
+/* End-of-generation tokens, as llama.cpp names them (llama-vocab.cpp, special_eog_ids): any
+ * token with one of these texts ends generation, whatever the GGUF says its type is. */
+static const char *const eog_names[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+    "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>", /* DeepSeek's <｜end▁of▁sentence｜> */
+    "[e~[",
+};
+#define N_EOG_NAMES (sizeof eog_names / sizeof eog_names[0])
+/* Every named text, plus EOS, EOT, EOM and the three fill-in-the-middle ids. */
+#define TOK_MAX_EOG (N_EOG_NAMES + 6)
 
 struct tokenizer {
     int kind;
@@ -319,7 +330,82 @@ static void add_eog(struct tokenizer *t, int32_t id)
     if (id < 0) return;
     for (int i = 0; i < t->n_eog; i++)
         if (t->eog[i] == id) return;
-    if (t->n_eog < TOK_MAX_EOG) t->eog[t->n_eog++] = id;
+    if (t->n_eog < (int)TOK_MAX_EOG) t->eog[t->n_eog++] = id;
+}
+
+static void drop_eog(struct tokenizer *t, int32_t id)
+{
+    for (int i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == id) {
+            t->eog[i] = t->eog[--t->n_eog];
+            return;
+        }
+}
+
+/* The id of the first of names (NULL-terminated) the vocabulary has, or -1. */
+static int32_t lookup_first(const struct tokenizer *t, const char *const *names)
+{
+    for (; *names; names++) {
+        int32_t id = lookup(t, *names, strlen(*names));
+        if (id >= 0) return id;
+    }
+    return -1;
+}
+
+/* A token llama.cpp recognises by its text becomes a control token whatever the file says
+ * (so it decodes to "" and plain text never produces it). */
+static void force_control(struct tokenizer *t, int32_t id)
+{
+    if (id >= 0) t->type[id] = TOK_T_CONTROL;
+}
+
+/* The end-of-generation set as llama.cpp builds it from the vocabulary: the fill-in-the-
+ * middle pad/repo/separator tokens (from the file, or found by text), every token named in
+ * eog_names, EOS, EOT and EOM; then its two model-specific exceptions. Runs before the
+ * special-token list is built, since it may change token types. */
+static int find_eog(struct tokenizer *t, const struct gguf *g, char *err, size_t errlen)
+{
+    static const char *const fim_pad[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", NULL};
+    static const char *const fim_rep[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>",
+                                          "<reponame>", NULL};
+    static const char *const fim_sep[] = {"<|file_sep|>", NULL};
+    static const char *const fim_key[] = {"tokenizer.ggml.fim_pad_token_id",
+                                          "tokenizer.ggml.fim_rep_token_id",
+                                          "tokenizer.ggml.fim_sep_token_id"};
+    const char *const *fim_names[] = {fim_pad, fim_rep, fim_sep};
+    t->n_eog = 0;
+    for (int i = 0; i < 3; i++) {
+        int32_t id = -1;
+        if (get_id(g, fim_key[i], t->n_vocab, &id, 0, err, errlen)) return -1;
+        /* llama.cpp takes the first match in hash order when a vocabulary has two of
+         * these texts; cmif takes the first listed. */
+        if (id < 0) force_control(t, id = lookup_first(t, fim_names[i]));
+        add_eog(t, id);
+    }
+    for (size_t i = 0; i < N_EOG_NAMES; i++) {
+        int32_t id = lookup(t, eog_names[i], strlen(eog_names[i]));
+        force_control(t, id);
+        add_eog(t, id);
+    }
+    add_eog(t, t->eos);
+    add_eog(t, t->eot);
+    add_eog(t, t->eom);
+
+    /* gpt-oss and solar-open: <|end|> closes a message, not the generation, when the
+     * vocabulary also has <|return|> and <|call|>, or <|calls|> and <|flush|>. */
+    int32_t end = lookup(t, "<|end|>", 7);
+    int has_call = lookup(t, "<|call|>", 8) >= 0 || lookup(t, "<|calls|>", 9) >= 0;
+    if (end >= 0 && has_call && (lookup(t, "<|return|>", 10) >= 0 || lookup(t, "<|flush|>", 9) >= 0)) {
+        drop_eog(t, end);
+        t->type[end] = TOK_T_USER_DEFINED;
+    }
+    /* Gemma 4 and PaddleOCR: </s> is plain text when the vocabulary has <|tool_response>. */
+    int32_t s_end = lookup(t, "</s>", 4);
+    if (s_end >= 0 && lookup(t, "<|tool_response>", 16) >= 0) {
+        drop_eog(t, s_end);
+        t->type[s_end] = TOK_T_NORMAL;
+    }
+    return 0;
 }
 
 /* The array of strings under key; NULL with "tokenizer: <missing>" when the key is absent,
@@ -594,6 +680,8 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
         t->byte_tok[b] = id;
     }
 
+    if (find_eog(t, g, err, errlen) != 0) goto fail;
+
     size_t ns = 0;
     for (int32_t i = 0; i < n; i++)
         if ((t->type[i] == TOK_T_CONTROL || t->type[i] == TOK_T_USER_DEFINED ||
@@ -610,16 +698,6 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
                  t->type[i] == TOK_T_UNKNOWN) && t->tlen[i] > 0)
                 t->special[t->n_special++] = i;
         qsort_r(t->special, t->n_special, sizeof *t->special, cmp_special, t);
-    }
-
-    add_eog(t, t->eos);
-    add_eog(t, t->eot);
-    add_eog(t, t->eom);
-    static const char *const eog_names[] = {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>",
-                                            "<end_of_turn>", "<|endoftext|>"};
-    for (size_t i = 0; i < sizeof eog_names / sizeof eog_names[0]; i++) {
-        int32_t id = lookup(t, eog_names[i], strlen(eog_names[i]));
-        if (id >= 0 && t->type[id] == TOK_T_CONTROL) add_eog(t, id);
     }
 
     if (kind == TOK_BPE && load_merges(t, g, err, errlen) != 0) goto fail;

@@ -66,8 +66,10 @@ int32_t tok_bos(const struct tokenizer *t);      /* -1 when none */
 int32_t tok_eos(const struct tokenizer *t);      /* -1 when none */
 int tok_add_bos(const struct tokenizer *t);      /* tokenizer.ggml.add_bos_token, default 1 for llama */
 int tok_type(const struct tokenizer *t, int32_t id);
-/* End of generation: EOS, EOT (tokenizer.ggml.eot_token_id) or a control token such as
- * <|eot_id|> / <|im_end|>. */
+/* End of generation, the set llama.cpp builds from the vocabulary at open: EOS, EOT, EOM,
+ * the fill-in-the-middle pad/repo/separator tokens, and every token whose text llama.cpp
+ * names (<|eot_id|>, <|eom_id|>, <|end_of_text|>, <|im_end|>, <|endoftext|>, <end_of_turn>,
+ * <|end|>, </s>, <EOT>, ...), which also become control tokens whatever the file says. */
 int tok_is_eog(const struct tokenizer *t, int32_t id);
 /* Id of a token whose vocabulary text is exactly s (special tokens like <|eot_id|>); -1. */
 int32_t tok_find(const struct tokenizer *t, const char *s, size_t len);
@@ -77,7 +79,8 @@ int32_t tok_find(const struct tokenizer *t, const char *s, size_t len);
  * with its code point in *cp; 0 when the bytes there are not one (overlong, surrogate,
  * truncated, stray continuation byte) or n is 0.
  * tok_cp_class: the code point's class: letter (\p{L}), number (\p{N}), combining mark
- * (\p{M}), White_Space, or other (punctuation, symbols, unassigned). Unicode 14.0. */
+ * (\p{M}), White_Space, or other (punctuation, symbols, unassigned). Unicode 15.1, the
+ * version llama.cpp uses (core/tok_unicode.h, generated from the UCD). */
 enum tok_cp_class { TOK_CP_OTHER = 0, TOK_CP_LETTER = 1, TOK_CP_NUMBER = 2, TOK_CP_MARK = 3,
                     TOK_CP_SPACE = 4 };
 size_t tok_utf8_next(const char *s, size_t n, uint32_t *cp);

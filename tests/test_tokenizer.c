@@ -254,34 +254,43 @@ static void expect_words(const struct tokenizer *t, const char *s, ...)
     }
 }
 
-/* ---- SentencePiece: llama.cpp's vectors ------------------------------------------------- */
+/* ---- Vocabularies from ../shared, opened once per group ---------------------------------- */
 
-struct spm {
+struct shared_vocab {
+    const char *rel;        /* path under ../shared */
     struct gguf *g;
     struct tokenizer *t;
 };
 
 static int spm_setup(void **state)
 {
-    static struct spm s;
+    static struct shared_vocab s = {"models/ggml-vocab-llama-spm.gguf", NULL, NULL};
     *state = &s;
     return 0;
 }
 
-static struct tokenizer *spm_open(void **state)
+static int llama3_setup(void **state)
 {
-    struct spm *s = *state;
+    static struct shared_vocab s = {"models/llama3-vocab.gguf", NULL, NULL};
+    *state = &s;
+    return 0;
+}
+
+/* The group's tokenizer (skips the test when the file is not in ../shared). */
+static struct tokenizer *shared_open(void **state)
+{
+    struct shared_vocab *s = *state;
     if (s->t) return s->t;
-    const char *path = tu_shared("models/ggml-vocab-llama-spm.gguf");
+    const char *path = tu_shared(s->rel);
     char err[256];
     if (gguf_open(&s->g, path, err, sizeof err) != 0) fail_msg("gguf_open: %s", err);
     if (tok_open(&s->t, s->g, err, sizeof err) != 0) fail_msg("tok_open: %s", err);
     return s->t;
 }
 
-static int spm_teardown(void **state)
+static int shared_teardown(void **state)
 {
-    struct spm *s = *state;
+    struct shared_vocab *s = *state;
     tok_close(s->t);
     gguf_close(s->g);
     s->t = NULL;
@@ -289,18 +298,17 @@ static int spm_teardown(void **state)
     return 0;
 }
 
-static void test_spm_vectors(void **state)
+/* Compares t's ids with llama.cpp's for every input of a file pair in llama.cpp's
+ * test-tokenizer-0 format: inputs are separated by "\n__ggml_vocab_test__\n" (so the
+ * newline before a separator is not part of the input); each output line holds the ids for
+ * one input, without BOS. Decoding must give each input back; strip_space drops the
+ * leading space SentencePiece adds (llama.cpp's caller does). Returns the input count. */
+static int check_vectors(const struct tokenizer *t, const char *inp_path, const char *out_path,
+                         int strip_space, const char *what)
 {
-    struct tokenizer *t = spm_open(state);
-    char inp_path[4200], out_path[4200];
-    snprintf(inp_path, sizeof inp_path, "%s", tu_shared("models/ggml-vocab-llama-spm.gguf.inp"));
-    snprintf(out_path, sizeof out_path, "%s", tu_shared("models/ggml-vocab-llama-spm.gguf.out"));
     size_t il, ol;
     char *inp = tu_read_all(inp_path, &il);
     char *out = tu_read_all(out_path, &ol);
-    /* As llama.cpp's test-tokenizer-0: inputs are separated by "\n__ggml_vocab_test__\n"
-     * (so the newline before a separator is not part of the input); each output line holds
-     * the ids for one input, without BOS. */
     static const char sep[] = "\n__ggml_vocab_test__\n";
     const size_t sl = sizeof sep - 1;
     char *ip = inp, *op = out, *iend = inp + il, *oend = out + ol;
@@ -331,13 +339,14 @@ static void test_spm_vectors(void **state)
         if (!ok) {
             print_message("vector %d '%.*s': got", total, (int)n_in, ip);
             for (size_t i = 0; i < n; i++) print_message(" %d", ids[i]);
+            print_message("\n  llama.cpp:");
+            for (size_t i = 0; i < nw; i++) print_message(" %d", want[i]);
             print_message("\n");
         }
-        /* Decoding gives the input back once the leading ▁ is dropped (llama.cpp's caller does). */
         size_t dl;
         char *d = detok(t, ids, n, &dl);
         const char *dd = d;
-        if (dl && d[0] == ' ') {
+        if (strip_space && dl && d[0] == ' ') {
             dd++;
             dl--;
         }
@@ -347,18 +356,31 @@ static void test_spm_vectors(void **state)
         op = nl < oend ? nl + 1 : oend;
         ip = e ? e + sl : iend;
     }
-    print_message("SPM vectors: %d/%d pass, %d/%d round-trip\n", pass, total, rt_pass, total);
+    assert_true(op == oend); /* as many outputs as inputs */
+    print_message("%s: %d/%d identical to llama.cpp, %d/%d round-trip\n", what, pass, total,
+                  rt_pass, total);
     free(ids);
     free(inp);
     free(out);
-    assert_true(total >= 40);
     assert_int_equal(pass, total);
     assert_int_equal(rt_pass, total);
+    return total;
+}
+
+/* ---- SentencePiece: llama.cpp's vectors ------------------------------------------------- */
+
+static void test_spm_vectors(void **state)
+{
+    struct tokenizer *t = shared_open(state);
+    char inp_path[4200], out_path[4200];
+    snprintf(inp_path, sizeof inp_path, "%s", tu_shared("models/ggml-vocab-llama-spm.gguf.inp"));
+    snprintf(out_path, sizeof out_path, "%s", tu_shared("models/ggml-vocab-llama-spm.gguf.out"));
+    assert_true(check_vectors(t, inp_path, out_path, 1, "SPM vectors") >= 40);
 }
 
 static void test_spm_bos_special(void **state)
 {
-    struct tokenizer *t = spm_open(state);
+    struct tokenizer *t = shared_open(state);
     int32_t ids[64];
     assert_int_equal(tok_kind(t), TOK_SPM);
     assert_int_equal(tok_n_vocab(t), 32000);
@@ -434,7 +456,7 @@ static void test_spm_bos_special(void **state)
 /* Bytes that are not UTF-8 go through byte fallback and decode back unchanged. */
 static void test_spm_invalid_utf8(void **state)
 {
-    struct tokenizer *t = spm_open(state);
+    struct tokenizer *t = shared_open(state);
     static const char s[] = "a\xff\xfe b\xc3\xe2\x82 \xed\xa0\x80z\xf4\x90\x80\x80\xc0\xaf";
     int32_t ids[256];
     size_t n = enc(t, s, sizeof s - 1, 0, 0, ids, 256);
@@ -499,7 +521,7 @@ static void fuzz_roundtrip(const struct tokenizer *t, int strip_space, int iters
 
 static void test_spm_fuzz(void **state)
 {
-    fuzz_roundtrip(spm_open(state), 1, 1500);
+    fuzz_roundtrip(shared_open(state), 1, 1500);
 }
 
 /* A 100 kB line (one long "word" and a spaced one) encodes and decodes back. */
@@ -526,7 +548,7 @@ static void long_line(const struct tokenizer *t, int strip_space)
 
 static void test_spm_long_line(void **state)
 {
-    long_line(spm_open(state), 1);
+    long_line(shared_open(state), 1);
 }
 
 /* ---- byte-level BPE on generated vocabularies --------------------------------------------- */
@@ -747,6 +769,54 @@ static void test_bpe_special(void **state)
     wv_close(&w);
 }
 
+/* The end-of-generation set follows llama.cpp's rules: tokens named by text end generation
+ * (and become control tokens) whatever their type in the file, fill-in-the-middle
+ * pad/repo/separator tokens too, and two model-specific exceptions drop <|end|> and </s>. */
+static void test_bpe_eog_rules(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct bpe_vocab v;
+    struct gguf *g;
+    bv_init(&v);
+    bv_word(&v, "hi");
+    int bot = bv_token(&v, "<|begin_of_text|>", TOK_T_CONTROL);
+    int eot_txt = bv_token(&v, "<|end_of_text|>", TOK_T_NORMAL);
+    int im_end = bv_token(&v, "<|im_end|>", TOK_T_USER_DEFINED);
+    int eom = bv_token(&v, "<|eom_id|>", TOK_T_CONTROL);
+    int fim_pad = bv_token(&v, "<|fim_pad|>", TOK_T_NORMAL);
+    int file_sep = bv_token(&v, "<|file_sep|>", TOK_T_CONTROL);
+    int end = bv_token(&v, "<|end|>", TOK_T_CONTROL);
+    int ret = bv_token(&v, "<|return|>", TOK_T_CONTROL);
+    int call = bv_token(&v, "<|call|>", TOK_T_CONTROL);
+    int s_end = bv_token(&v, "</s>", TOK_T_CONTROL);
+    int tool_resp = bv_token(&v, "<|tool_response>", TOK_T_CONTROL);
+    struct tokenizer *t = bv_open(&v, dir, "llama-bpe", bot, -1, &g);
+    int32_t hi = tok_find(t, "hi", 2);
+    assert_true(hi >= 0);
+    int32_t eog[] = {eot_txt, im_end, eom, fim_pad, file_sep, ret, call, tool_resp};
+    for (size_t i = 0; i < sizeof eog / sizeof eog[0]; i++) {
+        assert_true(tok_is_eog(t, eog[i]));
+        assert_int_equal(tok_type(t, eog[i]), TOK_T_CONTROL);
+    }
+    assert_false(tok_is_eog(t, bot));
+    assert_false(tok_is_eog(t, hi));
+    assert_false(tok_is_eog(t, -1));
+    /* <|return|> and <|call|> are there, so <|end|> only closes a message (gpt-oss). */
+    assert_false(tok_is_eog(t, end));
+    assert_int_equal(tok_type(t, end), TOK_T_USER_DEFINED);
+    /* <|tool_response> is there, so </s> is plain text (Gemma 4). */
+    assert_false(tok_is_eog(t, s_end));
+    assert_int_equal(tok_type(t, s_end), TOK_T_NORMAL);
+    /* A name-matched token is a control token now: plain text never yields it. */
+    static const char txt[] = "<|end_of_text|>";
+    int32_t ids[64];
+    size_t n = enc(t, txt, sizeof txt - 1, 0, 0, ids, 64);
+    for (size_t i = 0; i < n; i++) assert_true(ids[i] != eot_txt);
+    bv_close(t, g, &v);
+    tu_rmtree(dir);
+}
+
 static void test_bpe_fuzz_and_long(void **state)
 {
     (void)state;
@@ -949,6 +1019,96 @@ static void test_spm_synthetic_fuzz(void **state)
     tu_rmtree(dir);
 }
 
+/* ---- Llama 3: the real vocabulary against llama.cpp --------------------------------------- */
+
+/* Unicode 15.0/15.1 code points get the classes llama.cpp's tables give them (Unicode 15.1);
+ * code points first assigned in 16.0 are still "other" there, and so here. */
+static void test_unicode15_classes(void **state)
+{
+    (void)state;
+    static const struct { uint32_t cp; int cls; } v[] = {
+        {0x11F04, TOK_CP_LETTER}, {0x11F00, TOK_CP_MARK}, {0x11F50, TOK_CP_NUMBER},  /* Kawi */
+        {0x11F59, TOK_CP_NUMBER},
+        {0x1D2C0, TOK_CP_NUMBER}, {0x1D2D3, TOK_CP_NUMBER}, {0x1D2D4, TOK_CP_OTHER}, /* Kaktovik */
+        {0x1E4D0, TOK_CP_LETTER}, {0x1E4EB, TOK_CP_LETTER}, {0x1E4EC, TOK_CP_MARK},  /* Nag Mundari */
+        {0x1E4F0, TOK_CP_NUMBER}, {0x1E4F9, TOK_CP_NUMBER},
+        {0x31350, TOK_CP_LETTER}, {0x323AF, TOK_CP_LETTER}, {0x323B0, TOK_CP_OTHER}, /* CJK Ext H */
+        {0x2EBF0, TOK_CP_LETTER}, {0x2EE5D, TOK_CP_LETTER}, {0x2EE5E, TOK_CP_OTHER}, /* CJK Ext I (15.1) */
+        {0x1E030, TOK_CP_LETTER}, {0x1E06D, TOK_CP_LETTER}, {0x1E08F, TOK_CP_MARK},  /* Cyrillic ext. D */
+        {0x0CF3, TOK_CP_MARK},                                                       /* Kannada */
+        {0x10D4A, TOK_CP_OTHER}, {0x1CCF0, TOK_CP_OTHER},                            /* Unicode 16.0 */
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (tok_cp_class(v[i].cp) != v[i].cls)
+            fail_msg("U+%04X: class %d, want %d", v[i].cp, tok_cp_class(v[i].cp), v[i].cls);
+    for (uint32_t c = 0x1D2C0; c <= 0x1D2D3; c++) assert_int_equal(tok_cp_class(c), TOK_CP_NUMBER);
+}
+
+static void expect_ids(const struct tokenizer *t, const char *s, const int32_t *want, size_t nw)
+{
+    int32_t got[256];
+    size_t n = enc(t, s, strlen(s), 0, 0, got, 256);
+    int same = n == nw;
+    for (size_t i = 0; same && i < n; i++) same = got[i] == want[i];
+    if (!same) {
+        print_message("'%s': got", s);
+        for (size_t i = 0; i < n; i++) print_message(" %d", got[i]);
+        print_message("\n");
+        fail();
+    }
+}
+
+/* Kaktovik numerals are \p{N} since Unicode 15.0: the space before them is a word of its
+ * own (220) instead of starting a punctuation run with them, as llama.cpp splits it. */
+static void test_llama3_unicode15_split(void **state)
+{
+    struct tokenizer *t = shared_open(state);
+    static const int32_t kak[] = {42, 10114, 869, 1609, 220, 57352, 233, 222, 57352, 233, 223,
+                                  57352, 233, 224};
+    static const int32_t tot[] = {5143, 284, 220, 57352, 233, 222, 57352, 233, 223};
+    expect_ids(t, "Kaktovik \xF0\x9D\x8B\x80\xF0\x9D\x8B\x81\xF0\x9D\x8B\x82", kak,
+               sizeof kak / sizeof kak[0]);
+    expect_ids(t, "total = \xF0\x9D\x8B\x80\xF0\x9D\x8B\x81", tot, sizeof tot / sizeof tot[0]);
+}
+
+/* llama.cpp's end-of-generation set on the Llama 3 vocabulary is {128001, 128009} (its
+ * isEogToken over every id): <|end_of_text|>, which a base model ends with, and <|eot_id|>.
+ * This is the 3.0 vocabulary: 128008 is a reserved token, not <|eom_id|> as in 3.1. */
+static void test_llama3_eog(void **state)
+{
+    struct tokenizer *t = shared_open(state);
+    static const struct { int32_t id; const char *text; } v[] = {
+        {128001, "<|end_of_text|>"}, {128009, "<|eot_id|>"}, {128000, "<|begin_of_text|>"},
+        {128006, "<|start_header_id|>"}, {128008, "<|reserved_special_token_4|>"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        size_t len;
+        const char *tx = tok_text(t, v[i].id, &len);
+        assert_int_equal(len, strlen(v[i].text));
+        assert_memory_equal(tx, v[i].text, len);
+    }
+    int32_t eog[8];
+    size_t n = 0;
+    for (int32_t id = 0; id < tok_n_vocab(t); id++)
+        if (tok_is_eog(t, id)) {
+            assert_true(n < 8);
+            eog[n++] = id;
+        }
+    assert_int_equal(n, 2);
+    assert_int_equal(eog[0], 128001);
+    assert_int_equal(eog[1], 128009);
+}
+
+/* tests/data/llama3-tok.inp (prose, code, numbers, whitespace runs, every script, emoji,
+ * Unicode 15 code points); the ids in llama3-tok.out are llama.cpp's
+ * (tests/tools/llamacpp_tokenize.mjs). */
+static void test_llama3_vectors(void **state)
+{
+    struct tokenizer *t = shared_open(state);
+    assert_true(check_vectors(t, "tests/data/llama3-tok.inp", "tests/data/llama3-tok.out", 0,
+                              "Llama 3 vectors") >= 250);
+}
+
 int main(void)
 {
     const struct CMUnitTest spm[] = {
@@ -963,12 +1123,20 @@ int main(void)
         cmocka_unit_test(test_bpe_gpt2_split),
         cmocka_unit_test(test_bpe_merge_order),
         cmocka_unit_test(test_bpe_special),
+        cmocka_unit_test(test_bpe_eog_rules),
         cmocka_unit_test(test_bpe_fuzz_and_long),
         cmocka_unit_test(test_bad_vocab),
         cmocka_unit_test(test_spm_control_not_from_text),
         cmocka_unit_test(test_spm_synthetic_fuzz),
+        cmocka_unit_test(test_unicode15_classes),
     };
-    int fails = cmocka_run_group_tests_name("tokenizer_spm", spm, spm_setup, spm_teardown);
+    const struct CMUnitTest llama3[] = {
+        cmocka_unit_test(test_llama3_unicode15_split),
+        cmocka_unit_test(test_llama3_eog),
+        cmocka_unit_test(test_llama3_vectors),
+    };
+    int fails = cmocka_run_group_tests_name("tokenizer_spm", spm, spm_setup, shared_teardown);
     fails += cmocka_run_group_tests_name("tokenizer_bpe", bpe, NULL, NULL);
+    fails += cmocka_run_group_tests_name("tokenizer_llama3", llama3, llama3_setup, shared_teardown);
     return fails ? 1 : 0;
 }
