@@ -338,17 +338,12 @@ static void test_core_accounting(void **state)
     tu_rmtree(dir);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scripted_conversation),
-        cmocka_unit_test(test_decimal_eps),
-        cmocka_unit_test(test_bad_values),
-        cmocka_unit_test(test_public_control_free),
-        cmocka_unit_test(test_stopwords),
-        cmocka_unit_test(test_public_set_asset),
-        cmocka_unit_test(test_long_piece_roles),
-        cmocka_unit_test(test_core_accounting),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_scripted_conversation),
+    cmocka_unit_test(test_decimal_eps),
+    cmocka_unit_test(test_bad_values),
+    cmocka_unit_test(test_public_control_free),
+    cmocka_unit_test(test_stopwords),
+    cmocka_unit_test(test_public_set_asset),
+    cmocka_unit_test(test_long_piece_roles),
+    cmocka_unit_test(test_core_accounting))

@@ -630,14 +630,14 @@ int main(void)
     const char *child = getenv("CMIF_TEST_CL_CHILD");
     if (child && strcmp(child, "missing-platform") == 0) return missing_platform_child();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_names),
-        cmocka_unit_test(test_missing_platform),
-        cmocka_unit_test(test_binary_cache),
-        cmocka_unit_test(test_golden_stories),
-        cmocka_unit_test(test_types_match_cpu),
-        cmocka_unit_test(test_long_prompt),
-        cmocka_unit_test(test_device_switch),
-        cmocka_unit_test(test_oom_fallback),
+    cmocka_unit_test(test_status_names),
+    cmocka_unit_test(test_missing_platform),
+    cmocka_unit_test(test_binary_cache),
+    cmocka_unit_test(test_golden_stories),
+    cmocka_unit_test(test_types_match_cpu),
+    cmocka_unit_test(test_long_prompt),
+    cmocka_unit_test(test_device_switch),
+    cmocka_unit_test(test_oom_fallback),
     };
     return cmocka_run_group_tests_name("opencl backend", tests, NULL, NULL);
 }

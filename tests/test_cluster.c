@@ -379,14 +379,9 @@ static void test_cache(void **state)
     tu_rmtree(dir);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matches_naive_greedy),
-        cmocka_unit_test(test_recovers_planted_groups),
-        cmocka_unit_test(test_remainder),
-        cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_cache),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_matches_naive_greedy),
+    cmocka_unit_test(test_recovers_planted_groups),
+    cmocka_unit_test(test_remainder),
+    cmocka_unit_test(test_bad_input),
+    cmocka_unit_test(test_cache))

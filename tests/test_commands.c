@@ -163,15 +163,10 @@ static void test_json_str(void **state)
     free(buf);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),
-        cmocka_unit_test(test_dispatch),
-        cmocka_unit_test(test_script_parse),
-        cmocka_unit_test(test_save_history_roundtrip),
-        cmocka_unit_test(test_length_limit),
-        cmocka_unit_test(test_json_str),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_table),
+    cmocka_unit_test(test_dispatch),
+    cmocka_unit_test(test_script_parse),
+    cmocka_unit_test(test_save_history_roundtrip),
+    cmocka_unit_test(test_length_limit),
+    cmocka_unit_test(test_json_str))

@@ -656,20 +656,15 @@ static void test_word_unit(void **state)
     core_close(c);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_open_status),
-        cmocka_unit_test(test_word_unit),
-        cmocka_unit_test(test_encode_matches_table),
-        cmocka_unit_test(test_text_wiped),
-        cmocka_unit_test(test_small_region_uses_swap),
-        cmocka_unit_test(test_random_models),
-        cmocka_unit_test(test_not_locked_reported),
-        cmocka_unit_test(test_boundary_cpu),
-        cmocka_unit_test(test_boundary_opencl),
-        cmocka_unit_test(test_golden_through_swap),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_open_errors),
+    cmocka_unit_test(test_open_status),
+    cmocka_unit_test(test_word_unit),
+    cmocka_unit_test(test_encode_matches_table),
+    cmocka_unit_test(test_text_wiped),
+    cmocka_unit_test(test_small_region_uses_swap),
+    cmocka_unit_test(test_random_models),
+    cmocka_unit_test(test_not_locked_reported),
+    cmocka_unit_test(test_boundary_cpu),
+    cmocka_unit_test(test_boundary_opencl),
+    cmocka_unit_test(test_golden_through_swap))

@@ -616,17 +616,12 @@ static void test_model_from_gguf(void **state)
     tu_rmtree(dir);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_stories260k),
-        cmocka_unit_test(test_reference_forward),
-        cmocka_unit_test(test_types_vs_f32),
-        cmocka_unit_test(test_batch_equals_tokens),
-        cmocka_unit_test(test_long_prompt_chunks),
-        cmocka_unit_test(test_threads_agree),
-        cmocka_unit_test(test_decoder_api),
-        cmocka_unit_test(test_model_from_gguf),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_golden_stories260k),
+    cmocka_unit_test(test_reference_forward),
+    cmocka_unit_test(test_types_vs_f32),
+    cmocka_unit_test(test_batch_equals_tokens),
+    cmocka_unit_test(test_long_prompt_chunks),
+    cmocka_unit_test(test_threads_agree),
+    cmocka_unit_test(test_decoder_api),
+    cmocka_unit_test(test_model_from_gguf))

@@ -221,12 +221,7 @@ static void test_real_model_audit(void **state)
     core_close(c);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rnm_audit),
-        cmocka_unit_test(test_rnm_exp_audit),
-        cmocka_unit_test(test_real_model_audit),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_rnm_audit),
+    cmocka_unit_test(test_rnm_exp_audit),
+    cmocka_unit_test(test_real_model_audit))

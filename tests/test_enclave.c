@@ -402,19 +402,14 @@ static void test_core_dump_has_no_marker(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_guard_pages_kill),
-        cmocka_unit_test(test_unseal_keeps_data),
-        cmocka_unit_test(test_bad_size),
-        cmocka_unit_test(test_range_seal),
-        cmocka_unit_test(test_smaps_flags),
-        cmocka_unit_test(test_no_lock_reported),
-        cmocka_unit_test(test_fork_does_not_inherit),
-        cmocka_unit_test(test_free_wipes),
-        cmocka_unit_test(test_harden),
-        cmocka_unit_test(test_core_dump_has_no_marker),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_guard_pages_kill),
+    cmocka_unit_test(test_unseal_keeps_data),
+    cmocka_unit_test(test_bad_size),
+    cmocka_unit_test(test_range_seal),
+    cmocka_unit_test(test_smaps_flags),
+    cmocka_unit_test(test_no_lock_reported),
+    cmocka_unit_test(test_fork_does_not_inherit),
+    cmocka_unit_test(test_free_wipes),
+    cmocka_unit_test(test_harden),
+    cmocka_unit_test(test_core_dump_has_no_marker))

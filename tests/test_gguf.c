@@ -992,17 +992,12 @@ static void test_writer_round_trip(void **state)
     tu_rmtree(dir);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_type_geometry),
-        cmocka_unit_test(test_valid_and_getters),
-        cmocka_unit_test(test_malformed_table),
-        cmocka_unit_test(test_truncation_sweep),
-        cmocka_unit_test(test_mutation_sweep),
-        cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_writer_round_trip),
-        cmocka_unit_test(test_stories260k),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_type_geometry),
+    cmocka_unit_test(test_valid_and_getters),
+    cmocka_unit_test(test_malformed_table),
+    cmocka_unit_test(test_truncation_sweep),
+    cmocka_unit_test(test_mutation_sweep),
+    cmocka_unit_test(test_open_errors),
+    cmocka_unit_test(test_writer_round_trip),
+    cmocka_unit_test(test_stories260k))

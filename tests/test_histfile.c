@@ -101,11 +101,6 @@ static void test_keyfile(void **state)
     tu_rmtree(dir);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sealed_roundtrip),
-        cmocka_unit_test(test_keyfile),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_sealed_roundtrip),
+    cmocka_unit_test(test_keyfile))

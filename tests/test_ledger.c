@@ -238,13 +238,8 @@ static void test_concurrent(void **st)
     ledger_close(l);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_charge_refuse_expire, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mode_and_symlink, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tamper, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test_setup_teardown(test_charge_refuse_expire, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_mode_and_symlink, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_tamper, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown))

@@ -142,12 +142,7 @@ static void test_llama2_clusters(void **state)
     close_model(&f);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llama3_domain),
-        cmocka_unit_test(test_llama2_domain),
-        cmocka_unit_test(test_llama2_clusters),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_llama3_domain),
+    cmocka_unit_test(test_llama2_domain),
+    cmocka_unit_test(test_llama2_clusters))

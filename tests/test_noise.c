@@ -149,15 +149,10 @@ static void test_unit(void **state)
     noise_close(n);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_seeded_repeatable),
-        cmocka_unit_test(test_uniform),
-        cmocka_unit_test(test_bernoulli_exp),
-        cmocka_unit_test(test_dlaplace),
-        cmocka_unit_test(test_geometric),
-        cmocka_unit_test(test_unit),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_seeded_repeatable),
+    cmocka_unit_test(test_uniform),
+    cmocka_unit_test(test_bernoulli_exp),
+    cmocka_unit_test(test_dlaplace),
+    cmocka_unit_test(test_geometric),
+    cmocka_unit_test(test_unit))

@@ -211,12 +211,7 @@ static void test_read_stream(void **state)
     assert_non_null(strstr(err, "/nonexistent/x.txt: "));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_common_flags),  cmocka_unit_test(test_defaults_and_seed),
-        cmocka_unit_test(test_errors),        cmocka_unit_test(test_extra_and_positional),
-        cmocka_unit_test(test_prompt_file),   cmocka_unit_test(test_read_stream),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_common_flags),  cmocka_unit_test(test_defaults_and_seed),
+    cmocka_unit_test(test_errors),        cmocka_unit_test(test_extra_and_positional),
+    cmocka_unit_test(test_prompt_file),   cmocka_unit_test(test_read_stream))

@@ -103,12 +103,7 @@ static void test_open_close(void **state)
     pool_close(NULL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exactly_once),
-        cmocka_unit_test(test_sleep_wake),
-        cmocka_unit_test(test_open_close),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_exactly_once),
+    cmocka_unit_test(test_sleep_wake),
+    cmocka_unit_test(test_open_close))

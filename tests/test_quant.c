@@ -622,15 +622,10 @@ static void test_simd_selection(void **state)
     qt_force_simd(NULL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_type_table),      cmocka_unit_test(test_known_blocks),
-        cmocka_unit_test(test_half_conversions), cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_matvec),          cmocka_unit_test(test_matvec_extremes), cmocka_unit_test(test_act_identical),
-        cmocka_unit_test(test_dequant_fast_identical),
-        cmocka_unit_test(test_matmul),          cmocka_unit_test(test_qrow_matches),
-        cmocka_unit_test(test_simd_selection),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_type_table),      cmocka_unit_test(test_known_blocks),
+    cmocka_unit_test(test_half_conversions), cmocka_unit_test(test_roundtrip),
+    cmocka_unit_test(test_matvec),          cmocka_unit_test(test_matvec_extremes), cmocka_unit_test(test_act_identical),
+    cmocka_unit_test(test_dequant_fast_identical),
+    cmocka_unit_test(test_matmul),          cmocka_unit_test(test_qrow_matches),
+    cmocka_unit_test(test_simd_selection))

@@ -318,14 +318,9 @@ static void test_bad_specs(void **state)
     tu_rmtree(dir);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_default_model),
-        cmocka_unit_test(test_determinism),
-        cmocka_unit_test(test_quantized_twin),
-        cmocka_unit_test(test_tied_and_tokenizer_from),
-        cmocka_unit_test(test_bad_specs),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_default_model),
+    cmocka_unit_test(test_determinism),
+    cmocka_unit_test(test_quantized_twin),
+    cmocka_unit_test(test_tied_and_tokenizer_from),
+    cmocka_unit_test(test_bad_specs))

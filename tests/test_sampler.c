@@ -223,14 +223,9 @@ static void test_bad_options(void **state)
     sampler_close(s);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_greedy),
-        cmocka_unit_test(test_repeat_penalty), cmocka_unit_test(test_top_k),
-        cmocka_unit_test(test_top_p),      cmocka_unit_test(test_min_p),
-        cmocka_unit_test(test_temperature), cmocka_unit_test(test_seeds),
-        cmocka_unit_test(test_bad_options),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_defaults),   cmocka_unit_test(test_greedy),
+    cmocka_unit_test(test_repeat_penalty), cmocka_unit_test(test_top_k),
+    cmocka_unit_test(test_top_p),      cmocka_unit_test(test_min_p),
+    cmocka_unit_test(test_temperature), cmocka_unit_test(test_seeds),
+    cmocka_unit_test(test_bad_options))

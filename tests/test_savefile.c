@@ -150,12 +150,7 @@ static void test_expand(void **state)
     free(saved);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_write_replace_and_fail),
-        cmocka_unit_test(test_open_private),
-        cmocka_unit_test(test_expand),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_write_replace_and_fail),
+    cmocka_unit_test(test_open_private),
+    cmocka_unit_test(test_expand))

@@ -376,17 +376,12 @@ static void test_sealed_outside_access(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_lru),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_no_plaintext_on_disk),
-        cmocka_unit_test(test_tamper_table),
-        cmocka_unit_test(test_file_from_killed_run),
-        cmocka_unit_test(test_key_wiped_at_close),
-        cmocka_unit_test(test_short_write_fails_closed),
-        cmocka_unit_test(test_sealed_outside_access),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_roundtrip_lru),
+    cmocka_unit_test(test_errors),
+    cmocka_unit_test(test_no_plaintext_on_disk),
+    cmocka_unit_test(test_tamper_table),
+    cmocka_unit_test(test_file_from_killed_run),
+    cmocka_unit_test(test_key_wiped_at_close),
+    cmocka_unit_test(test_short_write_fails_closed),
+    cmocka_unit_test(test_sealed_outside_access))

@@ -119,14 +119,9 @@ static void test_user_text_is_never_template(void **state)
     assert_int_equal(strlen(small), sizeof small - 1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_detect),
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_llama3),
-        cmocka_unit_test(test_llama2_chatml_zephyr_plain),
-        cmocka_unit_test(test_user_text_is_never_template),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_detect),
+    cmocka_unit_test(test_names),
+    cmocka_unit_test(test_llama3),
+    cmocka_unit_test(test_llama2_chatml_zephyr_plain),
+    cmocka_unit_test(test_user_text_is_never_template))

@@ -1112,28 +1112,28 @@ static void test_llama3_vectors(void **state)
 int main(void)
 {
     const struct CMUnitTest spm[] = {
-        cmocka_unit_test(test_spm_vectors),
-        cmocka_unit_test(test_spm_bos_special),
-        cmocka_unit_test(test_spm_invalid_utf8),
-        cmocka_unit_test(test_spm_fuzz),
-        cmocka_unit_test(test_spm_long_line),
+    cmocka_unit_test(test_spm_vectors),
+    cmocka_unit_test(test_spm_bos_special),
+    cmocka_unit_test(test_spm_invalid_utf8),
+    cmocka_unit_test(test_spm_fuzz),
+    cmocka_unit_test(test_spm_long_line),
     };
     const struct CMUnitTest bpe[] = {
-        cmocka_unit_test(test_bpe_llama3_split),
-        cmocka_unit_test(test_bpe_gpt2_split),
-        cmocka_unit_test(test_bpe_merge_order),
-        cmocka_unit_test(test_bpe_special),
-        cmocka_unit_test(test_bpe_eog_rules),
-        cmocka_unit_test(test_bpe_fuzz_and_long),
-        cmocka_unit_test(test_bad_vocab),
-        cmocka_unit_test(test_spm_control_not_from_text),
-        cmocka_unit_test(test_spm_synthetic_fuzz),
-        cmocka_unit_test(test_unicode15_classes),
+    cmocka_unit_test(test_bpe_llama3_split),
+    cmocka_unit_test(test_bpe_gpt2_split),
+    cmocka_unit_test(test_bpe_merge_order),
+    cmocka_unit_test(test_bpe_special),
+    cmocka_unit_test(test_bpe_eog_rules),
+    cmocka_unit_test(test_bpe_fuzz_and_long),
+    cmocka_unit_test(test_bad_vocab),
+    cmocka_unit_test(test_spm_control_not_from_text),
+    cmocka_unit_test(test_spm_synthetic_fuzz),
+    cmocka_unit_test(test_unicode15_classes),
     };
     const struct CMUnitTest llama3[] = {
-        cmocka_unit_test(test_llama3_unicode15_split),
-        cmocka_unit_test(test_llama3_eog),
-        cmocka_unit_test(test_llama3_vectors),
+    cmocka_unit_test(test_llama3_unicode15_split),
+    cmocka_unit_test(test_llama3_eog),
+    cmocka_unit_test(test_llama3_vectors),
     };
     int fails = cmocka_run_group_tests_name("tokenizer_spm", spm, spm_setup, shared_teardown);
     fails += cmocka_run_group_tests_name("tokenizer_bpe", bpe, NULL, NULL);

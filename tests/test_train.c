@@ -343,18 +343,13 @@ static void test_bad_input(void **state)
     tu_rmtree(dir);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gradcheck_untied),
-        cmocka_unit_test(test_gradcheck_tied),
-        cmocka_unit_test(test_bad_batch),
-        cmocka_unit_test(test_engine_forward_untied),
-        cmocka_unit_test(test_engine_forward_tied),
-        cmocka_unit_test(test_tokenizer),
-        cmocka_unit_test(test_micro_training),
-        cmocka_unit_test(test_resume),
-        cmocka_unit_test(test_bad_input),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TU_MAIN(
+    cmocka_unit_test(test_gradcheck_untied),
+    cmocka_unit_test(test_gradcheck_tied),
+    cmocka_unit_test(test_bad_batch),
+    cmocka_unit_test(test_engine_forward_untied),
+    cmocka_unit_test(test_engine_forward_tied),
+    cmocka_unit_test(test_tokenizer),
+    cmocka_unit_test(test_micro_training),
+    cmocka_unit_test(test_resume),
+    cmocka_unit_test(test_bad_input))

@@ -268,12 +268,12 @@ static void test_virtual_screen(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_wrap),
-        cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_stream_split_utf8),
-        cmocka_unit_test(test_queue),
-        cmocka_unit_test(test_panel_rows),
-        cmocka_unit_test(test_virtual_screen),
+    cmocka_unit_test(test_wrap),
+    cmocka_unit_test(test_utf8),
+    cmocka_unit_test(test_stream_split_utf8),
+    cmocka_unit_test(test_queue),
+    cmocka_unit_test(test_panel_rows),
+    cmocka_unit_test(test_virtual_screen),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

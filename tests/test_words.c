@@ -402,16 +402,16 @@ static void test_randomize_uniform(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_list),
-        cmocka_unit_test(test_segment_ascii),
-        cmocka_unit_test(test_segment_unicode),
-        cmocka_unit_test(test_auto_sentences),
-        cmocka_unit_test(test_auto_numbers_dates),
-        cmocka_unit_test(test_addresses),
-        cmocka_unit_test(test_marked),
-        cmocka_unit_test(test_case),
-        cmocka_unit_test(test_randomize_shape),
-        cmocka_unit_test(test_randomize_uniform),
+    cmocka_unit_test(test_list),
+    cmocka_unit_test(test_segment_ascii),
+    cmocka_unit_test(test_segment_unicode),
+    cmocka_unit_test(test_auto_sentences),
+    cmocka_unit_test(test_auto_numbers_dates),
+    cmocka_unit_test(test_addresses),
+    cmocka_unit_test(test_marked),
+    cmocka_unit_test(test_case),
+    cmocka_unit_test(test_randomize_shape),
+    cmocka_unit_test(test_randomize_uniform),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

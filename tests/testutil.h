@@ -173,4 +173,12 @@ static inline int32_t tu_greedy_step(const struct tokenizer *t, const float *lg,
     return next;
 }
 
+/* main() of a test file: runs the cmocka tests listed (cmocka_unit_test(...), ...). */
+#define TU_MAIN(...)                                                                     \
+    int main(void)                                                                       \
+    {                                                                                    \
+        const struct CMUnitTest tests[] = {__VA_ARGS__};                                 \
+        return cmocka_run_group_tests(tests, NULL, NULL);                                \
+    }
+
 #endif
