@@ -8,6 +8,7 @@
 #include "app/cmd.h"
 #include "app/opts.h"
 #include "core/core.h"
+#include "ui/utf8.h"
 #include "core/gguf.h"
 
 enum { X_PIECES = 1, X_NO_BOS, X_SPECIAL };
@@ -44,34 +45,14 @@ static void usage(FILE *f)
     opts_usage(f, OPT_MODEL | OPT_PROMPT, extras);
 }
 
-/* Length of a well-formed UTF-8 sequence at s, 0 if there is none. */
-static size_t utf8_ok(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    unsigned v;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; v = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; v = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; v = c & 0x07; }
-    else return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        v = v << 6 | (s[i] & 0x3F);
-    }
-    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)) ||
-        (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /* Prints a piece with control bytes, quotes, backslashes and stray non-UTF-8 bytes escaped. */
 static void print_escaped(const char *p, size_t n)
 {
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)p[i];
         if (c >= 0x80) {
-            size_t k = utf8_ok((const unsigned char *)p + i, n - i);
+            uint32_t cp;
+            size_t k = utf8_decode(p + i, n - i, &cp);
             if (k) {
                 fwrite(p + i, 1, k, stdout);
                 i += k;

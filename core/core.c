@@ -338,10 +338,9 @@ static void escape_piece(const char *s, size_t len, char *out, size_t cap)
         else if (ch < 0x80) { tmp[0] = (char)ch; tl = 1; }
         else {
             /* A whole UTF-8 sequence or, if malformed, one escaped byte. */
-            size_t n = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 0;
-            int ok = n > 0 && i + n <= len;
-            for (size_t k = 1; ok && k < n; k++) ok = ((unsigned char)s[i + k] & 0xc0) == 0x80;
-            if (!ok) { snprintf(tmp, sizeof tmp, "\\x%02x", ch); tl = 4; }
+            uint32_t cp;
+            size_t n = tok_utf8_next(s + i, len - i, &cp);
+            if (!n) { snprintf(tmp, sizeof tmp, "\\x%02x", ch); tl = 4; }
             else {
                 if (o + n >= cap) break;
                 memcpy(out + o, s + i, n);

@@ -1,4 +1,5 @@
 /* app/train/bpe_train: byte-fallback BPE training (see bpe_train.h). */
+#include "ui/utf8.h"
 #include "app/train/bpe_train.h"
 
 #include <stdio.h>
@@ -74,13 +75,12 @@ static void add_segment(struct wtab *t, const char *s, size_t n, char *tmp)
     }
 }
 
-static size_t utf8_len(unsigned char c)
+/* Bytes of the character at s (a malformed byte stands alone). */
+static size_t char_len(const char *s, size_t n)
 {
-    if (c < 0x80) return 1;
-    if ((c & 0xe0) == 0xc0) return 2;
-    if ((c & 0xf0) == 0xe0) return 3;
-    if ((c & 0xf8) == 0xf0) return 4;
-    return 1;
+    uint32_t cp;
+    size_t l = utf8_decode(s, n, &cp);
+    return l ? l : 1;
 }
 
 /* --- symbols ------------------------------------------------------------------------- */
@@ -170,7 +170,7 @@ int bpe_train(const char *text, size_t len, int vocab_size, struct bpe_vocab **o
         struct word *wd = &wt.w[w];
         if (!wd->s) continue;
         for (size_t p = 0; p < wd->len;) {
-            size_t n = utf8_len((unsigned char)wd->s[p]);
+            size_t n = char_len(wd->s + p, wd->len - p);
             if (p + n > wd->len) n = 1;
             size_t k = 0;
             while (k < ncc && !(strlen(cc[k].c) == n && memcmp(cc[k].c, wd->s + p, n) == 0)) k++;
@@ -208,7 +208,7 @@ int bpe_train(const char *text, size_t len, int vocab_size, struct bpe_vocab **o
         wd->sym = malloc(wd->len * sizeof *wd->sym);
         if (!wd->sym) goto oom;
         for (size_t p = 0; p < wd->len;) {
-            size_t n = utf8_len((unsigned char)wd->s[p]);
+            size_t n = char_len(wd->s + p, wd->len - p);
             if (p + n > wd->len) n = 1;
             wd->sym[wd->nsym++] = sym_find(&y, wd->s + p, n);
             p += n;
