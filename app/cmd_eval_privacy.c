@@ -190,11 +190,338 @@ static int parse_eps_list(const char *s, double *out, int max)
     return n;
 }
 
+/* ---- word level ------------------------------------------------------------------------ */
+
+struct tset {
+    char **text;
+    int *label;
+    size_t n, cap;
+};
+
+static void tset_free(struct tset *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->text[i]);
+    free(s->text);
+    free(s->label);
+}
+
+/* Raw sentences (same formats as load). */
+static int load_text(const char *path, int tsv, struct tset *out, size_t limit)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "cmif eval-privacy: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0;
+    while ((len = getline(&line, &cap, f)) > 0 && (!limit || out->n < limit)) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0) continue;
+        char *text;
+        int label;
+        if (tsv) {
+            char *tab = strrchr(line, '\t');
+            if (!tab || (lineno == 1 && strcmp(tab + 1, "label") == 0)) continue;
+            *tab = 0;
+            label = tab[1] == '1';
+            text = line;
+        } else {
+            label = line[0] == '1';
+            text = line + 2;
+        }
+        if (out->n == out->cap) {
+            size_t nc = out->cap ? out->cap * 2 : 1024;
+            char **nt = realloc(out->text, nc * sizeof *nt);
+            if (nt) out->text = nt;
+            int *nl = realloc(out->label, nc * sizeof *nl);
+            if (nl) out->label = nl;
+            if (!nt || !nl) { rc = -1; break; }
+            out->cap = nc;
+        }
+        out->text[out->n] = strdup(text);
+        out->label[out->n] = label;
+        if (!out->text[out->n]) { rc = -1; break; }
+        out->n++;
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && out->n == 0) {
+        fprintf(stderr, "cmif eval-privacy: %s has no sentences\n", path);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* The Bayesian attacker's likelihood table for one cluster: P(y | x) for members x, y, under
+ * the mechanism (the attacker knows it and the public clusters). rnm / rnm-exp: the
+ * noisy-max win probability of y given the utilities u_x (cosine, min-max normalised in the
+ * cluster), integrated over the winner's noise at m quantiles (continuous Laplace / exponential
+ * noise of scale 2/ε: the grid of the discrete noise is 2^-20, far finer). custext+: the
+ * exponential mechanism, exact. santext+: exp(-ε/2 ||x - y||) restricted to the cluster, with
+ * (1 - p) more on y = x for a non-sensitive x (an approximation: the normaliser over the whole
+ * sensitive set is taken as equal for the cluster's members). */
+static void likelihood(int mech, double eps, const int32_t *mem, int n, const struct emb *e,
+                       const struct core_eval_word *ev, double st_p, double *P)
+{
+    double *u = malloc((size_t)n * n * sizeof *u);
+    for (int x = 0; x < n; x++) {
+        const float *vx = e->v + (size_t)core_eval_word_token(ev, mem[x]) * e->dim;
+        const float *ux = e->u + (size_t)core_eval_word_token(ev, mem[x]) * e->dim;
+        double lo = INFINITY, hi = -INFINITY;
+        for (int y = 0; y < n; y++) {
+            int32_t ty = core_eval_word_token(ev, mem[y]);
+            double d = 0;
+            if (mech == CORE_MECH_RNM || mech == CORE_MECH_RNM_EXP) {
+                const float *uy = e->u + (size_t)ty * e->dim;
+                for (int q = 0; q < e->dim; q++) d += (double)ux[q] * uy[q];
+            } else {
+                const float *vy = e->v + (size_t)ty * e->dim;
+                for (int q = 0; q < e->dim; q++) d += ((double)vx[q] - vy[q]) * ((double)vx[q] - vy[q]);
+                d = mech == CORE_MECH_CUSTEXT ? -d : -sqrt(d);
+            }
+            u[x * n + y] = d;
+            if (d < lo) lo = d;
+            if (d > hi) hi = d;
+        }
+        if (mech != CORE_MECH_SANTEXT)
+            for (int y = 0; y < n; y++) u[x * n + y] = hi > lo ? (u[x * n + y] - lo) / (hi - lo) : 0;
+    }
+    for (int x = 0; x < n; x++) {
+        double *row = P + (size_t)x * n, s = 0;
+        const double *ux = u + (size_t)x * n;
+        if (mech == CORE_MECH_RNM || mech == CORE_MECH_RNM_EXP) {
+            double b = 2 / eps;
+            const int M = 120;
+            for (int y = 0; y < n; y++) {
+                double acc = 0;
+                for (int k = 0; k < M; k++) {
+                    double q = (k + 0.5) / M, z, prod = 1;
+                    if (mech == CORE_MECH_RNM) z = q < 0.5 ? b * log(2 * q) : -b * log(2 - 2 * q);
+                    else z = -b * log(1 - q);
+                    for (int j = 0; j < n && prod > 0; j++) {
+                        if (j == y) continue;
+                        double t = ux[y] + z - ux[j];   /* j's noise must stay below t */
+                        double F;
+                        if (mech == CORE_MECH_RNM) F = t < 0 ? 0.5 * exp(t / b) : 1 - 0.5 * exp(-t / b);
+                        else F = t <= 0 ? 0 : 1 - exp(-t / b);
+                        prod *= F;
+                    }
+                    acc += prod;
+                }
+                row[y] = acc;
+                s += acc;
+            }
+        } else {
+            for (int y = 0; y < n; y++) s += row[y] = exp(eps / 2 * ux[y]);
+        }
+        for (int y = 0; y < n; y++) row[y] = s > 0 ? row[y] / s : 1.0 / n;
+        if (mech == CORE_MECH_SANTEXT && !core_eval_word_sensitive(ev, mem[x])) {
+            for (int y = 0; y < n; y++) row[y] *= st_p;
+            row[x] += 1 - st_p;
+        }
+    }
+    free(u);
+}
+
+struct wrun {
+    size_t words, public_, random, kept, replaced, attacked, inverted, charged;
+    size_t correct_clean, correct_san;
+};
+
+/* Sanitizes a set into token ids (for the classifier) and counts the units. */
+static int word_pass(struct core_eval_word *ev, const struct core_vocab *t, const struct tset *ts,
+                     struct set *out, struct core_eval_unit **ubuf, size_t *ucap,
+                     struct wrun *r, double ***lik, int mech, double eps, const struct emb *e,
+                     double st_p, const double *prior)
+{
+    char err[512];
+    for (size_t i = 0; i < ts->n; i++) {
+        size_t len = strlen(ts->text[i]), cap = core_eval_word_cap(len), ol, nu;
+        if (*ucap < len + 1) {
+            free(*ubuf);
+            *ucap = len + 1;
+            *ubuf = malloc(*ucap * sizeof **ubuf);
+            if (!*ubuf) return -1;
+        }
+        char *o = malloc(cap);
+        struct sent *s = &out->s[i];
+        s->label = ts->label[i];
+        s->ids = NULL;
+        if (!o || core_eval_word_sanitize(ev, ts->text[i], len, o, cap, &ol, *ubuf, len + 1, &nu,
+                                          err, sizeof err)) {
+            fprintf(stderr, "cmif eval-privacy: %s\n", o ? err : "out of memory");
+            free(o);
+            return -1;
+        }
+        s->ids = malloc((ol + 3) * sizeof *s->ids);
+        if (!s->ids || core_vocab_encode(t, o, ol, 0, 0, s->ids, ol + 3, &s->n, err, sizeof err)) {
+            free(o);
+            return -1;
+        }
+        free(o);
+        out->n = i + 1;
+        if (!r) continue;
+        for (size_t k = 0; k < nu; k++) {
+            const struct core_eval_unit *u = &(*ubuf)[k];
+            r->words++;
+            r->public_ += u->kind == CORE_TOK_PUBLIC;
+            r->random += u->kind == CORE_TOK_RANDOM;
+            r->kept += u->kind == CORE_TOK_KEPT;
+            r->replaced += u->kind == CORE_TOK_REPLACED;
+            if (u->kind != CORE_TOK_KEPT && u->kind != CORE_TOK_REPLACED) continue;
+            r->charged++;
+            /* The attacker sees the sent word, knows its cluster (the mechanism draws from the
+             * original's cluster), and guesses the member of highest prior x likelihood. */
+            r->attacked++;
+            int32_t cid = core_eval_word_cluster_of(ev, u->sent);
+            if (cid < 0 || u->orig < 0) continue;
+            const int32_t *mem;
+            int n = core_eval_word_members(ev, cid, &mem);
+            if (!(*lik)[cid]) {
+                (*lik)[cid] = malloc((size_t)n * n * sizeof(double));
+                if (!(*lik)[cid]) return -1;
+                likelihood(mech, eps, mem, n, e, ev, st_p, (*lik)[cid]);
+            }
+            int yi = -1;
+            for (int q = 0; q < n; q++) if (mem[q] == u->sent) yi = q;
+            if (yi < 0) continue;
+            double best = -1;
+            int32_t guess = -1;
+            for (int x = 0; x < n; x++) {
+                double p = prior[mem[x]] * (*lik)[cid][(size_t)x * n + yi];
+                if (p > best) { best = p; guess = mem[x]; }
+            }
+            r->inverted += guess == u->orig;
+        }
+    }
+    return 0;
+}
+
+static void sset_free(struct set *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->s[i].ids);
+    s->n = 0;
+}
+
+static int eval_words(struct core *c, const struct core_vocab *t, const struct emb *e,
+                      const char *train, const char *dev, size_t limit, size_t train_limit,
+                      const struct core_eval_params *ep, const int *mlist, int n_m,
+                      const double *eps, int n_eps, const int *scopes, int n_sc, int k,
+                      const char *model)
+{
+    char err[512];
+    int rc = -1;
+    struct tset ttr = {0}, tdv = {0};
+    struct set ctr = {0}, sdv = {0}, str = {0};
+    struct core_eval_word *ev = NULL;
+    struct core_eval_unit *ubuf = NULL;
+    size_t ucap = 0;
+    double **lik = NULL, *prior = NULL;
+    struct lr clean = {0}, san = {0};
+    unsigned char *seen = calloc((size_t)e->n, 1);
+    if (!seen || load_text(train, 0, &ttr, train_limit) || load_text(dev, 1, &tdv, limit)) goto out;
+    if (core_eval_word_open(&ev, c, ep, err, sizeof err)) {
+        fprintf(stderr, "cmif eval-privacy: %s\n", err);
+        goto out;
+    }
+    int32_t nd = core_eval_word_domain(ev), nc = core_eval_word_clusters(ev);
+    lik = calloc((size_t)nc, sizeof *lik);
+    prior = malloc((size_t)nd * sizeof *prior);
+    ctr.s = calloc(ttr.n, sizeof *ctr.s);
+    str.s = calloc(ttr.n, sizeof *str.s);
+    sdv.s = calloc(tdv.n, sizeof *sdv.s);
+    if (!lik || !prior || !ctr.s || !str.s || !sdv.s) goto out;
+    /* Word-frequency prior: Zipf over the domain's frequency order (BPE / SentencePiece ids). */
+    for (int32_t i = 0; i < nd; i++) prior[i] = 1.0 / (i + 10.0);
+    /* The clean-train classifier: the training text as typed. */
+    for (size_t i = 0; i < ttr.n; i++) {
+        struct sent *s = &ctr.s[i];
+        size_t l = strlen(ttr.text[i]);
+        s->label = ttr.label[i];
+        s->ids = malloc((l + 3) * sizeof *s->ids);
+        if (!s->ids || core_vocab_encode(t, ttr.text[i], l, 0, 0, s->ids, l + 3, &s->n, err, sizeof err)) goto out;
+        ctr.n++;
+    }
+    if (lr_train(&clean, &ctr, e->n)) goto out;
+    size_t correct = 0;
+    for (size_t i = 0; i < tdv.n; i++) {
+        size_t l = strlen(tdv.text[i]), n;
+        int32_t *ids = malloc((l + 3) * sizeof *ids);
+        if (!ids || core_vocab_encode(t, tdv.text[i], l, 0, 0, ids, l + 3, &n, err, sizeof err)) { free(ids); goto out; }
+        correct += (lr_score(&clean, ids, n, seen) > 0) == tdv.label[i];
+        free(ids);
+    }
+    printf("model %s: word domain %d, %d clusters of K = %d; train %zu, dev %zu sentences%s\n",
+           model, (int)nd, (int)nc, k, ttr.n, tdv.n,
+           ep->seeded ? " [SEEDED: NOT PRIVATE, reproducible]" : "");
+    printf("unit word; clean dev accuracy (ceiling): %.3f\n", (double)correct / tdv.n);
+    printf("santext+: p %g, sensitive fraction w %g (rarest by word frequency rank)\n",
+           ep->santext_p, ep->santext_w);
+    printf("%-6s %-9s %4s %6s %6s %6s %6s %6s %6s %7s %7s %7s\n", "mode", "mechanism", "eps",
+           "clear", "random", "replcd", "attack", "bound", "eps/msg", "acc_cln", "acc_san", "");
+    fflush(stdout);
+    for (int si = 0; si < n_sc; si++)
+        for (int mi = 0; mi < n_m; mi++)
+            for (int ei = 0; ei < n_eps; ei++) {
+                if (core_eval_word_set(ev, mlist[mi], eps[ei], scopes[si], err, sizeof err)) {
+                    fprintf(stderr, "cmif eval-privacy: %s\n", err);
+                    goto out;
+                }
+                for (int32_t q = 0; q < nc; q++) { free(lik[q]); lik[q] = NULL; }
+                struct wrun r = {0};
+                sset_free(&sdv);
+                sset_free(&str);
+                if (word_pass(ev, t, &tdv, &sdv, &ubuf, &ucap, &r, &lik, mlist[mi], eps[ei], e,
+                              ep->santext_p, prior) ||
+                    word_pass(ev, t, &ttr, &str, &ubuf, &ucap, NULL, &lik, mlist[mi], eps[ei], e,
+                              ep->santext_p, prior))
+                    goto out;
+                free(san.w);
+                san.w = NULL;
+                if (lr_train(&san, &str, e->n)) goto out;
+                for (size_t i = 0; i < sdv.n; i++) {
+                    r.correct_clean += (lr_score(&clean, sdv.s[i].ids, sdv.s[i].n, seen) > 0) == sdv.s[i].label;
+                    r.correct_san += (lr_score(&san, sdv.s[i].ids, sdv.s[i].n, seen) > 0) == sdv.s[i].label;
+                }
+                double w = r.words ? (double)r.words : 1, a = r.attacked ? (double)r.attacked : 1;
+                double ee = exp(eps[ei]);
+                printf("%-6s %-9s %4g %6.3f %6.3f %6.3f %6.3f %6.3f %6.2f %7.3f %7.3f\n",
+                       core_scope_name(scopes[si]), core_mech_name(mlist[mi]), eps[ei],
+                       r.public_ / w, r.random / w, r.replaced / w, r.inverted / a,
+                       ee / (ee + k - 1), (double)r.charged * eps[ei] / tdv.n,
+                       (double)r.correct_clean / tdv.n, (double)r.correct_san / tdv.n);
+                fflush(stdout);
+            }
+    rc = 0;
+out:
+    if (lik) for (int32_t q = 0; q < core_eval_word_clusters(ev); q++) free(lik[q]);
+    free(lik);
+    free(prior);
+    free(ubuf);
+    free(clean.w);
+    free(san.w);
+    set_free(&ctr);
+    set_free(&str);
+    set_free(&sdv);
+    tset_free(&ttr);
+    tset_free(&tdv);
+    free(seen);
+    core_eval_word_close(ev);
+    return rc;
+}
+
 static int cmd_eval_privacy_exec(int argc, char **argv)
 {
     const char *model = NULL, *dev = NULL, *train = NULL, *mechs = "rnm,rnm-exp,santext+,custext+";
     double eps[32];
-    int n_eps = 5, k = 20, quiet = 0, seeded = 0;
+    int n_eps = 5, k = 20, quiet = 0, seeded = 0, unit = CORE_UNIT_WORD;
+    int scopes[3] = {CORE_SCOPE_AUTO}, n_sc = 1;
+    size_t train_limit = 0;
     double st_p = 0.3, st_w = 0.9;
     unsigned long long seed = 0;
     size_t limit = 0;
@@ -205,11 +532,17 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
         {"mechanisms", required_argument, 0, 'M'}, {"cluster-size", required_argument, 0, 'k'},
         {"seed", required_argument, 0, 's'}, {"limit", required_argument, 0, 'l'},
         {"santext-p", required_argument, 0, 'P'}, {"santext-w", required_argument, 0, 'W'},
+        {"unit", required_argument, 0, 'u'}, {"sanitize", required_argument, 0, 'S'},
+        {"train-limit", required_argument, 0, 'L'},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     const char *use = "usage: cmif eval-privacy -m MODEL --data DEV.tsv --train TRAIN "
                       "[--eps 0.5,1,2,4,8] [--mechanisms rnm,rnm-exp,santext+,custext+] "
                       "[--cluster-size K] [--seed N] [--limit N] [--santext-p P] [--santext-w W] [-q]\n"
+                      "  --unit word|token  word (default): the chat's word path (public rule, word\n"
+                      "                 domain, clusters); token: every token on its own (the paper)\n"
+                      "  --sanitize auto,all,marked  word modes to measure (default auto)\n"
+                      "  --train-limit N  only the first N training sentences (both protocols)\n"
                       "  --santext-p P  SanText+: probability of replacing a non-sensitive token (0.3)\n"
                       "  --santext-w W  SanText+: fraction of the vocabulary that is sensitive, the\n"
                       "                 rarest by token rank (0.9)\n"
@@ -226,6 +559,36 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
         case 't': train = optarg; break;
         case 'M': mechs = optarg; break;
         case 'q': quiet = 1; break;
+        case 'u':
+            if (strcmp(optarg, "word") == 0) unit = CORE_UNIT_WORD;
+            else if (strcmp(optarg, "token") == 0) unit = CORE_UNIT_TOKEN;
+            else {
+                fprintf(stderr, "cmif eval-privacy: --unit wants word or token\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'S': {
+            char b[64];
+            snprintf(b, sizeof b, "%s", optarg);
+            n_sc = 0;
+            for (char *tk = strtok(b, ","); tk; tk = strtok(NULL, ",")) {
+                int sc = core_scope_parse(tk);
+                if (sc < 0 || n_sc == 3) {
+                    fprintf(stderr, "cmif eval-privacy: --sanitize wants auto, all or marked\n");
+                    return EXIT_USAGE;
+                }
+                scopes[n_sc++] = sc;
+            }
+            if (!n_sc) return EXIT_USAGE;
+            break;
+        }
+        case 'L':
+            train_limit = (size_t)strtoull(optarg, &end, 10);
+            if (*end || end == optarg) {
+                fprintf(stderr, "cmif eval-privacy: --train-limit wants an integer\n");
+                return EXIT_USAGE;
+            }
+            break;
         case 'h': fputs(use, stdout); return EXIT_OK;
         case 'e':
             n_eps = parse_eps_list(optarg, eps, 32);
@@ -334,10 +697,16 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
         fprintf(stderr, "cmif eval-privacy: %s\n", err);
         goto out;
     }
-    if (load(train, 0, t, &tr, 0) || load(dev, 1, t, &dv, limit)) goto out;
     struct core_eval_params ep = {.cluster_size = k, .quiet = quiet, .seeded = seeded,
                                   .seed = seed, .santext_p = st_p, .santext_w = st_w,
                                   .table = e.v};
+    if (unit == CORE_UNIT_WORD) {
+        if (eval_words(c, t, &e, train, dev, limit, train_limit, &ep, mlist, n_m, eps, n_eps,
+                       scopes, n_sc, k, model) == 0)
+            rc = EXIT_OK;
+        goto out;
+    }
+    if (load(train, 0, t, &tr, train_limit) || load(dev, 1, t, &dv, limit)) goto out;
     if (core_eval_open(&ev, c, &ep, err, sizeof err)) {
         fprintf(stderr, "cmif eval-privacy: %s\n", err);
         goto out;

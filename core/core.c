@@ -1202,3 +1202,181 @@ int core_eval_sanitizable(const struct core_eval *ev, int32_t id)
 }
 
 int32_t core_eval_clusters(const struct core_eval *ev) { return cluster_count(ev->san.cl); }
+
+/* ---- word-level evaluation ------------------------------------------------------------- */
+
+struct core_eval_word {
+    struct core *core;
+    const float *table;
+    struct noise *nz;
+    struct wordsan ws;
+    int scope;
+    int mech;
+};
+
+static int evw_rows(void *ctx, const int32_t *ids, size_t n, float *out)
+{
+    struct core_eval_word *ev = ctx;
+    int dim = ev->core->dim;
+    int32_t nv = tok_n_vocab(ev->core->tok);
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= nv) return -1;
+        memcpy(out + i * (size_t)dim, ev->table + (size_t)ids[i] * (size_t)dim,
+               (size_t)dim * sizeof *out);
+    }
+    return 0;
+}
+
+int core_eval_word_open(struct core_eval_word **out, struct core *c,
+                        const struct core_eval_params *p, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!p->table) {
+        snprintf(err, errlen, "core: the word evaluation needs the embedding table");
+        return -1;
+    }
+    struct core_eval_word *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        snprintf(err, errlen, "core: out of memory");
+        return -1;
+    }
+    ev->core = c;
+    ev->table = p->table;
+    ev->scope = CORE_SCOPE_AUTO;
+    if (noise_open(&ev->nz, p->seeded, p->seed, err, errlen) != 0) {
+        free(ev);
+        return -1;
+    }
+    /* The chat's partition (same fingerprint, same cache): the clusters measured here are
+     * the ones the chat uses. */
+    unsigned char fp[32];
+    table_fingerprint(c, fp);
+    char dir[4096];
+    cache_dir_of(c, dir, sizeof dir);
+    struct wordsan_params wp = {
+        .tok = c->tok, .pl = c->pl, .dim = c->dim, .rows = evw_rows, .ctx = ev,
+        .k = p->cluster_size, .quiet = p->quiet, .cache_dir = dir, .fingerprint = fp,
+        .log = c->log, .log_ctx = c->log_ctx, .noise = ev->nz, .mech = MECH_RNM, .eps = 1.0,
+    };
+    if (wordsan_open(&ev->ws, &wp, err, errlen) != 0 ||
+        mech_set_santext(ev->ws.mc, p->santext_p, p->santext_w, err, errlen) != 0) {
+        core_eval_word_close(ev);
+        return -1;
+    }
+    *out = ev;
+    return 0;
+}
+
+void core_eval_word_close(struct core_eval_word *ev)
+{
+    if (!ev) return;
+    wordsan_close(&ev->ws);
+    noise_close(ev->nz);
+    free(ev);
+}
+
+int core_eval_word_set(struct core_eval_word *ev, int mech, double eps, int scope, char *err,
+                       size_t errlen)
+{
+    if (mech < 0 || mech >= CORE_MECH_NONE || scope < 0 || scope > CORE_SCOPE_MARKED) {
+        snprintf(err, errlen, "core: mechanism %d / mode %d cannot be evaluated", mech, scope);
+        return -1;
+    }
+    if (mech_set_kind(ev->ws.mc, mech, err, errlen) != 0) return -1;
+    ev->mech = mech;
+    ev->scope = scope;
+    return mech_set_eps(ev->ws.mc, eps, err, errlen);
+}
+
+size_t core_eval_word_cap(size_t len) { return len + 1 + (len + 1) * (LEXICON_MAX_WORD + 2); }
+
+static int32_t evw_find(const struct core_eval_word *ev, const char *w, size_t n)
+{
+    char low[LEXICON_MAX_WORD + 1];
+    if (n > LEXICON_MAX_WORD) return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)w[i];
+        low[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch | 0x20 : ch);
+    }
+    return lexicon_find(ev->ws.lex, low, n);
+}
+
+int core_eval_word_sanitize(struct core_eval_word *ev, const char *text, size_t len, char *out,
+                            size_t cap, size_t *out_len, struct core_eval_unit *units,
+                            size_t max_units, size_t *n_units, char *err, size_t errlen)
+{
+    *out_len = 0;
+    *n_units = 0;
+    if (cap < core_eval_word_cap(len)) {
+        snprintf(err, errlen, "core: output buffer too small");
+        return -1;
+    }
+    size_t maxu = len + 1;
+    struct words_unit *u = malloc(maxu * sizeof *u);
+    char *clean = malloc(len + 1);
+    int32_t *ids = malloc((len + 4) * sizeof *ids);
+    int rc = -1;
+    size_t nu = 0, cl = 0, sl = 0;
+    if (!u || !clean || !ids) {
+        snprintf(err, errlen, "core: out of memory");
+        goto done;
+    }
+    if (words_split(ev->core->pl, ev->scope, text, len, u, maxu, &nu, clean, &cl, err, errlen))
+        goto done;
+    t_nz = ev->nz;
+    for (size_t i = 0; i < nu; i++) {
+        const char *src = clean + u[i].off;
+        const char *w;
+        size_t wn;
+        unit_word(clean, &u[i], &w, &wn);
+        struct core_eval_unit r = {CORE_TOK_PUBLIC, -1, -1};
+        int word = u[i].cls == WORDS_ALPHA || u[i].cls == WORDS_NUMBER;
+        if (word) r.orig = evw_find(ev, w, wn);
+        if (u[i].treat == WORDS_RANDOM) {
+            sl += words_randomize(src, u[i].len, out + sl, rand_below);
+            r.kind = CORE_TOK_RANDOM;
+        } else if (u[i].treat == WORDS_SANITIZE && wordsan_charges(&ev->ws, w, wn) &&
+                   !(ev->mech == CORE_MECH_CUSTEXT && mech_is_stopword(w, wn))) {
+            if (wn < u[i].len) out[sl++] = ' ';
+            int k, csize;
+            if (wordsan_word(&ev->ws, w, wn, ids, out + sl, cap - sl, &k, &csize, err, errlen))
+                goto done;
+            size_t n = strlen(out + sl);
+            r.sent = evw_find(ev, out + sl, n);
+            r.kind = k ? CORE_TOK_REPLACED : CORE_TOK_KEPT;
+            sl += n;
+        } else {
+            memcpy(out + sl, src, u[i].len);
+            sl += u[i].len;
+        }
+        if (word && *n_units < max_units) units[(*n_units)++] = r;
+    }
+    out[sl] = 0;
+    *out_len = sl;
+    rc = 0;
+done:
+    t_nz = NULL;
+    free(u);
+    free(clean);
+    free(ids);
+    return rc;
+}
+
+int32_t core_eval_word_domain(const struct core_eval_word *ev) { return lexicon_size(ev->ws.lex); }
+int32_t core_eval_word_clusters(const struct core_eval_word *ev) { return cluster_count(ev->ws.cl); }
+int32_t core_eval_word_cluster_of(const struct core_eval_word *ev, int32_t entry)
+{
+    return entry < 0 || entry >= lexicon_size(ev->ws.lex) ? -1 : cluster_of(ev->ws.cl, entry);
+}
+int core_eval_word_members(const struct core_eval_word *ev, int32_t cid, const int32_t **mem)
+{
+    return cluster_members(ev->ws.cl, cid, mem);
+}
+int32_t core_eval_word_token(const struct core_eval_word *ev, int32_t entry)
+{
+    return lexicon_token(ev->ws.lex, entry);
+}
+int core_eval_word_sensitive(const struct core_eval_word *ev, int32_t entry)
+{
+    return mech_is_sensitive(ev->ws.mc, entry);
+}

@@ -270,4 +270,39 @@ int core_eval_sanitize(struct core_eval *ev, int32_t id, int32_t *sent, int *kin
 int core_eval_sanitizable(const struct core_eval *ev, int32_t id);   /* role: sanitized */
 int32_t core_eval_clusters(const struct core_eval *ev);
 
+/* ---- Word-level evaluation: the chat's word path on public text ---------------------------
+ * The same split (core/words, with the shipped public list), the same word domain, clusters
+ * (shared with the chat through the partition cache) and word sanitizer (core/wordsan) as
+ * core_encode with the word unit, fed public sentences; no budget, no ledger. Everything it
+ * exposes (domain, clusters) is public. */
+struct core_eval_word;
+/* One word unit of a sanitized sentence. */
+struct core_eval_unit {
+    int kind;           /* enum core_tok_kind: PUBLIC, RANDOM, KEPT, REPLACED */
+    int32_t orig;       /* domain entry of the typed word (case-folded), -1 outside the domain */
+    int32_t sent;       /* domain entry sent (KEPT/REPLACED), else -1 */
+};
+/* p->table must be set (n_vocab x dim rows read with core_embed_token). */
+int core_eval_word_open(struct core_eval_word **out, struct core *c,
+                        const struct core_eval_params *p, char *err, size_t errlen);
+void core_eval_word_close(struct core_eval_word *ev);
+/* Mechanism, ε and mode (enum core_scope). */
+int core_eval_word_set(struct core_eval_word *ev, int mech, double eps, int scope, char *err,
+                       size_t errlen);
+/* Sanitizes text[0..len): the text that would be sent into out (cap >= core_eval_word_cap(len)
+ * bytes, NUL-terminated) and one record per word unit (letters or digits) into units
+ * (max_units >= len + 1 suffices). */
+int core_eval_word_sanitize(struct core_eval_word *ev, const char *text, size_t len, char *out,
+                            size_t cap, size_t *out_len, struct core_eval_unit *units,
+                            size_t max_units, size_t *n_units, char *err, size_t errlen);
+/* Room core_eval_word_sanitize needs for the output of len bytes of text. */
+size_t core_eval_word_cap(size_t len);
+int32_t core_eval_word_domain(const struct core_eval_word *ev);     /* entries */
+int32_t core_eval_word_clusters(const struct core_eval_word *ev);
+int32_t core_eval_word_cluster_of(const struct core_eval_word *ev, int32_t entry);  /* or -1 */
+int core_eval_word_members(const struct core_eval_word *ev, int32_t cid, const int32_t **mem);
+int32_t core_eval_word_token(const struct core_eval_word *ev, int32_t entry);  /* its row */
+/* Is entry in SanText+'s sensitive set (the rarest fraction w by frequency rank)? */
+int core_eval_word_sensitive(const struct core_eval_word *ev, int32_t entry);
+
 #endif

@@ -199,6 +199,11 @@ int mech_set_kind(struct mech *m, int kind, char *err, size_t errlen)
     return 0;
 }
 
+int mech_is_sensitive(const struct mech *m, int32_t id)
+{
+    return m->sens && id >= 0 && id < m->n_vocab && m->is_sens[id];
+}
+
 int mech_set_santext(struct mech *m, double p, double w, char *err, size_t errlen)
 {
     if (!(p >= 0 && p <= 1) || !(w > 0 && w <= 1)) {

@@ -80,6 +80,9 @@ int mech_kind(const struct mech *m);
 double mech_eps(const struct mech *m);
 /* SanText+ parameters: p in [0,1], w in (0,1]. */
 int mech_set_santext(struct mech *m, double p, double w, char *err, size_t errlen);
+/* SanText+: 1 when id is in the sensitive set (built on the first switch to santext+; 0
+ * before). */
+int mech_is_sensitive(const struct mech *m, int32_t id);
 
 /* Would this token be charged ε (i.e. is it sanitized) under the current mechanism? */
 int mech_charges(const struct mech *m, int32_t id);

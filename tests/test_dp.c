@@ -22,6 +22,7 @@
 #include <math.h>
 
 #include "core/cluster.h"
+#include "core/lexicon.h"
 #include "core/core.h"
 #include "core/tokenizer.h"
 #include "core/mech.h"
@@ -88,13 +89,20 @@ static void fixture_close(struct fixture *f)
     free(f->m.v);
 }
 
+/* An input outside the domain (a word of several pieces): its vector and cluster, as
+ * core/wordsan gives them (mech_sanitize_vec); used by histogram when x == WORD_INPUT. */
+#define WORD_INPUT (-2)
+static float g_word_vec[3];
+
 static void histogram(struct mech *m, int32_t x, long n, long *hist, int vocab)
 {
     char err[256];
     memset(hist, 0, (size_t)vocab * sizeof *hist);
     for (long i = 0; i < n; i++) {
         struct mech_out o;
-        if (mech_sanitize(m, x, &o, err, sizeof err) != 0) fail_msg("%s", err);
+        int rc = x == WORD_INPUT ? mech_sanitize_vec(m, 0, g_word_vec, &o, err, sizeof err)
+                                 : mech_sanitize(m, x, &o, err, sizeof err);
+        if (rc != 0) fail_msg("%s", err);
         assert_true(o.sent >= 0 && o.sent < vocab);
         hist[o.sent]++;
     }
@@ -161,6 +169,45 @@ static void test_rnm_exp_audit(void **state)
     run_audit(MECH_RNM_EXP);
 }
 
+/* Word level: a sanitized word of several tokens is embedded as the normalised mean of its
+ * pieces' rows (lexicon_mean) and sanitized over the cluster a public rule gave it
+ * (mech_sanitize_vec); its cluster-mate is a whole-word member. The pieces point the way of
+ * tokens 1..n-1, the member (token 0) the other way: the worst case again, between a domain
+ * word and a word outside the domain. */
+static void run_word_audit(int kind)
+{
+    const double eps_list[] = {0.5, 1.0, 4.0};
+    const long N = 20000;
+    const int n = 12;
+    char err[256];
+    const float pieces[3 * 3] = {0, 1, 0.004f, 0, 1, 0.010f, 0, 0.9f, 0.016f};
+    lexicon_mean(pieces, 3, 3, g_word_vec);
+    for (int e = 0; e < 3; e++) {
+        struct fixture f;
+        fixture_open(&f, n, 2000 + (uint64_t)e + 10 * (uint64_t)kind);
+        assert_int_equal(mech_set_kind(f.mech, kind, err, sizeof err), 0);
+        assert_int_equal(mech_set_eps(f.mech, eps_list[e], err, sizeof err), 0);
+        const int32_t pairs[][2] = {{0, WORD_INPUT}, {n - 1, WORD_INPUT}};
+        for (int p = 0; p < 2; p++) {
+            double s = audit(f.mech, pairs[p][0], pairs[p][1], eps_list[e], N, n);
+            print_message("word %s eps %.1f pair (%d, multi-token word): proven ratio / e^eps = %.3f\n",
+                          kind == MECH_RNM ? "rnm" : "rnm-exp", eps_list[e], pairs[p][0], s);
+            if (s > 1) fail_msg("word-level ε-DP violation demonstrated at ε = %g", eps_list[e]);
+        }
+        mech_test_noise_mult(f.mech, 0.5);
+        double s = audit(f.mech, 0, WORD_INPUT, eps_list[e], N, n);
+        print_message("  half-noise mutation, word pair: proven ratio / e^eps = %.3f\n", s);
+        if (!(s > 1)) fail_msg("the word audit missed the half-noise mutation at ε = %g", eps_list[e]);
+        fixture_close(&f);
+    }
+}
+
+static void test_word_rnm_audit(void **state)
+{
+    (void)state;
+    run_word_audit(MECH_RNM);
+}
+
 /* A real model's clusters: stories260K's own embeddings, through the core. */
 static void test_real_model_audit(void **state)
 {
@@ -224,4 +271,5 @@ static void test_real_model_audit(void **state)
 TU_MAIN(
     cmocka_unit_test(test_rnm_audit),
     cmocka_unit_test(test_rnm_exp_audit),
+    cmocka_unit_test(test_word_rnm_audit),
     cmocka_unit_test(test_real_model_audit))
