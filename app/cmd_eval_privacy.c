@@ -46,9 +46,22 @@ static void set_free(struct set *s)
     free(s->s);
 }
 
-/* tsv = 1: "sentence<TAB>label" with a header line (GLUE); else "label sentence". */
-static int load(const char *path, int tsv, const struct core_vocab *t, struct set *out,
-                size_t limit)
+struct tset {
+    char **text;
+    int *label;
+    size_t n, cap;
+};
+
+static void tset_free(struct tset *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->text[i]);
+    free(s->text);
+    free(s->label);
+}
+
+/* Sentences with their labels. tsv = 1: "sentence<TAB>label" with a header line (GLUE);
+ * else "label sentence". Trailing spaces are dropped. */
+static int load_text(const char *path, int tsv, struct tset *out, size_t limit)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -91,21 +104,16 @@ static int load(const char *path, int tsv, const struct core_vocab *t, struct se
         while (tl > 0 && text[tl - 1] == ' ') text[--tl] = 0;
         if (out->n == out->cap) {
             size_t nc = out->cap ? out->cap * 2 : 1024;
-            struct sent *ns = realloc(out->s, nc * sizeof *ns);
-            if (!ns) { rc = -1; break; }
-            out->s = ns;
+            char **nt = realloc(out->text, nc * sizeof *nt);
+            if (nt) out->text = nt;
+            int *nl = realloc(out->label, nc * sizeof *nl);
+            if (nl) out->label = nl;
+            if (!nt || !nl) { rc = -1; break; }
             out->cap = nc;
         }
-        struct sent *s = &out->s[out->n];
-        s->ids = malloc((tl + 3) * sizeof *s->ids);
-        s->label = label;
-        char err[256];
-        if (!s->ids || core_vocab_encode(t, text, tl, 0, 0, s->ids, tl + 3, &s->n, err, sizeof err)) {
-            fprintf(stderr, "cmif eval-privacy: %s:%ld: %s\n", path, lineno, s->ids ? err : "out of memory");
-            free(s->ids);
-            rc = -1;
-            break;
-        }
+        out->text[out->n] = strdup(text);
+        out->label[out->n] = label;
+        if (!out->text[out->n]) { rc = -1; break; }
         out->n++;
     }
     free(line);
@@ -114,6 +122,39 @@ static int load(const char *path, int tsv, const struct core_vocab *t, struct se
         fprintf(stderr, "cmif eval-privacy: %s has no sentences\n", path);
         rc = -1;
     }
+    return rc;
+}
+
+/* The same sentences as token ids of the model's vocabulary (the token-level protocol). */
+static int load(const char *path, int tsv, const struct core_vocab *t, struct set *out,
+                size_t limit)
+{
+    struct tset ts = {0};
+    if (load_text(path, tsv, &ts, limit) != 0) {
+        tset_free(&ts);
+        return -1;
+    }
+    int rc = 0;
+    out->s = calloc(ts.n, sizeof *out->s);
+    out->cap = ts.n;
+    for (size_t i = 0; out->s && i < ts.n; i++) {
+        struct sent *s = &out->s[out->n];
+        size_t tl = strlen(ts.text[i]);
+        s->ids = malloc((tl + 3) * sizeof *s->ids);
+        s->label = ts.label[i];
+        char err[256];
+        if (!s->ids || core_vocab_encode(t, ts.text[i], tl, 0, 0, s->ids, tl + 3, &s->n, err,
+                                         sizeof err)) {
+            fprintf(stderr, "cmif eval-privacy: %s: sentence %zu: %s\n", path, i + 1,
+                    s->ids ? err : "out of memory");
+            free(s->ids);
+            rc = -1;
+            break;
+        }
+        out->n++;
+    }
+    if (!out->s) rc = -1;
+    tset_free(&ts);
     return rc;
 }
 
@@ -192,70 +233,6 @@ static int parse_eps_list(const char *s, double *out, int max)
 
 /* ---- word level ------------------------------------------------------------------------ */
 
-struct tset {
-    char **text;
-    int *label;
-    size_t n, cap;
-};
-
-static void tset_free(struct tset *s)
-{
-    for (size_t i = 0; i < s->n; i++) free(s->text[i]);
-    free(s->text);
-    free(s->label);
-}
-
-/* Raw sentences (same formats as load). */
-static int load_text(const char *path, int tsv, struct tset *out, size_t limit)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "cmif eval-privacy: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0;
-    int rc = 0;
-    while ((len = getline(&line, &cap, f)) > 0 && (!limit || out->n < limit)) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (len == 0) continue;
-        char *text;
-        int label;
-        if (tsv) {
-            char *tab = strrchr(line, '\t');
-            if (!tab || (lineno == 1 && strcmp(tab + 1, "label") == 0)) continue;
-            *tab = 0;
-            label = tab[1] == '1';
-            text = line;
-        } else {
-            label = line[0] == '1';
-            text = line + 2;
-        }
-        if (out->n == out->cap) {
-            size_t nc = out->cap ? out->cap * 2 : 1024;
-            char **nt = realloc(out->text, nc * sizeof *nt);
-            if (nt) out->text = nt;
-            int *nl = realloc(out->label, nc * sizeof *nl);
-            if (nl) out->label = nl;
-            if (!nt || !nl) { rc = -1; break; }
-            out->cap = nc;
-        }
-        out->text[out->n] = strdup(text);
-        out->label[out->n] = label;
-        if (!out->text[out->n]) { rc = -1; break; }
-        out->n++;
-    }
-    free(line);
-    fclose(f);
-    if (rc == 0 && out->n == 0) {
-        fprintf(stderr, "cmif eval-privacy: %s has no sentences\n", path);
-        rc = -1;
-    }
-    return rc;
-}
 
 /* The Bayesian attacker's likelihood table for one cluster: P(y | x) for members x, y, under
  * the mechanism (the attacker knows it and the public clusters). rnm / rnm-exp: the

@@ -620,7 +620,6 @@ void cluster_close(struct cluster *c)
 }
 
 int32_t cluster_count(const struct cluster *c) { return c->n_clusters; }
-int cluster_k(const struct cluster *c) { return c->k; }
 int32_t cluster_n_vocab(const struct cluster *c) { return c->n_vocab; }
 int32_t cluster_of(const struct cluster *c, int32_t id)
 {

@@ -49,7 +49,6 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
 void cluster_close(struct cluster *c);
 
 int32_t cluster_count(const struct cluster *c);
-int cluster_k(const struct cluster *c);
 int32_t cluster_n_vocab(const struct cluster *c);
 /* Cluster id of a token, -1 when it is not clustered. */
 int32_t cluster_of(const struct cluster *c, int32_t id);

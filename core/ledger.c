@@ -380,19 +380,24 @@ static int set_paths(struct ledger *l, const char *path, const char *key_path, c
     return 0;
 }
 
+/* An empty ledger object (libsodium initialised), or NULL with err. */
+static struct ledger *ledger_new(char *err, size_t errlen)
+{
+    if (sodium_init() < 0) {
+        util_seterr(err, errlen, "libsodium failed to initialise");
+        return NULL;
+    }
+    struct ledger *l = calloc(1, sizeof *l);
+    if (!l) util_seterr(err, errlen, "out of memory");
+    return l;
+}
+
 int ledger_open(struct ledger **out, const char *path, const char *key_path, char *err,
                 size_t errlen)
 {
     *out = NULL;
-    if (sodium_init() < 0) {
-        util_seterr(err, errlen, "libsodium failed to initialise");
-        return -1;
-    }
-    struct ledger *l = calloc(1, sizeof *l);
-    if (!l) {
-        util_seterr(err, errlen, "out of memory");
-        return -1;
-    }
+    struct ledger *l = ledger_new(err, errlen);
+    if (!l) return -1;
     if (set_paths(l, path, key_path, err, errlen)) {
         free(l);
         return -1;
@@ -521,15 +526,8 @@ int64_t ledger_next_free(const struct ledger *l, double cost, double day_limit, 
 
 int ledger_reset(const char *path, const char *key_path, char *err, size_t errlen)
 {
-    if (sodium_init() < 0) {
-        util_seterr(err, errlen, "libsodium failed to initialise");
-        return -1;
-    }
-    struct ledger *l = calloc(1, sizeof *l);
-    if (!l) {
-        util_seterr(err, errlen, "out of memory");
-        return -1;
-    }
+    struct ledger *l = ledger_new(err, errlen);
+    if (!l) return -1;
     int rc = -1;
     int fd = -1;
     if (set_paths(l, path, key_path, err, errlen) == 0 &&
