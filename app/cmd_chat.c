@@ -29,11 +29,24 @@
 enum {
     X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM,
     X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
+    X_SCOPE, X_UNIT, X_NOLEDGER,
 };
 
 static const struct opts_extra extras[] = {
-    { "eps", 0, 1, X_EPS, "    --eps E            ε per sanitized token (default 1)" },
-    { "budget", 0, 1, X_BUDGET, "    --budget B         session privacy budget (default 64)" },
+    { "eps", 0, 1, X_EPS, "    --eps E            ε per sanitized word (or token with --unit token; default 1)" },
+    { "budget", 0, 1, X_BUDGET,
+      "    --budget B         ε a day over a rolling 24 hours, kept in the per-user ledger\n"
+      "                       $XDG_STATE_HOME/cmif/ledger (default 200: about 40 messages with\n"
+      "                       a few secrets each at ε 1)" },
+    { "sanitize", 0, 1, X_SCOPE,
+      "    --sanitize S       auto (default): common words sent as typed; names, numbers,\n"
+      "                       addresses and rare words sanitized. all: every word. marked:\n"
+      "                       only what is inside {{ }} ({{ }} marks in every mode)" },
+    { "unit", 0, 1, X_UNIT,
+      "    --unit U           word (default: a word costs ε once) or token (every sub-word\n"
+      "                       piece, as the CMIF paper)" },
+    { "no-ledger", 0, 0, X_NOLEDGER,
+      "    --no-ledger        do not read or charge the ledger (the budget is this session's)" },
     { "mechanism", 0, 1, X_MECH,
       "    --mechanism M      rnm (default), rnm-exp, santext+, custext+, none" },
     { "cluster-size", 0, 1, X_CLUSTER, "    --cluster-size K   tokens per sanitizer cluster (default 20)" },
@@ -71,6 +84,7 @@ struct chat_opts {
     char history_off[600];   /* why the history file is not used (shown in the chat) */
     int headless_cols, headless_rows;
     int delay_ms;
+    int no_ledger;
 };
 
 static int parse_num(const char *v, double lo, double hi, double *out, const char *what, char *err,
@@ -161,6 +175,19 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
         c->delay_ms = (int)l;
         return 0;
     case X_QUIET: c->core.quiet = 1; return 0;
+    case X_SCOPE:
+        if ((c->core.scope = core_scope_parse(v)) < 0) {
+            snprintf(err, errlen, "--sanitize: '%s' is not auto, all or marked", v);
+            return -1;
+        }
+        return 0;
+    case X_UNIT:
+        if ((c->core.unit = core_unit_parse(v)) < 0) {
+            snprintf(err, errlen, "--unit: '%s' is not word or token", v);
+            return -1;
+        }
+        return 0;
+    case X_NOLEDGER: c->no_ledger = 1; return 0;
     }
     snprintf(err, errlen, "internal: unknown flag id %d", id);
     return -1;
@@ -240,6 +267,7 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     plain_init(&pl, stdout);
     struct plain *plp = co->report_json ? NULL : &pl;
     struct cmds_session sess = { .chat = e->chat, .core = e->core, .model_name = e->name,
+                                 .ledger_path = co->core.ledger_path,
                                  .device_name = dec_device_name(e->dec), .print = script_print,
                                  .ctx = plp };
     struct script_opts so = { .json = co->report_json, .report = rf, .model_name = e->name };
@@ -312,6 +340,16 @@ static int cmd_chat_exec(int argc, char **argv)
                  "%.500s: the input history is kept for this session only", err);
         co.history = 0;
     }
+    /* Scripted sessions charge the ledger too: they send what they sanitize. */
+    char ledger[4096];
+    if (!co.no_ledger) {
+        if (xdg_path(XDG_STATE, "ledger", 1, ledger, sizeof ledger, err, sizeof err) != 0) {
+            fprintf(stderr, "cmif: the privacy ledger: %s (or run with --no-ledger)\n", err);
+            if (sf && sf != stdin) fclose(sf);
+            return EXIT_RUNTIME;
+        }
+        co.core.ledger_path = ledger;
+    }
     struct engine e;
     struct chat_params cp = { .n_predict = o.n_predict, .sp = o.sp, .system = co.system,
                               .delay_ms = co.delay_ms };
@@ -331,7 +369,8 @@ static int cmd_chat_exec(int argc, char **argv)
                                   .history_path = co.history ? hist : NULL,
                                   .history_off = co.history_off, .dump = co.dump, .color = co.color,
                                   .headless_cols = co.headless_cols,
-                                  .headless_rows = co.headless_rows, .seeded = co.core.seeded };
+                                  .headless_rows = co.headless_rows, .seeded = co.core.seeded,
+                                  .ledger_path = co.core.ledger_path };
         int sig;
         rc = tui_run(&to, &sig);
         if (sig) {
@@ -348,7 +387,7 @@ static int cmd_chat_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_chat_entry = {
     "chat",
-    "chat [-m MODEL] [--script FILE [--report json]] [--eps E] [--budget B] [--template T] ...",
+    "chat [-m MODEL] [--script FILE [--report json]] [--sanitize S] [--eps E] [--budget B] ...",
     "the confidential chat (default): full screen, or scripted with --script / piped stdin",
     cmd_chat_exec,
 };
