@@ -15,6 +15,7 @@
 #include "app/chat.h"
 #include "app/cmd.h"
 #include "app/commands.h"
+#include "app/restore.h"
 #include "app/savefile.h"
 #include "app/template.h"
 #include "core/core.h"
@@ -64,7 +65,15 @@ struct tui {
     int unsanitized;              /* mechanism none in force */
     const char **cmd_names;       /* the /command names for Tab completion */
     int previewing;               /* the panel shows the line being typed */
+    /* Substitutes of the user's words sent in this conversation: an answer that repeats one
+     * shows the user's word, marked (this screen only); restore_on: /restore on|off. */
+    struct restore *rst;
+    int restore_on;
 };
+
+/* How a restored word is marked in the transcript: the user's word between ⟨ ⟩. */
+#define RESTORE_OPEN "⟨"
+#define RESTORE_CLOSE "⟩"
 
 static void note(struct tui *t, int style, const char *msg)
 {
@@ -75,6 +84,25 @@ static void note(struct tui *t, int style, const char *msg)
 static void tui_print(void *ctx, int level, const char *msg)
 {
     note(ctx, level == CMDS_ERROR ? TR_ERROR : TR_INFO, msg);
+}
+
+static void tui_set_restore(void *ctx, int on)
+{
+    struct tui *t = ctx;
+    t->restore_on = on;
+}
+
+/* restore_feed's output: into the streamed answer, a restored word marked. */
+static void restored_piece(void *ctx, const char *s, size_t n, const char *orig)
+{
+    struct transcript *tr = screen_transcript(((struct tui *)ctx)->scr);
+    if (!orig) {
+        transcript_append(tr, s, n);
+        return;
+    }
+    transcript_append(tr, RESTORE_OPEN, strlen(RESTORE_OPEN));
+    transcript_append(tr, orig, strlen(orig));
+    transcript_append(tr, RESTORE_CLOSE, strlen(RESTORE_CLOSE));
 }
 
 static void tui_toggle(void *ctx)
@@ -100,6 +128,7 @@ static void tui_cleared(void *ctx)
 {
     struct tui *t = ctx;
     transcript_clear(screen_transcript(t->scr));
+    restore_forget(t->rst);
     struct panel_data pd = { 0 };
     t->mech = core_mech_name(core_mechanism(t->o->core));
     t->unsanitized = core_mechanism(t->o->core) == CORE_MECH_NONE;
@@ -301,10 +330,27 @@ static void handle_event(struct tui *t, struct queue_item *it)
 {
     struct transcript *tr = screen_transcript(t->scr);
     switch (it->type) {
-    case QUEUE_TEXT: transcript_append(tr, it->text, it->len); break;
-    case QUEUE_INFO: note(t, TR_INFO, it->text); break;
-    case QUEUE_REPORT: refresh_info(t, 1); break;
+    case QUEUE_TEXT:
+        if (t->restore_on) restore_feed(t->rst, it->text, it->len, restored_piece, t);
+        else {
+            restore_flush(t->rst, restored_piece, t);
+            transcript_append(tr, it->text, it->len);
+        }
+        break;
+    case QUEUE_INFO:
+        restore_flush(t->rst, restored_piece, t);
+        note(t, TR_INFO, it->text);
+        break;
+    case QUEUE_REPORT: {
+        /* The last report stays as it is until the next message: safe to read here. */
+        size_t n;
+        const struct core_tok_report *rep = chat_last_report(t->o->chat, &n, NULL);
+        if (chat_learn_substitutes(t->rst, rep, n) != 0) note(t, TR_ERROR, "out of memory");
+        refresh_info(t, 1);
+        break;
+    }
     case QUEUE_DONE:
+        restore_flush(t->rst, restored_piece, t);
         chat_join(t->o->chat);
         transcript_end_answer(tr);
         if (it->status == CHAT_STOPPED) note(t, TR_INFO, "stopped: the session goes on");
@@ -365,6 +411,7 @@ int tui_run(const struct tui_options *o, int *exit_sig)
     memset(&t, 0, sizeof t);
     t.o = o;
     t.mech = "";
+    t.restore_on = 1;
     *exit_sig = 0;
     t.err_r = t.saved_stderr = -1;
     t.headless = o->headless_cols > 0;
@@ -388,6 +435,10 @@ int tui_run(const struct tui_options *o, int *exit_sig)
     for (size_t i = 0; i < sizeof fatal_sigs / sizeof *fatal_sigs; i++) signal(fatal_sigs[i], on_fatal);
     signal(SIGPIPE, SIG_IGN);
 
+    if (!(t.rst = restore_open())) {
+        fprintf(stderr, "cmif: out of memory\n");
+        goto out;
+    }
     if (queue_open(&t.q, err, sizeof err) != 0) {
         fprintf(stderr, "cmif: %s\n", err);
         goto out;
@@ -435,7 +486,8 @@ int tui_run(const struct tui_options *o, int *exit_sig)
     t.sess = (struct cmds_session){ .chat = o->chat, .core = o->core, .model_name = o->model_name,
                                     .ledger_path = o->ledger_path,
                                     .device_name = dec_device_name(o->dec), .print = tui_print,
-                                    .toggle_panel = tui_toggle, .cleared = tui_cleared, .ctx = &t };
+                                    .toggle_panel = tui_toggle, .cleared = tui_cleared,
+                                    .set_restore = tui_set_restore, .ctx = &t };
     {
         char msg[768];
         snprintf(msg, sizeof msg,
@@ -536,6 +588,7 @@ out:
     if (t.err_r >= 0) close(t.err_r);
     if (devnull) fclose(devnull);
     cmds_session_free(&t.sess);
+    restore_close(t.rst);
     queue_close(t.q);
     g_sig_w = -1;
     close(sp[0]);
