@@ -359,6 +359,21 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
         return rc == CORE_EBUDGET ? CORE_EBUDGET : -1;
     }
 
+    /* 2. Make room: the new tokens plus some space for the answer. A message that cannot
+     * fit is refused before it becomes the last report or a transcript entry. */
+    size_t body = b.n - head_end;
+    size_t reserve = (size_t)c->ctx / 4;
+    if (c->p.n_predict > 0 && (size_t)c->p.n_predict < reserve) reserve = (size_t)c->p.n_predict;
+    size_t headlen = first ? head_end : c->head_n;
+    if (headlen + body + 1 > (size_t)c->ctx) {
+        snprintf(err, errlen,
+                 "message too long: %zu tokens, the context holds %d (not sent, nothing "
+                 "charged)", body, c->ctx);
+        core_batch_free(&b);
+        free_reps(rep, nrep);
+        return -1;
+    }
+
     free_reps(c->last_rep, c->last_nrep);
     c->last_rep = rep;
     c->last_nrep = nrep;
@@ -370,18 +385,6 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
         return -1;
     }
 
-    /* 2. Make room: the new tokens plus some space for the answer. */
-    size_t body = b.n - head_end;
-    size_t reserve = (size_t)c->ctx / 4;
-    if (c->p.n_predict > 0 && (size_t)c->p.n_predict < reserve) reserve = (size_t)c->p.n_predict;
-    size_t headlen = first ? head_end : c->head_n;
-    if (headlen + body + 1 > (size_t)c->ctx) {
-        snprintf(err, errlen,
-                 "message too long: %zu tokens, the context holds %d (not sent, nothing "
-                 "charged)", body, c->ctx);
-        core_batch_free(&b);
-        return -1;
-    }
     /* The message goes out: charge it (the ledger can still refuse, if another process
      * spent the day's budget meanwhile). */
     rc = core_commit(c->core, &b, err, errlen);
