@@ -36,12 +36,18 @@ enum {
 };
 
 static const struct opts_extra extras[] = {
-    { "eps", 0, 1, X_EPS, "    --eps E            ε per sanitized word (default 1)" },
+    { "eps", 0, 1, X_EPS, "    --eps E            ε per sanitized word (or token with --unit token; default 1)" },
     { "budget", 0, 1, X_BUDGET,
-      "    --budget B         ε a day, rolling 24 hours, in the per-user ledger (default 200)" },
+      "    --budget B         ε a day over a rolling 24 hours, kept in the per-user ledger\n"
+      "                       $XDG_STATE_HOME/cmif/ledger (default 200: about 40 messages with\n"
+      "                       a few secrets each at ε 1)" },
     { "sanitize", 0, 1, X_SCOPE,
-      "    --sanitize S       auto (default: names, numbers, rare words), all, or marked ({{ }})" },
-    { "unit", 0, 1, X_UNIT, "    --unit U           word (default) or token (every sub-word piece)" },
+      "    --sanitize S       auto (default): common words sent as typed; names, numbers,\n"
+      "                       addresses and rare words sanitized. all: every word. marked:\n"
+      "                       only what is inside {{ }} ({{ }} marks in every mode)" },
+    { "unit", 0, 1, X_UNIT,
+      "    --unit U           word (default: a word costs ε once) or token (every sub-word\n"
+      "                       piece, as the CMIF paper)" },
     { "no-ledger", 0, 0, X_NOLEDGER,
       "    --no-ledger        do not read or charge the ledger (the budget is this session's)" },
     { "mechanism", 0, 1, X_MECH,
@@ -294,6 +300,7 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     plain_init(&pl, stdout);
     struct plain *plp = co->report_json ? NULL : &pl;
     struct cmds_session sess = { .chat = e->chat, .core = e->core, .model_name = e->name,
+                                 .ledger_path = co->core.ledger_path,
                                  .device_name = dec_device_name(e->dec), .print = script_print,
                                  .ctx = plp };
     struct script_opts so = { .json = co->report_json, .report = rf, .model_name = e->name };
@@ -430,7 +437,8 @@ static int cmd_chat_exec(int argc, char **argv)
                                   .history = hf, .history_note = co.history_note,
                                   .history_off = co.history_off, .dump = co.dump, .color = co.color,
                                   .headless_cols = co.headless_cols,
-                                  .headless_rows = co.headless_rows, .seeded = co.core.seeded };
+                                  .headless_rows = co.headless_rows, .seeded = co.core.seeded,
+                                  .ledger_path = co.core.ledger_path };
         int sig;
         rc = tui_run(&to, &sig);
         histfile_close(hf);
@@ -448,7 +456,7 @@ static int cmd_chat_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_chat_entry = {
     "chat",
-    "chat [-m MODEL] [--script FILE [--report json]] [--eps E] [--budget B] [--template T] ...",
+    "chat [-m MODEL] [--script FILE [--report json]] [--sanitize S] [--eps E] [--budget B] ...",
     "the confidential chat (default): full screen, or scripted with --script / piped stdin",
     cmd_chat_exec,
 };
