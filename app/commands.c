@@ -126,15 +126,12 @@ static int c_budget(struct cmds_session *s, const char *arg)
                 "secrets. Type /budget reset! to reset.", s->ledger_path);
             return CMDS_OK;
         }
-        if (core_ledger_reset(s->ledger_path, err, sizeof err) != 0) {
+        if (core_budget_reset(s->core, err, sizeof err) != 0) {
             out(s, CMDS_ERROR, "/budget reset: %s", err);
             return CMDS_FAIL;
         }
-        /* The core keeps the ledger it opened (and its old key): it fails closed on the new
-         * one, so this session sends nothing more; a new start reads the reset ledger. */
-        out(s, CMDS_INFO, "ledger reset: every charge forgotten (today 0, lifetime 0). This "
-                          "session keeps refusing to send: leave (/quit) and start cmif again "
-                          "to use the new ledger.");
+        out(s, CMDS_INFO, "ledger reset: every charge forgotten (today 0, lifetime 0); "
+                          "charges go on into the new ledger.");
         return CMDS_OK;
     }
     double v;
@@ -142,10 +139,15 @@ static int c_budget(struct cmds_session *s, const char *arg)
         out(s, CMDS_ERROR, "/budget: '%s' is neither reset nor a positive number", arg);
         return CMDS_FAIL;
     }
-    /* The core takes its limit when it opens and has no setter: say so, never ignore it. */
-    out(s, CMDS_ERROR, "/budget %s: the daily limit (%g) is set when cmif starts: restart "
-                       "with --budget %s", arg, core_budget_total(s->core), arg);
-    return CMDS_FAIL;
+    if (core_set_budget(s->core, v, err, sizeof err) != 0) {
+        out(s, CMDS_ERROR, "/budget %s: %s", arg, err);
+        return CMDS_FAIL;
+    }
+    budget_line(s->core, line, sizeof line);
+    out(s, CMDS_INFO, "the limit is now ε %g %s\n%s", v,
+        core_has_ledger(s->core) ? "a day (for this session; --budget sets it at start)"
+                                 : "for this session", line);
+    return CMDS_OK;
 }
 
 static int c_sanitize(struct cmds_session *s, const char *arg)

@@ -62,4 +62,14 @@ wait_for "budget: ε 0 spent of 200 today" 5 || die "the refused message was cha
 wait_re "today 0/200" 5 || die "the status line shows a charge for the refused message"
 tm send-keys -t cmif C-d
 wait_exit 10 >/dev/null || die "third session did not exit"
-echo "ok: preview, restoration, /restore off, NOT SANITIZED, too long costs nothing"
+
+# /budget N sets the limit; /budget reset asks first, /budget reset! forgets the ledger and
+# the session goes on charging the new one.
+printf 'Hello {{Alice}}\n/budget 100\n/budget reset\n/budget reset!\nhi {{Bob}}\n/budget\n' > "$TMPD/b"
+XDG_STATE_HOME=$TMPD/st4 $CMIF -m $MODEL --temp 0 -n 2 --sanitize marked --script "$TMPD/b" > "$TMPD/bo" 2>&1 \
+  || { cat "$TMPD/bo"; die "budget script failed"; }
+grep -q "the limit is now ε 100" "$TMPD/bo" || die "/budget 100 did not set the limit"
+grep -q "Type /budget reset! to reset" "$TMPD/bo" || die "/budget reset did not ask first"
+grep -q "ledger reset: every charge forgotten" "$TMPD/bo" || die "/budget reset! did not reset"
+grep -q "ε 1 spent of 100 today" "$TMPD/bo" || { cat "$TMPD/bo"; die "after the reset the session does not charge the new ledger"; }
+echo "ok: preview, restoration, /restore off, NOT SANITIZED, too long costs nothing, /budget N and reset"
