@@ -315,43 +315,6 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     return rc;
 }
 
-/* --history: the sealed history file and its key, or why not (said in the transcript:
- * stderr printed now would be hidden by the screen). Without it, a plaintext history an
- * earlier cmif left is pointed out. */
-static void open_history(struct chat_opts *co, struct histfile **hf)
-{
-    char path[4096], key[4096], err[700];
-    *hf = NULL;
-    if (xdg_path(XDG_STATE, "history", co->history, path, sizeof path, err, sizeof err) != 0 ||
-        xdg_path(XDG_STATE, "history.key", co->history, key, sizeof key, err, sizeof err) != 0) {
-        if (co->history)
-            snprintf(co->history_off, sizeof co->history_off,
-                     "%.500s: the input history is kept for this session only", err);
-        return;
-    }
-    if (!co->history) {
-        FILE *f = fopen(path, "rbe");
-        char magic[8] = "";
-        if (f && (fread(magic, 1, sizeof magic, f) != sizeof magic || memcmp(magic, "CMIFHIS1", 8)))
-            snprintf(co->history_off, sizeof co->history_off,
-                     "%.500s holds inputs of an earlier cmif in plain text: delete it, or run with "
-                     "--history once to seal it",
-                     path);
-        if (f) fclose(f);
-        return;
-    }
-    if (histfile_open(hf, path, key, 1000, err, sizeof err) != 0) {
-        snprintf(co->history_off, sizeof co->history_off,
-                 "%.500s: the input history is kept for this session only", err);
-        return;
-    }
-    snprintf(co->history_note, sizeof co->history_note,
-             "--history: your inputs are kept in %.300s, sealed (XSalsa20-Poly1305) under the key "
-             "in %.300s; other users cannot read them, you can (and so can anyone with your "
-             "account)",
-             path, key);
-}
-
 static int cmd_chat_exec(int argc, char **argv)
 {
     struct opts o;
@@ -410,7 +373,8 @@ static int cmd_chat_exec(int argc, char **argv)
         co.core.ledger_path = co.ledger;
     }
     struct histfile *hf = NULL;
-    if (!scripted) open_history(&co, &hf);
+    if (!scripted) histfile_open_user(co.history, &hf, co.history_note, sizeof co.history_note,
+                                       co.history_off, sizeof co.history_off);
     struct engine e;
     struct chat_params cp = { .n_predict = o.n_predict, .sp = o.sp, .system = co.system,
                               .delay_ms = co.delay_ms };
