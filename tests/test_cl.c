@@ -600,6 +600,28 @@ static void test_binary_cache(void **st)
     assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
     assert_int_equal(cached, 1);
     clReleaseProgram(p);
+    /* A forged entry, consistent under the unkeyed hash (what anyone who can write the cache
+     * directory could make), is not taken: entries are authenticated with the user's key. */
+    snprintf(cmd, sizeof cmd,
+             "python3 -c \"import hashlib,glob\n"
+             "for f in glob.glob('%s/cmif/cl-*.bin'):\n"
+             "  b=bytearray(open(f,'rb').read()); b[60]^=1\n"
+             "  b[16:48]=hashlib.blake2b(bytes(b[48:]),digest_size=32).digest()\n"
+             "  open(f,'wb').write(b)\"",
+             dir);
+    if (system(cmd) == 0) {
+        assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
+        assert_int_equal(cached, 0);
+        clReleaseProgram(p);
+    }
+    /* A key file others can read is no key: no cache is used at all. */
+    snprintf(cmd, sizeof cmd, "chmod 644 '%s'/cmif/cl.key", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
+    clReleaseProgram(p);
+    assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
+    assert_int_equal(cached, 0);
+    clReleaseProgram(p);
     /* A build error names the call and carries the compiler log. */
     assert_int_equal(clu_build(ctx, &dv[0], "kernel void broken( {", "", &p, &cached, err,
                                sizeof err),
