@@ -335,8 +335,8 @@ static void test_types_match_cpu(void **st)
 {
     (void)st;
     NEED_CL();
-    static const int types[] = {QT_F32, QT_F16, QT_BF16, QT_Q4_0,
-                                QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+    static const int types[] = {QT_F32,  QT_F16,  QT_BF16, QT_Q4_0, QT_Q8_0,   QT_Q4_K,  QT_Q5_K, QT_Q6_K,
+                                QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_Q2_K, QT_Q3_K, QT_IQ4_NL, QT_IQ4_XS};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti];
         struct memmodel m;
