@@ -16,6 +16,7 @@
 #include "app/commands.h"
 #include "app/engine.h"
 #include "app/histfile.h"
+#include "app/linechat.h"
 #include "app/opts.h"
 #include "app/savefile.h"
 #include "app/script.h"
@@ -315,6 +316,35 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     return rc;
 }
 
+/* The chat as plain lines (app/linechat): the prompt on the terminal, the transcript on
+ * stdout (also repeating the user's lines when stdout is a file). */
+static int run_lines(struct engine *e, const struct chat_opts *co)
+{
+    int out_tty = isatty(1);
+    if (dec_fallback_note(e->dec)) fprintf(stderr, "cmif: %s\n", dec_fallback_note(e->dec));
+    if (co->core.seeded)
+        fprintf(stderr, "cmif: --dp-seed: the sanitizer's noise is reproducible: NOT private\n");
+    struct plain pl;
+    plain_init(&pl, stdout);
+    struct cmds_session sess = { .chat = e->chat, .core = e->core, .model_name = e->name,
+                                 .ledger_path = co->core.ledger_path,
+                                 .device_name = dec_device_name(e->dec), .print = script_print,
+                                 .ctx = &pl };
+    char msg[512];
+    snprintf(msg, sizeof msg, "cmif %s: %s. Messages are sanitized (%s, ε %g per %s) before "
+             "the model sees them. /help lists commands; \"\"\" starts and ends a multi-line "
+             "message; Ctrl-D quits.", CMIF_VERSION, e->name,
+             core_mech_name(core_mechanism(e->core)), core_eps(e->core),
+             core_unit_name(core_unit(e->core)));
+    plain_note(&pl, msg);
+    struct linechat_opts lo = { .in = stdin, .prompt = out_tty ? stdout : stderr,
+                                .echo = !out_tty };
+    int rc = linechat_run(e->chat, &sess, &pl, &lo);
+    cmds_session_free(&sess);
+    fflush(stdout);
+    return rc;
+}
+
 static int cmd_chat_exec(int argc, char **argv)
 {
     struct opts o;
@@ -347,12 +377,12 @@ static int cmd_chat_exec(int argc, char **argv)
                         "  directory nor under the directory above the cmif binary)\n", DEFAULT_MODEL);
         return EXIT_USAGE;
     }
-    int tty = isatty(0) && isatty(1);
     int scripted = co.script || (!isatty(0) && !co.headless_cols);
-    if (!scripted && !tty && !co.headless_cols) {
-        fprintf(stderr, "cmif: stdout is not a terminal: use --script FILE or pipe messages to stdin\n");
-        return EXIT_USAGE;
-    }
+    /* A terminal that cannot hold the layout (TERM=dumb or unset), or stdout that is not a
+     * terminal: the chat as plain lines instead of a screen drawn where it cannot be. */
+    const char *term = getenv("TERM");
+    int dumb = !term || !*term || !strcmp(term, "dumb");
+    int lines = !scripted && !co.headless_cols && (dumb || !isatty(1));
     if ((co.report_json || co.report_file) && !scripted) {
         fprintf(stderr, "cmif: --report and --report-file apply to scripted sessions (--script)\n");
         return EXIT_USAGE;
@@ -363,7 +393,7 @@ static int cmd_chat_exec(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     setlocale(LC_ALL, "");
-    if (!scripted) co.core.quiet = 1;   /* progress lines would land on the screen */
+    if (!scripted && !lines) co.core.quiet = 1;   /* progress lines would land on the screen */
     if (!co.no_ledger) {
         if (xdg_path(XDG_STATE, "ledger", 1, co.ledger, sizeof co.ledger, err, sizeof err) != 0) {
             fprintf(stderr, "cmif: the privacy ledger: %s (or run with --no-ledger)\n", err);
@@ -373,7 +403,7 @@ static int cmd_chat_exec(int argc, char **argv)
         co.core.ledger_path = co.ledger;
     }
     struct histfile *hf = NULL;
-    if (!scripted) histfile_open_user(co.history, &hf, co.history_note, sizeof co.history_note,
+    if (!scripted && !lines) histfile_open_user(co.history, &hf, co.history_note, sizeof co.history_note,
                                        co.history_off, sizeof co.history_off);
     struct engine e;
     struct chat_params cp = { .n_predict = o.n_predict, .sp = o.sp, .system = co.system,
@@ -396,6 +426,8 @@ static int cmd_chat_exec(int argc, char **argv)
     if (scripted) {
         if (dec_fallback_note(e.dec)) fprintf(stderr, "cmif: %s\n", dec_fallback_note(e.dec));
         rc = run_script(&e, sf ? sf : stdin, co.script ? co.script : "stdin", &co);
+    } else if (lines) {
+        rc = run_lines(&e, &co);
     } else {
         struct tui_options to = { .chat = e.chat, .core = e.core, .dec = e.dec, .model_name = e.name,
                                   .history = hf, .history_note = co.history_note,

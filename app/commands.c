@@ -364,6 +364,7 @@ const struct cmds_entry cmds_table[] = {
     { "save-history", "FILE", "save this session's inputs as a --script file (! overwrites)",
       CMDS_BANG, c_save_history },
     { "quit", "", "leave cmif (Ctrl-D does the same)", 0, c_quit },
+    { "bye", "", "leave cmif (as /quit)", 0, c_quit },
     { NULL, NULL, NULL, 0, NULL },
 };
 
