@@ -64,12 +64,18 @@ void chat_refusal_text(const struct core *core, const struct core_refusal *r,
 int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *err,
               size_t errlen);
 
+/* /retry: a new answer to the last message from the same, already sanitized input: the
+ * decoder gets the vectors it got before (kept from that turn) after the KV cache is rolled
+ * back to before the old answer, which leaves the transcript. Nothing is encoded or charged
+ * (no ε). Results as chat_send; -1 with err when there is no message to answer again. */
+int chat_retry(struct chat *c, const struct chat_cb *cb, char *err, size_t errlen);
+
 /* Called on the turn's thread when a submitted turn ends: status is chat_send's result,
  * tps the answer's tokens/s, err the error (NULL unless status < 0 or CORE_EBUDGET; valid
  * during the call). The turn no longer counts as busy; the caller should chat_join. */
 typedef void (*chat_done_fn)(void *ctx, int status, double tps, const char *err);
 
-/* chat_send on a new thread: cb's functions (copied) and then done (with cb->ctx) are
+/* chat_send (chat_retry when text is NULL) on a new thread: cb's functions (copied) and then done (with cb->ctx) are
  * called there. -1 when a turn is already running or the thread cannot start. */
 int chat_submit(struct chat *c, const char *text, const struct chat_cb *cb, chat_done_fn done,
                 char *err, size_t errlen);
@@ -85,6 +91,15 @@ void chat_clear(struct chat *c);
  * nothing has been said yet. NULL or "" removes it. */
 int chat_set_system(struct chat *c, const char *text, char *err, size_t errlen);
 const char *chat_system(const struct chat *c);
+
+/* The last message the user sent / the model's last answer (borrowed; NULL when none). */
+const char *chat_last_message(const struct chat *c);
+const char *chat_last_answer(const struct chat *c, size_t *len);
+/* The sampling settings (/set, /show) and the answer length (-n; -1: until the end). The
+ * setter takes effect with the next answer (a new sampler). 0 or -1 with err. */
+void chat_sampling(const struct chat *c, struct sampler_params *sp, int *n_predict);
+int chat_set_sampling(struct chat *c, const struct sampler_params *sp, int n_predict, char *err,
+                      size_t errlen);
 
 /* Report of the last user message (rows for the privacy panel). */
 const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, double *eps);

@@ -73,6 +73,35 @@ static void on_report(void *ctx)
     plain_note(r->pl, line);
 }
 
+struct retry_ctx {
+    struct chat *chat;
+    struct plain *pl;
+};
+
+static void line_print(void *ctx, int level, const char *msg)
+{
+    struct retry_ctx *rc = ctx;
+    if (level == CMDS_ERROR) {
+        char m[2100];
+        snprintf(m, sizeof m, "error: %s", msg);
+        plain_note(rc->pl, m);
+    } else {
+        plain_note(rc->pl, msg);
+    }
+}
+
+/* /retry here: the new answer streams right away. */
+static int line_retry(void *ctx, char *err, size_t errlen)
+{
+    struct retry_ctx *rc = ctx;
+    struct run r = { rc->pl, rc->chat };
+    struct chat_cb cb = { on_text, on_info, NULL, &r };
+    int st = chat_retry(rc->chat, &cb, err, errlen);
+    plain_end_answer(rc->pl);
+    if (st == CHAT_STOPPED) plain_note(rc->pl, "stopped: the session goes on");
+    return st < 0 ? -1 : 0;
+}
+
 /* Appends n bytes to the message being gathered. 0 or -1. */
 static int gather(char **msg, size_t *len, size_t *cap, const char *s, size_t n)
 {
@@ -116,6 +145,12 @@ int linechat_run(struct chat *chat, struct cmds_session *sess, struct plain *pl,
     size_t lcap = 0, mlen = 0, mcap = 0;
     int block = 0, cont = 0, status = EXIT_OK;
     char err[1024];
+    /* /retry answers here; /edit and /copy fall back to what commands do without a screen. */
+    struct retry_ctx rctx = { chat, pl };
+    struct cmds_session saved = *sess;
+    sess->print = line_print;
+    sess->retry = line_retry;
+    sess->ctx = &rctx;
     for (;;) {
         if (o->prompt) {
             fputs(block || cont ? "... " : ">>> ", o->prompt);
@@ -194,6 +229,9 @@ int linechat_run(struct chat *chat, struct cmds_session *sess, struct plain *pl,
     free(msg);
     sigaction(SIGINT, &old, NULL);
     g_chat = NULL;
+    sess->print = saved.print;
+    sess->retry = saved.retry;
+    sess->ctx = saved.ctx;
     if (o->prompt && feof(o->in)) fputc('\n', o->prompt);
     return status;
 }

@@ -106,6 +106,31 @@ static void restored_piece(void *ctx, const char *s, size_t n, const char *orig)
     transcript_append(tr, RESTORE_CLOSE, strlen(RESTORE_CLOSE));
 }
 
+static void q_text(void *ctx, const char *s, size_t n);
+static void q_info(void *ctx, const char *msg);
+static void q_report(void *ctx);
+static void q_done(void *ctx, int status, double tps, const char *err);
+
+/* /retry: the new answer streams as any other. */
+static int tui_retry(void *ctx, char *err, size_t errlen)
+{
+    struct tui *t = ctx;
+    struct chat_cb cb = { q_text, q_info, NULL, t };
+    return chat_submit(t->o->chat, NULL, &cb, q_done, err, errlen);
+}
+
+static void tui_edit(void *ctx, const char *text)
+{
+    struct tui *t = ctx;
+    input_set_line(t->in, text);
+}
+
+static int tui_copy(void *ctx, const char *text, size_t n)
+{
+    struct tui *t = ctx;
+    return screen_clipboard(t->scr, text, n);
+}
+
 static void tui_toggle(void *ctx)
 {
     struct tui *t = ctx;
@@ -504,7 +529,8 @@ int tui_run(const struct tui_options *o, int *exit_sig)
                                     .ledger_path = o->ledger_path,
                                     .device_name = dec_device_name(o->dec), .print = tui_print,
                                     .toggle_panel = tui_toggle, .cleared = tui_cleared,
-                                    .set_restore = tui_set_restore, .ctx = &t };
+                                    .set_restore = tui_set_restore, .retry = tui_retry,
+                                    .edit = tui_edit, .copy = tui_copy, .ctx = &t };
     {
         char msg[768];
         snprintf(msg, sizeof msg,

@@ -394,6 +394,14 @@ void input_insert(struct input *in, const char *text, size_t n)
     notify(in);
 }
 
+void input_set_line(struct input *in, const char *text)
+{
+    rl_replace_line(text, 0);
+    rl_point = rl_end;
+    in->dirty = 1;
+    notify(in);
+}
+
 void input_cancel(struct input *in)
 {
     rl_callback_sigcleanup();

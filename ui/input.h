@@ -39,6 +39,8 @@ void input_key(struct input *in, int ch);
 void input_pump(struct input *in);
 /* Inserts text at the cursor as typed (a paste): \r\n and \r become \n. */
 void input_insert(struct input *in, const char *text, size_t n);
+/* Replaces the line being edited with text (newlines kept), the cursor at its end. */
+void input_set_line(struct input *in, const char *text);
 /* Ctrl-C at the prompt: forget the line being edited and any continuation lines. */
 void input_cancel(struct input *in);
 
