@@ -610,6 +610,88 @@ int chat_set_sampling(struct chat *c, const struct sampler_params *sp, int n_pre
     return 0;
 }
 
+const float *chat_head(const struct chat *c, size_t *n)
+{
+    *n = c->head_n;
+    return c->head;
+}
+
+size_t chat_nturns(const struct chat *c) { return c->nturns; }
+
+const float *chat_turn(const struct chat *c, size_t i, size_t *n, size_t *n_in)
+{
+    *n = c->turns[i].n;
+    *n_in = c->turns[i].n_in;
+    return c->turns[i].vecs;
+}
+
+const struct chat_entry *chat_entries(const struct chat *c, size_t *n)
+{
+    *n = c->nent;
+    return c->ent;
+}
+
+int chat_dim(const struct chat *c) { return c->dim; }
+
+int chat_resume(struct chat *c, const float *head, size_t head_n, const struct chat_turn_in *turns,
+                size_t nturns, const struct chat_entry *ent, size_t nent, char *err,
+                size_t errlen)
+{
+    chat_clear(c);
+    size_t total = head_n;
+    for (size_t i = 0; i < nturns; i++) {
+        if (!turns[i].n_in || turns[i].n_in > turns[i].n) {
+            snprintf(err, errlen, "turn %zu is malformed", i + 1);
+            return -1;
+        }
+        total += turns[i].n;
+    }
+    if (total > (size_t)c->ctx) {
+        snprintf(err, errlen, "the conversation holds %zu tokens, the context %d", total, c->ctx);
+        return -1;
+    }
+    if (head_n) {
+        if (!(c->head = malloc(head_n * (size_t)c->dim * sizeof(float)))) goto oom;
+        memcpy(c->head, head, head_n * (size_t)c->dim * sizeof(float));
+        c->head_n = head_n;
+        if (forward(c, c->head, head_n, err, errlen) != 0) goto fail;
+    }
+    c->started = 1;
+    if (nturns > c->turns_cap) {
+        struct turn_rec *nt = realloc(c->turns, nturns * sizeof *nt);
+        if (!nt) goto oom;
+        c->turns = nt;
+        c->turns_cap = nturns;
+    }
+    for (size_t i = 0; i < nturns; i++) {
+        struct turn_rec *r = &c->turns[c->nturns++];
+        memset(r, 0, sizeof *r);
+        if (rec_append(r, turns[i].vecs, turns[i].n, c->dim) != 0) goto oom;
+        r->n_in = turns[i].n_in;
+        if (forward(c, r->vecs, r->n, err, errlen) != 0) goto fail;
+    }
+    for (size_t i = 0; i < nent; i++) {
+        if (add_entry(c, ent[i].role, ent[i].text, ent[i].len, ent[i].rep, ent[i].nrep,
+                      ent[i].eps) != 0)
+            goto oom;
+        if (ent[i].role != CHAT_USER) continue;
+        chat_learn_substitutes(c->rst, ent[i].rep, ent[i].nrep);
+        free_reps(c->last_rep, c->last_nrep);
+        c->last_rep = NULL;
+        c->last_nrep = 0;
+        if (ent[i].nrep && !(c->last_rep = malloc(ent[i].nrep * sizeof *c->last_rep))) goto oom;
+        if (ent[i].nrep) memcpy(c->last_rep, ent[i].rep, ent[i].nrep * sizeof *c->last_rep);
+        c->last_nrep = ent[i].nrep;
+        c->last_eps = ent[i].eps;
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "chat: out of memory");
+fail:
+    chat_clear(c);
+    return -1;
+}
+
 /* --- the generation thread ------------------------------------------------------------ */
 
 static void *job(void *arg)

@@ -101,6 +101,27 @@ void chat_sampling(const struct chat *c, struct sampler_params *sp, int *n_predi
 int chat_set_sampling(struct chat *c, const struct sampler_params *sp, int n_predict, char *err,
                       size_t errlen);
 
+/* The context as the decoder has it (for session files): the head (BOS and system block)
+ * and each turn's vectors, of which the first n_in are the message (template and
+ * sanitized input) and the rest the answer. Borrowed; read only while no turn runs. */
+int chat_dim(const struct chat *c);
+const float *chat_head(const struct chat *c, size_t *n);
+size_t chat_nturns(const struct chat *c);
+const float *chat_turn(const struct chat *c, size_t i, size_t *n, size_t *n_in);
+const struct chat_entry *chat_entries(const struct chat *c, size_t *n);
+
+struct chat_turn_in {
+    const float *vecs;
+    size_t n, n_in;
+};
+/* Replaces the conversation with a saved one: the decoder is given the saved vectors again
+ * (already sanitized: nothing is encoded or charged), the transcript and the reports are
+ * restored (the last report is the last message's). 0, or -1 with err (the conversation
+ * is then empty). */
+int chat_resume(struct chat *c, const float *head, size_t head_n, const struct chat_turn_in *turns,
+                size_t nturns, const struct chat_entry *ent, size_t nent, char *err,
+                size_t errlen);
+
 /* Report of the last user message (rows for the privacy panel). */
 const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, double *eps);
 /* Budget figures taken right after the last message was encoded: the UI thread reads

@@ -20,6 +20,7 @@
 #include "app/opts.h"
 #include "app/savefile.h"
 #include "app/script.h"
+#include "app/session.h"
 #include "app/template.h"
 #include "app/tui.h"
 #include "app/xdg.h"
@@ -33,7 +34,7 @@
 enum {
     X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM, X_SYSTEMFILE,
     X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_HIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
-    X_SCOPE, X_UNIT, X_NOLEDGER,
+    X_SCOPE, X_UNIT, X_NOLEDGER, X_RESUME,
 };
 
 static const struct opts_extra extras[] = {
@@ -73,6 +74,9 @@ static const struct opts_extra extras[] = {
     { "headless", 0, 1, X_HEADLESS,
       "    --headless CxR     full-screen chat on a virtual CxR screen, keys from stdin (tests)" },
     { "delay-ms", 0, 1, X_DELAY, "    --delay-ms N       pause N ms after each generated token (demos, tests)" },
+    { "resume", 0, 1, X_RESUME,
+      "    --resume FILE      go on with a session saved by /save FILE.json: the context is\n"
+      "                       replayed from the saved sanitized inputs (no ε is charged)" },
     { "quiet", 'q', 0, X_QUIET, "-q, --quiet            no progress messages" },
     { NULL, 0, 0, 0, NULL },
 };
@@ -84,6 +88,7 @@ struct chat_opts {
     const char *script;
     const char *report_file;
     const char *dump;
+    const char *resume;
     int report_json;
     int color;
     int history;
@@ -220,6 +225,7 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
         c->delay_ms = (int)l;
         return 0;
     case X_QUIET: c->core.quiet = 1; return 0;
+    case X_RESUME: c->resume = v; return 0;
     }
     snprintf(err, errlen, "internal: unknown flag id %d", id);
     return -1;
@@ -416,6 +422,21 @@ static int cmd_chat_exec(int argc, char **argv)
         if (sf && sf != stdin) fclose(sf);
         return EXIT_RUNTIME;
     }
+    char resume_note[600] = "";
+    if (co.resume) {
+        size_t nm;
+        if (session_load(e.chat, co.resume, &nm, err, sizeof err) != 0) {
+            engine_close(&e);
+            histfile_close(hf);
+            fprintf(stderr, "cmif: --resume: %s\n", err);
+            if (sf && sf != stdin) fclose(sf);
+            free(co.system);
+            return EXIT_RUNTIME;
+        }
+        snprintf(resume_note, sizeof resume_note,
+                 "resumed %s: %zu message%s replayed from the saved sanitized inputs (no ε "
+                 "charged)", co.resume, nm, nm == 1 ? "" : "s");
+    }
     /* The chat holds its own copy now. */
     if (co.system) {
         sodium_memzero(co.system, strlen(co.system));
@@ -425,8 +446,10 @@ static int cmd_chat_exec(int argc, char **argv)
     int rc;
     if (scripted) {
         if (dec_fallback_note(e.dec)) fprintf(stderr, "cmif: %s\n", dec_fallback_note(e.dec));
+        if (*resume_note) fprintf(stderr, "cmif: %s\n", resume_note);
         rc = run_script(&e, sf ? sf : stdin, co.script ? co.script : "stdin", &co);
     } else if (lines) {
+        if (*resume_note) fprintf(stderr, "cmif: %s\n", resume_note);
         rc = run_lines(&e, &co);
     } else {
         struct tui_options to = { .chat = e.chat, .core = e.core, .dec = e.dec, .model_name = e.name,
@@ -434,7 +457,8 @@ static int cmd_chat_exec(int argc, char **argv)
                                   .history_off = co.history_off, .dump = co.dump, .color = co.color,
                                   .headless_cols = co.headless_cols,
                                   .headless_rows = co.headless_rows, .seeded = co.core.seeded,
-                                  .ledger_path = co.core.ledger_path };
+                                  .ledger_path = co.core.ledger_path,
+                                  .resume_note = *resume_note ? resume_note : NULL };
         int sig;
         rc = tui_run(&to, &sig);
         histfile_close(hf);

@@ -12,6 +12,7 @@
 
 #include "app/chat.h"
 #include "app/savefile.h"
+#include "app/session.h"
 #include "app/template.h"
 #include "core/core.h"
 #include "gpu/sampler.h"
@@ -460,6 +461,17 @@ static int c_save(struct cmds_session *s, const char *arg)
     char err[512], path[4200];
     FILE *f = open_target(s, "save", arg, path, sizeof path);
     if (!f) return CMDS_FAIL;
+    size_t pl = strlen(path);
+    if (pl > 5 && !strcmp(path + pl - 5, ".json")) {
+        if (session_write(s->chat, f, s->model_name, path, err, sizeof err) != 0) {
+            out(s, CMDS_ERROR, "/save: %s", err);
+            return CMDS_FAIL;
+        }
+        out(s, CMDS_INFO, "session saved to %s (transcript, sanitized inputs, settings, "
+                          "privacy report; in clear, readable only by you): cmif --resume %s "
+                          "goes on from here", path, path);
+        return CMDS_OK;
+    }
     if (chat_write_markdown(s->chat, f, s->model_name, path, err, sizeof err) != 0) {
         out(s, CMDS_ERROR, "/save: %s", err);
         return CMDS_FAIL;
@@ -535,7 +547,8 @@ const struct cmds_entry cmds_table[] = {
     { "edit", "", "put the last message in the input line to change and resend", 0, c_edit },
     { "copy", "[FILE]", "copy the last answer (terminal clipboard, else a private file)",
       CMDS_IDLE | CMDS_BANG, c_copy },
-    { "save", "FILE", "write transcript + privacy report (Markdown); /save! overwrites",
+    { "save", "FILE", "write transcript + privacy report (Markdown; FILE.json: a session "
+      "--resume continues); /save! overwrites",
       CMDS_IDLE | CMDS_BANG, c_save },
     { "clear", "", "new conversation (spent budget stays spent)", CMDS_IDLE, c_clear },
     { "system", "TEXT", "set the system prompt (no TEXT: remove it)", CMDS_IDLE, c_system },

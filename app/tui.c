@@ -603,6 +603,19 @@ int tui_run(const struct tui_options *o, int *exit_sig)
         if (o->history && histfile_read(o->history, recall, t.in, err, sizeof err) != 0)
             note(&t, TR_ERROR, err);
         if (o->history_note && o->history_note[0]) note(&t, TR_INFO, o->history_note);
+        /* A resumed conversation: shown as it was. */
+        size_t ne;
+        const struct chat_entry *ent = chat_entries(o->chat, &ne);
+        for (size_t i = 0; i < ne; i++) {
+            if (ent[i].role == CHAT_ASSISTANT) {
+                transcript_append(screen_transcript(t.scr), ent[i].text, ent[i].len);
+                transcript_end_answer(screen_transcript(t.scr));
+            } else {
+                transcript_add(screen_transcript(t.scr), ent[i].role == CHAT_USER ? TR_USER : TR_INFO,
+                               ent[i].text, ent[i].len);
+            }
+        }
+        if (o->resume_note) note(&t, TR_INFO, o->resume_note);
     }
     refresh_info(&t, 1);
     int stdin_open = 1;
