@@ -588,7 +588,7 @@ int tui_run(const struct tui_options *o, int *exit_sig)
         char msg[768];
         snprintf(msg, sizeof msg,
                  "cmif %s: %s (%s template, %d-token context) on %s. Your messages are "
-                 "sanitized (%s, %s, ε %g per %s, budget %g %s) before the model sees them; "
+                 "sanitized (%s, %s, ε %g per %s, budget %.15g %s) before the model sees them; "
                  "the panel previews each word as you type. /help lists commands; Ctrl-D quits.",
                  CMIF_VERSION, o->model_name, tmpl_name(chat_template(o->chat)), chat_ctx(o->chat),
                  dec_device_name(o->dec), core_mech_name(core_mechanism(o->core)),
