@@ -23,6 +23,8 @@
 struct turn_rec {
     float *vecs;
     size_t n, cap;
+    size_t n_in;    /* the first n_in vectors are the message (template and sanitized
+                       input): what /retry gives the decoder again */
 };
 
 struct chat {
@@ -304,6 +306,9 @@ int chat_learn_substitutes(struct restore *r, const struct core_tok_report *rep,
 
 const struct restore *chat_restorer(const struct chat *c) { return c->rst; }
 
+static int answer(struct chat *c, struct turn_rec *r, const struct chat_cb *cb, char *err,
+                  size_t errlen);
+
 int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *err,
               size_t errlen)
 {
@@ -441,11 +446,18 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
         snprintf(err, errlen, "chat: out of memory");
         return -1;
     }
+    r->n_in = body;
     rc = forward(c, bodyv, body, err, errlen);
     core_batch_free(&b);
     if (rc != 0) return -1;
+    return answer(c, r, cb, err, errlen);
+}
 
-    /* 4. The answer. */
+/* 4. The answer, sampled from c->logits (the context ends with the turn's input r). */
+static int answer(struct chat *c, struct turn_rec *r, const struct chat_cb *cb, char *err,
+                  size_t errlen)
+{
+    int rc = 0;
     char *ans = NULL;
     size_t alen = 0, acap = 0;
     int ngen = 0, eog = 0, stopped = 0;
@@ -530,14 +542,165 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
     return stopped ? CHAT_STOPPED : 0;
 }
 
+int chat_retry(struct chat *c, const struct chat_cb *cb, char *err, size_t errlen)
+{
+    atomic_store(&c->stop, 0);
+    size_t last_user = c->nent;
+    for (size_t i = c->nent; i-- > 0;)
+        if (c->ent[i].role == CHAT_USER) {
+            last_user = i;
+            break;
+        }
+    if (!c->nturns || last_user == c->nent || !c->turns[c->nturns - 1].n_in) {
+        snprintf(err, errlen, "nothing to retry: no message in this conversation yet");
+        return -1;
+    }
+    struct turn_rec *r = &c->turns[c->nturns - 1];
+    /* Back to just before the answer: the KV entries after that are overwritten, and the
+     * last input vector runs again for the logits the answer starts from. */
+    c->pos -= (int)(r->n - r->n_in) + 1;
+    r->n = r->n_in - 1;
+    if (forward(c, r->vecs + r->n * (size_t)c->dim, 1, err, errlen) != 0) return -1;
+    r->n++;
+    /* The old answer (and a note that it was stopped) leave the transcript kept for /save. */
+    while (c->nent > last_user + 1) {
+        struct chat_entry *e = &c->ent[--c->nent];
+        if (e->text) core_wipe(e->text, e->len);
+        free(e->text);
+        free_reps(e->rep, e->nrep);
+    }
+    return answer(c, r, cb, err, errlen);
+}
+
+const char *chat_last_message(const struct chat *c)
+{
+    for (size_t i = c->nent; i-- > 0;)
+        if (c->ent[i].role == CHAT_USER) return c->ent[i].text;
+    return NULL;
+}
+
+const char *chat_last_answer(const struct chat *c, size_t *len)
+{
+    for (size_t i = c->nent; i-- > 0;)
+        if (c->ent[i].role == CHAT_ASSISTANT) {
+            if (len) *len = c->ent[i].len;
+            return c->ent[i].text;
+        }
+    return NULL;
+}
+
+void chat_sampling(const struct chat *c, struct sampler_params *sp, int *n_predict)
+{
+    if (sp) *sp = c->p.sp;
+    if (n_predict) *n_predict = c->p.n_predict;
+}
+
+int chat_set_sampling(struct chat *c, const struct sampler_params *sp, int n_predict, char *err,
+                      size_t errlen)
+{
+    struct sampler *ns;
+    if (sampler_open(&ns, sp, c->vocab) != 0) {
+        snprintf(err, errlen, "chat: cannot create the sampler");
+        return -1;
+    }
+    sampler_close(c->smp);
+    c->smp = ns;
+    c->p.sp = *sp;
+    c->p.n_predict = n_predict;
+    return 0;
+}
+
+const float *chat_head(const struct chat *c, size_t *n)
+{
+    *n = c->head_n;
+    return c->head;
+}
+
+size_t chat_nturns(const struct chat *c) { return c->nturns; }
+
+const float *chat_turn(const struct chat *c, size_t i, size_t *n, size_t *n_in)
+{
+    *n = c->turns[i].n;
+    *n_in = c->turns[i].n_in;
+    return c->turns[i].vecs;
+}
+
+const struct chat_entry *chat_entries(const struct chat *c, size_t *n)
+{
+    *n = c->nent;
+    return c->ent;
+}
+
+int chat_dim(const struct chat *c) { return c->dim; }
+
+int chat_resume(struct chat *c, const float *head, size_t head_n, const struct chat_turn_in *turns,
+                size_t nturns, const struct chat_entry *ent, size_t nent, char *err,
+                size_t errlen)
+{
+    chat_clear(c);
+    size_t total = head_n;
+    for (size_t i = 0; i < nturns; i++) {
+        if (!turns[i].n_in || turns[i].n_in > turns[i].n) {
+            snprintf(err, errlen, "turn %zu is malformed", i + 1);
+            return -1;
+        }
+        total += turns[i].n;
+    }
+    if (total > (size_t)c->ctx) {
+        snprintf(err, errlen, "the conversation holds %zu tokens, the context %d", total, c->ctx);
+        return -1;
+    }
+    if (head_n) {
+        if (!(c->head = malloc(head_n * (size_t)c->dim * sizeof(float)))) goto oom;
+        memcpy(c->head, head, head_n * (size_t)c->dim * sizeof(float));
+        c->head_n = head_n;
+        if (forward(c, c->head, head_n, err, errlen) != 0) goto fail;
+    }
+    c->started = 1;
+    if (nturns > c->turns_cap) {
+        struct turn_rec *nt = realloc(c->turns, nturns * sizeof *nt);
+        if (!nt) goto oom;
+        c->turns = nt;
+        c->turns_cap = nturns;
+    }
+    for (size_t i = 0; i < nturns; i++) {
+        struct turn_rec *r = &c->turns[c->nturns++];
+        memset(r, 0, sizeof *r);
+        if (rec_append(r, turns[i].vecs, turns[i].n, c->dim) != 0) goto oom;
+        r->n_in = turns[i].n_in;
+        if (forward(c, r->vecs, r->n, err, errlen) != 0) goto fail;
+    }
+    for (size_t i = 0; i < nent; i++) {
+        if (add_entry(c, ent[i].role, ent[i].text, ent[i].len, ent[i].rep, ent[i].nrep,
+                      ent[i].eps) != 0)
+            goto oom;
+        if (ent[i].role != CHAT_USER) continue;
+        chat_learn_substitutes(c->rst, ent[i].rep, ent[i].nrep);
+        free_reps(c->last_rep, c->last_nrep);
+        c->last_rep = NULL;
+        c->last_nrep = 0;
+        if (ent[i].nrep && !(c->last_rep = malloc(ent[i].nrep * sizeof *c->last_rep))) goto oom;
+        if (ent[i].nrep) memcpy(c->last_rep, ent[i].rep, ent[i].nrep * sizeof *c->last_rep);
+        c->last_nrep = ent[i].nrep;
+        c->last_eps = ent[i].eps;
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "chat: out of memory");
+fail:
+    chat_clear(c);
+    return -1;
+}
+
 /* --- the generation thread ------------------------------------------------------------ */
 
 static void *job(void *arg)
 {
     struct chat *c = arg;
     char err[512] = "";
-    int rc = chat_send(c, c->job_text, &c->job_cb, err, sizeof err);
-    core_wipe(c->job_text, strlen(c->job_text));
+    int rc = c->job_text ? chat_send(c, c->job_text, &c->job_cb, err, sizeof err)
+                         : chat_retry(c, &c->job_cb, err, sizeof err);
+    if (c->job_text) core_wipe(c->job_text, strlen(c->job_text));
     free(c->job_text);
     c->job_text = NULL;
     atomic_store(&c->busy, 0);
@@ -554,8 +717,8 @@ int chat_submit(struct chat *c, const char *text, const struct chat_cb *cb, chat
         return -1;
     }
     chat_join(c);
-    c->job_text = strdup(text);
-    if (!c->job_text) {
+    c->job_text = text ? strdup(text) : NULL;
+    if (text && !c->job_text) {
         snprintf(err, errlen, "chat: out of memory");
         return -1;
     }
@@ -565,7 +728,7 @@ int chat_submit(struct chat *c, const char *text, const struct chat_cb *cb, chat
     int e = pthread_create(&c->thread, NULL, job, c);
     if (e != 0) {
         atomic_store(&c->busy, 0);
-        core_wipe(c->job_text, strlen(c->job_text));
+        if (c->job_text) core_wipe(c->job_text, strlen(c->job_text));
         free(c->job_text);
         c->job_text = NULL;
         snprintf(err, errlen, "chat: cannot start the generation thread: %s", strerror(e));

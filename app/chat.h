@@ -64,12 +64,18 @@ void chat_refusal_text(const struct core *core, const struct core_refusal *r,
 int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *err,
               size_t errlen);
 
+/* /retry: a new answer to the last message from the same, already sanitized input: the
+ * decoder gets the vectors it got before (kept from that turn) after the KV cache is rolled
+ * back to before the old answer, which leaves the transcript. Nothing is encoded or charged
+ * (no ε). Results as chat_send; -1 with err when there is no message to answer again. */
+int chat_retry(struct chat *c, const struct chat_cb *cb, char *err, size_t errlen);
+
 /* Called on the turn's thread when a submitted turn ends: status is chat_send's result,
  * tps the answer's tokens/s, err the error (NULL unless status < 0 or CORE_EBUDGET; valid
  * during the call). The turn no longer counts as busy; the caller should chat_join. */
 typedef void (*chat_done_fn)(void *ctx, int status, double tps, const char *err);
 
-/* chat_send on a new thread: cb's functions (copied) and then done (with cb->ctx) are
+/* chat_send (chat_retry when text is NULL) on a new thread: cb's functions (copied) and then done (with cb->ctx) are
  * called there. -1 when a turn is already running or the thread cannot start. */
 int chat_submit(struct chat *c, const char *text, const struct chat_cb *cb, chat_done_fn done,
                 char *err, size_t errlen);
@@ -85,6 +91,36 @@ void chat_clear(struct chat *c);
  * nothing has been said yet. NULL or "" removes it. */
 int chat_set_system(struct chat *c, const char *text, char *err, size_t errlen);
 const char *chat_system(const struct chat *c);
+
+/* The last message the user sent / the model's last answer (borrowed; NULL when none). */
+const char *chat_last_message(const struct chat *c);
+const char *chat_last_answer(const struct chat *c, size_t *len);
+/* The sampling settings (/set, /show) and the answer length (-n; -1: until the end). The
+ * setter takes effect with the next answer (a new sampler). 0 or -1 with err. */
+void chat_sampling(const struct chat *c, struct sampler_params *sp, int *n_predict);
+int chat_set_sampling(struct chat *c, const struct sampler_params *sp, int n_predict, char *err,
+                      size_t errlen);
+
+/* The context as the decoder has it (for session files): the head (BOS and system block)
+ * and each turn's vectors, of which the first n_in are the message (template and
+ * sanitized input) and the rest the answer. Borrowed; read only while no turn runs. */
+int chat_dim(const struct chat *c);
+const float *chat_head(const struct chat *c, size_t *n);
+size_t chat_nturns(const struct chat *c);
+const float *chat_turn(const struct chat *c, size_t i, size_t *n, size_t *n_in);
+const struct chat_entry *chat_entries(const struct chat *c, size_t *n);
+
+struct chat_turn_in {
+    const float *vecs;
+    size_t n, n_in;
+};
+/* Replaces the conversation with a saved one: the decoder is given the saved vectors again
+ * (already sanitized: nothing is encoded or charged), the transcript and the reports are
+ * restored (the last report is the last message's). 0, or -1 with err (the conversation
+ * is then empty). */
+int chat_resume(struct chat *c, const float *head, size_t head_n, const struct chat_turn_in *turns,
+                size_t nturns, const struct chat_entry *ent, size_t nent, char *err,
+                size_t errlen);
 
 /* Report of the last user message (rows for the privacy panel). */
 const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, double *eps);

@@ -16,9 +16,11 @@
 #include "app/commands.h"
 #include "app/engine.h"
 #include "app/histfile.h"
+#include "app/linechat.h"
 #include "app/opts.h"
 #include "app/savefile.h"
 #include "app/script.h"
+#include "app/session.h"
 #include "app/template.h"
 #include "app/tui.h"
 #include "app/xdg.h"
@@ -32,7 +34,7 @@
 enum {
     X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM, X_SYSTEMFILE,
     X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_HIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
-    X_SCOPE, X_UNIT, X_NOLEDGER,
+    X_SCOPE, X_UNIT, X_NOLEDGER, X_RESUME,
 };
 
 static const struct opts_extra extras[] = {
@@ -72,6 +74,9 @@ static const struct opts_extra extras[] = {
     { "headless", 0, 1, X_HEADLESS,
       "    --headless CxR     full-screen chat on a virtual CxR screen, keys from stdin (tests)" },
     { "delay-ms", 0, 1, X_DELAY, "    --delay-ms N       pause N ms after each generated token (demos, tests)" },
+    { "resume", 0, 1, X_RESUME,
+      "    --resume FILE      go on with a session saved by /save FILE.json: the context is\n"
+      "                       replayed from the saved sanitized inputs (no ε is charged)" },
     { "quiet", 'q', 0, X_QUIET, "-q, --quiet            no progress messages" },
     { NULL, 0, 0, 0, NULL },
 };
@@ -83,6 +88,7 @@ struct chat_opts {
     const char *script;
     const char *report_file;
     const char *dump;
+    const char *resume;
     int report_json;
     int color;
     int history;
@@ -219,6 +225,7 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
         c->delay_ms = (int)l;
         return 0;
     case X_QUIET: c->core.quiet = 1; return 0;
+    case X_RESUME: c->resume = v; return 0;
     }
     snprintf(err, errlen, "internal: unknown flag id %d", id);
     return -1;
@@ -315,6 +322,35 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     return rc;
 }
 
+/* The chat as plain lines (app/linechat): the prompt on the terminal, the transcript on
+ * stdout (also repeating the user's lines when stdout is a file). */
+static int run_lines(struct engine *e, const struct chat_opts *co)
+{
+    int out_tty = isatty(1);
+    if (dec_fallback_note(e->dec)) fprintf(stderr, "cmif: %s\n", dec_fallback_note(e->dec));
+    if (co->core.seeded)
+        fprintf(stderr, "cmif: --dp-seed: the sanitizer's noise is reproducible: NOT private\n");
+    struct plain pl;
+    plain_init(&pl, stdout);
+    struct cmds_session sess = { .chat = e->chat, .core = e->core, .model_name = e->name,
+                                 .ledger_path = co->core.ledger_path,
+                                 .device_name = dec_device_name(e->dec), .print = script_print,
+                                 .ctx = &pl };
+    char msg[512];
+    snprintf(msg, sizeof msg, "cmif %s: %s. Messages are sanitized (%s, ε %g per %s) before "
+             "the model sees them. /help lists commands; \"\"\" starts and ends a multi-line "
+             "message; Ctrl-D quits.", CMIF_VERSION, e->name,
+             core_mech_name(core_mechanism(e->core)), core_eps(e->core),
+             core_unit_name(core_unit(e->core)));
+    plain_note(&pl, msg);
+    struct linechat_opts lo = { .in = stdin, .prompt = out_tty ? stdout : stderr,
+                                .echo = !out_tty };
+    int rc = linechat_run(e->chat, &sess, &pl, &lo);
+    cmds_session_free(&sess);
+    fflush(stdout);
+    return rc;
+}
+
 static int cmd_chat_exec(int argc, char **argv)
 {
     struct opts o;
@@ -347,12 +383,12 @@ static int cmd_chat_exec(int argc, char **argv)
                         "  directory nor under the directory above the cmif binary)\n", DEFAULT_MODEL);
         return EXIT_USAGE;
     }
-    int tty = isatty(0) && isatty(1);
     int scripted = co.script || (!isatty(0) && !co.headless_cols);
-    if (!scripted && !tty && !co.headless_cols) {
-        fprintf(stderr, "cmif: stdout is not a terminal: use --script FILE or pipe messages to stdin\n");
-        return EXIT_USAGE;
-    }
+    /* A terminal that cannot hold the layout (TERM=dumb or unset), or stdout that is not a
+     * terminal: the chat as plain lines instead of a screen drawn where it cannot be. */
+    const char *term = getenv("TERM");
+    int dumb = !term || !*term || !strcmp(term, "dumb");
+    int lines = !scripted && !co.headless_cols && (dumb || !isatty(1));
     if ((co.report_json || co.report_file) && !scripted) {
         fprintf(stderr, "cmif: --report and --report-file apply to scripted sessions (--script)\n");
         return EXIT_USAGE;
@@ -363,7 +399,7 @@ static int cmd_chat_exec(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     setlocale(LC_ALL, "");
-    if (!scripted) co.core.quiet = 1;   /* progress lines would land on the screen */
+    if (!scripted && !lines) co.core.quiet = 1;   /* progress lines would land on the screen */
     if (!co.no_ledger) {
         if (xdg_path(XDG_STATE, "ledger", 1, co.ledger, sizeof co.ledger, err, sizeof err) != 0) {
             fprintf(stderr, "cmif: the privacy ledger: %s (or run with --no-ledger)\n", err);
@@ -373,7 +409,7 @@ static int cmd_chat_exec(int argc, char **argv)
         co.core.ledger_path = co.ledger;
     }
     struct histfile *hf = NULL;
-    if (!scripted) histfile_open_user(co.history, &hf, co.history_note, sizeof co.history_note,
+    if (!scripted && !lines) histfile_open_user(co.history, &hf, co.history_note, sizeof co.history_note,
                                        co.history_off, sizeof co.history_off);
     struct engine e;
     struct chat_params cp = { .n_predict = o.n_predict, .sp = o.sp, .system = co.system,
@@ -386,6 +422,21 @@ static int cmd_chat_exec(int argc, char **argv)
         if (sf && sf != stdin) fclose(sf);
         return EXIT_RUNTIME;
     }
+    char resume_note[600] = "";
+    if (co.resume) {
+        size_t nm;
+        if (session_load(e.chat, co.resume, &nm, err, sizeof err) != 0) {
+            engine_close(&e);
+            histfile_close(hf);
+            fprintf(stderr, "cmif: --resume: %s\n", err);
+            if (sf && sf != stdin) fclose(sf);
+            free(co.system);
+            return EXIT_RUNTIME;
+        }
+        snprintf(resume_note, sizeof resume_note,
+                 "resumed %s: %zu message%s replayed from the saved sanitized inputs (no ε "
+                 "charged)", co.resume, nm, nm == 1 ? "" : "s");
+    }
     /* The chat holds its own copy now. */
     if (co.system) {
         sodium_memzero(co.system, strlen(co.system));
@@ -395,14 +446,19 @@ static int cmd_chat_exec(int argc, char **argv)
     int rc;
     if (scripted) {
         if (dec_fallback_note(e.dec)) fprintf(stderr, "cmif: %s\n", dec_fallback_note(e.dec));
+        if (*resume_note) fprintf(stderr, "cmif: %s\n", resume_note);
         rc = run_script(&e, sf ? sf : stdin, co.script ? co.script : "stdin", &co);
+    } else if (lines) {
+        if (*resume_note) fprintf(stderr, "cmif: %s\n", resume_note);
+        rc = run_lines(&e, &co);
     } else {
         struct tui_options to = { .chat = e.chat, .core = e.core, .dec = e.dec, .model_name = e.name,
                                   .history = hf, .history_note = co.history_note,
                                   .history_off = co.history_off, .dump = co.dump, .color = co.color,
                                   .headless_cols = co.headless_cols,
                                   .headless_rows = co.headless_rows, .seeded = co.core.seeded,
-                                  .ledger_path = co.core.ledger_path };
+                                  .ledger_path = co.core.ledger_path,
+                                  .resume_note = *resume_note ? resume_note : NULL };
         int sig;
         rc = tui_run(&to, &sig);
         histfile_close(hf);

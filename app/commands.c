@@ -6,13 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
 #include "app/chat.h"
 #include "app/savefile.h"
+#include "app/session.h"
 #include "app/template.h"
 #include "core/core.h"
+#include "gpu/sampler.h"
 
 static void out(struct cmds_session *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -243,12 +246,180 @@ static int c_panel(struct cmds_session *s, const char *arg)
     return CMDS_OK;
 }
 
+/* The settings /set changes, one line each ("temp 0.8"). */
+static void settings_text(struct cmds_session *s, char *buf, size_t cap)
+{
+    struct sampler_params sp;
+    int np;
+    chat_sampling(s->chat, &sp, &np);
+    char seed[32];
+    if (sp.seed == SAMPLER_SEED_RANDOM) snprintf(seed, sizeof seed, "random");
+    else snprintf(seed, sizeof seed, "%llu", (unsigned long long)sp.seed);
+    snprintf(buf, cap,
+             "settings (/set NAME VALUE):\n  temp %g\n  top-k %d\n  top-p %g\n  min-p %g\n"
+             "  repeat-penalty %g\n  n %d%s\n  seed %s\n  eps %g (per %s)\n  mechanism %s\n"
+             "  sanitize %s",
+             sp.temp, sp.top_k, sp.top_p, sp.min_p, sp.repeat_penalty, np,
+             np < 0 ? " (until the end of the answer)" : "", seed, core_eps(s->core),
+             core_unit_name(core_unit(s->core)), core_mech_name(core_mechanism(s->core)),
+             core_scope_name(core_scope(s->core)));
+}
+
+const char *const cmds_set_names[] = {
+    "temp", "top-k", "top-p", "min-p", "repeat-penalty", "n", "seed", "eps", "mechanism",
+    "sanitize", NULL,
+};
+
+static int c_eps(struct cmds_session *s, const char *arg);
+static FILE *open_target(struct cmds_session *s, const char *cmd, const char *arg, char *path,
+                         size_t cap);
+static int c_mechanism(struct cmds_session *s, const char *arg);
+static int c_sanitize(struct cmds_session *s, const char *arg);
+
+static int c_set(struct cmds_session *s, const char *arg)
+{
+    char name[32], buf[1024], err[256];
+    size_t nl = strcspn(arg, " \t");
+    const char *v = arg + nl;
+    while (*v == ' ' || *v == '\t') v++;
+    if (!*arg) {
+        settings_text(s, buf, sizeof buf);
+        out(s, CMDS_INFO, "%s", buf);
+        return CMDS_OK;
+    }
+    snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), arg);
+    if (!strcmp(name, "eps")) return *v ? c_eps(s, v) : (out(s, CMDS_ERROR, "/set eps: give a value"), CMDS_FAIL);
+    if (!strcmp(name, "mechanism")) return *v ? c_mechanism(s, v) : (out(s, CMDS_ERROR, "/set mechanism: give a name"), CMDS_FAIL);
+    if (!strcmp(name, "sanitize")) return *v ? c_sanitize(s, v) : (out(s, CMDS_ERROR, "/set sanitize: auto, all or marked"), CMDS_FAIL);
+    struct sampler_params sp;
+    int np;
+    chat_sampling(s->chat, &sp, &np);
+    double d;
+    int ok = *v && parse_double(v, &d);
+    if (!strcmp(name, "temp") && ok && d >= 0 && d <= 100) sp.temp = (float)d;
+    else if (!strcmp(name, "top-k") && ok && d >= 0 && d <= 1e6 && d == (int)d) sp.top_k = (int)d;
+    else if (!strcmp(name, "top-p") && ok && d > 0 && d <= 1) sp.top_p = (float)d;
+    else if (!strcmp(name, "min-p") && ok && d >= 0 && d <= 1) sp.min_p = (float)d;
+    else if (!strcmp(name, "repeat-penalty") && ok && d > 0 && d <= 10) sp.repeat_penalty = (float)d;
+    else if (!strcmp(name, "n") && ok && d >= -1 && d <= 1e6 && d == (int)d) np = (int)d;
+    else if (!strcmp(name, "seed") && !strcmp(v, "random")) sp.seed = SAMPLER_SEED_RANDOM;
+    else if (!strcmp(name, "seed") && ok && d >= 0 && d < 1.8e19 && d == (double)(uint64_t)d)
+        sp.seed = strtoull(v, NULL, 10);
+    else {
+        int known = 0;
+        for (int i = 0; cmds_set_names[i]; i++) known |= !strcmp(cmds_set_names[i], name);
+        if (!known)
+            out(s, CMDS_ERROR, "/set: unknown setting '%s' (temp, top-k, top-p, min-p, "
+                               "repeat-penalty, n, seed, eps, mechanism, sanitize)", name);
+        else out(s, CMDS_ERROR, "/set %s: '%s' is not a valid value", name, v);
+        return CMDS_FAIL;
+    }
+    if (chat_set_sampling(s->chat, &sp, np, err, sizeof err) != 0) {
+        out(s, CMDS_ERROR, "/set %s: %s", name, err);
+        return CMDS_FAIL;
+    }
+    out(s, CMDS_INFO, "%s is now %s (from the next answer)", name, v);
+    return CMDS_OK;
+}
+
+static int c_retry(struct cmds_session *s, const char *arg)
+{
+    (void)arg;
+    char err[256];
+    if (!s->retry) {
+        out(s, CMDS_ERROR, "/retry: not available in a scripted session");
+        return CMDS_FAIL;
+    }
+    if (!chat_last_message(s->chat)) {
+        out(s, CMDS_ERROR, "/retry: nothing to retry: no message in this conversation yet");
+        return CMDS_FAIL;
+    }
+    out(s, CMDS_INFO, "retry: a new answer to the same sanitized message; it costs no ε "
+                      "(nothing new is sent)");
+    if (s->retry(s->ctx, err, sizeof err) != 0) {
+        out(s, CMDS_ERROR, "/retry: %s", err);
+        return CMDS_FAIL;
+    }
+    return CMDS_OK;
+}
+
+static int c_edit(struct cmds_session *s, const char *arg)
+{
+    (void)arg;
+    const char *m = chat_last_message(s->chat);
+    if (!m) {
+        out(s, CMDS_ERROR, "/edit: no message in this conversation yet");
+        return CMDS_FAIL;
+    }
+    if (s->edit) {
+        s->edit(s->ctx, m);
+        out(s, CMDS_INFO, "your last message is in the input line: change it and press Enter "
+                          "(what is new costs ε)");
+    } else {
+        out(s, CMDS_INFO, "your last message (this terminal cannot put it in the input line):"
+                          "\n%s", m);
+    }
+    return CMDS_OK;
+}
+
+/* Writes the answer to a file only the user can read: FILE, or one cmif names in the
+ * runtime directory. */
+static int copy_to_file(struct cmds_session *s, const char *arg, const char *text, size_t n)
+{
+    char path[4200], err[600];
+    FILE *f;
+    if (*arg) {
+        if (!(f = open_target(s, "copy", arg, path, sizeof path))) return CMDS_FAIL;
+    } else {
+        const char *dir = getenv("XDG_RUNTIME_DIR");
+        if (!dir || !*dir) dir = getenv("TMPDIR");
+        if (!dir || !*dir) dir = "/tmp";
+        f = NULL;
+        for (int i = 0; i < 100 && !f; i++) {
+            snprintf(path, sizeof path, "%s/cmif-answer-%ld-%d.txt", dir, (long)getpid(), i);
+            f = savefile_open_private(path, 0, err, sizeof err);
+            if (!f && errno != EEXIST) break;
+        }
+        if (!f) {
+            out(s, CMDS_ERROR, "/copy: %s", err);
+            return CMDS_FAIL;
+        }
+    }
+    int bad = fwrite(text, 1, n, f) != n;
+    bad |= fclose(f) != 0;
+    if (bad) {
+        out(s, CMDS_ERROR, "/copy: %s: write failed", path);
+        return CMDS_FAIL;
+    }
+    out(s, CMDS_INFO, "the last answer is in %s (readable only by you)", path);
+    return CMDS_OK;
+}
+
+static int c_copy(struct cmds_session *s, const char *arg)
+{
+    size_t n;
+    const char *a = chat_last_answer(s->chat, &n);
+    if (!a) {
+        out(s, CMDS_ERROR, "/copy: no answer to copy yet");
+        return CMDS_FAIL;
+    }
+    if (!*arg && s->copy && s->copy(s->ctx, a, n) == 0) {
+        out(s, CMDS_INFO, "the last answer was sent to the terminal's clipboard (OSC 52; a "
+                          "terminal without it ignores it: /copy FILE writes a file)");
+        return CMDS_OK;
+    }
+    return copy_to_file(s, arg, a, n);
+}
+
 static int c_show(struct cmds_session *s, const char *arg)
 {
     (void)arg;
     struct core_status st;
     core_status(s->core, &st);
     const char *sys = chat_system(s->chat);
+    char set[1024];
+    settings_text(s, set, sizeof set);
+    out(s, CMDS_INFO, "%s", set);
     out(s, CMDS_INFO,
         "model: %s\ndevice: %s\ntemplate: %s\ncontext: %d of %d tokens used\n"
         "core: %s\nregion: %zu bytes, %zu locked (RLIMIT_MEMLOCK %zu), %s\n"
@@ -290,6 +461,17 @@ static int c_save(struct cmds_session *s, const char *arg)
     char err[512], path[4200];
     FILE *f = open_target(s, "save", arg, path, sizeof path);
     if (!f) return CMDS_FAIL;
+    size_t pl = strlen(path);
+    if (pl > 5 && !strcmp(path + pl - 5, ".json")) {
+        if (session_write(s->chat, f, s->model_name, path, err, sizeof err) != 0) {
+            out(s, CMDS_ERROR, "/save: %s", err);
+            return CMDS_FAIL;
+        }
+        out(s, CMDS_INFO, "session saved to %s (transcript, sanitized inputs, settings, "
+                          "privacy report; in clear, readable only by you): cmif --resume %s "
+                          "goes on from here", path, path);
+        return CMDS_OK;
+    }
     if (chat_write_markdown(s->chat, f, s->model_name, path, err, sizeof err) != 0) {
         out(s, CMDS_ERROR, "/save: %s", err);
         return CMDS_FAIL;
@@ -356,14 +538,24 @@ const struct cmds_entry cmds_table[] = {
     { "mechanism", "NAME", "choose the sanitizer (no NAME: list them; none asks first)",
       CMDS_IDLE, c_mechanism },
     { "panel", "", "show or hide the privacy panel (F2)", 0, c_panel },
-    { "show", "", "model, device and confidential-core status", CMDS_IDLE, c_show },
-    { "save", "FILE", "write transcript + privacy report (Markdown); /save! overwrites",
+    { "show", "", "the settings, model, device and confidential-core status", CMDS_IDLE,
+      c_show },
+    { "set", "NAME VALUE", "temp, top-k, top-p, min-p, repeat-penalty, n, seed, eps, "
+      "mechanism, sanitize (no NAME: list them)", CMDS_IDLE, c_set },
+    { "retry", "", "a new answer to the last message (same sanitized input: no ε)", CMDS_IDLE,
+      c_retry },
+    { "edit", "", "put the last message in the input line to change and resend", 0, c_edit },
+    { "copy", "[FILE]", "copy the last answer (terminal clipboard, else a private file)",
+      CMDS_IDLE | CMDS_BANG, c_copy },
+    { "save", "FILE", "write transcript + privacy report (Markdown; FILE.json: a session "
+      "--resume continues); /save! overwrites",
       CMDS_IDLE | CMDS_BANG, c_save },
     { "clear", "", "new conversation (spent budget stays spent)", CMDS_IDLE, c_clear },
     { "system", "TEXT", "set the system prompt (no TEXT: remove it)", CMDS_IDLE, c_system },
     { "save-history", "FILE", "save this session's inputs as a --script file (! overwrites)",
       CMDS_BANG, c_save_history },
     { "quit", "", "leave cmif (Ctrl-D does the same)", 0, c_quit },
+    { "bye", "", "leave cmif (as /quit)", 0, c_quit },
     { NULL, NULL, NULL, 0, NULL },
 };
 

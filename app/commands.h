@@ -25,6 +25,14 @@ struct cmds_session {
     void (*cleared)(void *ctx);
     /* /restore on|off: whether answers show the user's own words for substitutes. */
     void (*set_restore)(void *ctx, int on);
+    /* /retry: start a new answer to the last message (chat_retry; the UI streams it). 0, or
+     * -1 with err. NULL: /retry is not available here. */
+    int (*retry)(void *ctx, char *err, size_t errlen);
+    /* /edit: put text in the input line to change and send again. NULL: text is shown. */
+    void (*edit)(void *ctx, const char *text);
+    /* /copy: hand text to the terminal's clipboard (OSC 52). 0, or -1 when there is no
+     * terminal to take it (a file is written instead). NULL: always the file. */
+    int (*copy)(void *ctx, const char *text, size_t n);
     void *ctx;
     /* Every input of the session (messages and commands), for /save-history. */
     char **inputs;
@@ -49,6 +57,8 @@ struct cmds_entry {
 extern const struct cmds_entry cmds_table[];
 
 int cmds_is_command(const char *line);
+/* The /set names (for /show and Tab completion), NULL-terminated. */
+extern const char *const cmds_set_names[];
 /* Runs one "/name args" line: CMDS_OK, CMDS_QUIT, or CMDS_FAIL (message printed). busy:
  * an answer is streaming (commands flagged CMDS_IDLE are refused). */
 int cmds_run(struct cmds_session *s, const char *line, int busy);

@@ -70,6 +70,13 @@ struct tui {
      * shows the user's word, marked (this screen only); restore_on: /restore on|off. */
     struct restore *rst;
     int restore_on;
+    /* Enter while an answer streams: the message waits here and goes out when the answer
+     * ends; what the transcript would say meanwhile waits in `later` (a notice added while
+     * the answer streams would cut the answer in two). */
+    char *queued;
+    int defer;
+    struct later { int style; char *text; } *later;
+    size_t nlater, later_cap;
 };
 
 /* How a restored word is marked in the transcript: the user's word between ⟨ ⟩. */
@@ -78,6 +85,19 @@ struct tui {
 
 static void note(struct tui *t, int style, const char *msg)
 {
+    if (t->defer) {
+        if (t->nlater == t->later_cap) {
+            size_t nc = t->later_cap ? t->later_cap * 2 : 8;
+            struct later *nl = realloc(t->later, nc * sizeof *nl);
+            if (!nl) return;
+            t->later = nl;
+            t->later_cap = nc;
+        }
+        char *c = strdup(msg);
+        if (!c) return;
+        t->later[t->nlater++] = (struct later){ style, c };
+        return;
+    }
     transcript_add(screen_transcript(t->scr), style, msg, strlen(msg));
     screen_transcript(t->scr)->scroll = 0;
 }
@@ -104,6 +124,31 @@ static void restored_piece(void *ctx, const char *s, size_t n, const char *orig)
     transcript_append(tr, RESTORE_OPEN, strlen(RESTORE_OPEN));
     transcript_append(tr, orig, strlen(orig));
     transcript_append(tr, RESTORE_CLOSE, strlen(RESTORE_CLOSE));
+}
+
+static void q_text(void *ctx, const char *s, size_t n);
+static void q_info(void *ctx, const char *msg);
+static void q_report(void *ctx);
+static void q_done(void *ctx, int status, double tps, const char *err);
+
+/* /retry: the new answer streams as any other. */
+static int tui_retry(void *ctx, char *err, size_t errlen)
+{
+    struct tui *t = ctx;
+    struct chat_cb cb = { q_text, q_info, NULL, t };
+    return chat_submit(t->o->chat, NULL, &cb, q_done, err, errlen);
+}
+
+static void tui_edit(void *ctx, const char *text)
+{
+    struct tui *t = ctx;
+    input_set_line(t->in, text);
+}
+
+static int tui_copy(void *ctx, const char *text, size_t n)
+{
+    struct tui *t = ctx;
+    return screen_clipboard(t->scr, text, n);
 }
 
 static void tui_toggle(void *ctx)
@@ -305,10 +350,34 @@ static void q_done(void *ctx, int status, double tps, const char *err)
     queue_push(t->q, QUEUE_DONE, status, tps, err, err ? strlen(err) : 0);
 }
 
+/* The answer ended: what was said meanwhile, then the queued message. */
+static void after_answer(struct tui *t)
+{
+    for (size_t i = 0; i < t->nlater; i++) {
+        note(t, t->later[i].style, t->later[i].text);
+        core_wipe(t->later[i].text, strlen(t->later[i].text));
+        free(t->later[i].text);
+    }
+    t->nlater = 0;
+    if (t->queued && !chat_busy(t->o->chat)) {
+        char err[512], *m = t->queued;
+        t->queued = NULL;
+        note(t, TR_INFO, "sending your queued message");
+        struct chat_cb cb = { q_text, q_info, q_report, t };
+        if (chat_submit(t->o->chat, m, &cb, q_done, err, sizeof err) != 0) note(t, TR_ERROR, err);
+        core_wipe(m, strlen(m));
+        free(m);
+        refresh_info(t, 0);
+    }
+}
+
 static void handle_line(struct tui *t, char *line)
 {
     char err[512];
     size_t l = strlen(line);
+    /* While an answer streams nothing is written into the transcript: it would land inside
+     * the answer. It is said when the answer ends (after_answer). */
+    t->defer = chat_busy(t->o->chat);
     int blank = 1;
     for (size_t i = 0; i < l; i++)
         if (line[i] != ' ' && line[i] != '\t' && line[i] != '\n') blank = 0;
@@ -330,13 +399,21 @@ static void handle_line(struct tui *t, char *line)
         goto done;
     }
     if (chat_busy(t->o->chat)) {
-        note(t, TR_ERROR, "an answer is still streaming: wait or press Ctrl-C (Up recalls your text)");
+        if (t->queued) {
+            /* One message waits already: this one stays in the input line. */
+            input_set_line(t->in, line);
+            note(t, TR_ERROR, "a message was already queued while the answer streamed; the "
+                              "next one stayed in the input line");
+        } else if ((t->queued = strdup(line))) {
+            note(t, TR_INFO, "queued while the answer streamed: sent when it ended");
+        }
         goto done;
     }
     struct chat_cb cb = { q_text, q_info, q_report, t };
     if (chat_submit(t->o->chat, line, &cb, q_done, err, sizeof err) != 0) note(t, TR_ERROR, err);
     refresh_info(t, 0);
 done:
+    t->defer = 0;
     core_wipe(line, l);
     free(line);
 }
@@ -378,6 +455,7 @@ static void handle_event(struct tui *t, struct queue_item *it)
             note(t, TR_ERROR, msg);
         } else if (it->status < 0) note(t, TR_ERROR, it->text ? it->text : "error");
         refresh_info(t, 1);
+        after_answer(t);
         break;
     default: break;
     }
@@ -504,12 +582,13 @@ int tui_run(const struct tui_options *o, int *exit_sig)
                                     .ledger_path = o->ledger_path,
                                     .device_name = dec_device_name(o->dec), .print = tui_print,
                                     .toggle_panel = tui_toggle, .cleared = tui_cleared,
-                                    .set_restore = tui_set_restore, .ctx = &t };
+                                    .set_restore = tui_set_restore, .retry = tui_retry,
+                                    .edit = tui_edit, .copy = tui_copy, .ctx = &t };
     {
         char msg[768];
         snprintf(msg, sizeof msg,
                  "cmif %s: %s (%s template, %d-token context) on %s. Your messages are "
-                 "sanitized (%s, %s, ε %g per %s, budget %g %s) before the model sees them; "
+                 "sanitized (%s, %s, ε %g per %s, budget %.15g %s) before the model sees them; "
                  "the panel previews each word as you type. /help lists commands; Ctrl-D quits.",
                  CMIF_VERSION, o->model_name, tmpl_name(chat_template(o->chat)), chat_ctx(o->chat),
                  dec_device_name(o->dec), core_mech_name(core_mechanism(o->core)),
@@ -524,6 +603,19 @@ int tui_run(const struct tui_options *o, int *exit_sig)
         if (o->history && histfile_read(o->history, recall, t.in, err, sizeof err) != 0)
             note(&t, TR_ERROR, err);
         if (o->history_note && o->history_note[0]) note(&t, TR_INFO, o->history_note);
+        /* A resumed conversation: shown as it was. */
+        size_t ne;
+        const struct chat_entry *ent = chat_entries(o->chat, &ne);
+        for (size_t i = 0; i < ne; i++) {
+            if (ent[i].role == CHAT_ASSISTANT) {
+                transcript_append(screen_transcript(t.scr), ent[i].text, ent[i].len);
+                transcript_end_answer(screen_transcript(t.scr));
+            } else {
+                transcript_add(screen_transcript(t.scr), ent[i].role == CHAT_USER ? TR_USER : TR_INFO,
+                               ent[i].text, ent[i].len);
+            }
+        }
+        if (o->resume_note) note(&t, TR_INFO, o->resume_note);
     }
     refresh_info(&t, 1);
     int stdin_open = 1;
@@ -614,6 +706,13 @@ out:
     close(sp[0]);
     close(sp[1]);
     free(t.cmd_names);
+    for (size_t i = 0; i < t.nlater; i++) {
+        core_wipe(t.later[i].text, strlen(t.later[i].text));
+        free(t.later[i].text);
+    }
+    free(t.later);
+    if (t.queued) core_wipe(t.queued, strlen(t.queued));
+    free(t.queued);
     *exit_sig = t.exit_sig;
     return rc;
 }

@@ -35,6 +35,7 @@ struct input {
     /* a message continued with trailing backslashes */
     char *cont;
     size_t clen;
+    int block;           /* inside a """ block: every line continues until """ */
     /* completed messages */
     char **done;
     size_t ndone, dcap;
@@ -132,23 +133,54 @@ static void push_done(struct input *in, char *msg)
     in->done[in->ndone++] = msg;
 }
 
+/* A line that is only """ (blanks around it allowed): opens or closes a block. */
+static int is_fence(const char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    if (strncmp(s, "\"\"\"", 3) != 0) return 0;
+    s += 3;
+    while (*s == ' ' || *s == '\t') s++;
+    return !*s;
+}
+
 static void on_line(char *line)
 {
     struct input *in = g_in;
     if (!line) {
         if (in->cont) {   /* Ctrl-D in a continuation: send what there is */
+            if (in->block && in->clen && in->cont[in->clen - 1] == '\n')
+                in->cont[--in->clen] = 0;
             push_done(in, in->cont);
             in->cont = NULL;
             in->clen = 0;
+            in->block = 0;
             set_prompt(in);
             return;
         }
         in->eof = 1;
         return;
     }
+    /* """ alone on a line opens a multi-line block (as ollama has it); the next """
+     * alone sends it, its line breaks kept. */
+    if (is_fence(line) && (!in->cont || in->block)) {
+        wipe_free(line);
+        if (!in->block) {
+            in->block = 1;
+            in->cont = calloc(1, 1);
+            in->clen = 0;
+        } else {
+            in->block = 0;
+            if (in->clen && in->cont[in->clen - 1] == '\n') in->cont[--in->clen] = 0;
+            push_done(in, in->cont);
+            in->cont = NULL;
+            in->clen = 0;
+        }
+        set_prompt(in);
+        return;
+    }
     size_t l = strlen(line);
-    int more = l && line[l - 1] == '\\';
-    if (more) l--;
+    int more = in->block || (l && line[l - 1] == '\\');
+    if (more && !in->block) l--;
     char *n = malloc(in->clen + l + 2);
     if (!n) {
         wipe_free(line);
@@ -394,6 +426,14 @@ void input_insert(struct input *in, const char *text, size_t n)
     notify(in);
 }
 
+void input_set_line(struct input *in, const char *text)
+{
+    rl_replace_line(text, 0);
+    rl_point = rl_end;
+    in->dirty = 1;
+    notify(in);
+}
+
 void input_cancel(struct input *in)
 {
     rl_callback_sigcleanup();
@@ -402,6 +442,7 @@ void input_cancel(struct input *in)
     wipe_free(in->cont);
     in->cont = NULL;
     in->clen = 0;
+    in->block = 0;
     in->nesc = 0;
     in->pasting = 0;
     in->plen = 0;
@@ -424,14 +465,12 @@ char *input_take(struct input *in, int *eof)
 int input_history_add(struct input *in, const char *line, char *err, size_t errlen)
 {
     (void)in;
-    /* One entry per message, as the history file stores them. */
+    /* One entry per message, its line breaks kept: recalled, it is the same message. */
     char *h = strdup(line);
     if (!h) {
         snprintf(err, errlen, "history: out of memory");
         return -1;
     }
-    for (char *p = h; *p; p++)
-        if (*p == '\n') *p = ' ';
     HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
     if (*h && !(last && !strcmp(last->line, h))) {
         /* An entry stifling pushes out is freed by readline: wipe it first. */

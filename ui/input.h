@@ -3,8 +3,9 @@
  * (Up/Down, Ctrl-R) and completion of /commands work while the screen belongs to ncurses.
  * The command names come from the caller (the app owns the table), so ui/ stays free of it.
  * Readline never touches the terminal: we draw its line ourselves (rl_redisplay_function).
- * Multi-line input: a line ending in a backslash continues; a bracketed paste inserts its
- * text, newlines included, as part of one message. Readline is global state, so there is
+ * Multi-line input: a line ending in a backslash continues; a block between two lines of
+ * """ is one message; a bracketed paste inserts its text, newlines included, as part of
+ * one message. Readline is global state, so there is
  * one input per process. */
 #ifndef CMIF_UI_INPUT_H
 #define CMIF_UI_INPUT_H
@@ -39,14 +40,17 @@ void input_key(struct input *in, int ch);
 void input_pump(struct input *in);
 /* Inserts text at the cursor as typed (a paste): \r\n and \r become \n. */
 void input_insert(struct input *in, const char *text, size_t n);
+/* Replaces the line being edited with text (newlines kept), the cursor at its end. */
+void input_set_line(struct input *in, const char *text);
 /* Ctrl-C at the prompt: forget the line being edited and any continuation lines. */
 void input_cancel(struct input *in);
 
 /* A completed message (malloc'd, caller frees), or NULL. *eof is set when the user asked
  * to leave (Ctrl-D on an empty line). */
 char *input_take(struct input *in, int *eof);
-/* Adds a message to the in-memory history Up and Ctrl-R recall (newlines become spaces,
- * consecutive duplicates dropped). Keeping it across sessions is the app's (app/histfile).
+/* Adds a message to the in-memory history Up and Ctrl-R recall (its newlines kept, so a
+ * recalled message is the same message; consecutive duplicates dropped). Keeping it
+ * across sessions is the app's (app/histfile).
  * 0, or -1 with err (out of memory). */
 int input_history_add(struct input *in, const char *line, char *err, size_t errlen);
 /* Forgets the history, each entry's text wiped before readline frees it (also done by

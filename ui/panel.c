@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ui/colors.h"
+#include "ui/status.h"
 #include "ui/utf8.h"
 
 static char kind_letter(int k)
@@ -99,8 +100,10 @@ void panel_draw(void *win, const struct panel_data *d)
     else snprintf(line, sizeof line, "message: %zu tok, ε %.4g", d->n, d->msg_eps);
     utf8_fit(line, strlen(line), cw, buf, sizeof buf);
     mvwaddstr(w, y++, x, buf);
-    snprintf(line, sizeof line, "%s: ε %.4g of %.4g", d->day ? "today" : "session", d->spent,
-             d->total);
+    char sp[32], tot[32];
+    status_num(d->spent, sp, sizeof sp);
+    status_num(d->total, tot, sizeof tot);
+    snprintf(line, sizeof line, "%s: ε %s of %s", d->day ? "today" : "session", sp, tot);
     utf8_fit(line, strlen(line), cw, buf, sizeof buf);
     mvwaddstr(w, y++, x, buf);
     panel_bar(d->spent, d->total, cw, buf, sizeof buf);

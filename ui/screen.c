@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include <sodium.h>
+
 #include "ui/colors.h"
 #include "ui/input.h"
 #include "ui/utf8.h"
@@ -362,4 +364,17 @@ int screen_dump(struct screen *s, FILE *f)
     }
     free(line);
     return ferror(f) ? -1 : 0;
+}
+
+int screen_clipboard(struct screen *s, const char *text, size_t n)
+{
+    size_t cap = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
+    char *b = malloc(cap);
+    if (!b) return -1;
+    sodium_bin2base64(b, cap, (const unsigned char *)text, n, sodium_base64_VARIANT_ORIGINAL);
+    fprintf(s->out, "\033]52;c;%s\a", b);
+    fflush(s->out);
+    sodium_memzero(b, cap);
+    free(b);
+    return 0;
 }

@@ -49,6 +49,9 @@ void screen_repaint(struct screen *s);
 int screen_key(struct screen *s, int wait);
 /* Mouse wheel from a KEY_MOUSE event: +1 up, -1 down, 0 other. */
 int screen_wheel(struct screen *s);
+/* Hands text to the terminal's clipboard with OSC 52 (a terminal without it ignores the
+ * sequence). 0 or -1 (out of memory). */
+int screen_clipboard(struct screen *s, const char *text, size_t n);
 /* Writes what the screen shows, one text line per row (trailing blanks trimmed). */
 int screen_dump(struct screen *s, FILE *f);
 

@@ -17,10 +17,12 @@ void status_format(const struct status_info *s, int width, char *out, size_t cap
     char priv[160];
     const char *unit = s->unit ? s->unit : "tok";
     const char *when = s->day ? "today" : "session";
+    char sp[32], tot[32];
+    status_num(s->spent, sp, sizeof sp);
+    status_num(s->total, tot, sizeof tot);
     if (s->unsanitized)
-        snprintf(priv, sizeof priv, "NOT SANITIZED · %s %.4g/%.4g", when, s->spent, s->total);
-    else snprintf(priv, sizeof priv, "ε %g/%s · %s %.4g/%.4g", s->eps, unit, when, s->spent,
-                  s->total);
+        snprintf(priv, sizeof priv, "NOT SANITIZED · %s %s/%s", when, sp, tot);
+    else snprintf(priv, sizeof priv, "ε %g/%s · %s %s/%s", s->eps, unit, when, sp, tot);
     const char *model = s->model && *s->model ? s->model : "?";
     const char *dev = s->device ? s->device : "?";
     /* The privacy figures come before the core's long status; a narrow terminal drops the
@@ -56,4 +58,10 @@ void status_draw(void *win, const struct status_info *s, int color)
     wattrset(w, color ? COLOR_PAIR(UI_PAIR_STATUS) : A_REVERSE);
     mvwaddstr(w, 0, 0, buf);
     wattrset(w, A_NORMAL);
+}
+
+void status_num(double x, char *out, size_t cap)
+{
+    if (x >= 1e4 || x <= -1e4) snprintf(out, cap, "%.0f", x);
+    else snprintf(out, cap, "%.4g", x);
 }

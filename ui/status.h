@@ -18,6 +18,9 @@ struct status_info {
     int busy;                /* an answer is streaming */
 };
 
+/* A budget figure for people: up to 4 significant digits, never scientific notation
+ * (100000, not 1e+05). */
+void status_num(double x, char *out, size_t cap);
 /* The line for `width` columns (sanitized, cut with "…"). */
 void status_format(const struct status_info *s, int width, char *out, size_t cap);
 void status_draw(void *win, const struct status_info *s, int color);
