@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app/restore.h"
 #include "app/template.h"
 #include "gpu/decoder.h"
 
@@ -47,6 +48,7 @@ struct chat {
     size_t last_nrep;
     double last_eps;
     double snap_spent, snap_total, snap_eps;
+    struct restore *rst;        /* substitutes sent in this conversation, for /save */
     double tps;
     int last_tokens;
 
@@ -100,6 +102,7 @@ int chat_open(struct chat **out, struct core *core, struct decoder *dec,
         return -1;
     }
     if (p->system && *p->system && !(c->system = strdup(p->system))) goto oom;
+    if (!(c->rst = restore_open())) goto oom;
     *out = c;
     return 0;
 oom:
@@ -145,6 +148,7 @@ void chat_close(struct chat *c)
     free(c->logits);
     free(c->tmpvec);
     free(c->system);
+    restore_close(c->rst);
     sampler_close(c->smp);
     free(c);
 }
@@ -289,6 +293,17 @@ void chat_refusal_text(const struct core *core, const struct core_refusal *r,
              day ? when : ", or start a new session");
 }
 
+int chat_learn_substitutes(struct restore *r, const struct core_tok_report *rep, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((rep[i].kind == CORE_TOK_REPLACED || rep[i].kind == CORE_TOK_RANDOM) &&
+            restore_learn(r, rep[i].orig, rep[i].sent) != 0)
+            return -1;
+    return 0;
+}
+
+const struct restore *chat_restorer(const struct chat *c) { return c->rst; }
+
 int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *err,
               size_t errlen)
 {
@@ -345,17 +360,8 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
         return rc == CORE_EBUDGET ? CORE_EBUDGET : -1;
     }
 
-    free_reps(c->last_rep, c->last_nrep);
-    c->last_rep = rep;
-    c->last_nrep = nrep;
-    c->last_eps = eps;
-    if (add_entry(c, CHAT_USER, text, strlen(text), rep, nrep, eps) != 0) {
-        core_batch_free(&b);
-        snprintf(err, errlen, "chat: out of memory");
-        return -1;
-    }
-
-    /* 2. Make room: the new tokens plus some space for the answer. */
+    /* 2. Make room: the new tokens plus some space for the answer. A message that cannot
+     * fit is refused before it becomes the last report or a transcript entry. */
     size_t body = b.n - head_end;
     size_t reserve = (size_t)c->ctx / 4;
     if (c->p.n_predict > 0 && (size_t)c->p.n_predict < reserve) reserve = (size_t)c->p.n_predict;
@@ -365,8 +371,21 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
                  "message too long: %zu tokens, the context holds %d (not sent, nothing "
                  "charged)", body, c->ctx);
         core_batch_free(&b);
+        free_reps(rep, nrep);
         return -1;
     }
+
+    free_reps(c->last_rep, c->last_nrep);
+    c->last_rep = rep;
+    c->last_nrep = nrep;
+    c->last_eps = eps;
+    chat_learn_substitutes(c->rst, rep, nrep);
+    if (add_entry(c, CHAT_USER, text, strlen(text), rep, nrep, eps) != 0) {
+        core_batch_free(&b);
+        snprintf(err, errlen, "chat: out of memory");
+        return -1;
+    }
+
     /* The message goes out: charge it (the ledger can still refuse, if another process
      * spent the day's budget meanwhile). */
     rc = core_commit(c->core, &b, err, errlen);
@@ -585,6 +604,7 @@ void chat_clear(struct chat *c)
     c->last_rep = NULL;
     c->last_nrep = 0;
     c->last_eps = 0;
+    restore_forget(c->rst);
     sampler_reset(c->smp);
 }
 
@@ -664,7 +684,19 @@ int chat_write_markdown(const struct chat *c, FILE *f, const char *model_name,
             }
             fputc('\n', f);
             break;
-        case CHAT_ASSISTANT: fprintf(f, "## cmif\n\n%s\n\n", e->text); break;
+        case CHAT_ASSISTANT: {
+            /* Both: the answer with the user's own words back (marked [[…]]) and, when any
+             * word was restored, exactly what the model wrote. */
+            int changed = 0;
+            char *rt = restore_text(c->rst, e->text, e->len, "[[", "]]", &changed);
+            fprintf(f, "## cmif\n\n%s\n\n", rt && changed ? rt : e->text);
+            if (rt && changed)
+                fprintf(f, "_As the model wrote it (your words in [[ ]] stand for substitutes "
+                           "it was sent):_\n\n%s\n\n", e->text);
+            if (rt) core_wipe(rt, strlen(rt));
+            free(rt);
+            break;
+        }
         default: fprintf(f, "_%s_\n\n", e->text); break;
         }
     }

@@ -15,6 +15,7 @@
 #include "gpu/sampler.h"
 
 struct decoder;
+struct restore;
 
 struct chat_params {
     int tmpl;                  /* enum tmpl_kind */
@@ -97,7 +98,14 @@ int chat_ctx(const struct chat *c);
 double chat_last_tps(const struct chat *c);   /* tokens/s of the last answer */
 struct core *chat_core(const struct chat *c);
 
-/* Writes the transcript with the per-token privacy report as Markdown to f (opened by the
+/* Teaches r the substitutes of a report (rows replaced or random: orig ↔ sent). 0 or -1. */
+int chat_learn_substitutes(struct restore *r, const struct core_tok_report *rep, size_t n);
+/* The substitutes sent in this conversation (for /save and reports; app/restore). Read it
+ * only while no turn runs. */
+const struct restore *chat_restorer(const struct chat *c);
+
+/* Writes the transcript with the per-word privacy report as Markdown to f (an answer that
+ * repeats a substitute shows the user's word marked [[word]], then what the model wrote) (opened by the
  * caller: it holds the user's text in clear, see savefile_open_private) and closes f. path
  * only names the file in err. */
 int chat_write_markdown(const struct chat *c, FILE *f, const char *model_name,

@@ -36,12 +36,18 @@ enum {
 };
 
 static const struct opts_extra extras[] = {
-    { "eps", 0, 1, X_EPS, "    --eps E            ε per sanitized word (default 1)" },
+    { "eps", 0, 1, X_EPS, "    --eps E            ε per sanitized word (or token with --unit token; default 1)" },
     { "budget", 0, 1, X_BUDGET,
-      "    --budget B         ε a day, rolling 24 hours, in the per-user ledger (default 200)" },
+      "    --budget B         ε a day over a rolling 24 hours, kept in the per-user ledger\n"
+      "                       $XDG_STATE_HOME/cmif/ledger (default 200: about 40 messages with\n"
+      "                       a few secrets each at ε 1)" },
     { "sanitize", 0, 1, X_SCOPE,
-      "    --sanitize S       auto (default: names, numbers, rare words), all, or marked ({{ }})" },
-    { "unit", 0, 1, X_UNIT, "    --unit U           word (default) or token (every sub-word piece)" },
+      "    --sanitize S       auto (default): common words sent as typed; names, numbers,\n"
+      "                       addresses and rare words sanitized. all: every word. marked:\n"
+      "                       only what is inside {{ }} ({{ }} marks in every mode)" },
+    { "unit", 0, 1, X_UNIT,
+      "    --unit U           word (default: a word costs ε once) or token (every sub-word\n"
+      "                       piece, as the CMIF paper)" },
     { "no-ledger", 0, 0, X_NOLEDGER,
       "    --no-ledger        do not read or charge the ledger (the budget is this session's)" },
     { "mechanism", 0, 1, X_MECH,
@@ -294,6 +300,7 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     plain_init(&pl, stdout);
     struct plain *plp = co->report_json ? NULL : &pl;
     struct cmds_session sess = { .chat = e->chat, .core = e->core, .model_name = e->name,
+                                 .ledger_path = co->core.ledger_path,
                                  .device_name = dec_device_name(e->dec), .print = script_print,
                                  .ctx = plp };
     struct script_opts so = { .json = co->report_json, .report = rf, .model_name = e->name };
@@ -306,43 +313,6 @@ static int run_script(struct engine *e, FILE *in, const char *name, const struct
     script_free(&sc);
     fflush(stdout);
     return rc;
-}
-
-/* --history: the sealed history file and its key, or why not (said in the transcript:
- * stderr printed now would be hidden by the screen). Without it, a plaintext history an
- * earlier cmif left is pointed out. */
-static void open_history(struct chat_opts *co, struct histfile **hf)
-{
-    char path[4096], key[4096], err[700];
-    *hf = NULL;
-    if (xdg_path(XDG_STATE, "history", co->history, path, sizeof path, err, sizeof err) != 0 ||
-        xdg_path(XDG_STATE, "history.key", co->history, key, sizeof key, err, sizeof err) != 0) {
-        if (co->history)
-            snprintf(co->history_off, sizeof co->history_off,
-                     "%.500s: the input history is kept for this session only", err);
-        return;
-    }
-    if (!co->history) {
-        FILE *f = fopen(path, "rbe");
-        char magic[8] = "";
-        if (f && (fread(magic, 1, sizeof magic, f) != sizeof magic || memcmp(magic, "CMIFHIS1", 8)))
-            snprintf(co->history_off, sizeof co->history_off,
-                     "%.500s holds inputs of an earlier cmif in plain text: delete it, or run with "
-                     "--history once to seal it",
-                     path);
-        if (f) fclose(f);
-        return;
-    }
-    if (histfile_open(hf, path, key, 1000, err, sizeof err) != 0) {
-        snprintf(co->history_off, sizeof co->history_off,
-                 "%.500s: the input history is kept for this session only", err);
-        return;
-    }
-    snprintf(co->history_note, sizeof co->history_note,
-             "--history: your inputs are kept in %.300s, sealed (XSalsa20-Poly1305) under the key "
-             "in %.300s; other users cannot read them, you can (and so can anyone with your "
-             "account)",
-             path, key);
 }
 
 static int cmd_chat_exec(int argc, char **argv)
@@ -403,7 +373,8 @@ static int cmd_chat_exec(int argc, char **argv)
         co.core.ledger_path = co.ledger;
     }
     struct histfile *hf = NULL;
-    if (!scripted) open_history(&co, &hf);
+    if (!scripted) histfile_open_user(co.history, &hf, co.history_note, sizeof co.history_note,
+                                       co.history_off, sizeof co.history_off);
     struct engine e;
     struct chat_params cp = { .n_predict = o.n_predict, .sp = o.sp, .system = co.system,
                               .delay_ms = co.delay_ms };
@@ -430,7 +401,8 @@ static int cmd_chat_exec(int argc, char **argv)
                                   .history = hf, .history_note = co.history_note,
                                   .history_off = co.history_off, .dump = co.dump, .color = co.color,
                                   .headless_cols = co.headless_cols,
-                                  .headless_rows = co.headless_rows, .seeded = co.core.seeded };
+                                  .headless_rows = co.headless_rows, .seeded = co.core.seeded,
+                                  .ledger_path = co.core.ledger_path };
         int sig;
         rc = tui_run(&to, &sig);
         histfile_close(hf);
@@ -448,7 +420,7 @@ static int cmd_chat_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_chat_entry = {
     "chat",
-    "chat [-m MODEL] [--script FILE [--report json]] [--eps E] [--budget B] [--template T] ...",
+    "chat [-m MODEL] [--script FILE [--report json]] [--sanitize S] [--eps E] [--budget B] ...",
     "the confidential chat (default): full screen, or scripted with --script / piped stdin",
     cmd_chat_exec,
 };

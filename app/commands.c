@@ -48,7 +48,10 @@ static int c_help(struct cmds_session *s, const char *arg)
                  "\n  Ctrl-C stops the answer; Ctrl-D quits"
                  "\n  PgUp/PgDn or the mouse wheel scroll; F2 shows or hides the panel"
                  "\n  Up/Down recall earlier inputs, Ctrl-R searches them; Tab completes"
-                 "\n  /commands");
+                 "\n  /commands"
+                 "\nsecrets: write {{ and }} around words to have them sanitized in any mode,"
+                 "\n  e.g. my card is {{4111 1111}}; the panel shows each word's treatment as"
+                 "\n  you type (P public, S will be sanitized, N random, C control)");
     out(s, CMDS_INFO, "%s", buf);
     return CMDS_OK;
 }
@@ -82,14 +85,111 @@ static int c_eps(struct cmds_session *s, const char *arg)
     return CMDS_OK;
 }
 
+/* Today's figures against the daily limit (the session's without a ledger), then this
+ * session's and the lifetime total. */
+static void budget_line(struct core *c, char *buf, size_t cap)
+{
+    double tot = core_budget_total(c), sp = core_budget_spent(c), left = tot - sp;
+    if (left < 0) left = 0;
+    double e = core_eps(c);
+    snprintf(buf, cap,
+             "budget: ε %.4g spent of %.4g %s, %.4g left (about %.0f more sanitized %ss at ε %g)\n"
+             "this session: ε %.4g; %s: ε %.4g",
+             sp, tot, core_has_ledger(c) ? "today (rolling 24 hours, the ledger)"
+                                         : "in this session (no ledger)",
+             left, e > 0 ? left / e : 0.0, core_unit_name(core_unit(c)), e,
+             core_budget_session(c), core_has_ledger(c) ? "lifetime" : "lifetime (this session)",
+             core_budget_lifetime(c));
+}
+
 static int c_budget(struct cmds_session *s, const char *arg)
 {
-    (void)arg;
-    double tot = core_budget_total(s->core), sp = core_budget_spent(s->core);
-    double left = tot - sp, e = core_eps(s->core);
-    if (left < 0) left = 0;
-    out(s, CMDS_INFO, "budget: %.4g spent of %.4g, %.4g left (about %.0f more tokens at ε %g)", sp,
-        tot, left, e > 0 ? left / e : 0.0, e);
+    char err[512], line[512];
+    if (!*arg) {
+        if (core_budget_refresh(s->core, err, sizeof err) != 0)
+            out(s, CMDS_ERROR, "/budget: %s (the figures below are as last read)", err);
+        budget_line(s->core, line, sizeof line);
+        out(s, CMDS_INFO, "%s", line);
+        return CMDS_OK;
+    }
+    if (!strcmp(arg, "reset") || !strcmp(arg, "reset!")) {
+        if (!s->ledger_path) {
+            out(s, CMDS_ERROR, "/budget reset: there is no ledger in this session (--no-ledger): "
+                               "nothing to reset");
+            return CMDS_FAIL;
+        }
+        if (strcmp(arg, "reset!") != 0) {
+            out(s, CMDS_INFO,
+                "/budget reset forgets every charge of the ledger %s: today's and the lifetime "
+                "total go back to 0. The privacy already spent is NOT given back: what was sent "
+                "stays sent, and a new day of budget lets an observer learn more about the same "
+                "secrets. Type /budget reset! to reset.", s->ledger_path);
+            return CMDS_OK;
+        }
+        if (core_budget_reset(s->core, err, sizeof err) != 0) {
+            out(s, CMDS_ERROR, "/budget reset: %s", err);
+            return CMDS_FAIL;
+        }
+        out(s, CMDS_INFO, "ledger reset: every charge forgotten (today 0, lifetime 0); "
+                          "charges go on into the new ledger.");
+        return CMDS_OK;
+    }
+    double v;
+    if (!parse_double(arg, &v) || !(v > 0)) {
+        out(s, CMDS_ERROR, "/budget: '%s' is neither reset nor a positive number", arg);
+        return CMDS_FAIL;
+    }
+    if (core_set_budget(s->core, v, err, sizeof err) != 0) {
+        out(s, CMDS_ERROR, "/budget %s: %s", arg, err);
+        return CMDS_FAIL;
+    }
+    budget_line(s->core, line, sizeof line);
+    out(s, CMDS_INFO, "the limit is now ε %g %s\n%s", v,
+        core_has_ledger(s->core) ? "a day (for this session; --budget sets it at start)"
+                                 : "for this session", line);
+    return CMDS_OK;
+}
+
+static int c_sanitize(struct cmds_session *s, const char *arg)
+{
+    char err[256];
+    if (!*arg) {
+        out(s, CMDS_INFO, "sanitize: %s (auto, all or marked; {{ }} marks a secret in every "
+                          "mode)", core_scope_name(core_scope(s->core)));
+        return CMDS_OK;
+    }
+    int m = core_scope_parse(arg);
+    if (m < 0) {
+        out(s, CMDS_ERROR, "/sanitize: '%s' is not auto, all or marked", arg);
+        return CMDS_FAIL;
+    }
+    if (core_set_scope(s->core, m, err, sizeof err) != 0) {
+        out(s, CMDS_ERROR, "/sanitize: %s", err);
+        return CMDS_FAIL;
+    }
+    static const char *const what[] = {
+        "common words are sent as typed; names, numbers, addresses and rare words are sanitized",
+        "every word is sanitized",
+        "only the words inside {{ }} are sanitized; everything else is sent as typed",
+    };
+    out(s, CMDS_INFO, "sanitize is now %s: %s (from the next message)", core_scope_name(m),
+        what[m]);
+    return CMDS_OK;
+}
+
+static int c_restore(struct cmds_session *s, const char *arg)
+{
+    int on;
+    if (!strcmp(arg, "on")) on = 1;
+    else if (!strcmp(arg, "off")) on = 0;
+    else {
+        out(s, CMDS_ERROR, "/restore: on or off");
+        return CMDS_FAIL;
+    }
+    if (s->set_restore) s->set_restore(s->ctx, on);
+    out(s, CMDS_INFO, on ? "restore on: a substitute the model repeats is shown as your own "
+                           "word, marked (only on this screen)"
+                         : "restore off: answers are shown exactly as the model wrote them");
     return CMDS_OK;
 }
 
@@ -106,7 +206,17 @@ static int c_mechanism(struct cmds_session *s, const char *arg)
             names);
         return CMDS_OK;
     }
-    int m = core_mech_parse(arg);
+    size_t al = strlen(arg);
+    int confirmed = al && arg[al - 1] == '!';
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(confirmed ? al - 1 : al), arg);
+    int m = core_mech_parse(name);
+    if (m == CORE_MECH_NONE && !confirmed) {
+        out(s, CMDS_INFO, "/mechanism none turns sanitization OFF: your next messages go to the "
+                          "model exactly as typed, names, numbers and all, and the status line "
+                          "says NOT SANITIZED. Type /mechanism none! to do it.");
+        return CMDS_OK;
+    }
     if (m < 0) {
         out(s, CMDS_ERROR, "/mechanism: unknown mechanism '%s' (/mechanism lists them)", arg);
         return CMDS_FAIL;
@@ -115,7 +225,10 @@ static int c_mechanism(struct cmds_session *s, const char *arg)
         out(s, CMDS_ERROR, "/mechanism: %s", err);
         return CMDS_FAIL;
     }
-    out(s, CMDS_INFO, "mechanism is now %s", core_mech_name(m));
+    if (m == CORE_MECH_NONE)
+        out(s, CMDS_INFO, "mechanism is now none: messages are sent NOT SANITIZED "
+                          "(/mechanism rnm turns it back on)");
+    else out(s, CMDS_INFO, "mechanism is now %s", core_mech_name(m));
     return CMDS_OK;
 }
 
@@ -235,8 +348,13 @@ static int c_quit(struct cmds_session *s, const char *arg)
 const struct cmds_entry cmds_table[] = {
     { "help", "", "list commands and keys", 0, c_help },
     { "eps", "X", "set ε per sanitized token (no X: show it)", CMDS_IDLE, c_eps },
-    { "budget", "", "show the privacy budget spent and left", CMDS_IDLE, c_budget },
-    { "mechanism", "NAME", "choose the sanitizer (no NAME: list them)", CMDS_IDLE, c_mechanism },
+    { "budget", "[reset]", "ε spent today, the limit, this session, lifetime; reset asks first",
+      CMDS_IDLE, c_budget },
+    { "sanitize", "MODE", "auto, all or marked: which words are sanitized", CMDS_IDLE, c_sanitize },
+    { "restore", "on|off", "show substitutes in answers as your words (on) or as sent", 0,
+      c_restore },
+    { "mechanism", "NAME", "choose the sanitizer (no NAME: list them; none asks first)",
+      CMDS_IDLE, c_mechanism },
     { "panel", "", "show or hide the privacy panel (F2)", 0, c_panel },
     { "show", "", "model, device and confidential-core status", CMDS_IDLE, c_show },
     { "save", "FILE", "write transcript + privacy report (Markdown); /save! overwrites",

@@ -16,11 +16,15 @@ struct cmds_session {
     struct core *core;
     const char *model_name;
     const char *device_name;
+    /* The per-user ledger the core charges (NULL: --no-ledger), for /budget reset. */
+    const char *ledger_path;
     /* Output of a command (one message, may hold newlines). */
     void (*print)(void *ctx, int level, const char *msg);
     /* The UI's part: NULL in scripted sessions. */
     void (*toggle_panel)(void *ctx);
     void (*cleared)(void *ctx);
+    /* /restore on|off: whether answers show the user's own words for substitutes. */
+    void (*set_restore)(void *ctx, int on);
     void *ctx;
     /* Every input of the session (messages and commands), for /save-history. */
     char **inputs;

@@ -12,6 +12,7 @@
 
 #include "app/keyfile.h"
 #include "app/savefile.h"
+#include "app/xdg.h"
 
 #define MAGIC "CMIFHIS1"
 #define MAGICLEN 8
@@ -250,4 +251,39 @@ int histfile_append(struct histfile *h, const char *line, char *err, size_t errl
     }
     plain_free(&p);
     return rc;
+}
+
+void histfile_open_user(int want, struct histfile **hf, char *note, size_t note_cap,
+                        char *off, size_t off_cap)
+{
+    char path[4096], key[4096], err[700];
+    *hf = NULL;
+    if (xdg_path(XDG_STATE, "history", want, path, sizeof path, err, sizeof err) != 0 ||
+        xdg_path(XDG_STATE, "history.key", want, key, sizeof key, err, sizeof err) != 0) {
+        if (want)
+            snprintf(off, off_cap,
+                     "%.500s: the input history is kept for this session only", err);
+        return;
+    }
+    if (!want) {
+        FILE *f = fopen(path, "rbe");
+        char magic[8] = "";
+        if (f && (fread(magic, 1, sizeof magic, f) != sizeof magic || memcmp(magic, "CMIFHIS1", 8)))
+            snprintf(off, off_cap,
+                     "%.500s holds inputs of an earlier cmif in plain text: delete it, or run with "
+                     "--history once to seal it",
+                     path);
+        if (f) fclose(f);
+        return;
+    }
+    if (histfile_open(hf, path, key, 1000, err, sizeof err) != 0) {
+        snprintf(off, off_cap,
+                 "%.500s: the input history is kept for this session only", err);
+        return;
+    }
+    snprintf(note, note_cap,
+             "--history: your inputs are kept in %.300s, sealed (XSalsa20-Poly1305) under the key "
+             "in %.300s; other users cannot read them, you can (and so can anyone with your "
+             "account)",
+             path, key);
 }

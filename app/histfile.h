@@ -26,4 +26,11 @@ int histfile_append(struct histfile *h, const char *line, char *err, size_t errl
 
 const char *histfile_path(const struct histfile *h);
 
+/* The user's history ($XDG_STATE_HOME/cmif/history, key history.key beside it): with want,
+ * opened into *hf and where it is kept said in note; without it, or when it cannot be
+ * opened, *hf is NULL and off says why (or points out a plaintext history an earlier cmif
+ * left). Both are shown in the transcript: stderr would be hidden by the screen. */
+void histfile_open_user(int want, struct histfile **hf, char *note, size_t note_cap,
+                        char *off, size_t off_cap);
+
 #endif

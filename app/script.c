@@ -9,6 +9,7 @@
 #include "app/chat.h"
 #include "app/cmd.h"
 #include "app/commands.h"
+#include "app/restore.h"
 #include "app/template.h"
 #include "core/core.h"
 #include "ui/plain.h"
@@ -199,6 +200,15 @@ static void json_message(FILE *j, int first, size_t idx, const char *text, struc
     }
     fputs(n ? "\n     ],\n     \"answer\": " : "],\n     \"answer\": ", j);
     script_json_str(j, answer ? answer : "", alen);
+    /* The answer with the user's own words back where the model repeated a substitute
+     * ([[word]]); the same as "answer" when there was none. */
+    int changed = 0;
+    char *rt = restore_text(chat_restorer(chat), answer ? answer : "", alen, "[[", "]]", &changed);
+    fputs(", \"answer_restored\": ", j);
+    if (rt) script_json_str(j, rt, strlen(rt));
+    else fputs("null", j);
+    if (rt) core_wipe(rt, strlen(rt));
+    free(rt);
     fputs("}", j);
 }
 

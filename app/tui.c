@@ -16,6 +16,7 @@
 #include "app/cmd.h"
 #include "app/commands.h"
 #include "app/histfile.h"
+#include "app/restore.h"
 #include "app/savefile.h"
 #include "app/template.h"
 #include "core/core.h"
@@ -62,8 +63,18 @@ struct tui {
      * asked only while no turn runs (/mechanism cannot run during one). */
     char summary[sizeof ((struct core_status *)0)->summary];
     const char *mech;
+    int unsanitized;              /* mechanism none in force */
     const char **cmd_names;       /* the /command names for Tab completion */
+    int previewing;               /* the panel shows the line being typed */
+    /* Substitutes of the user's words sent in this conversation: an answer that repeats one
+     * shows the user's word, marked (this screen only); restore_on: /restore on|off. */
+    struct restore *rst;
+    int restore_on;
 };
+
+/* How a restored word is marked in the transcript: the user's word between ⟨ ⟩. */
+#define RESTORE_OPEN "⟨"
+#define RESTORE_CLOSE "⟩"
 
 static void note(struct tui *t, int style, const char *msg)
 {
@@ -74,6 +85,25 @@ static void note(struct tui *t, int style, const char *msg)
 static void tui_print(void *ctx, int level, const char *msg)
 {
     note(ctx, level == CMDS_ERROR ? TR_ERROR : TR_INFO, msg);
+}
+
+static void tui_set_restore(void *ctx, int on)
+{
+    struct tui *t = ctx;
+    t->restore_on = on;
+}
+
+/* restore_feed's output: into the streamed answer, a restored word marked. */
+static void restored_piece(void *ctx, const char *s, size_t n, const char *orig)
+{
+    struct transcript *tr = screen_transcript(((struct tui *)ctx)->scr);
+    if (!orig) {
+        transcript_append(tr, s, n);
+        return;
+    }
+    transcript_append(tr, RESTORE_OPEN, strlen(RESTORE_OPEN));
+    transcript_append(tr, orig, strlen(orig));
+    transcript_append(tr, RESTORE_CLOSE, strlen(RESTORE_CLOSE));
 }
 
 static void tui_toggle(void *ctx)
@@ -89,17 +119,31 @@ static void recall(void *ctx, const char *line)
     input_history_add(ctx, line, err, sizeof err);
 }
 
+/* The panel's header figures (the rows are set by the caller). */
+static void panel_head(struct tui *t, struct panel_data *pd, double spent, double total,
+                       double eps)
+{
+    pd->eps = eps;
+    pd->spent = spent;
+    pd->total = total;
+    pd->mechanism = t->mech;
+    pd->unit = core_unit_name(core_unit(t->o->core));
+    pd->day = core_has_ledger(t->o->core);
+    pd->unsanitized = t->unsanitized;
+}
+
 static void tui_cleared(void *ctx)
 {
     struct tui *t = ctx;
     /* A new conversation: what was typed is no longer recalled (the file keeps its copy). */
     input_history_clear(t->in);
     transcript_clear(screen_transcript(t->scr));
+    restore_forget(t->rst);
     struct panel_data pd = { 0 };
-    pd.eps = core_eps(t->o->core);
-    pd.spent = core_budget_spent(t->o->core);
-    pd.total = core_budget_total(t->o->core);
-    pd.mechanism = core_mech_name(core_mechanism(t->o->core));
+    t->mech = core_mech_name(core_mechanism(t->o->core));
+    t->unsanitized = core_mechanism(t->o->core) == CORE_MECH_NONE;
+    panel_head(t, &pd, core_budget_spent(t->o->core), core_budget_total(t->o->core),
+               core_eps(t->o->core));
     screen_set_panel(t->scr, &pd);
 }
 
@@ -116,6 +160,8 @@ static void panel_tok_from(struct panel_tok *p, const struct core_tok_report *r)
     case CORE_TOK_REPLACED: p->kind = PANEL_REPLACED; break;
     case CORE_TOK_PUBLIC: p->kind = PANEL_PUBLIC; break;
     case CORE_TOK_CONTROL: p->kind = PANEL_CONTROL; break;
+    case CORE_TOK_RANDOM: p->kind = PANEL_RANDOM; break;
+    case CORE_TOK_PLANNED: p->kind = PANEL_PLANNED; break;
     default: p->kind = -1; break;   /* drawn as '?' */
     }
     p->eps = r->eps;
@@ -129,6 +175,7 @@ static void refresh_info(struct tui *t, int with_report)
     struct core_status st;
     if (!busy) {
         t->mech = core_mech_name(core_mechanism(t->o->core));
+        t->unsanitized = core_mechanism(t->o->core) == CORE_MECH_NONE;
         spent = core_budget_spent(t->o->core);
         total = core_budget_total(t->o->core);
         eps = core_eps(t->o->core);
@@ -139,7 +186,9 @@ static void refresh_info(struct tui *t, int with_report)
     }
     struct status_info si = { .model = t->o->model_name, .device = dec_device_name(t->o->dec),
                               .tps = chat_last_tps(t->o->chat), .core = t->summary, .eps = eps,
-                              .spent = spent, .total = total, .busy = busy };
+                              .spent = spent, .total = total, .busy = busy,
+                              .unit = core_unit_name(core_unit(t->o->core)),
+                              .day = core_has_ledger(t->o->core), .unsanitized = t->unsanitized };
     screen_set_status(t->scr, &si);
     if (with_report) {
         struct panel_data pd = { 0 };
@@ -148,10 +197,8 @@ static void refresh_info(struct tui *t, int with_report)
         if (!rows) pd.n = 0;
         for (size_t i = 0; i < pd.n; i++) panel_tok_from(&rows[i], &rep[i]);
         pd.rep = rows;
-        pd.eps = eps;
-        pd.spent = spent;
-        pd.total = total;
-        pd.mechanism = t->mech;
+        panel_head(t, &pd, spent, total, eps);
+        t->previewing = 0;
         screen_set_panel(t->scr, &pd);
         /* The screen keeps its own copy; this one held what the user typed. */
         if (rows) core_wipe(rows, pd.n * sizeof *rows);
@@ -178,6 +225,48 @@ static void handle_key(struct tui *t, int ch)
         return;
     default: input_key(t->in, ch); return;
     }
+}
+
+/* The line being typed changed: the panel shows what Enter would do to each word, from
+ * the core's preview (no noise is drawn). Not while a turn runs (the core is busy) and not
+ * for /commands; an emptied line brings back the last message's report. */
+static void on_line_changed(void *ctx, const char *line)
+{
+    struct tui *t = ctx;
+    if (chat_busy(t->o->chat)) return;
+    const char *p = line;
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p || cmds_is_command(line)) {
+        if (t->previewing) refresh_info(t, 1);
+        return;
+    }
+    enum { MAX_ROWS = 256 };
+    struct core_tok_report *rows = calloc(MAX_ROWS, sizeof *rows);
+    struct panel_tok *pr = calloc(MAX_ROWS, sizeof *pr);
+    struct panel_data pd = { 0 };
+    char err[256];
+    if (rows && pr &&
+        core_preview(t->o->core, line, strlen(line), rows, MAX_ROWS, &pd.n, &pd.msg_eps, err,
+                     sizeof err) == 0) {
+        for (size_t i = 0; i < pd.n; i++) {
+            panel_tok_from(&pr[i], &rows[i]);
+            /* No noise is drawn before Enter: the "sent" column says what will happen. */
+            const char *what = rows[i].kind == CORE_TOK_PLANNED  ? "(sanitized)"
+                               : rows[i].kind == CORE_TOK_RANDOM ? "(random)"
+                                                                 : "(as typed)";
+            snprintf(pr[i].sent, sizeof pr[i].sent, "%s", what);
+        }
+        pd.rep = pr;
+        pd.preview = 1;
+        panel_head(t, &pd, core_budget_spent(t->o->core), core_budget_total(t->o->core),
+                   core_eps(t->o->core));
+        screen_set_panel(t->scr, &pd);
+        t->previewing = 1;
+    }
+    if (rows) core_wipe(rows, MAX_ROWS * sizeof *rows);
+    if (pr) core_wipe(pr, MAX_ROWS * sizeof *pr);
+    free(rows);
+    free(pr);
 }
 
 /* Readline wants another byte in the middle of a key sequence: wait for one key. */
@@ -256,10 +345,27 @@ static void handle_event(struct tui *t, struct queue_item *it)
 {
     struct transcript *tr = screen_transcript(t->scr);
     switch (it->type) {
-    case QUEUE_TEXT: transcript_append(tr, it->text, it->len); break;
-    case QUEUE_INFO: note(t, TR_INFO, it->text); break;
-    case QUEUE_REPORT: refresh_info(t, 1); break;
+    case QUEUE_TEXT:
+        if (t->restore_on) restore_feed(t->rst, it->text, it->len, restored_piece, t);
+        else {
+            restore_flush(t->rst, restored_piece, t);
+            transcript_append(tr, it->text, it->len);
+        }
+        break;
+    case QUEUE_INFO:
+        restore_flush(t->rst, restored_piece, t);
+        note(t, TR_INFO, it->text);
+        break;
+    case QUEUE_REPORT: {
+        /* The last report stays as it is until the next message: safe to read here. */
+        size_t n;
+        const struct core_tok_report *rep = chat_last_report(t->o->chat, &n, NULL);
+        if (chat_learn_substitutes(t->rst, rep, n) != 0) note(t, TR_ERROR, "out of memory");
+        refresh_info(t, 1);
+        break;
+    }
     case QUEUE_DONE:
+        restore_flush(t->rst, restored_piece, t);
         chat_join(t->o->chat);
         transcript_end_answer(tr);
         if (it->status == CHAT_STOPPED) note(t, TR_INFO, "stopped: the session goes on");
@@ -322,6 +428,7 @@ int tui_run(const struct tui_options *o, int *exit_sig)
     memset(&t, 0, sizeof t);
     t.o = o;
     t.mech = "";
+    t.restore_on = 1;
     *exit_sig = 0;
     t.err_r = t.saved_stderr = -1;
     t.headless = o->headless_cols > 0;
@@ -345,6 +452,10 @@ int tui_run(const struct tui_options *o, int *exit_sig)
     for (size_t i = 0; i < sizeof fatal_sigs / sizeof *fatal_sigs; i++) signal(fatal_sigs[i], on_fatal);
     signal(SIGPIPE, SIG_IGN);
 
+    if (!(t.rst = restore_open())) {
+        fprintf(stderr, "cmif: out of memory\n");
+        goto out;
+    }
     if (queue_open(&t.q, err, sizeof err) != 0) {
         fprintf(stderr, "cmif: %s\n", err);
         goto out;
@@ -368,7 +479,7 @@ int tui_run(const struct tui_options *o, int *exit_sig)
     }
     t.cmd_names = command_names();
     struct input_options io = { .fetch = nested_fetch, .ctx = &t,
-                                .commands = t.cmd_names };
+                                .commands = t.cmd_names, .changed = on_line_changed };
     if (input_open(&t.in, &io, err, sizeof err) != 0) {
         screen_close(t.scr);
         t.scr = NULL;
@@ -390,17 +501,21 @@ int tui_run(const struct tui_options *o, int *exit_sig)
         close(ep[1]);
     }
     t.sess = (struct cmds_session){ .chat = o->chat, .core = o->core, .model_name = o->model_name,
+                                    .ledger_path = o->ledger_path,
                                     .device_name = dec_device_name(o->dec), .print = tui_print,
-                                    .toggle_panel = tui_toggle, .cleared = tui_cleared, .ctx = &t };
+                                    .toggle_panel = tui_toggle, .cleared = tui_cleared,
+                                    .set_restore = tui_set_restore, .ctx = &t };
     {
         char msg[768];
         snprintf(msg, sizeof msg,
                  "cmif %s: %s (%s template, %d-token context) on %s. Your messages are "
-                 "sanitized (%s, ε %g per token, budget %g) before the model sees them. "
-                 "/help lists commands; Ctrl-D quits.",
+                 "sanitized (%s, %s, ε %g per %s, budget %g %s) before the model sees them; "
+                 "the panel previews each word as you type. /help lists commands; Ctrl-D quits.",
                  CMIF_VERSION, o->model_name, tmpl_name(chat_template(o->chat)), chat_ctx(o->chat),
-                 dec_device_name(o->dec), core_mech_name(core_mechanism(o->core)), core_eps(o->core),
-                 core_budget_total(o->core));
+                 dec_device_name(o->dec), core_mech_name(core_mechanism(o->core)),
+                 core_scope_name(core_scope(o->core)), core_eps(o->core),
+                 core_unit_name(core_unit(o->core)), core_budget_total(o->core),
+                 core_has_ledger(o->core) ? "a day, in the ledger" : "this session, no ledger");
         note(&t, TR_INFO, msg);
         if (dec_fallback_note(o->dec)) note(&t, TR_INFO, dec_fallback_note(o->dec));
         if (o->seeded)
@@ -493,6 +608,7 @@ out:
     if (t.err_r >= 0) close(t.err_r);
     if (devnull) fclose(devnull);
     cmds_session_free(&t.sess);
+    restore_close(t.rst);
     queue_close(t.q);
     g_sig_w = -1;
     close(sp[0]);

@@ -26,6 +26,7 @@ struct tui_options {
     int color;
     int headless_cols, headless_rows;  /* > 0: a virtual screen with keys from stdin (tests) */
     int seeded;                        /* --dp-seed: warn that the noise is not private */
+    const char *ledger_path;           /* the per-user ledger the core charges; NULL: none */
 };
 
 /* Runs the chat until the user leaves: EXIT_OK or EXIT_RUNTIME (app/cmd.h). When a

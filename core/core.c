@@ -67,6 +67,7 @@ struct core {
     struct wordsan ws;
     struct noise *nz;
     struct ledger *led;         /* NULL: the budget is the session's */
+    char *ledger_path;
     double session_spent;
 };
 
@@ -191,7 +192,9 @@ int core_open(struct core **out, const char *model_path, const struct core_optio
         core_close(c);
         return -1;
     }
-    if (o->ledger_path && ledger_open(&c->led, o->ledger_path, NULL, err, errlen) != 0) {
+    if (o->ledger_path && (!(c->ledger_path = strdup(o->ledger_path)) ||
+                           ledger_open(&c->led, o->ledger_path, NULL, err, errlen) != 0)) {
+        if (!c->ledger_path) snprintf(err, errlen, "core: out of memory");
         core_close(c);
         return -1;
     }
@@ -257,6 +260,7 @@ void core_close(struct core *c)
     noise_close(c->nz);
     words_list_close(c->pl);
     ledger_close(c->led);
+    free(c->ledger_path);
     budget_close(c->bud);
     embed_close(c->emb);
     tok_close(c->tok);
@@ -460,6 +464,11 @@ static int price_check(struct core *c, double cost, const struct core_batch *b,
     double want = cost + b->pending;
     double spent, left;
     int fits;
+    if (c->ledger_path && !c->led) {
+        snprintf(err, errlen, "core: the privacy ledger could not be reopened; nothing is sent "
+                              "until cmif is restarted");
+        return -1;
+    }
     if (c->led) {
         if (ledger_refresh(c->led, err, errlen) != 0) return -1;
         int64_t now = now_s();
@@ -487,6 +496,10 @@ static int charge(struct core *c, double cost, struct core_refusal *r, char *err
                   size_t errlen)
 {
     if (cost <= 0) return 0;
+    if (c->ledger_path && !c->led) {
+        snprintf(err, errlen, "core: the privacy ledger is not open");
+        return -1;
+    }
     if (c->led) {
         int64_t now = now_s();
         int rc = ledger_charge(c->led, cost, c->budget_total, now, err, errlen);
@@ -1013,6 +1026,46 @@ size_t core_public_word_count(void)
 int core_ledger_reset(const char *path, char *err, size_t errlen)
 {
     return ledger_reset(path, NULL, err, errlen);
+}
+
+int core_budget_reset(struct core *c, char *err, size_t errlen)
+{
+    if (!c->led) {
+        snprintf(err, errlen, "core: this session has no ledger");
+        return -1;
+    }
+    ledger_close(c->led);
+    c->led = NULL;
+    if (ledger_reset(c->ledger_path, NULL, err, errlen) != 0 ||
+        ledger_open(&c->led, c->ledger_path, NULL, err, errlen) != 0) {
+        /* Fail closed: without its ledger the core charges nothing, so it sends nothing. */
+        c->budget_total = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int core_set_budget(struct core *c, double limit, char *err, size_t errlen)
+{
+    if (budget_valid(limit, "the budget", err, errlen) != 0) return -1;
+    struct budget *nb;
+    if (budget_open(&nb, limit, err, errlen) != 0) return -1;
+    /* The session's accountant keeps what it spent under the new limit. */
+    double spent = budget_spent(c->bud);
+    if (spent > 0 && !c->led) {
+        char e2[8];
+        if (spent > limit) {
+            budget_close(nb);
+            snprintf(err, errlen, "core: this session already spent ε %g, more than %g", spent,
+                     limit);
+            return -1;
+        }
+        budget_spend(nb, spent, e2, sizeof e2);
+    }
+    budget_close(c->bud);
+    c->bud = nb;
+    c->budget_total = limit;
+    return 0;
 }
 
 void core_status(const struct core *c, struct core_status *st)

@@ -213,6 +213,12 @@ int core_unit_parse(const char *name);        /* -1 when unknown */
 size_t core_public_word_count(void);
 /* Forgets every charge of the ledger at path (explicit user action; new key). 0 or -1. */
 int core_ledger_reset(const char *path, char *err, size_t errlen);
+/* The same for this core's own ledger, which it then reopens (charges go on into the reset
+ * ledger). 0, or -1 with err (no ledger; the ledger could not be reset or reopened: the core
+ * then refuses to send until restarted). */
+int core_budget_reset(struct core *c, char *err, size_t errlen);
+/* Sets the budget's limit (ε a day with a ledger, else the session's). 0 or -1. */
+int core_set_budget(struct core *c, double limit, char *err, size_t errlen);
 const char *core_mech_name(int mech);
 int core_mech_parse(const char *name);        /* -1 when unknown */
 /* Checks that x is a usable ε or budget (finite, > 0); what names it in err. 0 or -1. */

@@ -200,7 +200,7 @@ static void test_panel_rows(void **state)
     status_format(&si, 200, buf, sizeof buf);
     assert_null(strchr(buf, '\x1b'));
     assert_non_null(strstr(buf, "12.5 tok/s"));
-    assert_non_null(strstr(buf, "budget 61/64 left"));
+    assert_non_null(strstr(buf, "ε 1/tok · session 3/64"));
     status_format(&si, 30, buf, sizeof buf);
     assert_int_equal(utf8_width(buf, strlen(buf)), 30);
     /* Narrow terminals lose the device and the core's status before the budget. */
@@ -208,11 +208,25 @@ static void test_panel_rows(void **state)
     si.device = "cpu (avx512, 2 threads)";
     status_format(&si, 48, buf, sizeof buf);
     assert_non_null(strstr(buf, "12.5 tok/s"));
-    assert_non_null(strstr(buf, "budget 61/64"));
+    assert_non_null(strstr(buf, "session 3/64"));
     status_format(&si, 100, buf, sizeof buf);
-    assert_non_null(strstr(buf, "budget 61/64 left"));
+    assert_non_null(strstr(buf, "ε 1/tok · session 3/64"));
     assert_non_null(strstr(buf, "memfd_secret"));   /* cut, not dropped */
     assert_int_equal(utf8_width(buf, strlen(buf)), 100);
+    /* With the ledger: the word unit and today's figures; without sanitization the line
+     * says so and keeps saying it on a narrow terminal. */
+    si.unit = "word";
+    si.day = 1;
+    si.spent = 12;
+    si.total = 200;
+    status_format(&si, 100, buf, sizeof buf);
+    assert_non_null(strstr(buf, "ε 1/word · today 12/200"));
+    si.unsanitized = 1;
+    status_format(&si, 100, buf, sizeof buf);
+    assert_non_null(strstr(buf, "NOT SANITIZED"));
+    assert_null(strstr(buf, "ε 1/word"));
+    status_format(&si, 40, buf, sizeof buf);
+    assert_non_null(strstr(buf, "NOT SANITIZED"));
 }
 
 static void test_virtual_screen(void **state)
@@ -235,9 +249,11 @@ static void test_virtual_screen(void **state)
     transcript_append(t, "日本語の答え", strlen("日本語の答え"));
     struct panel_tok rep[2] = { { " héllo", " other", PANEL_REPLACED, 1.0 },
                                 { " \x1b", " \x1b", PANEL_CONTROL, 0 } };
-    struct panel_data pd = { rep, 2, 1.0, 1.0, 1.0, 64.0, "rnm", 0 };
+    struct panel_data pd = { .rep = rep, .n = 2, .msg_eps = 1.0, .eps = 1.0, .spent = 1.0,
+                             .total = 64.0, .mechanism = "rnm" };
     screen_set_panel(s, &pd);
-    struct status_info si = { "tiny", "cpu", 99.0, "memfd_secret", 1.0, 1.0, 64.0, 0 };
+    struct status_info si = { .model = "tiny", .device = "cpu", .tps = 99.0,
+                              .core = "memfd_secret", .eps = 1.0, .spent = 1.0, .total = 64.0 };
     screen_set_status(s, &si);
     screen_draw(s, NULL);
     char *buf = NULL;

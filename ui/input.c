@@ -353,6 +353,11 @@ void input_key(struct input *in, int ch)
     ring_push(in, &c, 1);
 }
 
+static void notify(struct input *in)
+{
+    if (in->o.changed) in->o.changed(in->o.ctx, input_line(in));
+}
+
 void input_pump(struct input *in)
 {
     if (in->in_rl) return;
@@ -362,8 +367,10 @@ void input_pump(struct input *in)
         in->nesc = 0;
     }
     in->in_rl = 1;
+    int had = ring_avail(in);
     while (ring_avail(in) && !in->eof) rl_callback_read_char();
     in->in_rl = 0;
+    if (had) notify(in);
 }
 
 void input_insert(struct input *in, const char *text, size_t n)
@@ -384,6 +391,7 @@ void input_insert(struct input *in, const char *text, size_t n)
     rl_insert_text(buf);
     wipe_free(buf);
     in->dirty = 1;
+    notify(in);
 }
 
 void input_cancel(struct input *in)
@@ -400,6 +408,7 @@ void input_cancel(struct input *in)
     history_set_pos(history_length);
     set_prompt(in);
     rl_on_new_line();
+    notify(in);
 }
 
 char *input_take(struct input *in, int *eof)

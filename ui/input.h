@@ -22,6 +22,11 @@ struct input_options {
     /* Names Tab completes after a '/' at the start of the line, without the slash;
      * NULL-terminated and borrowed for the input's life. NULL: nothing to complete. */
     const char *const *commands;
+    /* Called with the line being edited (borrowed, NUL-terminated; may be "") after keys,
+     * a paste or a cancel may have changed it, so the app can preview what Enter would
+     * send. NULL: none. Runs on the caller's thread, from input_pump/input_insert/
+     * input_cancel/input_take. */
+    void (*changed)(void *ctx, const char *line);
 };
 
 int input_open(struct input **out, const struct input_options *o, char *err, size_t errlen);

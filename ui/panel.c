@@ -15,6 +15,8 @@ static char kind_letter(int k)
     case PANEL_REPLACED: return 'R';
     case PANEL_PUBLIC: return 'P';
     case PANEL_CONTROL: return 'C';
+    case PANEL_RANDOM: return 'N';
+    case PANEL_PLANNED: return 'S';
     default: return '?';
     }
 }
@@ -80,13 +82,25 @@ void panel_draw(void *win, const struct panel_data *d)
     wattron(w, A_BOLD);
     mvwaddstr(w, y++, x, "Privacy (F2 hides)");
     wattroff(w, A_BOLD);
-    snprintf(line, sizeof line, "%s, ε %g/token", d->mechanism ? d->mechanism : "?", d->eps);
+    const char *unit = d->unit ? d->unit : "token";
+    if (d->unsanitized) {
+        wattron(w, d->color ? COLOR_PAIR(UI_PAIR_BAD) : A_REVERSE);
+        snprintf(line, sizeof line, "NOT SANITIZED (%s)", d->mechanism ? d->mechanism : "?");
+    } else {
+        snprintf(line, sizeof line, "%s, ε %g/%s", d->mechanism ? d->mechanism : "?", d->eps,
+                 unit);
+    }
     utf8_fit(line, strlen(line), cw, buf, sizeof buf);
     mvwaddstr(w, y++, x, buf);
-    snprintf(line, sizeof line, "message: %zu tok, ε %.4g", d->n, d->msg_eps);
+    if (d->unsanitized) wattroff(w, d->color ? COLOR_PAIR(UI_PAIR_BAD) : A_REVERSE);
+    if (d->preview)
+        snprintf(line, sizeof line, "preview: %zu %s%s, ε %.4g", d->n, unit,
+                 d->n == 1 ? "" : "s", d->msg_eps);
+    else snprintf(line, sizeof line, "message: %zu tok, ε %.4g", d->n, d->msg_eps);
     utf8_fit(line, strlen(line), cw, buf, sizeof buf);
     mvwaddstr(w, y++, x, buf);
-    snprintf(line, sizeof line, "session: ε %.4g of %.4g", d->spent, d->total);
+    snprintf(line, sizeof line, "%s: ε %.4g of %.4g", d->day ? "today" : "session", d->spent,
+             d->total);
     utf8_fit(line, strlen(line), cw, buf, sizeof buf);
     mvwaddstr(w, y++, x, buf);
     panel_bar(d->spent, d->total, cw, buf, sizeof buf);
@@ -97,9 +111,12 @@ void panel_draw(void *win, const struct panel_data *d)
     if (d->color) wattroff(w, COLOR_PAIR(pair));
     y++;
     if (y >= h) return;
-    snprintf(line, sizeof line, "K kept  R replaced  P public  C control");
+    if (d->preview)
+        snprintf(line, sizeof line, "before Enter: P public  S sanitize  N random  C control");
+    else snprintf(line, sizeof line, "K kept  R replaced  P public  N random  C control");
     if ((int)strlen(line) > cw)   /* narrower: the capitals still name the letters */
-        snprintf(line, sizeof line, "Kept Replaced Public Control");
+        snprintf(line, sizeof line, d->preview ? "Public Sanitize raNdom Control"
+                                               : "Kept Replaced Public raNdom Control");
     utf8_fit(line, strlen(line), cw, buf, sizeof buf);
     mvwaddstr(w, y++, x, buf);
     if (y >= h) return;
@@ -113,7 +130,7 @@ void panel_draw(void *win, const struct panel_data *d)
     size_t show = d->n <= room ? d->n : room ? room - 1 : 0;
     for (size_t i = 0; i < show; i++) {
         panel_row(&d->rep[i], cw, buf, sizeof buf);
-        int rp = d->rep[i].kind == PANEL_REPLACED;
+        int rp = d->rep[i].kind == PANEL_REPLACED || d->rep[i].kind == PANEL_PLANNED;
         if (rp) wattron(w, d->color ? COLOR_PAIR(UI_PAIR_REPLACED) : A_BOLD);
         mvwaddstr(w, y++, x, buf);
         if (rp) wattroff(w, d->color ? COLOR_PAIR(UI_PAIR_REPLACED) : A_BOLD);

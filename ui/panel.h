@@ -9,8 +9,11 @@
 
 #include <stddef.h>
 
-/* How a token was treated (the panel shows the capital letter). */
-enum panel_kind { PANEL_KEPT = 0, PANEL_REPLACED, PANEL_PUBLIC, PANEL_CONTROL };
+/* How a token was treated (the panel shows the capital letter): kept, replaced, public,
+ * control, raNdom (every letter and digit drawn at random, the shape kept) and, in the
+ * preview before Enter, will be Sanitized. */
+enum panel_kind { PANEL_KEPT = 0, PANEL_REPLACED, PANEL_PUBLIC, PANEL_CONTROL, PANEL_RANDOM,
+                  PANEL_PLANNED };
 
 /* One token of the last message. */
 struct panel_tok {
@@ -24,8 +27,12 @@ struct panel_data {
     const struct panel_tok *rep;         /* borrowed; n rows */
     size_t n;
     double msg_eps;
-    double eps;                          /* ε per token now */
-    double spent, total;                 /* session budget */
+    double eps;                          /* ε per unit now */
+    double spent, total;                 /* today's (day) or the session's budget */
+    int day;                             /* the budget is a daily one (the ledger) */
+    const char *unit;                    /* "word" or "token"; NULL: "token" */
+    int preview;                         /* rep is the preview of the line being typed */
+    int unsanitized;                     /* no sanitization in force (mechanism none) */
     const char *mechanism;
     int color;                           /* colour pairs are set up (see ui/colors.h) */
 };

@@ -1,5 +1,6 @@
 /* ui/status: the status line: model, backend and device, tokens/s of the last answer, the
- * confidential core's protection summary, ε per token and budget left. */
+ * confidential core's protection summary, ε per word (or token) and the ε spent today (or
+ * this session) against its limit; NOT SANITIZED while no sanitization is in force. */
 #ifndef CMIF_UI_STATUS_H
 #define CMIF_UI_STATUS_H
 
@@ -11,6 +12,9 @@ struct status_info {
     double tps;              /* tokens/s of the last answer; 0 = none yet */
     const char *core;        /* core_status summary */
     double eps, spent, total;
+    const char *unit;        /* "word" or "token"; NULL: "tok" */
+    int day;                 /* spent/total are today's (the ledger), else the session's */
+    int unsanitized;         /* no sanitization in force: NOT SANITIZED, never cut */
     int busy;                /* an answer is streaming */
 };
 

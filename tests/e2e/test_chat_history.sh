@@ -67,7 +67,8 @@ tm send-keys -t cmif C-u C-d
 wait_exit 10 >/dev/null || die "third run did not exit"
 # --no-history: nothing is read or written, yet Up recalls this session's inputs.
 mkdir -p "$TMPD/st2"
-tm_start 100 30 "XDG_STATE_HOME=$TMPD/st2 $CMIF -m $MODEL --temp 0 -n 4 --no-history"
+# (--no-ledger too: the privacy ledger is state of its own, kept unless asked not to.)
+tm_start 100 30 "XDG_STATE_HOME=$TMPD/st2 $CMIF -m $MODEL --temp 0 -n 4 --no-history --no-ledger"
 wait_for "Ctrl-D quits" || die "--no-history run did not start"
 tm send-keys -t cmif "zeta" Enter
 wait_re "│ [0-9.]+ tok/s" 20 || die "--no-history run did not answer"
@@ -81,8 +82,8 @@ sleep 0.5
 wait_re "^> *$" 5 || die "Up still recalls an input after /clear"
 # Tab completes a /command; Tab twice on an ambiguous one lists the matches (readline
 # prints them on a stream the screen does not show, so they go to the transcript).
-tm send-keys -t cmif C-u "/sa" Tab
-wait_re "^> /save *$" 5 || die "Tab did not complete /sa"
+tm send-keys -t cmif C-u "/sav" Tab
+wait_re "^> /save *$" 5 || die "Tab did not complete /sav"
 tm send-keys -t cmif Tab Tab
 wait_for "* /save  /save-history" 5 || die "Tab Tab did not list the matches"
 tm send-keys -t cmif C-u C-d

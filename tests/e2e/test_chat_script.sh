@@ -8,7 +8,8 @@ T=$(mktemp -d /tmp/cmif-script-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 S=assets/scripts/demo.txt
 [ "$(grep -v '^#' $S | grep -c '^/')" -eq 3 ] || die "demo script should hold 3 commands"
-ARGS="-m $MODEL -s 42 --dp-seed 7 --temp 0.8 -n 24"
+# --no-ledger: the two runs must not see each other's charges in /budget.
+ARGS="-m $MODEL -s 42 --dp-seed 7 --temp 0.8 -n 24 --no-ledger"
 
 $CMIF $ARGS --script $S > "$T/a" 2>"$T/a.err" || { cat "$T/a.err"; die "--script run failed"; }
 $CMIF $ARGS --script $S > "$T/b" 2>/dev/null || die "second --script run failed"
