@@ -9,7 +9,7 @@ SAN     ?=
 CFLAGS_COMMON = -std=c11 $(OPT) -g -Wall -Wextra $(WERROR) -D_GNU_SOURCE -pthread -I. \
                 $(shell pkg-config --cflags ncursesw 2>/dev/null) $(SAN)
 LDLIBS  = $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw) -lreadline \
-          -lsodium -lclblast -lOpenCL -lopenblas -lm -lpthread
+          -lsodium -lopenblas -lm -lpthread -ldl
 CMOCKA  = -lcmocka
 
 DEB_PKGS = build-essential pkg-config libncurses-dev libreadline-dev libopenblas-dev libsodium-dev \

@@ -13,6 +13,7 @@
 #include "core/core.h"
 #include "core/gguf.h"
 #include "gpu/cl_util.h"
+#include "gpu/quant.h"
 
 enum { X_TENSORS = 1, X_CORE, X_CORE_MEM, X_REQUIRE_LOCKED, X_DEVICES };
 
@@ -193,11 +194,23 @@ static void section_tensor_types(const struct gguf *g)
     printf("\ntensors:       %llu (%.1fM parameters)\n", (unsigned long long)g->n_tensors,
            (double)elems / 1e6);
     if (g->n_tensors) printf("  %-8s %6s  %s\n", "type", "count", "bytes");
+    int unrunnable = 0;
     for (uint32_t t = 0; t < GGUF_T_COUNT; t++) {
         if (!count[t]) continue;
         printf("  %-8s %6llu  ", gguf_type_name(t), (unsigned long long)count[t]);
         put_bytes(bytes[t]);
+        /* named here, before any load: the decoder has no kernels for this type */
+        if (!qt_supported((int)t)) {
+            printf("  (cmif cannot run this type)");
+            unrunnable++;
+        }
         printf("\n");
+    }
+    if (unrunnable) {
+        printf("  types cmif cannot run:");
+        for (uint32_t t = 0; t < GGUF_T_COUNT; t++)
+            if (count[t] && !qt_supported((int)t)) printf(" %s", gguf_type_name(t));
+        printf(" (supported: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS)\n");
     }
     printf("  total weight bytes: %llu (", (unsigned long long)total);
     put_bytes(total);

@@ -3,13 +3,13 @@
  * with --unit token); --json prints one object for scripts. What is sent is charged to the
  * per-user ledger unless --no-ledger. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app/cmd.h"
 #include "app/chat.h"
+#include "app/opts.h"
 #include "app/script.h"
 #include "app/xdg.h"
 #include "core/core.h"
@@ -32,6 +32,35 @@ static void print_public_set(FILE *f)
     fputs("\ncontrol and chat-template tokens are never sanitized and cost 0.\n", f);
 }
 
+enum { X_FILE = 1, X_QUIET, X_EPS, X_BUDGET, X_MECH, X_K, X_SEED, X_CACHE, X_SCOPE, X_UNIT,
+       X_NOLEDGER, X_JSON };
+
+/* --sanitize's help names the size of the public word list, known only at run time. */
+static char scope_help[512];
+
+static const struct opts_extra extras[] = {
+    {"file", 'f', 1, X_FILE,
+     "-f, --file FILE        sanitize the contents of FILE (- = stdin; keeps it off argv)"},
+    {"sanitize", 0, 1, X_SCOPE, scope_help},
+    {"unit", 0, 1, X_UNIT,
+     "--unit U           word (default: a word costs ε once, replaced by a whole word)\n"
+     "                         or token (every sub-word piece, as the CMIF paper)"},
+    {"eps", 0, 1, X_EPS, "--eps E            ε per sanitized word (default 1)"},
+    {"budget", 0, 1, X_BUDGET,
+     "--budget B         ε a day, over a rolling 24 hours, kept in the per-user ledger\n"
+     "                         $XDG_STATE_HOME/cmif/ledger (default 200); exit 3 when the text\n"
+     "                         costs more than is left"},
+    {"no-ledger", 0, 0, X_NOLEDGER,
+     "--no-ledger        do not read or charge the ledger (the budget is this run's)"},
+    {"json", 0, 0, X_JSON, "--json             one JSON object: sent, eps_message, eps_left_today, units"},
+    {"mechanism", 0, 1, X_MECH, "--mechanism M      rnm (default), rnm-exp, santext+, custext+"},
+    {"cluster-size", 0, 1, X_K, "--cluster-size K   tokens per cluster (default 20)"},
+    {"seed", 0, 1, X_SEED, "--seed N           reproducible noise: FOR TESTS ONLY, NOT PRIVATE"},
+    {"cache-dir", 0, 1, X_CACHE, "--cache-dir DIR    cluster cache (default $XDG_CACHE_HOME/cmif)"},
+    {"quiet", 'q', 0, X_QUIET, "-q, --quiet            no progress while clustering"},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -44,37 +73,101 @@ static void usage(FILE *f)
             "  as typed, as sent, treatment (public/sanitized: kept or replaced/random/control),\n"
             "  ε charged, cluster size. TEXT on the command line is visible to other local users\n"
             "  while cmif starts (/proc/PID/cmdline): prefer -f FILE or -f - for secrets.\n"
-            "  --sanitize S       auto (default): common words (a public list of %zu words,\n"
-            "                     assets/public-words.txt) are sent as typed; names, numbers,\n"
-            "                     addresses and rare words are sanitized. all: every word.\n"
-            "                     marked: only what is inside {{ }}. {{ }} marks in every mode.\n"
-            "  --unit U           word (default: a word costs ε once, replaced by a whole word)\n"
-            "                     or token (every sub-word piece, as the CMIF paper)\n"
-            "  --eps E            ε per sanitized word (default 1)\n"
-            "  --budget B         ε a day, over a rolling 24 hours, kept in the per-user ledger\n"
-            "                     $XDG_STATE_HOME/cmif/ledger (default 200); exit 3 when the text\n"
-            "                     costs more than is left\n"
-            "  --no-ledger        do not read or charge the ledger (the budget is this run's)\n"
-            "  --json             one JSON object: sent, eps_message, eps_left_today, units\n"
-            "  --mechanism M      rnm (default), rnm-exp, santext+, custext+\n"
-            "  --cluster-size K   tokens per cluster (default 20)\n"
-            "  --seed N           reproducible noise: FOR TESTS ONLY, NOT PRIVATE\n"
-            "  --cache-dir DIR    cluster cache (default $XDG_CACHE_HOME/cmif)\n"
-            "  -q, --quiet        no progress while clustering\n", core_public_word_count());
+            "  TEXT starts at the first word that is not a flag: every word from there on is\n"
+            "  text, dashes included (cmif sanitize -m M.gguf I owe -5).\n");
+    snprintf(scope_help, sizeof scope_help,
+             "--sanitize S       auto (default): common words (a public list of %zu words,\n"
+             "                         assets/public-words.txt) are sent as typed; names, numbers,\n"
+             "                         addresses and rare words are sanitized. all: every word.\n"
+             "                         marked: only what is inside {{ }}. {{ }} marks in every mode.",
+             core_public_word_count());
+    opts_usage(f, OPT_MODEL, extras);
     print_public_set(f);
 }
 
-static int parse_double(const char *s, const char *what, double *out)
+/* What the flags set beyond struct opts; bad_value tells a wrong value (the message says
+ * it all) from an unknown flag (the usage follows). */
+struct san_flags {
+    struct core_options *core;
+    const char *file;
+    int json, no_ledger, bad_value;
+};
+
+static int parse_double(const char *s, const char *what, double *out, char *err, size_t errlen)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end) {
-        fprintf(stderr, "cmif sanitize: %s: '%s' is not a number\n", what, s);
+        snprintf(err, errlen, "%s: '%s' is not a number", what, s);
         return -1;
     }
     *out = v;
     return 0;
+}
+
+static int on_extra_value(struct san_flags *fl, int id, const char *v, char *err, size_t errlen)
+{
+    struct core_options *o = fl->core;
+    double d;
+    switch (id) {
+    case X_FILE: fl->file = v; return 0;
+    case X_QUIET: o->quiet = 1; return 0;
+    case X_EPS: return parse_double(v, "--eps", &o->eps, err, errlen);
+    case X_BUDGET: return parse_double(v, "--budget", &o->budget, err, errlen);
+    case X_MECH:
+        o->mechanism = core_mech_parse(v);
+        if (o->mechanism < 0 || o->mechanism == CORE_MECH_NONE) {
+            snprintf(err, errlen, "unknown mechanism '%s' (rnm, rnm-exp, santext+, custext+)", v);
+            return -1;
+        }
+        return 0;
+    case X_K:
+        if (parse_double(v, "--cluster-size", &d, err, errlen)) return -1;
+        if (d < 2 || d > 100000 || d != (int)d) {
+            snprintf(err, errlen, "--cluster-size must be an integer from 2 to 100000");
+            return -1;
+        }
+        o->cluster_size = (int)d;
+        return 0;
+    case X_SEED: {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(v, &end, 0);
+        if (errno || end == v || *end) {
+            snprintf(err, errlen, "--seed: '%s' is not an integer", v);
+            return -1;
+        }
+        o->seeded = 1;
+        o->seed = s;
+        return 0;
+    }
+    case X_CACHE: o->cache_dir = v; return 0;
+    case X_SCOPE:
+        if ((o->scope = core_scope_parse(v)) < 0) {
+            snprintf(err, errlen, "--sanitize: '%s' is not auto, all or marked", v);
+            return -1;
+        }
+        return 0;
+    case X_UNIT:
+        if ((o->unit = core_unit_parse(v)) < 0) {
+            snprintf(err, errlen, "--unit: '%s' is not word or token", v);
+            return -1;
+        }
+        return 0;
+    case X_NOLEDGER: fl->no_ledger = 1; return 0;
+    case X_JSON: fl->json = 1; return 0;
+    }
+    snprintf(err, errlen, "internal: unknown flag id %d", id);
+    return -1;
+}
+
+static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
+{
+    struct san_flags *fl = ctx;
+    if (on_extra_value(fl, id, v, err, errlen) == 0) return 0;
+    fl->bad_value = 1;
+    return -1;
 }
 
 /* The text is the user's secret: read unbuffered (no copy left in a stdio buffer) and wipe
@@ -127,87 +220,24 @@ static int cmd_sanitize_exec(int argc, char **argv)
 {
     struct core_options o;
     core_defaults(&o);
-    const char *model = NULL, *file = NULL;
-    enum { O_EPS = 256, O_BUDGET, O_MECH, O_K, O_SEED, O_CACHE, O_SCOPE, O_UNIT, O_NOLEDGER,
-           O_JSON };
-    int json = 0, no_ledger = 0;
-    static const struct option lo[] = {
-        {"model", required_argument, 0, 'm'}, {"eps", required_argument, 0, O_EPS},
-        {"budget", required_argument, 0, O_BUDGET}, {"mechanism", required_argument, 0, O_MECH},
-        {"cluster-size", required_argument, 0, O_K}, {"seed", required_argument, 0, O_SEED},
-        {"cache-dir", required_argument, 0, O_CACHE}, {"file", required_argument, 0, 'f'},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
-        {"sanitize", required_argument, 0, O_SCOPE}, {"unit", required_argument, 0, O_UNIT},
-        {"no-ledger", no_argument, 0, O_NOLEDGER}, {"json", no_argument, 0, O_JSON},
-        {0, 0, 0, 0},
-    };
-    optind = 1;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "+m:f:qh", lo, NULL)) != -1) {
-        double v;
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 'f': file = optarg; break;
-        case 'q': o.quiet = 1; break;
-        case 'h': usage(stdout); return EXIT_OK;
-        case O_EPS:
-            if (parse_double(optarg, "--eps", &o.eps)) return EXIT_USAGE;
-            break;
-        case O_BUDGET:
-            if (parse_double(optarg, "--budget", &o.budget)) return EXIT_USAGE;
-            break;
-        case O_MECH:
-            o.mechanism = core_mech_parse(optarg);
-            if (o.mechanism < 0 || o.mechanism == CORE_MECH_NONE) {
-                fprintf(stderr, "cmif sanitize: unknown mechanism '%s' "
-                                "(rnm, rnm-exp, santext+, custext+)\n", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case O_K:
-            if (parse_double(optarg, "--cluster-size", &v)) return EXIT_USAGE;
-            if (v < 2 || v > 100000 || v != (int)v) {
-                fprintf(stderr, "cmif sanitize: --cluster-size must be an integer from 2 to 100000\n");
-                return EXIT_USAGE;
-            }
-            o.cluster_size = (int)v;
-            break;
-        case O_SEED: {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 0);
-            if (errno || end == optarg || *end) {
-                fprintf(stderr, "cmif sanitize: --seed: '%s' is not an integer\n", optarg);
-                return EXIT_USAGE;
-            }
-            o.seeded = 1;
-            o.seed = s;
-            break;
-        }
-        case O_CACHE: o.cache_dir = optarg; break;
-        case O_SCOPE:
-            if ((o.scope = core_scope_parse(optarg)) < 0) {
-                fprintf(stderr, "cmif sanitize: --sanitize: '%s' is not auto, all or marked\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case O_UNIT:
-            if ((o.unit = core_unit_parse(optarg)) < 0) {
-                fprintf(stderr, "cmif sanitize: --unit: '%s' is not word or token\n", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case O_NOLEDGER: no_ledger = 1; break;
-        case O_JSON: json = 1; break;
-        default:
-            fprintf(stderr, "cmif sanitize: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
+    struct opts op;
+    opts_defaults(&op);
+    struct san_flags fl = {&o, NULL, 0, 0, 0};
     char err[512];
+    /* Every word after the first text word is text too: `cmif sanitize I owe -5` works. */
+    int r = opts_parse(&op, argc, argv, OPT_MODEL | OPT_ARGS_END_FLAGS, extras, on_extra, &fl,
+                       err, sizeof err);
+    if (r == 1) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (r < 0) {
+        fprintf(stderr, "cmif sanitize: %s\n", err);
+        if (!fl.bad_value) usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *model = op.model, *file = fl.file;
+    int json = fl.json, no_ledger = fl.no_ledger;
     const char *what[] = {"--eps", "--budget"};
     double vals[] = {o.eps, o.budget};
     for (int i = 0; i < 2; i++) {
@@ -224,29 +254,29 @@ static int cmd_sanitize_exec(int argc, char **argv)
     char *text = NULL;
     size_t len = 0;
     if (file) {
-        if (optind < argc) {
+        if (op.n_args > 0) {
             fprintf(stderr, "cmif sanitize: give either -f FILE or TEXT, not both\n");
             return EXIT_USAGE;
         }
         if (!(text = read_all(file, &len))) return EXIT_RUNTIME;
     } else {
-        if (optind >= argc) {
+        if (op.n_args == 0) {
             fprintf(stderr, "cmif sanitize: no text given\n");
             usage(stderr);
             return EXIT_USAGE;
         }
-        for (int i = optind; i < argc; i++) len += strlen(argv[i]) + 1;
+        for (int i = 0; i < op.n_args; i++) len += strlen(op.args[i]) + 1;
         text = calloc(len + 1, 1);
         if (!text) { fprintf(stderr, "cmif sanitize: out of memory\n"); return EXIT_RUNTIME; }
         len = 0;
-        for (int i = optind; i < argc; i++) {
-            size_t l = strlen(argv[i]);
-            if (i > optind) text[len++] = ' ';
-            memcpy(text + len, argv[i], l);
+        for (int i = 0; i < op.n_args; i++) {
+            size_t l = strlen(op.args[i]);
+            if (i > 0) text[len++] = ' ';
+            memcpy(text + len, op.args[i], l);
             len += l;
             /* argv is readable by other users in /proc/PID/cmdline: shorten that window
              * (-f FILE or -f - keeps the text off the command line altogether). */
-            core_wipe(argv[i], l);
+            core_wipe(op.args[i], l);
         }
     }
     /* A seeded core prints its own "NOT private" warning when the sanitizer starts. */

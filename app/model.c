@@ -11,7 +11,9 @@
 
 #define SAME_TYPE(t) ((int)QT_##t == (int)GGUF_T_##t)
 _Static_assert(SAME_TYPE(F32) && SAME_TYPE(F16) && SAME_TYPE(BF16) && SAME_TYPE(Q4_0) &&
-                   SAME_TYPE(Q8_0) && SAME_TYPE(Q4_K) && SAME_TYPE(Q5_K) && SAME_TYPE(Q6_K),
+                   SAME_TYPE(Q8_0) && SAME_TYPE(Q4_K) && SAME_TYPE(Q5_K) && SAME_TYPE(Q6_K) &&
+                   SAME_TYPE(Q4_1) && SAME_TYPE(Q5_0) && SAME_TYPE(Q5_1) && SAME_TYPE(Q2_K) &&
+                   SAME_TYPE(Q3_K) && SAME_TYPE(IQ4_NL) && SAME_TYPE(IQ4_XS),
                "gpu/quant.h QT_* follow core/gguf.h GGUF_T_*");
 #undef SAME_TYPE
 
@@ -69,7 +71,8 @@ static int want(const struct gguf *g, const char *name, int64_t ne0, int64_t ne1
         snprintf(err, errlen, "tensor %s has type %s, which this decoder does not support%s",
                  name, gguf_type_name(gt->type),
                  vector ? " (norm weights must be F32)"
-                        : " (supported: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K)");
+                        : " (supported: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K"
+                          " Q6_K IQ4_NL IQ4_XS)");
         return -1;
     }
     if (ne0 % (int64_t)qt_block_elems((int)gt->type) != 0) {

@@ -165,14 +165,15 @@ int opts_parse(struct opts *o, int argc, char **argv, unsigned accept,
                size_t errlen)
 {
     int only_args = 0;
+    /* Positional arguments are moved down to argv[1 + n_args]: that slot is at or before i
+     * and held an argument or a flag already read, so nothing unread is overwritten. */
+    o->args = argv + 1;
+    o->n_args = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        char *a = argv[i];
         if (only_args || a[0] != '-' || a[1] == '\0') {
-            if (o->n_args >= OPTS_MAX_ARGS) {
-                snprintf(err, errlen, "too many arguments (at most %d)", OPTS_MAX_ARGS);
-                return -1;
-            }
             o->args[o->n_args++] = a;
+            if (accept & OPT_ARGS_END_FLAGS) only_args = 1;
             continue;
         }
         if (!strcmp(a, "--")) { only_args = 1; continue; }

@@ -2,7 +2,9 @@
  *
  * A subcommand says which of the common flags it accepts (a mask of OPT_* bits), may add
  * its own flags through a small table and a callback, and gets the parsed values in one
- * struct opts. Positional arguments are collected in order (o->args / o->n_args).
+ * struct opts. Positional arguments are collected in order (o->args / o->n_args), as many as
+ * the command line holds. Flags may come before, between or after them unless the command
+ * asks (OPT_ARGS_END_FLAGS) for everything after its first argument to be taken as text.
  *
  *   struct opts o;
  *   opts_defaults(&o);
@@ -28,6 +30,11 @@ enum {
     OPT_SAMPLING = 1u << 5, /* -s/--seed, --temp, --top-k, --top-p, --min-p,
                                --repeat-penalty, --repeat-last-n */
     OPT_DEVICE = 1u << 6,   /* --device auto|cpu|cl[:N] */
+    /* Not a group of flags: the first positional argument ends the flags, so it and every
+     * word after it are arguments, "-5" or "--eps" included (getopt's "+"). For commands
+     * whose arguments are free text (`cmif sanitize the price is -5`). "--" still ends the
+     * flags earlier. */
+    OPT_ARGS_END_FLAGS = 1u << 7,
     OPT_ENGINE = OPT_MODEL | OPT_THREADS | OPT_CTX | OPT_DEVICE,
 };
 
@@ -42,8 +49,6 @@ struct opts_extra {
 };
 typedef int (*opts_extra_fn)(void *ctx, int id, const char *val, char *err, size_t errlen);
 
-#define OPTS_MAX_ARGS 64
-
 struct opts {
     const char *model;          /* NULL when not given */
     const char *prompt;         /* -p text (may be ""); NULL when not given */
@@ -55,13 +60,17 @@ struct opts {
     int seed_given;
     int device;                 /* enum dec_device */
     int cl_index;               /* -1 = first usable */
-    const char *args[OPTS_MAX_ARGS];
+    /* The positional arguments, in order. opts_parse gathers them at the front of argv
+     * (argv[1..1+n_args), as GNU getopt permutes argv) and args points there: no copy and no
+     * limit on their number; the strings are argv's own, so a command may wipe them. */
+    char **args;
     int n_args;
 };
 
 void opts_defaults(struct opts *o);
 
-/* Parses argv[1..argc). Returns 0, 1 for --help/-h, or -1 with err naming the flag. */
+/* Parses argv[1..argc). Returns 0, 1 for --help/-h, or -1 with err naming the flag. Reorders
+ * argv's pointers (never its strings): the positional arguments end up first. */
 int opts_parse(struct opts *o, int argc, char **argv, unsigned accept,
                const struct opts_extra *extra, opts_extra_fn extra_fn, void *ctx, char *err,
                size_t errlen);

@@ -33,7 +33,9 @@ static int supported(uint32_t type)
 {
     switch (type) {
     case GGUF_T_F32: case GGUF_T_F16: case GGUF_T_BF16: case GGUF_T_Q4_0: case GGUF_T_Q8_0:
-    case GGUF_T_Q4_K: case GGUF_T_Q5_K: case GGUF_T_Q6_K: return 1;
+    case GGUF_T_Q4_K: case GGUF_T_Q5_K: case GGUF_T_Q6_K: case GGUF_T_Q4_1: case GGUF_T_Q5_0:
+    case GGUF_T_Q5_1: case GGUF_T_Q2_K: case GGUF_T_Q3_K: case GGUF_T_IQ4_NL: case GGUF_T_IQ4_XS:
+        return 1;
     default: return 0;
     }
 }
@@ -56,6 +58,9 @@ static void k4_scale(const uint8_t *p, int j, int *sc, int *mn)
         *mn = (p[j + 4] >> 4) | ((p[j] >> 6) << 4);
     }
 }
+
+/* The non-uniform 4-bit grid of IQ4_NL and IQ4_XS. */
+static const int8_t iq4_grid[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 int qrow_dequant(uint32_t type, const void *src, float *dst, size_t n)
 {
@@ -99,6 +104,67 @@ int qrow_dequant(uint32_t type, const void *src, float *dst, size_t n)
                     int v = (q[l] >> (4 * (j & 1))) & 15;
                     if (type == GGUF_T_Q5_K) v |= ((qh[l] >> j) & 1) << 4;
                     y[32 * j + l] = dl * (float)v - ml;
+                }
+            }
+            break;
+        }
+        case GGUF_T_Q4_1: case GGUF_T_Q5_0: case GGUF_T_Q5_1: {
+            /* d, (m,) (qh[4]: the fifth bit of element j is bit j,) qs[16] as Q4_0's */
+            int hasm = type != GGUF_T_Q5_0, five = type != GGUF_T_Q4_1;
+            float d = half_to_float(rd16(b)), m = hasm ? half_to_float(rd16(b + 2)) : 0;
+            const uint8_t *qh = b + (hasm ? 4 : 2), *qs = qh + (five ? 4 : 0);
+            uint32_t h = five ? (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24 : 0;
+            for (int k = 0; k < 16; k++) {
+                int v0 = (qs[k] & 15) | (int)(((h >> k) & 1) << 4), v1 = (qs[k] >> 4) | (int)(((h >> (k + 16)) & 1) << 4);
+                if (hasm) {
+                    y[k] = (float)v0 * d + m;
+                    y[k + 16] = (float)v1 * d + m;
+                } else {
+                    y[k] = (float)(v0 - 16) * d;
+                    y[k + 16] = (float)(v1 - 16) * d;
+                }
+            }
+            break;
+        }
+        case GGUF_T_Q2_K: case GGUF_T_Q3_K: {
+            /* Q2_K: scales[16] (scale | min << 4), qs[64], d, dmin.
+             * Q3_K: hmask[32], qs[64], scales[12] (16 six-bit values, +32), d.
+             * Element e = 128h + 32j + l: bits 2j of qs[32h + l] (Q3_K: bit 4h + j of
+             * hmask[l] clear means -4); group e / 16 has its own scale. */
+            int three = type == GGUF_T_Q3_K;
+            const uint8_t *qs = b + (three ? 32 : 16), *sc = b + (three ? 96 : 0);
+            float d = half_to_float(rd16(b + (three ? 108 : 80))), dm = three ? 0 : half_to_float(rd16(b + 82));
+            for (int e = 0; e < 256; e++) {
+                int h = e / 128, j = (e % 128) / 32, l = e % 32, g = e / 16;
+                int q = (qs[32 * h + l] >> (2 * j)) & 3;
+                if (three) {
+                    int s = (((sc[g % 8] >> (4 * (g / 8))) & 15) | (((sc[8 + g % 4] >> (2 * (g / 4))) & 3) << 4)) - 32;
+                    q -= (b[l] >> (4 * h + j)) & 1 ? 0 : 4;
+                    y[e] = d * (float)s * (float)q;
+                } else {
+                    y[e] = d * (float)(sc[g] & 15) * (float)q - dm * (float)(sc[g] >> 4);
+                }
+            }
+            break;
+        }
+        case GGUF_T_IQ4_NL: {   /* d, qs[16]: grid indices, low nibbles elements 0..15 */
+            float d = half_to_float(rd16(b));
+            for (int k = 0; k < 16; k++) {
+                y[k] = d * (float)iq4_grid[b[2 + k] & 15];
+                y[k + 16] = d * (float)iq4_grid[b[2 + k] >> 4];
+            }
+            break;
+        }
+        case GGUF_T_IQ4_XS: {   /* d, scales_h (2 bits each), scales_l[4] (4 bits each), qs[128] */
+            float d = half_to_float(rd16(b));
+            uint16_t sh = rd16(b + 2);
+            for (int ib = 0; ib < 8; ib++) {
+                int ls = ((b[4 + ib / 2] >> (4 * (ib % 2))) & 15) | (((sh >> (2 * ib)) & 3) << 4);
+                float dl = d * (float)(ls - 32);
+                const uint8_t *qs = b + 8 + 16 * ib;
+                for (int k = 0; k < 16; k++) {
+                    y[32 * ib + k] = dl * (float)iq4_grid[qs[k] & 15];
+                    y[32 * ib + k + 16] = dl * (float)iq4_grid[qs[k] >> 4];
                 }
             }
             break;

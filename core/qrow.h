@@ -1,6 +1,7 @@
 /* core/qrow: scalar dequantization of one tensor row, for the confidential core (the
  * embedding table), independent of gpu/. Types are core/gguf.h's GGUF_T_* (ggml's
- * numbering): F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q5_K, Q6_K. */
+ * numbering): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+ * IQ4_NL, IQ4_XS. */
 #ifndef CMIF_CORE_QROW_H
 #define CMIF_CORE_QROW_H
 

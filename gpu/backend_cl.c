@@ -10,6 +10,7 @@
 #include "gpu/cl_util.h" /* before clblast_c.h: fixes the OpenCL target version */
 
 #include <clblast_c.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,23 +27,21 @@ extern const struct cl_kernel_src {
 #define DEQ_BUDGET ((size_t)32 << 20)  /* bytes of F32 scratch for dequantized tiles */
 #define ATT_BUDGET ((size_t)64 << 20)  /* bytes of attention-score scratch */
 
-enum { KT_F32, KT_F16, KT_BF16, KT_Q4_0, KT_Q8_0, KT_Q4_K, KT_Q5_K, KT_Q6_K, KT_N };
-static const char *const kt_suffix[KT_N] = {"f32", "f16", "bf16", "q4_0",
-                                            "q8_0", "q4_k", "q5_k", "q6_k"};
+enum {
+    KT_F32, KT_F16, KT_BF16, KT_Q4_0, KT_Q8_0, KT_Q4_K, KT_Q5_K, KT_Q6_K,
+    KT_Q4_1, KT_Q5_0, KT_Q5_1, KT_Q2_K, KT_Q3_K, KT_IQ4_NL, KT_IQ4_XS, KT_N
+};
+static const char *const kt_suffix[KT_N] = {"f32",  "f16",  "bf16", "q4_0", "q8_0",   "q4_k",  "q5_k", "q6_k",
+                                            "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "iq4_nl", "iq4_xs"};
+/* gpu/quant's type of each kernel set */
+static const int qt_of_kt[KT_N] = {QT_F32,  QT_F16,  QT_BF16, QT_Q4_0, QT_Q8_0,   QT_Q4_K,  QT_Q5_K, QT_Q6_K,
+                                   QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_Q2_K, QT_Q3_K, QT_IQ4_NL, QT_IQ4_XS};
 
 static int kt_of(int qtype)
 {
-    switch (qtype) {
-    case QT_F32: return KT_F32;
-    case QT_F16: return KT_F16;
-    case QT_BF16: return KT_BF16;
-    case QT_Q4_0: return KT_Q4_0;
-    case QT_Q8_0: return KT_Q8_0;
-    case QT_Q4_K: return KT_Q4_K;
-    case QT_Q5_K: return KT_Q5_K;
-    case QT_Q6_K: return KT_Q6_K;
-    default: return -1;
-    }
+    for (int k = 0; k < KT_N; k++)
+        if (qt_of_kt[k] == qtype) return k;
+    return -1;
 }
 
 struct clw {
@@ -261,13 +260,16 @@ static int build(struct backend_cl *b, char *err, size_t errlen)
     b->norm_ls = pow2_le(maxwg, gpu ? 256 : 16);
     b->att_ls = pow2_le(maxwg, gpu ? 64 : 16);
     /* The kernels take the block sizes from gpu/quant's type table. */
-    char opts[320];
-    snprintf(opts, sizeof opts,
-             "-cl-std=CL1.2 -DMV_LS=%zu -DNORM_LS=%zu -DATT_LS=%zu%s -DBLK_Q4_0=%zu -DBLK_Q8_0=%zu "
-             "-DBLK_Q4_K=%zu -DBLK_Q5_K=%zu -DBLK_Q6_K=%zu",
-             b->mv_ls, b->norm_ls, b->att_ls, gpu ? "" : " -DMV_KBLOCK=1",
-             qt_block_bytes(QT_Q4_0), qt_block_bytes(QT_Q8_0), qt_block_bytes(QT_Q4_K),
-             qt_block_bytes(QT_Q5_K), qt_block_bytes(QT_Q6_K));
+    char opts[640];
+    int o = snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DMV_LS=%zu -DNORM_LS=%zu -DATT_LS=%zu%s",
+                     b->mv_ls, b->norm_ls, b->att_ls, gpu ? "" : " -DMV_KBLOCK=1");
+    for (int k = KT_Q4_0; k < KT_N && o > 0 && (size_t)o < sizeof opts; k++) {
+        char up[16];
+        size_t i = 0;
+        for (; kt_suffix[k][i] && i + 1 < sizeof up; i++) up[i] = (char)toupper((unsigned char)kt_suffix[k][i]);
+        up[i] = 0;   /* "q4_k" -> BLK_Q4_K, the block size in bytes */
+        o += snprintf(opts + o, sizeof opts - (size_t)o, " -DBLK_%s=%zu", up, qt_block_bytes(qt_of_kt[k]));
+    }
     char *src = program_source(err, errlen);
     if (!src) return -1;
     int cached = 0;
@@ -607,8 +609,6 @@ static int matmul(struct backend_cl *b, const struct clw *w, cl_mem x, cl_mem y,
             boff = r0 * cols;
         } else {
             cl_kernel k = b->k_dq[w->kt];
-            static const int qt_of_kt[KT_N] = {QT_F32, QT_F16, QT_BF16, QT_Q4_0,
-                                               QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
             cl_ulong off = (cl_ulong)(r0 * qt_row_bytes(qt_of_kt[w->kt], cols));
             ARGS(k, "dequantize", 0, KARG(w->buf), KARG(off), KARG(w->cols), KARG(b->deq));
             size_t g = w->kt <= KT_BF16 ? nr * cols : nr * (cols / 32);

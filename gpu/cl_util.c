@@ -309,7 +309,7 @@ int clu_first_gpu(void)
 
 /* --- program cache ---------------------------------------------------------------- */
 
-#define CACHE_MAGIC "CMIFCLB1"
+#define CACHE_MAGIC "CMIFCLB2"
 
 const char *clu_cache_dir(char *buf, size_t n)
 {
@@ -363,6 +363,38 @@ static void cache_path(const struct clu_dev *dev, const char *src, const char *o
     snprintf(path, n, "%s/cl-%s.bin", clu_cache_dir(dir, sizeof dir), hex);
 }
 
+/* The per-user key the cache entries are authenticated with (cl.key in the cache directory,
+ * 32 random bytes, mode 0600, created on first use). A program binary is code the driver runs
+ * inside this process, so an entry someone else could write must not be taken: without the
+ * key (another user's file, a wider mode, a link) there is no cache and programs are built
+ * from source. 0 or -1. */
+static int cache_key(unsigned char key[32])
+{
+    char dir[4096], path[4200];
+    if (mkdir_p(clu_cache_dir(dir, sizeof dir)) != 0) return -1;
+    snprintf(path, sizeof path, "%s/cl.key", dir);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) return -1;
+        randombytes_buf(key, 32);
+        int ok = write(fd, key, 32) == 32;
+        if (close(fd) != 0 || !ok) {
+            unlink(path);
+            sodium_memzero(key, 32);
+            return -1;
+        }
+        return 0;
+    }
+    if (fd < 0) return -1;
+    struct stat st;
+    int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == getuid() &&
+             (st.st_mode & 077) == 0 && read(fd, key, 32) == 32;
+    close(fd);
+    if (!ok) sodium_memzero(key, 32);
+    return ok ? 0 : -1;
+}
+
 /* Reads and verifies a cache entry; NULL when absent or corrupt (the caller rebuilds). */
 static unsigned char *cache_load(const char *path, size_t *len)
 {
@@ -378,9 +410,11 @@ static unsigned char *cache_load(const char *path, size_t *len)
     bin = malloc(n);
     if (!bin || fread(bin, 1, n, f) != n) goto bad;
     if (fgetc(f) != EOF) goto bad;
-    unsigned char h[32];
-    crypto_generichash(h, sizeof h, bin, n, NULL, 0);
-    if (memcmp(h, hdr + 16, 32) != 0) goto bad;
+    unsigned char h[32], key[32];
+    if (cache_key(key) != 0) goto bad;
+    crypto_generichash(h, sizeof h, bin, n, key, sizeof key);
+    sodium_memzero(key, sizeof key);
+    if (sodium_memcmp(h, hdr + 16, 32) != 0) goto bad;
     fclose(f);
     *len = n;
     return bin;
@@ -393,7 +427,8 @@ bad:
 static void cache_store(const char *path, const unsigned char *bin, size_t n)
 {
     char dir[4096], tmp[4500];
-    if (mkdir_p(clu_cache_dir(dir, sizeof dir)) != 0) return;
+    unsigned char key[32];
+    if (mkdir_p(clu_cache_dir(dir, sizeof dir)) != 0 || cache_key(key) != 0) return;
     snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) return;
@@ -401,7 +436,8 @@ static void cache_store(const char *path, const unsigned char *bin, size_t n)
     uint64_t n64 = n;
     memcpy(hdr, CACHE_MAGIC, 8);
     memcpy(hdr + 8, &n64, 8);
-    crypto_generichash(hdr + 16, 32, bin, n, NULL, 0);
+    crypto_generichash(hdr + 16, 32, bin, n, key, sizeof key);
+    sodium_memzero(key, sizeof key);
     FILE *f = fdopen(fd, "wb");
     if (!f) {
         close(fd);

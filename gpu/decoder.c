@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gpu/backend.h"
+#include "gpu/cl_load.h"
 #include "gpu/cl_util.h"
 #include "gpu/quant.h"
 
@@ -133,18 +134,11 @@ int dec_open(struct decoder **out, const struct dec_weights *w, const struct dec
         char clerr[256] = "";
         int try_cl = 1;
         if (o->device == DEC_DEV_AUTO) {
-            struct clu_dev *devs;
-            int n = 0;
-            if (clu_devices(&devs, &n, clerr, sizeof clerr) != 0) {
-                try_cl = 0; /* no platform: clerr says so */
-            } else {
-                clu_devices_free(devs);
-                co.cl_index = clu_first_gpu();
-                if (co.cl_index < 0) {
-                    try_cl = 0;
-                    clerr[0] = 0; /* no GPU: the CPU is simply the choice, no note */
-                }
-            }
+            /* Looked for in a child process: without a GPU this process never maps the
+             * OpenCL driver. No GPU: the CPU is simply the choice (no note); no OpenCL at
+             * all: clerr says so. */
+            co.cl_index = cl_load_probe_gpu(clerr, sizeof clerr);
+            if (co.cl_index < 0) try_cl = 0;
         } else if (o->cl_index >= 0) {
             struct clu_dev *devs;
             int n = 0;

@@ -15,6 +15,13 @@ _Static_assert(sizeof(struct blk_q8_0) == 34, "q8_0 layout");
 _Static_assert(sizeof(struct blk_q4_k) == 144, "q4_K layout");
 _Static_assert(sizeof(struct blk_q5_k) == 176, "q5_K layout");
 _Static_assert(sizeof(struct blk_q6_k) == 210, "q6_K layout");
+_Static_assert(sizeof(struct blk_q4_1) == 20, "q4_1 layout");
+_Static_assert(sizeof(struct blk_q5_0) == 22, "q5_0 layout");
+_Static_assert(sizeof(struct blk_q5_1) == 24, "q5_1 layout");
+_Static_assert(sizeof(struct blk_q2_k) == 84, "q2_K layout");
+_Static_assert(sizeof(struct blk_q3_k) == 110, "q3_K layout");
+_Static_assert(sizeof(struct blk_iq4_nl) == 18, "iq4_nl layout");
+_Static_assert(sizeof(struct blk_iq4_xs) == 136, "iq4_xs layout");
 _Static_assert(sizeof(struct qa8) == 40, "qa8 layout");
 _Static_assert(sizeof(struct qa8k) == 292, "qa8k layout");
 
@@ -31,6 +38,13 @@ static const struct qt_info infos[] = {
     {QT_Q4_K, "Q4_K", QK_K, sizeof(struct blk_q4_k), QK_Q4_K},
     {QT_Q5_K, "Q5_K", QK_K, sizeof(struct blk_q5_k), QK_Q5_K},
     {QT_Q6_K, "Q6_K", QK_K, sizeof(struct blk_q6_k), QK_Q6_K},
+    {QT_Q4_1, "Q4_1", 32, sizeof(struct blk_q4_1), QK_Q4_1},
+    {QT_Q5_0, "Q5_0", 32, sizeof(struct blk_q5_0), QK_Q5_0},
+    {QT_Q5_1, "Q5_1", 32, sizeof(struct blk_q5_1), QK_Q5_1},
+    {QT_Q2_K, "Q2_K", QK_K, sizeof(struct blk_q2_k), QK_Q2_K},
+    {QT_Q3_K, "Q3_K", QK_K, sizeof(struct blk_q3_k), QK_Q3_K},
+    {QT_IQ4_NL, "IQ4_NL", 32, sizeof(struct blk_iq4_nl), QK_IQ4_NL},
+    {QT_IQ4_XS, "IQ4_XS", QK_K, sizeof(struct blk_iq4_xs), QK_IQ4_XS},
 };
 
 static const struct qt_info *info(int type)
@@ -149,6 +163,80 @@ static void dq_q6_k(const struct blk_q6_k *b, float *y, size_t nb)
     }
 }
 
+/* Q4_1 (five 0) and Q5_1 (five 1): d·q + m; Q5_0 (five 1, no min): d·(q - 16). */
+static void dq_q5(const uint8_t *W, float *y, size_t nb, int type)
+{
+    const size_t bs = qt_block_bytes(type);
+    for (size_t i = 0; i < nb; i++, W += bs, y += 32) {
+        int hasm = type != QT_Q5_0, five = type != QT_Q4_1;
+        float d = qt_h2f((uint16_t)(W[0] | W[1] << 8)), m = hasm ? qt_h2f((uint16_t)(W[2] | W[3] << 8)) : 0;
+        const uint8_t *qh = W + (hasm ? 4 : 2), *qs = qh + (five ? 4 : 0);
+        uint32_t h = five ? (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24 : 0;
+        for (int j = 0; j < 16; j++) {
+            int v0 = (qs[j] & 0xF) | (int)(((h >> j) & 1) << 4), v1 = (qs[j] >> 4) | (int)(((h >> (j + 16)) & 1) << 4);
+            if (hasm) {
+                y[j] = (float)v0 * d + m;
+                y[j + 16] = (float)v1 * d + m;
+            } else {
+                y[j] = (float)(v0 - 16) * d;
+                y[j + 16] = (float)(v1 - 16) * d;
+            }
+        }
+    }
+}
+
+static void dq_q2_k(const struct blk_q2_k *b, float *y, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++, b++, y += 256) {
+        float d = qt_h2f(b->d), dmin = qt_h2f(b->dmin);
+        for (int e = 0; e < 256; e++) {
+            int q = (b->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+            uint8_t sc = b->scales[e / 16];
+            y[e] = d * (float)(sc & 0xF) * (float)q - dmin * (float)(sc >> 4);
+        }
+    }
+}
+
+static void dq_q3_k(const struct blk_q3_k *b, float *y, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++, b++, y += 256) {
+        float d = qt_h2f(b->d);
+        int8_t sc[16];
+        qt_q3k_scales(b->scales, sc);
+        for (int e = 0; e < 256; e++) {
+            int h = e / 128, j = (e % 128) / 32, l = e % 32;
+            int q = ((b->qs[32 * h + l] >> (2 * j)) & 3) - ((b->hmask[l] >> (4 * h + j)) & 1 ? 0 : 4);
+            y[e] = d * (float)sc[e / 16] * (float)q;
+        }
+    }
+}
+
+static void dq_iq4_nl(const struct blk_iq4_nl *b, float *y, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++, b++, y += 32) {
+        float d = qt_h2f(b->d);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * (float)qt_iq4nl_values[b->qs[j] & 0xF];
+            y[j + 16] = d * (float)qt_iq4nl_values[b->qs[j] >> 4];
+        }
+    }
+}
+
+static void dq_iq4_xs(const struct blk_iq4_xs *b, float *y, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++, b++) {
+        float d = qt_h2f(b->d);
+        for (int ib = 0; ib < 8; ib++, y += 32) {
+            float dl = d * (float)qt_iq4xs_scale(b, ib);
+            const uint8_t *qs = b->qs + 16 * ib;
+            for (int j = 0; j < 16; j++) {
+                y[j] = dl * (float)qt_iq4nl_values[qs[j] & 0xF];
+                y[j + 16] = dl * (float)qt_iq4nl_values[qs[j] >> 4];
+            }
+        }
+    }
+}
+
 void qt_dequant_row(int type, const void *src, float *dst, size_t n)
 {
     const uint16_t *h = src;
@@ -161,6 +249,11 @@ void qt_dequant_row(int type, const void *src, float *dst, size_t n)
     case QT_Q4_K: dq_q45_k(src, dst, n / QK_K, 0); break;
     case QT_Q5_K: dq_q45_k(src, dst, n / QK_K, 1); break;
     case QT_Q6_K: dq_q6_k(src, dst, n / QK_K); break;
+    case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: dq_q5(src, dst, n / 32, type); break;
+    case QT_Q2_K: dq_q2_k(src, dst, n / QK_K); break;
+    case QT_Q3_K: dq_q3_k(src, dst, n / QK_K); break;
+    case QT_IQ4_NL: dq_iq4_nl(src, dst, n / 32); break;
+    case QT_IQ4_XS: dq_iq4_xs(src, dst, n / QK_K); break;
     default: memset(dst, 0, n * sizeof(float)); break;
     }
 }
@@ -364,6 +457,203 @@ static void q_q6_k(const float *x, struct blk_q6_k *b, size_t nb)
     }
 }
 
+/* Q4_1, Q5_0, Q5_1 (ggml's reference rounding): min/max for the affine ones, the value of
+ * largest magnitude mapped to -16 for Q5_0. */
+static void q_q5(const float *x, uint8_t *W, size_t nb, int type)
+{
+    const size_t bs = qt_block_bytes(type);
+    int hasm = type != QT_Q5_0, five = type != QT_Q4_1, nmax = five ? 31 : 15;
+    for (size_t i = 0; i < nb; i++, W += bs, x += 32) {
+        float lo = x[0], hi = x[0], amax = 0, vmax = 0;
+        for (int j = 0; j < 32; j++) {
+            lo = minf(lo, x[j]);
+            hi = maxf(hi, x[j]);
+            if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); vmax = x[j]; }
+        }
+        float d = hasm ? (hi - lo) / (float)nmax : vmax / -16.0f, id = d != 0 ? 1.0f / d : 0;
+        float base = hasm ? lo : 0, add = hasm ? 0.5f : 16.5f;
+        uint16_t dh = qt_f2h(d), mh = qt_f2h(lo);
+        memcpy(W, &dh, 2);
+        if (hasm) memcpy(W + 2, &mh, 2);
+        uint8_t *qh = W + (hasm ? 4 : 2), *qs = qh + (five ? 4 : 0);
+        uint32_t h = 0;
+        for (int j = 0; j < 16; j++) {
+            int a = clampi((int)((x[j] - base) * id + add), 0, nmax);
+            int c = clampi((int)((x[j + 16] - base) * id + add), 0, nmax);
+            qs[j] = (uint8_t)((a & 0xF) | ((c & 0xF) << 4));
+            h |= (uint32_t)(a >> 4) << j | (uint32_t)(c >> 4) << (j + 16);
+        }
+        if (five)
+            for (int k = 0; k < 4; k++) qh[k] = (uint8_t)(h >> (8 * k));
+    }
+}
+
+/* Index of the IQ4_NL table value nearest to v. */
+static int iq4_index(float v)
+{
+    int best = 0;
+    float be = fabsf(v - qt_iq4nl_values[0]);
+    for (int k = 1; k < 16; k++) {
+        float e = fabsf(v - qt_iq4nl_values[k]);
+        if (e < be) { be = e; best = k; }
+    }
+    return best;
+}
+
+/* Scale of 32 values on the IQ4_NL grid: tries inverse scales around table[0]/vmax (the
+ * largest value at the table's end), refits each assignment by least squares and keeps the
+ * best; idx receives the indices for the returned scale. */
+static float fit_iq4(const float *x, uint8_t idx[32])
+{
+    float amax = 0, vmax = 0;
+    for (int j = 0; j < 32; j++)
+        if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); vmax = x[j]; }
+    memset(idx, 8, 32);   /* table value 1 times a zero scale */
+    if (amax == 0) return 0;
+    float best_d = 0, best_score = -1;
+    for (int it = -7; it <= 7; it++) {
+        float id = ((float)qt_iq4nl_values[0] + (float)it) / vmax, sqx = 0, sqq = 0;
+        uint8_t L[32];
+        for (int j = 0; j < 32; j++) {
+            L[j] = (uint8_t)iq4_index(id * x[j]);
+            float q = qt_iq4nl_values[L[j]];
+            sqx += q * x[j];
+            sqq += q * q;
+        }
+        /* the least-squares scale sqx/sqq leaves sxx - sqx²/sqq: maximise sqx²/sqq */
+        if (sqq > 0 && sqx * sqx / sqq > best_score) {
+            best_score = sqx * sqx / sqq;
+            best_d = sqx / sqq;
+            memcpy(idx, L, 32);
+        }
+    }
+    return best_d;
+}
+
+static void q_iq4_nl(const float *x, struct blk_iq4_nl *b, size_t nb)
+{
+    uint8_t L[32];
+    for (size_t i = 0; i < nb; i++, b++, x += 32) {
+        b->d = qt_f2h(fit_iq4(x, L));
+        for (int j = 0; j < 16; j++) b->qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+    }
+}
+
+static void q_iq4_xs(const float *x, struct blk_iq4_xs *b, size_t nb)
+{
+    uint8_t L[32];
+    for (size_t i = 0; i < nb; i++, b++, x += 256) {
+        float sc[8], amax = 0, vmax = 0;
+        for (int ib = 0; ib < 8; ib++) {
+            sc[ib] = fit_iq4(x + 32 * ib, L);
+            if (fabsf(sc[ib]) > amax) { amax = fabsf(sc[ib]); vmax = sc[ib]; }
+        }
+        float d = -vmax / 32.0f, id = d != 0 ? 1.0f / d : 0;
+        b->d = qt_f2h(d);
+        b->scales_h = 0;
+        memset(b->scales_l, 0, sizeof b->scales_l);
+        float dd = qt_h2f(b->d);
+        for (int ib = 0; ib < 8; ib++) {
+            int l = clampi(nearest(id * sc[ib]), -32, 31);
+            b->scales_l[ib / 2] |= (uint8_t)(((l + 32) & 0xF) << (4 * (ib % 2)));
+            b->scales_h |= (uint16_t)(((l + 32) >> 4) << (2 * ib));
+            float dl = dd * (float)l;
+            for (int j = 0; j < 32; j++) L[j] = (uint8_t)(dl != 0 ? iq4_index(x[32 * ib + j] / dl) : 8);
+            for (int j = 0; j < 16; j++) b->qs[16 * ib + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+        }
+    }
+}
+
+/* 2-bit quants of a 256-element block in the Q2_K/Q3_K order: element 128h + 32j + l in
+ * bits 2j of byte 32h + l. */
+static void pack2(const uint8_t L[256], uint8_t qs[64])
+{
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *p = L + 128 * h + l;
+            qs[32 * h + l] = (uint8_t)((p[0] & 3) | (p[32] & 3) << 2 | (p[64] & 3) << 4 | (p[96] & 3) << 6);
+        }
+}
+
+static void q_q2_k(const float *x, struct blk_q2_k *b, size_t nb)
+{
+    uint8_t L[256];
+    for (size_t i = 0; i < nb; i++, b++, x += 256) {
+        float sc[16], mn[16], msc = 0, mmn = 0;
+        for (int g = 0; g < 16; g++) {
+            sc[g] = fit_affine(x + 16 * g, 16, 3, &mn[g]);
+            msc = maxf(msc, sc[g]);
+            mmn = maxf(mmn, mn[g]);
+        }
+        b->d = qt_f2h(msc / 15.0f);
+        b->dmin = qt_f2h(mmn / 15.0f);
+        float isc = msc > 0 ? 15.0f / msc : 0, imn = mmn > 0 ? 15.0f / mmn : 0;
+        float d = qt_h2f(b->d), dmin = qt_h2f(b->dmin);
+        for (int g = 0; g < 16; g++) {
+            int ls = clampi(nearest(isc * sc[g]), 0, 15), lm = clampi(nearest(imn * mn[g]), 0, 15);
+            b->scales[g] = (uint8_t)(ls | (lm << 4));
+            float dl = d * (float)ls, ml = dmin * (float)lm;
+            for (int k = 0; k < 16; k++)
+                L[16 * g + k] = (uint8_t)(dl > 0 ? clampi(nearest((x[16 * g + k] + ml) / dl), 0, 3) : 0);
+        }
+        pack2(L, b->qs);
+    }
+}
+
+/* Symmetric fit of 16 values to a*q, q in [-4, 3]; returns a (signed). */
+static float fit_sym3(const float *x)
+{
+    float amax = 0, vmax = 0, sxx = 0;
+    for (int i = 0; i < 16; i++) {
+        if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); vmax = x[i]; }
+        sxx += x[i] * x[i];
+    }
+    if (amax == 0) return 0;
+    float best_a = vmax / -4.0f, best_err = INFINITY;
+    for (int it = -3; it <= 3; it++) {
+        float is = (-4.0f + 0.1f * it) / vmax, sxq = 0;
+        int isqq = 0;
+        for (int i = 0; i < 16; i++) {
+            int q = clampi(nearest(is * x[i]), -4, 3);
+            isqq += q * q;
+            sxq += x[i] * (float)q;
+        }
+        if (isqq == 0) continue;
+        float a = sxq / (float)isqq, err = sxx - a * sxq;
+        if (err < best_err) { best_err = err; best_a = a; }
+    }
+    return best_a;
+}
+
+static void q_q3_k(const float *x, struct blk_q3_k *b, size_t nb)
+{
+    uint8_t L[256];
+    for (size_t i = 0; i < nb; i++, b++, x += 256) {
+        float sc[16], amax = 0, vmax = 0;
+        for (int g = 0; g < 16; g++) {
+            sc[g] = fit_sym3(x + 16 * g);
+            if (fabsf(sc[g]) > amax) { amax = fabsf(sc[g]); vmax = sc[g]; }
+        }
+        float isc = vmax != 0 ? -32.0f / vmax : 0;
+        b->d = qt_f2h(vmax != 0 ? 1.0f / isc : 0);
+        memset(b->scales, 0, sizeof b->scales);
+        memset(b->hmask, 0, sizeof b->hmask);
+        float d = qt_h2f(b->d);
+        for (int g = 0; g < 16; g++) {
+            int l = clampi(nearest(isc * sc[g]), -32, 31), u = l + 32;
+            b->scales[g % 8] |= (uint8_t)((u & 0xF) << (4 * (g / 8)));
+            b->scales[8 + g % 4] |= (uint8_t)((u >> 4) << (2 * (g / 4)));
+            float dl = d * (float)l;
+            for (int k = 0; k < 16; k++) {
+                int e = 16 * g + k, q = 4 + (dl != 0 ? clampi(nearest(x[e] / dl), -4, 3) : 0);
+                if (q > 3) b->hmask[e % 32] |= (uint8_t)(1 << (e / 32));
+                L[e] = (uint8_t)(q & 3);
+            }
+        }
+        pack2(L, b->qs);
+    }
+}
+
 void qt_quant_row(int type, const float *src, void *dst, size_t n)
 {
     uint16_t *h = dst;
@@ -376,6 +666,11 @@ void qt_quant_row(int type, const float *src, void *dst, size_t n)
     case QT_Q4_K: q_q4_k(src, dst, n / QK_K); break;
     case QT_Q5_K: q_q5_k(src, dst, n / QK_K); break;
     case QT_Q6_K: q_q6_k(src, dst, n / QK_K); break;
+    case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: q_q5(src, dst, n / 32, type); break;
+    case QT_Q2_K: q_q2_k(src, dst, n / QK_K); break;
+    case QT_Q3_K: q_q3_k(src, dst, n / QK_K); break;
+    case QT_IQ4_NL: q_iq4_nl(src, dst, n / 32); break;
+    case QT_IQ4_XS: q_iq4_xs(src, dst, n / QK_K); break;
     default: break;
     }
 }
@@ -387,7 +682,8 @@ size_t qt_act_bytes(int type, size_t n)
     switch (type) {
     case QT_Q8_0: case QT_Q4_0: return qa8x2_offset(n) + n / 64 * sizeof(struct qa8x2);
     case QT_Q4_K: case QT_Q5_K: return qa8k_perm_offset(n) + n;
-    case QT_Q6_K: return n / 256 * sizeof(struct qa8k);
+    case QT_Q6_K: case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: return n / 256 * sizeof(struct qa8k);
+    case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: case QT_IQ4_NL: return n / 32 * sizeof(struct qa8);
     default: return n * sizeof(float);
     }
 }
@@ -465,7 +761,8 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act)
                 for (int k = 0; k < 4; k++) memcpy(p + 128 * h + 32 * k, a[i].q + 128 * h + src[k], 32);
         break;
     }
-    case QT_Q6_K: level_acts(1)(x, n, act); break;
+    case QT_Q6_K: case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: level_acts(1)(x, n, act); break;
+    case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: case QT_IQ4_NL: level_acts(0)(x, n, act); break;
     default: memcpy(act, x, n * sizeof(float)); break;
     }
 }
@@ -601,6 +898,135 @@ static void mv_q6_k(const uint8_t *W, size_t rb, size_t n, const void *act, floa
     }
 }
 
+/* Q4_1 / Q5_0 / Q5_1: Σ d·q·x (+ m·Σx for the affine ones, - 16·d·Σx for Q5_0), in integers
+ * per block; the quants are decoded as in dq_q5. */
+static void mv_q5(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr, int type)
+{
+    const size_t bs = qt_block_bytes(type);
+    const int hasm = type != QT_Q5_0, five = type != QT_Q4_1;
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const struct qa8 *a = act;
+        const uint8_t *b = W;
+        float s = 0;
+        for (size_t i = 0; i < n / 32; i++, a++, b += bs) {
+            const uint8_t *qh = b + (hasm ? 4 : 2), *qs = qh + (five ? 4 : 0);
+            uint32_t h = 0;
+            if (five) memcpy(&h, qh, 4);
+            int si = 0;
+            for (int j = 0; j < 16; j++)
+                si += ((qs[j] & 0xF) | (int)(((h >> j) & 1) << 4)) * a->q[j] +
+                      ((qs[j] >> 4) | (int)(((h >> (j + 16)) & 1) << 4)) * a->q[j + 16];
+            uint16_t dh, mh;
+            memcpy(&dh, b, 2);
+            memcpy(&mh, b + 2, 2);
+            if (hasm) s += qt_h2f(dh) * a->d * (float)si + qt_h2f(mh) * a->d * (float)a->s;
+            else s += qt_h2f(dh) * a->d * (float)(si - 16 * a->s);
+        }
+        y[r] = s;
+    }
+}
+
+static void mv_q4_1(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_q5(W, rb, n, act, y, nr, QT_Q4_1);
+}
+
+static void mv_q5_0(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_q5(W, rb, n, act, y, nr, QT_Q5_0);
+}
+
+static void mv_q5_1(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_q5(W, rb, n, act, y, nr, QT_Q5_1);
+}
+
+static void mv_iq4_nl(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const struct blk_iq4_nl *b = (const void *)W;
+        const struct qa8 *a = act;
+        float s = 0;
+        for (size_t i = 0; i < n / 32; i++) {
+            int si = 0;
+            for (int j = 0; j < 16; j++)
+                si += qt_iq4nl_values[b[i].qs[j] & 0xF] * a[i].q[j] + qt_iq4nl_values[b[i].qs[j] >> 4] * a[i].q[j + 16];
+            s += qt_h2f(b[i].d) * a[i].d * (float)si;
+        }
+        y[r] = s;
+    }
+}
+
+/* Quant of element e of a Q2_K/Q3_K block's 2-bit part. */
+static inline int q2_at(const uint8_t *qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
+
+/* Q2_K: d·Σ_g sc_g·dot(q_g, x_g) - dmin·Σ_g m_g·Σx_g, per super-block in integers. */
+static void mv_q2_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const struct blk_q2_k *b = (const void *)W;
+        const struct qa8k *a = act;
+        float s = 0;
+        for (size_t i = 0; i < n / 256; i++, b++, a++) {
+            int sumi = 0, summ = 0;
+            for (int g = 0; g < 16; g++) {
+                int dot = 0;
+                for (int k = 0; k < 16; k++) dot += q2_at(b->qs, 16 * g + k) * a->q[16 * g + k];
+                sumi += (b->scales[g] & 0xF) * dot;
+                summ += (b->scales[g] >> 4) * a->bsums[g];
+            }
+            s += a->d * (qt_h2f(b->d) * (float)sumi - qt_h2f(b->dmin) * (float)summ);
+        }
+        y[r] = s;
+    }
+}
+
+/* Q3_K: quants taken +4 (0..7, the high bit as 4), the offset paid by -4·Σx per group. */
+static void mv_q3_k(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const struct blk_q3_k *b = (const void *)W;
+        const struct qa8k *a = act;
+        float s = 0;
+        for (size_t i = 0; i < n / 256; i++, b++, a++) {
+            int8_t sc[16];
+            qt_q3k_scales(b->scales, sc);
+            int sumi = 0;
+            for (int g = 0; g < 16; g++) {
+                int dot = 0;
+                for (int k = 0; k < 16; k++) {
+                    int e = 16 * g + k, hb = (b->hmask[e % 32] >> (e / 32)) & 1;
+                    dot += (q2_at(b->qs, e) | hb << 2) * a->q[e];
+                }
+                sumi += sc[g] * (dot - 4 * a->bsums[g]);
+            }
+            s += qt_h2f(b->d) * a->d * (float)sumi;
+        }
+        y[r] = s;
+    }
+}
+
+static void mv_iq4_xs(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    for (size_t r = 0; r < nr; r++, W += rb) {
+        const struct blk_iq4_xs *b = (const void *)W;
+        const struct qa8k *a = act;
+        float s = 0;
+        for (size_t i = 0; i < n / 256; i++, b++, a++) {
+            int sumi = 0;
+            for (int ib = 0; ib < 8; ib++) {
+                const uint8_t *qs = b->qs + 16 * ib;
+                const int8_t *x = a->q + 32 * ib;
+                int dot = 0;
+                for (int j = 0; j < 16; j++)
+                    dot += qt_iq4nl_values[qs[j] & 0xF] * x[j] + qt_iq4nl_values[qs[j] >> 4] * x[j + 16];
+                sumi += qt_iq4xs_scale(b, ib) * dot;
+            }
+            s += qt_h2f(b->d) * a->d * (float)sumi;
+        }
+        y[r] = s;
+    }
+}
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
@@ -636,14 +1062,25 @@ DQ_REF(dq_ref_q4_0, QT_Q4_0)
 DQ_REF(dq_ref_q4_k, QT_Q4_K)
 DQ_REF(dq_ref_q5_k, QT_Q5_K)
 DQ_REF(dq_ref_q6_k, QT_Q6_K)
+DQ_REF(dq_ref_q4_1, QT_Q4_1)
+DQ_REF(dq_ref_q5_0, QT_Q5_0)
+DQ_REF(dq_ref_q5_1, QT_Q5_1)
+DQ_REF(dq_ref_q2_k, QT_Q2_K)
+DQ_REF(dq_ref_q3_k, QT_Q3_K)
+DQ_REF(dq_ref_iq4_nl, QT_IQ4_NL)
+DQ_REF(dq_ref_iq4_xs, QT_IQ4_XS)
 
 static const struct qt_level_fns scalar_fns = {
     .mv = {[QK_F32] = mv_f32, [QK_F16] = mv_f16, [QK_BF16] = mv_bf16, [QK_Q8_0] = mv_q8_0,
-           [QK_Q4_0] = mv_q4_0, [QK_Q4_K] = mv_q4_k, [QK_Q5_K] = mv_q5_k, [QK_Q6_K] = mv_q6_k},
+           [QK_Q4_0] = mv_q4_0, [QK_Q4_K] = mv_q4_k, [QK_Q5_K] = mv_q5_k, [QK_Q6_K] = mv_q6_k,
+           [QK_Q4_1] = mv_q4_1, [QK_Q5_0] = mv_q5_0, [QK_Q5_1] = mv_q5_1, [QK_Q2_K] = mv_q2_k,
+           [QK_Q3_K] = mv_q3_k, [QK_IQ4_NL] = mv_iq4_nl, [QK_IQ4_XS] = mv_iq4_xs},
     .act = {act_q8_scalar, act_q8k_scalar},
     .dq = {[QK_F32] = dq_ref_f32, [QK_F16] = dq_ref_f16, [QK_BF16] = dq_ref_bf16,
            [QK_Q8_0] = dq_ref_q8_0, [QK_Q4_0] = dq_ref_q4_0, [QK_Q4_K] = dq_ref_q4_k,
-           [QK_Q5_K] = dq_ref_q5_k, [QK_Q6_K] = dq_ref_q6_k},
+           [QK_Q5_K] = dq_ref_q5_k, [QK_Q6_K] = dq_ref_q6_k, [QK_Q4_1] = dq_ref_q4_1,
+           [QK_Q5_0] = dq_ref_q5_0, [QK_Q5_1] = dq_ref_q5_1, [QK_Q2_K] = dq_ref_q2_k,
+           [QK_Q3_K] = dq_ref_q3_k, [QK_IQ4_NL] = dq_ref_iq4_nl, [QK_IQ4_XS] = dq_ref_iq4_xs},
 };
 
 /* Function tables are filled once; a spin flag keeps concurrent first calls from racing. */
@@ -739,9 +1176,7 @@ static size_t tile_rows(size_t rows, size_t cols)
 static int int8_path(int type, size_t n)
 {
     const struct qt_info *t = info(type);
-    if (!t || !(type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q4_K || type == QT_Q5_K ||
-                type == QT_Q6_K))
-        return 0;
+    if (!t || type == QT_F32 || type == QT_F16 || type == QT_BF16) return 0;
     /* With a batch kernel the integer path won at every n measured (8..256, BENCHMARKS.md);
      * looping the matrix-vector kernel wins up to n = 32 and loses 10-20% to SGEMM from
      * n = 64 on (AVX2, AVX-512 without VNNI). */

@@ -17,12 +17,45 @@ struct blk_q8_0 { uint16_t d; int8_t qs[32]; };                        /* 34 byt
 struct blk_q4_k { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };            /* 144 */
 struct blk_q5_k { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; }; /* 176 */
 struct blk_q6_k { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };  /* 210 */
+/* Legacy 32-element formats: x = d·q + m (Q4_1, Q5_1) or d·(q - 16) (Q5_0); the fifth bit
+ * of element j is bit j of qh (little-endian 32 bits). Low nibbles hold elements 0..15. */
+struct blk_q4_1 { uint16_t d, m; uint8_t qs[16]; };                    /* 20 bytes */
+struct blk_q5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; };        /* 22 bytes */
+struct blk_q5_1 { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; };     /* 24 bytes */
+/* Q2_K: 16 groups of 16, scale (low nibble) and min (high nibble) per group, 2-bit quants:
+ * element 128h + 32j + l is bits 2j of qs[32h + l]. x = d·sc·q - dmin·m. */
+struct blk_q2_k { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; };             /* 84 */
+/* Q3_K: as Q2_K's quants plus a third bit (bit 4h + j of hmask[l]; clear means -4), and 16
+ * six-bit signed scales (stored +32) packed in 12 bytes (qt_q3k_scales). x = d·sc·q. */
+struct blk_q3_k { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; }; /* 110 */
+/* IQ4_NL / IQ4_XS: 4-bit indices into a fixed non-uniform table (qt_iq4nl_values); IQ4_XS
+ * has 8 sub-blocks of 32 with 6-bit scales (stored +32) split in scales_l/scales_h. */
+struct blk_iq4_nl { uint16_t d; uint8_t qs[16]; };                       /* 18 bytes */
+struct blk_iq4_xs { uint16_t d, scales_h; uint8_t scales_l[4]; uint8_t qs[128]; };     /* 136 */
+
+static const int8_t qt_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                           1,    13,   25,  38,  53,  69,  89,  113};
+
+/* The 16 scales of a Q3_K super-block, minus their +32 offset. */
+static inline void qt_q3k_scales(const uint8_t *p, int8_t sc[16])
+{
+    for (int k = 0; k < 16; k++)
+        sc[k] = (int8_t)((((p[k % 8] >> (4 * (k / 8))) & 0xF) | (((p[8 + k % 4] >> (2 * (k / 4))) & 3) << 4)) - 32);
+}
+
+/* The scale of sub-block ib of an IQ4_XS super-block, minus its +32 offset. */
+static inline int qt_iq4xs_scale(const struct blk_iq4_xs *b, int ib)
+{
+    return (((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((b->scales_h >> (2 * ib)) & 3) << 4)) - 32;
+}
 
 /* Prepared activations (our own layout, never stored in files).
- * qa8: for Q8_0/Q4_0 weights, x quantized per 32 with a float scale; s = sum of q, which
- *      pays for Q4_0's -8 offset and the unsigned-operand trick of vpdpbusd.
- * qa8k: for K-quant weights, x quantized per 256 (like ggml's block_q8_K) with the sums
- *      of each group of 16 quants, which pay for the K-quant mins and Q6_K's -32 offset. */
+ * qa8: for the 32-element formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL), x quantized per
+ *      32 with a float scale; s = sum of q, which pays for the offsets (Q4_0's -8, Q5_0's
+ *      -16), the Q4_1/Q5_1 mins and the unsigned-operand trick of vpdpbusd.
+ * qa8k: for the 256-element formats (K-quants, IQ4_XS), x quantized per 256 (like ggml's
+ *      block_q8_K) with the sums of each group of 16 quants, which pay for the K-quant
+ *      mins and the Q6_K / Q3_K offsets. */
 struct qa8 { float d; int32_t s; int8_t q[32]; };                       /* 40 bytes */
 struct qa8k { float d; int16_t bsums[16]; int8_t q[256]; };             /* 292 bytes */
 /* For Q8_0 and Q4_0 the qa8 blocks are followed (at a 64-byte offset from the start) by
@@ -46,9 +79,13 @@ typedef void (*qt_mv_fn)(const uint8_t *W, size_t rb, size_t ncols, const void *
                          size_t nrows);
 
 /* Kernel slots, in this order, for every SIMD level. */
-enum { QK_F32, QK_F16, QK_BF16, QK_Q8_0, QK_Q4_0, QK_Q4_K, QK_Q5_K, QK_Q6_K, QK_NSLOTS };
+enum {
+    QK_F32, QK_F16, QK_BF16, QK_Q8_0, QK_Q4_0, QK_Q4_K, QK_Q5_K, QK_Q6_K,
+    QK_Q4_1, QK_Q5_0, QK_Q5_1, QK_Q2_K, QK_Q3_K, QK_IQ4_NL, QK_IQ4_XS, QK_NSLOTS
+};
 
-/* Activation quantizers: [0] for Q8_0/Q4_0 (struct qa8), [1] for K-quants (struct qa8k). */
+/* Activation quantizers: [0] for the 32-element formats (struct qa8), [1] for the 256-element
+ * ones (struct qa8k). */
 typedef void (*qt_act_fn)(const float *x, size_t n, void *act);
 
 /* Row dequantizer, bit-identical to qt_dequant_row. */

@@ -12,6 +12,7 @@
 #define CMIF_GPU_QUANT_KERN_COMMON
 #include <immintrin.h>
 
+#include "gpu/quant.h"
 #include "gpu/quant_impl.h"
 
 #ifndef PF_HINT
@@ -316,6 +317,179 @@ static void mv_q6_k(const uint8_t *W, size_t rb, size_t n, const void *act, floa
 {
     for (size_t r = 0; r < nr; r++) y[r] = Q6_ROW(W + r * rb, n / 256, act);
 }
+
+/* ---- Q4_1, Q5_0, Q5_1, IQ4_NL (32-element blocks against struct qa8) ------------------------ */
+
+/* 16 bytes of packed nibbles as 32 bytes in element order (low nibbles first). */
+static inline __m256i kern_nib32(const uint8_t *qs)
+{
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+}
+
+/* Bit j of the 32 bits at p as 0x10 in byte j: each byte of a broadcast word picks its own
+ * source byte, then tests its own bit. */
+static inline __m256i kern_bit4_32(const uint8_t *p)
+{
+    uint32_t h;
+    memcpy(&h, p, 4);
+    const __m256i pick = _mm256_set_epi64x(0x0303030303030303ll, 0x0202020202020202ll, 0x0101010101010101ll, 0);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)h), pick), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(0x10));
+}
+
+/* Σ over pairs of u8(u)·s8(x) as 8 int32 lanes; with s8 weights, the sign moves onto x. */
+static inline __m256i kern_dot_u8(__m256i u, __m256i x)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+}
+
+static inline __m256i kern_dot_s8(__m256i w, __m256i x)
+{
+    return kern_dot_u8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+}
+
+/* One row of a 32-element type: integer dot per block (with Q5_0's -16·Σx in lane 0), times
+ * d·d_x, plus m·d_x·Σx for Q4_1/Q5_1 in a separate accumulator; two accumulators hide the
+ * FMA latency. */
+static inline __attribute__((always_inline)) float q5_row(const uint8_t *W, size_t nb, const struct qa8 *a,
+                                                           int type)
+{
+    const size_t bs = type == QT_Q4_1 ? sizeof(struct blk_q4_1)
+                      : type == QT_Q5_0 ? sizeof(struct blk_q5_0)
+                      : type == QT_Q5_1 ? sizeof(struct blk_q5_1) : sizeof(struct blk_iq4_nl);
+    const int hasm = type == QT_Q4_1 || type == QT_Q5_1, five = type == QT_Q5_0 || type == QT_Q5_1;
+    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qt_iq4nl_values));
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, accm = _mm256_setzero_ps();
+    for (size_t i = 0; i < nb; i++, a++, W += bs) {
+        _mm_prefetch((const char *)W + PF_AHEAD_Q8, PF_HINT);
+        uint16_t dh, mh;
+        memcpy(&dh, W, 2);
+        memcpy(&mh, W + 2, 2);
+        const uint8_t *qh = W + (hasm ? 4 : 2), *qs = qh + (five ? 4 : 0);
+        __m256i x = _mm256_loadu_si256((const __m256i *)a->q), w = kern_nib32(qs), dot;
+        if (type == QT_IQ4_NL) {
+            dot = kern_dot_s8(_mm256_shuffle_epi8(kv, w), x);
+        } else {
+            if (five) w = _mm256_or_si256(w, kern_bit4_32(qh));
+            dot = kern_dot_u8(w, x);
+            if (type == QT_Q5_0) dot = _mm256_add_epi32(dot, _mm256_zextsi128_si256(_mm_cvtsi32_si128(-16 * a->s)));
+        }
+        float d = kern_h2f(dh) * a->d;
+        acc[i & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d), acc[i & 1]);
+        if (hasm)   /* lane 0 only: one product per block */
+            accm = _mm256_add_ps(accm, _mm256_castps128_ps256(_mm_set_ss(kern_h2f(mh) * a->d * (float)a->s)));
+    }
+    return kern_hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), accm));
+}
+
+#define MV_ROW(NAME, ROW, ARG, PER)                                                              \
+    static void NAME(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr) \
+    {                                                                                             \
+        for (size_t r = 0; r < nr; r++) y[r] = ROW(W + r * rb, n / PER, act, ARG);               \
+    }
+MV_ROW(mv_q4_1, q5_row, QT_Q4_1, 32)
+MV_ROW(mv_q5_0, q5_row, QT_Q5_0, 32)
+MV_ROW(mv_q5_1, q5_row, QT_Q5_1, 32)
+MV_ROW(mv_iq4_nl, q5_row, QT_IQ4_NL, 32)
+
+/* ---- Q2_K, Q3_K, IQ4_XS (256-element blocks against struct qa8k) ----------------------------- */
+
+/* vpshufb patterns: int16 lane 2j of a 128-bit lane to the low 128 bits, 2j+1 to the high
+ * ones (the scales of the two 16-element groups a 32-byte product covers). */
+static const int8_t kern_grp_sel[4][32] = {
+    {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+    {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+    {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+    {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15},
+};
+
+/* Q2_K (three 0) and Q3_K (three 1): 2-bit quants (plus the hmask bit as 4 for Q3_K) times
+ * x per 16-element group, weighted by the group scales; Q2_K's mins and Q3_K's -4 offset
+ * come from the group sums of x. */
+static inline __attribute__((always_inline)) float q23_k_row(const uint8_t *W, size_t nsb, const struct qa8k *a,
+                                                              int three)
+{
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    for (size_t i = 0; i < nsb; i++, a++) {
+        const uint8_t *blk = W + i * (three ? sizeof(struct blk_q3_k) : sizeof(struct blk_q2_k)), *qs;
+        _Pragma("GCC unroll 2")
+        for (int k = 0; k < 2; k++) _mm_prefetch((const char *)blk + PF_AHEAD + 64 * k, PF_HINT);
+        __m256i bsums = _mm256_loadu_si256((const __m256i *)a->bsums), sumi, hm = _mm256_setzero_si256();
+        __m128i sc8;
+        float d;
+        if (three) {
+            const struct blk_q3_k *b = (const struct blk_q3_k *)blk;
+            int8_t sc[16];
+            qt_q3k_scales(b->scales, sc);
+            sc8 = _mm_loadu_si128((const __m128i *)sc);
+            /* -4·Σ_g sc_g·Σx_g */
+            sumi = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                    _mm256_slli_epi32(_mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(sc8)), 2));
+            hm = _mm256_loadu_si256((const __m256i *)b->hmask);
+            qs = b->qs;
+            d = kern_h2f(b->d) * a->d;
+        } else {
+            const struct blk_q2_k *b = (const struct blk_q2_k *)blk;
+            __m128i raw = _mm_loadu_si128((const __m128i *)b->scales), m4 = _mm_set1_epi8(0x0F);
+            sc8 = _mm_and_si128(raw, m4);
+            __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(kern_h2f(b->dmin) * a->d),
+                                   _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, mn16)), accm);
+            sumi = _mm256_setzero_si256();
+            qs = b->qs;
+            d = kern_h2f(b->d) * a->d;
+        }
+        _Pragma("GCC unroll 2")
+        for (int h = 0; h < 2; h++) {
+            __m128i s8 = h ? _mm_srli_si128(sc8, 8) : sc8;
+            __m256i sc16 = _mm256_broadcastsi128_si256(three ? _mm_cvtepi8_epi16(s8) : _mm_cvtepu8_epi16(s8));
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            _Pragma("GCC unroll 4")
+            for (int j = 0; j < 4; j++) {
+                __m256i v = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j)), m3);
+                if (three) {
+                    __m256i hb = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + j)), one);
+                    v = _mm256_or_si256(v, _mm256_slli_epi16(hb, 2));
+                }
+                __m256i p = _mm256_maddubs_epi16(v, _mm256_loadu_si256((const __m256i *)(a->q + 128 * h + 32 * j)));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, _mm256_loadu_si256((const __m256i *)kern_grp_sel[j]))));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return kern_hsum(_mm256_sub_ps(acc, accm));
+}
+
+static inline __attribute__((always_inline)) float iq4_xs_row(const uint8_t *W, size_t nsb, const struct qa8k *a,
+                                                               int unused)
+{
+    (void)unused;
+    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qt_iq4nl_values));
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t i = 0; i < nsb; i++, a++) {
+        const struct blk_iq4_xs *b = (const struct blk_iq4_xs *)W + i;
+        _Pragma("GCC unroll 3")
+        for (int k = 0; k < 3; k++) _mm_prefetch((const char *)b + PF_AHEAD + 64 * k, PF_HINT);
+        __m256i sumi = _mm256_setzero_si256();
+        _Pragma("GCC unroll 8")
+        for (int ib = 0; ib < 8; ib++) {
+            __m256i w = _mm256_shuffle_epi8(kv, kern_nib32(b->qs + 16 * ib));
+            __m256i x = _mm256_loadu_si256((const __m256i *)(a->q + 32 * ib));
+            __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16((short)qt_iq4xs_scale(b, ib))));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(kern_h2f(b->d) * a->d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return kern_hsum(acc);
+}
+
+MV_ROW(mv_q2_k, q23_k_row, 0, 256)
+MV_ROW(mv_q3_k, q23_k_row, 1, 256)
+MV_ROW(mv_iq4_xs, iq4_xs_row, 0, 256)
+#undef MV_ROW
 
 /* ---- float formats ------------------------------------------------------------------------ */
 
@@ -709,4 +883,11 @@ static void KERN(fill)(qt_mv_fn k[QK_NSLOTS])
     k[QK_Q4_K] = mv_q4_k;
     k[QK_Q5_K] = mv_q5_k;
     k[QK_Q6_K] = mv_q6_k;
+    k[QK_Q4_1] = mv_q4_1;
+    k[QK_Q5_0] = mv_q5_0;
+    k[QK_Q5_1] = mv_q5_1;
+    k[QK_Q2_K] = mv_q2_k;
+    k[QK_Q3_K] = mv_q3_k;
+    k[QK_IQ4_NL] = mv_iq4_nl;
+    k[QK_IQ4_XS] = mv_iq4_xs;
 }

@@ -335,8 +335,8 @@ static void test_types_match_cpu(void **st)
 {
     (void)st;
     NEED_CL();
-    static const int types[] = {QT_F32, QT_F16, QT_BF16, QT_Q4_0,
-                                QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+    static const int types[] = {QT_F32,  QT_F16,  QT_BF16, QT_Q4_0, QT_Q8_0,   QT_Q4_K,  QT_Q5_K, QT_Q6_K,
+                                QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_Q2_K, QT_Q3_K, QT_IQ4_NL, QT_IQ4_XS};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti];
         struct memmodel m;
@@ -599,6 +599,28 @@ static void test_binary_cache(void **st)
     clReleaseProgram(p);
     assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
     assert_int_equal(cached, 1);
+    clReleaseProgram(p);
+    /* A forged entry, consistent under the unkeyed hash (what anyone who can write the cache
+     * directory could make), is not taken: entries are authenticated with the user's key. */
+    snprintf(cmd, sizeof cmd,
+             "python3 -c \"import hashlib,glob\n"
+             "for f in glob.glob('%s/cmif/cl-*.bin'):\n"
+             "  b=bytearray(open(f,'rb').read()); b[60]^=1\n"
+             "  b[16:48]=hashlib.blake2b(bytes(b[48:]),digest_size=32).digest()\n"
+             "  open(f,'wb').write(b)\"",
+             dir);
+    if (system(cmd) == 0) {
+        assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
+        assert_int_equal(cached, 0);
+        clReleaseProgram(p);
+    }
+    /* A key file others can read is no key: no cache is used at all. */
+    snprintf(cmd, sizeof cmd, "chmod 644 '%s'/cmif/cl.key", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
+    clReleaseProgram(p);
+    assert_int_equal(clu_build(ctx, &dv[0], src, "", &p, &cached, err, sizeof err), 0);
+    assert_int_equal(cached, 0);
     clReleaseProgram(p);
     /* A build error names the call and carries the compiler log. */
     assert_int_equal(clu_build(ctx, &dv[0], "kernel void broken( {", "", &p, &cached, err,

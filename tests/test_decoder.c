@@ -188,7 +188,9 @@ struct tcase {
 static const struct tcase cases[] = {
     {QT_F32, 1e-5, 1e-5},   {QT_F16, 1e-5, 1e-4},   {QT_BF16, 1e-5, 1e-4},
     {QT_Q8_0, 3e-2, 3e-2},  {QT_Q4_0, 3e-2, 3e-2},  {QT_Q4_K, 3e-2, 3e-2},
-    {QT_Q5_K, 3e-2, 3e-2},  {QT_Q6_K, 3e-2, 3e-2},
+    {QT_Q5_K, 3e-2, 3e-2},  {QT_Q6_K, 3e-2, 3e-2},  {QT_Q4_1, 3e-2, 3e-2},
+    {QT_Q5_0, 3e-2, 3e-2},  {QT_Q5_1, 3e-2, 3e-2},  {QT_Q2_K, 3e-2, 3e-2},
+    {QT_Q3_K, 3e-2, 3e-2},  {QT_IQ4_NL, 3e-2, 3e-2}, {QT_IQ4_XS, 3e-2, 3e-2},
 };
 
 static void test_types_vs_f32(void **state)
@@ -532,7 +534,7 @@ static char *write_model(const char *dir, int kind)
     if (kind != MK_TIED) put_mat(w, "output.weight", QT_Q8_0, V, dim);
     if (kind == MK_ROPE_FREQS) put_vec(w, "rope_freqs.weight", 8);
     if (kind != MK_NO_NORM) put_vec(w, "blk.0.attn_norm.weight", dim);
-    put_mat(w, "blk.0.attn_q.weight", kind == MK_BAD_TYPE ? 3 /* Q4_1 */ : QT_F16, dim, dim);
+    put_mat(w, "blk.0.attn_q.weight", kind == MK_BAD_TYPE ? 9 /* Q8_1 */ : QT_F16, dim, dim);
     put_mat(w, "blk.0.attn_k.weight", QT_F16, kind == MK_BAD_SHAPE ? dim : dim / 2, dim);
     put_mat(w, "blk.0.attn_v.weight", QT_F16, dim / 2, dim);
     put_mat(w, "blk.0.attn_output.weight", QT_F16, dim, dim);

@@ -211,7 +211,59 @@ static void test_read_stream(void **state)
     assert_non_null(strstr(err, "/nonexistent/x.txt: "));
 }
 
+/* Positional arguments are not limited in number: they are gathered in order at the front of
+ * argv, however many flags are mixed in. */
+static void test_many_args(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    static char words[N][8];
+    static char *argv[1 + N + 4 + 1];
+    int argc = 0;
+    argv[argc++] = "cmd";
+    for (int i = 0; i < N; i++) {
+        snprintf(words[i], sizeof words[i], "w%d", i);
+        argv[argc++] = words[i];
+        if (i == 100) { argv[argc++] = "-m"; argv[argc++] = "m.gguf"; }
+        if (i == 4000) { argv[argc++] = "-t"; argv[argc++] = "2"; }
+    }
+    argv[argc] = NULL;
+    struct opts o;
+    char err[256];
+    assert_int_equal(parse(&o, argc, argv, ALL, err), 0);
+    assert_string_equal(o.model, "m.gguf");
+    assert_int_equal(o.threads, 2);
+    assert_int_equal(o.n_args, N);
+    for (int i = 0; i < N; i++) assert_string_equal(o.args[i], words[i]);
+}
+
+/* OPT_ARGS_END_FLAGS: flags before the first argument are read; from it on every word is
+ * text, dashes and "--" included. Without it the same words are flags. */
+static void test_args_end_flags(void **state)
+{
+    (void)state;
+    struct opts o;
+    char err[256];
+    char **a = ARGV("-m", "m.gguf", "pay", "-5", "--temp", "--", "now");
+    int n = ARGC("-m", "m.gguf", "pay", "-5", "--temp", "--", "now");
+    assert_int_equal(parse(&o, n, a, OPT_MODEL | OPT_ARGS_END_FLAGS, err), 0);
+    assert_string_equal(o.model, "m.gguf");
+    assert_int_equal(o.n_args, 5);
+    static const char *want[] = {"pay", "-5", "--temp", "--", "now"};
+    for (int i = 0; i < 5; i++) assert_string_equal(o.args[i], want[i]);
+    char **b = ARGV("pay", "-m", "m.gguf");
+    assert_int_equal(parse(&o, 4, b, OPT_MODEL | OPT_ARGS_END_FLAGS, err), 0);
+    assert_null(o.model);
+    assert_int_equal(o.n_args, 3);
+    char **c = ARGV("pay", "-m", "m.gguf");
+    assert_int_equal(parse(&o, 4, c, OPT_MODEL, err), 0);
+    assert_string_equal(o.model, "m.gguf");
+    assert_int_equal(o.n_args, 1);
+    assert_string_equal(o.args[0], "pay");
+}
+
 TU_MAIN(
     cmocka_unit_test(test_common_flags),  cmocka_unit_test(test_defaults_and_seed),
     cmocka_unit_test(test_errors),        cmocka_unit_test(test_extra_and_positional),
-    cmocka_unit_test(test_prompt_file),   cmocka_unit_test(test_read_stream))
+    cmocka_unit_test(test_prompt_file),   cmocka_unit_test(test_read_stream),
+    cmocka_unit_test(test_many_args),     cmocka_unit_test(test_args_end_flags))

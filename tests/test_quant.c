@@ -17,9 +17,23 @@
 _Static_assert(SAME_TYPE(F32) && SAME_TYPE(F16) && SAME_TYPE(BF16), "float type numbers");
 _Static_assert(SAME_TYPE(Q4_0) && SAME_TYPE(Q8_0), "Q4_0/Q8_0 type numbers");
 _Static_assert(SAME_TYPE(Q4_K) && SAME_TYPE(Q5_K) && SAME_TYPE(Q6_K), "K-quant type numbers");
+_Static_assert(SAME_TYPE(Q4_1) && SAME_TYPE(Q5_0) && SAME_TYPE(Q5_1), "legacy type numbers");
+_Static_assert(SAME_TYPE(Q2_K) && SAME_TYPE(Q3_K) && SAME_TYPE(IQ4_NL) && SAME_TYPE(IQ4_XS),
+               "Q2_K/Q3_K/IQ4 type numbers");
 #undef SAME_TYPE
 
-static const int all_types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+static const int all_types[] = {QT_F32,  QT_F16,  QT_BF16, QT_Q8_0, QT_Q4_0,   QT_Q4_K,  QT_Q5_K, QT_Q6_K,
+                                QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_Q2_K, QT_Q3_K, QT_IQ4_NL, QT_IQ4_XS};
+/* Which prepared activation a type's kernels multiply: 32-element (struct qa8), 256-element
+ * (struct qa8k) or the float vector itself. */
+static int act_qa8(int t)
+{
+    return t == QT_Q8_0 || t == QT_Q4_0 || t == QT_Q4_1 || t == QT_Q5_0 || t == QT_Q5_1 || t == QT_IQ4_NL;
+}
+static int act_qa8k(int t)
+{
+    return t == QT_Q4_K || t == QT_Q5_K || t == QT_Q6_K || t == QT_Q2_K || t == QT_Q3_K || t == QT_IQ4_XS;
+}
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 static const char *const levels[] = {"scalar", "avx2", "avx512novnni", "avx512"};
 #define N_LEVELS (sizeof levels / sizeof levels[0])
@@ -70,7 +84,9 @@ static void test_type_table(void **state)
     struct { int t; size_t be, bb; const char *name; } want[] = {
         {QT_F32, 1, 4, "F32"}, {QT_F16, 1, 2, "F16"}, {QT_BF16, 1, 2, "BF16"},
         {QT_Q8_0, 32, 34, "Q8_0"}, {QT_Q4_0, 32, 18, "Q4_0"}, {QT_Q4_K, 256, 144, "Q4_K"},
-        {QT_Q5_K, 256, 176, "Q5_K"}, {QT_Q6_K, 256, 210, "Q6_K"},
+        {QT_Q5_K, 256, 176, "Q5_K"}, {QT_Q6_K, 256, 210, "Q6_K"}, {QT_Q4_1, 32, 20, "Q4_1"},
+        {QT_Q5_0, 32, 22, "Q5_0"}, {QT_Q5_1, 32, 24, "Q5_1"}, {QT_Q2_K, 256, 84, "Q2_K"},
+        {QT_Q3_K, 256, 110, "Q3_K"}, {QT_IQ4_NL, 32, 18, "IQ4_NL"}, {QT_IQ4_XS, 256, 136, "IQ4_XS"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         assert_true(qt_supported(want[i].t));
@@ -84,7 +100,7 @@ static void test_type_table(void **state)
         assert_int_equal(gguf_type_block_bytes((uint32_t)want[i].t), want[i].bb);
         assert_string_equal(gguf_type_name((uint32_t)want[i].t), want[i].name);
     }
-    int unsupported[] = {3, 6, 7, 9, 10, 11, 15, 16, 29, 31, 99, -1};
+    int unsupported[] = {9, 15, 16, 21, 29, 31, 99, -1};
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
         assert_false(qt_supported(unsupported[i]));
         assert_int_equal(qt_block_bytes(unsupported[i]), 0);
@@ -140,6 +156,70 @@ static void test_known_blocks(void **state)
     }
     qt_dequant_row(QT_Q6_K, &b6, y, 256);
     for (int e = 0; e < 256; e++) assert_true(y[e] == (float)((e / 16 - 8) * (e % 64 - 32)));
+    /* Q4_1: d = 0.5, m = -2; Q5_1 the same with the fifth bit set on odd elements; Q5_0
+     * (d = 0.5, stored +16) too. */
+    struct blk_q4_1 b41 = {.d = 0x3800, .m = 0xc000};
+    struct blk_q5_1 b51 = {.d = 0x3800, .m = 0xc000, .qh = {0xaa, 0xaa, 0xaa, 0xaa}};
+    struct blk_q5_0 b50 = {.d = 0x3800, .qh = {0xaa, 0xaa, 0xaa, 0xaa}};
+    for (int j = 0; j < 16; j++) b41.qs[j] = b51.qs[j] = b50.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    float y1[32], y0[32];
+    qt_dequant_row(QT_Q4_1, &b41, y, 32);
+    qt_dequant_row(QT_Q5_1, &b51, y1, 32);
+    qt_dequant_row(QT_Q5_0, &b50, y0, 32);
+    for (int e = 0; e < 32; e++) {
+        int q = e < 16 ? e : 31 - e, q5 = q + (e & 1) * 16;
+        assert_true(y[e] == 0.5f * q - 2);
+        assert_true(y1[e] == 0.5f * q5 - 2);
+        assert_true(y0[e] == 0.5f * (q5 - 16));
+    }
+    /* IQ4_NL: d = 2, element j indexes the grid at j % 16. */
+    struct blk_iq4_nl bn = {.d = 0x4000};
+    static const int grid[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    for (int j = 0; j < 16; j++) bn.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    qt_dequant_row(QT_IQ4_NL, &bn, y, 32);
+    for (int e = 0; e < 32; e++) assert_true(y[e] == 2.0f * grid[e < 16 ? e : 31 - e]);
+    /* IQ4_XS: d = 1, sub-block ib has scale 2·ib - 20 (6-bit, stored +32). */
+    struct blk_iq4_xs bx;
+    memset(&bx, 0, sizeof bx);
+    bx.d = 0x3c00;
+    for (int ib = 0; ib < 8; ib++) {
+        int u = 2 * ib - 20 + 32;
+        bx.scales_l[ib / 2] |= (uint8_t)((u & 15) << (4 * (ib % 2)));
+        bx.scales_h |= (uint16_t)((u >> 4) << (2 * ib));
+        for (int j = 0; j < 16; j++) bx.qs[16 * ib + j] = (uint8_t)(j | ((15 - j) << 4));
+    }
+    qt_dequant_row(QT_IQ4_XS, &bx, y, 256);
+    for (int e = 0; e < 256; e++) {
+        int l = e % 32;
+        assert_true(y[e] == (float)((2 * (e / 32) - 20) * grid[l < 16 ? l : 31 - l]));
+    }
+    /* Q2_K: d = 1, dmin = 0.5; group g has scale g % 16 and min 15 - g; element e's quant
+     * is e % 4 (bits 2j of qs[32h + l] for e = 128h + 32j + l). */
+    struct blk_q2_k b2;
+    memset(&b2, 0, sizeof b2);
+    b2.d = 0x3c00;
+    b2.dmin = 0x3800;
+    for (int g = 0; g < 16; g++) b2.scales[g] = (uint8_t)(g | ((15 - g) << 4));
+    for (int e = 0; e < 256; e++) b2.qs[32 * (e / 128) + e % 32] |= (uint8_t)((e % 4) << (2 * ((e % 128) / 32)));
+    qt_dequant_row(QT_Q2_K, &b2, y, 256);
+    for (int e = 0; e < 256; e++) assert_true(y[e] == (float)((e / 16) * (e % 4)) - 0.5f * (15 - e / 16));
+    /* Q3_K: d = 1, group g's scale g - 8 (6-bit low nibbles in bytes 0-7, high pairs in
+     * 8-11, +32); element e's quant (e % 8) - 4: low two bits in qs, bit 2 in hmask. */
+    struct blk_q3_k b3;
+    memset(&b3, 0, sizeof b3);
+    b3.d = 0x3c00;
+    for (int g = 0; g < 16; g++) {
+        int u = g - 8 + 32;
+        b3.scales[g % 8] |= (uint8_t)((u & 15) << (4 * (g / 8)));
+        b3.scales[8 + g % 4] |= (uint8_t)((u >> 4) << (2 * (g / 4)));
+    }
+    for (int e = 0; e < 256; e++) {
+        int q = e % 8;   /* stored q, value q - 4 */
+        b3.qs[32 * (e / 128) + e % 32] |= (uint8_t)((q & 3) << (2 * ((e % 128) / 32)));
+        if (q & 4) b3.hmask[e % 32] |= (uint8_t)(1 << (e / 32));
+    }
+    qt_dequant_row(QT_Q3_K, &b3, y, 256);
+    for (int e = 0; e < 256; e++) assert_true(y[e] == (float)((e / 16 - 8) * (e % 8 - 4)));
 }
 
 /* ---- fp16 / bf16 ------------------------------------------------------------------------- */
@@ -228,10 +308,17 @@ static void test_roundtrip(void **state)
      *   Q6_K Δ ≈ amax16/32 with 8-bit scales: ≈ 0.018σ (0.017) -> 0.022;
      *   Q5_K Δ = (max-min)/31 over 32, 6-bit scales/mins: ≤ 0.047σ, searched (0.035) -> 0.045;
      *   Q4_K Δ = (max-min)/15: ≤ 0.096σ, searched (0.072) -> 0.09;
-     *   Q4_0 Δ = amax/8, symmetric: ≈ 0.09σ (0.087) -> 0.10. */
+     *   Q4_0 Δ = amax/8, symmetric: ≈ 0.09σ (0.087) -> 0.10;
+ *   Q4_1 Δ = (max-min)/15 over 32, fp16 min: (0.078) -> 0.095; Q5_0 Δ = amax/16 (0.043)
+ *   -> 0.052; Q5_1 Δ = (max-min)/31 (0.038) -> 0.047;
+ *   Q2_K Δ = (max-min)/3 over 16, 4-bit scales/mins, searched (0.274) -> 0.33;
+ *   Q3_K Δ ≈ amax16/4, 6-bit scales, searched (0.147) -> 0.18;
+ *   IQ4_NL / IQ4_XS: a 16-value grid denser near 0, searched scale (0.076, 0.074) -> 0.092. */
     struct { int t; double rms; } b[] = {
         {QT_F32, 0}, {QT_F16, 3e-4}, {QT_BF16, 2.5e-3}, {QT_Q8_0, 0.007}, {QT_Q6_K, 0.022},
         {QT_Q5_K, 0.045}, {QT_Q4_K, 0.09}, {QT_Q4_0, 0.10},
+        {QT_Q4_1, 0.095}, {QT_Q5_0, 0.052}, {QT_Q5_1, 0.047}, {QT_Q2_K, 0.33}, {QT_Q3_K, 0.18},
+        {QT_IQ4_NL, 0.092}, {QT_IQ4_XS, 0.092},
     };
     const size_t n = 4096;
     float *x = xmalloc(n * 4), *y = xmalloc(n * 4);
@@ -287,10 +374,10 @@ static void test_roundtrip(void **state)
  * checked to float-rounding accuracy against exactly what they multiply. */
 static void act_values(int type, const void *act, size_t n, float *xq, float *dhalf)
 {
-    if (type == QT_Q8_0 || type == QT_Q4_0) {
+    if (act_qa8(type)) {
         const struct qa8 *a = act;
         for (size_t i = 0; i < n; i++) { xq[i] = a[i / 32].d * a[i / 32].q[i % 32]; dhalf[i] = a[i / 32].d / 2; }
-    } else if (type == QT_Q4_K || type == QT_Q5_K || type == QT_Q6_K) {
+    } else if (act_qa8k(type)) {
         const struct qa8k *a = act;
         for (size_t i = 0; i < n; i++) { xq[i] = a[i / 256].d * a[i / 256].q[i % 256]; dhalf[i] = a[i / 256].d / 2; }
         for (size_t b = 0; b < n / 256; b++)
@@ -378,6 +465,12 @@ static void test_matvec(void **state)
         check_matvec(QT_Q8_0, 2, 224, levels[l]);   /* 7 blocks */
         check_matvec(QT_Q4_0, 3, 224, levels[l]);
         check_matvec(QT_Q4_0, 9, 32, levels[l]);
+        for (int t = QT_Q4_1; t <= QT_Q5_1; t++)
+            if (qt_supported(t)) {
+                check_matvec(t, 3, 224, levels[l]);
+                check_matvec(t, 9, 32, levels[l]);
+            }
+        check_matvec(QT_IQ4_NL, 3, 160, levels[l]);
         check_matvec(QT_F16, 4, 40, levels[l]);
         check_matvec(QT_BF16, 3, 24, levels[l]);
         check_matvec(QT_F32, 5, 8, levels[l]);
@@ -598,7 +691,7 @@ static void test_qrow_matches(void **state)
             assert_int_equal(qrow_dequant((uint32_t)all_types[t], q, b, n), 0);
             expect_same_bits(a, b, n, "core/qrow", all_types[t], rep);
         }
-    assert_int_equal(qrow_dequant(3, q, b, 32), -1);
+    assert_int_equal(qrow_dequant(9, q, b, 32), -1);   /* Q8_1: activations only, never weights */
     assert_int_equal(qrow_dequant(99, q, b, 32), -1);
     assert_int_equal(qrow_dequant(QT_Q4_K, q, b, 100), -1);
     assert_int_equal(qrow_bytes(QT_Q8_0, 33), 0);

@@ -189,7 +189,9 @@ static void test_quantized_twin(void **state)
 {
     (void)state;
     static const int types[] = {GGUF_T_F16, GGUF_T_BF16, GGUF_T_Q8_0, GGUF_T_Q4_0,
-                                GGUF_T_Q4_K, GGUF_T_Q5_K, GGUF_T_Q6_K};
+                                GGUF_T_Q4_K, GGUF_T_Q5_K, GGUF_T_Q6_K, GGUF_T_Q4_1,
+                                GGUF_T_Q5_0, GGUF_T_Q5_1, GGUF_T_Q2_K, GGUF_T_Q3_K,
+                                GGUF_T_IQ4_NL, GGUF_T_IQ4_XS};
     char *dir = tu_tmpdir();
     struct randmodel_spec s;
     randmodel_defaults(&s);
@@ -227,7 +229,8 @@ static void test_quantized_twin(void **state)
                 double err = 0, norm = 0;
                 for (size_t i = 0; i < cols; i++)
                     err += (row[i] - x[i]) * (row[i] - x[i]), norm += x[i] * x[i];
-                assert_true(sqrt(err / norm) < 0.2);
+                /* 2-bit quants (Q2_K) leave about 0.27 of the norm on Gaussian rows */
+                assert_true(sqrt(err / norm) < (types[k] == GGUF_T_Q2_K ? 0.35 : 0.2));
             }
             free(row);
             free(want);
@@ -295,7 +298,7 @@ static void test_bad_specs(void **state)
         {2, 3, "not a multiple of n_kv_heads 3"},
         {3, GGUF_T_Q4_K, "dim 64 is not a multiple of the Q4_K block size 256"},
         {4, 100, "at least 259 tokens"},
-        {5, GGUF_T_Q2_K, "cannot be generated"},
+        {5, GGUF_T_Q8_1, "cannot be generated"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         randmodel_defaults(&s);

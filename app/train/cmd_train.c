@@ -1,7 +1,6 @@
 /* cmif train: learns a byte-fallback BPE tokenizer and a small Llama model from a text
  * corpus on the CPU and writes a standard GGUF; `--ppl` scores held-out text per byte. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -11,70 +10,134 @@
 #include <unistd.h>
 
 #include "app/cmd.h"
+#include "app/opts.h"
 #include "app/train/train_run.h"
 
 static const char usage_line[] =
     "train --corpus FILE --out MODEL.gguf [options] | train --ppl FILE -m MODEL.gguf";
+
+enum { X_CORPUS = 1, X_OUT, X_EVAL, X_VOCAB, X_DIM, X_LAYERS, X_HEADS, X_KVH, X_FFN, X_CTX,
+       X_TIED, X_BATCH, X_STEPS, X_LR, X_MINLR, X_WARMUP, X_WD, X_CLIP, X_CKPT, X_CKEVERY,
+       X_RESUME, X_LOGEVERY, X_EVALEVERY, X_NAME, X_PPL, X_STOP, X_THREADS, X_SEED };
+
+/* Flags without a help line of their own are described on a neighbour's line. */
+static const struct opts_extra extras[] = {
+    {"corpus", 0, 1, X_CORPUS, "--corpus FILE      training text (required)"},
+    {"out", 0, 1, X_OUT, "--out FILE         GGUF to write when training finishes"},
+    {"eval", 0, 1, X_EVAL, "--eval FILE        held-out text: its loss is printed every --eval-every steps"},
+    {"vocab", 0, 1, X_VOCAB, "--vocab N          vocabulary size, 269..8192 (default 512)"},
+    {"dim", 0, 1, X_DIM,
+     "--dim N --layers N --heads N --kv-heads N --ffn N --ctx N\n"
+     "                         shape (default 64, 5, 8, 4, 172, 256)"},
+    {"layers", 0, 1, X_LAYERS, NULL},
+    {"heads", 0, 1, X_HEADS, NULL},
+    {"kv-heads", 0, 1, X_KVH, NULL},
+    {"ffn", 0, 1, X_FFN, NULL},
+    {"ctx", 0, 1, X_CTX, NULL},
+    {"tied", 0, 0, X_TIED, "--tied             output projection shares token_embd"},
+    {"batch", 0, 1, X_BATCH, "--batch N          sequences per step (default 8)"},
+    {"steps", 0, 1, X_STEPS, "--steps N          optimizer steps (default 1000)"},
+    {"lr", 0, 1, X_LR, "--lr X             peak learning rate (default 1e-3); --min-lr-frac X (0.1)"},
+    {"min-lr-frac", 0, 1, X_MINLR, NULL},
+    {"warmup", 0, 1, X_WARMUP, "--warmup N         linear warm-up steps (default 50), then cosine decay"},
+    {"wd", 0, 1, X_WD, "--wd X             AdamW weight decay (default 0.1); --clip X grad norm (1.0)"},
+    {"clip", 0, 1, X_CLIP, NULL},
+    {"threads", 't', 1, X_THREADS, "-t, --threads N        threads (default 1)"},
+    {"seed", 's', 1, X_SEED, "-s, --seed N           seed for initialization and data order (default 1)"},
+    {"checkpoint", 0, 1, X_CKPT,
+     "--checkpoint FILE  save weights + optimizer state every --checkpoint-every steps"},
+    {"checkpoint-every", 0, 1, X_CKEVERY, NULL},
+    {"resume", 0, 0, X_RESUME, "--resume           continue from --checkpoint when it exists"},
+    {"stop-after", 0, 1, X_STOP, "--stop-after N     stop after step N with a checkpoint, as if interrupted"},
+    {"log-every", 0, 1, X_LOGEVERY, "--log-every N      progress line interval (default 10)"},
+    {"eval-every", 0, 1, X_EVALEVERY, "--eval-every N     held-out loss interval (default 200)"},
+    {"name", 0, 1, X_NAME, "--name TEXT        general.name (default cmif-tiny)"},
+    {"ppl", 0, 1, X_PPL, "--ppl FILE         per-byte perplexity of -m MODEL on FILE's documents"},
+    {NULL, 0, 0, 0, NULL},
+};
 
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: cmif %s\n\n"
         "Trains a tokenizer (byte-fallback BPE) and a Llama model on a text corpus whose\n"
-        "documents are separated by blank lines; <|im_start|>/<|im_end|> mark ChatML turns.\n\n"
-        "  --corpus FILE        training text (required)\n"
-        "  --out FILE           GGUF to write when training finishes\n"
-        "  --eval FILE          held-out text: its loss is printed every --eval-every steps\n"
-        "  --vocab N            vocabulary size, 269..8192 (default 512)\n"
-        "  --dim N --layers N --heads N --kv-heads N --ffn N --ctx N\n"
-        "                       shape (default 64, 5, 8, 4, 172, 256)\n"
-        "  --tied               output projection shares token_embd\n"
-        "  --batch N            sequences per step (default 8)\n"
-        "  --steps N            optimizer steps (default 1000)\n"
-        "  --lr X               peak learning rate (default 1e-3); --min-lr-frac X (0.1)\n"
-        "  --warmup N           linear warm-up steps (default 50), then cosine decay\n"
-        "  --wd X               AdamW weight decay (default 0.1); --clip X grad norm (1.0)\n"
-        "  -t, --threads N      threads (default 1)\n"
-        "  -s, --seed N         seed for initialization and data order (default 1)\n"
-        "  --checkpoint FILE    save weights + optimizer state every --checkpoint-every steps\n"
-        "  --resume             continue from --checkpoint when it exists\n"
-        "  --stop-after N       stop after step N with a checkpoint, as if interrupted\n"
-        "  --log-every N        progress line interval (default 10)\n"
-        "  --eval-every N       held-out loss interval (default 200)\n"
-        "  --name TEXT          general.name (default cmif-tiny)\n"
-        "  --ppl FILE -m MODEL  per-byte perplexity of MODEL on FILE's documents\n"
-        "  -h, --help           this help\n", usage_line);
+        "documents are separated by blank lines; <|im_start|>/<|im_end|> mark ChatML turns.\n\n",
+        usage_line);
+    opts_usage(f, OPT_MODEL, extras);
 }
 
-static int parse_int(const char *s, const char *flag, int lo, int *out)
+static int parse_int(const char *s, const char *flag, int lo, int *out, char *err, size_t errlen)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || *end || end == s || v < lo || v > INT_MAX) {
-        fprintf(stderr, "cmif train: %s: bad value '%s'\n", flag, s);
+        snprintf(err, errlen, "%s: bad value '%s'", flag, s);
         return -1;
     }
     *out = (int)v;
     return 0;
 }
 
-static int parse_float(const char *s, const char *flag, float *out)
+static int parse_float(const char *s, const char *flag, float *out, char *err, size_t errlen)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
     if (errno || *end || end == s || !isfinite(v) || v < 0) {
-        fprintf(stderr, "cmif train: %s: bad value '%s'\n", flag, s);
+        snprintf(err, errlen, "%s: bad value '%s'", flag, s);
         return -1;
     }
     *out = (float)v;
     return 0;
 }
 
-enum { O_CORPUS = 256, O_OUT, O_EVAL, O_VOCAB, O_DIM, O_LAYERS, O_HEADS, O_KVH, O_FFN, O_CTX,
-       O_TIED, O_BATCH, O_STEPS, O_LR, O_MINLR, O_WARMUP, O_WD, O_CLIP, O_CKPT, O_CKEVERY,
-       O_RESUME, O_LOGEVERY, O_EVALEVERY, O_NAME, O_PPL, O_STOP };
+struct train_flags {
+    struct train_run_opts *o;
+    const char *ppl;
+};
+
+static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
+{
+    struct train_flags *tf = ctx;
+    struct train_run_opts *o = tf->o;
+    int seed;
+    switch (id) {
+    case X_CORPUS: o->corpus = v; return 0;
+    case X_OUT: o->out = v; return 0;
+    case X_EVAL: o->eval = v; return 0;
+    case X_VOCAB: return parse_int(v, "--vocab", 1, &o->vocab, err, errlen);
+    case X_DIM: return parse_int(v, "--dim", 1, &o->cfg.dim, err, errlen);
+    case X_LAYERS: return parse_int(v, "--layers", 1, &o->cfg.n_layers, err, errlen);
+    case X_HEADS: return parse_int(v, "--heads", 1, &o->cfg.n_heads, err, errlen);
+    case X_KVH: return parse_int(v, "--kv-heads", 1, &o->cfg.n_kv_heads, err, errlen);
+    case X_FFN: return parse_int(v, "--ffn", 1, &o->cfg.ffn, err, errlen);
+    case X_CTX: return parse_int(v, "--ctx", 2, &o->cfg.ctx, err, errlen);
+    case X_TIED: o->cfg.tied = 1; return 0;
+    case X_BATCH: return parse_int(v, "--batch", 1, &o->hp.batch, err, errlen);
+    case X_STEPS: return parse_int(v, "--steps", 1, &o->hp.steps, err, errlen);
+    case X_LR: return parse_float(v, "--lr", &o->hp.lr, err, errlen);
+    case X_MINLR: return parse_float(v, "--min-lr-frac", &o->hp.min_lr_frac, err, errlen);
+    case X_WARMUP: return parse_int(v, "--warmup", 0, &o->hp.warmup, err, errlen);
+    case X_WD: return parse_float(v, "--wd", &o->hp.weight_decay, err, errlen);
+    case X_CLIP: return parse_float(v, "--clip", &o->hp.clip, err, errlen);
+    case X_CKPT: o->checkpoint = v; return 0;
+    case X_CKEVERY: return parse_int(v, "--checkpoint-every", 1, &o->ckpt_every, err, errlen);
+    case X_RESUME: o->resume = 1; return 0;
+    case X_LOGEVERY: return parse_int(v, "--log-every", 1, &o->log_every, err, errlen);
+    case X_EVALEVERY: return parse_int(v, "--eval-every", 1, &o->eval_every, err, errlen);
+    case X_STOP: return parse_int(v, "--stop-after", 1, &o->stop_after, err, errlen);
+    case X_NAME: o->name = v; return 0;
+    case X_PPL: tf->ppl = v; return 0;
+    case X_THREADS: return parse_int(v, "--threads", 1, &o->threads, err, errlen);
+    case X_SEED:
+        if (parse_int(v, "--seed", 0, &seed, err, errlen)) return -1;
+        o->seed = (uint64_t)seed;
+        return 0;
+    }
+    snprintf(err, errlen, "internal: unknown flag id %d", id);
+    return -1;
+}
 
 /* Ctrl-C / SIGTERM during training: the step in progress finishes and a checkpoint is
  * written before exiting, so no work since the last periodic checkpoint is lost. */
@@ -83,85 +146,36 @@ static void on_signal(int sig) { (void)sig; interrupted = 1; }
 
 static int cmd_train_exec(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"corpus", 1, 0, O_CORPUS}, {"out", 1, 0, O_OUT}, {"eval", 1, 0, O_EVAL},
-        {"vocab", 1, 0, O_VOCAB}, {"dim", 1, 0, O_DIM}, {"layers", 1, 0, O_LAYERS},
-        {"heads", 1, 0, O_HEADS}, {"kv-heads", 1, 0, O_KVH}, {"ffn", 1, 0, O_FFN},
-        {"ctx", 1, 0, O_CTX}, {"tied", 0, 0, O_TIED}, {"batch", 1, 0, O_BATCH},
-        {"steps", 1, 0, O_STEPS}, {"lr", 1, 0, O_LR}, {"min-lr-frac", 1, 0, O_MINLR},
-        {"warmup", 1, 0, O_WARMUP}, {"wd", 1, 0, O_WD}, {"clip", 1, 0, O_CLIP},
-        {"checkpoint", 1, 0, O_CKPT}, {"checkpoint-every", 1, 0, O_CKEVERY},
-        {"resume", 0, 0, O_RESUME}, {"log-every", 1, 0, O_LOGEVERY},
-        {"eval-every", 1, 0, O_EVALEVERY}, {"name", 1, 0, O_NAME}, {"ppl", 1, 0, O_PPL},
-        {"stop-after", 1, 0, O_STOP},
-        {"threads", 1, 0, 't'}, {"seed", 1, 0, 's'}, {"model", 1, 0, 'm'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     struct train_run_opts o;
     train_run_defaults(&o);
     o.log = stdout;
-    const char *ppl = NULL, *model = NULL;
-    int c, bad = 0, seed;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, "t:s:m:h", lo, NULL)) != -1) {
-        switch (c) {
-        case O_CORPUS: o.corpus = optarg; break;
-        case O_OUT: o.out = optarg; break;
-        case O_EVAL: o.eval = optarg; break;
-        case O_VOCAB: bad = parse_int(optarg, "--vocab", 1, &o.vocab); break;
-        case O_DIM: bad = parse_int(optarg, "--dim", 1, &o.cfg.dim); break;
-        case O_LAYERS: bad = parse_int(optarg, "--layers", 1, &o.cfg.n_layers); break;
-        case O_HEADS: bad = parse_int(optarg, "--heads", 1, &o.cfg.n_heads); break;
-        case O_KVH: bad = parse_int(optarg, "--kv-heads", 1, &o.cfg.n_kv_heads); break;
-        case O_FFN: bad = parse_int(optarg, "--ffn", 1, &o.cfg.ffn); break;
-        case O_CTX: bad = parse_int(optarg, "--ctx", 2, &o.cfg.ctx); break;
-        case O_TIED: o.cfg.tied = 1; break;
-        case O_BATCH: bad = parse_int(optarg, "--batch", 1, &o.hp.batch); break;
-        case O_STEPS: bad = parse_int(optarg, "--steps", 1, &o.hp.steps); break;
-        case O_LR: bad = parse_float(optarg, "--lr", &o.hp.lr); break;
-        case O_MINLR: bad = parse_float(optarg, "--min-lr-frac", &o.hp.min_lr_frac); break;
-        case O_WARMUP: bad = parse_int(optarg, "--warmup", 0, &o.hp.warmup); break;
-        case O_WD: bad = parse_float(optarg, "--wd", &o.hp.weight_decay); break;
-        case O_CLIP: bad = parse_float(optarg, "--clip", &o.hp.clip); break;
-        case O_CKPT: o.checkpoint = optarg; break;
-        case O_CKEVERY: bad = parse_int(optarg, "--checkpoint-every", 1, &o.ckpt_every); break;
-        case O_RESUME: o.resume = 1; break;
-        case O_LOGEVERY: bad = parse_int(optarg, "--log-every", 1, &o.log_every); break;
-        case O_EVALEVERY: bad = parse_int(optarg, "--eval-every", 1, &o.eval_every); break;
-        case O_STOP: bad = parse_int(optarg, "--stop-after", 1, &o.stop_after); break;
-        case O_NAME: o.name = optarg; break;
-        case O_PPL: ppl = optarg; break;
-        case 'm': model = optarg; break;
-        case 't': bad = parse_int(optarg, "--threads", 1, &o.threads); break;
-        case 's': bad = parse_int(optarg, "--seed", 0, &seed); o.seed = (uint64_t)seed; break;
-        case 'h': usage(stdout); return EXIT_OK;
-        default:
-            fprintf(stderr, "cmif train: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            bad = 1;
-        }
+    struct train_flags tf = {&o, NULL};
+    struct opts op;
+    opts_defaults(&op);
+    char err[512];
+    int r = opts_parse(&op, argc, argv, OPT_MODEL, extras, on_extra, &tf, err, sizeof err);
+    if (r == 1) {
+        usage(stdout);
+        return EXIT_OK;
     }
-    if (!bad && optind < argc) {
-        fprintf(stderr, "cmif train: unexpected argument '%s'\n", argv[optind]);
-        bad = 1;
-    }
-    if (!bad && !ppl && !o.corpus) {
+    const char *ppl = tf.ppl, *model = op.model;
+    int bad = 1;
+    if (r < 0)
+        fprintf(stderr, "cmif train: %s\n", err);
+    else if (op.n_args > 0)
+        fprintf(stderr, "cmif train: unexpected argument '%s'\n", op.args[0]);
+    else if (!ppl && !o.corpus)
         fprintf(stderr, "cmif train: --corpus FILE is required\n");
-        bad = 1;
-    }
-    if (!bad && ppl && !model) {
+    else if (ppl && !model)
         fprintf(stderr, "cmif train: --ppl needs -m MODEL\n");
-        bad = 1;
-    }
-    if (!bad && o.resume && !o.checkpoint) {
+    else if (o.resume && !o.checkpoint)
         fprintf(stderr, "cmif train: --resume needs --checkpoint FILE\n");
-        bad = 1;
-    }
+    else
+        bad = 0;
     if (bad) {
         fprintf(stderr, "usage: cmif %s\n", usage_line);
         return EXIT_USAGE;
     }
-    char err[512];
     if (ppl) {
         struct ppl_result r;
         if (train_ppl(model, ppl, o.threads, &r, err, sizeof err)) {

@@ -172,3 +172,110 @@ inline void unit_q6_k(global const uchar *row, int u, float16 *a, float16 *b)
     *a = (d * (float)sc[0]) * (convert_float16(v0) - 32.0f);
     *b = (d * (float)sc[1]) * (convert_float16(v1) - 32.0f);
 }
+
+/* Legacy 32-element blocks: Q4_1 (d, m, qs), Q5_0 (d, qh, qs), Q5_1 (d, m, qh, qs); the
+ * fifth bit of element j is bit j of the little-endian qh word. */
+inline uint ld_u32(global const uchar *p)
+{
+    return (uint)p[0] | ((uint)p[1] << 8) | ((uint)p[2] << 16) | ((uint)p[3] << 24);
+}
+
+inline void unit_q4_1(global const uchar *row, int u, float16 *a, float16 *b)
+{
+    global const uchar *blk = row + (size_t)u * BLK_Q4_1;
+    float d = ld_h(blk), m = ld_h(blk + 2);
+    uchar16 q = vload16(0, blk + 4);
+    *a = d * convert_float16(q & (uchar)15) + m;
+    *b = d * convert_float16(q >> (uchar)4) + m;
+}
+
+/* The fifth bits of a unit: elements 0..15 and 16..31, as 0 or 16. */
+inline void q5_high(uint h, int16 *h0, int16 *h1)
+{
+    const uint16 sh = (uint16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    *h0 = convert_int16(((uint16)(h) >> sh) & 1u) << 4;
+    *h1 = convert_int16(((uint16)(h >> 16) >> sh) & 1u) << 4;
+}
+
+inline void unit_q5_0(global const uchar *row, int u, float16 *a, float16 *b)
+{
+    global const uchar *blk = row + (size_t)u * BLK_Q5_0;
+    float d = ld_h(blk);
+    int16 h0, h1, q = convert_int16(vload16(0, blk + 6));
+    q5_high(ld_u32(blk + 2), &h0, &h1);
+    *a = d * convert_float16(((q & 15) | h0) - 16);
+    *b = d * convert_float16(((q >> 4) | h1) - 16);
+}
+
+inline void unit_q5_1(global const uchar *row, int u, float16 *a, float16 *b)
+{
+    global const uchar *blk = row + (size_t)u * BLK_Q5_1;
+    float d = ld_h(blk), m = ld_h(blk + 2);
+    int16 h0, h1, q = convert_int16(vload16(0, blk + 8));
+    q5_high(ld_u32(blk + 4), &h0, &h1);
+    *a = d * convert_float16((q & 15) | h0) + m;
+    *b = d * convert_float16((q >> 4) | h1) + m;
+}
+
+/* The IQ4_NL / IQ4_XS grid, and 16 packed bytes' low (hi = 0) or high nibbles looked up. */
+constant float iq4_grid[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+inline float16 iq4_lookup(global const uchar *qs, int hi)
+{
+    float t[16];
+    for (int k = 0; k < 16; k++) t[k] = iq4_grid[(qs[k] >> (4 * hi)) & 15];
+    return vload16(0, t);
+}
+
+inline void unit_iq4_nl(global const uchar *row, int u, float16 *a, float16 *b)
+{
+    global const uchar *blk = row + (size_t)u * BLK_IQ4_NL;
+    float d = ld_h(blk);
+    *a = d * iq4_lookup(blk + 2, 0);
+    *b = d * iq4_lookup(blk + 2, 1);
+}
+
+/* IQ4_XS: d, scales_h (2 bits per sub-block), scales_l[4] (4 bits), qs[128]; unit u is
+ * sub-block u & 7 of block u >> 3. */
+inline void unit_iq4_xs(global const uchar *row, int u, float16 *a, float16 *b)
+{
+    global const uchar *blk = row + (size_t)(u >> 3) * BLK_IQ4_XS;
+    int ib = u & 7;
+    uint sh = (uint)blk[2] | ((uint)blk[3] << 8);
+    int ls = (int)(((blk[4 + ib / 2] >> (4 * (ib & 1))) & 15) | (((sh >> (2 * ib)) & 3) << 4));
+    float dl = ld_h(blk) * (float)(ls - 32);
+    *a = dl * iq4_lookup(blk + 8 + 16 * ib, 0);
+    *b = dl * iq4_lookup(blk + 8 + 16 * ib, 1);
+}
+
+/* Q2_K (scales[16], qs[64], d, dmin) and Q3_K (hmask[32], qs[64], scales[12], d): unit
+ * s = u & 7 is elements 32s.. of the block, half s >> 2, bits 2·(s & 3) of qs; its two
+ * 16-element groups are 2s and 2s + 1. */
+inline void unit_q2_k(global const uchar *row, int u, float16 *a, float16 *b)
+{
+    global const uchar *blk = row + (size_t)(u >> 3) * BLK_Q2_K;
+    int s = u & 7, sh = 2 * (s & 3);
+    float d = ld_h(blk + 80), dmin = ld_h(blk + 82);
+    global const uchar *q = blk + 16 + 32 * (s >> 2);
+    uint s0 = blk[2 * s], s1 = blk[2 * s + 1];
+    int16 v0 = (convert_int16(vload16(0, q)) >> sh) & 3, v1 = (convert_int16(vload16(1, q)) >> sh) & 3;
+    *a = (d * (float)(s0 & 15u)) * convert_float16(v0) - dmin * (float)(s0 >> 4);
+    *b = (d * (float)(s1 & 15u)) * convert_float16(v1) - dmin * (float)(s1 >> 4);
+}
+
+inline int q3k_scale(global const uchar *sc, int g)
+{
+    return (int)(((sc[g % 8] >> (4 * (g / 8))) & 15) | (((sc[8 + g % 4] >> (2 * (g / 4))) & 3) << 4)) - 32;
+}
+
+inline void unit_q3_k(global const uchar *row, int u, float16 *a, float16 *b)
+{
+    global const uchar *blk = row + (size_t)(u >> 3) * BLK_Q3_K;
+    int s = u & 7, sh = 2 * (s & 3), hb = s;   /* hmask bit 4·half + j = s */
+    float d = ld_h(blk + 108);
+    global const uchar *q = blk + 32 + 32 * (s >> 2);
+    int16 v0 = ((convert_int16(vload16(0, q)) >> sh) & 3) | (((convert_int16(vload16(0, blk)) >> hb) & 1) << 2);
+    int16 v1 = ((convert_int16(vload16(1, q)) >> sh) & 3) | (((convert_int16(vload16(1, blk)) >> hb) & 1) << 2);
+    *a = (d * (float)q3k_scale(blk + 96, 2 * s)) * convert_float16(v0 - 4);
+    *b = (d * (float)q3k_scale(blk + 96, 2 * s + 1)) * convert_float16(v1 - 4);
+}

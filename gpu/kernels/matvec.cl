@@ -57,6 +57,22 @@ DQ_QUANT(q4_k, unit_q4_k, BLK_Q4_K, 8)
 DQ_QUANT(q5_k, unit_q5_k, BLK_Q5_K, 8)
 DQ_QUANT(q6_k, unit_q6_k, BLK_Q6_K, 8)
 
+/* The other formats run per 32-element unit on every device. */
+MV_QUANT(q4_1, unit_q4_1, BLK_Q4_1, 1)
+MV_QUANT(q5_0, unit_q5_0, BLK_Q5_0, 1)
+MV_QUANT(q5_1, unit_q5_1, BLK_Q5_1, 1)
+MV_QUANT(iq4_nl, unit_iq4_nl, BLK_IQ4_NL, 1)
+MV_QUANT(q2_k, unit_q2_k, BLK_Q2_K, 8)
+MV_QUANT(q3_k, unit_q3_k, BLK_Q3_K, 8)
+MV_QUANT(iq4_xs, unit_iq4_xs, BLK_IQ4_XS, 8)
+DQ_QUANT(q4_1, unit_q4_1, BLK_Q4_1, 1)
+DQ_QUANT(q5_0, unit_q5_0, BLK_Q5_0, 1)
+DQ_QUANT(q5_1, unit_q5_1, BLK_Q5_1, 1)
+DQ_QUANT(iq4_nl, unit_iq4_nl, BLK_IQ4_NL, 1)
+DQ_QUANT(q2_k, unit_q2_k, BLK_Q2_K, 8)
+DQ_QUANT(q3_k, unit_q3_k, BLK_Q3_K, 8)
+DQ_QUANT(iq4_xs, unit_iq4_xs, BLK_IQ4_XS, 8)
+
 /* K-quants: on GPUs (wide groups) work-items take 32-element units so a row keeps the
  * whole group busy; on CPU devices (MV_KBLOCK) a work-item takes whole 256-element blocks,
  * decoding d, dmin and the packed scales once per block and using both nibbles of every

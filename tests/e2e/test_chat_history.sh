@@ -9,14 +9,16 @@ ST=$TMPD/state
 mkdir -p "$ST"
 RUN="XDG_STATE_HOME=$ST $CMIF -m $MODEL --temp 0 -n 8 --history"
 
-# Default: a session writes nothing.
+# Default: a session writes nothing it was told: the privacy ledger (charges, no text) is
+# the only file.
 tm_start 100 30 "XDG_STATE_HOME=$ST $CMIF -m $MODEL --temp 0 -n 4"
 wait_for "Ctrl-D quits" || die "default run did not start"
 tm send-keys -t cmif "delta secret" Enter
 wait_re "tok/s" 20 || die "default run did not answer"
 tm send-keys -t cmif C-d
 wait_exit 10 >/dev/null || die "default run did not exit"
-[ -z "$(ls -A "$ST")" ] || die "a default session wrote $(ls -AR "$ST")"
+[ -z "$(find "$ST" -type f ! -name 'ledger*')" ] || die "a default session wrote $(ls -AR "$ST")"
+grep -rqa "delta secret" "$ST" && die "a default session left the typed text on disk"
 tm kill-server
 rm -f "$TMPD/exit"
 

@@ -41,7 +41,7 @@ tm paste-buffer -p -b big -t cmif
 wait_re "^(> |\\.\\.\\. )?.*lorem ipsum" 20 || die "paste not in the input line"
 check_screen "a 100 kB paste in the input line"
 tm send-keys -t cmif Enter
-wait_for "message too long" 60 || die "no clear error for the 100 kB message"
+wait_for "longer than 64 KiB" 60 || die "no clear error for the 100 kB message"
 wait_stable
 check_screen "sending 100 kB"
 

@@ -35,6 +35,31 @@ for want in 'Q8_0         15' 'chat template: 74 bytes, 4 lines' '  | <|{{ m.rol
   grep -qF "$want" "$T/out" || die "missing '$want' in: $(cat "$T/out")"
 done
 
+# Every weight type mkmodel writes loads; a type without kernels is named in the type table
+# before any load (a Q3_K file with one tensor relabelled IQ3_S, the same block geometry).
+for ty in q4_1 q5_0 q5_1 q2_k q3_k iq4_nl iq4_xs; do
+  "$MKMODEL" "$T/$ty.gguf" --dim 256 --ffn 512 --heads 4 --kv-heads 2 --type $ty --vocab 300 \
+    2>"$T/err" || die "mkmodel $ty: $(cat "$T/err")"
+  "$CMIF" info -m "$T/$ty.gguf" >"$T/out" || die "info on $ty failed"
+  grep -qF 'load check:    ok' "$T/out" || die "$ty does not load: $(cat "$T/out")"
+  grep -qF 'cannot run' "$T/out" && die "$ty named as unrunnable"
+done
+python3 - "$T/q3_k.gguf" "$T/iq3s.gguf" <<'PY' || die "relabelling failed"
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+name = b'blk.0.attn_q.weight'
+i = b.index(len(name).to_bytes(8, 'little') + name) + 8 + len(name)
+nd = int.from_bytes(b[i:i + 4], 'little')
+t = i + 4 + 8 * nd
+assert int.from_bytes(b[t:t + 4], 'little') == 11   # Q3_K
+b[t:t + 4] = (21).to_bytes(4, 'little')              # IQ3_S: 256 elements in 110 bytes too
+open(sys.argv[2], 'wb').write(b)
+PY
+"$CMIF" info -m "$T/iq3s.gguf" >"$T/out" || die "info on the IQ3_S file failed"
+grep -q '^  IQ3_S  *1 .*(cmif cannot run this type)$' "$T/out" || die "IQ3_S row: $(cat "$T/out")"
+grep -qF 'types cmif cannot run: IQ3_S' "$T/out" || die "summary: $(cat "$T/out")"
+grep -qF 'load check:    cannot run: tensor blk.0.attn_q.weight has type IQ3_S' "$T/out" || die "load check: $(cat "$T/out")"
+
 # A vocabulary-only file has no tensors and no load check, but is not an error.
 if [ -e "$SHARED/models/ggml-vocab-llama-spm.gguf" ]; then
   "$CMIF" info -m "$SHARED/models/ggml-vocab-llama-spm.gguf" >"$T/out" || die "vocab file failed"

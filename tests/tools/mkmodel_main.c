@@ -17,7 +17,7 @@ static void usage(FILE *f)
             "               [--heads N] [--kv-heads N] [--ffn N] [--vocab N] [--ctx N]\n"
             "               [--type T] [--embd-type T] [--tied] [--rope-base F] [--seed N]\n"
             "               [--tokenizer-from FILE] [--chat-template FILE]\n"
-            "  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k\n"
+            "  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_1 q5_0 q5_1 q2_k q3_k iq4_nl iq4_xs\n"
             "  presets: tiny (dim 64, 2 layers), 110m (llama2.c stories110M shape),\n"
             "           1.1b (TinyLlama: dim 2048, 22 layers, ffn 5632, 32/4 heads, vocab 32000)\n"
             "  Options after --preset override it.\n");
@@ -25,9 +25,11 @@ static void usage(FILE *f)
 
 static int parse_type(const char *s)
 {
-    static const char *const names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
-    static const int types[] = {GGUF_T_F32,  GGUF_T_F16,  GGUF_T_BF16, GGUF_T_Q8_0,
-                                GGUF_T_Q4_0, GGUF_T_Q4_K, GGUF_T_Q5_K, GGUF_T_Q6_K};
+    static const char *const names[] = {"f32",  "f16",  "bf16", "q8_0", "q4_0",   "q4_k",  "q5_k", "q6_k",
+                                        "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "iq4_nl", "iq4_xs"};
+    static const int types[] = {GGUF_T_F32,  GGUF_T_F16,  GGUF_T_BF16, GGUF_T_Q8_0, GGUF_T_Q4_0,
+                                GGUF_T_Q4_K, GGUF_T_Q5_K, GGUF_T_Q6_K, GGUF_T_Q4_1, GGUF_T_Q5_0,
+                                GGUF_T_Q5_1, GGUF_T_Q2_K, GGUF_T_Q3_K, GGUF_T_IQ4_NL, GGUF_T_IQ4_XS};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcasecmp(s, names[i])) return types[i];
     return -1;
