@@ -15,6 +15,9 @@ CMOCKA  = -lcmocka
 DEB_PKGS = build-essential pkg-config libncurses-dev libreadline-dev libopenblas-dev libsodium-dev \
            libclblast-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libcmocka-dev tmux
 
+# `make fuzz` only: clang and its runtime libraries (libFuzzer, ASan, UBSan).
+FUZZ_PKGS = clang libclang-rt-dev
+
 # Files named *_avx2.c / *_avx512.c are compiled for that ISA only and chosen at run time.
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mavx512vnni
@@ -30,7 +33,8 @@ BENCH_SRCS = $(wildcard tests/bench/*.c)
 BENCH_BIN = $(BUILD)/bench/cmif-bench
 CL_SRCS   = $(sort $(wildcard gpu/kernels/*.cl))
 
-.PHONY: all run test check-asan bench bench-deps deps clean tests tools default-model format
+.PHONY: all run test check-asan bench bench-deps deps clean tests tools default-model format \
+        fuzz fuzz-deps fuzz-bins fuzz-smoke
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/cmif
@@ -49,6 +53,22 @@ deps:
 	    echo "  apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	fi
+
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_PKGS)"
+
+# The fuzzing build (`make fuzz` sets FUZZING=1): clang, whose warnings differ from the
+# usual cc's (so no -Werror). gpu/ uses GCC's CPU-feature builtins that clang lacks: it is
+# built by cc, uninstrumented (no fuzz target reaches the decoder).
+ifeq ($(FUZZING),1)
+CC     := clang
+OPT    := -O1
+WERROR :=
+SAN    := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+          -fno-sanitize-recover=undefined
+$(BUILD)/gpu/%.o: CC := cc
+$(BUILD)/gpu/%.o: SAN :=
+endif
 
 # --- library and binary --------------------------------------------------------------
 $(BUILD)/%.o: %.c
@@ -103,6 +123,7 @@ run: deps $(BUILD)/cmif
 
 test: deps
 	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@BUILD=$(BUILD) sh tests/run.sh
 
 check-asan: deps
@@ -110,6 +131,32 @@ check-asan: deps
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" tests
 	@BUILD=build-asan CMIF_ASAN=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
+
+# --- fuzzing: libFuzzer targets tests/fuzz_*.c over a clang build of the library with
+# ASan and UBSan (build-fuzz). FUZZ_TIME: seconds per target (`make fuzz FUZZ_TIME=600`).
+FUZZ_BUILD = build-fuzz
+FUZZ_SRCS  = $(wildcard tests/fuzz_*.c)
+FUZZ_BINS  = $(FUZZ_SRCS:tests/%.c=$(BUILD)/fuzz/%)
+FUZZ_TIME ?= 60
+
+$(BUILD)/fuzz/%: $(BUILD)/tests/%.o $(BUILD)/libcmif.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) FUZZING=1 fuzz-bins
+	@sh tests/fuzz.sh $(FUZZ_BUILD) $(FUZZ_TIME)
+
+# Part of `make test`: each target for a few seconds, when clang with libFuzzer is here.
+fuzz-smoke:
+	@if sh tests/fuzz.sh --check; then \
+	  $(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) FUZZING=1 fuzz-bins && \
+	  sh tests/fuzz.sh $(FUZZ_BUILD) 5; \
+	else \
+	  echo "fuzz smoke run: SKIPPED (no clang with libFuzzer; make fuzz-deps installs $(FUZZ_PKGS))"; \
+	fi
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/cmif $(BENCH_BIN) $(TOOL_BINS)
@@ -132,6 +179,6 @@ format:
 	clang-format -i $(wildcard app/*.[ch] app/train/*.[ch] core/*.[ch] gpu/*.[ch] ui/*.[ch] tests/*.c tests/tools/*.[ch] tests/bench/*.[ch])
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -376,6 +376,22 @@ static int section_core(const char *path, const struct info_flags *fl)
            (unsigned long long)st.tamper_checks);
     put_bytes(st.swap_file_bytes);
     printf("\n  status         %s\n", st.summary);
+    struct core_place pl[8];
+    int np = core_places(c, pl, 8, err, sizeof err);
+    if (np < 0) {
+        fprintf(stderr, "cmif info: %s\n", err);
+        core_close(c);
+        return -1;
+    }
+    printf("  where:\n");
+    for (int i = 0; i < np && i < 8; i++) {
+        printf("    %-20s %s", pl[i].what, pl[i].where);
+        if (pl[i].bytes) {
+            printf(", ");
+            put_bytes(pl[i].bytes);
+        }
+        printf("\n");
+    }
     core_close(c);
     return 0;
 }

@@ -496,10 +496,21 @@ static int c_save_history(struct cmds_session *s, const char *arg)
     return CMDS_OK;
 }
 
+/* The inputs /save-history would write: what the user typed, wiped before it is freed. */
+static void forget_inputs(struct cmds_session *s)
+{
+    for (size_t i = 0; i < s->ninputs; i++) {
+        core_wipe(s->inputs[i], strlen(s->inputs[i]));
+        free(s->inputs[i]);
+    }
+    s->ninputs = 0;
+}
+
 static int c_clear(struct cmds_session *s, const char *arg)
 {
     (void)arg;
     chat_clear(s->chat);
+    forget_inputs(s);      /* a new conversation keeps no copy of what was typed */
     if (s->cleared) s->cleared(s->ctx);
     out(s, CMDS_INFO, "new conversation (budget spent so far stays spent: %.4g of %.4g)",
         core_budget_spent(s->core), core_budget_total(s->core));
@@ -643,7 +654,7 @@ int cmds_record(struct cmds_session *s, const char *line)
 
 void cmds_session_free(struct cmds_session *s)
 {
-    for (size_t i = 0; i < s->ninputs; i++) free(s->inputs[i]);
+    forget_inputs(s);
     free(s->inputs);
     s->inputs = NULL;
     s->ninputs = s->inputs_cap = 0;

@@ -1104,6 +1104,59 @@ void core_status(const struct core *c, struct core_status *st)
     snprintf(st->summary, sizeof st->summary, "%.159s", line);
 }
 
+/* One row of core_places: the regions in w, or when the item is not allocated yet. */
+static void place_row(struct core_place *p, const char *what, const struct enclave_where *w,
+                      const char *later)
+{
+    snprintf(p->what, sizeof p->what, "%s", what);
+    p->bytes = w->bytes;
+    if (!w->regions)
+        snprintf(p->where, sizeof p->where, "%s", later);
+    else if (w->secretmem_regions == w->regions)
+        snprintf(p->where, sizeof p->where, "memfd_secret, locked");
+    else if (w->locked_regions == w->regions)
+        snprintf(p->where, sizeof p->where, "guarded mmap+mlock");
+    else
+        snprintf(p->where, sizeof p->where, "guarded mmap, %zu of %zu regions NOT LOCKED",
+                 w->regions - w->locked_regions, w->regions);
+}
+
+int core_places(struct core *c, struct core_place *rows, size_t max, char *err,
+                size_t errlen)
+{
+    if (!c->nz && noise_open(&c->nz, c->seeded, c->seed, err, errlen) != 0) return -1;
+    struct core_place all[6];
+    size_t n = 0;
+    struct swap *sw = embed_swap(c->emb);
+    struct enclave_where w = {0};
+    w.regions = 1;
+    w.bytes = swap_region_bytes(sw);
+    w.secretmem_regions = swap_secretmem(sw) != 0;
+    w.locked_regions = swap_locked(sw) != 0;
+    place_row(&all[n++], "token table", &w, "");
+    /* The message regions exist only while a message is encoded; they are allocated as the
+     * noise state was, so its kind is theirs. */
+    memset(&w, 0, sizeof w);
+    noise_where(c->nz, &w);
+    if (c->san.nz) noise_where(c->san.nz, &w);
+    place_row(&all[n++], "noise state", &w, "");
+    snprintf(all[n].what, sizeof all[n].what, "message text and ids");
+    snprintf(all[n].where, sizeof all[n].where, "%s, one region per message, wiped after it",
+             w.secretmem_regions == w.regions ? "memfd_secret" : "guarded mmap");
+    all[n++].bytes = 0;
+    memset(&w, 0, sizeof w);
+    mech_where(c->san.mc, &w);
+    mech_where(c->ws.mc, &w);
+    place_row(&all[n++], "mechanism scratch", &w,
+              "allocated with the first sanitized word, like the noise state");
+    memset(&w, 0, sizeof w);
+    wordsan_where(&c->ws, &w);
+    place_row(&all[n++], "word scratch", &w,
+              "allocated with the first sanitized word, like the noise state");
+    for (size_t i = 0; i < n && i < max; i++) rows[i] = all[i];
+    return (int)n;
+}
+
 int core_parse_size(const char *s, size_t *out)
 {
     if (!s || !*s || *s == '-') return -1;

@@ -227,6 +227,19 @@ int core_check_eps(double x, const char *what, char *err, size_t errlen);
 const char *core_public_chars(void);
 
 void core_status(const struct core *c, struct core_status *st);
+
+/* Where the core keeps one kind of secret (`cmif info --core`). */
+struct core_place {
+    char what[40];          /* "token table", "noise state", "mechanism scratch", ... */
+    char where[120];        /* "memfd_secret, locked", "guarded mmap+mlock", "guarded mmap,
+                               NOT LOCKED", or when it is not allocated yet, when it will be */
+    size_t bytes;           /* page-rounded, 0 when not allocated yet */
+};
+/* Fills at most max rows and returns how many there are. Opens the noise state if no
+ * message has yet (it is cheap; the sanitizers are built on the first message). -1 with
+ * err when the noise state cannot be allocated. */
+int core_places(struct core *c, struct core_place *rows, size_t max, char *err,
+                size_t errlen);
 /* Parses a --core-mem value: bytes, or with a K/M/G (KiB/MiB/GiB) suffix. 0 or -1. */
 int core_parse_size(const char *s, size_t *out);
 void core_wipe(void *p, size_t n);            /* sodium_memzero */

@@ -244,6 +244,48 @@ void enclave_free(struct enclave *r)
     free(r);
 }
 
+/* A scratch buffer is preceded, inside its region, by one header slot naming the region. */
+#define SCRATCH_HDR 16
+
+static struct enclave *scratch_region(const void *p)
+{
+    struct enclave *r;
+    memcpy(&r, (const uint8_t *)p - SCRATCH_HDR, sizeof r);
+    return r;
+}
+
+void *enclave_scratch_alloc(size_t size, char *err, size_t errlen)
+{
+    if (size == 0 || size > ((size_t)1 << 46)) {
+        snprintf(err, errlen, "enclave: bad scratch size %zu", size);
+        return NULL;
+    }
+    size_t sz = (size + 15) & ~(size_t)15;     /* keeps the start 16-byte aligned */
+    struct enclave *r;
+    if (enclave_alloc(&r, SCRATCH_HDR + sz, 0, err, errlen) != 0) return NULL;
+    if (enclave_unseal(r, err, errlen) != 0) {
+        enclave_free(r);
+        return NULL;
+    }
+    memcpy(r->ptr, &r, sizeof r);
+    return r->ptr + SCRATCH_HDR;
+}
+
+void enclave_scratch_free(void *p)
+{
+    if (p) enclave_free(scratch_region(p));
+}
+
+void enclave_scratch_where(const void *p, struct enclave_where *w)
+{
+    if (!p) return;
+    const struct enclave *r = scratch_region(p);
+    w->regions++;
+    w->bytes += r->data_len;
+    w->secretmem_regions += r->secretmem != 0;
+    w->locked_regions += r->locked != 0;
+}
+
 int enclave_harden(char *err, size_t errlen)
 {
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {

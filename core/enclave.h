@@ -50,6 +50,24 @@ int enclave_seal(struct enclave *r, char *err, size_t errlen);
 int enclave_unseal_range(struct enclave *r, size_t off, size_t len, char *err, size_t errlen);
 int enclave_seal_range(struct enclave *r, size_t off, size_t len, char *err, size_t errlen);
 
+/* Long-lived scratch: a region of its own, left read-write for its whole life, for state
+ * the core touches on every draw or word (the noise state, the mechanism's scratch) where
+ * an mprotect per use would cost more than the work. The pages are the same kind as any
+ * region's (memfd_secret where the kernel has it: unreadable through /proc/PID/mem, even by
+ * root). Zero-filled and 16-byte aligned; the bytes end less than 16 bytes before the
+ * trailing guard page. NULL with err set on failure. */
+void *enclave_scratch_alloc(size_t size, char *err, size_t errlen);
+/* Wipes and unmaps (enclave_free); NULL is a no-op. */
+void enclave_scratch_free(void *p);
+
+/* What a set of scratch buffers is made of, for the status report: add each buffer with
+ * enclave_scratch_where (NULL is skipped). */
+struct enclave_where {
+    size_t regions, bytes;
+    size_t secretmem_regions, locked_regions;
+};
+void enclave_scratch_where(const void *p, struct enclave_where *w);
+
 /* Process hardening: PR_SET_DUMPABLE 0 and RLIMIT_CORE 0 (soft and hard). */
 int enclave_harden(char *err, size_t errlen);
 

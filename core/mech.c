@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "core/enclave.h"
 #include "core/noise.h"
 #include "core/tokenizer.h"
 
@@ -31,7 +32,7 @@ struct mech {
     int32_t *sens;              /* sensitive token ids */
     int32_t n_sens;
     uint8_t *is_sens;
-    /* scratch (input-dependent values: protected memory) */
+    /* scratch (input-dependent values: guarded regions, enclave scratch) */
     float *xrow;                /* the input token's row (baselines) */
     float *mrows;               /* a whole cluster's rows (max cluster size x dim) */
     size_t mcap;
@@ -92,16 +93,16 @@ static int build_sensitive(struct mech *m, char *err, size_t errlen)
 static int grow(struct mech *m, size_t n, char *err, size_t errlen)
 {
     if (n <= m->cap) return 0;
-    double *v = sodium_malloc(n * sizeof *v);
-    int64_t *s = sodium_malloc(n * sizeof *s);
+    char e[160];
+    double *v = enclave_scratch_alloc(n * sizeof *v, e, sizeof e);
+    int64_t *s = v ? enclave_scratch_alloc(n * sizeof *s, e, sizeof e) : NULL;
     if (!v || !s) {
-        if (v) sodium_free(v);
-        if (s) sodium_free(s);
-        snprintf(err, errlen, "mech: cannot allocate protected scratch for %zu candidates", n);
+        enclave_scratch_free(v);
+        snprintf(err, errlen, "mech: cannot allocate guarded scratch for %zu candidates: %s", n, e);
         return -1;
     }
-    if (m->val) sodium_free(m->val);
-    if (m->score) sodium_free(m->score);
+    enclave_scratch_free(m->val);
+    enclave_scratch_free(m->score);
     m->val = v;
     m->score = s;
     m->cap = n;
@@ -135,9 +136,10 @@ int mech_open(struct mech **out, const struct mech_config *cfg, int kind, double
     m->role = malloc((size_t)m->n_vocab);
     m->stop = calloc((size_t)m->n_vocab, 1);
     m->is_sens = calloc((size_t)m->n_vocab, 1);
-    m->xrow = sodium_malloc((size_t)m->dim * sizeof(float));
+    char e[160] = "";
+    m->xrow = enclave_scratch_alloc((size_t)m->dim * sizeof(float), e, sizeof e);
     if (!m->role || !m->stop || !m->is_sens || !m->xrow) {
-        snprintf(err, errlen, "mech: out of memory");
+        snprintf(err, errlen, "mech: out of memory%s%s", e[0] ? ": " : "", e);
         mech_close(m);
         return -1;
     }
@@ -150,9 +152,9 @@ int mech_open(struct mech **out, const struct mech_config *cfg, int kind, double
         if (n > maxc) maxc = n;
     }
     m->mcap = (size_t)maxc;
-    m->mrows = sodium_malloc(m->mcap * (size_t)m->dim * sizeof(float));
+    m->mrows = enclave_scratch_alloc(m->mcap * (size_t)m->dim * sizeof(float), e, sizeof e);
     if (!m->mrows) {
-        snprintf(err, errlen, "mech: cannot allocate protected scratch for %d rows", maxc);
+        snprintf(err, errlen, "mech: cannot allocate guarded scratch for %d rows: %s", maxc, e);
         mech_close(m);
         return -1;
     }
@@ -169,11 +171,20 @@ void mech_close(struct mech *m)
 {
     if (!m) return;
     UTIL_FREE(m->role, m->stop, m->is_sens, m->sens);
-    if (m->xrow) sodium_free(m->xrow);
-    if (m->mrows) sodium_free(m->mrows);
-    if (m->val) sodium_free(m->val);
-    if (m->score) sodium_free(m->score);
+    enclave_scratch_free(m->xrow);
+    enclave_scratch_free(m->mrows);
+    enclave_scratch_free(m->val);
+    enclave_scratch_free(m->score);
     free(m);
+}
+
+void mech_where(const struct mech *m, struct enclave_where *w)
+{
+    if (!m) return;
+    enclave_scratch_where(m->xrow, w);
+    enclave_scratch_where(m->mrows, w);
+    enclave_scratch_where(m->val, w);
+    enclave_scratch_where(m->score, w);
 }
 
 int mech_set_eps(struct mech *m, double eps, char *err, size_t errlen)

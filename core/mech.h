@@ -38,6 +38,7 @@
 #include "core/cluster.h"
 
 struct noise;
+struct enclave_where;
 
 /* Same numbering as enum core_mech and enum core_tok_kind in core/core.h (asserted at
  * compile time in tests/test_dp.c). */
@@ -73,6 +74,8 @@ struct mech;
 int mech_open(struct mech **out, const struct mech_config *cfg, int kind, double eps,
               char *err, size_t errlen);
 void mech_close(struct mech *m);
+/* Adds the scratch regions (input rows, candidates' values and scores) to w. */
+void mech_where(const struct mech *m, struct enclave_where *w);
 
 int mech_set_eps(struct mech *m, double eps, char *err, size_t errlen);
 int mech_set_kind(struct mech *m, int kind, char *err, size_t errlen);

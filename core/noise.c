@@ -6,6 +6,8 @@
 
 #include <sodium.h>
 
+#include "core/enclave.h"
+
 #define NOISE_BUF 4096
 
 struct noise {
@@ -36,13 +38,14 @@ int noise_open(struct noise **out, int seeded, uint64_t seed, char *err, size_t 
         snprintf(err, errlen, "noise: libsodium failed to initialise");
         return -1;
     }
-    /* sodium_malloc: guard pages, mlock where allowed, wiped on sodium_free. */
-    struct noise *n = sodium_malloc(sizeof *n);
+    /* The whole state (key, counter, unread randomness) in a guarded region: memfd_secret
+     * where the kernel has it, so not even root can read the next draws. */
+    char e[160];
+    struct noise *n = enclave_scratch_alloc(sizeof *n, e, sizeof e);
     if (!n) {
-        snprintf(err, errlen, "noise: cannot allocate protected memory for the noise state");
+        snprintf(err, errlen, "noise: cannot allocate guarded memory for the noise state: %s", e);
         return -1;
     }
-    memset(n, 0, sizeof *n);
     n->seeded = seeded ? 1 : 0;
     if (n->seeded) {
         unsigned char s[8 + 16];
@@ -57,7 +60,12 @@ int noise_open(struct noise **out, int seeded, uint64_t seed, char *err, size_t 
 
 void noise_close(struct noise *n)
 {
-    if (n) sodium_free(n);
+    enclave_scratch_free(n);
+}
+
+void noise_where(const struct noise *n, struct enclave_where *w)
+{
+    enclave_scratch_where(n, w);
 }
 
 int noise_seeded(const struct noise *n) { return n->seeded; }

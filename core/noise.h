@@ -5,8 +5,9 @@
  * Noise distributions are sampled with integer arithmetic only (Canonne, Kamath, Steinke
  * 2020, "The Discrete Gaussian for Differential Privacy", Algorithms 1-2): Bernoulli(exp(-n/d))
  * by the alternating-series trick, geometric and discrete Laplace from it. No floating-point
- * inverse CDF is ever used (Mironov 2012 shows how that leaks). The state lives in
- * sodium_malloc memory (guard pages, mlock, wiped on free). */
+ * inverse CDF is ever used (Mironov 2012 shows how that leaks). The state (the key, the
+ * counter and the unread randomness) lives in a guarded region of its own (core/enclave
+ * scratch: memfd_secret where the kernel has it), wiped on close. */
 #ifndef CMIF_CORE_NOISE_H
 #define CMIF_CORE_NOISE_H
 
@@ -14,11 +15,14 @@
 #include <stdint.h>
 
 struct noise;
+struct enclave_where;
 
 /* seeded = 0: OS CSPRNG. seeded = 1: deterministic ChaCha20 stream from seed (tests only). */
 int noise_open(struct noise **out, int seeded, uint64_t seed, char *err, size_t errlen);
 void noise_close(struct noise *n);
 int noise_seeded(const struct noise *n);
+/* Adds the state's region to w (for the core's report of what is where). */
+void noise_where(const struct noise *n, struct enclave_where *w);
 
 uint64_t noise_u64(struct noise *n);
 /* Uniform on {0, .., bound-1}, bound >= 1, without modulo bias. */

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "core/cluster.h"
+#include "core/enclave.h"
 #include "core/lexicon.h"
 #include "core/mech.h"
 #include "core/tokenizer.h"
@@ -68,9 +69,12 @@ int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, s
                              .rows = lexicon_rows, .ctx = w->lex, .clusters = w->cl,
                              .role = role, .stopword = stop, .noise = p->noise};
     if (mech_open(&w->mc, &mc, p->mech, p->eps, err, errlen) != 0) goto out;
-    w->x = sodium_malloc((size_t)p->dim * sizeof(float));
-    if (!w->x) {
-        snprintf(err, errlen, "core: cannot allocate protected scratch");
+    char e[160];
+    w->x = enclave_scratch_alloc((size_t)p->dim * sizeof(float), e, sizeof e);
+    w->wcap = LEXICON_MAX_WORD + 2;
+    w->wbuf = w->x ? enclave_scratch_alloc(w->wcap, e, sizeof e) : NULL;
+    if (!w->wbuf) {
+        snprintf(err, errlen, "core: cannot allocate guarded scratch: %s", e);
         goto out;
     }
     w->tok = p->tok;
@@ -92,9 +96,17 @@ void wordsan_close(struct wordsan *w)
     mech_close(w->mc);
     cluster_close(w->cl);
     lexicon_close(w->lex);
-    if (w->x) sodium_free(w->x);
-    if (w->prow) sodium_free(w->prow);
+    enclave_scratch_free(w->x);
+    enclave_scratch_free(w->prow);
+    enclave_scratch_free(w->wbuf);
     memset(w, 0, sizeof *w);
+}
+
+void wordsan_where(const struct wordsan *w, struct enclave_where *ew)
+{
+    enclave_scratch_where(w->x, ew);
+    enclave_scratch_where(w->prow, ew);
+    enclave_scratch_where(w->wbuf, ew);
 }
 
 /* ASCII lower case of word into out (cap bytes); the length, or 0 when it does not fit. */
@@ -118,29 +130,22 @@ int wordsan_charges(const struct wordsan *w, const char *low, size_t n)
 }
 
 /* The cluster for a word outside the domain: its pieces' mean vector, nearest centroid of
- * its group (the other group when its own has none). */
-static int32_t outside_cluster(struct wordsan *w, const char *low, size_t n, int32_t *ids,
-                               char *err, size_t errlen)
+ * its group (the other group when its own has none). w->wbuf holds " " + the folded word. */
+static int32_t outside_cluster(struct wordsan *w, size_t n, int32_t *ids, char *err,
+                               size_t errlen)
 {
     size_t nid = 0;
+    const char *low = w->wbuf + 1;
     /* " " + word, as the word appears inside a sentence: the pieces a whole-word token would
      * have been. */
-    char *sp = sodium_malloc(n + 2);
-    if (!sp) {
-        snprintf(err, errlen, "core: out of protected memory");
-        return -1;
-    }
-    sp[0] = ' ';
-    memcpy(sp + 1, low, n);
-    int rc = tok_encode(w->tok, sp, n + 1, 0, 0, ids, n + 4, &nid, err, errlen);
-    sodium_free(sp);
-    if (rc != 0) return -1;
+    if (tok_encode(w->tok, w->wbuf, n + 1, 0, 0, ids, n + 4, &nid, err, errlen) != 0) return -1;
     if (nid > w->prow_cap) {
-        if (w->prow) sodium_free(w->prow);
-        w->prow = sodium_malloc(nid * (size_t)w->dim * sizeof(float));
+        char e[160];
+        enclave_scratch_free(w->prow);
+        w->prow = enclave_scratch_alloc(nid * (size_t)w->dim * sizeof(float), e, sizeof e);
         w->prow_cap = w->prow ? nid : 0;
         if (!w->prow) {
-            snprintf(err, errlen, "core: out of protected memory");
+            snprintf(err, errlen, "core: out of guarded memory: %s", e);
             return -1;
         }
     }
@@ -161,17 +166,19 @@ static int32_t outside_cluster(struct wordsan *w, const char *low, size_t n, int
 int wordsan_word(struct wordsan *w, const char *word, size_t n, int32_t *ids, char *out,
                  size_t cap, int *kind, int *cluster_size, char *err, size_t errlen)
 {
-    char low[LEXICON_MAX_WORD + 1];
-    char *lowp = low;
-    char *big = NULL;
-    if (n > LEXICON_MAX_WORD) {
-        big = sodium_malloc(n + 1);
-        if (!big) {
-            snprintf(err, errlen, "core: out of protected memory");
+    if (n + 2 > w->wcap) {
+        char e[160];
+        char *b = enclave_scratch_alloc(n + 2, e, sizeof e);
+        if (!b) {
+            snprintf(err, errlen, "core: out of guarded memory: %s", e);
             return -1;
         }
-        lowp = big;
+        enclave_scratch_free(w->wbuf);
+        w->wbuf = b;
+        w->wcap = n + 2;
     }
+    char *lowp = w->wbuf + 1;
+    w->wbuf[0] = ' ';
     fold(word, n, lowp, n + 1);
     struct mech_out o;
     int rc = -1;
@@ -179,7 +186,7 @@ int wordsan_word(struct wordsan *w, const char *word, size_t n, int32_t *ids, ch
     if (i >= 0 && cluster_of(w->cl, i) >= 0) {
         rc = mech_sanitize(w->mc, i, &o, err, errlen);
     } else {
-        int32_t cid = outside_cluster(w, lowp, n, ids, err, errlen);
+        int32_t cid = outside_cluster(w, n, ids, err, errlen);
         if (cid >= 0) rc = mech_sanitize_vec(w->mc, cid, w->x, &o, err, errlen);
         sodium_memzero(w->x, (size_t)w->dim * sizeof(float));
     }
@@ -192,7 +199,6 @@ int wordsan_word(struct wordsan *w, const char *word, size_t n, int32_t *ids, ch
         *kind = o.sent == i ? 0 : 1;
         *cluster_size = o.cluster_size;
     }
-    sodium_memzero(low, sizeof low);
-    if (big) sodium_free(big);
+    sodium_memzero(w->wbuf, n + 2);
     return rc;
 }

@@ -24,6 +24,7 @@ struct noise;
 struct lexicon;
 struct cluster;
 struct mech;
+struct enclave_where;
 
 struct wordsan_params {
     const struct tokenizer *tok;
@@ -52,13 +53,19 @@ struct wordsan {
     int dim;
     int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
     void *ctx;
-    float *x, *prow;                /* protected scratch: the word's vector, piece rows */
+    /* Per-word values, in guarded regions (core/enclave scratch): the word's vector, its
+     * pieces' rows, and the word folded to lower case after one space. */
+    float *x, *prow;
     size_t prow_cap;
+    char *wbuf;
+    size_t wcap;
 };
 
 /* Fills w (all or nothing). */
 int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, size_t errlen);
 void wordsan_close(struct wordsan *w);
+/* Adds the per-word scratch regions (not the mechanism's: mech_where) to w. */
+void wordsan_where(const struct wordsan *w, struct enclave_where *ew);
 
 /* Whether the word (lower-case ASCII-folded, no leading space) is charged under the current
  * mechanism (CusText+ leaves its stopwords as they are). */

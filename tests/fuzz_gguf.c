@@ -1,4 +1,5 @@
-/* libFuzzer target for core/gguf (not part of `make test`). Build and run by hand:
+/* libFuzzer target for core/gguf (`make fuzz` builds and runs every tests/fuzz_*.c target;
+ * a few seconds each in `make test`). By hand:
  *
  *   clang -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
  *         tests/fuzz_gguf.c core/gguf.c -o /tmp/fuzz_gguf

@@ -653,6 +653,23 @@ static void test_word_unit(void **state)
     assert_int_equal(core_commit(c, &b, err, sizeof err), 0);
     assert_true(core_budget_spent(c) == 6.0 && b.pending == 0.0);
     core_batch_free(&b);
+    /* The noise state, the mechanism's and the word sanitizer's scratch now exist, all in the
+     * kind of region the noise state has (memfd_secret where the kernel has it). */
+    struct core_place pl[8];
+    int np = core_places(c, pl, 8, err, sizeof err);
+    assert_true(np >= 5 && np <= 8);
+    const char *noise_kind = NULL;
+    for (int i = 0; i < np; i++)
+        if (strcmp(pl[i].what, "noise state") == 0) noise_kind = pl[i].where;
+    assert_non_null(noise_kind);
+    int scratch = 0;
+    for (int i = 0; i < np; i++) {
+        if (!strstr(pl[i].what, "scratch")) continue;
+        scratch++;
+        assert_true(pl[i].bytes > 0);
+        assert_string_equal(pl[i].where, noise_kind);
+    }
+    assert_int_equal(scratch, 2);
     core_close(c);
 }
 

@@ -3,7 +3,10 @@
 
 #include <math.h>
 
+#include "core/enclave.h"
 #include "core/noise.h"
+
+#include <sys/syscall.h>
 
 static struct noise *seeded(uint64_t seed)
 {
@@ -149,7 +152,100 @@ static void test_unit(void **state)
     noise_close(n);
 }
 
+/* The mapping of /proc/self/maps containing addr: its name (path column) into name. */
+static int maps_name(const void *addr, char *name, size_t cap)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return -1;
+    char line[1024];
+    int found = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        int off = 0;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &off) < 2) continue;
+        if ((uintptr_t)addr < lo || (uintptr_t)addr >= hi) continue;
+        snprintf(name, cap, "%s", off ? line + off : "");
+        name[strcspn(name, "\n")] = 0;
+        found = 0;
+        break;
+    }
+    fclose(f);
+    return found;
+}
+
+static pid_t mem_pid;
+static const void *mem_secret, *mem_control;
+static uint8_t mem_control_bytes[32];
+
+/* In a child: root reads the parent's memory through /proc/PID/mem. Exit 0: the control
+ * (heap) read worked and the secret read failed; 2: the secret was readable; 3: the control
+ * could not be read (no access at all: not judged). */
+static void child_read_mem(int unused)
+{
+    (void)unused;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/mem", (int)mem_pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) _exit(3);
+    uint8_t buf[32];
+    if (pread(fd, buf, sizeof buf, (off_t)(uintptr_t)mem_control) != (ssize_t)sizeof buf ||
+        memcmp(buf, mem_control_bytes, sizeof buf) != 0)
+        _exit(3);
+    _exit(pread(fd, buf, sizeof buf, (off_t)(uintptr_t)mem_secret) > 0 ? 2 : 0);
+}
+
+/* The noise state (key, counter, the unread randomness) lies in a memfd_secret mapping, and
+ * reading it through /proc/PID/mem fails even for root, while a heap buffer of the same
+ * process reads fine. Skipped where the kernel has no memfd_secret. */
+static void test_state_in_secretmem(void **state)
+{
+    (void)state;
+    struct noise *n;
+    char err[256];
+    assert_int_equal(noise_open(&n, 0, 0, err, sizeof err), 0);
+    char name[512];
+    assert_int_equal(maps_name(n, name, sizeof name), 0);
+    struct enclave_where w = {0};
+    noise_where(n, &w);
+    assert_int_equal(w.regions, 1);
+    if (!strstr(name, "secretmem")) {
+        long fd = -1;
+#ifdef SYS_memfd_secret
+        fd = syscall(SYS_memfd_secret, 0);
+#endif
+        if (fd >= 0) {
+            close((int)fd);
+            fail_msg("memfd_secret works here, but the noise state is in '%s'", name);
+        }
+        assert_int_equal(w.secretmem_regions, 0);
+        noise_close(n);
+        print_message("SKIP: no memfd_secret on this kernel; the noise state is in an "
+                      "anonymous guarded mapping\n");
+        skip();
+    }
+    assert_int_equal(w.secretmem_regions, 1);
+    uint8_t *heap = malloc(sizeof mem_control_bytes);
+    assert_non_null(heap);
+    for (size_t i = 0; i < sizeof mem_control_bytes; i++) heap[i] = (uint8_t)(0xa5 ^ i);
+    memcpy(mem_control_bytes, heap, sizeof mem_control_bytes);
+    mem_pid = getpid();
+    mem_secret = n;
+    mem_control = heap;
+    (void)noise_u64(n);      /* the state is live, not just allocated */
+    int st = tu_in_child(child_read_mem, 0);
+    free(heap);
+    noise_close(n);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 3) {
+        print_message("SKIP: this process cannot read /proc/PID/mem of its parent (not root?)\n");
+        skip();
+    }
+    if (WEXITSTATUS(st) == 2) fail_msg("the noise state was readable through /proc/PID/mem");
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 TU_MAIN(
+    cmocka_unit_test(test_state_in_secretmem),
     cmocka_unit_test(test_seeded_repeatable),
     cmocka_unit_test(test_uniform),
     cmocka_unit_test(test_bernoulli_exp),

@@ -47,6 +47,9 @@ struct input {
 };
 
 static struct input *g_in;   /* readline has no context pointer */
+/* The allocated size of rl_line_buffer: exported by GNU readline, declared only in its
+ * private header. */
+extern int rl_line_buffer_len;
 
 /* Everything here held what the user typed: wiped before it goes back to malloc. */
 static void wipe_free(char *s)
@@ -160,6 +163,9 @@ static void on_line(char *line)
         in->eof = 1;
         return;
     }
+    /* readline reuses its line buffer for the next line without clearing the tail. */
+    if (rl_line_buffer && rl_line_buffer_len > 0)
+        sodium_memzero(rl_line_buffer, (size_t)rl_line_buffer_len);
     /* """ alone on a line opens a multi-line block (as ollama has it); the next """
      * alone sends it, its line breaks kept. */
     if (is_fence(line) && (!in->cont || in->block)) {

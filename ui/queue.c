@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 struct queue {
     pthread_mutex_t mu;
     struct queue_item *head, *tail;
@@ -95,6 +97,8 @@ struct queue_item *queue_pop(struct queue *q)
 void queue_item_free(struct queue_item *it)
 {
     if (!it) return;
+    /* Items carry answer pieces and notes that may quote the user: wiped before reuse. */
+    if (it->text) sodium_memzero(it->text, it->len);
     free(it->text);
     free(it);
 }

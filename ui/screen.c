@@ -123,6 +123,14 @@ static void del_windows(struct screen *s)
     s->wt = s->wp = s->ws = s->wi = NULL;
 }
 
+/* The panel's rows hold the user's words: wiped before malloc reuses them. */
+static void panel_rows_free(struct screen *s)
+{
+    if (s->rep) sodium_memzero(s->rep, s->pd.n * sizeof *s->rep);
+    free(s->rep);
+    s->rep = NULL;
+}
+
 void screen_close(struct screen *s)
 {
     if (!s) return;
@@ -136,7 +144,7 @@ void screen_close(struct screen *s)
     delscreen(s->scr);
     g_tty_fd = -1;
     transcript_free(&s->tr);
-    free(s->rep);
+    panel_rows_free(s);
     free(s);
 }
 
@@ -144,10 +152,9 @@ struct transcript *screen_transcript(struct screen *s) { return &s->tr; }
 
 void screen_set_panel(struct screen *s, const struct panel_data *d)
 {
+    panel_rows_free(s);
     s->pd = *d;
     s->pd.color = s->color;
-    free(s->rep);
-    s->rep = NULL;
     if (d->n && d->rep) {
         s->rep = malloc(d->n * sizeof *s->rep);
         if (s->rep) memcpy(s->rep, d->rep, d->n * sizeof *s->rep);

@@ -4,7 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "ui/utf8.h"
+
+/* An entry's text held what the user typed or was shown: wiped before malloc reuses it. */
+static void entry_free(struct tr_entry *e)
+{
+    if (e->text) sodium_memzero(e->text, e->cap);
+    free(e->text);
+    e->text = NULL;
+    e->len = e->cap = 0;
+}
 
 void transcript_init(struct transcript *t, size_t max_entries)
 {
@@ -14,7 +25,7 @@ void transcript_init(struct transcript *t, size_t max_entries)
 
 void transcript_clear(struct transcript *t)
 {
-    for (size_t i = 0; i < t->n; i++) free(t->e[i].text);
+    for (size_t i = 0; i < t->n; i++) entry_free(&t->e[i]);
     t->n = 0;
     t->scroll = 0;
     t->carry.n = 0;
@@ -33,8 +44,14 @@ static int grow(struct tr_entry *e, size_t need)
     if (e->len + need + 1 <= e->cap) return 0;
     size_t nc = e->cap ? e->cap : 64;
     while (nc < e->len + need + 1) nc *= 2;
-    char *p = realloc(e->text, nc);
+    /* Not realloc: the outgrown block would go back to malloc unwiped. */
+    char *p = malloc(nc);
     if (!p) return -1;
+    if (e->text) {
+        memcpy(p, e->text, e->len);
+        sodium_memzero(e->text, e->cap);
+        free(e->text);
+    }
     e->text = p;
     e->cap = nc;
     return 0;
@@ -44,7 +61,7 @@ int transcript_add(struct transcript *t, int style, const char *text, size_t len
 {
     transcript_end_answer(t);
     if (t->n == t->max_entries) {
-        free(t->e[0].text);
+        entry_free(&t->e[0]);
         memmove(t->e, t->e + 1, (t->n - 1) * sizeof *t->e);
         t->n--;
     }

@@ -35,6 +35,13 @@ grep -q "NOT LOCKED" "$tmp/err" && die "48 KiB under a 64 KiB limit should be lo
 # cmif info --core reports the same, in full
 "$CMIF" info -m "$M" --core >"$tmp/info" 2>&1 || { cat "$tmp/info"; die "info --core failed"; }
 grep -q "^core:" "$tmp/info" && grep -q "dumpable *no" "$tmp/info" || die "info --core lacks its section"
+# what is where: the noise state is in a region of the table's kind (memfd_secret here when
+# the kernel has it), never in ordinary heap memory
+grep -q "^    noise state  *\(memfd_secret, locked\|guarded mmap\)" "$tmp/info" || { cat "$tmp/info"; die "info --core does not say where the noise state is"; }
+if grep -q "region *memfd_secret" "$tmp/info"; then
+  grep -q "^    noise state  *memfd_secret" "$tmp/info" || { cat "$tmp/info"; die "the noise state is not in memfd_secret memory"; }
+fi
+grep -q "^    mechanism scratch" "$tmp/info" || die "info --core does not list the mechanism's scratch"
 $LIM "$CMIF" info -m "$M" --core >"$tmp/info" 2>&1 || { cat "$tmp/info"; die "info --core under 64 KiB failed"; }
 grep -q "locked *NOT LOCKED" "$tmp/info" && grep -q "RLIMIT_MEMLOCK 64" "$tmp/info" || { cat "$tmp/info"; die "info --core does not say NOT LOCKED"; }
 $LIM "$CMIF" info -m "$M" --core --require-locked >/dev/null 2>"$tmp/err"; rc=$?
