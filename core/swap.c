@@ -1,4 +1,5 @@
 /* core/swap: encrypted page store (see swap.h). */
+#include "core/util.h"
 #include "core/swap.h"
 
 #include <errno.h>
@@ -131,13 +132,7 @@ void swap_close(struct swap *s)
         if (ftruncate(s->fd, 0) != 0) { /* nothing more to do: close releases it */ }
         close(s->fd);
     }
-    free(s->page_slot);
-    free(s->on_disk);
-    free(s->slot_page);
-    free(s->slot_stamp);
-    free(s->slot_dirty);
-    free(s->io);
-    free(s);
+    UTIL_FREE(s->page_slot, s->on_disk, s->slot_page, s->slot_stamp, s->slot_dirty, s->io, s);
 }
 
 static int fail(struct swap *s, char *err, size_t errlen, const char *fmt, unsigned long long page)

@@ -234,15 +234,10 @@ void train_close(struct train_model *m)
                            a->a, a->bu, a->h };
             for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
         }
-    float *f[] = { m->p, m->g, m->m, m->v, m->xnf, m->rf, m->logits, m->dx, m->dxn, m->dq,
-                   m->dk, m->dv, m->datt, m->dh, m->da, m->db, m->dP, m->rope_cos, m->rope_sin };
+    void *f[] = { m->p, m->g, m->m, m->v, m->xnf, m->rf, m->logits, m->dx, m->dxn, m->dq,
+                  m->dk, m->dv, m->datt, m->dh, m->da, m->db, m->dP, m->rope_cos, m->rope_sin,
+                  m->xs, m->act, m->lw, m->lg, m->tensors, m };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
-    free(m->xs);
-    free(m->act);
-    free(m->lw);
-    free(m->lg);
-    free(m->tensors);
-    free(m);
 }
 
 const struct train_config *train_cfg(const struct train_model *m) { return &m->c; }
