@@ -11,7 +11,7 @@
  * sanitizer is the core's own (core_eval_*: the same builder as the chat's), fed the token ids
  * of the public data set. */
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 #include <cblas.h>
 
 #include "app/cmd.h"
+#include "app/opts.h"
 #include "core/core.h"
 
 struct sent {
@@ -492,147 +493,185 @@ out:
     return rc;
 }
 
+enum { X_DATA = 1, X_TRAIN, X_EPS, X_MECHS, X_K, X_SEED, X_LIMIT, X_STP, X_STW, X_UNIT,
+       X_SCOPE, X_TRAINLIMIT, X_QUIET };
+
+static const struct opts_extra extras[] = {
+    {"data", 0, 1, X_DATA, "--data DEV.tsv     GLUE SST-2 dev set: \"sentence<TAB>label\" (required)"},
+    {"train", 0, 1, X_TRAIN, "--train TRAIN      training sentences: \"LABEL sentence\" (required)"},
+    {"eps", 0, 1, X_EPS, "--eps LIST         comma list of ε to measure (default 0.5,1,2,4,8)"},
+    {"mechanisms", 0, 1, X_MECHS,
+     "--mechanisms LIST  rnm,rnm-exp,santext+,custext+ (default: all four)"},
+    {"cluster-size", 0, 1, X_K, "--cluster-size K   tokens per cluster, 2..100000 (default 20)"},
+    {"unit", 0, 1, X_UNIT,
+     "--unit word|token  word (default): the chat's word path (public rule, word\n"
+     "                         domain, clusters); token: every token on its own (the paper)"},
+    {"sanitize", 0, 1, X_SCOPE, "--sanitize LIST    word modes to measure: auto,all,marked (default auto)"},
+    {"train-limit", 0, 1, X_TRAINLIMIT,
+     "--train-limit N    only the first N training sentences (both protocols)"},
+    {"santext-p", 0, 1, X_STP,
+     "--santext-p P      SanText+: probability of replacing a non-sensitive token (0.3)"},
+    {"santext-w", 0, 1, X_STW,
+     "--santext-w W      SanText+: fraction of the vocabulary that is sensitive, the\n"
+     "                         rarest by token rank (0.9)"},
+    {"seed", 0, 1, X_SEED, "--seed N           reproducible noise: NOT private (for tests and tables)"},
+    {"limit", 0, 1, X_LIMIT, "--limit N          only the first N dev sentences"},
+    {"quiet", 'q', 0, X_QUIET, "-q, --quiet            no progress while clustering"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cmif eval-privacy -m MODEL --data DEV.tsv --train TRAIN "
+               "[--eps 0.5,1,2,4,8] [--mechanisms rnm,rnm-exp,santext+,custext+] "
+               "[--cluster-size K] [--seed N] [--limit N] [--santext-p P] [--santext-w W] [-q]\n");
+    opts_usage(f, OPT_MODEL, extras);
+}
+
+/* What the flags set beyond -m; bad_value tells a wrong value (the message says it all) from
+ * an unknown flag (the usage follows). */
+struct evp_flags {
+    const char *dev, *train;
+    double eps[32];
+    int n_eps, mlist[8], n_m, k, quiet, seeded, unit, scopes[3], n_sc;
+    size_t limit, train_limit;
+    double st_p, st_w;
+    unsigned long long seed;
+    int bad_value;
+};
+
+/* A comma list of names (at most max, parsed by parse): 0, or -1 on an unknown name. */
+static int parse_list(const char *s, int (*parse)(const char *), int *out, int max, int *n,
+                      const char **bad)
+{
+    char b[256];
+    snprintf(b, sizeof b, "%s", s);
+    *n = 0;
+    for (char *tk = strtok(b, ","); tk; tk = strtok(NULL, ",")) {
+        int v = parse(tk);
+        if (v < 0 || *n == max) {
+            *bad = s + (tk - b);
+            return -1;
+        }
+        out[(*n)++] = v;
+    }
+    return 0;
+}
+
+static int mech_parse(const char *s)
+{
+    int m = core_mech_parse(s);
+    return m == CORE_MECH_NONE ? -1 : m;
+}
+
+static int on_extra_value(struct evp_flags *fl, int id, const char *v, char *err, size_t errlen)
+{
+    long l;
+    const char *bad = v;
+    switch (id) {
+    case X_DATA: fl->dev = v; return 0;
+    case X_TRAIN: fl->train = v; return 0;
+    case X_QUIET: fl->quiet = 1; return 0;
+    case X_UNIT:
+        if (strcmp(v, "word") == 0) fl->unit = CORE_UNIT_WORD;
+        else if (strcmp(v, "token") == 0) fl->unit = CORE_UNIT_TOKEN;
+        else break;
+        return 0;
+    case X_SCOPE:
+        if (parse_list(v, core_scope_parse, fl->scopes, 3, &fl->n_sc, &bad) || !fl->n_sc) break;
+        return 0;
+    case X_MECHS:
+        if (parse_list(v, mech_parse, fl->mlist, 8, &fl->n_m, &bad) == 0 && fl->n_m) return 0;
+        snprintf(err, errlen, "unknown mechanism '%.*s'", (int)strcspn(bad, ","), bad);
+        return -1;
+    case X_EPS:
+        if ((fl->n_eps = parse_eps_list(v, fl->eps, 32)) <= 0) break;
+        return 0;
+    case X_K:
+        if (opts_int(v, 2, 100000, &l)) break;
+        fl->k = (int)l;
+        return 0;
+    case X_SEED: {
+        char *end;
+        errno = 0;
+        fl->seed = strtoull(v, &end, 0);
+        if (errno || *end || end == v) break;
+        fl->seeded = 1;
+        return 0;
+    }
+    case X_STP:
+    case X_STW: {
+        double d;
+        if (opts_float(v, 0, 1, &d)) break;
+        *(id == X_STP ? &fl->st_p : &fl->st_w) = d;
+        return 0;
+    }
+    case X_LIMIT:
+    case X_TRAINLIMIT:
+        if (opts_int(v, 0, LONG_MAX, &l)) break;
+        *(id == X_LIMIT ? &fl->limit : &fl->train_limit) = (size_t)l;
+        return 0;
+    default:
+        snprintf(err, errlen, "internal: unknown flag id %d", id);
+        return -1;
+    }
+    static const char *const want[] = {
+        [X_UNIT] = "--unit wants word or token",
+        [X_SCOPE] = "--sanitize wants auto, all or marked",
+        [X_EPS] = "--eps wants a comma list of positive finite numbers",
+        [X_K] = "--cluster-size must be an integer from 2 to 100000",
+        [X_SEED] = "--seed wants an integer",
+        [X_STP] = "--santext-p wants a number in [0, 1]",
+        [X_STW] = "--santext-w wants a number in [0, 1]",
+        [X_LIMIT] = "--limit wants an integer >= 0",
+        [X_TRAINLIMIT] = "--train-limit wants an integer >= 0",
+    };
+    snprintf(err, errlen, "%s", want[id]);
+    return -1;
+}
+
+static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
+{
+    struct evp_flags *fl = ctx;
+    if (on_extra_value(fl, id, v, err, errlen) == 0) return 0;
+    fl->bad_value = 1;
+    return -1;
+}
+
 static int cmd_eval_privacy_exec(int argc, char **argv)
 {
-    const char *model = NULL, *dev = NULL, *train = NULL, *mechs = "rnm,rnm-exp,santext+,custext+";
-    double eps[32];
-    int n_eps = 5, k = 20, quiet = 0, seeded = 0, unit = CORE_UNIT_WORD;
-    int scopes[3] = {CORE_SCOPE_AUTO}, n_sc = 1;
-    size_t train_limit = 0;
-    double st_p = 0.3, st_w = 0.9;
-    unsigned long long seed = 0;
-    size_t limit = 0;
-    eps[0] = 0.5; eps[1] = 1; eps[2] = 2; eps[3] = 4; eps[4] = 8;
-    static const struct option lo[] = {
-        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
-        {"train", required_argument, 0, 't'}, {"eps", required_argument, 0, 'e'},
-        {"mechanisms", required_argument, 0, 'M'}, {"cluster-size", required_argument, 0, 'k'},
-        {"seed", required_argument, 0, 's'}, {"limit", required_argument, 0, 'l'},
-        {"santext-p", required_argument, 0, 'P'}, {"santext-w", required_argument, 0, 'W'},
-        {"unit", required_argument, 0, 'u'}, {"sanitize", required_argument, 0, 'S'},
-        {"train-limit", required_argument, 0, 'L'},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    struct evp_flags fl = {
+        .eps = {0.5, 1, 2, 4, 8}, .n_eps = 5,
+        .mlist = {CORE_MECH_RNM, CORE_MECH_RNM_EXP, CORE_MECH_SANTEXT, CORE_MECH_CUSTEXT},
+        .n_m = 4, .k = 20, .unit = CORE_UNIT_WORD, .scopes = {CORE_SCOPE_AUTO}, .n_sc = 1,
+        .st_p = 0.3, .st_w = 0.9,
     };
-    const char *use = "usage: cmif eval-privacy -m MODEL --data DEV.tsv --train TRAIN "
-                      "[--eps 0.5,1,2,4,8] [--mechanisms rnm,rnm-exp,santext+,custext+] "
-                      "[--cluster-size K] [--seed N] [--limit N] [--santext-p P] [--santext-w W] [-q]\n"
-                      "  --unit word|token  word (default): the chat's word path (public rule, word\n"
-                      "                 domain, clusters); token: every token on its own (the paper)\n"
-                      "  --sanitize auto,all,marked  word modes to measure (default auto)\n"
-                      "  --train-limit N  only the first N training sentences (both protocols)\n"
-                      "  --santext-p P  SanText+: probability of replacing a non-sensitive token (0.3)\n"
-                      "  --santext-w W  SanText+: fraction of the vocabulary that is sensitive, the\n"
-                      "                 rarest by token rank (0.9)\n"
-                      "  --seed N       reproducible noise: NOT private (for tests and tables)\n"
-                      "  --limit N      only the first N dev sentences\n";
-    optind = 1;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "+m:qh", lo, NULL)) != -1) {
-        char *end;
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 'd': dev = optarg; break;
-        case 't': train = optarg; break;
-        case 'M': mechs = optarg; break;
-        case 'q': quiet = 1; break;
-        case 'u':
-            if (strcmp(optarg, "word") == 0) unit = CORE_UNIT_WORD;
-            else if (strcmp(optarg, "token") == 0) unit = CORE_UNIT_TOKEN;
-            else {
-                fprintf(stderr, "cmif eval-privacy: --unit wants word or token\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 'S': {
-            char b[64];
-            snprintf(b, sizeof b, "%s", optarg);
-            n_sc = 0;
-            for (char *tk = strtok(b, ","); tk; tk = strtok(NULL, ",")) {
-                int sc = core_scope_parse(tk);
-                if (sc < 0 || n_sc == 3) {
-                    fprintf(stderr, "cmif eval-privacy: --sanitize wants auto, all or marked\n");
-                    return EXIT_USAGE;
-                }
-                scopes[n_sc++] = sc;
-            }
-            if (!n_sc) return EXIT_USAGE;
-            break;
-        }
-        case 'L':
-            train_limit = (size_t)strtoull(optarg, &end, 10);
-            if (*end || end == optarg) {
-                fprintf(stderr, "cmif eval-privacy: --train-limit wants an integer\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 'h': fputs(use, stdout); return EXIT_OK;
-        case 'e':
-            n_eps = parse_eps_list(optarg, eps, 32);
-            if (n_eps <= 0) {
-                fprintf(stderr, "cmif eval-privacy: --eps wants a comma list of positive finite numbers\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 'k':
-            k = (int)strtol(optarg, &end, 10);
-            if (*end || k < 2 || k > 100000) {
-                fprintf(stderr, "cmif eval-privacy: --cluster-size must be an integer from 2 to 100000\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 's':
-            errno = 0;
-            seed = strtoull(optarg, &end, 0);
-            if (errno || *end || end == optarg) {
-                fprintf(stderr, "cmif eval-privacy: --seed wants an integer\n");
-                return EXIT_USAGE;
-            }
-            seeded = 1;
-            break;
-        case 'P':
-        case 'W': {
-            double v = strtod(optarg, &end);
-            if (*end || end == optarg || !(v >= 0 && v <= 1)) {
-                fprintf(stderr, "cmif eval-privacy: --santext-%c wants a number in [0, 1]\n",
-                        ch == 'P' ? 'p' : 'w');
-                return EXIT_USAGE;
-            }
-            if (ch == 'P') st_p = v;
-            else st_w = v;
-            break;
-        }
-        case 'l':
-            limit = (size_t)strtoull(optarg, &end, 10);
-            if (*end || end == optarg) {
-                fprintf(stderr, "cmif eval-privacy: --limit wants an integer\n");
-                return EXIT_USAGE;
-            }
-            break;
-        default:
-            fprintf(stderr, "cmif eval-privacy: unknown or incomplete option '%s'\n%s",
-                    argv[optind - 1], use);
-            return EXIT_USAGE;
-        }
+    struct opts op;
+    opts_defaults(&op);
+    char err[512];
+    int r = opts_parse(&op, argc, argv, OPT_MODEL, extras, on_extra, &fl, err, sizeof err);
+    if (r == 1) {
+        usage(stdout);
+        return EXIT_OK;
     }
-    if (!model || !dev || !train) {
-        fprintf(stderr, "cmif eval-privacy: -m, --data and --train are required\n%s", use);
+    if (r < 0 || op.n_args > 0 || !op.model || !fl.dev || !fl.train) {
+        if (r < 0)
+            fprintf(stderr, "cmif eval-privacy: %s\n", err);
+        else if (op.n_args > 0)
+            fprintf(stderr, "cmif eval-privacy: unexpected argument '%s'\n", op.args[0]);
+        else
+            fprintf(stderr, "cmif eval-privacy: -m, --data and --train are required\n");
+        if (!fl.bad_value) usage(stderr);
         return EXIT_USAGE;
     }
-    int mlist[8], n_m = 0;
-    {
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", mechs);
-        for (char *tk = strtok(buf, ","); tk; tk = strtok(NULL, ",")) {
-            int m = core_mech_parse(tk);
-            if (m < 0 || m == CORE_MECH_NONE || n_m == 8) {
-                fprintf(stderr, "cmif eval-privacy: unknown mechanism '%s'\n", tk);
-                return EXIT_USAGE;
-            }
-            mlist[n_m++] = m;
-        }
-    }
-    char err[512];
+    const char *model = op.model, *dev = fl.dev, *train = fl.train;
+    const double *eps = fl.eps;
+    const int *mlist = fl.mlist, *scopes = fl.scopes;
+    int n_eps = fl.n_eps, n_m = fl.n_m, n_sc = fl.n_sc, k = fl.k, quiet = fl.quiet;
+    int seeded = fl.seeded, unit = fl.unit;
+    size_t limit = fl.limit, train_limit = fl.train_limit;
+    double st_p = fl.st_p, st_w = fl.st_w;
+    unsigned long long seed = fl.seed;
     struct core_options o;
     core_defaults(&o);
     o.mechanism = CORE_MECH_NONE;
