@@ -207,6 +207,20 @@ static int is_space_cp(uint32_t c)
            c == 0x205F || c == 0x3000;
 }
 
+/* The class of c in core/tok_unicode.h's ranges: 1 letter, 2 number, 3 mark, 0 none. */
+static int urange_class(uint32_t c)
+{
+    size_t lo = 0, hi = sizeof tok_uranges / sizeof tok_uranges[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const struct tok_urange *r = &tok_uranges[mid];
+        if (c < r->lo) hi = mid;
+        else if (c > (r->hi_cls >> 2)) lo = mid + 1;
+        else return (int)(r->hi_cls & 3);
+    }
+    return 0;
+}
+
 static unsigned cp_flags(uint32_t c)
 {
     if (is_space_cp(c)) return F_WS;
@@ -215,15 +229,8 @@ static unsigned cp_flags(uint32_t c)
         if (c >= '0' && c <= '9') return F_N;
         return F_OTHER;
     }
-    size_t lo = 0, hi = sizeof tok_uranges / sizeof tok_uranges[0];
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        const struct tok_urange *r = &tok_uranges[mid];
-        if (c < r->lo) hi = mid;
-        else if (c > (r->hi_cls >> 2)) lo = mid + 1;
-        else return (r->hi_cls & 3) == 1 ? F_L : (r->hi_cls & 3) == 2 ? F_N : F_OTHER;
-    }
-    return F_OTHER;
+    int cls = urange_class(c);
+    return cls == 1 ? F_L : cls == 2 ? F_N : F_OTHER;
 }
 
 size_t tok_utf8_next(const char *s, size_t n, uint32_t *cp)
@@ -238,16 +245,7 @@ int tok_cp_class(uint32_t cp)
     if (f == F_L) return TOK_CP_LETTER;
     if (f == F_N) return TOK_CP_NUMBER;
     if (f == F_WS) return TOK_CP_SPACE;
-    if (cp >= 0x80) {
-        size_t lo = 0, hi = sizeof tok_uranges / sizeof tok_uranges[0];
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            const struct tok_urange *r = &tok_uranges[mid];
-            if (cp < r->lo) hi = mid;
-            else if (cp > (r->hi_cls >> 2)) lo = mid + 1;
-            else return (r->hi_cls & 3) == 3 ? TOK_CP_MARK : TOK_CP_OTHER;
-        }
-    }
+    if (cp >= 0x80 && urange_class(cp) == 3) return TOK_CP_MARK;
     return TOK_CP_OTHER;
 }
 
