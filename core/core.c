@@ -706,7 +706,9 @@ static int wsplit_open(struct core *c, const char *text, size_t len, struct wspl
     size_t clean_off = (len + 8) & ~(size_t)7;
     size_t u_off = (clean_off + len + 8) & ~(size_t)7;
     size_t ids_off = u_off + maxu * sizeof(struct words_unit);
-    size_t bytes = ids_off + (len + 4) * sizeof(int32_t);
+    /* A whole number of 16-byte units: the region's data ends at its guard page, so its size
+     * decides the alignment of the units array. */
+    size_t bytes = (ids_off + (len + 4) * sizeof(int32_t) + 15) & ~(size_t)15;
     if (enclave_alloc(&ws->r, bytes, 0, err, errlen) != 0) return -1;
     if (!ws->r->locked) c->msg_unlocked++;
     if ((c->require_locked && !ws->r->locked) || enclave_unseal(ws->r, err, errlen) != 0) {
@@ -797,7 +799,8 @@ static int encode_words(struct core *c, const char *text, size_t len, int add_bo
     size_t cap = ws.clean_len + 1 + charged * (LEXICON_MAX_WORD + 2);
     size_t max_ids = cap + 3;
     size_t ids_off = (cap + 8) & ~(size_t)7;
-    if (enclave_alloc(&out, ids_off + max_ids * sizeof(int32_t), 0, err, errlen) != 0 ||
+    if (enclave_alloc(&out, (ids_off + max_ids * sizeof(int32_t) + 15) & ~(size_t)15, 0, err,
+                      errlen) != 0 ||
         enclave_unseal(out, err, errlen) != 0)
         goto done;
     char *st = (char *)out->ptr;
