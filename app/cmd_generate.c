@@ -92,7 +92,8 @@ static int on_extra(void *ctx, int id, const char *val, char *err, size_t errlen
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cmif %s\n\nContinues a prompt (streamed to stdout; timings on stderr).\n\n",
+    fprintf(f, "usage: cmif %s\n\nContinues a prompt (streamed to stdout; timings on stderr).\n"
+               "Model: -m, else $CMIF_MODEL, else " OPTS_DEFAULT_MODEL ".\n\n",
             cmd_generate_entry.usage);
     opts_usage(f, OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING, extras);
 }
@@ -118,10 +119,15 @@ static int cmd_generate_exec(int argc, char **argv)
         usage(stdout);
         return EXIT_OK;
     }
-    if (r < 0 || !o.model || o.n_args > 0) {
-        fprintf(stderr, "cmif generate: %s\n",
-                r < 0 ? err : !o.model ? "-m MODEL is required" : "unexpected argument");
+    if (r < 0 || o.n_args > 0) {
+        fprintf(stderr, "cmif generate: %s\n", r < 0 ? err : "unexpected argument");
         usage(stderr);
+        return EXIT_USAGE;
+    }
+    char mbuf[4200];
+    o.model = opts_find_model(o.model, mbuf, sizeof mbuf);
+    if (!o.model) {
+        opts_no_model(stderr, "cmif generate");
         return EXIT_USAGE;
     }
     char *prompt = NULL;
@@ -228,7 +234,7 @@ out:
 
 const struct cmd_entry cmd_generate_entry = {
     "generate",
-    "generate -m MODEL [-p TEXT | -f FILE] [-n N] [-t N] [-c N] [-s SEED] [--temp T] ...",
+    "generate [-m MODEL] [-p TEXT | -f FILE] [-n N] [-t N] [-c N] [-s SEED] [--temp T] ...",
     "continue a prompt with a model (no sanitization; streams text)",
     cmd_generate_exec,
 };
