@@ -29,4 +29,10 @@ grep -q "cmif-tiny.gguf" "$tmp/info2" || die "info outside the tree did not find
 cp "$M" "$tmp/other.gguf"
 (cd "$tmp" && CMIF_MODEL="$tmp/other.gguf" "$abs" info >"$tmp/info3" 2>"$tmp/err") || die "info with CMIF_MODEL failed"
 grep -q "other.gguf" "$tmp/info3" || die "info ignored CMIF_MODEL"
+# -c past the trained context (512 tokens) is clamped with a notice, not taken silently:
+# a 1,200-token prompt is refused as too long for 512 positions, not evaluated in 8192
+awk 'BEGIN { for (i = 0; i < 120; i++) printf "the cat sat on the mat. " }' >"$tmp/long"
+"$CMIF" generate -m "$M" -c 8192 -n 2 -f "$tmp/long" >/dev/null 2>"$tmp/cerr"
+grep -q "8192 is more than the 512 tokens" "$tmp/cerr" || { cat "$tmp/cerr"; die "-c 8192 on a 512-token model was accepted silently"; }
+grep -q "more than the context (512)" "$tmp/cerr" || { cat "$tmp/cerr"; die "-c 8192 was not clamped to 512"; }
 echo "ok"
