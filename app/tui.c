@@ -246,6 +246,7 @@ static void refresh_info(struct tui *t, int with_report)
         if (!rows) pd.n = 0;
         for (size_t i = 0; i < pd.n; i++) panel_tok_from(&rows[i], &rep[i]);
         pd.rep = rows;
+        pd.n_system = pd.n ? chat_last_report_system(t->o->chat) : 0;
         panel_head(t, &pd, spent, total, eps);
         t->previewing = 0;
         screen_set_panel(t->scr, &pd);
@@ -442,6 +443,12 @@ static void handle_event(struct tui *t, struct queue_item *it)
         size_t n;
         const struct core_tok_report *rep = chat_last_report(t->o->chat, &n, NULL);
         if (chat_learn_substitutes(t->rst, rep, n) != 0) note(t, TR_ERROR, "out of memory");
+        size_t nsys = chat_last_report_system(t->o->chat);
+        if (nsys) {
+            char msg[200];
+            chat_system_note(t->o->chat, nsys, msg, sizeof msg);
+            note(t, TR_INFO, msg);
+        }
         refresh_info(t, 1);
         break;
     }
