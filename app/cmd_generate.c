@@ -191,10 +191,14 @@ static int cmd_generate_exec(int argc, char **argv)
     char piece[256];
     double t2 = now_ms();
     int stopped_ctx = 0;
+    int32_t eog = -1;
     for (;;) {
         if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
         int32_t id = sampler_sample(s.smp, s.logits);
-        if (core_is_eog(s.core, id)) break;
+        if (core_is_eog(s.core, id)) {
+            eog = id;
+            break;
+        }
         sampler_accept(s.smp, id);
         n_gen++;
         size_t pl = core_piece(s.core, &dt, id, 0, piece, sizeof piece);
@@ -217,6 +221,15 @@ static int cmd_generate_exec(int argc, char **argv)
     fputc('\n', stdout);
     fflush(stdout);
     if (stopped_ctx) fprintf(stderr, "cmif: stopped: the context (%d positions) is full\n", ctx);
+    if (eog >= 0) {
+        /* Which end-of-generation token ended it, as llama-cli says "[end of text]". */
+        struct core_detok d2;
+        core_detok_init(&d2, eog);
+        size_t pl = core_piece(s.core, &d2, eog, 1, piece, sizeof piece - 1);
+        if (pl > sizeof piece - 1) pl = sizeof piece - 1;
+        piece[pl] = 0;
+        fprintf(stderr, "cmif: stopped: end of generation (%s, token %d)\n", piece, (int)eog);
+    }
     fprintf(stderr, "cmif: load time   = %10.2f ms\n", t_load);
     timing("prompt eval", t_prompt, (long)n_prompt);
     timing("eval", t_eval, n_gen);
