@@ -128,6 +128,7 @@ static int cmd_generate_exec(int argc, char **argv)
     o.model = opts_find_model(o.model, mbuf, sizeof mbuf);
     if (!o.model) {
         opts_no_model(stderr, "cmif generate");
+        usage(stderr);
         return EXIT_USAGE;
     }
     char *prompt = NULL;

@@ -444,6 +444,7 @@ static int cmd_info_exec(int argc, char **argv)
     o.model = opts_find_model(o.model, mbuf, sizeof mbuf);
     if (!o.model) {
         opts_no_model(stderr, "cmif info");
+        usage(stderr);
         return EXIT_USAGE;
     }
     struct gguf *g;
