@@ -245,7 +245,7 @@ static void usage(FILE *f)
     fprintf(f, "\nkeys: Enter sends; a trailing \\ continues on the next line; Ctrl-C stops the\n"
                "  answer; Ctrl-D or /quit leaves; PgUp/PgDn or the wheel scroll; F2 the panel;\n"
                "  Up/Down/Ctrl-R recall inputs (--history keeps them, sealed); Tab completes\n"
-               "  a /command.\n"
+               "  a /command and the names /mechanism, /sanitize and /set take.\n"
                "commands:\n");
     for (int i = 0; cmds_table[i].name; i++) {
         char head[64];
