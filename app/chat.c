@@ -49,6 +49,7 @@ struct chat {
     struct core_tok_report *last_rep;
     size_t last_nrep;
     double last_eps;
+    size_t last_sys;            /* leading rows of last_rep that are the system prompt */
     double snap_spent, snap_total, snap_eps;
     struct restore *rst;        /* substitutes sent in this conversation, for /save */
     double tps;
@@ -325,7 +326,7 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
      * charged until the message is known to go out (core_commit below). */
     struct core_batch b = { .defer_charge = 1 };
     struct core_tok_report *rep = NULL;
-    size_t nrep = 0, head_end = 0;
+    size_t nrep = 0, head_end = 0, nsys = 0;
     double eps = 0;
     int rc = 0;
     /* BOS on its own, as template: it is not part of what the user typed. */
@@ -351,6 +352,8 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
                 rep[nrep++] = b.rep[j];
                 eps += b.rep[j].eps;
             }
+            /* The system prompt is sanitized and charged with the first message. */
+            if (t.seg[i].text == c->system) nsys = nrep;
         }
         if (first && i + 1 == t.n_head) head_end = b.n;
     }
@@ -384,6 +387,7 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
     c->last_rep = rep;
     c->last_nrep = nrep;
     c->last_eps = eps;
+    c->last_sys = nsys;
     chat_learn_substitutes(c->rst, rep, nrep);
     if (add_entry(c, CHAT_USER, text, strlen(text), rep, nrep, eps) != 0) {
         core_batch_free(&b);
@@ -683,6 +687,7 @@ int chat_resume(struct chat *c, const float *head, size_t head_n, const struct c
         if (ent[i].nrep) memcpy(c->last_rep, ent[i].rep, ent[i].nrep * sizeof *c->last_rep);
         c->last_nrep = ent[i].nrep;
         c->last_eps = ent[i].eps;
+        c->last_sys = 0;
     }
     return 0;
 oom:
@@ -767,6 +772,7 @@ void chat_clear(struct chat *c)
     c->last_rep = NULL;
     c->last_nrep = 0;
     c->last_eps = 0;
+    c->last_sys = 0;
     restore_forget(c->rst);
     sampler_reset(c->smp);
 }
@@ -790,6 +796,15 @@ const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, 
     if (n) *n = c->last_nrep;
     if (eps) *eps = c->last_eps;
     return c->last_rep;
+}
+
+size_t chat_last_report_system(const struct chat *c) { return c->last_sys; }
+
+void chat_system_note(const struct chat *c, size_t n, char *out, size_t cap)
+{
+    const char *unit = core_unit_name(core_unit(c->core));
+    snprintf(out, cap, "the system prompt (%zu %s%s) was sanitized and charged with this message",
+             n, unit, n == 1 ? "" : "s");
 }
 
 void chat_budget_snapshot(const struct chat *c, double *spent, double *total, double *eps)

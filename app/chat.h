@@ -124,6 +124,11 @@ int chat_resume(struct chat *c, const float *head, size_t head_n, const struct c
 
 /* Report of the last user message (rows for the privacy panel). */
 const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, double *eps);
+/* How many of those rows, from the first, are the system prompt: it is sanitized and
+ * charged with the first message of a conversation (0 for the others). */
+size_t chat_last_report_system(const struct chat *c);
+/* The sentence that says so, for n such rows. */
+void chat_system_note(const struct chat *c, size_t n, char *out, size_t cap);
 /* Budget figures taken right after the last message was encoded: the UI thread reads
  * these while a turn runs instead of calling into the core concurrently. */
 void chat_budget_snapshot(const struct chat *c, double *spent, double *total, double *eps);

@@ -28,7 +28,7 @@
 #include "gpu/decoder.h"
 #include "ui/plain.h"
 
-#define DEFAULT_MODEL "assets/models/cmif-tiny.gguf"
+#define DEFAULT_MODEL OPTS_DEFAULT_MODEL
 #define CHAT_DEFAULT_PREDICT 400
 
 enum {
@@ -245,7 +245,7 @@ static void usage(FILE *f)
     fprintf(f, "\nkeys: Enter sends; a trailing \\ continues on the next line; Ctrl-C stops the\n"
                "  answer; Ctrl-D or /quit leaves; PgUp/PgDn or the wheel scroll; F2 the panel;\n"
                "  Up/Down/Ctrl-R recall inputs (--history keeps them, sealed); Tab completes\n"
-               "  a /command.\n"
+               "  a /command and the names /mechanism, /sanitize and /set take.\n"
                "commands:\n");
     for (int i = 0; cmds_table[i].name; i++) {
         char head[64];
@@ -253,27 +253,6 @@ static void usage(FILE *f)
         fprintf(f, "  %-20s %s\n", head, cmds_table[i].help);
     }
     fprintf(f, "exit status: 0 ok, 1 runtime error, 2 bad usage, 3 privacy budget ran out\n");
-}
-
-/* -m, else $CMIF_MODEL, else the bundled model next to the sources or the binary. */
-static const char *find_model(const char *given, char *buf, size_t cap)
-{
-    if (given) return given;
-    const char *env = getenv("CMIF_MODEL");
-    if (env && *env) return env;
-    if (access(DEFAULT_MODEL, R_OK) == 0) return DEFAULT_MODEL;
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(buf, cap, "%s/../%s", exe, DEFAULT_MODEL);
-            if (access(buf, R_OK) == 0) return buf;
-        }
-    }
-    return NULL;
 }
 
 /* --- scripted sessions ------------------------------------------------------------------ */
@@ -375,12 +354,9 @@ static int cmd_chat_exec(int argc, char **argv)
         return EXIT_USAGE;
     }
     char mbuf[4200];
-    const char *model = find_model(o.model, mbuf, sizeof mbuf);
+    const char *model = opts_find_model(o.model, mbuf, sizeof mbuf);
     if (!model) {
-        fprintf(stderr, "cmif: no model given. Pass one with -m MODEL.gguf (or set CMIF_MODEL);\n"
-                        "  e.g. cmif -m ../shared/models/stories260K.gguf\n"
-                        "  (the bundled default %s was found neither under the current\n"
-                        "  directory nor under the directory above the cmif binary)\n", DEFAULT_MODEL);
+        opts_no_model(stderr, "cmif");
         return EXIT_USAGE;
     }
     int scripted = co.script || (!isatty(0) && !co.headless_cols);

@@ -92,7 +92,8 @@ static int on_extra(void *ctx, int id, const char *val, char *err, size_t errlen
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cmif %s\n\nContinues a prompt (streamed to stdout; timings on stderr).\n\n",
+    fprintf(f, "usage: cmif %s\n\nContinues a prompt (streamed to stdout; timings on stderr).\n"
+               "Model: -m, else $CMIF_MODEL, else " OPTS_DEFAULT_MODEL ".\n\n",
             cmd_generate_entry.usage);
     opts_usage(f, OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING, extras);
 }
@@ -118,9 +119,15 @@ static int cmd_generate_exec(int argc, char **argv)
         usage(stdout);
         return EXIT_OK;
     }
-    if (r < 0 || !o.model || o.n_args > 0) {
-        fprintf(stderr, "cmif generate: %s\n",
-                r < 0 ? err : !o.model ? "-m MODEL is required" : "unexpected argument");
+    if (r < 0 || o.n_args > 0) {
+        fprintf(stderr, "cmif generate: %s\n", r < 0 ? err : "unexpected argument");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    char mbuf[4200];
+    o.model = opts_find_model(o.model, mbuf, sizeof mbuf);
+    if (!o.model) {
+        opts_no_model(stderr, "cmif generate");
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -185,10 +192,14 @@ static int cmd_generate_exec(int argc, char **argv)
     char piece[256];
     double t2 = now_ms();
     int stopped_ctx = 0;
+    int32_t eog = -1;
     for (;;) {
         if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
         int32_t id = sampler_sample(s.smp, s.logits);
-        if (core_is_eog(s.core, id)) break;
+        if (core_is_eog(s.core, id)) {
+            eog = id;
+            break;
+        }
         sampler_accept(s.smp, id);
         n_gen++;
         size_t pl = core_piece(s.core, &dt, id, 0, piece, sizeof piece);
@@ -211,6 +222,15 @@ static int cmd_generate_exec(int argc, char **argv)
     fputc('\n', stdout);
     fflush(stdout);
     if (stopped_ctx) fprintf(stderr, "cmif: stopped: the context (%d positions) is full\n", ctx);
+    if (eog >= 0) {
+        /* Which end-of-generation token ended it, as llama-cli says "[end of text]". */
+        struct core_detok d2;
+        core_detok_init(&d2, eog);
+        size_t pl = core_piece(s.core, &d2, eog, 1, piece, sizeof piece - 1);
+        if (pl > sizeof piece - 1) pl = sizeof piece - 1;
+        piece[pl] = 0;
+        fprintf(stderr, "cmif: stopped: end of generation (%s, token %d)\n", piece, (int)eog);
+    }
     fprintf(stderr, "cmif: load time   = %10.2f ms\n", t_load);
     timing("prompt eval", t_prompt, (long)n_prompt);
     timing("eval", t_eval, n_gen);
@@ -228,7 +248,7 @@ out:
 
 const struct cmd_entry cmd_generate_entry = {
     "generate",
-    "generate -m MODEL [-p TEXT | -f FILE] [-n N] [-t N] [-c N] [-s SEED] [--temp T] ...",
+    "generate [-m MODEL] [-p TEXT | -f FILE] [-n N] [-t N] [-c N] [-s SEED] [--temp T] ...",
     "continue a prompt with a model (no sanitization; streams text)",
     cmd_generate_exec,
 };

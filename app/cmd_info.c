@@ -47,12 +47,13 @@ static int on_extra(void *ctx, int id, const char *val, char *err, size_t errlen
     return 0;
 }
 
-static const char usage_line[] = "info -m MODEL [--tensors] [--core [--core-mem BYTES] [--require-locked]] [--devices]";
+static const char usage_line[] = "info [-m MODEL] [--tensors] [--core [--core-mem BYTES] [--require-locked]] [--devices]";
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cmif %s\n\nDescribes a GGUF model: architecture, shapes, tensor types, "
-               "tokenizer, chat template.\n\n", usage_line);
+               "tokenizer, chat template.\n"
+               "Model: -m, else $CMIF_MODEL, else " OPTS_DEFAULT_MODEL ".\n\n", usage_line);
     opts_usage(f, OPT_MODEL, info_extra);
 }
 
@@ -450,9 +451,15 @@ static int cmd_info_exec(int argc, char **argv)
         section_devices();
         return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
     }
-    if (r < 0 || !o.model || o.n_args > 0) {
-        fprintf(stderr, "cmif info: %s\n",
-                r < 0 ? err : !o.model ? "-m MODEL is required" : "unexpected argument");
+    if (r < 0 || o.n_args > 0) {
+        fprintf(stderr, "cmif info: %s\n", r < 0 ? err : "unexpected argument");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    char mbuf[4200];
+    o.model = opts_find_model(o.model, mbuf, sizeof mbuf);
+    if (!o.model) {
+        opts_no_model(stderr, "cmif info");
         usage(stderr);
         return EXIT_USAGE;
     }

@@ -51,7 +51,7 @@ static int c_help(struct cmds_session *s, const char *arg)
                  "\n  Ctrl-C stops the answer; Ctrl-D quits"
                  "\n  PgUp/PgDn or the mouse wheel scroll; F2 shows or hides the panel"
                  "\n  Up/Down recall earlier inputs, Ctrl-R searches them; Tab completes"
-                 "\n  /commands"
+                 "\n  /commands and the names /mechanism, /sanitize and /set take"
                  "\nsecrets: write {{ and }} around words to have them sanitized in any mode,"
                  "\n  e.g. my card is {{4111 1111}}; the panel shows each word's treatment as"
                  "\n  you type (P public, S will be sanitized, N random, C control)");

@@ -51,7 +51,16 @@ int engine_open(struct engine *e, const char *path, const struct opts *o,
     }
     snprintf(e->name, sizeof e->name, "%.150s",
              e->model->name[0] ? e->model->name : base_name(path));
-    struct dec_options dopt = { .ctx = o->ctx, .threads = o->threads, .device = o->device,
+    /* Past its trained context a model's positions are ones it never saw: its output
+     * degrades silently. Clamp, and say so rather than accept -c quietly. */
+    int ctx = o->ctx;
+    int train = e->model->w.cfg.ctx_train;
+    if (train > 0 && ctx > train) {
+        fprintf(stderr, "cmif: -c %d is more than the %d tokens %s was trained on; using %d\n",
+                ctx, train, e->name, train);
+        ctx = train;
+    }
+    struct dec_options dopt = { .ctx = ctx, .threads = o->threads, .device = o->device,
                                 .cl_index = o->cl_index };
     if (dec_open(&e->dec, &e->model->w, &dopt, tmp, sizeof tmp) != 0) {
         snprintf(err, errlen, "%s", tmp);

@@ -46,6 +46,13 @@ void linechat_summary(const struct chat *chat, char *out, size_t cap)
              n, core_unit_name(core_unit(core)), n == 1 ? "" : "s", typed, san, repl, rnd, eps,
              spent, total, core_has_ledger(core) ? "today" : "this session",
              core_mechanism(core) == CORE_MECH_NONE ? " (NOT SANITIZED)" : "");
+    size_t nsys = chat_last_report_system(chat);
+    size_t len = strlen(out);
+    if (nsys && len + 4 < cap) {
+        out[len++] = ';';
+        out[len++] = ' ';
+        chat_system_note(chat, nsys, out + len, cap - len);
+    }
 }
 
 struct run {

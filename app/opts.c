@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -352,4 +353,33 @@ void opts_wipe_arg(const char *arg)
 {
     /* argv strings are the process's own writable memory: what /proc/PID/cmdline shows. */
     if (arg) sodium_memzero((char *)arg, strlen(arg));
+}
+
+const char *opts_find_model(const char *given, char *buf, size_t cap)
+{
+    if (given) return given;
+    const char *env = getenv("CMIF_MODEL");
+    if (env && *env) return env;
+    if (access(OPTS_DEFAULT_MODEL, R_OK) == 0) return OPTS_DEFAULT_MODEL;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(buf, cap, "%s/../%s", exe, OPTS_DEFAULT_MODEL);
+            if (access(buf, R_OK) == 0) return buf;
+        }
+    }
+    return NULL;
+}
+
+void opts_no_model(FILE *f, const char *cmd)
+{
+    fprintf(f, "%s: no model given. Pass one with -m MODEL.gguf (or set CMIF_MODEL);\n"
+               "  e.g. cmif -m ../shared/models/stories260K.gguf\n"
+               "  (the bundled default %s was found neither under the current\n"
+               "  directory nor under the directory above the cmif binary)\n",
+            cmd, OPTS_DEFAULT_MODEL);
 }

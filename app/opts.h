@@ -102,4 +102,15 @@ int opts_read_file(const char *path, unsigned max_gib, char **text, size_t *len,
 int opts_int(const char *s, long lo, long hi, long *out);
 int opts_float(const char *s, double lo, double hi, double *out);
 
+/* The bundled model, relative to the source tree (and to the directory above the binary). */
+#define OPTS_DEFAULT_MODEL "assets/models/cmif-tiny.gguf"
+
+/* The model a command runs when -m is absent: given, else $CMIF_MODEL, else the bundled
+ * model under the current directory or next to the binary (buf holds that path). NULL when
+ * none is found. */
+const char *opts_find_model(const char *given, char *buf, size_t cap);
+
+/* Says on f that no model was found and how to give one; cmd prefixes the message. */
+void opts_no_model(FILE *f, const char *cmd);
+
 #endif

@@ -65,6 +65,10 @@ struct tui {
     const char *mech;
     int unsanitized;              /* mechanism none in force */
     const char **cmd_names;       /* the /command names for Tab completion */
+    /* The values Tab completes after /mechanism, /sanitize and /set */
+    const char *mech_names[CORE_MECH_NONE + 2];
+    const char *scope_names[CORE_SCOPE_MARKED + 2];
+    struct input_args cmd_args[4];
     int previewing;               /* the panel shows the line being typed */
     /* Substitutes of the user's words sent in this conversation: an answer that repeats one
      * shows the user's word, marked (this screen only); restore_on: /restore on|off. */
@@ -242,6 +246,7 @@ static void refresh_info(struct tui *t, int with_report)
         if (!rows) pd.n = 0;
         for (size_t i = 0; i < pd.n; i++) panel_tok_from(&rows[i], &rep[i]);
         pd.rep = rows;
+        pd.n_system = pd.n ? chat_last_report_system(t->o->chat) : 0;
         panel_head(t, &pd, spent, total, eps);
         t->previewing = 0;
         screen_set_panel(t->scr, &pd);
@@ -438,6 +443,12 @@ static void handle_event(struct tui *t, struct queue_item *it)
         size_t n;
         const struct core_tok_report *rep = chat_last_report(t->o->chat, &n, NULL);
         if (chat_learn_substitutes(t->rst, rep, n) != 0) note(t, TR_ERROR, "out of memory");
+        size_t nsys = chat_last_report_system(t->o->chat);
+        if (nsys) {
+            char msg[200];
+            chat_system_note(t->o->chat, nsys, msg, sizeof msg);
+            note(t, TR_INFO, msg);
+        }
         refresh_info(t, 1);
         break;
     }
@@ -500,6 +511,21 @@ static const char **command_names(void)
     return names;
 }
 
+/* The argument values Tab completes: mechanism names, sanitize modes, /set names. */
+static void command_args(struct tui *t)
+{
+    int n = 0;
+    for (int m = CORE_MECH_RNM; m <= CORE_MECH_NONE; m++) t->mech_names[n++] = core_mech_name(m);
+    t->mech_names[n] = NULL;
+    n = 0;
+    for (int m = CORE_SCOPE_AUTO; m <= CORE_SCOPE_MARKED; m++) t->scope_names[n++] = core_scope_name(m);
+    t->scope_names[n] = NULL;
+    t->cmd_args[0] = (struct input_args){ "mechanism", t->mech_names };
+    t->cmd_args[1] = (struct input_args){ "sanitize", t->scope_names };
+    t->cmd_args[2] = (struct input_args){ "set", cmds_set_names };
+    t->cmd_args[3] = (struct input_args){ NULL, NULL };
+}
+
 int tui_run(const struct tui_options *o, int *exit_sig)
 {
     struct tui t;
@@ -556,8 +582,9 @@ int tui_run(const struct tui_options *o, int *exit_sig)
         goto out;
     }
     t.cmd_names = command_names();
-    struct input_options io = { .fetch = nested_fetch, .ctx = &t,
-                                .commands = t.cmd_names, .changed = on_line_changed };
+    command_args(&t);
+    struct input_options io = { .fetch = nested_fetch, .ctx = &t, .commands = t.cmd_names,
+                                .args = t.cmd_args, .changed = on_line_changed };
     if (input_open(&t.in, &io, err, sizeof err) != 0) {
         screen_close(t.scr);
         t.scr = NULL;

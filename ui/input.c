@@ -251,11 +251,47 @@ static void show_matches(char **m, int n, int maxlen)
     in->dirty = 1;
 }
 
+/* The values arg_gen offers: those of the /command the line starts with. */
+static const char *const *g_arg_values;
+
+/* Completes the argument of a /command from input_options.args. */
+static char *arg_gen(const char *text, int state)
+{
+    static size_t i, len;
+    if (!state) {
+        i = 0;
+        len = strlen(text);
+    }
+    while (g_arg_values && g_arg_values[i]) {
+        const char *v = g_arg_values[i++];
+        if (!strncmp(v, text, len)) return strdup(v);
+    }
+    return NULL;
+}
+
+/* The values for the argument at start when the line is "/command " followed by that
+ * argument alone, else NULL. */
+static const char *const *arg_values(int start)
+{
+    const struct input_args *a = g_in ? g_in->o.args : NULL;
+    const char *line = rl_line_buffer;
+    if (!a || !line || line[0] != '/') return NULL;
+    size_t n = strcspn(line + 1, " ");
+    if (!line[1 + n]) return NULL;
+    size_t p = 1 + n;
+    while (line[p] == ' ') p++;
+    if ((int)p != start) return NULL;
+    for (; a->command; a++)
+        if (strlen(a->command) == n && !strncmp(a->command, line + 1, n)) return a->values;
+    return NULL;
+}
+
 static char **complete(const char *text, int start, int end)
 {
     (void)end;
     rl_attempted_completion_over = 1;
     if (start == 0 && text[0] == '/') return rl_completion_matches(text, cmd_gen);
+    if ((g_arg_values = arg_values(start))) return rl_completion_matches(text, arg_gen);
     return NULL;
 }
 

@@ -14,6 +14,12 @@
 
 struct input;
 
+/* The values one /command takes as its argument (command without the slash). */
+struct input_args {
+    const char *command;
+    const char *const *values;  /* NULL-terminated */
+};
+
 struct input_options {
     int history_max;            /* entries kept (stifle_history); 0 = 1000 */
     /* Blocks until at least one more key has been handed to input_key (called when
@@ -23,6 +29,9 @@ struct input_options {
     /* Names Tab completes after a '/' at the start of the line, without the slash;
      * NULL-terminated and borrowed for the input's life. NULL: nothing to complete. */
     const char *const *commands;
+    /* Values Tab completes as the argument of a /command ("/mechanism cu" -> "custext"),
+     * ended by an entry whose command is NULL; borrowed for the input's life. NULL: none. */
+    const struct input_args *args;
     /* Called with the line being edited (borrowed, NUL-terminated; may be "") after keys,
      * a paste or a cancel may have changed it, so the app can preview what Enter would
      * send. NULL: none. Runs on the caller's thread, from input_pump/input_insert/

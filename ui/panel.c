@@ -97,6 +97,9 @@ void panel_draw(void *win, const struct panel_data *d)
     if (d->preview)
         snprintf(line, sizeof line, "preview: %zu %s%s, ε %.4g", d->n, unit,
                  d->n == 1 ? "" : "s", d->msg_eps);
+    else if (d->n_system)
+        snprintf(line, sizeof line, "message: %zu tok (%zu system prompt), ε %.4g", d->n,
+                 d->n_system, d->msg_eps);
     else snprintf(line, sizeof line, "message: %zu tok, ε %.4g", d->n, d->msg_eps);
     utf8_fit(line, strlen(line), cw, buf, sizeof buf);
     mvwaddstr(w, y++, x, buf);

@@ -26,6 +26,8 @@ struct panel_tok {
 struct panel_data {
     const struct panel_tok *rep;         /* borrowed; n rows */
     size_t n;
+    size_t n_system;                     /* the first rows are the system prompt, charged
+                                            with this message */
     double msg_eps;
     double eps;                          /* ε per unit now */
     double spent, total;                 /* today's (day) or the session's budget */

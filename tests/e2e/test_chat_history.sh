@@ -88,6 +88,13 @@ tm send-keys -t cmif C-u "/sav" Tab
 wait_re "^> /save *$" 5 || die "Tab did not complete /sav"
 tm send-keys -t cmif Tab Tab
 wait_for "* /save  /save-history" 5 || die "Tab Tab did not list the matches"
+# Tab completes the argument of /mechanism, /sanitize and /set
+tm send-keys -t cmif C-u "/mechanism cu" Tab
+wait_re "^> /mechanism custext *$" 5 || die "Tab did not complete a mechanism name"
+tm send-keys -t cmif C-u "/sanitize ma" Tab
+wait_re "^> /sanitize marked *$" 5 || die "Tab did not complete a sanitize mode"
+tm send-keys -t cmif C-u "/set repe" Tab
+wait_re "^> /set repeat-penalty *$" 5 || die "Tab did not complete a /set name"
 tm send-keys -t cmif C-u C-d
 wait_exit 10 >/dev/null || die "--no-history run did not exit"
 [ -z "$(ls -A "$TMPD/st2")" ] || die "--no-history wrote $(ls -A "$TMPD/st2")"

@@ -21,6 +21,10 @@ for how in "TERM=dumb" "-u TERM"; do
   # A """ block is one message with its line breaks.
   tm send-keys -t cmif '"""' Enter "first line" Enter "second line" Enter '"""' Enter
   wait_re "privacy: [0-9]+ words?: .*" 30 || die "$how: the block was not sent"
+  # a /system text is charged with the next message, and the summary says so
+  tm send-keys -t cmif "/system be brief and kind" Enter "/clear" Enter "Hi" Enter
+  wait_re "the system prompt \\([0-9]+ words?\\) was sanitized and charged" 30 \
+    || { screen; die "$how: the summary does not say the system prompt was charged"; }
   tm send-keys -t cmif "/bye" Enter
   st=$(wait_exit 10) || die "$how: /bye did not leave"
   [ "$st" = 0 ] || die "$how: exit status $st"

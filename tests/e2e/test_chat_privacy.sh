@@ -5,7 +5,8 @@
 # - an answer that repeats a substitute shows the user's own word, marked ⟨word⟩, and
 #   /restore off shows exactly what the model wrote;
 # - /mechanism none asks first, then the status line says NOT SANITIZED;
-# - a message too long for the context is not sent and costs nothing.
+# - a message too long for the context is not sent and costs nothing;
+# - the system prompt, charged with the next message, is labelled as such.
 . tests/e2e/lib.sh
 need_shared models/stories260K.gguf
 MODEL=$SHARED/models/stories260K.gguf
@@ -72,4 +73,21 @@ grep -q "the limit is now ε 100" "$TMPD/bo" || die "/budget 100 did not set the
 grep -q "Type /budget reset! to reset" "$TMPD/bo" || die "/budget reset did not ask first"
 grep -q "ledger reset: every charge forgotten" "$TMPD/bo" || die "/budget reset! did not reset"
 grep -q "ε 1 spent of 100 today" "$TMPD/bo" || { cat "$TMPD/bo"; die "after the reset the session does not charge the new ledger"; }
+# /system text is sanitized and charged with the next message: the panel and the
+# transcript say so, and only for that message.
+tm_start 110 30 "XDG_STATE_HOME=$TMPD/st5 $CMIF -m $MODEL --temp 0 -n 2 --no-history"
+wait_for "Ctrl-D quits" 20 || die "chat did not start (system)"
+tm send-keys -t cmif "/system be brief and kind" Enter
+wait_for "system prompt set" 5 || die "/system did not answer"
+tm send-keys -t cmif "/clear" Enter
+wait_for "new conversation" 5 || die "/clear did not answer"
+tm send-keys -t cmif "Hi" Enter
+wait_re "system prompt \\([0-9]+ words?\\) was sanitized and charged" 30 \
+  || { screen; die "the transcript does not say the system prompt was charged"; }
+wait_re "message: [0-9]+ tok \\([0-9]+ system prompt\\), ε" 5 || { screen; die "the panel does not label the system prompt's rows"; }
+wait_stable
+tm send-keys -t cmif "Hello" Enter
+wait_re "message: [0-9]+ tok, ε" 30 || { screen; die "the next message's panel still labels a system prompt"; }
+tm send-keys -t cmif C-d
+wait_exit 10 >/dev/null || die "system session did not exit"
 echo "ok: preview, restoration, /restore off, NOT SANITIZED, too long costs nothing, /budget N and reset"

@@ -31,7 +31,9 @@ cmp -s "$tmp/s1" "$tmp/s2" || die "same seed gave different text"
 cmp -s "$tmp/s1" "$tmp/s3" && die "seeds 42 and 43 gave the same 60 tokens"
 
 # usage errors exit 2
-"$CMIF" generate -p hi >/dev/null 2>&1; [ $? -eq 2 ] || die "missing -m should exit 2"
+# (no -m and no model to fall back on: a copy of the binary away from the bundled model)
+mkdir "$tmp/bin" && cp "$CMIF" "$tmp/bin/cmif"
+(cd "$tmp" && env -u CMIF_MODEL bin/cmif generate -p hi >/dev/null 2>&1); [ $? -eq 2 ] || die "missing -m should exit 2"
 "$CMIF" generate -m "$M" --temp abc >/dev/null 2>&1; [ $? -eq 2 ] || die "bad --temp should exit 2"
 "$CMIF" generate -m "$M" --no-such-flag >/dev/null 2>&1; [ $? -eq 2 ] || die "unknown flag should exit 2"
 "$CMIF" generate --help >/dev/null 2>&1 || die "--help should exit 0"

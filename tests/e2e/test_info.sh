@@ -79,7 +79,9 @@ printf 'GGUF\001\000\000\000' >"$T/v1.gguf"
 [ $rc -eq 1 ] && grep -q 'cannot open' "$T/err" || die "missing file: exit $rc"
 
 # Usage errors: exit 2.
-"$CMIF" info >/dev/null 2>"$T/err"; rc=$?
+# (no -m and no model to fall back on: a copy of the binary away from the bundled model)
+mkdir "$T/bin" && cp "$CMIF" "$T/bin/cmif"
+(cd "$T" && env -u CMIF_MODEL bin/cmif info >/dev/null 2>"$T/err"); rc=$?
 [ $rc -eq 2 ] && grep -q 'usage' "$T/err" || die "no -m: exit $rc"
 "$CMIF" info -m "$M" --bogus >/dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] || die "unknown flag: exit $rc"

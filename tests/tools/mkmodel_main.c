@@ -16,10 +16,11 @@ static void usage(FILE *f)
             "usage: mkmodel OUT.gguf [--preset tiny|110m|1.1b] [--dim N] [--layers N]\n"
             "               [--heads N] [--kv-heads N] [--ffn N] [--vocab N] [--ctx N]\n"
             "               [--type T] [--embd-type T] [--tied] [--rope-base F] [--seed N]\n"
-            "               [--tokenizer-from FILE] [--chat-template FILE]\n"
+            "               [--tokenizer-from FILE] [--chat-template FILE] [--boost-token ID]\n"
             "  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_1 q5_0 q5_1 q2_k q3_k iq4_nl iq4_xs\n"
             "  presets: tiny (dim 64, 2 layers), 110m (llama2.c stories110M shape),\n"
             "           1.1b (TinyLlama: dim 2048, 22 layers, ffn 5632, 32/4 heads, vocab 32000)\n"
+            "  --boost-token: that token's output row x100, so greedy decoding soon picks it.\n"
             "  Options after --preset override it.\n");
 }
 
@@ -166,6 +167,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "mkmodel: bad rope base '%s'\n", v);
                 return 2;
             }
+        } else if (!strcmp(a, "--boost-token")) {
+            if (parse_int(v, 0, INT32_MAX, &n)) {
+                fprintf(stderr, "mkmodel: bad token id '%s'\n", v);
+                return 2;
+            }
+            s.boost_token = (int)n;
         } else if (!strcmp(a, "--tokenizer-from")) {
             s.tokenizer_from = v;
         } else if (!strcmp(a, "--chat-template")) {
@@ -183,6 +190,7 @@ int main(int argc, char **argv)
             s.type = keep.type, s.embd_type = keep.embd_type, s.tied = keep.tied;
             s.seed = keep.seed, s.tokenizer_from = keep.tokenizer_from;
             s.chat_template = keep.chat_template, s.rope_base = keep.rope_base;
+            s.boost_token = keep.boost_token;
         } else {
             fprintf(stderr, "mkmodel: unknown option %s\n", a);
             usage(stderr);

@@ -36,7 +36,7 @@ void randmodel_defaults(struct randmodel_spec *s)
     *s = (struct randmodel_spec){
         .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 160, .vocab = 512,
         .ctx = 256, .type = GGUF_T_F32, .embd_type = -1, .tied = 0, .rope_base = 10000.0f,
-        .seed = 1, .tokenizer_from = NULL, .chat_template = NULL,
+        .seed = 1, .tokenizer_from = NULL, .chat_template = NULL, .boost_token = -1,
     };
 }
 
@@ -83,7 +83,10 @@ struct tfill {
     float *row;         /* shared scratch: cols floats */
     uint8_t *qrow;      /* shared scratch: row_bytes, for partial rows */
     struct rowpool *pool;
+    int64_t boost_row;  /* the row scaled up (randmodel_spec.boost_token); -1 none */
 };
+
+#define RM_BOOST 100.0f
 
 static void gen_row(const struct tfill *f, uint64_t r, float *x)
 {
@@ -130,6 +133,13 @@ static int fill_cb(void *ctx, void *dst, uint64_t off, uint64_t n)
     for (uint64_t r = off / f->row_bytes; r * f->row_bytes < end; r++) {
         uint64_t rs = r * f->row_bytes, re = rs + f->row_bytes;
         uint64_t a = rs > off ? rs : off, b = re < end ? re : end;
+        if (f->boost_row >= 0 && r == (uint64_t)f->boost_row) {
+            gen_row(f, r, f->row);
+            for (uint64_t i = 0; i < f->cols; i++) f->row[i] *= RM_BOOST;
+            encode_row(f, f->row, f->qrow);
+            memcpy(out + (a - off), f->qrow + (a - rs), b - a);
+            continue;
+        }
         if (f->uniq < f->rows) {
             memcpy(out + (a - off), pooled_row(f, r) + (a - rs), b - a);
             continue;
@@ -331,6 +341,11 @@ static void add_tensor(struct gguf_out *w, struct model_ctx *m, const struct ran
     f->row = m->row;
     f->qrow = m->qrow;
     f->pool = &m->pool;
+    f->boost_row = -1;
+    /* The output projection: output.weight, or token_embd when tied. */
+    if (s->boost_token >= 0 && (uint64_t)s->boost_token < rows &&
+        (!strcmp(name, "output.weight") || (s->tied && !strcmp(name, "token_embd.weight"))))
+        f->boost_row = s->boost_token;
     if (f->uniq < rows) {
         if (f->uniq > m->pool.cap_rows) m->pool.cap_rows = f->uniq;
         if (f->uniq * f->row_bytes > m->pool.cap_bytes) m->pool.cap_bytes = f->uniq * f->row_bytes;

@@ -15,6 +15,10 @@ struct randmodel_spec {
     uint64_t seed;
     const char *tokenizer_from;  /* copy tokenizer.* from this GGUF; NULL = synthetic SPM vocab */
     const char *chat_template;   /* tokenizer.chat_template to write; NULL = none (or the copy) */
+    /* >= 0: this token's row of the output projection is scaled up (x100), so its logit,
+     * of random sign, is the largest about every other step: the model soon picks it (an
+     * end-of-generation test). -1 = none. */
+    int boost_token;
 };
 
 void randmodel_defaults(struct randmodel_spec *s);   /* a tiny model: dim 64, 2 layers, ... */
