@@ -808,8 +808,8 @@ static int encode_words(struct core *c, const char *text, size_t len, int add_bo
     size_t sl = 0, nrows = 0;
     for (size_t i = 0; i < ws.nu; i++) nrows += ws.u[i].cls != WORDS_SPACE;
     if (rep_reserve(b, nrows, err, errlen) != 0) goto done;
-    struct core_tok_report *rows = b->rep + b->nrep;
-    memset(rows, 0, nrows * sizeof *rows);
+    struct core_tok_report *rows = b->rep ? b->rep + b->nrep : NULL;
+    if (nrows) memset(rows, 0, nrows * sizeof *rows);
     size_t ri = 0;
     t_nz = c->nz;
     for (size_t i = 0; i < ws.nu; i++) {
