@@ -354,11 +354,8 @@ static int cmd_chat_exec(int argc, char **argv)
         return EXIT_USAGE;
     }
     char mbuf[4200];
-    const char *model = opts_find_model(o.model, mbuf, sizeof mbuf);
-    if (!model) {
-        opts_no_model(stderr, "cmif");
-        return EXIT_USAGE;
-    }
+    const char *model = opts_find_model(o.model, mbuf, sizeof mbuf, "cmif");
+    if (!model) return EXIT_USAGE;
     int scripted = co.script || (!isatty(0) && !co.headless_cols);
     /* A terminal that cannot hold the layout (TERM=dumb or unset), or stdout that is not a
      * terminal: the chat as plain lines instead of a screen drawn where it cannot be. */

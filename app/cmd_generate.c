@@ -125,9 +125,7 @@ static int cmd_generate_exec(int argc, char **argv)
         return EXIT_USAGE;
     }
     char mbuf[4200];
-    o.model = opts_find_model(o.model, mbuf, sizeof mbuf);
-    if (!o.model) {
-        opts_no_model(stderr, "cmif generate");
+    if (!(o.model = opts_find_model(o.model, mbuf, sizeof mbuf, "cmif generate"))) {
         usage(stderr);
         return EXIT_USAGE;
     }

@@ -457,9 +457,7 @@ static int cmd_info_exec(int argc, char **argv)
         return EXIT_USAGE;
     }
     char mbuf[4200];
-    o.model = opts_find_model(o.model, mbuf, sizeof mbuf);
-    if (!o.model) {
-        opts_no_model(stderr, "cmif info");
+    if (!(o.model = opts_find_model(o.model, mbuf, sizeof mbuf, "cmif info"))) {
         usage(stderr);
         return EXIT_USAGE;
     }

@@ -355,7 +355,16 @@ void opts_wipe_arg(const char *arg)
     if (arg) sodium_memzero((char *)arg, strlen(arg));
 }
 
-const char *opts_find_model(const char *given, char *buf, size_t cap)
+static void no_model(FILE *f, const char *cmd)
+{
+    fprintf(f, "%s: no model given. Pass one with -m MODEL.gguf (or set CMIF_MODEL);\n"
+               "  e.g. cmif -m ../shared/models/stories260K.gguf\n"
+               "  (the bundled default %s was found neither under the current\n"
+               "  directory nor under the directory above the cmif binary)\n",
+            cmd, OPTS_DEFAULT_MODEL);
+}
+
+static const char *find_model(const char *given, char *buf, size_t cap)
 {
     if (given) return given;
     const char *env = getenv("CMIF_MODEL");
@@ -375,11 +384,10 @@ const char *opts_find_model(const char *given, char *buf, size_t cap)
     return NULL;
 }
 
-void opts_no_model(FILE *f, const char *cmd)
+const char *opts_find_model(const char *given, char *buf, size_t cap, const char *cmd)
 {
-    fprintf(f, "%s: no model given. Pass one with -m MODEL.gguf (or set CMIF_MODEL);\n"
-               "  e.g. cmif -m ../shared/models/stories260K.gguf\n"
-               "  (the bundled default %s was found neither under the current\n"
-               "  directory nor under the directory above the cmif binary)\n",
-            cmd, OPTS_DEFAULT_MODEL);
+    const char *m = find_model(given, buf, cap);
+    if (!m) no_model(stderr, cmd);
+    return m;
 }
+

@@ -107,10 +107,7 @@ int opts_float(const char *s, double lo, double hi, double *out);
 
 /* The model a command runs when -m is absent: given, else $CMIF_MODEL, else the bundled
  * model under the current directory or next to the binary (buf holds that path). NULL when
- * none is found. */
-const char *opts_find_model(const char *given, char *buf, size_t cap);
-
-/* Says on f that no model was found and how to give one; cmd prefixes the message. */
-void opts_no_model(FILE *f, const char *cmd);
+ * none is found, after saying on stderr (prefixed by cmd) how to give one. */
+const char *opts_find_model(const char *given, char *buf, size_t cap, const char *cmd);
 
 #endif
