@@ -29,84 +29,122 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static void *g_cl, *g_blast;
 static char g_err[256];
 
-static cl_int(CL_API_CALL *p_clGetDeviceInfo)(cl_device_id device, cl_device_info param_name,
-                                              size_t param_value_size, void *param_value,
-                                              size_t *param_value_size_ret);
-static cl_int(CL_API_CALL *p_clFinish)(cl_command_queue command_queue);
-static cl_int(CL_API_CALL *p_clEnqueueWriteBuffer)(cl_command_queue command_queue, cl_mem buffer,
-                                                   cl_bool blocking_write, size_t offset,
-                                                   size_t size, const void *ptr,
-                                                   cl_uint num_events_in_wait_list,
-                                                   const cl_event *event_wait_list,
-                                                   cl_event *event);
-static cl_int(CL_API_CALL *p_clEnqueueReadBuffer)(cl_command_queue command_queue, cl_mem buffer,
-                                                  cl_bool blocking_read, size_t offset, size_t size,
-                                                  void *ptr, cl_uint num_events_in_wait_list,
-                                                  const cl_event *event_wait_list, cl_event *event);
-static cl_int(CL_API_CALL *p_clReleaseProgram)(cl_program program);
-static cl_int(CL_API_CALL *p_clReleaseKernel)(cl_kernel kernel);
-static cl_int(CL_API_CALL *p_clSetKernelArg)(cl_kernel kernel, cl_uint arg_index, size_t arg_size,
-                                             const void *arg_value);
-static cl_int(CL_API_CALL *p_clGetProgramInfo)(cl_program program, cl_program_info param_name,
-                                               size_t param_value_size, void *param_value,
-                                               size_t *param_value_size_ret);
-static cl_int(CL_API_CALL *p_clGetProgramBuildInfo)(cl_program program, cl_device_id device,
-                                                    cl_program_build_info param_name,
-                                                    size_t param_value_size, void *param_value,
-                                                    size_t *param_value_size_ret);
-static cl_int(CL_API_CALL *p_clGetPlatformIDs)(cl_uint num_entries, cl_platform_id *platforms,
-                                               cl_uint *num_platforms);
-static cl_int(CL_API_CALL *p_clGetDeviceIDs)(cl_platform_id platform, cl_device_type device_type,
-                                             cl_uint num_entries, cl_device_id *devices,
-                                             cl_uint *num_devices);
-static cl_int(CL_API_CALL *p_clEnqueueNDRangeKernel)(
-    cl_command_queue command_queue, cl_kernel kernel, cl_uint work_dim,
-    const size_t *global_work_offset, const size_t *global_work_size, const size_t *local_work_size,
-    cl_uint num_events_in_wait_list, const cl_event *event_wait_list, cl_event *event);
-static cl_int(CL_API_CALL *p_clEnqueueFillBuffer)(cl_command_queue command_queue, cl_mem buffer,
-                                                  const void *pattern, size_t pattern_size,
-                                                  size_t offset, size_t size,
-                                                  cl_uint num_events_in_wait_list,
-                                                  const cl_event *event_wait_list, cl_event *event);
-static cl_kernel(CL_API_CALL *p_clCreateKernel)(cl_program program, const char *kernel_name,
-                                                cl_int *errcode_ret);
-static cl_context(CL_API_CALL *p_clCreateContext)(
-    const cl_context_properties *properties, cl_uint num_devices, const cl_device_id *devices,
-    void(CL_CALLBACK *pfn_notify)(const char *errinfo, const void *private_info, size_t cb,
-                                  void *user_data),
-    void *user_data, cl_int *errcode_ret);
-static cl_mem(CL_API_CALL *p_clCreateBuffer)(cl_context context, cl_mem_flags flags, size_t size,
-                                             void *host_ptr, cl_int *errcode_ret);
-static cl_int(CL_API_CALL *p_clBuildProgram)(
-    cl_program program, cl_uint num_devices, const cl_device_id *device_list, const char *options,
-    void(CL_CALLBACK *pfn_notify)(cl_program program, void *user_data), void *user_data);
-static cl_int(CL_API_CALL *p_clReleaseMemObject)(cl_mem memobj);
-static cl_int(CL_API_CALL *p_clReleaseContext)(cl_context context);
-static cl_int(CL_API_CALL *p_clReleaseCommandQueue)(cl_command_queue command_queue);
-static cl_int(CL_API_CALL *p_clGetPlatformInfo)(cl_platform_id platform,
-                                                cl_platform_info param_name,
-                                                size_t param_value_size, void *param_value,
-                                                size_t *param_value_size_ret);
-static cl_program(CL_API_CALL *p_clCreateProgramWithSource)(cl_context context, cl_uint count,
-                                                            const char **strings,
-                                                            const size_t *lengths,
-                                                            cl_int *errcode_ret);
-static cl_program(CL_API_CALL *p_clCreateProgramWithBinary)(
-    cl_context context, cl_uint num_devices, const cl_device_id *device_list, const size_t *lengths,
-    const unsigned char **binaries, cl_int *binary_status, cl_int *errcode_ret);
-static CL_API_PREFIX__VERSION_1_2_DEPRECATED
-cl_command_queue(CL_API_CALL *p_clCreateCommandQueue)(cl_context context, cl_device_id device,
-                                                      cl_command_queue_properties properties,
-                                                      cl_int *errcode_ret);
-static CLBlastStatusCode (*p_CLBlastSgemm)(const CLBlastLayout, const CLBlastTranspose,
-                                           const CLBlastTranspose, const size_t, const size_t,
-                                           const size_t, const float, const cl_mem, const size_t,
-                                           const size_t, const cl_mem, const size_t, const size_t,
-                                           const float, cl_mem, const size_t, const size_t,
-                                           cl_command_queue *, cl_event *);
-static CLBlastStatusCode (*p_CLBlastOverrideParameters)(const cl_device_id, const char *,
-                                                        const CLBlastPrecision, const size_t,
-                                                        const char **, const size_t *);
+/* Every entry point, once: X(return type, value when not loaded, name, (prototype), (call)).
+   The table declares the resolved pointers, resolves and clears them, and defines the
+   forwarders, so a new entry point is one row. */
+#define CL_ENTRY_POINTS(X)                                                                         \
+    X(cl_int, NOT_FOUND, clGetDeviceInfo,                                                          \
+      (cl_device_id device, cl_device_info param_name, size_t param_value_size, void *param_value, \
+       size_t *param_value_size_ret),                                                             \
+      (device, param_name, param_value_size, param_value, param_value_size_ret))                  \
+    X(cl_int, NOT_FOUND, clFinish, (cl_command_queue command_queue), (command_queue))             \
+    X(cl_int, NOT_FOUND, clEnqueueWriteBuffer,                                                     \
+      (cl_command_queue command_queue, cl_mem buffer, cl_bool blocking_write, size_t offset,      \
+       size_t size, const void *ptr, cl_uint num_events_in_wait_list,                             \
+       const cl_event *event_wait_list, cl_event *event),                                         \
+      (command_queue, buffer, blocking_write, offset, size, ptr, num_events_in_wait_list,         \
+       event_wait_list, event))                                                                   \
+    X(cl_int, NOT_FOUND, clEnqueueReadBuffer,                                                      \
+      (cl_command_queue command_queue, cl_mem buffer, cl_bool blocking_read, size_t offset,       \
+       size_t size, void *ptr, cl_uint num_events_in_wait_list, const cl_event *event_wait_list,  \
+       cl_event *event),                                                                          \
+      (command_queue, buffer, blocking_read, offset, size, ptr, num_events_in_wait_list,          \
+       event_wait_list, event))                                                                   \
+    X(cl_int, NOT_FOUND, clReleaseProgram, (cl_program program), (program))                       \
+    X(cl_int, NOT_FOUND, clReleaseKernel, (cl_kernel kernel), (kernel))                           \
+    X(cl_int, NOT_FOUND, clSetKernelArg,                                                           \
+      (cl_kernel kernel, cl_uint arg_index, size_t arg_size, const void *arg_value),              \
+      (kernel, arg_index, arg_size, arg_value))                                                   \
+    X(cl_int, NOT_FOUND, clGetProgramInfo,                                                         \
+      (cl_program program, cl_program_info param_name, size_t param_value_size,                   \
+       void *param_value, size_t *param_value_size_ret),                                          \
+      (program, param_name, param_value_size, param_value, param_value_size_ret))                 \
+    X(cl_int, NOT_FOUND, clGetProgramBuildInfo,                                                    \
+      (cl_program program, cl_device_id device, cl_program_build_info param_name,                 \
+       size_t param_value_size, void *param_value, size_t *param_value_size_ret),                 \
+      (program, device, param_name, param_value_size, param_value, param_value_size_ret))         \
+    X(cl_int, NOT_FOUND, clGetPlatformIDs,                                                         \
+      (cl_uint num_entries, cl_platform_id *platforms, cl_uint *num_platforms),                   \
+      (num_entries, platforms, num_platforms))                                                    \
+    X(cl_int, NOT_FOUND, clGetDeviceIDs,                                                           \
+      (cl_platform_id platform, cl_device_type device_type, cl_uint num_entries,                  \
+       cl_device_id *devices, cl_uint *num_devices),                                              \
+      (platform, device_type, num_entries, devices, num_devices))                                 \
+    X(cl_int, NOT_FOUND, clEnqueueNDRangeKernel,                                                   \
+      (cl_command_queue command_queue, cl_kernel kernel, cl_uint work_dim,                        \
+       const size_t *global_work_offset, const size_t *global_work_size,                          \
+       const size_t *local_work_size, cl_uint num_events_in_wait_list,                            \
+       const cl_event *event_wait_list, cl_event *event),                                         \
+      (command_queue, kernel, work_dim, global_work_offset, global_work_size, local_work_size,    \
+       num_events_in_wait_list, event_wait_list, event))                                          \
+    X(cl_int, NOT_FOUND, clEnqueueFillBuffer,                                                      \
+      (cl_command_queue command_queue, cl_mem buffer, const void *pattern, size_t pattern_size,   \
+       size_t offset, size_t size, cl_uint num_events_in_wait_list,                               \
+       const cl_event *event_wait_list, cl_event *event),                                         \
+      (command_queue, buffer, pattern, pattern_size, offset, size, num_events_in_wait_list,       \
+       event_wait_list, event))                                                                   \
+    X(cl_kernel, not_found(errcode_ret), clCreateKernel,                                           \
+      (cl_program program, const char *kernel_name, cl_int *errcode_ret),                         \
+      (program, kernel_name, errcode_ret))                                                        \
+    X(cl_context, not_found(errcode_ret), clCreateContext,                                         \
+      (const cl_context_properties *properties, cl_uint num_devices,                              \
+       const cl_device_id *devices,                                                               \
+       void(CL_CALLBACK * pfn_notify)(const char *errinfo, const void *private_info, size_t cb,   \
+                                      void *user_data),                                           \
+       void *user_data, cl_int *errcode_ret),                                                     \
+      (properties, num_devices, devices, pfn_notify, user_data, errcode_ret))                     \
+    X(cl_mem, not_found(errcode_ret), clCreateBuffer,                                              \
+      (cl_context context, cl_mem_flags flags, size_t size, void *host_ptr, cl_int *errcode_ret), \
+      (context, flags, size, host_ptr, errcode_ret))                                              \
+    X(cl_int, NOT_FOUND, clBuildProgram,                                                           \
+      (cl_program program, cl_uint num_devices, const cl_device_id *device_list,                  \
+       const char *options, void(CL_CALLBACK * pfn_notify)(cl_program program, void *user_data),  \
+       void *user_data),                                                                          \
+      (program, num_devices, device_list, options, pfn_notify, user_data))                        \
+    X(cl_int, NOT_FOUND, clReleaseMemObject, (cl_mem memobj), (memobj))                           \
+    X(cl_int, NOT_FOUND, clReleaseContext, (cl_context context), (context))                       \
+    X(cl_int, NOT_FOUND, clReleaseCommandQueue, (cl_command_queue command_queue),                 \
+      (command_queue))                                                                            \
+    X(cl_int, NOT_FOUND, clGetPlatformInfo,                                                        \
+      (cl_platform_id platform, cl_platform_info param_name, size_t param_value_size,             \
+       void *param_value, size_t *param_value_size_ret),                                          \
+      (platform, param_name, param_value_size, param_value, param_value_size_ret))                \
+    X(cl_program, not_found(errcode_ret), clCreateProgramWithSource,                               \
+      (cl_context context, cl_uint count, const char **strings, const size_t *lengths,            \
+       cl_int *errcode_ret),                                                                      \
+      (context, count, strings, lengths, errcode_ret))                                            \
+    X(cl_program, not_found(errcode_ret), clCreateProgramWithBinary,                               \
+      (cl_context context, cl_uint num_devices, const cl_device_id *device_list,                  \
+       const size_t *lengths, const unsigned char **binaries, cl_int *binary_status,              \
+       cl_int *errcode_ret),                                                                      \
+      (context, num_devices, device_list, lengths, binaries, binary_status, errcode_ret))         \
+    X(CL_API_PREFIX__VERSION_1_2_DEPRECATED cl_command_queue, not_found(errcode_ret),              \
+      clCreateCommandQueue,                                                                       \
+      (cl_context context, cl_device_id device, cl_command_queue_properties properties,           \
+       cl_int *errcode_ret),                                                                      \
+      (context, device, properties, errcode_ret))
+
+/* CLBlast's entry points, the same way (no CL_API_CALL; not loaded: compiler not available). */
+#define BLAST_ENTRY_POINTS(X)                                                                      \
+    X(CLBlastSgemm,                                                                                \
+      (const CLBlastLayout layout, const CLBlastTranspose a_transpose,                            \
+       const CLBlastTranspose b_transpose, const size_t m, const size_t n, const size_t k,        \
+       const float alpha, const cl_mem a_buffer, const size_t a_offset, const size_t a_ld,        \
+       const cl_mem b_buffer, const size_t b_offset, const size_t b_ld, const float beta,         \
+       cl_mem c_buffer, const size_t c_offset, const size_t c_ld, cl_command_queue *queue,        \
+       cl_event *event),                                                                          \
+      (layout, a_transpose, b_transpose, m, n, k, alpha, a_buffer, a_offset, a_ld, b_buffer,      \
+       b_offset, b_ld, beta, c_buffer, c_offset, c_ld, queue, event))                             \
+    X(CLBlastOverrideParameters,                                                                   \
+      (const cl_device_id device, const char *kernel_name, const CLBlastPrecision precision,      \
+       const size_t num_parameters, const char **parameters_names,                                \
+       const size_t *parameters_values),                                                          \
+      (device, kernel_name, precision, num_parameters, parameters_names, parameters_values))
+
+#define CL_POINTER(ret, fail, name, params, args) static ret(CL_API_CALL *p_##name) params;
+#define BLAST_POINTER(name, params, args) static CLBlastStatusCode(*p_##name) params;
+CL_ENTRY_POINTS(CL_POINTER)
+BLAST_ENTRY_POINTS(BLAST_POINTER)
 
 #define RESOLVE(lib, name)                                                                         \
     do {                                                                                           \
@@ -116,6 +154,10 @@ static CLBlastStatusCode (*p_CLBlastOverrideParameters)(const cl_device_id, cons
             ok = 0;                                                                                \
         }                                                                                          \
     } while (0)
+#define CL_RESOLVE(ret, fail, name, params, args) RESOLVE(g_cl, name);
+#define BLAST_RESOLVE(name, params, args) RESOLVE(g_blast, name);
+#define CL_CLEAR(ret, fail, name, params, args) p_##name = NULL;
+#define BLAST_CLEAR(name, params, args) p_##name = NULL;
 
 static void load(void)
 {
@@ -125,66 +167,18 @@ static void load(void)
         snprintf(g_err, sizeof g_err, "no OpenCL ICD loader (libOpenCL.so.1): %s", dlerror());
         return;
     }
-    RESOLVE(g_cl, clGetDeviceInfo);
-    RESOLVE(g_cl, clFinish);
-    RESOLVE(g_cl, clEnqueueWriteBuffer);
-    RESOLVE(g_cl, clEnqueueReadBuffer);
-    RESOLVE(g_cl, clReleaseProgram);
-    RESOLVE(g_cl, clReleaseKernel);
-    RESOLVE(g_cl, clSetKernelArg);
-    RESOLVE(g_cl, clGetProgramInfo);
-    RESOLVE(g_cl, clGetProgramBuildInfo);
-    RESOLVE(g_cl, clGetPlatformIDs);
-    RESOLVE(g_cl, clGetDeviceIDs);
-    RESOLVE(g_cl, clEnqueueNDRangeKernel);
-    RESOLVE(g_cl, clEnqueueFillBuffer);
-    RESOLVE(g_cl, clCreateKernel);
-    RESOLVE(g_cl, clCreateContext);
-    RESOLVE(g_cl, clCreateBuffer);
-    RESOLVE(g_cl, clBuildProgram);
-    RESOLVE(g_cl, clReleaseMemObject);
-    RESOLVE(g_cl, clReleaseContext);
-    RESOLVE(g_cl, clReleaseCommandQueue);
-    RESOLVE(g_cl, clGetPlatformInfo);
-    RESOLVE(g_cl, clCreateProgramWithSource);
-    RESOLVE(g_cl, clCreateProgramWithBinary);
-    RESOLVE(g_cl, clCreateCommandQueue);
+    CL_ENTRY_POINTS(CL_RESOLVE)
     g_blast = dlopen("libclblast.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!g_blast) {
         snprintf(g_err, sizeof g_err, "no CLBlast (libclblast.so.1): %s", dlerror());
         ok = 0;
     } else {
-        RESOLVE(g_blast, CLBlastSgemm);
-        RESOLVE(g_blast, CLBlastOverrideParameters);
+        BLAST_ENTRY_POINTS(BLAST_RESOLVE)
     }
     if (!ok) {
         /* All or nothing: a half-resolved table would fail in the middle of a model. */
-        p_clGetDeviceInfo = NULL;
-        p_clFinish = NULL;
-        p_clEnqueueWriteBuffer = NULL;
-        p_clEnqueueReadBuffer = NULL;
-        p_clReleaseProgram = NULL;
-        p_clReleaseKernel = NULL;
-        p_clSetKernelArg = NULL;
-        p_clGetProgramInfo = NULL;
-        p_clGetProgramBuildInfo = NULL;
-        p_clGetPlatformIDs = NULL;
-        p_clGetDeviceIDs = NULL;
-        p_clEnqueueNDRangeKernel = NULL;
-        p_clEnqueueFillBuffer = NULL;
-        p_clCreateKernel = NULL;
-        p_clCreateContext = NULL;
-        p_clCreateBuffer = NULL;
-        p_clBuildProgram = NULL;
-        p_clReleaseMemObject = NULL;
-        p_clReleaseContext = NULL;
-        p_clReleaseCommandQueue = NULL;
-        p_clGetPlatformInfo = NULL;
-        p_clCreateProgramWithSource = NULL;
-        p_clCreateProgramWithBinary = NULL;
-        p_clCreateCommandQueue = NULL;
-        p_CLBlastSgemm = NULL;
-        p_CLBlastOverrideParameters = NULL;
+        CL_ENTRY_POINTS(CL_CLEAR)
+        BLAST_ENTRY_POINTS(BLAST_CLEAR)
     }
 }
 
@@ -254,226 +248,17 @@ int cl_load_probe_gpu(char *note, size_t cap)
     return m.idx;
 }
 
-CL_API_ENTRY cl_int CL_API_CALL clGetDeviceInfo(cl_device_id device, cl_device_info param_name,
-                                                size_t param_value_size, void *param_value,
-                                                size_t *param_value_size_ret)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clGetDeviceInfo(device, param_name, param_value_size, param_value,
-                             param_value_size_ret);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clFinish(cl_command_queue command_queue)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clFinish(command_queue);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueWriteBuffer(cl_command_queue command_queue, cl_mem buffer,
-                                                     cl_bool blocking_write, size_t offset,
-                                                     size_t size, const void *ptr,
-                                                     cl_uint num_events_in_wait_list,
-                                                     const cl_event *event_wait_list,
-                                                     cl_event *event)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clEnqueueWriteBuffer(command_queue, buffer, blocking_write, offset, size, ptr,
-                                  num_events_in_wait_list, event_wait_list, event);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueReadBuffer(cl_command_queue command_queue, cl_mem buffer,
-                                                    cl_bool blocking_read, size_t offset,
-                                                    size_t size, void *ptr,
-                                                    cl_uint num_events_in_wait_list,
-                                                    const cl_event *event_wait_list,
-                                                    cl_event *event)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clEnqueueReadBuffer(command_queue, buffer, blocking_read, offset, size, ptr,
-                                 num_events_in_wait_list, event_wait_list, event);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clReleaseProgram(cl_program program)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clReleaseProgram(program);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clReleaseKernel(cl_kernel kernel)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clReleaseKernel(kernel);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clSetKernelArg(cl_kernel kernel, cl_uint arg_index, size_t arg_size,
-                                               const void *arg_value)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clSetKernelArg(kernel, arg_index, arg_size, arg_value);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clGetProgramInfo(cl_program program, cl_program_info param_name,
-                                                 size_t param_value_size, void *param_value,
-                                                 size_t *param_value_size_ret)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clGetProgramInfo(program, param_name, param_value_size, param_value,
-                              param_value_size_ret);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clGetProgramBuildInfo(cl_program program, cl_device_id device,
-                                                      cl_program_build_info param_name,
-                                                      size_t param_value_size, void *param_value,
-                                                      size_t *param_value_size_ret)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clGetProgramBuildInfo(program, device, param_name, param_value_size, param_value,
-                                   param_value_size_ret);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clGetPlatformIDs(cl_uint num_entries, cl_platform_id *platforms,
-                                                 cl_uint *num_platforms)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clGetPlatformIDs(num_entries, platforms, num_platforms);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clGetDeviceIDs(cl_platform_id platform, cl_device_type device_type,
-                                               cl_uint num_entries, cl_device_id *devices,
-                                               cl_uint *num_devices)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clGetDeviceIDs(platform, device_type, num_entries, devices, num_devices);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueNDRangeKernel(
-    cl_command_queue command_queue, cl_kernel kernel, cl_uint work_dim,
-    const size_t *global_work_offset, const size_t *global_work_size, const size_t *local_work_size,
-    cl_uint num_events_in_wait_list, const cl_event *event_wait_list, cl_event *event)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clEnqueueNDRangeKernel(command_queue, kernel, work_dim, global_work_offset,
-                                    global_work_size, local_work_size, num_events_in_wait_list,
-                                    event_wait_list, event);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueFillBuffer(cl_command_queue command_queue, cl_mem buffer,
-                                                    const void *pattern, size_t pattern_size,
-                                                    size_t offset, size_t size,
-                                                    cl_uint num_events_in_wait_list,
-                                                    const cl_event *event_wait_list,
-                                                    cl_event *event)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clEnqueueFillBuffer(command_queue, buffer, pattern, pattern_size, offset, size,
-                                 num_events_in_wait_list, event_wait_list, event);
-}
-
-CL_API_ENTRY cl_kernel CL_API_CALL clCreateKernel(cl_program program, const char *kernel_name,
-                                                  cl_int *errcode_ret)
-{
-    if (cl_load(NULL, 0) != 0) return not_found(errcode_ret);
-    return p_clCreateKernel(program, kernel_name, errcode_ret);
-}
-
-CL_API_ENTRY cl_context CL_API_CALL clCreateContext(
-    const cl_context_properties *properties, cl_uint num_devices, const cl_device_id *devices,
-    void(CL_CALLBACK *pfn_notify)(const char *errinfo, const void *private_info, size_t cb,
-                                  void *user_data),
-    void *user_data, cl_int *errcode_ret)
-{
-    if (cl_load(NULL, 0) != 0) return not_found(errcode_ret);
-    return p_clCreateContext(properties, num_devices, devices, pfn_notify, user_data, errcode_ret);
-}
-
-CL_API_ENTRY cl_mem CL_API_CALL clCreateBuffer(cl_context context, cl_mem_flags flags, size_t size,
-                                               void *host_ptr, cl_int *errcode_ret)
-{
-    if (cl_load(NULL, 0) != 0) return not_found(errcode_ret);
-    return p_clCreateBuffer(context, flags, size, host_ptr, errcode_ret);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clBuildProgram(
-    cl_program program, cl_uint num_devices, const cl_device_id *device_list, const char *options,
-    void(CL_CALLBACK *pfn_notify)(cl_program program, void *user_data), void *user_data)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clBuildProgram(program, num_devices, device_list, options, pfn_notify, user_data);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clReleaseMemObject(cl_mem memobj)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clReleaseMemObject(memobj);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clReleaseContext(cl_context context)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clReleaseContext(context);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clReleaseCommandQueue(cl_command_queue command_queue)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clReleaseCommandQueue(command_queue);
-}
-
-CL_API_ENTRY cl_int CL_API_CALL clGetPlatformInfo(cl_platform_id platform,
-                                                  cl_platform_info param_name,
-                                                  size_t param_value_size, void *param_value,
-                                                  size_t *param_value_size_ret)
-{
-    if (cl_load(NULL, 0) != 0) return NOT_FOUND;
-    return p_clGetPlatformInfo(platform, param_name, param_value_size, param_value,
-                               param_value_size_ret);
-}
-
-CL_API_ENTRY cl_program CL_API_CALL clCreateProgramWithSource(cl_context context, cl_uint count,
-                                                              const char **strings,
-                                                              const size_t *lengths,
-                                                              cl_int *errcode_ret)
-{
-    if (cl_load(NULL, 0) != 0) return not_found(errcode_ret);
-    return p_clCreateProgramWithSource(context, count, strings, lengths, errcode_ret);
-}
-
-CL_API_ENTRY cl_program CL_API_CALL clCreateProgramWithBinary(
-    cl_context context, cl_uint num_devices, const cl_device_id *device_list, const size_t *lengths,
-    const unsigned char **binaries, cl_int *binary_status, cl_int *errcode_ret)
-{
-    if (cl_load(NULL, 0) != 0) return not_found(errcode_ret);
-    return p_clCreateProgramWithBinary(context, num_devices, device_list, lengths, binaries,
-                                       binary_status, errcode_ret);
-}
-
-CL_API_ENTRY CL_API_PREFIX__VERSION_1_2_DEPRECATED cl_command_queue CL_API_CALL
-clCreateCommandQueue(cl_context context, cl_device_id device,
-                     cl_command_queue_properties properties, cl_int *errcode_ret)
-{
-    if (cl_load(NULL, 0) != 0) return not_found(errcode_ret);
-    return p_clCreateCommandQueue(context, device, properties, errcode_ret);
-}
-
-CLBlastStatusCode PUBLIC_API
-CLBlastSgemm(const CLBlastLayout layout, const CLBlastTranspose a_transpose,
-             const CLBlastTranspose b_transpose, const size_t m, const size_t n, const size_t k,
-             const float alpha, const cl_mem a_buffer, const size_t a_offset, const size_t a_ld,
-             const cl_mem b_buffer, const size_t b_offset, const size_t b_ld, const float beta,
-             cl_mem c_buffer, const size_t c_offset, const size_t c_ld, cl_command_queue *queue,
-             cl_event *event)
-{
-    if (cl_load(NULL, 0) != 0) return CLBlastOpenCLCompilerNotAvailable;
-    return p_CLBlastSgemm(layout, a_transpose, b_transpose, m, n, k, alpha, a_buffer, a_offset,
-                          a_ld, b_buffer, b_offset, b_ld, beta, c_buffer, c_offset, c_ld, queue,
-                          event);
-}
-
-CLBlastStatusCode PUBLIC_API CLBlastOverrideParameters(
-    const cl_device_id device, const char *kernel_name, const CLBlastPrecision precision,
-    const size_t num_parameters, const char **parameters_names, const size_t *parameters_values)
-{
-    if (cl_load(NULL, 0) != 0) return CLBlastOpenCLCompilerNotAvailable;
-    return p_CLBlastOverrideParameters(device, kernel_name, precision, num_parameters,
-                                       parameters_names, parameters_values);
-}
+#define CL_FORWARD(ret, fail, name, params, args)                                                  \
+    CL_API_ENTRY ret CL_API_CALL name params                                                       \
+    {                                                                                              \
+        if (cl_load(NULL, 0) != 0) return fail;                                                    \
+        return p_##name args;                                                                      \
+    }
+#define BLAST_FORWARD(name, params, args)                                                          \
+    CLBlastStatusCode PUBLIC_API name params                                                       \
+    {                                                                                              \
+        if (cl_load(NULL, 0) != 0) return CLBlastOpenCLCompilerNotAvailable;                       \
+        return p_##name args;                                                                      \
+    }
+CL_ENTRY_POINTS(CL_FORWARD)
+BLAST_ENTRY_POINTS(BLAST_FORWARD)
