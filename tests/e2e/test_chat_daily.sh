@@ -18,23 +18,18 @@ wait_re "this session: ε [0-9.]+" 10 || die "/budget did not answer"
 spent1=$(screen | sed -n 's/.*this session: ε \([0-9.]*\).*/\1/p' | tail -n 1)
 [ -n "$spent1" ] && [ "$spent1" != 0 ] || die "the message cost nothing (spent '$spent1')"
 
-tm send-keys -t cmif "/save $TMPD/t0.md" Enter
-wait_for "transcript saved" 10 || die "/save failed"
+send_wait "/save $TMPD/t0.md" "transcript saved" 10 || die "/save failed"
 ans0=$(awk '/^## cmif/{getline; getline; print; exit}' "$TMPD/t0.md")
-tm send-keys -t cmif "/set temp 5" Enter
-wait_for "temp is now 5 (from the next answer)" 10 || die "/set temp was not acknowledged"
-tm send-keys -t cmif "/set seed 7" Enter
-wait_for "seed is now 7" 10 || die "/set seed was not acknowledged"
-tm send-keys -t cmif "/set temp x" Enter
-wait_for "/set temp: 'x' is not a valid value" 10 || die "/set accepted a bad value"
+send_wait "/set temp 5" "temp is now 5 (from the next answer)" 10 || die "/set temp was not acknowledged"
+send_wait "/set seed 7" "seed is now 7" 10 || die "/set seed was not acknowledged"
+send_wait "/set temp x" "/set temp: 'x' is not a valid value" 10 || die "/set accepted a bad value"
 tm send-keys -t cmif "/show" Enter
 wait_re "^ +temp 5 " 10 || die "/show does not list temp 5"
 screen | grep -qE "^ +seed 7 " || die "/show does not list the seed"
 screen | grep -qE "^ +mechanism rnm " || die "/show does not list the mechanism"
 tm send-keys -t cmif C-l
 
-tm send-keys -t cmif "/retry" Enter
-wait_for "costs no ε" 10 || die "/retry did not say it costs no ε"
+send_wait "/retry" "costs no ε" 10 || die "/retry did not say it costs no ε"
 sleep 0.5
 wait_re "│ [0-9.]+ tok/s" 30 || die "the new answer did not finish"
 wait_stable
@@ -55,8 +50,7 @@ tm send-keys -t cmif "/edit" Enter
 wait_re "^> Once upon a time *$" 10 || die "/edit did not recall the last message"
 tm send-keys -t cmif C-u
 
-tm send-keys -t cmif "/copy" Enter
-wait_for "terminal's clipboard" 10 || die "/copy did not answer"
+send_wait "/copy" "terminal's clipboard" 10 || die "/copy did not answer"
 n=0; while [ $n -lt 30 ] && ! tm show-buffer >/dev/null 2>&1; do sleep 0.1; n=$((n+1)); done
 # /copy hands over what the model wrote; /save marks restored words [[word]]: compare the
 # part of the answer before the first restored word.
@@ -64,8 +58,7 @@ first=$(printf '%s' "$ans" | sed 's/\[\[.*//' | cut -c1-12)
 tm show-buffer >/dev/null 2>&1 || die "OSC 52 did not reach tmux's buffer (empty)"
 [ -z "$first" ] || tm show-buffer | grep -qF -- "$first" \
   || { tm show-buffer; die "OSC 52 did not reach tmux's buffer ('$first')"; }
-tm send-keys -t cmif "/copy $TMPD/a.txt" Enter
-wait_for "the last answer is in" 10 || die "/copy FILE failed"
+send_wait "/copy $TMPD/a.txt" "the last answer is in" 10 || die "/copy FILE failed"
 [ "$(stat -c %a "$TMPD/a.txt")" = 600 ] || die "/copy FILE is not 0600"
 [ -z "$first" ] || grep -qF -- "$first" "$TMPD/a.txt" || die "/copy FILE does not hold the answer"
 

@@ -5,6 +5,8 @@
 . tests/e2e/lib.sh
 . tests/e2e/chat_model.inc
 . tests/e2e/chat_tmux.inc
+# Up, then the input line holds just $1 (a regex): what the history recalls.
+up_recalls() { tm send-keys -t cmif Up; wait_re "^> $1 *\$" 5; }
 ST=$TMPD/state
 mkdir -p "$ST"
 RUN="XDG_STATE_HOME=$ST $CMIF -m $MODEL --temp 0 -n 8 --history"
@@ -44,12 +46,9 @@ tm kill-server
 rm -f "$TMPD/exit"
 tm_start 100 30 "$RUN"
 wait_for "Ctrl-D quits" || die "second run did not start"
-tm send-keys -t cmif Up
-wait_re "^> /budget *$" 5 || die "Up did not recall the last input of the first run"
-tm send-keys -t cmif Up
-wait_re "^> beta two *$" 5 || die "second Up did not recall 'beta two'"
-tm send-keys -t cmif Up
-wait_re "^> alpha one *$" 5 || die "third Up did not recall 'alpha one'"
+up_recalls "/budget" || die "Up did not recall the last input of the first run"
+up_recalls "beta two" || die "second Up did not recall 'beta two'"
+up_recalls "alpha one" || die "third Up did not recall 'alpha one'"
 tm send-keys -t cmif Up
 sleep 0.5
 wait_re "^> alpha one *$" 5 || die "the history holds 'alpha one' twice or more than three entries"
@@ -63,8 +62,7 @@ tm kill-server
 rm -f "$TMPD/exit"
 tm_start 100 30 "$RUN"
 wait_for "Ctrl-D quits" || die "third run did not start"
-tm send-keys -t cmif Up
-wait_re "^> gamma *$" 5 || die "the second run's input was not kept"
+up_recalls "gamma" || die "the second run's input was not kept"
 tm send-keys -t cmif C-u C-d
 wait_exit 10 >/dev/null || die "third run did not exit"
 # --no-history: nothing is read or written, yet Up recalls this session's inputs.
@@ -74,8 +72,7 @@ tm_start 100 30 "XDG_STATE_HOME=$TMPD/st2 $CMIF -m $MODEL --temp 0 -n 4 --no-his
 wait_for "Ctrl-D quits" || die "--no-history run did not start"
 tm send-keys -t cmif "zeta" Enter
 wait_re "│ [0-9.]+ tok/s" 20 || die "--no-history run did not answer"
-tm send-keys -t cmif Up
-wait_re "^> zeta *$" 5 || die "--no-history: Up does not recall this session's input"
+up_recalls "zeta" || die "--no-history: Up does not recall this session's input"
 # /clear forgets what this session recalls.
 tm send-keys -t cmif C-u "/clear" Enter
 wait_for "new conversation" 10 || die "/clear did not answer"

@@ -26,8 +26,7 @@ screen | grep -q "Bob .*(sanitized) *S" || { screen; die "preview does not say B
 screen | grep -q "555 .*(random) *N" || { screen; die "preview does not say 555 is random"; }
 screen | grep -q "today 0/200" || die "the preview charged something"
 tm send-keys -t cmif C-u
-tm send-keys -t cmif "$MSG" Enter
-wait_for "⟨Once⟩ saw" 30 || die "the repeated substitute was not shown as the user's word"
+send_wait "$MSG" "⟨Once⟩ saw" 30 || die "the repeated substitute was not shown as the user's word"
 wait_stable
 tm send-keys -t cmif C-d
 [ "$(wait_exit 10)" = 0 ] || die "first session did not exit 0"
@@ -36,17 +35,14 @@ tm send-keys -t cmif C-d
 rm -f "$TMPD/exit"
 tm_start 110 30 "XDG_STATE_HOME=$TMPD/st2 $CMIF $ARGS"
 wait_for "Ctrl-D quits" 20 || die "chat did not start (restore off)"
-tm send-keys -t cmif "/restore off" Enter
-wait_for "restore off" 5 || die "/restore off did not answer"
+send_wait "/restore off" "restore off" 5 || die "/restore off did not answer"
 tm send-keys -t cmif "$MSG" Enter
 wait_re " She saw a big" 30 || die "/restore off did not show the model's word"
 screen | grep -q "⟨" && die "/restore off still marks words"
 # /mechanism none asks first; confirmed, the status line says NOT SANITIZED.
-tm send-keys -t cmif "/mechanism none" Enter
-wait_for "Type /mechanism none! to do it" 5 || die "/mechanism none did not ask first"
+send_wait "/mechanism none" "Type /mechanism none! to do it" 5 || die "/mechanism none did not ask first"
 screen | grep -q "NOT SANITIZED ·" && die "NOT SANITIZED before the confirmation"
-tm send-keys -t cmif "/mechanism none!" Enter
-wait_for "NOT SANITIZED ·" 5 || die "status line does not say NOT SANITIZED"
+send_wait "/mechanism none!" "NOT SANITIZED ·" 5 || die "status line does not say NOT SANITIZED"
 tm send-keys -t cmif C-d
 wait_exit 10 >/dev/null || die "second session did not exit"
 
@@ -55,11 +51,9 @@ rm -f "$TMPD/exit"
 LONG=$(printf 'Alice %.0s' $(seq 1 80))
 tm_start 110 30 "XDG_STATE_HOME=$TMPD/st3 $CMIF -m $MODEL --temp 0 -n 4 -c 32 --no-history"
 wait_for "Ctrl-D quits" 20 || die "chat did not start (long message)"
-tm send-keys -t cmif "$LONG" Enter
-wait_for "message too long" 20 || die "a message too long for the context was not refused"
+send_wait "$LONG" "message too long" 20 || die "a message too long for the context was not refused"
 screen | grep -q "not sent," && screen | grep -q "charged)" || die "the refusal does not say nothing was charged"
-tm send-keys -t cmif "/budget" Enter
-wait_for "budget: ε 0 spent of 200 today" 5 || die "the refused message was charged"
+send_wait "/budget" "budget: ε 0 spent of 200 today" 5 || die "the refused message was charged"
 wait_re "today 0/200" 5 || die "the status line shows a charge for the refused message"
 tm send-keys -t cmif C-d
 wait_exit 10 >/dev/null || die "third session did not exit"
@@ -77,10 +71,8 @@ grep -q "ε 1 spent of 100 today" "$TMPD/bo" || { cat "$TMPD/bo"; die "after the
 # transcript say so, and only for that message.
 tm_start 110 30 "XDG_STATE_HOME=$TMPD/st5 $CMIF -m $MODEL --temp 0 -n 2 --no-history"
 wait_for "Ctrl-D quits" 20 || die "chat did not start (system)"
-tm send-keys -t cmif "/system be brief and kind" Enter
-wait_for "system prompt set" 5 || die "/system did not answer"
-tm send-keys -t cmif "/clear" Enter
-wait_for "new conversation" 5 || die "/clear did not answer"
+send_wait "/system be brief and kind" "system prompt set" 5 || die "/system did not answer"
+send_wait "/clear" "new conversation" 5 || die "/clear did not answer"
 tm send-keys -t cmif "Hi" Enter
 wait_re "system prompt \\([0-9]+ words?\\) was sanitized and charged" 30 \
   || { screen; die "the transcript does not say the system prompt was charged"; }
