@@ -539,19 +539,19 @@ static int missing_platform_child(void)
     return 0;
 }
 
+static void child_missing_platform(void *arg)
+{
+    (void)arg;
+    setenv("OCL_ICD_VENDORS", "/nonexistent", 1);
+    setenv("CMIF_TEST_CL_CHILD", "missing-platform", 1);
+    execl("/proc/self/exe", "test_cl", (char *)NULL);
+    _exit(127);
+}
+
 static void test_missing_platform(void **st)
 {
     (void)st;
-    pid_t p = fork();
-    assert_true(p >= 0);
-    if (p == 0) {
-        setenv("OCL_ICD_VENDORS", "/nonexistent", 1);
-        setenv("CMIF_TEST_CL_CHILD", "missing-platform", 1);
-        execl("/proc/self/exe", "test_cl", (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    assert_int_equal(waitpid(p, &status, 0), p);
+    int status = tu_fork_wait(child_missing_platform, NULL);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 }

@@ -244,8 +244,9 @@ static void test_small_region_uses_swap(void **state)
 
 /* Random models: rows dequantized from quantized pages; token_embd made inaccessible in
  * the core's mapping unless the output projection is tied to it. */
-static void child_read_mapping(const struct core *c)
+static void child_read_mapping(void *arg)
 {
+    const struct core *c = arg;
     signal(SIGSEGV, SIG_DFL);
     signal(SIGBUS, SIG_DFL);
     const struct gguf_tensor *t = gguf_tensor(core_gguf(c), "token_embd.weight");
@@ -284,12 +285,7 @@ static void random_model_run(int embd_type, int tied, int dim)
     struct core_status st;
     core_status(c, &st);
     assert_true(st.swap_pages_out > 0 && st.swap_pages_in > 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) child_read_mapping(c);
-    int ws;
-    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    int ws = tu_fork_wait(child_read_mapping, (void *)c);
     if (tied) {
         /* Tied: the decoder needs token_embd as its output projection, so it stays. */
         assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
@@ -334,8 +330,9 @@ static int drop_ipc_lock(void)
     return (int)syscall(SYS_capset, &h, d);
 }
 
-static void child_not_locked(const char *mp)
+static void child_not_locked(void *arg)
 {
+    const char *mp = arg;
     struct rlimit rl = {65536, 65536};
     if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || drop_ipc_lock() != 0) _exit(10);
     struct core_options o;
@@ -367,12 +364,7 @@ static void test_not_locked_reported(void **state)
 {
     (void)state;
     const char *mp = tu_shared("models/stories260K.gguf");
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) child_not_locked(mp);
-    int ws;
-    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    int ws = tu_fork_wait(child_not_locked, (void *)mp);
     assert_true(WIFEXITED(ws));
     if (WEXITSTATUS(ws) == 10) {
         print_message("SKIP: cannot lower RLIMIT_MEMLOCK / drop CAP_IPC_LOCK here\n");

@@ -107,31 +107,49 @@ static inline const char *tu_cmif(void)
 }
 
 /* Runs fn(arg) in a forked child and returns its wait status (the child _exits 0 when fn
- * returns). The child has default fault handlers (sanitizers install their own), no core
- * file (soft limit only, so a child may raise it again) and stderr on /dev/null, so an
- * intended crash is quiet. */
-static inline int tu_in_child(void (*fn)(int), int arg)
+ * returns, or with fn's own _exit code). */
+static inline int tu_fork_wait(void (*fn)(void *), void *arg)
 {
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        signal(SIGSEGV, SIG_DFL);
-        signal(SIGBUS, SIG_DFL);
-        signal(SIGABRT, SIG_DFL);
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_CORE, &rl) == 0) {
-            rl.rlim_cur = 0;
-            setrlimit(RLIMIT_CORE, &rl);
-        }
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0) dup2(devnull, STDERR_FILENO);
         fn(arg);
         _exit(0);
     }
     int st = 0;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     return st;
+}
+
+struct tu_quiet_call {
+    void (*fn)(int);
+    int arg;
+};
+
+static inline void tu_quiet_child(void *p)
+{
+    const struct tu_quiet_call *q = p;
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
+    signal(SIGABRT, SIG_DFL);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_CORE, &rl) == 0) {
+        rl.rlim_cur = 0;
+        setrlimit(RLIMIT_CORE, &rl);
+    }
+    int devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0) dup2(devnull, STDERR_FILENO);
+    q->fn(q->arg);
+}
+
+/* tu_fork_wait for a child meant to crash: it has default fault handlers (sanitizers
+ * install their own), no core file (soft limit only, so a child may raise it again) and
+ * stderr on /dev/null, so an intended crash is quiet. */
+static inline int tu_in_child(void (*fn)(int), int arg)
+{
+    struct tu_quiet_call q = {fn, arg};
+    return tu_fork_wait(tu_quiet_child, &q);
 }
 
 /* Whether a wait status says the process died of a memory fault. */
