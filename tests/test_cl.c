@@ -331,6 +331,37 @@ static void run_seq(struct decoder *d, const float *in, int n_prompt, int n_step
             fail_msg("%s", err);
 }
 
+/* One random model on the CPU and on OpenCL: n_in random input rows, and n_out rows of
+ * logits for each backend (a: CPU, b: OpenCL). */
+struct cpu_vs_cl {
+    struct memmodel m;
+    int dim, vocab;
+    float *in, *a, *b;
+    struct decoder *dc, *dg;
+};
+
+static void cvc_open(struct cpu_vs_cl *t, int type, uint64_t seed, size_t n_in, size_t n_out, int ctx)
+{
+    rmodel_make(&t->m, type, seed);
+    t->dim = t->m.w.cfg.dim;
+    t->vocab = t->m.w.cfg.vocab;
+    t->in = frand_vec(n_in * (size_t)t->dim);
+    t->a = fvec(n_out * (size_t)t->vocab);
+    t->b = fvec(n_out * (size_t)t->vocab);
+    t->dc = open_dev(&t->m.w, DEC_DEV_CPU, ctx, 0);
+    t->dg = open_dev(&t->m.w, DEC_DEV_CL, ctx, 0);
+}
+
+static void cvc_close(struct cpu_vs_cl *t)
+{
+    dec_close(t->dc);
+    dec_close(t->dg);
+    free(t->in);
+    free(t->a);
+    free(t->b);
+    memmodel_free(&t->m);
+}
+
 static void test_types_match_cpu(void **st)
 {
     (void)st;
@@ -339,20 +370,19 @@ static void test_types_match_cpu(void **st)
                                 QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_Q2_K, QT_Q3_K, QT_IQ4_NL, QT_IQ4_XS};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti];
-        struct memmodel m;
-        rmodel_make(&m, type, 0x9e3779b97f4a7c15ull + ti);
-        int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab;
         const int np = 32, ns = 32;
-        float *in = frand_vec((size_t)(np + ns) * dim);
-        float *a = fvec((size_t)(ns + 1) * vocab), *b = fvec((size_t)(ns + 1) * vocab);
-        struct decoder *dc = open_dev(&m.w, DEC_DEV_CPU, 128, 0);
-        struct decoder *dg = open_dev(&m.w, DEC_DEV_CL, 128, 0);
+        struct cpu_vs_cl t;
+        cvc_open(&t, type, 0x9e3779b97f4a7c15ull + ti, np + ns, ns + 1, 128);
+        struct memmodel *m = &t.m;
+        int dim = t.dim, vocab = t.vocab;
+        float *in = t.in, *a = t.a, *b = t.b;
+        struct decoder *dc = t.dc, *dg = t.dg;
         assert_null(dec_fallback_note(dg));
         run_seq(dc, in, np, ns, dim, vocab, a);
         run_seq(dg, in, np, ns, dim, vocab, b);
         double e = tu_rel_err(b, a, (size_t)(ns + 1) * vocab);
         /* Exact check of the kernels' decoding: the CPU backend on the F32 twin. */
-        struct decoder *dt = open_dev(&m.wf, DEC_DEV_CPU, 128, 0);
+        struct decoder *dt = open_dev(&m->wf, DEC_DEV_CPU, 128, 0);
         run_seq(dt, in, np, ns, dim, vocab, a);
         double e32 = tu_rel_err(b, a, (size_t)(ns + 1) * vocab);
         dec_close(dt);
@@ -364,7 +394,7 @@ static void test_types_match_cpu(void **st)
         /* The GPU kernel layout (64-item groups, local-memory reductions, K-quants per
          * 32-element unit), run on this device too. */
         clu_force_layout(1);
-        struct decoder *dgg = open_dev(&m.w, DEC_DEV_CL, 128, 0);
+        struct decoder *dgg = open_dev(&m->w, DEC_DEV_CL, 128, 0);
         clu_force_layout(-1);
         run_seq(dgg, in, np, ns, dim, vocab, a);
         double eg = tu_rel_err(a, b, (size_t)(ns + 1) * vocab);
@@ -372,12 +402,7 @@ static void test_types_match_cpu(void **st)
                       qt_name(type), eg);
         if (!(eg <= 1e-4)) fail_msg("%s: GPU layout differs by %.3e", qt_name(type), eg);
         dec_close(dgg);
-        dec_close(dc);
-        dec_close(dg);
-        free(in);
-        free(a);
-        free(b);
-        memmodel_free(&m);
+        cvc_close(&t);
     }
 }
 
@@ -386,14 +411,13 @@ static void test_long_prompt(void **st)
 {
     (void)st;
     NEED_CL();
-    struct memmodel m;
-    rmodel_make(&m, QT_Q8_0, 77);
-    int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab, n = 150;
-    float *in = frand_vec((size_t)n * dim);
-    float *a = fvec((size_t)n * vocab), *b = fvec((size_t)n * vocab), *c = fvec((size_t)vocab);
+    const int n = 150;
+    struct cpu_vs_cl t;
+    cvc_open(&t, QT_Q8_0, 77, n, n, 256);
+    int vocab = t.vocab;
+    float *in = t.in, *a = t.a, *b = t.b, *c = fvec((size_t)vocab);
+    struct decoder *dc = t.dc, *dg = t.dg;
     char err[512];
-    struct decoder *dc = open_dev(&m.w, DEC_DEV_CPU, 256, 0);
-    struct decoder *dg = open_dev(&m.w, DEC_DEV_CL, 256, 0);
     if (dec_forward(dc, in, n, 0, a, 1, err, sizeof err)) fail_msg("%s", err);
     if (dec_forward(dg, in, n, 0, b, 1, err, sizeof err)) fail_msg("%s", err);
     double e = tu_rel_err(b, a, (size_t)n * vocab);
@@ -402,13 +426,8 @@ static void test_long_prompt(void **st)
     /* Last-only logits of the same prompt equal the last row of all logits. */
     if (dec_forward(dg, in, n, 0, c, 0, err, sizeof err)) fail_msg("%s", err);
     assert_true(tu_rel_err(c, b + (size_t)(n - 1) * vocab, vocab) <= 1e-5);
-    dec_close(dc);
-    dec_close(dg);
-    free(in);
-    free(a);
-    free(b);
     free(c);
-    memmodel_free(&m);
+    cvc_close(&t);
 }
 
 /* --- device switch, OOM fallback, missing platform ---------------------- */
