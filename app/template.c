@@ -70,13 +70,27 @@ static void usr(struct tmpl_turn *t, const char *s) { if (s) add(t, TMPL_SEG_USE
 /* Ends the head (system block): later pieces are never merged into it. */
 static void head(struct tmpl_turn *t) { t->n_head = t->n; t->barrier = 1; }
 
+/* The role-header templates: an optional system block, then the user's turn and the
+ * assistant's header. Plain completion is the same shape with a preamble instead of a
+ * system block. */
+static const struct wrap {
+    const char *sys_open, *sys_close, *user_open, *user_close;
+} wraps[TMPL_COUNT] = {
+    [TMPL_PLAIN] = {"", "\n\n", "", ""},
+    [TMPL_LLAMA3] = {"<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>",
+                     "<|start_header_id|>user<|end_header_id|>\n\n",
+                     "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    [TMPL_CHATML] = {"<|im_start|>system\n", "<|im_end|>\n", "<|im_start|>user\n",
+                     "<|im_end|>\n<|im_start|>assistant\n"},
+    [TMPL_ZEPHYR] = {"<|system|>\n", "</s>\n", "<|user|>\n", "</s>\n<|assistant|>\n"},
+};
+
 void tmpl_render_turn(int kind, int first, const char *system, const char *user,
                       struct tmpl_turn *t)
 {
     int sys = first && system && *system;
     memset(t, 0, sizeof *t);
-    switch (kind) {
-    case TMPL_LLAMA2:
+    if (kind == TMPL_LLAMA2) {
         /* <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] ... </s> every turn. */
         t->add_bos = 1;
         tpl(t, "[INST] ");
@@ -87,54 +101,20 @@ void tmpl_render_turn(int kind, int first, const char *system, const char *user,
         }
         usr(t, user);
         tpl(t, " [/INST]");
-        break;
-    case TMPL_LLAMA3:
-        t->add_bos = first;
-        if (sys) {
-            tpl(t, "<|start_header_id|>system<|end_header_id|>\n\n");
-            usr(t, system);
-            tpl(t, "<|eot_id|>");
-        }
-        head(t);
-        tpl(t, "<|start_header_id|>user<|end_header_id|>\n\n");
-        usr(t, user);
-        tpl(t, "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
-        break;
-    case TMPL_CHATML:
-        t->add_bos = first;
-        if (sys) {
-            tpl(t, "<|im_start|>system\n");
-            usr(t, system);
-            tpl(t, "<|im_end|>\n");
-        }
-        head(t);
-        tpl(t, "<|im_start|>user\n");
-        usr(t, user);
-        tpl(t, "<|im_end|>\n<|im_start|>assistant\n");
-        break;
-    case TMPL_ZEPHYR:
-        t->add_bos = first;
-        if (sys) {
-            tpl(t, "<|system|>\n");
-            usr(t, system);
-            tpl(t, "</s>\n");
-        }
-        head(t);
-        tpl(t, "<|user|>\n");
-        usr(t, user);
-        tpl(t, "</s>\n<|assistant|>\n");
-        break;
-    default:
-        /* Plain completion: the text continues the context; a system text is a preamble. */
-        t->add_bos = first;
-        if (sys) {
-            usr(t, system);
-            tpl(t, "\n\n");
-        }
-        head(t);
-        usr(t, user);
-        break;
+        return;
     }
+    /* An unknown kind renders as plain completion (the text continues the context). */
+    const struct wrap *w = &wraps[kind > 0 && kind < TMPL_COUNT ? kind : TMPL_PLAIN];
+    t->add_bos = first;
+    if (sys) {
+        tpl(t, w->sys_open);
+        usr(t, system);
+        tpl(t, w->sys_close);
+    }
+    head(t);
+    tpl(t, w->user_open);
+    usr(t, user);
+    tpl(t, w->user_close);
 }
 
 const char *tmpl_answer_end(int kind)
