@@ -71,8 +71,12 @@ static void test_repeat_penalty(void **state)
     sampler_close(s);
 }
 
-static void counts(struct sampler *s, const float *logits, int vocab, int draws, int *cnt)
+/* Draws `draws` tokens over logits from a fresh sampler (temp, top_k, top_p, min_p, seed;
+ * no repetition penalty) and counts each id. */
+static void counts(float temp, int top_k, float top_p, float min_p, uint64_t seed,
+                   const float *logits, int vocab, int draws, int *cnt)
 {
+    struct sampler *s = open_s(temp, top_k, top_p, min_p, 1, 0, seed, vocab);
     float *l = malloc(sizeof(float) * (size_t)vocab);
     assert_non_null(l);
     memset(cnt, 0, sizeof(int) * (size_t)vocab);
@@ -83,6 +87,7 @@ static void counts(struct sampler *s, const float *logits, int vocab, int draws,
         cnt[id]++;
     }
     free(l);
+    sampler_close(s);
 }
 
 static void test_top_k(void **state)
@@ -90,15 +95,11 @@ static void test_top_k(void **state)
     (void)state;
     float l[8] = {1, 5, 2, 4, 3, 0, 4.5f, -1};
     int cnt[8];
-    struct sampler *s = open_s(1.0f, 1, 1, 0, 1, 0, 7, 8);
-    counts(s, l, 8, 200, cnt);
+    counts(1.0f, 1, 1, 0, 7, l, 8, 200, cnt);
     assert_int_equal(cnt[1], 200);
-    sampler_close(s);
-    s = open_s(5.0f, 3, 1, 0, 1, 0, 7, 8);   /* hot: all three survivors appear */
-    counts(s, l, 8, 3000, cnt);
+    counts(5.0f, 3, 1, 0, 7, l, 8, 3000, cnt);   /* hot: all three survivors appear */
     assert_true(cnt[1] > 0 && cnt[6] > 0 && cnt[3] > 0);
     assert_int_equal(cnt[1] + cnt[6] + cnt[3], 3000);
-    sampler_close(s);
 }
 
 static void test_top_p(void **state)
@@ -107,17 +108,13 @@ static void test_top_p(void **state)
     /* probabilities 0.5, 0.3, 0.15, 0.05 */
     float l[4] = {logf(0.5f), logf(0.3f), logf(0.15f), logf(0.05f)};
     int cnt[4];
-    struct sampler *s = open_s(1.0f, 0, 0.7f, 0, 1, 0, 11, 4);
-    counts(s, l, 4, 4000, cnt);
+    counts(1.0f, 0, 0.7f, 0, 11, l, 4, 4000, cnt);
     assert_int_equal(cnt[2] + cnt[3], 0);
     /* renormalised: 0.5/0.8 and 0.3/0.8 */
     assert_true(fabs(cnt[0] / 4000.0 - 0.625) < 0.04);
-    sampler_close(s);
-    s = open_s(1.0f, 0, 0.9f, 0, 1, 0, 11, 4);
-    counts(s, l, 4, 4000, cnt);
+    counts(1.0f, 0, 0.9f, 0, 11, l, 4, 4000, cnt);
     assert_true(cnt[2] > 0);
     assert_int_equal(cnt[3], 0);
-    sampler_close(s);
 }
 
 static void test_min_p(void **state)
@@ -126,11 +123,9 @@ static void test_min_p(void **state)
     float l[4] = {logf(0.5f), logf(0.3f), logf(0.15f), logf(0.05f)};
     int cnt[4];
     /* min_p 0.25: keep p >= 0.125 → tokens 0, 1, 2 */
-    struct sampler *s = open_s(1.0f, 0, 1, 0.25f, 1, 0, 5, 4);
-    counts(s, l, 4, 4000, cnt);
+    counts(1.0f, 0, 1, 0.25f, 5, l, 4, 4000, cnt);
     assert_int_equal(cnt[3], 0);
     assert_true(cnt[2] > 0);
-    sampler_close(s);
 }
 
 static void test_temperature(void **state)
@@ -140,9 +135,8 @@ static void test_temperature(void **state)
     int cnt[5];
     for (int k = 0; k < 2; k++) {
         float T = k ? 2.0f : 0.5f;
-        struct sampler *s = open_s(T, 0, 1, 0, 1, 0, 99, 5);
         int N = 20000;
-        counts(s, l, 5, N, cnt);
+        counts(T, 0, 1, 0, 99, l, 5, N, cnt);
         double z = 0, p[5];
         for (int i = 0; i < 5; i++) z += (p[i] = exp(l[i] / T));
         for (int i = 0; i < 5; i++) {
@@ -152,7 +146,6 @@ static void test_temperature(void **state)
             if (fabs(f - e) > 5 * sd + 1e-3)
                 fail_msg("T=%.1f token %d: frequency %.4f, softmax %.4f", (double)T, i, f, e);
         }
-        sampler_close(s);
     }
 }
 
