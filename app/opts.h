@@ -91,7 +91,7 @@ int opts_read_prompt(const struct opts *o, char **text, size_t *len, char *err, 
 
 /* Reads all of f (called name in errors) into a malloc'd, NUL-terminated buffer of *len
  * bytes; more than max_gib GiB is refused. 0, or -1 with err (out of memory, too large,
- * read error). The prompt file, `cmif tokenize`'s input and `cmif train`'s corpus. */
+ * read error). The prompt file, `cmif tokenize`'s input, `cmif train`'s corpus and --script. */
 int opts_read_stream(FILE *f, const char *name, unsigned max_gib, char **text, size_t *len,
                      char *err, size_t errlen);
 /* The same for the file at path, opened and closed here. */

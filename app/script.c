@@ -9,6 +9,7 @@
 #include "app/chat.h"
 #include "app/cmd.h"
 #include "app/commands.h"
+#include "app/opts.h"
 #include "app/restore.h"
 #include "app/template.h"
 #include "core/core.h"
@@ -90,36 +91,16 @@ oom:
 
 int script_load(FILE *f, const char *name, struct script *s, char *err, size_t errlen)
 {
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (cap - len < 65536) {
-            size_t nc = cap ? cap * 2 : 65536;
-            char *nb = realloc(buf, nc);
-            if (!nb) {
-                free(buf);
-                snprintf(err, errlen, "%s: out of memory", name);
-                return -1;
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) break;
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error: %s", name, strerror(errno));
-        free(buf);
-        return -1;
-    }
-    int rc = script_parse(buf ? buf : "", len, s, err, errlen);
+    char *buf;
+    size_t len;
+    if (opts_read_stream(f, name, 1, &buf, &len, err, errlen) != 0) return -1;
+    int rc = script_parse(buf, len, s, err, errlen);
     if (rc != 0) {
         char tmp[256];
         snprintf(tmp, sizeof tmp, "%s", err);
         snprintf(err, errlen, "%s: %s", name, tmp);
     }
-    core_wipe(buf, cap);
+    core_wipe(buf, len);
     free(buf);
     return rc;
 }

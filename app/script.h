@@ -20,7 +20,7 @@ struct script {
 
 /* Parses a whole script held in buf. 0, or -1 with err (out of memory, NUL byte). */
 int script_parse(const char *buf, size_t len, struct script *s, char *err, size_t errlen);
-/* Reads f to the end and parses it. 0, or -1 with err. */
+/* Reads f to the end (at most 1 GiB, as a prompt file) and parses it. 0, or -1 with err. */
 int script_load(FILE *f, const char *name, struct script *s, char *err, size_t errlen);
 void script_free(struct script *s);
 
