@@ -95,27 +95,34 @@ static int parse_device(struct opts *o, const char *v)
     return -1;
 }
 
+/* A number within [lo, hi] into *dst; 0, or -1 (then *dst is untouched). */
+static int set_int(const char *v, long lo, long hi, int *dst)
+{
+    long l;
+    if (opts_int(v, lo, hi, &l)) return -1;
+    *dst = (int)l;
+    return 0;
+}
+
+static int set_float(const char *v, double lo, double hi, float *dst)
+{
+    double d;
+    if (opts_float(v, lo, hi, &d)) return -1;
+    *dst = (float)d;
+    return 0;
+}
+
 static int set_common(struct opts *o, int key, const char *name, const char *v, char *err,
                       size_t errlen)
 {
-    long l;
     double d;
     switch (key) {
     case K_MODEL: o->model = v; return 0;
     case K_PROMPT: o->prompt = v; return 0;
     case K_FILE: o->prompt_file = v; return 0;
-    case K_PREDICT:
-        if (opts_int(v, -1, INT_MAX / 2, &l)) break;
-        o->n_predict = (int)l;
-        return 0;
-    case K_THREADS:
-        if (opts_int(v, 0, 1024, &l)) break;
-        o->threads = (int)l;
-        return 0;
-    case K_CTX:
-        if (opts_int(v, 0, 1 << 24, &l)) break;
-        o->ctx = (int)l;
-        return 0;
+    case K_PREDICT: if (set_int(v, -1, INT_MAX / 2, &o->n_predict) == 0) return 0; break;
+    case K_THREADS: if (set_int(v, 0, 1024, &o->threads) == 0) return 0; break;
+    case K_CTX: if (set_int(v, 0, 1 << 24, &o->ctx) == 0) return 0; break;
     case K_SEED: {
         char *end;
         if (!*v || *v == '-') break;
@@ -126,30 +133,15 @@ static int set_common(struct opts *o, int key, const char *name, const char *v, 
         o->seed_given = 1;
         return 0;
     }
-    case K_TEMP:
-        if (opts_float(v, 0.0, 1e6, &d)) break;
-        o->sp.temp = (float)d;
-        return 0;
-    case K_TOPK:
-        if (opts_int(v, 0, INT_MAX, &l)) break;
-        o->sp.top_k = (int)l;
-        return 0;
-    case K_TOPP:
-        if (opts_float(v, 0.0, 1.0, &d)) break;
-        o->sp.top_p = (float)d;
-        return 0;
-    case K_MINP:
-        if (opts_float(v, 0.0, 1.0, &d)) break;
-        o->sp.min_p = (float)d;
-        return 0;
+    case K_TEMP: if (set_float(v, 0.0, 1e6, &o->sp.temp) == 0) return 0; break;
+    case K_TOPK: if (set_int(v, 0, INT_MAX, &o->sp.top_k) == 0) return 0; break;
+    case K_TOPP: if (set_float(v, 0.0, 1.0, &o->sp.top_p) == 0) return 0; break;
+    case K_MINP: if (set_float(v, 0.0, 1.0, &o->sp.min_p) == 0) return 0; break;
     case K_REPPEN:
         if (opts_float(v, 0.0, 1e6, &d) || d <= 0.0) break;
         o->sp.repeat_penalty = (float)d;
         return 0;
-    case K_REPN:
-        if (opts_int(v, 0, INT_MAX / 2, &l)) break;
-        o->sp.repeat_last_n = (int)l;
-        return 0;
+    case K_REPN: if (set_int(v, 0, INT_MAX / 2, &o->sp.repeat_last_n) == 0) return 0; break;
     case K_DEVICE:
         if (parse_device(o, v)) {
             snprintf(err, errlen, "--device: expected auto, cpu, cl or cl:N, got '%s'", v);
