@@ -27,6 +27,7 @@
 #include "core/tokenizer.h"
 #include "core/ledger.h"
 #include "core/lexicon.h"
+#include "core/util.h"
 #include "core/words.h"
 #include "core/wordsan.h"
 
@@ -1256,10 +1257,7 @@ int core_eval_open(struct core_eval **out, struct core *c, const struct core_eva
 {
     *out = NULL;
     struct core_eval *ev = calloc(1, sizeof *ev);
-    if (!ev) {
-        snprintf(err, errlen, "core: out of memory");
-        return -1;
-    }
+    if (!ev) return util_seterr(err, errlen, "core: out of memory");
     ev->core = c;
     ev->table = p->table;
     struct sanitizer_params sp = {
@@ -1287,10 +1285,8 @@ void core_eval_close(struct core_eval *ev)
 
 int core_eval_set(struct core_eval *ev, int mech, double eps, char *err, size_t errlen)
 {
-    if (mech < 0 || mech >= CORE_MECH_NONE) {
-        snprintf(err, errlen, "core: mechanism %d cannot be evaluated", mech);
-        return -1;
-    }
+    if (mech < 0 || mech >= CORE_MECH_NONE)
+        return util_seterr(err, errlen, "core: mechanism %d cannot be evaluated", mech);
     if (mech_set_kind(ev->san.mc, mech, err, errlen) != 0) return -1;
     return mech_set_eps(ev->san.mc, eps, err, errlen);
 }
@@ -1340,15 +1336,10 @@ int core_eval_word_open(struct core_eval_word **out, struct core *c,
                         const struct core_eval_params *p, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!p->table) {
-        snprintf(err, errlen, "core: the word evaluation needs the embedding table");
-        return -1;
-    }
+    if (!p->table)
+        return util_seterr(err, errlen, "core: the word evaluation needs the embedding table");
     struct core_eval_word *ev = calloc(1, sizeof *ev);
-    if (!ev) {
-        snprintf(err, errlen, "core: out of memory");
-        return -1;
-    }
+    if (!ev) return util_seterr(err, errlen, "core: out of memory");
     ev->core = c;
     ev->table = p->table;
     ev->scope = CORE_SCOPE_AUTO;
@@ -1416,10 +1407,8 @@ int core_eval_word_sanitize(struct core_eval_word *ev, const char *text, size_t 
 {
     *out_len = 0;
     *n_units = 0;
-    if (cap < core_eval_word_cap(len)) {
-        snprintf(err, errlen, "core: output buffer too small");
-        return -1;
-    }
+    if (cap < core_eval_word_cap(len))
+        return util_seterr(err, errlen, "core: output buffer too small");
     size_t maxu = len + 1;
     struct words_unit *u = malloc(maxu * sizeof *u);
     char *clean = malloc(len + 1);

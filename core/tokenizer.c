@@ -301,10 +301,8 @@ static int get_flag(const struct gguf *g, const char *key, int *out, char *err, 
     int v;
     int r = gguf_get_bool(g, key, &v);
     if (r == -1) return 0;
-    if (r != 0) {
-        util_seterr(err, errlen, "tokenizer: %s has the wrong type (want a bool)", key);
-        return -1;
-    }
+    if (r != 0)
+        return util_seterr(err, errlen, "tokenizer: %s has the wrong type (want a bool)", key);
     *out = v != 0;
     return 0;
 }
@@ -496,14 +494,8 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
     *out = NULL;
     struct gguf_str model;
     int r = gguf_get_str(g, "tokenizer.ggml.model", &model);
-    if (r == -1) {
-        util_seterr(err, errlen, "tokenizer: missing tokenizer.ggml.model");
-        return -1;
-    }
-    if (r != 0) {
-        util_seterr(err, errlen, "tokenizer: tokenizer.ggml.model is not a string");
-        return -1;
-    }
+    if (r == -1) return util_seterr(err, errlen, "tokenizer: missing tokenizer.ggml.model");
+    if (r != 0) return util_seterr(err, errlen, "tokenizer: tokenizer.ggml.model is not a string");
     int kind;
     if (str_is(model, "llama")) kind = TOK_SPM;
     else if (str_is(model, "gpt2")) kind = TOK_BPE;
@@ -537,10 +529,7 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
     }
 
     struct tokenizer *t = calloc(1, sizeof *t);
-    if (!t) {
-        util_seterr(err, errlen, "tokenizer: out of memory");
-        return -1;
-    }
+    if (!t) return util_seterr(err, errlen, "tokenizer: out of memory");
     t->kind = kind;
     t->n_vocab = n;
     size_t cap = 16;
@@ -818,10 +807,8 @@ static void emit_bytes(const struct tokenizer *t, const char *p, size_t n, struc
 static int spm_encode(const struct tokenizer *t, const char *text, size_t len, int prefix,
                       struct out *o, char *err, size_t errlen)
 {
-    if (len > (SIZE_MAX - 3) / 3 || len > (UINT32_MAX - 3) / 3) {
-        util_seterr(err, errlen, "tokenizer: input too long (%zu bytes)", len);
-        return -1;
-    }
+    if (len > (SIZE_MAX - 3) / 3 || len > (UINT32_MAX - 3) / 3)
+        return util_seterr(err, errlen, "tokenizer: input too long (%zu bytes)", len);
     /* Escape spaces as U+2581 and add the leading one. */
     size_t cap = 3 * len + 3;
     char *buf = malloc(cap);
@@ -1087,10 +1074,8 @@ static void bpe_word(const struct tokenizer *t, const uint8_t *p, size_t n, stru
 static int bpe_encode(const struct tokenizer *t, const char *text, size_t len, struct out *o,
                       char *err, size_t errlen)
 {
-    if (len > UINT32_MAX / 4) {
-        util_seterr(err, errlen, "tokenizer: input too long (%zu bytes)", len);
-        return -1;
-    }
+    if (len > UINT32_MAX / 4)
+        return util_seterr(err, errlen, "tokenizer: input too long (%zu bytes)", len);
     struct unit *u = malloc((len + 1) * sizeof *u);
     size_t *words = malloc((len + 1) * sizeof *words);
     struct sym *s = malloc((len + 1) * sizeof *s);
@@ -1237,20 +1222,14 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_
                size_t errlen)
 {
     *n_out = 0;
-    if (!text && len) {
-        util_seterr(err, errlen, "tokenizer: NULL text");
-        return -1;
-    }
+    if (!text && len) return util_seterr(err, errlen, "tokenizer: NULL text");
     struct out o = {ids, 0, max_ids, 0};
     if (add_bos && t->bos >= 0) emit(&o, t->bos);
     struct frag *f = NULL;
     size_t nf = 0, fcap = 0;
     if (len) {
         nf = partition(t, text, len, parse_special, &f, &fcap);
-        if (nf == (size_t)-1) {
-            util_seterr(err, errlen, "tokenizer: out of memory");
-            return -1;
-        }
+        if (nf == (size_t)-1) return util_seterr(err, errlen, "tokenizer: out of memory");
     }
     int prev_special = 1;  /* SPM: a text fragment at the start or after a token gets ▁ */
     for (size_t i = 0; i < nf && !o.overflow; i++) {
@@ -1271,10 +1250,7 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_
     }
     wipe_free(f, fcap * sizeof *f);
     if (add_bos && t->add_eos && t->eos >= 0) emit(&o, t->eos);
-    if (o.overflow) {
-        util_seterr(err, errlen, "tokenizer: more than %zu tokens", max_ids);
-        return -1;
-    }
+    if (o.overflow) return util_seterr(err, errlen, "tokenizer: more than %zu tokens", max_ids);
     *n_out = o.n;
     return 0;
 }

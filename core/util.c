@@ -5,13 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-void util_seterr(char *err, size_t errlen, const char *fmt, ...)
+int util_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (!err || !errlen) return;
+    if (!err || !errlen) return -1;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+    return -1;
 }
 
 /* The sentinel is util_free_all's own address, so NULL pointers (arrays never allocated)

@@ -5,8 +5,9 @@
 
 #include <stddef.h>
 
-/* Formats into err (errlen bytes); nothing when err is NULL or errlen 0. */
-void util_seterr(char *err, size_t errlen, const char *fmt, ...)
+/* Formats into err (errlen bytes); nothing when err is NULL or errlen 0. Returns -1, so a
+ * failing path is one line: `return util_seterr(err, errlen, ...);`. */
+int util_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* free() of every pointer up to a terminating NULL-sentinel argument: a close function's
