@@ -528,8 +528,7 @@ static void usage(FILE *f)
     opts_usage(f, OPT_MODEL, extras);
 }
 
-/* What the flags set beyond -m; bad_value tells a wrong value (the message says it all) from
- * an unknown flag (the usage follows). */
+/* What the flags set beyond -m. */
 struct evp_flags {
     const char *dev, *train;
     double eps[32];
@@ -537,7 +536,6 @@ struct evp_flags {
     size_t limit, train_limit;
     double st_p, st_w;
     unsigned long long seed;
-    int bad_value;
 };
 
 /* A comma list of names (at most max, parsed by parse): 0, or -1 on an unknown name. */
@@ -564,8 +562,9 @@ static int mech_parse(const char *s)
     return m == CORE_MECH_NONE ? -1 : m;
 }
 
-static int on_extra_value(struct evp_flags *fl, int id, const char *v, char *err, size_t errlen)
+static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
 {
+    struct evp_flags *fl = ctx;
     long l;
     const char *bad = v;
     switch (id) {
@@ -630,14 +629,6 @@ static int on_extra_value(struct evp_flags *fl, int id, const char *v, char *err
     return -1;
 }
 
-static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
-{
-    struct evp_flags *fl = ctx;
-    if (on_extra_value(fl, id, v, err, errlen) == 0) return 0;
-    fl->bad_value = 1;
-    return -1;
-}
-
 static int cmd_eval_privacy_exec(int argc, char **argv)
 {
     struct evp_flags fl = {
@@ -649,7 +640,8 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
     struct opts op;
     opts_defaults(&op);
     char err[512];
-    int r = opts_parse(&op, argc, argv, OPT_MODEL, extras, on_extra, &fl, err, sizeof err);
+    struct opts_refusal rf = {on_extra, &fl, 0};
+    int r = opts_parse(&op, argc, argv, OPT_MODEL, extras, opts_refusal_fn, &rf, err, sizeof err);
     if (r == 1) {
         usage(stdout);
         return EXIT_OK;
@@ -661,7 +653,7 @@ static int cmd_eval_privacy_exec(int argc, char **argv)
             fprintf(stderr, "cmif eval-privacy: unexpected argument '%s'\n", op.args[0]);
         else
             fprintf(stderr, "cmif eval-privacy: -m, --data and --train are required\n");
-        if (!fl.bad_value) usage(stderr);
+        if (!rf.refused) usage(stderr);
         return EXIT_USAGE;
     }
     const char *model = op.model, *dev = fl.dev, *train = fl.train;

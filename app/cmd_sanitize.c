@@ -85,12 +85,11 @@ static void usage(FILE *f)
     print_public_set(f);
 }
 
-/* What the flags set beyond struct opts; bad_value tells a wrong value (the message says
- * it all) from an unknown flag (the usage follows). */
+/* What the flags set beyond struct opts. */
 struct san_flags {
     struct core_options *core;
     const char *file;
-    int json, no_ledger, bad_value;
+    int json, no_ledger;
 };
 
 static int parse_double(const char *s, const char *what, double *out, char *err, size_t errlen)
@@ -106,8 +105,9 @@ static int parse_double(const char *s, const char *what, double *out, char *err,
     return 0;
 }
 
-static int on_extra_value(struct san_flags *fl, int id, const char *v, char *err, size_t errlen)
+static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
 {
+    struct san_flags *fl = ctx;
     struct core_options *o = fl->core;
     double d;
     switch (id) {
@@ -159,14 +159,6 @@ static int on_extra_value(struct san_flags *fl, int id, const char *v, char *err
     case X_JSON: fl->json = 1; return 0;
     }
     snprintf(err, errlen, "internal: unknown flag id %d", id);
-    return -1;
-}
-
-static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
-{
-    struct san_flags *fl = ctx;
-    if (on_extra_value(fl, id, v, err, errlen) == 0) return 0;
-    fl->bad_value = 1;
     return -1;
 }
 
@@ -222,18 +214,19 @@ static int cmd_sanitize_exec(int argc, char **argv)
     core_defaults(&o);
     struct opts op;
     opts_defaults(&op);
-    struct san_flags fl = {&o, NULL, 0, 0, 0};
+    struct san_flags fl = {&o, NULL, 0, 0};
     char err[512];
     /* Every word after the first text word is text too: `cmif sanitize I owe -5` works. */
-    int r = opts_parse(&op, argc, argv, OPT_MODEL | OPT_ARGS_END_FLAGS, extras, on_extra, &fl,
-                       err, sizeof err);
+    struct opts_refusal rf = {on_extra, &fl, 0};
+    int r = opts_parse(&op, argc, argv, OPT_MODEL | OPT_ARGS_END_FLAGS, extras, opts_refusal_fn,
+                       &rf, err, sizeof err);
     if (r == 1) {
         usage(stdout);
         return EXIT_OK;
     }
     if (r < 0) {
         fprintf(stderr, "cmif sanitize: %s\n", err);
-        if (!fl.bad_value) usage(stderr);
+        if (!rf.refused) usage(stderr);
         return EXIT_USAGE;
     }
     const char *model = op.model, *file = fl.file;

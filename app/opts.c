@@ -153,6 +153,14 @@ static int set_common(struct opts *o, int key, const char *name, const char *v, 
     return -1;
 }
 
+int opts_refusal_fn(void *ctx, int id, const char *val, char *err, size_t errlen)
+{
+    struct opts_refusal *r = ctx;
+    if (r->fn(r->ctx, id, val, err, errlen) == 0) return 0;
+    r->refused = 1;
+    return -1;
+}
+
 int opts_parse(struct opts *o, int argc, char **argv, unsigned accept,
                const struct opts_extra *extra, opts_extra_fn extra_fn, void *ctx, char *err,
                size_t errlen)

@@ -49,6 +49,16 @@ struct opts_extra {
 };
 typedef int (*opts_extra_fn)(void *ctx, int id, const char *val, char *err, size_t errlen);
 
+/* For a command whose refused values say it all (its usage follows only an unknown flag):
+ * opts_parse with opts_refusal_fn and a struct opts_refusal around the command's own
+ * callback; refused then tells a refused value from an unknown flag. */
+struct opts_refusal {
+    opts_extra_fn fn;
+    void *ctx;
+    int refused;
+};
+int opts_refusal_fn(void *ctx, int id, const char *val, char *err, size_t errlen);
+
 struct opts {
     const char *model;          /* NULL when not given */
     const char *prompt;         /* -p text (may be ""); NULL when not given */
