@@ -38,7 +38,7 @@ H=$ST/cmif/history
 [ "$(stat -c %a "$H")" = 600 ] || die "history mode is $(stat -c %a "$H"), not 600"
 [ "$(stat -c %a "$ST/cmif/history.key")" = 600 ] || die "history key is not 0600"
 grep -qa "alpha\|beta\|budget" "$H" && die "the history file holds plaintext"
-head -c 8 "$H" | grep -q CMIFHIS1 || die "the history file is not sealed"
+head -c 8 "$H" | grep -q CMIFHIS2 || die "the history file is not sealed"
 
 tm kill-server
 rm -f "$TMPD/exit"
