@@ -411,6 +411,71 @@ static int c_copy(struct cmds_session *s, const char *arg)
     return copy_to_file(s, arg, a, n);
 }
 
+/* Appends n bytes to *buf (grown as needed). 0 or -1 (out of memory). */
+static int grow_put(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t nc = *cap ? *cap * 2 : 1024;
+        while (nc < *len + n + 1) nc *= 2;
+        /* No realloc: the text is the sanitized prompt, still wiped when outgrown. */
+        char *nb = malloc(nc);
+        if (!nb) return -1;
+        if (*len) memcpy(nb, *buf, *len);
+        if (*buf) sodium_memzero(*buf, *cap);
+        free(*buf);
+        *buf = nb;
+        *cap = nc;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = 0;
+    return 0;
+}
+
+/* The last turn as the decoder received it: each token's piece in order, special tokens
+ * (BOS, the template's markers) in ⟦ ⟧, line breaks as ⏎, other control bytes as \xNN. */
+static int c_prompt(struct cmds_session *s, const char *arg)
+{
+    (void)arg;
+    size_t n;
+    const int32_t *ids = chat_last_prompt(s->chat, &n);
+    if (!n) {
+        out(s, CMDS_ERROR, "/prompt: no message sent in this conversation yet");
+        return CMDS_FAIL;
+    }
+    char *buf = NULL, piece[256], esc[8];
+    size_t len = 0, cap = 0;
+    int bad = 0;
+    snprintf(piece, sizeof piece, "prompt of the last turn: %zu tokens as the decoder received "
+             "them (template, system prompt, your message as sanitized; ⟦ ⟧ marks special "
+             "tokens):\n", n);
+    bad |= grow_put(&buf, &len, &cap, piece, strlen(piece));
+    for (size_t i = 0; i < n && !bad; i++) {
+        size_t pn = core_piece(s->core, NULL, ids[i], 1, piece, sizeof piece);
+        if (pn > sizeof piece) pn = sizeof piece;
+        int special = pn && core_piece(s->core, NULL, ids[i], 0, esc, sizeof esc) == 0;
+        if (special) bad |= grow_put(&buf, &len, &cap, "⟦", strlen("⟦"));
+        for (size_t j = 0; j < pn && !bad; j++) {
+            unsigned char ch = (unsigned char)piece[j];
+            if (ch == '\n') bad |= grow_put(&buf, &len, &cap, "⏎", strlen("⏎"));
+            else if (ch < 0x20 || ch == 0x7f) {
+                snprintf(esc, sizeof esc, "\\x%02x", ch);
+                bad |= grow_put(&buf, &len, &cap, esc, 4);
+            } else bad |= grow_put(&buf, &len, &cap, piece + j, 1);
+        }
+        if (special) bad |= grow_put(&buf, &len, &cap, "⟧", strlen("⟧"));
+    }
+    sodium_memzero(piece, sizeof piece);
+    if (!bad && s->print) s->print(s->ctx, CMDS_INFO, buf);
+    if (buf) sodium_memzero(buf, cap);
+    free(buf);
+    if (bad) {
+        out(s, CMDS_ERROR, "/prompt: out of memory");
+        return CMDS_FAIL;
+    }
+    return CMDS_OK;
+}
+
 static int c_show(struct cmds_session *s, const char *arg)
 {
     (void)arg;
@@ -555,6 +620,8 @@ const struct cmds_entry cmds_table[] = {
       "mechanism, sanitize (no NAME: list them)", CMDS_IDLE, c_set },
     { "retry", "", "a new answer to the last message (same sanitized input: no ε)", CMDS_IDLE,
       c_retry },
+    { "prompt", "", "the tokens the model received for the last message (template, sanitized "
+      "text)", CMDS_IDLE, c_prompt },
     { "edit", "", "put the last message in the input line to change and resend", 0, c_edit },
     { "copy", "[FILE]", "copy the last answer (terminal clipboard, else a private file)",
       CMDS_IDLE | CMDS_BANG, c_copy },
