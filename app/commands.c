@@ -411,29 +411,36 @@ static int c_copy(struct cmds_session *s, const char *arg)
     return copy_to_file(s, arg, a, n);
 }
 
-/* Appends n bytes to *buf (grown as needed). 0 or -1 (out of memory). */
-static int grow_put(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+/* The pieces of ids as /prompt shows them, into out when it is not NULL; returns the
+ * length (without the NUL). Special tokens (BOS, the template's markers) in ⟦ ⟧, line breaks
+ * as ⏎, other control bytes as \xNN. */
+static size_t render_prompt(struct core *core, const int32_t *ids, size_t n, char *out)
 {
-    if (*len + n + 1 > *cap) {
-        size_t nc = *cap ? *cap * 2 : 1024;
-        while (nc < *len + n + 1) nc *= 2;
-        /* No realloc: the text is the sanitized prompt, still wiped when outgrown. */
-        char *nb = malloc(nc);
-        if (!nb) return -1;
-        if (*len) memcpy(nb, *buf, *len);
-        if (*buf) sodium_memzero(*buf, *cap);
-        free(*buf);
-        *buf = nb;
-        *cap = nc;
+    char piece[256], probe[8];
+    size_t len = 0;
+#define PUT(p, k) (out ? memcpy(out + len, (p), (k)) : NULL, len += (k))
+    for (size_t i = 0; i < n; i++) {
+        size_t pn = core_piece(core, NULL, ids[i], 1, piece, sizeof piece);
+        if (pn > sizeof piece) pn = sizeof piece;
+        int special = pn && core_piece(core, NULL, ids[i], 0, probe, sizeof probe) == 0;
+        if (special) PUT("⟦", strlen("⟦"));
+        for (size_t j = 0; j < pn; j++) {
+            unsigned char ch = (unsigned char)piece[j];
+            if (ch == '\n') PUT("⏎", strlen("⏎"));
+            else if (ch < 0x20 || ch == 0x7f) {
+                snprintf(probe, sizeof probe, "\\x%02x", ch);
+                PUT(probe, 4);
+            } else PUT(piece + j, 1);
+        }
+        if (special) PUT("⟧", strlen("⟧"));
     }
-    memcpy(*buf + *len, p, n);
-    *len += n;
-    (*buf)[*len] = 0;
-    return 0;
+#undef PUT
+    sodium_memzero(piece, sizeof piece);
+    if (out) out[len] = 0;
+    return len;
 }
 
-/* The last turn as the decoder received it: each token's piece in order, special tokens
- * (BOS, the template's markers) in ⟦ ⟧, line breaks as ⏎, other control bytes as \xNN. */
+/* The last turn as the decoder received it: each token's piece in order. */
 static int c_prompt(struct cmds_session *s, const char *arg)
 {
     (void)arg;
@@ -443,36 +450,21 @@ static int c_prompt(struct cmds_session *s, const char *arg)
         out(s, CMDS_ERROR, "/prompt: no message sent in this conversation yet");
         return CMDS_FAIL;
     }
-    char *buf = NULL, piece[256], esc[8];
-    size_t len = 0, cap = 0;
-    int bad = 0;
-    snprintf(piece, sizeof piece, "prompt of the last turn: %zu tokens as the decoder received "
-             "them (template, system prompt, your message as sanitized; ⟦ ⟧ marks special "
-             "tokens):\n", n);
-    bad |= grow_put(&buf, &len, &cap, piece, strlen(piece));
-    for (size_t i = 0; i < n && !bad; i++) {
-        size_t pn = core_piece(s->core, NULL, ids[i], 1, piece, sizeof piece);
-        if (pn > sizeof piece) pn = sizeof piece;
-        int special = pn && core_piece(s->core, NULL, ids[i], 0, esc, sizeof esc) == 0;
-        if (special) bad |= grow_put(&buf, &len, &cap, "⟦", strlen("⟦"));
-        for (size_t j = 0; j < pn && !bad; j++) {
-            unsigned char ch = (unsigned char)piece[j];
-            if (ch == '\n') bad |= grow_put(&buf, &len, &cap, "⏎", strlen("⏎"));
-            else if (ch < 0x20 || ch == 0x7f) {
-                snprintf(esc, sizeof esc, "\\x%02x", ch);
-                bad |= grow_put(&buf, &len, &cap, esc, 4);
-            } else bad |= grow_put(&buf, &len, &cap, piece + j, 1);
-        }
-        if (special) bad |= grow_put(&buf, &len, &cap, "⟧", strlen("⟧"));
-    }
-    sodium_memzero(piece, sizeof piece);
-    if (!bad && s->print) s->print(s->ctx, CMDS_INFO, buf);
-    if (buf) sodium_memzero(buf, cap);
-    free(buf);
-    if (bad) {
+    char head[256];
+    int hl = snprintf(head, sizeof head, "prompt of the last turn: %zu tokens as the decoder "
+                      "received them (template, system prompt, your message as sanitized; ⟦ ⟧ "
+                      "marks special tokens):\n", n);
+    size_t len = (size_t)hl + render_prompt(s->core, ids, n, NULL);
+    char *buf = malloc(len + 1);
+    if (!buf) {
         out(s, CMDS_ERROR, "/prompt: out of memory");
         return CMDS_FAIL;
     }
+    memcpy(buf, head, (size_t)hl);
+    render_prompt(s->core, ids, n, buf + hl);
+    if (s->print) s->print(s->ctx, CMDS_INFO, buf);
+    sodium_memzero(buf, len);
+    free(buf);
     return CMDS_OK;
 }
 

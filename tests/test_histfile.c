@@ -33,15 +33,23 @@ static int file_has(const char *path, const char *needle)
     return hit;
 }
 
+/* A history and its key in dir, opened keeping max entries. */
+static struct histfile *open_in(const char *dir, char *path, char *key, int max)
+{
+    char err[1024];
+    struct histfile *h;
+    snprintf(path, 512, "%s/history", dir);
+    snprintf(key, 512, "%s/history.key", dir);
+    assert_int_equal(histfile_open(&h, path, key, max, err, sizeof err), 0);
+    return h;
+}
+
 static void test_sealed_roundtrip(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
     char path[512], key[512], err[1024];
-    snprintf(path, sizeof path, "%s/history", dir);
-    snprintf(key, sizeof key, "%s/history.key", dir);
-    struct histfile *h;
-    assert_int_equal(histfile_open(&h, path, key, 3, err, sizeof err), 0);
+    struct histfile *h = open_in(dir, path, key, 3);
     const char *in[] = { "my secret one", "my secret one", "two\nlines", "three", "four" };
     for (int i = 0; i < 5; i++) assert_int_equal(histfile_append(h, in[i], err, sizeof err), 0);
     struct stat st;
@@ -110,10 +118,7 @@ static void test_multiline_roundtrip(void **state)
     (void)state;
     char *dir = tu_tmpdir();
     char path[512], key[512], err[1024];
-    snprintf(path, sizeof path, "%s/history", dir);
-    snprintf(key, sizeof key, "%s/history.key", dir);
-    struct histfile *h;
-    assert_int_equal(histfile_open(&h, path, key, 10, err, sizeof err), 0);
+    struct histfile *h = open_in(dir, path, key, 10);
     const char *in[] = { "line one\nline two\n\nline four", "a \\n stays\\\nC:\\dir\\",
                          "cr\r\nend\\", "line one\nline two\n\nline four" };
     for (int i = 0; i < 4; i++) assert_int_equal(histfile_append(h, in[i], err, sizeof err), 0);

@@ -22,44 +22,32 @@ check_prompt() { # text-file substitute where
   return 0
 }
 
-# Full screen (panel hidden: it lists the typed words by design).
-tm_start 200 40 "$RUN"
-wait_for "/help lists commands" || die "the chat did not start"
-tm send-keys -t cmif "/prompt" Enter
-wait_for "no message sent in this conversation yet" 10 || die "/prompt before a message"
-tm send-keys -t cmif "$MSG" Enter
-wait_re "│ [0-9.]+ tok/s" 30 || die "the answer did not finish"
-tm send-keys -t cmif "/save $TMPD/t.md" Enter
-wait_for "transcript saved" 10 || die "/save failed"
-sub=$(sub_of "$TMPD/t.md")
-[ -n "$sub" ] || { cat "$TMPD/t.md"; die "no substitute for Zanzibar in the report"; }
-tm send-keys -t cmif "/panel" Enter
-tm send-keys -t cmif C-l
-tm send-keys -t cmif "/prompt" Enter
-wait_for "prompt of the last turn:" 10 || die "/prompt did not answer"
-wait_stable
-screen | sed -n '/prompt of the last turn/,$p' > "$TMPD/p.txt"
-check_prompt "$TMPD/p.txt" "$sub" "full screen"
-grep -qE "[0-9]+ tokens as the decoder received" "$TMPD/p.txt" || die "/prompt gives no token count"
-tm send-keys -t cmif "/quit" Enter
-wait_exit 10 >/dev/null || die "the chat did not exit"
-tm kill-server
-rm -f "$TMPD/exit"
-
-# Line mode.
-tm_start 200 40 "TERM=dumb $RUN"
-wait_for "Ctrl-D quits" || die "line mode did not start"
-tm send-keys -t cmif "$MSG" Enter
-wait_for "answer cut at" 30 || die "line mode: no answer"
-tm send-keys -t cmif "/save $TMPD/l.md" Enter
-wait_for "transcript saved" 10 || die "line mode: /save failed"
-tm send-keys -t cmif "/prompt" Enter
-wait_for "prompt of the last turn:" 10 || die "line mode: /prompt did not answer"
-sleep 0.3
-screen | sed -n '/prompt of the last turn/,$p' > "$TMPD/lp.txt"
-check_prompt "$TMPD/lp.txt" "$(sub_of "$TMPD/l.md")" "line mode"
-tm send-keys -t cmif C-d
-wait_exit 10 >/dev/null || die "line mode did not exit"
+# In tmux: a message, /save (for the substitute), then /prompt (after KEYS, which hide
+# what lists the typed words by design: the full screen's panel).
+in_tmux() { # label env answer-done-regex keys...
+  _l=$1; _env=$2; _done=$3; shift 3
+  tm_start 200 40 "$_env $RUN"
+  wait_for "/help lists commands" || die "$_l: the chat did not start"
+  tm send-keys -t cmif "/prompt" Enter
+  wait_for "no message sent in this conversation yet" 10 || die "$_l: /prompt before a message"
+  tm send-keys -t cmif "$MSG" Enter
+  wait_re "$_done" 30 || die "$_l: the answer did not finish"
+  tm send-keys -t cmif "/save $TMPD/t.md" Enter
+  wait_for "transcript saved" 10 || die "$_l: /save failed"
+  for _k in "$@"; do tm send-keys -t cmif "$_k"; done
+  tm send-keys -t cmif "/prompt" Enter
+  wait_for "prompt of the last turn:" 10 || die "$_l: /prompt did not answer"
+  wait_stable
+  screen | sed -n '/prompt of the last turn/,$p' > "$TMPD/p.txt"
+  check_prompt "$TMPD/p.txt" "$(sub_of "$TMPD/t.md")" "$_l"
+  grep -qE "[0-9]+ tokens as the decoder received" "$TMPD/p.txt" || die "$_l: no token count"
+  tm send-keys -t cmif C-d
+  wait_exit 10 >/dev/null || die "$_l: the chat did not exit"
+  tm kill-server
+  rm -f "$TMPD/exit" "$TMPD/t.md"
+}
+in_tmux "full screen" "" "│ [0-9.]+ tok/s" "/panel" Enter C-l
+in_tmux "line mode" "TERM=dumb" "answer cut at"
 
 # Scripted.
 printf '%s\n/save %s\n/prompt\n' "$MSG" "$TMPD/s.md" | $RUN -q --script - > "$TMPD/s.out" 2>&1 \
