@@ -54,6 +54,8 @@ struct chat {
     struct restore *rst;        /* substitutes sent in this conversation, for /save */
     double tps;
     int last_tokens;
+    int32_t *prompt_ids;        /* what the decoder received for the last message (/prompt) */
+    size_t prompt_n;
 
     atomic_int stop;
     atomic_int busy;
@@ -131,6 +133,14 @@ static void free_entries(struct chat *c)
     c->nent = 0;
 }
 
+static void free_prompt(struct chat *c)
+{
+    if (c->prompt_ids) core_wipe(c->prompt_ids, c->prompt_n * sizeof *c->prompt_ids);
+    free(c->prompt_ids);
+    c->prompt_ids = NULL;
+    c->prompt_n = 0;
+}
+
 static void free_turns(struct chat *c)
 {
     for (size_t i = 0; i < c->nturns; i++) free(c->turns[i].vecs);
@@ -148,6 +158,7 @@ void chat_close(struct chat *c)
     free(c->turns);
     free(c->head);
     free_reps(c->last_rep, c->last_nrep);
+    free_prompt(c);
     free(c->logits);
     free(c->tmpvec);
     free(c->system);
@@ -401,6 +412,13 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
     if (rc != 0) {
         core_batch_free(&b);
         return rc == CORE_EBUDGET ? CORE_EBUDGET : -1;
+    }
+    /* The sanitized ids of all the decoder gets for this message (with the head on the
+     * first one), for /prompt. */
+    free_prompt(c);
+    if (b.ids && b.n && (c->prompt_ids = malloc(b.n * sizeof *b.ids))) {
+        memcpy(c->prompt_ids, b.ids, b.n * sizeof *b.ids);
+        c->prompt_n = b.n;
     }
     c->snap_spent = core_budget_spent(c->core);
     c->snap_total = core_budget_total(c->core);
@@ -773,6 +791,7 @@ void chat_clear(struct chat *c)
     c->last_nrep = 0;
     c->last_eps = 0;
     c->last_sys = 0;
+    free_prompt(c);
     restore_forget(c->rst);
     sampler_reset(c->smp);
 }
@@ -799,6 +818,12 @@ const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, 
 }
 
 size_t chat_last_report_system(const struct chat *c) { return c->last_sys; }
+
+const int32_t *chat_last_prompt(const struct chat *c, size_t *n)
+{
+    *n = c->prompt_n;
+    return c->prompt_ids;
+}
 
 void chat_system_note(const struct chat *c, size_t n, char *out, size_t cap)
 {

@@ -124,6 +124,11 @@ int chat_resume(struct chat *c, const float *head, size_t head_n, const struct c
 
 /* Report of the last user message (rows for the privacy panel). */
 const struct core_tok_report *chat_last_report(const struct chat *c, size_t *n, double *eps);
+/* The token ids the decoder received for the last message, in order: BOS and the system
+ * block on a conversation's first message, the template's tokens and the message as
+ * sanitized (never what the user typed). Borrowed; NULL with *n 0 when no message was sent
+ * in this conversation (also after --resume). Read only while no turn runs. */
+const int32_t *chat_last_prompt(const struct chat *c, size_t *n);
 /* How many of those rows, from the first, are the system prompt: it is sanitized and
  * charged with the first message of a conversation (0 for the others). */
 size_t chat_last_report_system(const struct chat *c);

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "app/autosave.h"
 #include "app/chat.h"
 #include "app/cmd.h"
 #include "app/commands.h"
@@ -34,7 +35,7 @@
 enum {
     X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM, X_SYSTEMFILE,
     X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_HIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
-    X_SCOPE, X_UNIT, X_NOLEDGER, X_RESUME,
+    X_SCOPE, X_UNIT, X_NOLEDGER, X_RESUME, X_AUTOSAVE,
 };
 
 static const struct opts_extra extras[] = {
@@ -77,6 +78,11 @@ static const struct opts_extra extras[] = {
     { "resume", 0, 1, X_RESUME,
       "    --resume FILE      go on with a session saved by /save FILE.json: the context is\n"
       "                       replayed from the saved sanitized inputs (no ε is charged)" },
+    { "autosave", 0, OPTS_ARG_OPTIONAL, X_AUTOSAVE,
+      "    --autosave [FILE]  at exit (/quit, Ctrl-D, SIGTERM, SIGHUP) save the session as\n"
+      "                       /save FILE.json does (0600; --resume FILE goes on). FILE must\n"
+      "                       be new, or the one --resume read; without FILE: a new file in\n"
+      "                       $XDG_STATE_HOME/cmif/sessions" },
     { "quiet", 'q', 0, X_QUIET, "-q, --quiet            no progress messages" },
     { NULL, 0, 0, 0, NULL },
 };
@@ -89,6 +95,8 @@ struct chat_opts {
     const char *report_file;
     const char *dump;
     const char *resume;
+    int autosave;
+    const char *autosave_path;
     int report_json;
     int color;
     int history;
@@ -226,6 +234,10 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
         return 0;
     case X_QUIET: c->core.quiet = 1; return 0;
     case X_RESUME: c->resume = v; return 0;
+    case X_AUTOSAVE:
+        c->autosave = 1;
+        c->autosave_path = v;
+        return 0;
     }
     snprintf(err, errlen, "internal: unknown flag id %d", id);
     return -1;
@@ -330,6 +342,21 @@ static int run_lines(struct engine *e, const struct chat_opts *co)
     return rc;
 }
 
+/* --autosave: the session to its file, said on stderr (the screen is gone by now). */
+static void autosave_at_exit(const struct autosave *as, const struct engine *e)
+{
+    char path[4200], err[1024];
+    int r = autosave_write(as, e->chat, e->name, path, sizeof path, err, sizeof err);
+    if (r < 0) fprintf(stderr, "cmif: --autosave: %s\n", err);
+    else if (r == 0 && *as->path && strcmp(path, as->path) != 0)
+        fprintf(stderr, "cmif: --autosave: %s appeared meanwhile and was left alone; the "
+                        "session is in %s (readable only by you): cmif --resume %s\n",
+                as->path, path, path);
+    else if (r == 0)
+        fprintf(stderr, "cmif: session saved to %s (readable only by you): cmif --resume %s "
+                        "goes on from here\n", path, path);
+}
+
 static int cmd_chat_exec(int argc, char **argv)
 {
     struct opts o;
@@ -364,6 +391,11 @@ static int cmd_chat_exec(int argc, char **argv)
     int lines = !scripted && !co.headless_cols && (dumb || !isatty(1));
     if ((co.report_json || co.report_file) && !scripted) {
         fprintf(stderr, "cmif: --report and --report-file apply to scripted sessions (--script)\n");
+        return EXIT_USAGE;
+    }
+    struct autosave as = { 0 };
+    if (co.autosave && autosave_prepare(&as, co.autosave_path, co.resume, err, sizeof err) != 0) {
+        fprintf(stderr, "cmif: %s\n", err);
         return EXIT_USAGE;
     }
     FILE *sf = NULL;
@@ -435,6 +467,7 @@ static int cmd_chat_exec(int argc, char **argv)
         int sig;
         rc = tui_run(&to, &sig);
         histfile_close(hf);
+        autosave_at_exit(&as, &e);
         if (sig) {
             /* Leave the way the signal asked, after the engine is closed (the core wiped). */
             engine_close(&e);
@@ -442,6 +475,7 @@ static int cmd_chat_exec(int argc, char **argv)
             raise(sig);
         }
     }
+    if (scripted || lines) autosave_at_exit(&as, &e);
     if (sf && sf != stdin) fclose(sf);
     engine_close(&e);
     return rc;

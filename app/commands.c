@@ -411,6 +411,63 @@ static int c_copy(struct cmds_session *s, const char *arg)
     return copy_to_file(s, arg, a, n);
 }
 
+/* The pieces of ids as /prompt shows them, into out when it is not NULL; returns the
+ * length (without the NUL). Special tokens (BOS, the template's markers) in ⟦ ⟧, line breaks
+ * as ⏎, other control bytes as \xNN. */
+static size_t render_prompt(struct core *core, const int32_t *ids, size_t n, char *out)
+{
+    char piece[256], probe[8];
+    size_t len = 0;
+#define PUT(p, k) (out ? memcpy(out + len, (p), (k)) : NULL, len += (k))
+    for (size_t i = 0; i < n; i++) {
+        size_t pn = core_piece(core, NULL, ids[i], 1, piece, sizeof piece);
+        if (pn > sizeof piece) pn = sizeof piece;
+        int special = pn && core_piece(core, NULL, ids[i], 0, probe, sizeof probe) == 0;
+        if (special) PUT("⟦", strlen("⟦"));
+        for (size_t j = 0; j < pn; j++) {
+            unsigned char ch = (unsigned char)piece[j];
+            if (ch == '\n') PUT("⏎", strlen("⏎"));
+            else if (ch < 0x20 || ch == 0x7f) {
+                snprintf(probe, sizeof probe, "\\x%02x", ch);
+                PUT(probe, 4);
+            } else PUT(piece + j, 1);
+        }
+        if (special) PUT("⟧", strlen("⟧"));
+    }
+#undef PUT
+    sodium_memzero(piece, sizeof piece);
+    if (out) out[len] = 0;
+    return len;
+}
+
+/* The last turn as the decoder received it: each token's piece in order. */
+static int c_prompt(struct cmds_session *s, const char *arg)
+{
+    (void)arg;
+    size_t n;
+    const int32_t *ids = chat_last_prompt(s->chat, &n);
+    if (!n) {
+        out(s, CMDS_ERROR, "/prompt: no message sent in this conversation yet");
+        return CMDS_FAIL;
+    }
+    char head[256];
+    int hl = snprintf(head, sizeof head, "prompt of the last turn: %zu tokens as the decoder "
+                      "received them (template, system prompt, your message as sanitized; ⟦ ⟧ "
+                      "marks special tokens):\n", n);
+    size_t len = (size_t)hl + render_prompt(s->core, ids, n, NULL);
+    char *buf = malloc(len + 1);
+    if (!buf) {
+        out(s, CMDS_ERROR, "/prompt: out of memory");
+        return CMDS_FAIL;
+    }
+    memcpy(buf, head, (size_t)hl);
+    render_prompt(s->core, ids, n, buf + hl);
+    if (s->print) s->print(s->ctx, CMDS_INFO, buf);
+    sodium_memzero(buf, len);
+    free(buf);
+    return CMDS_OK;
+}
+
 static int c_show(struct cmds_session *s, const char *arg)
 {
     (void)arg;
@@ -555,6 +612,8 @@ const struct cmds_entry cmds_table[] = {
       "mechanism, sanitize (no NAME: list them)", CMDS_IDLE, c_set },
     { "retry", "", "a new answer to the last message (same sanitized input: no ε)", CMDS_IDLE,
       c_retry },
+    { "prompt", "", "the tokens the model received for the last message (template, sanitized "
+      "text)", CMDS_IDLE, c_prompt },
     { "edit", "", "put the last message in the input line to change and resend", 0, c_edit },
     { "copy", "[FILE]", "copy the last answer (terminal clipboard, else a private file)",
       CMDS_IDLE | CMDS_BANG, c_copy },

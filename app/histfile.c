@@ -1,6 +1,10 @@
 /* app/histfile: the sealed input history (see histfile.h). File format: the magic
- * "CMIFHIS1", a 24-byte nonce, then crypto_secretbox_easy of the entries, each ended by
- * '\n'. A new nonce at every write. */
+ * "CMIFHIS2", a 24-byte nonce, then crypto_secretbox_easy of the entries, each ended by
+ * '\n'. A new nonce at every write. Inside an entry a line break is written "\n", a
+ * carriage return "\r" and a backslash "\\" (so a multi-line message stays one entry and
+ * comes back with its line breaks); any other backslash is read as it is. Files of earlier
+ * versions still load, their lines taken literally (no escapes): "CMIFHIS1" (sealed, line
+ * breaks were flattened to spaces) and plaintext (no magic); both are rewritten as CMIFHIS2. */
 #include "app/histfile.h"
 
 #include <errno.h>
@@ -14,7 +18,8 @@
 #include "app/savefile.h"
 #include "app/xdg.h"
 
-#define MAGIC "CMIFHIS1"
+#define MAGIC "CMIFHIS2"
+#define MAGIC_V1 "CMIFHIS1"   /* entries unescaped */
 #define MAGICLEN 8
 #define HEAD (MAGICLEN + crypto_secretbox_NONCEBYTES)
 #define MAXFILE (64u << 20)
@@ -128,6 +133,47 @@ static int slurp(const char *path, unsigned char **out, size_t *n, char *err, si
     return 0;
 }
 
+/* Appends one entry to p as the file holds it (see the top of this file), '\n' ended. */
+static int put_entry(struct plain *p, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *e = s[i] == '\n' ? "\\n" : s[i] == '\r' ? "\\r" : s[i] == '\\' ? "\\\\" : NULL;
+        if (e ? plain_put(p, e, 2) != 0 : plain_put(p, s + i, 1) != 0) return -1;
+    }
+    return plain_put(p, "\n", 1);
+}
+
+/* Decodes one stored entry in place (the result is never longer). */
+static void unescape(char *s)
+{
+    char *o = s;
+    for (; *s; s++) {
+        if (*s == '\\' && (s[1] == 'n' || s[1] == 'r' || s[1] == '\\')) {
+            s++;
+            *o++ = *s == 'n' ? '\n' : *s == 'r' ? '\r' : '\\';
+        } else *o++ = *s;
+    }
+    *o = 0;
+}
+
+/* An earlier version's entries (one per line, taken literally) in the current encoding. */
+static int escape_old(struct plain *p)
+{
+    struct plain q = { 0 };
+    for (size_t i = 0; i < p->len;) {
+        char *nl = memchr(p->buf + i, '\n', p->len - i);
+        size_t n = (size_t)(nl - (p->buf + i));
+        if (put_entry(&q, p->buf + i, n) != 0) {
+            plain_free(&q);
+            return -1;
+        }
+        i += n + 1;
+    }
+    plain_free(p);
+    *p = q;
+    return 0;
+}
+
 /* Decrypts (or, for an old plaintext file, copies) the entries into p. 1: old format. */
 static int load_plain(struct histfile *h, struct plain *p, char *err, size_t errlen)
 {
@@ -137,7 +183,8 @@ static int load_plain(struct histfile *h, struct plain *p, char *err, size_t err
     if (rc == 1) return 0;
     if (rc < 0) return -1;
     int old = 0;
-    if (n >= MAGICLEN && !memcmp(b, MAGIC, MAGICLEN)) {
+    int v1 = n >= MAGICLEN && !memcmp(b, MAGIC_V1, MAGICLEN);
+    if (n >= MAGICLEN && (v1 || !memcmp(b, MAGIC, MAGICLEN))) {
         if (n < HEAD + crypto_secretbox_MACBYTES) rc = -1;
         size_t m = rc < 0 ? 0 : n - HEAD - crypto_secretbox_MACBYTES;
         char *pt = rc < 0 ? NULL : malloc(m + 1);
@@ -155,6 +202,7 @@ static int load_plain(struct histfile *h, struct plain *p, char *err, size_t err
         p->buf = pt;
         p->len = m;
         p->cap = m + 1;
+        old = v1;
     } else {
         old = 1;
         p->buf = (char *)b;   /* taken over: wiped by plain_free */
@@ -162,7 +210,8 @@ static int load_plain(struct histfile *h, struct plain *p, char *err, size_t err
         b = NULL;
     }
     free(b);   /* ciphertext only */
-    if (p->len && p->buf[p->len - 1] != '\n' && plain_put(p, "\n", 1) != 0) {
+    if ((p->len && p->buf[p->len - 1] != '\n' && plain_put(p, "\n", 1) != 0) ||
+        (old && escape_old(p) != 0)) {
         plain_free(p);
         snprintf(err, errlen, "history: out of memory");
         return -1;
@@ -216,14 +265,16 @@ int histfile_read(struct histfile *h, void (*add)(void *ctx, const char *line), 
     struct plain p = { 0 };
     int old = load_plain(h, &p, err, errlen);
     if (old < 0) return -1;
+    /* An earlier version's file is rewritten in this one's format first: the loop below
+     * decodes p in place. */
+    int rc = old ? store(h, &p, err, errlen) : 0;
     for (size_t i = 0; i < p.len;) {
         char *nl = memchr(p.buf + i, '\n', p.len - i);
         *nl = 0;
+        unescape(p.buf + i);   /* in place: p is wiped whole when freed */
         if (p.buf[i]) add(ctx, p.buf + i);
-        *nl = '\n';
         i = (size_t)(nl - p.buf) + 1;
     }
-    int rc = old ? store(h, &p, err, errlen) : 0;
     plain_free(&p);
     return rc;
 }
@@ -232,23 +283,17 @@ int histfile_append(struct histfile *h, const char *line, char *err, size_t errl
 {
     struct plain p = { 0 };
     if (load_plain(h, &p, err, errlen) < 0) return -1;
-    size_t n = strlen(line);
-    /* The last entry, to drop a consecutive duplicate. */
+    /* The last entry, to drop a consecutive duplicate (compared as stored). */
     size_t last = p.len ? p.len - 1 : 0;
     while (last > 0 && p.buf[last - 1] != '\n') last--;
-    int dup = p.len && p.len - 1 - last == n && !memcmp(p.buf + last, line, n);
-    int rc = 0;
-    if (!dup) {
-        size_t at = p.len;
-        if (plain_put(&p, line, n) != 0 || plain_put(&p, "\n", 1) != 0) {
-            plain_free(&p);
-            snprintf(err, errlen, "history: out of memory");
-            return -1;
-        }
-        for (size_t i = at; i < at + n; i++)
-            if (p.buf[i] == '\n' || p.buf[i] == '\r') p.buf[i] = ' ';
-        rc = store(h, &p, err, errlen);
+    size_t at = p.len;
+    if (put_entry(&p, line, strlen(line)) != 0) {
+        plain_free(&p);
+        snprintf(err, errlen, "history: out of memory");
+        return -1;
     }
+    int dup = at && at - last == p.len - at && !memcmp(p.buf + last, p.buf + at, at - last);
+    int rc = dup ? 0 : store(h, &p, err, errlen);
     plain_free(&p);
     return rc;
 }
@@ -268,7 +313,8 @@ void histfile_open_user(int want, struct histfile **hf, char *note, size_t note_
     if (!want) {
         FILE *f = fopen(path, "rbe");
         char magic[8] = "";
-        if (f && (fread(magic, 1, sizeof magic, f) != sizeof magic || memcmp(magic, "CMIFHIS1", 8)))
+        if (f && (fread(magic, 1, sizeof magic, f) != sizeof magic || memcmp(magic, MAGIC, 8)) &&
+            memcmp(magic, MAGIC_V1, 8))
             snprintf(off, off_cap,
                      "%.500s holds inputs of an earlier cmif in plain text: delete it, or run with "
                      "--history once to seal it",

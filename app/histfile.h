@@ -20,7 +20,8 @@ void histfile_close(struct histfile *h);
  * (a file that does not open under this key is left as it is). */
 int histfile_read(struct histfile *h, void (*add)(void *ctx, const char *line), void *ctx,
                   char *err, size_t errlen);
-/* Appends one entry (newlines become spaces: one entry per line) and reseals the file.
+/* Appends one entry (a multi-line message stays one entry, its line breaks kept) and
+ * reseals the file.
  * Consecutive duplicates are kept once. 0, or -1 with err. */
 int histfile_append(struct histfile *h, const char *line, char *err, size_t errlen);
 

@@ -223,7 +223,11 @@ int opts_parse(struct opts *o, int argc, char **argv, unsigned accept,
         }
         int has_arg = fl ? 1 : ex->has_arg;
         const char *val = NULL;
-        if (has_arg) {
+        if (has_arg == OPTS_ARG_OPTIONAL) {
+            /* "--flag=V", "--flag V" (V not an option), or "--flag" alone (NULL). */
+            if (inline_val) val = inline_val;
+            else if (i + 1 < argc && argv[i + 1][0] != '-') val = argv[++i];
+        } else if (has_arg) {
             if (inline_val) {
                 val = inline_val;
             } else if (i + 1 < argc) {

@@ -39,7 +39,10 @@ enum {
 };
 
 /* A subcommand-specific flag. long_name without dashes ("pieces"); short_name 0 for none;
- * has_arg 1 when it takes a value. The callback gets id and the value (NULL without). */
+ * has_arg 1 when it takes a value, OPTS_ARG_OPTIONAL when it may ("--flag=V", or "--flag V"
+ * where V does not start with '-'; only for commands that take no free arguments). The
+ * callback gets id and the value (NULL without). */
+#define OPTS_ARG_OPTIONAL 2
 struct opts_extra {
     const char *long_name;
     char short_name;

@@ -3,6 +3,7 @@
  * under the user's key, and seals a plaintext history an earlier version left. */
 #include "tests/testutil.h"
 
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,15 +33,23 @@ static int file_has(const char *path, const char *needle)
     return hit;
 }
 
+/* A history and its key in dir, opened keeping max entries. */
+static struct histfile *open_in(const char *dir, char *path, char *key, int max)
+{
+    char err[1024];
+    struct histfile *h;
+    snprintf(path, 512, "%s/history", dir);
+    snprintf(key, 512, "%s/history.key", dir);
+    assert_int_equal(histfile_open(&h, path, key, max, err, sizeof err), 0);
+    return h;
+}
+
 static void test_sealed_roundtrip(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
     char path[512], key[512], err[1024];
-    snprintf(path, sizeof path, "%s/history", dir);
-    snprintf(key, sizeof key, "%s/history.key", dir);
-    struct histfile *h;
-    assert_int_equal(histfile_open(&h, path, key, 3, err, sizeof err), 0);
+    struct histfile *h = open_in(dir, path, key, 3);
     const char *in[] = { "my secret one", "my secret one", "two\nlines", "three", "four" };
     for (int i = 0; i < 5; i++) assert_int_equal(histfile_append(h, in[i], err, sizeof err), 0);
     struct stat st;
@@ -53,7 +62,7 @@ static void test_sealed_roundtrip(void **state)
     struct got g = { 0 };
     assert_int_equal(histfile_read(h, add, &g, err, sizeof err), 0);
     assert_int_equal(g.n, 3);   /* the newest 3; the duplicate kept once */
-    assert_string_equal(g.s[0], "two lines");
+    assert_string_equal(g.s[0], "two\nlines");   /* one entry, its line break kept */
     assert_string_equal(g.s[2], "four");
     histfile_close(h);
 
@@ -101,6 +110,54 @@ static void test_keyfile(void **state)
     tu_rmtree(dir);
 }
 
+/* Line breaks, carriage returns and backslashes come back exactly (and the file has no
+ * raw line break inside an entry); a file of the earlier sealed format, whose lines hold no
+ * escapes, still loads with its backslashes as they were. */
+static void test_multiline_roundtrip(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char path[512], key[512], err[1024];
+    struct histfile *h = open_in(dir, path, key, 10);
+    const char *in[] = { "line one\nline two\n\nline four", "a \\n stays\\\nC:\\dir\\",
+                         "cr\r\nend\\", "line one\nline two\n\nline four" };
+    for (int i = 0; i < 4; i++) assert_int_equal(histfile_append(h, in[i], err, sizeof err), 0);
+    struct got g = { 0 };
+    assert_int_equal(histfile_read(h, add, &g, err, sizeof err), 0);
+    assert_int_equal(g.n, 4);   /* not a consecutive duplicate: the same text kept again */
+    for (int i = 0; i < 4; i++) assert_string_equal(g.s[i], in[i]);
+    assert_true(file_has(path, "CMIFHIS2"));
+    histfile_close(h);
+
+    /* The earlier format, sealed under the same key: lines taken literally. */
+    unsigned char k[32];
+    assert_int_equal(keyfile_load(key, k, sizeof k, err, sizeof err), 0);
+    const char *pt = "old \\n one\nold two\n";
+    size_t m = strlen(pt);
+    unsigned char b[256];
+    memcpy(b, "CMIFHIS1", 8);
+    randombytes_buf(b + 8, crypto_secretbox_NONCEBYTES);
+    crypto_secretbox_easy(b + 8 + crypto_secretbox_NONCEBYTES, (const unsigned char *)pt, m,
+                          b + 8, k);
+    FILE *f = fopen(path, "w");
+    fwrite(b, 1, 8 + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + m, f);
+    fclose(f);
+    assert_int_equal(histfile_open(&h, path, key, 10, err, sizeof err), 0);
+    g.n = 0;
+    assert_int_equal(histfile_read(h, add, &g, err, sizeof err), 0);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.s[0], "old \\n one");
+    assert_string_equal(g.s[1], "old two");
+    assert_true(file_has(path, "CMIFHIS2"));   /* rewritten in the new format */
+    g.n = 0;
+    assert_int_equal(histfile_read(h, add, &g, err, sizeof err), 0);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.s[0], "old \\n one");
+    histfile_close(h);
+    tu_rmtree(dir);
+}
+
 TU_MAIN(
     cmocka_unit_test(test_sealed_roundtrip),
+    cmocka_unit_test(test_multiline_roundtrip),
     cmocka_unit_test(test_keyfile))

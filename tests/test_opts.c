@@ -262,7 +262,57 @@ static void test_args_end_flags(void **state)
     assert_string_equal(o.args[0], "pay");
 }
 
+struct opt_val {
+    int seen;
+    const char *val;
+};
+
+static int opt_fn(void *ctx, int id, const char *val, char *err, size_t errlen)
+{
+    (void)id, (void)err, (void)errlen;
+    struct opt_val *v = ctx;
+    v->seen++;
+    v->val = val;
+    return 0;
+}
+
+/* An optional value: "--save=F", "--save F", or "--save" alone (before another option or
+ * at the end), which leaves the next option to be parsed as one. */
+static void test_optional_value(void **state)
+{
+    (void)state;
+    static const struct opts_extra extra[] = {
+        {"save", 0, OPTS_ARG_OPTIONAL, 1, "    --save [F]  save"},
+        {NULL, 0, 0, 0, NULL},
+    };
+    struct opts o;
+    char err[256];
+    struct opt_val v = {0, NULL};
+    char *a[] = {"cmd", "--save", "f.json", "-m", "m.gguf", NULL};
+    opts_defaults(&o);
+    assert_int_equal(opts_parse(&o, 5, a, OPT_MODEL, extra, opt_fn, &v, err, sizeof err), 0);
+    assert_string_equal(v.val, "f.json");
+    assert_string_equal(o.model, "m.gguf");
+    assert_int_equal(o.n_args, 0);
+    char *b[] = {"cmd", "--save", "-m", "m.gguf", NULL};
+    v.seen = 0;
+    opts_defaults(&o);
+    assert_int_equal(opts_parse(&o, 4, b, OPT_MODEL, extra, opt_fn, &v, err, sizeof err), 0);
+    assert_int_equal(v.seen, 1);
+    assert_null(v.val);
+    assert_string_equal(o.model, "m.gguf");
+    char *c[] = {"cmd", "--save=g.json", NULL};
+    opts_defaults(&o);
+    assert_int_equal(opts_parse(&o, 2, c, OPT_MODEL, extra, opt_fn, &v, err, sizeof err), 0);
+    assert_string_equal(v.val, "g.json");
+    char *d[] = {"cmd", "--save", NULL};
+    opts_defaults(&o);
+    assert_int_equal(opts_parse(&o, 2, d, OPT_MODEL, extra, opt_fn, &v, err, sizeof err), 0);
+    assert_null(v.val);
+}
+
 TU_MAIN(
+    cmocka_unit_test(test_optional_value),
     cmocka_unit_test(test_common_flags),  cmocka_unit_test(test_defaults_and_seed),
     cmocka_unit_test(test_errors),        cmocka_unit_test(test_extra_and_positional),
     cmocka_unit_test(test_prompt_file),   cmocka_unit_test(test_read_stream),

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The input history: by default nothing is written; with --history it persists across two
 # runs in a temporary XDG_STATE_HOME, sealed (no plaintext in the file), mode 0600, and Up
-# recalls it without consecutive duplicates. /clear forgets this session's recall.
+# recalls it without consecutive duplicates; a multi-line message comes back with its line
+# breaks. /clear forgets this session's recall.
 . tests/e2e/lib.sh
 . tests/e2e/chat_model.inc
 . tests/e2e/chat_tmux.inc
@@ -10,6 +11,13 @@ up_recalls() { tm send-keys -t cmif Up; wait_re "^> $1 *\$" 5; }
 ST=$TMPD/state
 mkdir -p "$ST"
 RUN="XDG_STATE_HOME=$ST $CMIF -m $MODEL --temp 0 -n 8 --history"
+# Ends the tmux server of the run before and starts the next run of $RUN.
+next_run() { # name
+  tm kill-server
+  rm -f "$TMPD/exit"
+  tm_start 100 30 "$RUN"
+  wait_for "Ctrl-D quits" || die "$1 run did not start"
+}
 
 # Default: a session writes nothing it was told: the privacy ledger (charges, no text) is
 # the only file.
@@ -40,12 +48,9 @@ H=$ST/cmif/history
 [ "$(stat -c %a "$H")" = 600 ] || die "history mode is $(stat -c %a "$H"), not 600"
 [ "$(stat -c %a "$ST/cmif/history.key")" = 600 ] || die "history key is not 0600"
 grep -qa "alpha\|beta\|budget" "$H" && die "the history file holds plaintext"
-head -c 8 "$H" | grep -q CMIFHIS1 || die "the history file is not sealed"
+head -c 8 "$H" | grep -q CMIFHIS2 || die "the history file is not sealed"
 
-tm kill-server
-rm -f "$TMPD/exit"
-tm_start 100 30 "$RUN"
-wait_for "Ctrl-D quits" || die "second run did not start"
+next_run second
 up_recalls "/budget" || die "Up did not recall the last input of the first run"
 up_recalls "beta two" || die "second Up did not recall 'beta two'"
 up_recalls "alpha one" || die "third Up did not recall 'alpha one'"
@@ -58,13 +63,27 @@ tm send-keys -t cmif C-d
 wait_exit 10 >/dev/null || die "second run did not exit"
 grep -qa "gamma" "$H" && die "the history file holds plaintext after the second run"
 [ "$(stat -c %a "$H")" = 600 ] || die "history mode changed"
-tm kill-server
-rm -f "$TMPD/exit"
-tm_start 100 30 "$RUN"
-wait_for "Ctrl-D quits" || die "third run did not start"
+next_run third
 up_recalls "gamma" || die "the second run's input was not kept"
-tm send-keys -t cmif C-u C-d
+# A multi-line message (trailing-backslash continuation) is one entry that keeps its line
+# break in the file: recalled in the next run and sent again, it is the same message.
+tm send-keys -t cmif C-u "cont one \\" Enter "cont two" Enter
+wait_re "│ [0-9.]+ tok/s" 20 || die "no answer to the continued message"
+tm send-keys -t cmif C-d
 wait_exit 10 >/dev/null || die "third run did not exit"
+grep -qa "cont" "$H" && die "the history file holds plaintext after the third run"
+next_run fourth
+tm send-keys -t cmif Up
+wait_re "^(\.\.\. )?cont two *$" 5 || die "Up did not recall the message with its line break"
+tm send-keys -t cmif Enter
+wait_re "│ [0-9.]+ tok/s" 20 || die "no answer to the recalled message"
+tm send-keys -t cmif "/save $TMPD/t.md" Enter
+wait_for "transcript saved" 10 || die "/save failed"
+awk '/^## You/{getline; getline; print; getline; print; exit}' "$TMPD/t.md" > "$TMPD/msg"
+printf 'cont one \ncont two\n' | cmp -s - "$TMPD/msg" \
+  || { cat "$TMPD/t.md"; die "the recalled message was not sent with its line break"; }
+tm send-keys -t cmif C-d
+wait_exit 10 >/dev/null || die "fourth run did not exit"
 # --no-history: nothing is read or written, yet Up recalls this session's inputs.
 mkdir -p "$TMPD/st2"
 # (--no-ledger too: the privacy ledger is state of its own, kept unless asked not to.)
@@ -96,4 +115,4 @@ tm send-keys -t cmif C-u C-d
 wait_exit 10 >/dev/null || die "--no-history run did not exit"
 [ -z "$(ls -A "$TMPD/st2")" ] || die "--no-history wrote $(ls -A "$TMPD/st2")"
 again_on_bundled
-echo "ok: no history by default; --history persists sealed, 0600, no consecutive duplicates; /clear forgets"
+echo "ok: no history by default; --history persists sealed, 0600, no consecutive duplicates, line breaks kept; /clear forgets"
