@@ -581,6 +581,7 @@ int tui_run(const struct tui_options *o, int *exit_sig)
         fprintf(stderr, "cmif: %s\n", err);
         goto out;
     }
+    transcript_set_markdown(screen_transcript(t.scr), !o->plain);
     t.cmd_names = command_names();
     command_args(&t);
     struct input_options io = { .fetch = nested_fetch, .ctx = &t, .commands = t.cmd_names,
