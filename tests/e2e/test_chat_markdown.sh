@@ -2,7 +2,7 @@
 # Answers written in Markdown are drawn as such in the full-screen chat: a bullet for a
 # list item, bold without its ** markers, a code block's text untouched (its ** kept, the
 # fences hidden, the language label shown); /copy and /save still hand over the text as the
-# model wrote it; --plain shows it exactly as written. A deterministic Markdown answer comes
+# model wrote it; --plain and /set markdown off show it exactly as written. A deterministic Markdown answer comes
 # from a resumed session whose saved answer is set to it (the models here do not write
 # Markdown on their own).
 . tests/e2e/lib.sh
@@ -46,6 +46,15 @@ wait_for "transcript saved" 10 || die "/save failed"
 printf '%s' "$ANSWER" | cmp -s - "$TMPD/copy.txt" || { cat "$TMPD/copy.txt"; die "/copy is not the answer as written"; }
 grep -q '^- first \*\*bold\*\* item' "$TMPD/t.md" && grep -q '^```sh' "$TMPD/t.md" \
   || { cat "$TMPD/t.md"; die "/save does not keep the answer as written"; }
+# /set markdown off and on: the same answer shown as written, then drawn again.
+tm send-keys -t cmif C-l "/set markdown off" Enter
+wait_for "markdown off" 10 || die "/set markdown off did not answer"
+wait_for "- first **bold** item" 10 || die "/set markdown off did not show the answer as written"
+tm send-keys -t cmif "/set markdown on" Enter
+wait_for "markdown on" 10 || die "/set markdown on did not answer"
+wait_for "• first bold item" 10 || die "/set markdown on did not draw the answer again"
+tm send-keys -t cmif "/set markdown maybe" Enter
+wait_for "/set markdown: on or off" 10 || die "/set markdown accepted a bad value"
 tm send-keys -t cmif C-d
 [ "$(wait_exit 15)" = 0 ] || die "the chat did not exit cleanly"
 
