@@ -571,7 +571,7 @@ const struct cmds_entry cmds_table[] = {
     { "show", "", "the settings, model, device and confidential-core status", CMDS_IDLE,
       c_show },
     { "set", "NAME VALUE", "temp, top-k, top-p, min-p, repeat-penalty, n, seed, eps, "
-      "mechanism, sanitize (no NAME: list them)", CMDS_IDLE, c_set },
+      "mechanism, sanitize, markdown (no NAME: list them)", CMDS_IDLE, c_set },
     { "retry", "", "a new answer to the last message (same sanitized input: no ε)", CMDS_IDLE,
       c_retry },
     { "edit", "", "put the last message in the input line to change and resend", 0, c_edit },
