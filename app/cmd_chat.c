@@ -35,7 +35,7 @@
 enum {
     X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM, X_SYSTEMFILE,
     X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_HIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
-    X_SCOPE, X_UNIT, X_NOLEDGER, X_RESUME, X_AUTOSAVE,
+    X_SCOPE, X_UNIT, X_NOLEDGER, X_RESUME, X_AUTOSAVE, X_PLAIN,
 };
 
 static const struct opts_extra extras[] = {
@@ -69,6 +69,9 @@ static const struct opts_extra extras[] = {
     { "report", 0, 1, X_REPORT, "    --report json      scripted: print the per-token privacy report as JSON" },
     { "report-file", 0, 1, X_REPORTFILE, "    --report-file F    scripted: also write the JSON report to F" },
     { "no-color", 0, 0, X_NOCOLOR, "    --no-color         no colours (also when NO_COLOR is set)" },
+    { "plain", 0, 0, X_PLAIN,
+      "    --plain            answers exactly as the model wrote them (no Markdown display:\n"
+      "                       bold, code blocks, lists)" },
     { "history", 0, 0, X_HIST, "    --history          keep the input history across sessions, sealed (encrypted)\n                       in $XDG_STATE_HOME/cmif/history; off by default (Up still\n                       recalls this session's inputs, wiped at exit and on /clear)" },
     { "no-history", 0, 0, X_NOHIST, "    --no-history       no history file (the default)" },
     { "screen-dump", 0, 1, X_DUMP, "    --screen-dump F    write the screen as text to F at exit and on SIGUSR1" },
@@ -99,6 +102,7 @@ struct chat_opts {
     const char *autosave_path;
     int report_json;
     int color;
+    int plain;
     int history;
     int no_ledger;
     char ledger[4096];
@@ -201,6 +205,7 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
         return 0;
     case X_REPORTFILE: c->report_file = v; return 0;
     case X_NOCOLOR: c->color = 0; return 0;
+    case X_PLAIN: c->plain = 1; return 0;
     case X_NOHIST: c->history = 0; return 0;
     case X_SCOPE:
         if ((c->core.scope = core_scope_parse(v)) < 0) {
@@ -460,6 +465,7 @@ static int cmd_chat_exec(int argc, char **argv)
         struct tui_options to = { .chat = e.chat, .core = e.core, .dec = e.dec, .model_name = e.name,
                                   .history = hf, .history_note = co.history_note,
                                   .history_off = co.history_off, .dump = co.dump, .color = co.color,
+                                  .plain = co.plain,
                                   .headless_cols = co.headless_cols,
                                   .headless_rows = co.headless_rows, .seeded = co.core.seeded,
                                   .ledger_path = co.core.ledger_path,

@@ -267,7 +267,7 @@ static void settings_text(struct cmds_session *s, char *buf, size_t cap)
 
 const char *const cmds_set_names[] = {
     "temp", "top-k", "top-p", "min-p", "repeat-penalty", "n", "seed", "eps", "mechanism",
-    "sanitize", NULL,
+    "sanitize", "markdown", NULL,
 };
 
 static int c_eps(struct cmds_session *s, const char *arg);
@@ -275,6 +275,24 @@ static FILE *open_target(struct cmds_session *s, const char *cmd, const char *ar
                          size_t cap);
 static int c_mechanism(struct cmds_session *s, const char *arg);
 static int c_sanitize(struct cmds_session *s, const char *arg);
+
+/* Display only: the answers' text (/copy, /save) is the same either way. */
+static int set_markdown(struct cmds_session *s, const char *v)
+{
+    int on = !strcmp(v, "on");
+    if (!on && strcmp(v, "off")) {
+        out(s, CMDS_ERROR, "/set markdown: on or off");
+        return CMDS_FAIL;
+    }
+    if (!s->set_markdown) {
+        out(s, CMDS_ERROR, "/set markdown: answers are shown as written here (no screen)");
+        return CMDS_FAIL;
+    }
+    s->set_markdown(s->ctx, on);
+    out(s, CMDS_INFO, on ? "markdown on: answers are drawn as Markdown (bold, code, lists)"
+                         : "markdown off: answers are shown exactly as the model wrote them");
+    return CMDS_OK;
+}
 
 static int c_set(struct cmds_session *s, const char *arg)
 {
@@ -290,6 +308,7 @@ static int c_set(struct cmds_session *s, const char *arg)
     snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), arg);
     if (!strcmp(name, "eps")) return *v ? c_eps(s, v) : (out(s, CMDS_ERROR, "/set eps: give a value"), CMDS_FAIL);
     if (!strcmp(name, "mechanism")) return *v ? c_mechanism(s, v) : (out(s, CMDS_ERROR, "/set mechanism: give a name"), CMDS_FAIL);
+    if (!strcmp(name, "markdown")) return set_markdown(s, v);
     if (!strcmp(name, "sanitize")) return *v ? c_sanitize(s, v) : (out(s, CMDS_ERROR, "/set sanitize: auto, all or marked"), CMDS_FAIL);
     struct sampler_params sp;
     int np;
@@ -310,7 +329,7 @@ static int c_set(struct cmds_session *s, const char *arg)
         for (int i = 0; cmds_set_names[i]; i++) known |= !strcmp(cmds_set_names[i], name);
         if (!known)
             out(s, CMDS_ERROR, "/set: unknown setting '%s' (temp, top-k, top-p, min-p, "
-                               "repeat-penalty, n, seed, eps, mechanism, sanitize)", name);
+                               "repeat-penalty, n, seed, eps, mechanism, sanitize, markdown)", name);
         else out(s, CMDS_ERROR, "/set %s: '%s' is not a valid value", name, v);
         return CMDS_FAIL;
     }
@@ -609,7 +628,7 @@ const struct cmds_entry cmds_table[] = {
     { "show", "", "the settings, model, device and confidential-core status", CMDS_IDLE,
       c_show },
     { "set", "NAME VALUE", "temp, top-k, top-p, min-p, repeat-penalty, n, seed, eps, "
-      "mechanism, sanitize (no NAME: list them)", CMDS_IDLE, c_set },
+      "mechanism, sanitize, markdown (no NAME: list them)", CMDS_IDLE, c_set },
     { "retry", "", "a new answer to the last message (same sanitized input: no ε)", CMDS_IDLE,
       c_retry },
     { "prompt", "", "the tokens the model received for the last message (template, sanitized "

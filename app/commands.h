@@ -25,6 +25,9 @@ struct cmds_session {
     void (*cleared)(void *ctx);
     /* /restore on|off: whether answers show the user's own words for substitutes. */
     void (*set_restore)(void *ctx, int on);
+    /* /set markdown on|off: answers drawn as Markdown or exactly as written. NULL: there
+     * is no screen (line mode and scripts always show them as written). */
+    void (*set_markdown)(void *ctx, int on);
     /* /retry: start a new answer to the last message (chat_retry; the UI streams it). 0, or
      * -1 with err. NULL: /retry is not available here. */
     int (*retry)(void *ctx, char *err, size_t errlen);

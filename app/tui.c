@@ -117,6 +117,13 @@ static void tui_set_restore(void *ctx, int on)
     t->restore_on = on;
 }
 
+static void tui_set_markdown(void *ctx, int on)
+{
+    struct tui *t = ctx;
+    if (transcript_set_markdown(screen_transcript(t->scr), on) != 0)
+        note(t, TR_ERROR, "out of memory: answers are shown as written");
+}
+
 /* restore_feed's output: into the streamed answer, a restored word marked. */
 static void restored_piece(void *ctx, const char *s, size_t n, const char *orig)
 {
@@ -581,6 +588,7 @@ int tui_run(const struct tui_options *o, int *exit_sig)
         fprintf(stderr, "cmif: %s\n", err);
         goto out;
     }
+    transcript_set_markdown(screen_transcript(t.scr), !o->plain);
     t.cmd_names = command_names();
     command_args(&t);
     struct input_options io = { .fetch = nested_fetch, .ctx = &t, .commands = t.cmd_names,
@@ -610,7 +618,8 @@ int tui_run(const struct tui_options *o, int *exit_sig)
                                     .device_name = dec_device_name(o->dec), .print = tui_print,
                                     .toggle_panel = tui_toggle, .cleared = tui_cleared,
                                     .set_restore = tui_set_restore, .retry = tui_retry,
-                                    .edit = tui_edit, .copy = tui_copy, .ctx = &t };
+                                    .edit = tui_edit, .copy = tui_copy, .ctx = &t,
+                                    .set_markdown = tui_set_markdown };
     {
         char msg[768];
         snprintf(msg, sizeof msg,

@@ -24,6 +24,7 @@ struct tui_options {
     const char *history_off;           /* a problem with it, said as an error; NULL or "": none */
     const char *dump;                  /* --screen-dump file (at exit and on SIGUSR1) or NULL */
     int color;
+    int plain;                         /* --plain: answers as written, no Markdown display */
     int headless_cols, headless_rows;  /* > 0: a virtual screen with keys from stdin (tests) */
     int seeded;                        /* --dp-seed: warn that the noise is not private */
     const char *ledger_path;           /* the per-user ledger the core charges; NULL: none */

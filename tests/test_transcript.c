@@ -229,21 +229,49 @@ static void test_panel_rows(void **state)
     assert_non_null(strstr(buf, "NOT SANITIZED"));
 }
 
+/* A virtual screen of cols x rows on /dev/null (skips the test when there is none). */
+static FILE *vs_out, *vs_in;
+
+static struct screen *vscreen_open(int cols, int rows)
+{
+    vs_out = fopen("/dev/null", "w");
+    vs_in = fopen("/dev/null", "r");
+    assert_non_null(vs_out);
+    assert_non_null(vs_in);
+    struct screen *s;
+    char err[256];
+    struct screen_options o = { .in = vs_in, .out = vs_out, .cols = cols, .rows = rows, .term = "xterm" };
+    if (screen_open(&s, &o, err, sizeof err) != 0) {
+        print_message("SKIP: %s\n", err);
+        fclose(vs_out);
+        fclose(vs_in);
+        skip();
+    }
+    return s;
+}
+
+static void vscreen_close(struct screen *s)
+{
+    screen_close(s);
+    fclose(vs_out);
+    fclose(vs_in);
+}
+
+/* What the screen shows, one line per row (malloc'd, NUL-terminated). */
+static char *vscreen_dump(struct screen *s, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    assert_non_null(f);
+    assert_int_equal(screen_dump(s, f), 0);
+    fclose(f);
+    return buf;
+}
+
 static void test_virtual_screen(void **state)
 {
     (void)state;
-    FILE *out = fopen("/dev/null", "w"), *in = fopen("/dev/null", "r");
-    assert_non_null(out);
-    assert_non_null(in);
-    struct screen *s;
-    char err[256];
-    struct screen_options o = { .in = in, .out = out, .cols = 70, .rows = 12, .term = "xterm" };
-    if (screen_open(&s, &o, err, sizeof err) != 0) {
-        print_message("SKIP: %s\n", err);
-        fclose(out);
-        fclose(in);
-        skip();
-    }
+    struct screen *s = vscreen_open(70, 12);
     struct transcript *t = screen_transcript(s);
     transcript_add(t, TR_USER, "héllo \x1b[2J\x07 wörld \xff", 22);
     transcript_append(t, "日本語の答え", strlen("日本語の答え"));
@@ -256,12 +284,8 @@ static void test_virtual_screen(void **state)
                               .core = "memfd_secret", .eps = 1.0, .spent = 1.0, .total = 64.0 };
     screen_set_status(s, &si);
     screen_draw(s, NULL);
-    char *buf = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    assert_int_equal(screen_dump(s, f), 0);
-    fclose(f);
+    char *buf = vscreen_dump(s, &len);
     int lines = 0;
     for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
     assert_int_equal(lines, 12);
@@ -276,9 +300,40 @@ static void test_virtual_screen(void **state)
     screen_toggle_panel(s);
     screen_draw(s, NULL);
     assert_false(screen_panel_visible(s));
-    screen_close(s);
-    fclose(out);
-    fclose(in);
+    vscreen_close(s);
+}
+
+static char *dump_answer(int markdown, const char *answer)
+{
+    struct screen *s = vscreen_open(50, 10);
+    struct transcript *t = screen_transcript(s);
+    transcript_set_markdown(t, markdown);
+    transcript_append(t, answer, strlen(answer));
+    transcript_end_answer(t);
+    screen_draw(s, NULL);
+    size_t len;
+    char *buf = vscreen_dump(s, &len);
+    vscreen_close(s);
+    return buf;
+}
+
+/* An answer in Markdown on the screen: a bullet, bold without its markers, a code block
+ * with a margin and its text untouched; off, the text as written. */
+static void test_markdown_screen(void **state)
+{
+    (void)state;
+    const char *answer = "Steps:\n- first **bold**\n```sh\nls **\n```\n";
+    char *md = dump_answer(1, answer);
+    assert_non_null(strstr(md, "  \xe2\x80\xa2 first bold"));
+    assert_non_null(strstr(md, "sh\n"));
+    assert_non_null(strstr(md, "    ls **"));
+    assert_null(strstr(md, "```"));
+    assert_null(strstr(md, "**bold**"));
+    free(md);
+    char *raw = dump_answer(0, answer);
+    assert_non_null(strstr(raw, "- first **bold**"));
+    assert_non_null(strstr(raw, "```sh"));
+    free(raw);
 }
 
 int main(void)
@@ -290,6 +345,7 @@ int main(void)
     cmocka_unit_test(test_queue),
     cmocka_unit_test(test_panel_rows),
     cmocka_unit_test(test_virtual_screen),
+    cmocka_unit_test(test_markdown_screen),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -14,6 +14,7 @@
 
 #include "ui/colors.h"
 #include "ui/input.h"
+#include "ui/markdown.h"
 #include "ui/utf8.h"
 
 #define INPUT_MAX_ROWS 6
@@ -63,6 +64,22 @@ static void colors(struct screen *s)
     init_pair(UI_PAIR_GOOD, COLOR_GREEN, -1);
     init_pair(UI_PAIR_WARN, COLOR_YELLOW, -1);
     init_pair(UI_PAIR_BAD, COLOR_RED, -1);
+    init_pair(UI_PAIR_CODE, COLOR_GREEN, -1);
+}
+
+/* How a Markdown attribute set is drawn (ui/markdown). */
+static attr_t md_attr(const struct screen *s, unsigned char m)
+{
+    attr_t a = A_NORMAL;
+    if (m & (MD_BOLD | MD_HEAD)) a |= A_BOLD;
+#ifdef A_ITALIC
+    if (m & MD_ITALIC) a |= A_ITALIC;
+#else
+    if (m & MD_ITALIC) a |= A_UNDERLINE;
+#endif
+    if (m & MD_FENCE) a |= A_DIM;
+    if (m & (MD_CODE | MD_BLOCK)) a |= s->color ? COLOR_PAIR(UI_PAIR_CODE) : (m & MD_CODE ? A_UNDERLINE : 0);
+    return a;
 }
 
 int screen_open(struct screen **out, const struct screen_options *o, char *err, size_t errlen)
@@ -259,12 +276,17 @@ static void draw_transcript(struct screen *s)
         }
         wattrset(w, a);
         if (row->first) mvwaddstr(w, y, 0, mark);
-        int x = 2;
+        int x = 2 + row->indent;
         size_t i = 0;
-        const char *t = e->text + row->off;
+        const char *text;
+        size_t tlen;
+        const unsigned char *ma;
+        transcript_shown(e, &text, &tlen, &ma);
+        const char *t = text + row->off;
         while (i < row->len) {
             char cell[8];
             int cw;
+            if (ma) wattrset(w, a | md_attr(s, ma[row->off + i]));
             size_t k = utf8_cell(t + i, row->len - i, cell, &cw);
             i += k;
             if (cell[0] == '\n') continue;

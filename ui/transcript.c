@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "ui/markdown.h"
 #include "ui/utf8.h"
 
 /* An entry's text held what the user typed or was shown: wiped before malloc reuses it. */
@@ -15,6 +16,54 @@ static void entry_free(struct tr_entry *e)
     free(e->text);
     e->text = NULL;
     e->len = e->cap = 0;
+    if (e->md) md_free(e->md);
+    free(e->md);
+    e->md = NULL;
+}
+
+/* Renders an answer's text again for the Markdown display (what is new since the last
+ * time). Out of memory: the answer is shown as written. */
+static void render(const struct transcript *t, struct tr_entry *e)
+{
+    if (!t->markdown || e->style != TR_ANSWER) return;
+    if (!e->md) {
+        if (!(e->md = malloc(sizeof *e->md))) return;
+        md_init(e->md);
+    }
+    if (md_update(e->md, e->text, e->len) != 0) {
+        md_free(e->md);
+        free(e->md);
+        e->md = NULL;
+    }
+}
+
+int transcript_set_markdown(struct transcript *t, int on)
+{
+    t->markdown = on;
+    int rc = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        struct tr_entry *e = &t->e[i];
+        if (e->md) md_free(e->md);
+        free(e->md);
+        e->md = NULL;
+        render(t, e);
+        if (on && e->style == TR_ANSWER && !e->md) rc = -1;
+    }
+    return rc;
+}
+
+void transcript_shown(const struct tr_entry *e, const char **text, size_t *len,
+                      const unsigned char **attr)
+{
+    if (e->md) {
+        *text = e->md->text ? e->md->text : "";
+        *len = e->md->len;
+        *attr = e->md->attr;
+    } else {
+        *text = e->text;
+        *len = e->len;
+        *attr = NULL;
+    }
 }
 
 void transcript_init(struct transcript *t, size_t max_entries)
@@ -80,6 +129,7 @@ int transcript_add(struct transcript *t, int style, const char *text, size_t len
     e->len = len;
     e->text[len] = 0;
     t->n++;
+    render(t, e);
     return 0;
 }
 
@@ -90,6 +140,7 @@ static int raw_append(struct transcript *t, const char *s, size_t n)
     memcpy(e->text + e->len, s, n);
     e->len += n;
     e->text[e->len] = 0;
+    render(t, e);
     return 0;
 }
 
@@ -164,6 +215,9 @@ struct lay {
     size_t n, cap;
     size_t idx;
     int first, fail;
+    size_t base;        /* offset of the wrapped text in the entry's shown text */
+    int indent;         /* for the rows to come */
+    int hang;           /* for the rows after the next one */
 };
 
 static void lay_row(void *ctx, size_t off, size_t len)
@@ -180,8 +234,45 @@ static void lay_row(void *ctx, size_t off, size_t len)
         l->rows = r;
         l->cap = nc;
     }
-    l->rows[l->n++] = (struct tr_row){ l->idx, off, len, l->first };
+    l->rows[l->n++] = (struct tr_row){ l->idx, l->base + off, len, l->first, l->indent };
     l->first = 0;
+    l->indent = l->hang;
+}
+
+/* A Markdown answer, one display line at a time: a list item's later rows hang under its
+ * text, a code block's rows keep a margin. */
+static void lay_md(struct lay *l, const char *s, size_t n, const unsigned char *a, int width)
+{
+    size_t i = 0;
+    for (;;) {
+        const char *nl = memchr(s + i, '\n', n - i);
+        size_t end = nl ? (size_t)(nl - s) : n;
+        size_t p = i;
+        while (p < end && (a[p] & MD_BULLET)) p++;
+        int hang = utf8_width(s + i, p - i);
+        l->base = i;
+        l->indent = l->hang = 0;
+        if (i < n && (a[i] & MD_BLOCK) && width > 8) {
+            l->indent = l->hang = 2;
+            transcript_wrap(s + i, end - i, width - 2, lay_row, l);
+        } else if (hang && hang <= width / 2) {
+            /* The marker goes on the first row, before the text wrapped narrower. */
+            l->base = p;
+            l->hang = hang;
+            size_t before = l->n;
+            transcript_wrap(s + p, end - p, width - hang, lay_row, l);
+            if (!l->fail && l->n > before) {
+                l->rows[before].off = i;
+                l->rows[before].len += p - i;
+            }
+        } else {
+            transcript_wrap(s + i, end - i, width, lay_row, l);
+        }
+        if (!nl) break;
+        i = end + 1;
+    }
+    l->indent = l->hang = 0;
+    l->base = 0;
 }
 
 int transcript_layout(const struct transcript *t, int width, struct tr_row **rows, size_t *n)
@@ -196,7 +287,14 @@ int transcript_layout(const struct transcript *t, int width, struct tr_row **row
         }
         l.idx = i;
         l.first = 1;
-        transcript_wrap(t->e[i].text, t->e[i].len, inner, lay_row, &l);
+        const char *text;
+        size_t len;
+        const unsigned char *attr;
+        transcript_shown(&t->e[i], &text, &len, &attr);
+        if (attr)
+            lay_md(&l, text, len, attr, inner);
+        else
+            transcript_wrap(text, len, inner, lay_row, &l);
     }
     if (l.fail) {
         free(l.rows);

@@ -12,10 +12,13 @@
 
 enum tr_style { TR_USER = 0, TR_ANSWER, TR_INFO, TR_ERROR };
 
+struct md;
+
 struct tr_entry {
     int style;
     char *text;
     size_t len, cap;
+    struct md *md;          /* an answer as Markdown shows it (markdown on), else NULL */
 };
 
 struct transcript {
@@ -24,12 +27,16 @@ struct transcript {
     size_t max_entries;     /* scrollback bound: the oldest entries go first */
     int scroll;             /* rows scrolled back from the bottom (0 = follow the end) */
     struct utf8_carry carry;   /* a character split between two streamed pieces */
+    int markdown;           /* answers drawn as Markdown (ui/markdown); off: as written */
 };
 
-/* One wrapped row: bytes [off, off+len) of entry idx; first: the entry's first row. */
+/* One wrapped row: bytes [off, off+len) of entry idx's shown text (transcript_shown);
+ * first: the entry's first row; indent: columns left blank before it (the hanging indent
+ * of a list item's later rows, a code block's margin). */
 struct tr_row {
     size_t idx, off, len;
     int first;
+    int indent;
 };
 
 void transcript_init(struct transcript *t, size_t max_entries);
@@ -42,6 +49,13 @@ int transcript_add(struct transcript *t, int style, const char *text, size_t len
 int transcript_append(struct transcript *t, const char *text, size_t len);
 /* Ends the streamed answer (flushes a held-back partial character). */
 void transcript_end_answer(struct transcript *t);
+/* Markdown display of answers on or off (all of them, shown again). The entries' text
+ * stays as written either way. 0 or -1 (out of memory: answers shown as written). */
+int transcript_set_markdown(struct transcript *t, int on);
+/* What is drawn for an entry: its text, or its Markdown display text with one MD_* set
+ * per byte (*attr NULL when the text is shown as written). */
+void transcript_shown(const struct tr_entry *e, const char **text, size_t *len,
+                      const unsigned char **attr);
 
 /* Wraps one text for `width` columns (>= 1): words move to the next row when they fit
  * there, longer runs break anywhere. Calls fn for each row; returns the row count. */
