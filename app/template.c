@@ -125,7 +125,9 @@ void tmpl_render_turn(int kind, int first, const char *system, const char *user,
         tpl(t, "</s>\n<|assistant|>\n");
         break;
     default:
-        /* Plain completion: the text continues the context; a system text is a preamble. */
+        /* Plain completion: the text continues the context; a system text is a preamble.
+         * The message ends its line, so a base model answers from a word boundary (a new
+         * line) instead of finishing the message's last word. */
         t->add_bos = first;
         if (sys) {
             usr(t, system);
@@ -133,6 +135,7 @@ void tmpl_render_turn(int kind, int first, const char *system, const char *user,
         }
         head(t);
         usr(t, user);
+        tpl(t, "\n");
         break;
     }
 }
@@ -144,7 +147,7 @@ const char *tmpl_answer_end(int kind)
     case TMPL_LLAMA3: return "<|eot_id|>";
     case TMPL_CHATML: return "<|im_end|>\n";
     case TMPL_ZEPHYR: return "</s>\n";
-    default: return "";
+    default: return "\n";   /* the next message starts a line of its own */
     }
 }
 
@@ -152,7 +155,8 @@ const char *tmpl_after_eog(int kind)
 {
     switch (kind) {
     case TMPL_CHATML:
-    case TMPL_ZEPHYR: return "\n";
+    case TMPL_ZEPHYR:
+    case TMPL_PLAIN: return "\n";
     default: return "";
     }
 }
