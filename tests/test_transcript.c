@@ -246,14 +246,10 @@ static void test_panel_rows(void **state)
     status_format(&si, 40, buf, sizeof buf);
     assert_non_null(strstr(buf, "NOT SANITIZED"));
     /* Narrower still, or long figures: the speed and the words go, the budget stays whole. */
-    si.unsanitized = 0;
-    si.day = 0;
-    si.busy = 1;
-    si.eps = 0.0625;
-    si.spent = 0.25;
-    si.total = 1e9;
+    struct status_info tight = { .model = "m", .device = "cpu (avx512, 2 threads)", .busy = 1,
+                                 .core = "locked", .eps = 0.0625, .spent = 0.25, .total = 1e9 };
     for (int wd = 40; wd >= 18; wd -= 11) {
-        status_format(&si, wd, buf, sizeof buf);
+        status_format(&tight, wd, buf, sizeof buf);
         assert_non_null(strstr(buf, "0.25/1000000000"));
         assert_null(strstr(buf, "…"));
         assert_int_equal(utf8_width(buf, strlen(buf)), wd);
