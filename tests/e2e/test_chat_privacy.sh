@@ -12,9 +12,9 @@ need_shared models/stories260K.gguf
 MODEL=$SHARED/models/stories260K.gguf
 . tests/e2e/chat_tmux.inc
 ST=$TMPD/state; mkdir -p "$ST"
-# Seed 5 replaces "Once" by "She" (sanitize all), and the model's answer starts with "She".
+# Seed 3 replaces "mom" by "day" (sanitize all), and the model's answer starts "One day,".
 MSG="Once upon a time there was a little girl. She went to the park with her mom."
-ARGS="-m $MODEL --temp 0 -n 12 --no-history --dp-seed 5 --sanitize all"
+ARGS="-m $MODEL --temp 0 -n 12 --no-history --dp-seed 3 --sanitize all"
 
 tm_start 110 30 "XDG_STATE_HOME=$ST $CMIF $ARGS"
 wait_for "Ctrl-D quits" 20 || die "chat did not start"
@@ -27,7 +27,7 @@ screen | grep -q "555 .*(random) *N" || { screen; die "preview does not say 555 
 screen | grep -q "today 0/200" || die "the preview charged something"
 tm send-keys -t cmif C-u
 tm send-keys -t cmif "$MSG" Enter
-wait_for "⟨Once⟩ saw" 30 || die "the repeated substitute was not shown as the user's word"
+wait_for "One ⟨mom⟩, Lily" 30 || die "the repeated substitute was not shown as the user's word"
 wait_stable
 tm send-keys -t cmif C-d
 [ "$(wait_exit 10)" = 0 ] || die "first session did not exit 0"
@@ -39,7 +39,7 @@ wait_for "Ctrl-D quits" 20 || die "chat did not start (restore off)"
 tm send-keys -t cmif "/restore off" Enter
 wait_for "restore off" 5 || die "/restore off did not answer"
 tm send-keys -t cmif "$MSG" Enter
-wait_re " She saw a big" 30 || die "/restore off did not show the model's word"
+wait_re "One day, Lily's mom" 30 || die "/restore off did not show the model's word"
 screen | grep -q "⟨" && die "/restore off still marks words"
 # /mechanism none asks first; confirmed, the status line says NOT SANITIZED.
 tm send-keys -t cmif "/mechanism none" Enter
