@@ -3,6 +3,8 @@
  * with --unit token); --json prints one object for scripts. What is sent is charged to the
  * per-user ledger unless --no-ledger. */
 #include <errno.h>
+#include <locale.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "app/script.h"
 #include "app/xdg.h"
 #include "core/core.h"
+#include "ui/utf8.h"
 
 static void print_public_set(FILE *f)
 {
@@ -201,11 +204,52 @@ static char *read_all(const char *path, size_t *len)
     return buf;
 }
 
-static int cont_bytes(const char *s)
+/* The byte a report piece stands for when it is exactly one escaped byte ("\\xNN"), else -1:
+ * a character the tokenizer split into byte tokens arrives as one such row per byte. */
+static int escaped_byte(const char *s)
 {
-    int n = 0;
-    for (; *s; s++) n += ((unsigned char)*s & 0xC0) == 0x80;
-    return n;
+    unsigned v;
+    char end;
+    if (strlen(s) != 4 || s[0] != '\\' || s[1] != 'x') return -1;
+    if (sscanf(s + 2, "%2x%c", &v, &end) != 1) return -1;
+    return (int)v;
+}
+
+static const char *rep_piece(const struct core_tok_report *r, int sent)
+{
+    return sent ? r->sent : r->orig;
+}
+
+/* Row i's original (or sent) piece for the table, quoted. A valid character spread over
+ * byte rows is shown as itself on each of them with the byte's place ("'🐶' 2/4"); a byte
+ * that belongs to no valid character stays escaped. */
+static void report_cell(const struct core_tok_report *rep, size_t n, size_t i, int sent,
+                        char *out, size_t cap)
+{
+    const char *p = rep_piece(&rep[i], sent);
+    snprintf(out, cap, "'%s'", p);
+    if (escaped_byte(p) < 0) return;
+    size_t j = i;
+    while (j > 0 && i - j < 3 && (escaped_byte(rep_piece(&rep[j], sent)) & 0xC0) == 0x80)
+        j--;
+    char ch[4];
+    size_t len = 0;
+    for (size_t k = j; k < n && len < 4; k++) {
+        int b = escaped_byte(rep_piece(&rep[k], sent));
+        if (b < 0 || (k > j && (b & 0xC0) != 0x80)) break;
+        ch[len++] = (char)b;
+    }
+    uint32_t cp;
+    size_t l = utf8_decode(ch, len, &cp);
+    if (l < 2 || j + l <= i) return;
+    snprintf(out, cap, "'%.*s' %zu/%zu", (int)l, ch, i - j + 1, l);
+}
+
+/* Pads a table cell to `cols` display columns (wide characters count 2). */
+static void print_cell(const char *s, int cols)
+{
+    int w = utf8_width(s, strlen(s));
+    printf("%s%*s", s, w < cols ? cols - w : 0, "");
 }
 
 static int cmd_sanitize_exec(int argc, char **argv)
@@ -371,16 +415,22 @@ static int cmd_sanitize_exec(int argc, char **argv)
     core_wipe(sent, cap);
     free(sent);
     size_t cnt[CORE_TOK_PLANNED + 1] = {0};
+    /* Display widths (wcwidth) need a UTF-8 locale; the report's text is UTF-8 whatever the
+     * environment names. */
+    if (!setlocale(LC_CTYPE, "") || MB_CUR_MAX == 1) setlocale(LC_CTYPE, "C.UTF-8");
     printf("%-4s %-20s %-20s %-9s %-6s %s\n", "#", "original", "sent", "treatment", "eps", "cluster");
     for (size_t i = 0; i < b.nrep; i++) {
         const struct core_tok_report *r = &b.rep[i];
         if (r->kind >= 0 && r->kind <= CORE_TOK_PLANNED) cnt[r->kind]++;
-        char orig[64], sent[64];
-        snprintf(orig, sizeof orig, "'%s'", r->orig);
-        snprintf(sent, sizeof sent, "'%s'", r->sent);
-        /* printf pads by bytes; widen by the UTF-8 continuation bytes so columns line up. */
-        printf("%-4zu %-*s %-*s %-9s %-6g %d\n", i, 20 + cont_bytes(orig), orig,
-               20 + cont_bytes(sent), sent, core_kind_name(r->kind), r->eps, r->cluster_size);
+        char orig[80], sent[80];
+        report_cell(b.rep, b.nrep, i, 0, orig, sizeof orig);
+        report_cell(b.rep, b.nrep, i, 1, sent, sizeof sent);
+        /* printf pads by bytes; the table pads by display columns so wide text lines up. */
+        printf("%-4zu ", i);
+        print_cell(orig, 20);
+        putchar(' ');
+        print_cell(sent, 20);
+        printf(" %-9s %-6g %d\n", core_kind_name(r->kind), r->eps, r->cluster_size);
     }
     printf("%ss %zu: replaced %zu, kept %zu, public %zu, random %zu, control %zu\n", unit,
            b.nrep, cnt[CORE_TOK_REPLACED], cnt[CORE_TOK_KEPT], cnt[CORE_TOK_PUBLIC],

@@ -76,7 +76,7 @@ static void head(struct tmpl_turn *t) { t->n_head = t->n; t->barrier = 1; }
 static const struct wrap {
     const char *sys_open, *sys_close, *user_open, *user_close;
 } wraps[TMPL_COUNT] = {
-    [TMPL_PLAIN] = {"", "\n\n", "", ""},
+    [TMPL_PLAIN] = {"", "\n\n", "", "\n"},
     [TMPL_LLAMA3] = {"<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>",
                      "<|start_header_id|>user<|end_header_id|>\n\n",
                      "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
@@ -124,7 +124,7 @@ const char *tmpl_answer_end(int kind)
     case TMPL_LLAMA3: return "<|eot_id|>";
     case TMPL_CHATML: return "<|im_end|>\n";
     case TMPL_ZEPHYR: return "</s>\n";
-    default: return "";
+    default: return "\n";   /* the next message starts a line of its own */
     }
 }
 
@@ -132,7 +132,8 @@ const char *tmpl_after_eog(int kind)
 {
     switch (kind) {
     case TMPL_CHATML:
-    case TMPL_ZEPHYR: return "\n";
+    case TMPL_ZEPHYR:
+    case TMPL_PLAIN: return "\n";
     default: return "";
     }
 }

@@ -45,9 +45,11 @@ int tmpl_detect(const char *text, size_t len, int *known);
 void tmpl_render_turn(int kind, int first, const char *system, const char *user,
                       struct tmpl_turn *out);
 /* Template text that closes an assistant answer in the context when the model did not
- * end it itself (stopped by the user or a length limit); "" for plain completion. */
+ * end it itself (stopped by the user or a length limit); "\n" for plain completion, so
+ * the next message starts a line of its own. */
 const char *tmpl_answer_end(int kind);
-/* Template text that follows the model's own end-of-generation token ("" or "\n"). */
+/* Template text that follows the model's own end-of-generation token ("" or "\n"; plain
+ * completion, which keeps no such token, "\n" after the answer). */
 const char *tmpl_after_eog(int kind);
 
 /* Concatenates a rendered turn into buf (tests, /show); returns the needed length. */

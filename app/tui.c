@@ -103,7 +103,9 @@ static void note(struct tui *t, int style, const char *msg)
         return;
     }
     transcript_add(screen_transcript(t->scr), style, msg, strlen(msg));
-    screen_transcript(t->scr)->scroll = 0;
+    /* Your own message brings the view back to the end; a notice (the end of an answer)
+     * leaves a scrolled-back view where it is. */
+    if (style == TR_USER) screen_transcript(t->scr)->scroll = 0;
 }
 
 static void tui_print(void *ctx, int level, const char *msg)
@@ -269,6 +271,13 @@ static void handle_key(struct tui *t, int ch)
     case KEY_RESIZE: screen_resize(t->scr); return;
     case KEY_PPAGE: screen_scroll_pages(t->scr, 1); return;
     case KEY_NPAGE: screen_scroll_pages(t->scr, -1); return;
+    case KEY_END:   /* scrolled back: End follows the answer again; else the line's end */
+        if (screen_transcript(t->scr)->scroll > 0) {
+            screen_transcript(t->scr)->scroll = 0;
+            return;
+        }
+        input_key(t->in, ch);
+        return;
     case KEY_MOUSE: screen_scroll_rows(t->scr, 3 * screen_wheel(t->scr)); return;
     case KEY_F(2): screen_toggle_panel(t->scr); return;
     case 12: screen_repaint(t->scr); return;   /* Ctrl-L */

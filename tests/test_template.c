@@ -87,11 +87,13 @@ static void test_llama2_chatml_zephyr_plain(void **state)
     flat(TMPL_ZEPHYR, 1, "S", "Q", buf, sizeof buf, &t);
     assert_string_equal(buf, "<|system|>\nS</s>\n<|user|>\nQ</s>\n<|assistant|>\n");
 
+    /* Plain: the message ends its line, so the answer starts a word of its own. */
     flat(TMPL_PLAIN, 1, NULL, "Once upon", buf, sizeof buf, &t);
-    assert_string_equal(buf, "Once upon");
-    assert_int_equal(t.n, 1);
+    assert_string_equal(buf, "Once upon\n");
+    assert_int_equal(t.n, 2);
     assert_int_equal(t.seg[0].kind, TMPL_SEG_USER);
-    assert_string_equal(tmpl_answer_end(TMPL_PLAIN), "");
+    assert_int_equal(t.seg[1].kind, TMPL_SEG_TEMPLATE);
+    assert_string_equal(tmpl_answer_end(TMPL_PLAIN), "\n");
 }
 
 static void test_user_text_is_never_template(void **state)

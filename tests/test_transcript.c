@@ -188,6 +188,24 @@ static void test_panel_rows(void **state)
     assert_int_equal(utf8_width(head, (size_t)(sent - head)),
                      utf8_width(buf, (size_t)(arrow - buf)) + 2);   /* "→ " then the piece */
     assert_true(strcmp(head + strlen(head) - strlen("ε"), "ε") == 0);
+    /* Whitespace is drawn visibly: a token of spaces is no blank row, and a leading space
+     * that only one side has shows why "T" became "T". */
+    struct panel_tok ws = { .orig = " ", .sent = " ", .kind = PANEL_PUBLIC, .eps = 0 };
+    panel_row(&ws, 30, buf, sizeof buf);
+    assert_true(strncmp(buf, "␣", strlen("␣")) == 0);
+    assert_non_null(strstr(buf, "→ ␣"));
+    snprintf(ws.orig, sizeof ws.orig, "\\n");
+    snprintf(ws.sent, sizeof ws.sent, "\t");
+    panel_row(&ws, 30, buf, sizeof buf);
+    assert_true(strncmp(buf, "↵", strlen("↵")) == 0);
+    assert_non_null(strstr(buf, "→ ⇥"));
+    struct panel_tok lead = { .orig = " T", .sent = "T", .kind = PANEL_REPLACED, .eps = 1 };
+    panel_row(&lead, 30, buf, sizeof buf);
+    assert_true(strncmp(buf, "␣T ", strlen("␣T ")) == 0);
+    assert_non_null(strstr(buf, "→ T "));
+    struct panel_tok same = { .orig = " Lily", .sent = " Mary", .kind = PANEL_REPLACED, .eps = 1 };
+    panel_row(&same, 30, buf, sizeof buf);
+    assert_null(strstr(buf, "␣"));   /* the usual word space on both sides stays plain */
     snprintf(r.orig, sizeof r.orig, "\x1b[31mred");
     panel_row(&r, 30, buf, sizeof buf);
     assert_null(strchr(buf, '\x1b'));
@@ -227,6 +245,15 @@ static void test_panel_rows(void **state)
     assert_null(strstr(buf, "ε 1/word"));
     status_format(&si, 40, buf, sizeof buf);
     assert_non_null(strstr(buf, "NOT SANITIZED"));
+    /* Narrower still, or long figures: the speed and the words go, the budget stays whole. */
+    struct status_info tight = { .model = "m", .device = "cpu (avx512, 2 threads)", .busy = 1,
+                                 .core = "locked", .eps = 0.0625, .spent = 0.25, .total = 1e9 };
+    for (int wd = 40; wd >= 18; wd -= 11) {
+        status_format(&tight, wd, buf, sizeof buf);
+        assert_non_null(strstr(buf, "0.25/1000000000"));
+        assert_null(strstr(buf, "…"));
+        assert_int_equal(utf8_width(buf, strlen(buf)), wd);
+    }
 }
 
 /* A virtual screen of cols x rows on /dev/null (skips the test when there is none). */

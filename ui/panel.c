@@ -22,14 +22,52 @@ static char kind_letter(int k)
     }
 }
 
+/* The symbol for the whitespace at s (a space, tab or newline, or the report's escapes
+ * "\\n", "\\t", "\\r"): *len gets the bytes it stands for; NULL when s is no whitespace. */
+static const char *ws_symbol(const char *s, size_t *len)
+{
+    *len = 1;
+    if (*s == ' ') return "␣";
+    if (*s == '\n') return "↵";
+    if (*s == '\t') return "⇥";
+    *len = 2;
+    if (s[0] == '\\' && s[1] == 'n') return "↵";
+    if (s[0] == '\\' && s[1] == 't') return "⇥";
+    if (s[0] == '\\' && s[1] == 'r') return "␍";
+    return NULL;
+}
+
+/* A piece as the panel shows it: a piece of whitespace alone as visible symbols (never a
+ * blank row), and a leading space as "␣" when `lead` (the other side has none, so the space
+ * is what differs). */
+static void visible_piece(const char *p, size_t n, int lead, char *out, size_t cap)
+{
+    size_t i = 0, o = 0, l;
+    while (i < n && ws_symbol(p + i, &l)) i += l;
+    int all = n && i == n;
+    out[0] = 0;
+    for (i = 0; i < n && o + 8 < cap;) {
+        const char *sym = (all || (i == 0 && lead && p[0] == ' ')) ? ws_symbol(p + i, &l) : NULL;
+        if (sym) {
+            o += (size_t)snprintf(out + o, cap - o, "%s", sym);
+            i += l;
+        } else out[o++] = p[i++];
+    }
+    out[o] = 0;
+}
+
 void panel_row(const struct panel_tok *r, int width, char *out, size_t cap)
 {
     /* typed(fw) " → " sent(fw) " K " eps(5) */
     int fw = (width - 3 - 3 - 5) / 2;
     if (fw < 1) fw = 1;
-    char a[200], b[200], e[16];
-    int wa = utf8_fit(r->orig, strnlen(r->orig, sizeof r->orig), fw, a, sizeof a);
-    int wb = utf8_fit(r->sent, strnlen(r->sent, sizeof r->sent), fw, b, sizeof b);
+    char a[200], b[200], e[16], va[200], vb[200];
+    size_t na = strnlen(r->orig, sizeof r->orig), nb = strnlen(r->sent, sizeof r->sent);
+    int lead = (na && r->orig[0] == ' ') != (nb && r->sent[0] == ' ');
+    visible_piece(r->orig, na, lead, va, sizeof va);
+    visible_piece(r->sent, nb, lead, vb, sizeof vb);
+    int wa = utf8_fit(va, strlen(va), fw, a, sizeof a);
+    int wb = utf8_fit(vb, strlen(vb), fw, b, sizeof b);
     snprintf(e, sizeof e, "%5.2f", r->eps);
     if (strlen(e) > 5) snprintf(e, sizeof e, "%5.0f", r->eps > 99999 ? 99999 : r->eps);
     snprintf(out, cap, "%s%*s → %s%*s %c %s", a, fw - wa, "", b, fw - wb, "", kind_letter(r->kind), e);

@@ -39,7 +39,9 @@ struct panel_data {
     int color;                           /* colour pairs are set up (see ui/colors.h) */
 };
 
-/* One token row formatted to `width` columns: "typed → sent   R 1.00". */
+/* One token row formatted to `width` columns: "typed → sent   R 1.00". Whitespace is made
+ * visible where it would hide something: a piece of only whitespace as ␣ ↵ ⇥, and a
+ * leading space only one side has as ␣ ("␣T → T" says what was replaced). */
 void panel_row(const struct panel_tok *r, int width, char *out, size_t cap);
 /* The column heads over panel_row's rows of the same width. */
 void panel_header(int width, char *out, size_t cap);

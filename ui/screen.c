@@ -32,6 +32,8 @@ struct screen {
     struct panel_tok *rep;
     struct status_info st;
     char st_model[128], st_device[128], st_core[192];
+    size_t lay_n;           /* transcript rows at the last draw, at width lay_w: rows that */
+    int lay_w;              /* arrive while scrolled back grow the scroll, the view stays put */
 };
 
 /* For screen_emergency_restore (signal handlers): the terminal's original modes. */
@@ -242,7 +244,7 @@ static void geometry(struct screen *s, struct input *in)
     }
     clearok(curscr, TRUE);
     /* Scrolling back stays meaningful: clamp to what the new width produces. */
-    transcript_scroll(&s->tr, 0, cols - pw, th);
+    transcript_scroll(&s->tr, 0, cols - pw, th - 1);
 }
 
 static void draw_transcript(struct screen *s)
@@ -258,12 +260,18 @@ static void draw_transcript(struct screen *s)
         mvwaddstr(w, 0, 0, "(out of memory)");
         return;
     }
+    if (s->tr.scroll > 0 && wd == s->lay_w && n > s->lay_n)
+        s->tr.scroll += (int)(n - s->lay_n);
+    s->lay_n = n;
+    s->lay_w = wd;
+    /* Scrolled back, the marker has the top row to itself: it never covers text. */
+    int mark_row = s->tr.scroll > 0 && h > 1;
     long end = (long)n - s->tr.scroll;
-    long start = end - h;
+    long start = end - (h - mark_row);
     if (start < 0) start = 0;
     for (long r = start; r < end; r++) {
         const struct tr_row *row = &rows[r];
-        int y = (int)(r - start);
+        int y = (int)(r - start) + mark_row;
         if (row->idx == (size_t)-1) continue;
         const struct tr_entry *e = &s->tr.e[row->idx];
         attr_t a = A_NORMAL;
@@ -296,11 +304,12 @@ static void draw_transcript(struct screen *s)
         }
     }
     wattrset(w, A_NORMAL);
-    if (s->tr.scroll > 0 && wd > 20) {
-        char ind[48];
-        snprintf(ind, sizeof ind, " ↑ %d rows back (PgDn) ", s->tr.scroll);
+    if (mark_row) {
+        char ind[64], fit[128];
+        snprintf(ind, sizeof ind, " ↑ %d rows back (PgDn, End) ", s->tr.scroll);
+        int iw = utf8_fit(ind, strlen(ind), wd, fit, sizeof fit);
         wattron(w, A_REVERSE);
-        mvwaddstr(w, 0, wd - utf8_width(ind, strlen(ind)), ind);
+        mvwaddstr(w, 0, wd - iw, fit);
         wattroff(w, A_REVERSE);
     }
     free(rows);
@@ -340,14 +349,15 @@ static int page(struct screen *s)
     return h > 2 ? h - 1 : 1;
 }
 
+/* Scrolled back, the marker takes a row of the pane: the text has one row less. */
 void screen_scroll_pages(struct screen *s, int pages)
 {
-    transcript_scroll(&s->tr, pages * page(s), s->cols - s->panel_w, s->rows - s->input_h - 1);
+    transcript_scroll(&s->tr, pages * page(s), s->cols - s->panel_w, s->rows - s->input_h - 2);
 }
 
 void screen_scroll_rows(struct screen *s, int rows)
 {
-    transcript_scroll(&s->tr, rows, s->cols - s->panel_w, s->rows - s->input_h - 1);
+    transcript_scroll(&s->tr, rows, s->cols - s->panel_w, s->rows - s->input_h - 2);
 }
 
 int screen_key(struct screen *s, int wait)

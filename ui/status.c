@@ -32,9 +32,23 @@ void status_format(const struct status_info *s, int width, char *out, size_t cap
     int hw = utf8_width(line, head);
     if (hw > width)
         snprintf(line, sizeof line, " %s │ %s │ %s ", model, tps, priv);
-    if (utf8_width(line, strlen(line)) > width)   /* the privacy figures before the model */
-        snprintf(line, sizeof line, " %s │ %s ", priv, tps);
-    else if (hw + 16 <= width && s->core && *s->core)   /* room for a useful part of it */
+    if (utf8_width(line, strlen(line)) > width) {   /* the privacy figures before the model */
+        /* Then the speed, then the words around the figures: the budget figure itself
+         * (spent/limit) is the last thing a narrow terminal may cut. */
+        char shortp[160];
+        if (s->unsanitized) snprintf(shortp, sizeof shortp, "NOT SANITIZED %s/%s", sp, tot);
+        else snprintf(shortp, sizeof shortp, "ε %g/%.1s %s/%s", s->eps, unit, sp, tot);
+        char tiny[80];
+        snprintf(tiny, sizeof tiny, "%s %s/%s", s->unsanitized ? "!" : "ε", sp, tot);
+        const char *fig = tiny + strlen(s->unsanitized ? "! " : "ε ");   /* spent/limit */
+        const char *tries[5][2] = { { priv, tps }, { priv, NULL }, { shortp, NULL },
+                                    { tiny, NULL }, { fig, NULL } };
+        for (int i = 0; i < 5; i++) {
+            if (tries[i][1]) snprintf(line, sizeof line, " %s │ %s ", tries[i][0], tries[i][1]);
+            else snprintf(line, sizeof line, " %s ", tries[i][0]);
+            if (utf8_width(line, strlen(line)) <= width) break;
+        }
+    } else if (hw + 16 <= width && s->core && *s->core)   /* room for a useful part of it */
         snprintf(line + head, sizeof line - head, "│ %s ", s->core);
     int w = utf8_fit(line, strlen(line), width, out, cap);
     /* Pad to the full width so the reverse-video bar spans the screen. */

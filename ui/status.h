@@ -21,7 +21,9 @@ struct status_info {
 /* A budget figure for people: up to 4 significant digits, never scientific notation
  * (100000, not 1e+05). */
 void status_num(double x, char *out, size_t cap);
-/* The line for `width` columns (sanitized, cut with "…"). */
+/* The line for `width` columns (sanitized). A narrow terminal loses the core's status, the
+ * device, the model, the speed, then the words around the budget figure; the figure
+ * (spent/limit) is cut (with "…") only when it alone is wider than the line. */
 void status_format(const struct status_info *s, int width, char *out, size_t cap);
 void status_draw(void *win, const struct status_info *s, int color);
 

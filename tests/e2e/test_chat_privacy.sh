@@ -12,9 +12,9 @@ need_shared models/stories260K.gguf
 MODEL=$SHARED/models/stories260K.gguf
 . tests/e2e/chat_tmux.inc
 ST=$TMPD/state; mkdir -p "$ST"
-# Seed 5 replaces "Once" by "She" (sanitize all), and the model's answer starts with "She".
+# Seed 3 replaces "mom" by "day" (sanitize all), and the model's answer starts "One day,".
 MSG="Once upon a time there was a little girl. She went to the park with her mom."
-ARGS="-m $MODEL --temp 0 -n 12 --no-history --dp-seed 5 --sanitize all"
+ARGS="-m $MODEL --temp 0 -n 12 --no-history --dp-seed 3 --sanitize all"
 
 tm_start 110 30 "XDG_STATE_HOME=$ST $CMIF $ARGS"
 wait_for "Ctrl-D quits" 20 || die "chat did not start"
@@ -26,7 +26,7 @@ screen | grep -q "Bob .*(sanitized) *S" || { screen; die "preview does not say B
 screen | grep -q "555 .*(random) *N" || { screen; die "preview does not say 555 is random"; }
 screen | grep -q "today 0/200" || die "the preview charged something"
 tm send-keys -t cmif C-u
-send_wait "$MSG" "⟨Once⟩ saw" 30 || die "the repeated substitute was not shown as the user's word"
+send_wait "$MSG" "One ⟨mom⟩, Lily" 30 || die "the repeated substitute was not shown as the user's word"
 wait_stable
 tm send-keys -t cmif C-d
 [ "$(wait_exit 10)" = 0 ] || die "first session did not exit 0"
@@ -37,7 +37,7 @@ tm_start 110 30 "XDG_STATE_HOME=$TMPD/st2 $CMIF $ARGS"
 wait_for "Ctrl-D quits" 20 || die "chat did not start (restore off)"
 send_wait "/restore off" "restore off" 5 || die "/restore off did not answer"
 tm send-keys -t cmif "$MSG" Enter
-wait_re " She saw a big" 30 || die "/restore off did not show the model's word"
+wait_re "One day, Lily's mom" 30 || die "/restore off did not show the model's word"
 screen | grep -q "⟨" && die "/restore off still marks words"
 # /mechanism none asks first; confirmed, the status line says NOT SANITIZED.
 send_wait "/mechanism none" "Type /mechanism none! to do it" 5 || die "/mechanism none did not ask first"

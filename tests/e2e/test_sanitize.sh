@@ -56,6 +56,37 @@ assert u['card']['treatment'] == 'public' and u['card']['sent'] == ' card'
 assert o['sent'].startswith('my card number is ') and o['sent'].endswith(' said.'), o['sent']
 PY
 
+# Wide characters: a CJK word and an emoji print as themselves (not as byte escapes) and
+# every row's columns start at the same display column; with the token unit an emoji split
+# into byte tokens is shown as the character on each of its byte rows.
+for u in word token; do
+  LC_ALL=C.UTF-8 $W --no-ledger --seed 3 --unit $u "猫が好き 🐶 dog" >"$T/cjk.$u" 2>/dev/null || die "CJK text failed"
+  python3 - "$T/cjk.$u" $u <<'PY' || die "CJK/emoji report wrong ($u): $(cat "$T/cjk.$u")"
+import sys, unicodedata
+# line 1 is the sent text as bytes (byte tokens drawn at random need not be UTF-8)
+rows = open(sys.argv[1], encoding='utf-8', errors='replace').read().splitlines()
+def width(s):
+    return sum(2 if unicodedata.east_asian_width(c) in 'WF' else 0 if unicodedata.combining(c) else 1 for c in s)
+head = rows[1]
+cols = [width(head[:head.index(k)]) for k in ('sent', 'treatment')]
+body = [r for r in rows[2:] if r[:1].isdigit()]
+assert body, rows
+import re
+for r in body:
+    # row = "N    'orig'<pad> 'sent'<pad> kind ...": the sent cell and the kind start where
+    # the header's "sent" and "treatment" do, in display columns
+    m = re.match(r"^(\d+ +)('[^']*'(?: \d/\d)?) +('[^']*'(?: \d/\d)?) +(\S+)", r)
+    assert m, r
+    assert width(r[:m.start(3)]) == cols[0], (r, width(r[:m.start(3)]), cols)
+    assert width(r[:m.start(4)]) == cols[1], (r, width(r[:m.start(4)]), cols)
+origs = [r.split("'")[1] for r in body]
+assert any('🐶' in o for o in origs), origs
+assert not any(o in ('\\xf0', '\\x9f', '\\x90', '\\xb6') for o in origs), origs
+if sys.argv[2] == 'word':
+    assert any(o == '猫が好き' for o in origs), origs
+PY
+done
+
 # The ledger: the day's budget holds across runs (3 words x ε 1 twice does not fit in 5).
 $W --budget 5 --sanitize all "big red dog" >/dev/null 2>"$T/l1.err" || die "first charged run failed: $(cat "$T/l1.err")"
 $W --budget 5 --sanitize all "big red dog" >/dev/null 2>"$T/l2.err"
