@@ -17,9 +17,13 @@
 #include "gpu/decoder.h"
 
 #define FWD_CHUNK 256
+/* No token of any vocabulary cmif reads spans more bytes than this: a message longer than
+ * this many bytes per context position cannot fit, and is refused before it is tokenized
+ * (so refusing it costs no more than reading it). */
+#define MAX_TOKEN_BYTES 1024
 
-/* The vectors a turn put into the context, kept so that after older turns are dropped
- * the remaining ones can be replayed without encoding (and charging) user text again. */
+/* The vectors a turn put into the context, kept so that /retry, /save and a resumed session
+ * can give them to the decoder again without encoding (and charging) user text again. */
 struct turn_rec {
     float *vecs;
     size_t n, cap;
@@ -241,26 +245,30 @@ static void say(const struct chat_cb *cb, const char *fmt, ...)
     if (cb && cb->info) cb->info(cb->ctx, buf);
 }
 
-/* Drops the oldest turns until `need` more tokens fit, then replays what is left after the
- * head. Returns the number of turns dropped, or -1 with err. */
+/* Drops the oldest turns until `need` more tokens fit: their cache positions go and the
+ * later ones move down with their keys re-rotated (dec_shift), so nothing runs through the
+ * decoder again and the cost does not grow with the context. The transcript keeps every
+ * turn; nothing is encoded or charged again. Returns the number of turns dropped, or -1. */
 static int make_room(struct chat *c, size_t need, const struct chat_cb *cb, char *err,
                      size_t errlen)
 {
     if ((size_t)c->pos + need <= (size_t)c->ctx) return 0;
-    size_t keep_from = 0, used = c->head_n;
+    size_t keep_from = 0, used = c->head_n, dropped = 0;
     for (size_t i = 0; i < c->nturns; i++) used += c->turns[i].n;
-    while (keep_from < c->nturns && used + need > (size_t)c->ctx) used -= c->turns[keep_from++].n;
+    while (keep_from < c->nturns && used + need > (size_t)c->ctx) {
+        used -= c->turns[keep_from].n;
+        dropped += c->turns[keep_from++].n;
+    }
     if (!keep_from) return 0;
     int before = c->pos;
+    if (dec_shift(c->dec, (int)c->head_n, (int)dropped, c->pos, err, errlen) != 0) return -1;
+    c->pos -= (int)dropped;
     for (size_t i = 0; i < keep_from; i++) free(c->turns[i].vecs);
     memmove(c->turns, c->turns + keep_from, (c->nturns - keep_from) * sizeof *c->turns);
     c->nturns -= keep_from;
-    /* The head's KV entries are still valid; only the kept turns move. */
-    c->pos = (int)c->head_n;
-    for (size_t i = 0; i < c->nturns; i++)
-        if (forward(c, c->turns[i].vecs, c->turns[i].n, err, errlen) != 0) return -1;
-    say(cb, "context full (%d of %d tokens): dropped the %zu oldest turn%s to make room", before,
-        c->ctx, keep_from, keep_from == 1 ? "" : "s");
+    say(cb, "context full (%d of %d tokens): dropped the %zu oldest turn%s from the model's "
+            "context (the transcript keeps them)", before, c->ctx, keep_from,
+        keep_from == 1 ? "" : "s");
     return (int)keep_from;
 }
 
@@ -325,6 +333,13 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
               size_t errlen)
 {
     atomic_store(&c->stop, 0);
+    size_t tlen = strlen(text);
+    if (tlen / MAX_TOKEN_BYTES >= (size_t)c->ctx) {
+        snprintf(err, errlen,
+                 "message too long: %zu bytes cannot fit the context of %d tokens (not sent, "
+                 "nothing charged)", tlen, c->ctx);
+        return -1;
+    }
     int first = !c->started;
     struct tmpl_turn t;
     tmpl_render_turn(c->p.tmpl, first, c->system, text, &t);

@@ -12,6 +12,8 @@ struct dec_backend_ops {
                    char *err, size_t errlen);
     const char *(*device_name)(void *state);
     void (*close)(void *state);
+    /* The cache edit behind dec_shift (arguments checked there). */
+    int (*shift)(void *state, int keep, int n_discard, int n_past, char *err, size_t errlen);
 };
 
 extern const struct dec_backend_ops backend_cpu_ops;

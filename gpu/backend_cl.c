@@ -61,7 +61,7 @@ struct backend_cl {
     cl_command_queue q;
     cl_program prog;
     cl_kernel k_mv[KT_N], k_dq[KT_N];
-    cl_kernel k_rmsnorm, k_rope, k_att, k_swiglu;
+    cl_kernel k_rmsnorm, k_rope, k_att, k_swiglu, k_shift;
     size_t mv_ls, norm_ls, att_ls;
     struct dec_config cfg;
     int ctx_len, batch;
@@ -186,7 +186,7 @@ static void cl_close(void *state)
         if (b->k_mv[i]) clReleaseKernel(b->k_mv[i]);
         if (b->k_dq[i]) clReleaseKernel(b->k_dq[i]);
     }
-    cl_kernel ks[] = {b->k_rmsnorm, b->k_rope, b->k_att, b->k_swiglu};
+    cl_kernel ks[] = {b->k_rmsnorm, b->k_rope, b->k_att, b->k_swiglu, b->k_shift};
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
         if (ks[i]) clReleaseKernel(ks[i]);
     if (b->prog) clReleaseProgram(b->prog);
@@ -287,7 +287,8 @@ static int build(struct backend_cl *b, char *err, size_t errlen)
     if (make_kernel(b, &b->k_rmsnorm, "rmsnorm", err, errlen) ||
         make_kernel(b, &b->k_rope, "rope_kv", err, errlen) ||
         make_kernel(b, &b->k_att, "attention", err, errlen) ||
-        make_kernel(b, &b->k_swiglu, "swiglu", err, errlen))
+        make_kernel(b, &b->k_swiglu, "swiglu", err, errlen) ||
+        make_kernel(b, &b->k_shift, "kv_shift", err, errlen))
         return -1;
     return 0;
 }
@@ -760,6 +761,49 @@ static int cl_forward(void *state, const float *x, int n, int pos, float *logits
     return 0;
 }
 
+static int shift_pass(struct backend_cl *b, cl_mem ks, cl_mem vs, cl_mem kc, cl_mem vc, int s0,
+                      int d0, int delta, int n, char *err, size_t errlen)
+{
+    const struct dec_config *c = &b->cfg;
+    cl_kernel k = b->k_shift;
+    ARGS(k, "kv_shift", 0, KARG(ks), KARG(vs), KARG(kc), KARG(vc), KARG(c->n_kv_heads),
+         KARG(c->head_dim), KARG(s0), KARG(d0), KARG(delta), KARG(b->freqs));
+    size_t g2[2] = {(size_t)c->n_kv_heads * (c->head_dim / 2), (size_t)n};
+    return launch(b, k, "kv_shift", 2, g2, NULL, err, errlen);
+}
+
+/* Moves one layer's kept rows down through the scratch pair ks/vs (work-items must not
+ * read rows others overwrite), rotating the keys on the way back. */
+static int shift_layer(struct backend_cl *b, struct cl_layer *L, cl_mem ks, cl_mem vs, int keep,
+                       int n_discard, int n, char *err, size_t errlen)
+{
+    return shift_pass(b, L->kc, L->vc, ks, vs, keep + n_discard, 0, 0, n, err, errlen) ||
+           shift_pass(b, ks, vs, L->kc, L->vc, 0, keep, -n_discard, n, err, errlen);
+}
+
+static int cl_shift(void *state, int keep, int n_discard, int n_past, char *err, size_t errlen)
+{
+    struct backend_cl *b = state;
+    int n = n_past - keep - n_discard;
+    if (n <= 0) return 0; /* nothing kept after the dropped part: the next forward overwrites */
+    size_t bytes = (size_t)n * b->cfg.n_kv_heads * b->cfg.head_dim * 4;
+    cl_mem ks = NULL, vs = NULL;
+    int rc = -1;
+    if (alloc_buf(b, &ks, bytes, "KV shift scratch", err, errlen) == 0 &&
+        alloc_buf(b, &vs, bytes, "KV shift scratch", err, errlen) == 0) {
+        rc = 0;
+        for (int l = 0; l < b->cfg.n_layers && rc == 0; l++)
+            rc = shift_layer(b, &b->layers[l], ks, vs, keep, n_discard, n, err, errlen);
+    }
+    /* The scratch is released only once the queue has used it. */
+    clFinish(b->q);
+    if (ks) b->mem_used -= bytes;
+    if (vs) b->mem_used -= bytes;
+    release_mem(&ks);
+    release_mem(&vs);
+    return rc;
+}
+
 static const char *cl_device_name(void *state)
 {
     struct backend_cl *b = state;
@@ -767,5 +811,5 @@ static const char *cl_device_name(void *state)
 }
 
 const struct dec_backend_ops backend_cl_ops = {
-    "opencl", cl_open, cl_forward, cl_device_name, cl_close,
+    "opencl", cl_open, cl_forward, cl_device_name, cl_close, cl_shift,
 };

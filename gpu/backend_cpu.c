@@ -564,6 +564,24 @@ static int cpu_forward(void *state, const float *x, int n, int pos, float *logit
     return 0;
 }
 
+static int cpu_shift(void *state, int keep, int n_discard, int n_past, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    struct cpu *b = state;
+    size_t kvd = (size_t)b->kvd, n = (size_t)(n_past - keep - n_discard);
+    for (int l = 0; l < b->c.n_layers; l++) {
+        float *kc = b->kc + ((size_t)l * b->ctx + (size_t)keep) * kvd;
+        float *vc = b->vc + ((size_t)l * b->ctx + (size_t)keep) * kvd;
+        memmove(kc, kc + (size_t)n_discard * kvd, n * kvd * sizeof(float));
+        memmove(vc, vc + (size_t)n_discard * kvd, n * kvd * sizeof(float));
+        /* RoPE composes: a key rotated for p, rotated again by -n_discard, is the key
+         * for p - n_discard (up to rounding). */
+        for (size_t p = 0; p < n; p++) rope(b, kc + p * kvd, b->c.n_kv_heads, -n_discard);
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- open / close */
 
 static void cpu_close(void *state)
@@ -683,5 +701,5 @@ oom:
 static const char *cpu_device_name(void *state) { return ((struct cpu *)state)->name; }
 
 const struct dec_backend_ops backend_cpu_ops = {
-    "cpu", cpu_open, cpu_forward, cpu_device_name, cpu_close,
+    "cpu", cpu_open, cpu_forward, cpu_device_name, cpu_close, cpu_shift,
 };

@@ -200,6 +200,18 @@ int dec_forward(struct decoder *d, const float *x, int n, int pos, float *logits
     return d->ops->forward(d->state, x, n, pos, logits, all_logits, err, errlen);
 }
 
+int dec_shift(struct decoder *d, int keep, int n_discard, int n_past, char *err, size_t errlen)
+{
+    if (keep < 0 || n_discard < 0 || n_past > d->ctx || keep > n_past ||
+        n_discard > n_past - keep) {
+        snprintf(err, errlen, "decoder: cannot drop %d positions after %d of %d filled", n_discard,
+                 keep, n_past);
+        return -1;
+    }
+    if (n_discard == 0) return 0;
+    return d->ops->shift(d->state, keep, n_discard, n_past, err, errlen);
+}
+
 int dec_ctx(const struct decoder *d) { return d->ctx; }
 
 const struct dec_config *dec_config(const struct decoder *d) { return &d->cfg; }

@@ -60,6 +60,13 @@ void dec_close(struct decoder *d);
 int dec_forward(struct decoder *d, const float *x, int n, int pos, float *logits,
                 int all_logits, char *err, size_t errlen);
 
+/* Context shift: drops cache positions [keep, keep+n_discard) of the n_past filled ones and
+ * moves the rest down by n_discard, re-rotating their cached keys by -n_discard with the
+ * model's RoPE (as llama.cpp's K-shift), so decoding continues at n_past - n_discard
+ * without running the kept tokens again. The result matches a fresh decode of the kept
+ * tokens at contiguous positions up to float rounding. 0, or -1 with err set. */
+int dec_shift(struct decoder *d, int keep, int n_discard, int n_past, char *err, size_t errlen);
+
 int dec_ctx(const struct decoder *d);
 const struct dec_config *dec_config(const struct decoder *d);
 /* Human-readable backend and device, e.g. "cpu (avx512, 2 threads)" or "opencl: pthread-…". */

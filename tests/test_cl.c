@@ -21,6 +21,7 @@
 #include "gpu/decoder.h"
 #include "gpu/quant.h"
 #include "tests/tools/memmodel.h"
+#include "tests/tools/shiftcheck.h"
 #include "tests/tools/testrng.h"
 
 /* --- helpers ------------------------------------------------------------------------ */
@@ -276,10 +277,10 @@ static float *frand_vec(size_t n)
     return v;
 }
 
-static void rmodel_make(struct memmodel *m, int type, uint64_t seed)
+static void rmodel_make_layers(struct memmodel *m, int type, uint64_t seed, int layers)
 {
     rng_state = seed;
-    struct dec_config c = {.dim = 256, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+    struct dec_config c = {.dim = 256, .n_layers = layers, .n_heads = 4, .n_kv_heads = 2,
                            .head_dim = 64, .ffn_dim = 512, .vocab = 320, .ctx_train = 256,
                            .norm_eps = 1e-5f, .rope_base = 10000.0f};
     memmodel_init(m, &c, &rng_state);
@@ -311,6 +312,11 @@ static void rmodel_make(struct memmodel *m, int type, uint64_t seed)
 /* Tolerances (max abs difference relative to the largest CPU logit). The CPU backend
  * quantizes activations to 8-bit blocks for integer weight formats; this backend keeps
  * them in F32, so those formats differ by the activation rounding. */
+static void rmodel_make(struct memmodel *m, int type, uint64_t seed)
+{
+    rmodel_make_layers(m, type, seed, 2);
+}
+
 static double tol_for(int type)
 {
     switch (type) {
@@ -428,6 +434,32 @@ static void test_long_prompt(void **st)
     assert_true(tu_rel_err(c, b + (size_t)(n - 1) * vocab, vocab) <= 1e-5);
     free(c);
     cvc_close(&t);
+}
+
+/* Context shift on the device: dropping cache rows and re-rotating the kept keys gives the
+ * logits of a fresh decode of the kept inputs (one layer: see test_decoder's shift test for
+ * why more would not compare exactly). */
+static void test_context_shift(void **st)
+{
+    (void)st;
+    NEED_CL();
+    struct memmodel m;
+    rmodel_make_layers(&m, QT_F32, 91, 1); /* F32: with Llama 3.1 rope_freqs */
+    int dim = m.w.cfg.dim, vocab = m.w.cfg.vocab, n = 70;
+    float *in = frand_vec((size_t)(n + 2) * dim);
+    static const int shapes[][2] = {{1, 20}, {4, 40}, {0, 70 - 3}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        struct decoder *a = open_dev(&m.w, DEC_DEV_CL, 128, 0);
+        struct decoder *b = open_dev(&m.w, DEC_DEV_CL, 128, 0);
+        double e = shiftcheck_run(a, b, in, n, shapes[s][0], shapes[s][1], dim, vocab);
+        print_message("  shift keep %d drop %d: vs fresh decode %.2e (tol 1e-4)\n", shapes[s][0],
+                      shapes[s][1], e);
+        assert_true(e <= 1e-4);
+        dec_close(a);
+        dec_close(b);
+    }
+    free(in);
+    memmodel_free(&m);
 }
 
 /* --- device switch, OOM fallback, missing platform ---------------------- */
@@ -677,6 +709,7 @@ int main(void)
     cmocka_unit_test(test_golden_stories),
     cmocka_unit_test(test_types_match_cpu),
     cmocka_unit_test(test_long_prompt),
+    cmocka_unit_test(test_context_shift),
     cmocka_unit_test(test_device_switch),
     cmocka_unit_test(test_oom_fallback),
     };

@@ -18,6 +18,7 @@
 #include "gpu/quant.h"
 #include "app/train/gguf_out.h"
 #include "tests/tools/memmodel.h"
+#include "tests/tools/shiftcheck.h"
 #include "tests/tools/testrng.h"
 
 /* ---- golden ---------------------------------------------------------------------------- */
@@ -267,6 +268,48 @@ static void test_long_prompt_chunks(void **state)
     free(x);
     free(all);
     free(tok);
+    rmodel_free(&r);
+}
+
+/* Context shift: dropping cache positions and re-rotating the kept keys gives the logits
+ * of a fresh decode of the kept tokens (F32 and Q8_0, with and without rope_freqs). One
+ * layer, so the comparison is exact up to rounding: with more, a fresh decode's later
+ * layers would no longer have seen the dropped tokens (the approximation any context
+ * shift makes, llama.cpp's included), while the shifted cache keeps what they left. */
+static void test_context_shift(void **state)
+{
+    (void)state;
+    static const int types[] = {QT_F32, QT_Q8_0};
+    static const float rf[8] = {1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, 8.0f, 12.0f};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        struct rmodel r;
+        rmodel_build(&r, types[k], 64, 1, 4, 2, 96, 40, 0, types[k] == QT_F32 ? rf : NULL);
+        int n = 70, dim = r.mm.w.cfg.dim, V = r.mm.w.cfg.vocab;
+        float *x = malloc(sizeof(float) * (size_t)((n + 2) * dim));
+        assert_non_null(x);
+        for (int i = 0; i < n + 2; i++)
+            memcpy(x + i * dim, r.embd + (size_t)((i * 11 + 3) % V) * dim, sizeof(float) * dim);
+        static const int shapes[][2] = {{1, 20}, {5, 33}, {0, 64}, {3, 67}};
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            struct decoder *a = open_dec(&r.mm.w, 2, 80), *b = open_dec(&r.mm.w, 2, 80);
+            double e = shiftcheck_run(a, b, x, n, shapes[s][0], shapes[s][1], dim, V);
+            print_message("%-4s shift keep %d drop %d: vs fresh decode %.2e (tol 1e-4)\n",
+                          qt_name(types[k]), shapes[s][0], shapes[s][1], e);
+            if (e > 1e-4) fail_msg("shifted cache differs from a fresh decode");
+            dec_close(a);
+            dec_close(b);
+        }
+        free(x);
+        rmodel_free(&r);
+    }
+    struct rmodel r;
+    rmodel_build(&r, QT_F32, 64, 2, 4, 2, 96, 40, 0, NULL);
+    struct decoder *d = open_dec(&r.mm.w, 1, 16);
+    char err[256] = "";
+    assert_int_equal(dec_shift(d, 4, 10, 12, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cannot drop"));
+    assert_int_equal(dec_shift(d, 0, 0, 0, err, sizeof err), 0);
+    dec_close(d);
     rmodel_free(&r);
 }
 
@@ -624,6 +667,7 @@ TU_MAIN(
     cmocka_unit_test(test_types_vs_f32),
     cmocka_unit_test(test_batch_equals_tokens),
     cmocka_unit_test(test_long_prompt_chunks),
+    cmocka_unit_test(test_context_shift),
     cmocka_unit_test(test_threads_agree),
     cmocka_unit_test(test_decoder_api),
     cmocka_unit_test(test_model_from_gguf))

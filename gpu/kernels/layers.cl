@@ -50,6 +50,27 @@ kernel void rope_kv(global float *q, global const float *k, global const float *
     }
 }
 
+/* Context shift, one pass: rows s0.. of ks/vs go to rows d0.. of kc/vc, each key pair rotated
+ * by `delta` positions (RoPE composes, so that is the key for its new position up to
+ * rounding; delta 0 copies exactly). global size: (nkv * hd/2, rows). */
+kernel void kv_shift(global const float *ks, global const float *vs, global float *kc,
+                     global float *vc, int nkv, int hd, int s0, int d0, int delta,
+                     global const float *inv_freq)
+{
+    int gp = get_global_id(0), i = get_global_id(1);
+    int half_hd = hd / 2;
+    int h = gp / half_hd, p = gp % half_hd;
+    size_t kvd = (size_t)nkv * hd, col = (size_t)h * hd + 2 * p;
+    size_t src = (size_t)(s0 + i) * kvd + col, dst = (size_t)(d0 + i) * kvd + col;
+    float th = (float)delta * inv_freq[p];
+    float c = cos(th), s = sin(th);
+    float a = ks[src], b = ks[src + 1];
+    kc[dst] = a * c - b * s;
+    kc[dst + 1] = a * s + b * c;
+    vc[dst] = vs[src];
+    vc[dst + 1] = vs[src + 1];
+}
+
 /* One work-group per (head, token): scores over cached positions 0..pos0+i, softmax,
  * weighted sum of values. Tokens i0 .. i0+groups(1)-1 of the chunk; sc is scratch of
  * groups(1)*nh rows of ctx floats (the host bounds how many tokens share it). */
