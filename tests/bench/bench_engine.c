@@ -175,7 +175,7 @@ static int bench_engine_sec(struct bench *b)
         for (int r = 0; r < nr; r++)
             if (rows[r].t == t && (s.best <= 0 || rows[r].rd / s.best > 1.0)) ok = 0;
     }
-    bench_row(b, "%-10s %3s %9s %8s %9s %8s %9s %9s %9s %8s", "model", "thr", "prompt/s",
+    bench_row(b, "%-11s %3s %9s %8s %9s %8s %9s %9s %9s %8s", "model", "thr", "prompt/s",
               "vs 1thr", "decode/s", "vs 1thr", "MB/token", "read GB/s", "BW GB/s", "BW util");
     for (int r = 0; r < nr; r++) {
         const struct erow *w = &rows[r];
@@ -184,7 +184,7 @@ static int bench_engine_sec(struct bench *b)
         char util[16];
         if (ok) snprintf(util, sizeof util, "%.2f", w->rd / s.best);
         else snprintf(util, sizeof util, "unstable");
-        bench_row(b, "%-10s %3d %9.1f %8.2f %9.2f %8.2f %9.1f %9.2f %9.2f %8s",
+        bench_row(b, "%-11s %3d %9.1f %8.2f %9.2f %8.2f %9.1f %9.2f %9.2f %8s",
                   bench_model_name(w->which), w->t, w->pt, w->p1 > 0 ? w->pt / w->p1 : 0, w->dt,
                   w->d1 > 0 ? w->dt / w->d1 : 0, w->mb, w->rd, s.best, util);
     }
