@@ -64,13 +64,16 @@ void bench_register(const struct bench_section *s);
 
 /* The standard random models (TinyLlama = dim 2048, 22 layers, ffn 5632, 32 heads, 4 KV
  * heads, vocab 32000; 110M = llama2.c stories110M: dim 768, 12 layers, ffn 2048, 12
- * heads, vocab 32000; tiny = dim 256, 4 layers, for --quick). */
+ * heads, vocab 32000; 3.2-1B = Llama-3.2-1B: dim 2048, 16 layers, ffn 8192, 32 heads, 8 KV
+ * heads, vocab 128256, Q4_K layers with a Q6_K token_embd that is also the output matrix;
+ * tiny = dim 256, 4 layers, for --quick). */
 enum bench_model {
     BENCH_TINY = 0,
     BENCH_110M_Q8_0,
     BENCH_110M_Q4_K,
     BENCH_1B_Q8_0,
     BENCH_1B_Q4_K,
+    BENCH_L32_1B_Q4_K,
     BENCH_N_MODELS
 };
 
@@ -81,13 +84,30 @@ const char *bench_model_path(struct bench *b, int which);
 
 double bench_now(void);   /* seconds, monotonic */
 
-/* Read bandwidth of this machine in GB/s with `threads` threads: a sum over a buffer far
- * larger than the last-level cache (best of several passes). Measured on first call per
- * thread count and cached for the run, so every ratio uses the same figure. */
-double bench_read_bw(struct bench *b, int threads);
-/* One uncached pass of the same measurement, for interleaving with another measurement
- * so both see the same load on a shared machine. */
+/* Read bandwidth of this machine in GB/s with `threads` threads: a streaming sum over a
+ * buffer far larger than the last-level cache (>= 1 GiB and >= 4x L3). Every pass of the run
+ * is kept per thread count; the yardstick is a statistic over all of them, so a section can
+ * spread passes across its run (before, between and after what it measures) and a
+ * neighbour's burst on a shared machine shows up as spread instead of a wrong figure. */
+struct bench_bw {
+    double best, median, min;   /* GB/s over the passes */
+    double spread;              /* (best - median) / best */
+    int passes;
+};
+/* The most spread the yardstick may have for a utilisation figure to be printed. */
+#define BENCH_BW_MAX_SPREAD 0.10
+/* One pass (recorded); GB/s, 0 on failure. */
 double bench_read_bw_pass(struct bench *b, int threads);
+/* `passes` more passes (recorded). 0 ok, -1 failed. */
+int bench_bw_sample(struct bench *b, int threads, int passes);
+/* Statistics of every pass so far with `threads` threads (all zero when none). */
+void bench_bw_stats(int threads, struct bench_bw *s);
+/* 1 when there are at least 3 passes and the spread is within BENCH_BW_MAX_SPREAD. */
+int bench_bw_stable(const struct bench_bw *s);
+/* "best ..., median ..., min ... GB/s over N passes, spread ... (stable|unstable, limit ...)" */
+void bench_bw_describe(const struct bench_bw *s, char *buf, size_t len);
+/* Best pass so far, taking passes first until there are a few. */
+double bench_read_bw(struct bench *b, int threads);
 
 /* A model opened for decoding (CPU or another device), with random input vectors taken
  * from the model's own embedding rows. */

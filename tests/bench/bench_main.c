@@ -68,6 +68,9 @@ void bench_row(struct bench *b, const char *fmt, ...)
 struct mdef {
     const char *name, *file;
     int dim, layers, heads, kv_heads, ffn, vocab, ctx, type;
+    int embd_type;     /* token_embd type; 0 = same as type */
+    int tied;          /* no output.weight: the output projection is token_embd */
+    float rope_base;   /* 0 = the default */
 };
 
 static const struct mdef mdefs[BENCH_N_MODELS] = {
@@ -76,6 +79,8 @@ static const struct mdef mdefs[BENCH_N_MODELS] = {
     [BENCH_110M_Q4_K] = {"110M Q4_K", "110m-q4_k.gguf", 768, 12, 12, 12, 2048, 32000, 1024, QT_Q4_K},
     [BENCH_1B_Q8_0] = {"1.1B Q8_0", "tinyllama-1.1b-q8_0.gguf", 2048, 22, 32, 4, 5632, 32000, 2048, QT_Q8_0},
     [BENCH_1B_Q4_K] = {"1.1B Q4_K", "tinyllama-1.1b-q4_k.gguf", 2048, 22, 32, 4, 5632, 32000, 2048, QT_Q4_K},
+    [BENCH_L32_1B_Q4_K] = {"3.2-1B Q4_K", "llama3.2-1b-q4_k.gguf", 2048, 16, 32, 8, 8192, 128256,
+                           2048, QT_Q4_K, QT_Q6_K, 1, 500000.0f},
 };
 
 const char *bench_model_name(int which)
@@ -115,6 +120,9 @@ const char *bench_model_path(struct bench *b, int which)
     s.vocab = d->vocab;
     s.ctx = d->ctx;
     s.type = d->type;
+    if (d->embd_type) s.embd_type = d->embd_type;
+    s.tied = d->tied;
+    if (d->rope_base > 0) s.rope_base = d->rope_base;
     s.seed = 42;
     char tmp[1100], err[256];
     snprintf(tmp, sizeof tmp, "%s.part", p);
@@ -178,17 +186,35 @@ static void *bw_thread(void *arg)
     return NULL;
 }
 
-static double bw_cache[65];
+/* Every pass of the run, per thread count: the yardstick is a statistic over all of them,
+ * so passes taken before, between and after other measurements all count. */
+#define BW_MAX_PASSES 256
+static double bw_pass[65][BW_MAX_PASSES];
+static int bw_npass[65];
 static unsigned char *bw_buf;
 static size_t bw_n;
 
 static void bw_free(void) { free(bw_buf); }
 
+/* The buffer: at least 1 GiB and 4x the last-level cache where the system says how big that
+ * is (capped at 4 GiB), so no pass is served from a cache. */
+static size_t bw_size(const struct bench *b)
+{
+    if (b->quick) return (size_t)128 << 20;
+    size_t n = (size_t)1 << 30;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (l3 > 0 && (size_t)l3 * 4 > n) n = (size_t)l3 * 4;
+#endif
+    if (n > ((size_t)4 << 30)) n = (size_t)4 << 30;
+    return n / 4096 * 4096;
+}
+
 double bench_read_bw_pass(struct bench *b, int threads)
 {
     if (threads < 1 || threads > 64) return 0;
     if (!bw_buf) {
-        bw_n = b->quick ? ((size_t)128 << 20) : ((size_t)1 << 30);
+        bw_n = bw_size(b);
         bw_buf = aligned_alloc(64, bw_n);
         if (!bw_buf) {
             fprintf(b->out, "cmif-bench: cannot allocate %zu MiB for the bandwidth test\n",
@@ -216,20 +242,60 @@ double bench_read_bw_pass(struct bench *b, int threads)
     volatile uint64_t sink = 0;
     for (int t = 0; t < threads; t++) sink += args[t].sum;
     (void)sink;
-    return (double)chunk * threads / dt / 1e9;
+    double gbs = (double)chunk * threads / dt / 1e9;
+    if (bw_npass[threads] < BW_MAX_PASSES) bw_pass[threads][bw_npass[threads]++] = gbs;
+    return gbs;
+}
+
+int bench_bw_sample(struct bench *b, int threads, int passes)
+{
+    for (int i = 0; i < passes; i++)
+        if (bench_read_bw_pass(b, threads) <= 0) return -1;
+    return 0;
+}
+
+static int dcmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bench_bw_stats(int threads, struct bench_bw *s)
+{
+    memset(s, 0, sizeof *s);
+    if (threads < 1 || threads > 64 || bw_npass[threads] == 0) return;
+    int n = bw_npass[threads];
+    double v[BW_MAX_PASSES];
+    memcpy(v, bw_pass[threads], sizeof(double) * (size_t)n);
+    qsort(v, (size_t)n, sizeof v[0], dcmp);
+    s->passes = n;
+    s->min = v[0];
+    s->best = v[n - 1];
+    s->median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    s->spread = (s->best - s->median) / s->best;
+}
+
+int bench_bw_stable(const struct bench_bw *s)
+{
+    return s->passes >= 3 && s->spread <= BENCH_BW_MAX_SPREAD;
+}
+
+void bench_bw_describe(const struct bench_bw *s, char *buf, size_t len)
+{
+    snprintf(buf, len, "best %.2f, median %.2f, min %.2f GB/s over %d passes, spread "
+             "(best-median)/best %.3f (%s, limit %.2f)", s->best, s->median, s->min, s->passes,
+             s->spread, bench_bw_stable(s) ? "stable" : "unstable", BENCH_BW_MAX_SPREAD);
 }
 
 double bench_read_bw(struct bench *b, int threads)
 {
     if (threads < 1 || threads > 64) return 0;
-    if (bw_cache[threads] > 0) return bw_cache[threads];
-    double best = 0;
-    for (int it = 0; it < (b->quick ? 3 : 6); it++) {
-        double g = bench_read_bw_pass(b, threads);
-        if (g > best) best = g;
-    }
-    bw_cache[threads] = best;
-    return best;
+    int want = b->quick ? 3 : 6;
+    if (bw_npass[threads] < want && bench_bw_sample(b, threads, want - bw_npass[threads]))
+        return 0;
+    struct bench_bw s;
+    bench_bw_stats(threads, &s);
+    return s.best;
 }
 
 /* ---- engine ------------------------------------------------------------------------- */

@@ -13,13 +13,16 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: mkmodel OUT.gguf [--preset tiny|110m|1.1b] [--dim N] [--layers N]\n"
+            "usage: mkmodel OUT.gguf [--preset tiny|110m|1.1b|llama32-1b] [--dim N] [--layers N]\n"
             "               [--heads N] [--kv-heads N] [--ffn N] [--vocab N] [--ctx N]\n"
             "               [--type T] [--embd-type T] [--tied] [--rope-base F] [--seed N]\n"
             "               [--tokenizer-from FILE] [--chat-template FILE] [--boost-token ID]\n"
             "  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_1 q5_0 q5_1 q2_k q3_k iq4_nl iq4_xs\n"
             "  presets: tiny (dim 64, 2 layers), 110m (llama2.c stories110M shape),\n"
-            "           1.1b (TinyLlama: dim 2048, 22 layers, ffn 5632, 32/4 heads, vocab 32000)\n"
+            "           1.1b (TinyLlama: dim 2048, 22 layers, ffn 5632, 32/4 heads, vocab 32000),\n"
+            "           llama32-1b (Llama-3.2-1B: dim 2048, 16 layers, ffn 8192, 32/8 heads,\n"
+            "           vocab 128256, tied output, rope base 500000; its file is Q4_K with a\n"
+            "           Q6_K token_embd: --type q4_k --embd-type q6_k)\n"
             "  --boost-token: that token's output row x100, so greedy decoding soon picks it.\n"
             "  Options after --preset override it.\n");
 }
@@ -57,6 +60,12 @@ static int preset(struct randmodel_spec *s, const char *name)
     if (!strcmp(name, "1.1b")) {
         s->dim = 2048, s->n_layers = 22, s->n_heads = 32, s->n_kv_heads = 4;
         s->ffn_dim = 5632, s->vocab = 32000, s->ctx = 2048;
+        return 0;
+    }
+    if (!strcmp(name, "llama32-1b")) {
+        s->dim = 2048, s->n_layers = 16, s->n_heads = 32, s->n_kv_heads = 8;
+        s->ffn_dim = 8192, s->vocab = 128256, s->ctx = 2048;
+        s->tied = 1, s->rope_base = 500000.0f;
         return 0;
     }
     return -1;
@@ -107,6 +116,7 @@ int main(int argc, char **argv)
     struct randmodel_spec s;
     randmodel_defaults(&s);
     const char *out = NULL;
+    int rope_given = 0;   /* --rope-base survives a preset given after it */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -163,6 +173,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--rope-base")) {
             char *end;
             s.rope_base = strtof(v, &end);
+            rope_given = 1;
             if (!*v || *end || !(s.rope_base > 0)) {
                 fprintf(stderr, "mkmodel: bad rope base '%s'\n", v);
                 return 2;
@@ -183,13 +194,14 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--preset")) {
             struct randmodel_spec keep = s;
             if (preset(&s, v)) {
-                fprintf(stderr, "mkmodel: unknown preset '%s' (tiny, 110m, 1.1b)\n", v);
+                fprintf(stderr, "mkmodel: unknown preset '%s' (tiny, 110m, 1.1b, llama32-1b)\n", v);
                 return 2;
             }
             /* Settings that are not shapes survive a preset given after them. */
-            s.type = keep.type, s.embd_type = keep.embd_type, s.tied = keep.tied;
+            s.type = keep.type, s.embd_type = keep.embd_type, s.tied = keep.tied || s.tied;
             s.seed = keep.seed, s.tokenizer_from = keep.tokenizer_from;
-            s.chat_template = keep.chat_template, s.rope_base = keep.rope_base;
+            s.chat_template = keep.chat_template;
+            if (rope_given) s.rope_base = keep.rope_base;
             s.boost_token = keep.boost_token;
         } else {
             fprintf(stderr, "mkmodel: unknown option %s\n", a);
