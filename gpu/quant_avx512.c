@@ -153,10 +153,79 @@ static void mm_q5_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, s
     mm_q45_k(W, rb, n, act, as, na, Y, ldy, nr, 1);
 }
 
+/* Prompt batches, Q6_K: q6_k_row_zmm for four activations at once. The weight side (the
+ * 6-bit quants of both halves and the per-group scale vectors) is unpacked once per
+ * super-block for all four; each activation's sums are formed in exactly q6_k_row_zmm's
+ * order, so results equal the matrix-vector kernel's bit for bit. */
+static inline __attribute__((always_inline)) void q6_k_rows4(const uint8_t *W, size_t nsb, const uint8_t *act,
+                                                             size_t as, float out[4])
+{
+    const struct qa8k *a[4];
+    __m512 acc[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = (const struct qa8k *)(act + k * as);
+        acc[k] = _mm512_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+#define G8(g) g, g, g, g, g, g, g, g
+    static const int16_t sel[2][32] = {{G8(0), G8(1), G8(2), G8(3)}, {G8(4), G8(5), G8(6), G8(7)}};
+#undef G8
+    const __m512i sel0 = _mm512_loadu_si512(sel[0]), sel1 = _mm512_loadu_si512(sel[1]);
+    for (size_t i = 0; i < nsb; i++) {
+        const struct blk_q6_k *b = (const struct blk_q6_k *)W + i;
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
+        __m256i sc16all = _mm256_cvtepi8_epi16(sc8);
+        __m512i lo[2], hi[2], s0[2], s1[2];
+        for (int h = 0; h < 2; h++) {
+            __m512i sc16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
+            __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m512i qlo = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+            __m512i qhi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(qh, 4)),
+                                             _mm256_srli_epi16(qh, 6), 1);
+            lo[h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_slli_epi16(qlo, 4), m30));
+            hi[h] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                    _mm512_and_si512(_mm512_slli_epi16(qhi, 4), m30));
+            s0[h] = _mm512_permutexvar_epi16(sel0, sc16);
+            s1[h] = _mm512_permutexvar_epi16(sel1, sc16);
+        }
+        float dw = kern_h2f(b->d);
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < 4; k++) {
+            const struct qa8k *ak = a[k] + i;
+            __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ak->bsums), sc16all);
+            __m512i sumi = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
+            sumi = _mm512_inserti64x4(sumi, _mm256_setzero_si256(), 1);
+            for (int h = 0; h < 2; h++) {
+                __m512i p0 = _mm512_maddubs_epi16(lo[h], _mm512_loadu_si512(ak->q + 128 * h));
+                __m512i p1 = _mm512_maddubs_epi16(hi[h], _mm512_loadu_si512(ak->q + 128 * h + 64));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, s0[h]));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, s1[h]));
+            }
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(dw * ak->d), _mm512_cvtepi32_ps(sumi), acc[k]);
+        }
+    }
+    for (int k = 0; k < 4; k++) out[k] = _mm512_reduce_add_ps(acc[k]);
+}
+
+static void mm_q6_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
+                    float *Y, size_t ldy, size_t nr)
+{
+    size_t j = 0;
+    for (; j + 4 <= na; j += 4)
+        for (size_t r = 0; r < nr; r++) {
+            float o[4];
+            q6_k_rows4(W + r * rb, n / 256, act + j * as, as, o);
+            for (int k = 0; k < 4; k++) Y[(j + k) * ldy + r] = o[k];
+        }
+    for (; j < na; j++) mv_q6_k(W, rb, n, act + j * as, Y + j * ldy, nr);
+}
+
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
     f->mm[QK_Q4_K] = mm_q4_k;
     f->mm[QK_Q5_K] = mm_q5_k;
+    f->mm[QK_Q6_K] = mm_q6_k;
     if (vnni) f->mm[QK_Q8_0] = mm_q8_0_vnni;
     if (vnni) fill_vnni(f->mv);
     else fill_novnni(f->mv);
