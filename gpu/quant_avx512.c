@@ -11,7 +11,7 @@
 #define KERN(name) name##_novnni
 #include "gpu/quant_kern.h"
 
-/* Prompt batches, Q8_0: four activations per pass over a weight row, so the row's loads,
+/* Prompt batches, Q8_0 and Q4_0: four activations per pass over a weight row, so its loads,
  * sign flips and scale conversions are shared (the compiler merges the identical loads of
  * the four inlined q8_0_blk2 calls). The prepared activation takes 4.25 bytes per element,
  * so four of them fit L1 only for short rows: the columns go in spans of MM_Q8_QUADS·128
@@ -20,9 +20,13 @@
  * matrix-vector kernel's bit for bit. */
 #define MM_Q8_QUADS 16   /* 2048 columns: 4 activations' spans are 24 KiB */
 #define MM_Q8_ROWS 32
-static void mm_q8_0_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as,
-                         size_t na, float *Y, size_t ldy, size_t nr)
+static inline __attribute__((always_inline)) void mm_row32_vnni(const uint8_t *W, size_t rb, size_t n,
+                                                                const uint8_t *act, size_t as, size_t na,
+                                                                float *Y, size_t ldy, size_t nr, int q4)
 {
+#define BLK2(b, x, z) (q4 ? q4_0_blk2_vnni((const struct blk_q4_0 *)(b), x, z) : q8_0_blk2_vnni((const struct blk_q8_0 *)(b), x, z))
+#define BLK(b, x, z) (q4 ? q4_0_blk_vnni((const struct blk_q4_0 *)(b), x, z) : q8_0_blk_vnni((const struct blk_q8_0 *)(b), x, z))
+    const size_t bs = q4 ? sizeof(struct blk_q4_0) : sizeof(struct blk_q8_0);
     size_t nb = n / 32, nq = nb / 4, off = qa8x2_offset(n), j = 0;
     __m512 st[MM_Q8_ROWS][8];
     for (; j + 4 <= na; j += 4) {
@@ -36,37 +40,51 @@ static void mm_q8_0_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *a
             for (size_t q0 = 0; q0 < nq; q0 += MM_Q8_QUADS) {
                 size_t q1 = nq - q0 < MM_Q8_QUADS ? nq : q0 + MM_Q8_QUADS;
                 for (size_t r = 0; r < R; r++) {
-                    const struct blk_q8_0 *b = (const struct blk_q8_0 *)(W + (rr + r) * rb);
+                    const uint8_t *b = W + (rr + r) * rb;
                     __m512 z00 = st[r][0], z01 = st[r][1], z10 = st[r][2], z11 = st[r][3],
                            z20 = st[r][4], z21 = st[r][5], z30 = st[r][6], z31 = st[r][7];
                     for (size_t i = 4 * q0; i < 4 * q1; i += 4) {
                         size_t h = i / 2;
-                        z00 = q8_0_blk2_vnni(b + i, x0 + h, z00);
-                        z10 = q8_0_blk2_vnni(b + i, x1 + h, z10);
-                        z20 = q8_0_blk2_vnni(b + i, x2 + h, z20);
-                        z30 = q8_0_blk2_vnni(b + i, x3 + h, z30);
-                        z01 = q8_0_blk2_vnni(b + i + 2, x0 + h + 1, z01);
-                        z11 = q8_0_blk2_vnni(b + i + 2, x1 + h + 1, z11);
-                        z21 = q8_0_blk2_vnni(b + i + 2, x2 + h + 1, z21);
-                        z31 = q8_0_blk2_vnni(b + i + 2, x3 + h + 1, z31);
+                        z00 = BLK2(b + i * bs, x0 + h, z00);
+                        z10 = BLK2(b + i * bs, x1 + h, z10);
+                        z20 = BLK2(b + i * bs, x2 + h, z20);
+                        z30 = BLK2(b + i * bs, x3 + h, z30);
+                        z01 = BLK2(b + (i + 2) * bs, x0 + h + 1, z01);
+                        z11 = BLK2(b + (i + 2) * bs, x1 + h + 1, z11);
+                        z21 = BLK2(b + (i + 2) * bs, x2 + h + 1, z21);
+                        z31 = BLK2(b + (i + 2) * bs, x3 + h + 1, z31);
                     }
                     st[r][0] = z00, st[r][1] = z01, st[r][2] = z10, st[r][3] = z11;
                     st[r][4] = z20, st[r][5] = z21, st[r][6] = z30, st[r][7] = z31;
                 }
             }
             for (size_t r = 0; r < R; r++) {   /* the end of q8_0_row, per activation */
-                const struct blk_q8_0 *b = (const struct blk_q8_0 *)(W + (rr + r) * rb);
+                const uint8_t *b = W + (rr + r) * rb;
                 for (int k = 0; k < 4; k++) {
                     const struct qa8 *a = (const struct qa8 *)(p + (size_t)k * as);
                     float s = _mm512_reduce_add_ps(_mm512_add_ps(st[r][2 * k], st[r][2 * k + 1]));
                     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-                    for (size_t t = 4 * nq; t < nb; t++) acc0 = q8_0_blk_vnni(b + t, a + t, acc0);
+                    for (size_t t = 4 * nq; t < nb; t++) acc0 = BLK(b + t * bs, a + t, acc0);
                     Y[(j + k) * ldy + rr + r] = s + kern_hsum(_mm256_add_ps(acc0, acc1));
                 }
             }
         }
     }
-    for (; j < na; j++) mv_q8_0_vnni(W, rb, n, act + j * as, Y + j * ldy, nr);
+    for (; j < na; j++) (q4 ? mv_q4_0_vnni : mv_q8_0_vnni)(W, rb, n, act + j * as, Y + j * ldy, nr);
+#undef BLK2
+#undef BLK
+}
+
+static void mm_q8_0_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
+                         float *Y, size_t ldy, size_t nr)
+{
+    mm_row32_vnni(W, rb, n, act, as, na, Y, ldy, nr, 0);
+}
+
+static void mm_q4_0_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
+                         float *Y, size_t ldy, size_t nr)
+{
+    mm_row32_vnni(W, rb, n, act, as, na, Y, ldy, nr, 1);
 }
 
 /* Prompt batches, Q4_K/Q5_K: q45_k_row_zmm for four activations at once. The weight side
@@ -227,6 +245,7 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
     f->mm[QK_Q5_K] = mm_q5_k;
     f->mm[QK_Q6_K] = mm_q6_k;
     if (vnni) f->mm[QK_Q8_0] = mm_q8_0_vnni;
+    if (vnni) f->mm[QK_Q4_0] = mm_q4_0_vnni;
     if (vnni) fill_vnni(f->mv);
     else fill_novnni(f->mv);
     f->act[0] = act_q8;
