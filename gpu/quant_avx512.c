@@ -4,12 +4,14 @@
 #define KERN_VNNI 1
 #define KERN(name) name##_vnni
 #include "gpu/quant_kern.h"
+#include "gpu/quant_batch.h"
 #undef KERN_VNNI
 #undef KERN
 
 #define KERN_VNNI 0
 #define KERN(name) name##_novnni
 #include "gpu/quant_kern.h"
+#include "gpu/quant_batch.h"
 
 /* Prompt batches, Q8_0 and Q4_0: four activations per pass over a weight row, so its loads,
  * sign flips and scale conversions are shared (the compiler merges the identical loads of
@@ -175,9 +177,9 @@ static void mm_q5_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, s
  * 6-bit quants of both halves and the per-group scale vectors) is unpacked once per
  * super-block for all four; each activation's sums are formed in exactly q6_k_row_zmm's
  * order, so results equal the matrix-vector kernel's bit for bit. */
-static inline __attribute__((always_inline)) void q6_k_rows4(const uint8_t *W, size_t nsb, const uint8_t *act,
-                                                             size_t as, float out[4])
+static void q6_k_rows4(const uint8_t *W, size_t n, const uint8_t *act, size_t as, float out[4])
 {
+    size_t nsb = n / 256;
     const struct qa8k *a[4];
     __m512 acc[4];
     for (int k = 0; k < 4; k++) {
@@ -229,14 +231,7 @@ static inline __attribute__((always_inline)) void q6_k_rows4(const uint8_t *W, s
 static void mm_q6_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
                     float *Y, size_t ldy, size_t nr)
 {
-    size_t j = 0;
-    for (; j + 4 <= na; j += 4)
-        for (size_t r = 0; r < nr; r++) {
-            float o[4];
-            q6_k_rows4(W + r * rb, n / 256, act + j * as, as, o);
-            for (int k = 0; k < 4; k++) Y[(j + k) * ldy + r] = o[k];
-        }
-    for (; j < na; j++) mv_q6_k(W, rb, n, act + j * as, Y + j * ldy, nr);
+    mm_by4(W, rb, n, act, as, na, Y, ldy, nr, q6_k_rows4, mv_q6_k);
 }
 
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
@@ -244,8 +239,12 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
     f->mm[QK_Q4_K] = mm_q4_k;
     f->mm[QK_Q5_K] = mm_q5_k;
     f->mm[QK_Q6_K] = mm_q6_k;
-    if (vnni) f->mm[QK_Q8_0] = mm_q8_0_vnni;
-    if (vnni) f->mm[QK_Q4_0] = mm_q4_0_vnni;
+    if (vnni) {
+        f->mm[QK_Q8_0] = mm_q8_0_vnni;
+        f->mm[QK_Q4_0] = mm_q4_0_vnni;
+    } else {
+        fill_mm_novnni(f->mm);
+    }
     if (vnni) fill_vnni(f->mv);
     else fill_novnni(f->mv);
     f->act[0] = act_q8;
