@@ -12,4 +12,5 @@ void qt_kernels_avx2(struct qt_level_fns *f)
     f->act[1] = act_q8k;
     fill_dq(f->dq);
     KERN(fill_mm)(f->mm);
+    fill_mm_k256(f->mm);
 }
