@@ -13,4 +13,5 @@ void qt_kernels_avx2(struct qt_level_fns *f)
     fill_dq(f->dq);
     KERN(fill_mm)(f->mm);
     fill_mm_k256(f->mm);
+    fill_mm_common(f->mm);
 }

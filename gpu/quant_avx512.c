@@ -239,6 +239,7 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
     f->mm[QK_Q4_K] = mm_q4_k;
     f->mm[QK_Q5_K] = mm_q5_k;
     f->mm[QK_Q6_K] = mm_q6_k;
+    fill_mm_common(f->mm);
     if (vnni) {
         f->mm[QK_Q8_0] = mm_q8_0_vnni;
         f->mm[QK_Q4_0] = mm_q4_0_vnni;
