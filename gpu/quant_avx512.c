@@ -77,17 +77,8 @@ static inline __attribute__((always_inline)) void mm_row32_vnni(const uint8_t *W
 #undef BLK
 }
 
-static void mm_q8_0_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
-                         float *Y, size_t ldy, size_t nr)
-{
-    mm_row32_vnni(W, rb, n, act, as, na, Y, ldy, nr, 0);
-}
-
-static void mm_q4_0_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
-                         float *Y, size_t ldy, size_t nr)
-{
-    mm_row32_vnni(W, rb, n, act, as, na, Y, ldy, nr, 1);
-}
+MM_OF(mm_q8_0_vnni, mm_row32_vnni, 0)
+MM_OF(mm_q4_0_vnni, mm_row32_vnni, 1)
 
 /* Prompt batches, Q4_K/Q5_K: q45_k_row_zmm for four activations at once. The weight side
  * (nibble unpacking, the 6-bit scales and mins, the scale shuffles) is done once per
@@ -161,17 +152,8 @@ static inline __attribute__((always_inline)) void mm_q45_k(const uint8_t *W, siz
     for (; j < na; j++) (five ? mv_q5_k : mv_q4_k)(W, rb, n, act + j * as, Y + j * ldy, nr);
 }
 
-static void mm_q4_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
-                    float *Y, size_t ldy, size_t nr)
-{
-    mm_q45_k(W, rb, n, act, as, na, Y, ldy, nr, 0);
-}
-
-static void mm_q5_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
-                    float *Y, size_t ldy, size_t nr)
-{
-    mm_q45_k(W, rb, n, act, as, na, Y, ldy, nr, 1);
-}
+MM_OF(mm_q4_k, mm_q45_k, 0)
+MM_OF(mm_q5_k, mm_q45_k, 1)
 
 /* Prompt batches, Q6_K: q6_k_row_zmm for four activations at once. The weight side (the
  * 6-bit quants of both halves and the per-group scale vectors) is unpacked once per
@@ -198,14 +180,7 @@ static void q6_k_rows4(const uint8_t *W, size_t n, const uint8_t *act, size_t as
         __m512i lo[2], hi[2], s0[2], s1[2];
         for (int h = 0; h < 2; h++) {
             __m512i sc16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
-            __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
-            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
-            __m512i qlo = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
-            __m512i qhi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(qh, 4)),
-                                             _mm256_srli_epi16(qh, 6), 1);
-            lo[h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_slli_epi16(qlo, 4), m30));
-            hi[h] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
-                                    _mm512_and_si512(_mm512_slli_epi16(qhi, 4), m30));
+            q6_half_zmm(b, h, m4, m30, &lo[h], &hi[h]);
             s0[h] = _mm512_permutexvar_epi16(sel0, sc16);
             s1[h] = _mm512_permutexvar_epi16(sel1, sc16);
         }

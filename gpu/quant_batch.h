@@ -31,6 +31,14 @@ static inline __attribute__((always_inline)) void mm_by4(const uint8_t *W, size_
 }
 
 
+/* A batch kernel that is FN with its last argument (the variant) fixed. */
+#define MM_OF(NAME, FN, ARG)                                                                         \
+    static void NAME(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na, \
+                     float *Y, size_t ldy, size_t nr)                                                 \
+    {                                                                                                 \
+        FN(W, rb, n, act, as, na, Y, ldy, nr, ARG);                                                   \
+    }
+
 /* ---- Q4_1, Q5_0, Q5_1, IQ4_NL (q5_row) and Q2_K, Q3_K, IQ4_XS (q23_k_row, iq4_xs_row):
  * one 256-bit kernel each, the same at every SIMD level ---- */
 
@@ -96,54 +104,26 @@ static inline __attribute__((always_inline)) void q23_k_rows4(const uint8_t *W, 
         a[k] = (const struct qa8k *)(act + k * as);
         acc[k] = accm[k] = _mm256_setzero_ps();
     }
-    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     for (size_t i = 0; i < n / 256; i++) {
-        const uint8_t *blk = W + i * (three ? sizeof(struct blk_q3_k) : sizeof(struct blk_q2_k)), *qs;
-        __m256i sumi[4], hm = _mm256_setzero_si256();
-        __m128i sc8;
-        float dw;
-        if (three) {
-            const struct blk_q3_k *b = (const struct blk_q3_k *)blk;
-            int8_t sc[16];
-            qt_q3k_scales(b->scales, sc);
-            sc8 = _mm_loadu_si128((const __m128i *)sc);
-            __m256i sc16all = _mm256_cvtepi8_epi16(sc8);
-            _Pragma("GCC unroll 4")
-            for (int k = 0; k < 4; k++)
+        struct k23_head hd = k23_head(W, i, three);
+        __m256i sumi[4];
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < 4; k++) {
+            __m256i bsums = _mm256_loadu_si256((const __m256i *)a[k][i].bsums);
+            if (three) {
                 sumi[k] = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                           _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[k][i].bsums), sc16all), 2));
-            hm = _mm256_loadu_si256((const __m256i *)b->hmask);
-            qs = b->qs;
-            dw = kern_h2f(b->d);
-        } else {
-            const struct blk_q2_k *b = (const struct blk_q2_k *)blk;
-            __m128i raw = _mm_loadu_si128((const __m128i *)b->scales), m4 = _mm_set1_epi8(0x0F);
-            sc8 = _mm_and_si128(raw, m4);
-            __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
-            float dmw = kern_h2f(b->dmin);
-            _Pragma("GCC unroll 4")
-            for (int k = 0; k < 4; k++) {
-                __m256i bsums = _mm256_loadu_si256((const __m256i *)a[k][i].bsums);
-                accm[k] = _mm256_fmadd_ps(_mm256_set1_ps(dmw * a[k][i].d), _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, mn16)),
-                                          accm[k]);
+                                           _mm256_slli_epi32(_mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(hd.sc8)), 2));
+            } else {
+                accm[k] = _mm256_fmadd_ps(_mm256_set1_ps(hd.dmin * a[k][i].d),
+                                          _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, hd.mn16)), accm[k]);
                 sumi[k] = _mm256_setzero_si256();
             }
-            qs = b->qs;
-            dw = kern_h2f(b->d);
         }
         _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
-            __m128i s8 = h ? _mm_srli_si128(sc8, 8) : sc8;
-            __m256i sc16 = _mm256_broadcastsi128_si256(three ? _mm_cvtepi8_epi16(s8) : _mm_cvtepu8_epi16(s8));
-            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
             _Pragma("GCC unroll 4")
             for (int j = 0; j < 4; j++) {
-                __m256i v = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j)), m3);
-                if (three) {
-                    __m256i hb = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + j)), one);
-                    v = _mm256_or_si256(v, _mm256_slli_epi16(hb, 2));
-                }
-                __m256i sv = _mm256_shuffle_epi8(sc16, _mm256_loadu_si256((const __m256i *)kern_grp_sel[j]));
+                __m256i v = k23_quants(&hd, h, j, three), sv = k23_scales(&hd, h, j, three);
                 _Pragma("GCC unroll 4")
                 for (int k = 0; k < 4; k++) {
                     __m256i p = _mm256_maddubs_epi16(v, _mm256_loadu_si256((const __m256i *)(a[k][i].q + 128 * h + 32 * j)));
@@ -151,6 +131,7 @@ static inline __attribute__((always_inline)) void q23_k_rows4(const uint8_t *W, 
                 }
             }
         }
+        float dw = hd.d;
         _Pragma("GCC unroll 4")
         for (int k = 0; k < 4; k++)
             acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[k][i].d), _mm256_cvtepi32_ps(sumi[k]), acc[k]);
