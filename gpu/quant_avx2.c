@@ -3,6 +3,7 @@
 #define KERN_VNNI 0
 #define KERN(name) name##_avx2
 #include "gpu/quant_kern.h"
+#include "gpu/quant_batch.h"
 
 void qt_kernels_avx2(struct qt_level_fns *f)
 {
@@ -10,4 +11,7 @@ void qt_kernels_avx2(struct qt_level_fns *f)
     f->act[0] = act_q8;
     f->act[1] = act_q8k;
     fill_dq(f->dq);
+    KERN(fill_mm)(f->mm);
+    fill_mm_k256(f->mm);
+    fill_mm_common(f->mm);
 }

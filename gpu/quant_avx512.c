@@ -4,14 +4,16 @@
 #define KERN_VNNI 1
 #define KERN(name) name##_vnni
 #include "gpu/quant_kern.h"
+#include "gpu/quant_batch.h"
 #undef KERN_VNNI
 #undef KERN
 
 #define KERN_VNNI 0
 #define KERN(name) name##_novnni
 #include "gpu/quant_kern.h"
+#include "gpu/quant_batch.h"
 
-/* Prompt batches, Q8_0: four activations per pass over a weight row, so the row's loads,
+/* Prompt batches, Q8_0 and Q4_0: four activations per pass over a weight row, so its loads,
  * sign flips and scale conversions are shared (the compiler merges the identical loads of
  * the four inlined q8_0_blk2 calls). The prepared activation takes 4.25 bytes per element,
  * so four of them fit L1 only for short rows: the columns go in spans of MM_Q8_QUADS·128
@@ -20,9 +22,13 @@
  * matrix-vector kernel's bit for bit. */
 #define MM_Q8_QUADS 16   /* 2048 columns: 4 activations' spans are 24 KiB */
 #define MM_Q8_ROWS 32
-static void mm_q8_0_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as,
-                         size_t na, float *Y, size_t ldy, size_t nr)
+static inline __attribute__((always_inline)) void mm_row32_vnni(const uint8_t *W, size_t rb, size_t n,
+                                                                const uint8_t *act, size_t as, size_t na,
+                                                                float *Y, size_t ldy, size_t nr, int q4)
 {
+#define BLK2(b, x, z) (q4 ? q4_0_blk2_vnni((const struct blk_q4_0 *)(b), x, z) : q8_0_blk2_vnni((const struct blk_q8_0 *)(b), x, z))
+#define BLK(b, x, z) (q4 ? q4_0_blk_vnni((const struct blk_q4_0 *)(b), x, z) : q8_0_blk_vnni((const struct blk_q8_0 *)(b), x, z))
+    const size_t bs = q4 ? sizeof(struct blk_q4_0) : sizeof(struct blk_q8_0);
     size_t nb = n / 32, nq = nb / 4, off = qa8x2_offset(n), j = 0;
     __m512 st[MM_Q8_ROWS][8];
     for (; j + 4 <= na; j += 4) {
@@ -36,38 +42,43 @@ static void mm_q8_0_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *a
             for (size_t q0 = 0; q0 < nq; q0 += MM_Q8_QUADS) {
                 size_t q1 = nq - q0 < MM_Q8_QUADS ? nq : q0 + MM_Q8_QUADS;
                 for (size_t r = 0; r < R; r++) {
-                    const struct blk_q8_0 *b = (const struct blk_q8_0 *)(W + (rr + r) * rb);
+                    const uint8_t *b = W + (rr + r) * rb;
                     __m512 z00 = st[r][0], z01 = st[r][1], z10 = st[r][2], z11 = st[r][3],
                            z20 = st[r][4], z21 = st[r][5], z30 = st[r][6], z31 = st[r][7];
                     for (size_t i = 4 * q0; i < 4 * q1; i += 4) {
                         size_t h = i / 2;
-                        z00 = q8_0_blk2_vnni(b + i, x0 + h, z00);
-                        z10 = q8_0_blk2_vnni(b + i, x1 + h, z10);
-                        z20 = q8_0_blk2_vnni(b + i, x2 + h, z20);
-                        z30 = q8_0_blk2_vnni(b + i, x3 + h, z30);
-                        z01 = q8_0_blk2_vnni(b + i + 2, x0 + h + 1, z01);
-                        z11 = q8_0_blk2_vnni(b + i + 2, x1 + h + 1, z11);
-                        z21 = q8_0_blk2_vnni(b + i + 2, x2 + h + 1, z21);
-                        z31 = q8_0_blk2_vnni(b + i + 2, x3 + h + 1, z31);
+                        z00 = BLK2(b + i * bs, x0 + h, z00);
+                        z10 = BLK2(b + i * bs, x1 + h, z10);
+                        z20 = BLK2(b + i * bs, x2 + h, z20);
+                        z30 = BLK2(b + i * bs, x3 + h, z30);
+                        z01 = BLK2(b + (i + 2) * bs, x0 + h + 1, z01);
+                        z11 = BLK2(b + (i + 2) * bs, x1 + h + 1, z11);
+                        z21 = BLK2(b + (i + 2) * bs, x2 + h + 1, z21);
+                        z31 = BLK2(b + (i + 2) * bs, x3 + h + 1, z31);
                     }
                     st[r][0] = z00, st[r][1] = z01, st[r][2] = z10, st[r][3] = z11;
                     st[r][4] = z20, st[r][5] = z21, st[r][6] = z30, st[r][7] = z31;
                 }
             }
             for (size_t r = 0; r < R; r++) {   /* the end of q8_0_row, per activation */
-                const struct blk_q8_0 *b = (const struct blk_q8_0 *)(W + (rr + r) * rb);
+                const uint8_t *b = W + (rr + r) * rb;
                 for (int k = 0; k < 4; k++) {
                     const struct qa8 *a = (const struct qa8 *)(p + (size_t)k * as);
                     float s = _mm512_reduce_add_ps(_mm512_add_ps(st[r][2 * k], st[r][2 * k + 1]));
                     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-                    for (size_t t = 4 * nq; t < nb; t++) acc0 = q8_0_blk_vnni(b + t, a + t, acc0);
+                    for (size_t t = 4 * nq; t < nb; t++) acc0 = BLK(b + t * bs, a + t, acc0);
                     Y[(j + k) * ldy + rr + r] = s + kern_hsum(_mm256_add_ps(acc0, acc1));
                 }
             }
         }
     }
-    for (; j < na; j++) mv_q8_0_vnni(W, rb, n, act + j * as, Y + j * ldy, nr);
+    for (; j < na; j++) (q4 ? mv_q4_0_vnni : mv_q8_0_vnni)(W, rb, n, act + j * as, Y + j * ldy, nr);
+#undef BLK2
+#undef BLK
 }
+
+MM_OF(mm_q8_0_vnni, mm_row32_vnni, 0)
+MM_OF(mm_q4_0_vnni, mm_row32_vnni, 1)
 
 /* Prompt batches, Q4_K/Q5_K: q45_k_row_zmm for four activations at once. The weight side
  * (nibble unpacking, the 6-bit scales and mins, the scale shuffles) is done once per
@@ -141,23 +152,75 @@ static inline __attribute__((always_inline)) void mm_q45_k(const uint8_t *W, siz
     for (; j < na; j++) (five ? mv_q5_k : mv_q4_k)(W, rb, n, act + j * as, Y + j * ldy, nr);
 }
 
-static void mm_q4_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
-                    float *Y, size_t ldy, size_t nr)
+MM_OF(mm_q4_k, mm_q45_k, 0)
+MM_OF(mm_q5_k, mm_q45_k, 1)
+
+/* Prompt batches, Q6_K: q6_k_row_zmm for four activations at once. The weight side (the
+ * 6-bit quants of both halves and the per-group scale vectors) is unpacked once per
+ * super-block for all four; each activation's sums are formed in exactly q6_k_row_zmm's
+ * order, so results equal the matrix-vector kernel's bit for bit. */
+static void q6_k_rows4(const uint8_t *W, size_t n, const uint8_t *act, size_t as, float out[4])
 {
-    mm_q45_k(W, rb, n, act, as, na, Y, ldy, nr, 0);
+    size_t nsb = n / 256;
+    const struct qa8k *a[4];
+    __m512 acc[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = (const struct qa8k *)(act + k * as);
+        acc[k] = _mm512_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+#define G8(g) g, g, g, g, g, g, g, g
+    static const int16_t sel[2][32] = {{G8(0), G8(1), G8(2), G8(3)}, {G8(4), G8(5), G8(6), G8(7)}};
+#undef G8
+    const __m512i sel0 = _mm512_loadu_si512(sel[0]), sel1 = _mm512_loadu_si512(sel[1]);
+    for (size_t i = 0; i < nsb; i++) {
+        const struct blk_q6_k *b = (const struct blk_q6_k *)W + i;
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
+        __m256i sc16all = _mm256_cvtepi8_epi16(sc8);
+        __m512i lo[2], hi[2], s0[2], s1[2];
+        for (int h = 0; h < 2; h++) {
+            __m512i sc16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
+            q6_half_zmm(b, h, m4, m30, &lo[h], &hi[h]);
+            s0[h] = _mm512_permutexvar_epi16(sel0, sc16);
+            s1[h] = _mm512_permutexvar_epi16(sel1, sc16);
+        }
+        float dw = kern_h2f(b->d);
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < 4; k++) {
+            const struct qa8k *ak = a[k] + i;
+            __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ak->bsums), sc16all);
+            __m512i sumi = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
+            sumi = _mm512_inserti64x4(sumi, _mm256_setzero_si256(), 1);
+            for (int h = 0; h < 2; h++) {
+                __m512i p0 = _mm512_maddubs_epi16(lo[h], _mm512_loadu_si512(ak->q + 128 * h));
+                __m512i p1 = _mm512_maddubs_epi16(hi[h], _mm512_loadu_si512(ak->q + 128 * h + 64));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, s0[h]));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, s1[h]));
+            }
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(dw * ak->d), _mm512_cvtepi32_ps(sumi), acc[k]);
+        }
+    }
+    for (int k = 0; k < 4; k++) out[k] = _mm512_reduce_add_ps(acc[k]);
 }
 
-static void mm_q5_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
+static void mm_q6_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
                     float *Y, size_t ldy, size_t nr)
 {
-    mm_q45_k(W, rb, n, act, as, na, Y, ldy, nr, 1);
+    mm_by4(W, rb, n, act, as, na, Y, ldy, nr, q6_k_rows4, mv_q6_k);
 }
 
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
     f->mm[QK_Q4_K] = mm_q4_k;
     f->mm[QK_Q5_K] = mm_q5_k;
-    if (vnni) f->mm[QK_Q8_0] = mm_q8_0_vnni;
+    f->mm[QK_Q6_K] = mm_q6_k;
+    fill_mm_common(f->mm);
+    if (vnni) {
+        f->mm[QK_Q8_0] = mm_q8_0_vnni;
+        f->mm[QK_Q4_0] = mm_q4_0_vnni;
+    } else {
+        fill_mm_novnni(f->mm);
+    }
     if (vnni) fill_vnni(f->mv);
     else fill_novnni(f->mv);
     f->act[0] = act_q8;

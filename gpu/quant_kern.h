@@ -268,6 +268,19 @@ static inline float q6_k_row(const uint8_t *W, size_t nsb, const struct qa8k *a)
 }
 
 #if defined(__AVX512BW__)
+/* The 6-bit quants (stored +32) of half h of a Q6_K super-block: elements 0..63 of the half
+ * in lo, 64..127 in hi (shared by the row and batch kernels). */
+static inline __attribute__((always_inline)) void q6_half_zmm(const struct blk_q6_k *b, int h, __m512i m4, __m512i m30,
+                                                              __m512i *lo, __m512i *hi)
+{
+    __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
+    __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+    __m512i qlo = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+    __m512i qhi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(qh, 4)), _mm256_srli_epi16(qh, 6), 1);
+    *lo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_slli_epi16(qlo, 4), m30));
+    *hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(_mm512_slli_epi16(qhi, 4), m30));
+}
+
 /* 512-bit form: the 64 bytes of ql of a half super-block hold, in their low nibbles,
  * elements 0..63 and in their high nibbles 64..127 in natural order, so the activation is
  * used as is; each 128-bit lane of a product covers one 16-element scale group. */
@@ -291,14 +304,8 @@ static inline float q6_k_row_zmm(const uint8_t *W, size_t nsb, const struct qa8k
         _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
             __m512i sc16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
-            __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
-            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
-            __m512i qlo = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
-            __m512i qhi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(qh, 4)),
-                                             _mm256_srli_epi16(qh, 6), 1);
-            __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_slli_epi16(qlo, 4), m30));
-            __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
-                                         _mm512_and_si512(_mm512_slli_epi16(qhi, 4), m30));
+            __m512i lo, hi;
+            q6_half_zmm(b, h, m4, m30, &lo, &hi);
             __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(a->q + 128 * h));
             __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(a->q + 128 * h + 64));
             sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_permutexvar_epi16(_mm512_loadu_si512(sel[0]), sc16)));
@@ -405,6 +412,62 @@ static const int8_t kern_grp_sel[4][32] = {
     {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15},
 };
 
+/* The weight side of super-block i of a Q2_K (three 0) or Q3_K (three 1) row: the quants,
+ * the group scales as bytes (signed for Q3_K), Q3_K's high bits, Q2_K's mins widened to
+ * int16, d and dmin as floats (shared by the row and batch kernels). */
+struct k23_head {
+    const uint8_t *blk, *qs;
+    __m128i sc8;
+    __m256i hm, mn16;
+    float d, dmin;
+};
+
+static inline __attribute__((always_inline)) struct k23_head k23_head(const uint8_t *W, size_t i, int three)
+{
+    struct k23_head h;
+    h.blk = W + i * (three ? sizeof(struct blk_q3_k) : sizeof(struct blk_q2_k));
+    h.hm = h.mn16 = _mm256_setzero_si256();
+    h.dmin = 0;
+    if (three) {
+        const struct blk_q3_k *b = (const struct blk_q3_k *)h.blk;
+        int8_t sc[16];
+        qt_q3k_scales(b->scales, sc);
+        h.sc8 = _mm_loadu_si128((const __m128i *)sc);
+        h.hm = _mm256_loadu_si256((const __m256i *)b->hmask);
+        h.qs = b->qs;
+        h.d = kern_h2f(b->d);
+    } else {
+        const struct blk_q2_k *b = (const struct blk_q2_k *)h.blk;
+        __m128i raw = _mm_loadu_si128((const __m128i *)b->scales), m4 = _mm_set1_epi8(0x0F);
+        h.sc8 = _mm_and_si128(raw, m4);
+        h.mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+        h.qs = b->qs;
+        h.d = kern_h2f(b->d);
+        h.dmin = kern_h2f(b->dmin);
+    }
+    return h;
+}
+
+/* The 32 quants of step j of half h (Q3_K's third bit as 4), and the scales of the two
+ * 16-element groups they fall in, widened to int16 lanes that match the products. */
+static inline __attribute__((always_inline)) __m256i k23_quants(const struct k23_head *hd, int h, int j, int three)
+{
+    __m256i q = _mm256_loadu_si256((const __m256i *)(hd->qs + 32 * h));
+    __m256i v = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j)), _mm256_set1_epi8(3));
+    if (three) {
+        __m256i hb = _mm256_and_si256(_mm256_srl_epi16(hd->hm, _mm_cvtsi32_si128(4 * h + j)), _mm256_set1_epi8(1));
+        v = _mm256_or_si256(v, _mm256_slli_epi16(hb, 2));
+    }
+    return v;
+}
+
+static inline __attribute__((always_inline)) __m256i k23_scales(const struct k23_head *hd, int h, int j, int three)
+{
+    __m128i s8 = h ? _mm_srli_si128(hd->sc8, 8) : hd->sc8;
+    __m256i sc16 = _mm256_broadcastsi128_si256(three ? _mm_cvtepi8_epi16(s8) : _mm_cvtepu8_epi16(s8));
+    return _mm256_shuffle_epi8(sc16, _mm256_loadu_si256((const __m256i *)kern_grp_sel[j]));
+}
+
 /* Q2_K (three 0) and Q3_K (three 1): 2-bit quants (plus the hmask bit as 4 for Q3_K) times
  * x per 16-element group, weighted by the group scales; Q2_K's mins and Q3_K's -4 offset
  * come from the group sums of x. */
@@ -412,53 +475,29 @@ static inline __attribute__((always_inline)) float q23_k_row(const uint8_t *W, s
                                                               int three)
 {
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     for (size_t i = 0; i < nsb; i++, a++) {
-        const uint8_t *blk = W + i * (three ? sizeof(struct blk_q3_k) : sizeof(struct blk_q2_k)), *qs;
+        struct k23_head hd = k23_head(W, i, three);
         _Pragma("GCC unroll 2")
-        for (int k = 0; k < 2; k++) _mm_prefetch((const char *)blk + PF_AHEAD + 64 * k, PF_HINT);
-        __m256i bsums = _mm256_loadu_si256((const __m256i *)a->bsums), sumi, hm = _mm256_setzero_si256();
-        __m128i sc8;
-        float d;
-        if (three) {
-            const struct blk_q3_k *b = (const struct blk_q3_k *)blk;
-            int8_t sc[16];
-            qt_q3k_scales(b->scales, sc);
-            sc8 = _mm_loadu_si128((const __m128i *)sc);
-            /* -4·Σ_g sc_g·Σx_g */
+        for (int k = 0; k < 2; k++) _mm_prefetch((const char *)hd.blk + PF_AHEAD + 64 * k, PF_HINT);
+        __m256i bsums = _mm256_loadu_si256((const __m256i *)a->bsums), sumi;
+        if (three) {   /* -4·Σ_g sc_g·Σx_g */
             sumi = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                    _mm256_slli_epi32(_mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(sc8)), 2));
-            hm = _mm256_loadu_si256((const __m256i *)b->hmask);
-            qs = b->qs;
-            d = kern_h2f(b->d) * a->d;
+                                    _mm256_slli_epi32(_mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(hd.sc8)), 2));
         } else {
-            const struct blk_q2_k *b = (const struct blk_q2_k *)blk;
-            __m128i raw = _mm_loadu_si128((const __m128i *)b->scales), m4 = _mm_set1_epi8(0x0F);
-            sc8 = _mm_and_si128(raw, m4);
-            __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
-            accm = _mm256_fmadd_ps(_mm256_set1_ps(kern_h2f(b->dmin) * a->d),
-                                   _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, mn16)), accm);
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(hd.dmin * a->d), _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, hd.mn16)),
+                                   accm);
             sumi = _mm256_setzero_si256();
-            qs = b->qs;
-            d = kern_h2f(b->d) * a->d;
         }
         _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
-            __m128i s8 = h ? _mm_srli_si128(sc8, 8) : sc8;
-            __m256i sc16 = _mm256_broadcastsi128_si256(three ? _mm_cvtepi8_epi16(s8) : _mm_cvtepu8_epi16(s8));
-            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
             _Pragma("GCC unroll 4")
             for (int j = 0; j < 4; j++) {
-                __m256i v = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j)), m3);
-                if (three) {
-                    __m256i hb = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + j)), one);
-                    v = _mm256_or_si256(v, _mm256_slli_epi16(hb, 2));
-                }
-                __m256i p = _mm256_maddubs_epi16(v, _mm256_loadu_si256((const __m256i *)(a->q + 128 * h + 32 * j)));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, _mm256_loadu_si256((const __m256i *)kern_grp_sel[j]))));
+                __m256i p = _mm256_maddubs_epi16(k23_quants(&hd, h, j, three),
+                                                 _mm256_loadu_si256((const __m256i *)(a->q + 128 * h + 32 * j)));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, k23_scales(&hd, h, j, three)));
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hd.d * a->d), _mm256_cvtepi32_ps(sumi), acc);
     }
     return kern_hsum(_mm256_sub_ps(acc, accm));
 }
