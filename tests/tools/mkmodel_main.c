@@ -13,13 +13,15 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: mkmodel OUT.gguf [--preset tiny|110m|1.1b] [--dim N] [--layers N]\n"
+            "usage: mkmodel OUT.gguf [--preset tiny|110m|1.1b|llama32-1b] [--dim N] [--layers N]\n"
             "               [--heads N] [--kv-heads N] [--ffn N] [--vocab N] [--ctx N]\n"
             "               [--type T] [--embd-type T] [--tied] [--rope-base F] [--seed N]\n"
             "               [--tokenizer-from FILE] [--chat-template FILE] [--boost-token ID]\n"
             "  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_1 q5_0 q5_1 q2_k q3_k iq4_nl iq4_xs\n"
             "  presets: tiny (dim 64, 2 layers), 110m (llama2.c stories110M shape),\n"
             "           1.1b (TinyLlama: dim 2048, 22 layers, ffn 5632, 32/4 heads, vocab 32000)\n"
+            "           llama32-1b (dim 2048, 16 layers, ffn 8192, 32/8 heads, vocab 128256,\n"
+            "           Q4_K with a tied Q6_K token_embd)\n"
             "  --boost-token: that token's output row x100, so greedy decoding soon picks it.\n"
             "  Options after --preset override it.\n");
 }
@@ -52,6 +54,14 @@ static int preset(struct randmodel_spec *s, const char *name)
     if (!strcmp(name, "110m")) {
         s->dim = 768, s->n_layers = 12, s->n_heads = 12, s->n_kv_heads = 12;
         s->ffn_dim = 2048, s->vocab = 32000, s->ctx = 1024;
+        return 0;
+    }
+    if (!strcmp(name, "llama32-1b")) {
+        /* Llama 3.2 1B as downloaded in Q4_K_M: Q4_K matrices, a Q6_K token_embd tied to the
+         * output (give the vocabulary with --tokenizer-from ../shared/models/llama3-vocab.gguf) */
+        s->dim = 2048, s->n_layers = 16, s->n_heads = 32, s->n_kv_heads = 8;
+        s->ffn_dim = 8192, s->vocab = 128256, s->ctx = 4096, s->rope_base = 500000.0f;
+        s->type = GGUF_T_Q4_K, s->embd_type = GGUF_T_Q6_K, s->tied = 1;
         return 0;
     }
     if (!strcmp(name, "1.1b")) {
@@ -183,13 +193,16 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--preset")) {
             struct randmodel_spec keep = s;
             if (preset(&s, v)) {
-                fprintf(stderr, "mkmodel: unknown preset '%s' (tiny, 110m, 1.1b)\n", v);
+                fprintf(stderr, "mkmodel: unknown preset '%s' (tiny, 110m, 1.1b, llama32-1b)\n", v);
                 return 2;
             }
             /* Settings that are not shapes survive a preset given after them. */
-            s.type = keep.type, s.embd_type = keep.embd_type, s.tied = keep.tied;
+            if (strcmp(v, "llama32-1b") != 0) {   /* that preset names its types too */
+                s.type = keep.type, s.embd_type = keep.embd_type, s.tied = keep.tied;
+                s.rope_base = keep.rope_base;
+            }
             s.seed = keep.seed, s.tokenizer_from = keep.tokenizer_from;
-            s.chat_template = keep.chat_template, s.rope_base = keep.rope_base;
+            s.chat_template = keep.chat_template;
             s.boost_token = keep.boost_token;
         } else {
             fprintf(stderr, "mkmodel: unknown option %s\n", a);
