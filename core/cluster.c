@@ -155,8 +155,9 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
         snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
         goto out;
     }
-    for (int32_t i0 = 0; p->rows && i0 < n; i0 += 256) {
-        size_t cnt = (size_t)(n - i0) < 256 ? (size_t)(n - i0) : 256;
+    /* Large batches: a batch reader fetches each page of the table once per batch. */
+    for (int32_t i0 = 0; p->rows && i0 < n; i0 += 65536) {
+        size_t cnt = (size_t)(n - i0) < 65536 ? (size_t)(n - i0) : 65536;
         if (p->rows(ctx, ids + i0, cnt, a + (size_t)i0 * dim) != 0) {
             snprintf(err, errlen, "cluster: cannot read the embedding rows of tokens %d..%d",
                      (int)ids[i0], (int)ids[i0 + (int32_t)cnt - 1]);

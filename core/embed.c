@@ -149,6 +149,12 @@ int32_t embed_n_vocab(const struct embed *e) { return e->n_vocab; }
 struct swap *embed_swap(const struct embed *e) { return e->swap; }
 const uint8_t *embed_fingerprint(const struct embed *e) { return e->fingerprint; }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *err,
                size_t errlen)
 {
@@ -167,8 +173,17 @@ int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *
         memset(out, 0, n * dim * sizeof *out);
         return -1;
     }
+    /* Rows are fetched page by page (each page brought in once per call, however the ids
+     * are spread), then written to their places in out: with most of the table in the
+     * swap, a batch in the caller's order would bring a page in for nearly every row. */
+    uint64_t *order = n > 1 && n <= UINT32_MAX ? malloc(n * sizeof *order) : NULL;
+    if (order) {
+        for (size_t i = 0; i < n; i++) order[i] = (uint64_t)ids[i] << 32 | (uint64_t)i;
+        qsort(order, n, sizeof *order, cmp_u64);
+    }
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        size_t i = order ? (size_t)(order[k] & 0xffffffffu) : k;
         size_t id = (size_t)ids[i];
         uint8_t *pg;
         rc = swap_get(e->swap, id / e->rows_per_page, 0, &pg, err, errlen);
@@ -179,6 +194,7 @@ int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *
             rc = -1;
         }
     }
+    free(order);
     char err2[160];
     if (swap_end(e->swap, err2, sizeof err2) != 0 && rc == 0) {
         snprintf(err, errlen, "%s", err2);

@@ -236,23 +236,52 @@ int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, si
         int m = cluster_members(cl, c, &mem);
         if (m > maxm) maxm = m;
     }
-    float *rows = malloc((size_t)maxm * (size_t)dim * sizeof *rows);
+    /* The rows of consecutive clusters are read in one batch of at most 32 MiB (or one
+     * cluster's worth), so the table's pages are fetched once per batch rather than once
+     * per cluster; the means are taken cluster by cluster as before. Cluster members are
+     * contiguous in cluster order, so a batch is a run of the member list. */
+    size_t cap = ((size_t)32 << 20) / ((size_t)dim * sizeof(float));
+    if (cap < (size_t)maxm) cap = (size_t)maxm;
+    size_t total = 0;
+    for (int32_t c = 0; c < nc; c++) {
+        const int32_t *mem;
+        int m = cluster_members(cl, c, &mem);
+        total += (size_t)(m > 0 ? m : 0);
+    }
+    if (cap > total && total > 0) cap = total;
+    float *rows = malloc(cap * (size_t)dim * sizeof *rows);
     if (!l->cent || !l->cgroup || !rows) {
         free(rows);
         snprintf(err, errlen, "lexicon: out of memory for %d centroids", (int)nc);
         return -1;
     }
-    for (int32_t c = 0; c < nc; c++) {
-        const int32_t *mem;
-        int m = cluster_members(cl, c, &mem);
-        if (m <= 0) continue;
-        if (lexicon_rows(l, mem, (size_t)m, rows) != 0) {
+    for (int32_t c0 = 0; c0 < nc;) {
+        int32_t c1 = c0;
+        size_t span = 0;
+        const int32_t *first = NULL;
+        while (c1 < nc) {
+            const int32_t *mem;
+            int m = cluster_members(cl, c1, &mem);
+            if (span > 0 && span + (size_t)m > cap) break;
+            if (!first) first = mem;
+            span += (size_t)(m > 0 ? m : 0);
+            c1++;
+        }
+        if (span > 0 && lexicon_rows(l, first, span, rows) != 0) {
             free(rows);
-            snprintf(err, errlen, "lexicon: cannot read the rows of cluster %d", (int)c);
+            snprintf(err, errlen, "lexicon: cannot read the rows of clusters %d..%d", (int)c0,
+                     (int)c1 - 1);
             return -1;
         }
-        lexicon_mean(rows, (size_t)m, dim, l->cent + (size_t)c * dim);
-        l->cgroup[c] = l->group[mem[0]];
+        for (int32_t c = c0; c < c1; c++) {
+            const int32_t *mem;
+            int m = cluster_members(cl, c, &mem);
+            if (m <= 0) continue;
+            lexicon_mean(rows + (size_t)(mem - first) * dim, (size_t)m, dim,
+                         l->cent + (size_t)c * dim);
+            l->cgroup[c] = l->group[mem[0]];
+        }
+        c0 = c1;
     }
     free(rows);
     l->cl = cl;

@@ -142,7 +142,41 @@ static void test_llama2_clusters(void **state)
     close_model(&f);
 }
 
+/* A scattered batch (unsorted, repeated ids, pages far apart) read through a small cache,
+ * so most pages come from the swap, gives exactly the rows read one by one. */
+static void test_batch_rows_match_single(void **state)
+{
+    (void)state;
+    char err[256];
+    struct gguf *g;
+    if (gguf_open(&g, tu_shared("models/glove-llama3.gguf"), err, sizeof err)) fail_msg("%s", err);
+    struct embed_options eo = {.cache_bytes = 256u << 10, .page_bytes = 16u << 10,
+                               .keep_mapping = 1};
+    struct embed *e;
+    if (embed_open(&e, g, &eo, err, sizeof err)) fail_msg("%s", err);
+    int dim = embed_dim(e);
+    int32_t nv = embed_n_vocab(e);
+    enum { N = 300 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)(((uint64_t)i * 7919u * 104729u) % (uint64_t)nv);
+    ids[7] = ids[200];
+    ids[N - 1] = 0;
+    float *batch = malloc((size_t)N * dim * sizeof *batch), *one = malloc((size_t)dim * sizeof *one);
+    assert_non_null(batch);
+    assert_non_null(one);
+    assert_int_equal(embed_rows(e, ids, N, batch, err, sizeof err), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(embed_row(e, ids[i], one, err, sizeof err), 0);
+        assert_memory_equal(one, batch + (size_t)i * dim, (size_t)dim * sizeof *one);
+    }
+    free(batch);
+    free(one);
+    embed_close(e);
+    gguf_close(g);
+}
+
 TU_MAIN(
+    cmocka_unit_test(test_batch_rows_match_single),
     cmocka_unit_test(test_llama3_domain),
     cmocka_unit_test(test_llama2_domain),
     cmocka_unit_test(test_llama2_clusters))

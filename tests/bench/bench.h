@@ -131,6 +131,13 @@ double bench_prompt_tps(struct bench_engine *e, int n);
 /* Tokens/s of n single-token decode steps from position start. */
 double bench_decode_tps(struct bench_engine *e, int n, int start);
 
+/* llama.cpp through npm's node-llama-cpp: the directory holding node_modules/node-llama-cpp
+ * ($CMIF_LLAMACPP_DIR, else build/llamacpp), or NULL with the reason in msg; and a copy of
+ * a script (src, from the repository root) into it as name, where its import of
+ * node-llama-cpp resolves (0, or -1 after printing why). */
+const char *bench_llamacpp_dir(char *msg, size_t msglen);
+int bench_llamacpp_install(const char *dir, const char *src, const char *name);
+
 /* Report helpers: a section title line, then rows (printf format, newline added). */
 void bench_title(struct bench *b, const char *title);
 void bench_row(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

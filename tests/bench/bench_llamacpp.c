@@ -22,8 +22,7 @@
 #define SCRIPT_SRC "tests/bench/llamacpp.mjs"
 #define SCRIPT_NAME "cmif-bench-llamacpp.mjs"
 
-/* The directory holding node_modules/node-llama-cpp, or NULL (why in msg). */
-static const char *llamacpp_dir(char *msg, size_t msglen)
+const char *bench_llamacpp_dir(char *msg, size_t msglen)
 {
     const char *env = getenv("CMIF_LLAMACPP_DIR");
     const char *dir = env && *env ? env : "build/llamacpp";
@@ -49,12 +48,11 @@ static const char *llamacpp_dir(char *msg, size_t msglen)
     return dir;
 }
 
-/* Copies the script next to node_modules, where its import of node-llama-cpp resolves. */
-static int install_script(const char *dir)
+int bench_llamacpp_install(const char *dir, const char *src, const char *name)
 {
     char dst[1024];
-    snprintf(dst, sizeof dst, "%s/%s", dir, SCRIPT_NAME);
-    FILE *in = fopen(SCRIPT_SRC, "rb"), *out = in ? fopen(dst, "wb") : NULL;
+    snprintf(dst, sizeof dst, "%s/%s", dir, name);
+    FILE *in = fopen(src, "rb"), *out = in ? fopen(dst, "wb") : NULL;
     int ok = in && out;
     char buf[4096];
     size_t k;
@@ -104,13 +102,13 @@ static int bench_llamacpp(struct bench *b)
     bench_title(b, "llamacpp: cmif vs llama.cpp (node-llama-cpp CPU build), same models, "
                    "alternating rounds");
     char why[256];
-    const char *dir = llamacpp_dir(why, sizeof why);
+    const char *dir = bench_llamacpp_dir(why, sizeof why);
     if (!dir) {
         bench_row(b, "skipped: %s; `make bench-deps` installs llama.cpp from npm into "
                      "build/llamacpp (or set CMIF_LLAMACPP_DIR)", why);
         return 0;
     }
-    if (install_script(dir)) return -1;
+    if (bench_llamacpp_install(dir, SCRIPT_SRC, SCRIPT_NAME)) return -1;
     static const int full[] = {BENCH_1B_Q8_0, BENCH_1B_Q4_K};
     static const int quick[] = {BENCH_TINY};
     const int *models = b->quick ? quick : full;

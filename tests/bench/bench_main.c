@@ -71,6 +71,7 @@ struct mdef {
     int embd_type;     /* token_embd type; 0 = same as type */
     int tied;          /* no output.weight: the output projection is token_embd */
     float rope_base;   /* 0 = the default */
+    int llama3_vocab;  /* the real Llama 3 tokenizer from ../shared when it is there */
 };
 
 static const struct mdef mdefs[BENCH_N_MODELS] = {
@@ -80,7 +81,7 @@ static const struct mdef mdefs[BENCH_N_MODELS] = {
     [BENCH_1B_Q8_0] = {"1.1B Q8_0", "tinyllama-1.1b-q8_0.gguf", 2048, 22, 32, 4, 5632, 32000, 2048, QT_Q8_0},
     [BENCH_1B_Q4_K] = {"1.1B Q4_K", "tinyllama-1.1b-q4_k.gguf", 2048, 22, 32, 4, 5632, 32000, 2048, QT_Q4_K},
     [BENCH_L32_1B_Q4_K] = {"3.2-1B Q4_K", "llama3.2-1b-q4_k.gguf", 2048, 16, 32, 8, 8192, 128256,
-                           2048, QT_Q4_K, QT_Q6_K, 1, 500000.0f},
+                           2048, QT_Q4_K, QT_Q6_K, 1, 500000.0f, 1},
 };
 
 const char *bench_model_name(int which)
@@ -124,6 +125,10 @@ const char *bench_model_path(struct bench *b, int which)
     s.tied = d->tied;
     if (d->rope_base > 0) s.rope_base = d->rope_base;
     s.seed = 42;
+    char vocab[1024];
+    const char *shared = getenv("CMIF_SHARED");
+    snprintf(vocab, sizeof vocab, "%s/models/llama3-vocab.gguf", shared && *shared ? shared : "../shared");
+    if (d->llama3_vocab && access(vocab, R_OK) == 0) s.tokenizer_from = vocab;
     char tmp[1100], err[256];
     snprintf(tmp, sizeof tmp, "%s.part", p);
     fprintf(b->out, "   (writing %s ...)\n", p);

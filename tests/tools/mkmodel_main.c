@@ -21,8 +21,7 @@ static void usage(FILE *f)
             "  presets: tiny (dim 64, 2 layers), 110m (llama2.c stories110M shape),\n"
             "           1.1b (TinyLlama: dim 2048, 22 layers, ffn 5632, 32/4 heads, vocab 32000),\n"
             "           llama32-1b (Llama-3.2-1B: dim 2048, 16 layers, ffn 8192, 32/8 heads,\n"
-            "           vocab 128256, tied output, rope base 500000; its file is Q4_K with a\n"
-            "           Q6_K token_embd: --type q4_k --embd-type q6_k)\n"
+            "           vocab 128256, rope base 500000, Q4_K with a tied Q6_K token_embd)\n"
             "  --boost-token: that token's output row x100, so greedy decoding soon picks it.\n"
             "  Options after --preset override it.\n");
 }
@@ -57,15 +56,17 @@ static int preset(struct randmodel_spec *s, const char *name)
         s->ffn_dim = 2048, s->vocab = 32000, s->ctx = 1024;
         return 0;
     }
+    if (!strcmp(name, "llama32-1b")) {
+        /* Llama 3.2 1B as downloaded in Q4_K_M: Q4_K matrices, a Q6_K token_embd tied to the
+         * output (give the vocabulary with --tokenizer-from ../shared/models/llama3-vocab.gguf) */
+        s->dim = 2048, s->n_layers = 16, s->n_heads = 32, s->n_kv_heads = 8;
+        s->ffn_dim = 8192, s->vocab = 128256, s->ctx = 4096, s->rope_base = 500000.0f;
+        s->type = GGUF_T_Q4_K, s->embd_type = GGUF_T_Q6_K, s->tied = 1;
+        return 0;
+    }
     if (!strcmp(name, "1.1b")) {
         s->dim = 2048, s->n_layers = 22, s->n_heads = 32, s->n_kv_heads = 4;
         s->ffn_dim = 5632, s->vocab = 32000, s->ctx = 2048;
-        return 0;
-    }
-    if (!strcmp(name, "llama32-1b")) {
-        s->dim = 2048, s->n_layers = 16, s->n_heads = 32, s->n_kv_heads = 8;
-        s->ffn_dim = 8192, s->vocab = 128256, s->ctx = 2048;
-        s->tied = 1, s->rope_base = 500000.0f;
         return 0;
     }
     return -1;
@@ -197,11 +198,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "mkmodel: unknown preset '%s' (tiny, 110m, 1.1b, llama32-1b)\n", v);
                 return 2;
             }
-            /* Settings that are not shapes survive a preset given after them. */
-            s.type = keep.type, s.embd_type = keep.embd_type, s.tied = keep.tied || s.tied;
+            /* Settings that are not shapes survive a preset given after them; llama32-1b
+             * names its weight types too. */
+            if (strcmp(v, "llama32-1b") != 0)
+                s.type = keep.type, s.embd_type = keep.embd_type, s.tied = keep.tied || s.tied;
+            if (rope_given) s.rope_base = keep.rope_base;
             s.seed = keep.seed, s.tokenizer_from = keep.tokenizer_from;
             s.chat_template = keep.chat_template;
-            if (rope_given) s.rope_base = keep.rope_base;
             s.boost_token = keep.boost_token;
         } else {
             fprintf(stderr, "mkmodel: unknown option %s\n", a);
