@@ -31,35 +31,14 @@
 
 #define DEFAULT_MODEL OPTS_DEFAULT_MODEL
 #define CHAT_DEFAULT_PREDICT 400
+#define CHAT_FLAGS (OPT_ENGINE | OPT_PREDICT | OPT_SAMPLING | OPT_PRIVACY | OPT_CORE_MEM)
 
 enum {
-    X_EPS = 1, X_BUDGET, X_MECH, X_CLUSTER, X_DPSEED, X_COREMEM, X_LOCKED, X_TEMPLATE, X_SYSTEM, X_SYSTEMFILE,
-    X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST, X_HIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET,
-    X_SCOPE, X_UNIT, X_NOLEDGER, X_RESUME, X_AUTOSAVE, X_PLAIN,
+    X_TEMPLATE = 1, X_SYSTEM, X_SYSTEMFILE, X_SCRIPT, X_REPORT, X_REPORTFILE, X_NOCOLOR, X_NOHIST,
+    X_HIST, X_DUMP, X_HEADLESS, X_DELAY, X_QUIET, X_RESUME, X_AUTOSAVE, X_PLAIN,
 };
 
 static const struct opts_extra extras[] = {
-    { "eps", 0, 1, X_EPS, "    --eps E            ε per sanitized word (or token with --unit token; default 1)" },
-    { "budget", 0, 1, X_BUDGET,
-      "    --budget B         ε a day over a rolling 24 hours, kept in the per-user ledger\n"
-      "                       $XDG_STATE_HOME/cmif/ledger (default 200: about 40 messages with\n"
-      "                       a few secrets each at ε 1)" },
-    { "sanitize", 0, 1, X_SCOPE,
-      "    --sanitize S       auto (default): common words sent as typed; names, numbers,\n"
-      "                       addresses and rare words sanitized. all: every word. marked:\n"
-      "                       only what is inside {{ }} ({{ }} marks in every mode)" },
-    { "unit", 0, 1, X_UNIT,
-      "    --unit U           word (default: a word costs ε once) or token (every sub-word\n"
-      "                       piece, as the CMIF paper)" },
-    { "no-ledger", 0, 0, X_NOLEDGER,
-      "    --no-ledger        do not read or charge the ledger (the budget is this session's)" },
-    { "mechanism", 0, 1, X_MECH,
-      "    --mechanism M      rnm (default), rnm-exp, santext+, custext+, none" },
-    { "cluster-size", 0, 1, X_CLUSTER, "    --cluster-size K   tokens per sanitizer cluster (default 20)" },
-    { "dp-seed", 0, 1, X_DPSEED,
-      "    --dp-seed N        reproducible sanitizer noise: FOR TESTS ONLY, NOT PRIVATE" },
-    { "core-mem", 0, 1, X_COREMEM, "    --core-mem BYTES   guarded region size (default: fits RLIMIT_MEMLOCK)" },
-    { "require-locked", 0, 0, X_LOCKED, "    --require-locked   refuse to run when the core cannot be locked" },
     { "template", 0, 1, X_TEMPLATE,
       "    --template NAME    llama2, llama3, chatml, zephyr or plain (default: from the model)" },
     { "system", 0, 1, X_SYSTEM, "    --system TEXT      system prompt (sanitized like your messages); other users\n                       can read argv: prefer --system-file" },
@@ -104,7 +83,7 @@ struct chat_opts {
     int color;
     int plain;
     int history;
-    int no_ledger;
+    int quiet;
     char ledger[4096];
     char history_off[600];   /* why the history file is not used (shown in the chat) */
     char history_note[800];  /* where it is kept, sealed */
@@ -112,58 +91,11 @@ struct chat_opts {
     int delay_ms;
 };
 
-static int parse_num(const char *v, double lo, double hi, double *out, const char *what, char *err,
-                     size_t errlen)
-{
-    if (opts_float(v, lo, hi, out) != 0) {
-        snprintf(err, errlen, "--%s: '%s' is not a number from %g to %g", what, v, lo, hi);
-        return -1;
-    }
-    return 0;
-}
-
 static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
 {
     struct chat_opts *c = ctx;
-    double d;
     long l;
     switch (id) {
-    case X_EPS:
-        if (core_check_eps(strtod(v, NULL), "--eps", err, errlen) ||
-            parse_num(v, 1e-9, 1e9, &c->core.eps, "eps", err, errlen))
-            return -1;
-        return 0;
-    case X_BUDGET:
-        if (core_check_eps(strtod(v, NULL), "--budget", err, errlen) ||
-            parse_num(v, 1e-9, 1e12, &c->core.budget, "budget", err, errlen))
-            return -1;
-        return 0;
-    case X_MECH:
-        if ((c->core.mechanism = core_mech_parse(v)) < 0) {
-            snprintf(err, errlen, "--mechanism: unknown '%s' (rnm, rnm-exp, santext+, custext+, none)", v);
-            return -1;
-        }
-        return 0;
-    case X_CLUSTER:
-        if (opts_int(v, 2, 100000, &l) != 0) {
-            snprintf(err, errlen, "--cluster-size: '%s' is not an integer from 2 to 100000", v);
-            return -1;
-        }
-        c->core.cluster_size = (int)l;
-        return 0;
-    case X_DPSEED:
-        if (parse_num(v, 0, 1.8e19, &d, "dp-seed", err, errlen) || d != (double)(uint64_t)d) {
-            snprintf(err, errlen, "--dp-seed: '%s' is not a non-negative integer", v);
-            return -1;
-        }
-        c->core.seeded = 1;
-        c->core.seed = strtoull(v, NULL, 10);
-        return 0;
-    case X_COREMEM:
-        if (parse_num(v, 4096, 1e15, &d, "core-mem", err, errlen)) return -1;
-        c->core.mem_limit = (size_t)d;
-        return 0;
-    case X_LOCKED: c->core.require_locked = 1; return 0;
     case X_TEMPLATE:
         if (tmpl_parse(v) < 0) {
             snprintf(err, errlen, "--template: unknown '%s' (llama2, llama3, chatml, zephyr, plain)", v);
@@ -207,19 +139,6 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
     case X_NOCOLOR: c->color = 0; return 0;
     case X_PLAIN: c->plain = 1; return 0;
     case X_NOHIST: c->history = 0; return 0;
-    case X_SCOPE:
-        if ((c->core.scope = core_scope_parse(v)) < 0) {
-            snprintf(err, errlen, "--sanitize: '%s' is not auto, all or marked", v);
-            return -1;
-        }
-        return 0;
-    case X_UNIT:
-        if ((c->core.unit = core_unit_parse(v)) < 0) {
-            snprintf(err, errlen, "--unit: '%s' is not word or token", v);
-            return -1;
-        }
-        return 0;
-    case X_NOLEDGER: c->no_ledger = 1; return 0;
     case X_HIST: c->history = 1; return 0;
     case X_DUMP: c->dump = v; return 0;
     case X_HEADLESS:
@@ -237,7 +156,7 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
         }
         c->delay_ms = (int)l;
         return 0;
-    case X_QUIET: c->core.quiet = 1; return 0;
+    case X_QUIET: c->quiet = 1; return 0;
     case X_RESUME: c->resume = v; return 0;
     case X_AUTOSAVE:
         c->autosave = 1;
@@ -258,7 +177,7 @@ static void usage(FILE *f)
                "  Model: -m, else $CMIF_MODEL, else " DEFAULT_MODEL ".\n"
                "  An answer stops at the model's end of turn or after -n tokens (default here %d).\n\n",
             CHAT_DEFAULT_PREDICT);
-    opts_usage(f, OPT_ENGINE | OPT_PREDICT | OPT_SAMPLING, extras);
+    opts_usage(f, CHAT_FLAGS, extras);
     fprintf(f, "\nkeys: Enter sends; a trailing \\ continues on the next line; Ctrl-C stops the\n"
                "  answer; Ctrl-D or /quit leaves; PgUp/PgDn or the wheel scroll; F2 the panel;\n"
                "  Up/Down/Ctrl-R recall inputs (--history keeps them, sealed); Tab completes\n"
@@ -368,14 +287,12 @@ static int cmd_chat_exec(int argc, char **argv)
     struct chat_opts co;
     char err[1024] = "";
     memset(&co, 0, sizeof co);
-    core_defaults(&co.core);
     co.color = !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
     opts_defaults(&o);
     /* A base model rarely ends its answer: without a cap its first answer would fill the
      * whole context and push the conversation out. -n -1 still asks for "until the end". */
     o.n_predict = CHAT_DEFAULT_PREDICT;
-    int r = opts_parse(&o, argc, argv, OPT_ENGINE | OPT_PREDICT | OPT_SAMPLING, extras, on_extra,
-                       &co, err, sizeof err);
+    int r = opts_parse(&o, argc, argv, CHAT_FLAGS, extras, on_extra, &co, err, sizeof err);
     if (r == 1) {
         usage(stdout);
         return EXIT_OK;
@@ -385,6 +302,8 @@ static int cmd_chat_exec(int argc, char **argv)
         fprintf(stderr, "usage: cmif [chat] [-m MODEL.gguf] [OPTIONS]; cmif --help lists them\n");
         return EXIT_USAGE;
     }
+    co.core = o.core;
+    co.core.quiet = co.quiet;
     char mbuf[4200];
     const char *model = opts_find_model(o.model, mbuf, sizeof mbuf, "cmif");
     if (!model) return EXIT_USAGE;
@@ -410,7 +329,7 @@ static int cmd_chat_exec(int argc, char **argv)
     }
     setlocale(LC_ALL, "");
     if (!scripted && !lines) co.core.quiet = 1;   /* progress lines would land on the screen */
-    if (!co.no_ledger) {
+    if (!o.no_ledger) {
         if (xdg_path(XDG_STATE, "ledger", 1, co.ledger, sizeof co.ledger, err, sizeof err) != 0) {
             fprintf(stderr, "cmif: the privacy ledger: %s (or run with --no-ledger)\n", err);
             if (sf && sf != stdin) fclose(sf);

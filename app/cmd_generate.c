@@ -71,31 +71,14 @@ static int embed_generated(struct gen *s, int32_t id, float *out, char *err, siz
     return core_embed_token(s->core, id, out, err, errlen);
 }
 
-enum { X_CORE_MEM = 1, X_REQUIRE_LOCKED };
-
-static const struct opts_extra extras[] = {
-    {"core-mem", 0, 1, X_CORE_MEM, "--core-mem BYTES        guarded memory for the core (K/M/G suffixes; default: fits RLIMIT_MEMLOCK)"},
-    {"require-locked", 0, 0, X_REQUIRE_LOCKED, "--require-locked       refuse to run when the core's memory cannot be locked"},
-    {NULL, 0, 0, 0, NULL},
-};
-
-static int on_extra(void *ctx, int id, const char *val, char *err, size_t errlen)
-{
-    struct core_options *co = ctx;
-    if (id == X_REQUIRE_LOCKED) co->require_locked = 1;
-    else if (id == X_CORE_MEM && (core_parse_size(val, &co->mem_limit) || co->mem_limit == 0)) {
-        snprintf(err, errlen, "--core-mem: '%s' is not a size in bytes (e.g. 65536, 8M)", val);
-        return -1;
-    }
-    return 0;
-}
+#define GEN_FLAGS (OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING | OPT_CORE_MEM)
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cmif %s\n\nContinues a prompt (streamed to stdout; timings on stderr).\n"
                "Model: -m, else $CMIF_MODEL, else " OPTS_DEFAULT_MODEL ".\n\n",
             cmd_generate_entry.usage);
-    opts_usage(f, OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING, extras);
+    opts_usage(f, GEN_FLAGS, NULL);
 }
 
 static void timing(const char *what, double ms, long n)
@@ -109,12 +92,10 @@ static int cmd_generate_exec(int argc, char **argv)
     struct opts o;
     char err[512] = "";
     opts_defaults(&o);
-    struct core_options co;
-    core_defaults(&co);
+    int r = opts_parse(&o, argc, argv, GEN_FLAGS, NULL, NULL, NULL, err, sizeof err);
+    struct core_options co = o.core;
     co.mechanism = CORE_MECH_NONE;
     co.quiet = 1;
-    int r = opts_parse(&o, argc, argv, OPT_ENGINE | OPT_PROMPT | OPT_PREDICT | OPT_SAMPLING, extras,
-                       on_extra, &co, err, sizeof err);
     if (r == 1) {
         usage(stdout);
         return EXIT_OK;

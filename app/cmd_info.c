@@ -15,21 +15,18 @@
 #include "gpu/cl_util.h"
 #include "gpu/quant.h"
 
-enum { X_TENSORS = 1, X_CORE, X_CORE_MEM, X_REQUIRE_LOCKED, X_DEVICES };
+enum { X_TENSORS = 1, X_CORE, X_DEVICES };
 
 static const struct opts_extra info_extra[] = {
     {"tensors", 0, 0, X_TENSORS, "--tensors              list every tensor (name, type, shape, bytes, offset)"},
     {"core", 0, 0, X_CORE, "--core                 the confidential core's protection for this model (region, lock, swap)"},
-    {"core-mem", 0, 1, X_CORE_MEM, "--core-mem BYTES       guarded memory for the core (K/M/G suffixes; default: fits RLIMIT_MEMLOCK)"},
-    {"require-locked", 0, 0, X_REQUIRE_LOCKED, "--require-locked       with --core: fail when the core's memory cannot be locked"},
     {"devices", 0, 0, X_DEVICES, "--devices              compute devices: OpenCL platforms and devices, memory, usability (-m optional)"},
     {NULL, 0, 0, 0, NULL},
 };
 
 struct info_flags {
     int tensors;
-    int core, require_locked;   /* --core section */
-    size_t core_mem;
+    int core;                   /* --core section */
     int devices;                /* --devices section */
 };
 
@@ -39,11 +36,7 @@ static int on_extra(void *ctx, int id, const char *val, char *err, size_t errlen
     if (id == X_TENSORS) f->tensors = 1;
     else if (id == X_CORE) f->core = 1;
     else if (id == X_DEVICES) f->devices = 1;
-    else if (id == X_REQUIRE_LOCKED) f->require_locked = 1;
-    else if (id == X_CORE_MEM && (core_parse_size(val, &f->core_mem) || f->core_mem == 0)) {
-        snprintf(err, errlen, "--core-mem: '%s' is not a size in bytes (e.g. 65536, 8M)", val);
-        return -1;
-    }
+    (void)val, (void)err, (void)errlen;
     return 0;
 }
 
@@ -54,7 +47,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: cmif %s\n\nDescribes a GGUF model: architecture, shapes, tensor types, "
                "tokenizer, chat template.\n"
                "Model: -m, else $CMIF_MODEL, else " OPTS_DEFAULT_MODEL ".\n\n", usage_line);
-    opts_usage(f, OPT_MODEL, info_extra);
+    opts_usage(f, OPT_MODEL | OPT_CORE_MEM, info_extra);
 }
 
 /* ---- printing helpers ---------------------------------------------------------------- */
@@ -337,13 +330,10 @@ static void core_bytes(size_t b)
 
 /* Opens the model's core as cmif would and reports the protection actually in force.
  * Returns 0, or -1 after printing why (including a --require-locked refusal). */
-static int section_core(const char *path, const struct info_flags *fl)
+static int section_core(const char *path, const struct core_options *given)
 {
-    struct core_options o;
-    core_defaults(&o);
-    o.mechanism = CORE_MECH_NONE;   /* the region and swap only; no clusters needed */
-    o.mem_limit = fl->core_mem;
-    o.require_locked = fl->require_locked;
+    struct core_options o = *given;   /* --core-mem, --require-locked */
+    o.mechanism = CORE_MECH_NONE;     /* the region and swap only; no clusters needed */
     o.quiet = 1;
     struct core *c;
     char err[512];
@@ -442,7 +432,7 @@ static int cmd_info_exec(int argc, char **argv)
     struct info_flags fl = {0};
     char err[1024] = "";
     opts_defaults(&o);
-    int r = opts_parse(&o, argc, argv, OPT_MODEL, info_extra, on_extra, &fl, err, sizeof err);
+    int r = opts_parse(&o, argc, argv, OPT_MODEL | OPT_CORE_MEM, info_extra, on_extra, &fl, err, sizeof err);
     if (r == 1) {
         usage(stdout);
         return EXIT_OK;
@@ -475,7 +465,7 @@ static int cmd_info_exec(int argc, char **argv)
     if (fl.tensors) section_tensor_list(g);
     if (fl.devices) section_devices();
     gguf_close(g);
-    if (fl.core && section_core(o.model, &fl)) return EXIT_RUNTIME;
+    if (fl.core && section_core(o.model, &o.core)) return EXIT_RUNTIME;
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
 }
 

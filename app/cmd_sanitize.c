@@ -35,30 +35,15 @@ static void print_public_set(FILE *f)
     fputs("\ncontrol and chat-template tokens are never sanitized and cost 0.\n", f);
 }
 
-enum { X_FILE = 1, X_QUIET, X_EPS, X_BUDGET, X_MECH, X_K, X_SEED, X_CACHE, X_SCOPE, X_UNIT,
-       X_NOLEDGER, X_JSON };
+#define SAN_FLAGS (OPT_MODEL | OPT_PRIVACY)
 
-/* --sanitize's help names the size of the public word list, known only at run time. */
-static char scope_help[512];
+enum { X_FILE = 1, X_QUIET, X_SEED, X_CACHE, X_JSON };
 
 static const struct opts_extra extras[] = {
     {"file", 'f', 1, X_FILE,
      "-f, --file FILE        sanitize the contents of FILE (- = stdin; keeps it off argv)"},
-    {"sanitize", 0, 1, X_SCOPE, scope_help},
-    {"unit", 0, 1, X_UNIT,
-     "--unit U           word (default: a word costs ε once, replaced by a whole word)\n"
-     "                         or token (every sub-word piece, as the CMIF paper)"},
-    {"eps", 0, 1, X_EPS, "--eps E            ε per sanitized word (default 1)"},
-    {"budget", 0, 1, X_BUDGET,
-     "--budget B         ε a day, over a rolling 24 hours, kept in the per-user ledger\n"
-     "                         $XDG_STATE_HOME/cmif/ledger (default 200); exit 3 when the text\n"
-     "                         costs more than is left"},
-    {"no-ledger", 0, 0, X_NOLEDGER,
-     "--no-ledger        do not read or charge the ledger (the budget is this run's)"},
     {"json", 0, 0, X_JSON, "--json             one JSON object: sent, eps_message, eps_left_today, units"},
-    {"mechanism", 0, 1, X_MECH, "--mechanism M      rnm (default), rnm-exp, santext+, custext+"},
-    {"cluster-size", 0, 1, X_K, "--cluster-size K   tokens per cluster (default 20)"},
-    {"seed", 0, 1, X_SEED, "--seed N           reproducible noise: FOR TESTS ONLY, NOT PRIVATE"},
+    {"seed", 0, 1, X_SEED, "--seed N           the same as --dp-seed N"},
     {"cache-dir", 0, 1, X_CACHE, "--cache-dir DIR    cluster cache (default $XDG_CACHE_HOME/cmif)"},
     {"quiet", 'q', 0, X_QUIET, "-q, --quiet            no progress while clustering"},
     {NULL, 0, 0, 0, NULL},
@@ -78,13 +63,9 @@ static void usage(FILE *f)
             "  while cmif starts (/proc/PID/cmdline): prefer -f FILE or -f - for secrets.\n"
             "  TEXT starts at the first word that is not a flag: every word from there on is\n"
             "  text, dashes included (cmif sanitize -m M.gguf I owe -5).\n");
-    snprintf(scope_help, sizeof scope_help,
-             "--sanitize S       auto (default): common words (a public list of %zu words,\n"
-             "                         assets/public-words.txt) are sent as typed; names, numbers,\n"
-             "                         addresses and rare words are sanitized. all: every word.\n"
-             "                         marked: only what is inside {{ }}. {{ }} marks in every mode.",
-             core_public_word_count());
-    opts_usage(f, OPT_MODEL, extras);
+    opts_usage(f, SAN_FLAGS, extras);
+    fprintf(f, "the common words of --sanitize auto: a public list of %zu words "
+               "(assets/public-words.txt)\n", core_public_word_count());
     print_public_set(f);
 }
 
@@ -92,47 +73,16 @@ static void usage(FILE *f)
 struct san_flags {
     struct core_options *core;
     const char *file;
-    int json, no_ledger;
+    int json;
 };
-
-static int parse_double(const char *s, const char *what, double *out, char *err, size_t errlen)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end) {
-        snprintf(err, errlen, "%s: '%s' is not a number", what, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
 {
     struct san_flags *fl = ctx;
     struct core_options *o = fl->core;
-    double d;
     switch (id) {
     case X_FILE: fl->file = v; return 0;
     case X_QUIET: o->quiet = 1; return 0;
-    case X_EPS: return parse_double(v, "--eps", &o->eps, err, errlen);
-    case X_BUDGET: return parse_double(v, "--budget", &o->budget, err, errlen);
-    case X_MECH:
-        o->mechanism = core_mech_parse(v);
-        if (o->mechanism < 0 || o->mechanism == CORE_MECH_NONE) {
-            snprintf(err, errlen, "unknown mechanism '%s' (rnm, rnm-exp, santext+, custext+)", v);
-            return -1;
-        }
-        return 0;
-    case X_K:
-        if (parse_double(v, "--cluster-size", &d, err, errlen)) return -1;
-        if (d < 2 || d > 100000 || d != (int)d) {
-            snprintf(err, errlen, "--cluster-size must be an integer from 2 to 100000");
-            return -1;
-        }
-        o->cluster_size = (int)d;
-        return 0;
     case X_SEED: {
         char *end;
         errno = 0;
@@ -146,19 +96,6 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
         return 0;
     }
     case X_CACHE: o->cache_dir = v; return 0;
-    case X_SCOPE:
-        if ((o->scope = core_scope_parse(v)) < 0) {
-            snprintf(err, errlen, "--sanitize: '%s' is not auto, all or marked", v);
-            return -1;
-        }
-        return 0;
-    case X_UNIT:
-        if ((o->unit = core_unit_parse(v)) < 0) {
-            snprintf(err, errlen, "--unit: '%s' is not word or token", v);
-            return -1;
-        }
-        return 0;
-    case X_NOLEDGER: fl->no_ledger = 1; return 0;
     case X_JSON: fl->json = 1; return 0;
     }
     snprintf(err, errlen, "internal: unknown flag id %d", id);
@@ -254,15 +191,14 @@ static void print_cell(const char *s, int cols)
 
 static int cmd_sanitize_exec(int argc, char **argv)
 {
-    struct core_options o;
-    core_defaults(&o);
     struct opts op;
     opts_defaults(&op);
-    struct san_flags fl = {&o, NULL, 0, 0};
+    struct core_options *o = &op.core;
+    struct san_flags fl = {o, NULL, 0};
     char err[512];
     /* Every word after the first text word is text too: `cmif sanitize I owe -5` works. */
     struct opts_refusal rf = {on_extra, &fl, 0};
-    int r = opts_parse(&op, argc, argv, OPT_MODEL | OPT_ARGS_END_FLAGS, extras, opts_refusal_fn,
+    int r = opts_parse(&op, argc, argv, SAN_FLAGS | OPT_ARGS_END_FLAGS, extras, opts_refusal_fn,
                        &rf, err, sizeof err);
     if (r == 1) {
         usage(stdout);
@@ -270,18 +206,15 @@ static int cmd_sanitize_exec(int argc, char **argv)
     }
     if (r < 0) {
         fprintf(stderr, "cmif sanitize: %s\n", err);
-        if (!rf.refused) usage(stderr);
+        if (!rf.refused && !op.bad_value) usage(stderr);
         return EXIT_USAGE;
     }
     const char *model = op.model, *file = fl.file;
-    int json = fl.json, no_ledger = fl.no_ledger;
-    const char *what[] = {"--eps", "--budget"};
-    double vals[] = {o.eps, o.budget};
-    for (int i = 0; i < 2; i++) {
-        if (core_check_eps(vals[i], what[i], err, sizeof err)) {
-            fprintf(stderr, "cmif sanitize: %s\n", err);
-            return EXIT_USAGE;
-        }
+    int json = fl.json, no_ledger = op.no_ledger;
+    if (o->mechanism == CORE_MECH_NONE) {
+        fprintf(stderr, "cmif sanitize: --mechanism none sanitizes nothing (rnm, rnm-exp, "
+                        "santext+, custext+)\n");
+        return EXIT_USAGE;
     }
     if (!model) {
         fprintf(stderr, "cmif sanitize: -m MODEL.gguf is required\n");
@@ -327,10 +260,10 @@ static int cmd_sanitize_exec(int argc, char **argv)
             free(text);
             return EXIT_RUNTIME;
         }
-        o.ledger_path = ledger;
+        o->ledger_path = ledger;
     }
     struct core *c;
-    if (core_open(&c, model, &o, err, sizeof err) != 0) {
+    if (core_open(&c, model, o, err, sizeof err) != 0) {
         fprintf(stderr, "cmif sanitize: %s\n", err);
         core_wipe(text, len);
         free(text);
@@ -392,7 +325,7 @@ static int cmd_sanitize_exec(int argc, char **argv)
                "\"eps_lifetime\": %.17g, \"ledger\": %s, \"seeded\": %s, \"units\": [",
                unit, core_scope_name(core_scope(c)), core_mech_name(core_mechanism(c)),
                core_eps(c), b.msg_eps, left, core_budget_total(c), core_budget_lifetime(c),
-               core_has_ledger(c) ? "true" : "false", o.seeded ? "true" : "false");
+               core_has_ledger(c) ? "true" : "false", o->seeded ? "true" : "false");
         for (size_t i = 0; i < b.nrep; i++) {
             const struct core_tok_report *r = &b.rep[i];
             printf("%s{\"original\": ", i ? ", " : "");
@@ -440,8 +373,8 @@ static int cmd_sanitize_exec(int argc, char **argv)
            core_mech_name(core_mechanism(c)), core_scope_name(core_scope(c)), core_eps(c), unit,
            b.msg_eps, cnt[CORE_TOK_REPLACED] + cnt[CORE_TOK_KEPT], unit, core_eps(c),
            core_budget_spent(c), core_budget_total(c),
-           core_has_ledger(c) ? " today (ledger)" : " (this run, no ledger)", o.cluster_size,
-           o.seeded ? " [SEEDED: NOT PRIVATE]" : "");
+           core_has_ledger(c) ? " today (ledger)" : " (this run, no ledger)", o->cluster_size,
+           o->seeded ? " [SEEDED: NOT PRIVATE]" : "");
     if (core_unit(c) == CORE_UNIT_TOKEN)
         printf("public set in force: pieces made only of whitespace and ASCII punctuation "
                "(assets/public-tokens.txt; `cmif sanitize --help` lists it)\n");

@@ -14,7 +14,8 @@
 
 enum {
     K_MODEL = 1, K_PROMPT, K_FILE, K_PREDICT, K_THREADS, K_CTX, K_SEED, K_TEMP, K_TOPK,
-    K_TOPP, K_MINP, K_REPPEN, K_REPN, K_DEVICE, K_HELP,
+    K_TOPP, K_MINP, K_REPPEN, K_REPN, K_DEVICE, K_HELP, K_EPS, K_BUDGET, K_SCOPE, K_UNIT,
+    K_MECH, K_CLUSTER, K_DPSEED, K_NOLEDGER, K_COREMEM, K_LOCKED,
 };
 
 struct flag {
@@ -45,6 +46,32 @@ static const struct flag flags[] = {
      "    --repeat-last-n N  tokens the penalty looks back over (default 64)"},
     {"device", 0, K_DEVICE, OPT_DEVICE,
      "    --device D         auto, cpu or cl[:N] (OpenCL device N; default auto)"},
+    {"eps", 0, K_EPS, OPT_PRIVACY,
+     "    --eps E            ε per sanitized word (or token with --unit token; default 1)"},
+    {"budget", 0, K_BUDGET, OPT_PRIVACY,
+     "    --budget B         ε a day over a rolling 24 hours, kept in the per-user ledger\n"
+     "                       $XDG_STATE_HOME/cmif/ledger (default 200: about 40 messages with\n"
+     "                       a few secrets each at ε 1)"},
+    {"sanitize", 0, K_SCOPE, OPT_PRIVACY,
+     "    --sanitize S       auto (default): common words sent as typed; names, numbers,\n"
+     "                       addresses and rare words sanitized. all: every word. marked:\n"
+     "                       only what is inside {{ }} ({{ }} marks in every mode)"},
+    {"unit", 0, K_UNIT, OPT_PRIVACY,
+     "    --unit U           word (default: a word costs ε once) or token (every sub-word\n"
+     "                       piece, as the CMIF paper)"},
+    {"no-ledger", 0, K_NOLEDGER, OPT_PRIVACY,
+     "    --no-ledger        do not read or charge the ledger (the budget is this run's)"},
+    {"mechanism", 0, K_MECH, OPT_PRIVACY,
+     "    --mechanism M      rnm (default), rnm-exp, santext+, custext+, none"},
+    {"cluster-size", 0, K_CLUSTER, OPT_PRIVACY,
+     "    --cluster-size K   tokens per sanitizer cluster (default 20)"},
+    {"dp-seed", 0, K_DPSEED, OPT_PRIVACY,
+     "    --dp-seed N        reproducible sanitizer noise: FOR TESTS ONLY, NOT PRIVATE"},
+    {"core-mem", 0, K_COREMEM, OPT_CORE_MEM,
+     "    --core-mem BYTES   guarded memory for the core (K/M/G suffixes; default: fits\n"
+     "                       RLIMIT_MEMLOCK)"},
+    {"require-locked", 0, K_LOCKED, OPT_CORE_MEM,
+     "    --require-locked   refuse to run when the core's memory cannot be locked"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -57,6 +84,7 @@ void opts_defaults(struct opts *o)
     sampler_defaults(&o->sp);
     o->device = DEC_DEV_AUTO;
     o->cl_index = -1;
+    core_defaults(&o->core);
 }
 
 int opts_int(const char *s, long lo, long hi, long *out)
@@ -112,6 +140,61 @@ static int set_float(const char *v, double lo, double hi, float *dst)
     return 0;
 }
 
+/* The flags of OPT_PRIVACY and OPT_CORE_MEM. */
+static int set_core(struct core_options *c, int *no_ledger, int key, const char *name,
+                    const char *v, char *err, size_t errlen)
+{
+    double d;
+    long l;
+    switch (key) {
+    case K_EPS:
+    case K_BUDGET:
+        if (opts_float(v, -INFINITY, INFINITY, &d)) break;
+        if (core_check_eps(d, key == K_EPS ? "--eps" : "--budget", err, errlen)) return -1;
+        *(key == K_EPS ? &c->eps : &c->budget) = d;
+        return 0;
+    case K_SCOPE:
+        if ((c->scope = core_scope_parse(v)) >= 0) return 0;
+        snprintf(err, errlen, "--sanitize: '%s' is not auto, all or marked", v);
+        return -1;
+    case K_UNIT:
+        if ((c->unit = core_unit_parse(v)) >= 0) return 0;
+        snprintf(err, errlen, "--unit: '%s' is not word or token", v);
+        return -1;
+    case K_MECH:
+        if ((c->mechanism = core_mech_parse(v)) >= 0) return 0;
+        snprintf(err, errlen, "--mechanism: unknown '%s' (rnm, rnm-exp, santext+, custext+, none)", v);
+        return -1;
+    case K_CLUSTER:
+        if (opts_int(v, 2, 100000, &l) == 0) {
+            c->cluster_size = (int)l;
+            return 0;
+        }
+        snprintf(err, errlen, "--cluster-size: '%s' is not an integer from 2 to 100000", v);
+        return -1;
+    case K_DPSEED: {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(v, &end, 10);
+        if (!*v || *v == '-' || errno || *end) {
+            snprintf(err, errlen, "--dp-seed: '%s' is not a non-negative integer", v);
+            return -1;
+        }
+        c->seeded = 1;
+        c->seed = s;
+        return 0;
+    }
+    case K_NOLEDGER: *no_ledger = 1; return 0;
+    case K_COREMEM:
+        if (core_parse_size(v, &c->mem_limit) == 0 && c->mem_limit > 0) return 0;
+        snprintf(err, errlen, "--core-mem: '%s' is not a size in bytes (e.g. 65536, 8M)", v);
+        return -1;
+    case K_LOCKED: c->require_locked = 1; return 0;
+    }
+    snprintf(err, errlen, "invalid value '%s' for %s", v, name);
+    return -1;
+}
+
 static int set_common(struct opts *o, int key, const char *name, const char *v, char *err,
                       size_t errlen)
 {
@@ -148,6 +231,7 @@ static int set_common(struct opts *o, int key, const char *name, const char *v, 
             return -1;
         }
         return 0;
+    default: return set_core(&o->core, &o->no_ledger, key, name, v, err, errlen);
     }
     snprintf(err, errlen, "invalid value '%s' for %s", v, name);
     return -1;
@@ -221,7 +305,7 @@ int opts_parse(struct opts *o, int argc, char **argv, unsigned accept,
             snprintf(err, errlen, "unknown option '%s'", a);
             return -1;
         }
-        int has_arg = fl ? 1 : ex->has_arg;
+        int has_arg = fl ? fl->key != K_NOLEDGER && fl->key != K_LOCKED : ex->has_arg;
         const char *val = NULL;
         if (has_arg == OPTS_ARG_OPTIONAL) {
             /* "--flag=V", "--flag V" (V not an option), or "--flag" alone (NULL). */
@@ -241,7 +325,10 @@ int opts_parse(struct opts *o, int argc, char **argv, unsigned accept,
             return -1;
         }
         if (fl) {
-            if (set_common(o, fl->key, a, val, err, errlen)) return -1;
+            if (set_common(o, fl->key, a, val, err, errlen)) {
+                o->bad_value = 1;
+                return -1;
+            }
         } else {
             if (!extra_fn || extra_fn(ctx, ex->id, val, err, errlen)) {
                 if (!extra_fn) snprintf(err, errlen, "option '%s' is not handled", a);

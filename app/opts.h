@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/core.h"
 #include "gpu/sampler.h"
 
 /* Groups of common flags a subcommand can accept. */
@@ -35,6 +36,11 @@ enum {
      * whose arguments are free text (`cmif sanitize the price is -5`). "--" still ends the
      * flags earlier. */
     OPT_ARGS_END_FLAGS = 1u << 7,
+    /* The sanitizer's settings, into o->core and o->no_ledger: --eps, --budget, --sanitize,
+     * --unit, --mechanism, --cluster-size, --dp-seed, --no-ledger. */
+    OPT_PRIVACY = 1u << 8,
+    /* The core's memory, into o->core: --core-mem BYTES (K/M/G), --require-locked. */
+    OPT_CORE_MEM = 1u << 9,
     OPT_ENGINE = OPT_MODEL | OPT_THREADS | OPT_CTX | OPT_DEVICE,
 };
 
@@ -73,6 +79,9 @@ struct opts {
     int seed_given;
     int device;                 /* enum dec_device */
     int cl_index;               /* -1 = first usable */
+    struct core_options core;   /* core_defaults, then OPT_PRIVACY and OPT_CORE_MEM */
+    int no_ledger;              /* --no-ledger */
+    int bad_value;              /* opts_parse failed on a known flag's value, not an unknown flag */
     /* The positional arguments, in order. opts_parse gathers them at the front of argv
      * (argv[1..1+n_args), as GNU getopt permutes argv) and args points there: no copy and no
      * limit on their number; the strings are argv's own, so a command may wipe them. */
