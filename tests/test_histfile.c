@@ -34,6 +34,22 @@ static int file_has(const char *path, const char *needle)
 }
 
 /* A history and its key in dir, opened keeping max entries. */
+/* Replaces the history file with len bytes of data, opens it again and reads it into g. */
+static struct histfile *rewrite_read(const char *path, const char *key, const void *data,
+                                     size_t len, struct got *g)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+    struct histfile *h;
+    char err[1024];
+    assert_int_equal(histfile_open(&h, path, key, 10, err, sizeof err), 0);
+    g->n = 0;
+    assert_int_equal(histfile_read(h, add, g, err, sizeof err), 0);
+    return h;
+}
+
 static struct histfile *open_in(const char *dir, char *path, char *key, int max)
 {
     char err[1024];
@@ -76,12 +92,7 @@ static void test_sealed_roundtrip(void **state)
     histfile_close(h);
 
     /* A plaintext history of an earlier cmif is read once and sealed. */
-    FILE *f = fopen(path, "w");
-    fputs("old plain one\nold two\n", f);
-    fclose(f);
-    assert_int_equal(histfile_open(&h, path, key, 10, err, sizeof err), 0);
-    g.n = 0;
-    assert_int_equal(histfile_read(h, add, &g, err, sizeof err), 0);
+    h = rewrite_read(path, key, "old plain one\nold two\n", 22, &g);
     assert_int_equal(g.n, 2);
     assert_string_equal(g.s[0], "old plain one");
     assert_false(file_has(path, "plain"));
@@ -139,12 +150,7 @@ static void test_multiline_roundtrip(void **state)
     randombytes_buf(b + 8, crypto_secretbox_NONCEBYTES);
     crypto_secretbox_easy(b + 8 + crypto_secretbox_NONCEBYTES, (const unsigned char *)pt, m,
                           b + 8, k);
-    FILE *f = fopen(path, "w");
-    fwrite(b, 1, 8 + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + m, f);
-    fclose(f);
-    assert_int_equal(histfile_open(&h, path, key, 10, err, sizeof err), 0);
-    g.n = 0;
-    assert_int_equal(histfile_read(h, add, &g, err, sizeof err), 0);
+    h = rewrite_read(path, key, b, 8 + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + m, &g);
     assert_int_equal(g.n, 2);
     assert_string_equal(g.s[0], "old \\n one");
     assert_string_equal(g.s[1], "old two");

@@ -295,6 +295,27 @@ static char *vscreen_dump(struct screen *s, size_t *len)
     return buf;
 }
 
+/* Every string of the NULL-ended list is (expect_all) or none is (expect_none) in buf. */
+static void expect_all(const char *buf, const char *const *want)
+{
+    for (; *want; want++)
+        if (!strstr(buf, *want)) fail_msg("'%s' is not on the screen:\n%s", *want, buf);
+}
+
+static void expect_none(const char *buf, const char *const *unwanted)
+{
+    for (; *unwanted; unwanted++)
+        if (strstr(buf, *unwanted)) fail_msg("'%s' is on the screen:\n%s", *unwanted, buf);
+}
+
+/* The screen drawn, as text. */
+static char *draw_dump(struct screen *s)
+{
+    size_t len;
+    screen_draw(s, NULL);
+    return vscreen_dump(s, &len);
+}
+
 static void test_virtual_screen(void **state)
 {
     (void)state;
@@ -310,18 +331,14 @@ static void test_virtual_screen(void **state)
     struct status_info si = { .model = "tiny", .device = "cpu", .tps = 99.0,
                               .core = "memfd_secret", .eps = 1.0, .spent = 1.0, .total = 64.0 };
     screen_set_status(s, &si);
-    screen_draw(s, NULL);
-    size_t len = 0;
-    char *buf = vscreen_dump(s, &len);
+    char *buf = draw_dump(s);
+    size_t len = strlen(buf);
     int lines = 0;
     for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
     assert_int_equal(lines, 12);
-    assert_null(strchr(buf, '\x1b'));
-    assert_null(strchr(buf, '\x07'));
-    assert_non_null(strstr(buf, "> héllo ^[[2J^G wörld �"));
-    assert_non_null(strstr(buf, "日本語の答え"));
-    assert_non_null(strstr(buf, "99.0 tok/s"));
-    assert_non_null(strstr(buf, "message: 2 tok"));
+    expect_none(buf, (const char *const[]){"\x1b", "\x07", NULL});
+    expect_all(buf, (const char *const[]){"> héllo ^[[2J^G wörld �", "日本語の答え", "99.0 tok/s",
+                                          "message: 2 tok", NULL});
     free(buf);
     /* Toggle the panel off: the transcript gets the whole width. */
     screen_toggle_panel(s);
@@ -337,9 +354,7 @@ static char *dump_answer(int markdown, const char *answer)
     transcript_set_markdown(t, markdown);
     transcript_append(t, answer, strlen(answer));
     transcript_end_answer(t);
-    screen_draw(s, NULL);
-    size_t len;
-    char *buf = vscreen_dump(s, &len);
+    char *buf = draw_dump(s);
     vscreen_close(s);
     return buf;
 }
@@ -351,11 +366,8 @@ static void test_markdown_screen(void **state)
     (void)state;
     const char *answer = "Steps:\n- first **bold**\n```sh\nls **\n```\n";
     char *md = dump_answer(1, answer);
-    assert_non_null(strstr(md, "  \xe2\x80\xa2 first bold"));
-    assert_non_null(strstr(md, "sh\n"));
-    assert_non_null(strstr(md, "    ls **"));
-    assert_null(strstr(md, "```"));
-    assert_null(strstr(md, "**bold**"));
+    expect_all(md, (const char *const[]){"  \xe2\x80\xa2 first bold", "sh\n", "    ls **", NULL});
+    expect_none(md, (const char *const[]){"```", "**bold**", NULL});
     free(md);
     char *raw = dump_answer(0, answer);
     assert_non_null(strstr(raw, "- first **bold**"));

@@ -8,11 +8,11 @@
 
 void md_init(struct md *m) { memset(m, 0, sizeof *m); }
 
+/* text and attr share one block: text in its first cap bytes, attr after them. */
 void md_free(struct md *m)
 {
-    if (m->text) sodium_memzero(m->text, m->cap);
+    if (m->text) sodium_memzero(m->text, 2 * m->cap);
     free(m->text);
-    free(m->attr);
     md_init(m);
 }
 
@@ -22,22 +22,16 @@ static int grow(struct md *m, size_t need)
     if (m->len + need <= m->cap) return 0;
     size_t nc = m->cap ? m->cap : 128;
     while (nc < m->len + need) nc *= 2;
-    char *t = malloc(nc);
-    unsigned char *a = malloc(nc);
-    if (!t || !a) {
-        free(t);
-        free(a);
-        return -1;
-    }
+    char *t = malloc(2 * nc);
+    if (!t) return -1;
     if (m->len) {
         memcpy(t, m->text, m->len);
-        memcpy(a, m->attr, m->len);
+        memcpy(t + nc, m->attr, m->len);
     }
-    if (m->text) sodium_memzero(m->text, m->cap);
+    if (m->text) sodium_memzero(m->text, 2 * m->cap);
     free(m->text);
-    free(m->attr);
     m->text = t;
-    m->attr = a;
+    m->attr = (unsigned char *)t + nc;
     m->cap = nc;
     return 0;
 }

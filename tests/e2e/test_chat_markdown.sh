@@ -33,11 +33,11 @@ wait_for "Ctrl-D quits" || die "the chat did not start"
 wait_for "resumed" 30 || die "the session was not resumed"
 wait_stable
 screen > "$TMPD/md"
-grep -q "^  • first bold item" "$TMPD/md" || { cat "$TMPD/md"; die "no bullet or bold drawn for the list item"; }
-grep -q '\*\*bold\*\*' "$TMPD/md" && { cat "$TMPD/md"; die "** markers drawn around bold"; }
-grep -q "^    ls \*\*" "$TMPD/md" || { cat "$TMPD/md"; die "the code block's text is not shown as written"; }
-grep -q '```' "$TMPD/md" && { cat "$TMPD/md"; die "a code fence line is drawn"; }
-grep -qE "^  sh( +│| *\$)" "$TMPD/md" || { cat "$TMPD/md"; die "the code block's language label is missing"; }
+has "$TMPD/md" "^  • first bold item" "no bullet or bold drawn for the list item"
+lacks "$TMPD/md" '\*\*bold\*\*' "** markers drawn around bold"
+has "$TMPD/md" "^    ls \*\*" "the code block's text is not shown as written"
+lacks "$TMPD/md" '```' "a code fence line is drawn"
+has "$TMPD/md" "^  sh( +│| *\$)" "the code block's language label is missing"
 # Display only: what is copied and saved is the model's text.
 tm send-keys -t cmif "/copy $TMPD/copy.txt" Enter
 wait_for "copy.txt" 10 || die "/copy FILE did not answer"
@@ -65,7 +65,7 @@ wait_stable
 screen > "$TMPD/plain"
 grep -q "^  - first \*\*bold\*\* item" "$TMPD/plain" && grep -q '^  ```sh' "$TMPD/plain" \
   || { cat "$TMPD/plain"; die "--plain does not show the answer as written"; }
-grep -q "•" "$TMPD/plain" && { cat "$TMPD/plain"; die "--plain drew a bullet"; }
+lacks "$TMPD/plain" "•" "--plain drew a bullet"
 tm send-keys -t cmif C-d
 [ "$(wait_exit 15)" = 0 ] || die "the chat with --plain did not exit cleanly"
 echo "ok: Markdown answers drawn (bullet, bold, code block), /copy and /save raw, --plain as written"

@@ -25,7 +25,7 @@ screen > "$TMPD/s"
 awk '/^> Once upon a time/{f=1; next} f && /^\* answer cut/{exit} f' "$TMPD/s" > "$TMPD/a1"
 grep -q "[a-z]" "$TMPD/a1" || { cat "$TMPD/s"; die "no first answer"; }
 grep -qE "^(>|\*|!) " "$TMPD/a1" && { cat "$TMPD/s"; die "something was written inside the answer"; }
-grep -q "^> zebra queue" "$TMPD/s" || { cat "$TMPD/s"; die "the queued message is not in the transcript"; }
+has "$TMPD/s" "^> zebra queue" "the queued message is not in the transcript"
 
 tm send-keys -t cmif "/clear" Enter
 wait_for "new conversation" 10 || die "/clear did not answer"
