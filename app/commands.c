@@ -263,6 +263,9 @@ static void settings_text(struct cmds_session *s, char *buf, size_t cap)
              np < 0 ? " (until the end of the answer)" : "", seed, core_eps(s->core),
              core_unit_name(core_unit(s->core)), core_mech_name(core_mechanism(s->core)),
              core_scope_name(core_scope(s->core)));
+    size_t n = strlen(buf);
+    if (s->set_markdown && n < cap)
+        snprintf(buf + n, cap - n, "\n  markdown %s", s->set_markdown(s->ctx, -1) ? "on" : "off");
 }
 
 const char *const cmds_set_names[] = {

@@ -25,9 +25,10 @@ struct cmds_session {
     void (*cleared)(void *ctx);
     /* /restore on|off: whether answers show the user's own words for substitutes. */
     void (*set_restore)(void *ctx, int on);
-    /* /set markdown on|off: answers drawn as Markdown or exactly as written. NULL: there
-     * is no screen (line mode and scripts always show them as written). */
-    void (*set_markdown)(void *ctx, int on);
+    /* /set markdown on|off: answers drawn as Markdown (on 1) or exactly as written (0);
+     * on -1 changes nothing. Returns the setting now in force. NULL: there is no screen
+     * (line mode and scripts always show answers as written). */
+    int (*set_markdown)(void *ctx, int on);
     /* /retry: start a new answer to the last message (chat_retry; the UI streams it). 0, or
      * -1 with err. NULL: /retry is not available here. */
     int (*retry)(void *ctx, char *err, size_t errlen);

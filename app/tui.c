@@ -119,11 +119,13 @@ static void tui_set_restore(void *ctx, int on)
     t->restore_on = on;
 }
 
-static void tui_set_markdown(void *ctx, int on)
+static int tui_set_markdown(void *ctx, int on)
 {
     struct tui *t = ctx;
-    if (transcript_set_markdown(screen_transcript(t->scr), on) != 0)
+    struct transcript *tr = screen_transcript(t->scr);
+    if (on >= 0 && transcript_set_markdown(tr, on) != 0)
         note(t, TR_ERROR, "out of memory: answers are shown as written");
+    return tr->markdown;
 }
 
 /* restore_feed's output: into the streamed answer, a restored word marked. */

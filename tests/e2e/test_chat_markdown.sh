@@ -55,6 +55,8 @@ wait_for "markdown on" 10 || die "/set markdown on did not answer"
 wait_for "• first bold item" 10 || die "/set markdown on did not draw the answer again"
 tm send-keys -t cmif "/set markdown maybe" Enter
 wait_for "/set markdown: on or off" 10 || die "/set markdown accepted a bad value"
+tm send-keys -t cmif "/show" Enter
+wait_re "^ *markdown on" 10 || die "/show does not list the markdown setting"
 tm send-keys -t cmif C-d
 [ "$(wait_exit 15)" = 0 ] || die "the chat did not exit cleanly"
 
