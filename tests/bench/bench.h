@@ -81,6 +81,10 @@ const char *bench_model_name(int which);
 /* Path of a standard model, written first when absent (prints a line while it does).
  * NULL after printing an error. */
 const char *bench_model_path(struct bench *b, int which);
+/* Model `base`'s shape with its matrices in weight type `type` (QT_*; the tied Q6_K
+ * token_embd of the Llama-3.2-1B shape stays), written on first use like the others; its
+ * display name ("1.1B Q5_K") into name. The path is valid until the next call. */
+const char *bench_model_typed(struct bench *b, int base, int type, char *name, size_t namelen);
 
 double bench_now(void);   /* seconds, monotonic */
 

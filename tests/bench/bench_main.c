@@ -89,13 +89,10 @@ const char *bench_model_name(int which)
     return which >= 0 && which < BENCH_N_MODELS ? mdefs[which].name : "?";
 }
 
-const char *bench_model_path(struct bench *b, int which)
+/* The file of model d at p (written on first use; reused while it still opens). */
+static const char *model_file(struct bench *b, const struct mdef *d, char *p, size_t cap)
 {
-    static char paths[BENCH_N_MODELS][1024];
-    if (which < 0 || which >= BENCH_N_MODELS) return NULL;
-    const struct mdef *d = &mdefs[which];
-    char *p = paths[which];
-    snprintf(p, sizeof paths[which], "%s/%s", b->dir, d->file);
+    snprintf(p, cap, "%s/%s", b->dir, d->file);
     struct stat st;
     if (stat(p, &st) == 0 && st.st_size > 0) {
         /* reuse only a file that still opens (an interrupted write leaves a bad one) */
@@ -145,6 +142,29 @@ const char *bench_model_path(struct bench *b, int which)
     }
     fprintf(b->out, "   (wrote %s in %.1f s)\n", p, bench_now() - t0);
     return p;
+}
+
+const char *bench_model_path(struct bench *b, int which)
+{
+    static char paths[BENCH_N_MODELS][1024];
+    if (which < 0 || which >= BENCH_N_MODELS) return NULL;
+    return model_file(b, &mdefs[which], paths[which], sizeof paths[which]);
+}
+
+const char *bench_model_typed(struct bench *b, int base, int type, char *name, size_t namelen)
+{
+    static char path[1024];
+    static char file[128];
+    if (base < 0 || base >= BENCH_N_MODELS || !strcmp(qt_name(type), "unknown")) return NULL;
+    struct mdef d = mdefs[base];
+    const char *dot = strrchr(d.file, '-');
+    snprintf(file, sizeof file, "%.*s-%s.gguf", dot ? (int)(dot - d.file) : 8, d.file, qt_name(type));
+    for (char *c = file; *c; c++) *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    const char *sp = strchr(d.name, ' ');
+    snprintf(name, namelen, "%.*s %s", sp ? (int)(sp - d.name) : 6, d.name, qt_name(type));
+    d.file = file;
+    d.type = type;
+    return model_file(b, &d, path, sizeof path);
 }
 
 /* ---- read bandwidth ----------------------------------------------------------------- */
