@@ -235,29 +235,29 @@ MM_OF(mm_q5_k_vnni, mm_q45_k, MM_K_VNNI | MM_K_FIVE)
 MM_OF(mm_q4_k_novnni, mm_q45_k, 0)
 MM_OF(mm_q5_k_novnni, mm_q45_k, MM_K_FIVE)
 
-/* Prompt batches, Q6_K: q6_k_row_zmm for four activations at once. The weight side (the
- * 6-bit quants of both halves and the per-group scale vectors) is unpacked once per
- * super-block for all four; each activation's sums are formed in exactly q6_k_row_zmm's
- * order, so results equal the matrix-vector kernel's bit for bit. */
-static void q6_k_rows4(const uint8_t *W, size_t n, const uint8_t *act, size_t as, float out[4])
+/* Prompt batches, Q6_K: q6_k_row_zmm for A (8 or 4) activations at once, driven like
+ * Q4_K's (mm_k_groups: spans of columns, blocks of rows). The weight side (the 6-bit quants
+ * of both halves and the per-group scale vectors) is unpacked once per super-block for all
+ * A; each activation's sums are formed in exactly q6_k_row_zmm's order (integer sums exact,
+ * vpdpwssd with VNNI), so results equal the matrix-vector kernel's bit for bit. */
+static inline __attribute__((always_inline)) void q6_k_span(const uint8_t *W, size_t i0, size_t i1,
+                                                            const uint8_t *act, size_t as, int vnni, int A,
+                                                            struct mm_k_acc *st)
 {
-    size_t nsb = n / 256;
-    const struct qa8k *a[4];
-    __m512 acc[4];
-    for (int k = 0; k < 4; k++) {
-        a[k] = (const struct qa8k *)(act + k * as);
-        acc[k] = _mm512_setzero_ps();
-    }
+    __m512 acc[8];
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) acc[k] = st->acc[k];
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
 #define G8(g) g, g, g, g, g, g, g, g
     static const int16_t sel[2][32] = {{G8(0), G8(1), G8(2), G8(3)}, {G8(4), G8(5), G8(6), G8(7)}};
 #undef G8
     const __m512i sel0 = _mm512_loadu_si512(sel[0]), sel1 = _mm512_loadu_si512(sel[1]);
-    for (size_t i = 0; i < nsb; i++) {
+    for (size_t i = i0; i < i1; i++) {
         const struct blk_q6_k *b = (const struct blk_q6_k *)W + i;
         __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
         __m256i sc16all = _mm256_cvtepi8_epi16(sc8);
         __m512i lo[2], hi[2], s0[2], s1[2];
+        _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
             __m512i sc16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
             q6_half_zmm(b, h, m4, m30, &lo[h], &hi[h]);
@@ -265,35 +265,61 @@ static void q6_k_rows4(const uint8_t *W, size_t n, const uint8_t *act, size_t as
             s1[h] = _mm512_permutexvar_epi16(sel1, sc16);
         }
         float dw = kern_h2f(b->d);
-        _Pragma("GCC unroll 4")
-        for (int k = 0; k < 4; k++) {
-            const struct qa8k *ak = a[k] + i;
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) {
+            const struct qa8k *ak = (const struct qa8k *)(act + k * as) + i;
             __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ak->bsums), sc16all);
-            __m512i sumi = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
-            sumi = _mm512_inserti64x4(sumi, _mm256_setzero_si256(), 1);
+            __m512i sumi = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
+            _Pragma("GCC unroll 2")
             for (int h = 0; h < 2; h++) {
                 __m512i p0 = _mm512_maddubs_epi16(lo[h], _mm512_loadu_si512(ak->q + 128 * h));
                 __m512i p1 = _mm512_maddubs_epi16(hi[h], _mm512_loadu_si512(ak->q + 128 * h + 64));
-                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, s0[h]));
-                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, s1[h]));
+                if (vnni) {
+                    sumi = _mm512_dpwssd_epi32(sumi, p0, s0[h]);
+                    sumi = _mm512_dpwssd_epi32(sumi, p1, s1[h]);
+                } else {
+                    sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, s0[h]));
+                    sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, s1[h]));
+                }
             }
             acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(dw * ak->d), _mm512_cvtepi32_ps(sumi), acc[k]);
         }
     }
-    for (int k = 0; k < 4; k++) out[k] = _mm512_reduce_add_ps(acc[k]);
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) st->acc[k] = acc[k];
 }
 
-static void mm_q6_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
-                    float *Y, size_t ldy, size_t nr)
+#define Q6_SPAN(NAME, VNNI, A)                                                                                   \
+    static void NAME(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as, size_t n, int flags, \
+                     int a, struct mm_k_acc *st)                                                                 \
+    {                                                                                                            \
+        (void)n, (void)flags, (void)a;                                                                           \
+        q6_k_span(W, i0, i1, act, as, VNNI, A, st);                                                              \
+    }
+Q6_SPAN(q6_k_span8_vnni, 1, 8)
+Q6_SPAN(q6_k_span4_vnni, 1, 4)
+Q6_SPAN(q6_k_span8_novnni, 0, 8)
+Q6_SPAN(q6_k_span4_novnni, 0, 4)
+#undef Q6_SPAN
+
+static inline __attribute__((always_inline)) void mm_q6_k(const uint8_t *W, size_t rb, size_t n,
+                                                          const uint8_t *act, size_t as, size_t na, float *Y,
+                                                          size_t ldy, size_t nr, int vnni)
 {
-    mm_by4(W, rb, n, act, as, na, Y, ldy, nr, q6_k_rows4, mv_q6_k);
+    size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, 0, 8, vnni ? q6_k_span8_vnni : q6_k_span8_novnni, 0);
+    j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, 0, 4,
+                     vnni ? q6_k_span4_vnni : q6_k_span4_novnni, 0);
+    for (; j < na; j++) mv_q6_k(W, rb, n, act + j * as, Y + j * ldy, nr);
 }
+
+MM_OF(mm_q6_k_vnni, mm_q6_k, 1)
+MM_OF(mm_q6_k_novnni, mm_q6_k, 0)
 
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
     f->mm[QK_Q4_K] = vnni ? mm_q4_k_vnni : mm_q4_k_novnni;
     f->mm[QK_Q5_K] = vnni ? mm_q5_k_vnni : mm_q5_k_novnni;
-    f->mm[QK_Q6_K] = mm_q6_k;
+    f->mm[QK_Q6_K] = vnni ? mm_q6_k_vnni : mm_q6_k_novnni;
     fill_mm_common(f->mm);
     if (vnni) {
         f->mm[QK_Q8_0] = mm_q8_0_vnni;
