@@ -112,8 +112,8 @@ static inline __attribute__((always_inline)) void q45_k_span(const uint8_t *W, s
     __m256 accm[8];
     _Pragma("GCC unroll 8")
     for (int k = 0; k < A; k++) {
-        acc[k] = st->acc[k];
-        accm[k] = st->accm[k];
+        acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();   /* the first span starts at zero */
+        accm[k] = i0 ? st->accm[k] : _mm256_setzero_ps();
     }
     const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
     for (size_t i = i0; i < i1; i++) {
@@ -168,7 +168,8 @@ static inline __attribute__((always_inline)) void q45_k_span(const uint8_t *W, s
 }
 
 /* A batch kernel over groups of A activations from a span kernel: rows in blocks of
- * MM_K_ROWS, each block walking the columns span by span. */
+ * MM_K_ROWS, each block walking the columns span by span (the span from column 0 starts
+ * its accumulators at zero, later ones resume them from st). */
 typedef void (*mm_k_span_fn)(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as, size_t n,
                              int flags, int A, struct mm_k_acc *st);
 static inline __attribute__((always_inline)) size_t mm_k_groups(const uint8_t *W, size_t rb, size_t n,
@@ -182,11 +183,6 @@ static inline __attribute__((always_inline)) size_t mm_k_groups(const uint8_t *W
         const uint8_t *aj = act + j * as;
         for (size_t rr = 0; rr < nr; rr += MM_K_ROWS) {
             size_t R = nr - rr < MM_K_ROWS ? nr - rr : MM_K_ROWS;
-            for (size_t r = 0; r < R; r++)
-                for (int k = 0; k < A; k++) {
-                    st[r].acc[k] = _mm512_setzero_ps();
-                    st[r].accm[k] = _mm256_setzero_ps();
-                }
             for (size_t i0 = 0; i0 < nsb; i0 += MM_K_SPAN) {
                 size_t i1 = nsb - i0 < MM_K_SPAN ? nsb : i0 + MM_K_SPAN;
                 for (size_t r = 0; r < R; r++) span(W + (rr + r) * rb, i0, i1, aj, as, n, flags, A, &st[r]);
@@ -246,7 +242,7 @@ static inline __attribute__((always_inline)) void q6_k_span(const uint8_t *W, si
 {
     __m512 acc[8];
     _Pragma("GCC unroll 8")
-    for (int k = 0; k < A; k++) acc[k] = st->acc[k];
+    for (int k = 0; k < A; k++) acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
 #define G8(g) g, g, g, g, g, g, g, g
     static const int16_t sel[2][32] = {{G8(0), G8(1), G8(2), G8(3)}, {G8(4), G8(5), G8(6), G8(7)}};
