@@ -171,11 +171,11 @@ static inline __attribute__((always_inline)) void q45_k_span(const uint8_t *W, s
  * MM_K_ROWS, each block walking the columns span by span (the span from column 0 starts
  * its accumulators at zero, later ones resume them from st). */
 typedef void (*mm_k_span_fn)(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as, size_t n,
-                             int flags, int A, struct mm_k_acc *st);
+                             struct mm_k_acc *st);
 static inline __attribute__((always_inline)) size_t mm_k_groups(const uint8_t *W, size_t rb, size_t n,
                                                                 const uint8_t *act, size_t as, size_t na,
-                                                                float *Y, size_t ldy, size_t nr, int flags,
-                                                                int A, mm_k_span_fn span, int mins)
+                                                                float *Y, size_t ldy, size_t nr, int A,
+                                                                mm_k_span_fn span, int mins)
 {
     size_t nsb = n / 256, j = 0;
     struct mm_k_acc st[MM_K_ROWS];
@@ -185,7 +185,7 @@ static inline __attribute__((always_inline)) size_t mm_k_groups(const uint8_t *W
             size_t R = nr - rr < MM_K_ROWS ? nr - rr : MM_K_ROWS;
             for (size_t i0 = 0; i0 < nsb; i0 += MM_K_SPAN) {
                 size_t i1 = nsb - i0 < MM_K_SPAN ? nsb : i0 + MM_K_SPAN;
-                for (size_t r = 0; r < R; r++) span(W + (rr + r) * rb, i0, i1, aj, as, n, flags, A, &st[r]);
+                for (size_t r = 0; r < R; r++) span(W + (rr + r) * rb, i0, i1, aj, as, n, &st[r]);
             }
             for (size_t r = 0; r < R; r++)   /* the end of the row kernel, per activation */
                 for (int k = 0; k < A; k++) {
@@ -197,12 +197,11 @@ static inline __attribute__((always_inline)) size_t mm_k_groups(const uint8_t *W
     return j;
 }
 
-#define Q45_SPAN(NAME, FLAGS, A)                                                                                 \
-    static void NAME(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as, size_t n, int flags, \
-                     int a, struct mm_k_acc *st)                                                                 \
-    {                                                                                                            \
-        (void)flags, (void)a;                                                                                    \
-        q45_k_span(W, i0, i1, act, as, n, FLAGS, A, st);                                                         \
+#define Q45_SPAN(NAME, FLAGS, A)                                                                          \
+    static void NAME(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as, size_t n,     \
+                     struct mm_k_acc *st)                                                                 \
+    {                                                                                                     \
+        q45_k_span(W, i0, i1, act, as, n, FLAGS, A, st);                                                  \
     }
 Q45_SPAN(q4_k_span8_vnni, MM_K_VNNI, 8)
 Q45_SPAN(q4_k_span4_vnni, MM_K_VNNI, 4)
@@ -221,8 +220,8 @@ static inline __attribute__((always_inline)) void mm_q45_k(const uint8_t *W, siz
     const int five = flags & MM_K_FIVE, vnni = flags & MM_K_VNNI;
     mm_k_span_fn s8 = vnni ? (five ? q5_k_span8_vnni : q4_k_span8_vnni) : (five ? q5_k_span8_novnni : q4_k_span8_novnni);
     mm_k_span_fn s4 = vnni ? (five ? q5_k_span4_vnni : q4_k_span4_vnni) : (five ? q5_k_span4_novnni : q4_k_span4_novnni);
-    size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, flags, 8, s8, 1);
-    j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, flags, 4, s4, 1);
+    size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, 8, s8, 1);
+    j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, 4, s4, 1);
     for (; j < na; j++) (five ? mv_q5_k : mv_q4_k)(W, rb, n, act + j * as, Y + j * ldy, nr);
 }
 
@@ -285,12 +284,12 @@ static inline __attribute__((always_inline)) void q6_k_span(const uint8_t *W, si
     for (int k = 0; k < A; k++) st->acc[k] = acc[k];
 }
 
-#define Q6_SPAN(NAME, VNNI, A)                                                                                   \
-    static void NAME(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as, size_t n, int flags, \
-                     int a, struct mm_k_acc *st)                                                                 \
-    {                                                                                                            \
-        (void)n, (void)flags, (void)a;                                                                           \
-        q6_k_span(W, i0, i1, act, as, VNNI, A, st);                                                              \
+#define Q6_SPAN(NAME, VNNI, A)                                                                            \
+    static void NAME(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as, size_t n,     \
+                     struct mm_k_acc *st)                                                                 \
+    {                                                                                                     \
+        (void)n;                                                                                          \
+        q6_k_span(W, i0, i1, act, as, VNNI, A, st);                                                       \
     }
 Q6_SPAN(q6_k_span8_vnni, 1, 8)
 Q6_SPAN(q6_k_span4_vnni, 1, 4)
@@ -302,8 +301,8 @@ static inline __attribute__((always_inline)) void mm_q6_k(const uint8_t *W, size
                                                           const uint8_t *act, size_t as, size_t na, float *Y,
                                                           size_t ldy, size_t nr, int vnni)
 {
-    size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, 0, 8, vnni ? q6_k_span8_vnni : q6_k_span8_novnni, 0);
-    j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, 0, 4,
+    size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, 8, vnni ? q6_k_span8_vnni : q6_k_span8_novnni, 0);
+    j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, 4,
                      vnni ? q6_k_span4_vnni : q6_k_span4_novnni, 0);
     for (; j < na; j++) mv_q6_k(W, rb, n, act + j * as, Y + j * ldy, nr);
 }
