@@ -120,7 +120,10 @@ static inline __attribute__((always_inline)) void q45_k_span(const uint8_t *W, s
         struct k45_head hd = k45_head(W, i, five, 0);
         const uint8_t *qs = hd.qs;
         __m256i mn16 = hd.mn16;
-        float dw = hd.d, dmw = hd.dmin;
+        /* the weight scales broadcast once; each activation's d·d_x is then one multiply
+         * with d_x broadcast from memory (the same product as the scalar one) */
+        const __m512 dw = _mm512_set1_ps(hd.d);
+        const __m256 dmw = _mm256_set1_ps(hd.dmin);
         __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(hd.sc8));
         __m512i qh = k45_qh_zmm(hd.blk, five);
         __m512i lo[2], hi[2], sc[4];
@@ -155,9 +158,10 @@ static inline __attribute__((always_inline)) void q45_k_span(const uint8_t *W, s
                     sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, sc[2 * h + 1]));
                 }
             }
-            float d = dw * ak->d, dmin = dmw * ak->d;
-            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc[k]);
-            accm[k] = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm[k]);
+            __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(ak->d));
+            __m256 dmin = _mm256_mul_ps(dmw, _mm256_set1_ps(ak->d));
+            acc[k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc[k]);
+            accm[k] = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(prodm), accm[k]);
         }
     }
     _Pragma("GCC unroll 8")
@@ -259,7 +263,7 @@ static inline __attribute__((always_inline)) void q6_k_span(const uint8_t *W, si
             s0[h] = _mm512_permutexvar_epi16(sel0, sc16);
             s1[h] = _mm512_permutexvar_epi16(sel1, sc16);
         }
-        float dw = kern_h2f(b->d);
+        const __m512 dw = _mm512_set1_ps(kern_h2f(b->d));   /* as in q45_k_span */
         _Pragma("GCC unroll 8")
         for (int k = 0; k < A; k++) {
             const struct qa8k *ak = (const struct qa8k *)(act + k * as) + i;
@@ -277,7 +281,7 @@ static inline __attribute__((always_inline)) void q6_k_span(const uint8_t *W, si
                     sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, s1[h]));
                 }
             }
-            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(dw * ak->d), _mm512_cvtepi32_ps(sumi), acc[k]);
+            acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(ak->d)), _mm512_cvtepi32_ps(sumi), acc[k]);
         }
     }
     _Pragma("GCC unroll 8")
