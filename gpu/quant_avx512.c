@@ -80,33 +80,54 @@ static inline __attribute__((always_inline)) void mm_row32_vnni(const uint8_t *W
 MM_OF(mm_q8_0_vnni, mm_row32_vnni, 0)
 MM_OF(mm_q4_0_vnni, mm_row32_vnni, 1)
 
-/* Prompt batches, Q4_K/Q5_K: q45_k_row_zmm for four activations at once. The weight side
- * (nibble unpacking, the 6-bit scales and mins, the scale shuffles) is done once per
- * super-block for all four; each activation's sums are formed in exactly q45_k_row_zmm's
- * order, so results equal the matrix-vector kernel's bit for bit. */
-static inline __attribute__((always_inline)) void q45_k_rows4(const uint8_t *W, size_t nsb,
-                                                              const uint8_t *act, size_t as,
-                                                              size_t n, int five, float out[4])
+/* Prompt batches, Q4_K/Q5_K: q45_k_row_zmm for A (8 or 4) activations at once. The weight
+ * side (nibble unpacking, the 6-bit scales and mins, the scale shuffles) is done once per
+ * super-block for all A; each activation's sums are formed in exactly q45_k_row_zmm's
+ * order (the integer sums are exact however they are formed: with VNNI, vpdpwssd fuses each
+ * scale multiply with its add), so results equal the matrix-vector kernel's bit for bit.
+ * Eight activations keep 8 zmm and 8 ymm accumulators live, 24 of the 32 vector registers
+ * with the unpacked weights, and halve the per-activation share of the weight work.
+ * An activation takes ~352 bytes of cache per super-block, so eight fit L1 only for short
+ * rows: the columns go in spans of MM_K_SPAN super-blocks, rows in blocks of MM_K_ROWS
+ * whose accumulators are kept between spans (the order of the float operations is
+ * unchanged by the split). */
+#define MM_K_FIVE 1   /* flags of the K-quant batch kernels */
+#define MM_K_VNNI 2
+#define MM_K_SPAN 8   /* super-blocks: 8 activations' spans are ~22 KiB */
+#define MM_K_ROWS 32
+
+/* Accumulators of one weight row against A activations. */
+struct mm_k_acc {
+    __m512 acc[8];
+    __m256 accm[8];
+};
+
+static inline __attribute__((always_inline)) void q45_k_span(const uint8_t *W, size_t i0, size_t i1,
+                                                             const uint8_t *act, size_t as, size_t n, int flags,
+                                                             int A, struct mm_k_acc *st)
 {
-    const struct qa8k *a[4];
-    const int8_t *xz[4];
-    __m512 acc[4];
-    __m256 accm[4];
-    for (int k = 0; k < 4; k++) {
-        a[k] = (const struct qa8k *)(act + k * as);
-        xz[k] = (const int8_t *)(act + k * as) + qa8k_perm_offset(n);
-        acc[k] = _mm512_setzero_ps();
-        accm[k] = _mm256_setzero_ps();
+    const int five = flags & MM_K_FIVE, vnni = flags & MM_K_VNNI;
+    const uint8_t *xz0 = act + qa8k_perm_offset(n);
+    __m512 acc[8];
+    __m256 accm[8];
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) {
+        acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();   /* the first span starts at zero */
+        accm[k] = i0 ? st->accm[k] : _mm256_setzero_ps();
     }
     const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
-    for (size_t i = 0; i < nsb; i++) {
+    for (size_t i = i0; i < i1; i++) {
         struct k45_head hd = k45_head(W, i, five, 0);
         const uint8_t *qs = hd.qs;
         __m256i mn16 = hd.mn16;
-        float dw = hd.d, dmw = hd.dmin;
+        /* the weight scales broadcast once; each activation's d·d_x is then one multiply
+         * with d_x broadcast from memory (the same product as the scalar one) */
+        const __m512 dw = _mm512_set1_ps(hd.d);
+        const __m256 dmw = _mm256_set1_ps(hd.dmin);
         __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(hd.sc8));
         __m512i qh = k45_qh_zmm(hd.blk, five);
         __m512i lo[2], hi[2], sc[4];
+        _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
             __m512i q = _mm512_loadu_si512(qs + 64 * h);
             lo[h] = _mm512_and_si512(q, m4);
@@ -117,103 +138,187 @@ static inline __attribute__((always_inline)) void q45_k_rows4(const uint8_t *W, 
                 qh = _mm512_srli_epi16(qh, 4);
             }
         }
-        for (int c = 0; c < 4; c++) sc[c] = _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(k45_sel[c]));
         _Pragma("GCC unroll 4")
-        for (int k = 0; k < 4; k++) {
-            const struct qa8k *ak = a[k] + i;
-            const int8_t *x = xz[k] + 256 * i;
+        for (int c = 0; c < 4; c++) sc[c] = _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(k45_sel[c]));
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) {
+            const struct qa8k *ak = (const struct qa8k *)(act + k * as) + i;
+            const int8_t *x = (const int8_t *)(xz0 + k * as) + 256 * i;
             __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ak->bsums), mn16);
             __m512i sumi = _mm512_setzero_si512();
+            _Pragma("GCC unroll 2")
             for (int h = 0; h < 2; h++) {
                 __m512i p0 = _mm512_maddubs_epi16(lo[h], _mm512_loadu_si512(x + 128 * h));
                 __m512i p1 = _mm512_maddubs_epi16(hi[h], _mm512_loadu_si512(x + 128 * h + 64));
-                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, sc[2 * h]));
-                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, sc[2 * h + 1]));
+                if (vnni) {
+                    sumi = _mm512_dpwssd_epi32(sumi, p0, sc[2 * h]);
+                    sumi = _mm512_dpwssd_epi32(sumi, p1, sc[2 * h + 1]);
+                } else {
+                    sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, sc[2 * h]));
+                    sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, sc[2 * h + 1]));
+                }
             }
-            float d = dw * ak->d, dmin = dmw * ak->d;
-            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc[k]);
-            accm[k] = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm[k]);
+            __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(ak->d));
+            __m256 dmin = _mm256_mul_ps(dmw, _mm256_set1_ps(ak->d));
+            acc[k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc[k]);
+            accm[k] = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(prodm), accm[k]);
         }
     }
-    for (int k = 0; k < 4; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - kern_hsum(accm[k]);
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) {
+        st->acc[k] = acc[k];
+        st->accm[k] = accm[k];
+    }
 }
+
+/* A batch kernel over groups of A activations from a span kernel: rows in blocks of
+ * MM_K_ROWS, each block walking the columns span by span (the span from column 0 starts
+ * its accumulators at zero, later ones resume them from st). */
+typedef void (*mm_k_span_fn)(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as, size_t n,
+                             struct mm_k_acc *st);
+static inline __attribute__((always_inline)) size_t mm_k_groups(const uint8_t *W, size_t rb, size_t n,
+                                                                const uint8_t *act, size_t as, size_t na,
+                                                                float *Y, size_t ldy, size_t nr, int A,
+                                                                mm_k_span_fn span, int mins)
+{
+    size_t nsb = n / 256, j = 0;
+    struct mm_k_acc st[MM_K_ROWS];
+    for (; j + A <= na; j += A) {
+        const uint8_t *aj = act + j * as;
+        for (size_t rr = 0; rr < nr; rr += MM_K_ROWS) {
+            size_t R = nr - rr < MM_K_ROWS ? nr - rr : MM_K_ROWS;
+            for (size_t i0 = 0; i0 < nsb; i0 += MM_K_SPAN) {
+                size_t i1 = nsb - i0 < MM_K_SPAN ? nsb : i0 + MM_K_SPAN;
+                for (size_t r = 0; r < R; r++) span(W + (rr + r) * rb, i0, i1, aj, as, n, &st[r]);
+            }
+            for (size_t r = 0; r < R; r++)   /* the end of the row kernel, per activation */
+                for (int k = 0; k < A; k++) {
+                    float s = _mm512_reduce_add_ps(st[r].acc[k]);
+                    Y[(j + k) * ldy + rr + r] = mins ? s - kern_hsum(st[r].accm[k]) : s;
+                }
+        }
+    }
+    return j;
+}
+
+#define Q45_SPAN(NAME, FLAGS, A)                                                                          \
+    static void NAME(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as, size_t n,     \
+                     struct mm_k_acc *st)                                                                 \
+    {                                                                                                     \
+        q45_k_span(W, i0, i1, act, as, n, FLAGS, A, st);                                                  \
+    }
+Q45_SPAN(q4_k_span8_vnni, MM_K_VNNI, 8)
+Q45_SPAN(q4_k_span4_vnni, MM_K_VNNI, 4)
+Q45_SPAN(q5_k_span8_vnni, MM_K_VNNI | MM_K_FIVE, 8)
+Q45_SPAN(q5_k_span4_vnni, MM_K_VNNI | MM_K_FIVE, 4)
+Q45_SPAN(q4_k_span8_novnni, 0, 8)
+Q45_SPAN(q4_k_span4_novnni, 0, 4)
+Q45_SPAN(q5_k_span8_novnni, MM_K_FIVE, 8)
+Q45_SPAN(q5_k_span4_novnni, MM_K_FIVE, 4)
+#undef Q45_SPAN
 
 static inline __attribute__((always_inline)) void mm_q45_k(const uint8_t *W, size_t rb, size_t n,
                                                            const uint8_t *act, size_t as, size_t na,
-                                                           float *Y, size_t ldy, size_t nr, int five)
+                                                           float *Y, size_t ldy, size_t nr, int flags)
 {
-    size_t j = 0;
-    for (; j + 4 <= na; j += 4)
-        for (size_t r = 0; r < nr; r++) {
-            float o[4];
-            q45_k_rows4(W + r * rb, n / 256, act + j * as, as, n, five, o);
-            for (int k = 0; k < 4; k++) Y[(j + k) * ldy + r] = o[k];
-        }
+    const int five = flags & MM_K_FIVE, vnni = flags & MM_K_VNNI;
+    mm_k_span_fn s8 = vnni ? (five ? q5_k_span8_vnni : q4_k_span8_vnni) : (five ? q5_k_span8_novnni : q4_k_span8_novnni);
+    mm_k_span_fn s4 = vnni ? (five ? q5_k_span4_vnni : q4_k_span4_vnni) : (five ? q5_k_span4_novnni : q4_k_span4_novnni);
+    size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, 8, s8, 1);
+    j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, 4, s4, 1);
     for (; j < na; j++) (five ? mv_q5_k : mv_q4_k)(W, rb, n, act + j * as, Y + j * ldy, nr);
 }
 
-MM_OF(mm_q4_k, mm_q45_k, 0)
-MM_OF(mm_q5_k, mm_q45_k, 1)
+MM_OF(mm_q4_k_vnni, mm_q45_k, MM_K_VNNI)
+MM_OF(mm_q5_k_vnni, mm_q45_k, MM_K_VNNI | MM_K_FIVE)
+MM_OF(mm_q4_k_novnni, mm_q45_k, 0)
+MM_OF(mm_q5_k_novnni, mm_q45_k, MM_K_FIVE)
 
-/* Prompt batches, Q6_K: q6_k_row_zmm for four activations at once. The weight side (the
- * 6-bit quants of both halves and the per-group scale vectors) is unpacked once per
- * super-block for all four; each activation's sums are formed in exactly q6_k_row_zmm's
- * order, so results equal the matrix-vector kernel's bit for bit. */
-static void q6_k_rows4(const uint8_t *W, size_t n, const uint8_t *act, size_t as, float out[4])
+/* Prompt batches, Q6_K: q6_k_row_zmm for A (8 or 4) activations at once, driven like
+ * Q4_K's (mm_k_groups: spans of columns, blocks of rows). The weight side (the 6-bit quants
+ * of both halves and the per-group scale vectors) is unpacked once per super-block for all
+ * A; each activation's sums are formed in exactly q6_k_row_zmm's order (integer sums exact,
+ * vpdpwssd with VNNI), so results equal the matrix-vector kernel's bit for bit. */
+static inline __attribute__((always_inline)) void q6_k_span(const uint8_t *W, size_t i0, size_t i1,
+                                                            const uint8_t *act, size_t as, int vnni, int A,
+                                                            struct mm_k_acc *st)
 {
-    size_t nsb = n / 256;
-    const struct qa8k *a[4];
-    __m512 acc[4];
-    for (int k = 0; k < 4; k++) {
-        a[k] = (const struct qa8k *)(act + k * as);
-        acc[k] = _mm512_setzero_ps();
-    }
+    __m512 acc[8];
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
 #define G8(g) g, g, g, g, g, g, g, g
     static const int16_t sel[2][32] = {{G8(0), G8(1), G8(2), G8(3)}, {G8(4), G8(5), G8(6), G8(7)}};
 #undef G8
     const __m512i sel0 = _mm512_loadu_si512(sel[0]), sel1 = _mm512_loadu_si512(sel[1]);
-    for (size_t i = 0; i < nsb; i++) {
+    for (size_t i = i0; i < i1; i++) {
         const struct blk_q6_k *b = (const struct blk_q6_k *)W + i;
         __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
         __m256i sc16all = _mm256_cvtepi8_epi16(sc8);
         __m512i lo[2], hi[2], s0[2], s1[2];
+        _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
             __m512i sc16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
             q6_half_zmm(b, h, m4, m30, &lo[h], &hi[h]);
             s0[h] = _mm512_permutexvar_epi16(sel0, sc16);
             s1[h] = _mm512_permutexvar_epi16(sel1, sc16);
         }
-        float dw = kern_h2f(b->d);
-        _Pragma("GCC unroll 4")
-        for (int k = 0; k < 4; k++) {
-            const struct qa8k *ak = a[k] + i;
+        const __m512 dw = _mm512_set1_ps(kern_h2f(b->d));   /* as in q45_k_span */
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) {
+            const struct qa8k *ak = (const struct qa8k *)(act + k * as) + i;
             __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ak->bsums), sc16all);
-            __m512i sumi = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
-            sumi = _mm512_inserti64x4(sumi, _mm256_setzero_si256(), 1);
+            __m512i sumi = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
+            _Pragma("GCC unroll 2")
             for (int h = 0; h < 2; h++) {
                 __m512i p0 = _mm512_maddubs_epi16(lo[h], _mm512_loadu_si512(ak->q + 128 * h));
                 __m512i p1 = _mm512_maddubs_epi16(hi[h], _mm512_loadu_si512(ak->q + 128 * h + 64));
-                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, s0[h]));
-                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, s1[h]));
+                if (vnni) {
+                    sumi = _mm512_dpwssd_epi32(sumi, p0, s0[h]);
+                    sumi = _mm512_dpwssd_epi32(sumi, p1, s1[h]);
+                } else {
+                    sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, s0[h]));
+                    sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, s1[h]));
+                }
             }
-            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(dw * ak->d), _mm512_cvtepi32_ps(sumi), acc[k]);
+            acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(ak->d)), _mm512_cvtepi32_ps(sumi), acc[k]);
         }
     }
-    for (int k = 0; k < 4; k++) out[k] = _mm512_reduce_add_ps(acc[k]);
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) st->acc[k] = acc[k];
 }
 
-static void mm_q6_k(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
-                    float *Y, size_t ldy, size_t nr)
+#define Q6_SPAN(NAME, VNNI, A)                                                                            \
+    static void NAME(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as, size_t n,     \
+                     struct mm_k_acc *st)                                                                 \
+    {                                                                                                     \
+        (void)n;                                                                                          \
+        q6_k_span(W, i0, i1, act, as, VNNI, A, st);                                                       \
+    }
+Q6_SPAN(q6_k_span8_vnni, 1, 8)
+Q6_SPAN(q6_k_span4_vnni, 1, 4)
+Q6_SPAN(q6_k_span8_novnni, 0, 8)
+Q6_SPAN(q6_k_span4_novnni, 0, 4)
+#undef Q6_SPAN
+
+static inline __attribute__((always_inline)) void mm_q6_k(const uint8_t *W, size_t rb, size_t n,
+                                                          const uint8_t *act, size_t as, size_t na, float *Y,
+                                                          size_t ldy, size_t nr, int vnni)
 {
-    mm_by4(W, rb, n, act, as, na, Y, ldy, nr, q6_k_rows4, mv_q6_k);
+    size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, 8, vnni ? q6_k_span8_vnni : q6_k_span8_novnni, 0);
+    j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, 4,
+                     vnni ? q6_k_span4_vnni : q6_k_span4_novnni, 0);
+    for (; j < na; j++) mv_q6_k(W, rb, n, act + j * as, Y + j * ldy, nr);
 }
+
+MM_OF(mm_q6_k_vnni, mm_q6_k, 1)
+MM_OF(mm_q6_k_novnni, mm_q6_k, 0)
 
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
-    f->mm[QK_Q4_K] = mm_q4_k;
-    f->mm[QK_Q5_K] = mm_q5_k;
-    f->mm[QK_Q6_K] = mm_q6_k;
+    f->mm[QK_Q4_K] = vnni ? mm_q4_k_vnni : mm_q4_k_novnni;
+    f->mm[QK_Q5_K] = vnni ? mm_q5_k_vnni : mm_q5_k_novnni;
+    f->mm[QK_Q6_K] = vnni ? mm_q6_k_vnni : mm_q6_k_novnni;
     fill_mm_common(f->mm);
     if (vnni) {
         f->mm[QK_Q8_0] = mm_q8_0_vnni;

@@ -599,7 +599,11 @@ static void test_matmul(void **state)
     struct { size_t rows, cols, n; } shapes[] = {{300, 256, 3}, {100, 2048, 17}, {7, 512, 1}, {70, 5632, 2},
                                                 {600, 2048, 5},    /* several L2 tiles */
                                                 {37, 160, 6},      /* odd block tail (32-blocks) */
-                                                {50, 512, 40}};    /* SGEMM where no batch kernel */
+                                                {50, 512, 40},     /* SGEMM where no batch kernel */
+                                                /* groups of 8 and 4 activations and one left over,
+                                                 * column spans and row blocks of the K-quant
+                                                 * batch kernels */
+                                                {70, 5632, 13}};
     rng_state = 77;
     for (size_t l = 0; l < N_LEVELS; l++) {
         if (!force_level(levels[l])) continue;
