@@ -227,10 +227,13 @@ int main(int argc, char **argv)
             printf("step %2d: llama.cpp ends (%d), cmif chose %d: FAIL\n", i, (int)want, (int)got);
             n_bad++;
         } else {
-            float lg;
+            /* Each engine's margin for its own choice over the other's (llama.cpp's logits
+             * include its chosen token; cmif's choice must be among its top ones). */
+            float lw, lg;
             double gap_c = (double)logits[got] - logits[want];
-            double gap_l = ref_logit(s, got, &lg) == 0 ? (double)s->logit[0] - lg : INFINITY;
-            int tie = gap_c <= tol && gap_l <= tol;
+            double gap_l = ref_logit(s, want, &lw) == 0 && ref_logit(s, got, &lg) == 0
+                               ? (double)lw - lg : INFINITY;
+            int tie = gap_c <= tol && fabs(gap_l) <= tol;
             printf("step %2d: llama.cpp %d, cmif %d: gaps %.5f (cmif) %.5f (llama.cpp)%s\n", i,
                    (int)want, (int)got, gap_c, gap_l,
                    tie ? ": near tie" : isinf(gap_l) ? ": cmif's choice is not in llama.cpp's top "
@@ -238,7 +241,7 @@ int main(int argc, char **argv)
             if (tie) {
                 n_tie++;
                 if (gap_c > max_gap) max_gap = gap_c;
-                if (gap_l > max_gap) max_gap = gap_l;
+                if (fabs(gap_l) > max_gap) max_gap = fabs(gap_l);
             } else {
                 n_bad++;
             }
