@@ -61,7 +61,7 @@ static const struct opts_extra extras[] = {
     { "core-mem", 0, 1, X_COREMEM, "    --core-mem BYTES   guarded region size (default: fits RLIMIT_MEMLOCK)" },
     { "require-locked", 0, 0, X_LOCKED, "    --require-locked   refuse to run when the core cannot be locked" },
     { "template", 0, 1, X_TEMPLATE,
-      "    --template NAME    llama2, llama3, chatml, zephyr or plain (default: from the model)" },
+      "    --template NAME    llama2, llama3, mistral, chatml, zephyr or plain (default: from the model)" },
     { "system", 0, 1, X_SYSTEM, "    --system TEXT      system prompt (sanitized like your messages); other users\n                       can read argv: prefer --system-file" },
     { "system-file", 0, 1, X_SYSTEMFILE, "    --system-file F    read the system prompt from F (- = stdin)" },
     { "script", 0, 1, X_SCRIPT,
@@ -166,7 +166,7 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
     case X_LOCKED: c->core.require_locked = 1; return 0;
     case X_TEMPLATE:
         if (tmpl_parse(v) < 0) {
-            snprintf(err, errlen, "--template: unknown '%s' (llama2, llama3, chatml, zephyr, plain)", v);
+            snprintf(err, errlen, "--template: unknown '%s' (llama2, llama3, mistral, chatml, zephyr, plain)", v);
             return -1;
         }
         c->template_name = v;

@@ -9,7 +9,8 @@
 #
 # Every model has two layers (the per-layer shapes are real; depth only multiplies the
 # time) and a 512-token context, so the matrix fits a few minutes on two cores. Rope
-# scaling (Llama 3.1/3.2) is not written. Tokenizers:
+# scaling (Llama 3.1/3.2) is not written. Each model carries its family's chat template
+# (tests/e2e/data/templates; Llama 3's comes with its vocabulary). Tokenizers:
 #   Llama 3.x                   ../shared/models/llama3-vocab.gguf, the real one
 #   Llama 2, TinyLlama          ../shared/models/ggml-vocab-llama-spm.gguf, the real one
 #   Mistral 7B v0.3             its SentencePiece vocabulary is not here: the Llama 2 one
@@ -30,6 +31,7 @@ need_shared models/ggml-vocab-llama-spm.gguf
 MKMODEL=${MKMODEL:-$BUILD/tools/mkmodel}
 L3="$SHARED/models/llama3-vocab.gguf"
 L2="$SHARED/models/ggml-vocab-llama-spm.gguf"
+T=tests/e2e/data/templates   # the models' own chat templates (test_chat_templates.sh)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 printf 'The capital of France is' >"$tmp/prompt"
 
@@ -51,17 +53,20 @@ opts() {
     llama-3.1-8b) echo "--dim 4096 --heads 32 --kv-heads 8 --ffn 14336 --rope-base 500000
       --type q4_k --embd-type q4_k --tokenizer-from $L3" ;;
     llama-2-7b) echo "--dim 4096 --heads 32 --kv-heads 32 --ffn 11008
-      --type q4_k --embd-type q4_k --tokenizer-from $L2" ;;
+      --type q4_k --embd-type q4_k --tokenizer-from $L2 --chat-template $T/llama2.jinja" ;;
     mistral-7b-v0.3) echo "--dim 4096 --heads 32 --kv-heads 8 --ffn 14336 --rope-base 1000000
-      --type q5_k --embd-type q6_k --tokenizer-from $L2 --vocab 32768 $MISTRAL_TOKENS" ;;
+      --type q5_k --embd-type q6_k --tokenizer-from $L2 --vocab 32768 $MISTRAL_TOKENS
+      --chat-template $T/mistral.jinja" ;;
     # TinyLlama's popular Q4_0 and Q8_0 files
     tinyllama-1.1b) echo "--dim 2048 --heads 32 --kv-heads 4 --ffn 5632
-      --type q4_0 --embd-type q8_0 --tokenizer-from $L2" ;;
+      --type q4_0 --embd-type q8_0 --tokenizer-from $L2 --chat-template $T/zephyr.jinja" ;;
     smollm2-1.7b) echo "--dim 2048 --heads 32 --kv-heads 32 --ffn 8192 --rope-base 130000
-      --tied --type q8_0 --embd-type q8_0 --tokenizer-from $L2 --vocab 49152 $CHATML_TOKENS" ;;
+      --tied --type q8_0 --embd-type q8_0 --tokenizer-from $L2 --vocab 49152 $CHATML_TOKENS
+      --chat-template $T/chatml.jinja" ;;
     # 960 columns are not a multiple of 256: its Q4_K_M files fall back to Q5_0 for them
     smollm2-360m) echo "--dim 960 --heads 15 --kv-heads 5 --ffn 2560 --rope-base 100000
-      --tied --type q5_0 --embd-type q8_0 --tokenizer-from $L2 --vocab 49152 $CHATML_TOKENS" ;;
+      --tied --type q5_0 --embd-type q8_0 --tokenizer-from $L2 --vocab 49152 $CHATML_TOKENS
+      --chat-template $T/chatml.jinja" ;;
   esac
 }
 
