@@ -19,19 +19,11 @@ VOCAB="$SHARED/models/llama3-vocab.gguf"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 printf 'The capital of France is' >"$tmp/prompt"
 types="q4_1 q5_0 q5_1 q2_k q3_k iq4_nl iq4_xs"
-jobs=""
 for ty in $types; do
   "$MKMODEL" "$tmp/$ty.gguf" --dim 256 --layers 2 --heads 8 --kv-heads 2 --ffn 768 --type $ty \
     --embd-type q8_0 --tied --rope-base 500000 --tokenizer-from "$VOCAB" 2>"$tmp/err" \
     || die "mkmodel $ty: $(cat "$tmp/err")"
   "$CMIF" generate -m "$tmp/$ty.gguf" -f "$tmp/prompt" -n 16 --temp 0 >"$tmp/$ty.out" 2>/dev/null \
     || die "cmif generate failed on $ty"
-  jobs="$jobs $tmp/$ty.gguf $tmp/prompt $tmp/$ty.ref"
 done
-# shellcheck disable=SC2086
-llamacpp_steps 16 $jobs 2>"$tmp/ref.err" || die "llama.cpp failed: $(tail -5 "$tmp/ref.err")"
-fails=0
-for ty in $types; do
-  greedy_matches "$ty" "$tmp/$ty.gguf" "$tmp/prompt" "$tmp/$ty.ref" "$tmp/$ty.out" || fails=$((fails + 1))
-done
-[ "$fails" -eq 0 ] || die "$fails of the types do not decode as llama.cpp does"
+llamacpp_compare 16 "$tmp" $types || exit 1

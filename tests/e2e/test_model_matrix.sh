@@ -70,7 +70,6 @@ opts() {
   esac
 }
 
-jobs=""
 for m in $models; do
   # shellcheck disable=SC2046
   "$MKMODEL" "$tmp/$m.gguf" --layers 2 --ctx 512 $(opts $m) 2>"$tmp/err" \
@@ -82,17 +81,10 @@ for m in $models; do
   grep -q "eval *= .* / *16 tokens" "$tmp/err" || grep -q "stopped: end of generation" "$tmp/err" \
     || { cat "$tmp/err"; die "$m: neither 16 tokens nor an end of generation"; }
   echo "loaded and generated: $m ($(tr '\n' ' ' <"$tmp/$m.out"))"
-  jobs="$jobs $tmp/$m.gguf $tmp/prompt $tmp/$m.ref"
 done
 
 if ! have_llamacpp; then
   echo "note: llama.cpp reference not installed (make bench-deps): greedy decoding not compared"
   exit 0
 fi
-# shellcheck disable=SC2086
-llamacpp_steps 16 $jobs 2>"$tmp/ref.err" || die "llama.cpp failed: $(tail -5 "$tmp/ref.err")"
-fails=0
-for m in $models; do
-  greedy_matches "$m" "$tmp/$m.gguf" "$tmp/prompt" "$tmp/$m.ref" "$tmp/$m.out" || fails=$((fails + 1))
-done
-[ "$fails" -eq 0 ] || die "$fails of the models do not decode as llama.cpp does"
+llamacpp_compare 16 "$tmp" $models || exit 1
