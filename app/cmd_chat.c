@@ -40,7 +40,7 @@ enum {
 
 static const struct opts_extra extras[] = {
     { "template", 0, 1, X_TEMPLATE,
-      "    --template NAME    llama2, llama3, chatml, zephyr or plain (default: from the model)" },
+      "    --template NAME    llama2, llama3, mistral, chatml, zephyr or plain (default: from the model)" },
     { "system", 0, 1, X_SYSTEM, "    --system TEXT      system prompt (sanitized like your messages); other users\n                       can read argv: prefer --system-file" },
     { "system-file", 0, 1, X_SYSTEMFILE, "    --system-file F    read the system prompt from F (- = stdin)" },
     { "script", 0, 1, X_SCRIPT,
@@ -98,7 +98,7 @@ static int on_extra(void *ctx, int id, const char *v, char *err, size_t errlen)
     switch (id) {
     case X_TEMPLATE:
         if (tmpl_parse(v) < 0) {
-            snprintf(err, errlen, "--template: unknown '%s' (llama2, llama3, chatml, zephyr, plain)", v);
+            snprintf(err, errlen, "--template: unknown '%s' (llama2, llama3, mistral, chatml, zephyr, plain)", v);
             return -1;
         }
         c->template_name = v;

@@ -3,7 +3,8 @@
 
 #include <string.h>
 
-static const char *const names[TMPL_COUNT] = { "plain", "llama2", "llama3", "chatml", "zephyr" };
+static const char *const names[TMPL_COUNT] = { "plain", "llama2", "llama3", "chatml", "zephyr",
+                                               "mistral" };
 
 const char *tmpl_name(int kind)
 {
@@ -16,7 +17,7 @@ int tmpl_parse(const char *name)
     for (int i = 0; i < TMPL_COUNT; i++)
         if (!strcmp(name, names[i])) return i;
     if (!strcmp(name, "none") || !strcmp(name, "completion")) return TMPL_PLAIN;
-    if (!strcmp(name, "llama-2") || !strcmp(name, "mistral")) return TMPL_LLAMA2;
+    if (!strcmp(name, "llama-2")) return TMPL_LLAMA2;
     if (!strcmp(name, "llama-3")) return TMPL_LLAMA3;
     return -1;
 }
@@ -36,7 +37,8 @@ int tmpl_detect(const char *text, size_t len, int *known)
     if (has(text, len, "<|start_header_id|>")) return TMPL_LLAMA3;
     if (has(text, len, "<|im_start|>")) return TMPL_CHATML;
     if (has(text, len, "<|user|>") && has(text, len, "<|assistant|>")) return TMPL_ZEPHYR;
-    if (has(text, len, "[INST]")) return TMPL_LLAMA2;
+    /* Llama 2's [INST] template wraps the system prompt in <<SYS>>; Mistral's do not. */
+    if (has(text, len, "[INST]")) return has(text, len, "<<SYS>>") ? TMPL_LLAMA2 : TMPL_MISTRAL;
     if (known) *known = 0;
     return TMPL_CHATML;
 }
@@ -103,6 +105,21 @@ void tmpl_render_turn(int kind, int first, const char *system, const char *user,
         tpl(t, " [/INST]");
         return;
     }
+    if (kind == TMPL_MISTRAL) {
+        /* <s>[INST] {system}\n\n{user}[/INST] {answer}</s>[INST] {user}[/INST]: one BOS, no
+         * space before [/INST] (Mistral's v3 tokenizer format, Mistral 7B v0.3 and later).
+         * The system prompt goes in the first message: Mistral's own template puts it in
+         * the last one, which would rewrite the context's start at every turn. */
+        t->add_bos = first;
+        tpl(t, "[INST] ");
+        if (sys) {
+            usr(t, system);
+            tpl(t, "\n\n");
+        }
+        usr(t, user);
+        tpl(t, "[/INST]");
+        return;
+    }
     /* An unknown kind renders as plain completion (the text continues the context). */
     const struct wrap *w = &wraps[kind > 0 && kind < TMPL_COUNT ? kind : TMPL_PLAIN];
     t->add_bos = first;
@@ -121,6 +138,7 @@ const char *tmpl_answer_end(int kind)
 {
     switch (kind) {
     case TMPL_LLAMA2: return " </s>";
+    case TMPL_MISTRAL: return "</s>";
     case TMPL_LLAMA3: return "<|eot_id|>";
     case TMPL_CHATML: return "<|im_end|>\n";
     case TMPL_ZEPHYR: return "</s>\n";

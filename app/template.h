@@ -1,5 +1,5 @@
-/* app/template: chat templates (Llama 2 [INST], Llama 3 header tokens, ChatML, Zephyr) and
- * plain completion. A turn is rendered as a list of segments: template text (special
+/* app/template: chat templates (Llama 2 [INST], Mistral [INST], Llama 3 header tokens, ChatML,
+ * Zephyr) and plain completion. A turn is rendered as a list of segments: template text (special
  * tokens parsed, never sanitized) and user content (sanitized by the core). Rendering is
  * incremental so the KV cache can be reused: each turn only adds its own segments. */
 #ifndef CMIF_APP_TEMPLATE_H
@@ -7,7 +7,9 @@
 
 #include <stddef.h>
 
-enum tmpl_kind { TMPL_PLAIN = 0, TMPL_LLAMA2, TMPL_LLAMA3, TMPL_CHATML, TMPL_ZEPHYR, TMPL_COUNT };
+enum tmpl_kind {
+    TMPL_PLAIN = 0, TMPL_LLAMA2, TMPL_LLAMA3, TMPL_CHATML, TMPL_ZEPHYR, TMPL_MISTRAL, TMPL_COUNT
+};
 
 enum tmpl_seg_kind { TMPL_SEG_TEMPLATE = 0, TMPL_SEG_USER = 1 };
 
@@ -32,7 +34,7 @@ struct tmpl_turn {
 };
 
 const char *tmpl_name(int kind);
-/* Name → kind ("llama2", "llama3", "chatml", "zephyr", "plain"); -1 when unknown. */
+/* Name → kind ("llama2", "llama3", "chatml", "zephyr", "mistral", "plain"); -1 when unknown. */
 int tmpl_parse(const char *name);
 /* Kind from a GGUF tokenizer.chat_template (Jinja) string; TMPL_PLAIN when text is NULL
  * or empty. *known is set to 0 when a template exists but is not recognised (then

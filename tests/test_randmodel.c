@@ -1,6 +1,6 @@
 /* Tests of tests/tools/randmodel: shapes and names as llama.cpp writes them, metadata,
  * the synthetic vocabulary, determinism, F32/quantized twins, weight statistics, tied
- * output, the tokenizer copy and spec validation. */
+ * output, the tokenizer copy (and its extension with control tokens) and spec validation. */
 #include "tests/testutil.h"
 
 #include <math.h>
@@ -283,6 +283,74 @@ static void test_tied_and_tokenizer_from(void **state)
     tu_rmtree(dir);
 }
 
+/* A copied vocabulary extended with control tokens (Mistral v0.3's 32,768): the copied
+ * tokens keep their ids, scores and types; the added ones come after, named by add_tokens
+ * and then [control_N]; the table grows with them. */
+static void test_extended_vocab(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct randmodel_spec s;
+    randmodel_defaults(&s);
+    s.vocab = 300;
+    char src[600];
+    snprintf(src, sizeof src, "%s", write_model(dir, "src.gguf", &s));
+    static const char *const extra[] = {"[INST]", "[/INST]"};
+    s.tokenizer_from = src;
+    s.vocab = 310;
+    s.add_tokens = extra;
+    s.n_add_tokens = 2;
+    struct gguf *g = open_or_fail(write_model(dir, "x.gguf", &s));
+    struct gguf *o = open_or_fail(src);
+    expect_u32(g, "llama.vocab_size", 310);
+    expect_shape(g, "token_embd.weight", GGUF_T_F32, 64, 310);
+    expect_shape(g, "output.weight", GGUF_T_F32, 64, 310);
+    const struct gguf_kv *tok = gguf_find(g, "tokenizer.ggml.tokens"),
+                         *sc = gguf_find(g, "tokenizer.ggml.scores"),
+                         *ty = gguf_find(g, "tokenizer.ggml.token_type"),
+                         *otok = gguf_find(o, "tokenizer.ggml.tokens"),
+                         *osc = gguf_find(o, "tokenizer.ggml.scores"),
+                         *oty = gguf_find(o, "tokenizer.ggml.token_type");
+    assert_non_null(tok);
+    assert_non_null(sc);
+    assert_non_null(ty);
+    assert_int_equal(tok->arr_n, 310);
+    assert_int_equal(sc->arr_n, 310);
+    assert_int_equal(ty->arr_n, 310);
+    for (uint64_t i = 0; i < 300; i++) {
+        struct gguf_str x, y;
+        float fx, fy;
+        int32_t tx, tyv;
+        assert_int_equal(gguf_arr_str(otok, i, &x), 0);
+        assert_int_equal(gguf_arr_str(tok, i, &y), 0);
+        assert_int_equal(x.len, y.len);
+        assert_memory_equal(x.ptr, y.ptr, x.len);
+        assert_int_equal(gguf_arr_f32(osc, i, &fx), 0);
+        assert_int_equal(gguf_arr_f32(sc, i, &fy), 0);
+        assert_true(fx == fy);
+        assert_int_equal(gguf_arr_i32(oty, i, &tx), 0);
+        assert_int_equal(gguf_arr_i32(ty, i, &tyv), 0);
+        assert_int_equal(tx, tyv);
+    }
+    static const char *const want[] = {"[INST]", "[/INST]", "[control_3]"};
+    for (uint64_t i = 300; i < 303; i++) {
+        struct gguf_str y;
+        int32_t t;
+        assert_int_equal(gguf_arr_str(tok, i, &y), 0);
+        assert_int_equal(y.len, strlen(want[i - 300]));
+        assert_memory_equal(y.ptr, want[i - 300], y.len);
+        assert_int_equal(gguf_arr_i32(ty, i, &t), 0);
+        assert_int_equal(t, 3);   /* control */
+    }
+    struct gguf_str last;
+    assert_int_equal(gguf_arr_str(tok, 309, &last), 0);
+    assert_int_equal(last.len, strlen("[control_10]"));
+    assert_memory_equal(last.ptr, "[control_10]", last.len);
+    gguf_close(o);
+    gguf_close(g);
+    tu_rmtree(dir);
+}
+
 static void test_bad_specs(void **state)
 {
     (void)state;
@@ -326,4 +394,5 @@ TU_MAIN(
     cmocka_unit_test(test_determinism),
     cmocka_unit_test(test_quantized_twin),
     cmocka_unit_test(test_tied_and_tokenizer_from),
+    cmocka_unit_test(test_extended_vocab),
     cmocka_unit_test(test_bad_specs))

@@ -22,8 +22,13 @@ static void test_detect(void **state)
     assert_int_equal(tmpl_detect(cm, strlen(cm), &known), TMPL_CHATML);
     const char *z = "{{ '<|user|>\\n' + content + eos_token }}{{ '<|assistant|>' }}";
     assert_int_equal(tmpl_detect(z, strlen(z), &known), TMPL_ZEPHYR);
+    /* [INST] without Llama 2's <<SYS>> block is Mistral's format. */
     const char *l2 = "{{ bos_token + '[INST] ' + content + ' [/INST]' }}";
-    assert_int_equal(tmpl_detect(l2, strlen(l2), &known), TMPL_LLAMA2);
+    assert_int_equal(tmpl_detect(l2, strlen(l2), &known), TMPL_MISTRAL);
+    const char *l2s = "{% set content = '<<SYS>>\\n' + system_message %}{{ '[INST] ' }}";
+    assert_int_equal(tmpl_detect(l2s, strlen(l2s), &known), TMPL_LLAMA2);
+    const char *mi = "{{- bos_token }}{{- \"[INST] \" + message[\"content\"] + \"[/INST]\" }}";
+    assert_int_equal(tmpl_detect(mi, strlen(mi), &known), TMPL_MISTRAL);
     assert_int_equal(tmpl_detect(NULL, 0, &known), TMPL_PLAIN);
     assert_int_equal(known, 1);
     const char *odd = "{{ messages | tojson }}";
@@ -37,7 +42,8 @@ static void test_names(void **state)
 {
     (void)state;
     for (int k = 0; k < TMPL_COUNT; k++) assert_int_equal(tmpl_parse(tmpl_name(k)), k);
-    assert_int_equal(tmpl_parse("mistral"), TMPL_LLAMA2);
+    assert_int_equal(tmpl_parse("mistral"), TMPL_MISTRAL);   /* its own format, not Llama 2's */
+    assert_int_equal(tmpl_parse("llama-2"), TMPL_LLAMA2);
     assert_int_equal(tmpl_parse("bogus"), -1);
     assert_int_equal(tmpl_parse(NULL), -1);
 }
@@ -78,6 +84,19 @@ static void test_llama2_chatml_zephyr_plain(void **state)
     assert_string_equal(buf, "[INST] R [/INST]");
     assert_true(t.add_bos);          /* every Llama 2 turn starts with <s> */
     assert_string_equal(tmpl_answer_end(TMPL_LLAMA2), " </s>");
+
+    /* Mistral: one BOS, the system prompt inside the first message, no space before
+     * [/INST]. */
+    flat(TMPL_MISTRAL, 1, "S", "Q", buf, sizeof buf, &t);
+    assert_string_equal(buf, "[INST] S\n\nQ[/INST]");
+    assert_true(t.add_bos);
+    assert_int_equal(t.n_head, 0);
+    assert_int_equal(t.seg[1].kind, TMPL_SEG_USER);
+    flat(TMPL_MISTRAL, 0, "S", "R", buf, sizeof buf, &t);
+    assert_string_equal(buf, "[INST] R[/INST]");
+    assert_false(t.add_bos);
+    assert_string_equal(tmpl_answer_end(TMPL_MISTRAL), "</s>");
+    assert_string_equal(tmpl_after_eog(TMPL_MISTRAL), "");
 
     flat(TMPL_CHATML, 1, NULL, "Q", buf, sizeof buf, &t);
     assert_string_equal(buf, "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n");

@@ -16,13 +16,16 @@ static void usage(FILE *f)
             "usage: mkmodel OUT.gguf [--preset tiny|110m|1.1b|llama32-1b] [--dim N] [--layers N]\n"
             "               [--heads N] [--kv-heads N] [--ffn N] [--vocab N] [--ctx N]\n"
             "               [--type T] [--embd-type T] [--tied] [--rope-base F] [--seed N]\n"
-            "               [--tokenizer-from FILE] [--chat-template FILE] [--boost-token ID]\n"
+            "               [--tokenizer-from FILE] [--add-token TEXT]... [--chat-template FILE]\n"
+            "               [--boost-token ID]\n"
             "  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_1 q5_0 q5_1 q2_k q3_k iq4_nl iq4_xs\n"
             "  presets: tiny (dim 64, 2 layers), 110m (llama2.c stories110M shape),\n"
             "           1.1b (TinyLlama: dim 2048, 22 layers, ffn 5632, 32/4 heads, vocab 32000),\n"
             "           llama32-1b (Llama-3.2-1B: dim 2048, 16 layers, ffn 8192, 32/8 heads,\n"
             "           vocab 128256, rope base 500000, Q4_K with a tied Q6_K token_embd)\n"
             "  --boost-token: that token's output row x100, so greedy decoding soon picks it.\n"
+            "  --vocab N larger than --tokenizer-from's vocabulary appends control tokens up to N:\n"
+            "  the --add-token texts first, then [control_K] (the K-th appended token).\n"
             "  Options after --preset override it.\n");
 }
 
@@ -109,6 +112,8 @@ static char *read_file(const char *path)
 }
 
 static char *tmpl;   /* --chat-template contents; freed at exit so every return path is clean */
+#define MAX_ADD_TOKENS 64
+static const char *add_tokens[MAX_ADD_TOKENS];   /* --add-token, in order */
 static void free_tmpl(void) { free(tmpl); }
 
 int main(int argc, char **argv)
@@ -187,6 +192,13 @@ int main(int argc, char **argv)
             s.boost_token = (int)n;
         } else if (!strcmp(a, "--tokenizer-from")) {
             s.tokenizer_from = v;
+        } else if (!strcmp(a, "--add-token")) {
+            if (s.n_add_tokens == MAX_ADD_TOKENS) {
+                fprintf(stderr, "mkmodel: more than %d --add-token\n", MAX_ADD_TOKENS);
+                return 2;
+            }
+            add_tokens[s.n_add_tokens++] = v;
+            s.add_tokens = add_tokens;
         } else if (!strcmp(a, "--chat-template")) {
             free(tmpl);
             tmpl = read_file(v);
@@ -204,6 +216,7 @@ int main(int argc, char **argv)
                 s.type = keep.type, s.embd_type = keep.embd_type, s.tied = keep.tied || s.tied;
             if (rope_given) s.rope_base = keep.rope_base;
             s.seed = keep.seed, s.tokenizer_from = keep.tokenizer_from;
+            s.add_tokens = keep.add_tokens, s.n_add_tokens = keep.n_add_tokens;
             s.chat_template = keep.chat_template;
             s.boost_token = keep.boost_token;
         } else {

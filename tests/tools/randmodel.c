@@ -36,7 +36,8 @@ void randmodel_defaults(struct randmodel_spec *s)
     *s = (struct randmodel_spec){
         .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 160, .vocab = 512,
         .ctx = 256, .type = GGUF_T_F32, .embd_type = -1, .tied = 0, .rope_base = 10000.0f,
-        .seed = 1, .tokenizer_from = NULL, .chat_template = NULL, .boost_token = -1,
+        .seed = 1, .tokenizer_from = NULL, .add_tokens = NULL, .n_add_tokens = 0,
+        .chat_template = NULL, .boost_token = -1,
     };
 }
 
@@ -354,6 +355,52 @@ static void add_tensor(struct gguf_out *w, struct model_ctx *m, const struct ran
     gguf_out_tensor_fn(w, name, (uint32_t)type, rows > 1 || !is_norm ? 2 : 1, ne, fill_cb, f);
 }
 
+/* Rewrites the copied tokens, scores and types with control tokens appended up to s->vocab
+ * (randmodel_spec.add_tokens). */
+static int pad_vocab(struct gguf_out *w, const struct gguf *src, const struct gguf_kv *tok,
+                     const struct randmodel_spec *s, char *err, size_t errlen)
+{
+    size_t n0 = (size_t)tok->arr_n, n = (size_t)s->vocab;
+    const struct gguf_kv *sc = gguf_find(src, "tokenizer.ggml.scores");
+    const struct gguf_kv *ty = gguf_find(src, "tokenizer.ggml.token_type");
+    char **t = calloc(n, sizeof *t);
+    float *score = calloc(n, sizeof *score);
+    int32_t *type = calloc(n, sizeof *type);
+    int rc = t && score && type ? 0 : -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct gguf_str str;
+        char name[32];
+        if (i < n0) {
+            if (gguf_arr_str(tok, i, &str)) rc = -1;
+            else t[i] = strndup(str.ptr, str.len);
+            if (sc && gguf_arr_f32(sc, i, &score[i])) score[i] = 0;
+            if (!ty || gguf_arr_i32(ty, i, &type[i])) type[i] = 1;
+        } else {
+            size_t k = i - n0;
+            if (k < (size_t)s->n_add_tokens && s->add_tokens[k]) {
+                t[i] = strdup(s->add_tokens[k]);
+            } else {
+                snprintf(name, sizeof name, "[control_%zu]", k + 1);
+                t[i] = strdup(name);
+            }
+            type[i] = 3;   /* control */
+        }
+        if (rc == 0 && !t[i]) rc = -1;
+    }
+    if (rc == 0) {
+        gguf_out_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)t, n);
+        gguf_out_arr_f32(w, "tokenizer.ggml.scores", score, n);
+        gguf_out_arr_i32(w, "tokenizer.ggml.token_type", type, n);
+    } else {
+        snprintf(err, errlen, "randmodel: cannot extend the vocabulary of %s", s->tokenizer_from);
+    }
+    for (size_t i = 0; t && i < n; i++) free(t[i]);
+    free(t);
+    free(score);
+    free(type);
+    return rc;
+}
+
 static int write_tokenizer(struct gguf_out *w, const struct randmodel_spec *s, int *vocab,
                            char *err, size_t errlen)
 {
@@ -374,8 +421,10 @@ static int write_tokenizer(struct gguf_out *w, const struct randmodel_spec *s, i
         }
         *vocab = (int)tok->arr_n;
         gguf_out_copy(w, src, "tokenizer.");
+        int rc = s->vocab > *vocab ? pad_vocab(w, src, tok, s, err, errlen) : 0;
+        if (rc == 0 && s->vocab > *vocab) *vocab = s->vocab;
         gguf_close(src);
-        return 0;
+        return rc;
     }
     struct vocab v = {0};
     if (synth_vocab(&v, s->vocab)) {

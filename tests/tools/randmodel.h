@@ -14,6 +14,11 @@ struct randmodel_spec {
     float rope_base;          /* 0 = 10000 */
     uint64_t seed;
     const char *tokenizer_from;  /* copy tokenizer.* from this GGUF; NULL = synthetic SPM vocab */
+    /* With tokenizer_from, a vocab larger than the copied one appends control tokens up to
+     * vocab (as Mistral v0.3 extends the SentencePiece vocabulary to 32,768): add_tokens
+     * first, then "[control_N]" for the N-th appended token (1-based). */
+    const char *const *add_tokens;
+    int n_add_tokens;
     const char *chat_template;   /* tokenizer.chat_template to write; NULL = none (or the copy) */
     /* >= 0: this token's row of the output projection is scaled up (x100), so its logit,
      * of random sign, is the largest about every other step: the model soon picks it (an
