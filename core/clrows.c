@@ -221,7 +221,7 @@ int clrows_get(struct clrows *r, int32_t cid, float *rows, double *norms, char *
                                      "with or corrupted); refusing to continue");
         } else {
             rc = 0;
-            memcpy(norms, page, m * sizeof *norms);
+            if (norms) memcpy(norms, page, m * sizeof *norms);
             const uint8_t *src = page + (size_t)r->maxm * sizeof(double);
             for (size_t i = 0; i < m && rc == 0; i++)
                 rc = qrow_dequant(r->type, src + i * r->row_bytes, rows + i * (size_t)r->dim,
@@ -231,7 +231,7 @@ int clrows_get(struct clrows *r, int32_t cid, float *rows, double *norms, char *
     }
     sodium_memzero(blob, r->blob_len);
     if (rc != 0) {
-        sodium_memzero(norms, m * sizeof *norms);
+        if (norms) sodium_memzero(norms, m * sizeof *norms);
         sodium_memzero(rows, m * (size_t)r->dim * sizeof *rows);
     }
     return rc;

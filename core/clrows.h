@@ -50,7 +50,8 @@ int clrows_open(struct clrows **out, const struct cluster *cl, const struct clro
 void clrows_close(struct clrows *r);
 
 /* Cluster cid's member rows, in member order, dequantized into rows (n x dim floats), and
- * their norms sqrt(sum of (double)x*x in element order) into norms (n); n is cid's size.
+ * their norms sqrt(sum of (double)x*x in element order) into norms (n; NULL: not wanted);
+ * n is cid's size.
  * -1 with err (no cluster id in it) on failure, rows and norms zeroed. */
 int clrows_get(struct clrows *r, int32_t cid, float *rows, double *norms, char *err,
                size_t errlen);

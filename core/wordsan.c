@@ -32,6 +32,12 @@ static int entry_raw(void *ctx, const int32_t *ids, size_t n, uint8_t *out)
     return rc;
 }
 
+static int cluster_rows(void *ctx, int32_t cid, float *out)
+{
+    char e[8];
+    return clrows_get(ctx, cid, out, NULL, e, sizeof e);
+}
+
 int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
@@ -77,13 +83,18 @@ int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, s
                                 .rows = lexicon_rows};
     if (cluster_build(&w->cl, n, p->dim, group, lexicon_row, w->lex, &cp, err, errlen) != 0)
         goto out;
-    if (lexicon_centroids(w->lex, w->cl, err, errlen) != 0) goto out;
+    /* With the cluster-row store, the table is walked once, to fill it, and the centroids
+     * are taken from it a cluster at a time. */
     if (p->raw_rows) {
         w->raw_rows = p->raw_rows;
         w->ctx = p->ctx;
         struct clrows_source src = {.type = p->row_type, .row_bytes = p->row_bytes,
                                     .dim = p->dim, .raw = entry_raw, .ctx = w};
-        if (clrows_open(&w->crows, w->cl, &src, p->swap_dir, err, errlen) != 0) goto out;
+        if (clrows_open(&w->crows, w->cl, &src, p->swap_dir, err, errlen) != 0 ||
+            lexicon_centroids_from(w->lex, w->cl, cluster_rows, w->crows, err, errlen) != 0)
+            goto out;
+    } else if (lexicon_centroids(w->lex, w->cl, err, errlen) != 0) {
+        goto out;
     }
     struct mech_config mc = {.n_vocab = n, .dim = p->dim, .row = lexicon_row,
                              .rows = lexicon_rows, .ctx = w->lex, .clusters = w->cl,
