@@ -17,7 +17,9 @@
  * live in a guarded scratch region (core/enclave, memfd_secret or mlocked, left read-write like
  * the noise state and the mechanism's scratch: an mprotect per word would cost what this
  * store saves), and the opened blob is wiped after each read. A failed open or read is fatal
- * for the store: every later read is refused. */
+ * for the store: every later read is refused. Which blob is read is visible to the OS (the
+ * file offset), as which swap page is read is: DESIGN.md leaves such access patterns out of
+ * the threat model. */
 #ifndef CMIF_CORE_CLROWS_H
 #define CMIF_CORE_CLROWS_H
 
