@@ -16,12 +16,14 @@
 #include <sodium.h>
 
 #include "core/budget.h"
+#include "core/clrows.h"
 #include "core/cluster.h"
 #include "core/embed.h"
 #include "core/enclave.h"
 #include "core/gguf.h"
 #include "core/mech.h"
 #include "core/noise.h"
+#include "core/qrow.h"
 #include "core/sanitizer.h"
 #include "core/swap.h"
 #include "core/tokenizer.h"
@@ -51,6 +53,7 @@ struct core {
     void *log_ctx;
     uint64_t msg_unlocked;      /* messages whose guarded region could not be locked */
     char *cache_dir;            /* copy of the option (the sanitizer's cluster cache) */
+    char *swap_dir;             /* copy of the option (the word sanitizer's cluster rows) */
     /* Sanitizer settings and accounting. */
     int mech;
     double eps;
@@ -137,6 +140,14 @@ static void fmt_bytes(char *buf, size_t n, size_t v)
     else snprintf(buf, n, "%zu B", v);
 }
 
+/* Guarded bytes (whole pages) of the word sanitizer's cluster-row store for clusters of
+ * K + 1 rows at most (the largest cluster_build makes). */
+static size_t cluster_rows_reserve(const struct gguf_tensor *t, int k)
+{
+    size_t rb = qrow_bytes(t->type, (size_t)t->ne[0]);
+    return (clrows_scratch_bytes(k + 1, rb) + 4095) & ~(size_t)4095;
+}
+
 int core_open(struct core **out, const char *model_path, const struct core_options *o,
               char *err, size_t errlen)
 {
@@ -203,7 +214,8 @@ int core_open(struct core **out, const char *model_path, const struct core_optio
         core_close(c);
         return -1;
     }
-    if (o->cache_dir && !(c->cache_dir = strdup(o->cache_dir))) {
+    if ((o->cache_dir && !(c->cache_dir = strdup(o->cache_dir))) ||
+        (o->swap_dir && !(c->swap_dir = strdup(o->swap_dir)))) {
         snprintf(err, errlen, "core: out of memory");
         core_close(c);
         return -1;
@@ -220,8 +232,10 @@ int core_open(struct core **out, const char *model_path, const struct core_optio
         return -1;
     }
     c->mem_limit = o->mem_limit ? o->mem_limit : default_mem_limit((size_t)t->nbytes);
-    /* The swap's key and version table take a page or two; the rest caches rows. */
-    size_t ctl = 2 * 4096;
+    /* The swap's key and version table take a page or two, and the word sanitizer's
+     * cluster rows (core/clrows, built with the first sanitized word) a scratch region of
+     * one cluster; the rest caches rows. */
+    size_t ctl = 2 * 4096 + cluster_rows_reserve(t, o->cluster_size);
     struct embed_options eo = {
         .cache_bytes = c->mem_limit > 2 * ctl ? c->mem_limit - ctl : c->mem_limit / 2,
         .swap_dir = o->swap_dir,
@@ -267,6 +281,7 @@ void core_close(struct core *c)
     tok_close(c->tok);
     gguf_close(c->g);
     free(c->cache_dir);
+    free(c->swap_dir);
     sodium_memzero(c, sizeof *c);
     free(c);
 }
@@ -387,6 +402,12 @@ static int san_rows(void *ctx, const int32_t *ids, size_t n, float *out)
 {
     char e[8];
     return embed_rows(((struct core *)ctx)->emb, ids, n, out, e, sizeof e);
+}
+
+static int san_rows_raw(void *ctx, const int32_t *ids, size_t n, uint8_t *out)
+{
+    char e[8];
+    return embed_rows_raw(((struct core *)ctx)->emb, ids, n, out, e, sizeof e);
 }
 
 /* The cluster caches are named by the embedding table's hash and the vocabulary. */
@@ -648,6 +669,8 @@ static int words_init(struct core *c, char *err, size_t errlen)
     cache_dir_of(c, dir, sizeof dir);
     struct wordsan_params wp = {
         .tok = c->tok, .pl = c->pl, .dim = c->dim, .rows = san_rows, .ctx = c,
+        .raw_rows = san_rows_raw, .row_type = embed_type(c->emb),
+        .row_bytes = embed_row_bytes(c->emb), .swap_dir = c->swap_dir,
         .k = c->cluster_size, .quiet = c->quiet, .cache_dir = dir, .fingerprint = fp,
         .log = c->log, .log_ctx = c->log_ctx, .noise = c->nz,
         .mech = c->mech == CORE_MECH_NONE ? CORE_MECH_RNM : c->mech, .eps = c->eps,

@@ -155,13 +155,17 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *err,
-               size_t errlen)
+/* Rows of ids into out (n x dim floats) or, when out is NULL, as stored into raw (n x
+ * row_bytes bytes); on failure the whole destination is zeroed. */
+static int fetch_rows(struct embed *e, const int32_t *ids, size_t n, float *out, uint8_t *raw,
+                      char *err, size_t errlen)
 {
     size_t dim = (size_t)e->dim;
+    size_t dst_bytes = out ? n * dim * sizeof *out : n * e->row_bytes;
+    void *dst = out ? (void *)out : (void *)raw;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= e->n_vocab) {
-            memset(out, 0, n * dim * sizeof *out);
+            memset(dst, 0, dst_bytes);
             snprintf(err, errlen, "embed: token id %ld out of range (vocabulary %ld)",
                      (long)ids[i], (long)e->n_vocab);
             return -1;
@@ -170,7 +174,7 @@ int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *
     pthread_mutex_lock(&e->lock);
     if (swap_begin(e->swap, err, errlen) != 0) {
         pthread_mutex_unlock(&e->lock);
-        memset(out, 0, n * dim * sizeof *out);
+        memset(dst, 0, dst_bytes);
         return -1;
     }
     /* Rows are fetched page by page (each page brought in once per call, however the ids
@@ -187,9 +191,9 @@ int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *
         size_t id = (size_t)ids[i];
         uint8_t *pg;
         rc = swap_get(e->swap, id / e->rows_per_page, 0, &pg, err, errlen);
-        if (rc == 0 &&
-            qrow_dequant(e->type, pg + (id % e->rows_per_page) * e->row_bytes, out + i * dim,
-                         dim) != 0) {
+        const uint8_t *src = rc == 0 ? pg + (id % e->rows_per_page) * e->row_bytes : NULL;
+        if (src && !out) memcpy(raw + i * e->row_bytes, src, e->row_bytes);
+        else if (src && qrow_dequant(e->type, src, out + i * dim, dim) != 0) {
             snprintf(err, errlen, "embed: cannot dequantize a %s row", gguf_type_name(e->type));
             rc = -1;
         }
@@ -201,9 +205,24 @@ int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *
         rc = -1;
     }
     pthread_mutex_unlock(&e->lock);
-    if (rc != 0) memset(out, 0, n * dim * sizeof *out);
+    if (rc != 0) memset(dst, 0, dst_bytes);
     return rc;
 }
+
+int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *err,
+               size_t errlen)
+{
+    return fetch_rows(e, ids, n, out, NULL, err, errlen);
+}
+
+int embed_rows_raw(struct embed *e, const int32_t *ids, size_t n, uint8_t *out, char *err,
+                   size_t errlen)
+{
+    return fetch_rows(e, ids, n, NULL, out, err, errlen);
+}
+
+uint32_t embed_type(const struct embed *e) { return e->type; }
+size_t embed_row_bytes(const struct embed *e) { return e->row_bytes; }
 
 int embed_row(struct embed *e, int32_t id, float *out, char *err, size_t errlen)
 {

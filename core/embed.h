@@ -38,6 +38,12 @@ int32_t embed_n_vocab(const struct embed *e);
 int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *err,
                size_t errlen);
 int embed_row(struct embed *e, int32_t id, float *out, char *err, size_t errlen);
+/* The same rows as stored (embed_type's block format, embed_row_bytes bytes each) into out
+ * (n x embed_row_bytes), for a copy of some rows kept in another sealed store. */
+int embed_rows_raw(struct embed *e, const int32_t *ids, size_t n, uint8_t *out, char *err,
+                   size_t errlen);
+uint32_t embed_type(const struct embed *e);      /* GGUF_T_* of token_embd */
+size_t embed_row_bytes(const struct embed *e);
 
 /* BLAKE2b-256 over type, shape and the raw bytes of token_embd, computed while loading
  * (names the table, e.g. for a cluster cache). */

@@ -222,13 +222,14 @@ void lexicon_mean(const float *rows, size_t n, int dim, float *out)
     }
 }
 
-int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, size_t errlen)
+/* Fresh centroid arrays for cl's clusters; the largest cluster's size, or -1. */
+static int centroids_alloc(struct lexicon *l, const struct cluster *cl, char *err,
+                           size_t errlen)
 {
     int32_t nc = cluster_count(cl);
-    int dim = l->dim;
     free(l->cent);
     free(l->cgroup);
-    l->cent = calloc((size_t)(nc > 0 ? nc : 1) * (size_t)dim, sizeof *l->cent);
+    l->cent = calloc((size_t)(nc > 0 ? nc : 1) * (size_t)l->dim, sizeof *l->cent);
     l->cgroup = calloc((size_t)(nc > 0 ? nc : 1), 1);
     int maxm = 1;
     for (int32_t c = 0; c < nc; c++) {
@@ -236,6 +237,30 @@ int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, si
         int m = cluster_members(cl, c, &mem);
         if (m > maxm) maxm = m;
     }
+    if (!l->cent || !l->cgroup) {
+        snprintf(err, errlen, "lexicon: out of memory for %d centroids", (int)nc);
+        return -1;
+    }
+    return maxm;
+}
+
+/* Cluster c's centroid from its members' rows (member order). */
+static void centroid_set(struct lexicon *l, const struct cluster *cl, int32_t c,
+                         const float *rows)
+{
+    const int32_t *mem;
+    int m = cluster_members(cl, c, &mem);
+    if (m <= 0) return;
+    lexicon_mean(rows, (size_t)m, l->dim, l->cent + (size_t)c * l->dim);
+    l->cgroup[c] = l->group[mem[0]];
+}
+
+int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, size_t errlen)
+{
+    int32_t nc = cluster_count(cl);
+    int dim = l->dim;
+    int maxm = centroids_alloc(l, cl, err, errlen);
+    if (maxm < 0) return -1;
     /* The rows of consecutive clusters are read in one batch of at most 32 MiB (or one
      * cluster's worth), so the table's pages are fetched once per batch rather than once
      * per cluster; the means are taken cluster by cluster as before. Cluster members are
@@ -250,8 +275,7 @@ int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, si
     }
     if (cap > total && total > 0) cap = total;
     float *rows = malloc(cap * (size_t)dim * sizeof *rows);
-    if (!l->cent || !l->cgroup || !rows) {
-        free(rows);
+    if (!rows) {
         snprintf(err, errlen, "lexicon: out of memory for %d centroids", (int)nc);
         return -1;
     }
@@ -275,13 +299,37 @@ int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, si
         }
         for (int32_t c = c0; c < c1; c++) {
             const int32_t *mem;
-            int m = cluster_members(cl, c, &mem);
-            if (m <= 0) continue;
-            lexicon_mean(rows + (size_t)(mem - first) * dim, (size_t)m, dim,
-                         l->cent + (size_t)c * dim);
-            l->cgroup[c] = l->group[mem[0]];
+            cluster_members(cl, c, &mem);
+            centroid_set(l, cl, c, rows + (size_t)(mem - first) * dim);
         }
         c0 = c1;
+    }
+    free(rows);
+    l->cl = cl;
+    l->ncl = nc;
+    return 0;
+}
+
+int lexicon_centroids_from(struct lexicon *l, const struct cluster *cl,
+                           lexicon_cluster_rows_fn crows, void *ctx, char *err, size_t errlen)
+{
+    int32_t nc = cluster_count(cl);
+    int maxm = centroids_alloc(l, cl, err, errlen);
+    if (maxm < 0) return -1;
+    float *rows = malloc((size_t)maxm * (size_t)l->dim * sizeof *rows);
+    if (!rows) {
+        snprintf(err, errlen, "lexicon: out of memory for %d centroids", (int)nc);
+        return -1;
+    }
+    for (int32_t c = 0; c < nc; c++) {
+        const int32_t *mem;
+        if (cluster_members(cl, c, &mem) <= 0) continue;
+        if (crows(ctx, c, rows) != 0) {
+            free(rows);
+            snprintf(err, errlen, "lexicon: cannot read the rows of cluster %d", (int)c);
+            return -1;
+        }
+        centroid_set(l, cl, c, rows);
     }
     free(rows);
     l->cl = cl;

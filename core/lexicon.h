@@ -55,6 +55,12 @@ int lexicon_rows(void *lexicon, const int32_t *ids, size_t n, float *out);
 
 /* Cluster centroids (normalised mean of the members' rows), read once after clustering. */
 int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, size_t errlen);
+/* The same centroids from rows read a cluster at a time: crows(ctx, cid, out) writes cluster
+ * cid's member rows in member order (n x dim floats), 0 or -1. For a store that keeps each
+ * cluster's rows together (core/clrows), so the table is not walked a second time. */
+typedef int (*lexicon_cluster_rows_fn)(void *ctx, int32_t cid, float *out);
+int lexicon_centroids_from(struct lexicon *l, const struct cluster *cl,
+                           lexicon_cluster_rows_fn crows, void *ctx, char *err, size_t errlen);
 /* The cluster of group g whose centroid is nearest (cosine) to x[dim]; -1 when g has none. */
 int32_t lexicon_nearest(const struct lexicon *l, const float *x, int group);
 /* out[dim] = the normalised mean of rows[0..n) (n x dim): the embedding of a word of several

@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "core/clrows.h"
 #include "core/enclave.h"
 #include "core/noise.h"
 #include "core/tokenizer.h"
@@ -25,6 +26,7 @@ struct mech {
     int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
     void *ctx;
     const struct cluster *cl;
+    struct clrows *crows;
     struct noise *nz;
     uint8_t *role, *stop;
     /* SanText+ */
@@ -130,6 +132,7 @@ int mech_open(struct mech **out, const struct mech_config *cfg, int kind, double
     m->rows = cfg->rows;
     m->ctx = cfg->ctx;
     m->cl = cfg->clusters;
+    m->crows = cfg->crows;
     m->nz = cfg->noise;
     m->st_p = 0.3;
     m->st_w = 0.9;
@@ -540,7 +543,12 @@ int mech_sanitize_vec(struct mech *m, int32_t cid, const float *x, struct mech_o
     } else {
         const int32_t *mem;
         int n = cluster_members(m->cl, cid, &mem);
-        if (fetch_many(m, mem, (size_t)n, m->mrows, err, errlen)) return -1;
+        /* With the clusters' rows stored together, the rows and their norms (into val) come
+         * in one read; the cosines below are the same numbers either way. */
+        int have_norms = m->crows != NULL;
+        if (have_norms ? clrows_get(m->crows, cid, m->mrows, m->val, err, errlen)
+                       : fetch_many(m, mem, (size_t)n, m->mrows, err, errlen))
+            return -1;
         rows_used = (size_t)n;
         o->cluster_size = n;
         int i = 0;
@@ -550,7 +558,7 @@ int mech_sanitize_vec(struct mech *m, int32_t cid, const float *x, struct mech_o
             double nx = sqrt(dotf(m->xrow, m->xrow, m->dim));
             for (int j = 0; j < n; j++) {
                 const float *cr = m->mrows + (size_t)j * m->dim;
-                double nc = sqrt(dotf(cr, cr, m->dim));
+                double nc = have_norms ? m->val[j] : sqrt(dotf(cr, cr, m->dim));
                 m->val[j] = nx > 0 && nc > 0 ? dotf(m->xrow, cr, m->dim) / (nx * nc) : 0;
             }
             i = n > 1 ? rnm(m, n) : 0;

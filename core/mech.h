@@ -39,6 +39,7 @@
 
 struct noise;
 struct enclave_where;
+struct clrows;
 
 /* Same numbering as enum core_mech and enum core_tok_kind in core/core.h (asserted at
  * compile time in tests/test_dp.c). */
@@ -57,6 +58,10 @@ struct mech_config {
     int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
     void *ctx;
     const struct cluster *clusters; /* the partition (must outlive the mech) */
+    /* Optional: the clusters' rows stored together (core/clrows), read in one go with their
+     * norms when the candidates for a vector are a whole cluster; NULL = rows by id. Same
+     * numbers either way. Must outlive the mech. */
+    struct clrows *crows;
     const uint8_t *role;            /* n_vocab entries of enum mech_role (copied) */
     const uint8_t *stopword;        /* n_vocab flags for custext+, or NULL (copied) */
     struct noise *noise;            /* randomness (must outlive the mech) */

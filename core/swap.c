@@ -44,19 +44,6 @@ struct swap {
 static uint8_t *key_of(struct swap *s) { return s->ctl->ptr; }
 static uint64_t *versions_of(struct swap *s) { return (uint64_t *)(void *)(s->ctl->ptr + KEY_BYTES); }
 
-static void pick_dir(const char *dir, char *out, size_t n)
-{
-    const char *cands[3] = {dir, getenv("XDG_RUNTIME_DIR"), getenv("TMPDIR")};
-    for (int i = 0; i < 3; i++) {
-        struct stat st;
-        if (cands[i] && *cands[i] && stat(cands[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            snprintf(out, n, "%s", cands[i]);
-            return;
-        }
-    }
-    snprintf(out, n, "/tmp");
-}
-
 int swap_open(struct swap **out, size_t page_size, uint64_t n_pages, size_t n_slots,
               const char *dir, int enclave_flags, char *err, size_t errlen)
 {
@@ -85,7 +72,7 @@ int swap_open(struct swap **out, size_t page_size, uint64_t n_pages, size_t n_sl
     s->stride = stride;
     s->n_pages = n_pages;
     s->n_slots = n_slots;
-    pick_dir(dir, s->dir, sizeof s->dir);
+    util_pick_dir(dir, s->dir, sizeof s->dir);
     s->io_len = SWAP_NONCE_BYTES + page_size + SWAP_TAG_BYTES;
     s->page_slot = malloc(n_pages * sizeof *s->page_slot);
     s->on_disk = calloc(n_pages, 1);
@@ -145,28 +132,8 @@ static int fail(struct swap *s, char *err, size_t errlen, const char *fmt, unsig
 
 static int open_file(struct swap *s, char *err, size_t errlen)
 {
-    if (s->fd >= 0) return 0;
-#ifdef O_TMPFILE
-    s->fd = open(s->dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
-#endif
-    if (s->fd < 0) {
-        /* No O_TMPFILE on this filesystem: create a private name and unlink it at once. */
-        char path[PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/cmif-swap-XXXXXX", s->dir);
-        int fd = mkostemp(path, O_CLOEXEC);
-        if (fd < 0) {
-            snprintf(err, errlen, "swap: cannot create swap file in %s: %s", s->dir,
-                     strerror(errno));
-            return -1;
-        }
-        if (unlink(path) != 0) {
-            snprintf(err, errlen, "swap: cannot unlink swap file %s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-        s->fd = fd;
-    }
-    return 0;
+    if (s->fd < 0) s->fd = util_tmpfile(s->dir, "swap", err, errlen);
+    return s->fd < 0 ? -1 : 0;
 }
 
 static void make_ad(uint8_t ad[16], uint64_t page, uint64_t version)

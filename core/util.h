@@ -1,5 +1,6 @@
-/* core/util: the two small chores every core module repeats: writing an error message into
- * the caller's buffer, and freeing an object's arrays. Internal to core/. */
+/* core/util: the small chores several core modules repeat: writing an error message into
+ * the caller's buffer, freeing an object's arrays, and creating a sealed store's backing
+ * file. Internal to core/. */
 #ifndef CMIF_CORE_UTIL_H
 #define CMIF_CORE_UTIL_H
 
@@ -14,5 +15,12 @@ int util_seterr(char *err, size_t errlen, const char *fmt, ...)
  * arrays in one line. Use the UTIL_FREE macro, which adds the sentinel. */
 void util_free_all(void *first, ...);
 #define UTIL_FREE(...) util_free_all(__VA_ARGS__, (void *)&util_free_all)
+
+/* The folder for a backing file: dir, else $XDG_RUNTIME_DIR, $TMPDIR, /tmp (the first that
+ * is a folder). */
+void util_pick_dir(const char *dir, char *out, size_t n);
+/* A new file in dir that has no name (O_TMPFILE, or created and unlinked at once), open for
+ * reading and writing: its descriptor, or -1 with err set ("<what>: cannot create ..."). */
+int util_tmpfile(const char *dir, const char *what, char *err, size_t errlen);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "core/clrows.h"
 #include "core/cluster.h"
 #include "core/enclave.h"
 #include "core/lexicon.h"
@@ -17,6 +18,24 @@
 static int is_public(void *ctx, const char *w, size_t n)
 {
     return words_list_has(ctx, w, n);
+}
+
+/* Rows of lexicon entries as stored (for core/clrows): the entries' tokens' rows. */
+static int entry_raw(void *ctx, const int32_t *ids, size_t n, uint8_t *out)
+{
+    struct wordsan *w = ctx;
+    int32_t *tok = malloc((n ? n : 1) * sizeof *tok);
+    if (!tok) return -1;
+    for (size_t i = 0; i < n; i++) tok[i] = lexicon_token(w->lex, ids[i]);
+    int rc = w->raw_rows(w->ctx, tok, n, out);
+    free(tok);
+    return rc;
+}
+
+static int cluster_rows(void *ctx, int32_t cid, float *out)
+{
+    char e[8];
+    return clrows_get(ctx, cid, out, NULL, e, sizeof e);
 }
 
 int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, size_t errlen)
@@ -64,9 +83,22 @@ int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, s
                                 .rows = lexicon_rows};
     if (cluster_build(&w->cl, n, p->dim, group, lexicon_row, w->lex, &cp, err, errlen) != 0)
         goto out;
-    if (lexicon_centroids(w->lex, w->cl, err, errlen) != 0) goto out;
+    /* With the cluster-row store, the table is walked once, to fill it, and the centroids
+     * are taken from it a cluster at a time. */
+    if (p->raw_rows) {
+        w->raw_rows = p->raw_rows;
+        w->ctx = p->ctx;
+        struct clrows_source src = {.type = p->row_type, .row_bytes = p->row_bytes,
+                                    .dim = p->dim, .raw = entry_raw, .ctx = w};
+        if (clrows_open(&w->crows, w->cl, &src, p->swap_dir, err, errlen) != 0 ||
+            lexicon_centroids_from(w->lex, w->cl, cluster_rows, w->crows, err, errlen) != 0)
+            goto out;
+    } else if (lexicon_centroids(w->lex, w->cl, err, errlen) != 0) {
+        goto out;
+    }
     struct mech_config mc = {.n_vocab = n, .dim = p->dim, .row = lexicon_row,
                              .rows = lexicon_rows, .ctx = w->lex, .clusters = w->cl,
+                             .crows = w->crows,
                              .role = role, .stopword = stop, .noise = p->noise};
     if (mech_open(&w->mc, &mc, p->mech, p->eps, err, errlen) != 0) goto out;
     char e[160];
@@ -94,6 +126,7 @@ out:
 void wordsan_close(struct wordsan *w)
 {
     mech_close(w->mc);
+    clrows_close(w->crows);
     cluster_close(w->cl);
     lexicon_close(w->lex);
     enclave_scratch_free(w->x);
@@ -107,6 +140,7 @@ void wordsan_where(const struct wordsan *w, struct enclave_where *ew)
     enclave_scratch_where(w->x, ew);
     enclave_scratch_where(w->prow, ew);
     enclave_scratch_where(w->wbuf, ew);
+    clrows_where(w->crows, ew);
 }
 
 /* ASCII lower case of word into out (cap bytes); the length, or 0 when it does not fit. */

@@ -23,6 +23,7 @@ struct words_list;
 struct noise;
 struct lexicon;
 struct cluster;
+struct clrows;
 struct mech;
 struct enclave_where;
 
@@ -33,6 +34,13 @@ struct wordsan_params {
     /* Rows of token ids (the core's guarded table). */
     int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
     void *ctx;
+    /* Optional: the same rows as stored (GGUF type row_type, row_bytes each; same ctx), to
+     * keep each cluster's rows together (core/clrows) in a file in swap_dir (NULL: the
+     * default). NULL: a cluster's rows are read by id. */
+    int (*raw_rows)(void *ctx, const int32_t *ids, size_t n, uint8_t *out);
+    uint32_t row_type;
+    size_t row_bytes;
+    const char *swap_dir;
     int k;                          /* cluster size */
     int quiet;
     const char *cache_dir;          /* partition cache; NULL or "": none */
@@ -47,11 +55,13 @@ struct wordsan_params {
 struct wordsan {
     struct lexicon *lex;
     struct cluster *cl;
+    struct clrows *crows;           /* the clusters' rows together, or NULL */
     struct mech *mc;
     const struct tokenizer *tok;
     const struct words_list *pl;
     int dim;
     int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
+    int (*raw_rows)(void *ctx, const int32_t *ids, size_t n, uint8_t *out);
     void *ctx;
     /* Per-word values, in guarded regions (core/enclave scratch): the word's vector, its
      * pieces' rows, and the word folded to lower case after one space. */
@@ -64,7 +74,8 @@ struct wordsan {
 /* Fills w (all or nothing). */
 int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, size_t errlen);
 void wordsan_close(struct wordsan *w);
-/* Adds the per-word scratch regions (not the mechanism's: mech_where) to w. */
+/* Adds the per-word scratch regions and the cluster-row store's (not the mechanism's:
+ * mech_where) to w. */
 void wordsan_where(const struct wordsan *w, struct enclave_where *ew);
 
 /* Whether the word (lower-case ASCII-folded, no leading space) is charged under the current

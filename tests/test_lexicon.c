@@ -1,10 +1,12 @@
 /* tests/test_lexicon: the whole-word domain of real vocabularies (Llama 3 and Llama 2 with
  * GloVe vectors): case variants fold into one entry, entries follow token-id order, groups
- * come from the public rule, and a partition of the domain puts related words together. */
+ * come from the public rule, a partition of the domain puts related words together, and the
+ * centroids taken from the cluster-row store are the table's. */
 #include "tests/testutil.h"
 
 #include <math.h>
 
+#include "core/clrows.h"
 #include "core/cluster.h"
 #include "core/embed.h"
 #include "core/gguf.h"
@@ -100,6 +102,56 @@ static void test_llama2_domain(void **state)
     check_domain("models/glove-llama2.gguf");
 }
 
+/* Rows of entries as stored, through their tokens. */
+static int entry_raw(void *ctx, const int32_t *ids, size_t n, uint8_t *out)
+{
+    struct fixture *f = ctx;
+    char err[64];
+    int32_t *tok = malloc((n ? n : 1) * sizeof *tok);
+    assert_non_null(tok);
+    for (size_t i = 0; i < n; i++) tok[i] = lexicon_token(f->l, ids[i]);
+    int rc = embed_rows_raw(f->e, tok, n, out, err, sizeof err);
+    free(tok);
+    return rc;
+}
+
+static int store_rows(void *ctx, int32_t cid, float *out)
+{
+    char err[64];
+    return clrows_get(ctx, cid, out, NULL, err, sizeof err);
+}
+
+/* Centroids taken a cluster at a time from the cluster-row store are the table's: every
+ * entry's row finds the same nearest cluster either way. */
+static void check_centroids_from_store(struct fixture *f, const struct cluster *cl)
+{
+    char err[256];
+    int dim = embed_dim(f->e);
+    int32_t n = lexicon_size(f->l);
+    float *x = malloc((size_t)dim * sizeof *x);
+    int32_t *near = malloc((size_t)n * 2 * sizeof *near);
+    assert_non_null(x);
+    assert_non_null(near);
+    for (int32_t i = 0; i < n; i++) {
+        assert_int_equal(lexicon_row(f->l, i, x), 0);
+        near[2 * i] = lexicon_nearest(f->l, x, 1);
+        near[2 * i + 1] = lexicon_nearest(f->l, x, 2);
+    }
+    struct clrows *r;
+    struct clrows_source src = {.type = embed_type(f->e), .row_bytes = embed_row_bytes(f->e),
+                                .dim = dim, .raw = entry_raw, .ctx = f};
+    assert_int_equal(clrows_open(&r, cl, &src, NULL, err, sizeof err), 0);
+    assert_int_equal(lexicon_centroids_from(f->l, cl, store_rows, r, err, sizeof err), 0);
+    for (int32_t i = 0; i < n; i++) {
+        assert_int_equal(lexicon_row(f->l, i, x), 0);
+        assert_int_equal(lexicon_nearest(f->l, x, 1), near[2 * i]);
+        assert_int_equal(lexicon_nearest(f->l, x, 2), near[2 * i + 1]);
+    }
+    free(x);
+    free(near);
+    clrows_close(r);
+}
+
 /* The partition over a real embedding puts cities with cities; a word of several pieces
  * lands in a cluster of its group through its centroid. */
 static void test_llama2_clusters(void **state)
@@ -138,6 +190,7 @@ static void test_llama2_clusters(void **state)
     assert_true(cluster_members(cl, near, &mem) >= 2);
     assert_int_equal(lexicon_groups(f.l)[mem[0]], 1);
     assert_true(lexicon_nearest(f.l, x, 3) < 0);
+    check_centroids_from_store(&f, cl);
     cluster_close(cl);
     close_model(&f);
 }
