@@ -230,6 +230,22 @@ int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, si
     free(l->cgroup);
     l->cent = calloc((size_t)(nc > 0 ? nc : 1) * (size_t)dim, sizeof *l->cent);
     l->cgroup = calloc((size_t)(nc > 0 ? nc : 1), 1);
+    if (!l->cent || !l->cgroup) {
+        snprintf(err, errlen, "lexicon: out of memory for %d centroids", (int)nc);
+        return -1;
+    }
+    if (nc > 0 && cluster_centroid(cl, 0)) {
+        /* Kept with the partition (and its cache): no row to read. */
+        for (int32_t c = 0; c < nc; c++) {
+            const int32_t *mem;
+            int m = cluster_members(cl, c, &mem);
+            memcpy(l->cent + (size_t)c * dim, cluster_centroid(cl, c), (size_t)dim * sizeof *l->cent);
+            if (m > 0) l->cgroup[c] = l->group[mem[0]];
+        }
+        l->cl = cl;
+        l->ncl = nc;
+        return 0;
+    }
     int maxm = 1;
     for (int32_t c = 0; c < nc; c++) {
         const int32_t *mem;

@@ -61,7 +61,7 @@ int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, s
     struct cluster_params cp = {.k = p->k, .quiet = p->quiet, .log = p->log,
                                 .log_ctx = p->log_ctx, .cache_dir = p->cache_dir,
                                 .fingerprint = p->fingerprint ? fp : NULL,
-                                .rows = lexicon_rows};
+                                .rows = lexicon_rows, .centroids = 1};
     if (cluster_build(&w->cl, n, p->dim, group, lexicon_row, w->lex, &cp, err, errlen) != 0)
         goto out;
     if (lexicon_centroids(w->lex, w->cl, err, errlen) != 0) goto out;
