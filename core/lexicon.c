@@ -21,7 +21,7 @@ struct lexicon {
     size_t pool_n, pool_cap;
     int32_t *slot;          /* open-addressing table of entry indices, -1 empty */
     size_t nslot;           /* power of two */
-    lexicon_rows_fn rows;
+    lexicon_rows_fn rows, pub_rows;
     void *rows_ctx;
     int dim;
     int32_t *ctok;          /* scratch: token ids of a batch of entries */
@@ -184,10 +184,12 @@ void lexicon_set_rows(struct lexicon *l, lexicon_rows_fn rows, void *ctx, int di
     l->dim = dim;
 }
 
-int lexicon_rows(void *lexicon, const int32_t *ids, size_t n, float *out)
+void lexicon_set_public_rows(struct lexicon *l, lexicon_rows_fn pub) { l->pub_rows = pub; }
+
+static int entry_rows(struct lexicon *l, lexicon_rows_fn fn, const int32_t *ids, size_t n,
+                      float *out)
 {
-    struct lexicon *l = lexicon;
-    if (!l->rows) return -1;
+    if (!fn) return -1;
     if (n > l->ctok_cap) {
         int32_t *p = realloc(l->ctok, n * sizeof *p);
         if (!p) return -1;
@@ -198,7 +200,19 @@ int lexicon_rows(void *lexicon, const int32_t *ids, size_t n, float *out)
         if (ids[i] < 0 || ids[i] >= l->n) return -1;
         l->ctok[i] = l->tok[ids[i]];
     }
-    return l->rows(l->rows_ctx, l->ctok, n, out);
+    return fn(l->rows_ctx, l->ctok, n, out);
+}
+
+int lexicon_rows(void *lexicon, const int32_t *ids, size_t n, float *out)
+{
+    struct lexicon *l = lexicon;
+    return entry_rows(l, l->rows, ids, n, out);
+}
+
+int lexicon_rows_public(void *lexicon, const int32_t *ids, size_t n, float *out)
+{
+    struct lexicon *l = lexicon;
+    return entry_rows(l, l->pub_rows ? l->pub_rows : l->rows, ids, n, out);
 }
 
 int lexicon_row(void *lexicon, int32_t i, float *out) { return lexicon_rows(lexicon, &i, 1, out); }
@@ -283,7 +297,7 @@ int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, si
             span += (size_t)(m > 0 ? m : 0);
             c1++;
         }
-        if (span > 0 && lexicon_rows(l, first, span, rows) != 0) {
+        if (span > 0 && lexicon_rows_public(l, first, span, rows) != 0) {
             free(rows);
             snprintf(err, errlen, "lexicon: cannot read the rows of clusters %d..%d", (int)c0,
                      (int)c1 - 1);

@@ -52,6 +52,10 @@ int32_t lexicon_find(const struct lexicon *l, const char *w, size_t n);
 void lexicon_set_rows(struct lexicon *l, lexicon_rows_fn rows, void *ctx, int dim);
 int lexicon_row(void *lexicon, int32_t i, float *out);
 int lexicon_rows(void *lexicon, const int32_t *ids, size_t n, float *out);
+/* A second provider (same ctx) for reads of fixed public sets, the clustering and the
+ * centroids, whose lookups may be seen; NULL (the default): the same as rows. */
+void lexicon_set_public_rows(struct lexicon *l, lexicon_rows_fn pub);
+int lexicon_rows_public(void *lexicon, const int32_t *ids, size_t n, float *out);
 
 /* Cluster centroids (normalised mean of the members' rows): taken from the partition when it
  * kept them (cluster_params.centroids), else read once after clustering. */
