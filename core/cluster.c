@@ -532,11 +532,12 @@ static int cache_load(struct cluster *c, const struct cache_ctx *cc, const uint8
     if (len < hdr + base || (len - hdr - base) % 4 != 0 || memcmp(buf, CACHE_MAGIC, 8) != 0)
         goto out;
     size_t plen = len - hdr;
-    plain = malloc(plen);
+    /* Opened in place (libsodium allows it): no second copy of a cache of many MB. */
+    plain = buf + 8 + crypto_secretbox_NONCEBYTES;
     of = malloc((size_t)c->n_vocab * sizeof *of);
-    if (!plain || !of ||
-        crypto_secretbox_open_easy(plain, buf + 8 + crypto_secretbox_NONCEBYTES,
-                                   len - 8 - crypto_secretbox_NONCEBYTES, buf + 8, cc->seal) != 0 ||
+    if (!of ||
+        crypto_secretbox_open_easy(plain, plain, len - 8 - crypto_secretbox_NONCEBYTES, buf + 8,
+                                   cc->seal) != 0 ||
         memcmp(plain, PAYLOAD_MAGIC, 8) != 0 || sodium_memcmp(plain + 8, cc->id, 32) != 0)
         goto out;
     for (int32_t i = 0; i < c->n_vocab; i++) of[i] = (int32_t)get32(plain + 40 + 4 * (size_t)i);
@@ -569,7 +570,6 @@ static int cache_load(struct cluster *c, const struct cache_ctx *cc, const uint8
     rc = 0;
 out:
     free(of);
-    free(plain);
     free(buf);
     return rc;
 }

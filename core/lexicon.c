@@ -27,7 +27,8 @@ struct lexicon {
     int32_t *ctok;          /* scratch: token ids of a batch of entries */
     size_t ctok_cap;
     const struct cluster *cl;
-    float *cent;            /* cluster count x dim */
+    float *cent;            /* cluster count x dim, when read from rows here */
+    const float *cv;        /* the centroids in use: cent, or the partition's own */
     uint8_t *cgroup;
     int32_t ncl;
 };
@@ -242,23 +243,30 @@ int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, si
     int dim = l->dim;
     free(l->cent);
     free(l->cgroup);
-    l->cent = calloc((size_t)(nc > 0 ? nc : 1) * (size_t)dim, sizeof *l->cent);
+    l->cent = NULL;
+    l->cv = NULL;
     l->cgroup = calloc((size_t)(nc > 0 ? nc : 1), 1);
-    if (!l->cent || !l->cgroup) {
+    if (!l->cgroup) {
         snprintf(err, errlen, "lexicon: out of memory for %d centroids", (int)nc);
         return -1;
     }
     if (nc > 0 && cluster_centroid(cl, 0)) {
-        /* Kept with the partition (and its cache): no row to read. */
+        /* Kept with the partition (and its cache), one after another: used in place, no
+         * row to read. */
         for (int32_t c = 0; c < nc; c++) {
             const int32_t *mem;
-            int m = cluster_members(cl, c, &mem);
-            memcpy(l->cent + (size_t)c * dim, cluster_centroid(cl, c), (size_t)dim * sizeof *l->cent);
-            if (m > 0) l->cgroup[c] = l->group[mem[0]];
+            if (cluster_members(cl, c, &mem) > 0) l->cgroup[c] = l->group[mem[0]];
         }
+        l->cv = cluster_centroid(cl, 0);
         l->cl = cl;
         l->ncl = nc;
         return 0;
+    }
+    l->cent = calloc((size_t)(nc > 0 ? nc : 1) * (size_t)dim, sizeof *l->cent);
+    l->cv = l->cent;
+    if (!l->cent) {
+        snprintf(err, errlen, "lexicon: out of memory for %d centroids", (int)nc);
+        return -1;
     }
     int maxm = 1;
     for (int32_t c = 0; c < nc; c++) {
@@ -325,7 +333,7 @@ int32_t lexicon_nearest(const struct lexicon *l, const float *x, int group)
     double bd = -INFINITY;
     for (int32_t c = 0; c < l->ncl; c++) {
         if (l->cgroup[c] != group) continue;
-        const float *r = l->cent + (size_t)c * l->dim;
+        const float *r = l->cv + (size_t)c * l->dim;
         double d = 0;
         for (int k = 0; k < l->dim; k++) d += (double)x[k] * r[k];
         if (d > bd) {

@@ -57,8 +57,9 @@ int lexicon_rows(void *lexicon, const int32_t *ids, size_t n, float *out);
 void lexicon_set_public_rows(struct lexicon *l, lexicon_rows_fn pub);
 int lexicon_rows_public(void *lexicon, const int32_t *ids, size_t n, float *out);
 
-/* Cluster centroids (normalised mean of the members' rows): taken from the partition when it
- * kept them (cluster_params.centroids), else read once after clustering. */
+/* Cluster centroids (normalised mean of the members' rows): the partition's own when it kept
+ * them (cluster_params.centroids; then cl must outlive l's use of them), else read once
+ * after clustering. */
 int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, size_t errlen);
 /* The cluster of group g whose centroid is nearest (cosine) to x[dim]; -1 when g has none. */
 int32_t lexicon_nearest(const struct lexicon *l, const float *x, int group);
