@@ -397,7 +397,8 @@ static int san_rows_public(void *ctx, const int32_t *ids, size_t n, float *out)
     return embed_rows_public(((struct core *)ctx)->emb, ids, n, out, e, sizeof e);
 }
 
-/* The cluster caches are named by the embedding table's hash and the vocabulary. */
+/* The cluster caches are named by the embedding table's name (core/embed: its place and
+ * the model file's identity) and the vocabulary. */
 static void table_fingerprint(const struct core *c, unsigned char fp[32])
 {
     int32_t n = tok_n_vocab(c->tok);
