@@ -360,7 +360,12 @@ static int section_core(const char *path, const struct core_options *given)
         printf("  table          token_embd %s, %llu x %llu, ", gguf_type_name(t->type),
                (unsigned long long)t->ne[1], (unsigned long long)t->ne[0]);
         put_bytes(t->nbytes);
-        printf("%s\n", st.swap_pages_out ? " (partly in the encrypted swap)" : " (all resident)");
+        if (!st.table_sealed)
+            printf(" (read from the model file for public lookups until the first lookup that"
+                   " follows your words seals it into the %s)\n",
+                   st.table_in_swap ? "encrypted swap" : "guarded region");
+        else
+            printf("%s\n", st.swap_pages_out ? " (partly in the encrypted swap)" : " (all resident)");
     }
     printf("  swap           %llu pages out, %llu in, %llu verified (XChaCha20-Poly1305); file ",
            (unsigned long long)st.swap_pages_out, (unsigned long long)st.swap_pages_in,

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +37,9 @@ struct cluster {
     float *sim;           /* per cluster of size n, n x n cosines in member order */
     size_t *sim_off;      /* n_clusters + 1 offsets into sim */
     size_t n_sim, cap_sim;
+    int dim, want_cent;   /* centroids kept (cluster_params.centroids) */
+    float *cent;          /* n_clusters x dim, when want_cent */
+    size_t cap_cent;      /* clusters cent has room for */
     int from_cache;
     char note[8400];       /* why the cache was not used (paths can be long) */
 };
@@ -111,13 +115,53 @@ static int push_cluster(struct cluster *c, struct member *m, int n, int dim, cha
     qsort(m, (size_t)n, sizeof *m, cmp_member);
     int32_t at = c->n_members;
     for (int i = 0; i < n; i++) c->members[at + i] = m[i].id;
+    /* Each pair once (the sum is the same either way round: same products, same order),
+     * four pairs at a time so the additions do not wait on each other. */
     float *sm = c->sim + c->n_sim;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) {
-            double d = 0;
-            for (int t = 0; t < dim; t++) d += (double)m[i].row[t] * m[j].row[t];
-            sm[(size_t)i * n + j] = (float)d;
+    for (int i = 0; i < n; i++) {
+        const float *ri = m[i].row;
+        int j = i;
+        for (; j + 4 <= n; j += 4) {
+            const float *r0 = m[j].row, *r1 = m[j + 1].row, *r2 = m[j + 2].row, *r3 = m[j + 3].row;
+            double d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+            for (int t = 0; t < dim; t++) {
+                double x = ri[t];
+                d0 += x * r0[t];
+                d1 += x * r1[t];
+                d2 += x * r2[t];
+                d3 += x * r3[t];
+            }
+            double d[4] = {d0, d1, d2, d3};
+            for (int q = 0; q < 4; q++)
+                sm[(size_t)i * n + j + q] = sm[(size_t)(j + q) * n + i] = (float)d[q];
         }
+        for (; j < n; j++) {
+            double d = 0;
+            for (int t = 0; t < dim; t++) d += (double)ri[t] * m[j].row[t];
+            sm[(size_t)i * n + j] = sm[(size_t)j * n + i] = (float)d;
+        }
+    }
+    if (c->want_cent) {
+        if ((size_t)c->n_clusters + 1 > c->cap_cent) {
+            size_t cap = c->cap_cent ? c->cap_cent * 2 : 256;
+            float *nc = realloc(c->cent, cap * (size_t)dim * sizeof *nc);
+            if (!nc) { snprintf(err, errlen, "cluster: out of memory"); return -1; }
+            c->cent = nc;
+            c->cap_cent = cap;
+        }
+        /* The rows are already normalised (each one exactly as lexicon_mean scales it), so
+         * their sum in member order, normalised, is lexicon_mean of the raw rows. */
+        float *ce = c->cent + (size_t)c->n_clusters * dim;
+        for (int t = 0; t < dim; t++) ce[t] = 0;
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < dim; t++) ce[t] += m[i].row[t];
+        double no = 0;
+        for (int t = 0; t < dim; t++) no += (double)ce[t] * ce[t];
+        if (no > 0) {
+            float sc = (float)(1.0 / sqrt(no));
+            for (int t = 0; t < dim; t++) ce[t] *= sc;
+        }
+    }
     c->start[c->n_clusters] = at;
     c->sim_off[c->n_clusters] = c->n_sim;
     c->n_members += n;
@@ -126,6 +170,18 @@ static int push_cluster(struct cluster *c, struct member *m, int n, int dim, cha
     c->start[c->n_clusters] = c->n_members;
     c->sim_off[c->n_clusters] = c->n_sim;
     return 0;
+}
+
+/* The row matrix (195 MB for the 23,767 words of a 2048-wide table) in huge pages where the
+ * kernel gives them on request: writing it otherwise takes one page fault per 4 KiB. */
+static float *big_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)2 << 20, bytes ? bytes : 1) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= ((size_t)2 << 20) && madvise(p, bytes, MADV_HUGEPAGE) != 0) { /* best effort */ }
+#endif
+    return p;
 }
 
 /* Seeds are taken in blocks: the B lowest-id unassigned tokens are the first B rows of the
@@ -143,14 +199,14 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
     int show = !quiet && n >= 8192;
     struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
     struct nbr *top = malloc(((size_t)k + 1) * sizeof *top);
-    float *a = malloc((size_t)n * (size_t)dim * sizeof(float));
+    float *a = big_alloc((size_t)n * (size_t)dim * sizeof(float));
     int32_t *act = malloc((size_t)n * sizeof *act);     /* row -> local index */
     unsigned char *done = calloc((size_t)n, 1);
     /* Block height: at most 256 rows, and at most 16M similarities (64 MiB) at once. */
     int32_t bh = (int32_t)((16u << 20) / (uint32_t)n);
     if (bh > 256) bh = 256;
     if (bh < 1) bh = 1;
-    float *s = malloc((size_t)bh * (size_t)n * sizeof(float));
+    float *s = big_alloc((size_t)bh * (size_t)n * sizeof(float));
     if (!pick || !top || !a || !act || !done || !s) {
         snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
         goto out;
@@ -315,7 +371,7 @@ struct cache_ctx {
 };
 
 static int cache_prepare(struct cache_ctx *cc, const struct cluster_params *p, int32_t n_vocab,
-                         const uint8_t *group, char *note, size_t notelen)
+                         int dim, const uint8_t *group, char *note, size_t notelen)
 {
     if (mkdirs(p->cache_dir)) {
         snprintf(note, notelen, "cannot create cache directory %s: %s", p->cache_dir, strerror(errno));
@@ -335,6 +391,12 @@ static int cache_prepare(struct cache_ctx *cc, const struct cluster_params *p, i
     crypto_generichash_update(&st, p->fingerprint, 32);
     crypto_generichash_update(&st, (const unsigned char *)hdr, sizeof hdr);
     crypto_generichash_update(&st, group, (size_t)n_vocab);
+    if (p->centroids) {
+        /* A cache with centroids has another layout: name it apart. */
+        uint32_t cent[2] = {1u, (uint32_t)dim};
+        crypto_generichash_update(&st, (const unsigned char *)"centroids", 9);
+        crypto_generichash_update(&st, (const unsigned char *)cent, sizeof cent);
+    }
     crypto_generichash_final(&st, cc->id, sizeof cc->id);
 
     /* The file name is a keyed hash, so it does not say which model it belongs to. */
@@ -470,15 +532,18 @@ static int cache_load(struct cluster *c, const struct cache_ctx *cc, const uint8
     if (len < hdr + base || (len - hdr - base) % 4 != 0 || memcmp(buf, CACHE_MAGIC, 8) != 0)
         goto out;
     size_t plen = len - hdr;
-    plain = malloc(plen);
+    /* Opened in place (libsodium allows it): no second copy of a cache of many MB. */
+    plain = buf + 8 + crypto_secretbox_NONCEBYTES;
     of = malloc((size_t)c->n_vocab * sizeof *of);
-    if (!plain || !of ||
-        crypto_secretbox_open_easy(plain, buf + 8 + crypto_secretbox_NONCEBYTES,
-                                   len - 8 - crypto_secretbox_NONCEBYTES, buf + 8, cc->seal) != 0 ||
+    if (!of ||
+        crypto_secretbox_open_easy(plain, plain, len - 8 - crypto_secretbox_NONCEBYTES, buf + 8,
+                                   cc->seal) != 0 ||
         memcmp(plain, PAYLOAD_MAGIC, 8) != 0 || sodium_memcmp(plain + 8, cc->id, 32) != 0)
         goto out;
     for (int32_t i = 0; i < c->n_vocab; i++) of[i] = (int32_t)get32(plain + 40 + 4 * (size_t)i);
-    if (adopt(c, of, group, k) != 0 || (plen - base) / 4 != c->n_sim) {
+    int shape = adopt(c, of, group, k);
+    size_t n_cent = c->want_cent ? (size_t)c->n_clusters * (size_t)c->dim : 0;
+    if (shape != 0 || (plen - base) / 4 != c->n_sim + n_cent) {
         rc = -2;   /* it opened under the user's key: written by this user, yet not our shape */
         goto out;
     }
@@ -490,11 +555,21 @@ static int cache_load(struct cluster *c, const struct cache_ctx *cc, const uint8
         memcpy(&c->sim[i], &v, sizeof v);
         if (!isfinite(c->sim[i])) goto out;
     }
+    if (n_cent) {
+        c->cent = malloc(n_cent * sizeof *c->cent);
+        if (!c->cent) goto out;
+        c->cap_cent = (size_t)c->n_clusters;
+        const unsigned char *q = plain + base + 4 * c->n_sim;
+        for (size_t i = 0; i < n_cent; i++) {
+            uint32_t v = get32(q + 4 * i);
+            memcpy(&c->cent[i], &v, sizeof v);
+            if (!isfinite(c->cent[i])) goto out;
+        }
+    }
     memcpy(c->of, of, (size_t)c->n_vocab * sizeof *of);
     rc = 0;
 out:
     free(of);
-    free(plain);
     free(buf);
     return rc;
 }
@@ -502,7 +577,8 @@ out:
 static int cache_store(const struct cluster *c, const struct cache_ctx *cc, const char *dir,
                        char *note, size_t notelen)
 {
-    size_t base = 8 + 32 + 4 * (size_t)c->n_vocab, plen = base + 4 * c->n_sim;
+    size_t n_cent = c->want_cent ? (size_t)c->n_clusters * (size_t)c->dim : 0;
+    size_t base = 8 + 32 + 4 * (size_t)c->n_vocab, plen = base + 4 * (c->n_sim + n_cent);
     size_t flen = 8 + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plen;
     unsigned char *plain = malloc(plen), *out = malloc(flen);
     int rc = -1;
@@ -514,6 +590,11 @@ static int cache_store(const struct cluster *c, const struct cache_ctx *cc, cons
         uint32_t v;
         memcpy(&v, &c->sim[i], sizeof v);
         put32(plain + base + 4 * i, v);
+    }
+    for (size_t i = 0; i < n_cent; i++) {
+        uint32_t v;
+        memcpy(&v, &c->cent[i], sizeof v);
+        put32(plain + base + 4 * (c->n_sim + i), v);
     }
     memcpy(out, CACHE_MAGIC, 8);
     randombytes_buf(out + 8, crypto_secretbox_NONCEBYTES);
@@ -558,6 +639,8 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
     if (!c) { snprintf(err, errlen, "cluster: out of memory"); return -1; }
     c->n_vocab = n_vocab;
     c->k = p->k;
+    c->dim = dim;
+    c->want_cent = p->centroids != 0;
     c->of = malloc((size_t)n_vocab * sizeof *c->of);
     c->members = malloc((size_t)n_vocab * sizeof *c->members);
     int32_t *ids = malloc((size_t)n_vocab * sizeof *ids);
@@ -571,7 +654,7 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
 
     struct cache_ctx cc;
     int use_cache = p->cache_dir && *p->cache_dir && p->fingerprint;
-    if (use_cache && cache_prepare(&cc, p, n_vocab, group, c->note, sizeof c->note)) use_cache = 0;
+    if (use_cache && cache_prepare(&cc, p, n_vocab, dim, group, c->note, sizeof c->note)) use_cache = 0;
     if (use_cache) {
         int lr = cache_load(c, &cc, group, p->k);
         if (lr == -2)
@@ -590,6 +673,9 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
         free(c->sim);
         c->sim = NULL;
         c->n_sim = c->cap_sim = 0;
+        free(c->cent);
+        c->cent = NULL;
+        c->cap_cent = 0;
         c->n_clusters = c->n_members = 0;
     }
 
@@ -617,7 +703,7 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
 void cluster_close(struct cluster *c)
 {
     if (!c) return;
-    UTIL_FREE(c->of, c->start, c->sim_off, c->sim, c->members, c);
+    UTIL_FREE(c->of, c->start, c->sim_off, c->sim, c->cent, c->members, c);
 }
 
 int32_t cluster_count(const struct cluster *c) { return c->n_clusters; }
@@ -644,6 +730,12 @@ const float *cluster_sims(const struct cluster *c, int32_t id, int *n)
             return c->sim + c->sim_off[cid] + (size_t)i * (size_t)sz;
         }
     return NULL;
+}
+
+const float *cluster_centroid(const struct cluster *c, int32_t cid)
+{
+    if (!c->cent || cid < 0 || cid >= c->n_clusters) return NULL;
+    return c->cent + (size_t)cid * (size_t)c->dim;
 }
 
 int cluster_from_cache(const struct cluster *c) { return c->from_cache; }

@@ -38,6 +38,9 @@ struct cluster_params {
     /* Optional batched reader (n rows into out, same ctx as row): fewer round trips into
      * the core's swap while loading the rows. NULL: row by row. */
     int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
+    /* Also keep each cluster's centroid (cluster_centroid), cached with the partition, so a
+     * start from the cache reads no rows for them. */
+    int centroids;
 };
 
 struct cluster;
@@ -59,6 +62,10 @@ int cluster_members(const struct cluster *c, int32_t cid, const int32_t **member
  * cache, so the sanitizer need not read K rows per token. NULL (and *n = 0) when the token is
  * not clustered. */
 const float *cluster_sims(const struct cluster *c, int32_t id, int *n);
+/* The centroid of cluster cid (dim floats): the normalised sum of its members' normalised
+ * rows, summed in member order, which is bit for bit lexicon_mean of their rows. NULL when
+ * the partition was built without cluster_params.centroids. */
+const float *cluster_centroid(const struct cluster *c, int32_t cid);
 /* 1 when the partition was read from the cache, 0 when computed. */
 int cluster_from_cache(const struct cluster *c);
 /* Non-zero when the cache could not be used or written (reason in the string, for -v). */

@@ -239,6 +239,7 @@ int core_open(struct core **out, const char *model_path, const struct core_optio
     struct embed_options eo = {
         .cache_bytes = c->mem_limit > 2 * ctl ? c->mem_limit - ctl : c->mem_limit / 2,
         .swap_dir = o->swap_dir,
+        .lazy_min_bytes = o->table_lazy_min,
     };
     if (embed_open(&c->emb, c->g, &eo, err, errlen) != 0) {
         core_close(c);
@@ -410,7 +411,15 @@ static int san_rows_raw(void *ctx, const int32_t *ids, size_t n, uint8_t *out)
     return embed_rows_raw(((struct core *)ctx)->emb, ids, n, out, e, sizeof e);
 }
 
-/* The cluster caches are named by the embedding table's hash and the vocabulary. */
+/* Fixed public sets (clustering, centroids): core/embed may serve them from the mapping. */
+static int san_rows_public(void *ctx, const int32_t *ids, size_t n, float *out)
+{
+    char e[8];
+    return embed_rows_public(((struct core *)ctx)->emb, ids, n, out, e, sizeof e);
+}
+
+/* The cluster caches are named by the embedding table's name (core/embed: its place and
+ * the model file's identity) and the vocabulary. */
 static void table_fingerprint(const struct core *c, unsigned char fp[32])
 {
     int32_t n = tok_n_vocab(c->tok);
@@ -446,7 +455,8 @@ static int san_init(struct core *c, char *err, size_t errlen)
     char dir[4096];
     cache_dir_of(c, dir, sizeof dir);
     struct sanitizer_params sp = {
-        .tok = c->tok, .dim = c->dim, .row = san_row, .rows = san_rows, .ctx = c,
+        .tok = c->tok, .dim = c->dim, .row = san_row, .rows = san_rows,
+        .pub_rows = san_rows_public, .ctx = c,
         .k = c->cluster_size, .quiet = c->quiet, .cache_dir = dir, .fingerprint = fp,
         .log = c->log, .log_ctx = c->log_ctx, .seeded = c->seeded, .seed = c->seed,
         .mech = c->mech, .eps = c->eps,
@@ -671,6 +681,7 @@ static int words_init(struct core *c, char *err, size_t errlen)
         .tok = c->tok, .pl = c->pl, .dim = c->dim, .rows = san_rows, .ctx = c,
         .raw_rows = san_rows_raw, .row_type = embed_type(c->emb),
         .row_bytes = embed_row_bytes(c->emb), .swap_dir = c->swap_dir,
+        .pub_rows = san_rows_public,
         .k = c->cluster_size, .quiet = c->quiet, .cache_dir = dir, .fingerprint = fp,
         .log = c->log, .log_ctx = c->log_ctx, .noise = c->nz,
         .mech = c->mech == CORE_MECH_NONE ? CORE_MECH_RNM : c->mech, .eps = c->eps,
@@ -871,7 +882,10 @@ static int encode_words(struct core *c, const char *text, size_t len, int add_bo
     size_t n = 0;
     if (tok_encode(c->tok, st, sl, add_bos, 0, ids, max_ids, &n, err, errlen) != 0) goto done;
     if (batch_reserve(b, n, c->dim, err, errlen) != 0) goto done;
-    if (embed_rows(c->emb, ids, n, b->vecs + b->n * (size_t)c->dim, err, errlen) != 0) goto done;
+    /* The ids of the text as sent: the decoder gets their vectors, so the lookup may be
+     * seen. */
+    if (embed_rows_public(c->emb, ids, n, b->vecs + b->n * (size_t)c->dim, err, errlen) != 0)
+        goto done;
     memcpy(b->ids + b->n, ids, n * sizeof *ids);
     b->n += n;
     b->nrep += ri;
@@ -924,7 +938,7 @@ static int encode_tokens(struct core *c, const char *text, size_t len, int seg, 
         memset(rep, 0, n * sizeof *rep);
         goto out;
     }
-    rc = embed_rows(c->emb, sent, n, b->vecs + b->n * (size_t)c->dim, err, errlen);
+    rc = embed_rows_public(c->emb, sent, n, b->vecs + b->n * (size_t)c->dim, err, errlen);
     if (rc != 0) {
         memset(rep, 0, n * sizeof *rep);
         goto out;
@@ -987,7 +1001,12 @@ int core_commit(struct core *c, struct core_batch *b, char *err, size_t errlen)
 
 int core_embed_token(struct core *c, int32_t id, float *out, char *err, size_t errlen)
 {
-    return embed_row(c->emb, id, out, err, errlen);
+    return embed_rows_public(c->emb, &id, 1, out, err, errlen);
+}
+
+int core_seal_table(struct core *c, char *err, size_t errlen)
+{
+    return embed_seal(c->emb, err, errlen);
 }
 
 int core_set_eps(struct core *c, double eps, char *err, size_t errlen)
@@ -1113,6 +1132,8 @@ void core_status(const struct core *c, struct core_status *st)
     st->swap_pages_in = ss.pages_in;
     st->tamper_checks = ss.tamper_checks;
     st->swap_file_bytes = ss.file_bytes;
+    st->table_sealed = embed_sealed(c->emb);
+    st->table_in_swap = ss.n_pages > ss.n_slots;
     char locked[32], lim[32];
     fmt_bytes(locked, sizeof locked, st->bytes_locked);
     fmt_bytes(lim, sizeof lim, st->memlock_limit);

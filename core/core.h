@@ -59,6 +59,10 @@ struct core_options {
      * stderr, as the command-line subcommands show them. */
     void (*log)(void *ctx, const char *msg);
     void *log_ctx;
+    /* An embedding table this big or bigger is sealed into the encrypted swap at the first
+     * lookup that follows the user's words (core/embed), a smaller one at open. 0: 64 MiB
+     * (tests set it low). */
+    size_t table_lazy_min;
 };
 
 void core_defaults(struct core_options *o);
@@ -130,6 +134,9 @@ struct core_status {
     int dumpable;           /* prctl(PR_GET_DUMPABLE) */
     uint64_t swap_pages_out, swap_pages_in, tamper_checks;
     size_t swap_file_bytes;
+    int table_sealed;       /* the table is in the swap (else still read from the model file) */
+    int table_in_swap;      /* it does not fit in the guarded cache: sealed, it is partly in
+                               the encrypted swap file */
     char summary[160];      /* one line for status bars */
 };
 
@@ -189,6 +196,11 @@ void core_batch_free(struct core_batch *b);
 
 /* Embedding of a token the model generated (not user input) into out[dim]. */
 int core_embed_token(struct core *c, int32_t id, float *out, char *err, size_t errlen);
+/* Seals the whole embedding table into the encrypted swap now. The core does it itself
+ * before the first lookup that follows the user's words (a word outside the lexicon), so
+ * a start pays nothing for it; idle time (while the user types) is a good moment to call
+ * this. 0, or -1 with err set. */
+int core_seal_table(struct core *c, char *err, size_t errlen);
 
 int core_set_eps(struct core *c, double eps, char *err, size_t errlen);
 int core_set_mechanism(struct core *c, int mech, char *err, size_t errlen);

@@ -21,7 +21,14 @@ struct embed {
     int dim;
     int32_t n_vocab;
     size_t row_bytes, rows_per_page;
+    uint64_t n_pages;
     uint8_t fingerprint[32];
+    /* The table in the GGUF mapping: read by public lookups while it stays readable, and
+     * sealed into the swap, whole, before the first secret lookup. */
+    const struct gguf *g;
+    const struct gguf_tensor *t;
+    int keep_mapping;
+    int sealed;                 /* every page is in the swap file */
 };
 
 /* Makes the whole pages of token_embd in the GGUF mapping inaccessible, except where the
@@ -42,6 +49,8 @@ static void unmap_table(const struct gguf *g, const struct gguf_tensor *t, int k
     if (mprotect((void *)a, b - a, PROT_NONE) != 0) return;
     if (madvise((void *)a, b - a, MADV_DONTNEED) != 0) { /* best effort: already PROT_NONE */ }
 }
+
+static int seal_table(struct embed *e, char *err, size_t errlen);
 
 int embed_open(struct embed **out, const struct gguf *g, const struct embed_options *o,
                char *err, size_t errlen)
@@ -101,37 +110,33 @@ int embed_open(struct embed **out, const struct gguf *g, const struct embed_opti
         return -1;
     }
 
-    /* Stream the table in page by page; pages that do not fit are sealed out to the swap
-     * file by the cache's own eviction. */
+    e->n_pages = n_pages;
+    e->g = g;
+    e->t = t;
+    e->keep_mapping = o->keep_mapping;
+
+    /* The cache key: what names this table in this file, not a hash of its 215 MB. */
     crypto_generichash_state h;
     crypto_generichash_init(&h, NULL, 0, sizeof e->fingerprint);
-    uint64_t shape[3] = {t->type, t->ne[0], t->ne[1]};
-    crypto_generichash_update(&h, (const uint8_t *)shape, sizeof shape);
-    const uint8_t *src = t->data;
-    if (swap_begin(e->swap, err, errlen) != 0) {
-        embed_close(e);
-        return -1;
-    }
-    for (uint64_t p = 0; p < n_pages; p++) {
-        uint8_t *dst;
-        size_t first = (size_t)p * e->rows_per_page;
-        size_t rows = e->rows_per_page;
-        if (first + rows > (size_t)e->n_vocab) rows = (size_t)e->n_vocab - first;
-        if (swap_get(e->swap, p, 1, &dst, err, errlen) != 0) {
-            char e2[160];
-            swap_end(e->swap, e2, sizeof e2);   /* the first error is the one to report */
-            embed_close(e);
-            return -1;
-        }
-        memcpy(dst, src + first * rb, rows * rb);
-        crypto_generichash_update(&h, src + first * rb, rows * rb);
-    }
-    if (swap_end(e->swap, err, errlen) != 0) {
-        embed_close(e);
-        return -1;
+    uint64_t shape[4] = {t->type, t->ne[0], t->ne[1], t->offset};
+    if (g->owns_map && g->file_ino) {
+        uint64_t id[5] = {g->file_dev, g->file_ino, g->file_size, (uint64_t)g->file_mtime_ns,
+                          (uint64_t)g->file_ctime_ns};
+        crypto_generichash_update(&h, (const uint8_t *)"cmif-table-file-v1", 18);
+        crypto_generichash_update(&h, (const uint8_t *)shape, sizeof shape);
+        crypto_generichash_update(&h, (const uint8_t *)id, sizeof id);
+    } else {
+        crypto_generichash_update(&h, (const uint8_t *)shape, sizeof shape);
+        crypto_generichash_update(&h, t->data, (size_t)t->nbytes);
     }
     crypto_generichash_final(&h, e->fingerprint, sizeof e->fingerprint);
-    unmap_table(g, t, o->keep_mapping);
+    /* A small table is sealed at once, as it always was: it costs about a millisecond per
+     * MB (encryption and the write), so only a large one waits for a secret lookup. */
+    size_t lazy_min = o->lazy_min_bytes ? o->lazy_min_bytes : EMBED_LAZY_MIN;
+    if (t->nbytes < lazy_min && seal_table(e, err, errlen) != 0) {
+        embed_close(e);
+        return -1;
+    }
     *out = e;
     return 0;
 }
@@ -145,9 +150,91 @@ void embed_close(struct embed *e)
 }
 
 int embed_dim(const struct embed *e) { return e->dim; }
+int embed_sealed(const struct embed *e) { return e->sealed; }
 int32_t embed_n_vocab(const struct embed *e) { return e->n_vocab; }
 struct swap *embed_swap(const struct embed *e) { return e->swap; }
 const uint8_t *embed_fingerprint(const struct embed *e) { return e->fingerprint; }
+
+/* Seals the whole table into the swap, in page order (the same work whatever the lookup
+ * that asked for it), then hides it in the mapping unless the decoder needs it there. */
+static int seal_table(struct embed *e, char *err, size_t errlen)
+{
+    if (e->sealed) return 0;
+    struct swap_stats st;
+    swap_stats(e->swap, &st);
+    if (e->n_pages <= st.n_slots) {
+        /* It fits in the guarded cache: load it there, nothing goes to the file. */
+        const uint8_t *src = e->t->data;
+        if (swap_begin(e->swap, err, errlen) != 0) return -1;
+        for (uint64_t p = 0; p < e->n_pages; p++) {
+            uint8_t *dst;
+            size_t first = (size_t)p * e->rows_per_page, rows = e->rows_per_page;
+            if (first + rows > (size_t)e->n_vocab) rows = (size_t)e->n_vocab - first;
+            if (swap_get(e->swap, p, 1, &dst, err, errlen) != 0) {
+                char e2[160];
+                swap_end(e->swap, e2, sizeof e2);   /* the first error is the one to report */
+                return -1;
+            }
+            memcpy(dst, src + first * e->row_bytes, rows * e->row_bytes);
+        }
+        if (swap_end(e->swap, err, errlen) != 0) return -1;
+    } else if (swap_put(e->swap, 0, e->n_pages, e->t->data, (size_t)e->t->nbytes, err,
+                        errlen) != 0) {
+        return -1;
+    }
+    e->sealed = 1;
+    unmap_table(e->g, e->t, e->keep_mapping);
+    return 0;
+}
+
+int embed_seal(struct embed *e, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&e->lock);
+    int rc = seal_table(e, err, errlen);
+    pthread_mutex_unlock(&e->lock);
+    return rc;
+}
+
+static int check_ids(const struct embed *e, const int32_t *ids, size_t n, float *out,
+                     char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= e->n_vocab) {
+            memset(out, 0, n * (size_t)e->dim * sizeof *out);
+            snprintf(err, errlen, "embed: token id %ld out of range (vocabulary %ld)",
+                     (long)ids[i], (long)e->n_vocab);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int embed_rows_public(struct embed *e, const int32_t *ids, size_t n, float *out, char *err,
+                      size_t errlen)
+{
+    if (check_ids(e, ids, n, out, err, errlen) != 0) return -1;
+    pthread_mutex_lock(&e->lock);
+    if (e->sealed) {
+        /* As every lookup went before: through the swap, whose page-ins only the OS sees,
+         * as it sees those of the secret lookups themselves. */
+        pthread_mutex_unlock(&e->lock);
+        return embed_rows(e, ids, n, out, err, errlen);
+    }
+    /* Straight from the mapping, never through the swap's cache; under the lock, so a
+     * secret lookup cannot seal and hide the mapping meanwhile. */
+    const uint8_t *tab = e->t->data;
+    size_t dim = (size_t)e->dim;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (qrow_dequant(e->type, tab + (size_t)ids[i] * e->row_bytes, out + i * dim, e->dim) !=
+            0) {
+            snprintf(err, errlen, "embed: cannot dequantize a %s row", gguf_type_name(e->type));
+            rc = -1;
+        }
+    pthread_mutex_unlock(&e->lock);
+    if (rc != 0) memset(out, 0, n * dim * sizeof *out);
+    return rc;
+}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -172,7 +259,7 @@ static int fetch_rows(struct embed *e, const int32_t *ids, size_t n, float *out,
         }
     }
     pthread_mutex_lock(&e->lock);
-    if (swap_begin(e->swap, err, errlen) != 0) {
+    if (seal_table(e, err, errlen) != 0 || swap_begin(e->swap, err, errlen) != 0) {
         pthread_mutex_unlock(&e->lock);
         memset(dst, 0, dst_bytes);
         return -1;
@@ -218,6 +305,26 @@ int embed_rows(struct embed *e, const int32_t *ids, size_t n, float *out, char *
 int embed_rows_raw(struct embed *e, const int32_t *ids, size_t n, uint8_t *out, char *err,
                    size_t errlen)
 {
+    /* The stores that copy rows read a fixed set at open (every cluster's members, in
+     * cluster order): public, so from the mapping until the table is sealed, as
+     * embed_rows_public. */
+    pthread_mutex_lock(&e->lock);
+    if (!e->sealed) {
+        for (size_t i = 0; i < n; i++) {
+            if (ids[i] < 0 || ids[i] >= e->n_vocab) {
+                pthread_mutex_unlock(&e->lock);
+                memset(out, 0, n * e->row_bytes);
+                snprintf(err, errlen, "embed: token id %ld out of range (vocabulary %ld)",
+                         (long)ids[i], (long)e->n_vocab);
+                return -1;
+            }
+            memcpy(out + i * e->row_bytes, (const uint8_t *)e->t->data + (size_t)ids[i] * e->row_bytes,
+                   e->row_bytes);
+        }
+        pthread_mutex_unlock(&e->lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&e->lock);
     return fetch_rows(e, ids, n, NULL, out, err, errlen);
 }
 

@@ -732,6 +732,11 @@ int gguf_open(struct gguf **out, const char *path, char *err, size_t errlen)
         }
         return -1;
     }
+    (*out)->file_dev = (uint64_t)st.st_dev;
+    (*out)->file_ino = (uint64_t)st.st_ino;
+    (*out)->file_size = (uint64_t)st.st_size;
+    (*out)->file_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    (*out)->file_ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
     return 0;
 }
 

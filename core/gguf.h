@@ -69,6 +69,10 @@ struct gguf {
     struct gguf_tensor *tensors;
     uint64_t alignment;
     uint64_t data_offset;       /* start of the tensor data section */
+    /* The mapped file as fstat saw it when it was opened (all 0 for gguf_open_mem): names
+     * the file cheaply, e.g. for a cache key; ctime moves with any write to the file. */
+    uint64_t file_dev, file_ino, file_size;
+    int64_t file_mtime_ns, file_ctime_ns;
 };
 
 /* Open and fully validate a file (mmap, read-only). 0 on success, -1 with err set. */

@@ -21,13 +21,14 @@ struct lexicon {
     size_t pool_n, pool_cap;
     int32_t *slot;          /* open-addressing table of entry indices, -1 empty */
     size_t nslot;           /* power of two */
-    lexicon_rows_fn rows;
+    lexicon_rows_fn rows, pub_rows;
     void *rows_ctx;
     int dim;
     int32_t *ctok;          /* scratch: token ids of a batch of entries */
     size_t ctok_cap;
     const struct cluster *cl;
-    float *cent;            /* cluster count x dim */
+    float *cent;            /* cluster count x dim, when read from rows here */
+    const float *cv;        /* the centroids in use: cent, or the partition's own */
     uint8_t *cgroup;
     int32_t ncl;
 };
@@ -184,10 +185,12 @@ void lexicon_set_rows(struct lexicon *l, lexicon_rows_fn rows, void *ctx, int di
     l->dim = dim;
 }
 
-int lexicon_rows(void *lexicon, const int32_t *ids, size_t n, float *out)
+void lexicon_set_public_rows(struct lexicon *l, lexicon_rows_fn pub) { l->pub_rows = pub; }
+
+static int entry_rows(struct lexicon *l, lexicon_rows_fn fn, const int32_t *ids, size_t n,
+                      float *out)
 {
-    struct lexicon *l = lexicon;
-    if (!l->rows) return -1;
+    if (!fn) return -1;
     if (n > l->ctok_cap) {
         int32_t *p = realloc(l->ctok, n * sizeof *p);
         if (!p) return -1;
@@ -198,7 +201,19 @@ int lexicon_rows(void *lexicon, const int32_t *ids, size_t n, float *out)
         if (ids[i] < 0 || ids[i] >= l->n) return -1;
         l->ctok[i] = l->tok[ids[i]];
     }
-    return l->rows(l->rows_ctx, l->ctok, n, out);
+    return fn(l->rows_ctx, l->ctok, n, out);
+}
+
+int lexicon_rows(void *lexicon, const int32_t *ids, size_t n, float *out)
+{
+    struct lexicon *l = lexicon;
+    return entry_rows(l, l->rows, ids, n, out);
+}
+
+int lexicon_rows_public(void *lexicon, const int32_t *ids, size_t n, float *out)
+{
+    struct lexicon *l = lexicon;
+    return entry_rows(l, l->pub_rows ? l->pub_rows : l->rows, ids, n, out);
 }
 
 int lexicon_row(void *lexicon, int32_t i, float *out) { return lexicon_rows(lexicon, &i, 1, out); }
@@ -222,24 +237,45 @@ void lexicon_mean(const float *rows, size_t n, int dim, float *out)
     }
 }
 
-/* Fresh centroid arrays for cl's clusters; the largest cluster's size, or -1. */
+/* Fresh centroid arrays for cl's clusters: the largest cluster's size (>= 1) when the
+ * centroids are to be computed, 0 when cl keeps them (used in place, nothing to read), or
+ * -1 with err. */
 static int centroids_alloc(struct lexicon *l, const struct cluster *cl, char *err,
                            size_t errlen)
 {
     int32_t nc = cluster_count(cl);
     free(l->cent);
     free(l->cgroup);
-    l->cent = calloc((size_t)(nc > 0 ? nc : 1) * (size_t)l->dim, sizeof *l->cent);
+    l->cent = NULL;
+    l->cv = NULL;
     l->cgroup = calloc((size_t)(nc > 0 ? nc : 1), 1);
+    if (!l->cgroup) {
+        snprintf(err, errlen, "lexicon: out of memory for %d centroids", (int)nc);
+        return -1;
+    }
+    if (nc > 0 && cluster_centroid(cl, 0)) {
+        /* Kept with the partition (and its cache), one after another: used in place, no
+         * row to read. */
+        for (int32_t c = 0; c < nc; c++) {
+            const int32_t *mem;
+            if (cluster_members(cl, c, &mem) > 0) l->cgroup[c] = l->group[mem[0]];
+        }
+        l->cv = cluster_centroid(cl, 0);
+        l->cl = cl;
+        l->ncl = nc;
+        return 0;
+    }
+    l->cent = calloc((size_t)(nc > 0 ? nc : 1) * (size_t)l->dim, sizeof *l->cent);
+    l->cv = l->cent;
+    if (!l->cent) {
+        snprintf(err, errlen, "lexicon: out of memory for %d centroids", (int)nc);
+        return -1;
+    }
     int maxm = 1;
     for (int32_t c = 0; c < nc; c++) {
         const int32_t *mem;
         int m = cluster_members(cl, c, &mem);
         if (m > maxm) maxm = m;
-    }
-    if (!l->cent || !l->cgroup) {
-        snprintf(err, errlen, "lexicon: out of memory for %d centroids", (int)nc);
-        return -1;
     }
     return maxm;
 }
@@ -260,7 +296,7 @@ int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, si
     int32_t nc = cluster_count(cl);
     int dim = l->dim;
     int maxm = centroids_alloc(l, cl, err, errlen);
-    if (maxm < 0) return -1;
+    if (maxm <= 0) return maxm;
     /* The rows of consecutive clusters are read in one batch of at most 32 MiB (or one
      * cluster's worth), so the table's pages are fetched once per batch rather than once
      * per cluster; the means are taken cluster by cluster as before. Cluster members are
@@ -291,7 +327,7 @@ int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, si
             span += (size_t)(m > 0 ? m : 0);
             c1++;
         }
-        if (span > 0 && lexicon_rows(l, first, span, rows) != 0) {
+        if (span > 0 && lexicon_rows_public(l, first, span, rows) != 0) {
             free(rows);
             snprintf(err, errlen, "lexicon: cannot read the rows of clusters %d..%d", (int)c0,
                      (int)c1 - 1);
@@ -315,7 +351,7 @@ int lexicon_centroids_from(struct lexicon *l, const struct cluster *cl,
 {
     int32_t nc = cluster_count(cl);
     int maxm = centroids_alloc(l, cl, err, errlen);
-    if (maxm < 0) return -1;
+    if (maxm <= 0) return maxm;
     float *rows = malloc((size_t)maxm * (size_t)l->dim * sizeof *rows);
     if (!rows) {
         snprintf(err, errlen, "lexicon: out of memory for %d centroids", (int)nc);
@@ -343,7 +379,7 @@ int32_t lexicon_nearest(const struct lexicon *l, const float *x, int group)
     double bd = -INFINITY;
     for (int32_t c = 0; c < l->ncl; c++) {
         if (l->cgroup[c] != group) continue;
-        const float *r = l->cent + (size_t)c * l->dim;
+        const float *r = l->cv + (size_t)c * l->dim;
         double d = 0;
         for (int k = 0; k < l->dim; k++) d += (double)x[k] * r[k];
         if (d > bd) {

@@ -52,8 +52,14 @@ int32_t lexicon_find(const struct lexicon *l, const char *w, size_t n);
 void lexicon_set_rows(struct lexicon *l, lexicon_rows_fn rows, void *ctx, int dim);
 int lexicon_row(void *lexicon, int32_t i, float *out);
 int lexicon_rows(void *lexicon, const int32_t *ids, size_t n, float *out);
+/* A second provider (same ctx) for reads of fixed public sets, the clustering and the
+ * centroids, whose lookups may be seen; NULL (the default): the same as rows. */
+void lexicon_set_public_rows(struct lexicon *l, lexicon_rows_fn pub);
+int lexicon_rows_public(void *lexicon, const int32_t *ids, size_t n, float *out);
 
-/* Cluster centroids (normalised mean of the members' rows), read once after clustering. */
+/* Cluster centroids (normalised mean of the members' rows): the partition's own when it kept
+ * them (cluster_params.centroids; then cl must outlive l's use of them), else read once
+ * after clustering. */
 int lexicon_centroids(struct lexicon *l, const struct cluster *cl, char *err, size_t errlen);
 /* The same centroids from rows read a cluster at a time: crows(ctx, cid, out) writes cluster
  * cid's member rows in member order (n x dim floats), 0 or -1. For a store that keeps each

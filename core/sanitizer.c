@@ -24,7 +24,8 @@ int sanitizer_open(struct sanitizer *s, const struct sanitizer_params *p, char *
     }
     mech_token_roles(p->tok, s->role, group, stop);
     struct cluster_params cp = {.k = p->k, .quiet = p->quiet, .cache_dir = p->cache_dir,
-                                .fingerprint = p->fingerprint, .rows = p->rows,
+                                .fingerprint = p->fingerprint,
+                                .rows = p->pub_rows ? p->pub_rows : p->rows,
                                 .log = p->log, .log_ctx = p->log_ctx};
     if (cluster_build(&s->cl, n, p->dim, group, p->row, p->ctx, &cp, err, errlen) != 0) goto out;
     if (noise_open(&s->nz, p->seeded, p->seed, err, errlen) != 0) goto out;

@@ -22,6 +22,9 @@ struct sanitizer_params {
     int dim;
     cluster_row_fn row;             /* embedding rows of the table */
     int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);   /* or NULL */
+    /* Rows for the clustering, which reads a fixed public set, so its lookups may be seen
+     * (core/embed: embed_rows_public); NULL: rows. */
+    int (*pub_rows)(void *ctx, const int32_t *ids, size_t n, float *out);
     void *ctx;
     int k;                          /* cluster size */
     int quiet;

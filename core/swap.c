@@ -186,6 +186,92 @@ static int page_out(struct swap *s, size_t slot, char *err, size_t errlen)
     return 0;
 }
 
+int swap_put(struct swap *s, uint64_t first, uint64_t n, const void *src, size_t len,
+             char *err, size_t errlen)
+{
+    if (s->failed) {
+        snprintf(err, errlen, "%s", s->fail_msg);
+        return -1;
+    }
+    if (s->active || first > s->n_pages || n > s->n_pages - first ||
+        len > (size_t)n * s->page_size) {
+        snprintf(err, errlen, "swap: bad put of %llu pages at %llu (%zu bytes)",
+                 (unsigned long long)n, (unsigned long long)first, len);
+        return -1;
+    }
+    for (uint64_t p = first; p < first + n; p++)
+        if (s->page_slot[p] >= 0) {
+            snprintf(err, errlen, "swap: put of page %llu, which is resident",
+                     (unsigned long long)p);
+            return -1;
+        }
+    if (n == 0) return 0;
+    if (open_file(s, err, errlen) != 0) return -1;
+    /* Runs of up to 16 sealed pages, written at once (pages are adjacent in the file). */
+    enum { RUN = 16 };
+    uint8_t *buf = malloc(RUN * s->io_len), *pad = malloc(s->page_size);
+    if (!buf || !pad) {
+        free(buf);
+        free(pad);
+        snprintf(err, errlen, "swap: out of memory");
+        return -1;
+    }
+    if (enclave_unseal(s->ctl, err, errlen) != 0) {
+        free(buf);
+        free(pad);
+        return -1;
+    }
+    uint64_t *ver = versions_of(s);
+    const uint8_t *in = src;
+    int rc = 0;
+    for (uint64_t p0 = first; p0 < first + n && rc == 0; p0 += RUN) {
+        uint64_t m = first + n - p0 < RUN ? first + n - p0 : RUN;
+        for (uint64_t i = 0; i < m; i++) {
+            uint64_t p = p0 + i;
+            size_t at = (size_t)(p - first) * s->page_size;
+            const uint8_t *pt = in + at;
+            if (at + s->page_size > len) {
+                /* The short tail (or nothing) of the source, then zeros. */
+                size_t have = at < len ? len - at : 0;
+                memset(pad, 0, s->page_size);
+                if (have) memcpy(pad, in + at, have);
+                pt = pad;
+            }
+            uint8_t *io = buf + i * s->io_len, ad[16];
+            make_ad(ad, p, ver[p] + 1);
+            randombytes_buf(io, SWAP_NONCE_BYTES);
+            unsigned long long clen = 0;
+            crypto_aead_xchacha20poly1305_ietf_encrypt(io + SWAP_NONCE_BYTES, &clen, pt,
+                                                       s->page_size, ad, sizeof ad, NULL, io,
+                                                       key_of(s));
+        }
+        size_t want = (size_t)m * s->io_len;
+        off_t off = (off_t)(p0 * s->io_len);
+        ssize_t w = pwrite(s->fd, buf, want, off);
+        if (w != (ssize_t)want) {
+            /* Old copies may be half overwritten: none of the run counts as on disk. */
+            for (uint64_t i = 0; i < m; i++) s->on_disk[p0 + i] = 0;
+            snprintf(err, errlen, "swap: cannot write pages %llu..%llu%s",
+                     (unsigned long long)p0, (unsigned long long)(p0 + m - 1),
+                     w < 0 ? " (write error)" : " (short write; disk full?)");
+            rc = -1;
+            break;
+        }
+        for (uint64_t i = 0; i < m; i++) {
+            ver[p0 + i]++;
+            s->on_disk[p0 + i] = 1;
+        }
+        s->pages_out += m;
+        if ((size_t)off + want > s->file_bytes) s->file_bytes = (size_t)off + want;
+    }
+    char e2[160];
+    if (enclave_seal(s->ctl, rc ? e2 : err, rc ? sizeof e2 : errlen) != 0 && rc == 0) rc = -1;
+    sodium_memzero(pad, s->page_size);
+    free(buf);
+    free(pad);
+    return rc;
+}
+
 /* Read and open the sealed copy of page into slot. Any failure is fatal and leaves the
  * slot zeroed. */
 static int page_in(struct swap *s, uint64_t page, size_t slot, char *err, size_t errlen)

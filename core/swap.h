@@ -43,6 +43,13 @@ int swap_get(struct swap *s, uint64_t page, int for_write, uint8_t **ptr, char *
  * zeroed and -1 returned. */
 int swap_read(struct swap *s, uint64_t page, size_t off, void *dst, size_t len, char *err,
               size_t errlen);
+/* Seal pages first .. first+n-1 straight into the swap file from src (len bytes, at most
+ * n pages; the rest of the last page reads as zeros), without passing through the cache:
+ * one unseal of the key for the whole run and one write per run of pages, so a large
+ * table goes in at the cost of its encryption. The pages must not be resident; each one
+ * counts as written only once all of it reached the file. Outside swap_begin/swap_end. */
+int swap_put(struct swap *s, uint64_t first, uint64_t n, const void *src, size_t len,
+             char *err, size_t errlen);
 /* Write every dirty page out and drop all pages from the cache (tests, status). */
 int swap_flush(struct swap *s, char *err, size_t errlen);
 

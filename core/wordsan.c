@@ -45,6 +45,7 @@ int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, s
     int rc = -1;
     if (lexicon_build(&w->lex, p->tok, is_public, (void *)p->pl, err, errlen) != 0) goto out;
     lexicon_set_rows(w->lex, p->rows, p->ctx, p->dim);
+    lexicon_set_public_rows(w->lex, p->pub_rows);
     int32_t n = lexicon_size(w->lex);
     role = calloc((size_t)n, 1);
     stop = calloc((size_t)n, 1);
@@ -80,7 +81,7 @@ int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, s
     struct cluster_params cp = {.k = p->k, .quiet = p->quiet, .log = p->log,
                                 .log_ctx = p->log_ctx, .cache_dir = p->cache_dir,
                                 .fingerprint = p->fingerprint ? fp : NULL,
-                                .rows = lexicon_rows};
+                                .rows = lexicon_rows_public, .centroids = 1};
     if (cluster_build(&w->cl, n, p->dim, group, lexicon_row, w->lex, &cp, err, errlen) != 0)
         goto out;
     /* With the cluster-row store, the table is walked once, to fill it, and the centroids

@@ -33,6 +33,9 @@ struct wordsan_params {
     int dim;
     /* Rows of token ids (the core's guarded table). */
     int (*rows)(void *ctx, const int32_t *ids, size_t n, float *out);
+    /* The same for the clustering and centroids, fixed public sets whose lookups may be seen
+     * (core/embed: embed_rows_public); NULL: rows. */
+    int (*pub_rows)(void *ctx, const int32_t *ids, size_t n, float *out);
     void *ctx;
     /* Optional: the same rows as stored (GGUF type row_type, row_bytes each; same ctx), to
      * keep each cluster's rows together (core/clrows) in a file in swap_dir (NULL: the

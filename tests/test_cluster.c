@@ -340,6 +340,23 @@ static void test_cache(void **state)
     cluster_close(b);
     p.fingerprint = fp;
 
+    /* With centroids kept: a cache of its own (the other layout is not taken for it), and
+     * the centroids come back from it bit for bit. */
+    p.centroids = 1;
+    assert_int_equal(cluster_build(&b, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_from_cache(b), 0);
+    assert_int_equal(cluster_build(&c2, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
+    assert_int_equal(cluster_from_cache(c2), 1);
+    assert_int_equal(cluster_count(b), cluster_count(c2));
+    for (int32_t c = 0; c < cluster_count(b); c++) {
+        assert_non_null(cluster_centroid(b, c));
+        assert_memory_equal(cluster_centroid(b, c), cluster_centroid(c2, c), dim * sizeof(float));
+    }
+    assert_null(cluster_centroid(a, 0));
+    cluster_close(b);
+    cluster_close(c2);
+    p.centroids = 0;   /* path still names the first cache */
+
     /* Flip one bit of the sealed file: detected, recomputed, same partition. */
     FILE *fh = fopen(path, "r+b");
     assert_non_null(fh);

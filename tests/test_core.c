@@ -1,7 +1,8 @@
 /* Tests of core/core (with core/embed): the public API over real and random models,
  * the embedding table served through the encrypted swap, the locked/not-locked report,
  * what crosses the boundary to the decoder and the golden stories260K text through a
- * 64 KiB core. */
+ * 64 KiB core, and a large table sealed only at the first lookup that follows the user's
+ * words. */
 #include "tests/testutil.h"
 
 #include <linux/capability.h>
@@ -506,6 +507,138 @@ static void test_boundary_opencl(void **state)
     boundary_run(DEC_DEV_CL);
 }
 
+/* ---- a large table: sealed on first need, cluster cache named without reading it ----- */
+static int clustering_lines;
+static void count_clustering(void *ctx, const char *msg)
+{
+    (void)ctx;
+    if (strstr(msg, "clustering")) clustering_lines++;
+}
+
+static struct core *open_lazy(const char *path, const char *cache)
+{
+    struct core_options o;
+    core_defaults(&o);
+    o.mem_limit = 1u << 20;          /* the 31 MiB table is nearly all in the swap once sealed */
+    o.table_lazy_min = 1;            /* sealed on first need, like a 128k x 2048 table */
+    o.cache_dir = cache;
+    o.seeded = 1;
+    o.seed = 3;
+    o.log = count_clustering;
+    struct core *c;
+    assert_int_equal(core_open(&c, path, &o, err, sizeof err), 0);
+    return c;
+}
+
+/* Encodes text as the user's; every vector sent must be its id's row. */
+static void encode_checked(struct core *c, const struct ref *r, const char *text)
+{
+    struct core_batch b;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(core_encode(c, text, strlen(text), CORE_SEG_USER, 0, &b, err, sizeof err), 0);
+    assert_true(b.n > 0);
+    int dim = core_dim(c);
+    float *w = malloc((size_t)dim * sizeof *w);
+    assert_non_null(w);
+    for (size_t i = 0; i < b.n; i++) {
+        ref_row(r, b.ids[i], w);
+        assert_memory_equal(b.vecs + i * (size_t)dim, w, (size_t)dim * sizeof *w);
+    }
+    free(w);
+    core_batch_free(&b);
+}
+
+static void test_lazy_table(void **state)
+{
+    (void)state;
+    char path[4200], cache[4300];
+    char *dir = tu_tmpfile("glove.gguf", path, sizeof path);
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    size_t len;
+    char *bytes = tu_read_all(tu_shared("models/glove-llama3.gguf"), &len);
+    assert_non_null(bytes);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    free(bytes);
+    struct ref r;
+    ref_open(&r, path);
+    const char *in_lexicon = "Alice met Bob in Paris", *outside = "Alice owes Grzegorz Brzęczyszczykiewicz";
+
+    /* First run: the word clustering reads its fixed public set from the model file; the
+     * words are all in the lexicon, so no secret lookup and nothing sealed or read through
+     * the swap. */
+    clustering_lines = 0;
+    struct core *c = open_lazy(path, cache);
+    struct core_status st;
+    core_status(c, &st);
+    assert_false(st.table_sealed);
+    assert_true(st.table_in_swap);
+    encode_checked(c, &r, in_lexicon);
+    core_status(c, &st);
+    assert_true(clustering_lines > 0);
+    assert_false(st.table_sealed);
+    assert_true(st.swap_pages_out == 0 && st.swap_pages_in == 0 && st.swap_file_bytes == 0);
+    core_close(c);
+
+    /* Warm start: partition, similarities and centroids from the cache; still no table page
+     * read before (or for) a sanitized word of the lexicon. */
+    clustering_lines = 0;
+    c = open_lazy(path, cache);
+    encode_checked(c, &r, in_lexicon);
+    core_status(c, &st);
+    assert_int_equal(clustering_lines, 0);
+    assert_false(st.table_sealed);
+    assert_true(st.swap_pages_out == 0 && st.swap_pages_in == 0);
+    /* A name of several pieces (or letters outside ASCII) is outside the lexicon: its
+     * pieces' rows are a secret lookup, so the whole table is sealed first, then they come
+     * from the swap. */
+    encode_checked(c, &r, outside);
+    core_status(c, &st);
+    assert_true(st.table_sealed);
+    const struct gguf_tensor *t = r.t;
+    assert_true(st.swap_file_bytes >= t->nbytes);
+    assert_true(st.swap_pages_out > 0 && st.swap_pages_in > 0);
+    assert_int_equal(st.tamper_checks, st.swap_pages_in);
+    /* Sealed, every lookup goes through the swap, public ones too. */
+    uint64_t in_before = st.swap_pages_in;
+    encode_checked(c, &r, in_lexicon);
+    float *v = malloc((size_t)core_dim(c) * sizeof *v), *w = malloc((size_t)core_dim(c) * sizeof *w);
+    assert_non_null(v);
+    assert_non_null(w);
+    for (int32_t id = 0; id < core_n_vocab(c); id += 4099) {
+        assert_int_equal(core_embed_token(c, id, v, err, sizeof err), 0);
+        ref_row(&r, id, w);
+        assert_memory_equal(v, w, (size_t)core_dim(c) * sizeof *v);
+    }
+    core_status(c, &st);
+    assert_true(st.swap_pages_in > in_before);
+    free(v);
+    free(w);
+    core_close(c);
+
+    /* A changed model file is another cache key: any write to it (here one byte of the
+     * table, rewritten with its own value, which still moves its ctime) clusters again. */
+    gguf_close(r.g);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char byte;
+    off_t at = (off_t)len - 1;
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    usleep(20000);
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+    ref_open(&r, path);
+    clustering_lines = 0;
+    c = open_lazy(path, cache);
+    encode_checked(c, &r, in_lexicon);
+    assert_true(clustering_lines > 0);
+    core_close(c);
+    gguf_close(r.g);
+    tu_rmtree(dir);
+}
+
 /* ---- golden text through a 64 KiB core --------------------------------------------- */
 static void test_golden_through_swap(void **state)
 {
@@ -676,4 +809,5 @@ TU_MAIN(
     cmocka_unit_test(test_not_locked_reported),
     cmocka_unit_test(test_boundary_cpu),
     cmocka_unit_test(test_boundary_opencl),
-    cmocka_unit_test(test_golden_through_swap))
+    cmocka_unit_test(test_golden_through_swap),
+    cmocka_unit_test(test_lazy_table))

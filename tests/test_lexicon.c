@@ -195,6 +195,60 @@ static void test_llama2_clusters(void **state)
     close_model(&f);
 }
 
+/* Centroids kept with the partition (and so with its cache) are bit for bit the ones read
+ * from the members' rows after clustering: a start from the cache reads no row for them. */
+static void test_kept_centroids_match_rows(void **state)
+{
+    (void)state;
+    struct fixture f;
+    open_model(&f, "models/glove-llama2.gguf");
+    char err[256];
+    int dim = embed_dim(f.e);
+    struct cluster *plain = NULL, *kept = NULL;
+    struct cluster_params cp = {.k = 20, .quiet = 1, .rows = lexicon_rows};
+    assert_int_equal(cluster_build(&plain, lexicon_size(f.l), dim, lexicon_groups(f.l),
+                                   lexicon_row, f.l, &cp, err, sizeof err), 0);
+    cp.centroids = 1;
+    assert_int_equal(cluster_build(&kept, lexicon_size(f.l), dim, lexicon_groups(f.l),
+                                   lexicon_row, f.l, &cp, err, sizeof err), 0);
+    assert_null(cluster_centroid(plain, 0));
+    assert_int_equal(cluster_count(plain), cluster_count(kept));
+    float *rows = malloc(21 * (size_t)dim * sizeof *rows), *mean = malloc((size_t)dim * sizeof *mean);
+    assert_non_null(rows);
+    assert_non_null(mean);
+    for (int32_t c = 0; c < cluster_count(kept); c++) {
+        const int32_t *mem, *mem2;
+        int m = cluster_members(kept, c, &mem);
+        assert_int_equal(cluster_members(plain, c, &mem2), m);
+        assert_memory_equal(mem, mem2, (size_t)m * sizeof *mem);
+        assert_true(m <= 21);
+        assert_int_equal(lexicon_rows(f.l, mem, (size_t)m, rows), 0);
+        lexicon_mean(rows, (size_t)m, dim, mean);
+        assert_non_null(cluster_centroid(kept, c));
+        assert_memory_equal(cluster_centroid(kept, c), mean, (size_t)dim * sizeof *mean);
+    }
+    /* The nearest cluster of a vector is the same either way. */
+    assert_int_equal(lexicon_centroids(f.l, plain, err, sizeof err), 0);
+    float x[512];
+    int32_t near_plain[3], near_kept[3];
+    const char *probe[] = {"dog", "paris", "guitar"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(lexicon_row(f.l, lexicon_find(f.l, probe[i], strlen(probe[i])), x), 0);
+        near_plain[i] = lexicon_nearest(f.l, x, 2);
+    }
+    assert_int_equal(lexicon_centroids(f.l, kept, err, sizeof err), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(lexicon_row(f.l, lexicon_find(f.l, probe[i], strlen(probe[i])), x), 0);
+        near_kept[i] = lexicon_nearest(f.l, x, 2);
+        assert_int_equal(near_kept[i], near_plain[i]);
+    }
+    free(rows);
+    free(mean);
+    cluster_close(plain);
+    cluster_close(kept);
+    close_model(&f);
+}
+
 /* A scattered batch (unsorted, repeated ids, pages far apart) read through a small cache,
  * so most pages come from the swap, gives exactly the rows read one by one. */
 static void test_batch_rows_match_single(void **state)
@@ -232,4 +286,5 @@ TU_MAIN(
     cmocka_unit_test(test_batch_rows_match_single),
     cmocka_unit_test(test_llama3_domain),
     cmocka_unit_test(test_llama2_domain),
-    cmocka_unit_test(test_llama2_clusters))
+    cmocka_unit_test(test_llama2_clusters),
+    cmocka_unit_test(test_kept_centroids_match_rows))

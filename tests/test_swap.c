@@ -1,5 +1,5 @@
 /* Tests of core/swap: round trips through eviction, no plaintext on disk, a table of
- * tamper cases, key lifecycle, short writes. */
+ * tamper cases, key lifecycle, short writes, pages put straight into the file. */
 #include "tests/testutil.h"
 
 #include <fcntl.h>
@@ -376,6 +376,49 @@ static void test_sealed_outside_access(void **state)
     }
 }
 
+/* swap_put seals pages straight from a source into the file: they read back exactly (a short
+ * tail as zeros), a flipped bit in one is still caught, and a resident page is refused. */
+static void test_put(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    uint8_t *src = malloc((size_t)N * PS);
+    assert_non_null(src);
+    for (uint64_t p = 0; p < N; p++) fill_page(src + p * PS, p, 5);
+    struct swap *s;
+    assert_int_equal(swap_open(&s, PS, N, 3, NULL, 0, err, sizeof err), 0);
+    size_t len = (size_t)N * PS - 100;             /* the last page is short */
+    assert_int_equal(swap_put(s, 0, N, src, len, err, sizeof err), 0);
+    struct swap_stats st;
+    swap_stats(s, &st);
+    assert_int_equal(st.pages_out, N);
+    assert_int_equal(st.resident, 0);
+    assert_int_equal(st.file_bytes, (size_t)N * IOLEN);
+    uint8_t buf[PS];
+    for (uint64_t p = 0; p < N; p++) {
+        assert_int_equal(swap_read(s, p, 0, buf, PS, err, sizeof err), 0);
+        if (p < N - 1) assert_true(check_page(buf, p, 5));
+        else {
+            assert_memory_equal(buf, src + p * PS, PS - 100);
+            for (size_t i = PS - 100; i < PS; i++) assert_int_equal(buf[i], 0);
+        }
+    }
+    /* Page N-1 is resident now (just read): refused. */
+    assert_int_equal(swap_put(s, N - 1, 1, src, PS, err, sizeof err), -1);
+    assert_non_null(strstr(err, "resident"));
+    /* A flipped bit in a page that was put: detected on the way in. */
+    int fd = swap_fd(s);
+    uint8_t b;
+    off_t at = (off_t)(5 * IOLEN + SWAP_NONCE_BYTES + 9);
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 1;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    assert_int_equal(swap_read(s, 5, 0, buf, PS, err, sizeof err), -1);
+    assert_non_null(strstr(err, "authentication"));
+    swap_close(s);
+    free(src);
+}
+
 TU_MAIN(
     cmocka_unit_test(test_roundtrip_lru),
     cmocka_unit_test(test_errors),
@@ -384,4 +427,5 @@ TU_MAIN(
     cmocka_unit_test(test_file_from_killed_run),
     cmocka_unit_test(test_key_wiped_at_close),
     cmocka_unit_test(test_short_write_fails_closed),
-    cmocka_unit_test(test_sealed_outside_access))
+    cmocka_unit_test(test_sealed_outside_access),
+    cmocka_unit_test(test_put))

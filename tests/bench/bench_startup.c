@@ -7,6 +7,9 @@
  *   first run  `cmif chat --script` of one message with -n 1 and an empty cache directory:
  *              model load, the word clustering, sanitizing, the first token;
  *   warm start the same with the cluster cache the first run left;
+ *   warm, outside the lexicon  a message with a name of several pieces: its rows are a
+ *              secret lookup, so the core seals the whole table into the encrypted swap
+ *              first (a message of lexicon words, numbers and punctuation needs none);
  *   llama.cpp  tests/bench/llamacpp_start.mjs: load, context, the first token (its own
  *              figures from inside node, and the whole process as for cmif).
  * The machine is shared: wall times move with the load, CPU times (user + sys) much less,
@@ -144,22 +147,28 @@ static int bench_startup(struct bench *b)
     }
     const char *model = b->quick ? bench_model_path(b, BENCH_TINY) : bench_model_path(b, BENCH_L32_1B_Q4_K);
     if (!model) return -1;
-    char xdg[] = "/tmp/cmif-bench-xdg-XXXXXX", msg[1100];
+    char xdg[] = "/tmp/cmif-bench-xdg-XXXXXX", msg[1100], msg2[1100];
     if (!mkdtemp(xdg)) return -1;
     snprintf(msg, sizeof msg, "%s/message.txt", xdg);
-    FILE *f = fopen(msg, "w");
-    if (!f || fputs("Alice owes Bob 500 dollars for the flat in Leeds\n", f) < 0 ||
-        fclose(f) != 0) {
+    snprintf(msg2, sizeof msg2, "%s/message-outside.txt", xdg);
+    FILE *f = fopen(msg, "w"), *f2 = fopen(msg2, "w");
+    int wrote = f && fputs("Alice owes Bob 500 dollars for the flat in Leeds\n", f) >= 0;
+    wrote = f2 && fputs("Alice owes Grzegorz 500 dollars for the flat in Leeds\n", f2) >= 0 && wrote;
+    if ((f && fclose(f) != 0) || (f2 && fclose(f2) != 0) || !wrote) {
         rm_cache(xdg);
         return -1;
     }
     int threads = b->max_threads;
-    struct run cold, warm = {0}, w;
+    struct run cold, warm = {0}, outside = {0}, w;
     int rc = run_cmif(cmif, model, xdg, msg, threads, &cold);
     for (int i = 0; i < (b->quick ? 1 : 3) && rc == 0; i++)   /* best of three warm starts */
         if ((rc = run_cmif(cmif, model, xdg, msg, threads, &w)) == 0 &&
             (warm.wall == 0 || w.wall < warm.wall))
             warm = w;
+    for (int i = 0; i < (b->quick ? 1 : 3) && rc == 0; i++)
+        if ((rc = run_cmif(cmif, model, xdg, msg2, threads, &w)) == 0 &&
+            (outside.wall == 0 || w.wall < outside.wall))
+            outside = w;
     rm_cache(xdg);
     if (rc) return -1;
     bench_row(b, "%-34s %9s %9s %10s", "", "wall s", "CPU s", "peak RSS");
@@ -167,6 +176,8 @@ static int bench_startup(struct bench *b)
               cold.cpu, cold.maxrss_mb);
     bench_row(b, "%-34s %9.2f %9.2f %7.0f MB", "cmif warm start", warm.wall, warm.cpu,
               warm.maxrss_mb);
+    bench_row(b, "%-34s %9.2f %9.2f %7.0f MB", "cmif warm, a word outside lexicon", outside.wall,
+              outside.cpu, outside.maxrss_mb);
     char why[256];
     const char *dir = bench_llamacpp_dir(why, sizeof why);
     if (!dir) {
@@ -183,10 +194,11 @@ static int bench_startup(struct bench *b)
         bench_row(b, "llama.cpp inside node: load %.2f s, load to first token %.2f s",
                   load_ms / 1e3, first_ms / 1e3);
         bench_row(b, "ratios cmif / llama.cpp (whole process): first run wall %.1f, CPU %.1f; "
-                     "warm start wall %.1f, CPU %.1f",
-                  cold.wall / l.wall, cold.cpu / l.cpu, warm.wall / l.wall, warm.cpu / l.cpu);
+                     "warm start wall %.1f, CPU %.1f; outside the lexicon wall %.1f, CPU %.1f",
+                  cold.wall / l.wall, cold.cpu / l.cpu, warm.wall / l.wall, warm.cpu / l.cpu,
+                  outside.wall / l.wall, outside.cpu / l.cpu);
     }
-    bench_row(b, "(cmif: chat --script, one message, -n 1, %d threads; warm = best of %d; "
+    bench_row(b, "(cmif: chat --script, one message, -n 1, %d threads; warm rows = best of %d; "
                  "targets: first run <= 8 s, warm start <= 0.6 s; a shared machine: read the "
                  "CPU column and the ratios)", threads, b->quick ? 1 : 3);
     return 0;
