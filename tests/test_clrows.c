@@ -97,18 +97,16 @@ static void close_all(struct fixture *fx)
 
 static void test_rows_are_the_tables(void **state)
 {
-    (void)state;
-    struct fixture fx;
-    open_all(&fx);
+    struct fixture *fx = *state;
     char err[256];
     float rows[(K + 1) * DIM];
     double norms[K + 1];
-    for (int32_t c = 0; c < cluster_count(fx.cl); c++) {
+    for (int32_t c = 0; c < cluster_count(fx->cl); c++) {
         const int32_t *mem;
-        int m = cluster_members(fx.cl, c, &mem);
-        assert_int_equal(clrows_get(fx.r, c, rows, norms, err, sizeof err), 0);
+        int m = cluster_members(fx->cl, c, &mem);
+        assert_int_equal(clrows_get(fx->r, c, rows, norms, err, sizeof err), 0);
         for (int i = 0; i < m; i++) {
-            const float *want = fx.t.f.v + (size_t)mem[i] * DIM;
+            const float *want = fx->t.f.v + (size_t)mem[i] * DIM;
             assert_memory_equal(rows + (size_t)i * DIM, want, DIM * sizeof(float));
             double s = 0;
             for (int d = 0; d < DIM; d++) s += (double)want[d] * want[d];
@@ -116,12 +114,11 @@ static void test_rows_are_the_tables(void **state)
             assert_memory_equal(&norms[i], &n, sizeof n);
         }
     }
-    assert_int_equal(clrows_get(fx.r, cluster_count(fx.cl), rows, norms, err, sizeof err), -1);
+    assert_int_equal(clrows_get(fx->r, cluster_count(fx->cl), rows, norms, err, sizeof err), -1);
     /* Every blob has the same size, whatever its cluster's. */
     struct stat st;
-    assert_int_equal(fstat(clrows_fd(fx.r), &st), 0);
-    assert_int_equal((size_t)st.st_size, 3 * clrows_blob_bytes(fx.r));
-    close_all(&fx);
+    assert_int_equal(fstat(clrows_fd(fx->r), &st), 0);
+    assert_int_equal((size_t)st.st_size, 3 * clrows_blob_bytes(fx->r));
 }
 
 /* Reading cluster c fails closed (rows and norms zeroed, the message says why), and so does
@@ -145,54 +142,43 @@ static void refused(struct fixture *fx, int32_t c, const char *why)
 
 static void test_tampered_blob_refused(void **state)
 {
-    (void)state;
-    struct fixture fx;
-    open_all(&fx);
-    int fd = clrows_fd(fx.r);
-    size_t bl = clrows_blob_bytes(fx.r);
+    struct fixture *fx = *state;
+    int fd = clrows_fd(fx->r);
+    size_t bl = clrows_blob_bytes(fx->r);
     uint8_t byte;
     off_t at = (off_t)(bl + bl / 2);            /* inside cluster 1's ciphertext */
     assert_int_equal(pread(fd, &byte, 1, at), 1);
     byte ^= 1;
     assert_int_equal(pwrite(fd, &byte, 1, at), 1);
-    refused(&fx, 1, "authentication");
-    close_all(&fx);
+    refused(fx, 1, "authentication");
 }
 
 static void test_moved_blob_refused(void **state)
 {
-    (void)state;
-    struct fixture fx;
-    open_all(&fx);
-    int fd = clrows_fd(fx.r);
-    size_t bl = clrows_blob_bytes(fx.r);
+    struct fixture *fx = *state;
+    int fd = clrows_fd(fx->r);
+    size_t bl = clrows_blob_bytes(fx->r);
     uint8_t *b = malloc(bl);
     assert_non_null(b);
     /* Cluster 0's intact blob put in cluster 2's place: the index bound in refuses it. */
     assert_int_equal(pread(fd, b, bl, 0), (ssize_t)bl);
     assert_int_equal(pwrite(fd, b, bl, (off_t)(2 * bl)), (ssize_t)bl);
     free(b);
-    refused(&fx, 2, "authentication");
-    close_all(&fx);
+    refused(fx, 2, "authentication");
 }
 
 static void test_truncated_file_refused(void **state)
 {
-    (void)state;
-    struct fixture fx;
-    open_all(&fx);
-    assert_int_equal(ftruncate(clrows_fd(fx.r), (off_t)clrows_blob_bytes(fx.r)), 0);
-    refused(&fx, 1, "missing");
-    close_all(&fx);
+    struct fixture *fx = *state;
+    assert_int_equal(ftruncate(clrows_fd(fx->r), (off_t)clrows_blob_bytes(fx->r)), 0);
+    refused(fx, 1, "missing");
 }
 
 /* The RNM and CusText+ mechanisms choose exactly as they do reading rows by id, draw for
  * draw, on the same seeded noise. */
 static void test_mechanism_unchanged(void **state)
 {
-    (void)state;
-    struct fixture fx;
-    open_all(&fx);
+    struct fixture *fx = *state;
     char err[256];
     uint8_t role[N];
     memset(role, MECH_ROLE_SANITIZE, sizeof role);
@@ -201,10 +187,10 @@ static void test_mechanism_unchanged(void **state)
         struct noise *na, *nb;
         assert_int_equal(noise_open(&na, 1, 7, err, sizeof err), 0);
         assert_int_equal(noise_open(&nb, 1, 7, err, sizeof err), 0);
-        struct mech_config ca = {.n_vocab = N, .dim = DIM, .row = tu_mat_row, .ctx = &fx.t.f,
-                                 .clusters = fx.cl, .role = role, .noise = na};
-        struct mech_config cb = {.n_vocab = N, .dim = DIM, .row = tu_mat_row, .ctx = &fx.t.f,
-                                 .clusters = fx.cl, .role = role, .noise = nb, .crows = fx.r};
+        struct mech_config ca = {.n_vocab = N, .dim = DIM, .row = tu_mat_row, .ctx = &fx->t.f,
+                                 .clusters = fx->cl, .role = role, .noise = na};
+        struct mech_config cb = {.n_vocab = N, .dim = DIM, .row = tu_mat_row, .ctx = &fx->t.f,
+                                 .clusters = fx->cl, .role = role, .noise = nb, .crows = fx->r};
         struct mech *ma, *mb;
         assert_int_equal(mech_open(&ma, &ca, kinds[k], 2.0, err, sizeof err), 0);
         assert_int_equal(mech_open(&mb, &cb, kinds[k], 2.0, err, sizeof err), 0);
@@ -223,12 +209,28 @@ static void test_mechanism_unchanged(void **state)
         noise_close(na);
         noise_close(nb);
     }
-    close_all(&fx);
+}
+
+/* Every test gets the store and its table fresh. */
+static int setup(void **state)
+{
+    struct fixture *fx = malloc(sizeof *fx);
+    if (!fx) return -1;
+    open_all(fx);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    close_all(*state);
+    free(*state);
+    return 0;
 }
 
 TU_MAIN(
-    cmocka_unit_test(test_rows_are_the_tables),
-    cmocka_unit_test(test_tampered_blob_refused),
-    cmocka_unit_test(test_moved_blob_refused),
-    cmocka_unit_test(test_truncated_file_refused),
-    cmocka_unit_test(test_mechanism_unchanged))
+    cmocka_unit_test_setup_teardown(test_rows_are_the_tables, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_tampered_blob_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_moved_blob_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_truncated_file_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_mechanism_unchanged, setup, teardown))

@@ -29,19 +29,29 @@ static int attr_at(const struct md *m, const char *what)
     return m->attr[p - shown];
 }
 
+/* src renders as want, each listed text (NULL-ended) drawn with its attributes. */
+struct at {
+    const char *text;
+    int attr;
+};
+
+static void check(const char *src, const char *want, const struct at *at)
+{
+    struct md m;
+    render(&m, src);
+    assert_string_equal(shown, want);
+    for (; at && at->text; at++) assert_int_equal(attr_at(&m, at->text), at->attr);
+    md_free(&m);
+}
+
 static void test_inline(void **state)
 {
     (void)state;
     struct md m;
-    render(&m, "a **bold** and *it* and `co**de**` x __b2__ _i2_");
-    assert_string_equal(shown, "a bold and it and co**de** x b2 i2");
-    assert_int_equal(attr_at(&m, "bold"), MD_BOLD);
-    assert_int_equal(attr_at(&m, "it "), MD_ITALIC);
-    assert_int_equal(attr_at(&m, "co**de**"), MD_CODE);
-    assert_int_equal(attr_at(&m, "b2"), MD_BOLD);
-    assert_int_equal(attr_at(&m, "i2"), MD_ITALIC);
-    assert_int_equal(attr_at(&m, "a "), 0);
-    md_free(&m);
+    check("a **bold** and *it* and `co**de**` x __b2__ _i2_",
+          "a bold and it and co**de** x b2 i2",
+          (const struct at[]){{"bold", MD_BOLD}, {"it ", MD_ITALIC}, {"co**de**", MD_CODE},
+                              {"b2", MD_BOLD}, {"i2", MD_ITALIC}, {"a ", 0}, {NULL, 0}});
     render(&m, "**bold with *it* inside**");
     assert_string_equal(shown, "bold with it inside");
     assert_int_equal(attr_at(&m, "it "), MD_BOLD | MD_ITALIC);
@@ -69,48 +79,37 @@ static void test_unclosed(void **state)
         md_free(&m);
     }
     /* Markers close on their own line only. */
-    render(&m, "**one\ntwo**");
-    assert_string_equal(shown, "**one\ntwo**");
-    md_free(&m);
+    check("**one\ntwo**",
+          "**one\ntwo**",
+          NULL);
 }
 
 static void test_code_block(void **state)
 {
     (void)state;
-    struct md m;
-    render(&m, "```python\nx = **a** # _b_\n- not a list\n```\nafter **b**\n");
-    assert_string_equal(shown, "python\nx = **a** # _b_\n- not a list\nafter b\n");
-    assert_int_equal(attr_at(&m, "python"), MD_FENCE);
-    assert_int_equal(attr_at(&m, "x = **a**"), MD_BLOCK);
-    assert_int_equal(attr_at(&m, "- not"), MD_BLOCK);
-    assert_int_equal(attr_at(&m, "b\n"), MD_BOLD);
-    md_free(&m);
+    check("```python\nx = **a** # _b_\n- not a list\n```\nafter **b**\n",
+          "python\nx = **a** # _b_\n- not a list\nafter b\n",
+          (const struct at[]){{"python", MD_FENCE}, {"x = **a**", MD_BLOCK}, {"- not", MD_BLOCK},
+                              {"b\n", MD_BOLD}, {NULL, 0}});
     /* No label: the fence line is hidden. A block that never closes stays a block. */
-    render(&m, "~~~\ncode *x*\n~~~ \ntext\n```\nstill **code**");
-    assert_string_equal(shown, "code *x*\ntext\nstill **code**");
-    assert_int_equal(attr_at(&m, "code *x*"), MD_BLOCK);
-    assert_int_equal(attr_at(&m, "text"), 0);
-    assert_int_equal(attr_at(&m, "still"), MD_BLOCK);
-    md_free(&m);
+    check("~~~\ncode *x*\n~~~ \ntext\n```\nstill **code**",
+          "code *x*\ntext\nstill **code**",
+          (const struct at[]){{"code *x*", MD_BLOCK}, {"text", 0}, {"still", MD_BLOCK}, {NULL, 0}});
     /* A shorter or different fence does not close it. */
-    render(&m, "````\n```\n~~~~\n````\nout");
-    assert_string_equal(shown, "```\n~~~~\nout");
-    md_free(&m);
+    check("````\n```\n~~~~\n````\nout",
+          "```\n~~~~\nout",
+          NULL);
 }
 
 static void test_lists_headings(void **state)
 {
     (void)state;
     struct md m;
-    render(&m, "- one\n* two **b**\n  + nested\n1. first\n12) twelfth\n**not** a list\n-no\n");
-    assert_string_equal(shown, "\xe2\x80\xa2 one\n\xe2\x80\xa2 two b\n  \xe2\x80\xa2 nested\n1. first\n"
-                               "12) twelfth\nnot a list\n-no\n");
-    assert_int_equal(attr_at(&m, "\xe2\x80\xa2 one"), MD_BULLET);
-    assert_int_equal(attr_at(&m, "one"), 0);
-    assert_int_equal(attr_at(&m, "1. "), MD_BULLET);
-    assert_int_equal(attr_at(&m, "first"), 0);
-    assert_int_equal(attr_at(&m, "b\n"), MD_BOLD);
-    md_free(&m);
+    check("- one\n* two **b**\n  + nested\n1. first\n12) twelfth\n**not** a list\n-no\n",
+          "\xe2\x80\xa2 one\n\xe2\x80\xa2 two b\n  \xe2\x80\xa2 nested\n1. first\n"
+                               "12) twelfth\nnot a list\n-no\n",
+          (const struct at[]){{"\xe2\x80\xa2 one", MD_BULLET}, {"one", 0}, {"1. ", MD_BULLET},
+                              {"first", 0}, {"b\n", MD_BOLD}, {NULL, 0}});
     render(&m, "# Title *x*\n### Sub\n#nospace\n");
     assert_string_equal(shown, "Title x\nSub\n#nospace\n");
     assert_int_equal(attr_at(&m, "Title"), MD_HEAD | MD_BOLD);
@@ -122,15 +121,11 @@ static void test_lists_headings(void **state)
 static void test_utf8(void **state)
 {
     (void)state;
-    struct md m;
     /* A restored word keeps its marks, inside emphasis or not. */
-    render(&m, "**héllo ⟨wörld⟩** _日本_ ⟨Zoë⟩ `ü`");
-    assert_string_equal(shown, "héllo ⟨wörld⟩ 日本 ⟨Zoë⟩ ü");
-    assert_int_equal(attr_at(&m, "⟨wörld⟩"), MD_BOLD);
-    assert_int_equal(attr_at(&m, "日本"), MD_ITALIC);
-    assert_int_equal(attr_at(&m, "⟨Zoë⟩"), 0);
-    assert_int_equal(attr_at(&m, "ü"), MD_CODE);
-    md_free(&m);
+    check("**héllo ⟨wörld⟩** _日本_ ⟨Zoë⟩ `ü`",
+          "héllo ⟨wörld⟩ 日本 ⟨Zoë⟩ ü",
+          (const struct at[]){{"⟨wörld⟩", MD_BOLD}, {"日本", MD_ITALIC}, {"⟨Zoë⟩", 0}, {"ü", MD_CODE},
+                              {NULL, 0}});
 }
 
 /* Streamed in pieces cut at every byte (and one byte at a time): the same display as the
