@@ -137,14 +137,15 @@ static int argmax(const float *v, int n)
     return b;
 }
 
+/* Decoder options for device (first usable OpenCL device), ctx positions, a memory cap. */
+static struct dec_options dev_options(int device, int ctx, size_t cap)
+{
+    return (struct dec_options){.device = device, .cl_index = -1, .ctx = ctx, .cl_mem_cap = cap};
+}
+
 static struct decoder *open_dev(const struct dec_weights *w, int device, int ctx, size_t cap)
 {
-    struct dec_options o;
-    memset(&o, 0, sizeof o);
-    o.ctx = ctx;
-    o.device = device;
-    o.cl_index = -1;
-    o.cl_mem_cap = cap;
+    struct dec_options o = dev_options(device, ctx, cap);
     struct decoder *d = NULL;
     char err[512];
     if (dec_open(&d, w, &o, err, sizeof err) != 0) fail_msg("dec_open: %s", err);
@@ -487,11 +488,8 @@ static void test_device_switch(void **st)
     assert_true(tu_rel_err(a, b, 5 * (size_t)vocab) <= tol_for(QT_Q4_K));
     assert_true(tu_rel_err(c, a, 5 * (size_t)vocab) == 0.0); /* same device, same result */
     /* A device index that does not exist is an error, not a silent fallback. */
-    struct dec_options o;
-    memset(&o, 0, sizeof o);
-    o.device = DEC_DEV_CL;
+    struct dec_options o = dev_options(DEC_DEV_CL, 64, 0);
     o.cl_index = 99;
-    o.ctx = 64;
     char err[512];
     assert_int_equal(dec_open(&d, &m.w, &o, err, sizeof err), -1);
     assert_non_null(strstr(err, "OpenCL device 99 does not exist"));
@@ -515,11 +513,7 @@ static void test_oom_fallback(void **st)
     rmodel_make(&m, QT_Q8_0, 9);
     char err[512];
     /* The backend itself reports the shortage... */
-    struct dec_options o;
-    memset(&o, 0, sizeof o);
-    o.device = DEC_DEV_CL;
-    o.cl_index = -1;
-    o.cl_mem_cap = 64 << 10;
+    struct dec_options o = dev_options(DEC_DEV_CL, 0, 64 << 10);
     void *state = NULL;
     assert_int_equal(backend_cl_ops.open(&state, &m.w, &o, 64, err, sizeof err), -1);
     assert_null(state);
@@ -563,11 +557,7 @@ static int missing_platform_child(void)
     rmodel_make(&m, QT_F32, 3);
     int devs[] = {DEC_DEV_AUTO, DEC_DEV_CL};
     for (int i = 0; i < 2; i++) {
-        struct dec_options o;
-        memset(&o, 0, sizeof o);
-        o.device = devs[i];
-        o.cl_index = -1;
-        o.ctx = 32;
+        struct dec_options o = dev_options(devs[i], 32, 0);
         struct decoder *d;
         if (dec_open(&d, &m.w, &o, err, sizeof err)) {
             fprintf(stderr, "child: dec_open failed: %s\n", err);
