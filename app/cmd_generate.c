@@ -93,20 +93,14 @@ static int cmd_generate_exec(int argc, char **argv)
     char err[512] = "";
     opts_defaults(&o);
     int r = opts_parse(&o, argc, argv, GEN_FLAGS, NULL, NULL, NULL, err, sizeof err);
-    struct core_options co = o.core;
-    co.mechanism = CORE_MECH_NONE;
-    co.quiet = 1;
+    struct core_options co = o.core;   /* --core-mem, --require-locked */
+    core_options_plain(&co);
     if (r == 1) {
         usage(stdout);
         return EXIT_OK;
     }
-    if (r < 0 || o.n_args > 0) {
-        fprintf(stderr, "cmif generate: %s\n", r < 0 ? err : "unexpected argument");
-        usage(stderr);
-        return EXIT_USAGE;
-    }
     char mbuf[4200];
-    if (!(o.model = opts_find_model(o.model, mbuf, sizeof mbuf, "cmif generate"))) {
+    if (opts_need_model(&o, r, err, "cmif generate", mbuf, sizeof mbuf) != 0) {
         usage(stderr);
         return EXIT_USAGE;
     }

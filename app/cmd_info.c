@@ -333,8 +333,7 @@ static void core_bytes(size_t b)
 static int section_core(const char *path, const struct core_options *given)
 {
     struct core_options o = *given;   /* --core-mem, --require-locked */
-    o.mechanism = CORE_MECH_NONE;     /* the region and swap only; no clusters needed */
-    o.quiet = 1;
+    core_options_plain(&o);
     struct core *c;
     char err[512];
     printf("\ncore:\n");
@@ -446,13 +445,8 @@ static int cmd_info_exec(int argc, char **argv)
         section_devices();
         return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
     }
-    if (r < 0 || o.n_args > 0) {
-        fprintf(stderr, "cmif info: %s\n", r < 0 ? err : "unexpected argument");
-        usage(stderr);
-        return EXIT_USAGE;
-    }
     char mbuf[4200];
-    if (!(o.model = opts_find_model(o.model, mbuf, sizeof mbuf, "cmif info"))) {
+    if (opts_need_model(&o, r, err, "cmif info", mbuf, sizeof mbuf) != 0) {
         usage(stderr);
         return EXIT_USAGE;
     }

@@ -482,3 +482,13 @@ const char *opts_find_model(const char *given, char *buf, size_t cap, const char
     return m;
 }
 
+
+int opts_need_model(struct opts *o, int r, const char *err, const char *cmd, char *buf,
+                    size_t cap)
+{
+    if (r < 0 || o->n_args > 0) {
+        fprintf(stderr, "%s: %s\n", cmd, r < 0 ? err : "unexpected argument");
+        return -1;
+    }
+    return (o->model = opts_find_model(o->model, buf, cap, cmd)) ? 0 : -1;
+}

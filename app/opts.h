@@ -132,4 +132,10 @@ int opts_float(const char *s, double lo, double hi, double *out);
  * none is found, after saying on stderr (prefixed by cmd) how to give one. */
 const char *opts_find_model(const char *given, char *buf, size_t cap, const char *cmd);
 
+/* The end of a model command's parsing, for opts_parse's result r (not 1) and its err: no
+ * positional argument, and o->model set by opts_find_model (into buf). 0, or -1 after saying
+ * why on stderr (prefixed by cmd): the caller prints its usage and exits 2. */
+int opts_need_model(struct opts *o, int r, const char *err, const char *cmd, char *buf,
+                    size_t cap);
+
 #endif

@@ -93,6 +93,12 @@ void core_defaults(struct core_options *o)
     o->scope = CORE_SCOPE_AUTO;
 }
 
+void core_options_plain(struct core_options *o)
+{
+    o->mechanism = CORE_MECH_NONE;
+    o->quiet = 1;
+}
+
 void core_wipe(void *p, size_t n)
 {
     if (p && n) sodium_memzero(p, n);

@@ -66,6 +66,10 @@ struct core_options {
 };
 
 void core_defaults(struct core_options *o);
+/* Makes o a core that holds the table and its region only: no sanitizer (CORE_MECH_NONE, so
+ * no clusters are built) and no progress lines. What `cmif generate` and `cmif info --core`
+ * open, and the benchmarks' reference. */
+void core_options_plain(struct core_options *o);
 
 /* How a unit (word or token) of user input was, or will be, treated. */
 enum core_tok_kind {

@@ -215,8 +215,7 @@ static void test_real_model_audit(void **state)
     const char *path = tu_shared("models/stories260K.gguf");
     struct core_options o;
     core_defaults(&o);
-    o.mechanism = CORE_MECH_NONE;
-    o.quiet = 1;
+    core_options_plain(&o);
     struct core *c;
     char err[256];
     if (core_open(&c, path, &o, err, sizeof err)) fail_msg("%s", err);

@@ -55,13 +55,17 @@ static void test_default_model(void **state)
     struct gguf_str str;
     assert_int_equal(gguf_get_str(g, "general.architecture", &str), 0);
     assert_memory_equal(str.ptr, "llama", 5);
-    expect_u32(g, "llama.embedding_length", (uint32_t)s.dim);
-    expect_u32(g, "llama.block_count", (uint32_t)s.n_layers);
-    expect_u32(g, "llama.attention.head_count", (uint32_t)s.n_heads);
-    expect_u32(g, "llama.attention.head_count_kv", (uint32_t)s.n_kv_heads);
-    expect_u32(g, "llama.feed_forward_length", (uint32_t)s.ffn_dim);
-    expect_u32(g, "llama.context_length", (uint32_t)s.ctx);
-    expect_u32(g, "llama.rope.dimension_count", (uint32_t)(s.dim / s.n_heads));
+    const struct { const char *key; int want; } shape[] = {
+        {"embedding_length", s.dim},         {"block_count", s.n_layers},
+        {"attention.head_count", s.n_heads}, {"attention.head_count_kv", s.n_kv_heads},
+        {"feed_forward_length", s.ffn_dim},  {"context_length", s.ctx},
+        {"rope.dimension_count", s.dim / s.n_heads},
+    };
+    for (size_t i = 0; i < sizeof shape / sizeof shape[0]; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "llama.%s", shape[i].key);
+        expect_u32(g, key, (uint32_t)shape[i].want);
+    }
     float f;
     assert_int_equal(gguf_get_f32(g, "llama.rope.freq_base", &f), 0);
     assert_true(f == 10000.0f);

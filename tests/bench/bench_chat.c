@@ -23,8 +23,7 @@ static int open_chat(struct engine *e, int threads, char *err, size_t errlen)
     struct core_options co;
     opts_defaults(&o);
     core_defaults(&co);
-    co.quiet = 1;
-    co.mechanism = CORE_MECH_NONE;   /* the decoder's cost is measured, not the budget */
+    core_options_plain(&co);   /* the decoder's cost is measured, not the budget */
     o.ctx = 512;
     o.threads = threads;
     o.device = DEC_DEV_CPU;

@@ -71,8 +71,7 @@ static int bench_core(struct bench *b)
     if (bench_engine_open(&e, path, b->max_threads, DEC_DEV_CPU, 0)) return -1;
     struct core_options o;
     core_defaults(&o);
-    o.mechanism = CORE_MECH_NONE;
-    o.quiet = 1;
+    core_options_plain(&o);
     struct core *c;
     char err[512];
     if (core_open(&c, path, &o, err, sizeof err)) {
