@@ -24,7 +24,7 @@
  * and cl sections.
  *
  * Command line: cmif-bench [--quick] [--only NAME[,NAME...]] [--list] [--threads N]
- * [--dir DIR]. Models are written on first use to $CMIF_BENCH_DIR or /tmp/cmif-bench
+ * [--dir DIR] [--types T[,T...]]. Models are written on first use to $CMIF_BENCH_DIR or /tmp/cmif-bench
  * (random weights from tests/tools/randmodel) and reused when present. */
 #ifndef CMIF_TESTS_BENCH_H
 #define CMIF_TESTS_BENCH_H
@@ -42,6 +42,7 @@ struct bench {
     int max_threads;      /* thread counts measured are 1 .. max_threads (default 2) */
     const char *dir;      /* benchmark models directory */
     FILE *out;            /* the report (stdout) */
+    const char *types;    /* --types: the weight types the llama.cpp sections compare (NULL: all) */
 };
 
 typedef int (*bench_fn)(struct bench *b);   /* 0 ok, -1 failed (after printing why) */
@@ -54,6 +55,9 @@ struct bench_section {
 };
 
 void bench_register(const struct bench_section *s);
+
+/* Whether name is one of the comma-separated names in list (NULL: every name). */
+int bench_selected(const char *list, const char *name);
 
 #define BENCH_SECTION(id, name, desc, order, fn)                                           \
     static const struct bench_section bench_sec_##id = {name, desc, order, fn};          \

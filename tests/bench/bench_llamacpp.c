@@ -151,6 +151,7 @@ static int run_types(struct bench *b, const char *title, const int *types, int n
         static const int shapes[] = {BENCH_1B_Q8_0, BENCH_L32_1B_Q4_K};
         for (int si = 0; si < 2; si++)
             for (int ti = 0; ti < n_types; ti++) {
+                if (!bench_selected(b->types, qt_name(types[ti]))) continue;
                 char name[64];
                 const char *path = bench_model_typed(b, shapes[si], types[ti], name, sizeof name);
                 if (!path || compare(b, dir, path, name, rounds, n_prompt, n_dec)) return -1;

@@ -419,14 +419,15 @@ double bench_decode_tps(struct bench_engine *e, int n, int start)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cmif-bench [--quick] [--only NAME[,NAME...]] [--list] [--threads N] "
-               "[--dir DIR]\n"
+               "[--dir DIR] [--types T[,T...]]\n"
                "  --quick      tiny model, few tokens: a smoke run of every section\n"
                "  --only       run only these sections (see --list)\n"
                "  --threads N  measure 1..N threads (default 2)\n"
-               "  --dir DIR    benchmark models (default $CMIF_BENCH_DIR or /tmp/cmif-bench)\n");
+               "  --dir DIR    benchmark models (default $CMIF_BENCH_DIR or /tmp/cmif-bench)\n"
+               "  --types T    llamacpp sections: only these weight types (e.g. Q4_0,IQ4_NL)\n");
 }
 
-static int selected(const char *only, const char *name)
+int bench_selected(const char *only, const char *name)
 {
     if (!only) return 1;
     size_t n = strlen(name);
@@ -442,7 +443,7 @@ static int selected(const char *only, const char *name)
 
 int main(int argc, char **argv)
 {
-    struct bench b = {0, 2, NULL, stdout};
+    struct bench b = {0, 2, NULL, stdout, NULL};
     const char *only = NULL;
     int list = 0;
     b.dir = getenv("CMIF_BENCH_DIR");
@@ -452,6 +453,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--list")) list = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) b.dir = argv[++i];
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc) b.types = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             char *end;
             long t = strtol(argv[++i], &end, 10);
@@ -482,7 +484,7 @@ int main(int argc, char **argv)
     int failed = 0, ran = 0;
     double t0 = bench_now();
     for (int i = 0; i < n_sections; i++) {
-        if (!selected(only, sections[i]->name)) continue;
+        if (!bench_selected(only, sections[i]->name)) continue;
         ran++;
         if (sections[i]->fn(&b) != 0) {
             fprintf(b.out, "!! section %s failed\n", sections[i]->name);
