@@ -452,10 +452,6 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
                 return -1;
             }
             memcpy(c->head, b.vecs, head_end * (size_t)c->dim * sizeof(float));
-            if (forward(c, c->head, head_end, err, errlen) != 0) {
-                core_batch_free(&b);
-                return -1;
-            }
         }
         c->started = 1;
     } else if (make_room(c, body + reserve, cb, err, errlen) < 0) {
@@ -484,7 +480,9 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
         return -1;
     }
     r->n_in = body;
-    rc = forward(c, bodyv, body, err, errlen);
+    /* The head goes with the first message's body: one pass over the weights, not two. */
+    rc = first ? forward(c, b.vecs, head_end + body, err, errlen)
+               : forward(c, bodyv, body, err, errlen);
     core_batch_free(&b);
     if (rc != 0) return -1;
     return answer(c, r, cb, err, errlen);

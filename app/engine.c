@@ -32,6 +32,8 @@ int engine_open(struct engine *e, const char *path, const struct opts *o,
 {
     memset(e, 0, sizeof *e);
     char tmp[512];
+    /* The device search runs beside the core's start (and before any secret exists). */
+    dec_prepare(o->device);
     int rc = core_open(&e->core, path, co, tmp, sizeof tmp);
     if (rc != 0) {
         snprintf(err, errlen, "%.400s: %.500s%s", path, tmp,

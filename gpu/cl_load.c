@@ -201,24 +201,32 @@ int cl_load_loaded(void)
     return g_cl != NULL;
 }
 
-int cl_load_probe_gpu(char *note, size_t cap)
+/* The probe's child and its answer: started once, collected once, kept (a GPU does not
+ * appear in a running process). */
+struct probe_msg {
+    int idx;
+    char why[200];
+};
+static pid_t g_probe_pid = -1;
+static int g_probe_fd = -1, g_probe_done;
+static struct probe_msg g_probe = {-1, ""};
+static pthread_mutex_t g_probe_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void probe_start_locked(void)
 {
-    if (note && cap) note[0] = 0;
+    if (g_probe_done || g_probe_pid > 0) return;
     int fd[2];
-    if (pipe(fd) != 0) return -1;
+    if (pipe(fd) != 0) return;
     pid_t pid = fork();
     if (pid < 0) {
         close(fd[0]);
         close(fd[1]);
-        return -1;
+        return;
     }
     if (pid == 0) {
         /* The child maps the driver, looks, reports and leaves: the parent never maps it. */
         close(fd[0]);
-        struct {
-            int idx;
-            char why[200];
-        } m = {-1, ""};
+        struct probe_msg m = {-1, ""};
         struct clu_dev *d;
         int n;
         if (clu_devices(&d, &n, m.why, sizeof m.why) == 0) {
@@ -230,22 +238,44 @@ int cl_load_probe_gpu(char *note, size_t cap)
         _exit(w == (ssize_t)sizeof m ? 0 : 1);
     }
     close(fd[1]);
-    struct {
-        int idx;
-        char why[200];
-    } m = {-1, ""};
-    ssize_t r;
-    do
-        r = read(fd[0], &m, sizeof m);
-    while (r < 0 && errno == EINTR);
-    close(fd[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    g_probe_pid = pid;
+    g_probe_fd = fd[0];
+}
+
+void cl_load_probe_start(void)
+{
+    pthread_mutex_lock(&g_probe_lock);
+    probe_start_locked();
+    pthread_mutex_unlock(&g_probe_lock);
+}
+
+int cl_load_probe_gpu(char *note, size_t cap)
+{
+    if (note && cap) note[0] = 0;
+    pthread_mutex_lock(&g_probe_lock);
+    probe_start_locked();
+    if (!g_probe_done && g_probe_pid > 0) {
+        struct probe_msg m = {-1, ""};
+        ssize_t r;
+        do
+            r = read(g_probe_fd, &m, sizeof m);
+        while (r < 0 && errno == EINTR);
+        close(g_probe_fd);
+        int st;
+        while (waitpid(g_probe_pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        g_probe_pid = -1;
+        g_probe_fd = -1;
+        if (r == (ssize_t)sizeof m) {
+            m.why[sizeof m.why - 1] = 0;
+            g_probe = m;
+        }
+        g_probe_done = 1;
     }
-    if (r != (ssize_t)sizeof m) return -1;
-    m.why[sizeof m.why - 1] = 0;
-    if (note && cap) snprintf(note, cap, "%s", m.why);
-    return m.idx;
+    int idx = g_probe_done ? g_probe.idx : -1;
+    if (g_probe_done && note && cap) snprintf(note, cap, "%s", g_probe.why);
+    pthread_mutex_unlock(&g_probe_lock);
+    return idx;
 }
 
 #define CL_FORWARD(ret, fail, name, params, args)                                                  \

@@ -15,5 +15,9 @@ int cl_load_loaded(void);
  * driver when there is none (--device auto falling back to the CPU); -1 when there is none,
  * with note saying why when OpenCL itself is missing (no platform, no loader), else "". */
 int cl_load_probe_gpu(char *note, size_t cap);
+/* Starts that probe now and returns at once (the driver's start, ~0.1 s with PoCL, then
+ * overlaps the caller's own start-up); cl_load_probe_gpu collects the answer. The answer is
+ * kept: later calls return it without a new child. */
+void cl_load_probe_start(void);
 
 #endif

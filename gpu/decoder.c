@@ -87,6 +87,11 @@ static int check_weights(const struct dec_weights *w, char *err, size_t errlen)
     return 0;
 }
 
+void dec_prepare(int device)
+{
+    if (device == DEC_DEV_AUTO) cl_load_probe_start();
+}
+
 int dec_open(struct decoder **out, const struct dec_weights *w, const struct dec_options *o,
              char *err, size_t errlen)
 {

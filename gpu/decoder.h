@@ -51,6 +51,9 @@ struct decoder;
 
 int dec_open(struct decoder **out, const struct dec_weights *w, const struct dec_options *o,
              char *err, size_t errlen);
+/* For DEC_DEV_AUTO: starts looking for a GPU now, in the background, so that the search
+ * overlaps the caller's other start-up work; dec_open uses its answer. Other devices: nothing. */
+void dec_prepare(int device);
 void dec_close(struct decoder *d);
 
 /* Run n input vectors (n x dim floats) at positions pos .. pos+n-1, writing the logits
