@@ -343,6 +343,7 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
     int first = !c->started;
     struct tmpl_turn t;
     tmpl_render_turn(c->p.tmpl, first, c->system, text, &t);
+    t.add_bos = t.add_bos && tmpl_keeps_bos(c->p.tmpl, core_add_bos(c->core));
     if (!t.n) {
         snprintf(err, errlen, "empty message");
         return -1;

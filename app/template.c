@@ -156,6 +156,11 @@ const char *tmpl_after_eog(int kind)
     }
 }
 
+int tmpl_keeps_bos(int kind, int vocab_add_bos)
+{
+    return kind == TMPL_LLAMA2 || kind == TMPL_LLAMA3 || kind == TMPL_MISTRAL || vocab_add_bos;
+}
+
 size_t tmpl_flatten(const struct tmpl_turn *t, char *buf, size_t cap)
 {
     size_t n = 0;

@@ -53,6 +53,11 @@ const char *tmpl_answer_end(int kind);
 /* Template text that follows the model's own end-of-generation token ("" or "\n"; plain
  * completion, which keeps no such token, "\n" after the answer). */
 const char *tmpl_after_eog(int kind);
+/* Whether a first turn keeps the BOS tmpl_render_turn asks for, given the vocabulary's own
+ * add_bos flag (tokenizer.ggml.add_bos_token): the Llama 2/3 and Mistral templates write
+ * BOS in their own text, so it stays; ChatML, Zephyr and plain completion do not, and
+ * llama.cpp adds BOS to them only when the vocabulary says so (SmolLM2 and Qwen do not). */
+int tmpl_keeps_bos(int kind, int vocab_add_bos);
 
 /* Concatenates a rendered turn into buf (tests, /show); returns the needed length. */
 size_t tmpl_flatten(const struct tmpl_turn *t, char *buf, size_t cap);

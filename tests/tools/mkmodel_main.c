@@ -17,13 +17,14 @@ static void usage(FILE *f)
             "               [--heads N] [--kv-heads N] [--ffn N] [--vocab N] [--ctx N]\n"
             "               [--type T] [--embd-type T] [--tied] [--rope-base F] [--seed N]\n"
             "               [--tokenizer-from FILE] [--add-token TEXT]... [--chat-template FILE]\n"
-            "               [--boost-token ID]\n"
+            "               [--boost-token ID] [--no-add-bos]\n"
             "  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_1 q5_0 q5_1 q2_k q3_k iq4_nl iq4_xs\n"
             "  presets: tiny (dim 64, 2 layers), 110m (llama2.c stories110M shape),\n"
             "           1.1b (TinyLlama: dim 2048, 22 layers, ffn 5632, 32/4 heads, vocab 32000),\n"
             "           llama32-1b (Llama-3.2-1B: dim 2048, 16 layers, ffn 8192, 32/8 heads,\n"
             "           vocab 128256, rope base 500000, Q4_K with a tied Q6_K token_embd)\n"
             "  --boost-token: that token's output row x100, so greedy decoding soon picks it.\n"
+            "  --no-add-bos: the synthetic vocabulary's add_bos_token is false (as SmolLM2's).\n"
             "  --vocab N larger than --tokenizer-from's vocabulary appends control tokens up to N:\n"
             "  the --add-token texts first, then [control_K] (the K-th appended token).\n"
             "  Options after --preset override it.\n");
@@ -139,6 +140,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--tied")) {
             s.tied = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-add-bos")) {
+            s.no_add_bos = 1;
             continue;
         }
         if (i + 1 >= argc) {

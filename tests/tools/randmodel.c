@@ -37,7 +37,7 @@ void randmodel_defaults(struct randmodel_spec *s)
         .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 160, .vocab = 512,
         .ctx = 256, .type = GGUF_T_F32, .embd_type = -1, .tied = 0, .rope_base = 10000.0f,
         .seed = 1, .tokenizer_from = NULL, .add_tokens = NULL, .n_add_tokens = 0,
-        .chat_template = NULL, .boost_token = -1,
+        .chat_template = NULL, .boost_token = -1, .no_add_bos = 0,
     };
 }
 
@@ -299,6 +299,10 @@ static int check_spec(const struct randmodel_spec *s, int embd_type, char *err, 
                s->n_heads, s->n_kv_heads);
         return -1;
     }
+    if (s->tokenizer_from && s->no_add_bos) {
+        snprintf(err, errlen, "randmodel: no_add_bos applies to the synthetic vocabulary only");
+        return -1;
+    }
     if (!s->tokenizer_from && s->vocab < 259) {
         snprintf(err, errlen, "randmodel: a synthetic vocabulary needs at least 259 tokens, not %d",
                s->vocab);
@@ -439,7 +443,7 @@ static int write_tokenizer(struct gguf_out *w, const struct randmodel_spec *s, i
     gguf_out_u32(w, "tokenizer.ggml.unknown_token_id", 0);
     gguf_out_u32(w, "tokenizer.ggml.bos_token_id", 1);
     gguf_out_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    gguf_out_bool(w, "tokenizer.ggml.add_bos_token", 1);
+    gguf_out_bool(w, "tokenizer.ggml.add_bos_token", !s->no_add_bos);
     gguf_out_bool(w, "tokenizer.ggml.add_eos_token", 0);
     *vocab = v.n;
     vocab_free(&v);

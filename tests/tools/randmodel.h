@@ -24,6 +24,7 @@ struct randmodel_spec {
      * of random sign, is the largest about every other step: the model soon picks it (an
      * end-of-generation test). -1 = none. */
     int boost_token;
+    int no_add_bos;              /* synthetic vocabulary: tokenizer.ggml.add_bos_token false */
 };
 
 void randmodel_defaults(struct randmodel_spec *s);   /* a tiny model: dim 64, 2 layers, ... */
