@@ -311,59 +311,6 @@ out:
 #define CACHE_MAGIC "CMIFCLC1"
 #define PAYLOAD_MAGIC "CMIFCL01"
 
-static int mkdirs(const char *dir)
-{
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return -1;
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(path, 0700) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
-/* The per-user secret: read it, or create it (0600) on first use. */
-static int user_secret(const char *dir, unsigned char key[crypto_kdf_KEYBYTES], char *note,
-                       size_t notelen)
-{
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/secret.key", dir) >= (int)sizeof path) return -1;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0) { snprintf(note, notelen, "cannot create %s: %s", path, strerror(errno)); return -1; }
-        unsigned char k[crypto_kdf_KEYBYTES];
-        crypto_kdf_keygen(k);
-        ssize_t w = write(fd, k, sizeof k);
-        int ok = w == (ssize_t)sizeof k && fsync(fd) == 0;
-        close(fd);
-        if (!ok) {
-            sodium_memzero(k, sizeof k);
-            unlink(path);
-            snprintf(note, notelen, "cannot write %s", path);
-            return -1;
-        }
-        memcpy(key, k, sizeof k);
-        sodium_memzero(k, sizeof k);
-        return 0;
-    }
-    if (fd < 0) { snprintf(note, notelen, "cannot open %s: %s", path, strerror(errno)); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid() ||
-        (st.st_mode & 077) != 0 || st.st_size != crypto_kdf_KEYBYTES) {
-        close(fd);
-        snprintf(note, notelen, "%s is not a private 32-byte file of this user; cache not used", path);
-        return -1;
-    }
-    ssize_t r = read(fd, key, crypto_kdf_KEYBYTES);
-    close(fd);
-    if (r != crypto_kdf_KEYBYTES) { snprintf(note, notelen, "cannot read %s", path); return -1; }
-    return 0;
-}
-
 struct cache_ctx {
     unsigned char seal[crypto_secretbox_KEYBYTES];
     unsigned char id[32];      /* fingerprint + K + groups + version */
@@ -373,12 +320,12 @@ struct cache_ctx {
 static int cache_prepare(struct cache_ctx *cc, const struct cluster_params *p, int32_t n_vocab,
                          int dim, const uint8_t *group, char *note, size_t notelen)
 {
-    if (mkdirs(p->cache_dir)) {
+    if (util_mkdirs(p->cache_dir)) {
         snprintf(note, notelen, "cannot create cache directory %s: %s", p->cache_dir, strerror(errno));
         return -1;
     }
     unsigned char master[crypto_kdf_KEYBYTES];
-    if (user_secret(p->cache_dir, master, note, notelen)) return -1;
+    if (util_user_secret(p->cache_dir, master, note, notelen)) return -1;
     unsigned char namekey[32];
     crypto_kdf_derive_from_key(cc->seal, sizeof cc->seal, 1, "cmifclus", master);
     crypto_kdf_derive_from_key(namekey, sizeof namekey, 2, "cmifclus", master);

@@ -79,7 +79,8 @@ static void open_all(struct fixture *fx)
     fx->dir = tu_tmpdir();
     struct clrows_source src = {.type = GGUF_T_Q8_0, .row_bytes = fx->t.row_bytes, .dim = DIM,
                                 .raw = raw_rows, .ctx = &fx->t};
-    assert_int_equal(clrows_open(&fx->r, fx->cl, &src, fx->dir, err, sizeof err), 0);
+    struct clrows_params rp = {.swap_dir = fx->dir};
+    assert_int_equal(clrows_open(&fx->r, fx->cl, &src, &rp, err, sizeof err), 0);
     /* The file has no name: nothing is left in the folder. */
     char cmd[600];
     snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", fx->dir);
