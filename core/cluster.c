@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -172,18 +171,6 @@ static int push_cluster(struct cluster *c, struct member *m, int n, int dim, cha
     return 0;
 }
 
-/* The row matrix (195 MB for the 23,767 words of a 2048-wide table) in huge pages where the
- * kernel gives them on request: writing it otherwise takes one page fault per 4 KiB. */
-static float *big_alloc(size_t bytes)
-{
-    void *p = NULL;
-    if (posix_memalign(&p, (size_t)2 << 20, bytes ? bytes : 1) != 0) return NULL;
-#ifdef MADV_HUGEPAGE
-    if (bytes >= ((size_t)2 << 20) && madvise(p, bytes, MADV_HUGEPAGE) != 0) { /* best effort */ }
-#endif
-    return p;
-}
-
 /* Seeds are taken in blocks: the B lowest-id unassigned tokens are the first B rows of the
  * compacted matrix of unassigned rows, so one SGEMM gives each of them its exact similarity
  * to every unassigned token; the block's seeds are then processed in id order, skipping
@@ -199,14 +186,14 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
     int show = !quiet && n >= 8192;
     struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
     struct nbr *top = malloc(((size_t)k + 1) * sizeof *top);
-    float *a = big_alloc((size_t)n * (size_t)dim * sizeof(float));
+    float *a = util_big_alloc((size_t)n * (size_t)dim * sizeof(float));
     int32_t *act = malloc((size_t)n * sizeof *act);     /* row -> local index */
     unsigned char *done = calloc((size_t)n, 1);
     /* Block height: at most 256 rows, and at most 16M similarities (64 MiB) at once. */
     int32_t bh = (int32_t)((16u << 20) / (uint32_t)n);
     if (bh > 256) bh = 256;
     if (bh < 1) bh = 1;
-    float *s = big_alloc((size_t)bh * (size_t)n * sizeof(float));
+    float *s = util_big_alloc((size_t)bh * (size_t)n * sizeof(float));
     if (!pick || !top || !a || !act || !done || !s) {
         snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
         goto out;

@@ -79,23 +79,42 @@ static void wipe_free(void *p, size_t n)
 
 /* ---- hashing ---------------------------------------------------------------------- */
 
-static uint32_t hash_bytes(const char *s, size_t n)
+#define FNV_BASIS 1469598103934665603ull
+
+/* FNV-1a over s[0..n) from state h: a text's hash can be carried on into a longer one's (the
+ * merge table hashes "left", then "left" + "right", in one pass). */
+static uint64_t fnv_more(uint64_t h, const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint32_t fnv_end(uint64_t h)
+{
     h ^= h >> 29;
     return (uint32_t)(h ^ (h >> 32));
 }
 
-static int32_t lookup(const struct tokenizer *t, const char *s, size_t n)
+static uint32_t hash_bytes(const char *s, size_t n) { return fnv_end(fnv_more(FNV_BASIS, s, n)); }
+
+/* The token whose text is s1[0..n1) followed by s2[0..n2) (n2 may be 0), h its hash. */
+static int32_t lookup_h2(const struct tokenizer *t, uint32_t h, const char *s1, size_t n1,
+                         const char *s2, size_t n2)
 {
-    uint32_t h = hash_bytes(s, n);
     for (size_t i = h & t->smask;; i = (i + 1) & t->smask) {
         const struct tok_slot *sl = &t->slots[i];
         if (sl->id < 0) return -1;
-        if (sl->hash == h && t->tlen[sl->id] == n && memcmp(t->arena + t->toff[sl->id], s, n) == 0)
-            return sl->id;
+        if (sl->hash == h && t->tlen[sl->id] == n1 + n2) {
+            const char *tx = t->arena + t->toff[sl->id];
+            if (memcmp(tx, s1, n1) == 0 && (n2 == 0 || memcmp(tx + n1, s2, n2) == 0))
+                return sl->id;
+        }
     }
+}
+
+static int32_t lookup(const struct tokenizer *t, const char *s, size_t n)
+{
+    return lookup_h2(t, hash_bytes(s, n), s, n, NULL, 0);
 }
 
 /* Token for a piece of plain text: control and unknown tokens never come out of text
@@ -108,11 +127,10 @@ static int32_t lookup_text(const struct tokenizer *t, const char *s, size_t n)
 }
 
 /* Later duplicates replace earlier ones, as llama.cpp's token_to_id map does. */
-static void insert_token(struct tokenizer *t, int32_t id)
+static void insert_token(struct tokenizer *t, int32_t id, uint32_t h)
 {
     const char *s = t->arena + t->toff[id];
     size_t n = t->tlen[id];
-    uint32_t h = hash_bytes(s, n);
     for (size_t i = h & t->smask;; i = (i + 1) & t->smask) {
         struct tok_slot *sl = &t->slots[i];
         if (sl->id < 0) {
@@ -421,6 +439,22 @@ static const struct gguf_kv *str_array(const struct gguf *g, const char *key, co
     return kv;
 }
 
+/* One merge "left right" while the table is built: its halves, their hashes (and the hash of
+ * the merged text), then their ids. */
+struct merge_in {
+    const char *a, *b;
+    size_t la, lb;
+    uint32_t ha, hb, hab;
+    uint64_t key;
+};
+
+#define MERGE_BATCH 32
+
+/* The merge table: (left id, right id) -> the lowest rank and the merged token. 280k merges
+ * (Llama 3) touch a random slot each, in tables of several MB, so they are taken a batch at a
+ * time: every slot a batch will touch is fetched ahead (prefetch), then the batch is inserted
+ * in rank order, exactly as one at a time. The table is two-thirds full at most, in huge
+ * pages. */
 static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, size_t errlen)
 {
     const struct gguf_kv *kv = str_array(g, "tokenizer.ggml.merges",
@@ -433,59 +467,67 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
         return -1;
     }
     size_t cap = 16;
-    while (cap < 2 * n) cap <<= 1;
-    t->mslots = malloc(cap * sizeof *t->mslots);
+    while (cap < n + n / 2) cap <<= 1;
+    t->mslots = util_big_alloc(cap * sizeof *t->mslots);
     if (!t->mslots) {
         util_seterr(err, errlen, "tokenizer: out of memory for %llu merges", (unsigned long long)n);
         return -1;
     }
-    for (size_t i = 0; i < cap; i++) t->mslots[i].key = UINT64_MAX;
+    memset(t->mslots, 0xff, cap * sizeof *t->mslots);   /* key UINT64_MAX: empty */
     t->mmask = cap - 1;
-    char *buf = NULL;
-    size_t bufcap = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        struct gguf_str s;
-        if (gguf_arr_str(kv, i, &s) != 0) {
-            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.merges[%llu] unreadable", (unsigned long long)i);
-            free(buf);
-            return -1;
+    struct merge_in in[MERGE_BATCH];
+    for (uint64_t i0 = 0; i0 < n; i0 += MERGE_BATCH) {
+        size_t nb = n - i0 < MERGE_BATCH ? (size_t)(n - i0) : MERGE_BATCH;
+        for (size_t k = 0; k < nb; k++) {
+            struct gguf_str s;
+            uint64_t i = i0 + k;
+            if (gguf_arr_str(kv, i, &s) != 0)
+                return util_seterr(err, errlen, "tokenizer: tokenizer.ggml.merges[%llu] unreadable",
+                                   (unsigned long long)i);
+            const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
+            if (!sp)
+                return util_seterr(err, errlen,
+                                   "tokenizer: tokenizer.ggml.merges[%llu] is not \"left right\"",
+                                   (unsigned long long)i);
+            struct merge_in *m = &in[k];
+            m->a = s.ptr;
+            m->la = (size_t)(sp - s.ptr);
+            m->b = sp + 1;
+            m->lb = s.len - m->la - 1;
+            uint64_t ha = fnv_more(FNV_BASIS, m->a, m->la);
+            m->ha = fnv_end(ha);
+            m->hab = fnv_end(fnv_more(ha, m->b, m->lb));
+            m->hb = hash_bytes(m->b, m->lb);
+            __builtin_prefetch(&t->slots[m->ha & t->smask]);
+            __builtin_prefetch(&t->slots[m->hb & t->smask]);
+            __builtin_prefetch(&t->slots[m->hab & t->smask]);
         }
-        const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
-        if (!sp) {
-            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.merges[%llu] is not \"left right\"",
-                   (unsigned long long)i);
-            free(buf);
-            return -1;
+        for (size_t k = 0; k < nb; k++) {
+            struct merge_in *m = &in[k];
+            int32_t a = lookup_h2(t, m->ha, m->a, m->la, NULL, 0);
+            int32_t b = lookup_h2(t, m->hb, m->b, m->lb, NULL, 0);
+            /* A merge of non-tokens can never apply. */
+            m->key = a < 0 || b < 0 ? UINT64_MAX : (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+            if (m->key != UINT64_MAX) __builtin_prefetch(&t->mslots[mix64(m->key) & t->mmask]);
         }
-        size_t la = (size_t)(sp - s.ptr), lb = s.len - la - 1;
-        int32_t a = lookup(t, s.ptr, la), b = lookup(t, sp + 1, lb);
-        if (a < 0 || b < 0) continue;  /* a merge of non-tokens can never apply */
-        if (la + lb > bufcap) {
-            size_t nc = (la + lb) * 2;
-            char *nb = realloc(buf, nc);
-            if (!nb) {
-                free(buf);
-                util_seterr(err, errlen, "tokenizer: out of memory");
-                return -1;
-            }
-            buf = nb;
-            bufcap = nc;
-        }
-        memcpy(buf, s.ptr, la);
-        memcpy(buf + la, sp + 1, lb);
-        uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
-        for (size_t j = mix64(key) & t->mmask;; j = (j + 1) & t->mmask) {
-            struct merge_slot *m = &t->mslots[j];
-            if (m->key == key) break;       /* first (lowest) rank wins */
-            if (m->key == UINT64_MAX) {
-                m->key = key;
-                m->rank = (int32_t)i;
-                m->result = lookup_text(t, buf, la + lb);
-                break;
+        for (size_t k = 0; k < nb; k++) {
+            const struct merge_in *m = &in[k];
+            if (m->key == UINT64_MAX) continue;
+            for (size_t j = mix64(m->key) & t->mmask;; j = (j + 1) & t->mmask) {
+                struct merge_slot *ms = &t->mslots[j];
+                if (ms->key == m->key) break;       /* first (lowest) rank wins */
+                if (ms->key == UINT64_MAX) {
+                    int32_t r = lookup_h2(t, m->hab, m->a, m->la, m->b, m->lb);
+                    ms->key = m->key;
+                    ms->rank = (int32_t)(i0 + k);
+                    /* Control and unknown tokens never come out of text (lookup_text). */
+                    ms->result = r >= 0 && (t->type[r] == TOK_T_CONTROL ||
+                                            t->type[r] == TOK_T_UNKNOWN) ? -1 : r;
+                    break;
+                }
             }
         }
     }
-    free(buf);
     return 0;
 }
 
@@ -538,13 +580,13 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
     t->tlen = malloc((size_t)n * sizeof *t->tlen);
     t->score = calloc((size_t)n, sizeof *t->score);
     t->type = malloc((size_t)n);
-    t->slots = malloc(cap * sizeof *t->slots);
+    t->slots = util_big_alloc(cap * sizeof *t->slots);
     if (!t->toff || !t->tlen || !t->score || !t->type || !t->slots) {
         util_seterr(err, errlen, "tokenizer: out of memory for %d tokens", n);
         goto fail;
     }
     t->smask = cap - 1;
-    for (size_t i = 0; i < cap; i++) t->slots[i].id = -1;
+    memset(t->slots, 0xff, cap * sizeof *t->slots);    /* id -1: empty */
 
     /* Texts lie inside the validated file, so their total is bounded by its size. */
     size_t total = 0;
@@ -586,7 +628,17 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
             goto fail;
         }
         t->type[i] = (uint8_t)ty;
-        insert_token(t, i);
+    }
+    /* Into the hash table a batch at a time, each batch's slots fetched ahead (a random slot
+     * of a 2 MB table per token), in id order as one at a time. */
+    for (int32_t i0 = 0; i0 < n; i0 += MERGE_BATCH) {
+        uint32_t h[MERGE_BATCH];
+        int32_t nb = n - i0 < MERGE_BATCH ? n - i0 : MERGE_BATCH;
+        for (int32_t k = 0; k < nb; k++) {
+            h[k] = hash_bytes(t->arena + t->toff[i0 + k], t->tlen[i0 + k]);
+            __builtin_prefetch(&t->slots[h[k] & t->smask]);
+        }
+        for (int32_t k = 0; k < nb; k++) insert_token(t, i0 + k, h[k]);
     }
 
     if (kind == TOK_SPM) {

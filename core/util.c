@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,4 +119,14 @@ int util_user_secret(const char *dir, unsigned char key[32], char *note, size_t 
     close(fd);
     if (r != crypto_kdf_KEYBYTES) { snprintf(note, notelen, "cannot read %s", path); return -1; }
     return 0;
+}
+
+void *util_big_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)2 << 20, bytes ? bytes : 1) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= ((size_t)2 << 20) && madvise(p, bytes, MADV_HUGEPAGE) != 0) { /* best effort */ }
+#endif
+    return p;
 }

@@ -23,6 +23,11 @@ void util_pick_dir(const char *dir, char *out, size_t n);
  * reading and writing: its descriptor, or -1 with err set ("<what>: cannot create ..."). */
 int util_tmpfile(const char *dir, const char *what, char *err, size_t errlen);
 
+/* A large array (free() it) in huge pages where the kernel gives them on request (the row
+ * matrix of a clustering, 195 MB for the 23,767 words of a 2048-wide table; the tokenizer's
+ * hash tables): filling it otherwise takes one page fault per 4 KiB. */
+void *util_big_alloc(size_t bytes);
+
 /* The on-disk caches (core/cluster, core/clrows): dir and its parents made (0700); 0 or -1
  * with errno. */
 int util_mkdirs(const char *dir);
