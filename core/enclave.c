@@ -233,12 +233,34 @@ int enclave_seal_range(struct enclave *r, size_t off, size_t len, char *err, siz
     return range_protect(r, off, len, PROT_NONE, err, errlen);
 }
 
+/* Wipes the region's data. A large secret region is faulted page by page as it is used
+ * (enclave_alloc), and secret pages are never swapped out or reclaimed, so a page mincore
+ * does not report resident was never touched and holds nothing: only the resident ones are
+ * wiped (wiping the rest would fault each one in, with its TLB flush, at every exit). */
+static void wipe_data(struct enclave *r)
+{
+    size_t ps = page_size(), np = r->data_len / ps;
+    unsigned char *vec = r->secretmem && r->data_len > PREFAULT_MAX ? malloc(np) : NULL;
+    if (!vec || mincore(r->data, r->data_len, vec) != 0) {
+        sodium_memzero(r->data, r->data_len);
+        free(vec);
+        return;
+    }
+    for (size_t i = 0; i < np;) {
+        size_t j = i;
+        while (j < np && (vec[j] & 1)) j++;
+        if (j > i) sodium_memzero(r->data + i * ps, (j - i) * ps);
+        i = j + 1;
+    }
+    free(vec);
+}
+
 void enclave_free(struct enclave *r)
 {
     if (!r) return;
     if (mprotect(r->data, r->data_len, PROT_READ | PROT_WRITE) == 0) {
         canary_check(r);
-        sodium_memzero(r->data, r->data_len);
+        wipe_data(r);
         if (g_hook) g_hook(g_hook_ctx, r->data, r->data_len);
     }
     /* If mprotect failed the pages stay PROT_NONE: munmap still releases them, and
