@@ -39,6 +39,7 @@ struct cluster {
     int dim, want_cent;   /* centroids kept (cluster_params.centroids) */
     float *cent;          /* n_clusters x dim, when want_cent */
     size_t cap_cent;      /* clusters cent has room for */
+    unsigned char *blob;  /* the cache file's buffer, when sim and cent point into it */
     int from_cache;
     char note[8400];       /* why the cache was not used (paths can be long) */
 };
@@ -347,20 +348,50 @@ static int cache_prepare(struct cache_ctx *cc, const struct cluster_params *p, i
     return 0;
 }
 
+/* The whole file into one buffer in huge pages (util_big_alloc): the cache is opened in
+ * place and its arrays used where they lie, so a 16 MB cache costs a few page faults, not
+ * one per 4 KiB twice over. */
 static int read_file_all(const char *path, unsigned char **buf, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return -1; }
-    long sz = ftell(f);
-    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return -1; }
-    unsigned char *b = malloc((size_t)sz + 1);
-    if (!b) { fclose(f); return -1; }
-    if (fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); fclose(f); return -1; }
-    fclose(f);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct stat st;
+    unsigned char *b = NULL;
+    if (fstat(fd, &st) != 0 || st.st_size < 0 || !(b = util_big_alloc((size_t)st.st_size + 1))) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0, sz = (size_t)st.st_size;
+    while (got < sz) {
+        ssize_t r = read(fd, b + got, sz - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != sz) {
+        free(b);
+        return -1;
+    }
     *buf = b;
-    *len = (size_t)sz;
+    *len = sz;
     return 0;
+}
+
+/* n little-endian floats at q as host floats, in place; 0, or -1 when one is not finite. */
+static int floats_in_place(unsigned char *q, size_t n)
+{
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)q[4 * i] | (uint32_t)q[4 * i + 1] << 8 |
+                     (uint32_t)q[4 * i + 2] << 16 | (uint32_t)q[4 * i + 3] << 24;
+        memcpy(q + 4 * i, &v, sizeof v);
+    }
+#endif
+    const float *f = (const float *)(void *)q;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= !isfinite(f[i]);
+    return bad ? -1 : 0;
 }
 
 /* The cluster sizes the greedy construction gives a group of g tokens: K each, the last the
@@ -481,25 +512,18 @@ static int cache_load(struct cluster *c, const struct cache_ctx *cc, const uint8
         rc = -2;   /* it opened under the user's key: written by this user, yet not our shape */
         goto out;
     }
-    c->sim = malloc((c->n_sim ? c->n_sim : 1) * sizeof *c->sim);
-    if (!c->sim) goto out;
+    /* The similarities and centroids stay where they were decrypted (4-byte aligned: the
+     * buffer is, and so are base and the lengths). */
+    unsigned char *qs = plain + base, *qc = qs + 4 * c->n_sim;
+    if (floats_in_place(qs, c->n_sim) != 0 || floats_in_place(qc, n_cent) != 0) goto out;
+    c->sim = (float *)(void *)qs;
     c->cap_sim = c->n_sim;
-    for (size_t i = 0; i < c->n_sim; i++) {
-        uint32_t v = get32(plain + base + 4 * i);
-        memcpy(&c->sim[i], &v, sizeof v);
-        if (!isfinite(c->sim[i])) goto out;
-    }
     if (n_cent) {
-        c->cent = malloc(n_cent * sizeof *c->cent);
-        if (!c->cent) goto out;
+        c->cent = (float *)(void *)qc;
         c->cap_cent = (size_t)c->n_clusters;
-        const unsigned char *q = plain + base + 4 * c->n_sim;
-        for (size_t i = 0; i < n_cent; i++) {
-            uint32_t v = get32(q + 4 * i);
-            memcpy(&c->cent[i], &v, sizeof v);
-            if (!isfinite(c->cent[i])) goto out;
-        }
     }
+    c->blob = buf;
+    buf = NULL;
     memcpy(c->of, of, (size_t)c->n_vocab * sizeof *of);
     rc = 0;
 out:
@@ -637,6 +661,11 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
 void cluster_close(struct cluster *c)
 {
     if (!c) return;
+    if (c->blob) {
+        /* sim and cent lie in it */
+        free(c->blob);
+        c->sim = c->cent = NULL;
+    }
     UTIL_FREE(c->of, c->start, c->sim_off, c->sim, c->cent, c->members, c);
 }
 
