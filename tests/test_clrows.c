@@ -272,6 +272,18 @@ static void check_all_rows(struct fixture *fx, struct clrows *r)
     }
 }
 
+/* A warm start: the kept store opens from the cache with no note, without reading the table,
+ * and gives the table's rows. */
+static void warm_start(struct fixture *fx, const char *cache, const unsigned char *fp)
+{
+    struct clrows *r = open_kept(fx, cache, fp);
+    assert_true(clrows_from_cache(r));
+    assert_int_equal(n_raw_reads, 0);
+    assert_string_equal(clrows_note(r), "");
+    check_all_rows(fx, r);
+    clrows_close(r);
+}
+
 static void flip_byte(const char *path, off_t at)
 {
     int fd = open(path, O_RDWR);
@@ -304,12 +316,7 @@ static void test_kept_round_trip(void **state)
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
-    /* A warm start: opened, not one row of the table read, the same rows. */
-    r = open_kept(fx, cache, FP_A);
-    assert_true(clrows_from_cache(r));
-    assert_int_equal(n_raw_reads, 0);
-    check_all_rows(fx, r);
-    clrows_close(r);
+    warm_start(fx, cache, FP_A);
     tu_rmtree(cache);
 }
 
@@ -329,11 +336,7 @@ static void test_kept_flipped_byte_rebuilt(void **state)
     assert_true(n_raw_reads > 0);
     assert_non_null(strstr(clrows_note(r), "rebuilt"));
     clrows_close(r);
-    r = open_kept(fx, cache, FP_A);
-    assert_true(clrows_from_cache(r));
-    check_all_rows(fx, r);
-    assert_string_equal(clrows_note(r), "");
-    clrows_close(r);
+    warm_start(fx, cache, FP_A);
     tu_rmtree(cache);
 }
 
@@ -349,9 +352,7 @@ static void refused_at_open(struct fixture *fx, const char *cache, const unsigne
     clrows_close(r);
     char path[1024];
     assert_int_equal(kept_file(cache, path, sizeof path), files);
-    r = open_kept(fx, cache, fp);
-    assert_true(clrows_from_cache(r));
-    clrows_close(r);
+    warm_start(fx, cache, fp);
 }
 
 static void test_kept_truncated_rebuilt(void **state)

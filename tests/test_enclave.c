@@ -254,13 +254,9 @@ static void free_hook(void *ctx, const uint8_t *data, size_t len)
         if (data[i]) hook_all_zero = 0;
 }
 
-static void test_free_wipes(void **state)
+/* Frees r and checks that its whole data pages were zero when the free hook saw them. */
+static void free_wiped(struct enclave *r)
 {
-    (void)state;
-    struct enclave *r;
-    assert_int_equal(enclave_alloc(&r, 5000, 0, err, sizeof err), 0);
-    assert_int_equal(enclave_unseal(r, err, sizeof err), 0);
-    memset(r->ptr, 0xff, r->size);
     uint8_t *data = r->data;
     size_t len = r->data_len;
     enclave_set_free_hook(free_hook, NULL);
@@ -268,7 +264,17 @@ static void test_free_wipes(void **state)
     enclave_set_free_hook(NULL, NULL);
     assert_ptr_equal(hook_data, data);
     assert_int_equal(hook_len, len);
-    assert_int_equal(hook_all_zero, 1);   /* canary included: the whole data pages */
+    assert_int_equal(hook_all_zero, 1);
+}
+
+static void test_free_wipes(void **state)
+{
+    (void)state;
+    struct enclave *r;
+    assert_int_equal(enclave_alloc(&r, 5000, 0, err, sizeof err), 0);
+    assert_int_equal(enclave_unseal(r, err, sizeof err), 0);
+    memset(r->ptr, 0xff, r->size);
+    free_wiped(r);   /* canary included: the whole data pages */
 }
 
 /* A large secret region is faulted as it is used, not when it is made; the pages that were
@@ -293,14 +299,7 @@ static void test_large_secret_region_lazy(void **state)
     assert_int_equal(enclave_unseal(r, err, sizeof err), 0);
     memset(r->data + 7 * ps, 0xa5, 3 * ps);
     memset(r->data + np / 2 * ps + 100, 0x5a, 1000);
-    uint8_t *data = r->data;
-    size_t len = r->data_len;
-    enclave_set_free_hook(free_hook, NULL);
-    enclave_free(r);
-    enclave_set_free_hook(NULL, NULL);
-    assert_ptr_equal(hook_data, data);
-    assert_int_equal(hook_len, len);
-    assert_int_equal(hook_all_zero, 1);
+    free_wiped(r);
     free(vec);
 }
 
