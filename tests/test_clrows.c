@@ -227,16 +227,22 @@ static void test_mechanism_unchanged(void **state)
 
 static const unsigned char FP_A[32] = {1, 2, 3}, FP_B[32] = {4, 5, 6};
 
-static struct clrows *open_kept(struct fixture *fx, const char *cache, const unsigned char *fp)
+static int try_open_kept(struct fixture *fx, const char *cache, const unsigned char *fp,
+                         struct clrows **r)
 {
     char err[256];
     struct clrows_source src = {.type = GGUF_T_Q8_0, .row_bytes = fx->t.row_bytes, .dim = DIM,
                                 .raw = raw_rows, .ctx = &fx->t};
     struct clrows_params rp = {.swap_dir = fx->dir, .cache_dir = cache, .fingerprint = fp,
                                .quiet = 1};
-    struct clrows *r;
     n_raw_reads = 0;
-    assert_int_equal(clrows_open(&r, fx->cl, &src, &rp, err, sizeof err), 0);
+    return clrows_open(r, fx->cl, &src, &rp, err, sizeof err);
+}
+
+static struct clrows *open_kept(struct fixture *fx, const char *cache, const unsigned char *fp)
+{
+    struct clrows *r;
+    assert_int_equal(try_open_kept(fx, cache, fp, &r), 0);
     return r;
 }
 
@@ -437,11 +443,6 @@ static void test_kept_disk_full_falls_back(void **state)
     lim.rlim_cur = (rlim_t)(3 * bl);
     lim.rlim_max = old.rlim_max;
     void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
-    char err[256];
-    struct clrows_source src = {.type = GGUF_T_Q8_0, .row_bytes = fx->t.row_bytes, .dim = DIM,
-                                .raw = raw_rows, .ctx = &fx->t};
-    struct clrows_params rp = {.swap_dir = fx->dir, .cache_dir = cache, .fingerprint = FP_A,
-                               .quiet = 1};
     struct clrows *r;
     /* The cache secret is written before the limit. */
     struct clrows *r0 = open_kept(fx, cache, FP_B);
@@ -449,7 +450,7 @@ static void test_kept_disk_full_falls_back(void **state)
     assert_int_equal(kept_file(cache, path, sizeof path), 1);
     unlink(path);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    int rc = clrows_open(&r, fx->cl, &src, &rp, err, sizeof err);
+    int rc = try_open_kept(fx, cache, FP_A, &r);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, was);
     assert_int_equal(rc, 0);
