@@ -7,7 +7,9 @@
 #include "core/util.h"
 #include "core/tokenizer.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +68,10 @@ struct tokenizer {
     int ignore_merges;      /* a word that is a token is emitted whole (Llama 3) */
     struct merge_slot *mslots;
     size_t mmask;
+    const struct gguf_kv *mkv;      /* the merges (the file outlives the tokenizer) */
+    pthread_t mthread;              /* filling mslots while mpending */
+    atomic_int mpending;
+    pthread_mutex_t mlock;
 };
 
 /* Work buffers of an encoding hold the user's text or its token ids: wipe them before they
@@ -154,9 +160,12 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 33);
 }
 
+static void merges_wait(const struct tokenizer *t);
+
 static const struct merge_slot *merge_find(const struct tokenizer *t, int32_t a, int32_t b)
 {
     if (!t->mslots || a < 0 || b < 0) return NULL;
+    merges_wait(t);
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     for (size_t i = mix64(key) & t->mmask;; i = (i + 1) & t->mmask) {
         const struct merge_slot *m = &t->mslots[i];
@@ -449,51 +458,38 @@ struct merge_in {
 };
 
 #define MERGE_BATCH 32
+/* Fewer merges than this are put in the table before tok_open returns. */
+#define MERGES_ON_THREAD 65536
 
-/* The merge table: (left id, right id) -> the lowest rank and the merged token. 280k merges
- * (Llama 3) touch a random slot each, in tables of several MB, so they are taken a batch at a
- * time: every slot a batch will touch is fetched ahead (prefetch), then the batch is inserted
- * in rank order, exactly as one at a time. The table is two-thirds full at most, in huge
- * pages. */
-static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, size_t errlen)
+/* Merge i's halves (the text before and after its first space past the first byte); -1 when
+ * it is not "left right". */
+static int merge_split(const struct gguf_kv *kv, uint64_t i, struct merge_in *m)
 {
-    const struct gguf_kv *kv = str_array(g, "tokenizer.ggml.merges",
-                                         "gpt2 vocabulary without tokenizer.ggml.merges", err, errlen);
-    if (!kv) return -1;
+    struct gguf_str s;
+    if (gguf_arr_str(kv, i, &s) != 0) return -1;
+    const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
+    if (!sp) return -1;
+    m->a = s.ptr;
+    m->la = (size_t)(sp - s.ptr);
+    m->b = sp + 1;
+    m->lb = s.len - m->la - 1;
+    return 0;
+}
+
+/* Fills the merge table (see load_merges). 280k merges (Llama 3) touch a random slot each, in
+ * tables of several MB, so they are taken a batch at a time: every slot a batch will touch is
+ * fetched ahead (prefetch), then the batch is inserted in rank order, exactly as one at a
+ * time. Reads only what tok_open finished before (token table, file), writes only mslots. */
+static void fill_merges(struct tokenizer *t)
+{
+    const struct gguf_kv *kv = t->mkv;
     uint64_t n = kv->arr_n;
-    if (n > (uint64_t)INT32_MAX / 2) {
-        util_seterr(err, errlen, "tokenizer: tokenizer.ggml.merges has too many entries (%llu)",
-               (unsigned long long)n);
-        return -1;
-    }
-    size_t cap = 16;
-    while (cap < n + n / 2) cap <<= 1;
-    t->mslots = util_big_alloc(cap * sizeof *t->mslots);
-    if (!t->mslots) {
-        util_seterr(err, errlen, "tokenizer: out of memory for %llu merges", (unsigned long long)n);
-        return -1;
-    }
-    memset(t->mslots, 0xff, cap * sizeof *t->mslots);   /* key UINT64_MAX: empty */
-    t->mmask = cap - 1;
     struct merge_in in[MERGE_BATCH];
     for (uint64_t i0 = 0; i0 < n; i0 += MERGE_BATCH) {
         size_t nb = n - i0 < MERGE_BATCH ? (size_t)(n - i0) : MERGE_BATCH;
         for (size_t k = 0; k < nb; k++) {
-            struct gguf_str s;
-            uint64_t i = i0 + k;
-            if (gguf_arr_str(kv, i, &s) != 0)
-                return util_seterr(err, errlen, "tokenizer: tokenizer.ggml.merges[%llu] unreadable",
-                                   (unsigned long long)i);
-            const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
-            if (!sp)
-                return util_seterr(err, errlen,
-                                   "tokenizer: tokenizer.ggml.merges[%llu] is not \"left right\"",
-                                   (unsigned long long)i);
             struct merge_in *m = &in[k];
-            m->a = s.ptr;
-            m->la = (size_t)(sp - s.ptr);
-            m->b = sp + 1;
-            m->lb = s.len - m->la - 1;
+            merge_split(kv, i0 + k, m);      /* checked by load_merges */
             uint64_t ha = fnv_more(FNV_BASIS, m->a, m->la);
             m->ha = fnv_end(ha);
             m->hab = fnv_end(fnv_more(ha, m->b, m->lb));
@@ -528,7 +524,64 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
             }
         }
     }
+}
+
+static void *fill_merges_thread(void *arg)
+{
+    fill_merges(arg);
+    return NULL;
+}
+
+/* The merge table: (left id, right id) -> the lowest rank and the merged token; two-thirds
+ * full at most, in huge pages. Every merge is checked here; the table is filled on a thread
+ * of its own (its ~50 ms of a Llama 3 start overlap the rest of the start) and waited for by
+ * the first encoding (merges_wait). */
+static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, size_t errlen)
+{
+    const struct gguf_kv *kv = str_array(g, "tokenizer.ggml.merges",
+                                         "gpt2 vocabulary without tokenizer.ggml.merges", err, errlen);
+    if (!kv) return -1;
+    uint64_t n = kv->arr_n;
+    if (n > (uint64_t)INT32_MAX / 2) {
+        util_seterr(err, errlen, "tokenizer: tokenizer.ggml.merges has too many entries (%llu)",
+               (unsigned long long)n);
+        return -1;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        struct merge_in m;
+        if (merge_split(kv, i, &m) != 0)
+            return util_seterr(err, errlen,
+                               "tokenizer: tokenizer.ggml.merges[%llu] is not \"left right\"",
+                               (unsigned long long)i);
+    }
+    size_t cap = 16;
+    while (cap < n + n / 2) cap <<= 1;
+    t->mslots = util_big_alloc(cap * sizeof *t->mslots);
+    if (!t->mslots) {
+        util_seterr(err, errlen, "tokenizer: out of memory for %llu merges", (unsigned long long)n);
+        return -1;
+    }
+    memset(t->mslots, 0xff, cap * sizeof *t->mslots);   /* key UINT64_MAX: empty */
+    t->mmask = cap - 1;
+    t->mkv = kv;
+    if (n >= MERGES_ON_THREAD && pthread_create(&t->mthread, NULL, fill_merges_thread, t) == 0)
+        atomic_store(&t->mpending, 1);
+    else
+        fill_merges(t);
     return 0;
+}
+
+/* Waits for the merge table's thread, once. */
+static void merges_wait(const struct tokenizer *tc)
+{
+    struct tokenizer *t = (struct tokenizer *)tc;   /* the table is complete either way */
+    if (!atomic_load(&t->mpending)) return;
+    pthread_mutex_lock(&t->mlock);
+    if (atomic_load(&t->mpending)) {
+        pthread_join(t->mthread, NULL);
+        atomic_store(&t->mpending, 0);
+    }
+    pthread_mutex_unlock(&t->mlock);
 }
 
 int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t errlen)
@@ -572,6 +625,7 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
 
     struct tokenizer *t = calloc(1, sizeof *t);
     if (!t) return util_seterr(err, errlen, "tokenizer: out of memory");
+    pthread_mutex_init(&t->mlock, NULL);
     t->kind = kind;
     t->n_vocab = n;
     size_t cap = 16;
@@ -750,6 +804,8 @@ fail:
 void tok_close(struct tokenizer *t)
 {
     if (!t) return;
+    merges_wait(t);
+    pthread_mutex_destroy(&t->mlock);
     UTIL_FREE(t->arena, t->toff, t->tlen, t->score, t->type, t->slots, t->special, t->mslots, t);
 }
 
