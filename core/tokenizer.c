@@ -8,6 +8,7 @@
 #include "core/tokenizer.h"
 
 #include <pthread.h>
+#include <sys/mman.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -484,6 +485,7 @@ static void fill_merges(struct tokenizer *t)
 {
     const struct gguf_kv *kv = t->mkv;
     uint64_t n = kv->arr_n;
+    memset(t->mslots, 0xff, (t->mmask + 1) * sizeof *t->mslots);   /* key UINT64_MAX: empty */
     struct merge_in in[MERGE_BATCH];
     for (uint64_t i0 = 0; i0 < n; i0 += MERGE_BATCH) {
         size_t nb = n - i0 < MERGE_BATCH ? (size_t)(n - i0) : MERGE_BATCH;
@@ -561,10 +563,15 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
         util_seterr(err, errlen, "tokenizer: out of memory for %llu merges", (unsigned long long)n);
         return -1;
     }
-    memset(t->mslots, 0xff, cap * sizeof *t->mslots);   /* key UINT64_MAX: empty */
     t->mmask = cap - 1;
     t->mkv = kv;
-    if (n >= MERGES_ON_THREAD && pthread_create(&t->mthread, NULL, fill_merges_thread, t) == 0)
+    /* Not in a forked child (the decoder's OpenCL probe forks while the table fills): the
+     * thread's writes would otherwise copy every page on write, one TLB flush each. The
+     * table's pages are its own (util_big_alloc, a multiple of 4 KiB from 65536 merges on). */
+    size_t bytes = cap * sizeof *t->mslots;
+    if (n >= MERGES_ON_THREAD && bytes % 4096 == 0 &&
+        madvise(t->mslots, bytes, MADV_DONTFORK) == 0 &&
+        pthread_create(&t->mthread, NULL, fill_merges_thread, t) == 0)
         atomic_store(&t->mpending, 1);
     else
         fill_merges(t);
