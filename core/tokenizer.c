@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -567,9 +568,11 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
     t->mkv = kv;
     /* Not in a forked child (the decoder's OpenCL probe forks while the table fills): the
      * thread's writes would otherwise copy every page on write, one TLB flush each. The
-     * table's pages are its own (util_big_alloc, a multiple of 4 KiB from 65536 merges on). */
+     * table's pages are its own (util_big_alloc: 2 MiB aligned, a power of two of 2 MiB or
+     * more from 65536 merges on). */
     size_t bytes = cap * sizeof *t->mslots;
-    if (n >= MERGES_ON_THREAD && bytes % 4096 == 0 &&
+    long ps = sysconf(_SC_PAGESIZE);
+    if (n >= MERGES_ON_THREAD && ps > 0 && bytes % (size_t)ps == 0 &&
         madvise(t->mslots, bytes, MADV_DONTFORK) == 0 &&
         pthread_create(&t->mthread, NULL, fill_merges_thread, t) == 0)
         atomic_store(&t->mpending, 1);
