@@ -19,7 +19,18 @@
  * store saves), and the opened blob is wiped after each read. A failed open or read is fatal
  * for the store: every later read is refused. Which blob is read is visible to the OS (the
  * file offset), as which swap page is read is: DESIGN.md leaves such access patterns out of
- * the threat model. */
+ * the threat model.
+ *
+ * Building the store reads the whole table (most of a start's time), so with a cache folder
+ * it is kept there across runs, beside the cluster cache: sealed under a key derived from the
+ * per-user cache secret, its file named by a keyed hash of the store's identity (the caller's
+ * table fingerprint, the row format, the partition), which every blob binds in as associated
+ * data with its cluster index. A warm start opens it without reading a row of the table; the
+ * blobs are still checked one by one as they are read. A kept store that is truncated, of
+ * another table or partition, or under another secret is refused when it opens, one whose
+ * blob fails a check is refused when it is read; either way it is rebuilt (once per process)
+ * with a one-line note. When it cannot be written (full disk), the store is per-process, as
+ * without a cache folder. */
 #ifndef CMIF_CORE_CLROWS_H
 #define CMIF_CORE_CLROWS_H
 
@@ -45,10 +56,24 @@ struct clrows_source {
  * key and one blob), so a caller can set them aside from a locked-memory budget. */
 size_t clrows_scratch_bytes(int max_members, size_t row_bytes);
 
-/* Reads every cluster's rows through src and seals them into a new file in dir (see
- * util_pick_dir; NULL: the default). cl must outlive the store. */
+struct clrows_params {
+    const char *swap_dir;           /* a per-process store's folder (util_pick_dir; NULL: the
+                                       default) */
+    const char *cache_dir;          /* where to keep the store across runs; NULL or "": not kept */
+    const unsigned char *fingerprint;  /* 32 bytes naming the table and vocabulary; NULL: not
+                                          kept */
+    int quiet;                      /* no notes */
+    /* Notes (a kept store refused and rebuilt, or not writable); NULL: on stderr. */
+    void (*log)(void *ctx, const char *msg);
+    void *log_ctx;
+};
+
+/* Opens the kept store for cl and src, or reads every cluster's rows through src and seals
+ * them into a new file (kept in p->cache_dir when it can be, else with no name in
+ * p->swap_dir). p NULL: per-process, default folder. cl and src->ctx must outlive the store
+ * (a damaged kept store is rebuilt from src). */
 int clrows_open(struct clrows **out, const struct cluster *cl, const struct clrows_source *src,
-                const char *dir, char *err, size_t errlen);
+                const struct clrows_params *p, char *err, size_t errlen);
 void clrows_close(struct clrows *r);
 
 /* Cluster cid's member rows, in member order, dequantized into rows (n x dim floats), and
@@ -61,8 +86,12 @@ int clrows_get(struct clrows *r, int32_t cid, float *rows, double *norms, char *
 /* Adds the store's scratch region to w. */
 void clrows_where(const struct clrows *r, struct enclave_where *w);
 
-/* Tests: the backing file (cluster c's blob is at c * clrows_blob_bytes) and its blob size. */
+/* Tests: the backing file (cluster c's blob is at c * clrows_blob_bytes) and its blob size;
+ * whether the store was opened from the cache folder rather than built; why the kept store
+ * was refused or not written ("" when it was not). */
 int clrows_fd(const struct clrows *r);
 size_t clrows_blob_bytes(const struct clrows *r);
+int clrows_from_cache(const struct clrows *r);
+const char *clrows_note(const struct clrows *r);
 
 #endif

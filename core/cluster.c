@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,6 +39,7 @@ struct cluster {
     int dim, want_cent;   /* centroids kept (cluster_params.centroids) */
     float *cent;          /* n_clusters x dim, when want_cent */
     size_t cap_cent;      /* clusters cent has room for */
+    unsigned char *blob;  /* the cache file's buffer, when sim and cent point into it */
     int from_cache;
     char note[8400];       /* why the cache was not used (paths can be long) */
 };
@@ -172,18 +172,6 @@ static int push_cluster(struct cluster *c, struct member *m, int n, int dim, cha
     return 0;
 }
 
-/* The row matrix (195 MB for the 23,767 words of a 2048-wide table) in huge pages where the
- * kernel gives them on request: writing it otherwise takes one page fault per 4 KiB. */
-static float *big_alloc(size_t bytes)
-{
-    void *p = NULL;
-    if (posix_memalign(&p, (size_t)2 << 20, bytes ? bytes : 1) != 0) return NULL;
-#ifdef MADV_HUGEPAGE
-    if (bytes >= ((size_t)2 << 20) && madvise(p, bytes, MADV_HUGEPAGE) != 0) { /* best effort */ }
-#endif
-    return p;
-}
-
 /* Seeds are taken in blocks: the B lowest-id unassigned tokens are the first B rows of the
  * compacted matrix of unassigned rows, so one SGEMM gives each of them its exact similarity
  * to every unassigned token; the block's seeds are then processed in id order, skipping
@@ -199,14 +187,14 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
     int show = !quiet && n >= 8192;
     struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
     struct nbr *top = malloc(((size_t)k + 1) * sizeof *top);
-    float *a = big_alloc((size_t)n * (size_t)dim * sizeof(float));
+    float *a = util_big_alloc((size_t)n * (size_t)dim * sizeof(float));
     int32_t *act = malloc((size_t)n * sizeof *act);     /* row -> local index */
     unsigned char *done = calloc((size_t)n, 1);
     /* Block height: at most 256 rows, and at most 16M similarities (64 MiB) at once. */
     int32_t bh = (int32_t)((16u << 20) / (uint32_t)n);
     if (bh > 256) bh = 256;
     if (bh < 1) bh = 1;
-    float *s = big_alloc((size_t)bh * (size_t)n * sizeof(float));
+    float *s = util_big_alloc((size_t)bh * (size_t)n * sizeof(float));
     if (!pick || !top || !a || !act || !done || !s) {
         snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
         goto out;
@@ -311,59 +299,6 @@ out:
 #define CACHE_MAGIC "CMIFCLC1"
 #define PAYLOAD_MAGIC "CMIFCL01"
 
-static int mkdirs(const char *dir)
-{
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return -1;
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(path, 0700) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
-/* The per-user secret: read it, or create it (0600) on first use. */
-static int user_secret(const char *dir, unsigned char key[crypto_kdf_KEYBYTES], char *note,
-                       size_t notelen)
-{
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/secret.key", dir) >= (int)sizeof path) return -1;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0) { snprintf(note, notelen, "cannot create %s: %s", path, strerror(errno)); return -1; }
-        unsigned char k[crypto_kdf_KEYBYTES];
-        crypto_kdf_keygen(k);
-        ssize_t w = write(fd, k, sizeof k);
-        int ok = w == (ssize_t)sizeof k && fsync(fd) == 0;
-        close(fd);
-        if (!ok) {
-            sodium_memzero(k, sizeof k);
-            unlink(path);
-            snprintf(note, notelen, "cannot write %s", path);
-            return -1;
-        }
-        memcpy(key, k, sizeof k);
-        sodium_memzero(k, sizeof k);
-        return 0;
-    }
-    if (fd < 0) { snprintf(note, notelen, "cannot open %s: %s", path, strerror(errno)); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid() ||
-        (st.st_mode & 077) != 0 || st.st_size != crypto_kdf_KEYBYTES) {
-        close(fd);
-        snprintf(note, notelen, "%s is not a private 32-byte file of this user; cache not used", path);
-        return -1;
-    }
-    ssize_t r = read(fd, key, crypto_kdf_KEYBYTES);
-    close(fd);
-    if (r != crypto_kdf_KEYBYTES) { snprintf(note, notelen, "cannot read %s", path); return -1; }
-    return 0;
-}
-
 struct cache_ctx {
     unsigned char seal[crypto_secretbox_KEYBYTES];
     unsigned char id[32];      /* fingerprint + K + groups + version */
@@ -373,12 +308,12 @@ struct cache_ctx {
 static int cache_prepare(struct cache_ctx *cc, const struct cluster_params *p, int32_t n_vocab,
                          int dim, const uint8_t *group, char *note, size_t notelen)
 {
-    if (mkdirs(p->cache_dir)) {
+    if (util_mkdirs(p->cache_dir)) {
         snprintf(note, notelen, "cannot create cache directory %s: %s", p->cache_dir, strerror(errno));
         return -1;
     }
     unsigned char master[crypto_kdf_KEYBYTES];
-    if (user_secret(p->cache_dir, master, note, notelen)) return -1;
+    if (util_user_secret(p->cache_dir, master, note, notelen)) return -1;
     unsigned char namekey[32];
     crypto_kdf_derive_from_key(cc->seal, sizeof cc->seal, 1, "cmifclus", master);
     crypto_kdf_derive_from_key(namekey, sizeof namekey, 2, "cmifclus", master);
@@ -413,20 +348,50 @@ static int cache_prepare(struct cache_ctx *cc, const struct cluster_params *p, i
     return 0;
 }
 
+/* The whole file into one buffer in huge pages (util_big_alloc): the cache is opened in
+ * place and its arrays used where they lie, so a 16 MB cache costs a few page faults, not
+ * one per 4 KiB twice over. */
 static int read_file_all(const char *path, unsigned char **buf, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return -1; }
-    long sz = ftell(f);
-    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return -1; }
-    unsigned char *b = malloc((size_t)sz + 1);
-    if (!b) { fclose(f); return -1; }
-    if (fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); fclose(f); return -1; }
-    fclose(f);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct stat st;
+    unsigned char *b = NULL;
+    if (fstat(fd, &st) != 0 || st.st_size < 0 || !(b = util_big_alloc((size_t)st.st_size + 1))) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0, sz = (size_t)st.st_size;
+    while (got < sz) {
+        ssize_t r = read(fd, b + got, sz - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != sz) {
+        free(b);
+        return -1;
+    }
     *buf = b;
-    *len = (size_t)sz;
+    *len = sz;
     return 0;
+}
+
+/* n little-endian floats at q as host floats, in place; 0, or -1 when one is not finite. */
+static int floats_in_place(unsigned char *q, size_t n)
+{
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)q[4 * i] | (uint32_t)q[4 * i + 1] << 8 |
+                     (uint32_t)q[4 * i + 2] << 16 | (uint32_t)q[4 * i + 3] << 24;
+        memcpy(q + 4 * i, &v, sizeof v);
+    }
+#endif
+    const float *f = (const float *)(void *)q;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= !isfinite(f[i]);
+    return bad ? -1 : 0;
 }
 
 /* The cluster sizes the greedy construction gives a group of g tokens: K each, the last the
@@ -547,25 +512,18 @@ static int cache_load(struct cluster *c, const struct cache_ctx *cc, const uint8
         rc = -2;   /* it opened under the user's key: written by this user, yet not our shape */
         goto out;
     }
-    c->sim = malloc((c->n_sim ? c->n_sim : 1) * sizeof *c->sim);
-    if (!c->sim) goto out;
+    /* The similarities and centroids stay where they were decrypted (4-byte aligned: the
+     * buffer is, and so are base and the lengths). */
+    unsigned char *qs = plain + base, *qc = qs + 4 * c->n_sim;
+    if (floats_in_place(qs, c->n_sim) != 0 || floats_in_place(qc, n_cent) != 0) goto out;
+    c->sim = (float *)(void *)qs;
     c->cap_sim = c->n_sim;
-    for (size_t i = 0; i < c->n_sim; i++) {
-        uint32_t v = get32(plain + base + 4 * i);
-        memcpy(&c->sim[i], &v, sizeof v);
-        if (!isfinite(c->sim[i])) goto out;
-    }
     if (n_cent) {
-        c->cent = malloc(n_cent * sizeof *c->cent);
-        if (!c->cent) goto out;
+        c->cent = (float *)(void *)qc;
         c->cap_cent = (size_t)c->n_clusters;
-        const unsigned char *q = plain + base + 4 * c->n_sim;
-        for (size_t i = 0; i < n_cent; i++) {
-            uint32_t v = get32(q + 4 * i);
-            memcpy(&c->cent[i], &v, sizeof v);
-            if (!isfinite(c->cent[i])) goto out;
-        }
     }
+    c->blob = buf;
+    buf = NULL;
     memcpy(c->of, of, (size_t)c->n_vocab * sizeof *of);
     rc = 0;
 out:
@@ -703,6 +661,11 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
 void cluster_close(struct cluster *c)
 {
     if (!c) return;
+    if (c->blob) {
+        /* sim and cent lie in it */
+        free(c->blob);
+        c->sim = c->cent = NULL;
+    }
     UTIL_FREE(c->of, c->start, c->sim_off, c->sim, c->cent, c->members, c);
 }
 

@@ -54,6 +54,8 @@ struct core {
     uint64_t msg_unlocked;      /* messages whose guarded region could not be locked */
     char *cache_dir;            /* copy of the option (the sanitizer's cluster cache) */
     char *swap_dir;             /* copy of the option (the word sanitizer's cluster rows) */
+    unsigned char fp[32];       /* table_fingerprint, once have_fp */
+    int have_fp;
     /* Sanitizer settings and accounting. */
     int mech;
     double eps;
@@ -425,9 +427,14 @@ static int san_rows_public(void *ctx, const int32_t *ids, size_t n, float *out)
 }
 
 /* The cluster caches are named by the embedding table's name (core/embed: its place and
- * the model file's identity) and the vocabulary. */
-static void table_fingerprint(const struct core *c, unsigned char fp[32])
+ * the model file's identity) and the vocabulary; hashed once per core (all 128k token texts
+ * of a Llama 3 vocabulary), as the token and the word sanitizer both ask for it. */
+static void table_fingerprint(struct core *c, unsigned char fp[32])
 {
+    if (c->have_fp) {
+        memcpy(fp, c->fp, 32);
+        return;
+    }
     int32_t n = tok_n_vocab(c->tok);
     crypto_generichash_state hs;
     crypto_generichash_init(&hs, NULL, 0, 32);
@@ -442,6 +449,8 @@ static void table_fingerprint(const struct core *c, unsigned char fp[32])
     crypto_generichash_update(&hs, (const unsigned char *)mech_public_chars(),
                               strlen(mech_public_chars()));
     crypto_generichash_final(&hs, fp, 32);
+    memcpy(c->fp, fp, 32);
+    c->have_fp = 1;
 }
 
 static void cache_dir_of(const struct core *c, char *dir, size_t cap)

@@ -19,6 +19,8 @@
 #include <sodium.h>
 
 #define CANARY_LEN 16
+/* Largest secret region faulted in when it is made (see enclave_alloc). */
+#define PREFAULT_MAX ((size_t)256 << 10)
 
 static uint8_t g_canary[CANARY_LEN];
 static atomic_int g_canary_ready;
@@ -98,9 +100,15 @@ int enclave_alloc(struct enclave **out, size_t size, int flags, char *err, size_
     if (!(flags & ENCLAVE_NO_SECRETMEM) && atomic_load(&g_secret_ok) >= 0) {
         if (map_secret(data, data_len) == 0) {
             /* Secret pages are allocated on first touch (MAP_POPULATE does not populate
-             * them): fault every page in now so Locked: in smaps equals the size. The
-             * memlock limit was already checked by mmap, so the touches cannot fail. */
-            for (size_t o = 0; o < data_len; o += ps) data[o] = 0;
+             * them). A small region is faulted in now, so Locked: in smaps equals its size;
+             * a large one (the swap's row cache, 8 MiB) page by page as it is first used:
+             * each secret page's fault also takes it out of the kernel's direct map (a TLB
+             * flush), 2048 of them took ~80 ms at every start, and a start uses few. Nothing
+             * is weaker for it: a page holds no secret before its first touch, and once
+             * there it is as locked and unmapped from the kernel as any. The memlock limit
+             * was already checked by mmap, so the touches cannot fail on it. */
+            size_t pre = data_len <= PREFAULT_MAX ? data_len : 0;
+            for (size_t o = 0; o < pre; o += ps) data[o] = 0;
             secret = 1;
             atomic_store(&g_secret_ok, 1);
         } else if (errno == ENOSYS) {
@@ -225,12 +233,34 @@ int enclave_seal_range(struct enclave *r, size_t off, size_t len, char *err, siz
     return range_protect(r, off, len, PROT_NONE, err, errlen);
 }
 
+/* Wipes the region's data. A large secret region is faulted page by page as it is used
+ * (enclave_alloc), and secret pages are never swapped out or reclaimed, so a page mincore
+ * does not report resident was never touched and holds nothing: only the resident ones are
+ * wiped (wiping the rest would fault each one in, with its TLB flush, at every exit). */
+static void wipe_data(struct enclave *r)
+{
+    size_t ps = page_size(), np = r->data_len / ps;
+    unsigned char *vec = r->secretmem && r->data_len > PREFAULT_MAX ? malloc(np) : NULL;
+    if (!vec || mincore(r->data, r->data_len, vec) != 0) {
+        sodium_memzero(r->data, r->data_len);
+        free(vec);
+        return;
+    }
+    for (size_t i = 0; i < np;) {
+        size_t j = i;
+        while (j < np && (vec[j] & 1)) j++;
+        if (j > i) sodium_memzero(r->data + i * ps, (j - i) * ps);
+        i = j + 1;
+    }
+    free(vec);
+}
+
 void enclave_free(struct enclave *r)
 {
     if (!r) return;
     if (mprotect(r->data, r->data_len, PROT_READ | PROT_WRITE) == 0) {
         canary_check(r);
-        sodium_memzero(r->data, r->data_len);
+        wipe_data(r);
         if (g_hook) g_hook(g_hook_ctx, r->data, r->data_len);
     }
     /* If mprotect failed the pages stay PROT_NONE: munmap still releases them, and

@@ -465,8 +465,9 @@ int mech_is_stopword(const char *piece, size_t len)
     char w[17];
     for (size_t i = 0; i < len; i++) w[i] = (char)tolower((unsigned char)piece[i]);
     w[len] = 0;
+    /* The first letter first: a word-level start asks this of every lexicon entry. */
     for (size_t i = 0; i < sizeof stopwords / sizeof *stopwords; i++)
-        if (strcmp(w, stopwords[i]) == 0) return 1;
+        if (stopwords[i][0] == w[0] && strcmp(w, stopwords[i]) == 0) return 1;
     return 0;
 }
 

@@ -7,10 +7,14 @@
 #include "core/util.h"
 #include "core/tokenizer.h"
 
+#include <pthread.h>
+#include <sys/mman.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -66,6 +70,10 @@ struct tokenizer {
     int ignore_merges;      /* a word that is a token is emitted whole (Llama 3) */
     struct merge_slot *mslots;
     size_t mmask;
+    const struct gguf_kv *mkv;      /* the merges (the file outlives the tokenizer) */
+    pthread_t mthread;              /* filling mslots while mpending */
+    atomic_int mpending;
+    pthread_mutex_t mlock;
 };
 
 /* Work buffers of an encoding hold the user's text or its token ids: wipe them before they
@@ -79,23 +87,42 @@ static void wipe_free(void *p, size_t n)
 
 /* ---- hashing ---------------------------------------------------------------------- */
 
-static uint32_t hash_bytes(const char *s, size_t n)
+#define FNV_BASIS 1469598103934665603ull
+
+/* FNV-1a over s[0..n) from state h: a text's hash can be carried on into a longer one's (the
+ * merge table hashes "left", then "left" + "right", in one pass). */
+static uint64_t fnv_more(uint64_t h, const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint32_t fnv_end(uint64_t h)
+{
     h ^= h >> 29;
     return (uint32_t)(h ^ (h >> 32));
 }
 
-static int32_t lookup(const struct tokenizer *t, const char *s, size_t n)
+static uint32_t hash_bytes(const char *s, size_t n) { return fnv_end(fnv_more(FNV_BASIS, s, n)); }
+
+/* The token whose text is s1[0..n1) followed by s2[0..n2) (n2 may be 0), h its hash. */
+static int32_t lookup_h2(const struct tokenizer *t, uint32_t h, const char *s1, size_t n1,
+                         const char *s2, size_t n2)
 {
-    uint32_t h = hash_bytes(s, n);
     for (size_t i = h & t->smask;; i = (i + 1) & t->smask) {
         const struct tok_slot *sl = &t->slots[i];
         if (sl->id < 0) return -1;
-        if (sl->hash == h && t->tlen[sl->id] == n && memcmp(t->arena + t->toff[sl->id], s, n) == 0)
-            return sl->id;
+        if (sl->hash == h && t->tlen[sl->id] == n1 + n2) {
+            const char *tx = t->arena + t->toff[sl->id];
+            if (memcmp(tx, s1, n1) == 0 && (n2 == 0 || memcmp(tx + n1, s2, n2) == 0))
+                return sl->id;
+        }
     }
+}
+
+static int32_t lookup(const struct tokenizer *t, const char *s, size_t n)
+{
+    return lookup_h2(t, hash_bytes(s, n), s, n, NULL, 0);
 }
 
 /* Token for a piece of plain text: control and unknown tokens never come out of text
@@ -108,11 +135,10 @@ static int32_t lookup_text(const struct tokenizer *t, const char *s, size_t n)
 }
 
 /* Later duplicates replace earlier ones, as llama.cpp's token_to_id map does. */
-static void insert_token(struct tokenizer *t, int32_t id)
+static void insert_token(struct tokenizer *t, int32_t id, uint32_t h)
 {
     const char *s = t->arena + t->toff[id];
     size_t n = t->tlen[id];
-    uint32_t h = hash_bytes(s, n);
     for (size_t i = h & t->smask;; i = (i + 1) & t->smask) {
         struct tok_slot *sl = &t->slots[i];
         if (sl->id < 0) {
@@ -136,9 +162,12 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 33);
 }
 
+static void merges_wait(const struct tokenizer *t);
+
 static const struct merge_slot *merge_find(const struct tokenizer *t, int32_t a, int32_t b)
 {
     if (!t->mslots || a < 0 || b < 0) return NULL;
+    merges_wait(t);
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     for (size_t i = mix64(key) & t->mmask;; i = (i + 1) & t->mmask) {
         const struct merge_slot *m = &t->mslots[i];
@@ -421,6 +450,95 @@ static const struct gguf_kv *str_array(const struct gguf *g, const char *key, co
     return kv;
 }
 
+/* One merge "left right" while the table is built: its halves, their hashes (and the hash of
+ * the merged text), then their ids. */
+struct merge_in {
+    const char *a, *b;
+    size_t la, lb;
+    uint32_t ha, hb, hab;
+    uint64_t key;
+};
+
+#define MERGE_BATCH 32
+/* Fewer merges than this are put in the table before tok_open returns. */
+#define MERGES_ON_THREAD 65536
+
+/* Merge i's halves (the text before and after its first space past the first byte); -1 when
+ * it is not "left right". */
+static int merge_split(const struct gguf_kv *kv, uint64_t i, struct merge_in *m)
+{
+    struct gguf_str s;
+    if (gguf_arr_str(kv, i, &s) != 0) return -1;
+    const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
+    if (!sp) return -1;
+    m->a = s.ptr;
+    m->la = (size_t)(sp - s.ptr);
+    m->b = sp + 1;
+    m->lb = s.len - m->la - 1;
+    return 0;
+}
+
+/* Fills the merge table (see load_merges). 280k merges (Llama 3) touch a random slot each, in
+ * tables of several MB, so they are taken a batch at a time: every slot a batch will touch is
+ * fetched ahead (prefetch), then the batch is inserted in rank order, exactly as one at a
+ * time. Reads only what tok_open finished before (token table, file), writes only mslots. */
+static void fill_merges(struct tokenizer *t)
+{
+    const struct gguf_kv *kv = t->mkv;
+    uint64_t n = kv->arr_n;
+    memset(t->mslots, 0xff, (t->mmask + 1) * sizeof *t->mslots);   /* key UINT64_MAX: empty */
+    struct merge_in in[MERGE_BATCH];
+    for (uint64_t i0 = 0; i0 < n; i0 += MERGE_BATCH) {
+        size_t nb = n - i0 < MERGE_BATCH ? (size_t)(n - i0) : MERGE_BATCH;
+        for (size_t k = 0; k < nb; k++) {
+            struct merge_in *m = &in[k];
+            merge_split(kv, i0 + k, m);      /* checked by load_merges */
+            uint64_t ha = fnv_more(FNV_BASIS, m->a, m->la);
+            m->ha = fnv_end(ha);
+            m->hab = fnv_end(fnv_more(ha, m->b, m->lb));
+            m->hb = hash_bytes(m->b, m->lb);
+            __builtin_prefetch(&t->slots[m->ha & t->smask]);
+            __builtin_prefetch(&t->slots[m->hb & t->smask]);
+            __builtin_prefetch(&t->slots[m->hab & t->smask]);
+        }
+        for (size_t k = 0; k < nb; k++) {
+            struct merge_in *m = &in[k];
+            int32_t a = lookup_h2(t, m->ha, m->a, m->la, NULL, 0);
+            int32_t b = lookup_h2(t, m->hb, m->b, m->lb, NULL, 0);
+            /* A merge of non-tokens can never apply. */
+            m->key = a < 0 || b < 0 ? UINT64_MAX : (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+            if (m->key != UINT64_MAX) __builtin_prefetch(&t->mslots[mix64(m->key) & t->mmask]);
+        }
+        for (size_t k = 0; k < nb; k++) {
+            const struct merge_in *m = &in[k];
+            if (m->key == UINT64_MAX) continue;
+            for (size_t j = mix64(m->key) & t->mmask;; j = (j + 1) & t->mmask) {
+                struct merge_slot *ms = &t->mslots[j];
+                if (ms->key == m->key) break;       /* first (lowest) rank wins */
+                if (ms->key == UINT64_MAX) {
+                    int32_t r = lookup_h2(t, m->hab, m->a, m->la, m->b, m->lb);
+                    ms->key = m->key;
+                    ms->rank = (int32_t)(i0 + k);
+                    /* Control and unknown tokens never come out of text (lookup_text). */
+                    ms->result = r >= 0 && (t->type[r] == TOK_T_CONTROL ||
+                                            t->type[r] == TOK_T_UNKNOWN) ? -1 : r;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+static void *fill_merges_thread(void *arg)
+{
+    fill_merges(arg);
+    return NULL;
+}
+
+/* The merge table: (left id, right id) -> the lowest rank and the merged token; two-thirds
+ * full at most, in huge pages. Every merge is checked here; the table is filled on a thread
+ * of its own (its ~50 ms of a Llama 3 start overlap the rest of the start) and waited for by
+ * the first encoding (merges_wait). */
 static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, size_t errlen)
 {
     const struct gguf_kv *kv = str_array(g, "tokenizer.ggml.merges",
@@ -432,61 +550,48 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
                (unsigned long long)n);
         return -1;
     }
+    for (uint64_t i = 0; i < n; i++) {
+        struct merge_in m;
+        if (merge_split(kv, i, &m) != 0)
+            return util_seterr(err, errlen,
+                               "tokenizer: tokenizer.ggml.merges[%llu] is not \"left right\"",
+                               (unsigned long long)i);
+    }
     size_t cap = 16;
-    while (cap < 2 * n) cap <<= 1;
-    t->mslots = malloc(cap * sizeof *t->mslots);
+    while (cap < n + n / 2) cap <<= 1;
+    t->mslots = util_big_alloc(cap * sizeof *t->mslots);
     if (!t->mslots) {
         util_seterr(err, errlen, "tokenizer: out of memory for %llu merges", (unsigned long long)n);
         return -1;
     }
-    for (size_t i = 0; i < cap; i++) t->mslots[i].key = UINT64_MAX;
     t->mmask = cap - 1;
-    char *buf = NULL;
-    size_t bufcap = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        struct gguf_str s;
-        if (gguf_arr_str(kv, i, &s) != 0) {
-            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.merges[%llu] unreadable", (unsigned long long)i);
-            free(buf);
-            return -1;
-        }
-        const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
-        if (!sp) {
-            util_seterr(err, errlen, "tokenizer: tokenizer.ggml.merges[%llu] is not \"left right\"",
-                   (unsigned long long)i);
-            free(buf);
-            return -1;
-        }
-        size_t la = (size_t)(sp - s.ptr), lb = s.len - la - 1;
-        int32_t a = lookup(t, s.ptr, la), b = lookup(t, sp + 1, lb);
-        if (a < 0 || b < 0) continue;  /* a merge of non-tokens can never apply */
-        if (la + lb > bufcap) {
-            size_t nc = (la + lb) * 2;
-            char *nb = realloc(buf, nc);
-            if (!nb) {
-                free(buf);
-                util_seterr(err, errlen, "tokenizer: out of memory");
-                return -1;
-            }
-            buf = nb;
-            bufcap = nc;
-        }
-        memcpy(buf, s.ptr, la);
-        memcpy(buf + la, sp + 1, lb);
-        uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
-        for (size_t j = mix64(key) & t->mmask;; j = (j + 1) & t->mmask) {
-            struct merge_slot *m = &t->mslots[j];
-            if (m->key == key) break;       /* first (lowest) rank wins */
-            if (m->key == UINT64_MAX) {
-                m->key = key;
-                m->rank = (int32_t)i;
-                m->result = lookup_text(t, buf, la + lb);
-                break;
-            }
-        }
-    }
-    free(buf);
+    t->mkv = kv;
+    /* Not in a forked child (the decoder's OpenCL probe forks while the table fills): the
+     * thread's writes would otherwise copy every page on write, one TLB flush each. The
+     * table's pages are its own (util_big_alloc: 2 MiB aligned, a power of two of 2 MiB or
+     * more from 65536 merges on). */
+    size_t bytes = cap * sizeof *t->mslots;
+    long ps = sysconf(_SC_PAGESIZE);
+    if (n >= MERGES_ON_THREAD && ps > 0 && bytes % (size_t)ps == 0 &&
+        madvise(t->mslots, bytes, MADV_DONTFORK) == 0 &&
+        pthread_create(&t->mthread, NULL, fill_merges_thread, t) == 0)
+        atomic_store(&t->mpending, 1);
+    else
+        fill_merges(t);
     return 0;
+}
+
+/* Waits for the merge table's thread, once. */
+static void merges_wait(const struct tokenizer *tc)
+{
+    struct tokenizer *t = (struct tokenizer *)tc;   /* the table is complete either way */
+    if (!atomic_load(&t->mpending)) return;
+    pthread_mutex_lock(&t->mlock);
+    if (atomic_load(&t->mpending)) {
+        pthread_join(t->mthread, NULL);
+        atomic_store(&t->mpending, 0);
+    }
+    pthread_mutex_unlock(&t->mlock);
 }
 
 int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t errlen)
@@ -530,6 +635,7 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
 
     struct tokenizer *t = calloc(1, sizeof *t);
     if (!t) return util_seterr(err, errlen, "tokenizer: out of memory");
+    pthread_mutex_init(&t->mlock, NULL);
     t->kind = kind;
     t->n_vocab = n;
     size_t cap = 16;
@@ -538,13 +644,13 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
     t->tlen = malloc((size_t)n * sizeof *t->tlen);
     t->score = calloc((size_t)n, sizeof *t->score);
     t->type = malloc((size_t)n);
-    t->slots = malloc(cap * sizeof *t->slots);
+    t->slots = util_big_alloc(cap * sizeof *t->slots);
     if (!t->toff || !t->tlen || !t->score || !t->type || !t->slots) {
         util_seterr(err, errlen, "tokenizer: out of memory for %d tokens", n);
         goto fail;
     }
     t->smask = cap - 1;
-    for (size_t i = 0; i < cap; i++) t->slots[i].id = -1;
+    memset(t->slots, 0xff, cap * sizeof *t->slots);    /* id -1: empty */
 
     /* Texts lie inside the validated file, so their total is bounded by its size. */
     size_t total = 0;
@@ -586,7 +692,17 @@ int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t err
             goto fail;
         }
         t->type[i] = (uint8_t)ty;
-        insert_token(t, i);
+    }
+    /* Into the hash table a batch at a time, each batch's slots fetched ahead (a random slot
+     * of a 2 MB table per token), in id order as one at a time. */
+    for (int32_t i0 = 0; i0 < n; i0 += MERGE_BATCH) {
+        uint32_t h[MERGE_BATCH];
+        int32_t nb = n - i0 < MERGE_BATCH ? n - i0 : MERGE_BATCH;
+        for (int32_t k = 0; k < nb; k++) {
+            h[k] = hash_bytes(t->arena + t->toff[i0 + k], t->tlen[i0 + k]);
+            __builtin_prefetch(&t->slots[h[k] & t->smask]);
+        }
+        for (int32_t k = 0; k < nb; k++) insert_token(t, i0 + k, h[k]);
     }
 
     if (kind == TOK_SPM) {
@@ -698,6 +814,8 @@ fail:
 void tok_close(struct tokenizer *t)
 {
     if (!t) return;
+    merges_wait(t);
+    pthread_mutex_destroy(&t->mlock);
     UTIL_FREE(t->arena, t->toff, t->tlen, t->score, t->type, t->slots, t->special, t->mslots, t);
 }
 

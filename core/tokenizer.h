@@ -25,6 +25,9 @@ enum tok_type {
     TOK_T_BYTE = GGUF_TOKEN_BYTE,
 };
 
+/* g must stay open until tok_close: a large merge list (Llama 3's 280k) is put in its table
+ * on a thread that reads g while the caller goes on, and the first encoding waits for it.
+ * That table is not inherited by fork: a forked child must not encode with t. */
 int tok_open(struct tokenizer **out, const struct gguf *g, char *err, size_t errlen);
 void tok_close(struct tokenizer *t);
 

@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 int util_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -65,4 +68,65 @@ int util_tmpfile(const char *dir, const char *what, char *err, size_t errlen)
         return -1;
     }
     return fd;
+}
+
+int util_mkdirs(const char *dir)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return -1;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+int util_user_secret(const char *dir, unsigned char key[32], char *note, size_t notelen)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/secret.key", dir) >= (int)sizeof path) return -1;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) { snprintf(note, notelen, "cannot create %s: %s", path, strerror(errno)); return -1; }
+        unsigned char k[crypto_kdf_KEYBYTES];
+        crypto_kdf_keygen(k);
+        ssize_t w = write(fd, k, sizeof k);
+        int ok = w == (ssize_t)sizeof k && fsync(fd) == 0;
+        close(fd);
+        if (!ok) {
+            sodium_memzero(k, sizeof k);
+            unlink(path);
+            snprintf(note, notelen, "cannot write %s", path);
+            return -1;
+        }
+        memcpy(key, k, sizeof k);
+        sodium_memzero(k, sizeof k);
+        return 0;
+    }
+    if (fd < 0) { snprintf(note, notelen, "cannot open %s: %s", path, strerror(errno)); return -1; }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid() ||
+        (st.st_mode & 077) != 0 || st.st_size != crypto_kdf_KEYBYTES) {
+        close(fd);
+        snprintf(note, notelen, "%s is not a private 32-byte file of this user; cache not used", path);
+        return -1;
+    }
+    ssize_t r = read(fd, key, crypto_kdf_KEYBYTES);
+    close(fd);
+    if (r != crypto_kdf_KEYBYTES) { snprintf(note, notelen, "cannot read %s", path); return -1; }
+    return 0;
+}
+
+void *util_big_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)2 << 20, bytes ? bytes : 1) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= ((size_t)2 << 20) && madvise(p, bytes, MADV_HUGEPAGE) != 0) { /* best effort */ }
+#endif
+    return p;
 }

@@ -91,7 +91,12 @@ int wordsan_open(struct wordsan *w, const struct wordsan_params *p, char *err, s
         w->ctx = p->ctx;
         struct clrows_source src = {.type = p->row_type, .row_bytes = p->row_bytes,
                                     .dim = p->dim, .raw = entry_raw, .ctx = w};
-        if (clrows_open(&w->crows, w->cl, &src, p->swap_dir, err, errlen) != 0 ||
+        /* Kept in the cache folder beside the partition, named by the partition's own
+         * fingerprint: a warm start reads no row of the table. */
+        struct clrows_params rp = {.swap_dir = p->swap_dir, .cache_dir = p->cache_dir,
+                                   .fingerprint = p->fingerprint ? fp : NULL,
+                                   .quiet = p->quiet, .log = p->log, .log_ctx = p->log_ctx};
+        if (clrows_open(&w->crows, w->cl, &src, &rp, err, errlen) != 0 ||
             lexicon_centroids_from(w->lex, w->cl, cluster_rows, w->crows, err, errlen) != 0)
             goto out;
     } else if (lexicon_centroids(w->lex, w->cl, err, errlen) != 0) {

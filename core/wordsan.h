@@ -38,8 +38,9 @@ struct wordsan_params {
     int (*pub_rows)(void *ctx, const int32_t *ids, size_t n, float *out);
     void *ctx;
     /* Optional: the same rows as stored (GGUF type row_type, row_bytes each; same ctx), to
-     * keep each cluster's rows together (core/clrows) in a file in swap_dir (NULL: the
-     * default). NULL: a cluster's rows are read by id. */
+     * keep each cluster's rows together (core/clrows): kept in cache_dir across runs (with
+     * a fingerprint), else in a file with no name in swap_dir (NULL: the default). NULL: a
+     * cluster's rows are read by id. */
     int (*raw_rows)(void *ctx, const int32_t *ids, size_t n, uint8_t *out);
     uint32_t row_type;
     size_t row_bytes;

@@ -1,9 +1,16 @@
 /* tests/test_clrows: the cluster-row store gives each cluster's rows exactly as the table
  * dequantizes them, with the norms the mechanism would compute, refuses a tampered, moved or
- * missing blob (and everything after it), and leaves the word mechanism's choices unchanged. */
+ * missing blob (and everything after it), and leaves the word mechanism's choices unchanged.
+ * A store kept in the cache folder is opened again without reading the table, and one that
+ * is damaged, sealed under another secret or of another table is never used: it is rebuilt,
+ * with a note; when it cannot be written the store is per-process. */
 #include "tests/testutil.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,9 +56,12 @@ static struct table make_table(void)
     return t;
 }
 
+static int n_raw_reads;   /* calls of raw_rows: 0 when a store opens from the cache */
+
 static int raw_rows(void *ctx, const int32_t *ids, size_t n, uint8_t *out)
 {
     struct table *t = ctx;
+    n_raw_reads++;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= N) return -1;
         memcpy(out + i * t->row_bytes, t->raw + (size_t)ids[i] * t->row_bytes, t->row_bytes);
@@ -79,7 +89,8 @@ static void open_all(struct fixture *fx)
     fx->dir = tu_tmpdir();
     struct clrows_source src = {.type = GGUF_T_Q8_0, .row_bytes = fx->t.row_bytes, .dim = DIM,
                                 .raw = raw_rows, .ctx = &fx->t};
-    assert_int_equal(clrows_open(&fx->r, fx->cl, &src, fx->dir, err, sizeof err), 0);
+    struct clrows_params rp = {.swap_dir = fx->dir};
+    assert_int_equal(clrows_open(&fx->r, fx->cl, &src, &rp, err, sizeof err), 0);
     /* The file has no name: nothing is left in the folder. */
     char cmd[600];
     snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", fx->dir);
@@ -211,6 +222,246 @@ static void test_mechanism_unchanged(void **state)
     }
 }
 
+
+/* ---- the store kept in the cache folder ---- */
+
+static const unsigned char FP_A[32] = {1, 2, 3}, FP_B[32] = {4, 5, 6};
+
+static int try_open_kept(struct fixture *fx, const char *cache, const unsigned char *fp,
+                         struct clrows **r)
+{
+    char err[256];
+    struct clrows_source src = {.type = GGUF_T_Q8_0, .row_bytes = fx->t.row_bytes, .dim = DIM,
+                                .raw = raw_rows, .ctx = &fx->t};
+    struct clrows_params rp = {.swap_dir = fx->dir, .cache_dir = cache, .fingerprint = fp,
+                               .quiet = 1};
+    n_raw_reads = 0;
+    return clrows_open(r, fx->cl, &src, &rp, err, sizeof err);
+}
+
+static struct clrows *open_kept(struct fixture *fx, const char *cache, const unsigned char *fp)
+{
+    struct clrows *r;
+    assert_int_equal(try_open_kept(fx, cache, fp, &r), 0);
+    return r;
+}
+
+/* The kept store's file in dir (the only clrows-*.bin there): its path into out; the number
+ * of files in dir whose name starts with "clrows-" or ".clrows-" (no leftovers). */
+static int kept_file(const char *dir, char *out, size_t cap)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strstr(e->d_name, "clrows-")) {
+            n++;
+            snprintf(out, cap, "%s/%s", dir, e->d_name);
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static void check_all_rows(struct fixture *fx, struct clrows *r)
+{
+    char err[256];
+    float rows[(K + 1) * DIM];
+    for (int32_t c = 0; c < cluster_count(fx->cl); c++) {
+        const int32_t *mem;
+        int m = cluster_members(fx->cl, c, &mem);
+        assert_int_equal(clrows_get(r, c, rows, NULL, err, sizeof err), 0);
+        for (int i = 0; i < m; i++)
+            assert_memory_equal(rows + (size_t)i * DIM, fx->t.f.v + (size_t)mem[i] * DIM,
+                                DIM * sizeof(float));
+    }
+}
+
+/* A warm start: the kept store opens from the cache with no note, without reading the table,
+ * and gives the table's rows. */
+static void warm_start(struct fixture *fx, const char *cache, const unsigned char *fp)
+{
+    struct clrows *r = open_kept(fx, cache, fp);
+    assert_true(clrows_from_cache(r));
+    assert_int_equal(n_raw_reads, 0);
+    assert_string_equal(clrows_note(r), "");
+    check_all_rows(fx, r);
+    clrows_close(r);
+}
+
+static void flip_byte(const char *path, off_t at)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x10;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_kept_round_trip(void **state)
+{
+    struct fixture *fx = *state;
+    char *cache = tu_tmpdir(), path[1024];
+    struct clrows *r = open_kept(fx, cache, FP_A);
+    assert_false(clrows_from_cache(r));
+    assert_true(n_raw_reads > 0);
+    assert_string_equal(clrows_note(r), "");
+    check_all_rows(fx, r);
+    clrows_close(r);
+    assert_int_equal(kept_file(cache, path, sizeof path), 1);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    warm_start(fx, cache, FP_A);
+    tu_rmtree(cache);
+}
+
+/* A flipped byte inside a blob is found when that blob is read: the store is rebuilt and the
+ * read gives the table's rows; the next start uses the rebuilt store. */
+static void test_kept_flipped_byte_rebuilt(void **state)
+{
+    struct fixture *fx = *state;
+    char *cache = tu_tmpdir(), path[1024];
+    clrows_close(open_kept(fx, cache, FP_A));
+    assert_int_equal(kept_file(cache, path, sizeof path), 1);
+    struct clrows *r = open_kept(fx, cache, FP_A);
+    size_t bl = clrows_blob_bytes(r);
+    flip_byte(path, (off_t)(bl + bl / 2));
+    assert_true(clrows_from_cache(r));
+    check_all_rows(fx, r);
+    assert_true(n_raw_reads > 0);
+    assert_non_null(strstr(clrows_note(r), "rebuilt"));
+    clrows_close(r);
+    warm_start(fx, cache, FP_A);
+    tu_rmtree(cache);
+}
+
+static void refused_at_open(struct fixture *fx, const char *cache, const unsigned char *fp,
+                            const char *why, int files)
+{
+    struct clrows *r = open_kept(fx, cache, fp);
+    assert_false(clrows_from_cache(r));
+    assert_true(n_raw_reads > 0);
+    assert_non_null(strstr(clrows_note(r), "refused"));
+    assert_non_null(strstr(clrows_note(r), why));
+    check_all_rows(fx, r);
+    clrows_close(r);
+    char path[1024];
+    assert_int_equal(kept_file(cache, path, sizeof path), files);
+    warm_start(fx, cache, fp);
+}
+
+static void test_kept_truncated_rebuilt(void **state)
+{
+    struct fixture *fx = *state;
+    char *cache = tu_tmpdir(), path[1024];
+    clrows_close(open_kept(fx, cache, FP_A));
+    assert_int_equal(kept_file(cache, path, sizeof path), 1);
+    assert_int_equal(truncate(path, 100), 0);
+    refused_at_open(fx, cache, FP_A, "truncated", 1);
+    tu_rmtree(cache);
+}
+
+/* A store sealed under another user secret, put under this secret's name, is refused. */
+static void test_kept_wrong_key_refused(void **state)
+{
+    struct fixture *fx = *state;
+    char *cache = tu_tmpdir(), path[1024], old[1200], key[1100];
+    clrows_close(open_kept(fx, cache, FP_A));
+    assert_int_equal(kept_file(cache, path, sizeof path), 1);
+    snprintf(old, sizeof old, "%s.old", path);
+    assert_int_equal(rename(path, old), 0);
+    /* A new secret: the old store's name is not found; a new store is built under it. */
+    snprintf(key, sizeof key, "%s/secret.key", cache);
+    unsigned char k[32];
+    randombytes_buf(k, sizeof k);
+    int fd = open(key, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, k, sizeof k), 32);
+    close(fd);
+    struct clrows *r = open_kept(fx, cache, FP_A);
+    assert_false(clrows_from_cache(r));
+    clrows_close(r);
+    assert_int_equal(kept_file(cache, path, sizeof path), 2);   /* the new one and .old */
+    /* The old secret's store in the new one's place. */
+    DIR *d = opendir(cache);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, "clrows-", 7) == 0 && !strstr(e->d_name, ".old"))
+            snprintf(path, sizeof path, "%s/%s", cache, e->d_name);
+    closedir(d);
+    copy_file(old, path);
+    unlink(old);
+    refused_at_open(fx, cache, FP_A, "authentication", 1);
+    tu_rmtree(cache);
+}
+
+/* Another table's store is not used: another name, and put under this table's name, refused
+ * (its identity is bound into the trailer and every blob). */
+static void test_kept_other_table_refused(void **state)
+{
+    struct fixture *fx = *state;
+    char *cache = tu_tmpdir(), a[1024], b[1024];
+    clrows_close(open_kept(fx, cache, FP_A));
+    assert_int_equal(kept_file(cache, a, sizeof a), 1);
+    struct clrows *r = open_kept(fx, cache, FP_B);
+    assert_false(clrows_from_cache(r));
+    clrows_close(r);
+    assert_int_equal(kept_file(cache, b, sizeof b), 2);
+    DIR *d = opendir(cache);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        snprintf(b, sizeof b, "%s/%s", cache, e->d_name);
+        if (strncmp(e->d_name, "clrows-", 7) == 0 && strcmp(a, b) != 0) break;
+    }
+    closedir(d);
+    copy_file(a, b);      /* A's store under B's name */
+    refused_at_open(fx, cache, FP_B, "authentication", 2);
+    tu_rmtree(cache);
+}
+
+/* A disk that fills up while the store is written: the store is per-process, the rows are
+ * all there, and nothing is left in the cache folder. */
+static void test_kept_disk_full_falls_back(void **state)
+{
+    struct fixture *fx = *state;
+    char *cache = tu_tmpdir(), path[1024];
+    size_t bl = clrows_blob_bytes(fx->r);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    /* Room for the blobs (a per-process store) but not the kept store's trailer. */
+    lim.rlim_cur = (rlim_t)(3 * bl);
+    lim.rlim_max = old.rlim_max;
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+    struct clrows *r;
+    /* The cache secret is written before the limit. */
+    struct clrows *r0 = open_kept(fx, cache, FP_B);
+    clrows_close(r0);
+    assert_int_equal(kept_file(cache, path, sizeof path), 1);
+    unlink(path);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = try_open_kept(fx, cache, FP_A, &r);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, was);
+    assert_int_equal(rc, 0);
+    assert_false(clrows_from_cache(r));
+    assert_non_null(strstr(clrows_note(r), "per-process"));
+    check_all_rows(fx, r);
+    clrows_close(r);
+    assert_int_equal(kept_file(cache, path, sizeof path), 0);
+    tu_rmtree(cache);
+}
+
 /* Every test gets the store and its table fresh. */
 static int setup(void **state)
 {
@@ -233,4 +484,10 @@ TU_MAIN(
     cmocka_unit_test_setup_teardown(test_tampered_blob_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_moved_blob_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_truncated_file_refused, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_mechanism_unchanged, setup, teardown))
+    cmocka_unit_test_setup_teardown(test_mechanism_unchanged, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_kept_round_trip, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_kept_flipped_byte_rebuilt, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_kept_truncated_rebuilt, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_kept_wrong_key_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_kept_other_table_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_kept_disk_full_falls_back, setup, teardown))

@@ -254,13 +254,9 @@ static void free_hook(void *ctx, const uint8_t *data, size_t len)
         if (data[i]) hook_all_zero = 0;
 }
 
-static void test_free_wipes(void **state)
+/* Frees r and checks that its whole data pages were zero when the free hook saw them. */
+static void free_wiped(struct enclave *r)
 {
-    (void)state;
-    struct enclave *r;
-    assert_int_equal(enclave_alloc(&r, 5000, 0, err, sizeof err), 0);
-    assert_int_equal(enclave_unseal(r, err, sizeof err), 0);
-    memset(r->ptr, 0xff, r->size);
     uint8_t *data = r->data;
     size_t len = r->data_len;
     enclave_set_free_hook(free_hook, NULL);
@@ -268,7 +264,43 @@ static void test_free_wipes(void **state)
     enclave_set_free_hook(NULL, NULL);
     assert_ptr_equal(hook_data, data);
     assert_int_equal(hook_len, len);
-    assert_int_equal(hook_all_zero, 1);   /* canary included: the whole data pages */
+    assert_int_equal(hook_all_zero, 1);
+}
+
+static void test_free_wipes(void **state)
+{
+    (void)state;
+    struct enclave *r;
+    assert_int_equal(enclave_alloc(&r, 5000, 0, err, sizeof err), 0);
+    assert_int_equal(enclave_unseal(r, err, sizeof err), 0);
+    memset(r->ptr, 0xff, r->size);
+    free_wiped(r);   /* canary included: the whole data pages */
+}
+
+/* A large secret region is faulted as it is used, not when it is made; the pages that were
+ * used are wiped when it is freed (the rest never held anything). */
+static void test_large_secret_region_lazy(void **state)
+{
+    (void)state;
+    const size_t ps = 4096, size = (size_t)2 << 20;
+    struct enclave *r;
+    assert_int_equal(enclave_alloc(&r, size, 0, err, sizeof err), 0);
+    if (!r->secretmem) {
+        enclave_free(r);
+        print_message("SKIP: no memfd_secret on this kernel\n");
+        skip();
+    }
+    size_t np = r->data_len / ps, resident = 0;
+    unsigned char *vec = malloc(np);
+    assert_non_null(vec);
+    assert_int_equal(mincore(r->data, r->data_len, vec), 0);
+    for (size_t i = 0; i < np; i++) resident += vec[i] & 1;
+    assert_true(resident <= 2);       /* the canary's page */
+    assert_int_equal(enclave_unseal(r, err, sizeof err), 0);
+    memset(r->data + 7 * ps, 0xa5, 3 * ps);
+    memset(r->data + np / 2 * ps + 100, 0x5a, 1000);
+    free_wiped(r);
+    free(vec);
 }
 
 static void child_harden(int unused)
@@ -411,5 +443,6 @@ TU_MAIN(
     cmocka_unit_test(test_no_lock_reported),
     cmocka_unit_test(test_fork_does_not_inherit),
     cmocka_unit_test(test_free_wipes),
+    cmocka_unit_test(test_large_secret_region_lazy),
     cmocka_unit_test(test_harden),
     cmocka_unit_test(test_core_dump_has_no_marker))
