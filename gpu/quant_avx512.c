@@ -323,6 +323,14 @@ MM_OF(mm_q6_k_novnni, mm_q6_k, 0)
  * kernel is the same code with A = 1, so prompt and decode results agree bit for bit;
  * mm_k_groups drives the batches (a "super-block" here is two steps, 256 columns). Rows
  * whose length is not a multiple of 256 keep the 256-bit q5_row kernels. */
+/* vpshufb patterns: for the byte of each element of pair p (Q4_0's nibble order), the
+ * byte of the four blocks' qh words (blocks 2p and 2p + 1) that holds its fifth bit. */
+#define B8(j) j, j, j, j, j, j, j, j
+#define PICK(p) B8(8 * p), B8(8 * p + 1), B8(8 * p + 4), B8(8 * p + 5), B8(8 * p + 2), B8(8 * p + 3), B8(8 * p + 6), B8(8 * p + 7)
+static const int8_t q51_pick[2][64] = {{PICK(0)}, {PICK(1)}};
+#undef PICK
+#undef B8
+
 static inline __attribute__((always_inline)) void q51_span(const uint8_t *W, size_t i0, size_t i1,
                                                            const uint8_t *act, size_t as, size_t n, int type,
                                                            int vnni, int A, int prefetch, struct mm_k_acc *st)
@@ -338,8 +346,8 @@ static inline __attribute__((always_inline)) void q51_span(const uint8_t *W, siz
         acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();
         accm[k] = i0 ? st->accm[k] : _mm256_setzero_ps();
     }
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m512i m16 = _mm512_set1_epi8(0x10), ones = _mm512_set1_epi16(1);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10), ones = _mm512_set1_epi16(1);
+    const __m512i bits = _mm512_set1_epi64(0x8040201008040201ll);
     const __m512i sel0 = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2);
     const __m512i sel1 = _mm512_add_epi32(sel0, _mm512_set1_epi32(4));
     for (size_t s = 2 * i0; s < 2 * i1; s++) {
@@ -348,26 +356,39 @@ static inline __attribute__((always_inline)) void q51_span(const uint8_t *W, siz
             _mm_prefetch((const char *)b + PF_AHEAD_Q8, PF_HINT);
             _mm_prefetch((const char *)b + PF_AHEAD_Q8 + 64, PF_HINT);
         }
-        uint32_t dm[4];
-        _Pragma("GCC unroll 4")
-        for (int k = 0; k < 4; k++) memcpy(&dm[k], b + k * bs, 4);
-        /* [d0 m0 d1 m1 d2 m2 d3 m3] (Q5_0: d and two bytes of qh) */
-        const __m256 dmf = _mm256_cvtph_ps(_mm_setr_epi32((int)dm[0], (int)dm[1], (int)dm[2], (int)dm[3]));
+        /* dm: [d0 m0 d1 m1 d2 m2 d3 m3] as fp16 (Q5_0: d and two bytes of qh); qh: the
+         * four blocks' fifth bits (Q5_1 loads both from one 8-byte read per block) */
+        __m128i dm, qh = _mm_setzero_si128();
+        if (type == QT_Q5_1) {
+            uint64_t v[4];
+            _Pragma("GCC unroll 4")
+            for (int k = 0; k < 4; k++) memcpy(&v[k], b + k * bs, 8);
+            __m128 v01 = _mm_castsi128_ps(_mm_set_epi64x((long long)v[1], (long long)v[0]));
+            __m128 v23 = _mm_castsi128_ps(_mm_set_epi64x((long long)v[3], (long long)v[2]));
+            dm = _mm_castps_si128(_mm_shuffle_ps(v01, v23, 0x88));
+            qh = _mm_castps_si128(_mm_shuffle_ps(v01, v23, 0xDD));
+        } else {
+            uint32_t v[4], h[4];
+            _Pragma("GCC unroll 4")
+            for (int k = 0; k < 4; k++) {
+                memcpy(&v[k], b + k * bs, 4);
+                if (five) memcpy(&h[k], b + k * bs + 2, 4);
+            }
+            dm = _mm_setr_epi32((int)v[0], (int)v[1], (int)v[2], (int)v[3]);
+            if (five) qh = _mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3]);
+        }
+        const __m256 dmf = _mm256_cvtph_ps(dm);
+        const __m512i qh4 = _mm512_broadcast_i32x4(qh);
         __m512i w[2];
         __m512 sw[2];
         _Pragma("GCC unroll 2")
         for (int p = 0; p < 2; p++) {
-            const uint8_t *b0 = b + 2 * p * bs, *qs = b0 + (hasm ? 4 : 2) + (five ? 4 : 0);
+            const uint8_t *qs = b + 2 * p * bs + (hasm ? 4 : 2) + (five ? 4 : 0);
             __m256i t = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(qs + bs)), _mm_loadu_si128((const __m128i *)qs));
-            w[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(t, m4)),
-                                      _mm256_and_si256(_mm256_srli_epi16(t, 4), m4), 1);
-            if (five) {   /* bit j of qh -> 16 in the byte of element j, in the pair's order */
-                uint32_t h0, h1;
-                memcpy(&h0, qs - 4, 4);
-                memcpy(&h1, qs + bs - 4, 4);
-                uint64_t k = (h0 & 0xFFFFu) | (uint64_t)(h1 & 0xFFFFu) << 16 | (uint64_t)(h0 >> 16) << 32 |
-                             (uint64_t)(h1 >> 16) << 48;
-                w[p] = _mm512_mask_add_epi8(w[p], (__mmask64)k, w[p], m16);
+            w[p] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1), m4);
+            if (five) {   /* each byte picks the qh byte of its element and tests its bit */
+                __m512i pick = _mm512_shuffle_epi8(qh4, _mm512_loadu_si512(q51_pick[p]));
+                w[p] = _mm512_mask_add_epi8(w[p], _mm512_test_epi8_mask(pick, bits), w[p], m16);
             }
             sw[p] = _mm512_permutexvar_ps(p ? sel1 : sel0, _mm512_castps256_ps512(dmf));
         }
