@@ -683,7 +683,8 @@ size_t qt_act_bytes(int type, size_t n)
     case QT_Q8_0: case QT_Q4_0: return qa8x2_offset(n) + n / 64 * sizeof(struct qa8x2);
     case QT_Q4_K: case QT_Q5_K: return qa8k_perm_offset(n) + n;
     case QT_Q6_K: case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: return n / 256 * sizeof(struct qa8k);
-    case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: case QT_IQ4_NL: return n / 32 * sizeof(struct qa8);
+    case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: return qa8x2_offset(n) + n / 128 * sizeof(struct qa8x4);
+    case QT_IQ4_NL: return n / 32 * sizeof(struct qa8);
     default: return n * sizeof(float);
     }
 }
@@ -722,6 +723,26 @@ static void act_q8k_scalar(const float *x, size_t n, void *act)
 }
 
 static qt_act_fn level_acts(int kq);
+
+/* The qa8x4 entries of Q4_1, Q5_0 and Q5_1 (see quant_impl.h) from the qa8 blocks. */
+static void act_quads(int type, void *act, size_t n)
+{
+    const struct qa8 *a = act;
+    struct qa8x4 *p = (struct qa8x4 *)((uint8_t *)act + qa8x2_offset(n));
+    for (size_t i = 0; i + 4 <= n / 32; i += 4, p++) {
+        memset(&p->c, 0, sizeof p->c);
+        for (int k = 0; k < 4; k++) {
+            const struct qa8 *b = a + i + k;
+            int8_t *q = p->q + 64 * (k / 2) + 16 * (k % 2);
+            memcpy(q, b->q, 16);
+            memcpy(q + 32, b->q + 16, 16);
+            float *d = p->d + 16 * (k / 2) + 4 * (k % 2);
+            for (int l = 0; l < 4; l++) d[l] = d[8 + l] = b->d;
+            if (type == QT_Q5_0) p->c.bias[4 * k] = -16 * b->s;
+            else p->c.ms[2 * k + 1] = b->d * (float)b->s;
+        }
+    }
+}
 
 void qt_act_prepare(int type, const float *x, size_t n, void *act)
 {
@@ -762,7 +783,8 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act)
         break;
     }
     case QT_Q6_K: case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: level_acts(1)(x, n, act); break;
-    case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: case QT_IQ4_NL: level_acts(0)(x, n, act); break;
+    case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: level_acts(0)(x, n, act); act_quads(type, act, n); break;
+    case QT_IQ4_NL: level_acts(0)(x, n, act); break;
     default: memcpy(act, x, n * sizeof(float)); break;
     }
 }

@@ -314,6 +314,164 @@ static inline __attribute__((always_inline)) void mm_q6_k(const uint8_t *W, size
 MM_OF(mm_q6_k_vnni, mm_q6_k, 1)
 MM_OF(mm_q6_k_novnni, mm_q6_k, 0)
 
+/* Q4_1, Q5_0 and Q5_1 at 512 bits: two 32-blocks per register against the qa8x4 entries
+ * (quant_impl.h), four blocks a step. The weight side of a step (nibbles, Q5's fifth bits
+ * as a byte mask, the four blocks' [d m] fp16 pairs converted in one instruction and
+ * spread to the lanes of each pair's products) is shared by A activations; each
+ * activation then costs per pair one vpdpbusd (the sum starts at Q5_0's -16·Σq), a
+ * conversion and an FMA, plus one FMA per step for the Q4_1/Q5_1 mins. The matrix-vector
+ * kernel is the same code with A = 1, so prompt and decode results agree bit for bit;
+ * mm_k_groups drives the batches (a "super-block" here is two steps, 256 columns). Rows
+ * whose length is not a multiple of 256 keep the 256-bit q5_row kernels. */
+/* vpshufb patterns: for the byte of each element of pair p (Q4_0's nibble order), the
+ * byte of the four blocks' qh words (blocks 2p and 2p + 1) that holds its fifth bit. */
+#define B8(j) j, j, j, j, j, j, j, j
+#define PICK(p) B8(8 * p), B8(8 * p + 1), B8(8 * p + 4), B8(8 * p + 5), B8(8 * p + 2), B8(8 * p + 3), B8(8 * p + 6), B8(8 * p + 7)
+static const int8_t q51_pick[2][64] = {{PICK(0)}, {PICK(1)}};
+#undef PICK
+#undef B8
+
+static inline __attribute__((always_inline)) void q51_span(const uint8_t *W, size_t i0, size_t i1,
+                                                           const uint8_t *act, size_t as, size_t n, int type,
+                                                           int vnni, int A, int prefetch, struct mm_k_acc *st)
+{
+    const int hasm = type != QT_Q5_0, five = type != QT_Q4_1;
+    const size_t bs = type == QT_Q4_1 ? sizeof(struct blk_q4_1)
+                      : type == QT_Q5_0 ? sizeof(struct blk_q5_0) : sizeof(struct blk_q5_1);
+    const uint8_t *xs = act + qa8x2_offset(n);
+    __m512 acc[8];
+    __m256 accm[8];
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) {
+        acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();
+        accm[k] = i0 ? st->accm[k] : _mm256_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10), ones = _mm512_set1_epi16(1);
+    const __m512i bits = _mm512_set1_epi64(0x8040201008040201ll);
+    const __m512i sel0 = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2);
+    const __m512i sel1 = _mm512_add_epi32(sel0, _mm512_set1_epi32(4));
+    for (size_t s = 2 * i0; s < 2 * i1; s++) {
+        const uint8_t *b = W + 4 * s * bs;
+        if (prefetch) {
+            _mm_prefetch((const char *)b + PF_AHEAD_Q8, PF_HINT);
+            _mm_prefetch((const char *)b + PF_AHEAD_Q8 + 64, PF_HINT);
+        }
+        /* dm: [d0 m0 d1 m1 d2 m2 d3 m3] as fp16 (Q5_0: d and two bytes of qh); qh: the
+         * four blocks' fifth bits (Q5_1 loads both from one 8-byte read per block) */
+        __m128i dm, qh = _mm_setzero_si128();
+        if (type == QT_Q5_1) {
+            uint64_t v[4];
+            _Pragma("GCC unroll 4")
+            for (int k = 0; k < 4; k++) memcpy(&v[k], b + k * bs, 8);
+            __m128 v01 = _mm_castsi128_ps(_mm_set_epi64x((long long)v[1], (long long)v[0]));
+            __m128 v23 = _mm_castsi128_ps(_mm_set_epi64x((long long)v[3], (long long)v[2]));
+            dm = _mm_castps_si128(_mm_shuffle_ps(v01, v23, 0x88));
+            qh = _mm_castps_si128(_mm_shuffle_ps(v01, v23, 0xDD));
+        } else {
+            uint32_t v[4], h[4];
+            _Pragma("GCC unroll 4")
+            for (int k = 0; k < 4; k++) {
+                memcpy(&v[k], b + k * bs, 4);
+                if (five) memcpy(&h[k], b + k * bs + 2, 4);
+            }
+            dm = _mm_setr_epi32((int)v[0], (int)v[1], (int)v[2], (int)v[3]);
+            if (five) qh = _mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3]);
+        }
+        const __m256 dmf = _mm256_cvtph_ps(dm);
+        const __m512i qh4 = _mm512_broadcast_i32x4(qh);
+        __m512i w[2];
+        __m512 sw[2];
+        _Pragma("GCC unroll 2")
+        for (int p = 0; p < 2; p++) {
+            const uint8_t *qs = b + 2 * p * bs + (hasm ? 4 : 2) + (five ? 4 : 0);
+            __m256i t = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(qs + bs)), _mm_loadu_si128((const __m128i *)qs));
+            w[p] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1), m4);
+            if (five) {   /* each byte picks the qh byte of its element and tests its bit */
+                __m512i pick = _mm512_shuffle_epi8(qh4, _mm512_loadu_si512(q51_pick[p]));
+                w[p] = _mm512_mask_add_epi8(w[p], _mm512_test_epi8_mask(pick, bits), w[p], m16);
+            }
+            sw[p] = _mm512_permutexvar_ps(p ? sel1 : sel0, _mm512_castps256_ps512(dmf));
+        }
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) {
+            const struct qa8x4 *x = (const struct qa8x4 *)(xs + k * as) + s;
+            _Pragma("GCC unroll 2")
+            for (int p = 0; p < 2; p++) {
+                __m512i dot = type == QT_Q5_0 ? _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(x->c.bias + 8 * p)))
+                                              : _mm512_setzero_si512();
+                __m512i xq = _mm512_loadu_si512(x->q + 64 * p);
+                if (vnni) dot = _mm512_dpbusd_epi32(dot, w[p], xq);
+                else dot = _mm512_add_epi32(dot, _mm512_madd_epi16(_mm512_maddubs_epi16(w[p], xq), ones));
+                __m512 sc = _mm512_mul_ps(sw[p], _mm512_loadu_ps(x->d + 16 * p));
+                acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, acc[k]);
+            }
+            if (hasm) accm[k] = _mm256_fnmadd_ps(dmf, _mm256_loadu_ps(x->c.ms), accm[k]);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) {
+        st->acc[k] = acc[k];
+        st->accm[k] = accm[k];
+    }
+}
+
+/* The span kernels (A = 8, 4) and the matrix-vector kernel of one type and VNNI setting;
+ * OLD_MV and OLD_MM are the 256-bit kernels for rows of other lengths. */
+#define Q51_KERNELS(T, TYPE, V, SUF, OLD_MV, OLD_MM)                                                       \
+    static void T##_span8##SUF(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as,      \
+                               size_t n, struct mm_k_acc *st)                                              \
+    {                                                                                                      \
+        q51_span(W, i0, i1, act, as, n, TYPE, V, 8, 0, st);                                                \
+    }                                                                                                      \
+    static void T##_span4##SUF(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as,      \
+                               size_t n, struct mm_k_acc *st)                                              \
+    {                                                                                                      \
+        q51_span(W, i0, i1, act, as, n, TYPE, V, 4, 0, st);                                                \
+    }                                                                                                      \
+    static void mv_##T##_zmm##SUF(const uint8_t *W, size_t rb, size_t n, const void *act, float *y,       \
+                                  size_t nr)                                                               \
+    {                                                                                                      \
+        if (n % 256) {                                                                                     \
+            OLD_MV(W, rb, n, act, y, nr);                                                                  \
+            return;                                                                                        \
+        }                                                                                                  \
+        for (size_t r = 0; r < nr; r++) {                                                                  \
+            struct mm_k_acc st;                                                                            \
+            q51_span(W + r * rb, 0, n / 256, act, 0, n, TYPE, V, 1, 1, &st);                               \
+            float s = _mm512_reduce_add_ps(st.acc[0]);                                                     \
+            y[r] = TYPE != QT_Q5_0 ? s - kern_hsum(st.accm[0]) : s;                                        \
+        }                                                                                                  \
+    }                                                                                                      \
+    static void mm_##T##_zmm##SUF(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as,   \
+                                  size_t na, float *Y, size_t ldy, size_t nr)                              \
+    {                                                                                                      \
+        if (n % 256) {                                                                                     \
+            OLD_MM(W, rb, n, act, as, na, Y, ldy, nr);                                                     \
+            return;                                                                                        \
+        }                                                                                                  \
+        size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, 8, T##_span8##SUF, TYPE != QT_Q5_0);     \
+        j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, 4, T##_span4##SUF,       \
+                         TYPE != QT_Q5_0);                                                                 \
+        for (; j < na; j++) mv_##T##_zmm##SUF(W, rb, n, act + j * as, Y + j * ldy, nr);                    \
+    }
+Q51_KERNELS(q4_1, QT_Q4_1, 1, _vnni, mv_q4_1, mm_q4_1)
+Q51_KERNELS(q5_0, QT_Q5_0, 1, _vnni, mv_q5_0, mm_q5_0)
+Q51_KERNELS(q5_1, QT_Q5_1, 1, _vnni, mv_q5_1, mm_q5_1)
+Q51_KERNELS(q4_1, QT_Q4_1, 0, _novnni, mv_q4_1, mm_q4_1)
+Q51_KERNELS(q5_0, QT_Q5_0, 0, _novnni, mv_q5_0, mm_q5_0)
+Q51_KERNELS(q5_1, QT_Q5_1, 0, _novnni, mv_q5_1, mm_q5_1)
+#undef Q51_KERNELS
+
+static void q51_fill(struct qt_level_fns *f, int vnni)
+{
+    f->mv[QK_Q4_1] = vnni ? mv_q4_1_zmm_vnni : mv_q4_1_zmm_novnni;
+    f->mv[QK_Q5_0] = vnni ? mv_q5_0_zmm_vnni : mv_q5_0_zmm_novnni;
+    f->mv[QK_Q5_1] = vnni ? mv_q5_1_zmm_vnni : mv_q5_1_zmm_novnni;
+    f->mm[QK_Q4_1] = vnni ? mm_q4_1_zmm_vnni : mm_q4_1_zmm_novnni;
+    f->mm[QK_Q5_0] = vnni ? mm_q5_0_zmm_vnni : mm_q5_0_zmm_novnni;
+    f->mm[QK_Q5_1] = vnni ? mm_q5_1_zmm_vnni : mm_q5_1_zmm_novnni;
+}
+
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
     f->mm[QK_Q4_K] = vnni ? mm_q4_k_vnni : mm_q4_k_novnni;
@@ -331,4 +489,5 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
     f->act[0] = act_q8;
     f->act[1] = act_q8k;
     fill_dq(f->dq);
+    q51_fill(f, vnni);
 }

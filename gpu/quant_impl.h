@@ -68,6 +68,19 @@ struct qa8x2 { int8_t q[64]; int32_t bias[16]; float d[16]; };        /* 192 byt
 
 static inline size_t qa8x2_offset(size_t n) { return (n / 32 * sizeof(struct qa8) + 63) & ~(size_t)63; }
 
+/* For Q4_1, Q5_0 and Q5_1 the qa8 blocks are followed (at the same offset) by the
+ * activation regrouped for their 512-bit kernels, one entry per four blocks, as two pairs:
+ * each pair's quants in Q4_0's nibble order ([x0 0..15, x1 0..15, x0 16..31, x1 16..31]),
+ * its scales in the int32 lanes each block's products land in (lanes 0-3 and 8-11 for the
+ * first block, 4-7 and 12-15 for the second), and the term that pays for the offsets:
+ * Q5_0's -16·Σq in lanes 0 and 4 of each pair, or for Q4_1/Q5_1 d_x·Σq of block k in
+ * float lane 2k + 1 (against the weights' [d m] fp16 pairs converted side by side). */
+struct qa8x4 {
+    int8_t q[128];
+    float d[32];
+    union { int32_t bias[16]; float ms[16]; } c;
+};                                                                      /* 320 bytes */
+
 /* For Q4_K/Q5_K the qa8k blocks are followed (64-byte aligned offset) by each super-block's
  * quants reordered to match 64 bytes of packed nibbles: per half of 128 elements,
  * [0..31, 64..95] (the low nibbles) then [32..63, 96..127] (the high ones). */
