@@ -714,9 +714,9 @@ static int cpu_open(void **state, const struct dec_weights *w, const struct dec_
     if (!b->ltmp || !b->x || !b->xb || !b->q || !b->k || !b->v || !b->ao || !b->g || !b->u || !b->att)
         goto oom;
     size_t act = 0;
-    static const int types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        size_t a = qt_act_bytes(types[i], (vmax + 255) / 256 * 256);
+    /* Room for the prepared activation of any weight type (ggml numbers stay below 64). */
+    for (int t = 0; t < 64; t++) {
+        size_t a = qt_supported(t) ? qt_act_bytes(t, (vmax + 255) / 256 * 256) : 0;
         if (a > act) act = a;
     }
     for (int i = 0; i < MAX_PARTS; i++)
