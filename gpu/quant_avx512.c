@@ -513,6 +513,21 @@ static inline __attribute__((always_inline)) void iq4_xs_span(const uint8_t *W, 
             y[r] = MINS ? s - kern_hsum(st.accm[0]) : s;                                                  \
         }                                                                                                 \
     }
+/* The batch kernel: groups of 8 activations, then of 4, the rest one by one. */
+static inline __attribute__((always_inline)) void mm_k_84(const uint8_t *W, size_t rb, size_t n, const uint8_t *act,
+                                                          size_t as, size_t na, float *Y, size_t ldy, size_t nr,
+                                                          mm_k_span_fn s8, mm_k_span_fn s4, qt_mv_fn mv, int mins)
+{
+    size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, 8, s8, mins);
+    j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, 4, s4, mins);
+    for (; j < na; j++) mv(W, rb, n, act + j * as, Y + j * ldy, nr);
+}
+#define K23_MM(NAME, S8, S4, MV, MINS)                                                                    \
+    static void NAME(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,     \
+                     float *Y, size_t ldy, size_t nr)                                                     \
+    {                                                                                                     \
+        mm_k_84(W, rb, n, act, as, na, Y, ldy, nr, S8, S4, MV, MINS);                                     \
+    }
 #define K23_TYPE(T, BODY, FLAGS, MINS)                                                                    \
     K23_SPAN(T##_span8_vnni, BODY, (FLAGS) | MM_K_VNNI, 8)                                                \
     K23_SPAN(T##_span4_vnni, BODY, (FLAGS) | MM_K_VNNI, 4)                                                \
@@ -520,24 +535,13 @@ static inline __attribute__((always_inline)) void iq4_xs_span(const uint8_t *W, 
     K23_SPAN(T##_span4_novnni, BODY, FLAGS, 4)                                                            \
     K23_MV(mv_##T##_zmm_vnni, BODY, (FLAGS) | MM_K_VNNI, MINS)                                            \
     K23_MV(mv_##T##_zmm_novnni, BODY, FLAGS, MINS)                                                        \
-    static void mm_##T##_zmm_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as,  \
-                                  size_t na, float *Y, size_t ldy, size_t nr)                             \
-    {                                                                                                     \
-        size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, 8, T##_span8_vnni, MINS);               \
-        j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, 4, T##_span4_vnni, MINS); \
-        for (; j < na; j++) mv_##T##_zmm_vnni(W, rb, n, act + j * as, Y + j * ldy, nr);                   \
-    }                                                                                                     \
-    static void mm_##T##_zmm_novnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, \
-                                    size_t na, float *Y, size_t ldy, size_t nr)                           \
-    {                                                                                                     \
-        size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, 8, T##_span8_novnni, MINS);             \
-        j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, 4, T##_span4_novnni, MINS); \
-        for (; j < na; j++) mv_##T##_zmm_novnni(W, rb, n, act + j * as, Y + j * ldy, nr);                 \
-    }
+    K23_MM(mm_##T##_zmm_vnni, T##_span8_vnni, T##_span4_vnni, mv_##T##_zmm_vnni, MINS)                    \
+    K23_MM(mm_##T##_zmm_novnni, T##_span8_novnni, T##_span4_novnni, mv_##T##_zmm_novnni, MINS)
 K23_TYPE(q2_k, k23_span, 0, 1)
 K23_TYPE(q3_k, k23_span, MM_K3, 0)
 K23_TYPE(iq4_xs, iq4_xs_span, 0, 0)
 #undef K23_TYPE
+#undef K23_MM
 #undef K23_MV
 #undef K23_SPAN
 
