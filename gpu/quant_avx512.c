@@ -443,8 +443,8 @@ static inline __attribute__((always_inline)) void iq4_xs_span(const uint8_t *W, 
     __m512 acc[8];
     _Pragma("GCC unroll 8")
     for (int k = 0; k < A; k++) acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();
-    const __m512i kv = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qt_iq4nl_values));
-    const __m512i m4 = _mm512_set1_epi8(0x0F), ilo = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0),
+    const __m512i kabs = _mm512_abs_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qt_iq4nl_values)));
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m8 = _mm512_set1_epi8(8), ilo = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0),
                   ihi = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
     for (size_t i = i0; i < i1; i++) {
         const struct blk_iq4_xs *b = (const struct blk_iq4_xs *)W + i;
@@ -465,13 +465,12 @@ static inline __attribute__((always_inline)) void iq4_xs_span(const uint8_t *W, 
         _Pragma("GCC unroll 2")
         for (int c = 0; c < 2; c++) {
             __m512i q = _mm512_loadu_si512(b->qs + 64 * c);
-            __m512i wl = _mm512_shuffle_epi8(kv, _mm512_and_si512(q, m4));
-            __m512i wh = _mm512_shuffle_epi8(kv, _mm512_and_si512(_mm512_srli_epi16(q, 4), m4));
-            __m512i w0 = _mm512_permutex2var_epi64(wl, ilo, wh), w1 = _mm512_permutex2var_epi64(wl, ihi, wh);
-            neg[2 * c] = _mm512_movepi8_mask(w0);
-            neg[2 * c + 1] = _mm512_movepi8_mask(w1);
-            aw[2 * c] = _mm512_abs_epi8(w0);
-            aw[2 * c + 1] = _mm512_abs_epi8(w1);
+            __m512i il = _mm512_and_si512(q, m4), ih = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            __m512i i0 = _mm512_permutex2var_epi64(il, ilo, ih), i1 = _mm512_permutex2var_epi64(il, ihi, ih);
+            neg[2 * c] = _mm512_testn_epi8_mask(i0, m8);   /* indices 0..7 are the negative values */
+            neg[2 * c + 1] = _mm512_testn_epi8_mask(i1, m8);
+            aw[2 * c] = _mm512_shuffle_epi8(kabs, i0);
+            aw[2 * c + 1] = _mm512_shuffle_epi8(kabs, i1);
         }
         _Pragma("GCC unroll 4")
         for (int z = 0; z < 4; z++) s[z] = _mm512_permutexvar_epi16(_mm512_loadu_si512(iq4_xs_sel[z]), sc);
