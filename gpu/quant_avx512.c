@@ -314,6 +314,247 @@ static inline __attribute__((always_inline)) void mm_q6_k(const uint8_t *W, size
 MM_OF(mm_q6_k_vnni, mm_q6_k, 1)
 MM_OF(mm_q6_k_novnni, mm_q6_k, 0)
 
+/* ---- Q2_K, Q3_K, IQ4_XS: 512-bit matrix-vector and batch kernels ----
+ * One span kernel per format does a super-block's weight side once (quants unpacked to
+ * bytes in element order, the group scales widened and spread to the int16 lanes of the
+ * products) and then, for each of A activations, the integer sums (vpdpwssd with VNNI)
+ * and one float multiply-add. The matrix-vector kernel is the same function with A = 1 over
+ * the whole row (plus prefetching), and the batch kernels drive A = 8 and 4 through
+ * mm_k_groups, so every (row, activation) accumulates in the same order: the batch results
+ * equal the matrix-vector kernel's bit for bit. */
+#define MM_K3 4   /* Q3_K (else Q2_K) */
+#define MM_K_PF 8 /* prefetch ahead (the matrix-vector kernels) */
+
+/* int16 lane i of the product of elements 64c.. of a super-block belongs to 16-element
+ * group 4c + i/8 (k23_gsel); Q2_K/Q3_K quant bits 2j of a byte of qs (j = 2jj + t, t the
+ * 256-bit half) come down by a 16-bit shift of 4jj + 2t (k23_qcnt); Q3_K's third bit
+ * (bit 4h + j of hmask) goes to bit 2 by a 32-bit rotate of 4h + j - 2 (k23_hcnt, c = 2h + jj);
+ * IQ4_XS's 32-element sub-blocks 2z, 2z+1 fill the halves of product z (iq4_xs_sel). */
+#define G8(g) g, g, g, g, g, g, g, g
+#define G16(g) G8(g), G8(g)
+static const int16_t k23_gsel[4][32] = {{G8(0), G8(1), G8(2), G8(3)}, {G8(4), G8(5), G8(6), G8(7)},
+                                        {G8(8), G8(9), G8(10), G8(11)}, {G8(12), G8(13), G8(14), G8(15)}};
+static const int16_t k23_qcnt[2][32] = {{G16(0), G16(2)}, {G16(4), G16(6)}};
+static const int16_t iq4_xs_sel[4][32] = {{G16(0), G16(1)}, {G16(2), G16(3)}, {G16(4), G16(5)}, {G16(6), G16(7)}};
+#undef G16
+#undef G8
+static const int32_t k23_hcnt[4][16] = {
+    {30, 30, 30, 30, 30, 30, 30, 30, 31, 31, 31, 31, 31, 31, 31, 31},
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
+};
+
+/* The integer sum of one activation against a super-block's four unpacked 64-element
+ * weight vectors v (unsigned) with their scale vectors s, added to sumi. */
+static inline __attribute__((always_inline)) __m512i k23_dot4(__m512i sumi, const __m512i v[4], const __m512i s[4],
+                                                              const int8_t *x, int vnni)
+{
+    _Pragma("GCC unroll 4")
+    for (int c = 0; c < 4; c++) {
+        __m512i p = _mm512_maddubs_epi16(v[c], _mm512_loadu_si512(x + 64 * c));
+        sumi = vnni ? _mm512_dpwssd_epi32(sumi, p, s[c]) : _mm512_add_epi32(sumi, _mm512_madd_epi16(p, s[c]));
+    }
+    return sumi;
+}
+
+static inline __attribute__((always_inline)) void k23_span(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act,
+                                                           size_t as, int flags, int A, struct mm_k_acc *st)
+{
+    const int three = flags & MM_K3, vnni = flags & MM_K_VNNI;
+    const size_t bs = three ? sizeof(struct blk_q3_k) : sizeof(struct blk_q2_k);
+    __m512 acc[8];
+    __m256 accm[8];
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) {
+        acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();
+        accm[k] = i0 ? st->accm[k] : _mm256_setzero_ps();
+    }
+    const __m512i m3 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi8(4);
+    for (size_t i = i0; i < i1; i++) {
+        const uint8_t *blk = W + i * bs, *qs;
+        if (flags & MM_K_PF) {
+            _mm_prefetch((const char *)blk + PF_AHEAD, PF_HINT);
+            _mm_prefetch((const char *)blk + PF_AHEAD + 64, PF_HINT);
+        }
+        __m256i sc16, mn16 = _mm256_setzero_si256();
+        __m512i hm = _mm512_setzero_si512();
+        float d, dmin = 0;
+        if (three) {
+            const struct blk_q3_k *b = (const struct blk_q3_k *)blk;
+            sc16 = _mm256_cvtepi8_epi16(k23_q3_scales(b->scales));
+            hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->hmask));
+            qs = b->qs;
+            d = kern_h2f(b->d);
+        } else {
+            const struct blk_q2_k *b = (const struct blk_q2_k *)blk;
+            __m128i raw = _mm_loadu_si128((const __m128i *)b->scales), l4 = _mm_set1_epi8(0x0F);
+            sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, l4));
+            mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), l4));
+            qs = b->qs;
+            d = kern_h2f(b->d);
+            dmin = kern_h2f(b->dmin);
+        }
+        __m512i v[4], s[4];
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < 4; c++) {
+            __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 2))));
+            q = _mm512_srlv_epi16(q, _mm512_loadu_si512(k23_qcnt[c % 2]));
+            if (three) {
+                __m512i hb = _mm512_and_si512(_mm512_rorv_epi32(hm, _mm512_loadu_si512(k23_hcnt[c])), m4);
+                v[c] = _mm512_ternarylogic_epi64(q, m3, hb, 0xEA);   /* (q & 3) | hb */
+            } else {
+                v[c] = _mm512_and_si512(q, m3);
+            }
+            s[c] = _mm512_permutexvar_epi16(_mm512_loadu_si512(k23_gsel[c]), _mm512_castsi256_si512(sc16));
+        }
+        const __m512 dw = _mm512_set1_ps(d);
+        const __m256 dmw = _mm256_set1_ps(dmin);
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) {
+            const struct qa8k *ak = (const struct qa8k *)(act + k * as) + i;
+            __m256i bsums = _mm256_loadu_si256((const __m256i *)ak->bsums);
+            __m512i sumi = _mm512_setzero_si512();
+            if (three)   /* stored +4 (clear high bit means -4): -4·Σ_g sc_g·Σx_g */
+                sumi = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(),
+                                                               _mm256_slli_epi32(_mm256_madd_epi16(bsums, sc16), 2)));
+            else
+                accm[k] = _mm256_fmadd_ps(_mm256_mul_ps(dmw, _mm256_set1_ps(ak->d)),
+                                          _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, mn16)), accm[k]);
+            sumi = k23_dot4(sumi, v, s, ak->q, vnni);
+            acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(ak->d)), _mm512_cvtepi32_ps(sumi), acc[k]);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) {
+        st->acc[k] = acc[k];
+        st->accm[k] = accm[k];
+    }
+}
+
+/* IQ4_XS: 64 bytes of indices (four 32-element sub-blocks) looked up to signed weights,
+ * the low and high nibble halves interleaved back into element order; maddubs takes |w|
+ * and x with w's sign (a masked negation per activation). */
+static inline __attribute__((always_inline)) void iq4_xs_span(const uint8_t *W, size_t i0, size_t i1,
+                                                              const uint8_t *act, size_t as, int flags, int A,
+                                                              struct mm_k_acc *st)
+{
+    const int vnni = flags & MM_K_VNNI;
+    __m512 acc[8];
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();
+    const __m512i kabs = _mm512_abs_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qt_iq4nl_values)));
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m8 = _mm512_set1_epi8(8), ilo = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0),
+                  ihi = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+    for (size_t i = i0; i < i1; i++) {
+        const struct blk_iq4_xs *b = (const struct blk_iq4_xs *)W + i;
+        if (flags & MM_K_PF) {
+            _Pragma("GCC unroll 3")
+            for (int k = 0; k < 3; k++) _mm_prefetch((const char *)b + PF_AHEAD + 64 * k, PF_HINT);
+        }
+        uint32_t sl;
+        memcpy(&sl, b->scales_l, 4);
+        __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)sl), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                      _mm256_set1_epi32(0x0F));
+        __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(b->scales_h), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                                      _mm256_set1_epi32(3));
+        __m512i sc = _mm512_castsi128_si512(
+            _mm256_cvtepi32_epi16(_mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32))));
+        __m512i aw[4], s[4];
+        __mmask64 neg[4];
+        _Pragma("GCC unroll 2")
+        for (int c = 0; c < 2; c++) {
+            __m512i q = _mm512_loadu_si512(b->qs + 64 * c);
+            __m512i il = _mm512_and_si512(q, m4), ih = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            __m512i i0 = _mm512_permutex2var_epi64(il, ilo, ih), i1 = _mm512_permutex2var_epi64(il, ihi, ih);
+            neg[2 * c] = _mm512_testn_epi8_mask(i0, m8);   /* indices 0..7 are the negative values */
+            neg[2 * c + 1] = _mm512_testn_epi8_mask(i1, m8);
+            aw[2 * c] = _mm512_shuffle_epi8(kabs, i0);
+            aw[2 * c + 1] = _mm512_shuffle_epi8(kabs, i1);
+        }
+        _Pragma("GCC unroll 4")
+        for (int z = 0; z < 4; z++) s[z] = _mm512_permutexvar_epi16(_mm512_loadu_si512(iq4_xs_sel[z]), sc);
+        const __m512 dw = _mm512_set1_ps(kern_h2f(b->d));
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) {
+            const struct qa8k *ak = (const struct qa8k *)(act + k * as) + i;
+            __m512i sumi = _mm512_setzero_si512();
+            _Pragma("GCC unroll 4")
+            for (int z = 0; z < 4; z++) {
+                __m512i x = _mm512_loadu_si512(ak->q + 64 * z);
+                x = _mm512_mask_sub_epi8(x, neg[z], _mm512_setzero_si512(), x);
+                __m512i p = _mm512_maddubs_epi16(aw[z], x);
+                sumi = vnni ? _mm512_dpwssd_epi32(sumi, p, s[z]) : _mm512_add_epi32(sumi, _mm512_madd_epi16(p, s[z]));
+            }
+            acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(ak->d)), _mm512_cvtepi32_ps(sumi), acc[k]);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) st->acc[k] = acc[k];
+}
+
+/* Span kernels (type, VNNI, A) and their matrix-vector kernels (A = 1 with prefetching,
+ * finished as mm_k_groups finishes: Q2_K's mins subtracted last). */
+#define K23_SPAN(NAME, BODY, FLAGS, A)                                                                    \
+    static void NAME(const uint8_t *W, size_t i0, size_t i1, const uint8_t *act, size_t as, size_t n,     \
+                     struct mm_k_acc *st)                                                                 \
+    {                                                                                                     \
+        (void)n;                                                                                          \
+        BODY(W, i0, i1, act, as, FLAGS, A, st);                                                           \
+    }
+#define K23_MV(NAME, BODY, FLAGS, MINS)                                                                   \
+    static void NAME(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)        \
+    {                                                                                                     \
+        for (size_t r = 0; r < nr; r++) {                                                                 \
+            struct mm_k_acc st;                                                                           \
+            BODY(W + r * rb, 0, n / 256, act, 0, (FLAGS) | MM_K_PF, 1, &st);                              \
+            float s = _mm512_reduce_add_ps(st.acc[0]);                                                    \
+            y[r] = MINS ? s - kern_hsum(st.accm[0]) : s;                                                  \
+        }                                                                                                 \
+    }
+/* The batch kernel: groups of 8 activations, then of 4, the rest one by one. */
+static inline __attribute__((always_inline)) void mm_k_84(const uint8_t *W, size_t rb, size_t n, const uint8_t *act,
+                                                          size_t as, size_t na, float *Y, size_t ldy, size_t nr,
+                                                          mm_k_span_fn s8, mm_k_span_fn s4, qt_mv_fn mv, int mins)
+{
+    size_t j = mm_k_groups(W, rb, n, act, as, na, Y, ldy, nr, 8, s8, mins);
+    j += mm_k_groups(W, rb, n, act + j * as, as, na - j, Y + j * ldy, ldy, nr, 4, s4, mins);
+    for (; j < na; j++) mv(W, rb, n, act + j * as, Y + j * ldy, nr);
+}
+#define K23_MM(NAME, S8, S4, MV, MINS)                                                                    \
+    static void NAME(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,     \
+                     float *Y, size_t ldy, size_t nr)                                                     \
+    {                                                                                                     \
+        mm_k_84(W, rb, n, act, as, na, Y, ldy, nr, S8, S4, MV, MINS);                                     \
+    }
+#define K23_TYPE(T, BODY, FLAGS, MINS)                                                                    \
+    K23_SPAN(T##_span8_vnni, BODY, (FLAGS) | MM_K_VNNI, 8)                                                \
+    K23_SPAN(T##_span4_vnni, BODY, (FLAGS) | MM_K_VNNI, 4)                                                \
+    K23_SPAN(T##_span8_novnni, BODY, FLAGS, 8)                                                            \
+    K23_SPAN(T##_span4_novnni, BODY, FLAGS, 4)                                                            \
+    K23_MV(mv_##T##_zmm_vnni, BODY, (FLAGS) | MM_K_VNNI, MINS)                                            \
+    K23_MV(mv_##T##_zmm_novnni, BODY, FLAGS, MINS)                                                        \
+    K23_MM(mm_##T##_zmm_vnni, T##_span8_vnni, T##_span4_vnni, mv_##T##_zmm_vnni, MINS)                    \
+    K23_MM(mm_##T##_zmm_novnni, T##_span8_novnni, T##_span4_novnni, mv_##T##_zmm_novnni, MINS)
+K23_TYPE(q2_k, k23_span, 0, 1)
+K23_TYPE(q3_k, k23_span, MM_K3, 0)
+K23_TYPE(iq4_xs, iq4_xs_span, 0, 0)
+#undef K23_TYPE
+#undef K23_MM
+#undef K23_MV
+#undef K23_SPAN
+
+/* The 512-bit Q2_K, Q3_K and IQ4_XS kernels in place of the 256-bit ones. */
+static void k23_fill(struct qt_level_fns *f, int vnni)
+{
+    f->mv[QK_Q2_K] = vnni ? mv_q2_k_zmm_vnni : mv_q2_k_zmm_novnni;
+    f->mv[QK_Q3_K] = vnni ? mv_q3_k_zmm_vnni : mv_q3_k_zmm_novnni;
+    f->mv[QK_IQ4_XS] = vnni ? mv_iq4_xs_zmm_vnni : mv_iq4_xs_zmm_novnni;
+    f->mm[QK_Q2_K] = vnni ? mm_q2_k_zmm_vnni : mm_q2_k_zmm_novnni;
+    f->mm[QK_Q3_K] = vnni ? mm_q3_k_zmm_vnni : mm_q3_k_zmm_novnni;
+    f->mm[QK_IQ4_XS] = vnni ? mm_iq4_xs_zmm_vnni : mm_iq4_xs_zmm_novnni;
+}
+
 /* Q4_1, Q5_0 and Q5_1 at 512 bits: two 32-blocks per register against the qa8x4 entries
  * (quant_impl.h), four blocks a step. The weight side of a step (nibbles, Q5's fifth bits
  * as a byte mask, the four blocks' [d m] fp16 pairs converted in one instruction and
@@ -490,4 +731,5 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
     f->act[1] = act_q8k;
     fill_dq(f->dq);
     q51_fill(f, vnni);
+    k23_fill(f, vnni);
 }

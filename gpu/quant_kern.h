@@ -412,6 +412,21 @@ static const int8_t kern_grp_sel[4][32] = {
     {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15},
 };
 
+/* The 16 six-bit scales of a Q3_K super-block minus their +32 offset, as 16 signed bytes in
+ * group order: qt_q3k_scales's values, unpacked with a few word operations (low nibbles
+ * from the first 8 bytes, two high bits per group from the last 4) instead of per element. */
+static inline __m128i k23_q3_scales(const uint8_t *p)
+{
+    uint64_t lo;
+    uint32_t hb;
+    memcpy(&lo, p, 8);
+    memcpy(&hb, p + 8, 4);
+    uint64_t h01 = (uint64_t)(hb & 0x03030303u) | (uint64_t)((hb >> 2) & 0x03030303u) << 32;
+    uint64_t h23 = (uint64_t)((hb >> 4) & 0x03030303u) | (uint64_t)((hb >> 6) & 0x03030303u) << 32;
+    uint64_t s0 = (lo & 0x0f0f0f0f0f0f0f0full) | h01 << 4, s1 = ((lo >> 4) & 0x0f0f0f0f0f0f0f0full) | h23 << 4;
+    return _mm_sub_epi8(_mm_set_epi64x((long long)s1, (long long)s0), _mm_set1_epi8(32));
+}
+
 /* The weight side of super-block i of a Q2_K (three 0) or Q3_K (three 1) row: the quants,
  * the group scales as bytes (signed for Q3_K), Q3_K's high bits, Q2_K's mins widened to
  * int16, d and dmin as floats (shared by the row and batch kernels). */
@@ -430,9 +445,7 @@ static inline __attribute__((always_inline)) struct k23_head k23_head(const uint
     h.dmin = 0;
     if (three) {
         const struct blk_q3_k *b = (const struct blk_q3_k *)h.blk;
-        int8_t sc[16];
-        qt_q3k_scales(b->scales, sc);
-        h.sc8 = _mm_loadu_si128((const __m128i *)sc);
+        h.sc8 = k23_q3_scales(b->scales);
         h.hm = _mm256_loadu_si256((const __m256i *)b->hmask);
         h.qs = b->qs;
         h.d = kern_h2f(b->d);
