@@ -23,16 +23,47 @@
 #define MM_Q8_QUADS 16   /* 2048 columns: 4 activations' spans are 24 KiB */
 #define MM_Q8_ROWS 32
 enum { MM32_Q8, MM32_Q4, MM32_IQ4 };
+#ifndef MM_Q8_PAIR
+#define MM_Q8_PAIR 1
+#endif
+#define BLK2(b, x, z) (type == MM32_Q8 ? q8_0_blk2_vnni((const struct blk_q8_0 *)(b), x, z) \
+                       : nib_blk2_vnni((const struct blk_q4_0 *)(b), (const struct blk_q4_0 *)(b) + 1, x, z, type == MM32_IQ4, 0xFFFF))
+/* Blocks i0..i1 (a multiple of four) of RR (1 or 2) rows rb bytes apart against four
+ * activations, accumulators resumed from and left in st; IQ4_NL keeps one chain per
+ * activation (iq4_nl_from's order), the others two (the row kernel's z0 and z1). */
+static inline __attribute__((always_inline)) void mm32_span(const uint8_t *W, size_t rb, int RR,
+                                                            const struct qa8x2 *const x[4], size_t i0, size_t i1,
+                                                            __m512 (*st)[8], int type)
+{
+    const size_t bs = type == MM32_Q8 ? sizeof(struct blk_q8_0) : sizeof(struct blk_q4_0);
+    const int o = type == MM32_IQ4 ? 0 : 1;
+    __m512 z[2][8];
+    _Pragma("GCC unroll 2")
+    for (int r = 0; r < RR; r++)
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < 8; k++) z[r][k] = st[r][k];
+    for (size_t i = i0; i < i1; i += 4) {
+        size_t h = i / 2;
+        _Pragma("GCC unroll 2")
+        for (int t = 0; t < 2; t++)
+            _Pragma("GCC unroll 2")
+            for (int r = 0; r < RR; r++)
+                _Pragma("GCC unroll 4")
+                for (int k = 0; k < 4; k++)
+                    z[r][2 * k + o * t] = BLK2(W + r * rb + (i + 2 * t) * bs, x[k] + h + t, z[r][2 * k + o * t]);
+    }
+    _Pragma("GCC unroll 2")
+    for (int r = 0; r < RR; r++)
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < 8; k++) st[r][k] = z[r][k];
+}
+
 static inline __attribute__((always_inline)) void mm_row32_vnni(const uint8_t *W, size_t rb, size_t n,
                                                                 const uint8_t *act, size_t as, size_t na,
                                                                 float *Y, size_t ldy, size_t nr, int type)
 {
-    /* IQ4_NL keeps one chain per activation (iq4_nl_row's order), the others two */
-#define BLK2(b, x, z) (type == MM32_Q8 ? q8_0_blk2_vnni((const struct blk_q8_0 *)(b), x, z) \
-                       : nib_blk2_vnni((const struct blk_q4_0 *)(b), (const struct blk_q4_0 *)(b) + 1, x, z, type == MM32_IQ4, 0xFFFF))
 #define BLK(b, x, z) (type == MM32_Q4 ? q4_0_blk_vnni((const struct blk_q4_0 *)(b), x, z) : q8_0_blk_vnni((const struct blk_q8_0 *)(b), x, z))
     const size_t bs = type == MM32_Q8 ? sizeof(struct blk_q8_0) : sizeof(struct blk_q4_0);
-    const int o = type == MM32_IQ4 ? 0 : 1;
     size_t nb = n / 32, nq = nb / 4, off = qa8x2_offset(n), j = 0;
     __m512 st[MM_Q8_ROWS][8];
     for (; j + 4 <= na; j += 4) {
@@ -45,21 +76,10 @@ static inline __attribute__((always_inline)) void mm_row32_vnni(const uint8_t *W
                 for (int k = 0; k < 8; k++) st[r][k] = _mm512_setzero_ps();
             for (size_t q0 = 0; q0 < nq; q0 += MM_Q8_QUADS) {
                 size_t q1 = nq - q0 < MM_Q8_QUADS ? nq : q0 + MM_Q8_QUADS;
-                for (size_t r = 0; r < R; r++) {
-                    const uint8_t *b = W + (rr + r) * rb;
-                    __m512 z[8];
-                    _Pragma("GCC unroll 8")
-                    for (int k = 0; k < 8; k++) z[k] = st[r][k];
-                    for (size_t i = 4 * q0; i < 4 * q1; i += 4) {
-                        size_t h = i / 2;
-                        _Pragma("GCC unroll 4")
-                        for (int k = 0; k < 4; k++) z[2 * k] = BLK2(b + i * bs, x[k] + h, z[2 * k]);
-                        _Pragma("GCC unroll 4")
-                        for (int k = 0; k < 4; k++) z[2 * k + o] = BLK2(b + (i + 2) * bs, x[k] + h + 1, z[2 * k + o]);
-                    }
-                    _Pragma("GCC unroll 8")
-                    for (int k = 0; k < 8; k++) st[r][k] = z[k];
-                }
+                size_t r = 0;
+                for (; MM_Q8_PAIR && r + 2 <= R; r += 2)   /* two rows share each activation load */
+                    mm32_span(W + (rr + r) * rb, rb, 2, x, 4 * q0, 4 * q1, st + r, type);
+                for (; r < R; r++) mm32_span(W + (rr + r) * rb, rb, 1, x, 4 * q0, 4 * q1, st + r, type);
             }
             for (size_t r = 0; r < R; r++) {   /* the end of the row kernel, per activation */
                 const uint8_t *b = W + (rr + r) * rb;
