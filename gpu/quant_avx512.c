@@ -1,6 +1,6 @@
 /* gpu/quant_avx512: the kernels of gpu/quant_kern.h compiled for AVX-512 (BW/VL/DQ: 32
  * vector registers, EVEX forms), twice: with vpdpbusd (AVX512-VNNI) for the 8-bit dot
- * products of Q8_0/Q4_0, and without, for AVX-512 CPUs that lack VNNI. */
+ * products of Q8_0/Q4_0/IQ4_NL, and without, for AVX-512 CPUs that lack VNNI. */
 #define KERN_VNNI 1
 #define KERN(name) name##_vnni
 #include "gpu/quant_kern.h"
@@ -13,19 +13,17 @@
 #include "gpu/quant_kern.h"
 #include "gpu/quant_batch.h"
 
-/* Prompt batches, Q8_0 and Q4_0: four activations per pass over a weight row, so its loads,
- * sign flips and scale conversions are shared (the compiler merges the identical loads of
- * the four inlined q8_0_blk2 calls). The prepared activation takes 4.25 bytes per element,
+/* Prompt batches, Q8_0, Q4_0 and IQ4_NL: four activations per pass over two weight rows,
+ * so the weights' loads, unpacking and scale conversions are shared by the four and each
+ * activation load by the two rows (the compiler merges the identical loads of the inlined
+ * pair kernels). The prepared activation takes 4.25 bytes per element,
  * so four of them fit L1 only for short rows: the columns go in spans of MM_Q8_QUADS·128
  * and the accumulators of up to MM_Q8_ROWS rows are kept between spans. Each (row,
- * activation) still accumulates in exactly the order of q8_0_row, so results equal the
+ * activation) still accumulates in exactly the order of its row kernel, so results equal the
  * matrix-vector kernel's bit for bit. */
 #define MM_Q8_QUADS 16   /* 2048 columns: 4 activations' spans are 24 KiB */
 #define MM_Q8_ROWS 32
 enum { MM32_Q8, MM32_Q4, MM32_IQ4 };
-#ifndef MM_Q8_PAIR
-#define MM_Q8_PAIR 1
-#endif
 #define BLK2(b, x, z) (type == MM32_Q8 ? q8_0_blk2_vnni((const struct blk_q8_0 *)(b), x, z) \
                        : nib_blk2_vnni((const struct blk_q4_0 *)(b), (const struct blk_q4_0 *)(b) + 1, x, z, type == MM32_IQ4, 0xFFFF))
 /* Blocks i0..i1 (a multiple of four) of RR (1 or 2) rows rb bytes apart against four
@@ -77,7 +75,7 @@ static inline __attribute__((always_inline)) void mm_row32_vnni(const uint8_t *W
             for (size_t q0 = 0; q0 < nq; q0 += MM_Q8_QUADS) {
                 size_t q1 = nq - q0 < MM_Q8_QUADS ? nq : q0 + MM_Q8_QUADS;
                 size_t r = 0;
-                for (; MM_Q8_PAIR && r + 2 <= R; r += 2)   /* two rows share each activation load */
+                for (; r + 2 <= R; r += 2)   /* two rows share each activation load */
                     mm32_span(W + (rr + r) * rb, rb, 2, x, 4 * q0, 4 * q1, st + r, type);
                 for (; r < R; r++) mm32_span(W + (rr + r) * rb, rb, 1, x, 4 * q0, 4 * q1, st + r, type);
             }

@@ -1,8 +1,8 @@
 /* gpu/quant_kern.h: the SIMD matrix-vector kernels, activation quantizers and row
  * dequantizers, written once and compiled into quant_avx2.c (AVX2+FMA+F16C) and
  * quant_avx512.c (the same code with AVX-512 registers and encodings, plus 512-bit forms of
- * Q8_0 (with VNNI), Q4_K and Q5_K). Include only from those files, after defining KERN_VNNI
- * and KERN(name) (the suffix for this build's function names).
+ * Q8_0, Q4_0 and IQ4_NL (with VNNI), Q4_K and Q5_K). Include only from those files, after
+ * defining KERN_VNNI and KERN(name) (the suffix for this build's function names).
  *
  * Decode is memory-bound: every kernel streams each weight byte once, one row at a time
  * (several concurrent row streams per thread measured at half the bandwidth), keeps the
