@@ -681,10 +681,10 @@ size_t qt_act_bytes(int type, size_t n)
 {
     switch (type) {
     case QT_Q8_0: case QT_Q4_0: return qa8x2_offset(n) + n / 64 * sizeof(struct qa8x2);
+    case QT_IQ4_NL: return qa8x2_offset(n) + (n / 32 + 1) / 2 * sizeof(struct qa8x2);
     case QT_Q4_K: case QT_Q5_K: return qa8k_perm_offset(n) + n;
     case QT_Q6_K: case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: return n / 256 * sizeof(struct qa8k);
     case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: return qa8x2_offset(n) + n / 128 * sizeof(struct qa8x4);
-    case QT_IQ4_NL: return n / 32 * sizeof(struct qa8);
     default: return n * sizeof(float);
     }
 }
@@ -747,17 +747,21 @@ static void act_quads(int type, void *act, size_t n)
 void qt_act_prepare(int type, const float *x, size_t n, void *act)
 {
     switch (type) {
-    case QT_Q8_0: case QT_Q4_0: {
+    case QT_Q8_0: case QT_Q4_0: case QT_IQ4_NL: {
         /* pair layout for the 512-bit kernels: two blocks' quants, a bias per block
          * (-128·Σq for Q8_0 in int32 lanes 0 and 8, -8·Σq for Q4_0 in lanes 0 and 4) and the
          * scales in the lanes each block's products land in. Q4_0's quants follow the nibble
-         * order of two blocks: [x0 0..15, x1 0..15, x0 16..31, x1 16..31]. */
+         * order of two blocks: [x0 0..15, x1 0..15, x0 16..31, x1 16..31]. IQ4_NL uses
+         * Q4_0's order with the bias of every lane (-128 times the sum of its four quants:
+         * its table is stored +128), and a last odd block gets a pair of its own whose
+         * second half is zero. */
         level_acts(0)(x, n, act);
         const struct qa8 *a = act;
         struct qa8x2 *p = (struct qa8x2 *)((uint8_t *)act + qa8x2_offset(n));
-        for (size_t i = 0; i + 2 <= n / 32; i += 2, p++) {
-            memset(p->bias, 0, sizeof p->bias);
-            for (int h = 0; h < 2; h++) {
+        size_t nb = n / 32;
+        for (size_t i = 0; i + (type == QT_IQ4_NL ? 1 : 2) <= nb; i += 2, p++) {
+            memset(p, 0, sizeof *p);
+            for (int h = 0; h < 2 && i + h < nb; h++) {
                 if (type == QT_Q8_0) {
                     memcpy(p->q + 32 * h, a[i + h].q, 32);
                     p->bias[8 * h] = -128 * a[i + h].s;
@@ -765,7 +769,12 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act)
                 } else {
                     memcpy(p->q + 16 * h, a[i + h].q, 16);
                     memcpy(p->q + 32 + 16 * h, a[i + h].q + 16, 16);
-                    p->bias[4 * h] = -8 * a[i + h].s;
+                    if (type == QT_Q4_0) p->bias[4 * h] = -8 * a[i + h].s;
+                    else
+                        for (int l = 0; l < 8; l++) {   /* lane 4h + l%4 + 8(l/4) */
+                            const int8_t *q = a[i + h].q + 4 * l;
+                            p->bias[4 * h + l % 4 + 8 * (l / 4)] = -128 * (q[0] + q[1] + q[2] + q[3]);
+                        }
                     for (int k = 0; k < 4; k++) p->d[4 * h + k] = p->d[8 + 4 * h + k] = a[i + h].d;
                 }
             }
@@ -784,7 +793,6 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act)
     }
     case QT_Q6_K: case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: level_acts(1)(x, n, act); break;
     case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: level_acts(0)(x, n, act); act_quads(type, act, n); break;
-    case QT_IQ4_NL: level_acts(0)(x, n, act); break;
     default: memcpy(act, x, n * sizeof(float)); break;
     }
 }

@@ -1,6 +1,6 @@
 /* gpu/quant_avx512: the kernels of gpu/quant_kern.h compiled for AVX-512 (BW/VL/DQ: 32
  * vector registers, EVEX forms), twice: with vpdpbusd (AVX512-VNNI) for the 8-bit dot
- * products of Q8_0/Q4_0, and without, for AVX-512 CPUs that lack VNNI. */
+ * products of Q8_0/Q4_0/IQ4_NL, and without, for AVX-512 CPUs that lack VNNI. */
 #define KERN_VNNI 1
 #define KERN(name) name##_vnni
 #include "gpu/quant_kern.h"
@@ -13,56 +13,79 @@
 #include "gpu/quant_kern.h"
 #include "gpu/quant_batch.h"
 
-/* Prompt batches, Q8_0 and Q4_0: four activations per pass over a weight row, so its loads,
- * sign flips and scale conversions are shared (the compiler merges the identical loads of
- * the four inlined q8_0_blk2 calls). The prepared activation takes 4.25 bytes per element,
+/* Prompt batches, Q8_0, Q4_0 and IQ4_NL: four activations per pass over two weight rows,
+ * so the weights' loads, unpacking and scale conversions are shared by the four and each
+ * activation load by the two rows (the compiler merges the identical loads of the inlined
+ * pair kernels). The prepared activation takes 4.25 bytes per element,
  * so four of them fit L1 only for short rows: the columns go in spans of MM_Q8_QUADS·128
  * and the accumulators of up to MM_Q8_ROWS rows are kept between spans. Each (row,
- * activation) still accumulates in exactly the order of q8_0_row, so results equal the
+ * activation) still accumulates in exactly the order of its row kernel, so results equal the
  * matrix-vector kernel's bit for bit. */
 #define MM_Q8_QUADS 16   /* 2048 columns: 4 activations' spans are 24 KiB */
 #define MM_Q8_ROWS 32
+enum { MM32_Q8, MM32_Q4, MM32_IQ4 };
+#define BLK2(b, x, z) (type == MM32_Q8 ? q8_0_blk2_vnni((const struct blk_q8_0 *)(b), x, z) \
+                       : nib_blk2_vnni((const struct blk_q4_0 *)(b), (const struct blk_q4_0 *)(b) + 1, x, z, type == MM32_IQ4, 0xFFFF))
+/* Blocks i0..i1 (a multiple of four) of RR (1 or 2) rows rb bytes apart against four
+ * activations, accumulators resumed from and left in st; IQ4_NL keeps one chain per
+ * activation (iq4_nl_from's order), the others two (the row kernel's z0 and z1). */
+static inline __attribute__((always_inline)) void mm32_span(const uint8_t *W, size_t rb, int RR,
+                                                            const struct qa8x2 *const x[4], size_t i0, size_t i1,
+                                                            __m512 (*st)[8], int type)
+{
+    const size_t bs = type == MM32_Q8 ? sizeof(struct blk_q8_0) : sizeof(struct blk_q4_0);
+    const int o = type == MM32_IQ4 ? 0 : 1;
+    __m512 z[2][8];
+    _Pragma("GCC unroll 2")
+    for (int r = 0; r < RR; r++)
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < 8; k++) z[r][k] = st[r][k];
+    for (size_t i = i0; i < i1; i += 4) {
+        size_t h = i / 2;
+        _Pragma("GCC unroll 2")
+        for (int t = 0; t < 2; t++)
+            _Pragma("GCC unroll 2")
+            for (int r = 0; r < RR; r++)
+                _Pragma("GCC unroll 4")
+                for (int k = 0; k < 4; k++)
+                    z[r][2 * k + o * t] = BLK2(W + r * rb + (i + 2 * t) * bs, x[k] + h + t, z[r][2 * k + o * t]);
+    }
+    _Pragma("GCC unroll 2")
+    for (int r = 0; r < RR; r++)
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < 8; k++) st[r][k] = z[r][k];
+}
+
 static inline __attribute__((always_inline)) void mm_row32_vnni(const uint8_t *W, size_t rb, size_t n,
                                                                 const uint8_t *act, size_t as, size_t na,
-                                                                float *Y, size_t ldy, size_t nr, int q4)
+                                                                float *Y, size_t ldy, size_t nr, int type)
 {
-#define BLK2(b, x, z) (q4 ? q4_0_blk2_vnni((const struct blk_q4_0 *)(b), x, z) : q8_0_blk2_vnni((const struct blk_q8_0 *)(b), x, z))
-#define BLK(b, x, z) (q4 ? q4_0_blk_vnni((const struct blk_q4_0 *)(b), x, z) : q8_0_blk_vnni((const struct blk_q8_0 *)(b), x, z))
-    const size_t bs = q4 ? sizeof(struct blk_q4_0) : sizeof(struct blk_q8_0);
+#define BLK(b, x, z) (type == MM32_Q4 ? q4_0_blk_vnni((const struct blk_q4_0 *)(b), x, z) : q8_0_blk_vnni((const struct blk_q8_0 *)(b), x, z))
+    const size_t bs = type == MM32_Q8 ? sizeof(struct blk_q8_0) : sizeof(struct blk_q4_0);
     size_t nb = n / 32, nq = nb / 4, off = qa8x2_offset(n), j = 0;
     __m512 st[MM_Q8_ROWS][8];
     for (; j + 4 <= na; j += 4) {
         const uint8_t *p = act + j * as;
-        const struct qa8x2 *x0 = (const void *)(p + off), *x1 = (const void *)(p + as + off),
-                           *x2 = (const void *)(p + 2 * as + off), *x3 = (const void *)(p + 3 * as + off);
+        const struct qa8x2 *x[4];
+        for (int k = 0; k < 4; k++) x[k] = (const void *)(p + k * as + off);
         for (size_t rr = 0; rr < nr; rr += MM_Q8_ROWS) {
             size_t R = nr - rr < MM_Q8_ROWS ? nr - rr : MM_Q8_ROWS;
             for (size_t r = 0; r < R; r++)
                 for (int k = 0; k < 8; k++) st[r][k] = _mm512_setzero_ps();
             for (size_t q0 = 0; q0 < nq; q0 += MM_Q8_QUADS) {
                 size_t q1 = nq - q0 < MM_Q8_QUADS ? nq : q0 + MM_Q8_QUADS;
-                for (size_t r = 0; r < R; r++) {
-                    const uint8_t *b = W + (rr + r) * rb;
-                    __m512 z00 = st[r][0], z01 = st[r][1], z10 = st[r][2], z11 = st[r][3],
-                           z20 = st[r][4], z21 = st[r][5], z30 = st[r][6], z31 = st[r][7];
-                    for (size_t i = 4 * q0; i < 4 * q1; i += 4) {
-                        size_t h = i / 2;
-                        z00 = BLK2(b + i * bs, x0 + h, z00);
-                        z10 = BLK2(b + i * bs, x1 + h, z10);
-                        z20 = BLK2(b + i * bs, x2 + h, z20);
-                        z30 = BLK2(b + i * bs, x3 + h, z30);
-                        z01 = BLK2(b + (i + 2) * bs, x0 + h + 1, z01);
-                        z11 = BLK2(b + (i + 2) * bs, x1 + h + 1, z11);
-                        z21 = BLK2(b + (i + 2) * bs, x2 + h + 1, z21);
-                        z31 = BLK2(b + (i + 2) * bs, x3 + h + 1, z31);
-                    }
-                    st[r][0] = z00, st[r][1] = z01, st[r][2] = z10, st[r][3] = z11;
-                    st[r][4] = z20, st[r][5] = z21, st[r][6] = z30, st[r][7] = z31;
-                }
+                size_t r = 0;
+                for (; r + 2 <= R; r += 2)   /* two rows share each activation load */
+                    mm32_span(W + (rr + r) * rb, rb, 2, x, 4 * q0, 4 * q1, st + r, type);
+                for (; r < R; r++) mm32_span(W + (rr + r) * rb, rb, 1, x, 4 * q0, 4 * q1, st + r, type);
             }
-            for (size_t r = 0; r < R; r++) {   /* the end of q8_0_row, per activation */
+            for (size_t r = 0; r < R; r++) {   /* the end of the row kernel, per activation */
                 const uint8_t *b = W + (rr + r) * rb;
                 for (int k = 0; k < 4; k++) {
+                    if (type == MM32_IQ4) {
+                        Y[(j + k) * ldy + rr + r] = iq4_nl_sum_vnni(iq4_nl_from_vnni(b, x[k], 4 * nq, nb, st[r][2 * k], 0));
+                        continue;
+                    }
                     const struct qa8 *a = (const struct qa8 *)(p + (size_t)k * as);
                     float s = _mm512_reduce_add_ps(_mm512_add_ps(st[r][2 * k], st[r][2 * k + 1]));
                     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -72,13 +95,15 @@ static inline __attribute__((always_inline)) void mm_row32_vnni(const uint8_t *W
             }
         }
     }
-    for (; j < na; j++) (q4 ? mv_q4_0_vnni : mv_q8_0_vnni)(W, rb, n, act + j * as, Y + j * ldy, nr);
+    for (; j < na; j++)
+        (type == MM32_Q4 ? mv_q4_0_vnni : type == MM32_Q8 ? mv_q8_0_vnni : mv_iq4_nl_zmm_vnni)(W, rb, n, act + j * as, Y + j * ldy, nr);
 #undef BLK2
 #undef BLK
 }
 
-MM_OF(mm_q8_0_vnni, mm_row32_vnni, 0)
-MM_OF(mm_q4_0_vnni, mm_row32_vnni, 1)
+MM_OF(mm_q8_0_vnni, mm_row32_vnni, MM32_Q8)
+MM_OF(mm_q4_0_vnni, mm_row32_vnni, MM32_Q4)
+MM_OF(mm_iq4_nl_vnni, mm_row32_vnni, MM32_IQ4)
 
 /* Prompt batches, Q4_K/Q5_K: q45_k_row_zmm for A (8 or 4) activations at once. The weight
  * side (nibble unpacking, the 6-bit scales and mins, the scale shuffles) is done once per
@@ -722,6 +747,7 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
     if (vnni) {
         f->mm[QK_Q8_0] = mm_q8_0_vnni;
         f->mm[QK_Q4_0] = mm_q4_0_vnni;
+        f->mm[QK_IQ4_NL] = mm_iq4_nl_vnni;
     } else {
         fill_mm_novnni(f->mm);
     }

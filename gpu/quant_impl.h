@@ -58,12 +58,13 @@ static inline int qt_iq4xs_scale(const struct blk_iq4_xs *b, int ib)
  *      mins and the Q6_K / Q3_K offsets. */
 struct qa8 { float d; int32_t s; int8_t q[32]; };                       /* 40 bytes */
 struct qa8k { float d; int16_t bsums[16]; int8_t q[256]; };             /* 292 bytes */
-/* For Q8_0 and Q4_0 the qa8 blocks are followed (at a 64-byte offset from the start) by
- * the same activation regrouped for the 512-bit VNNI kernels, one entry per pair of blocks:
- * both blocks' quants in the order the weights unpack to, the offset correction (-128·Σq
- * for Q8_0, -8·Σq for Q4_0) in one int32 lane per block, and the scales in the lanes each
- * block's products land in (qt_act_prepare). Precomputing it once per vector removes that
- * work from every row of the matrix. */
+/* For Q8_0, Q4_0 and IQ4_NL the qa8 blocks are followed (at a 64-byte offset from the
+ * start) by the same activation regrouped for the 512-bit VNNI kernels, one entry per pair
+ * of blocks: both blocks' quants in the order the weights unpack to, the offset correction
+ * (-128·Σq for Q8_0, -8·Σq for Q4_0, each in one int32 lane per block; for IQ4_NL, whose
+ * table is stored +128, -128 times each lane's own four quants) and the scales in the lanes
+ * each block's products land in (qt_act_prepare; IQ4_NL also pairs an odd last block with
+ * zeros). Precomputing it once per vector removes that work from every row of the matrix. */
 struct qa8x2 { int8_t q[64]; int32_t bias[16]; float d[16]; };        /* 192 bytes */
 
 static inline size_t qa8x2_offset(size_t n) { return (n / 32 * sizeof(struct qa8) + 63) & ~(size_t)63; }

@@ -1,8 +1,8 @@
 /* gpu/quant_kern.h: the SIMD matrix-vector kernels, activation quantizers and row
  * dequantizers, written once and compiled into quant_avx2.c (AVX2+FMA+F16C) and
  * quant_avx512.c (the same code with AVX-512 registers and encodings, plus 512-bit forms of
- * Q8_0 (with VNNI), Q4_K and Q5_K). Include only from those files, after defining KERN_VNNI
- * and KERN(name) (the suffix for this build's function names).
+ * Q8_0, Q4_0 and IQ4_NL (with VNNI), Q4_K and Q5_K). Include only from those files, after
+ * defining KERN_VNNI and KERN(name) (the suffix for this build's function names).
  *
  * Decode is memory-bound: every kernel streams each weight byte once, one row at a time
  * (several concurrent row streams per thread measured at half the bandwidth), keeps the
@@ -906,18 +906,63 @@ static inline __attribute__((always_inline)) __m256 KERN(q4_0_blk)(const struct 
 #if KERN_VNNI && defined(__AVX512F__)
 /* 512-bit form over two blocks: their 32 packed bytes give [b0 low, b1 low, b0 high,
  * b1 high] nibbles, matched by the Q4_0 pair layout of the activation (see qt_act_prepare):
- * int32 lanes 0-3 and 8-11 belong to the first block, 4-7 and 12-15 to the second. */
-static inline __attribute__((always_inline)) __m512 KERN(q4_0_blk2)(const struct blk_q4_0 *b, const struct qa8x2 *x,
-                                                                    __m512 acc)
+ * int32 lanes 0-3 and 8-11 belong to the first block, 4-7 and 12-15 to the second.
+ * IQ4_NL blocks have the same layout; with iq4 each nibble is looked up in the table
+ * stored +128 (unsigned for vpdpbusd), and the activation's per-lane bias pays that back.
+ * b1 may equal b0 (an odd last block, whose second half the caller masks off). */
+static const uint8_t kern_iq4nl_u8[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+
+static inline __attribute__((always_inline)) __m512 KERN(nib_blk2)(const struct blk_q4_0 *b0, const struct blk_q4_0 *b1,
+                                                                   const struct qa8x2 *x, __m512 acc, int iq4,
+                                                                   __mmask16 keep)
 {
-    __m256i t = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)b[1].qs), _mm_loadu_si128((const __m128i *)b[0].qs));
+    __m256i t = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)b1->qs), _mm_loadu_si128((const __m128i *)b0->qs));
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(t, m4)),
                                    _mm256_and_si256(_mm256_srli_epi16(t, 4), m4), 1);
+    if (iq4) w = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)kern_iq4nl_u8)), w);
     __m512i d = _mm512_dpbusd_epi32(_mm512_loadu_si512(x->bias), w, _mm512_loadu_si512(x->q));
-    __m128i h = _mm_unpacklo_epi64(_mm_set1_epi16((short)b[0].d), _mm_set1_epi16((short)b[1].d));
+    __m128i h = _mm_unpacklo_epi64(_mm_set1_epi16((short)b0->d), _mm_set1_epi16((short)b1->d));
     __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set_m128i(h, h)), _mm512_loadu_ps(x->d));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+    if (keep == 0xFFFF) return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+    return _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc, keep);
+}
+
+static inline __attribute__((always_inline)) __m512 KERN(q4_0_blk2)(const struct blk_q4_0 *b, const struct qa8x2 *x,
+                                                                    __m512 acc)
+{
+    return KERN(nib_blk2)(b, b + 1, x, acc, 0, 0xFFFF);
+}
+
+/* IQ4_NL's row (q5_row's sums, the same float operations in the same order): block 2m's
+ * lanes accumulate where q5_row's acc[0] does, block 2m+1's where acc[1] does, in one
+ * chain; blocks i.. of the row are added to z, then the lanes are summed as q5_row does. */
+static inline __attribute__((always_inline)) __m512 KERN(iq4_nl_from)(const uint8_t *W, const struct qa8x2 *x,
+                                                                      size_t i, size_t nb, __m512 z, int pf)
+{
+    const struct blk_q4_0 *b = (const struct blk_q4_0 *)W;
+    for (; i + 4 <= nb; i += 4) {
+        if (pf) row32_prefetch(b + i, 0);
+        z = KERN(nib_blk2)(b + i, b + i + 1, x + i / 2, z, 1, 0xFFFF);
+        z = KERN(nib_blk2)(b + i + 2, b + i + 3, x + i / 2 + 1, z, 1, 0xFFFF);
+    }
+    for (; i + 2 <= nb; i += 2) z = KERN(nib_blk2)(b + i, b + i + 1, x + i / 2, z, 1, 0xFFFF);
+    if (i < nb) z = KERN(nib_blk2)(b + i, b + i, x + i / 2, z, 1, 0x0F0F);
+    return z;
+}
+
+static inline float KERN(iq4_nl_sum)(__m512 z)
+{
+    __m256 lo = _mm512_castps512_ps256(z), hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(z), 1));
+    __m256 s = _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31));
+    return kern_hsum(_mm256_add_ps(s, _mm256_setzero_ps()));   /* q5_row adds its zero accm */
+}
+
+static void KERN(mv_iq4_nl_zmm)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    const struct qa8x2 *a2 = (const struct qa8x2 *)((const uint8_t *)act + qa8x2_offset(n));
+    for (size_t r = 0; r < nr; r++)
+        y[r] = KERN(iq4_nl_sum)(KERN(iq4_nl_from)(W + r * rb, a2, 0, n / 32, _mm512_setzero_ps(), 1));
 }
 #endif
 
@@ -942,4 +987,7 @@ static void KERN(fill)(qt_mv_fn k[QK_NSLOTS])
     k[QK_Q3_K] = mv_q3_k;
     k[QK_IQ4_NL] = mv_iq4_nl;
     k[QK_IQ4_XS] = mv_iq4_xs;
+#if KERN_VNNI && defined(__AVX512F__)
+    k[QK_IQ4_NL] = KERN(mv_iq4_nl_zmm);
+#endif
 }

@@ -512,6 +512,40 @@ static void test_matvec_extremes(void **state)
     free(act);
 }
 
+/* IQ4_NL's 512-bit VNNI matrix-vector kernel forms the 256-bit kernel's sums in the same
+ * lanes and order, so every SIMD level above scalar gives the same bits (decode results do
+ * not depend on the level); random and arbitrary bytes (every index, extreme scales), odd
+ * block counts included. */
+static void test_iq4_nl_levels_same(void **state)
+{
+    (void)state;
+    const size_t cols_list[] = {32, 96, 160, 2048, 5632}, rows = 7;
+    rng_state = 4242;
+    for (size_t c = 0; c < sizeof cols_list / sizeof cols_list[0]; c++)
+        for (int rep = 0; rep < 2; rep++) {
+            size_t cols = cols_list[c], rb = qt_row_bytes(QT_IQ4_NL, cols);
+            float *w = xmalloc(cols * 4), *x = xmalloc(cols * 4), y[N_LEVELS][7];
+            uint8_t *W = xmalloc(rows * rb), *act = xmalloc(qt_act_bytes(QT_IQ4_NL, cols));
+            for (size_t r = 0; r < rows; r++) {
+                fill(w, cols, 0.05f);
+                qt_quant_row(QT_IQ4_NL, w, W + r * rb, cols);
+            }
+            if (rep == 1)
+                for (size_t i = 0; i < rows * rb; i++) W[i] = (uint8_t)(i % 18 < 2 ? (draw() & 0x3bff) >> (8 * (i % 2)) : draw());
+            fill(x, cols, rep ? 100.0f : 1.0f);
+            qt_act_prepare(QT_IQ4_NL, x, cols, act);
+            int nlv = 0;
+            for (size_t l = 1; l < N_LEVELS; l++) {
+                if (!force_level(levels[l])) continue;
+                qt_matvec(QT_IQ4_NL, W, cols, act, y[nlv++], 0, rows);
+            }
+            for (int k = 1; k < nlv; k++)
+                if (memcmp(y[0], y[k], rows * sizeof(float)) != 0) fail_msg("IQ4_NL %zu cols: level %d differs", cols, k);
+            free(w); free(x); free(W); free(act);
+        }
+    qt_force_simd(NULL);
+}
+
 /* Activation quantization is the same arithmetic at every level, so the prepared bytes are
  * identical; ties (x·id exactly k + 0.5) round to even everywhere. */
 static void test_act_identical(void **state)
@@ -723,6 +757,7 @@ TU_MAIN(
     cmocka_unit_test(test_type_table),      cmocka_unit_test(test_known_blocks),
     cmocka_unit_test(test_half_conversions), cmocka_unit_test(test_roundtrip),
     cmocka_unit_test(test_matvec),          cmocka_unit_test(test_matvec_extremes), cmocka_unit_test(test_act_identical),
+    cmocka_unit_test(test_iq4_nl_levels_same),
     cmocka_unit_test(test_dequant_fast_identical),
     cmocka_unit_test(test_matmul),          cmocka_unit_test(test_qrow_matches),
     cmocka_unit_test(test_simd_selection))
