@@ -108,6 +108,9 @@ struct bench_bw {
 double bench_read_bw_pass(struct bench *b, int threads);
 /* `passes` more passes (recorded). 0 ok, -1 failed. */
 int bench_bw_sample(struct bench *b, int threads, int passes);
+/* Frees the bandwidth buffer (GBs) until the next pass: a child forked meanwhile then does
+ * not start with it as its own peak RSS (bench startup's peak memory column). */
+void bench_bw_release(void);
 /* Statistics of every pass so far with `threads` threads (all zero when none). */
 void bench_bw_stats(int threads, struct bench_bw *s);
 /* 1 when there are at least 3 passes and the spread is within BENCH_BW_MAX_SPREAD. */

@@ -221,6 +221,12 @@ static size_t bw_n;
 
 static void bw_free(void) { free(bw_buf); }
 
+void bench_bw_release(void)
+{
+    free(bw_buf);
+    bw_buf = NULL;   /* the next pass allocates and fills it again before it is timed */
+}
+
 /* The buffer: at least 1 GiB and 4x the last-level cache where the system says how big that
  * is (capped at 4 GiB), so no pass is served from a cache. */
 static size_t bw_size(const struct bench *b)
@@ -247,7 +253,8 @@ double bench_read_bw_pass(struct bench *b, int threads)
             return 0;
         }
         for (size_t i = 0; i < bw_n; i += 4096) memset(bw_buf + i, (int)(i >> 12), 4096);
-        atexit(bw_free);
+        static int registered;
+        if (!registered++) atexit(bw_free);
     }
     pthread_t th[64];
     struct bw_arg args[64];
