@@ -127,6 +127,14 @@ struct mm_k_acc {
     __m256 accm[8];
 };
 
+/* A span's accumulators for A activations: the row's sums so far, zero at its first span. */
+#define MM_K_ACC_LOAD(ST, I0, A, ACC, ACCM)                                                   \
+    _Pragma("GCC unroll 8") for (int k_ = 0; k_ < (A); k_++)                                 \
+    {                                                                                         \
+        (ACC)[k_] = (I0) ? (ST)->acc[k_] : _mm512_setzero_ps();                               \
+        (ACCM)[k_] = (I0) ? (ST)->accm[k_] : _mm256_setzero_ps();                             \
+    }
+
 static inline __attribute__((always_inline)) void q45_k_span(const uint8_t *W, size_t i0, size_t i1,
                                                              const uint8_t *act, size_t as, size_t n, int flags,
                                                              int A, struct mm_k_acc *st)
@@ -135,11 +143,7 @@ static inline __attribute__((always_inline)) void q45_k_span(const uint8_t *W, s
     const uint8_t *xz0 = act + qa8k_perm_offset(n);
     __m512 acc[8];
     __m256 accm[8];
-    _Pragma("GCC unroll 8")
-    for (int k = 0; k < A; k++) {
-        acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();   /* the first span starts at zero */
-        accm[k] = i0 ? st->accm[k] : _mm256_setzero_ps();
-    }
+    MM_K_ACC_LOAD(st, i0, A, acc, accm);
     const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
     for (size_t i = i0; i < i1; i++) {
         struct k45_head hd = k45_head(W, i, five, 0);
@@ -390,11 +394,7 @@ static inline __attribute__((always_inline)) void k23_span(const uint8_t *W, siz
     const size_t bs = three ? sizeof(struct blk_q3_k) : sizeof(struct blk_q2_k);
     __m512 acc[8];
     __m256 accm[8];
-    _Pragma("GCC unroll 8")
-    for (int k = 0; k < A; k++) {
-        acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();
-        accm[k] = i0 ? st->accm[k] : _mm256_setzero_ps();
-    }
+    MM_K_ACC_LOAD(st, i0, A, acc, accm);
     const __m512i m3 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi8(4);
     for (size_t i = i0; i < i1; i++) {
         const uint8_t *blk = W + i * bs, *qs;
@@ -569,17 +569,6 @@ K23_TYPE(iq4_xs, iq4_xs_span, 0, 0)
 #undef K23_MV
 #undef K23_SPAN
 
-/* The 512-bit Q2_K, Q3_K and IQ4_XS kernels in place of the 256-bit ones. */
-static void k23_fill(struct qt_level_fns *f, int vnni)
-{
-    f->mv[QK_Q2_K] = vnni ? mv_q2_k_zmm_vnni : mv_q2_k_zmm_novnni;
-    f->mv[QK_Q3_K] = vnni ? mv_q3_k_zmm_vnni : mv_q3_k_zmm_novnni;
-    f->mv[QK_IQ4_XS] = vnni ? mv_iq4_xs_zmm_vnni : mv_iq4_xs_zmm_novnni;
-    f->mm[QK_Q2_K] = vnni ? mm_q2_k_zmm_vnni : mm_q2_k_zmm_novnni;
-    f->mm[QK_Q3_K] = vnni ? mm_q3_k_zmm_vnni : mm_q3_k_zmm_novnni;
-    f->mm[QK_IQ4_XS] = vnni ? mm_iq4_xs_zmm_vnni : mm_iq4_xs_zmm_novnni;
-}
-
 /* Q4_1, Q5_0 and Q5_1 at 512 bits: two 32-blocks per register against the qa8x4 entries
  * (quant_impl.h), four blocks a step. The weight side of a step (nibbles, Q5's fifth bits
  * as a byte mask, the four blocks' [d m] fp16 pairs converted in one instruction and
@@ -607,11 +596,7 @@ static inline __attribute__((always_inline)) void q51_span(const uint8_t *W, siz
     const uint8_t *xs = act + qa8x2_offset(n);
     __m512 acc[8];
     __m256 accm[8];
-    _Pragma("GCC unroll 8")
-    for (int k = 0; k < A; k++) {
-        acc[k] = i0 ? st->acc[k] : _mm512_setzero_ps();
-        accm[k] = i0 ? st->accm[k] : _mm256_setzero_ps();
-    }
+    MM_K_ACC_LOAD(st, i0, A, acc, accm);
     const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10), ones = _mm512_set1_epi16(1);
     const __m512i bits = _mm512_set1_epi64(0x8040201008040201ll);
     const __m512i sel0 = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2);
@@ -728,15 +713,20 @@ Q51_KERNELS(q5_0, QT_Q5_0, 0, _novnni, mv_q5_0, mm_q5_0)
 Q51_KERNELS(q5_1, QT_Q5_1, 0, _novnni, mv_q5_1, mm_q5_1)
 #undef Q51_KERNELS
 
-static void q51_fill(struct qt_level_fns *f, int vnni)
+/* The 512-bit Q2_K, Q3_K, IQ4_XS, Q4_1, Q5_0 and Q5_1 kernels in place of the 256-bit ones. */
+#define ZMM_FILL(SLOT, T)                                                                       \
+    f->mv[SLOT] = vnni ? mv_##T##_zmm_vnni : mv_##T##_zmm_novnni;                                \
+    f->mm[SLOT] = vnni ? mm_##T##_zmm_vnni : mm_##T##_zmm_novnni;
+static void zmm_fill(struct qt_level_fns *f, int vnni)
 {
-    f->mv[QK_Q4_1] = vnni ? mv_q4_1_zmm_vnni : mv_q4_1_zmm_novnni;
-    f->mv[QK_Q5_0] = vnni ? mv_q5_0_zmm_vnni : mv_q5_0_zmm_novnni;
-    f->mv[QK_Q5_1] = vnni ? mv_q5_1_zmm_vnni : mv_q5_1_zmm_novnni;
-    f->mm[QK_Q4_1] = vnni ? mm_q4_1_zmm_vnni : mm_q4_1_zmm_novnni;
-    f->mm[QK_Q5_0] = vnni ? mm_q5_0_zmm_vnni : mm_q5_0_zmm_novnni;
-    f->mm[QK_Q5_1] = vnni ? mm_q5_1_zmm_vnni : mm_q5_1_zmm_novnni;
+    ZMM_FILL(QK_Q2_K, q2_k)
+    ZMM_FILL(QK_Q3_K, q3_k)
+    ZMM_FILL(QK_IQ4_XS, iq4_xs)
+    ZMM_FILL(QK_Q4_1, q4_1)
+    ZMM_FILL(QK_Q5_0, q5_0)
+    ZMM_FILL(QK_Q5_1, q5_1)
 }
+#undef ZMM_FILL
 
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
@@ -756,6 +746,5 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
     f->act[0] = act_q8;
     f->act[1] = act_q8k;
     fill_dq(f->dq);
-    q51_fill(f, vnni);
-    k23_fill(f, vnni);
+    zmm_fill(f, vnni);
 }
