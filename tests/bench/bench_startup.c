@@ -69,14 +69,6 @@ static int run_child(char *const argv[], char *const env[], const char *dir, int
     int pfd[2] = {-1, -1};
     if (out_fd == -2 && pipe(pfd) != 0) return -1;
     r->first = 0;
-    /* A forked child starts with this process's peak RSS as its own (ru_maxrss carries it
-     * through exec), and the bench may have been large before (the bandwidth section's
-     * buffer): reset the peak to the current RSS first, so the child's figure is its own. */
-    int cr = open("/proc/self/clear_refs", O_WRONLY);
-    if (cr >= 0) {
-        if (write(cr, "5", 1) != 1) { /* an older kernel: the figure may be high */ }
-        close(cr);
-    }
     double t0 = bench_now();
     pid_t pid = fork();
     if (pid < 0) {
