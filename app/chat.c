@@ -380,7 +380,7 @@ int chat_send(struct chat *c, const char *text, const struct chat_cb *cb, char *
                 eps += b.rep[j].eps;
             }
             /* The system prompt is sanitized and charged with the first message. */
-            if (t.seg[i].text == c->system) nsys = nrep;
+            if (i == t.sys_seg) nsys = nrep;
         }
         if (first && i + 1 == t.n_head) head_end = b.n;
     }

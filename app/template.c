@@ -69,6 +69,48 @@ static void add(struct tmpl_turn *t, int kind, const char *s, size_t len)
 
 static void tpl(struct tmpl_turn *t, const char *s) { add(t, TMPL_SEG_TEMPLATE, s, strlen(s)); }
 static void usr(struct tmpl_turn *t, const char *s) { if (s) add(t, TMPL_SEG_USER, s, strlen(s)); }
+
+/* Length of the whitespace code point ending at s[n-1] (or starting at s[0] when front),
+ * 0 when it is not one. The set is JavaScript's String.trim (what @huggingface/jinja's trim
+ * and strip() remove): ASCII tab to CR and space, U+00A0, U+1680, U+2000-U+200A, U+2028,
+ * U+2029, U+202F, U+205F, U+3000, U+FEFF. */
+static size_t white_len(const unsigned char *s, size_t n, int front)
+{
+    static const unsigned char w2[][2] = {{0xC2, 0xA0}};
+    static const unsigned char w3[][3] = {
+        {0xE1, 0x9A, 0x80}, {0xE2, 0x80, 0xA8}, {0xE2, 0x80, 0xA9}, {0xE2, 0x80, 0xAF},
+        {0xE2, 0x81, 0x9F}, {0xE3, 0x80, 0x80}, {0xEF, 0xBB, 0xBF}};
+    if (!n) return 0;
+    unsigned char c = front ? s[0] : s[n - 1];
+    if (c == ' ' || (c >= '\t' && c <= '\r')) return 1;
+    if (n >= 2 && !memcmp(front ? s : s + n - 2, w2[0], 2)) return 2;
+    if (n < 3) return 0;
+    const unsigned char *p = front ? s : s + n - 3;
+    if (p[0] == 0xE2 && p[1] == 0x80 && p[2] >= 0x80 && p[2] <= 0x8A) return 3;
+    for (size_t i = 0; i < sizeof w3 / sizeof w3[0]; i++)
+        if (!memcmp(p, w3[i], 3)) return 3;
+    return 0;
+}
+
+/* User text with surrounding whitespace removed, as the Llama 2/3 templates' trim and
+ * strip() do: lead and/or tail. */
+static void usr_trim(struct tmpl_turn *t, const char *s, int lead, int tail)
+{
+    if (!s) return;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s), k;
+    while (lead && (k = white_len(u, n, 1))) u += k, n -= k;
+    while (tail && (k = white_len(u, n, 0))) n -= k;
+    add(t, TMPL_SEG_USER, (const char *)u, n);
+}
+/* The system prompt as user text (it is sanitized like a message), remembered as such. */
+static void sys_text(struct tmpl_turn *t, const char *s, int trim)
+{
+    int n = t->n;
+    usr_trim(t, s, trim, trim);
+    if (t->n > n) t->sys_seg = n;
+}
+
 /* Ends the head (system block): later pieces are never merged into it. */
 static void head(struct tmpl_turn *t) { t->n_head = t->n; t->barrier = 1; }
 
@@ -92,16 +134,19 @@ void tmpl_render_turn(int kind, int first, const char *system, const char *user,
 {
     int sys = first && system && *system;
     memset(t, 0, sizeof *t);
+    t->sys_seg = -1;
     if (kind == TMPL_LLAMA2) {
-        /* <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] ... </s> every turn. */
+        /* <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] ... </s> every turn; the
+         * template strips the whole content, so the user's text loses its tail always and
+         * its lead only when no system block comes first. */
         t->add_bos = 1;
         tpl(t, "[INST] ");
         if (sys) {
             tpl(t, "<<SYS>>\n");
-            usr(t, system);
+            sys_text(t, system, 0);
             tpl(t, "\n<</SYS>>\n\n");
         }
-        usr(t, user);
+        usr_trim(t, user, !sys, 1);
         tpl(t, " [/INST]");
         return;
     }
@@ -113,7 +158,7 @@ void tmpl_render_turn(int kind, int first, const char *system, const char *user,
         t->add_bos = first;
         tpl(t, "[INST] ");
         if (sys) {
-            usr(t, system);
+            sys_text(t, system, 0);
             tpl(t, "\n\n");
         }
         usr(t, user);
@@ -122,15 +167,16 @@ void tmpl_render_turn(int kind, int first, const char *system, const char *user,
     }
     /* An unknown kind renders as plain completion (the text continues the context). */
     const struct wrap *w = &wraps[kind > 0 && kind < TMPL_COUNT ? kind : TMPL_PLAIN];
+    int trim = kind == TMPL_LLAMA3;   /* its template trims every message */
     t->add_bos = first;
     if (sys) {
         tpl(t, w->sys_open);
-        usr(t, system);
+        sys_text(t, system, trim);
         tpl(t, w->sys_close);
     }
     head(t);
     tpl(t, w->user_open);
-    usr(t, user);
+    usr_trim(t, user, trim, trim);
     tpl(t, w->user_close);
 }
 

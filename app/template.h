@@ -28,6 +28,7 @@ struct tmpl_turn {
     int add_bos;
     int n_head;             /* segments [0, n_head) are the conversation head (system
                                prompt), kept when old turns are dropped; 0 for Llama 2 */
+    int sys_seg;            /* the system prompt's segment, -1 when the turn has none */
     int barrier;            /* internal: the next template piece starts a new segment */
     char tbuf[256];         /* merged template text (segments point here); do not copy */
     size_t tlen;

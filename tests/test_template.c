@@ -140,9 +140,34 @@ static void test_user_text_is_never_template(void **state)
     assert_int_equal(strlen(small), sizeof small - 1);
 }
 
+/* The system prompt's segment is found by index, also where trimming moved its start; a
+ * message that is only whitespace leaves no user segment under Llama 3. */
+static void test_system_segment_and_trim(void **state)
+{
+    (void)state;
+    struct tmpl_turn t;
+    char buf[512];
+    const char *sys = " \xe3\x80\x80" "Be brief.\n";
+    flat(TMPL_LLAMA3, 1, sys, "\thi\xc2\xa0", buf, sizeof buf, &t);
+    assert_true(t.sys_seg >= 0);
+    assert_int_equal(t.seg[t.sys_seg].kind, TMPL_SEG_USER);
+    assert_int_equal(t.seg[t.sys_seg].len, strlen("Be brief."));
+    assert_memory_equal(t.seg[t.sys_seg].text, "Be brief.", t.seg[t.sys_seg].len);
+    assert_non_null(strstr(buf, "<|end_header_id|>\n\nhi<|eot_id|>"));
+    flat(TMPL_CHATML, 1, sys, "\thi ", buf, sizeof buf, &t);
+    assert_ptr_equal(t.seg[t.sys_seg].text, sys);   /* ChatML keeps whitespace */
+    assert_non_null(strstr(buf, "user\n\thi <|im_end|>"));
+    flat(TMPL_LLAMA3, 0, NULL, " \n ", buf, sizeof buf, &t);
+    assert_int_equal(t.sys_seg, -1);
+    for (int i = 0; i < t.n; i++) assert_int_equal(t.seg[i].kind, TMPL_SEG_TEMPLATE);
+    flat(TMPL_LLAMA2, 1, NULL, "  hi  ", buf, sizeof buf, &t);
+    assert_string_equal(buf, "[INST] hi [/INST]");
+}
+
 TU_MAIN(
     cmocka_unit_test(test_detect),
     cmocka_unit_test(test_names),
     cmocka_unit_test(test_llama3),
     cmocka_unit_test(test_llama2_chatml_zephyr_plain),
-    cmocka_unit_test(test_user_text_is_never_template))
+    cmocka_unit_test(test_user_text_is_never_template),
+    cmocka_unit_test(test_system_segment_and_trim))

@@ -21,42 +21,52 @@
 RENDER=${TMPLRENDER:-$BUILD/tools/tmplrender}
 T=tests/e2e/data/templates
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-SYSTEM="You are a terse assistant."
-USER1="Hello, who are you?"
 ANSWER="I am a language model."
-USER2="What is 2+2?"
 names="llama3 llama2 mistral zephyr chatml"
-exp=$T/expected
-if command -v node >/dev/null 2>&1 && [ -d "$LL/node_modules/@huggingface/jinja" ]; then
-  mkdir "$tmp/jinja"
-  CMIF_LLAMACPP_DIR=$LL node tests/tools/jinja_render.mjs "$T" "$tmp/jinja" "$SYSTEM" "$USER1" \
-    "$ANSWER" "$USER2" 2>"$tmp/err" || die "jinja_render: $(cat "$tmp/err")"
-  for f in "$exp"/*; do
-    cmp -s "$f" "$tmp/jinja/$(basename "$f")" \
-      || die "$f is not what @huggingface/jinja renders now (see tests/tools/jinja_render.mjs)"
-  done
-  echo "ok: the checked-in renderings are what @huggingface/jinja renders"
-else
-  echo "note: @huggingface/jinja not installed (make bench-deps): using the checked-in renderings"
-fi
 show() { printf '%s' "$(cat "$1")" | sed -n l | sed 's/^/    /'; }
 fails=0
-for n in $names; do
-  case $n in llama3) bos="<|begin_of_text|>" ;; *) bos="<s>" ;; esac
-  sys2=$SYSTEM
-  [ "$(cat "$exp/$n.system")" = 1 ] || sys2=""
-  "$RENDER" "@$T/$n.jinja" "$bos" "$SYSTEM" "$USER1" "$exp/$n.answer" "$USER2" "$tmp/$n.turn1" \
-    "$tmp/$n.unused" || die "tmplrender $n failed"
-  "$RENDER" "@$T/$n.jinja" "$bos" "$sys2" "$USER1" "$exp/$n.answer" "$USER2" "$tmp/$n.unused" \
-    "$tmp/$n.conv" || die "tmplrender $n failed"
-  for part in turn1 conv; do
-    if ! cmp -s "$tmp/$n.$part" "$exp/$n.$part"; then
-      echo "FAIL: $n: the $part prompt differs from the Jinja template's"
-      echo "  Jinja:"; show "$exp/$n.$part"
-      echo "  cmif:"; show "$tmp/$n.$part"
-      fails=$((fails + 1))
-    fi
+
+# check DIR SYSTEM USER1 USER2: one conversation against its renderings in $T/DIR.
+check() {
+  exp=$T/$1 SYSTEM=$2 USER1=$3 USER2=$4
+  if command -v node >/dev/null 2>&1 && [ -d "$LL/node_modules/@huggingface/jinja" ]; then
+    mkdir "$tmp/jinja-$1"
+    CMIF_LLAMACPP_DIR=$LL node tests/tools/jinja_render.mjs "$T" "$tmp/jinja-$1" "$SYSTEM" \
+      "$USER1" "$ANSWER" "$USER2" 2>"$tmp/err" || die "jinja_render: $(cat "$tmp/err")"
+    for f in "$exp"/*; do
+      cmp -s "$f" "$tmp/jinja-$1/$(basename "$f")" \
+        || die "$f is not what @huggingface/jinja renders now (see tests/tools/jinja_render.mjs)"
+    done
+    echo "ok: $1: the checked-in renderings are what @huggingface/jinja renders"
+  else
+    echo "note: @huggingface/jinja not installed (make bench-deps): using the checked-in renderings"
+  fi
+  for n in $names; do
+    case $n in llama3) bos="<|begin_of_text|>" ;; *) bos="<s>" ;; esac
+    sys2=$SYSTEM
+    [ "$(cat "$exp/$n.system")" = 1 ] || sys2=""
+    "$RENDER" "@$T/$n.jinja" "$bos" "$SYSTEM" "$USER1" "$exp/$n.answer" "$USER2" "$tmp/$n.turn1" \
+      "$tmp/$n.unused" || die "tmplrender $n failed"
+    "$RENDER" "@$T/$n.jinja" "$bos" "$sys2" "$USER1" "$exp/$n.answer" "$USER2" "$tmp/$n.unused" \
+      "$tmp/$n.conv" || die "tmplrender $n failed"
+    for part in turn1 conv; do
+      if ! cmp -s "$tmp/$n.$part" "$exp/$n.$part"; then
+        echo "FAIL: $1: $n: the $part prompt differs from the Jinja template's"
+        echo "  Jinja:"; show "$exp/$n.$part"
+        echo "  cmif:"; show "$tmp/$n.$part"
+        fails=$((fails + 1))
+      fi
+    done
+    echo "ok: $1: $n ($(wc -c <"$exp/$n.conv") bytes$([ -z "$sys2" ] && echo ", two turns without the system prompt"))"
   done
-  echo "ok: $n ($(wc -c <"$exp/$n.conv") bytes$([ -z "$sys2" ] && echo ", two turns without the system prompt"))"
-done
+}
+
+check expected "You are a terse assistant." "Hello, who are you?" "What is 2+2?"
+# Whitespace around the messages: Llama 3 trims every message, Llama 2 strips its [INST]
+# content (the user's tail, and its lead when no system block comes first); the others
+# keep it. U+00A0 and U+3000 are whitespace to the templates' trim.
+sp_sys=$(printf '  You are a terse assistant.\nx'); sp_sys=${sp_sys%x}
+sp_u1=$(printf ' \tHello, who are you?  \nx'); sp_u1=${sp_u1%x}
+sp_u2=$(printf 'What is 2+2?\302\240\343\200\200 x'); sp_u2=${sp_u2%x}
+check expected-space "$sp_sys" "$sp_u1" "$sp_u2"
 [ "$fails" -eq 0 ] || die "$fails renderings differ"
