@@ -109,7 +109,14 @@ BENCH_SECTION(load, "load", "time to first token of the 1.1B model (warm page ca
 struct erow {
     int which, t;
     double pt, dt, p1, d1, mb, rd;   /* rd: decode read GB/s = bytes per token x tok/s */
+    double adj, adj_spread;          /* utilisation against the passes beside each round */
 };
+
+static int dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
 
 /* Yardstick passes at each thread count measured; 0 ok. */
 static int yard_sample(struct bench *b, int passes)
@@ -146,21 +153,31 @@ static int bench_engine_sec(struct bench *b)
             if (bench_engine_open(&e, path, t, DEC_DEV_CPU, 0)) return -1;
             int n_dec = b->quick ? 8 : (e.weight_bytes > 500000000ull ? 16 : 48);
             bench_decode_tps(&e, 2, 0);   /* warm: fault the mapping in */
-            /* Best of rounds: on a shared machine the slow rounds are someone else's. */
-            double pt = 0, dt = 0;
-            for (int round = 0; round < (b->quick ? 1 : 3); round++) {
+            /* Best of rounds: on a shared machine the slow rounds are someone else's. Each
+             * decode round also sits between two yardstick passes: when the host's bandwidth
+             * drifts across the run, read / (the larger of the passes beside it) still
+             * compares the decode with what the machine could read at that moment. */
+            double pt = 0, dt = 0, util[5], pair = 0;
+            int rounds = b->quick ? 1 : (t == b->max_threads ? 5 : 3);
+            for (int round = 0; round < rounds; round++) {
                 double p = bench_prompt_tps(&e, n_prompt);
+                double y0 = bench_read_bw_pass(b, t);
                 double d = bench_decode_tps(&e, n_dec, n_prompt);
+                double y1 = bench_read_bw_pass(b, t);
+                double y = y0 > y1 ? y0 : y1, lo = y0 < y1 ? y0 : y1;
+                util[round] = y > 0 ? (double)e.weight_bytes * d / 1e9 / y : 0;
+                if (y <= 0 || (y - lo) / y > pair) pair = y > 0 ? (y - lo) / y : 1;
                 if (p > pt) pt = p;
                 if (d > dt) dt = d;
             }
+            qsort(util, (size_t)rounds, sizeof util[0], dbl_cmp);
             if (t == 1) {
                 p1 = pt;
                 d1 = dt;
             }
             rows[nr++] = (struct erow){models[i], t, pt, dt, p1, d1,
                                        (double)e.weight_bytes / 1e6,
-                                       (double)e.weight_bytes * dt / 1e9};
+                                       (double)e.weight_bytes * dt / 1e9, util[rounds / 2], pair};
             bench_engine_close(&e);
         }
         if (yard_sample(b, b->quick ? 1 : (i + 1 < n_models ? 2 : 3))) return -1;
@@ -175,8 +192,9 @@ static int bench_engine_sec(struct bench *b)
         for (int r = 0; r < nr; r++)
             if (rows[r].t == t && (s.best <= 0 || rows[r].rd / s.best > 1.0)) ok = 0;
     }
-    bench_row(b, "%-11s %3s %9s %8s %9s %8s %9s %9s %9s %8s", "model", "thr", "prompt/s",
-              "vs 1thr", "decode/s", "vs 1thr", "MB/token", "read GB/s", "BW GB/s", "BW util");
+    bench_row(b, "%-11s %3s %9s %8s %9s %8s %9s %9s %9s %8s %9s %7s", "model", "thr", "prompt/s",
+              "vs 1thr", "decode/s", "vs 1thr", "MB/token", "read GB/s", "BW GB/s", "BW util",
+              "adj util", "spread");
     for (int r = 0; r < nr; r++) {
         const struct erow *w = &rows[r];
         struct bench_bw s;
@@ -184,9 +202,14 @@ static int bench_engine_sec(struct bench *b)
         char util[16];
         if (ok) snprintf(util, sizeof util, "%.2f", w->rd / s.best);
         else snprintf(util, sizeof util, "unstable");
-        bench_row(b, "%-11s %3d %9.1f %8.2f %9.2f %8.2f %9.1f %9.2f %9.2f %8s",
+        char adj[16];
+        if (w->adj_spread <= BENCH_BW_MAX_SPREAD && w->adj <= 1.0)
+            snprintf(adj, sizeof adj, "%.2f", w->adj);
+        else snprintf(adj, sizeof adj, "unstable");
+        bench_row(b, "%-11s %3d %9.1f %8.2f %9.2f %8.2f %9.1f %9.2f %9.2f %8s %9s %7.3f",
                   bench_model_name(w->which), w->t, w->pt, w->p1 > 0 ? w->pt / w->p1 : 0, w->dt,
-                  w->d1 > 0 ? w->dt / w->d1 : 0, w->mb, w->rd, s.best, util);
+                  w->d1 > 0 ? w->dt / w->d1 : 0, w->mb, w->rd, s.best, util, adj,
+                  w->adj_spread);
     }
     for (int t = 1; t <= b->max_threads; t++) {
         struct bench_bw s;
@@ -199,11 +222,14 @@ static int bench_engine_sec(struct bench *b)
         bench_row(b, "BW util refused: the yardstick's spread is over its limit or a decode read "
                      "more than its best pass (a loaded machine); rerun on a quiet one");
     bench_row(b, "(prompt = one batch of %d positions; decode = single steps after it; best of "
-                 "%d rounds; MB/token = weight matrices read per step (all layers + output "
+                 "%d rounds (5 at the most threads); MB/token = weight matrices read per step (all layers + output "
                  "matrix at their stored type size; KV cache and norms excluded); read GB/s = "
                  "MB/token x decode/s; BW = best pass of a streaming read with the same threads, "
-                 "passes taken before, between and after the models; BW util = read / BW)",
-              n_prompt, b->quick ? 1 : 3);
+                 "passes taken before, between and after the models; BW util = read / BW; adj util = "
+                 "median over the rounds of each decode round's read / the larger of the two "
+                 "yardstick passes beside it, refused when the two passes of a round differ by "
+                 "over %.2f of the larger; spread = the largest such difference in the row)",
+              n_prompt, b->quick ? 1 : 3, BENCH_BW_MAX_SPREAD);
     return 0;
 }
 BENCH_SECTION(engine, "engine", "CPU prompt/decode tok/s and bandwidth utilisation", 30,

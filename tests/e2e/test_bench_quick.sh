@@ -11,7 +11,7 @@ fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 CMIF_BENCH_DIR=$tmp "$BENCH" --quick >"$tmp/out" 2>&1 || { cat "$tmp/out"; die "cmif-bench --quick failed"; }
 cat "$tmp/out"
-for s in "== bandwidth" "== load" "== engine" "BW util" "tiny Q8_0"; do
+for s in "== bandwidth" "== load" "== engine" "BW util" "adj util" "tiny Q8_0"; do
   grep -q "$s" "$tmp/out" || die "report lacks '$s'"
 done
 [ -f "$tmp/tiny-q8_0.gguf" ] || die "benchmark model not written to CMIF_BENCH_DIR"
