@@ -315,6 +315,7 @@ static int kept_or_private(struct clrows *r, char *err, size_t errlen)
 {
     char e[PATH_MAX + 128];
     if (kept_build(r, e, sizeof e) == 0) {
+        util_cache_used(r->path, "clrows-");
         r->kept = 1;
         return 0;
     }
@@ -364,6 +365,7 @@ int clrows_open(struct clrows **out, const struct cluster *cl, const struct clro
     if (p && p->cache_dir && *p->cache_dir && p->fingerprint && kept_prepare(r, p->cache_dir) == 0) {
         int k = kept_open(r);
         if (k == 0) {
+            util_cache_used(r->path, "clrows-");
             r->kept = r->from_cache = 1;
             *out = r;
             return 0;

@@ -568,6 +568,7 @@ static int cache_store(const struct cluster *c, const struct cache_ctx *cc, cons
         snprintf(note, notelen, "cannot write cache %s", cc->path);
         goto done;
     }
+    util_cache_used(cc->path, "clusters-");
     rc = 0;
 done:
     free(plain);
@@ -621,6 +622,7 @@ int cluster_build(struct cluster **out, int32_t n_vocab, int dim, const uint8_t 
                      "(wrong cluster sizes or not every token in one cluster); recomputed",
                      cc.path);
         if (lr == 0) {
+            util_cache_used(cc.path, "clusters-");
             c->from_cache = 1;
             sodium_memzero(&cc, sizeof cc);
             free(ids);

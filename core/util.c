@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -129,4 +131,31 @@ void *util_big_alloc(size_t bytes)
     if (bytes >= ((size_t)2 << 20) && madvise(p, bytes, MADV_HUGEPAGE) != 0) { /* best effort */ }
 #endif
     return p;
+}
+
+void util_cache_used(const char *path, const char *prefix)
+{
+    (void)utimensat(AT_FDCWD, path, NULL, 0);
+    const char *slash = strrchr(path, '/');
+    if (!slash) return;
+    char dir[PATH_MAX];
+    if ((size_t)(slash - path) >= sizeof dir) return;
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = 0;
+    DIR *d = opendir(dir[0] ? dir : "/");
+    if (!d) return;
+    size_t plen = strlen(prefix);
+    time_t cutoff = time(NULL) - (time_t)UTIL_CACHE_MAX_AGE_DAYS * 86400;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n <= plen + 4 || strncmp(e->d_name, prefix, plen) || strcmp(e->d_name + n - 4, ".bin") ||
+            !strcmp(e->d_name, slash + 1))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            st.st_uid == geteuid() && st.st_mtime < cutoff)
+            (void)unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
 }

@@ -34,5 +34,11 @@ int util_mkdirs(const char *dir);
 /* The per-user cache secret (32 bytes, dir/secret.key, mode 0600, created on first use):
  * the caches' keys are derived from it. 0, or -1 with a note ("... cache not used"). */
 int util_user_secret(const char *dir, unsigned char key[32], char *note, size_t notelen);
+/* A cache file was just used or written: its modification time becomes now, and the files
+ * of the same kind beside it (dir/<prefix>*.bin, other models' caches) that no run has used
+ * for UTIL_CACHE_MAX_AGE_DAYS are removed, so the folder does not grow with every model
+ * ever opened. Best effort: nothing is reported. */
+#define UTIL_CACHE_MAX_AGE_DAYS 30
+void util_cache_used(const char *path, const char *prefix);
 
 #endif

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -22,6 +23,7 @@
 #include "core/mech.h"
 #include "core/noise.h"
 #include "core/qrow.h"
+#include "core/util.h"
 
 #define N 45        /* clusters of 20, 20 and 5 */
 #define DIM 64
@@ -462,6 +464,44 @@ static void test_kept_disk_full_falls_back(void **state)
     tu_rmtree(cache);
 }
 
+/* Files of other tables' stores unused for more than the cache's age limit are removed
+ * when a store is used; the store in use, younger ones and other kinds of file stay, and
+ * the used store's time is renewed. */
+static void set_age_days(const char *path, int days)
+{
+    struct timespec t[2];
+    t[0].tv_sec = t[1].tv_sec = time(NULL) - (time_t)days * 86400;
+    t[0].tv_nsec = t[1].tv_nsec = 0;
+    assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+static void test_kept_old_stores_pruned(void **state)
+{
+    struct fixture *fx = *state;
+    char *cache = tu_tmpdir(), a[1024], b[1024], other[1100], young[1100];
+    clrows_close(open_kept(fx, cache, FP_A));
+    assert_int_equal(kept_file(cache, a, sizeof a), 1);
+    snprintf(other, sizeof other, "%s/clusters-old.bin", cache);
+    snprintf(young, sizeof young, "%s/clrows-young.bin", cache);
+    copy_file(a, other);
+    copy_file(a, young);
+    set_age_days(a, UTIL_CACHE_MAX_AGE_DAYS + 10);
+    set_age_days(other, UTIL_CACHE_MAX_AGE_DAYS + 10);
+    set_age_days(young, UTIL_CACHE_MAX_AGE_DAYS - 5);
+    clrows_close(open_kept(fx, cache, FP_B));   /* builds B's store: A's is too old */
+    struct stat st;
+    assert_int_equal(stat(a, &st), -1);
+    assert_int_equal(stat(other, &st), 0);
+    assert_int_equal(stat(young, &st), 0);
+    unlink(young);
+    assert_int_equal(kept_file(cache, b, sizeof b), 1);
+    set_age_days(b, UTIL_CACHE_MAX_AGE_DAYS + 10);
+    warm_start(fx, cache, FP_B);                 /* in use: kept, its time renewed */
+    assert_int_equal(stat(b, &st), 0);
+    assert_true(st.st_mtime > time(NULL) - 3600);
+    tu_rmtree(cache);
+}
+
 /* Every test gets the store and its table fresh. */
 static int setup(void **state)
 {
@@ -490,4 +530,5 @@ TU_MAIN(
     cmocka_unit_test_setup_teardown(test_kept_truncated_rebuilt, setup, teardown),
     cmocka_unit_test_setup_teardown(test_kept_wrong_key_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_kept_other_table_refused, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_kept_disk_full_falls_back, setup, teardown))
+    cmocka_unit_test_setup_teardown(test_kept_disk_full_falls_back, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_kept_old_stores_pruned, setup, teardown))
