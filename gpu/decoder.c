@@ -38,7 +38,10 @@ struct dec_prefault {
 
 /* MADV_POPULATE_READ (Linux 5.14) maps what is in the page cache and reads the rest; where
  * the kernel lacks it, the pass faults the pages as before. Weights the caller did not map
- * (a tensor in memory) are populated all the same, harmlessly. */
+ * (a tensor in memory) are populated all the same, harmlessly. A megabyte per call: the
+ * call holds the process's memory-map lock, which the start-up work running beside it
+ * (the core's guarded allocations: mmap, mprotect) needs for writing. */
+#define POPULATE_CHUNK ((uintptr_t)1 << 20)
 static void populate(const struct dec_tensor *t)
 {
 #ifdef MADV_POPULATE_READ
@@ -46,7 +49,9 @@ static void populate(const struct dec_tensor *t)
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)t->data, e = a + (size_t)t->rows * qt_row_bytes(t->type, (size_t)t->cols);
     a &= ~(uintptr_t)(pg - 1);
-    (void)madvise((void *)a, e - a, MADV_POPULATE_READ);
+    for (; a < e; a += POPULATE_CHUNK)
+        (void)madvise((void *)a, e - a < POPULATE_CHUNK ? e - a : POPULATE_CHUNK,
+                      MADV_POPULATE_READ);
 #else
     (void)t;
 #endif
