@@ -509,19 +509,25 @@ static void test_boundary_opencl(void **state)
 
 /* ---- core_prepare: the first message's build done ahead, nothing else changed ---------- */
 
+/* Seeded (reproducible) options that sanitize every word, with small clusters. */
+static void every_word_options(struct core_options *o, uint64_t seed)
+{
+    core_defaults(o);
+    o->seeded = 1;
+    o->seed = seed;
+    o->quiet = 1;
+    o->scope = CORE_SCOPE_ALL;
+    o->cluster_size = 4;
+}
+
 /* Encodes text as a message (deferred, committed) on a fresh seeded core, prepared first
  * when asked: what is sent, the report and the charge. */
 static void prepared_run(const char *mp, const char *cache, int unit, int prepare,
                          struct core_batch *b, double *spent)
 {
     struct core_options o;
-    core_defaults(&o);
-    o.seeded = 1;
-    o.seed = 11;
-    o.quiet = 1;
+    every_word_options(&o, 11);
     o.unit = unit;
-    o.scope = CORE_SCOPE_ALL;
-    o.cluster_size = 4;
     o.cache_dir = cache;
     struct core *c;
     assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
@@ -803,12 +809,7 @@ static void test_word_unit(void **state)
     (void)state;
     const char *mp = tu_shared("models/stories260K.gguf");
     struct core_options o;
-    core_defaults(&o);
-    o.seeded = 1;
-    o.seed = 7;
-    o.quiet = 1;
-    o.scope = CORE_SCOPE_ALL;
-    o.cluster_size = 4;
+    every_word_options(&o, 7);
     struct core *c;
     assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
     const char *text = "my secret password is blue dragon";
