@@ -343,7 +343,10 @@ static int cmd_chat_exec(int argc, char **argv)
     struct engine e;
     struct chat_params cp = { .n_predict = o.n_predict, .sp = o.sp, .system = co.system,
                               .delay_ms = co.delay_ms };
-    if (engine_open(&e, model, &o, &co.core, err, sizeof err) != 0 ||
+    /* A script or a line chat answers its first message at once: the sanitizer is built
+     * during the start. The screen appears first and builds it with the first message. */
+    if (engine_open(&e, model, &o, &co.core, scripted || lines ? ENGINE_PREPARE : 0, err,
+                    sizeof err) != 0 ||
         engine_start_chat(&e, co.template_name, &cp, err, sizeof err) != 0) {
         engine_close(&e);
         histfile_close(hf);

@@ -116,7 +116,7 @@ static int cmd_generate_exec(int argc, char **argv)
     memset(&s, 0, sizeof s);
     int rc = EXIT_RUNTIME;
     double t0 = now_ms();
-    if (engine_open(&s.eng, o.model, &o, &co, err, sizeof err)) {
+    if (engine_open(&s.eng, o.model, &o, &co, 0, err, sizeof err)) {
         fprintf(stderr, "cmif generate: %s\n", err);
         goto out;
     }

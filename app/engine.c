@@ -22,13 +22,14 @@ void engine_close(struct engine *e)
 {
     chat_close(e->chat);
     dec_close(e->dec);
+    dec_prefault_end(e->pf);
     model_close(e->model);
     core_close(e->core);
     memset(e, 0, sizeof *e);
 }
 
 int engine_open(struct engine *e, const char *path, const struct opts *o,
-                const struct core_options *co, char *err, size_t errlen)
+                const struct core_options *co, int flags, char *err, size_t errlen)
 {
     memset(e, 0, sizeof *e);
     char tmp[512];
@@ -62,8 +63,13 @@ int engine_open(struct engine *e, const char *path, const struct opts *o,
                 ctx, train, e->name, train);
         ctx = train;
     }
+    /* Both run beside the device search that dec_open waits for: the weights' pages on a
+     * thread, the sanitizer on this one. Neither depends on anything the user typed. */
+    e->pf = dec_prefault(&e->model->w);
+    /* Best effort: where it fails, the first message builds it again and says why. */
+    if (flags & ENGINE_PREPARE) (void)core_prepare(e->core, tmp, sizeof tmp);
     struct dec_options dopt = { .ctx = ctx, .threads = o->threads, .device = o->device,
-                                .cl_index = o->cl_index };
+                                .cl_index = o->cl_index, .prefaulted = e->pf != NULL };
     if (dec_open(&e->dec, &e->model->w, &dopt, tmp, sizeof tmp) != 0) {
         snprintf(err, errlen, "%s", tmp);
         goto fail;

@@ -25,14 +25,22 @@ struct engine {
     struct model *model;
     struct decoder *dec;
     struct chat *chat;          /* NULL until engine_start_chat */
+    struct dec_prefault *pf;    /* the weights being mapped in (ended at close) */
     char name[160];             /* general.name, else the file's base name */
 };
+
+/* engine_open's flags. ENGINE_PREPARE: the core builds its sanitizer during the start
+ * (core_prepare), while the decoder's device search and the weights' mapping run, instead of
+ * on the way of the first sanitized message: for a chat that answers its first message at
+ * once (a script, plain lines), not for a screen that should appear at once (on a first run
+ * that build is the clustering: seconds). */
+#define ENGINE_PREPARE 1
 
 /* Core (options co), model without token_embd, decoder (o's ctx, threads, device). 0, or -1
  * with err ("PATH: why" for the core and the model, the decoder's message as it is). On
  * failure everything opened is closed again. */
 int engine_open(struct engine *e, const char *path, const struct opts *o,
-                const struct core_options *co, char *err, size_t errlen);
+                const struct core_options *co, int flags, char *err, size_t errlen);
 /* The chat session on top: cp->tmpl is taken from template_name (llama2, chatml, ...) or,
  * when that is NULL, detected from the model's tokenizer.chat_template. 0 or -1 with err;
  * on failure the engine stays open. */

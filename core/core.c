@@ -1024,6 +1024,12 @@ int core_seal_table(struct core *c, char *err, size_t errlen)
     return embed_seal(c->emb, err, errlen);
 }
 
+int core_prepare(struct core *c, char *err, size_t errlen)
+{
+    if (c->mech == CORE_MECH_NONE) return 0;
+    return c->unit == CORE_UNIT_WORD ? words_init(c, err, errlen) : san_init(c, err, errlen);
+}
+
 int core_set_eps(struct core *c, double eps, char *err, size_t errlen)
 {
     if (!(eps > 0) || !isfinite(eps)) {

@@ -205,6 +205,14 @@ int core_embed_token(struct core *c, int32_t id, float *out, char *err, size_t e
  * a start pays nothing for it; idle time (while the user types) is a good moment to call
  * this. 0, or -1 with err set. */
 int core_seal_table(struct core *c, char *err, size_t errlen);
+/* Builds now what the first sanitized message would otherwise build on its way: the
+ * sanitizer of the core's unit (the word clusters and their row store, or the token
+ * clusters) and the noise state, all from the public table and nothing from any text;
+ * nothing is charged. A chat that will answer at once calls it while its other start-up
+ * work runs (the decoder's device search), so the first message finds it done. Nothing to do
+ * for CORE_MECH_NONE. 0, or -1 with err (the error the first message would have met; the
+ * message tries again). */
+int core_prepare(struct core *c, char *err, size_t errlen);
 
 int core_set_eps(struct core *c, double eps, char *err, size_t errlen);
 int core_set_mechanism(struct core *c, int mech, char *err, size_t errlen);

@@ -11,12 +11,10 @@
  * tiles); each pool task owns a slice of the weight rows and runs it single-threaded. Prompt attention is causal SGEMM per head over an F32 KV cache.
  * RoPE uses GGUF's "normal" layout: adjacent pairs (x[2i], x[2i+1]) rotate together. */
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -53,8 +51,6 @@ struct cpu {
     size_t att_big_cap;
 
     char name[96];
-    pthread_t prefault;          /* faults the weights in (weights_prefault) */
-    int prefault_on;
 };
 
 /* ---------------------------------------------------------------- small kernels */
@@ -588,44 +584,10 @@ static int cpu_shift(void *state, int keep, int n_discard, int n_past, char *err
 
 /* ---------------------------------------------------------------- open / close */
 
-/* The weights' pages mapped in ahead of the first forward pass, on a thread of its own, in
- * the order that pass reads them: a warm start otherwise takes a page fault per few pages of
- * weights inside the first prompt, while the caller's own start-up work (the core's
- * sanitizer, the template) leaves a core idle. MADV_POPULATE_READ (Linux 5.14) maps what is
- * in the page cache and reads the rest; best effort: where the kernel lacks it, the pass
- * faults the pages as before. Weights the caller did not map (a tensor in memory) are
- * populated all the same, harmlessly. */
-static void populate(const struct dec_tensor *t)
-{
-#ifdef MADV_POPULATE_READ
-    if (!t->data || t->rows <= 0) return;
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)t->data, e = a + (size_t)t->rows * qt_row_bytes(t->type, (size_t)t->cols);
-    a &= ~(uintptr_t)(pg - 1);
-    (void)madvise((void *)a, e - a, MADV_POPULATE_READ);
-#else
-    (void)t;
-#endif
-}
-
-static void *weights_prefault(void *arg)
-{
-    const struct cpu *b = arg;
-    for (int l = 0; l < b->c.n_layers; l++) {
-        const struct dec_layer *L = &b->layers[l];
-        const struct dec_tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up,
-                                         &L->w_down};
-        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) populate(ts[i]);
-    }
-    populate(&b->output);
-    return NULL;
-}
-
 static void cpu_close(void *state)
 {
     struct cpu *b = state;
     if (!b) return;
-    if (b->prefault_on) pthread_join(b->prefault, NULL);
     if (b->pool) pool_close(b->pool);
     free(b->layers);
     free(b->kc);
@@ -728,7 +690,6 @@ static int cpu_open(void **state, const struct dec_weights *w, const struct dec_
     if (!b->mm_scratch || !b->mm_y || !b->att_big) goto oom;
     snprintf(b->name, sizeof b->name, "cpu (%s, %d thread%s)", qt_simd_level(), b->nth,
              b->nth == 1 ? "" : "s");
-    b->prefault_on = pthread_create(&b->prefault, NULL, weights_prefault, b) == 0;
     *state = b;
     return 0;
 oom:

@@ -28,6 +28,7 @@ never maps a driver, and --device auto probes in a child process (cl_load_probe_
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static void *g_cl, *g_blast;
 static char g_err[256];
+static int g_probe_child;   /* the probe's child: it lists devices only, CLBlast stays unloaded */
 
 /* Every entry point, once: X(return type, value when not loaded, name, (prototype), (call)).
    The table declares the resolved pointers, resolves and clears them, and defines the
@@ -168,6 +169,7 @@ static void load(void)
         return;
     }
     CL_ENTRY_POINTS(CL_RESOLVE)
+    if (g_probe_child) return;
     g_blast = dlopen("libclblast.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!g_blast) {
         snprintf(g_err, sizeof g_err, "no CLBlast (libclblast.so.1): %s", dlerror());
@@ -226,6 +228,7 @@ static void probe_start_locked(void)
     if (pid == 0) {
         /* The child maps the driver, looks, reports and leaves: the parent never maps it. */
         close(fd[0]);
+        g_probe_child = 1;
         struct probe_msg m = {-1, ""};
         struct clu_dev *d;
         int n;

@@ -5,9 +5,13 @@
  * fallback policy: see dec_open). */
 #include "gpu/decoder.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "gpu/backend.h"
 #include "gpu/cl_load.h"
@@ -21,8 +25,77 @@ struct decoder {
     int ctx;
     dec_input_hook hook;
     void *hook_ctx;
+    struct dec_prefault *pf;    /* dec_open's own, when the caller started none */
     char note[320];
 };
+
+struct dec_prefault {
+    pthread_t th;
+    struct dec_layer *layers;   /* a copy: the caller's array may be a temporary */
+    int n_layers;
+    struct dec_tensor output;
+};
+
+/* MADV_POPULATE_READ (Linux 5.14) maps what is in the page cache and reads the rest; where
+ * the kernel lacks it, the pass faults the pages as before. Weights the caller did not map
+ * (a tensor in memory) are populated all the same, harmlessly. A megabyte per call: the
+ * call holds the process's memory-map lock, which the start-up work running beside it
+ * (the core's guarded allocations: mmap, mprotect) needs for writing. */
+#define POPULATE_CHUNK ((uintptr_t)1 << 20)
+static void populate(const struct dec_tensor *t)
+{
+#ifdef MADV_POPULATE_READ
+    if (!t->data || t->rows <= 0) return;
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)t->data, e = a + (size_t)t->rows * qt_row_bytes(t->type, (size_t)t->cols);
+    a &= ~(uintptr_t)(pg - 1);
+    for (; a < e; a += POPULATE_CHUNK)
+        (void)madvise((void *)a, e - a < POPULATE_CHUNK ? e - a : POPULATE_CHUNK,
+                      MADV_POPULATE_READ);
+#else
+    (void)t;
+#endif
+}
+
+static void *prefault_run(void *arg)
+{
+    const struct dec_prefault *p = arg;
+    for (int l = 0; l < p->n_layers; l++) {
+        const struct dec_layer *L = &p->layers[l];
+        const struct dec_tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up,
+                                         &L->w_down};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) populate(ts[i]);
+    }
+    populate(&p->output);
+    return NULL;
+}
+
+struct dec_prefault *dec_prefault(const struct dec_weights *w)
+{
+    if (!w->layers || w->cfg.n_layers <= 0) return NULL;
+    struct dec_prefault *p = calloc(1, sizeof *p);
+    if (!p || !(p->layers = malloc((size_t)w->cfg.n_layers * sizeof *p->layers))) {
+        free(p);
+        return NULL;
+    }
+    memcpy(p->layers, w->layers, (size_t)w->cfg.n_layers * sizeof *p->layers);
+    p->n_layers = w->cfg.n_layers;
+    p->output = w->output;
+    if (pthread_create(&p->th, NULL, prefault_run, p) != 0) {
+        free(p->layers);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void dec_prefault_end(struct dec_prefault *p)
+{
+    if (!p) return;
+    pthread_join(p->th, NULL);
+    free(p->layers);
+    free(p);
+}
 
 static int check_tensor(const struct dec_tensor *t, const char *what, int layer, int64_t rows,
                         int64_t cols, int vector, char *err, size_t errlen)
@@ -123,6 +196,8 @@ int dec_open(struct decoder **out, const struct dec_weights *w, const struct dec
     }
     d->cfg = w->cfg;
     d->ctx = ctx;
+    /* Before the device search below: the pages come in while it runs. */
+    if (!o->prefaulted) d->pf = dec_prefault(w);
 
     /* Device policy: auto = the first usable OpenCL GPU, else the CPU; cl[:N] = OpenCL
      * device N (PoCL included). A device that cannot take the model (out of memory, no
@@ -152,7 +227,7 @@ int dec_open(struct decoder **out, const struct dec_weights *w, const struct dec
                 if (o->cl_index >= n) {
                     snprintf(err, errlen, "decoder: OpenCL device %d does not exist (%d device%s; "
                              "see cmif info --devices)", o->cl_index, n, n == 1 ? "" : "s");
-                    free(d);
+                    dec_close(d);
                     return -1;
                 }
             }
@@ -171,11 +246,12 @@ int dec_open(struct decoder **out, const struct dec_weights *w, const struct dec
     }
     default:
         snprintf(err, errlen, "decoder: unknown device %d", o->device);
-        free(d);
+        dec_close(d);
         return -1;
     }
     if (r != 0 && d->ops->open(&d->state, w, o, ctx, err, errlen) != 0) {
-        free(d);
+        d->state = NULL;
+        dec_close(d);
         return -1;
     }
     *out = d;
@@ -185,6 +261,7 @@ int dec_open(struct decoder **out, const struct dec_weights *w, const struct dec
 void dec_close(struct decoder *d)
 {
     if (!d) return;
+    dec_prefault_end(d->pf);
     if (d->ops && d->state) d->ops->close(d->state);
     free(d);
 }

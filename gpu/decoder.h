@@ -45,6 +45,8 @@ struct dec_options {
     int device;           /* enum dec_device */
     int cl_index;         /* OpenCL device index for DEC_DEV_CL, -1 = first usable */
     size_t cl_mem_cap;    /* tests: pretend the device has at most this many bytes (0 = real) */
+    int prefaulted;       /* the caller maps the weights in itself (dec_prefault): dec_open
+                             starts no thread of its own for it */
 };
 
 struct decoder;
@@ -55,6 +57,16 @@ int dec_open(struct decoder **out, const struct dec_weights *w, const struct dec
  * overlaps the caller's other start-up work; dec_open uses its answer. Other devices: nothing. */
 void dec_prepare(int device);
 void dec_close(struct decoder *d);
+
+/* The weights' pages mapped in ahead of the first forward pass, on a thread of its own, in
+ * the order that pass reads them (a warm start otherwise takes a page fault every few pages
+ * of weights inside the first prompt, and either backend reads them all). dec_open starts it
+ * itself; a caller that has the weights before it can open the decoder (while the device
+ * search runs) starts it with dec_prefault, sets dec_options.prefaulted, and ends it with
+ * dec_prefault_end before the weights go. Best effort: NULL when no thread could start. */
+struct dec_prefault;
+struct dec_prefault *dec_prefault(const struct dec_weights *w);
+void dec_prefault_end(struct dec_prefault *p);   /* waits for the thread; NULL: nothing */
 
 /* Run n input vectors (n x dim floats) at positions pos .. pos+n-1, writing the logits
  * of the last one (vocab floats) to logits, or of all n (n x vocab) when all_logits.

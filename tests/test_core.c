@@ -507,6 +507,86 @@ static void test_boundary_opencl(void **state)
     boundary_run(DEC_DEV_CL);
 }
 
+/* ---- core_prepare: the first message's build done ahead, nothing else changed ---------- */
+
+/* Seeded (reproducible) options that sanitize every word, with small clusters. */
+static void every_word_options(struct core_options *o, uint64_t seed)
+{
+    core_defaults(o);
+    o->seeded = 1;
+    o->seed = seed;
+    o->quiet = 1;
+    o->scope = CORE_SCOPE_ALL;
+    o->cluster_size = 4;
+}
+
+/* Encodes text as a message (deferred, committed) on a fresh seeded core, prepared first
+ * when asked: what is sent, the report and the charge. */
+static void prepared_run(const char *mp, const char *cache, int unit, int prepare,
+                         struct core_batch *b, double *spent)
+{
+    struct core_options o;
+    every_word_options(&o, 11);
+    o.unit = unit;
+    o.cache_dir = cache;
+    struct core *c;
+    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    if (prepare) {
+        assert_int_equal(core_prepare(c, err, sizeof err), 0);
+        assert_int_equal(core_prepare(c, err, sizeof err), 0);   /* once is enough */
+        assert_true(core_budget_spent(c) == 0.0);
+    }
+    const char *text = "my secret password is blue dragon";
+    memset(b, 0, sizeof *b);
+    b->defer_charge = 1;
+    assert_int_equal(core_encode(c, "", 0, CORE_SEG_TEMPLATE, 1, b, err, sizeof err), 0);
+    assert_int_equal(core_encode(c, text, strlen(text), CORE_SEG_USER, 0, b, err, sizeof err), 0);
+    assert_int_equal(core_commit(c, b, err, sizeof err), 0);
+    *spent = core_budget_spent(c);
+    core_close(c);
+}
+
+static void test_prepare_same_output(void **state)
+{
+    (void)state;
+    const char *mp = tu_shared("models/stories260K.gguf");
+    int units[] = {CORE_UNIT_WORD, CORE_UNIT_TOKEN};
+    for (int u = 0; u < 2; u++) {
+        /* The first of each pair clusters and fills an empty cache, the second reads it:
+         * both ways, prepared first and prepared second. */
+        for (int order = 0; order < 2; order++) {
+            char *cache = tu_tmpdir();
+            struct core_batch a, p;
+            double sa, sp;
+            prepared_run(mp, cache, units[u], order, order ? &p : &a, order ? &sp : &sa);
+            prepared_run(mp, cache, units[u], !order, order ? &a : &p, order ? &sa : &sp);
+            assert_int_equal(a.n, p.n);
+            assert_true(a.n > 1);
+            assert_memory_equal(a.ids, p.ids, a.n * sizeof *a.ids);
+            assert_memory_equal(a.vecs, p.vecs, a.n * (size_t)64 * sizeof *a.vecs);
+            assert_int_equal(a.nrep, p.nrep);
+            for (size_t i = 0; i < a.nrep; i++) {
+                assert_string_equal(a.rep[i].orig, p.rep[i].orig);
+                assert_string_equal(a.rep[i].sent, p.rep[i].sent);
+                assert_int_equal(a.rep[i].kind, p.rep[i].kind);
+                assert_true(a.rep[i].eps == p.rep[i].eps);
+            }
+            assert_true(a.msg_eps == p.msg_eps && sa == sp && sa > 0);
+            core_batch_free(&a);
+            core_batch_free(&p);
+            tu_rmtree(cache);
+        }
+    }
+    /* Nothing to build without a sanitizer. */
+    struct core_options o;
+    core_defaults(&o);
+    core_options_plain(&o);
+    struct core *c;
+    assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
+    assert_int_equal(core_prepare(c, err, sizeof err), 0);
+    core_close(c);
+}
+
 /* ---- a large table: sealed on first need, cluster cache named without reading it ----- */
 static int clustering_lines;
 static void count_clustering(void *ctx, const char *msg)
@@ -729,12 +809,7 @@ static void test_word_unit(void **state)
     (void)state;
     const char *mp = tu_shared("models/stories260K.gguf");
     struct core_options o;
-    core_defaults(&o);
-    o.seeded = 1;
-    o.seed = 7;
-    o.quiet = 1;
-    o.scope = CORE_SCOPE_ALL;
-    o.cluster_size = 4;
+    every_word_options(&o, 7);
     struct core *c;
     assert_int_equal(core_open(&c, mp, &o, err, sizeof err), 0);
     const char *text = "my secret password is blue dragon";
@@ -809,5 +884,6 @@ TU_MAIN(
     cmocka_unit_test(test_not_locked_reported),
     cmocka_unit_test(test_boundary_cpu),
     cmocka_unit_test(test_boundary_opencl),
+    cmocka_unit_test(test_prepare_same_output),
     cmocka_unit_test(test_golden_through_swap),
     cmocka_unit_test(test_lazy_table))

@@ -23,7 +23,9 @@
 
 /* ---- golden ---------------------------------------------------------------------------- */
 
-static void golden_run(int threads)
+/* caller_prefault: the weights' mapping started by the caller before dec_open (as app/engine
+ * does while the device search runs) instead of by dec_open. */
+static void golden_run(int threads, int caller_prefault)
 {
     char mp[4096];
     snprintf(mp, sizeof mp, "%s", tu_shared("models/stories260K.gguf"));
@@ -42,7 +44,10 @@ static void golden_run(int threads)
     assert_int_equal(c->dim, 64);
     assert_int_equal(c->n_heads, 8);
     assert_int_equal(c->n_kv_heads, 4);   /* GQA on a real model */
-    struct dec_options o = {.threads = threads, .device = DEC_DEV_CPU, .cl_index = -1};
+    struct dec_options o = {.threads = threads, .device = DEC_DEV_CPU, .cl_index = -1,
+                            .prefaulted = caller_prefault};
+    struct dec_prefault *pf = caller_prefault ? dec_prefault(&m->w) : NULL;
+    if (caller_prefault) assert_non_null(pf);
     assert_int_equal(dec_open(&d, &m->w, &o, err, sizeof err), 0);
 
     float *x = malloc((size_t)c->dim * sizeof *x), *lg = malloc((size_t)c->vocab * sizeof *lg);
@@ -66,6 +71,7 @@ static void golden_run(int threads)
     free(lg);
     free(golden);
     dec_close(d);
+    dec_prefault_end(pf);
     model_close(m);
     tok_close(t);
     gguf_close(g);
@@ -74,8 +80,9 @@ static void golden_run(int threads)
 static void test_golden_stories260k(void **state)
 {
     (void)state;
-    golden_run(1);
-    golden_run(2);
+    golden_run(1, 0);
+    golden_run(2, 0);
+    golden_run(2, 1);
 }
 
 /* ---- random models in memory ------------------------------------------------------------ */

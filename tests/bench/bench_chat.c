@@ -29,7 +29,7 @@ static int open_chat(struct engine *e, int threads, char *err, size_t errlen)
     o.device = DEC_DEV_CPU;
     struct chat_params cp = {.n_predict = 16, .sp = o.sp};
     cp.sp.temp = 0;
-    return engine_open(e, CHAT_MODEL, &o, &co, err, errlen) ||
+    return engine_open(e, CHAT_MODEL, &o, &co, 0, err, errlen) ||
            engine_start_chat(e, NULL, &cp, err, errlen);
 }
 

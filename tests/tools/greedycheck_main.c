@@ -170,7 +170,7 @@ int main(int argc, char **argv)
     char err[512];
     float *logits = NULL, *vec = NULL;
     int rc = 2;
-    if (engine_open(&eng, model, &o, &co, err, sizeof err)) {
+    if (engine_open(&eng, model, &o, &co, 0, err, sizeof err)) {
         fprintf(stderr, "greedycheck: %s\n", err);
         free(prompt);
         return 2;
