@@ -20,6 +20,7 @@ never maps a driver, and --device auto probes in a child process (cl_load_probe_
 #include <unistd.h>
 
 #include "gpu/cl_util.h" /* before clblast_c.h: fixes the OpenCL target version */
+#include "gpu/probecache.h"
 
 #include <clblast_c.h>
 
@@ -217,6 +218,11 @@ static pthread_mutex_t g_probe_lock = PTHREAD_MUTEX_INITIALIZER;
 static void probe_start_locked(void)
 {
     if (g_probe_done || g_probe_pid > 0) return;
+    if (probecache_no_gpu()) {
+        /* An earlier run of this boot looked at the same drivers and devices. */
+        g_probe_done = 1;
+        return;
+    }
     int fd[2];
     if (pipe(fd) != 0) return;
     pid_t pid = fork();
@@ -272,6 +278,7 @@ int cl_load_probe_gpu(char *note, size_t cap)
         if (r == (ssize_t)sizeof m) {
             m.why[sizeof m.why - 1] = 0;
             g_probe = m;
+            probecache_store(m.idx < 0 && !m.why[0]);
         }
         g_probe_done = 1;
     }

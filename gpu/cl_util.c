@@ -323,7 +323,7 @@ const char *clu_cache_dir(char *buf, size_t n)
     return buf;
 }
 
-static int mkdir_p(const char *path)
+int clu_mkdirs(const char *path)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -371,7 +371,7 @@ static void cache_path(const struct clu_dev *dev, const char *src, const char *o
 static int cache_key(unsigned char key[32])
 {
     char dir[4096], path[4200];
-    if (mkdir_p(clu_cache_dir(dir, sizeof dir)) != 0) return -1;
+    if (clu_mkdirs(clu_cache_dir(dir, sizeof dir)) != 0) return -1;
     snprintf(path, sizeof path, "%s/cl.key", dir);
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
@@ -428,7 +428,7 @@ static void cache_store(const char *path, const unsigned char *bin, size_t n)
 {
     char dir[4096], tmp[4500];
     unsigned char key[32];
-    if (mkdir_p(clu_cache_dir(dir, sizeof dir)) != 0 || cache_key(key) != 0) return;
+    if (clu_mkdirs(clu_cache_dir(dir, sizeof dir)) != 0 || cache_key(key) != 0) return;
     snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) return;

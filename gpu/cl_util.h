@@ -54,6 +54,8 @@ int clu_build(cl_context ctx, const struct clu_dev *dev, const char *src, const 
               cl_program *out, int *cached, char *err, size_t errlen);
 /* Directory used for the cache (no trailing slash); buf must hold 4096 bytes. */
 const char *clu_cache_dir(char *buf, size_t n);
+/* path and its parents made (mode 0700); 0 or -1. */
+int clu_mkdirs(const char *path);
 
 /* Kernel layout for devices opened from now on: -1 by device type (default), 0 the CPU
  * layout (one-item matvec groups, K-quants per block), 1 the GPU layout (64-item groups,
