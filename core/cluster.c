@@ -172,53 +172,33 @@ static int push_cluster(struct cluster *c, struct member *m, int n, int dim, cha
     return 0;
 }
 
-/* Seeds are taken in blocks: the B lowest-id unassigned tokens are the first B rows of the
- * compacted matrix of unassigned rows, so one SGEMM gives each of them its exact similarity
- * to every unassigned token; the block's seeds are then processed in id order, skipping
- * tokens an earlier seed took and excluding tokens assigned meanwhile. That is exactly the
- * sequential greedy, at the cost of one row of similarities per token, against a shrinking
- * set (about V^2·dim/2 flops in all). */
-static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim,
-                       cluster_row_fn row, void *ctx, const struct cluster_params *p, char *err,
-                       size_t errlen)
+/* ---------------------------------------------------------------------------------------
+ * Shared by both searches */
+
+/* The group's embedding rows into a (n x dim), each normalised to unit length. */
+static int load_rows(float *a, const int32_t *ids, int32_t n, int dim, cluster_row_fn row,
+                     void *ctx, const struct cluster_params *p, char *err, size_t errlen)
 {
-    int k = p->k, quiet = p->quiet;
-    int rc = -1;
-    int show = !quiet && n >= 8192;
-    struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
-    struct nbr *top = malloc(((size_t)k + 1) * sizeof *top);
-    float *a = util_big_alloc((size_t)n * (size_t)dim * sizeof(float));
-    int32_t *act = malloc((size_t)n * sizeof *act);     /* row -> local index */
-    unsigned char *done = calloc((size_t)n, 1);
-    /* Block height: at most 256 rows, and at most 16M similarities (64 MiB) at once. */
-    int32_t bh = (int32_t)((16u << 20) / (uint32_t)n);
-    if (bh > 256) bh = 256;
-    if (bh < 1) bh = 1;
-    float *s = util_big_alloc((size_t)bh * (size_t)n * sizeof(float));
-    if (!pick || !top || !a || !act || !done || !s) {
-        snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
-        goto out;
-    }
     /* Large batches: a batch reader fetches each page of the table once per batch. */
     for (int32_t i0 = 0; p->rows && i0 < n; i0 += 65536) {
         size_t cnt = (size_t)(n - i0) < 65536 ? (size_t)(n - i0) : 65536;
         if (p->rows(ctx, ids + i0, cnt, a + (size_t)i0 * dim) != 0) {
             snprintf(err, errlen, "cluster: cannot read the embedding rows of tokens %d..%d",
                      (int)ids[i0], (int)ids[i0 + (int32_t)cnt - 1]);
-            goto out;
+            return -1;
         }
     }
     for (int32_t i = 0; i < n; i++) {
         float *r = a + (size_t)i * dim;
         if (!p->rows && row(ctx, ids[i], r) != 0) {
             snprintf(err, errlen, "cluster: cannot read an embedding row");
-            goto out;
+            return -1;
         }
         double ss = 0;
         for (int d = 0; d < dim; d++) {
             if (!isfinite(r[d])) {
                 snprintf(err, errlen, "cluster: embedding row of token %d is not finite", (int)ids[i]);
-                goto out;
+                return -1;
             }
             ss += (double)r[d] * r[d];
         }
@@ -226,19 +206,87 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
             float inv = (float)(1.0 / sqrt(ss));
             for (int d = 0; d < dim; d++) r[d] *= inv;
         }
-        act[i] = i;
     }
+    return 0;
+}
+
+struct progress {
+    const struct cluster_params *p;
+    int32_t n;
+    int show, last;
+};
+
+static void progress(struct progress *pg, int32_t assigned)
+{
+    int pct = (int)((int64_t)assigned * 100 / pg->n);
+    if (!pg->show || pct == pg->last) return;
+    const struct cluster_params *p = pg->p;
+    if (p->log) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "clustering %d tokens (K = %d): %3d%%", (int)pg->n, p->k, pct);
+        p->log(p->log_ctx, msg);
+    } else {
+        fprintf(stderr, "\rcmif: clustering %d tokens (K = %d): %3d%%", (int)pg->n, p->k, pct);
+        fflush(stderr);
+    }
+    pg->last = pct;
+}
+
+/* Removes the assigned rows of the w-wide matrix m (and their entries in act), keeping the
+ * order (ascending ids); returns how many are left. */
+static int32_t compact(float *m, int w, int32_t *act, int32_t n_act, const unsigned char *done)
+{
+    int32_t o = 0;
+    for (int32_t q = 0; q < n_act; q++) {
+        if (done[act[q]]) continue;
+        if (o != q) memmove(m + (size_t)o * w, m + (size_t)q * w, (size_t)w * sizeof(float));
+        act[o++] = act[q];
+    }
+    return o;
+}
+
+/* Block height of the seed-by-active similarity matrix: at most 256 rows, and at most 16M
+ * similarities (64 MiB) at once. */
+static int32_t block_rows(int32_t n)
+{
+    int32_t bh = (int32_t)((16u << 20) / (uint32_t)n);
+    if (bh > 256) bh = 256;
+    if (bh < 1) bh = 1;
+    return bh;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Exact greedy for one group
+ *
+ * Seeds are taken in blocks: the B lowest-id unassigned tokens are the first B rows of the
+ * compacted matrix of unassigned rows, so one SGEMM gives each of them its exact similarity
+ * to every unassigned token; the block's seeds are then processed in id order, skipping
+ * tokens an earlier seed took and excluding tokens assigned meanwhile. That is exactly the
+ * sequential greedy, at the cost of one row of similarities per token, against a shrinking
+ * set (about V^2·dim/2 flops in all). */
+static int build_group_exact(struct cluster *c, const int32_t *ids, int32_t n, int dim,
+                             cluster_row_fn row, void *ctx, const struct cluster_params *p,
+                             char *err, size_t errlen)
+{
+    int k = p->k;
+    int rc = -1;
+    struct progress pg = {p, n, !p->quiet && n >= 8192, -1};
+    struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
+    struct nbr *top = malloc(((size_t)k + 1) * sizeof *top);
+    float *a = util_big_alloc((size_t)n * (size_t)dim * sizeof(float));
+    int32_t *act = malloc((size_t)n * sizeof *act);     /* row -> local index */
+    unsigned char *done = calloc((size_t)n, 1);
+    int32_t bh = block_rows(n);
+    float *s = util_big_alloc((size_t)bh * (size_t)n * sizeof(float));
+    if (!pick || !top || !a || !act || !done || !s) {
+        snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
+        goto out;
+    }
+    if (load_rows(a, ids, n, dim, row, ctx, p, err, errlen)) goto out;
+    for (int32_t i = 0; i < n; i++) act[i] = i;
     int32_t n_act = n, assigned = 0;
-    int last_pct = -1;
     while (assigned < n) {
-        /* Compact to the unassigned rows (ascending ids preserved). */
-        int32_t w = 0;
-        for (int32_t p = 0; p < n_act; p++) {
-            if (done[act[p]]) continue;
-            if (w != p) memmove(a + (size_t)w * dim, a + (size_t)p * dim, (size_t)dim * sizeof(float));
-            act[w++] = act[p];
-        }
-        n_act = w;
+        n_act = compact(a, dim, act, n_act, done);
         int32_t b = n_act < bh ? n_act : bh;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, n_act, dim, 1.0f, a, dim, a, dim,
                     0.0f, s, n_act);
@@ -268,20 +316,9 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
             if (push_cluster(c, pick, np, dim, err, errlen)) goto out;
             assigned += np;
         }
-        int pct = (int)((int64_t)assigned * 100 / n);
-        if (show && pct != last_pct) {
-            if (p->log) {
-                char msg[96];
-                snprintf(msg, sizeof msg, "clustering %d tokens (K = %d): %3d%%", (int)n, k, pct);
-                p->log(p->log_ctx, msg);
-            } else {
-                fprintf(stderr, "\rcmif: clustering %d tokens (K = %d): %3d%%", (int)n, k, pct);
-                fflush(stderr);
-            }
-            last_pct = pct;
-        }
+        progress(&pg, assigned);
     }
-    if (show && !p->log) fputc('\n', stderr);
+    if (pg.show && !p->log) fputc('\n', stderr);
     rc = 0;
 out:
     free(pick);
@@ -292,6 +329,246 @@ out:
     free(s);
     return rc;
 }
+
+/* ---------------------------------------------------------------------------------------
+ * Projected greedy for one large group
+ *
+ * The same greedy (lowest-id unassigned seed, then its K-1 most similar unassigned tokens,
+ * ties to the lower id), except that a seed's neighbours are chosen among C candidates: the
+ * C unassigned tokens most similar to it in a P-dimensional projection of the rows, re-ranked
+ * by their exact cosine in full dimension. The projection is onto the top-P principal
+ * directions of the rows' second-moment matrix (uncentred, so projected dot products are the
+ * best rank-P approximation of the cosines), estimated from every 32nd row by subspace
+ * iteration from a fixed seeded start: a function of the embedding table alone, like the
+ * partition itself. Cost: V^2·P/(2K) for the search instead of V^2·dim/(2K), plus V·dim·P
+ * for the projection and V/K·C·dim for the re-ranking. Whenever C or fewer tokens are left,
+ * the candidates are all of them and the step is the exact one. */
+
+#define PROJ_DIM 64             /* P: dimensions of the candidate search */
+#define PROJ_CAND 256           /* C: candidates re-ranked exactly per seed */
+#define PROJ_MIN_GROUP 32768    /* smaller groups: the exact greedy (a second or less) */
+#define PROJ_SAMPLE 32          /* every 32nd row enters the second-moment matrix */
+#define PROJ_ITERS 8            /* subspace iterations */
+#define PROJ_SEED 0x636d69662d706361ull
+
+static int proj_dim(const struct cluster_params *p, int dim)
+{
+    int d = p->proj_dim > 0 ? p->proj_dim : PROJ_DIM;
+    return d < dim ? d : dim;
+}
+
+/* At least K: a seed's cluster is filled from its candidates. */
+static int proj_cand(const struct cluster_params *p)
+{
+    int c = p->proj_cand > 0 ? p->proj_cand : PROJ_CAND;
+    return c > p->k ? c : p->k;
+}
+
+/* Whether a group of n tokens is clustered by the projected search. */
+static int use_projection(const struct cluster_params *p, int32_t n, int dim)
+{
+    if (p->search == CLUSTER_SEARCH_EXACT) return 0;
+    if (p->search == CLUSTER_SEARCH_PROJECTED) return 1;
+    return n >= PROJ_MIN_GROUP && dim >= 4 * PROJ_DIM;
+}
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Columns of q (dim x pd, row-major) made orthonormal, in order (modified Gram-Schmidt, in
+ * double); a column that is (numerically) in the span of the earlier ones becomes zero. */
+static void orthonormalise(float *q, int dim, int pd, double *v)
+{
+    for (int c = 0; c < pd; c++) {
+        double n0 = 0;
+        for (int d = 0; d < dim; d++) {
+            v[d] = q[(size_t)d * pd + c];
+            n0 += v[d] * v[d];
+        }
+        for (int j = 0; j < c; j++) {
+            double dot = 0;
+            for (int d = 0; d < dim; d++) dot += v[d] * q[(size_t)d * pd + j];
+            for (int d = 0; d < dim; d++) v[d] -= dot * q[(size_t)d * pd + j];
+        }
+        double nn = 0;
+        for (int d = 0; d < dim; d++) nn += v[d] * v[d];
+        double sc = nn > 1e-12 * n0 && nn > 0 ? 1 / sqrt(nn) : 0;
+        for (int d = 0; d < dim; d++) q[(size_t)d * pd + c] = (float)(v[d] * sc);
+    }
+}
+
+/* The projection basis (dim x pd) for the normalised rows a (n x dim). */
+static int projection_basis(const float *a, int32_t n, int dim, int pd, float *q, char *err,
+                            size_t errlen)
+{
+    float *m = util_big_alloc((size_t)dim * dim * sizeof *m);
+    float *z = malloc((size_t)dim * pd * sizeof *z);
+    double *v = malloc((size_t)dim * sizeof *v);
+    if (!m || !z || !v) {
+        free(m);
+        free(z);
+        free(v);
+        snprintf(err, errlen, "cluster: out of memory for the projection (dim %d)", dim);
+        return -1;
+    }
+    int32_t ns = (n + PROJ_SAMPLE - 1) / PROJ_SAMPLE;
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, dim, ns, 1.0f, a, PROJ_SAMPLE * dim,
+                0.0f, m, dim);
+    for (int i = 0; i < dim; i++)
+        for (int j = 0; j < i; j++) m[(size_t)i * dim + j] = m[(size_t)j * dim + i];
+    uint64_t st = PROJ_SEED;
+    for (size_t i = 0; i < (size_t)dim * pd; i++)
+        q[i] = (float)((double)(splitmix(&st) >> 11) / 4503599627370496.0 - 1.0);
+    orthonormalise(q, dim, pd, v);
+    for (int it = 0; it < PROJ_ITERS; it++) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, dim, pd, dim, 1.0f, m, dim, q, pd,
+                    0.0f, z, pd);
+        memcpy(q, z, (size_t)dim * pd * sizeof *q);
+        orthonormalise(q, dim, pd, v);
+    }
+    free(m);
+    free(z);
+    free(v);
+    return 0;
+}
+
+/* A bounded set of the best (s, j) pairs: a heap with the worst at the root. */
+static void heap_offer(struct nbr *h, int *len, int cap, float s, int32_t j)
+{
+    int n = *len, at;
+    if (n < cap) {
+        at = n++;
+        while (at > 0) {
+            int up = (at - 1) / 2;
+            if (!better(h[up].s, h[up].j, s, j)) break;
+            h[at] = h[up];
+            at = up;
+        }
+        h[at].s = s;
+        h[at].j = j;
+        *len = n;
+        return;
+    }
+    if (!better(s, j, h[0].s, h[0].j)) return;
+    at = 0;
+    for (;;) {
+        int l = 2 * at + 1, w = l;
+        if (l >= n) break;
+        if (l + 1 < n && better(h[l].s, h[l].j, h[l + 1].s, h[l + 1].j)) w = l + 1;
+        if (!better(s, j, h[w].s, h[w].j)) break;
+        h[at] = h[w];
+        at = w;
+    }
+    h[at].s = s;
+    h[at].j = j;
+}
+
+static int build_group_projected(struct cluster *c, const int32_t *ids, int32_t n, int dim,
+                                 cluster_row_fn row, void *ctx, const struct cluster_params *p,
+                                 char *err, size_t errlen)
+{
+    int k = p->k, pd = proj_dim(p, dim), nc = proj_cand(p);
+    int rc = -1;
+    struct progress pg = {p, n, !p->quiet && n >= 8192, -1};
+    struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
+    struct nbr *top = malloc(((size_t)k + 1) * sizeof *top);
+    struct nbr *cand = malloc((size_t)nc * sizeof *cand);
+    float *a = util_big_alloc((size_t)n * (size_t)dim * sizeof(float));  /* never compacted */
+    float *pr = util_big_alloc((size_t)n * (size_t)pd * sizeof(float));  /* compacted */
+    float *q = malloc((size_t)dim * pd * sizeof *q);
+    int32_t *act = malloc((size_t)n * sizeof *act);     /* row of pr -> local index */
+    unsigned char *done = calloc((size_t)n, 1);
+    int32_t bh = block_rows(n);
+    float *s = util_big_alloc((size_t)bh * (size_t)n * sizeof(float));
+    if (!pick || !top || !cand || !a || !pr || !q || !act || !done || !s) {
+        snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
+        goto out;
+    }
+    if (load_rows(a, ids, n, dim, row, ctx, p, err, errlen)) goto out;
+    if (projection_basis(a, n, dim, pd, q, err, errlen)) goto out;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, pd, dim, 1.0f, a, dim, q, pd, 0.0f,
+                pr, pd);
+    for (int32_t i = 0; i < n; i++) {
+        float *r = pr + (size_t)i * pd;
+        double ss = 0;
+        for (int d = 0; d < pd; d++) ss += (double)r[d] * r[d];
+        if (ss > 0) {
+            float inv = (float)(1.0 / sqrt(ss));
+            for (int d = 0; d < pd; d++) r[d] *= inv;
+        }
+        act[i] = i;
+    }
+    int32_t n_act = n, assigned = 0;
+    while (assigned < n) {
+        n_act = compact(pr, pd, act, n_act, done);
+        int32_t b = n_act < bh ? n_act : bh;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, n_act, pd, 1.0f, pr, pd, pr, pd,
+                    0.0f, s, n_act);
+        for (int32_t r = 0; r < b; r++) {
+            int32_t seed = act[r];
+            if (done[seed]) continue;
+            const float *sr = s + (size_t)r * n_act;
+            int want = n - assigned == k + 1 ? k : k - 1;
+            int nh = 0;
+            for (int32_t j = 0; j < n_act; j++) {
+                if (nh == nc && sr[j] < cand[0].s) continue;
+                if (j == r || done[act[j]]) continue;
+                heap_offer(cand, &nh, nc, sr[j], j);
+            }
+            /* Exact re-ranking; positions in act ascend with the ids, so ties go to the
+             * lower id as in the exact greedy. */
+            const float *rs = a + (size_t)seed * dim;
+            int nt = 0;
+            for (int i = 0; i < nh && want > 0; i++) {
+                int32_t li = act[cand[i].j];
+                float e = cblas_sdot(dim, rs, 1, a + (size_t)li * dim, 1);
+                top_insert(top, &nt, want, e, li);
+            }
+            int np = 0;
+            pick[np].id = seed;
+            pick[np++].row = rs;
+            for (int i = 0; i < nt; i++) {
+                pick[np].id = top[i].j;
+                pick[np++].row = a + (size_t)top[i].j * dim;
+            }
+            for (int i = 0; i < np; i++) {
+                done[pick[i].id] = 1;
+                pick[i].id = ids[pick[i].id];
+            }
+            if (push_cluster(c, pick, np, dim, err, errlen)) goto out;
+            assigned += np;
+        }
+        progress(&pg, assigned);
+    }
+    if (pg.show && !p->log) fputc('\n', stderr);
+    rc = 0;
+out:
+    free(pick);
+    free(top);
+    free(cand);
+    free(a);
+    free(pr);
+    free(q);
+    free(act);
+    free(done);
+    free(s);
+    return rc;
+}
+
+static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim,
+                       cluster_row_fn row, void *ctx, const struct cluster_params *p, char *err,
+                       size_t errlen)
+{
+    return use_projection(p, n, dim)
+               ? build_group_projected(c, ids, n, dim, row, ctx, p, err, errlen)
+               : build_group_exact(c, ids, n, dim, row, ctx, p, err, errlen);
+}
+
 
 /* ---------------------------------------------------------------------------------------
  * Cache */
@@ -319,13 +596,28 @@ static int cache_prepare(struct cache_ctx *cc, const struct cluster_params *p, i
     crypto_kdf_derive_from_key(namekey, sizeof namekey, 2, "cmifclus", master);
     sodium_memzero(master, sizeof master);
 
+    /* Which groups the projected search builds: with none, the partition is the exact
+     * greedy's and keeps its old name (version 1); with any, version 2 and the search's
+     * parameters name it, so neither is ever read as the other. */
+    int32_t gsize[256] = { 0 };
+    for (int32_t i = 0; i < n_vocab; i++) gsize[group[i]]++;
+    unsigned char proj[256] = { 0 };
+    int any = 0;
+    for (int g = 1; g < 256; g++) any |= proj[g] = gsize[g] > 0 && use_projection(p, gsize[g], dim);
     crypto_generichash_state st;
-    uint32_t hdr[3] = { 1u /* algorithm version */, (uint32_t)p->k, (uint32_t)n_vocab };
+    uint32_t hdr[3] = { any ? 2u : 1u /* algorithm version */, (uint32_t)p->k, (uint32_t)n_vocab };
     crypto_generichash_init(&st, NULL, 0, sizeof cc->id);
     crypto_generichash_update(&st, (const unsigned char *)"cmif-cluster", 12);
     crypto_generichash_update(&st, p->fingerprint, 32);
     crypto_generichash_update(&st, (const unsigned char *)hdr, sizeof hdr);
     crypto_generichash_update(&st, group, (size_t)n_vocab);
+    if (any) {
+        uint32_t ps[6] = {(uint32_t)proj_dim(p, dim), (uint32_t)proj_cand(p), PROJ_SAMPLE,
+                          PROJ_ITERS, (uint32_t)PROJ_SEED, (uint32_t)dim};
+        crypto_generichash_update(&st, (const unsigned char *)"projected", 9);
+        crypto_generichash_update(&st, (const unsigned char *)ps, sizeof ps);
+        crypto_generichash_update(&st, proj, sizeof proj);
+    }
     if (p->centroids) {
         /* A cache with centroids has another layout: name it apart. */
         uint32_t cent[2] = {1u, (uint32_t)dim};
