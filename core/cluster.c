@@ -25,6 +25,9 @@
 
 #include <cblas.h>
 #include <sodium.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 struct cluster {
     int32_t n_vocab, n_clusters;
@@ -232,14 +235,16 @@ static void progress(struct progress *pg, int32_t assigned)
     pg->last = pct;
 }
 
-/* Removes the assigned rows of the w-wide matrix m (and their entries in act), keeping the
- * order (ascending ids); returns how many are left. */
-static int32_t compact(float *m, int w, int32_t *act, int32_t n_act, const unsigned char *done)
+/* Removes the assigned rows (of row_bytes each) of the matrix m (and their entries in act),
+ * keeping the order (ascending ids); returns how many are left. */
+static int32_t compact(void *m, size_t row_bytes, int32_t *act, int32_t n_act,
+                       const unsigned char *done)
 {
+    unsigned char *b = m;
     int32_t o = 0;
     for (int32_t q = 0; q < n_act; q++) {
         if (done[act[q]]) continue;
-        if (o != q) memmove(m + (size_t)o * w, m + (size_t)q * w, (size_t)w * sizeof(float));
+        if (o != q) memmove(b + (size_t)o * row_bytes, b + (size_t)q * row_bytes, row_bytes);
         act[o++] = act[q];
     }
     return o;
@@ -286,7 +291,7 @@ static int build_group_exact(struct cluster *c, const int32_t *ids, int32_t n, i
     for (int32_t i = 0; i < n; i++) act[i] = i;
     int32_t n_act = n, assigned = 0;
     while (assigned < n) {
-        n_act = compact(a, dim, act, n_act, done);
+        n_act = compact(a, (size_t)dim * sizeof(float), act, n_act, done);
         int32_t b = n_act < bh ? n_act : bh;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, n_act, dim, 1.0f, a, dim, a, dim,
                     0.0f, s, n_act);
@@ -336,19 +341,18 @@ out:
  * The same greedy (lowest-id unassigned seed, then its K-1 most similar unassigned tokens,
  * ties to the lower id), except that a seed's neighbours are chosen among C candidates: the
  * C unassigned tokens most similar to it in a P-dimensional projection of the rows, re-ranked
- * by their exact cosine in full dimension. The projection is onto the top-P principal
- * directions of the rows' second-moment matrix (uncentred, so projected dot products are the
- * best rank-P approximation of the cosines), estimated from every 32nd row by subspace
- * iteration from a fixed seeded start: a function of the embedding table alone, like the
- * partition itself. Cost: V^2·P/(2K) for the search instead of V^2·dim/(2K), plus V·dim·P
- * for the projection and V/K·C·dim for the re-ranking. Whenever C or fewer tokens are left,
+ * by their exact cosine in full dimension. The projection is a sparse random sign projection
+ * drawn from a fixed seed (see project_rows): the partition is a function of the embedding
+ * table alone, the same on every run and at any BLAS thread count. Cost: V^2·P/(2K) for the
+ * search instead of V^2·dim/(2K), plus 4·V·dim additions for the projection and V/K·C·dim
+ * for the re-ranking. (A principal projection of the table did no better here.) Whenever C
+ * or fewer tokens are left,
  * the candidates are all of them and the step is the exact one. */
 
 #define PROJ_DIM 64             /* P: dimensions of the candidate search */
 #define PROJ_CAND 256           /* C: candidates re-ranked exactly per seed */
 #define PROJ_MIN_GROUP 32768    /* smaller groups: the exact greedy (a second or less) */
-#define PROJ_SAMPLE 32          /* every 32nd row enters the second-moment matrix */
-#define PROJ_ITERS 8            /* subspace iterations */
+#define PROJ_NNZ 4              /* coordinates each input dimension is added into */
 #define PROJ_SEED 0x636d69662d706361ull
 
 static int proj_dim(const struct cluster_params *p, int dim)
@@ -380,61 +384,77 @@ static uint64_t splitmix(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-/* Columns of q (dim x pd, row-major) made orthonormal, in order (modified Gram-Schmidt, in
- * double); a column that is (numerically) in the span of the earlier ones becomes zero. */
-static void orthonormalise(float *q, int dim, int pd, double *v)
+/* The projection: a fixed seeded sparse random sign projection (each input dimension added,
+ * with a random sign, into PROJ_NNZ of the pd coordinates), normalised per row and rounded to
+ * multiples of 1/4096 (int16), so the search ranks by projected cosine. The sums are plain C
+ * in a fixed order and the search's dot products are exact integers: a blocked BLAS may sum
+ * in an order that depends on its thread count, and the partition must not. Rows are pw
+ * int16 wide (pd rounded up to 8, zero-padded). */
+static int project_rows(const float *a, int32_t n, int dim, int pd, int pw, int16_t *pr,
+                        char *err, size_t errlen)
 {
-    for (int c = 0; c < pd; c++) {
-        double n0 = 0;
-        for (int d = 0; d < dim; d++) {
-            v[d] = q[(size_t)d * pd + c];
-            n0 += v[d] * v[d];
-        }
-        for (int j = 0; j < c; j++) {
-            double dot = 0;
-            for (int d = 0; d < dim; d++) dot += v[d] * q[(size_t)d * pd + j];
-            for (int d = 0; d < dim; d++) v[d] -= dot * q[(size_t)d * pd + j];
-        }
-        double nn = 0;
-        for (int d = 0; d < dim; d++) nn += v[d] * v[d];
-        double sc = nn > 1e-12 * n0 && nn > 0 ? 1 / sqrt(nn) : 0;
-        for (int d = 0; d < dim; d++) q[(size_t)d * pd + c] = (float)(v[d] * sc);
-    }
-}
-
-/* The projection basis (dim x pd) for the normalised rows a (n x dim). */
-static int projection_basis(const float *a, int32_t n, int dim, int pd, float *q, char *err,
-                            size_t errlen)
-{
-    float *m = util_big_alloc((size_t)dim * dim * sizeof *m);
-    float *z = malloc((size_t)dim * pd * sizeof *z);
-    double *v = malloc((size_t)dim * sizeof *v);
-    if (!m || !z || !v) {
-        free(m);
-        free(z);
-        free(v);
+    size_t nz = (size_t)dim * PROJ_NNZ;
+    uint16_t *to = malloc(nz * sizeof *to);
+    float *sg = malloc(nz * sizeof *sg), *o = malloc((size_t)pd * sizeof *o);
+    if (!to || !sg || !o) {
+        free(to);
+        free(sg);
+        free(o);
         snprintf(err, errlen, "cluster: out of memory for the projection (dim %d)", dim);
         return -1;
     }
-    int32_t ns = (n + PROJ_SAMPLE - 1) / PROJ_SAMPLE;
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, dim, ns, 1.0f, a, PROJ_SAMPLE * dim,
-                0.0f, m, dim);
-    for (int i = 0; i < dim; i++)
-        for (int j = 0; j < i; j++) m[(size_t)i * dim + j] = m[(size_t)j * dim + i];
     uint64_t st = PROJ_SEED;
-    for (size_t i = 0; i < (size_t)dim * pd; i++)
-        q[i] = (float)((double)(splitmix(&st) >> 11) / 4503599627370496.0 - 1.0);
-    orthonormalise(q, dim, pd, v);
-    for (int it = 0; it < PROJ_ITERS; it++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, dim, pd, dim, 1.0f, m, dim, q, pd,
-                    0.0f, z, pd);
-        memcpy(q, z, (size_t)dim * pd * sizeof *q);
-        orthonormalise(q, dim, pd, v);
+    for (size_t i = 0; i < nz; i++) {
+        uint64_t r = splitmix(&st);
+        to[i] = (uint16_t)((r >> 32) % (uint64_t)pd);
+        sg[i] = r & 1 ? 1.0f : -1.0f;
     }
-    free(m);
-    free(z);
-    free(v);
+    for (int32_t i = 0; i < n; i++) {
+        const float *x = a + (size_t)i * dim;
+        int16_t *q = pr + (size_t)i * pw;
+        for (int j = 0; j < pd; j++) o[j] = 0;
+        for (int d = 0; d < dim; d++)
+            for (int t = 0; t < PROJ_NNZ; t++)
+                o[to[(size_t)d * PROJ_NNZ + t]] += sg[(size_t)d * PROJ_NNZ + t] * x[d];
+        double ss = 0;
+        for (int j = 0; j < pd; j++) ss += (double)o[j] * o[j];
+        double sc = ss > 0 ? 4096.0 / sqrt(ss) : 0;
+        for (int j = 0; j < pw; j++) q[j] = j < pd ? (int16_t)lrint(o[j] * sc) : 0;
+    }
+    free(to);
+    free(sg);
+    free(o);
     return 0;
+}
+
+/* Exact dot product of two int16 rows of n (a multiple of 8). The rows are unit vectors
+ * scaled by 4096, so no partial sum comes near the int32 range. */
+static int32_t dot16(const int16_t *x, const int16_t *y, int n)
+{
+#ifdef __SSE2__
+    __m128i acc = _mm_setzero_si128();
+    for (int i = 0; i < n; i += 8)
+        acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)(x + i)),
+                                                _mm_loadu_si128((const __m128i *)(const void *)(y + i))));
+    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4e));
+    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0xb1));
+    return _mm_cvtsi128_si32(acc);
+#else
+    int32_t s = 0;
+    for (int i = 0; i < n; i++) s += (int32_t)x[i] * y[i];
+    return s;
+#endif
+}
+
+/* s[r * n_act + j] = projected similarity of rows r < b and j < n_act, column by column so
+ * that the b seed rows stay in the first-level cache. */
+static void proj_sims(const int16_t *pr, int pw, int32_t b, int32_t n_act, float *s)
+{
+    for (int32_t j = 0; j < n_act; j++) {
+        const int16_t *y = pr + (size_t)j * pw;
+        for (int32_t r = 0; r < b; r++)
+            s[(size_t)r * n_act + j] = (float)dot16(pr + (size_t)r * pw, y, pw);
+    }
 }
 
 /* A bounded set of the best (s, j) pairs: a heap with the worst at the root. */
@@ -472,53 +492,54 @@ static int build_group_projected(struct cluster *c, const int32_t *ids, int32_t 
                                  cluster_row_fn row, void *ctx, const struct cluster_params *p,
                                  char *err, size_t errlen)
 {
-    int k = p->k, pd = proj_dim(p, dim), nc = proj_cand(p);
+    int k = p->k, pd = proj_dim(p, dim), nc = proj_cand(p), pw = (pd + 7) / 8 * 8;
     int rc = -1;
     struct progress pg = {p, n, !p->quiet && n >= 8192, -1};
     struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
     struct nbr *top = malloc(((size_t)k + 1) * sizeof *top);
     struct nbr *cand = malloc((size_t)nc * sizeof *cand);
     float *a = util_big_alloc((size_t)n * (size_t)dim * sizeof(float));  /* never compacted */
-    float *pr = util_big_alloc((size_t)n * (size_t)pd * sizeof(float));  /* compacted */
-    float *q = malloc((size_t)dim * pd * sizeof *q);
+    int16_t *pr = util_big_alloc((size_t)n * (size_t)pw * sizeof *pr);   /* compacted */
     int32_t *act = malloc((size_t)n * sizeof *act);     /* row of pr -> local index */
     unsigned char *done = calloc((size_t)n, 1);
     int32_t bh = block_rows(n);
     float *s = util_big_alloc((size_t)bh * (size_t)n * sizeof(float));
-    if (!pick || !top || !cand || !a || !pr || !q || !act || !done || !s) {
+    if (!pick || !top || !cand || !a || !pr || !act || !done || !s) {
         snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
         goto out;
     }
     if (load_rows(a, ids, n, dim, row, ctx, p, err, errlen)) goto out;
-    if (projection_basis(a, n, dim, pd, q, err, errlen)) goto out;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, pd, dim, 1.0f, a, dim, q, pd, 0.0f,
-                pr, pd);
-    for (int32_t i = 0; i < n; i++) {
-        float *r = pr + (size_t)i * pd;
-        double ss = 0;
-        for (int d = 0; d < pd; d++) ss += (double)r[d] * r[d];
-        if (ss > 0) {
-            float inv = (float)(1.0 / sqrt(ss));
-            for (int d = 0; d < pd; d++) r[d] *= inv;
-        }
-        act[i] = i;
-    }
+    if (project_rows(a, n, dim, pd, pw, pr, err, errlen)) goto out;
+    for (int32_t i = 0; i < n; i++) act[i] = i;
     int32_t n_act = n, assigned = 0;
     while (assigned < n) {
-        n_act = compact(pr, pd, act, n_act, done);
+        n_act = compact(pr, (size_t)pw * sizeof *pr, act, n_act, done);
         int32_t b = n_act < bh ? n_act : bh;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, n_act, pd, 1.0f, pr, pd, pr, pd,
-                    0.0f, s, n_act);
+        proj_sims(pr, pw, b, n_act, s);
         for (int32_t r = 0; r < b; r++) {
             int32_t seed = act[r];
             if (done[seed]) continue;
             const float *sr = s + (size_t)r * n_act;
             int want = n - assigned == k + 1 ? k : k - 1;
             int nh = 0;
-            for (int32_t j = 0; j < n_act; j++) {
-                if (nh == nc && sr[j] < cand[0].s) continue;
-                if (j == r || done[act[j]]) continue;
-                heap_offer(cand, &nh, nc, sr[j], j);
+            int32_t j = 0;
+            /* Once the heap is full, most of the row falls below its worst: test 16 at a
+             * time (a loop the compiler vectorises) and look closer only at a hit. */
+            for (; j < n_act && nh < nc; j++)
+                if (j != r && !done[act[j]]) heap_offer(cand, &nh, nc, sr[j], j);
+            for (; j < n_act; j += 16) {
+                int32_t e = n_act - j < 16 ? n_act : j + 16;
+                float lim = cand[0].s;
+                int hit = 0;
+                if (e == j + 16)
+                    for (int t = 0; t < 16; t++) hit |= sr[j + t] >= lim;
+                else
+                    hit = 1;
+                if (!hit) continue;
+                for (int32_t i = j; i < e; i++) {
+                    if (sr[i] < cand[0].s || i == r || done[act[i]]) continue;
+                    heap_offer(cand, &nh, nc, sr[i], i);
+                }
             }
             /* Exact re-ranking; positions in act ascend with the ids, so ties go to the
              * lower id as in the exact greedy. */
@@ -553,7 +574,6 @@ out:
     free(cand);
     free(a);
     free(pr);
-    free(q);
     free(act);
     free(done);
     free(s);
@@ -612,8 +632,8 @@ static int cache_prepare(struct cache_ctx *cc, const struct cluster_params *p, i
     crypto_generichash_update(&st, (const unsigned char *)hdr, sizeof hdr);
     crypto_generichash_update(&st, group, (size_t)n_vocab);
     if (any) {
-        uint32_t ps[6] = {(uint32_t)proj_dim(p, dim), (uint32_t)proj_cand(p), PROJ_SAMPLE,
-                          PROJ_ITERS, (uint32_t)PROJ_SEED, (uint32_t)dim};
+        uint32_t ps[5] = {(uint32_t)proj_dim(p, dim), (uint32_t)proj_cand(p), PROJ_NNZ,
+                          (uint32_t)PROJ_SEED, (uint32_t)dim};
         crypto_generichash_update(&st, (const unsigned char *)"projected", 9);
         crypto_generichash_update(&st, (const unsigned char *)ps, sizeof ps);
         crypto_generichash_update(&st, proj, sizeof proj);
