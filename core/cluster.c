@@ -260,6 +260,17 @@ static int32_t block_rows(int32_t n)
     return bh;
 }
 
+/* The cluster in pick (local indices and rows) marked assigned and appended, by token id. */
+static int take(struct cluster *c, struct member *pick, int np, unsigned char *done,
+                const int32_t *ids, int dim, char *err, size_t errlen)
+{
+    for (int i = 0; i < np; i++) {
+        done[pick[i].id] = 1;
+        pick[i].id = ids[pick[i].id];
+    }
+    return push_cluster(c, pick, np, dim, err, errlen);
+}
+
 /* ---------------------------------------------------------------------------------------
  * Exact greedy for one group
  *
@@ -314,11 +325,7 @@ static int build_group_exact(struct cluster *c, const int32_t *ids, int32_t n, i
                 pick[np].id = act[top[i].j];
                 pick[np++].row = a + (size_t)top[i].j * dim;
             }
-            for (int i = 0; i < np; i++) {
-                done[pick[i].id] = 1;
-                pick[i].id = ids[pick[i].id];
-            }
-            if (push_cluster(c, pick, np, dim, err, errlen)) goto out;
+            if (take(c, pick, np, done, ids, dim, err, errlen)) goto out;
             assigned += np;
         }
         progress(&pg, assigned);
@@ -557,11 +564,7 @@ static int build_group_projected(struct cluster *c, const int32_t *ids, int32_t 
                 pick[np].id = top[i].j;
                 pick[np++].row = a + (size_t)top[i].j * dim;
             }
-            for (int i = 0; i < np; i++) {
-                done[pick[i].id] = 1;
-                pick[i].id = ids[pick[i].id];
-            }
-            if (push_cluster(c, pick, np, dim, err, errlen)) goto out;
+            if (take(c, pick, np, done, ids, dim, err, errlen)) goto out;
             assigned += np;
         }
         progress(&pg, assigned);

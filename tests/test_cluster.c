@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "core/cluster.h"
+#include "tests/tools/clusterstat.h"
 
 static uint64_t rng_state = 88172645463325252ull;
 static double rnd(void)   /* xorshift: test data only */
@@ -415,19 +416,6 @@ static struct tu_mat planted_mat(int n, int dim, int k)
     return m;
 }
 
-static double mean_cos_to_seed(const struct cluster *c)
-{
-    double sum = 0;
-    long n = 0;
-    for (int32_t cl = 0; cl < cluster_count(c); cl++) {
-        const int32_t *m;
-        int sz = cluster_members(c, cl, &m), ns;
-        const float *s = cluster_sims(c, m[0], &ns);
-        for (int i = 1; i < sz; i++, n++) sum += s[i];
-    }
-    return sum / (double)n;
-}
-
 /* Every cluster of a one-group partition has K members, but the last (the remainder, or
  * K + 1 when K + 1 were left). */
 static void check_sizes(const struct cluster *c, int n, int k)
@@ -474,15 +462,8 @@ static void test_projected(void **state)
     /* Quality: the mean cosine of members to their seed within 0.03 of the exact greedy's
      * (0.020 below it here), and most of each exact cluster (83% here) found in its seed's
      * projected cluster. */
-    double qx = mean_cos_to_seed(x), qa = mean_cos_to_seed(a);
-    double rec = 0;
-    for (int32_t cl = 0; cl < cluster_count(x); cl++) {
-        const int32_t *mm;
-        int sz = cluster_members(x, cl, &mm), hit = 0;
-        for (int i = 0; i < sz; i++) hit += cluster_of(a, mm[i]) == cluster_of(a, mm[0]);
-        rec += (double)hit / sz;
-    }
-    rec /= cluster_count(x);
+    double qx = clusterstat_seed_cos(x), qa = clusterstat_seed_cos(a);
+    double rec = clusterstat_seed_recall(x, a);
     print_message("projected: mean cos to seed %.4f (exact %.4f), seed recall %.3f\n", qa, qx, rec);
     assert_true(qa >= qx - 0.03);
     assert_true(rec >= 0.75);

@@ -22,6 +22,7 @@
 #include "core/gguf.h"
 #include "core/mech.h"
 #include "core/tokenizer.h"
+#include "tests/tools/clusterstat.h"
 
 static int row_of(void *ctx, int32_t id, float *out)
 {
@@ -41,19 +42,6 @@ static double cpu_seconds(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
            ru.ru_stime.tv_usec / 1e6;
-}
-
-static double mean_cos_to_seed(const struct cluster *c)
-{
-    double sum = 0;
-    long n = 0;
-    for (int32_t cl = 0; cl < cluster_count(c); cl++) {
-        const int32_t *m;
-        int sz = cluster_members(c, cl, &m), ns;
-        const float *s = cluster_sims(c, m[0], &ns);
-        for (int i = 1; i < sz; i++, n++) sum += s[i];
-    }
-    return n ? sum / (double)n : 0;
 }
 
 static struct cluster *build(const char *what, int32_t nv, int dim, const uint8_t *group,
@@ -147,7 +135,7 @@ int main(int argc, char **argv)
     if (proj_only < 0) {
         p.search = CLUSTER_SEARCH_EXACT;
         struct cluster *cx = build("exact", nv, dim, group, e, &p, &tx);
-        printf("exact: %.2f s CPU, mean cos to seed %.4f\n", tx, mean_cos_to_seed(cx));
+        printf("exact: %.2f s CPU, mean cos to seed %.4f\n", tx, clusterstat_seed_cos(cx));
         cluster_close(cx);
         return 0;
     }
@@ -164,27 +152,13 @@ int main(int argc, char **argv)
         if (f) fclose(f);
     }
     printf("projected (P = %d, C = %d): %.2f s CPU, mean cos to seed %.4f\n", pd ? pd : 64,
-           cand ? cand : 256, tp, mean_cos_to_seed(cp));
+           cand ? cand : 256, tp, clusterstat_seed_cos(cp));
     if (!proj_only) {
         p.search = CLUSTER_SEARCH_EXACT;
         struct cluster *cx = build("exact", nv, dim, group, e, &p, &tx);
-        printf("exact: %.2f s CPU, mean cos to seed %.4f\n", tx, mean_cos_to_seed(cx));
-        double seed_rec = 0;
-        long pairs = 0, kept = 0;
-        for (int32_t cl = 0; cl < cluster_count(cx); cl++) {
-            const int32_t *m;
-            int sz = cluster_members(cx, cl, &m);
-            int32_t home = cluster_of(cp, m[0]);
-            int hit = 0;
-            for (int i = 0; i < sz; i++) {
-                hit += cluster_of(cp, m[i]) == home;
-                for (int j = i + 1; j < sz; j++, pairs++)
-                    kept += cluster_of(cp, m[i]) == cluster_of(cp, m[j]);
-            }
-            seed_rec += (double)hit / sz;
-        }
+        printf("exact: %.2f s CPU, mean cos to seed %.4f\n", tx, clusterstat_seed_cos(cx));
         printf("seed recall %.4f, pair recall %.4f, CPU ratio exact/projected %.1f\n",
-               seed_rec / cluster_count(cx), pairs ? (double)kept / (double)pairs : 0, tx / tp);
+               clusterstat_seed_recall(cx, cp), clusterstat_pair_recall(cx, cp), tx / tp);
         cluster_close(cx);
     }
     cluster_close(cp);
