@@ -362,9 +362,11 @@ out:
 #define PROJ_NNZ 4              /* coordinates each input dimension is added into */
 #define PROJ_SEED 0x636d69662d706361ull
 
+/* At most dim, and at most 4096 (coordinates are numbered in 16 bits). */
 static int proj_dim(const struct cluster_params *p, int dim)
 {
     int d = p->proj_dim > 0 ? p->proj_dim : PROJ_DIM;
+    if (d > 4096) d = 4096;
     return d < dim ? d : dim;
 }
 
