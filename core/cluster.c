@@ -25,6 +25,9 @@
 
 #include <cblas.h>
 #include <sodium.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 struct cluster {
     int32_t n_vocab, n_clusters;
@@ -172,53 +175,33 @@ static int push_cluster(struct cluster *c, struct member *m, int n, int dim, cha
     return 0;
 }
 
-/* Seeds are taken in blocks: the B lowest-id unassigned tokens are the first B rows of the
- * compacted matrix of unassigned rows, so one SGEMM gives each of them its exact similarity
- * to every unassigned token; the block's seeds are then processed in id order, skipping
- * tokens an earlier seed took and excluding tokens assigned meanwhile. That is exactly the
- * sequential greedy, at the cost of one row of similarities per token, against a shrinking
- * set (about V^2·dim/2 flops in all). */
-static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim,
-                       cluster_row_fn row, void *ctx, const struct cluster_params *p, char *err,
-                       size_t errlen)
+/* ---------------------------------------------------------------------------------------
+ * Shared by both searches */
+
+/* The group's embedding rows into a (n x dim), each normalised to unit length. */
+static int load_rows(float *a, const int32_t *ids, int32_t n, int dim, cluster_row_fn row,
+                     void *ctx, const struct cluster_params *p, char *err, size_t errlen)
 {
-    int k = p->k, quiet = p->quiet;
-    int rc = -1;
-    int show = !quiet && n >= 8192;
-    struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
-    struct nbr *top = malloc(((size_t)k + 1) * sizeof *top);
-    float *a = util_big_alloc((size_t)n * (size_t)dim * sizeof(float));
-    int32_t *act = malloc((size_t)n * sizeof *act);     /* row -> local index */
-    unsigned char *done = calloc((size_t)n, 1);
-    /* Block height: at most 256 rows, and at most 16M similarities (64 MiB) at once. */
-    int32_t bh = (int32_t)((16u << 20) / (uint32_t)n);
-    if (bh > 256) bh = 256;
-    if (bh < 1) bh = 1;
-    float *s = util_big_alloc((size_t)bh * (size_t)n * sizeof(float));
-    if (!pick || !top || !a || !act || !done || !s) {
-        snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
-        goto out;
-    }
     /* Large batches: a batch reader fetches each page of the table once per batch. */
     for (int32_t i0 = 0; p->rows && i0 < n; i0 += 65536) {
         size_t cnt = (size_t)(n - i0) < 65536 ? (size_t)(n - i0) : 65536;
         if (p->rows(ctx, ids + i0, cnt, a + (size_t)i0 * dim) != 0) {
             snprintf(err, errlen, "cluster: cannot read the embedding rows of tokens %d..%d",
                      (int)ids[i0], (int)ids[i0 + (int32_t)cnt - 1]);
-            goto out;
+            return -1;
         }
     }
     for (int32_t i = 0; i < n; i++) {
         float *r = a + (size_t)i * dim;
         if (!p->rows && row(ctx, ids[i], r) != 0) {
             snprintf(err, errlen, "cluster: cannot read an embedding row");
-            goto out;
+            return -1;
         }
         double ss = 0;
         for (int d = 0; d < dim; d++) {
             if (!isfinite(r[d])) {
                 snprintf(err, errlen, "cluster: embedding row of token %d is not finite", (int)ids[i]);
-                goto out;
+                return -1;
             }
             ss += (double)r[d] * r[d];
         }
@@ -226,19 +209,100 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
             float inv = (float)(1.0 / sqrt(ss));
             for (int d = 0; d < dim; d++) r[d] *= inv;
         }
-        act[i] = i;
     }
+    return 0;
+}
+
+struct progress {
+    const struct cluster_params *p;
+    int32_t n;
+    int show, last;
+};
+
+static void progress(struct progress *pg, int32_t assigned)
+{
+    int pct = (int)((int64_t)assigned * 100 / pg->n);
+    if (!pg->show || pct == pg->last) return;
+    const struct cluster_params *p = pg->p;
+    if (p->log) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "clustering %d tokens (K = %d): %3d%%", (int)pg->n, p->k, pct);
+        p->log(p->log_ctx, msg);
+    } else {
+        fprintf(stderr, "\rcmif: clustering %d tokens (K = %d): %3d%%", (int)pg->n, p->k, pct);
+        fflush(stderr);
+    }
+    pg->last = pct;
+}
+
+/* Removes the assigned rows (of row_bytes each) of the matrix m (and their entries in act),
+ * keeping the order (ascending ids); returns how many are left. */
+static int32_t compact(void *m, size_t row_bytes, int32_t *act, int32_t n_act,
+                       const unsigned char *done)
+{
+    unsigned char *b = m;
+    int32_t o = 0;
+    for (int32_t q = 0; q < n_act; q++) {
+        if (done[act[q]]) continue;
+        if (o != q) memmove(b + (size_t)o * row_bytes, b + (size_t)q * row_bytes, row_bytes);
+        act[o++] = act[q];
+    }
+    return o;
+}
+
+/* Block height of the seed-by-active similarity matrix: at most 256 rows, and at most 16M
+ * similarities (64 MiB) at once. */
+static int32_t block_rows(int32_t n)
+{
+    int32_t bh = (int32_t)((16u << 20) / (uint32_t)n);
+    if (bh > 256) bh = 256;
+    if (bh < 1) bh = 1;
+    return bh;
+}
+
+/* The cluster in pick (local indices and rows) marked assigned and appended, by token id. */
+static int take(struct cluster *c, struct member *pick, int np, unsigned char *done,
+                const int32_t *ids, int dim, char *err, size_t errlen)
+{
+    for (int i = 0; i < np; i++) {
+        done[pick[i].id] = 1;
+        pick[i].id = ids[pick[i].id];
+    }
+    return push_cluster(c, pick, np, dim, err, errlen);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Exact greedy for one group
+ *
+ * Seeds are taken in blocks: the B lowest-id unassigned tokens are the first B rows of the
+ * compacted matrix of unassigned rows, so one SGEMM gives each of them its exact similarity
+ * to every unassigned token; the block's seeds are then processed in id order, skipping
+ * tokens an earlier seed took and excluding tokens assigned meanwhile. That is exactly the
+ * sequential greedy, at the cost of one row of similarities per token, against a shrinking
+ * set (about V^2·dim/2 flops in all). */
+static int build_group_exact(struct cluster *c, const int32_t *ids, int32_t n, int dim,
+                             cluster_row_fn row, void *ctx, const struct cluster_params *p,
+                             char *err, size_t errlen)
+{
+    int k = p->k;
+    int rc = -1;
+    struct progress pg = {p, n, !p->quiet && n >= 8192, -1};
+    struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
+    struct nbr *top = malloc(((size_t)k + 1) * sizeof *top);
+    float *a = util_big_alloc((size_t)n * (size_t)dim * sizeof(float));
+    int32_t *act = malloc((size_t)n * sizeof *act);     /* row -> local index */
+    unsigned char *done = calloc((size_t)n, 1);
+    int32_t bh = block_rows(n);
+    float *s = util_big_alloc((size_t)bh * (size_t)n * sizeof(float));
+    if (!pick || !top || !a || !act || !done || !s) {
+        snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
+        goto out;
+    }
+    if (load_rows(a, ids, n, dim, row, ctx, p, err, errlen)) goto out;
+    for (int32_t i = 0; i < n; i++) act[i] = i;
     int32_t n_act = n, assigned = 0;
-    int last_pct = -1;
     while (assigned < n) {
-        /* Compact to the unassigned rows (ascending ids preserved). */
-        int32_t w = 0;
-        for (int32_t p = 0; p < n_act; p++) {
-            if (done[act[p]]) continue;
-            if (w != p) memmove(a + (size_t)w * dim, a + (size_t)p * dim, (size_t)dim * sizeof(float));
-            act[w++] = act[p];
-        }
-        n_act = w;
+        n_act = compact(a, (size_t)dim * sizeof(float), act, n_act, done);
         int32_t b = n_act < bh ? n_act : bh;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, n_act, dim, 1.0f, a, dim, a, dim,
                     0.0f, s, n_act);
@@ -261,27 +325,12 @@ static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim
                 pick[np].id = act[top[i].j];
                 pick[np++].row = a + (size_t)top[i].j * dim;
             }
-            for (int i = 0; i < np; i++) {
-                done[pick[i].id] = 1;
-                pick[i].id = ids[pick[i].id];
-            }
-            if (push_cluster(c, pick, np, dim, err, errlen)) goto out;
+            if (take(c, pick, np, done, ids, dim, err, errlen)) goto out;
             assigned += np;
         }
-        int pct = (int)((int64_t)assigned * 100 / n);
-        if (show && pct != last_pct) {
-            if (p->log) {
-                char msg[96];
-                snprintf(msg, sizeof msg, "clustering %d tokens (K = %d): %3d%%", (int)n, k, pct);
-                p->log(p->log_ctx, msg);
-            } else {
-                fprintf(stderr, "\rcmif: clustering %d tokens (K = %d): %3d%%", (int)n, k, pct);
-                fflush(stderr);
-            }
-            last_pct = pct;
-        }
+        progress(&pg, assigned);
     }
-    if (show && !p->log) fputc('\n', stderr);
+    if (pg.show && !p->log) fputc('\n', stderr);
     rc = 0;
 out:
     free(pick);
@@ -292,6 +341,259 @@ out:
     free(s);
     return rc;
 }
+
+/* ---------------------------------------------------------------------------------------
+ * Projected greedy for one large group
+ *
+ * The same greedy (lowest-id unassigned seed, then its K-1 most similar unassigned tokens,
+ * ties to the lower id), except that a seed's neighbours are chosen among C candidates: the
+ * C unassigned tokens most similar to it in a P-dimensional projection of the rows, re-ranked
+ * by their exact cosine in full dimension. The projection is a sparse random sign projection
+ * drawn from a fixed seed (see project_rows): the partition is a function of the embedding
+ * table alone, the same on every run and at any BLAS thread count. Cost: V^2·P/(2K) for the
+ * search instead of V^2·dim/(2K), plus 4·V·dim additions for the projection and V/K·C·dim
+ * for the re-ranking. (A principal projection of the table did no better here.) Whenever C
+ * or fewer tokens are left,
+ * the candidates are all of them and the step is the exact one. */
+
+#define PROJ_DIM 64             /* P: dimensions of the candidate search */
+#define PROJ_CAND 256           /* C: candidates re-ranked exactly per seed */
+#define PROJ_MIN_GROUP 32768    /* smaller groups: the exact greedy (a second or less) */
+#define PROJ_NNZ 4              /* coordinates each input dimension is added into */
+#define PROJ_SEED 0x636d69662d706361ull
+
+/* At most dim, and at most 4096 (coordinates are numbered in 16 bits). */
+static int proj_dim(const struct cluster_params *p, int dim)
+{
+    int d = p->proj_dim > 0 ? p->proj_dim : PROJ_DIM;
+    if (d > 4096) d = 4096;
+    return d < dim ? d : dim;
+}
+
+/* At least K: a seed's cluster is filled from its candidates. */
+static int proj_cand(const struct cluster_params *p)
+{
+    int c = p->proj_cand > 0 ? p->proj_cand : PROJ_CAND;
+    return c > p->k ? c : p->k;
+}
+
+/* Whether a group of n tokens is clustered by the projected search. */
+static int use_projection(const struct cluster_params *p, int32_t n, int dim)
+{
+    if (p->search == CLUSTER_SEARCH_EXACT) return 0;
+    if (p->search == CLUSTER_SEARCH_PROJECTED) return 1;
+    return n >= PROJ_MIN_GROUP && dim >= 4 * PROJ_DIM;
+}
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* The projection: a fixed seeded sparse random sign projection (each input dimension added,
+ * with a random sign, into PROJ_NNZ of the pd coordinates), normalised per row and rounded to
+ * multiples of 1/4096 (int16), so the search ranks by projected cosine. The sums are plain C
+ * in a fixed order and the search's dot products are exact integers: a blocked BLAS may sum
+ * in an order that depends on its thread count, and the partition must not. Rows are pw
+ * int16 wide (pd rounded up to 8, zero-padded). */
+static int project_rows(const float *a, int32_t n, int dim, int pd, int pw, int16_t *pr,
+                        char *err, size_t errlen)
+{
+    size_t nz = (size_t)dim * PROJ_NNZ;
+    uint16_t *to = malloc(nz * sizeof *to);
+    float *sg = malloc(nz * sizeof *sg), *o = malloc((size_t)pd * sizeof *o);
+    if (!to || !sg || !o) {
+        free(to);
+        free(sg);
+        free(o);
+        snprintf(err, errlen, "cluster: out of memory for the projection (dim %d)", dim);
+        return -1;
+    }
+    uint64_t st = PROJ_SEED;
+    for (size_t i = 0; i < nz; i++) {
+        uint64_t r = splitmix(&st);
+        to[i] = (uint16_t)((r >> 32) % (uint64_t)pd);
+        sg[i] = r & 1 ? 1.0f : -1.0f;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        const float *x = a + (size_t)i * dim;
+        int16_t *q = pr + (size_t)i * pw;
+        for (int j = 0; j < pd; j++) o[j] = 0;
+        for (int d = 0; d < dim; d++)
+            for (int t = 0; t < PROJ_NNZ; t++)
+                o[to[(size_t)d * PROJ_NNZ + t]] += sg[(size_t)d * PROJ_NNZ + t] * x[d];
+        double ss = 0;
+        for (int j = 0; j < pd; j++) ss += (double)o[j] * o[j];
+        double sc = ss > 0 ? 4096.0 / sqrt(ss) : 0;
+        for (int j = 0; j < pw; j++) q[j] = j < pd ? (int16_t)lrint(o[j] * sc) : 0;
+    }
+    free(to);
+    free(sg);
+    free(o);
+    return 0;
+}
+
+/* Exact dot product of two int16 rows of n (a multiple of 8). The rows are unit vectors
+ * scaled by 4096, so no partial sum comes near the int32 range. */
+static int32_t dot16(const int16_t *x, const int16_t *y, int n)
+{
+#ifdef __SSE2__
+    __m128i acc = _mm_setzero_si128();
+    for (int i = 0; i < n; i += 8)
+        acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)(x + i)),
+                                                _mm_loadu_si128((const __m128i *)(const void *)(y + i))));
+    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4e));
+    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0xb1));
+    return _mm_cvtsi128_si32(acc);
+#else
+    int32_t s = 0;
+    for (int i = 0; i < n; i++) s += (int32_t)x[i] * y[i];
+    return s;
+#endif
+}
+
+/* s[r * n_act + j] = projected similarity of rows r < b and j < n_act, column by column so
+ * that the b seed rows stay in the first-level cache. */
+static void proj_sims(const int16_t *pr, int pw, int32_t b, int32_t n_act, float *s)
+{
+    for (int32_t j = 0; j < n_act; j++) {
+        const int16_t *y = pr + (size_t)j * pw;
+        for (int32_t r = 0; r < b; r++)
+            s[(size_t)r * n_act + j] = (float)dot16(pr + (size_t)r * pw, y, pw);
+    }
+}
+
+/* A bounded set of the best (s, j) pairs: a heap with the worst at the root. */
+static void heap_offer(struct nbr *h, int *len, int cap, float s, int32_t j)
+{
+    int n = *len, at;
+    if (n < cap) {
+        at = n++;
+        while (at > 0) {
+            int up = (at - 1) / 2;
+            if (!better(h[up].s, h[up].j, s, j)) break;
+            h[at] = h[up];
+            at = up;
+        }
+        h[at].s = s;
+        h[at].j = j;
+        *len = n;
+        return;
+    }
+    if (!better(s, j, h[0].s, h[0].j)) return;
+    at = 0;
+    for (;;) {
+        int l = 2 * at + 1, w = l;
+        if (l >= n) break;
+        if (l + 1 < n && better(h[l].s, h[l].j, h[l + 1].s, h[l + 1].j)) w = l + 1;
+        if (!better(s, j, h[w].s, h[w].j)) break;
+        h[at] = h[w];
+        at = w;
+    }
+    h[at].s = s;
+    h[at].j = j;
+}
+
+static int build_group_projected(struct cluster *c, const int32_t *ids, int32_t n, int dim,
+                                 cluster_row_fn row, void *ctx, const struct cluster_params *p,
+                                 char *err, size_t errlen)
+{
+    int k = p->k, pd = proj_dim(p, dim), nc = proj_cand(p), pw = (pd + 7) / 8 * 8;
+    int rc = -1;
+    struct progress pg = {p, n, !p->quiet && n >= 8192, -1};
+    struct member *pick = malloc(((size_t)k + 1) * sizeof *pick);
+    struct nbr *top = malloc(((size_t)k + 1) * sizeof *top);
+    struct nbr *cand = malloc((size_t)nc * sizeof *cand);
+    float *a = util_big_alloc((size_t)n * (size_t)dim * sizeof(float));  /* never compacted */
+    int16_t *pr = util_big_alloc((size_t)n * (size_t)pw * sizeof *pr);   /* compacted */
+    int32_t *act = malloc((size_t)n * sizeof *act);     /* row of pr -> local index */
+    unsigned char *done = calloc((size_t)n, 1);
+    int32_t bh = block_rows(n);
+    float *s = util_big_alloc((size_t)bh * (size_t)n * sizeof(float));
+    if (!pick || !top || !cand || !a || !pr || !act || !done || !s) {
+        snprintf(err, errlen, "cluster: out of memory for %d rows of %d floats", (int)n, dim);
+        goto out;
+    }
+    if (load_rows(a, ids, n, dim, row, ctx, p, err, errlen)) goto out;
+    if (project_rows(a, n, dim, pd, pw, pr, err, errlen)) goto out;
+    for (int32_t i = 0; i < n; i++) act[i] = i;
+    int32_t n_act = n, assigned = 0;
+    while (assigned < n) {
+        n_act = compact(pr, (size_t)pw * sizeof *pr, act, n_act, done);
+        int32_t b = n_act < bh ? n_act : bh;
+        proj_sims(pr, pw, b, n_act, s);
+        for (int32_t r = 0; r < b; r++) {
+            int32_t seed = act[r];
+            if (done[seed]) continue;
+            const float *sr = s + (size_t)r * n_act;
+            int want = n - assigned == k + 1 ? k : k - 1;
+            int nh = 0;
+            int32_t j = 0;
+            /* Once the heap is full, most of the row falls below its worst: test 16 at a
+             * time (a loop the compiler vectorises) and look closer only at a hit. */
+            for (; j < n_act && nh < nc; j++)
+                if (j != r && !done[act[j]]) heap_offer(cand, &nh, nc, sr[j], j);
+            for (; j < n_act; j += 16) {
+                int32_t e = n_act - j < 16 ? n_act : j + 16;
+                float lim = cand[0].s;
+                int hit = 0;
+                if (e == j + 16)
+                    for (int t = 0; t < 16; t++) hit |= sr[j + t] >= lim;
+                else
+                    hit = 1;
+                if (!hit) continue;
+                for (int32_t i = j; i < e; i++) {
+                    if (sr[i] < cand[0].s || i == r || done[act[i]]) continue;
+                    heap_offer(cand, &nh, nc, sr[i], i);
+                }
+            }
+            /* Exact re-ranking; positions in act ascend with the ids, so ties go to the
+             * lower id as in the exact greedy. */
+            const float *rs = a + (size_t)seed * dim;
+            int nt = 0;
+            for (int i = 0; i < nh && want > 0; i++) {
+                int32_t li = act[cand[i].j];
+                float e = cblas_sdot(dim, rs, 1, a + (size_t)li * dim, 1);
+                top_insert(top, &nt, want, e, li);
+            }
+            int np = 0;
+            pick[np].id = seed;
+            pick[np++].row = rs;
+            for (int i = 0; i < nt; i++) {
+                pick[np].id = top[i].j;
+                pick[np++].row = a + (size_t)top[i].j * dim;
+            }
+            if (take(c, pick, np, done, ids, dim, err, errlen)) goto out;
+            assigned += np;
+        }
+        progress(&pg, assigned);
+    }
+    if (pg.show && !p->log) fputc('\n', stderr);
+    rc = 0;
+out:
+    free(pick);
+    free(top);
+    free(cand);
+    free(a);
+    free(pr);
+    free(act);
+    free(done);
+    free(s);
+    return rc;
+}
+
+static int build_group(struct cluster *c, const int32_t *ids, int32_t n, int dim,
+                       cluster_row_fn row, void *ctx, const struct cluster_params *p, char *err,
+                       size_t errlen)
+{
+    return use_projection(p, n, dim)
+               ? build_group_projected(c, ids, n, dim, row, ctx, p, err, errlen)
+               : build_group_exact(c, ids, n, dim, row, ctx, p, err, errlen);
+}
+
 
 /* ---------------------------------------------------------------------------------------
  * Cache */
@@ -319,13 +621,28 @@ static int cache_prepare(struct cache_ctx *cc, const struct cluster_params *p, i
     crypto_kdf_derive_from_key(namekey, sizeof namekey, 2, "cmifclus", master);
     sodium_memzero(master, sizeof master);
 
+    /* Which groups the projected search builds: with none, the partition is the exact
+     * greedy's and keeps its old name (version 1); with any, version 2 and the search's
+     * parameters name it, so neither is ever read as the other. */
+    int32_t gsize[256] = { 0 };
+    for (int32_t i = 0; i < n_vocab; i++) gsize[group[i]]++;
+    unsigned char proj[256] = { 0 };
+    int any = 0;
+    for (int g = 1; g < 256; g++) any |= proj[g] = gsize[g] > 0 && use_projection(p, gsize[g], dim);
     crypto_generichash_state st;
-    uint32_t hdr[3] = { 1u /* algorithm version */, (uint32_t)p->k, (uint32_t)n_vocab };
+    uint32_t hdr[3] = { any ? 2u : 1u /* algorithm version */, (uint32_t)p->k, (uint32_t)n_vocab };
     crypto_generichash_init(&st, NULL, 0, sizeof cc->id);
     crypto_generichash_update(&st, (const unsigned char *)"cmif-cluster", 12);
     crypto_generichash_update(&st, p->fingerprint, 32);
     crypto_generichash_update(&st, (const unsigned char *)hdr, sizeof hdr);
     crypto_generichash_update(&st, group, (size_t)n_vocab);
+    if (any) {
+        uint32_t ps[5] = {(uint32_t)proj_dim(p, dim), (uint32_t)proj_cand(p), PROJ_NNZ,
+                          (uint32_t)PROJ_SEED, (uint32_t)dim};
+        crypto_generichash_update(&st, (const unsigned char *)"projected", 9);
+        crypto_generichash_update(&st, (const unsigned char *)ps, sizeof ps);
+        crypto_generichash_update(&st, proj, sizeof proj);
+    }
     if (p->centroids) {
         /* A cache with centroids has another layout: name it apart. */
         uint32_t cent[2] = {1u, (uint32_t)dim};
