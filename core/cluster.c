@@ -260,15 +260,24 @@ static int32_t block_rows(int32_t n)
     return bh;
 }
 
-/* The cluster in pick (local indices and rows) marked assigned and appended, by token id. */
-static int take(struct cluster *c, struct member *pick, int np, unsigned char *done,
-                const int32_t *ids, int dim, char *err, size_t errlen)
+/* A seed and its nearest neighbours (top[i].j: rows of a; their local indices are
+ * local[j], or j itself when local is NULL) marked assigned and appended as one cluster, by
+ * token id; pick has room for nt + 1 members. The cluster's size, or -1. */
+static int take(struct cluster *c, struct member *pick, int32_t seed, const float *seed_row,
+                const struct nbr *top, int nt, const int32_t *local, const float *a,
+                unsigned char *done, const int32_t *ids, int dim, char *err, size_t errlen)
 {
-    for (int i = 0; i < np; i++) {
+    pick[0].id = seed;
+    pick[0].row = seed_row;
+    for (int i = 0; i < nt; i++) {
+        pick[i + 1].id = local ? local[top[i].j] : top[i].j;
+        pick[i + 1].row = a + (size_t)top[i].j * dim;
+    }
+    for (int i = 0; i <= nt; i++) {
         done[pick[i].id] = 1;
         pick[i].id = ids[pick[i].id];
     }
-    return push_cluster(c, pick, np, dim, err, errlen);
+    return push_cluster(c, pick, nt + 1, dim, err, errlen) ? -1 : nt + 1;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -318,14 +327,9 @@ static int build_group_exact(struct cluster *c, const int32_t *ids, int32_t n, i
                 if (nt == want && sr[j] < top[nt - 1].s) continue;
                 top_insert(top, &nt, want, sr[j], j);
             }
-            int np = 0;
-            pick[np].id = act[r];
-            pick[np++].row = a + (size_t)r * dim;
-            for (int i = 0; i < nt; i++) {
-                pick[np].id = act[top[i].j];
-                pick[np++].row = a + (size_t)top[i].j * dim;
-            }
-            if (take(c, pick, np, done, ids, dim, err, errlen)) goto out;
+            int np = take(c, pick, act[r], a + (size_t)r * dim, top, nt, act, a, done, ids, dim,
+                          err, errlen);
+            if (np < 0) goto out;
             assigned += np;
         }
         progress(&pg, assigned);
@@ -559,14 +563,8 @@ static int build_group_projected(struct cluster *c, const int32_t *ids, int32_t 
                 float e = cblas_sdot(dim, rs, 1, a + (size_t)li * dim, 1);
                 top_insert(top, &nt, want, e, li);
             }
-            int np = 0;
-            pick[np].id = seed;
-            pick[np++].row = rs;
-            for (int i = 0; i < nt; i++) {
-                pick[np].id = top[i].j;
-                pick[np++].row = a + (size_t)top[i].j * dim;
-            }
-            if (take(c, pick, np, done, ids, dim, err, errlen)) goto out;
+            int np = take(c, pick, seed, rs, top, nt, NULL, a, done, ids, dim, err, errlen);
+            if (np < 0) goto out;
             assigned += np;
         }
         progress(&pg, assigned);

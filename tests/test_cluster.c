@@ -512,6 +512,17 @@ static void test_projected_small(void **state)
     }
 }
 
+/* One build with p, which must (want 1) or must not (0) come from the cache. */
+static void from_cache(int n, int dim, const uint8_t *group, struct tu_mat *m,
+                       const struct cluster_params *p, int want)
+{
+    char err[256];
+    struct cluster *c;
+    assert_int_equal(cluster_build(&c, n, dim, group, tu_mat_row, m, p, err, sizeof err), 0);
+    assert_int_equal(cluster_from_cache(c), want);
+    cluster_close(c);
+}
+
 /* A cache written by one search is never read as the other's partition. */
 static void test_cache_names_search(void **state)
 {
@@ -524,32 +535,20 @@ static void test_cache_names_search(void **state)
     memset(group, 1, n);
     unsigned char fp[32];
     memset(fp, 0x5a, sizeof fp);
-    char err[256];
-    struct cluster *c;
     struct cluster_params p = {.k = 10, .quiet = 1, .cache_dir = cdir, .fingerprint = fp,
                                .search = CLUSTER_SEARCH_EXACT};
-    assert_int_equal(cluster_build(&c, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
-    assert_int_equal(cluster_from_cache(c), 0);
-    cluster_close(c);
+    from_cache(n, dim, group, &m, &p, 0);
     /* The automatic choice for a group this small is the exact search: same cache. */
     p.search = CLUSTER_SEARCH_AUTO;
-    assert_int_equal(cluster_build(&c, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
-    assert_int_equal(cluster_from_cache(c), 1);
-    cluster_close(c);
+    from_cache(n, dim, group, &m, &p, 1);
     p.search = CLUSTER_SEARCH_PROJECTED;
     p.proj_dim = 4;
     p.proj_cand = 20;
-    assert_int_equal(cluster_build(&c, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
-    assert_int_equal(cluster_from_cache(c), 0);
-    cluster_close(c);
-    assert_int_equal(cluster_build(&c, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
-    assert_int_equal(cluster_from_cache(c), 1);
-    cluster_close(c);
+    from_cache(n, dim, group, &m, &p, 0);
+    from_cache(n, dim, group, &m, &p, 1);
     /* Other projection parameters: another partition, another cache. */
     p.proj_cand = 30;
-    assert_int_equal(cluster_build(&c, n, dim, group, tu_mat_row, &m, &p, err, sizeof err), 0);
-    assert_int_equal(cluster_from_cache(c), 0);
-    cluster_close(c);
+    from_cache(n, dim, group, &m, &p, 0);
     free(group);
     free(m.v);
     tu_rmtree(dir);
