@@ -191,7 +191,7 @@ static const int8_t k45_zmn[32] = {Z2(8),  Z2(8),  Z2(9),  Z2(9),  Z2(10), Z2(10
  * products as k45_head's, in fewer instructions, which decode needs to keep up with memory. */
 static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *W, size_t nsb,
                                                                   const struct qa8k *a, const int8_t *xz,
-                                                                  int five)
+                                                                  int five, int vnni)
 {
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
@@ -224,8 +224,14 @@ static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *
             }
             __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xz + 128 * h));
             __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xz + 128 * h + 64));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_shuffle_epi8(scz, h ? zs2 : zs0)));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, _mm512_shuffle_epi8(scz, h ? zs3 : zs1)));
+            __m512i s0 = _mm512_shuffle_epi8(scz, h ? zs2 : zs0), s1 = _mm512_shuffle_epi8(scz, h ? zs3 : zs1);
+            if (vnni) {   /* vpdpwssd: the same exact integer sums, one instruction fewer each */
+                sumi = _mm512_dpwssd_epi32(sumi, p0, s0);
+                sumi = _mm512_dpwssd_epi32(sumi, p1, s1);
+            } else {
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, s0));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, s1));
+            }
         }
         acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi), acc);
         accm = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd), one),
@@ -233,7 +239,7 @@ static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *
     }
     return _mm512_reduce_add_ps(acc) - kern_hsum(accm);
 }
-#define Q45_ROW(W, nsb, a, n, five) q45_k_row_zmm(W, nsb, a, (const int8_t *)(a) + qa8k_perm_offset(n), five)
+#define Q45_ROW(W, nsb, a, n, five) q45_k_row_zmm(W, nsb, a, (const int8_t *)(a) + qa8k_perm_offset(n), five, 0)
 #else
 #define Q45_ROW(W, nsb, a, n, five) q45_k_row(W, nsb, a, five)
 #endif
@@ -326,7 +332,7 @@ static inline __attribute__((always_inline)) void q6_half_zmm(const struct blk_q
  * scale vectors are picked from the 16 widened scales with vpermw, and the -32 offset
  * (-32·Σ sc·bsum) is subtracted from the low 8 lanes at the end: the same integer per lane
  * as q6_half_zmm's unpacking and the same float operations. */
-static inline float q6_k_row_zmm(const uint8_t *W, size_t nsb, const struct qa8k *a)
+static inline __attribute__((always_inline)) float q6_k_row_zmm(const uint8_t *W, size_t nsb, const struct qa8k *a)
 {
     __m512 acc = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
@@ -1023,6 +1029,21 @@ ROW32(q4_0, 0)
 #undef ROW32
 #undef ROW32_PAIRS
 
+#if KERN_VNNI && defined(__AVX512F__)
+/* Q4_K/Q5_K rows with vpdpwssd (the common mv_q4_k/mv_q5_k serve AVX-512 without VNNI). */
+static void KERN(mv_q4_k_dp)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    const int8_t *xz = (const int8_t *)act + qa8k_perm_offset(n);
+    for (size_t r = 0; r < nr; r++) y[r] = q45_k_row_zmm(W + r * rb, n / 256, act, xz, 0, 1);
+}
+
+static void KERN(mv_q5_k_dp)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    const int8_t *xz = (const int8_t *)act + qa8k_perm_offset(n);
+    for (size_t r = 0; r < nr; r++) y[r] = q45_k_row_zmm(W + r * rb, n / 256, act, xz, 1, 1);
+}
+#endif
+
 static void KERN(fill)(qt_mv_fn k[QK_NSLOTS])
 {
     k[QK_F32] = mv_f32;
@@ -1042,5 +1063,9 @@ static void KERN(fill)(qt_mv_fn k[QK_NSLOTS])
     k[QK_IQ4_XS] = mv_iq4_xs;
 #if KERN_VNNI && defined(__AVX512F__)
     k[QK_IQ4_NL] = KERN(mv_iq4_nl_zmm);
+#endif
+#if KERN_VNNI && defined(__AVX512F__)
+    k[QK_Q4_K] = KERN(mv_q4_k_dp);
+    k[QK_Q5_K] = KERN(mv_q5_k_dp);
 #endif
 }
