@@ -167,9 +167,9 @@ static inline __attribute__((always_inline)) __m512i k45_qh_zmm(const uint8_t *b
     return _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1);
 }
 
-/* The 8 scales and 8 mins of a Q4_K/Q5_K super-block (the 12 bytes at p + 4; p is the
- * block, read as 16 bytes from its start), unpacked in a vector register as k4_unpack does
- * with integer words: bytes 0-7 the scales, 8-15 the mins. */
+/* The 8 scales and 8 mins of a Q4_K/Q5_K super-block whose first 16 bytes are raw (d, dmin,
+ * then the 12 packed bytes), unpacked in a vector register as k4_unpack unpacks them in
+ * integer words: bytes 0-7 the scales, 8-15 the mins. */
 static inline __attribute__((always_inline)) __m128i k45_scmn(__m128i raw)
 {
     /* dwords [w0 w2 w1 w2>>4] & [3f 0f 3f 0f] | [0 w0>>2 0 w1>>2] & [0 30 0 30] */
