@@ -25,6 +25,7 @@
 
 #define BATCH_MAX 256   /* positions per batched pass (bounds the scratch memory) */
 #define MAX_PARTS 3
+#define MV_TASK_BYTES (4u << 20)   /* decode: weights per task of a large matrix */
 
 struct cpu {
     struct dec_config c;
@@ -147,6 +148,23 @@ static void mv_task(void *ctx, int t, int nt)
     }
 }
 
+/* Tasks for a decode job: four per thread, and for a matrix larger than that many
+ * MV_TASK_BYTES (in practice the output matrix of a large vocabulary) one per
+ * MV_TASK_BYTES. Tasks are claimed as threads come free, so when one thread runs slower
+ * (an interrupt, another tenant) the other idles at the end for up to one task: with four
+ * per thread, a task of a 128k x 2048 Q6_K output matrix is 27 MB, over a millisecond of
+ * a ~22 ms step. Smaller tasks everywhere would cost a claim (a contended cache line) per
+ * task and a restart of the row stream's prefetch; layer matrices keep four per thread. */
+static int mv_tasks(const struct mv_job *j, int nth)
+{
+    size_t bytes = 0;
+    for (int i = 0; i < j->np; i++) bytes += (size_t)j->p[i].w->rows * row_bytes(j->p[i].w);
+    size_t n = bytes / MV_TASK_BYTES, most = j->total / 16;
+    if (n > most) n = most;
+    if (n > 4096) n = 4096;
+    return n > (size_t)(4 * nth) ? (int)n : 4 * nth;
+}
+
 /* Prepares x for every part (once per distinct weight type) and runs the job. */
 static void mv_run(struct cpu *b, struct mv_job *j, const float *x, size_t n)
 {
@@ -169,7 +187,7 @@ static void mv_run(struct cpu *b, struct mv_job *j, const float *x, size_t n)
     } else {
         j->total = (size_t)j->p[0].w->rows;
     }
-    pool_run(b->pool, mv_task, j, b->nth > 1 ? 4 * b->nth : 1);
+    pool_run(b->pool, mv_task, j, b->nth > 1 ? mv_tasks(j, b->nth) : 1);
 }
 
 static void mv1(struct cpu *b, const struct dec_tensor *w, const float *x, float *y)

@@ -27,6 +27,15 @@
 #ifndef PF_AHEAD_Q8
 #define PF_AHEAD_Q8 256
 #endif
+/* The 512-bit K-quant matrix-vector rows (Q4_K, Q5_K, Q6_K) unpack a super-block in a few
+ * ns, so 768 bytes ahead is only a few super-blocks ahead of use, well inside the memory
+ * latency: there a prefetch costs issue slots and brings nothing the hardware prefetcher
+ * would not. Measured in one process alternating the distance per decode step (Llama-3.2-1B
+ * shape, the host loaded by other work): 4096 bytes ran 10-20% faster than 768 at one and
+ * two threads, no prefetch in between. */
+#ifndef PF_AHEAD_KZ
+#define PF_AHEAD_KZ 4096
+#endif
 
 static inline float kern_hsum(__m256 v)
 {
@@ -158,21 +167,59 @@ static inline __attribute__((always_inline)) __m512i k45_qh_zmm(const uint8_t *b
     return _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1);
 }
 
+/* The 8 scales and 8 mins of a Q4_K/Q5_K super-block whose first 16 bytes are raw (d, dmin,
+ * then the 12 packed bytes), unpacked in a vector register as k4_unpack unpacks them in
+ * integer words: bytes 0-7 the scales, 8-15 the mins. */
+static inline __attribute__((always_inline)) __m128i k45_scmn(__m128i raw)
+{
+    /* dwords [w0 w2 w1 w2>>4] & [3f 0f 3f 0f] | [0 w0>>2 0 w1>>2] & [0 30 0 30] */
+    __m128i a = _mm_srlv_epi32(_mm_shuffle_epi32(raw, _MM_SHUFFLE(3, 2, 3, 1)), _mm_set_epi32(4, 0, 0, 0));
+    a = _mm_and_si128(a, _mm_set_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f));
+    __m128i b = _mm_srli_epi32(_mm_shuffle_epi32(raw, _MM_SHUFFLE(2, 2, 1, 1)), 2);
+    return _mm_ternarylogic_epi32(a, b, _mm_set_epi32(0x30303030, 0, 0x30303030, 0), 0xF8);   /* a | (b & c) */
+}
+
+/* vpshufb patterns over k45_scmn's bytes in every 128-bit lane: scale j (zero-extended to
+ * int16) in the low 256 bits and scale k in the high ones, for the (j, k) of k45_sel; and
+ * the mins widened as k45_head's mn16 (int16 lane i = min i / 2). */
+#define Z2(j) (j), -128
+#define Z16(j) Z2(j), Z2(j), Z2(j), Z2(j), Z2(j), Z2(j), Z2(j), Z2(j)
+static const int8_t k45_zsel[4][64] = {
+    {Z16(0), Z16(0), Z16(2), Z16(2)}, {Z16(1), Z16(1), Z16(3), Z16(3)},
+    {Z16(4), Z16(4), Z16(6), Z16(6)}, {Z16(5), Z16(5), Z16(7), Z16(7)},
+};
+static const int8_t k45_zmn[32] = {Z2(8),  Z2(8),  Z2(9),  Z2(9),  Z2(10), Z2(10), Z2(11), Z2(11),
+                                   Z2(12), Z2(12), Z2(13), Z2(13), Z2(14), Z2(14), Z2(15), Z2(15)};
+#undef Z16
+#undef Z2
+
 /* 512-bit form: 64 bytes of packed nibbles (two 64-element chunks) per instruction, against
  * the activation reordered to match (qa8k_perm_offset); each 256-bit half of a product
- * belongs to one sub-block, so a scale vector holds two sub-blocks' scales. */
+ * belongs to one sub-block, so a scale vector holds two sub-blocks' scales. The scales,
+ * mins, d and dmin are unpacked in vector registers (k45_scmn): the same integers and
+ * products as k45_head's, in fewer instructions, which decode needs to keep up with memory. */
 static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *W, size_t nsb,
                                                                   const struct qa8k *a, const int8_t *xz,
-                                                                  int five)
+                                                                  int five, int vnni)
 {
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
+    const __m512i zs0 = _mm512_loadu_si512(k45_zsel[0]), zs1 = _mm512_loadu_si512(k45_zsel[1]);
+    const __m512i zs2 = _mm512_loadu_si512(k45_zsel[2]), zs3 = _mm512_loadu_si512(k45_zsel[3]);
+    const __m256i zmn = _mm256_loadu_si256((const __m256i *)k45_zmn), one = _mm256_set1_epi32(1);
+    const size_t bs = five ? sizeof(struct blk_q5_k) : sizeof(struct blk_q4_k);
     for (size_t i = 0; i < nsb; i++, a++, xz += 256) {
-        struct k45_head hd = k45_head(W, i, five, 1);
-        const uint8_t *blk = hd.blk, *qs = hd.qs;
-        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), hd.mn16);
-        __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(hd.sc8));
+        const uint8_t *blk = W + i * bs, *qs = blk + (five ? 48 : 16);
+        _mm_prefetch((const char *)blk + PF_AHEAD_KZ, PF_HINT);
+        _mm_prefetch((const char *)blk + PF_AHEAD_KZ + 64, PF_HINT);
+        if (five) _mm_prefetch((const char *)blk + PF_AHEAD_KZ + 128, PF_HINT);
+        __m128i raw = _mm_loadu_si128((const __m128i *)blk);
+        /* [d dmin] · d_x, each the product k45_head's caller forms */
+        __m128 dd = _mm_mul_ps(_mm_cvtph_ps(raw), _mm_set1_ps(a->d));
+        __m512i scz = _mm512_broadcast_i32x4(k45_scmn(raw));
+        __m256i mn16 = _mm256_shuffle_epi8(_mm512_castsi512_si256(scz), zmn);
+        __m256i prodm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), mn16);
         __m512i qh = k45_qh_zmm(blk, five);
         __m512i sumi = _mm512_setzero_si512();
         _Pragma("GCC unroll 2")
@@ -186,17 +233,22 @@ static inline __attribute__((always_inline)) float q45_k_row_zmm(const uint8_t *
             }
             __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xz + 128 * h));
             __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xz + 128 * h + 64));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(k45_sel[2 * h]))));
-            sumi = _mm512_add_epi32(sumi,
-                                    _mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, _mm512_loadu_si512(k45_sel[2 * h + 1]))));
+            __m512i s0 = _mm512_shuffle_epi8(scz, h ? zs2 : zs0), s1 = _mm512_shuffle_epi8(scz, h ? zs3 : zs1);
+            if (vnni) {   /* vpdpwssd: the same exact integer sums, one instruction fewer each */
+                sumi = _mm512_dpwssd_epi32(sumi, p0, s0);
+                sumi = _mm512_dpwssd_epi32(sumi, p1, s1);
+            } else {
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, s0));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, s1));
+            }
         }
-        float d = hd.d * a->d, dmin = hd.dmin * a->d;
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prodm), accm);
+        acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi), acc);
+        accm = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd), one),
+                               _mm256_cvtepi32_ps(prodm), accm);
     }
     return _mm512_reduce_add_ps(acc) - kern_hsum(accm);
 }
-#define Q45_ROW(W, nsb, a, n, five) q45_k_row_zmm(W, nsb, a, (const int8_t *)(a) + qa8k_perm_offset(n), five)
+#define Q45_ROW(W, nsb, a, n, five) q45_k_row_zmm(W, nsb, a, (const int8_t *)(a) + qa8k_perm_offset(n), five, 0)
 #else
 #define Q45_ROW(W, nsb, a, n, five) q45_k_row(W, nsb, a, five)
 #endif
@@ -283,35 +335,51 @@ static inline __attribute__((always_inline)) void q6_half_zmm(const struct blk_q
 
 /* 512-bit form: the 64 bytes of ql of a half super-block hold, in their low nibbles,
  * elements 0..63 and in their high nibbles 64..127 in natural order, so the activation is
- * used as is; each 128-bit lane of a product covers one 16-element scale group. */
-static inline float q6_k_row_zmm(const uint8_t *W, size_t nsb, const struct qa8k *a)
+ * used as is; each 128-bit lane of a product covers one 16-element scale group. Decode runs
+ * it against memory, so the weight side is unpacked in few instructions: a half's 32 bytes
+ * of high bits are loaded into both 256-bit lanes and shifted per lane into bits 4-5, the
+ * scale vectors are picked from the 16 widened scales with vpermw, and the -32 offset
+ * (-32·Σ sc·bsum) is subtracted from the low 8 lanes at the end: the same integer per lane
+ * as q6_half_zmm's unpacking and the same float operations. */
+static inline __attribute__((always_inline)) float q6_k_row_zmm(const uint8_t *W, size_t nsb, const struct qa8k *a)
 {
     __m512 acc = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    /* vpermw indices: scale group of each int16 lane, for the half's first and second 64
-     * elements (static so no per-row setup) */
+    /* per 256-bit lane: high bits of elements 0..31 (bits 0-1) and 32..63 (bits 2-3) moved
+     * left to bits 4-5, of 64..95 (bits 4-5) and 96..127 (bits 6-7) moved right */
+    const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    /* vpermw indices: scale group of each int16 lane for the four 64-element chunks (static
+     * so no per-row setup) */
 #define G8(g) g, g, g, g, g, g, g, g
-    static const int16_t sel[2][32] = {{G8(0), G8(1), G8(2), G8(3)}, {G8(4), G8(5), G8(6), G8(7)}};
+    static const int16_t sel[4][32] = {{G8(0), G8(1), G8(2), G8(3)}, {G8(4), G8(5), G8(6), G8(7)},
+                                       {G8(8), G8(9), G8(10), G8(11)}, {G8(12), G8(13), G8(14), G8(15)}};
 #undef G8
+    __m512i sl[4];
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < 4; k++) sl[k] = _mm512_loadu_si512(sel[k]);
     for (size_t i = 0; i < nsb; i++, a++) {
         const struct blk_q6_k *b = (const struct blk_q6_k *)W + i;
-        for (int k = 0; k < 4; k++) _mm_prefetch((const char *)b + PF_AHEAD + 64 * k, PF_HINT);
-        __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
-        __m256i sc16all = _mm256_cvtepi8_epi16(sc8);
-        __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), sc16all);
-        __m512i sumi = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
-        sumi = _mm512_inserti64x4(sumi, _mm256_setzero_si256(), 1);
+        for (int k = 0; k < 4; k++) _mm_prefetch((const char *)b + PF_AHEAD_KZ + 64 * k, PF_HINT);
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        __m512i scz = _mm512_castsi256_si512(sc16);
+        __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), sc16);
+        __m512i sumi = _mm512_setzero_si512();
         _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
-            __m512i sc16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
-            __m512i lo, hi;
-            q6_half_zmm(b, h, m4, m30, &lo, &hi);
+            __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
+            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->qh + 32 * h)));
+            __m512i lo = _mm512_ternarylogic_epi32(_mm512_and_si512(ql, m4), _mm512_sllv_epi16(qh, shl), m30, 0xF8);
+            __m512i hi = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                                   _mm512_srlv_epi16(qh, shr), m30, 0xF8);   /* a | (b & c) */
             __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(a->q + 128 * h));
             __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(a->q + 128 * h + 64));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_permutexvar_epi16(_mm512_loadu_si512(sel[0]), sc16)));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, _mm512_permutexvar_epi16(_mm512_loadu_si512(sel[1]), sc16)));
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_permutexvar_epi16(sl[2 * h], scz)));
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p1, _mm512_permutexvar_epi16(sl[2 * h + 1], scz)));
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(kern_h2f(b->d) * a->d), _mm512_cvtepi32_ps(sumi), acc);
+        sumi = _mm512_mask_sub_epi32(sumi, 0x00FF, sumi, _mm512_castsi256_si512(_mm256_slli_epi32(off, 5)));
+        __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16((short)b->d)), _mm512_set1_ps(a->d));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
     }
     return _mm512_reduce_add_ps(acc);
 }
@@ -970,6 +1038,21 @@ ROW32(q4_0, 0)
 #undef ROW32
 #undef ROW32_PAIRS
 
+#if KERN_VNNI && defined(__AVX512F__)
+/* Q4_K/Q5_K rows with vpdpwssd (the common mv_q4_k/mv_q5_k serve AVX-512 without VNNI). */
+static void KERN(mv_q4_k_dp)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    const int8_t *xz = (const int8_t *)act + qa8k_perm_offset(n);
+    for (size_t r = 0; r < nr; r++) y[r] = q45_k_row_zmm(W + r * rb, n / 256, act, xz, 0, 1);
+}
+
+static void KERN(mv_q5_k_dp)(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    const int8_t *xz = (const int8_t *)act + qa8k_perm_offset(n);
+    for (size_t r = 0; r < nr; r++) y[r] = q45_k_row_zmm(W + r * rb, n / 256, act, xz, 1, 1);
+}
+#endif
+
 static void KERN(fill)(qt_mv_fn k[QK_NSLOTS])
 {
     k[QK_F32] = mv_f32;
@@ -989,5 +1072,9 @@ static void KERN(fill)(qt_mv_fn k[QK_NSLOTS])
     k[QK_IQ4_XS] = mv_iq4_xs;
 #if KERN_VNNI && defined(__AVX512F__)
     k[QK_IQ4_NL] = KERN(mv_iq4_nl_zmm);
+#endif
+#if KERN_VNNI && defined(__AVX512F__)
+    k[QK_Q4_K] = KERN(mv_q4_k_dp);
+    k[QK_Q5_K] = KERN(mv_q5_k_dp);
 #endif
 }
