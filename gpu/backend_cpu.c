@@ -45,7 +45,7 @@ struct cpu {
     size_t act_cap;
 
     /* batch scratch (grown on demand) */
-    float *bx, *bxb, *bq, *bk, *bv, *bao, *bg, *bu, *bt;
+    float *bx, *bxb, *bq, *bk, *bv, *bao, *bg;
     int bcap;
     float **mm_scratch, **mm_y;  /* per task */
     size_t mm_scratch_cap, mm_y_cap;
@@ -193,6 +193,8 @@ struct mm_job {
     int np;
     const float *x;
     int n;
+    int residual;     /* y += X·Wᵀ (the residual stream) instead of y = X·Wᵀ */
+    int swiglu;       /* parts 0 gate, 1 up (same rows): y0 = silu(y0) * y1 */
 };
 
 static void mm_task(void *ctx, int t, int nt)
@@ -207,8 +209,17 @@ static void mm_task(void *ctx, int t, int nt)
         float *yt = j->b->mm_y[t];
         qt_matmul(w->type, (const unsigned char *)w->data + r0 * row_bytes(w), m, cols, j->x,
                   (size_t)j->n, yt, j->b->mm_scratch[t]);
-        for (int r = 0; r < j->n; r++)
-            memcpy(j->y[i] + (size_t)r * rows + r0, yt + (size_t)r * m, m * sizeof(float));
+        for (int r = 0; r < j->n; r++) {
+            float *y = j->y[i] + (size_t)r * rows + r0;
+            const float *s = yt + (size_t)r * m;
+            if (j->residual)
+                for (size_t c = 0; c < m; c++) y[c] += s[c];
+            else if (j->swiglu && i == 1) {   /* this slice's gate rows are done: fold up in */
+                float *g = j->y[0] + (size_t)r * rows + r0;
+                for (size_t c = 0; c < m; c++) g[c] = silu(g[c]) * s[c];
+            } else
+                memcpy(y, s, m * sizeof(float));
+        }
     }
 }
 
@@ -459,22 +470,45 @@ static void forward_one(struct cpu *b, const float *in, int pos, float *logits)
     mv1(b, &b->output, b->xb, logits);
 }
 
+/* Per-position work of a batch, split over the pool by positions (each position's
+ * arithmetic is the same whichever thread does it). */
+struct pos_job {
+    struct cpu *b;
+    const float *w;   /* rmsnorm weights, or NULL: RoPE and the KV-cache write */
+    int n, pos, layer;
+};
+
+static void pos_task(void *ctx, int t, int nt)
+{
+    struct pos_job *j = ctx;
+    struct cpu *b = j->b;
+    int dim = b->c.dim, i0 = (int)((long)j->n * t / nt), i1 = (int)((long)j->n * (t + 1) / nt);
+    for (int i = i0; i < i1; i++) {
+        if (j->w) {
+            rmsnorm(b->bxb + (size_t)i * dim, b->bx + (size_t)i * dim, j->w, dim, b->c.norm_eps);
+            continue;
+        }
+        float *q = b->bq + (size_t)i * b->qd, *k = b->bk + (size_t)i * b->kvd;
+        rope(b, q, b->c.n_heads, j->pos + i);
+        rope(b, k, b->c.n_kv_heads, j->pos + i);
+        store_kv(b, j->layer, j->pos + i, k, b->bv + (size_t)i * b->kvd);
+    }
+}
+
 /* rmsnorm of the n batch rows of bx into bxb, with weights w. */
 static void rmsnorm_batch(struct cpu *b, const float *w, int n)
 {
-    int dim = b->c.dim;
-    for (int i = 0; i < n; i++)
-        rmsnorm(b->bxb + (size_t)i * dim, b->bx + (size_t)i * dim, w, dim, b->c.norm_eps);
+    struct pos_job j = {.b = b, .w = w, .n = n};
+    pool_run(b->pool, pos_task, &j, b->nth);
 }
 
 static int batch_reserve(struct cpu *b, int n)
 {
     if (n <= b->bcap) return 0;
     const struct dec_config *c = &b->c;
-    float **bufs[] = {&b->bx, &b->bxb, &b->bq, &b->bk, &b->bv, &b->bao, &b->bg, &b->bu, &b->bt};
+    float **bufs[] = {&b->bx, &b->bxb, &b->bq, &b->bk, &b->bv, &b->bao, &b->bg};
     size_t per[] = {(size_t)c->dim, (size_t)c->dim, (size_t)b->qd, (size_t)b->kvd,
-                    (size_t)b->kvd, (size_t)b->qd, (size_t)c->ffn_dim, (size_t)c->ffn_dim,
-                    (size_t)c->dim};
+                    (size_t)b->kvd, (size_t)b->qd, (size_t)c->ffn_dim};
     for (size_t i = 0; i < sizeof per / sizeof per[0]; i++) {
         free(*bufs[i]);
         *bufs[i] = malloc(per[i] * (size_t)n * sizeof(float));
@@ -506,32 +540,25 @@ static int forward_batch(struct cpu *b, const float *in, int n, int pos, float *
         j.w[1] = &L->wk; j.y[1] = b->bk;
         j.w[2] = &L->wv; j.y[2] = b->bv;
         if (mm_run(b, &j, err, errlen)) return -1;
-        for (int i = 0; i < n; i++) {
-            float *q = b->bq + (size_t)i * b->qd, *k = b->bk + (size_t)i * b->kvd;
-            rope(b, q, c->n_heads, pos + i);
-            rope(b, k, c->n_kv_heads, pos + i);
-            store_kv(b, l, pos + i, k, b->bv + (size_t)i * b->kvd);
-        }
+        struct pos_job rj = {.b = b, .n = n, .pos = pos, .layer = l};
+        pool_run(b->pool, pos_task, &rj, b->nth);
         if (attention(b, l, b->bq, b->bao, n, pos)) {
             snprintf(err, errlen, "cpu backend: out of memory for attention over %d positions",
                      pos + n);
             return -1;
         }
-        struct mm_job o = {.np = 1, .x = b->bao, .n = n};
-        o.w[0] = &L->wo; o.y[0] = b->bt;
+        struct mm_job o = {.np = 1, .x = b->bao, .n = n, .residual = 1};
+        o.w[0] = &L->wo; o.y[0] = b->bx;
         if (mm_run(b, &o, err, errlen)) return -1;
-        for (size_t i = 0; i < (size_t)n * dim; i++) b->bx[i] += b->bt[i];
 
         rmsnorm_batch(b, L->ffn_norm.data, n);
-        struct mm_job f = {.np = 2, .x = b->bxb, .n = n};
+        struct mm_job f = {.np = 2, .x = b->bxb, .n = n, .swiglu = 1};
         f.w[0] = &L->w_gate; f.y[0] = b->bg;
-        f.w[1] = &L->w_up; f.y[1] = b->bu;
+        f.w[1] = &L->w_up; f.y[1] = b->bg;   /* not written: up is folded into the gate rows */
         if (mm_run(b, &f, err, errlen)) return -1;
-        for (size_t i = 0; i < (size_t)n * c->ffn_dim; i++) b->bg[i] = silu(b->bg[i]) * b->bu[i];
-        struct mm_job d = {.np = 1, .x = b->bg, .n = n};
-        d.w[0] = &L->w_down; d.y[0] = b->bt;
+        struct mm_job d = {.np = 1, .x = b->bg, .n = n, .residual = 1};
+        d.w[0] = &L->w_down; d.y[0] = b->bx;
         if (mm_run(b, &d, err, errlen)) return -1;
-        for (size_t i = 0; i < (size_t)n * dim; i++) b->bx[i] += b->bt[i];
     }
     if (all_logits) {
         rmsnorm_batch(b, b->out_norm.data, n);
@@ -632,7 +659,7 @@ static void cpu_close(void *state)
     free(b->vc);
     free(b->inv_freq);
     float *bufs[] = {b->ltmp, b->x, b->xb, b->q, b->k, b->v, b->ao, b->g, b->u, b->att,
-                     b->bx, b->bxb, b->bq, b->bk, b->bv, b->bao, b->bg, b->bu, b->bt};
+                     b->bx, b->bxb, b->bq, b->bk, b->bv, b->bao, b->bg};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     for (int i = 0; i < MAX_PARTS; i++) free(b->act[i]);
     if (b->mm_scratch)
