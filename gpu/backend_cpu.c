@@ -49,6 +49,8 @@ struct cpu {
     int bcap;
     float **mm_scratch, **mm_y;  /* per task */
     size_t mm_scratch_cap, mm_y_cap;
+    void *mm_act[MAX_PARTS];     /* prepared batch activations, shared by the tasks */
+    size_t mm_act_cap[MAX_PARTS];
     float **att_big;             /* per task: n x (pos+n) scores of batched attention */
     size_t att_big_cap;
 
@@ -195,7 +197,19 @@ struct mm_job {
     int n;
     int residual;     /* y += X·Wᵀ (the residual stream) instead of y = X·Wᵀ */
     int swiglu;       /* parts 0 gate, 1 up (same rows): y0 = silu(y0) * y1 */
+    const void *act[MAX_PARTS];   /* X prepared for part i's type, or NULL: qt_matmul */
+    int prep[MAX_PARTS];          /* part i's act is filled by prep_task */
 };
+
+/* Prepares the batch's activations for the integer parts, positions split over the tasks. */
+static void prep_task(void *ctx, int t, int nt)
+{
+    struct mm_job *j = ctx;
+    size_t j0 = (size_t)j->n * (size_t)t / (size_t)nt, j1 = (size_t)j->n * (size_t)(t + 1) / (size_t)nt;
+    for (int i = 0; i < j->np; i++)
+        if (j->prep[i])
+            qt_matmul_prepare(j->w[i]->type, j->x, (size_t)j->w[i]->cols, j0, j1, (void *)j->act[i]);
+}
 
 static void mm_task(void *ctx, int t, int nt)
 {
@@ -207,8 +221,9 @@ static void mm_task(void *ctx, int t, int nt)
         if (r0 >= r1) continue;
         size_t m = r1 - r0;
         float *yt = j->b->mm_y[t];
-        qt_matmul(w->type, (const unsigned char *)w->data + r0 * row_bytes(w), m, cols, j->x,
-                  (size_t)j->n, yt, j->b->mm_scratch[t]);
+        const unsigned char *wr = (const unsigned char *)w->data + r0 * row_bytes(w);
+        if (j->act[i]) qt_matmul_prepared(w->type, wr, m, cols, j->act[i], (size_t)j->n, yt);
+        else qt_matmul(w->type, wr, m, cols, j->x, (size_t)j->n, yt, j->b->mm_scratch[t]);
         for (int r = 0; r < j->n; r++) {
             float *y = j->y[i] + (size_t)r * rows + r0;
             const float *s = yt + (size_t)r * m;
@@ -263,10 +278,38 @@ static int mm_reserve(struct cpu *b, const struct mm_job *j)
     return 0;
 }
 
+/* Points each integer part at a prepared copy of X (one per distinct type, prepared once
+ * for all tasks instead of once per task and part); -1 when out of memory. */
+static int mm_acts(struct cpu *b, struct mm_job *j)
+{
+    int any = 0;
+    for (int i = 0; i < j->np; i++) {
+        int type = j->w[i]->type;
+        size_t cols = (size_t)j->w[i]->cols, need = qt_matmul_act_bytes(type, cols, (size_t)j->n);
+        j->act[i] = NULL;
+        j->prep[i] = 0;
+        if (!need) continue;
+        for (int k = 0; k < i && !j->act[i]; k++)
+            if (j->prep[k] && j->w[k]->type == type && (size_t)j->w[k]->cols == cols) j->act[i] = j->act[k];
+        if (j->act[i]) continue;
+        if (need > b->mm_act_cap[i]) {
+            free(b->mm_act[i]);
+            b->mm_act_cap[i] = 0;
+            b->mm_act[i] = aligned_alloc(64, (need + 63) & ~(size_t)63);
+            if (!b->mm_act[i]) return -1;
+            b->mm_act_cap[i] = need;
+        }
+        j->act[i] = b->mm_act[i];
+        j->prep[i] = any = 1;
+    }
+    if (any) pool_run(b->pool, prep_task, j, b->nth);
+    return 0;
+}
+
 static int mm_run(struct cpu *b, struct mm_job *j, char *err, size_t errlen)
 {
     j->b = b;
-    if (mm_reserve(b, j)) {
+    if (mm_reserve(b, j) || mm_acts(b, j)) {
         snprintf(err, errlen, "cpu backend: out of memory for batch scratch");
         return -1;
     }
@@ -661,7 +704,10 @@ static void cpu_close(void *state)
     float *bufs[] = {b->ltmp, b->x, b->xb, b->q, b->k, b->v, b->ao, b->g, b->u, b->att,
                      b->bx, b->bxb, b->bq, b->bk, b->bv, b->bao, b->bg};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-    for (int i = 0; i < MAX_PARTS; i++) free(b->act[i]);
+    for (int i = 0; i < MAX_PARTS; i++) {
+        free(b->act[i]);
+        free(b->mm_act[i]);
+    }
     if (b->mm_scratch)
         for (int t = 0; t < b->nth; t++) free(b->mm_scratch[t]);
     if (b->mm_y)
