@@ -126,6 +126,10 @@ static size_t split(size_t total, int t, int nt)
     return b;
 }
 
+/* Tasks of a prompt-batch matmul: several per thread, claimed as threads come free, so a
+ * thread slowed by a neighbour does not hold the others at the end of the job. */
+static int mm_tasks(const struct cpu *b) { return b->nth > 1 ? 4 * b->nth : 1; }
+
 static void mv_task(void *ctx, int t, int nt)
 {
     struct mv_job *j = ctx;
@@ -242,19 +246,21 @@ static void mm_task(void *ctx, int t, int nt)
 static int mm_reserve(struct cpu *b, const struct mm_job *j)
 {
     size_t need_s = 0, need_y = 0;
+    int nt = mm_tasks(b);
     for (int i = 0; i < j->np; i++) {
         size_t rows = (size_t)j->w[i]->rows;
         size_t slice = 0;
-        for (int t = 0; t < b->nth; t++) {
-            size_t m = split(rows, t + 1, b->nth) - split(rows, t, b->nth);
+        for (int t = 0; t < nt; t++) {
+            size_t m = split(rows, t + 1, nt) - split(rows, t, nt);
             if (m > slice) slice = m;
         }
-        size_t s = qt_matmul_scratch_bytes(j->w[i]->type, slice, (size_t)j->w[i]->cols, (size_t)j->n);
+        /* parts on prepared activations need no scratch of their own */
+        size_t s = j->act[i] ? 0 : qt_matmul_scratch_bytes(j->w[i]->type, slice, (size_t)j->w[i]->cols, (size_t)j->n);
         if (s > need_s) need_s = s;
         if (slice * (size_t)j->n > need_y) need_y = slice * (size_t)j->n;
     }
     if (need_s > b->mm_scratch_cap) {
-        for (int t = 0; t < b->nth; t++) {
+        for (int t = 0; t < nt; t++) {
             free(b->mm_scratch[t]);
             b->mm_scratch[t] = malloc(need_s ? need_s : 1);
             if (!b->mm_scratch[t]) {
@@ -265,7 +271,7 @@ static int mm_reserve(struct cpu *b, const struct mm_job *j)
         b->mm_scratch_cap = need_s;
     }
     if (need_y > b->mm_y_cap) {
-        for (int t = 0; t < b->nth; t++) {
+        for (int t = 0; t < nt; t++) {
             free(b->mm_y[t]);
             b->mm_y[t] = malloc(need_y * sizeof(float));
             if (!b->mm_y[t]) {
@@ -309,11 +315,11 @@ static int mm_acts(struct cpu *b, struct mm_job *j)
 static int mm_run(struct cpu *b, struct mm_job *j, char *err, size_t errlen)
 {
     j->b = b;
-    if (mm_reserve(b, j) || mm_acts(b, j)) {
+    if (mm_acts(b, j) || mm_reserve(b, j)) {
         snprintf(err, errlen, "cpu backend: out of memory for batch scratch");
         return -1;
     }
-    pool_run(b->pool, mm_task, j, b->nth);
+    pool_run(b->pool, mm_task, j, mm_tasks(b));
     return 0;
 }
 
@@ -709,9 +715,9 @@ static void cpu_close(void *state)
         free(b->mm_act[i]);
     }
     if (b->mm_scratch)
-        for (int t = 0; t < b->nth; t++) free(b->mm_scratch[t]);
+        for (int t = 0; t < mm_tasks(b); t++) free(b->mm_scratch[t]);
     if (b->mm_y)
-        for (int t = 0; t < b->nth; t++) free(b->mm_y[t]);
+        for (int t = 0; t < mm_tasks(b); t++) free(b->mm_y[t]);
     if (b->att_big)
         for (int t = 0; t < b->nth; t++) free(b->att_big[t]);
     free(b->att_big);
@@ -795,8 +801,8 @@ static int cpu_open(void **state, const struct dec_weights *w, const struct dec_
     for (int i = 0; i < MAX_PARTS; i++)
         if (!(b->act[i] = malloc(act))) goto oom;
     b->act_cap = act;
-    b->mm_scratch = calloc((size_t)b->nth, sizeof *b->mm_scratch);
-    b->mm_y = calloc((size_t)b->nth, sizeof *b->mm_y);
+    b->mm_scratch = calloc((size_t)mm_tasks(b), sizeof *b->mm_scratch);
+    b->mm_y = calloc((size_t)mm_tasks(b), sizeof *b->mm_y);
     b->att_big = calloc((size_t)b->nth, sizeof *b->att_big);
     if (!b->mm_scratch || !b->mm_y || !b->att_big) goto oom;
     snprintf(b->name, sizeof b->name, "cpu (%s, %d thread%s)", qt_simd_level(), b->nth,
