@@ -8,7 +8,10 @@
  * up with SwiGLU in one dispatch; (4) down.
  * Prompt batches go through qt_matmul (integer formats: the decode kernels over L2-sized
  * weight tiles against all the batch's prepared activations; F16/BF16: SGEMM on dequantized
- * tiles); each pool task owns a slice of the weight rows and runs it single-threaded. Prompt attention is causal SGEMM per head over an F32 KV cache.
+ * tiles). A job's activations are prepared once (positions split over the pool), then
+ * four tasks per thread each take a slice of the weight rows, single-threaded, and apply
+ * SwiGLU or the residual add to their slice; rmsnorm and RoPE run per position over the
+ * pool. Prompt attention is causal SGEMM per head over an F32 KV cache.
  * RoPE uses GGUF's "normal" layout: adjacent pairs (x[2i], x[2i+1]) rotate together. */
 #include <math.h>
 #include <pthread.h>
@@ -200,7 +203,7 @@ struct mm_job {
     const float *x;
     int n;
     int residual;     /* y += X·Wᵀ (the residual stream) instead of y = X·Wᵀ */
-    int swiglu;       /* parts 0 gate, 1 up (same rows): y0 = silu(y0) * y1 */
+    int swiglu;       /* parts 0 gate, 1 up (same rows): y0 = silu(gate) * up; y1 unused */
     const void *act[MAX_PARTS];   /* X prepared for part i's type, or NULL: qt_matmul */
     int prep[MAX_PARTS];          /* part i's act is filled by prep_task */
 };
