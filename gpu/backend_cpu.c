@@ -8,7 +8,10 @@
  * up with SwiGLU in one dispatch; (4) down.
  * Prompt batches go through qt_matmul (integer formats: the decode kernels over L2-sized
  * weight tiles against all the batch's prepared activations; F16/BF16: SGEMM on dequantized
- * tiles); each pool task owns a slice of the weight rows and runs it single-threaded. Prompt attention is causal SGEMM per head over an F32 KV cache.
+ * tiles). A job's activations are prepared once (positions split over the pool), then
+ * four tasks per thread each take a slice of the weight rows, single-threaded, and apply
+ * SwiGLU or the residual add to their slice; rmsnorm and RoPE run per position over the
+ * pool. Prompt attention is causal SGEMM per head over an F32 KV cache.
  * RoPE uses GGUF's "normal" layout: adjacent pairs (x[2i], x[2i+1]) rotate together. */
 #include <math.h>
 #include <stdint.h>
@@ -44,10 +47,12 @@ struct cpu {
     size_t act_cap;
 
     /* batch scratch (grown on demand) */
-    float *bx, *bxb, *bq, *bk, *bv, *bao, *bg, *bu, *bt;
+    float *bx, *bxb, *bq, *bk, *bv, *bao, *bg;
     int bcap;
     float **mm_scratch, **mm_y;  /* per task */
     size_t mm_scratch_cap, mm_y_cap;
+    void *mm_act[MAX_PARTS];     /* prepared batch activations, shared by the tasks */
+    size_t mm_act_cap[MAX_PARTS];
     float **att_big;             /* per task: n x (pos+n) scores of batched attention */
     size_t att_big_cap;
 
@@ -120,6 +125,10 @@ static size_t split(size_t total, int t, int nt)
     b &= ~(size_t)15;
     return b;
 }
+
+/* Tasks of a prompt-batch matmul: several per thread, claimed as threads come free, so a
+ * thread slowed by a neighbour does not hold the others at the end of the job. */
+static int mm_tasks(const struct cpu *b) { return b->nth > 1 ? 4 * b->nth : 1; }
 
 static void mv_task(void *ctx, int t, int nt)
 {
@@ -207,7 +216,21 @@ struct mm_job {
     int np;
     const float *x;
     int n;
+    int residual;     /* y += X·Wᵀ (the residual stream) instead of y = X·Wᵀ */
+    int swiglu;       /* parts 0 gate, 1 up (same rows): y0 = silu(gate) * up; y1 unused */
+    const void *act[MAX_PARTS];   /* X prepared for part i's type, or NULL: qt_matmul */
+    int prep[MAX_PARTS];          /* part i's act is filled by prep_task */
 };
+
+/* Prepares the batch's activations for the integer parts, positions split over the tasks. */
+static void prep_task(void *ctx, int t, int nt)
+{
+    struct mm_job *j = ctx;
+    size_t j0 = (size_t)j->n * (size_t)t / (size_t)nt, j1 = (size_t)j->n * (size_t)(t + 1) / (size_t)nt;
+    for (int i = 0; i < j->np; i++)
+        if (j->prep[i])
+            qt_matmul_prepare(j->w[i]->type, j->x, (size_t)j->w[i]->cols, j0, j1, (void *)j->act[i]);
+}
 
 static void mm_task(void *ctx, int t, int nt)
 {
@@ -219,10 +242,20 @@ static void mm_task(void *ctx, int t, int nt)
         if (r0 >= r1) continue;
         size_t m = r1 - r0;
         float *yt = j->b->mm_y[t];
-        qt_matmul(w->type, (const unsigned char *)w->data + r0 * row_bytes(w), m, cols, j->x,
-                  (size_t)j->n, yt, j->b->mm_scratch[t]);
-        for (int r = 0; r < j->n; r++)
-            memcpy(j->y[i] + (size_t)r * rows + r0, yt + (size_t)r * m, m * sizeof(float));
+        const unsigned char *wr = (const unsigned char *)w->data + r0 * row_bytes(w);
+        if (j->act[i]) qt_matmul_prepared(w->type, wr, m, cols, j->act[i], (size_t)j->n, yt);
+        else qt_matmul(w->type, wr, m, cols, j->x, (size_t)j->n, yt, j->b->mm_scratch[t]);
+        for (int r = 0; r < j->n; r++) {
+            float *y = j->y[i] + (size_t)r * rows + r0;
+            const float *s = yt + (size_t)r * m;
+            if (j->residual)
+                for (size_t c = 0; c < m; c++) y[c] += s[c];
+            else if (j->swiglu && i == 1) {   /* this slice's gate rows are done: fold up in */
+                float *g = j->y[0] + (size_t)r * rows + r0;
+                for (size_t c = 0; c < m; c++) g[c] = silu(g[c]) * s[c];
+            } else
+                memcpy(y, s, m * sizeof(float));
+        }
     }
 }
 
@@ -230,19 +263,21 @@ static void mm_task(void *ctx, int t, int nt)
 static int mm_reserve(struct cpu *b, const struct mm_job *j)
 {
     size_t need_s = 0, need_y = 0;
+    int nt = mm_tasks(b);
     for (int i = 0; i < j->np; i++) {
         size_t rows = (size_t)j->w[i]->rows;
         size_t slice = 0;
-        for (int t = 0; t < b->nth; t++) {
-            size_t m = split(rows, t + 1, b->nth) - split(rows, t, b->nth);
+        for (int t = 0; t < nt; t++) {
+            size_t m = split(rows, t + 1, nt) - split(rows, t, nt);
             if (m > slice) slice = m;
         }
-        size_t s = qt_matmul_scratch_bytes(j->w[i]->type, slice, (size_t)j->w[i]->cols, (size_t)j->n);
+        /* parts on prepared activations need no scratch of their own */
+        size_t s = j->act[i] ? 0 : qt_matmul_scratch_bytes(j->w[i]->type, slice, (size_t)j->w[i]->cols, (size_t)j->n);
         if (s > need_s) need_s = s;
         if (slice * (size_t)j->n > need_y) need_y = slice * (size_t)j->n;
     }
     if (need_s > b->mm_scratch_cap) {
-        for (int t = 0; t < b->nth; t++) {
+        for (int t = 0; t < nt; t++) {
             free(b->mm_scratch[t]);
             b->mm_scratch[t] = malloc(need_s ? need_s : 1);
             if (!b->mm_scratch[t]) {
@@ -253,7 +288,7 @@ static int mm_reserve(struct cpu *b, const struct mm_job *j)
         b->mm_scratch_cap = need_s;
     }
     if (need_y > b->mm_y_cap) {
-        for (int t = 0; t < b->nth; t++) {
+        for (int t = 0; t < nt; t++) {
             free(b->mm_y[t]);
             b->mm_y[t] = malloc(need_y * sizeof(float));
             if (!b->mm_y[t]) {
@@ -266,14 +301,42 @@ static int mm_reserve(struct cpu *b, const struct mm_job *j)
     return 0;
 }
 
+/* Points each integer part at a prepared copy of X (one per distinct type, prepared once
+ * for all tasks instead of once per task and part); -1 when out of memory. */
+static int mm_acts(struct cpu *b, struct mm_job *j)
+{
+    int any = 0;
+    for (int i = 0; i < j->np; i++) {
+        int type = j->w[i]->type;
+        size_t cols = (size_t)j->w[i]->cols, need = qt_matmul_act_bytes(type, cols, (size_t)j->n);
+        j->act[i] = NULL;
+        j->prep[i] = 0;
+        if (!need) continue;
+        for (int k = 0; k < i && !j->act[i]; k++)
+            if (j->prep[k] && j->w[k]->type == type && (size_t)j->w[k]->cols == cols) j->act[i] = j->act[k];
+        if (j->act[i]) continue;
+        if (need > b->mm_act_cap[i]) {
+            free(b->mm_act[i]);
+            b->mm_act_cap[i] = 0;
+            b->mm_act[i] = aligned_alloc(64, (need + 63) & ~(size_t)63);
+            if (!b->mm_act[i]) return -1;
+            b->mm_act_cap[i] = need;
+        }
+        j->act[i] = b->mm_act[i];
+        j->prep[i] = any = 1;
+    }
+    if (any) pool_run(b->pool, prep_task, j, b->nth);
+    return 0;
+}
+
 static int mm_run(struct cpu *b, struct mm_job *j, char *err, size_t errlen)
 {
     j->b = b;
-    if (mm_reserve(b, j)) {
+    if (mm_acts(b, j) || mm_reserve(b, j)) {
         snprintf(err, errlen, "cpu backend: out of memory for batch scratch");
         return -1;
     }
-    pool_run(b->pool, mm_task, j, b->nth);
+    pool_run(b->pool, mm_task, j, mm_tasks(b));
     return 0;
 }
 
@@ -473,22 +536,45 @@ static void forward_one(struct cpu *b, const float *in, int pos, float *logits)
     mv1(b, &b->output, b->xb, logits);
 }
 
+/* Per-position work of a batch, split over the pool by positions (each position's
+ * arithmetic is the same whichever thread does it). */
+struct pos_job {
+    struct cpu *b;
+    const float *w;   /* rmsnorm weights, or NULL: RoPE and the KV-cache write */
+    int n, pos, layer;
+};
+
+static void pos_task(void *ctx, int t, int nt)
+{
+    struct pos_job *j = ctx;
+    struct cpu *b = j->b;
+    int dim = b->c.dim, i0 = (int)((long)j->n * t / nt), i1 = (int)((long)j->n * (t + 1) / nt);
+    for (int i = i0; i < i1; i++) {
+        if (j->w) {
+            rmsnorm(b->bxb + (size_t)i * dim, b->bx + (size_t)i * dim, j->w, dim, b->c.norm_eps);
+            continue;
+        }
+        float *q = b->bq + (size_t)i * b->qd, *k = b->bk + (size_t)i * b->kvd;
+        rope(b, q, b->c.n_heads, j->pos + i);
+        rope(b, k, b->c.n_kv_heads, j->pos + i);
+        store_kv(b, j->layer, j->pos + i, k, b->bv + (size_t)i * b->kvd);
+    }
+}
+
 /* rmsnorm of the n batch rows of bx into bxb, with weights w. */
 static void rmsnorm_batch(struct cpu *b, const float *w, int n)
 {
-    int dim = b->c.dim;
-    for (int i = 0; i < n; i++)
-        rmsnorm(b->bxb + (size_t)i * dim, b->bx + (size_t)i * dim, w, dim, b->c.norm_eps);
+    struct pos_job j = {.b = b, .w = w, .n = n};
+    pool_run(b->pool, pos_task, &j, b->nth);
 }
 
 static int batch_reserve(struct cpu *b, int n)
 {
     if (n <= b->bcap) return 0;
     const struct dec_config *c = &b->c;
-    float **bufs[] = {&b->bx, &b->bxb, &b->bq, &b->bk, &b->bv, &b->bao, &b->bg, &b->bu, &b->bt};
+    float **bufs[] = {&b->bx, &b->bxb, &b->bq, &b->bk, &b->bv, &b->bao, &b->bg};
     size_t per[] = {(size_t)c->dim, (size_t)c->dim, (size_t)b->qd, (size_t)b->kvd,
-                    (size_t)b->kvd, (size_t)b->qd, (size_t)c->ffn_dim, (size_t)c->ffn_dim,
-                    (size_t)c->dim};
+                    (size_t)b->kvd, (size_t)b->qd, (size_t)c->ffn_dim};
     for (size_t i = 0; i < sizeof per / sizeof per[0]; i++) {
         free(*bufs[i]);
         *bufs[i] = malloc(per[i] * (size_t)n * sizeof(float));
@@ -520,32 +606,25 @@ static int forward_batch(struct cpu *b, const float *in, int n, int pos, float *
         j.w[1] = &L->wk; j.y[1] = b->bk;
         j.w[2] = &L->wv; j.y[2] = b->bv;
         if (mm_run(b, &j, err, errlen)) return -1;
-        for (int i = 0; i < n; i++) {
-            float *q = b->bq + (size_t)i * b->qd, *k = b->bk + (size_t)i * b->kvd;
-            rope(b, q, c->n_heads, pos + i);
-            rope(b, k, c->n_kv_heads, pos + i);
-            store_kv(b, l, pos + i, k, b->bv + (size_t)i * b->kvd);
-        }
+        struct pos_job rj = {.b = b, .n = n, .pos = pos, .layer = l};
+        pool_run(b->pool, pos_task, &rj, b->nth);
         if (attention(b, l, b->bq, b->bao, n, pos)) {
             snprintf(err, errlen, "cpu backend: out of memory for attention over %d positions",
                      pos + n);
             return -1;
         }
-        struct mm_job o = {.np = 1, .x = b->bao, .n = n};
-        o.w[0] = &L->wo; o.y[0] = b->bt;
+        struct mm_job o = {.np = 1, .x = b->bao, .n = n, .residual = 1};
+        o.w[0] = &L->wo; o.y[0] = b->bx;
         if (mm_run(b, &o, err, errlen)) return -1;
-        for (size_t i = 0; i < (size_t)n * dim; i++) b->bx[i] += b->bt[i];
 
         rmsnorm_batch(b, L->ffn_norm.data, n);
-        struct mm_job f = {.np = 2, .x = b->bxb, .n = n};
+        struct mm_job f = {.np = 2, .x = b->bxb, .n = n, .swiglu = 1};
         f.w[0] = &L->w_gate; f.y[0] = b->bg;
-        f.w[1] = &L->w_up; f.y[1] = b->bu;
+        f.w[1] = &L->w_up; f.y[1] = b->bg;   /* not written: up is folded into the gate rows */
         if (mm_run(b, &f, err, errlen)) return -1;
-        for (size_t i = 0; i < (size_t)n * c->ffn_dim; i++) b->bg[i] = silu(b->bg[i]) * b->bu[i];
-        struct mm_job d = {.np = 1, .x = b->bg, .n = n};
-        d.w[0] = &L->w_down; d.y[0] = b->bt;
+        struct mm_job d = {.np = 1, .x = b->bg, .n = n, .residual = 1};
+        d.w[0] = &L->w_down; d.y[0] = b->bx;
         if (mm_run(b, &d, err, errlen)) return -1;
-        for (size_t i = 0; i < (size_t)n * dim; i++) b->bx[i] += b->bt[i];
     }
     if (all_logits) {
         rmsnorm_batch(b, b->out_norm.data, n);
@@ -612,13 +691,16 @@ static void cpu_close(void *state)
     free(b->vc);
     free(b->inv_freq);
     float *bufs[] = {b->ltmp, b->x, b->xb, b->q, b->k, b->v, b->ao, b->g, b->u, b->att,
-                     b->bx, b->bxb, b->bq, b->bk, b->bv, b->bao, b->bg, b->bu, b->bt};
+                     b->bx, b->bxb, b->bq, b->bk, b->bv, b->bao, b->bg};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-    for (int i = 0; i < MAX_PARTS; i++) free(b->act[i]);
+    for (int i = 0; i < MAX_PARTS; i++) {
+        free(b->act[i]);
+        free(b->mm_act[i]);
+    }
     if (b->mm_scratch)
-        for (int t = 0; t < b->nth; t++) free(b->mm_scratch[t]);
+        for (int t = 0; t < mm_tasks(b); t++) free(b->mm_scratch[t]);
     if (b->mm_y)
-        for (int t = 0; t < b->nth; t++) free(b->mm_y[t]);
+        for (int t = 0; t < mm_tasks(b); t++) free(b->mm_y[t]);
     if (b->att_big)
         for (int t = 0; t < b->nth; t++) free(b->att_big[t]);
     free(b->att_big);
@@ -702,8 +784,8 @@ static int cpu_open(void **state, const struct dec_weights *w, const struct dec_
     for (int i = 0; i < MAX_PARTS; i++)
         if (!(b->act[i] = malloc(act))) goto oom;
     b->act_cap = act;
-    b->mm_scratch = calloc((size_t)b->nth, sizeof *b->mm_scratch);
-    b->mm_y = calloc((size_t)b->nth, sizeof *b->mm_y);
+    b->mm_scratch = calloc((size_t)mm_tasks(b), sizeof *b->mm_scratch);
+    b->mm_y = calloc((size_t)mm_tasks(b), sizeof *b->mm_y);
     b->att_big = calloc((size_t)b->nth, sizeof *b->att_big);
     if (!b->mm_scratch || !b->mm_y || !b->att_big) goto oom;
     snprintf(b->name, sizeof b->name, "cpu (%s, %d thread%s)", qt_simd_level(), b->nth,

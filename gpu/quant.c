@@ -1236,12 +1236,31 @@ size_t qt_matmul_scratch_bytes(int type, size_t rows, size_t cols, size_t n)
     return intfmt && a > f ? a : f;
 }
 
+size_t qt_matmul_act_bytes(int type, size_t cols, size_t n)
+{
+    if (!qt_supported(type) || cols == 0 || !int8_path(type, n)) return 0;
+    return n * act_stride(type, cols);
+}
+
+void qt_matmul_prepare(int type, const float *X, size_t cols, size_t j0, size_t j1, void *act)
+{
+    size_t as = act_stride(type, cols);
+    for (size_t j = j0; j < j1; j++) qt_act_prepare(type, X + j * cols, cols, (uint8_t *)act + j * as);
+}
+
 static void matmul_int8(int type, const uint8_t *W, size_t rows, size_t cols, const float *X,
                         size_t n, float *Y, void *scratch)
 {
     uint8_t *act = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    qt_matmul_prepare(type, X, cols, 0, n, act);
+    qt_matmul_prepared(type, W, rows, cols, act, n, Y);
+}
+
+void qt_matmul_prepared(int type, const void *Wv, size_t rows, size_t cols, const void *actv, size_t n,
+                        float *Y)
+{
+    const uint8_t *W = Wv, *act = actv;
     size_t as = act_stride(type, cols), rb = qt_row_bytes(type, cols);
-    for (size_t j = 0; j < n; j++) qt_act_prepare(type, X + j * cols, cols, act + j * as);
     const struct qt_level_fns *f = &fns[cur_level()];
     qt_mv_fn mv = f->mv[info(type)->slot];
     qt_mm_fn mm = f->mm[info(type)->slot];

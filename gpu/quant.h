@@ -45,6 +45,16 @@ size_t qt_matmul_scratch_bytes(int type, size_t rows, size_t cols, size_t n);
 void qt_matmul(int type, const void *W, size_t rows, size_t cols, const float *X, size_t n,
                float *Y, void *scratch);
 
+/* The integer path of qt_matmul in two steps, so threads that split W's rows share one
+ * prepared copy of X instead of each preparing all of it: qt_matmul_act_bytes(type, cols, n)
+ * bytes at a 64-byte aligned act (0: this type takes the float path at this n, use
+ * qt_matmul), filled for rows [j0, j1) of X by qt_matmul_prepare (disjoint ranges may run
+ * in parallel), then qt_matmul_prepared on any rows of W. Y equals qt_matmul's bit for bit. */
+size_t qt_matmul_act_bytes(int type, size_t cols, size_t n);
+void qt_matmul_prepare(int type, const float *X, size_t cols, size_t j0, size_t j1, void *act);
+void qt_matmul_prepared(int type, const void *W, size_t rows, size_t cols, const void *act, size_t n,
+                        float *Y);
+
 /* Which SIMD level the kernels run at: "avx512", "avx512novnni" (AVX-512 without VNNI),
  * "avx2" or "scalar". Tests may force one; a level above what the CPU supports is capped
  * at the CPU's best, and NULL or an unknown name goes back to automatic ($CMIF_SIMD, then
