@@ -63,7 +63,7 @@ int engine_open(struct engine *e, const char *path, const struct opts *o,
         ctx = train;
     }
     struct dec_options dopt = { .ctx = ctx, .threads = o->threads, .device = o->device,
-                                .cl_index = o->cl_index };
+                                .cl_index = o->cl_index, .weights_mapped = core_gguf(e->core)->owns_map };
     if (dec_open(&e->dec, &e->model->w, &dopt, tmp, sizeof tmp) != 0) {
         snprintf(err, errlen, "%s", tmp);
         goto fail;

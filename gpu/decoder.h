@@ -45,6 +45,8 @@ struct dec_options {
     int device;           /* enum dec_device */
     int cl_index;         /* OpenCL device index for DEC_DEV_CL, -1 = first usable */
     size_t cl_mem_cap;    /* tests: pretend the device has at most this many bytes (0 = real) */
+    int weights_mapped;   /* the weights are a read-only file mapping: the CPU backend drops
+                             its pages of the tensors it repacks (the file keeps them) */
 };
 
 struct decoder;
