@@ -597,17 +597,23 @@ static int cpu_shift(void *state, int keep, int n_discard, int n_past, char *err
  * in the page cache and reads the rest; best effort: where the kernel lacks it, the pass
  * faults the pages as before. Weights the caller did not map (a tensor in memory) are
  * populated all the same, harmlessly. */
-static void populate(const struct dec_tensor *t)
+static void populate_range(const void *p, size_t len)
 {
 #ifdef MADV_POPULATE_READ
-    if (!t->data || t->rows <= 0) return;
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)t->data, e = a + (size_t)t->rows * qt_row_bytes(t->type, (size_t)t->cols);
+    uintptr_t a = (uintptr_t)p, e = a + len;
     a &= ~(uintptr_t)(pg - 1);
     (void)madvise((void *)a, e - a, MADV_POPULATE_READ);
 #else
-    (void)t;
+    (void)p;
+    (void)len;
 #endif
+}
+
+static void populate(const struct dec_tensor *t)
+{
+    if (!t->data || t->rows <= 0) return;
+    populate_range(t->data, (size_t)t->rows * qt_row_bytes(t->type, (size_t)t->cols));
 }
 
 static void *weights_prefault(void *arg)
@@ -658,6 +664,7 @@ static void repack_task(void *ctx, int t, int nt)
         size_t rows = (size_t)w->rows, cols = (size_t)w->cols, rb = row_bytes(w);
         size_t r0 = split(rows, t, nt), r1 = split(rows, t + 1, nt);
         if (r0 >= r1) continue;
+        populate_range((const uint8_t *)w->data + r0 * rb, (r1 - r0) * rb);   /* faults in bulk */
         qt_pack(w->type, w->data, rows, cols, j->dst + j->off[i], r0, r1);
         if (j->drop) drop_pages((const uint8_t *)w->data + r0 * rb, (r1 - r0) * rb);
     }
