@@ -9,6 +9,8 @@
  * Prompt batches go through qt_matmul (integer formats: the decode kernels over L2-sized
  * weight tiles against all the batch's prepared activations; F16/BF16: SGEMM on dequantized
  * tiles); each pool task owns a slice of the weight rows and runs it single-threaded. Prompt attention is causal SGEMM per head over an F32 KV cache.
+ * Q4_0/IQ4_NL matrices are repacked at load into 16-row groups where the SIMD level has
+ * kernels for that layout (repack_weights); row slices are cut on multiples of 16 rows.
  * RoPE uses GGUF's "normal" layout: adjacent pairs (x[2i], x[2i+1]) rotate together. */
 #include <math.h>
 #include <pthread.h>
