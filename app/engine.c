@@ -69,7 +69,8 @@ int engine_open(struct engine *e, const char *path, const struct opts *o,
     /* Best effort: where it fails, the first message builds it again and says why. */
     if (flags & ENGINE_PREPARE) (void)core_prepare(e->core, tmp, sizeof tmp);
     struct dec_options dopt = { .ctx = ctx, .threads = o->threads, .device = o->device,
-                                .cl_index = o->cl_index, .prefaulted = e->pf != NULL };
+                                .cl_index = o->cl_index, .prefaulted = e->pf != NULL,
+                                .weights_mapped = core_gguf(e->core)->owns_map };
     if (dec_open(&e->dec, &e->model->w, &dopt, tmp, sizeof tmp) != 0) {
         snprintf(err, errlen, "%s", tmp);
         goto fail;

@@ -12,12 +12,15 @@
  * four tasks per thread each take a slice of the weight rows, single-threaded, and apply
  * SwiGLU or the residual add to their slice; rmsnorm and RoPE run per position over the
  * pool. Prompt attention is causal SGEMM per head over an F32 KV cache.
+ * Q4_0/IQ4_NL matrices are repacked at load into 16-row groups where the SIMD level has
+ * kernels for that layout (repack_weights); row slices are cut on multiples of 16 rows.
  * RoPE uses GGUF's "normal" layout: adjacent pairs (x[2i], x[2i+1]) rotate together. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -57,6 +60,8 @@ struct cpu {
     size_t att_big_cap;
 
     char name[96];
+    void *packed;                /* the repacked weights (repack_weights), one mapping */
+    size_t packed_bytes;
 };
 
 /* ---------------------------------------------------------------- small kernels */
@@ -681,10 +686,116 @@ static int cpu_shift(void *state, int keep, int n_discard, int n_past, char *err
 
 /* ---------------------------------------------------------------- open / close */
 
+/* Faults a range in with one call (MADV_POPULATE_READ, Linux 5.14) instead of a page fault
+ * per few pages; best effort. */
+static void populate_range(const void *p, size_t len)
+{
+#ifdef MADV_POPULATE_READ
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p, e = a + len;
+    a &= ~(uintptr_t)(pg - 1);
+    (void)madvise((void *)a, e - a, MADV_POPULATE_READ);
+#else
+    (void)p;
+    (void)len;
+#endif
+}
+
+/* ---------------------------------------------------------------- repacking at load */
+
+/* The weights whose type has a packed layout at this SIMD level (qt_packed_type: Q4_0 and
+ * IQ4_NL at AVX-512 VNNI) are copied once into it, in memory of our own, and the decoder
+ * reads only the copy: groups of 16 rows interleaved, so the prompt kernels sum each block
+ * in integers for 16 rows at once and decode streams one group at a time. Row ranges the
+ * passes ask for start on multiples of 16 (split), but the fused Q/K/V task cuts by heads
+ * and the unfused one concatenates Q, K and V: those are packed only when the head size is
+ * a multiple of 16. The token embedding the core reads, the GGUF file and an OpenCL device
+ * keep the original layout; a tied output matrix is packed for the decoder alone. When the
+ * caller says the weights are a read-only file mapping, the original pages of each packed
+ * slice are dropped from this process as soon as it is copied (the page cache keeps them),
+ * so the process holds one copy and its peak stays about one slice above that. */
+struct repack_job {
+    struct dec_tensor **t;
+    size_t *off;
+    int n, drop;
+    uint8_t *dst;
+};
+
+static void drop_pages(const void *p, size_t len)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(uintptr_t)(pg - 1), e = ((uintptr_t)p + len) & ~(uintptr_t)(pg - 1);
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+static void repack_task(void *ctx, int t, int nt)
+{
+    struct repack_job *j = ctx;
+    for (int i = 0; i < j->n; i++) {
+        const struct dec_tensor *w = j->t[i];
+        size_t rows = (size_t)w->rows, cols = (size_t)w->cols, rb = row_bytes(w);
+        size_t r0 = split(rows, t, nt), r1 = split(rows, t + 1, nt);
+        if (r0 >= r1) continue;
+        populate_range((const uint8_t *)w->data + r0 * rb, (r1 - r0) * rb);   /* faults in bulk */
+        qt_pack(w->type, w->data, rows, cols, j->dst + j->off[i], r0, r1);
+        if (j->drop) drop_pages((const uint8_t *)w->data + r0 * rb, (r1 - r0) * rb);
+    }
+}
+
+static int repack_weights(struct cpu *b, int drop, char *err, size_t errlen)
+{
+    size_t cap = 7 * (size_t)b->c.n_layers + 1, total = 0;
+    struct repack_job j = {.t = malloc(cap * sizeof *j.t), .off = malloc(cap * sizeof *j.off), .drop = drop};
+    if (!j.t || !j.off) goto oom;
+    int qkv_ok = b->c.head_dim % 16 == 0;
+    for (int l = 0; l <= b->c.n_layers; l++) {
+        struct dec_tensor *ts[7];
+        int nts = 0;
+        if (l == b->c.n_layers) {
+            ts[nts++] = &b->output;
+        } else {
+            struct dec_layer *L = &b->layers[l];
+            if (qkv_ok) { ts[nts++] = &L->wq; ts[nts++] = &L->wk; ts[nts++] = &L->wv; }
+            ts[nts++] = &L->wo; ts[nts++] = &L->w_gate; ts[nts++] = &L->w_up; ts[nts++] = &L->w_down;
+        }
+        for (int i = 0; i < nts; i++) {
+            struct dec_tensor *w = ts[i];
+            if (!w->data || w->rows < 16 || qt_packed_type(w->type) == w->type) continue;
+            j.t[j.n] = w;
+            j.off[j.n++] = total;
+            total += ((size_t)w->rows * row_bytes(w) + 63) & ~(size_t)63;
+        }
+    }
+    if (j.n > 0) {
+        void *m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) goto oom;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(m, total, MADV_HUGEPAGE);
+#endif
+        j.dst = m;
+        pool_run(b->pool, repack_task, &j, b->nth);
+        for (int i = 0; i < j.n; i++) {
+            j.t[i]->data = j.dst + j.off[i];
+            j.t[i]->type = qt_packed_type(j.t[i]->type);
+        }
+        b->packed = m;
+        b->packed_bytes = total;
+    }
+    free(j.t);
+    free(j.off);
+    return 0;
+oom:
+    free(j.t);
+    free(j.off);
+    snprintf(err, errlen, "cpu backend: out of memory for the repacked weights");
+    return -1;
+}
+
 static void cpu_close(void *state)
 {
     struct cpu *b = state;
     if (!b) return;
+    if (b->packed) munmap(b->packed, b->packed_bytes);
     if (b->pool) pool_close(b->pool);
     free(b->layers);
     free(b->kc);
@@ -777,10 +888,12 @@ static int cpu_open(void **state, const struct dec_weights *w, const struct dec_
         goto oom;
     size_t act = 0;
     /* Room for the prepared activation of any weight type (ggml numbers stay below 64). */
-    for (int t = 0; t < 64; t++) {
-        size_t a = qt_supported(t) ? qt_act_bytes(t, (vmax + 255) / 256 * 256) : 0;
-        if (a > act) act = a;
-    }
+    for (int t = 0; t < 64; t++)
+        for (int p = 0; p < 2; p++) {   /* the type, and its packed layout's (repack_weights) */
+            int tp = p ? t | QT_PACKED : t;
+            size_t a = qt_supported(tp) ? qt_act_bytes(tp, (vmax + 255) / 256 * 256) : 0;
+            if (a > act) act = a;
+        }
     for (int i = 0; i < MAX_PARTS; i++)
         if (!(b->act[i] = malloc(act))) goto oom;
     b->act_cap = act;
@@ -790,6 +903,10 @@ static int cpu_open(void **state, const struct dec_weights *w, const struct dec_
     if (!b->mm_scratch || !b->mm_y || !b->att_big) goto oom;
     snprintf(b->name, sizeof b->name, "cpu (%s, %d thread%s)", qt_simd_level(), b->nth,
              b->nth == 1 ? "" : "s");
+    if (repack_weights(b, o && o->weights_mapped, err, errlen)) {
+        cpu_close(b);
+        return -1;
+    }
     *state = b;
     return 0;
 oom:

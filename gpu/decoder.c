@@ -45,7 +45,10 @@ struct dec_prefault {
 static void populate(const struct dec_tensor *t)
 {
 #ifdef MADV_POPULATE_READ
-    if (!t->data || t->rows <= 0) return;
+    /* A type the CPU backend repacks is faulted in, slice by slice, by the repacking
+     * itself, which then drops the slice's pages: mapping them here would only map them
+     * back in. */
+    if (!t->data || t->rows <= 0 || qt_packed_type(t->type) != t->type) return;
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)t->data, e = a + (size_t)t->rows * qt_row_bytes(t->type, (size_t)t->cols);
     a &= ~(uintptr_t)(pg - 1);

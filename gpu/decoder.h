@@ -47,6 +47,8 @@ struct dec_options {
     size_t cl_mem_cap;    /* tests: pretend the device has at most this many bytes (0 = real) */
     int prefaulted;       /* the caller maps the weights in itself (dec_prefault): dec_open
                              starts no thread of its own for it */
+    int weights_mapped;   /* the weights are a read-only file mapping: the CPU backend drops
+                             its pages of the tensors it repacks (the file keeps them) */
 };
 
 struct decoder;

@@ -45,6 +45,8 @@ static const struct qt_info infos[] = {
     {QT_Q3_K, "Q3_K", QK_K, sizeof(struct blk_q3_k), QK_Q3_K},
     {QT_IQ4_NL, "IQ4_NL", 32, sizeof(struct blk_iq4_nl), QK_IQ4_NL},
     {QT_IQ4_XS, "IQ4_XS", QK_K, sizeof(struct blk_iq4_xs), QK_IQ4_XS},
+    {QT_Q4_0 | QT_PACKED, "Q4_0x16", QK4_0, sizeof(struct blk_q4_0), QK_Q4_0_X16},
+    {QT_IQ4_NL | QT_PACKED, "IQ4_NLx16", 32, sizeof(struct blk_iq4_nl), QK_IQ4_NL_X16},
 };
 
 static const struct qt_info *info(int type)
@@ -685,6 +687,8 @@ size_t qt_act_bytes(int type, size_t n)
     case QT_Q4_K: case QT_Q5_K: return qa8k_perm_offset(n) + n;
     case QT_Q6_K: case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: return n / 256 * sizeof(struct qa8k);
     case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: return qa8x2_offset(n) + n / 128 * sizeof(struct qa8x4);
+    case QT_Q4_0 | QT_PACKED: case QT_IQ4_NL | QT_PACKED:
+        return x16_bias_offset(type == (QT_IQ4_NL | QT_PACKED), n) + n / 32 * sizeof(int32_t);
     default: return n * sizeof(float);
     }
 }
@@ -793,6 +797,14 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act)
     }
     case QT_Q6_K: case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: level_acts(1)(x, n, act); break;
     case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: level_acts(0)(x, n, act); act_quads(type, act, n); break;
+    case QT_Q4_0 | QT_PACKED: case QT_IQ4_NL | QT_PACKED: {
+        int iq4 = type == (QT_IQ4_NL | QT_PACKED);
+        qt_act_prepare(type & ~QT_PACKED, x, n, act);
+        const struct qa8 *a = act;
+        int32_t *bias = (int32_t *)((uint8_t *)act + x16_bias_offset(iq4, n));
+        for (size_t i = 0; i < n / 32; i++) bias[i] = (iq4 ? -128 : -8) * a[i].s;
+        break;
+    }
     default: memcpy(act, x, n * sizeof(float)); break;
     }
 }
@@ -987,6 +999,45 @@ static void mv_iq4_nl(const uint8_t *W, size_t rb, size_t n, const void *act, fl
     }
 }
 
+static void mv_tail(int slot, const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr);
+
+/* Packed Q4_0 / IQ4_NL (quant_impl.h): per row and block the integer sum with the bias,
+ * converted, times the rounded product of the two scales, added by one fused multiply-add;
+ * the order the 512-bit kernels keep in each lane, so every level gives their floats. */
+static void mv_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr, int iq4)
+{
+    size_t nb = n / 32, full = nr & ~(size_t)15;
+    const struct qa8 *a = act;
+    const int32_t *bias = (const int32_t *)((const uint8_t *)act + x16_bias_offset(iq4, n));
+    for (size_t g = 0; g < full; g += 16, W += 16 * rb)
+        for (int r = 0; r < 16; r++) {
+            float s = 0;
+            for (size_t i = 0; i < nb; i++) {
+                const uint8_t *q = W + x16_quants_off(i, nb);
+                uint16_t d;
+                memcpy(&d, W + x16_scales_off(i) + 2 * r, 2);
+                int si = bias[i];
+                for (int e = 0; e < 32; e++) {   /* element e: chunk e/4 % 4, nibble e/16 */
+                    int v = (q[64 * (e / 4 % 4) + 4 * r + e % 4] >> (4 * (e / 16))) & 0xF;
+                    si += (iq4 ? qt_iq4nl_values[v] + 128 : v) * a[i].q[e];
+                }
+                s = fmaf((float)si, qt_h2f(d) * a[i].d, s);
+            }
+            y[g + (size_t)r] = s;
+        }
+    if (nr > full) mv_tail(iq4 ? QK_IQ4_NL : QK_Q4_0, W, rb, n, act, y + full, nr - full);
+}
+
+static void mv_q4_0_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_x16(W, rb, n, act, y, nr, 0);
+}
+
+static void mv_iq4_nl_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_x16(W, rb, n, act, y, nr, 1);
+}
+
 /* Quant of element e of a Q2_K/Q3_K block's 2-bit part. */
 static inline int q2_at(const uint8_t *qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
 
@@ -1099,18 +1150,21 @@ DQ_REF(dq_ref_q2_k, QT_Q2_K)
 DQ_REF(dq_ref_q3_k, QT_Q3_K)
 DQ_REF(dq_ref_iq4_nl, QT_IQ4_NL)
 DQ_REF(dq_ref_iq4_xs, QT_IQ4_XS)
+DQ_REF(dq_ref_x16, QT_PACKED)   /* rows of a packed group are not independent: zeros */
 
 static const struct qt_level_fns scalar_fns = {
     .mv = {[QK_F32] = mv_f32, [QK_F16] = mv_f16, [QK_BF16] = mv_bf16, [QK_Q8_0] = mv_q8_0,
            [QK_Q4_0] = mv_q4_0, [QK_Q4_K] = mv_q4_k, [QK_Q5_K] = mv_q5_k, [QK_Q6_K] = mv_q6_k,
            [QK_Q4_1] = mv_q4_1, [QK_Q5_0] = mv_q5_0, [QK_Q5_1] = mv_q5_1, [QK_Q2_K] = mv_q2_k,
-           [QK_Q3_K] = mv_q3_k, [QK_IQ4_NL] = mv_iq4_nl, [QK_IQ4_XS] = mv_iq4_xs},
+           [QK_Q3_K] = mv_q3_k, [QK_IQ4_NL] = mv_iq4_nl, [QK_IQ4_XS] = mv_iq4_xs,
+           [QK_Q4_0_X16] = mv_q4_0_x16, [QK_IQ4_NL_X16] = mv_iq4_nl_x16},
     .act = {act_q8_scalar, act_q8k_scalar},
     .dq = {[QK_F32] = dq_ref_f32, [QK_F16] = dq_ref_f16, [QK_BF16] = dq_ref_bf16,
            [QK_Q8_0] = dq_ref_q8_0, [QK_Q4_0] = dq_ref_q4_0, [QK_Q4_K] = dq_ref_q4_k,
            [QK_Q5_K] = dq_ref_q5_k, [QK_Q6_K] = dq_ref_q6_k, [QK_Q4_1] = dq_ref_q4_1,
            [QK_Q5_0] = dq_ref_q5_0, [QK_Q5_1] = dq_ref_q5_1, [QK_Q2_K] = dq_ref_q2_k,
-           [QK_Q3_K] = dq_ref_q3_k, [QK_IQ4_NL] = dq_ref_iq4_nl, [QK_IQ4_XS] = dq_ref_iq4_xs},
+           [QK_Q3_K] = dq_ref_q3_k, [QK_IQ4_NL] = dq_ref_iq4_nl, [QK_IQ4_XS] = dq_ref_iq4_xs,
+           [QK_Q4_0_X16] = dq_ref_x16, [QK_IQ4_NL_X16] = dq_ref_x16},
 };
 
 /* Function tables are filled once; a spin flag keeps concurrent first calls from racing. */
@@ -1154,6 +1208,39 @@ static int cur_level(void)
 }
 
 static qt_act_fn level_acts(int kq) { return fns[cur_level()].act[kq]; }
+
+/* The rows after a packed tensor's last full group, by the current level's kernel. */
+static void mv_tail(int slot, const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    fns[cur_level()].mv[slot](W, rb, n, act, y, nr);
+}
+
+int qt_packed_type(int type)
+{
+    if ((type == QT_Q4_0 || type == QT_IQ4_NL) && cur_level() == LV_AVX512) return type | QT_PACKED;
+    return type;
+}
+
+void qt_pack(int type, const void *W, size_t rows, size_t cols, void *dst, size_t r0, size_t r1)
+{
+    const size_t rb = qt_row_bytes(type, cols), nb = cols / 32, full = rows & ~(size_t)15;
+    const uint8_t *src = W;
+    uint8_t *out = dst;
+    for (size_t g = r0; g < r1 && g < full; g += 16) {
+        uint8_t *G = out + g * rb;
+        for (int r = 0; r < 16; r++) {
+            const struct blk_q4_0 *b = (const void *)(src + (g + (size_t)r) * rb);   /* = IQ4_NL's */
+            for (size_t i = 0; i < nb; i++) {
+                memcpy(G + x16_scales_off(i) + 2 * r, &b[i].d, 2);
+                for (int c = 0; c < 4; c++) memcpy(G + x16_quants_off(i, nb) + 64 * c + 4 * r, b[i].qs + 4 * c, 4);
+            }
+        }
+    }
+    if (r1 > full) {
+        size_t t = r0 > full ? r0 : full;
+        memcpy(out + t * rb, src + t * rb, (r1 - t) * rb);
+    }
+}
 
 const char *qt_simd_level(void) { return level_names[cur_level()]; }
 
@@ -1207,6 +1294,7 @@ static int int8_path(int type, size_t n)
 {
     const struct qt_info *t = info(type);
     if (!t || type == QT_F32 || type == QT_F16 || type == QT_BF16) return 0;
+    if (type & QT_PACKED) return 1;   /* no row dequantizer */
     /* With a batch kernel the integer path won at every n measured (8..256, BENCHMARKS.md);
      * looping the matrix-vector kernel wins up to n = 32 and loses 10-20% to SGEMM from
      * n = 64 on (AVX2, AVX-512 without VNNI). */
@@ -1224,6 +1312,7 @@ static size_t int8_tile_rows(int type, size_t rows, size_t cols)
 {
     size_t rb = qt_row_bytes(type, cols), t = rb ? (256u * 1024u) / rb : rows;
     if (t < 4) t = 4;
+    if (type & QT_PACKED) t = (t + 15) & ~(size_t)15;   /* whole groups */
     return t < rows ? t : rows;
 }
 

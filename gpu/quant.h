@@ -55,6 +55,21 @@ void qt_matmul_prepare(int type, const float *X, size_t cols, size_t j0, size_t 
 void qt_matmul_prepared(int type, const void *W, size_t rows, size_t cols, const void *act, size_t n,
                         float *Y);
 
+/* Repacked weights (our own layouts, never in files): where the current SIMD level has one
+ * for `type` (Q4_0 and IQ4_NL at AVX-512 VNNI), qt_packed_type names it, else it returns
+ * type itself. A packed tensor has the original's size and row stride: each full group of
+ * 16 rows is interleaved so one 512-bit register holds the 16 rows' words side by side
+ * (per block: the 16 fp16 scales, then for each 4-byte word of the quants the 16 rows'
+ * words), rows past the last full group keep the original layout. qt_pack writes rows
+ * [r0, r1) of the packed form of W into dst (r0 a multiple of 16, r1 one too or = rows), so
+ * threads can share the work. A packed type goes to qt_act_bytes, qt_act_prepare,
+ * qt_matvec and qt_matmul like any type, with row ranges that start on a multiple of 16
+ * and end on one or at the last row; its rows cannot be dequantized one by one
+ * (qt_dequant_row gives zeros). Its decode and batch kernels give the same floats. */
+#define QT_PACKED 0x100   /* type | QT_PACKED: the 16-row interleaved form of type */
+int qt_packed_type(int type);
+void qt_pack(int type, const void *W, size_t rows, size_t cols, void *dst, size_t r0, size_t r1);
+
 /* Which SIMD level the kernels run at: "avx512", "avx512novnni" (AVX-512 without VNNI),
  * "avx2" or "scalar". Tests may force one; a level above what the CPU supports is capped
  * at the CPU's best, and NULL or an unknown name goes back to automatic ($CMIF_SIMD, then

@@ -728,6 +728,113 @@ static void zmm_fill(struct qt_level_fns *f, int vnni)
 }
 #undef ZMM_FILL
 
+/* ---- packed Q4_0 / IQ4_NL (quant_impl.h's groups of 16 interleaved rows) ----------------- */
+
+/* One group of 16 rows against A activations: per block the weights' four chunks are loaded
+ * and unpacked once (IQ4_NL through its table stored +128), then per activation an int32 sum
+ * starts at its bias, takes eight vpdpbusd against the activation's words broadcast, is
+ * converted once and added by one FMA, times the 16 rows' scales by the activation's, into
+ * the rows' lanes. The integer sums are exact however they are split (two chains when few
+ * activations leave the latency exposed), and blocks go in order in every lane, so any A
+ * gives the same floats: batch equals decode bit for bit, and mv_x16 in quant.c too. */
+static inline __attribute__((always_inline)) void x16_group(const uint8_t *G, size_t nb, const uint8_t *const *act,
+                                                            const int32_t *const *bias, int A, __m512 *acc,
+                                                            int iq4)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i tbl = m4;
+    if (iq4) {
+        uint8_t t[16];
+        for (int j = 0; j < 16; j++) t[j] = (uint8_t)(qt_iq4nl_values[j] + 128);
+        tbl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t));
+    }
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) acc[k] = _mm512_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const uint8_t *q = G + x16_quants_off(i, nb);
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(G + x16_scales_off(i))));
+        __m512i w[8];
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < 4; c++) {
+            __m512i v = _mm512_loadu_si512(q + 64 * c);
+            w[c] = _mm512_and_si512(v, m4);
+            w[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            if (iq4) {
+                w[c] = _mm512_shuffle_epi8(tbl, w[c]);
+                w[c + 4] = _mm512_shuffle_epi8(tbl, w[c + 4]);
+            }
+        }
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) {
+            const struct qa8 *x = (const struct qa8 *)act[k] + i;
+            int32_t wd[8];
+            memcpy(wd, x->q, 32);
+            __m512i s0 = _mm512_set1_epi32(bias[k][i]), s1 = _mm512_setzero_si512();
+            _Pragma("GCC unroll 8")
+            for (int u = 0; u < 8; u++) {
+                if (A <= 2 && u >= 4) s1 = _mm512_dpbusd_epi32(s1, w[u], _mm512_set1_epi32(wd[u]));
+                else s0 = _mm512_dpbusd_epi32(s0, w[u], _mm512_set1_epi32(wd[u]));
+            }
+            if (A <= 2) s0 = _mm512_add_epi32(s0, s1);
+            acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(dw, _mm512_set1_ps(x->d)), acc[k]);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void mv_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act,
+                                                               float *y, size_t nr, int iq4)
+{
+    size_t nb = n / 32, full = nr & ~(size_t)15;
+    const uint8_t *a[1] = {act};
+    const int32_t *bias[1] = {(const int32_t *)((const uint8_t *)act + x16_bias_offset(iq4, n))};
+    for (size_t g = 0; g < full; g += 16) {
+        __m512 acc[1];
+        x16_group(W + g * rb, nb, a, bias, 1, acc, iq4);
+        _mm512_storeu_ps(y + g, acc[0]);
+    }
+    if (nr > full) (iq4 ? mv_iq4_nl_zmm_vnni : mv_q4_0_vnni)(W + full * rb, rb, n, act, y + full, nr - full);
+}
+
+/* Prompt batches: eight activations per pass over a group (then four, then one), the unpacked
+ * weights in 8 registers shared by all, 8 accumulators. */
+#define X16_A 8
+static inline __attribute__((always_inline)) void mm_x16_vnni(const uint8_t *W, size_t rb, size_t n,
+                                                               const uint8_t *act, size_t as, size_t na,
+                                                               float *Y, size_t ldy, size_t nr, int iq4)
+{
+    size_t nb = n / 32, full = nr & ~(size_t)15, boff = x16_bias_offset(iq4, n), j = 0;
+    const uint8_t *a[X16_A];
+    const int32_t *bias[X16_A];
+#define X16_RUN(A)                                                                     \
+    for (; j + (A) <= na; j += (A)) {                                                  \
+        for (int k = 0; k < (A); k++) {                                                \
+            a[k] = act + (j + (size_t)k) * as;                                         \
+            bias[k] = (const int32_t *)(a[k] + boff);                                  \
+        }                                                                              \
+        for (size_t g = 0; g < full; g += 16) {                                        \
+            __m512 acc[A];                                                             \
+            x16_group(W + g * rb, nb, a, bias, (A), acc, iq4);                         \
+            for (int k = 0; k < (A); k++) _mm512_storeu_ps(Y + (j + (size_t)k) * ldy + g, acc[k]); \
+        }                                                                              \
+    }
+    X16_RUN(X16_A)
+    X16_RUN(4)
+    X16_RUN(1)
+#undef X16_RUN
+    if (nr > full) (iq4 ? mm_iq4_nl_vnni : mm_q4_0_vnni)(W + full * rb, rb, n, act, as, na, Y + full, ldy, nr - full);
+}
+
+static void mv_q4_0_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_x16_vnni(W, rb, n, act, y, nr, 0);
+}
+static void mv_iq4_nl_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_x16_vnni(W, rb, n, act, y, nr, 1);
+}
+MM_OF(mm_q4_0_x16_vnni, mm_x16_vnni, 0)
+MM_OF(mm_iq4_nl_x16_vnni, mm_x16_vnni, 1)
+
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
     f->mm[QK_Q4_K] = vnni ? mm_q4_k_vnni : mm_q4_k_novnni;
@@ -738,11 +845,17 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
         f->mm[QK_Q8_0] = mm_q8_0_vnni;
         f->mm[QK_Q4_0] = mm_q4_0_vnni;
         f->mm[QK_IQ4_NL] = mm_iq4_nl_vnni;
+        f->mm[QK_Q4_0_X16] = mm_q4_0_x16_vnni;
+        f->mm[QK_IQ4_NL_X16] = mm_iq4_nl_x16_vnni;
     } else {
         fill_mm_novnni(f->mm);
     }
     if (vnni) fill_vnni(f->mv);
     else fill_novnni(f->mv);
+    if (vnni) {
+        f->mv[QK_Q4_0_X16] = mv_q4_0_x16_vnni;
+        f->mv[QK_IQ4_NL_X16] = mv_iq4_nl_x16_vnni;
+    }
     f->act[0] = act_q8;
     f->act[1] = act_q8k;
     fill_dq(f->dq);

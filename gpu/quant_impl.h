@@ -88,6 +88,29 @@ struct qa8x4 {
 static inline size_t qa8k_perm_offset(size_t n) { return (n / 256 * sizeof(struct qa8k) + 63) & ~(size_t)63; }
 
 
+/* The 16-row packed Q4_0 / IQ4_NL layout (qt_pack). A group of 16 rows takes the bytes of
+ * the 16 original rows; blocks go in pairs of 576 bytes: the 16 rows' fp16 scales of the
+ * first block, then of the second (32 bytes each), then each block's quants as four 64-byte
+ * chunks, chunk c holding bytes 4c..4c+3 of every row's qs in int32 lane r (so chunk c's low
+ * nibbles are elements 4c..4c+3 and its high nibbles elements 16+4c..16+4c+3 of row r). An
+ * odd last block takes 288 bytes: its scales, then its chunks. Pairs keep the chunks 64-byte
+ * aligned when the group starts so. */
+#define X16_PAIR 576
+static inline size_t x16_scales_off(size_t b) { return b / 2 * X16_PAIR + b % 2 * 32; }
+static inline size_t x16_quants_off(size_t b, size_t nb)
+{
+    return b / 2 * X16_PAIR + ((b | 1) < nb ? 64 + b % 2 * 256 : 32);
+}
+
+/* Packed types' prepared activation: the base type's (the tail rows run its kernels), then
+ * at a 64-byte offset one int32 per block: the bias that pays for the weights' offset
+ * (-8·Σq for Q4_0; -128·Σq for IQ4_NL, whose table the kernels read +128). */
+static inline size_t x16_bias_offset(int iq4, size_t n)
+{
+    size_t b = qa8x2_offset(n) + (iq4 ? (n / 32 + 1) / 2 : n / 64) * sizeof(struct qa8x2);
+    return (b + 63) & ~(size_t)63;
+}
+
 /* One kernel: y[i] = dot(row i, x) for nrows rows starting at W, rows rb bytes apart. */
 typedef void (*qt_mv_fn)(const uint8_t *W, size_t rb, size_t ncols, const void *act, float *y,
                          size_t nrows);
@@ -95,7 +118,8 @@ typedef void (*qt_mv_fn)(const uint8_t *W, size_t rb, size_t ncols, const void *
 /* Kernel slots, in this order, for every SIMD level. */
 enum {
     QK_F32, QK_F16, QK_BF16, QK_Q8_0, QK_Q4_0, QK_Q4_K, QK_Q5_K, QK_Q6_K,
-    QK_Q4_1, QK_Q5_0, QK_Q5_1, QK_Q2_K, QK_Q3_K, QK_IQ4_NL, QK_IQ4_XS, QK_NSLOTS
+    QK_Q4_1, QK_Q5_0, QK_Q5_1, QK_Q2_K, QK_Q3_K, QK_IQ4_NL, QK_IQ4_XS, QK_Q4_0_X16,
+    QK_IQ4_NL_X16, QK_NSLOTS
 };
 
 /* Activation quantizers: [0] for the 32-element formats (struct qa8), [1] for the 256-element

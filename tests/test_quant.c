@@ -753,6 +753,94 @@ static void test_qrow_matches(void **state)
     free(x); free(a); free(b); free(q);
 }
 
+/* ---- packed 16-row layouts (Q4_0, IQ4_NL at AVX-512 VNNI) ------------------------------ */
+
+/* One packed shape: decode (in two row ranges) against the dequantized rows times the 8-bit
+ * activation, to check_matvec's rounding bound; batch equal to decode bit for bit; the
+ * full groups' results equal at every SIMD level (each lane's operations are the same). */
+static void check_packed(int type, size_t rows, size_t cols, size_t n)
+{
+    int pt = qt_packed_type(type);
+    assert_int_equal(pt, type | QT_PACKED);
+    size_t rb = qt_row_bytes(type, cols), full = rows & ~(size_t)15;
+    assert_int_equal(qt_row_bytes(pt, cols), rb);
+    float *w = xmalloc(cols * 4), *wd = xmalloc(rows * cols * 4), *X = xmalloc(n * cols * 4);
+    float *Y = xmalloc(n * rows * 4), *yv = xmalloc((rows + 2) * 4), *ys = xmalloc(rows * 4);
+    float *xq = xmalloc(cols * 4), *dh = xmalloc(cols * 4);
+    uint8_t *W = xmalloc(rows * rb), *P = xmalloc(rows * rb), *act = xmalloc(qt_act_bytes(pt, cols));
+    float *scratch = xmalloc(qt_matmul_scratch_bytes(pt, rows, cols, n));
+    for (size_t r = 0; r < rows; r++) {
+        fill(w, cols, 0.02f * (1 + (float)(r % 5)));
+        qt_quant_row(type, w, W + r * rb, cols);
+        qt_dequant_row(type, W + r * rb, wd + r * cols, cols);
+    }
+    size_t cut = rows > 16 ? 16 : rows;   /* packed by two callers, as threads do */
+    memset(P, 0xA5, rows * rb);
+    qt_pack(type, W, rows, cols, P, 0, cut);
+    qt_pack(type, W, rows, cols, P, cut, rows);
+    if (rows > full) assert_memory_equal(P + full * rb, W + full * rb, (rows - full) * rb);
+    fill(X, n * cols, 1.0f);
+    qt_matmul(pt, P, rows, cols, X, n, Y, scratch);
+    double rel = 4.0 * (double)(cols / 32 + 8) * 0x1p-24;
+    for (size_t i = 0; i < n; i++) {
+        qt_act_prepare(pt, X + i * cols, cols, act);
+        act_values(type, act, cols, xq, dh);
+        yv[rows] = yv[rows + 1] = 12345.0f;
+        qt_matvec(pt, P, cols, act, yv, 0, cut);
+        qt_matvec(pt, P, cols, act, yv + cut, cut, rows);
+        assert_true(yv[rows] == 12345.0f && yv[rows + 1] == 12345.0f);
+        for (size_t r = 0; r < rows; r++) {
+            double ref = 0, mag = 0;
+            for (size_t k = 0; k < cols; k++) {
+                ref += (double)xq[k] * wd[r * cols + k];
+                mag += fabs((double)xq[k] * wd[r * cols + k]);
+            }
+            if (!(fabs(yv[r] - ref) <= rel * mag + 1e-30))
+                fail_msg("packed %s %zux%zu [%zu,%zu]: %g vs %g", qt_name(type), rows, cols, i, r, (double)yv[r], ref);
+            if (memcmp(&Y[i * rows + r], &yv[r], 4) != 0)
+                fail_msg("packed %s %zux%zu n=%zu [%zu,%zu]: batch %a, matvec %a", qt_name(type), rows, cols, n, i,
+                         r, (double)Y[i * rows + r], (double)yv[r]);
+        }
+        const char *lv = qt_simd_level();
+        for (size_t l = 0; l < N_LEVELS; l++) {   /* the same floats at every level */
+            if (!force_level(levels[l])) continue;
+            qt_matvec(pt, P, cols, act, ys, 0, rows);
+            if (full && memcmp(ys, yv, full * 4) != 0)
+                fail_msg("packed %s %zux%zu: level %s differs", qt_name(type), rows, cols, levels[l]);
+        }
+        qt_force_simd(lv);
+    }
+    free(w); free(wd); free(X); free(Y); free(yv); free(ys); free(xq); free(dh);
+    free(W); free(P); free(act); free(scratch);
+}
+
+static void test_packed(void **state)
+{
+    (void)state;
+    if (!force_level("avx512") || qt_packed_type(QT_Q4_0) == QT_Q4_0) {
+        print_message("note: no packed layout at this SIMD level, not tested\n");
+        qt_force_simd(NULL);
+        return;
+    }
+    /* rows: one group, tails of 1..15 rows, fewer than 16 (all tail), several L2 tiles;
+     * cols: odd block counts (a lone last block), not a multiple of 64, long rows; n: the
+     * batch kernel's groups of 8 and 4 activations and ones left over. */
+    struct { size_t rows, cols, n; } shapes[] = {
+        {16, 32, 3}, {37, 160, 6}, {7, 96, 2}, {100, 2048, 17}, {33, 4096, 1}, {49, 5632, 13},
+        {600, 2048, 5}, {31, 224, 9},
+    };
+    rng_state = 4242;
+    for (int t = 0; t < 2; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            force_level("avx512");
+            check_packed(t ? QT_IQ4_NL : QT_Q4_0, shapes[s].rows, shapes[s].cols, shapes[s].n);
+        }
+    qt_force_simd("avx2");   /* other levels keep the row layout */
+    assert_int_equal(qt_packed_type(QT_Q4_0), QT_Q4_0);
+    assert_int_equal(qt_packed_type(QT_Q8_0), QT_Q8_0);
+    qt_force_simd(NULL);
+}
+
 static void test_simd_selection(void **state)
 {
     (void)state;
@@ -777,4 +865,5 @@ TU_MAIN(
     cmocka_unit_test(test_iq4_nl_levels_same),
     cmocka_unit_test(test_dequant_fast_identical),
     cmocka_unit_test(test_matmul),          cmocka_unit_test(test_qrow_matches),
+    cmocka_unit_test(test_packed),
     cmocka_unit_test(test_simd_selection))
