@@ -50,16 +50,16 @@ static void populate(const struct dec_tensor *t)
      * back in. */
     if (!t->data || t->rows <= 0 || qt_packed_type(t->type) != t->type) return;
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)t->data, e = a + (size_t)t->rows * qt_row_bytes(t->type, (size_t)t->cols);
-    a &= ~(uintptr_t)(pg - 1);
+    uintptr_t lo = (uintptr_t)t->data, e = lo + (size_t)t->rows * qt_row_bytes(t->type, (size_t)t->cols);
+    uintptr_t a = lo & ~(uintptr_t)(pg - 1);
     for (; a < e; a += POPULATE_CHUNK) {
         uintptr_t n = e - a < POPULATE_CHUNK ? e - a : POPULATE_CHUNK;
         (void)madvise((void *)a, n, MADV_POPULATE_READ);
         /* And a byte of each page read here: under some hypervisors the first touch of a
          * populated page still costs ~2 us (0.3 s of CPU for a 770 MB model), which this
-         * thread then pays instead of the first forward pass. */
-        volatile const unsigned char *q = (const unsigned char *)a;
-        for (uintptr_t o = 0; o < n; o += pg) (void)q[o];
+         * thread then pays instead of the first forward pass. Only the tensor's own bytes:
+         * its first page may start with someone else's memory. */
+        for (uintptr_t o = a; o < a + n; o += pg) (void)*(volatile const unsigned char *)(o < lo ? lo : o);
     }
 #else
     (void)t;
