@@ -835,6 +835,109 @@ static void mv_iq4_nl_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void
 MM_OF(mm_q4_0_x16_vnni, mm_x16_vnni, 0)
 MM_OF(mm_iq4_nl_x16_vnni, mm_x16_vnni, 1)
 
+/* ---- packed IQ4_XS (quant_impl.h's 16-row super-block groups) ----------------------------- */
+
+/* One group of 16 rows against A activations, per super-block: the 16 rows' d converted and
+ * their scale bits loaded once; per sub-block the four chunks unpacked through the table
+ * stored +128 and the 16 rows' scales taken out of their bits, both shared by the A
+ * activations; then per activation an int32 sum starts at the sub-block's bias, takes eight
+ * vpdpbusd against the activation's words broadcast (exact: the sub-block's integer dot in
+ * each row's lane), is multiplied by the rows' scales and added to the super-block's sum,
+ * which is converted once and added by one FMA times the 16 rows' d by the activation's.
+ * Integer sums are exact however they are split, and super-blocks go in order in every
+ * lane, so any A gives the same floats: batch equals decode bit for bit, and mv_iq4_xs_x16
+ * in quant.c too. */
+static inline __attribute__((always_inline)) void xs16_group(const uint8_t *G, size_t nsb, const uint8_t *const *act,
+                                                             const int32_t *const *bias, int A, __m512 *acc)
+{
+    uint8_t t[16];
+    for (int j = 0; j < 16; j++) t[j] = (uint8_t)(qt_iq4nl_values[j] + 128);
+    const __m512i tbl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t)), m4 = _mm512_set1_epi8(0x0F);
+    const __m512i lo4 = _mm512_set1_epi32(0x0F), hi2 = _mm512_set1_epi32(0x30), k32 = _mm512_set1_epi32(32);
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) acc[k] = _mm512_setzero_ps();
+    for (size_t i = 0; i < nsb; i++) {
+        const uint8_t *S = G + i * XS16_SB, *q = S + XS16_QUANTS;
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)S));
+        __m512i sh = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(S + 32))), 4);
+        __m512i sl = _mm512_loadu_si512(S + 64);
+        __m512i sumi[8];
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) sumi[k] = _mm512_setzero_si512();
+        for (int ib = 0; ib < 8; ib++, q += 256) {
+            /* scale bits 4ib.. of scales_l and 2ib.. of scales_h, moved down step by step */
+            __m512i ls = _mm512_sub_epi32(_mm512_or_si512(_mm512_and_si512(sl, lo4), _mm512_and_si512(sh, hi2)), k32);
+            sl = _mm512_srli_epi32(sl, 4);
+            sh = _mm512_srli_epi32(sh, 2);
+            __m512i w[8];
+            _Pragma("GCC unroll 4")
+            for (int c = 0; c < 4; c++) {
+                __m512i v = _mm512_loadu_si512(q + 64 * c);
+                w[c] = _mm512_shuffle_epi8(tbl, _mm512_and_si512(v, m4));
+                w[c + 4] = _mm512_shuffle_epi8(tbl, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+            }
+            _Pragma("GCC unroll 8")
+            for (int k = 0; k < A; k++) {
+                const struct qa8k *x = (const struct qa8k *)act[k] + i;
+                int32_t wd[8];
+                memcpy(wd, x->q + 32 * ib, 32);
+                __m512i s0 = _mm512_set1_epi32(bias[k][8 * i + (size_t)ib]), s1 = _mm512_setzero_si512();
+                _Pragma("GCC unroll 8")
+                for (int u = 0; u < 8; u++) {
+                    if (A <= 2 && u >= 4) s1 = _mm512_dpbusd_epi32(s1, w[u], _mm512_set1_epi32(wd[u]));
+                    else s0 = _mm512_dpbusd_epi32(s0, w[u], _mm512_set1_epi32(wd[u]));
+                }
+                if (A <= 2) s0 = _mm512_add_epi32(s0, s1);
+                sumi[k] = _mm512_add_epi32(sumi[k], _mm512_mullo_epi32(s0, ls));
+            }
+        }
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) {
+            const struct qa8k *x = (const struct qa8k *)act[k] + i;
+            acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[k]), _mm512_mul_ps(dw, _mm512_set1_ps(x->d)), acc[k]);
+        }
+    }
+}
+
+static void mv_iq4_xs_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    size_t nsb = n / 256, full = nr & ~(size_t)15;
+    const uint8_t *a[1] = {act};
+    const int32_t *bias[1] = {(const int32_t *)((const uint8_t *)act + xs16_bias_offset(n))};
+    for (size_t g = 0; g < full; g += 16) {
+        __m512 acc[1];
+        xs16_group(W + g * rb, nsb, a, bias, 1, acc);
+        _mm512_storeu_ps(y + g, acc[0]);
+    }
+    if (nr > full) mv_iq4_xs_zmm_vnni(W + full * rb, rb, n, act, y + full, nr - full);
+}
+
+/* Prompt batches: eight activations per pass over a group (then four, then one). */
+static void mm_iq4_xs_x16_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
+                               float *Y, size_t ldy, size_t nr)
+{
+    size_t nsb = n / 256, full = nr & ~(size_t)15, boff = xs16_bias_offset(n), j = 0;
+    const uint8_t *a[8];
+    const int32_t *bias[8];
+#define XS16_RUN(A)                                                                    \
+    for (; j + (A) <= na; j += (A)) {                                                  \
+        for (int k = 0; k < (A); k++) {                                                \
+            a[k] = act + (j + (size_t)k) * as;                                         \
+            bias[k] = (const int32_t *)(a[k] + boff);                                  \
+        }                                                                              \
+        for (size_t g = 0; g < full; g += 16) {                                        \
+            __m512 acc[A];                                                             \
+            xs16_group(W + g * rb, nsb, a, bias, (A), acc);                            \
+            for (int k = 0; k < (A); k++) _mm512_storeu_ps(Y + (j + (size_t)k) * ldy + g, acc[k]); \
+        }                                                                              \
+    }
+    XS16_RUN(8)
+    XS16_RUN(4)
+    XS16_RUN(1)
+#undef XS16_RUN
+    if (nr > full) mm_iq4_xs_zmm_vnni(W + full * rb, rb, n, act, as, na, Y + full, ldy, nr - full);
+}
+
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
     f->mm[QK_Q4_K] = vnni ? mm_q4_k_vnni : mm_q4_k_novnni;
@@ -855,6 +958,10 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
     if (vnni) {
         f->mv[QK_Q4_0_X16] = mv_q4_0_x16_vnni;
         f->mv[QK_IQ4_NL_X16] = mv_iq4_nl_x16_vnni;
+    }
+    if (vnni) {
+        f->mv[QK_IQ4_XS_X16] = mv_iq4_xs_x16_vnni;
+        f->mm[QK_IQ4_XS_X16] = mm_iq4_xs_x16_vnni;
     }
     f->act[0] = act_q8;
     f->act[1] = act_q8k;
