@@ -878,14 +878,13 @@ static inline __attribute__((always_inline)) void xs16_group(const uint8_t *G, s
             }
             _Pragma("GCC unroll 8")
             for (int k = 0; k < A; k++) {
-                const struct qa8k *x = (const struct qa8k *)act[k] + i;
-                int32_t wd[8];
-                memcpy(wd, x->q + 32 * ib, 32);
+                const int8_t *xq = ((const struct qa8k *)act[k] + i)->q + 32 * ib;
                 __m512i s0 = _mm512_set1_epi32(bias[k][8 * i + (size_t)ib]), s1 = _mm512_setzero_si512();
                 _Pragma("GCC unroll 8")
-                for (int u = 0; u < 8; u++) {
-                    if (A <= 2 && u >= 4) s1 = _mm512_dpbusd_epi32(s1, w[u], _mm512_set1_epi32(wd[u]));
-                    else s0 = _mm512_dpbusd_epi32(s0, w[u], _mm512_set1_epi32(wd[u]));
+                for (int u = 0; u < 8; u++) {   /* the words broadcast straight from memory */
+                    __m512i xw = _mm512_broadcastd_epi32(_mm_loadu_si32(xq + 4 * u));
+                    if (A <= 2 && u >= 4) s1 = _mm512_dpbusd_epi32(s1, w[u], xw);
+                    else s0 = _mm512_dpbusd_epi32(s0, w[u], xw);
                 }
                 if (A <= 2) s0 = _mm512_add_epi32(s0, s1);
                 sumi[k] = _mm512_add_epi32(sumi[k], _mm512_mullo_epi32(s0, ls));
