@@ -795,14 +795,19 @@ static inline __attribute__((always_inline)) void mv_x16_vnni(const uint8_t *W, 
     if (nr > full) (iq4 ? mv_iq4_nl_zmm_vnni : mv_q4_0_vnni)(W + full * rb, rb, n, act, y + full, nr - full);
 }
 
+static inline __attribute__((always_inline)) void xs16_group(const uint8_t *G, size_t nsb, const uint8_t *const *act,
+                                                             const int32_t *const *bias, int A, __m512 *acc);
+
 /* Prompt batches: eight activations per pass over a group (then four, then one), the unpacked
- * weights in 8 registers shared by all, 8 accumulators. */
+ * weights in 8 registers shared by all, 8 accumulators. kind: 0 Q4_0, 1 IQ4_NL, 2 IQ4_XS
+ * (its groups are xs16_group's). */
 #define X16_A 8
 static inline __attribute__((always_inline)) void mm_x16_vnni(const uint8_t *W, size_t rb, size_t n,
                                                                const uint8_t *act, size_t as, size_t na,
-                                                               float *Y, size_t ldy, size_t nr, int iq4)
+                                                               float *Y, size_t ldy, size_t nr, int kind)
 {
-    size_t nb = n / 32, full = nr & ~(size_t)15, boff = x16_bias_offset(iq4, n), j = 0;
+    size_t nb = n / 32, full = nr & ~(size_t)15, j = 0;
+    size_t boff = kind == 2 ? xs16_bias_offset(n) : x16_bias_offset(kind, n);
     const uint8_t *a[X16_A];
     const int32_t *bias[X16_A];
 #define X16_RUN(A)                                                                     \
@@ -813,7 +818,8 @@ static inline __attribute__((always_inline)) void mm_x16_vnni(const uint8_t *W, 
         }                                                                              \
         for (size_t g = 0; g < full; g += 16) {                                        \
             __m512 acc[A];                                                             \
-            x16_group(W + g * rb, nb, a, bias, (A), acc, iq4);                         \
+            if (kind == 2) xs16_group(W + g * rb, n / 256, a, bias, (A), acc);         \
+            else x16_group(W + g * rb, nb, a, bias, (A), acc, kind);                   \
             for (int k = 0; k < (A); k++) _mm512_storeu_ps(Y + (j + (size_t)k) * ldy + g, acc[k]); \
         }                                                                              \
     }
@@ -821,7 +827,9 @@ static inline __attribute__((always_inline)) void mm_x16_vnni(const uint8_t *W, 
     X16_RUN(4)
     X16_RUN(1)
 #undef X16_RUN
-    if (nr > full) (iq4 ? mm_iq4_nl_vnni : mm_q4_0_vnni)(W + full * rb, rb, n, act, as, na, Y + full, ldy, nr - full);
+    if (nr > full)
+        (kind == 2 ? mm_iq4_xs_zmm_vnni : kind ? mm_iq4_nl_vnni : mm_q4_0_vnni)(W + full * rb, rb, n, act, as, na,
+                                                                              Y + full, ldy, nr - full);
 }
 
 static void mv_q4_0_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
@@ -911,31 +919,7 @@ static void mv_iq4_xs_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void
     if (nr > full) mv_iq4_xs_zmm_vnni(W + full * rb, rb, n, act, y + full, nr - full);
 }
 
-/* Prompt batches: eight activations per pass over a group (then four, then one). */
-static void mm_iq4_xs_x16_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
-                               float *Y, size_t ldy, size_t nr)
-{
-    size_t nsb = n / 256, full = nr & ~(size_t)15, boff = xs16_bias_offset(n), j = 0;
-    const uint8_t *a[8];
-    const int32_t *bias[8];
-#define XS16_RUN(A)                                                                    \
-    for (; j + (A) <= na; j += (A)) {                                                  \
-        for (int k = 0; k < (A); k++) {                                                \
-            a[k] = act + (j + (size_t)k) * as;                                         \
-            bias[k] = (const int32_t *)(a[k] + boff);                                  \
-        }                                                                              \
-        for (size_t g = 0; g < full; g += 16) {                                        \
-            __m512 acc[A];                                                             \
-            xs16_group(W + g * rb, nsb, a, bias, (A), acc);                            \
-            for (int k = 0; k < (A); k++) _mm512_storeu_ps(Y + (j + (size_t)k) * ldy + g, acc[k]); \
-        }                                                                              \
-    }
-    XS16_RUN(8)
-    XS16_RUN(4)
-    XS16_RUN(1)
-#undef XS16_RUN
-    if (nr > full) mm_iq4_xs_zmm_vnni(W + full * rb, rb, n, act, as, na, Y + full, ldy, nr - full);
-}
+MM_OF(mm_iq4_xs_x16_vnni, mm_x16_vnni, 2)
 
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
