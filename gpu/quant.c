@@ -47,6 +47,7 @@ static const struct qt_info infos[] = {
     {QT_IQ4_XS, "IQ4_XS", QK_K, sizeof(struct blk_iq4_xs), QK_IQ4_XS},
     {QT_Q4_0 | QT_PACKED, "Q4_0x16", QK4_0, sizeof(struct blk_q4_0), QK_Q4_0_X16},
     {QT_IQ4_NL | QT_PACKED, "IQ4_NLx16", 32, sizeof(struct blk_iq4_nl), QK_IQ4_NL_X16},
+    {QT_IQ4_XS | QT_PACKED, "IQ4_XSx16", QK_K, sizeof(struct blk_iq4_xs), QK_IQ4_XS_X16},
 };
 
 static const struct qt_info *info(int type)
@@ -689,6 +690,7 @@ size_t qt_act_bytes(int type, size_t n)
     case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: return qa8x2_offset(n) + n / 128 * sizeof(struct qa8x4);
     case QT_Q4_0 | QT_PACKED: case QT_IQ4_NL | QT_PACKED:
         return x16_bias_offset(type == (QT_IQ4_NL | QT_PACKED), n) + n / 32 * sizeof(int32_t);
+    case QT_IQ4_XS | QT_PACKED: return xs16_bias_offset(n) + n / 32 * sizeof(int32_t);
     default: return n * sizeof(float);
     }
 }
@@ -803,6 +805,13 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act)
         const struct qa8 *a = act;
         int32_t *bias = (int32_t *)((uint8_t *)act + x16_bias_offset(iq4, n));
         for (size_t i = 0; i < n / 32; i++) bias[i] = (iq4 ? -128 : -8) * a[i].s;
+        break;
+    }
+    case QT_IQ4_XS | QT_PACKED: {
+        level_acts(1)(x, n, act);
+        const struct qa8k *a = act;
+        int32_t *bias = (int32_t *)((uint8_t *)act + xs16_bias_offset(n));
+        for (size_t i = 0; i < n / 32; i++) bias[i] = -128 * (a[i / 8].bsums[2 * (i % 8)] + a[i / 8].bsums[2 * (i % 8) + 1]);
         break;
     }
     default: memcpy(act, x, n * sizeof(float)); break;
@@ -1109,6 +1118,40 @@ static void mv_iq4_xs(const uint8_t *W, size_t rb, size_t n, const void *act, fl
     }
 }
 
+/* Packed IQ4_XS (quant_impl.h): per row and super-block the sub-blocks' integer sums (from
+ * the bias, the table read +128) times their scales, summed, converted and added by one
+ * fused multiply-add with the rounded product of the two scales: the order the 512-bit
+ * kernel keeps in each lane, so every level gives its floats. */
+static void mv_iq4_xs_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    size_t nsb = n / 256, full = nr & ~(size_t)15;
+    const struct qa8k *a = act;
+    const int32_t *bias = (const int32_t *)((const uint8_t *)act + xs16_bias_offset(n));
+    for (size_t g = 0; g < full; g += 16, W += 16 * rb)
+        for (int r = 0; r < 16; r++) {
+            float s = 0;
+            for (size_t i = 0; i < nsb; i++) {
+                const uint8_t *S = W + i * XS16_SB, *q = S + XS16_QUANTS;
+                struct blk_iq4_xs b;   /* row r's d and scales, as the original block */
+                memcpy(&b.d, S + 2 * r, 2);
+                memcpy(&b.scales_h, S + 32 + 2 * r, 2);
+                memcpy(b.scales_l, S + 64 + 4 * r, 4);
+                int sumi = 0;
+                for (int ib = 0; ib < 8; ib++) {
+                    int si = bias[8 * i + (size_t)ib];
+                    for (int e = 0; e < 32; e++) {   /* element e: chunk e/4 % 4, nibble e/16 */
+                        int v = (q[64 * (4 * ib + e / 4 % 4) + 4 * r + e % 4] >> (4 * (e / 16))) & 0xF;
+                        si += (qt_iq4nl_values[v] + 128) * a[i].q[32 * ib + e];
+                    }
+                    sumi += qt_iq4xs_scale(&b, ib) * si;
+                }
+                s = fmaf((float)sumi, qt_h2f(b.d) * a[i].d, s);
+            }
+            y[g + (size_t)r] = s;
+        }
+    if (nr > full) mv_tail(QK_IQ4_XS, W, rb, n, act, y + full, nr - full);
+}
+
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
 /* Levels in order of capability; "avx512novnni" is AVX-512 without VNNI (forced by tests
@@ -1157,14 +1200,14 @@ static const struct qt_level_fns scalar_fns = {
            [QK_Q4_0] = mv_q4_0, [QK_Q4_K] = mv_q4_k, [QK_Q5_K] = mv_q5_k, [QK_Q6_K] = mv_q6_k,
            [QK_Q4_1] = mv_q4_1, [QK_Q5_0] = mv_q5_0, [QK_Q5_1] = mv_q5_1, [QK_Q2_K] = mv_q2_k,
            [QK_Q3_K] = mv_q3_k, [QK_IQ4_NL] = mv_iq4_nl, [QK_IQ4_XS] = mv_iq4_xs,
-           [QK_Q4_0_X16] = mv_q4_0_x16, [QK_IQ4_NL_X16] = mv_iq4_nl_x16},
+           [QK_Q4_0_X16] = mv_q4_0_x16, [QK_IQ4_NL_X16] = mv_iq4_nl_x16, [QK_IQ4_XS_X16] = mv_iq4_xs_x16},
     .act = {act_q8_scalar, act_q8k_scalar},
     .dq = {[QK_F32] = dq_ref_f32, [QK_F16] = dq_ref_f16, [QK_BF16] = dq_ref_bf16,
            [QK_Q8_0] = dq_ref_q8_0, [QK_Q4_0] = dq_ref_q4_0, [QK_Q4_K] = dq_ref_q4_k,
            [QK_Q5_K] = dq_ref_q5_k, [QK_Q6_K] = dq_ref_q6_k, [QK_Q4_1] = dq_ref_q4_1,
            [QK_Q5_0] = dq_ref_q5_0, [QK_Q5_1] = dq_ref_q5_1, [QK_Q2_K] = dq_ref_q2_k,
            [QK_Q3_K] = dq_ref_q3_k, [QK_IQ4_NL] = dq_ref_iq4_nl, [QK_IQ4_XS] = dq_ref_iq4_xs,
-           [QK_Q4_0_X16] = dq_ref_x16, [QK_IQ4_NL_X16] = dq_ref_x16},
+           [QK_Q4_0_X16] = dq_ref_x16, [QK_IQ4_NL_X16] = dq_ref_x16, [QK_IQ4_XS_X16] = dq_ref_x16},
 };
 
 /* Function tables are filled once; a spin flag keeps concurrent first calls from racing. */
@@ -1217,8 +1260,25 @@ static void mv_tail(int slot, const uint8_t *W, size_t rb, size_t n, const void 
 
 int qt_packed_type(int type)
 {
-    if ((type == QT_Q4_0 || type == QT_IQ4_NL) && cur_level() == LV_AVX512) return type | QT_PACKED;
+    if ((type == QT_Q4_0 || type == QT_IQ4_NL || type == QT_IQ4_XS) && cur_level() == LV_AVX512)
+        return type | QT_PACKED;
     return type;
+}
+
+/* The full groups among rows [r0, r1) of an IQ4_XS matrix into the packed layout. */
+static void pack_xs16(const uint8_t *src, size_t rb, size_t nsb, size_t full, uint8_t *out, size_t r0, size_t r1)
+{
+    for (size_t g = r0; g < r1 && g < full; g += 16)
+        for (int r = 0; r < 16; r++) {
+            const struct blk_iq4_xs *b = (const void *)(src + (g + (size_t)r) * rb);
+            for (size_t i = 0; i < nsb; i++) {
+                uint8_t *S = out + g * rb + i * XS16_SB;
+                memcpy(S + 2 * r, &b[i].d, 2);
+                memcpy(S + 32 + 2 * r, &b[i].scales_h, 2);
+                memcpy(S + 64 + 4 * r, b[i].scales_l, 4);
+                for (int c = 0; c < 32; c++) memcpy(S + XS16_QUANTS + 64 * c + 4 * r, b[i].qs + 4 * c, 4);
+            }
+        }
 }
 
 void qt_pack(int type, const void *W, size_t rows, size_t cols, void *dst, size_t r0, size_t r1)
@@ -1226,7 +1286,8 @@ void qt_pack(int type, const void *W, size_t rows, size_t cols, void *dst, size_
     const size_t rb = qt_row_bytes(type, cols), nb = cols / 32, full = rows & ~(size_t)15;
     const uint8_t *src = W;
     uint8_t *out = dst;
-    for (size_t g = r0; g < r1 && g < full; g += 16) {
+    if (type == QT_IQ4_XS) pack_xs16(src, rb, cols / 256, full, out, r0, r1);
+    for (size_t g = r0; g < r1 && g < full && type != QT_IQ4_XS; g += 16) {
         uint8_t *G = out + g * rb;
         for (int r = 0; r < 16; r++) {
             const struct blk_q4_0 *b = (const void *)(src + (g + (size_t)r) * rb);   /* = IQ4_NL's */

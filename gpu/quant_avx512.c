@@ -795,14 +795,19 @@ static inline __attribute__((always_inline)) void mv_x16_vnni(const uint8_t *W, 
     if (nr > full) (iq4 ? mv_iq4_nl_zmm_vnni : mv_q4_0_vnni)(W + full * rb, rb, n, act, y + full, nr - full);
 }
 
+static inline __attribute__((always_inline)) void xs16_group(const uint8_t *G, size_t nsb, const uint8_t *const *act,
+                                                             const int32_t *const *bias, int A, __m512 *acc);
+
 /* Prompt batches: eight activations per pass over a group (then four, then one), the unpacked
- * weights in 8 registers shared by all, 8 accumulators. */
+ * weights in 8 registers shared by all, 8 accumulators. kind: 0 Q4_0, 1 IQ4_NL, 2 IQ4_XS
+ * (its groups are xs16_group's). */
 #define X16_A 8
 static inline __attribute__((always_inline)) void mm_x16_vnni(const uint8_t *W, size_t rb, size_t n,
                                                                const uint8_t *act, size_t as, size_t na,
-                                                               float *Y, size_t ldy, size_t nr, int iq4)
+                                                               float *Y, size_t ldy, size_t nr, int kind)
 {
-    size_t nb = n / 32, full = nr & ~(size_t)15, boff = x16_bias_offset(iq4, n), j = 0;
+    size_t nb = n / 32, full = nr & ~(size_t)15, j = 0;
+    size_t boff = kind == 2 ? xs16_bias_offset(n) : x16_bias_offset(kind, n);
     const uint8_t *a[X16_A];
     const int32_t *bias[X16_A];
 #define X16_RUN(A)                                                                     \
@@ -813,7 +818,8 @@ static inline __attribute__((always_inline)) void mm_x16_vnni(const uint8_t *W, 
         }                                                                              \
         for (size_t g = 0; g < full; g += 16) {                                        \
             __m512 acc[A];                                                             \
-            x16_group(W + g * rb, nb, a, bias, (A), acc, iq4);                         \
+            if (kind == 2) xs16_group(W + g * rb, n / 256, a, bias, (A), acc);         \
+            else x16_group(W + g * rb, nb, a, bias, (A), acc, kind);                   \
             for (int k = 0; k < (A); k++) _mm512_storeu_ps(Y + (j + (size_t)k) * ldy + g, acc[k]); \
         }                                                                              \
     }
@@ -821,7 +827,9 @@ static inline __attribute__((always_inline)) void mm_x16_vnni(const uint8_t *W, 
     X16_RUN(4)
     X16_RUN(1)
 #undef X16_RUN
-    if (nr > full) (iq4 ? mm_iq4_nl_vnni : mm_q4_0_vnni)(W + full * rb, rb, n, act, as, na, Y + full, ldy, nr - full);
+    if (nr > full)
+        (kind == 2 ? mm_iq4_xs_zmm_vnni : kind ? mm_iq4_nl_vnni : mm_q4_0_vnni)(W + full * rb, rb, n, act, as, na,
+                                                                              Y + full, ldy, nr - full);
 }
 
 static void mv_q4_0_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
@@ -834,6 +842,84 @@ static void mv_iq4_nl_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void
 }
 MM_OF(mm_q4_0_x16_vnni, mm_x16_vnni, 0)
 MM_OF(mm_iq4_nl_x16_vnni, mm_x16_vnni, 1)
+
+/* ---- packed IQ4_XS (quant_impl.h's 16-row super-block groups) ----------------------------- */
+
+/* One group of 16 rows against A activations, per super-block: the 16 rows' d converted and
+ * their scale bits loaded once; per sub-block the four chunks unpacked through the table
+ * stored +128 and the 16 rows' scales taken out of their bits, both shared by the A
+ * activations; then per activation an int32 sum starts at the sub-block's bias, takes eight
+ * vpdpbusd against the activation's words broadcast (exact: the sub-block's integer dot in
+ * each row's lane), is multiplied by the rows' scales and added to the super-block's sum,
+ * which is converted once and added by one FMA times the 16 rows' d by the activation's.
+ * Integer sums are exact however they are split, and super-blocks go in order in every
+ * lane, so any A gives the same floats: batch equals decode bit for bit, and mv_iq4_xs_x16
+ * in quant.c too. */
+static inline __attribute__((always_inline)) void xs16_group(const uint8_t *G, size_t nsb, const uint8_t *const *act,
+                                                             const int32_t *const *bias, int A, __m512 *acc)
+{
+    uint8_t t[16];
+    for (int j = 0; j < 16; j++) t[j] = (uint8_t)(qt_iq4nl_values[j] + 128);
+    const __m512i tbl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t)), m4 = _mm512_set1_epi8(0x0F);
+    const __m512i lo4 = _mm512_set1_epi32(0x0F), hi2 = _mm512_set1_epi32(0x30), k32 = _mm512_set1_epi32(32);
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) acc[k] = _mm512_setzero_ps();
+    for (size_t i = 0; i < nsb; i++) {
+        const uint8_t *S = G + i * XS16_SB, *q = S + XS16_QUANTS;
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)S));
+        __m512i sh = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(S + 32))), 4);
+        __m512i sl = _mm512_loadu_si512(S + 64);
+        __m512i sumi[8];
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) sumi[k] = _mm512_setzero_si512();
+        for (int ib = 0; ib < 8; ib++, q += 256) {
+            /* scale bits 4ib.. of scales_l and 2ib.. of scales_h, moved down step by step */
+            __m512i ls = _mm512_sub_epi32(_mm512_or_si512(_mm512_and_si512(sl, lo4), _mm512_and_si512(sh, hi2)), k32);
+            sl = _mm512_srli_epi32(sl, 4);
+            sh = _mm512_srli_epi32(sh, 2);
+            __m512i w[8];
+            _Pragma("GCC unroll 4")
+            for (int c = 0; c < 4; c++) {
+                __m512i v = _mm512_loadu_si512(q + 64 * c);
+                w[c] = _mm512_shuffle_epi8(tbl, _mm512_and_si512(v, m4));
+                w[c + 4] = _mm512_shuffle_epi8(tbl, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+            }
+            _Pragma("GCC unroll 8")
+            for (int k = 0; k < A; k++) {
+                const int8_t *xq = ((const struct qa8k *)act[k] + i)->q + 32 * ib;
+                __m512i s0 = _mm512_set1_epi32(bias[k][8 * i + (size_t)ib]), s1 = _mm512_setzero_si512();
+                _Pragma("GCC unroll 8")
+                for (int u = 0; u < 8; u++) {   /* the words broadcast straight from memory */
+                    __m512i xw = _mm512_broadcastd_epi32(_mm_loadu_si32(xq + 4 * u));
+                    if (A <= 2 && u >= 4) s1 = _mm512_dpbusd_epi32(s1, w[u], xw);
+                    else s0 = _mm512_dpbusd_epi32(s0, w[u], xw);
+                }
+                if (A <= 2) s0 = _mm512_add_epi32(s0, s1);
+                sumi[k] = _mm512_add_epi32(sumi[k], _mm512_mullo_epi32(s0, ls));
+            }
+        }
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) {
+            const struct qa8k *x = (const struct qa8k *)act[k] + i;
+            acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[k]), _mm512_mul_ps(dw, _mm512_set1_ps(x->d)), acc[k]);
+        }
+    }
+}
+
+static void mv_iq4_xs_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    size_t nsb = n / 256, full = nr & ~(size_t)15;
+    const uint8_t *a[1] = {act};
+    const int32_t *bias[1] = {(const int32_t *)((const uint8_t *)act + xs16_bias_offset(n))};
+    for (size_t g = 0; g < full; g += 16) {
+        __m512 acc[1];
+        xs16_group(W + g * rb, nsb, a, bias, 1, acc);
+        _mm512_storeu_ps(y + g, acc[0]);
+    }
+    if (nr > full) mv_iq4_xs_zmm_vnni(W + full * rb, rb, n, act, y + full, nr - full);
+}
+
+MM_OF(mm_iq4_xs_x16_vnni, mm_x16_vnni, 2)
 
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
@@ -855,6 +941,10 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
     if (vnni) {
         f->mv[QK_Q4_0_X16] = mv_q4_0_x16_vnni;
         f->mv[QK_IQ4_NL_X16] = mv_iq4_nl_x16_vnni;
+    }
+    if (vnni) {
+        f->mv[QK_IQ4_XS_X16] = mv_iq4_xs_x16_vnni;
+        f->mm[QK_IQ4_XS_X16] = mm_iq4_xs_x16_vnni;
     }
     f->act[0] = act_q8;
     f->act[1] = act_q8k;

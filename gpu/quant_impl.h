@@ -111,6 +111,20 @@ static inline size_t x16_bias_offset(int iq4, size_t n)
     return (b + 63) & ~(size_t)63;
 }
 
+/* The 16-row packed IQ4_XS layout (qt_pack). A group of 16 rows takes the bytes of the 16
+ * original rows, one super-block after another (2176 bytes each, = 16·136): the 16 rows'
+ * fp16 d, then their scales_h (16 bits each), then their scales_l (32 bits each, in int32
+ * lane r), then each 32-element sub-block's 16 quant bytes of the 16 rows as four 64-byte
+ * chunks, chunk 4·ib + c holding bytes 16·ib + 4c..+3 of row r's qs in int32 lane r (its low
+ * nibbles are elements 32·ib + 4c..+3, its high ones 32·ib + 16 + 4c..+3). */
+#define XS16_SB 2176
+#define XS16_QUANTS 128   /* the chunks' offset in a super-block */
+
+/* IQ4_XSx16's prepared activation: IQ4_XS's (struct qa8k; the tail rows run its kernels),
+ * then at a 64-byte offset one int32 per 32 elements: -128·Σq, which pays for the table
+ * the kernels read +128. */
+static inline size_t xs16_bias_offset(size_t n) { return (n / 256 * sizeof(struct qa8k) + 63) & ~(size_t)63; }
+
 /* One kernel: y[i] = dot(row i, x) for nrows rows starting at W, rows rb bytes apart. */
 typedef void (*qt_mv_fn)(const uint8_t *W, size_t rb, size_t ncols, const void *act, float *y,
                          size_t nrows);
@@ -119,7 +133,7 @@ typedef void (*qt_mv_fn)(const uint8_t *W, size_t rb, size_t ncols, const void *
 enum {
     QK_F32, QK_F16, QK_BF16, QK_Q8_0, QK_Q4_0, QK_Q4_K, QK_Q5_K, QK_Q6_K,
     QK_Q4_1, QK_Q5_0, QK_Q5_1, QK_Q2_K, QK_Q3_K, QK_IQ4_NL, QK_IQ4_XS, QK_Q4_0_X16,
-    QK_IQ4_NL_X16, QK_NSLOTS
+    QK_IQ4_NL_X16, QK_IQ4_XS_X16, QK_NSLOTS
 };
 
 /* Activation quantizers: [0] for the 32-element formats (struct qa8), [1] for the 256-element
