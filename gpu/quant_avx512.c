@@ -767,13 +767,12 @@ static inline __attribute__((always_inline)) void x16_group(const uint8_t *G, si
         _Pragma("GCC unroll 8")
         for (int k = 0; k < A; k++) {
             const struct qa8 *x = (const struct qa8 *)act[k] + i;
-            int32_t wd[8];
-            memcpy(wd, x->q, 32);
             __m512i s0 = _mm512_set1_epi32(bias[k][i]), s1 = _mm512_setzero_si512();
             _Pragma("GCC unroll 8")
-            for (int u = 0; u < 8; u++) {
-                if (A <= 2 && u >= 4) s1 = _mm512_dpbusd_epi32(s1, w[u], _mm512_set1_epi32(wd[u]));
-                else s0 = _mm512_dpbusd_epi32(s0, w[u], _mm512_set1_epi32(wd[u]));
+            for (int u = 0; u < 8; u++) {   /* the words broadcast straight from memory */
+                __m512i xw = _mm512_broadcastd_epi32(_mm_loadu_si32(x->q + 4 * u));
+                if (A <= 2 && u >= 4) s1 = _mm512_dpbusd_epi32(s1, w[u], xw);
+                else s0 = _mm512_dpbusd_epi32(s0, w[u], xw);
             }
             if (A <= 2) s0 = _mm512_add_epi32(s0, s1);
             acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(dw, _mm512_set1_ps(x->d)), acc[k]);
