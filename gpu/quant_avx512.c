@@ -835,6 +835,135 @@ static void mv_iq4_nl_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void
 MM_OF(mm_q4_0_x16_vnni, mm_x16_vnni, 0)
 MM_OF(mm_iq4_nl_x16_vnni, mm_x16_vnni, 1)
 
+/* ---- packed Q4_K (quant_impl.h's groups of 16 interleaved rows) ---------------------- */
+
+/* vpshufb patterns over a vector of four 6-bit values per int32 lane: value b alone in its
+ * lane (the scales, for vpmulld), and values 2q and 2q + 1 as the lane's two int16 (the
+ * mins, for vpdpwssd against two sub-blocks' sums). */
+#define X16K_B(d, b) 4 * (d) + (b), -128, -128, -128
+#define X16K_L(b) X16K_B(0, b), X16K_B(1, b), X16K_B(2, b), X16K_B(3, b)
+#define X16K_SEL(b) X16K_L(b), X16K_L(b), X16K_L(b), X16K_L(b)
+static const int8_t x16k_scsel[4][64] = {{X16K_SEL(0)}, {X16K_SEL(1)}, {X16K_SEL(2)}, {X16K_SEL(3)}};
+#undef X16K_SEL
+#undef X16K_L
+#undef X16K_B
+#define X16K_P(d, q) 4 * (d) + 2 * (q), -128, 4 * (d) + 2 * (q) + 1, -128
+#define X16K_L(q) X16K_P(0, q), X16K_P(1, q), X16K_P(2, q), X16K_P(3, q)
+#define X16K_SEL(q) X16K_L(q), X16K_L(q), X16K_L(q), X16K_L(q)
+static const int8_t x16k_mnsel[2][64] = {{X16K_SEL(0)}, {X16K_SEL(1)}};
+#undef X16K_SEL
+#undef X16K_L
+#undef X16K_P
+
+/* One group of 16 rows against A activations. Per super-block the 16 rows' scales and mins
+ * are unpacked once (k4_unpack's steps on every lane); per activation the mins' term (four
+ * vpdpwssd of the rows' paired mins against the activation's sub-block sums) goes into the
+ * rows' lanes first, by one FMA with dmin·d_x. Then sub-block by sub-block the weights are
+ * loaded once for all A (low nibbles masked in place; high nibbles masked in place too, so
+ * they count 16·q, and the low sub-blocks' scales are taken 16·sc to match), and per
+ * activation eight vpdpbusd against its words broadcast give the 16 rows' exact sums,
+ * multiplied by the rows' scales into an int32 sum per super-block (|16·Σ| < 2^29), which
+ * one FMA adds with d·d_x/16. The integer sums are exact however they are split, and the
+ * float steps go in the same order in every lane for any A: batch equals decode bit for
+ * bit, and mv_q4_k_x16 in quant.c too. */
+static inline __attribute__((always_inline)) void x16k_group(const uint8_t *G, size_t nsb, const uint8_t *const *act,
+                                                             size_t boff, int A, __m512 *acc)
+{
+    const __m512i m0f = _mm512_set1_epi8(0x0F), mf0 = _mm512_set1_epi8((char)0xF0);
+    const __m512i m3f = _mm512_set1_epi8(0x3F), m30 = _mm512_set1_epi8(0x30);
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < A; k++) acc[k] = _mm512_setzero_ps();
+    for (size_t i = 0; i < nsb; i++) {
+        const uint8_t *S = G + i * X16K_SB;
+        const __m512i s0 = _mm512_loadu_si512(S + 64), s1 = _mm512_loadu_si512(S + 128), s2 = _mm512_loadu_si512(S + 192);
+        /* bytes of each lane: the scales 0-3, 4-7 and the mins 0-3, 4-7 (a | (b & c)) */
+        const __m512i sclo = _mm512_and_si512(s0, m3f), mnlo = _mm512_and_si512(s1, m3f);
+        const __m512i schi = _mm512_ternarylogic_epi32(_mm512_and_si512(s2, m0f), _mm512_srli_epi32(s0, 2), m30, 0xF8);
+        const __m512i mnhi = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi32(s2, 4), m0f),
+                                                       _mm512_srli_epi32(s1, 2), m30, 0xF8);
+        {
+            const __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(S + 32)));
+            __m512i mp[4];
+            _Pragma("GCC unroll 4")
+            for (int p = 0; p < 4; p++) mp[p] = _mm512_shuffle_epi8(p < 2 ? mnlo : mnhi, _mm512_loadu_si512(x16k_mnsel[p & 1]));
+            _Pragma("GCC unroll 8")
+            for (int k = 0; k < A; k++) {
+                int32_t bw[4];
+                memcpy(bw, act[k] + boff + 16 * i, 16);
+                __m512i m = _mm512_setzero_si512();
+                _Pragma("GCC unroll 4")
+                for (int p = 0; p < 4; p++) m = _mm512_dpwssd_epi32(m, mp[p], _mm512_set1_epi32(bw[p]));
+                const float dx = ((const struct qa8k *)act[k])[i].d;
+                acc[k] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmw, _mm512_set1_ps(dx)), acc[k]);
+            }
+        }
+        __m512i sumi[8];
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *q = S + X16K_QS + 64 * 8 * (j / 2);
+            __m512i sc = _mm512_shuffle_epi8(j < 4 ? sclo : schi, _mm512_loadu_si512(x16k_scsel[j % 4]));
+            if (!(j & 1)) sc = _mm512_slli_epi32(sc, 4);
+            __m512i w[8];
+            _Pragma("GCC unroll 8")
+            for (int u = 0; u < 8; u++) w[u] = _mm512_and_si512(_mm512_loadu_si512(q + 64 * u), j & 1 ? mf0 : m0f);
+            _Pragma("GCC unroll 8")
+            for (int k = 0; k < A; k++) {
+                int32_t wd[8];
+                memcpy(wd, ((const struct qa8k *)act[k])[i].q + 32 * j, 32);
+                __m512i t0 = _mm512_setzero_si512(), t1 = _mm512_setzero_si512();
+                _Pragma("GCC unroll 8")
+                for (int u = 0; u < 8; u++) {
+                    if (A <= 2 && u >= 4) t1 = _mm512_dpbusd_epi32(t1, w[u], _mm512_set1_epi32(wd[u]));
+                    else t0 = _mm512_dpbusd_epi32(t0, w[u], _mm512_set1_epi32(wd[u]));
+                }
+                if (A <= 2) t0 = _mm512_add_epi32(t0, t1);
+                t0 = _mm512_mullo_epi32(t0, sc);
+                sumi[k] = j ? _mm512_add_epi32(sumi[k], t0) : t0;
+            }
+        }
+        const __m512 dw16 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)S)), _mm512_set1_ps(0.0625f));
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) {
+            const float dx = ((const struct qa8k *)act[k])[i].d;
+            acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[k]), _mm512_mul_ps(dw16, _mm512_set1_ps(dx)), acc[k]);
+        }
+    }
+}
+
+static void mv_q4_k_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    size_t nsb = n / 256, full = nr & ~(size_t)15;
+    const uint8_t *a[1] = {act};
+    for (size_t g = 0; g < full; g += 16) {
+        __m512 acc[1];
+        x16k_group(W + g * rb, nsb, a, x16k_bsum_offset(n), 1, acc);
+        _mm512_storeu_ps(y + g, acc[0]);
+    }
+    if (nr > full) mv_q4_k_dp_vnni(W + full * rb, rb, n, act, y + full, nr - full);
+}
+
+/* Prompt batches: eight activations per pass over a group (then four, then one). */
+static void mm_q4_k_x16_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
+                             float *Y, size_t ldy, size_t nr)
+{
+    size_t nsb = n / 256, full = nr & ~(size_t)15, boff = x16k_bsum_offset(n), j = 0;
+    const uint8_t *a[8];
+#define X16K_RUN(A)                                                                            \
+    for (; j + (A) <= na; j += (A)) {                                                          \
+        for (int k = 0; k < (A); k++) a[k] = act + (j + (size_t)k) * as;                       \
+        for (size_t g = 0; g < full; g += 16) {                                                \
+            __m512 acc[A];                                                                     \
+            x16k_group(W + g * rb, nsb, a, boff, (A), acc);                                    \
+            for (int k = 0; k < (A); k++) _mm512_storeu_ps(Y + (j + (size_t)k) * ldy + g, acc[k]); \
+        }                                                                                      \
+    }
+    X16K_RUN(8)
+    X16K_RUN(4)
+    X16K_RUN(1)
+#undef X16K_RUN
+    if (nr > full) mm_q4_k_vnni(W + full * rb, rb, n, act, as, na, Y + full, ldy, nr - full);
+}
+
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
     f->mm[QK_Q4_K] = vnni ? mm_q4_k_vnni : mm_q4_k_novnni;
@@ -847,6 +976,7 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
         f->mm[QK_IQ4_NL] = mm_iq4_nl_vnni;
         f->mm[QK_Q4_0_X16] = mm_q4_0_x16_vnni;
         f->mm[QK_IQ4_NL_X16] = mm_iq4_nl_x16_vnni;
+        f->mm[QK_Q4_K_X16] = mm_q4_k_x16_vnni;
     } else {
         fill_mm_novnni(f->mm);
     }
@@ -855,6 +985,7 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
     if (vnni) {
         f->mv[QK_Q4_0_X16] = mv_q4_0_x16_vnni;
         f->mv[QK_IQ4_NL_X16] = mv_iq4_nl_x16_vnni;
+        f->mv[QK_Q4_K_X16] = mv_q4_k_x16_vnni;
     }
     f->act[0] = act_q8;
     f->act[1] = act_q8k;
