@@ -855,6 +855,14 @@ static const int8_t x16k_mnsel[2][64] = {{X16K_SEL(0)}, {X16K_SEL(1)}};
 #undef X16K_L
 #undef X16K_P
 
+/* Four bytes at p in every int32 lane (an embedded broadcast of the instruction using it). */
+static inline __attribute__((always_inline)) __m512i x16k_word(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
 /* One group of 16 rows against A activations. Per super-block the 16 rows' scales and mins
  * are unpacked once (k4_unpack's steps on every lane); per activation the mins' term (four
  * vpdpwssd of the rows' paired mins against the activation's sub-block sums) goes into the
@@ -866,14 +874,16 @@ static const int8_t x16k_mnsel[2][64] = {{X16K_SEL(0)}, {X16K_SEL(1)}};
  * one FMA adds with d·d_x/16. The integer sums are exact however they are split, and the
  * float steps go in the same order in every lane for any A: batch equals decode bit for
  * bit, and mv_q4_k_x16 in quant.c too. */
-static inline __attribute__((always_inline)) void x16k_group(const uint8_t *G, size_t nsb, const uint8_t *const *act,
-                                                             size_t boff, int A, __m512 *acc)
+static inline __attribute__((always_inline)) void x16k_group(const uint8_t *G, size_t i0, size_t i1,
+                                                             const uint8_t *const *act, size_t boff, int A,
+                                                             float (*acc)[16])
 {
     const __m512i m0f = _mm512_set1_epi8(0x0F), mf0 = _mm512_set1_epi8((char)0xF0);
     const __m512i m3f = _mm512_set1_epi8(0x3F), m30 = _mm512_set1_epi8(0x30);
-    _Pragma("GCC unroll 8")
-    for (int k = 0; k < A; k++) acc[k] = _mm512_setzero_ps();
-    for (size_t i = 0; i < nsb; i++) {
+    if (i0 == 0)
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) _mm512_storeu_ps(acc[k], _mm512_setzero_ps());
+    for (size_t i = i0; i < i1; i++) {
         const uint8_t *S = G + i * X16K_SB;
         const __m512i s0 = _mm512_loadu_si512(S + 64), s1 = _mm512_loadu_si512(S + 128), s2 = _mm512_loadu_si512(S + 192);
         /* bytes of each lane: the scales 0-3, 4-7 and the mins 0-3, 4-7 (a | (b & c)) */
@@ -888,13 +898,13 @@ static inline __attribute__((always_inline)) void x16k_group(const uint8_t *G, s
             for (int p = 0; p < 4; p++) mp[p] = _mm512_shuffle_epi8(p < 2 ? mnlo : mnhi, _mm512_loadu_si512(x16k_mnsel[p & 1]));
             _Pragma("GCC unroll 8")
             for (int k = 0; k < A; k++) {
-                int32_t bw[4];
-                memcpy(bw, act[k] + boff + 16 * i, 16);
+                const uint8_t *bs = act[k] + boff + 16 * i;
                 __m512i m = _mm512_setzero_si512();
                 _Pragma("GCC unroll 4")
-                for (int p = 0; p < 4; p++) m = _mm512_dpwssd_epi32(m, mp[p], _mm512_set1_epi32(bw[p]));
+                for (int p = 0; p < 4; p++) m = _mm512_dpwssd_epi32(m, mp[p], x16k_word(bs + 4 * p));
                 const float dx = ((const struct qa8k *)act[k])[i].d;
-                acc[k] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmw, _mm512_set1_ps(dx)), acc[k]);
+                _mm512_storeu_ps(acc[k], _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmw, _mm512_set1_ps(dx)),
+                                                          _mm512_loadu_ps(acc[k])));
             }
         }
         __m512i sumi[8];
@@ -908,13 +918,12 @@ static inline __attribute__((always_inline)) void x16k_group(const uint8_t *G, s
             for (int u = 0; u < 8; u++) w[u] = _mm512_and_si512(_mm512_loadu_si512(q + 64 * u), j & 1 ? mf0 : m0f);
             _Pragma("GCC unroll 8")
             for (int k = 0; k < A; k++) {
-                int32_t wd[8];
-                memcpy(wd, ((const struct qa8k *)act[k])[i].q + 32 * j, 32);
+                const int8_t *x = ((const struct qa8k *)act[k])[i].q + 32 * j;
                 __m512i t0 = _mm512_setzero_si512(), t1 = _mm512_setzero_si512();
                 _Pragma("GCC unroll 8")
                 for (int u = 0; u < 8; u++) {
-                    if (A <= 2 && u >= 4) t1 = _mm512_dpbusd_epi32(t1, w[u], _mm512_set1_epi32(wd[u]));
-                    else t0 = _mm512_dpbusd_epi32(t0, w[u], _mm512_set1_epi32(wd[u]));
+                    if (A <= 2 && u >= 4) t1 = _mm512_dpbusd_epi32(t1, w[u], x16k_word(x + 4 * u));
+                    else t0 = _mm512_dpbusd_epi32(t0, w[u], x16k_word(x + 4 * u));
                 }
                 if (A <= 2) t0 = _mm512_add_epi32(t0, t1);
                 t0 = _mm512_mullo_epi32(t0, sc);
@@ -925,7 +934,8 @@ static inline __attribute__((always_inline)) void x16k_group(const uint8_t *G, s
         _Pragma("GCC unroll 8")
         for (int k = 0; k < A; k++) {
             const float dx = ((const struct qa8k *)act[k])[i].d;
-            acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[k]), _mm512_mul_ps(dw16, _mm512_set1_ps(dx)), acc[k]);
+            _mm512_storeu_ps(acc[k], _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[k]), _mm512_mul_ps(dw16, _mm512_set1_ps(dx)),
+                                                     _mm512_loadu_ps(acc[k])));
         }
     }
 }
@@ -935,27 +945,35 @@ static void mv_q4_k_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *
     size_t nsb = n / 256, full = nr & ~(size_t)15;
     const uint8_t *a[1] = {act};
     for (size_t g = 0; g < full; g += 16) {
-        __m512 acc[1];
-        x16k_group(W + g * rb, nsb, a, x16k_bsum_offset(n), 1, acc);
-        _mm512_storeu_ps(y + g, acc[0]);
+        x16k_group(W + g * rb, 0, nsb, a, x16k_bsum_offset(n), 1, (float (*)[16])(y + g));
     }
     if (nr > full) mv_q4_k_dp_vnni(W + full * rb, rb, n, act, y + full, nr - full);
 }
 
-/* Prompt batches: eight activations per pass over a group (then four, then one). */
+/* Prompt batches: eight activations per pass over a group (then four, then one). Eight
+ * activations take ~2.3 KiB per super-block, so for long rows the columns go in spans of
+ * X16K_SPAN super-blocks that stay in L1 while up to X16K_GROUPS groups pass over them, the
+ * groups' sums kept between spans (each lane's float steps keep their order). */
+#define X16K_SPAN 8
+#define X16K_GROUPS 8
 static void mm_q4_k_x16_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
                              float *Y, size_t ldy, size_t nr)
 {
     size_t nsb = n / 256, full = nr & ~(size_t)15, boff = x16k_bsum_offset(n), j = 0;
     const uint8_t *a[8];
-#define X16K_RUN(A)                                                                            \
-    for (; j + (A) <= na; j += (A)) {                                                          \
-        for (int k = 0; k < (A); k++) a[k] = act + (j + (size_t)k) * as;                       \
-        for (size_t g = 0; g < full; g += 16) {                                                \
-            __m512 acc[A];                                                                     \
-            x16k_group(W + g * rb, nsb, a, boff, (A), acc);                                    \
-            for (int k = 0; k < (A); k++) _mm512_storeu_ps(Y + (j + (size_t)k) * ldy + g, acc[k]); \
-        }                                                                                      \
+    float acc[X16K_GROUPS][8][16];
+#define X16K_RUN(A)                                                                                   \
+    for (; j + (A) <= na; j += (A)) {                                                                 \
+        for (int k = 0; k < (A); k++) a[k] = act + (j + (size_t)k) * as;                              \
+        for (size_t g0 = 0; g0 < full; g0 += 16 * X16K_GROUPS) {                                      \
+            size_t ng = (full - g0) / 16 < X16K_GROUPS ? (full - g0) / 16 : X16K_GROUPS;              \
+            for (size_t i0 = 0; i0 < nsb; i0 += X16K_SPAN) {                                          \
+                size_t i1 = nsb - i0 < X16K_SPAN ? nsb : i0 + X16K_SPAN;                              \
+                for (size_t g = 0; g < ng; g++) x16k_group(W + (g0 + 16 * g) * rb, i0, i1, a, boff, (A), acc[g]); \
+            }                                                                                         \
+            for (size_t g = 0; g < ng; g++)                                                           \
+                for (int k = 0; k < (A); k++) memcpy(Y + (j + (size_t)k) * ldy + g0 + 16 * g, acc[g][k], 64); \
+        }                                                                                             \
     }
     X16K_RUN(8)
     X16K_RUN(4)
