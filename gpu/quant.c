@@ -1426,6 +1426,9 @@ void qt_matmul_prepared(int type, const void *Wv, size_t rows, size_t cols, cons
      * a chunk and a weight tile share L2; each chunk then walks all of W (re-read from L3
      * or memory per chunk, sequentially, which the prefetchers handle well). */
     size_t nc = (512u * 1024u) / as / 4 * 4;
+    /* packed Q4_K's kernel takes eight at a time: a chunk rounded up to eight (long rows:
+     * 28 -> 32) leaves no group of four, 6% faster at 8192 columns */
+    if (type == (QT_Q4_K | QT_PACKED)) nc = ((512u * 1024u) / as + 7) / 8 * 8;
     if (nc < 4) nc = 4;
     for (size_t j0 = 0; j0 < n; j0 += nc) {
         size_t nj = n - j0 < nc ? n - j0 : nc;
