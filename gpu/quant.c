@@ -1073,7 +1073,8 @@ static void mv_q4_k_x16(const uint8_t *W, size_t rb, size_t n, const void *act, 
                     uint8_t ls, lm;
                     qt_scale_min_k4(j, sc12, &ls, &lm);
                     int dot = 0;
-                    for (int l = 0; l < 32; l++) dot += ((qs[32 * (j / 2) + l] >> (4 * (j & 1))) & 0xF) * a[i].q[32 * j + l];
+                    for (int l = 0; l < 32; l++)
+                        dot += ((qs[32 * (j / 2) + l] >> (4 * (j & 1))) & 0xF) * a[i].q[32 * j + l];
                     sumi += ls * dot;
                     summ += lm * bs[8 * i + (size_t)j];
                 }
@@ -1266,7 +1267,8 @@ static void mv_tail(int slot, const uint8_t *W, size_t rb, size_t n, const void 
 
 int qt_packed_type(int type)
 {
-    if ((type == QT_Q4_0 || type == QT_IQ4_NL || type == QT_Q4_K) && cur_level() == LV_AVX512) return type | QT_PACKED;
+    if ((type == QT_Q4_0 || type == QT_IQ4_NL || type == QT_Q4_K) && cur_level() == LV_AVX512)
+        return type | QT_PACKED;
     return type;
 }
 

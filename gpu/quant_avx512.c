@@ -895,7 +895,8 @@ static inline __attribute__((always_inline)) void x16k_group(const uint8_t *G, s
         if (prefetch)
             _Pragma("GCC unroll 4")
             for (int t = 0; t < 4; t++) _mm_prefetch((const char *)S + PF_AHEAD_X16K + 64 * t, PF_HINT);
-        const __m512i s0 = _mm512_loadu_si512(S + 64), s1 = _mm512_loadu_si512(S + 128), s2 = _mm512_loadu_si512(S + 192);
+        const __m512i s0 = _mm512_loadu_si512(S + 64), s1 = _mm512_loadu_si512(S + 128);
+        const __m512i s2 = _mm512_loadu_si512(S + 192);
         /* bytes of each lane: the scales 0-3, 4-7 and the mins 0-3, 4-7 (a | (b & c)) */
         const __m512i sclo = _mm512_and_si512(s0, m3f), mnlo = _mm512_and_si512(s1, m3f);
         const __m512i schi = _mm512_ternarylogic_epi32(_mm512_and_si512(s2, m0f), _mm512_srli_epi32(s0, 2), m30, 0xF8);
@@ -905,7 +906,8 @@ static inline __attribute__((always_inline)) void x16k_group(const uint8_t *G, s
             const __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(S + 32)));
             __m512i mp[4];
             _Pragma("GCC unroll 4")
-            for (int p = 0; p < 4; p++) mp[p] = _mm512_shuffle_epi8(p < 2 ? mnlo : mnhi, _mm512_loadu_si512(x16k_mnsel[p & 1]));
+            for (int p = 0; p < 4; p++)
+                mp[p] = _mm512_shuffle_epi8(p < 2 ? mnlo : mnhi, _mm512_loadu_si512(x16k_mnsel[p & 1]));
             _Pragma("GCC unroll 8")
             for (int k = 0; k < A; k++) {
                 const uint8_t *bs = act[k] + boff + 16 * i;
@@ -943,12 +945,13 @@ static inline __attribute__((always_inline)) void x16k_group(const uint8_t *G, s
                 sumi[k] = j ? _mm512_add_epi32(sumi[k], t0) : t0;
             }
         }
-        const __m512 dw16 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)S)), _mm512_set1_ps(0.0625f));
+        const __m512 dw16 =
+            _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)S)), _mm512_set1_ps(0.0625f));
         _Pragma("GCC unroll 8")
         for (int k = 0; k < A; k++) {
             const float dx = ((const struct qa8k *)act[k])[i].d;
-            _mm512_storeu_ps(acc[k], _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[k]), _mm512_mul_ps(dw16, _mm512_set1_ps(dx)),
-                                                     _mm512_loadu_ps(acc[k])));
+            __m512 dd = _mm512_mul_ps(dw16, _mm512_set1_ps(dx));
+            _mm512_storeu_ps(acc[k], _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[k]), dd, _mm512_loadu_ps(acc[k])));
         }
     }
 }
