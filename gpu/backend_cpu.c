@@ -12,8 +12,8 @@
  * four tasks per thread each take a slice of the weight rows, single-threaded, and apply
  * SwiGLU or the residual add to their slice; rmsnorm and RoPE run per position over the
  * pool. Prompt attention is causal SGEMM per head over an F32 KV cache.
- * Q4_0/IQ4_NL/IQ4_XS matrices are repacked at load into 16-row groups where the SIMD level
- * has kernels for that layout (repack_weights); row slices are cut on multiples of 16 rows.
+ * Q4_0/IQ4_NL/IQ4_XS/Q4_K matrices are repacked at load into 16-row groups where the SIMD
+ * level has kernels for that layout (repack_weights); row slices are cut on multiples of 16 rows.
  * RoPE uses GGUF's "normal" layout: adjacent pairs (x[2i], x[2i+1]) rotate together. */
 #include <math.h>
 #include <stdint.h>
@@ -704,9 +704,9 @@ static void populate_range(const void *p, size_t len)
 /* ---------------------------------------------------------------- repacking at load */
 
 /* The weights whose type has a packed layout at this SIMD level (qt_packed_type: Q4_0,
- * IQ4_NL and IQ4_XS at AVX-512 VNNI) are copied once into it, in memory of our own, and the
- * decoder reads only the copy: groups of 16 rows interleaved, so the prompt kernels sum each
- * block in integers for 16 rows at once and decode streams one group at a time. Row ranges the
+ * IQ4_NL, IQ4_XS and Q4_K at AVX-512 VNNI) are copied once into it, in memory of our own, and
+ * the decoder reads only the copy: groups of 16 rows interleaved, so the prompt kernels sum
+ * each block in integers for 16 rows at once and decode streams one group at a time. Row ranges the
  * passes ask for start on multiples of 16 (split), but the fused Q/K/V task cuts by heads
  * and the unfused one concatenates Q, K and V: those are packed only when the head size is
  * a multiple of 16. The token embedding the core reads, the GGUF file and an OpenCL device

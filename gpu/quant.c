@@ -48,6 +48,7 @@ static const struct qt_info infos[] = {
     {QT_Q4_0 | QT_PACKED, "Q4_0x16", QK4_0, sizeof(struct blk_q4_0), QK_Q4_0_X16},
     {QT_IQ4_NL | QT_PACKED, "IQ4_NLx16", 32, sizeof(struct blk_iq4_nl), QK_IQ4_NL_X16},
     {QT_IQ4_XS | QT_PACKED, "IQ4_XSx16", QK_K, sizeof(struct blk_iq4_xs), QK_IQ4_XS_X16},
+    {QT_Q4_K | QT_PACKED, "Q4_Kx16", QK_K, sizeof(struct blk_q4_k), QK_Q4_K_X16},
 };
 
 static const struct qt_info *info(int type)
@@ -691,6 +692,7 @@ size_t qt_act_bytes(int type, size_t n)
     case QT_Q4_0 | QT_PACKED: case QT_IQ4_NL | QT_PACKED:
         return x16_bias_offset(type == (QT_IQ4_NL | QT_PACKED), n) + n / 32 * sizeof(int32_t);
     case QT_IQ4_XS | QT_PACKED: return xs16_bias_offset(n) + n / 32 * sizeof(int32_t);
+    case QT_Q4_K | QT_PACKED: return x16k_bsum_offset(n) + n / 32 * sizeof(int16_t);
     default: return n * sizeof(float);
     }
 }
@@ -812,6 +814,14 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act)
         const struct qa8k *a = act;
         int32_t *bias = (int32_t *)((uint8_t *)act + xs16_bias_offset(n));
         for (size_t i = 0; i < n / 32; i++) bias[i] = -128 * (a[i / 8].bsums[2 * (i % 8)] + a[i / 8].bsums[2 * (i % 8) + 1]);
+        break;
+    }
+    case QT_Q4_K | QT_PACKED: {
+        qt_act_prepare(QT_Q4_K, x, n, act);
+        const struct qa8k *a = act;
+        int16_t *bs = (int16_t *)((uint8_t *)act + x16k_bsum_offset(n));
+        for (size_t j = 0; j < n / 32; j++)   /* |sum| <= 32 * 127: fits */
+            bs[j] = (int16_t)(a[j / 8].bsums[2 * (j % 8)] + a[j / 8].bsums[2 * (j % 8) + 1]);
         break;
     }
     default: memcpy(act, x, n * sizeof(float)); break;
@@ -1047,6 +1057,44 @@ static void mv_iq4_nl_x16(const uint8_t *W, size_t rb, size_t n, const void *act
     mv_x16(W, rb, n, act, y, nr, 1);
 }
 
+/* Packed Q4_K (quant_impl.h): per row and super-block the exact integer sums Σ sc·dot and
+ * Σ m·Σx, the mins' term added first, then the scales' (scaled by 16 both ways: the 512-bit
+ * kernels take the high nibbles in place, as 16·q), each by one fused multiply-add; the
+ * order the 512-bit kernels keep in each lane, so every level gives their floats. */
+static void mv_q4_k_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    size_t nsb = n / 256, full = nr & ~(size_t)15;
+    const struct qa8k *a = act;
+    const int16_t *bs = (const int16_t *)((const uint8_t *)act + x16k_bsum_offset(n));
+    for (size_t g = 0; g < full; g += 16, W += 16 * rb)
+        for (int r = 0; r < 16; r++) {
+            float s = 0;
+            for (size_t i = 0; i < nsb; i++) {
+                const uint8_t *S = W + i * X16K_SB;
+                uint8_t sc12[12], qs[128];
+                uint16_t d, dmin;
+                memcpy(&d, S + 2 * r, 2);
+                memcpy(&dmin, S + 32 + 2 * r, 2);
+                for (int k = 0; k < 3; k++) memcpy(sc12 + 4 * k, S + 64 + 64 * k + 4 * r, 4);
+                for (int c = 0; c < 32; c++) memcpy(qs + 4 * c, S + X16K_QS + 64 * c + 4 * r, 4);
+                int sumi = 0, summ = 0;
+                for (int j = 0; j < 8; j++) {
+                    uint8_t ls, lm;
+                    qt_scale_min_k4(j, sc12, &ls, &lm);
+                    int dot = 0;
+                    for (int l = 0; l < 32; l++)
+                        dot += ((qs[32 * (j / 2) + l] >> (4 * (j & 1))) & 0xF) * a[i].q[32 * j + l];
+                    sumi += ls * dot;
+                    summ += lm * bs[8 * i + (size_t)j];
+                }
+                s = fmaf(-(float)summ, qt_h2f(dmin) * a[i].d, s);
+                s = fmaf((float)(16 * sumi), qt_h2f(d) * 0.0625f * a[i].d, s);
+            }
+            y[g + (size_t)r] = s;
+        }
+    if (nr > full) mv_tail(QK_Q4_K, W, rb, n, act, y + full, nr - full);
+}
+
 /* Quant of element e of a Q2_K/Q3_K block's 2-bit part. */
 static inline int q2_at(const uint8_t *qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
 
@@ -1200,14 +1248,16 @@ static const struct qt_level_fns scalar_fns = {
            [QK_Q4_0] = mv_q4_0, [QK_Q4_K] = mv_q4_k, [QK_Q5_K] = mv_q5_k, [QK_Q6_K] = mv_q6_k,
            [QK_Q4_1] = mv_q4_1, [QK_Q5_0] = mv_q5_0, [QK_Q5_1] = mv_q5_1, [QK_Q2_K] = mv_q2_k,
            [QK_Q3_K] = mv_q3_k, [QK_IQ4_NL] = mv_iq4_nl, [QK_IQ4_XS] = mv_iq4_xs,
-           [QK_Q4_0_X16] = mv_q4_0_x16, [QK_IQ4_NL_X16] = mv_iq4_nl_x16, [QK_IQ4_XS_X16] = mv_iq4_xs_x16},
+           [QK_Q4_0_X16] = mv_q4_0_x16, [QK_IQ4_NL_X16] = mv_iq4_nl_x16, [QK_IQ4_XS_X16] = mv_iq4_xs_x16,
+           [QK_Q4_K_X16] = mv_q4_k_x16},
     .act = {act_q8_scalar, act_q8k_scalar},
     .dq = {[QK_F32] = dq_ref_f32, [QK_F16] = dq_ref_f16, [QK_BF16] = dq_ref_bf16,
            [QK_Q8_0] = dq_ref_q8_0, [QK_Q4_0] = dq_ref_q4_0, [QK_Q4_K] = dq_ref_q4_k,
            [QK_Q5_K] = dq_ref_q5_k, [QK_Q6_K] = dq_ref_q6_k, [QK_Q4_1] = dq_ref_q4_1,
            [QK_Q5_0] = dq_ref_q5_0, [QK_Q5_1] = dq_ref_q5_1, [QK_Q2_K] = dq_ref_q2_k,
            [QK_Q3_K] = dq_ref_q3_k, [QK_IQ4_NL] = dq_ref_iq4_nl, [QK_IQ4_XS] = dq_ref_iq4_xs,
-           [QK_Q4_0_X16] = dq_ref_x16, [QK_IQ4_NL_X16] = dq_ref_x16, [QK_IQ4_XS_X16] = dq_ref_x16},
+           [QK_Q4_0_X16] = dq_ref_x16, [QK_IQ4_NL_X16] = dq_ref_x16, [QK_IQ4_XS_X16] = dq_ref_x16,
+           [QK_Q4_K_X16] = dq_ref_x16},
 };
 
 /* Function tables are filled once; a spin flag keeps concurrent first calls from racing. */
@@ -1260,7 +1310,7 @@ static void mv_tail(int slot, const uint8_t *W, size_t rb, size_t n, const void 
 
 int qt_packed_type(int type)
 {
-    if ((type == QT_Q4_0 || type == QT_IQ4_NL || type == QT_IQ4_XS) && cur_level() == LV_AVX512)
+    if ((type == QT_Q4_0 || type == QT_IQ4_NL || type == QT_IQ4_XS || type == QT_Q4_K) && cur_level() == LV_AVX512)
         return type | QT_PACKED;
     return type;
 }
@@ -1281,6 +1331,21 @@ static void pack_xs16(const uint8_t *src, size_t rb, size_t nsb, size_t full, ui
         }
 }
 
+/* Q4_K's groups (quant_impl.h): each super-block's fields of the 16 rows side by side. */
+static void pack_q4_k(const uint8_t *src, size_t rb, size_t nsb, uint8_t *G)
+{
+    for (int r = 0; r < 16; r++) {
+        const struct blk_q4_k *b = (const void *)(src + (size_t)r * rb);
+        for (size_t i = 0; i < nsb; i++) {
+            uint8_t *S = G + i * X16K_SB;
+            memcpy(S + 2 * r, &b[i].d, 2);
+            memcpy(S + 32 + 2 * r, &b[i].dmin, 2);
+            for (int k = 0; k < 3; k++) memcpy(S + 64 + 64 * k + 4 * r, b[i].scales + 4 * k, 4);
+            for (int c = 0; c < 32; c++) memcpy(S + X16K_QS + 64 * c + 4 * r, b[i].qs + 4 * c, 4);
+        }
+    }
+}
+
 void qt_pack(int type, const void *W, size_t rows, size_t cols, void *dst, size_t r0, size_t r1)
 {
     const size_t rb = qt_row_bytes(type, cols), nb = cols / 32, full = rows & ~(size_t)15;
@@ -1289,6 +1354,10 @@ void qt_pack(int type, const void *W, size_t rows, size_t cols, void *dst, size_
     if (type == QT_IQ4_XS) pack_xs16(src, rb, cols / 256, full, out, r0, r1);
     for (size_t g = r0; g < r1 && g < full && type != QT_IQ4_XS; g += 16) {
         uint8_t *G = out + g * rb;
+        if (type == QT_Q4_K) {
+            pack_q4_k(src + g * rb, rb, cols / QK_K, G);
+            continue;
+        }
         for (int r = 0; r < 16; r++) {
             const struct blk_q4_0 *b = (const void *)(src + (g + (size_t)r) * rb);   /* = IQ4_NL's */
             for (size_t i = 0; i < nb; i++) {
@@ -1419,6 +1488,9 @@ void qt_matmul_prepared(int type, const void *Wv, size_t rows, size_t cols, cons
      * a chunk and a weight tile share L2; each chunk then walks all of W (re-read from L3
      * or memory per chunk, sequentially, which the prefetchers handle well). */
     size_t nc = (512u * 1024u) / as / 4 * 4;
+    /* packed Q4_K's kernel takes eight at a time: a chunk rounded up to eight (long rows:
+     * 28 -> 32) leaves no group of four, 6% faster at 8192 columns */
+    if (type == (QT_Q4_K | QT_PACKED)) nc = ((512u * 1024u) / as + 7) / 8 * 8;
     if (nc < 4) nc = 4;
     for (size_t j0 = 0; j0 < n; j0 += nc) {
         size_t nj = n - j0 < nc ? n - j0 : nc;

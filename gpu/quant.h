@@ -56,11 +56,12 @@ void qt_matmul_prepared(int type, const void *W, size_t rows, size_t cols, const
                         float *Y);
 
 /* Repacked weights (our own layouts, never in files): where the current SIMD level has one
- * for `type` (Q4_0, IQ4_NL and IQ4_XS at AVX-512 VNNI), qt_packed_type names it, else it
- * returns type itself. A packed tensor has the original's size and row stride: each full group of
- * 16 rows is interleaved so one 512-bit register holds the 16 rows' words side by side
- * (per block: the 16 rows' scales, then for each 4-byte word of the quants the 16 rows'
- * words), rows past the last full group keep the original layout. qt_pack writes rows
+ * for `type` (Q4_0, IQ4_NL, IQ4_XS and Q4_K at AVX-512 VNNI), qt_packed_type names it, else it
+ * returns type itself. A packed tensor has the original's size and row stride: each full
+ * group of 16 rows is interleaved so one 512-bit register holds the 16 rows' words side by
+ * side (per block: the 16 fp16 scales (Q4_K: d, dmin, then the 12 scale bytes as three
+ * words), then for each 4-byte word of the quants the 16 rows' words), rows past the last
+ * full group keep the original layout. qt_pack writes rows
  * [r0, r1) of the packed form of W into dst (r0 a multiple of 16, r1 one too or = rows), so
  * threads can share the work. A packed type goes to qt_act_bytes, qt_act_prepare,
  * qt_matvec and qt_matmul like any type, with row ranges that start on a multiple of 16

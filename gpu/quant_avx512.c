@@ -905,6 +905,127 @@ static inline __attribute__((always_inline)) void xs16_group(const uint8_t *G, s
     }
 }
 
+/* ---- packed Q4_K (quant_impl.h's groups of 16 interleaved rows) ---------------------- */
+
+/* vpshufb patterns over a vector of four 6-bit values per int32 lane: value b alone in its
+ * lane (the scales, for vpmulld), and values 2q and 2q + 1 as the lane's two int16 (the
+ * mins, for vpdpwssd against two sub-blocks' sums). */
+#define X16K_B(d, b) 4 * (d) + (b), -128, -128, -128
+#define X16K_L(b) X16K_B(0, b), X16K_B(1, b), X16K_B(2, b), X16K_B(3, b)
+#define X16K_SEL(b) X16K_L(b), X16K_L(b), X16K_L(b), X16K_L(b)
+static const int8_t x16k_scsel[4][64] = {{X16K_SEL(0)}, {X16K_SEL(1)}, {X16K_SEL(2)}, {X16K_SEL(3)}};
+#undef X16K_SEL
+#undef X16K_L
+#undef X16K_B
+#define X16K_P(d, q) 4 * (d) + 2 * (q), -128, 4 * (d) + 2 * (q) + 1, -128
+#define X16K_L(q) X16K_P(0, q), X16K_P(1, q), X16K_P(2, q), X16K_P(3, q)
+#define X16K_SEL(q) X16K_L(q), X16K_L(q), X16K_L(q), X16K_L(q)
+static const int8_t x16k_mnsel[2][64] = {{X16K_SEL(0)}, {X16K_SEL(1)}};
+#undef X16K_SEL
+#undef X16K_L
+#undef X16K_P
+
+/* Four bytes at p in every int32 lane (an embedded broadcast of the instruction using it). */
+static inline __attribute__((always_inline)) __m512i x16k_word(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* Decode over a packed Q4_K group prefetches every line of the super-block three ahead
+ * (two to four measured alike; none ran 10-15% below the row kernel at memory bandwidth,
+ * one thread, the host loaded by other work); the batch kernel reads its tile from L2. */
+#ifndef PF_AHEAD_X16K
+#define PF_AHEAD_X16K (3 * X16K_SB)
+#endif
+
+/* One group of 16 rows against A activations. Per super-block the 16 rows' scales and mins
+ * are unpacked once (k4_unpack's steps on every lane); per activation the mins' term (four
+ * vpdpwssd of the rows' paired mins against the activation's sub-block sums) goes into the
+ * rows' lanes first, by one FMA with dmin·d_x. Then sub-block by sub-block the weights are
+ * loaded once for all A (low nibbles masked in place; high nibbles masked in place too, so
+ * they count 16·q, and the low sub-blocks' scales are taken 16·sc to match), and per
+ * activation eight vpdpbusd against its words broadcast give the 16 rows' exact sums,
+ * multiplied by the rows' scales into an int32 sum per super-block (|16·Σ| < 2^29), which
+ * one FMA adds with d·d_x/16. The integer sums are exact however they are split, and the
+ * float steps go in the same order in every lane for any A: batch equals decode bit for
+ * bit, and mv_q4_k_x16 in quant.c too. */
+static inline __attribute__((always_inline)) void x16k_group(const uint8_t *G, size_t i0, size_t i1,
+                                                             const uint8_t *const *act, size_t boff, int A,
+                                                             float (*acc)[16], int prefetch)
+{
+    const __m512i m0f = _mm512_set1_epi8(0x0F), mf0 = _mm512_set1_epi8((char)0xF0);
+    const __m512i m3f = _mm512_set1_epi8(0x3F), m30 = _mm512_set1_epi8(0x30);
+    if (i0 == 0)
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) _mm512_storeu_ps(acc[k], _mm512_setzero_ps());
+    for (size_t i = i0; i < i1; i++) {
+        const uint8_t *S = G + i * X16K_SB;
+        if (prefetch)
+            _Pragma("GCC unroll 4")
+            for (int t = 0; t < 4; t++) _mm_prefetch((const char *)S + PF_AHEAD_X16K + 64 * t, PF_HINT);
+        const __m512i s0 = _mm512_loadu_si512(S + 64), s1 = _mm512_loadu_si512(S + 128);
+        const __m512i s2 = _mm512_loadu_si512(S + 192);
+        /* bytes of each lane: the scales 0-3, 4-7 and the mins 0-3, 4-7 (a | (b & c)) */
+        const __m512i sclo = _mm512_and_si512(s0, m3f), mnlo = _mm512_and_si512(s1, m3f);
+        const __m512i schi = _mm512_ternarylogic_epi32(_mm512_and_si512(s2, m0f), _mm512_srli_epi32(s0, 2), m30, 0xF8);
+        const __m512i mnhi = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi32(s2, 4), m0f),
+                                                       _mm512_srli_epi32(s1, 2), m30, 0xF8);
+        {
+            const __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(S + 32)));
+            __m512i mp[4];
+            _Pragma("GCC unroll 4")
+            for (int p = 0; p < 4; p++)
+                mp[p] = _mm512_shuffle_epi8(p < 2 ? mnlo : mnhi, _mm512_loadu_si512(x16k_mnsel[p & 1]));
+            _Pragma("GCC unroll 8")
+            for (int k = 0; k < A; k++) {
+                const uint8_t *bs = act[k] + boff + 16 * i;
+                __m512i m = _mm512_setzero_si512();
+                _Pragma("GCC unroll 4")
+                for (int p = 0; p < 4; p++) m = _mm512_dpwssd_epi32(m, mp[p], x16k_word(bs + 4 * p));
+                const float dx = ((const struct qa8k *)act[k])[i].d;
+                _mm512_storeu_ps(acc[k], _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmw, _mm512_set1_ps(dx)),
+                                                          _mm512_loadu_ps(acc[k])));
+            }
+        }
+        __m512i sumi[8];
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *q = S + X16K_QS + 64 * 8 * (j / 2);
+            if (prefetch && !(j & 1))
+                _Pragma("GCC unroll 8")
+                for (int t = 0; t < 8; t++) _mm_prefetch((const char *)q + PF_AHEAD_X16K + 64 * t, PF_HINT);
+            __m512i sc = _mm512_shuffle_epi8(j < 4 ? sclo : schi, _mm512_loadu_si512(x16k_scsel[j % 4]));
+            if (!(j & 1)) sc = _mm512_slli_epi32(sc, 4);
+            __m512i w[8];
+            _Pragma("GCC unroll 8")
+            for (int u = 0; u < 8; u++) w[u] = _mm512_and_si512(_mm512_loadu_si512(q + 64 * u), j & 1 ? mf0 : m0f);
+            _Pragma("GCC unroll 8")
+            for (int k = 0; k < A; k++) {
+                const int8_t *x = ((const struct qa8k *)act[k])[i].q + 32 * j;
+                __m512i t0 = _mm512_setzero_si512(), t1 = _mm512_setzero_si512();
+                _Pragma("GCC unroll 8")
+                for (int u = 0; u < 8; u++) {
+                    if (A <= 2 && u >= 4) t1 = _mm512_dpbusd_epi32(t1, w[u], x16k_word(x + 4 * u));
+                    else t0 = _mm512_dpbusd_epi32(t0, w[u], x16k_word(x + 4 * u));
+                }
+                if (A <= 2) t0 = _mm512_add_epi32(t0, t1);
+                t0 = _mm512_mullo_epi32(t0, sc);
+                sumi[k] = j ? _mm512_add_epi32(sumi[k], t0) : t0;
+            }
+        }
+        const __m512 dw16 =
+            _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)S)), _mm512_set1_ps(0.0625f));
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < A; k++) {
+            const float dx = ((const struct qa8k *)act[k])[i].d;
+            __m512 dd = _mm512_mul_ps(dw16, _mm512_set1_ps(dx));
+            _mm512_storeu_ps(acc[k], _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[k]), dd, _mm512_loadu_ps(acc[k])));
+        }
+    }
+}
+
 static void mv_iq4_xs_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
 {
     size_t nsb = n / 256, full = nr & ~(size_t)15;
@@ -920,6 +1041,48 @@ static void mv_iq4_xs_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void
 
 MM_OF(mm_iq4_xs_x16_vnni, mm_x16_vnni, 2)
 
+static void mv_q4_k_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    size_t nsb = n / 256, full = nr & ~(size_t)15;
+    const uint8_t *a[1] = {act};
+    for (size_t g = 0; g < full; g += 16) {
+        x16k_group(W + g * rb, 0, nsb, a, x16k_bsum_offset(n), 1, (float (*)[16])(y + g), 1);
+    }
+    if (nr > full) mv_q4_k_dp_vnni(W + full * rb, rb, n, act, y + full, nr - full);
+}
+
+/* Prompt batches: eight activations per pass over a group (then four, then one). Eight
+ * activations take ~2.3 KiB per super-block, so for long rows the columns go in spans of
+ * X16K_SPAN super-blocks that stay in L1 while up to X16K_GROUPS groups pass over them, the
+ * groups' sums kept between spans (each lane's float steps keep their order). */
+#define X16K_SPAN 8
+#define X16K_GROUPS 8
+static void mm_q4_k_x16_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_t *act, size_t as, size_t na,
+                             float *Y, size_t ldy, size_t nr)
+{
+    size_t nsb = n / 256, full = nr & ~(size_t)15, boff = x16k_bsum_offset(n), j = 0;
+    const uint8_t *a[8];
+    float acc[X16K_GROUPS][8][16];
+#define X16K_RUN(A)                                                                                   \
+    for (; j + (A) <= na; j += (A)) {                                                                 \
+        for (int k = 0; k < (A); k++) a[k] = act + (j + (size_t)k) * as;                              \
+        for (size_t g0 = 0; g0 < full; g0 += 16 * X16K_GROUPS) {                                      \
+            size_t ng = (full - g0) / 16 < X16K_GROUPS ? (full - g0) / 16 : X16K_GROUPS;              \
+            for (size_t i0 = 0; i0 < nsb; i0 += X16K_SPAN) {                                          \
+                size_t i1 = nsb - i0 < X16K_SPAN ? nsb : i0 + X16K_SPAN;                              \
+                for (size_t g = 0; g < ng; g++) x16k_group(W + (g0 + 16 * g) * rb, i0, i1, a, boff, (A), acc[g], 0); \
+            }                                                                                         \
+            for (size_t g = 0; g < ng; g++)                                                           \
+                for (int k = 0; k < (A); k++) memcpy(Y + (j + (size_t)k) * ldy + g0 + 16 * g, acc[g][k], 64); \
+        }                                                                                             \
+    }
+    X16K_RUN(8)
+    X16K_RUN(4)
+    X16K_RUN(1)
+#undef X16K_RUN
+    if (nr > full) mm_q4_k_vnni(W + full * rb, rb, n, act, as, na, Y + full, ldy, nr - full);
+}
+
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
     f->mm[QK_Q4_K] = vnni ? mm_q4_k_vnni : mm_q4_k_novnni;
@@ -932,6 +1095,7 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
         f->mm[QK_IQ4_NL] = mm_iq4_nl_vnni;
         f->mm[QK_Q4_0_X16] = mm_q4_0_x16_vnni;
         f->mm[QK_IQ4_NL_X16] = mm_iq4_nl_x16_vnni;
+        f->mm[QK_Q4_K_X16] = mm_q4_k_x16_vnni;
     } else {
         fill_mm_novnni(f->mm);
     }
@@ -940,6 +1104,7 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
     if (vnni) {
         f->mv[QK_Q4_0_X16] = mv_q4_0_x16_vnni;
         f->mv[QK_IQ4_NL_X16] = mv_iq4_nl_x16_vnni;
+        f->mv[QK_Q4_K_X16] = mv_q4_k_x16_vnni;
     }
     if (vnni) {
         f->mv[QK_IQ4_XS_X16] = mv_iq4_xs_x16_vnni;

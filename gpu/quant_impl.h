@@ -125,6 +125,21 @@ static inline size_t x16_bias_offset(int iq4, size_t n)
  * the kernels read +128. */
 static inline size_t xs16_bias_offset(size_t n) { return (n / 256 * sizeof(struct qa8k) + 63) & ~(size_t)63; }
 
+/* The 16-row packed Q4_K layout (qt_pack). A group of 16 rows takes the bytes of the 16
+ * original rows, 2304 per super-block: the 16 rows' fp16 d (32 bytes), then their dmin (32),
+ * then the 12 scale bytes as three 64-byte chunks (chunk k: bytes 4k..4k+3 of row r's
+ * scales in int32 lane r), then the quants as 32 chunks (chunk 8c + u: bytes 32c + 4u ..
+ * 32c + 4u + 3 of row r's qs in lane r, whose low nibbles are elements 4u..4u+3 of sub-block
+ * 2c and high nibbles the same of sub-block 2c + 1). Super-blocks keep the chunks 64-byte
+ * aligned when the group starts so. */
+#define X16K_SB 2304
+#define X16K_QS 256   /* the quant chunks' offset in a super-block */
+
+/* Packed Q4_K's prepared activation: Q4_K's (the tail rows run its kernels), then at a
+ * 64-byte offset the sum of each sub-block of 32 quants as int16, which the kernels pair
+ * with two sub-blocks' mins per vpdpwssd. */
+static inline size_t x16k_bsum_offset(size_t n) { return (qa8k_perm_offset(n) + n + 63) & ~(size_t)63; }
+
 /* One kernel: y[i] = dot(row i, x) for nrows rows starting at W, rows rb bytes apart. */
 typedef void (*qt_mv_fn)(const uint8_t *W, size_t rb, size_t ncols, const void *act, float *y,
                          size_t nrows);
@@ -133,7 +148,7 @@ typedef void (*qt_mv_fn)(const uint8_t *W, size_t rb, size_t ncols, const void *
 enum {
     QK_F32, QK_F16, QK_BF16, QK_Q8_0, QK_Q4_0, QK_Q4_K, QK_Q5_K, QK_Q6_K,
     QK_Q4_1, QK_Q5_0, QK_Q5_1, QK_Q2_K, QK_Q3_K, QK_IQ4_NL, QK_IQ4_XS, QK_Q4_0_X16,
-    QK_IQ4_NL_X16, QK_IQ4_XS_X16, QK_NSLOTS
+    QK_IQ4_NL_X16, QK_IQ4_XS_X16, QK_Q4_K_X16, QK_NSLOTS
 };
 
 /* Activation quantizers: [0] for the 32-element formats (struct qa8), [1] for the 256-element

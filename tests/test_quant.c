@@ -753,7 +753,7 @@ static void test_qrow_matches(void **state)
     free(x); free(a); free(b); free(q);
 }
 
-/* ---- packed 16-row layouts (Q4_0, IQ4_NL, IQ4_XS at AVX-512 VNNI) ------------------------------ */
+/* ---- packed 16-row layouts (Q4_0, IQ4_NL, IQ4_XS, Q4_K at AVX-512 VNNI) ------------------------- */
 
 /* One packed shape: decode (in two row ranges) against the dequantized rows times the 8-bit
  * activation, to check_matvec's rounding bound; batch equal to decode bit for bit; the
@@ -844,10 +844,25 @@ static void test_packed(void **state)
         force_level("avx512");
         check_packed(QT_IQ4_XS, xs[s].rows, xs[s].cols, xs[s].n);
     }
+    /* Q4_K: the same row and batch cases over whole super-blocks, one to 22 of them */
+    struct { size_t rows, cols, n; } kshapes[] = {
+        {16, 256, 3}, {37, 512, 6}, {7, 256, 2}, {100, 2048, 17}, {33, 4096, 1}, {49, 5632, 13},
+        {600, 2048, 5}, {31, 768, 9},
+    };
+    for (size_t s = 0; s < sizeof kshapes / sizeof kshapes[0]; s++) {
+        force_level("avx512");
+        check_packed(QT_Q4_K, kshapes[s].rows, kshapes[s].cols, kshapes[s].n);
+    }
     qt_force_simd("avx2");   /* other levels keep the row layout */
     assert_int_equal(qt_packed_type(QT_Q4_0), QT_Q4_0);
     assert_int_equal(qt_packed_type(QT_IQ4_XS), QT_IQ4_XS);
+    assert_int_equal(qt_packed_type(QT_Q4_K), QT_Q4_K);
     assert_int_equal(qt_packed_type(QT_Q8_0), QT_Q8_0);
+    if (force_level("avx512novnni")) assert_int_equal(qt_packed_type(QT_Q4_K), QT_Q4_K);
+    if (force_level("avx512")) {   /* the other K-quants keep the row layout */
+        assert_int_equal(qt_packed_type(QT_Q5_K), QT_Q5_K);
+        assert_int_equal(qt_packed_type(QT_Q6_K), QT_Q6_K);
+    }
     qt_force_simd(NULL);
 }
 
