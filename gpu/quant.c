@@ -1315,20 +1315,19 @@ int qt_packed_type(int type)
     return type;
 }
 
-/* The full groups among rows [r0, r1) of an IQ4_XS matrix into the packed layout. */
-static void pack_xs16(const uint8_t *src, size_t rb, size_t nsb, size_t full, uint8_t *out, size_t r0, size_t r1)
+/* IQ4_XS's groups (quant_impl.h): each super-block's fields of the 16 rows side by side. */
+static void pack_xs16(const uint8_t *src, size_t rb, size_t nsb, uint8_t *G)
 {
-    for (size_t g = r0; g < r1 && g < full; g += 16)
-        for (int r = 0; r < 16; r++) {
-            const struct blk_iq4_xs *b = (const void *)(src + (g + (size_t)r) * rb);
-            for (size_t i = 0; i < nsb; i++) {
-                uint8_t *S = out + g * rb + i * XS16_SB;
-                memcpy(S + 2 * r, &b[i].d, 2);
-                memcpy(S + 32 + 2 * r, &b[i].scales_h, 2);
-                memcpy(S + 64 + 4 * r, b[i].scales_l, 4);
-                for (int c = 0; c < 32; c++) memcpy(S + XS16_QUANTS + 64 * c + 4 * r, b[i].qs + 4 * c, 4);
-            }
+    for (int r = 0; r < 16; r++) {
+        const struct blk_iq4_xs *b = (const void *)(src + (size_t)r * rb);
+        for (size_t i = 0; i < nsb; i++) {
+            uint8_t *S = G + i * XS16_SB;
+            memcpy(S + 2 * r, &b[i].d, 2);
+            memcpy(S + 32 + 2 * r, &b[i].scales_h, 2);
+            memcpy(S + 64 + 4 * r, b[i].scales_l, 4);
+            for (int c = 0; c < 32; c++) memcpy(S + XS16_QUANTS + 64 * c + 4 * r, b[i].qs + 4 * c, 4);
         }
+    }
 }
 
 /* Q4_K's groups (quant_impl.h): each super-block's fields of the 16 rows side by side. */
@@ -1351,11 +1350,10 @@ void qt_pack(int type, const void *W, size_t rows, size_t cols, void *dst, size_
     const size_t rb = qt_row_bytes(type, cols), nb = cols / 32, full = rows & ~(size_t)15;
     const uint8_t *src = W;
     uint8_t *out = dst;
-    if (type == QT_IQ4_XS) pack_xs16(src, rb, cols / 256, full, out, r0, r1);
-    for (size_t g = r0; g < r1 && g < full && type != QT_IQ4_XS; g += 16) {
+    for (size_t g = r0; g < r1 && g < full; g += 16) {
         uint8_t *G = out + g * rb;
-        if (type == QT_Q4_K) {
-            pack_q4_k(src + g * rb, rb, cols / QK_K, G);
+        if (type == QT_IQ4_XS || type == QT_Q4_K) {
+            (type == QT_Q4_K ? pack_q4_k : pack_xs16)(src + g * rb, rb, cols / QK_K, G);
             continue;
         }
         for (int r = 0; r < 16; r++) {
