@@ -835,24 +835,16 @@ static void test_packed(void **state)
             force_level("avx512");
             check_packed(t ? QT_IQ4_NL : QT_Q4_0, shapes[s].rows, shapes[s].cols, shapes[s].n);
         }
-    /* IQ4_XS: rows of 1..22 super-blocks, the same row and batch counts */
-    struct { size_t rows, cols, n; } xs[] = {
+    /* IQ4_XS and Q4_K: the same row and batch cases over whole super-blocks, 1 to 22 of them */
+    struct { size_t rows, cols, n; } ks[] = {
         {16, 256, 3}, {37, 512, 6}, {7, 256, 2}, {100, 2048, 17}, {33, 4096, 1}, {49, 5632, 13},
         {600, 2048, 5}, {31, 768, 9},
     };
-    for (size_t s = 0; s < sizeof xs / sizeof xs[0]; s++) {
-        force_level("avx512");
-        check_packed(QT_IQ4_XS, xs[s].rows, xs[s].cols, xs[s].n);
-    }
-    /* Q4_K: the same row and batch cases over whole super-blocks, one to 22 of them */
-    struct { size_t rows, cols, n; } kshapes[] = {
-        {16, 256, 3}, {37, 512, 6}, {7, 256, 2}, {100, 2048, 17}, {33, 4096, 1}, {49, 5632, 13},
-        {600, 2048, 5}, {31, 768, 9},
-    };
-    for (size_t s = 0; s < sizeof kshapes / sizeof kshapes[0]; s++) {
-        force_level("avx512");
-        check_packed(QT_Q4_K, kshapes[s].rows, kshapes[s].cols, kshapes[s].n);
-    }
+    for (int t = 0; t < 2; t++)
+        for (size_t s = 0; s < sizeof ks / sizeof ks[0]; s++) {
+            force_level("avx512");
+            check_packed(t ? QT_Q4_K : QT_IQ4_XS, ks[s].rows, ks[s].cols, ks[s].n);
+        }
     qt_force_simd("avx2");   /* other levels keep the row layout */
     assert_int_equal(qt_packed_type(QT_Q4_0), QT_Q4_0);
     assert_int_equal(qt_packed_type(QT_IQ4_XS), QT_IQ4_XS);
