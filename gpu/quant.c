@@ -1021,11 +1021,13 @@ static void mv_iq4_nl(const uint8_t *W, size_t rb, size_t n, const void *act, fl
 
 static void mv_tail(int slot, const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr);
 
-/* Packed Q4_0 / IQ4_NL (quant_impl.h): per row and block the integer sum with the bias,
- * converted, times the rounded product of the two scales, added by one fused multiply-add;
- * the order the 512-bit kernels keep in each lane, so every level gives their floats. */
-static void mv_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr, int iq4)
+/* Packed Q4_0 / IQ4_NL / Q8_0 (quant_impl.h; kind 0, 1, 3 as the 512-bit kernels number
+ * them): per row and block the integer sum with the bias, converted, times the rounded
+ * product of the two scales, added by one fused multiply-add; the order the 512-bit kernels
+ * keep in each lane, so every level gives their floats. */
+static void mv_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr, int kind)
 {
+    const int iq4 = kind == 1, q8 = kind == 3;
     size_t nb = n / 32, full = nr & ~(size_t)15;
     const struct qa8 *a = act;
     const int32_t *bias = (const int32_t *)((const uint8_t *)act + x16_bias_offset(iq4, n));
@@ -1033,19 +1035,20 @@ static void mv_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float
         for (int r = 0; r < 16; r++) {
             float s = 0;
             for (size_t i = 0; i < nb; i++) {
-                const uint8_t *q = W + x16_quants_off(i, nb);
+                const uint8_t *q = W + (q8 ? x16q8_quants_off(i, nb) : x16_quants_off(i, nb));
                 uint16_t d;
-                memcpy(&d, W + x16_scales_off(i) + 2 * r, 2);
+                memcpy(&d, W + (q8 ? x16q8_scales_off(i) : x16_scales_off(i)) + 2 * r, 2);
                 int si = bias[i];
-                for (int e = 0; e < 32; e++) {   /* element e: chunk e/4 % 4, nibble e/16 */
-                    int v = (q[64 * (e / 4 % 4) + 4 * r + e % 4] >> (4 * (e / 16))) & 0xF;
+                for (int e = 0; e < 32; e++) {   /* element e: chunk e/4 % 4, nibble e/16 (Q8_0: chunk e/4) */
+                    int v = q8 ? q[64 * (e / 4) + 4 * r + e % 4]
+                               : (q[64 * (e / 4 % 4) + 4 * r + e % 4] >> (4 * (e / 16))) & 0xF;
                     si += (iq4 ? qt_iq4nl_values[v] + 128 : v) * a[i].q[e];
                 }
                 s = fmaf((float)si, qt_h2f(d) * a[i].d, s);
             }
             y[g + (size_t)r] = s;
         }
-    if (nr > full) mv_tail(iq4 ? QK_IQ4_NL : QK_Q4_0, W, rb, n, act, y + full, nr - full);
+    if (nr > full) mv_tail(q8 ? QK_Q8_0 : iq4 ? QK_IQ4_NL : QK_Q4_0, W, rb, n, act, y + full, nr - full);
 }
 
 static void mv_q4_0_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
@@ -1058,26 +1061,9 @@ static void mv_iq4_nl_x16(const uint8_t *W, size_t rb, size_t n, const void *act
     mv_x16(W, rb, n, act, y, nr, 1);
 }
 
-/* Packed Q8_0 (quant_impl.h): mv_x16's order, on the quants stored +128. */
 static void mv_q8_0_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
 {
-    size_t nb = n / 32, full = nr & ~(size_t)15;
-    const struct qa8 *a = act;
-    const int32_t *bias = (const int32_t *)((const uint8_t *)act + x16_bias_offset(0, n));
-    for (size_t g = 0; g < full; g += 16, W += 16 * rb)
-        for (int r = 0; r < 16; r++) {
-            float s = 0;
-            for (size_t i = 0; i < nb; i++) {
-                const uint8_t *q = W + x16q8_quants_off(i, nb);
-                uint16_t d;
-                memcpy(&d, W + x16q8_scales_off(i) + 2 * r, 2);
-                int si = bias[i];
-                for (int e = 0; e < 32; e++) si += q[64 * (e / 4) + 4 * r + e % 4] * a[i].q[e];
-                s = fmaf((float)si, qt_h2f(d) * a[i].d, s);
-            }
-            y[g + (size_t)r] = s;
-        }
-    if (nr > full) mv_tail(QK_Q8_0, W, rb, n, act, y + full, nr - full);
+    mv_x16(W, rb, n, act, y, nr, 3);
 }
 
 /* Packed Q4_K (quant_impl.h): per row and super-block the exact integer sums Σ sc·dot and
