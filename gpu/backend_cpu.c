@@ -704,7 +704,7 @@ static void populate_range(const void *p, size_t len)
 /* ---------------------------------------------------------------- repacking at load */
 
 /* The weights whose type has a packed layout at this SIMD level (qt_packed_type: Q4_0,
- * IQ4_NL, IQ4_XS and Q4_K at AVX-512 VNNI) are copied once into it, in memory of our own, and
+ * IQ4_NL, IQ4_XS, Q4_K and Q8_0 at AVX-512 VNNI) are copied once into it, in memory of our own, and
  * the decoder reads only the copy: groups of 16 rows interleaved, so the prompt kernels sum
  * each block in integers for 16 rows at once and decode streams one group at a time. Row ranges the
  * passes ask for start on multiples of 16 (split), but the fused Q/K/V task cuts by heads

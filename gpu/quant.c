@@ -49,6 +49,7 @@ static const struct qt_info infos[] = {
     {QT_IQ4_NL | QT_PACKED, "IQ4_NLx16", 32, sizeof(struct blk_iq4_nl), QK_IQ4_NL_X16},
     {QT_IQ4_XS | QT_PACKED, "IQ4_XSx16", QK_K, sizeof(struct blk_iq4_xs), QK_IQ4_XS_X16},
     {QT_Q4_K | QT_PACKED, "Q4_Kx16", QK_K, sizeof(struct blk_q4_k), QK_Q4_K_X16},
+    {QT_Q8_0 | QT_PACKED, "Q8_0x16", QK8_0, sizeof(struct blk_q8_0), QK_Q8_0_X16},
 };
 
 static const struct qt_info *info(int type)
@@ -689,7 +690,7 @@ size_t qt_act_bytes(int type, size_t n)
     case QT_Q4_K: case QT_Q5_K: return qa8k_perm_offset(n) + n;
     case QT_Q6_K: case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: return n / 256 * sizeof(struct qa8k);
     case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: return qa8x2_offset(n) + n / 128 * sizeof(struct qa8x4);
-    case QT_Q4_0 | QT_PACKED: case QT_IQ4_NL | QT_PACKED:
+    case QT_Q4_0 | QT_PACKED: case QT_IQ4_NL | QT_PACKED: case QT_Q8_0 | QT_PACKED:
         return x16_bias_offset(type == (QT_IQ4_NL | QT_PACKED), n) + n / 32 * sizeof(int32_t);
     case QT_IQ4_XS | QT_PACKED: return xs16_bias_offset(n) + n / 32 * sizeof(int32_t);
     case QT_Q4_K | QT_PACKED: return x16k_bsum_offset(n) + n / 32 * sizeof(int16_t);
@@ -801,12 +802,12 @@ void qt_act_prepare(int type, const float *x, size_t n, void *act)
     }
     case QT_Q6_K: case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: level_acts(1)(x, n, act); break;
     case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: level_acts(0)(x, n, act); act_quads(type, act, n); break;
-    case QT_Q4_0 | QT_PACKED: case QT_IQ4_NL | QT_PACKED: {
+    case QT_Q4_0 | QT_PACKED: case QT_IQ4_NL | QT_PACKED: case QT_Q8_0 | QT_PACKED: {
         int iq4 = type == (QT_IQ4_NL | QT_PACKED);
         qt_act_prepare(type & ~QT_PACKED, x, n, act);
         const struct qa8 *a = act;
         int32_t *bias = (int32_t *)((uint8_t *)act + x16_bias_offset(iq4, n));
-        for (size_t i = 0; i < n / 32; i++) bias[i] = (iq4 ? -128 : -8) * a[i].s;
+        for (size_t i = 0; i < n / 32; i++) bias[i] = (type == (QT_Q4_0 | QT_PACKED) ? -8 : -128) * a[i].s;
         break;
     }
     case QT_IQ4_XS | QT_PACKED: {
@@ -1020,11 +1021,13 @@ static void mv_iq4_nl(const uint8_t *W, size_t rb, size_t n, const void *act, fl
 
 static void mv_tail(int slot, const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr);
 
-/* Packed Q4_0 / IQ4_NL (quant_impl.h): per row and block the integer sum with the bias,
- * converted, times the rounded product of the two scales, added by one fused multiply-add;
- * the order the 512-bit kernels keep in each lane, so every level gives their floats. */
-static void mv_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr, int iq4)
+/* Packed Q4_0 / IQ4_NL / Q8_0 (quant_impl.h; kind 0, 1, 3 as the 512-bit kernels number
+ * them): per row and block the integer sum with the bias, converted, times the rounded
+ * product of the two scales, added by one fused multiply-add; the order the 512-bit kernels
+ * keep in each lane, so every level gives their floats. */
+static void mv_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr, int kind)
 {
+    const int iq4 = kind == 1, q8 = kind == 3;
     size_t nb = n / 32, full = nr & ~(size_t)15;
     const struct qa8 *a = act;
     const int32_t *bias = (const int32_t *)((const uint8_t *)act + x16_bias_offset(iq4, n));
@@ -1032,19 +1035,20 @@ static void mv_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float
         for (int r = 0; r < 16; r++) {
             float s = 0;
             for (size_t i = 0; i < nb; i++) {
-                const uint8_t *q = W + x16_quants_off(i, nb);
+                const uint8_t *q = W + (q8 ? x16q8_quants_off(i, nb) : x16_quants_off(i, nb));
                 uint16_t d;
-                memcpy(&d, W + x16_scales_off(i) + 2 * r, 2);
+                memcpy(&d, W + (q8 ? x16q8_scales_off(i) : x16_scales_off(i)) + 2 * r, 2);
                 int si = bias[i];
-                for (int e = 0; e < 32; e++) {   /* element e: chunk e/4 % 4, nibble e/16 */
-                    int v = (q[64 * (e / 4 % 4) + 4 * r + e % 4] >> (4 * (e / 16))) & 0xF;
+                for (int e = 0; e < 32; e++) {   /* element e: chunk e/4 % 4, nibble e/16 (Q8_0: chunk e/4) */
+                    int v = q8 ? q[64 * (e / 4) + 4 * r + e % 4]
+                               : (q[64 * (e / 4 % 4) + 4 * r + e % 4] >> (4 * (e / 16))) & 0xF;
                     si += (iq4 ? qt_iq4nl_values[v] + 128 : v) * a[i].q[e];
                 }
                 s = fmaf((float)si, qt_h2f(d) * a[i].d, s);
             }
             y[g + (size_t)r] = s;
         }
-    if (nr > full) mv_tail(iq4 ? QK_IQ4_NL : QK_Q4_0, W, rb, n, act, y + full, nr - full);
+    if (nr > full) mv_tail(q8 ? QK_Q8_0 : iq4 ? QK_IQ4_NL : QK_Q4_0, W, rb, n, act, y + full, nr - full);
 }
 
 static void mv_q4_0_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
@@ -1055,6 +1059,11 @@ static void mv_q4_0_x16(const uint8_t *W, size_t rb, size_t n, const void *act, 
 static void mv_iq4_nl_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
 {
     mv_x16(W, rb, n, act, y, nr, 1);
+}
+
+static void mv_q8_0_x16(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_x16(W, rb, n, act, y, nr, 3);
 }
 
 /* Packed Q4_K (quant_impl.h): per row and super-block the exact integer sums Σ sc·dot and
@@ -1249,7 +1258,7 @@ static const struct qt_level_fns scalar_fns = {
            [QK_Q4_1] = mv_q4_1, [QK_Q5_0] = mv_q5_0, [QK_Q5_1] = mv_q5_1, [QK_Q2_K] = mv_q2_k,
            [QK_Q3_K] = mv_q3_k, [QK_IQ4_NL] = mv_iq4_nl, [QK_IQ4_XS] = mv_iq4_xs,
            [QK_Q4_0_X16] = mv_q4_0_x16, [QK_IQ4_NL_X16] = mv_iq4_nl_x16, [QK_IQ4_XS_X16] = mv_iq4_xs_x16,
-           [QK_Q4_K_X16] = mv_q4_k_x16},
+           [QK_Q4_K_X16] = mv_q4_k_x16, [QK_Q8_0_X16] = mv_q8_0_x16},
     .act = {act_q8_scalar, act_q8k_scalar},
     .dq = {[QK_F32] = dq_ref_f32, [QK_F16] = dq_ref_f16, [QK_BF16] = dq_ref_bf16,
            [QK_Q8_0] = dq_ref_q8_0, [QK_Q4_0] = dq_ref_q4_0, [QK_Q4_K] = dq_ref_q4_k,
@@ -1257,7 +1266,7 @@ static const struct qt_level_fns scalar_fns = {
            [QK_Q5_0] = dq_ref_q5_0, [QK_Q5_1] = dq_ref_q5_1, [QK_Q2_K] = dq_ref_q2_k,
            [QK_Q3_K] = dq_ref_q3_k, [QK_IQ4_NL] = dq_ref_iq4_nl, [QK_IQ4_XS] = dq_ref_iq4_xs,
            [QK_Q4_0_X16] = dq_ref_x16, [QK_IQ4_NL_X16] = dq_ref_x16, [QK_IQ4_XS_X16] = dq_ref_x16,
-           [QK_Q4_K_X16] = dq_ref_x16},
+           [QK_Q4_K_X16] = dq_ref_x16, [QK_Q8_0_X16] = dq_ref_x16},
 };
 
 /* Function tables are filled once; a spin flag keeps concurrent first calls from racing. */
@@ -1310,7 +1319,8 @@ static void mv_tail(int slot, const uint8_t *W, size_t rb, size_t n, const void 
 
 int qt_packed_type(int type)
 {
-    if ((type == QT_Q4_0 || type == QT_IQ4_NL || type == QT_IQ4_XS || type == QT_Q4_K) && cur_level() == LV_AVX512)
+    if ((type == QT_Q4_0 || type == QT_IQ4_NL || type == QT_IQ4_XS || type == QT_Q4_K || type == QT_Q8_0) &&
+        cur_level() == LV_AVX512)
         return type | QT_PACKED;
     return type;
 }
@@ -1345,6 +1355,19 @@ static void pack_q4_k(const uint8_t *src, size_t rb, size_t nsb, uint8_t *G)
     }
 }
 
+/* Q8_0's groups (quant_impl.h): pairs of blocks, the quants stored +128. */
+static void pack_q8_0(const uint8_t *src, size_t rb, size_t nb, uint8_t *G)
+{
+    for (int r = 0; r < 16; r++) {
+        const struct blk_q8_0 *b = (const void *)(src + (size_t)r * rb);
+        for (size_t i = 0; i < nb; i++) {
+            memcpy(G + x16q8_scales_off(i) + 2 * r, &b[i].d, 2);
+            uint8_t *q = G + x16q8_quants_off(i, nb) + 4 * r;
+            for (int e = 0; e < 32; e++) q[64 * (e / 4) + e % 4] = (uint8_t)b[i].qs[e] ^ 0x80;
+        }
+    }
+}
+
 void qt_pack(int type, const void *W, size_t rows, size_t cols, void *dst, size_t r0, size_t r1)
 {
     const size_t rb = qt_row_bytes(type, cols), nb = cols / 32, full = rows & ~(size_t)15;
@@ -1354,6 +1377,10 @@ void qt_pack(int type, const void *W, size_t rows, size_t cols, void *dst, size_
         uint8_t *G = out + g * rb;
         if (type == QT_IQ4_XS || type == QT_Q4_K) {
             (type == QT_Q4_K ? pack_q4_k : pack_xs16)(src + g * rb, rb, cols / QK_K, G);
+            continue;
+        }
+        if (type == QT_Q8_0) {
+            pack_q8_0(src + g * rb, rb, nb, G);
             continue;
         }
         for (int r = 0; r < 16; r++) {

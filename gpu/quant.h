@@ -56,7 +56,7 @@ void qt_matmul_prepared(int type, const void *W, size_t rows, size_t cols, const
                         float *Y);
 
 /* Repacked weights (our own layouts, never in files): where the current SIMD level has one
- * for `type` (Q4_0, IQ4_NL, IQ4_XS and Q4_K at AVX-512 VNNI), qt_packed_type names it, else it
+ * for `type` (Q4_0, IQ4_NL, IQ4_XS, Q4_K and Q8_0 at AVX-512 VNNI), qt_packed_type names it, else it
  * returns type itself. A packed tensor has the original's size and row stride: each full
  * group of 16 rows is interleaved so one 512-bit register holds the 16 rows' words side by
  * side (per block: the 16 fp16 scales (Q4_K: d, dmin, then the 12 scale bytes as three

@@ -728,10 +728,17 @@ static void zmm_fill(struct qt_level_fns *f, int vnni)
 }
 #undef ZMM_FILL
 
-/* ---- packed Q4_0 / IQ4_NL (quant_impl.h's groups of 16 interleaved rows) ----------------- */
+/* ---- packed Q4_0 / IQ4_NL / Q8_0 (quant_impl.h's groups of 16 interleaved rows) ---------- */
+
+/* Decode over a packed Q8_0 group prefetches every line of a pair of blocks this far ahead
+ * (groups follow each other in memory, so past a group's end is the next one's start). */
+#ifndef PF_AHEAD_X16Q8
+#define PF_AHEAD_X16Q8 (3 * X16Q8_PAIR)
+#endif
 
 /* One group of 16 rows against A activations: per block the weights' four chunks are loaded
- * and unpacked once (IQ4_NL through its table stored +128), then per activation an int32 sum
+ * and unpacked once (IQ4_NL through its table stored +128; Q8_0's eight chunks, stored +128,
+ * are taken as they are), then per activation an int32 sum
  * starts at its bias, takes eight vpdpbusd against the activation's words broadcast, is
  * converted once and added by one FMA, times the 16 rows' scales by the activation's, into
  * the rows' lanes. The integer sums are exact however they are split (two chains when few
@@ -739,8 +746,9 @@ static void zmm_fill(struct qt_level_fns *f, int vnni)
  * gives the same floats: batch equals decode bit for bit, and mv_x16 in quant.c too. */
 static inline __attribute__((always_inline)) void x16_group(const uint8_t *G, size_t nb, const uint8_t *const *act,
                                                             const int32_t *const *bias, int A, __m512 *acc,
-                                                            int iq4)
+                                                            int kind)
 {
+    const int iq4 = kind == 1, q8 = kind == 3;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512i tbl = m4;
     if (iq4) {
@@ -751,9 +759,17 @@ static inline __attribute__((always_inline)) void x16_group(const uint8_t *G, si
     _Pragma("GCC unroll 8")
     for (int k = 0; k < A; k++) acc[k] = _mm512_setzero_ps();
     for (size_t i = 0; i < nb; i++) {
-        const uint8_t *q = G + x16_quants_off(i, nb);
-        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(G + x16_scales_off(i))));
+        const uint8_t *q = G + (q8 ? x16q8_quants_off(i, nb) : x16_quants_off(i, nb));
+        const uint8_t *sc = G + (q8 ? x16q8_scales_off(i) : x16_scales_off(i));
+        if (q8 && A == 1 && !(i & 1))
+            _Pragma("GCC unroll 17")
+            for (int t = 0; t < 17; t++) _mm_prefetch((const char *)sc + PF_AHEAD_X16Q8 + 64 * t, PF_HINT);
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sc));
         __m512i w[8];
+        if (q8)
+            _Pragma("GCC unroll 8")
+            for (int c = 0; c < 8; c++) w[c] = _mm512_loadu_si512(q + 64 * c);
+        else
         _Pragma("GCC unroll 4")
         for (int c = 0; c < 4; c++) {
             __m512i v = _mm512_loadu_si512(q + 64 * c);
@@ -781,17 +797,19 @@ static inline __attribute__((always_inline)) void x16_group(const uint8_t *G, si
 }
 
 static inline __attribute__((always_inline)) void mv_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act,
-                                                               float *y, size_t nr, int iq4)
+                                                               float *y, size_t nr, int kind)
 {
     size_t nb = n / 32, full = nr & ~(size_t)15;
     const uint8_t *a[1] = {act};
-    const int32_t *bias[1] = {(const int32_t *)((const uint8_t *)act + x16_bias_offset(iq4, n))};
+    const int32_t *bias[1] = {(const int32_t *)((const uint8_t *)act + x16_bias_offset(kind == 1, n))};
     for (size_t g = 0; g < full; g += 16) {
         __m512 acc[1];
-        x16_group(W + g * rb, nb, a, bias, 1, acc, iq4);
+        x16_group(W + g * rb, nb, a, bias, 1, acc, kind);
         _mm512_storeu_ps(y + g, acc[0]);
     }
-    if (nr > full) (iq4 ? mv_iq4_nl_zmm_vnni : mv_q4_0_vnni)(W + full * rb, rb, n, act, y + full, nr - full);
+    if (nr > full)
+        (kind == 3 ? mv_q8_0_vnni : kind ? mv_iq4_nl_zmm_vnni : mv_q4_0_vnni)(W + full * rb, rb, n, act, y + full,
+                                                                            nr - full);
 }
 
 static inline __attribute__((always_inline)) void xs16_group(const uint8_t *G, size_t nsb, const uint8_t *const *act,
@@ -799,14 +817,14 @@ static inline __attribute__((always_inline)) void xs16_group(const uint8_t *G, s
 
 /* Prompt batches: eight activations per pass over a group (then four, then one), the unpacked
  * weights in 8 registers shared by all, 8 accumulators. kind: 0 Q4_0, 1 IQ4_NL, 2 IQ4_XS
- * (its groups are xs16_group's). */
+ * (its groups are xs16_group's), 3 Q8_0. */
 #define X16_A 8
 static inline __attribute__((always_inline)) void mm_x16_vnni(const uint8_t *W, size_t rb, size_t n,
                                                                const uint8_t *act, size_t as, size_t na,
                                                                float *Y, size_t ldy, size_t nr, int kind)
 {
     size_t nb = n / 32, full = nr & ~(size_t)15, j = 0;
-    size_t boff = kind == 2 ? xs16_bias_offset(n) : x16_bias_offset(kind, n);
+    size_t boff = kind == 2 ? xs16_bias_offset(n) : x16_bias_offset(kind == 1, n);
     const uint8_t *a[X16_A];
     const int32_t *bias[X16_A];
 #define X16_RUN(A)                                                                     \
@@ -827,8 +845,10 @@ static inline __attribute__((always_inline)) void mm_x16_vnni(const uint8_t *W, 
     X16_RUN(1)
 #undef X16_RUN
     if (nr > full)
-        (kind == 2 ? mm_iq4_xs_zmm_vnni : kind ? mm_iq4_nl_vnni : mm_q4_0_vnni)(W + full * rb, rb, n, act, as, na,
-                                                                              Y + full, ldy, nr - full);
+        (kind == 3   ? mm_q8_0_vnni
+         : kind == 2 ? mm_iq4_xs_zmm_vnni
+         : kind      ? mm_iq4_nl_vnni
+                     : mm_q4_0_vnni)(W + full * rb, rb, n, act, as, na, Y + full, ldy, nr - full);
 }
 
 static void mv_q4_0_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
@@ -841,6 +861,11 @@ static void mv_iq4_nl_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void
 }
 MM_OF(mm_q4_0_x16_vnni, mm_x16_vnni, 0)
 MM_OF(mm_iq4_nl_x16_vnni, mm_x16_vnni, 1)
+static void mv_q8_0_x16_vnni(const uint8_t *W, size_t rb, size_t n, const void *act, float *y, size_t nr)
+{
+    mv_x16_vnni(W, rb, n, act, y, nr, 3);
+}
+MM_OF(mm_q8_0_x16_vnni, mm_x16_vnni, 3)
 
 /* ---- packed IQ4_XS (quant_impl.h's 16-row super-block groups) ----------------------------- */
 
@@ -1096,6 +1121,7 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
         f->mm[QK_Q4_0_X16] = mm_q4_0_x16_vnni;
         f->mm[QK_IQ4_NL_X16] = mm_iq4_nl_x16_vnni;
         f->mm[QK_Q4_K_X16] = mm_q4_k_x16_vnni;
+        f->mm[QK_Q8_0_X16] = mm_q8_0_x16_vnni;
     } else {
         fill_mm_novnni(f->mm);
     }
@@ -1105,6 +1131,7 @@ void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
         f->mv[QK_Q4_0_X16] = mv_q4_0_x16_vnni;
         f->mv[QK_IQ4_NL_X16] = mv_iq4_nl_x16_vnni;
         f->mv[QK_Q4_K_X16] = mv_q4_k_x16_vnni;
+        f->mv[QK_Q8_0_X16] = mv_q8_0_x16_vnni;
     }
     if (vnni) {
         f->mv[QK_IQ4_XS_X16] = mv_iq4_xs_x16_vnni;

@@ -102,9 +102,22 @@ static inline size_t x16_quants_off(size_t b, size_t nb)
     return b / 2 * X16_PAIR + ((b | 1) < nb ? 64 + b % 2 * 256 : 32);
 }
 
+/* The 16-row packed Q8_0 layout (qt_pack): Q4_0x16's with 32 quant bytes a row, so blocks
+ * go in pairs of 1088 bytes: the 16 rows' fp16 scales of the first block, then of the second,
+ * then each block's quants as eight 64-byte chunks, chunk c holding bytes 4c..4c+3 of every
+ * row's qs in int32 lane r, stored +128 (xor 0x80: unsigned, for vpdpbusd). An odd last block
+ * takes 544 bytes: its scales, then its chunks. */
+#define X16Q8_PAIR 1088
+static inline size_t x16q8_scales_off(size_t b) { return b / 2 * X16Q8_PAIR + b % 2 * 32; }
+static inline size_t x16q8_quants_off(size_t b, size_t nb)
+{
+    return b / 2 * X16Q8_PAIR + ((b | 1) < nb ? 64 + b % 2 * 512 : 32);
+}
+
 /* Packed types' prepared activation: the base type's (the tail rows run its kernels), then
  * at a 64-byte offset one int32 per block: the bias that pays for the weights' offset
- * (-8·Σq for Q4_0; -128·Σq for IQ4_NL, whose table the kernels read +128). */
+ * (-8·Σq for Q4_0; -128·Σq for IQ4_NL, whose table the kernels read +128, and for Q8_0,
+ * whose quants are stored +128; Q8_0 has Q4_0's count of pairs, so iq4 = 0). */
 static inline size_t x16_bias_offset(int iq4, size_t n)
 {
     size_t b = qa8x2_offset(n) + (iq4 ? (n / 32 + 1) / 2 : n / 64) * sizeof(struct qa8x2);
@@ -148,7 +161,7 @@ typedef void (*qt_mv_fn)(const uint8_t *W, size_t rb, size_t ncols, const void *
 enum {
     QK_F32, QK_F16, QK_BF16, QK_Q8_0, QK_Q4_0, QK_Q4_K, QK_Q5_K, QK_Q6_K,
     QK_Q4_1, QK_Q5_0, QK_Q5_1, QK_Q2_K, QK_Q3_K, QK_IQ4_NL, QK_IQ4_XS, QK_Q4_0_X16,
-    QK_IQ4_NL_X16, QK_IQ4_XS_X16, QK_Q4_K_X16, QK_NSLOTS
+    QK_IQ4_NL_X16, QK_IQ4_XS_X16, QK_Q4_K_X16, QK_Q8_0_X16, QK_NSLOTS
 };
 
 /* Activation quantizers: [0] for the 32-element formats (struct qa8), [1] for the 256-element

@@ -753,7 +753,7 @@ static void test_qrow_matches(void **state)
     free(x); free(a); free(b); free(q);
 }
 
-/* ---- packed 16-row layouts (Q4_0, IQ4_NL, IQ4_XS, Q4_K at AVX-512 VNNI) ------------------------- */
+/* ---- packed 16-row layouts (Q4_0, IQ4_NL, IQ4_XS, Q4_K, Q8_0 at AVX-512 VNNI) ------------------- */
 
 /* One packed shape: decode (in two row ranges) against the dequantized rows times the 8-bit
  * activation, to check_matvec's rounding bound; batch equal to decode bit for bit; the
@@ -830,10 +830,11 @@ static void test_packed(void **state)
         {600, 2048, 5}, {31, 224, 9},
     };
     rng_state = 4242;
-    for (int t = 0; t < 2; t++)
+    static const int types32[] = {QT_Q4_0, QT_IQ4_NL, QT_Q8_0};
+    for (int t = 0; t < 3; t++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             force_level("avx512");
-            check_packed(t ? QT_IQ4_NL : QT_Q4_0, shapes[s].rows, shapes[s].cols, shapes[s].n);
+            check_packed(types32[t], shapes[s].rows, shapes[s].cols, shapes[s].n);
         }
     /* IQ4_XS and Q4_K: the same row and batch cases over whole super-blocks, 1 to 22 of them */
     struct { size_t rows, cols, n; } ks[] = {
@@ -850,7 +851,10 @@ static void test_packed(void **state)
     assert_int_equal(qt_packed_type(QT_IQ4_XS), QT_IQ4_XS);
     assert_int_equal(qt_packed_type(QT_Q4_K), QT_Q4_K);
     assert_int_equal(qt_packed_type(QT_Q8_0), QT_Q8_0);
-    if (force_level("avx512novnni")) assert_int_equal(qt_packed_type(QT_Q4_K), QT_Q4_K);
+    if (force_level("avx512novnni")) {
+        assert_int_equal(qt_packed_type(QT_Q4_K), QT_Q4_K);
+        assert_int_equal(qt_packed_type(QT_Q8_0), QT_Q8_0);
+    }
     if (force_level("avx512")) {   /* the other K-quants keep the row layout */
         assert_int_equal(qt_packed_type(QT_Q5_K), QT_Q5_K);
         assert_int_equal(qt_packed_type(QT_Q6_K), QT_Q6_K);
