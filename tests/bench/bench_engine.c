@@ -109,8 +109,11 @@ BENCH_SECTION(load, "load", "time to first token of the 1.1B model (warm page ca
 struct erow {
     int which, t;
     double pt, dt, p1, d1, mb, rd;   /* rd: decode read GB/s = bytes per token x tok/s */
-    double adj, adj_spread;          /* utilisation against the passes beside each round */
+    double adj;                      /* median utilisation over the bracketed rounds */
+    int adj_n, rounds;               /* rounds whose two passes agree, rounds run */
 };
+
+#define ENGINE_ROUNDS 7   /* decode rounds at the most threads (3 below) */
 
 static int dbl_cmp(const void *a, const void *b)
 {
@@ -155,29 +158,34 @@ static int bench_engine_sec(struct bench *b)
             bench_decode_tps(&e, 2, 0);   /* warm: fault the mapping in */
             /* Best of rounds: on a shared machine the slow rounds are someone else's. Each
              * decode round also sits between two yardstick passes: when the host's bandwidth
-             * drifts across the run, read / (the larger of the passes beside it) still
-             * compares the decode with what the machine could read at that moment. */
-            double pt = 0, dt = 0, util[5], pair = 0;
-            int rounds = b->quick ? 1 : (t == b->max_threads ? 5 : 3);
+             * moves across the run (here the two vCPUs share a memory link or not, as the
+             * hypervisor places them), read / (the larger of the passes beside it) still
+             * compares the decode with what the machine could read at that moment. Only
+             * rounds whose two passes agree within BENCH_BW_MAX_SPREAD count: in the others
+             * the bandwidth moved during the round. */
+            double pt = 0, dt = 0, util[ENGINE_ROUNDS];
+            int rounds = b->quick ? 1 : (t == b->max_threads ? ENGINE_ROUNDS : 3), nu = 0;
             for (int round = 0; round < rounds; round++) {
                 double p = bench_prompt_tps(&e, n_prompt);
                 double y0 = bench_read_bw_pass(b, t);
                 double d = bench_decode_tps(&e, n_dec, n_prompt);
                 double y1 = bench_read_bw_pass(b, t);
                 double y = y0 > y1 ? y0 : y1, lo = y0 < y1 ? y0 : y1;
-                util[round] = y > 0 ? (double)e.weight_bytes * d / 1e9 / y : 0;
-                if (y <= 0 || (y - lo) / y > pair) pair = y > 0 ? (y - lo) / y : 1;
+                if (y > 0 && (y - lo) / y <= BENCH_BW_MAX_SPREAD)
+                    util[nu++] = (double)e.weight_bytes * d / 1e9 / y;
                 if (p > pt) pt = p;
                 if (d > dt) dt = d;
             }
-            qsort(util, (size_t)rounds, sizeof util[0], dbl_cmp);
+            qsort(util, (size_t)nu, sizeof util[0], dbl_cmp);
             if (t == 1) {
                 p1 = pt;
                 d1 = dt;
             }
             rows[nr++] = (struct erow){models[i], t, pt, dt, p1, d1,
                                        (double)e.weight_bytes / 1e6,
-                                       (double)e.weight_bytes * dt / 1e9, util[rounds / 2], pair};
+                                       (double)e.weight_bytes * dt / 1e9,
+                                       nu ? (nu % 2 ? util[nu / 2] : (util[nu / 2 - 1] + util[nu / 2]) / 2) : 0,
+                                       nu, rounds};
             bench_engine_close(&e);
         }
         if (yard_sample(b, b->quick ? 1 : (i + 1 < n_models ? 2 : 3))) return -1;
@@ -194,7 +202,7 @@ static int bench_engine_sec(struct bench *b)
     }
     bench_row(b, "%-11s %3s %9s %8s %9s %8s %9s %9s %9s %8s %9s %7s", "model", "thr", "prompt/s",
               "vs 1thr", "decode/s", "vs 1thr", "MB/token", "read GB/s", "BW GB/s", "BW util",
-              "adj util", "spread");
+              "adj util", "rounds");
     for (int r = 0; r < nr; r++) {
         const struct erow *w = &rows[r];
         struct bench_bw s;
@@ -202,14 +210,13 @@ static int bench_engine_sec(struct bench *b)
         char util[16];
         if (ok) snprintf(util, sizeof util, "%.2f", w->rd / s.best);
         else snprintf(util, sizeof util, "unstable");
-        char adj[16];
-        if (w->adj_spread <= BENCH_BW_MAX_SPREAD && w->adj <= 1.0)
-            snprintf(adj, sizeof adj, "%.2f", w->adj);
+        char adj[16], nrounds[16];
+        if (2 * w->adj_n >= w->rounds && w->adj <= 1.0) snprintf(adj, sizeof adj, "%.2f", w->adj);
         else snprintf(adj, sizeof adj, "unstable");
-        bench_row(b, "%-11s %3d %9.1f %8.2f %9.2f %8.2f %9.1f %9.2f %9.2f %8s %9s %7.3f",
+        snprintf(nrounds, sizeof nrounds, "%d/%d", w->adj_n, w->rounds);
+        bench_row(b, "%-11s %3d %9.1f %8.2f %9.2f %8.2f %9.1f %9.2f %9.2f %8s %9s %7s",
                   bench_model_name(w->which), w->t, w->pt, w->p1 > 0 ? w->pt / w->p1 : 0, w->dt,
-                  w->d1 > 0 ? w->dt / w->d1 : 0, w->mb, w->rd, s.best, util, adj,
-                  w->adj_spread);
+                  w->d1 > 0 ? w->dt / w->d1 : 0, w->mb, w->rd, s.best, util, adj, nrounds);
     }
     for (int t = 1; t <= b->max_threads; t++) {
         struct bench_bw s;
@@ -222,14 +229,14 @@ static int bench_engine_sec(struct bench *b)
         bench_row(b, "BW util refused: the yardstick's spread is over its limit or a decode read "
                      "more than its best pass (a loaded machine); rerun on a quiet one");
     bench_row(b, "(prompt = one batch of %d positions; decode = single steps after it; best of "
-                 "%d rounds (5 at the most threads); MB/token = weight matrices read per step (all layers + output "
+                 "%d rounds (%d at the most threads); MB/token = weight matrices read per step (all layers + output "
                  "matrix at their stored type size; KV cache and norms excluded); read GB/s = "
                  "MB/token x decode/s; BW = best pass of a streaming read with the same threads, "
                  "passes taken before, between and after the models; BW util = read / BW; adj util = "
-                 "median over the rounds of each decode round's read / the larger of the two "
-                 "yardstick passes beside it, refused when the two passes of a round differ by "
-                 "over %.2f of the larger; spread = the largest such difference in the row)",
-              n_prompt, b->quick ? 1 : 3, BENCH_BW_MAX_SPREAD);
+                 "median of a decode round's read / the larger of the two yardstick passes "
+                 "beside it, over the rounds whose two passes agree within %.2f of the larger, "
+                 "refused unless at least half the rounds do; rounds = such rounds / rounds run)",
+              n_prompt, b->quick ? 1 : 3, b->quick ? 1 : ENGINE_ROUNDS, BENCH_BW_MAX_SPREAD);
     return 0;
 }
 BENCH_SECTION(engine, "engine", "CPU prompt/decode tok/s and bandwidth utilisation", 30,

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -175,13 +176,17 @@ struct bw_arg {
     uint64_t sum;
 };
 
-/* Four independent 256-bit accumulators so the loop is bound by loads, not add latency. */
+/* Four independent 256-bit accumulators so the loop is bound by loads, not add latency, and
+ * one line per KiB touched 32 KiB ahead, as the decode kernels do (16 KiB): that keeps the
+ * hardware prefetcher streaming across page boundaries and read 3-10% more here than the
+ * bare loop, and a yardstick slower than the kernels would flatter them. */
 typedef uint64_t v4u64 __attribute__((vector_size(32)));
 
 __attribute__((target("avx2"))) static uint64_t sum_avx2(const unsigned char *p, size_t n)
 {
     v4u64 a = {0}, b2 = {0}, c = {0}, d = {0};
     for (size_t i = 0; i + 128 <= n; i += 128) {
+        if (!(i & 1023)) __builtin_prefetch(p + i + 32768);
         a += *(const v4u64 *)(p + i);
         b2 += *(const v4u64 *)(p + i + 32);
         c += *(const v4u64 *)(p + i + 64);
@@ -238,7 +243,7 @@ static size_t bw_size(const struct bench *b)
     if (l3 > 0 && (size_t)l3 * 4 > n) n = (size_t)l3 * 4;
 #endif
     if (n > ((size_t)4 << 30)) n = (size_t)4 << 30;
-    return n / 4096 * 4096;
+    return n / ((size_t)2 << 20) * ((size_t)2 << 20);
 }
 
 double bench_read_bw_pass(struct bench *b, int threads)
@@ -246,12 +251,15 @@ double bench_read_bw_pass(struct bench *b, int threads)
     if (threads < 1 || threads > 64) return 0;
     if (!bw_buf) {
         bw_n = bw_size(b);
-        bw_buf = aligned_alloc(64, bw_n);
+        bw_buf = aligned_alloc((size_t)2 << 20, bw_n);   /* huge pages, as packed weights get */
         if (!bw_buf) {
             fprintf(b->out, "cmif-bench: cannot allocate %zu MiB for the bandwidth test\n",
                     bw_n >> 20);
             return 0;
         }
+#ifdef MADV_HUGEPAGE
+        (void)madvise(bw_buf, bw_n, MADV_HUGEPAGE);
+#endif
         for (size_t i = 0; i < bw_n; i += 4096) memset(bw_buf + i, (int)(i >> 12), 4096);
         static int registered;
         if (!registered++) atexit(bw_free);
