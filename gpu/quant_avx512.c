@@ -1113,8 +1113,54 @@ static void mm_q4_k_x16_vnni(const uint8_t *W, size_t rb, size_t n, const uint8_
     if (nr > full) mm_q4_k_vnni(W + full * rb, rb, n, act, as, na, Y + full, ldy, nr - full);
 }
 
+/* qt_tr16_ref in registers: each row's 16 words loaded as one vector (four 16-byte pieces
+ * when they are not contiguous), then 32-bit and 64-bit unpacks transpose within 128-bit
+ * lanes and two rounds of lane shuffles across them. */
+static void tr16_avx512(const uint8_t *src, size_t rb, const size_t o[4], uint8_t *const d[4], int flip)
+{
+    __m512i r[16], t[16];
+    const int contiguous = o[1] == o[0] + 16 && o[2] == o[0] + 32 && o[3] == o[0] + 48;
+    for (int i = 0; i < 16; i++) {
+        const uint8_t *p = src + (size_t)i * rb;
+        if (contiguous) {
+            r[i] = _mm512_loadu_si512(p + o[0]);
+        } else {
+            __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + o[0])));
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + o[1])), 1);
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + o[2])), 2);
+            r[i] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + o[3])), 3);
+        }
+    }
+    for (int i = 0; i < 8; i++) {   /* lane L: rows 2i, 2i+1 of words 4L..4L+3, interleaved */
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {   /* r[4i + j], lane L: rows 4i..4i+3 of word 4L + j */
+        r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    const __m512i x80 = _mm512_set1_epi8((char)0x80);
+    /* Aligned chunks are written around the caches: a packed tensor is read again only
+     * when decoding, long after, and the write then costs no read of the line first. */
+    const int nt = !(((uintptr_t)d[0] | (uintptr_t)d[1] | (uintptr_t)d[2] | (uintptr_t)d[3]) & 63);
+    for (int j = 0; j < 4; j++) {   /* word 4L + j of all rows: lane L of r[j], r[4+j], r[8+j], r[12+j] */
+        __m512i u = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x88), v = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xdd);
+        __m512i w = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x88), x = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xdd);
+        __m512i c[4] = {_mm512_shuffle_i32x4(u, w, 0x88), _mm512_shuffle_i32x4(v, x, 0x88),
+                        _mm512_shuffle_i32x4(u, w, 0xdd), _mm512_shuffle_i32x4(v, x, 0xdd)};
+        for (int L = 0; L < 4; L++) {   /* c[L] is word 4L + j: chunk 4L + j */
+            if (flip) c[L] = _mm512_xor_si512(c[L], x80);
+            if (nt) _mm512_stream_si512((void *)(d[L] + 64 * j), c[L]);
+            else _mm512_storeu_si512(d[L] + 64 * j, c[L]);
+        }
+    }
+}
+
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni)
 {
+    f->tr16 = tr16_avx512;
     f->mm[QK_Q4_K] = vnni ? mm_q4_k_vnni : mm_q4_k_novnni;
     f->mm[QK_Q5_K] = vnni ? mm_q5_k_vnni : mm_q5_k_novnni;
     f->mm[QK_Q6_K] = vnni ? mm_q6_k_vnni : mm_q6_k_novnni;

@@ -178,12 +178,24 @@ typedef void (*qt_dq_fn)(const uint8_t *src, float *dst, size_t n);
 typedef void (*qt_mm_fn)(const uint8_t *W, size_t rb, size_t ncols, const uint8_t *act, size_t as,
                          size_t na, float *Y, size_t ldy, size_t nrows);
 
+/* qt_pack's inner step, a 16 x 16 transpose of 4-byte words: row r (16 rows, rb bytes
+ * apart from src) contributes the 16 words at its byte offsets o[0..3] (four words from
+ * each); chunk c of the output, at d[c / 4] + 64 * (c % 4), holds word c of every row in
+ * lane r, each byte XOR 0x80 when flip (Q8_0's quants are stored +128). A level's own may
+ * write with non-temporal stores: its caller fences them (sfence) before the data is shared. */
+typedef void (*qt_tr16_fn)(const uint8_t *src, size_t rb, const size_t o[4], uint8_t *const d[4], int flip);
+void qt_tr16_ref(const uint8_t *src, size_t rb, const size_t o[4], uint8_t *const d[4], int flip);
+
 struct qt_level_fns {
     qt_mv_fn mv[QK_NSLOTS];
     qt_act_fn act[2];
     qt_dq_fn dq[QK_NSLOTS];
     qt_mm_fn mm[QK_NSLOTS];
+    qt_tr16_fn tr16;   /* NULL: qt_tr16_ref */
 };
+
+/* The current level's qt_tr16_fn (for tests: it must equal qt_tr16_ref byte for byte). */
+qt_tr16_fn qt_tr16_level(void);
 
 void qt_kernels_avx2(struct qt_level_fns *f);
 void qt_kernels_avx512(struct qt_level_fns *f, int vnni);

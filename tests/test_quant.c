@@ -862,6 +862,43 @@ static void test_packed(void **state)
     qt_force_simd(NULL);
 }
 
+/* Packing's transpose: the level's (vector at AVX-512) equals the reference byte for byte,
+ * contiguous or scattered source words, with and without the +128 flip, at odd strides. */
+static void test_tr16(void **state)
+{
+    (void)state;
+    const size_t rb = 1000;   /* rows not a multiple of 64 bytes apart */
+    uint8_t *src = xmalloc(16 * rb), a[1024], *bb = aligned_alloc(64, 1024 + 64);
+    assert_non_null(bb);
+    for (size_t i = 0; i < 16 * rb; i++) src[i] = (uint8_t)(i * 131 + (i >> 7));
+    const size_t offs[][4] = {{0, 16, 32, 48}, {3, 19, 35, 51}, {2, 20, 38, 56}, {2, 18, 36, 52}, {900, 40, 7, 600}};
+    const char *lv = qt_simd_level();
+    for (size_t l = 0; l < N_LEVELS; l++) {
+        if (!force_level(levels[l])) continue;
+        qt_tr16_fn tr = qt_tr16_level();
+        for (size_t k = 0; k < sizeof offs / sizeof offs[0]; k++)
+            for (int flip = 0; flip < 4; flip++) {
+                /* chunks 64-byte aligned (the vector one streams them) or not */
+                uint8_t *b = bb + (flip & 2 ? 4 : 0);
+                memset(a, 0x11, sizeof a);
+                memset(b, 0x22, sizeof a);
+                uint8_t *da[4] = {a + 768, a, a + 256, a + 512}, *db[4] = {b + 768, b, b + 256, b + 512};
+                qt_tr16_ref(src, rb, offs[k], da, flip & 1);
+                tr(src, rb, offs[k], db, flip & 1);
+                if (memcmp(a, b, sizeof a) != 0) fail_msg("tr16 at %s, offsets %zu, case %d differs", levels[l], k, flip);
+                /* and it is the transpose: word c of row r in lane r of chunk c */
+                for (int r = 0; r < 16; r++)
+                    for (int c = 0; c < 16; c++)
+                        for (int e = 0; e < 4; e++)
+                            assert_int_equal(da[c / 4][64 * (c % 4) + 4 * r + e],
+                                             (uint8_t)(src[(size_t)r * rb + offs[k][c / 4] + 4 * (c % 4) + (size_t)e] ^ (flip & 1 ? 0x80 : 0)));
+            }
+    }
+    qt_force_simd(lv);
+    free(src);
+    free(bb);
+}
+
 static void test_simd_selection(void **state)
 {
     (void)state;
@@ -886,5 +923,5 @@ TU_MAIN(
     cmocka_unit_test(test_iq4_nl_levels_same),
     cmocka_unit_test(test_dequant_fast_identical),
     cmocka_unit_test(test_matmul),          cmocka_unit_test(test_qrow_matches),
-    cmocka_unit_test(test_packed),
+    cmocka_unit_test(test_packed),          cmocka_unit_test(test_tr16),
     cmocka_unit_test(test_simd_selection))
