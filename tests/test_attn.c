@@ -15,7 +15,7 @@ static const char *const levels[] = {"scalar", "avx2", "avx512novnni", "avx512"}
 /* Outputs are weighted means of V rows (entries ~1): the SIMD kernels sum dots, maxima and
  * weights in other orders than the reference, so each output element may differ from it by
  * this much relative to the largest magnitude of its head's reference output. */
-#define REL_TOL 1e-5f
+#define REL_TOL 1e-5
 
 static uint64_t rng_state;
 static float rng_gauss(void)
@@ -23,24 +23,6 @@ static float rng_gauss(void)
     double u = (double)(rng_splitmix64(&rng_state) >> 11) * (1.0 / 9007199254740992.0) + 1e-300;
     double v = (double)(rng_splitmix64(&rng_state) >> 11) * (1.0 / 9007199254740992.0);
     return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    assert_non_null(p);
-    return p;
-}
-
-static int force_level(const char *lv)
-{
-    qt_force_simd(lv);
-    if (strcmp(qt_simd_level(), lv) != 0) {
-        print_message("note: SIMD level %s not available on this CPU, not tested\n", lv);
-        qt_force_simd(NULL);
-        return 0;
-    }
-    return 1;
 }
 
 /* A cache of span positions of 3 KV heads (the middle one attended, so rows have
@@ -56,12 +38,12 @@ static void setup_make(struct setup *t, int span, int hd, int grp, float qscale)
     t->span = span, t->hd = hd, t->grp = grp;
     t->stride = (size_t)3 * hd;
     size_t kv = (size_t)span * t->stride, qn = (size_t)grp * hd;
-    t->kc = xmalloc(kv * sizeof(float));
-    t->vc = xmalloc(kv * sizeof(float));
-    t->q = xmalloc(qn * sizeof(float));
-    t->s = xmalloc((size_t)grp * span * sizeof(float));
-    t->ref = xmalloc(qn * sizeof(float));
-    t->out = xmalloc(qn * sizeof(float));
+    t->kc = tu_xmalloc(kv * sizeof(float));
+    t->vc = tu_xmalloc(kv * sizeof(float));
+    t->q = tu_xmalloc(qn * sizeof(float));
+    t->s = tu_xmalloc((size_t)grp * span * sizeof(float));
+    t->ref = tu_xmalloc(qn * sizeof(float));
+    t->out = tu_xmalloc(qn * sizeof(float));
     for (size_t i = 0; i < kv; i++) t->kc[i] = rng_gauss(), t->vc[i] = rng_gauss();
     for (size_t i = 0; i < qn; i++) t->q[i] = rng_gauss() * qscale;
 }
@@ -79,20 +61,14 @@ static void run(struct setup *t, float *out, int ref)
                                         t->s, out);
 }
 
-/* Largest error of out against ref, relative to each head's largest reference magnitude. */
-static float rel_err(const struct setup *t)
+/* Largest error of out against ref over the heads, each relative to its largest reference
+ * magnitude (a NaN in out fails). */
+static double rel_err(const struct setup *t)
 {
-    float worst = 0;
+    double worst = 0;
     for (int h = 0; h < t->grp; h++) {
-        const float *r = t->ref + (size_t)h * t->hd, *o = t->out + (size_t)h * t->hd;
-        float m = 0, e = 0;
-        for (int i = 0; i < t->hd; i++) {
-            if (fabsf(r[i]) > m) m = fabsf(r[i]);
-            float d = fabsf(o[i] - r[i]);
-            if (!(d <= e)) e = d;   /* NaN counts as the worst */
-        }
-        float rel = e / (m > 0 ? m : 1);
-        if (!(rel <= worst)) worst = rel;
+        double e = tu_rel_err(t->out + (size_t)h * t->hd, t->ref + (size_t)h * t->hd, (size_t)t->hd);
+        if (e > worst) worst = e;
     }
     return worst;
 }
@@ -102,10 +78,10 @@ static void check(struct setup *t, const char *lv, const char *what)
     run(t, t->ref, 1);
     memset(t->out, 0xff, (size_t)t->grp * t->hd * sizeof(float));   /* NaN: all must be written */
     run(t, t->out, 0);
-    float e = rel_err(t);
+    double e = rel_err(t);
     if (!(e <= REL_TOL))
         fail_msg("%s at %s: grp %d hd %d span %d: relative error %g (limit %g)", what, lv, t->grp,
-                 t->hd, t->span, (double)e, (double)REL_TOL);
+                 t->hd, t->span, e, REL_TOL);
 }
 
 static void test_group_matches_ref(void **state)
@@ -113,7 +89,7 @@ static void test_group_matches_ref(void **state)
     (void)state;
     static const int grps[] = {1, 4, 8}, hds[] = {64, 128}, spans[] = {1, 7, 100, 1000};
     for (size_t l = 0; l < N_LEVELS; l++) {
-        if (!force_level(levels[l])) continue;
+        if (!tu_force_simd(levels[l])) continue;
         rng_state = 42;
         for (size_t g = 0; g < 3; g++)
             for (size_t d = 0; d < 2; d++)
@@ -135,7 +111,7 @@ static void test_odd_shapes(void **state)
     static const int hds[] = {16, 32, 48, 80, 96, 256, 20, 72};
     static const int spans[] = {2, 8, 9, 15, 16, 17, 31, 33, 65};
     for (size_t l = 0; l < N_LEVELS; l++) {
-        if (!force_level(levels[l])) continue;
+        if (!tu_force_simd(levels[l])) continue;
         rng_state = 7;
         for (size_t d = 0; d < sizeof hds / sizeof hds[0]; d++)
             for (size_t s = 0; s < sizeof spans / sizeof spans[0]; s++) {
@@ -154,7 +130,7 @@ static void test_extreme_scores(void **state)
 {
     (void)state;
     for (size_t l = 0; l < N_LEVELS; l++) {
-        if (!force_level(levels[l])) continue;
+        if (!tu_force_simd(levels[l])) continue;
         rng_state = 99;
         for (int span = 1; span <= 300; span += 37) {
             struct setup t;
@@ -182,9 +158,9 @@ static void test_exp(void **state)
 {
     (void)state;
     enum { N = 4099 };
-    float *x = xmalloc(N * sizeof(float)), *y = xmalloc(N * sizeof(float));
+    float *x = tu_xmalloc(N * sizeof(float)), *y = tu_xmalloc(N * sizeof(float));
     for (size_t l = 0; l < N_LEVELS; l++) {
-        if (!force_level(levels[l])) continue;
+        if (!tu_force_simd(levels[l])) continue;
         rng_state = 3;
         for (int i = 0; i < N; i++)
             x[i] = -87.0f * (float)((double)(rng_splitmix64(&rng_state) >> 11) *
@@ -217,7 +193,7 @@ static void test_level_override(void **state)
     attn_force_simd("avx512");
     assert_string_equal(attn_simd_level(), strcmp(q, "avx512novnni") == 0 ? "avx512" : q);
     attn_force_simd(NULL);
-    if (force_level("scalar")) assert_string_equal(attn_simd_level(), "scalar");
+    if (tu_force_simd("scalar")) assert_string_equal(attn_simd_level(), "scalar");
     qt_force_simd(NULL);
 }
 
