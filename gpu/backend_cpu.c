@@ -11,7 +11,8 @@
  * tiles). A job's activations are prepared once (positions split over the pool), then
  * four tasks per thread each take a slice of the weight rows, single-threaded, and apply
  * SwiGLU or the residual add to their slice; rmsnorm and RoPE run per position over the
- * pool. Prompt attention is causal SGEMM per head over an F32 KV cache.
+ * pool. Prompt attention is causal SGEMM per head over an F32 KV cache; decode steps and
+ * short batches attend a KV head's whole query group at once (gpu/attn, SIMD).
  * Q4_0/IQ4_NL/IQ4_XS/Q4_K matrices are repacked at load into 16-row groups where the SIMD
  * level has kernels for that layout (repack_weights); row slices are cut on multiples of 16 rows.
  * RoPE uses GGUF's "normal" layout: adjacent pairs (x[2i], x[2i+1]) rotate together. */
