@@ -11,7 +11,8 @@
  * tiles). A job's activations are prepared once (positions split over the pool), then
  * four tasks per thread each take a slice of the weight rows, single-threaded, and apply
  * SwiGLU or the residual add to their slice; rmsnorm and RoPE run per position over the
- * pool. Prompt attention is causal SGEMM per head over an F32 KV cache.
+ * pool. Prompt attention is causal SGEMM per head over an F32 KV cache; decode steps and
+ * short batches attend a KV head's whole query group at once (gpu/attn, SIMD).
  * Q4_0/IQ4_NL/IQ4_XS/Q4_K matrices are repacked at load into 16-row groups where the SIMD
  * level has kernels for that layout (repack_weights); row slices are cut on multiples of 16 rows.
  * RoPE uses GGUF's "normal" layout: adjacent pairs (x[2i], x[2i+1]) rotate together. */
@@ -25,6 +26,7 @@
 
 #include <cblas.h>
 
+#include "gpu/attn.h"
 #include "gpu/backend.h"
 #include "gpu/pool.h"
 #include "gpu/quant.h"
@@ -90,20 +92,6 @@ static void rope(const struct cpu *b, float *v, int n_heads, int pos)
 }
 
 static inline float silu(float x) { return x / (1.0f + expf(-x)); }
-
-static float dot(const float *a, const float *b, int n)
-{
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
 
 static size_t row_bytes(const struct dec_tensor *t) { return qt_row_bytes(t->type, (size_t)t->cols); }
 
@@ -352,49 +340,35 @@ struct att_job {
     const float *q;      /* n x qd */
     float *out;          /* n x qd */
     int n, pos, layer;
-    float *scores;       /* nth x ctx */
+    float *scores;       /* per task, n_heads/n_kv_heads x ctx */
 };
 
-/* One query head over cache positions 0 .. span-1 of its KV head (offset koff). */
-static void attend_one(const struct cpu *b, int layer, const float *q, float *o, int span,
-                       size_t koff, float *s)
+/* The query heads h0 .. h0+grp-1 (sharing one KV head) of query row q over cache positions
+ * 0 .. span-1; s holds grp*span scores. */
+static void attend(const struct cpu *b, int layer, const float *q, float *o, int h0, int grp,
+                   int span, float *s)
 {
-    int hd = b->c.head_dim;
-    const float *kc = b->kc + (size_t)layer * b->ctx * b->kvd;
-    const float *vc = b->vc + (size_t)layer * b->ctx * b->kvd;
-    float scale = 1.0f / sqrtf((float)hd);
-    float mx = -INFINITY;
-    for (int p = 0; p < span; p++) {
-        s[p] = dot(q, kc + (size_t)p * b->kvd + koff, hd) * scale;
-        if (s[p] > mx) mx = s[p];
-    }
-    float sum = 0;
-    for (int p = 0; p < span; p++) {
-        s[p] = expf(s[p] - mx);
-        sum += s[p];
-    }
-    float inv = 1.0f / sum;
-    memset(o, 0, (size_t)hd * sizeof *o);
-    for (int p = 0; p < span; p++) {
-        const float *vv = vc + (size_t)p * b->kvd + koff;
-        float a = s[p] * inv;
-        for (int e = 0; e < hd; e++) o[e] += a * vv[e];
-    }
+    int hd = b->c.head_dim, group = b->c.n_heads / b->c.n_kv_heads;
+    size_t koff = (size_t)layer * b->ctx * b->kvd + (size_t)(h0 / group) * hd;
+    attn_group(q + (size_t)h0 * hd, b->kc + koff, b->vc + koff, (size_t)b->kvd, span, hd, grp,
+               1.0f / sqrtf((float)hd), s, o + (size_t)h0 * hd);
 }
 
+/* Short batches: each task takes whole KV groups when they divide evenly among the tasks
+ * (each K/V row read once per group), otherwise a slice of the heads one by one. */
 static void att_task(void *ctx, int t, int nt)
 {
     struct att_job *j = ctx;
     const struct cpu *b = j->b;
-    int H = b->c.n_heads, hd = b->c.head_dim, group = b->c.n_heads / b->c.n_kv_heads;
-    int h0 = (int)((long)H * t / nt), h1 = (int)((long)H * (t + 1) / nt);
-    float *s = j->scores + (size_t)t * b->ctx;
+    int H = b->c.n_heads, KV = b->c.n_kv_heads, group = H / KV;
+    int by_group = KV % nt == 0, units = by_group ? KV : H, width = by_group ? group : 1;
+    int u0 = (int)((long)units * t / nt), u1 = (int)((long)units * (t + 1) / nt);
+    float *s = j->scores + (size_t)t * group * b->ctx;
     for (int i = 0; i < j->n; i++) {
         int span = j->pos + i + 1;   /* causal: positions 0 .. pos+i */
-        for (int h = h0; h < h1; h++)
-            attend_one(b, j->layer, j->q + (size_t)i * b->qd + (size_t)h * hd,
-                       j->out + (size_t)i * b->qd + (size_t)h * hd, span,
-                       (size_t)(h / group) * hd, s);
+        for (int u = u0; u < u1; u++)
+            attend(b, j->layer, j->q + (size_t)i * b->qd, j->out + (size_t)i * b->qd, u * width,
+                   width, span, s);
     }
 }
 
@@ -425,9 +399,7 @@ static void qkva_task(void *ctx, int g, int n_groups)
     size_t off = ((size_t)j->layer * b->ctx + (size_t)j->pos) * b->kvd + k0;
     memcpy(b->kc + off, b->k + k0, (size_t)hd * sizeof(float));
     memcpy(b->vc + off, b->v + k0, (size_t)hd * sizeof(float));
-    float *s = b->att + (size_t)g * b->ctx;
-    for (int h = g * grp; h < (g + 1) * grp; h++)
-        attend_one(b, j->layer, b->q + (size_t)h * hd, b->ao + (size_t)h * hd, j->pos + 1, k0, s);
+    attend(b, j->layer, b->q, b->ao, g * grp, grp, j->pos + 1, b->att + (size_t)g * grp * b->ctx);
 }
 
 /* Batched attention with SGEMM, for prompts: per head, S = Q_h K_g^T over the positions
@@ -881,8 +853,9 @@ static int cpu_open(void **state, const struct dec_weights *w, const struct dec_
     /* Fused QKV+attention needs KV heads that spread evenly over the threads. */
     b->fuse_qkva = c->n_kv_heads >= b->nth &&
                    (c->n_kv_heads % b->nth == 0 || c->n_kv_heads >= 4 * b->nth);
+    /* scores: a KV group's heads x ctx for each task (decode: one task per KV head) */
     int att_rows = b->nth > c->n_kv_heads ? b->nth : c->n_kv_heads;
-    b->att = malloc((size_t)att_rows * (size_t)ctx * sizeof(float));
+    b->att = malloc((size_t)att_rows * (size_t)(c->n_heads / c->n_kv_heads) * (size_t)ctx * sizeof(float));
     b->ltmp = malloc((size_t)c->vocab * sizeof(float));
     if (!b->ltmp || !b->x || !b->xb || !b->q || !b->k || !b->v || !b->ao || !b->g || !b->u || !b->att)
         goto oom;

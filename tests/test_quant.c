@@ -58,23 +58,8 @@ static void fill(float *x, size_t n, float scale)
     }
 }
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    assert_non_null(p);
-    return p;
-}
-
-static int force_level(const char *lv)
-{
-    qt_force_simd(lv);
-    if (strcmp(qt_simd_level(), lv) != 0) {
-        print_message("note: SIMD level %s not available on this CPU, not tested\n", lv);
-        qt_force_simd(NULL);
-        return 0;
-    }
-    return 1;
-}
+static void *xmalloc(size_t n) { return tu_xmalloc(n); }
+static int force_level(const char *lv) { return tu_force_simd(lv); }
 
 /* ---- type table ---------------------------------------------------------------------- */
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/tokenizer.h"
+#include "gpu/quant.h"
 
 /* Path of a file under ../shared (or $CMIF_SHARED). When it is missing the calling test
  * is skipped with a message, except under CI=true, where its absence fails the test. */
@@ -95,6 +96,26 @@ static inline double tu_rel_err(const float *a, const float *b, size_t n)
         if (ab > mb) mb = ab;
     }
     return mb > 0 ? md / mb : md;
+}
+
+static inline void *tu_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    return p;
+}
+
+/* Forces the kernels' SIMD level (gpu/quant's, which gpu/attn follows): 1 when the CPU has
+ * it, else 0 with a note, back at the automatic level. */
+static inline int tu_force_simd(const char *lv)
+{
+    qt_force_simd(lv);
+    if (strcmp(qt_simd_level(), lv) != 0) {
+        print_message("note: SIMD level %s not available on this CPU, not tested\n", lv);
+        qt_force_simd(NULL);
+        return 0;
+    }
+    return 1;
 }
 
 /* Path of the built binary under test ($BUILD/cmif). */
